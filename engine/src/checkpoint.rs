@@ -1,0 +1,136 @@
+//! Checkpoints: write every dirty map node and chunk-table page out of place,
+//! then the checkpoint blob (catalogue, counters, segment usage), fdatasync
+//! the log, and flip the superblock slot (then fdatasync it). Until the
+//! flip, the previous checkpoint plus the log describe the store; after it,
+//! the new one does. See docs/design.md, "Commit protocol".
+
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::format::{CtPage, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS};
+use crate::state::{State, PAGE_RECORD};
+use crate::types::{LogAddr, SegmentNo};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The checkpoint blob, JSON in a Checkpoint record.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Blob {
+    pub catalog: Catalog,
+    pub next_data: u64,
+    pub next_node: u64,
+    pub usage: Vec<(u32, u64)>,
+}
+
+impl State {
+    /// Writes dirty pages and the blob; returns (chunk-table root, blob).
+    /// The caller syncs the log and writes the superblock.
+    pub(crate) fn write_checkpoint(&mut self) -> Result<(LogAddr, LogAddr)> {
+        // 1. Map nodes: each dirty node goes to a fresh place in the log.
+        let mut dirty: Vec<_> = self.nodes_dirty.drain().collect();
+        dirty.sort_by_key(|(id, _)| *id);
+        for (id, node) in dirty {
+            let body = node.encode(id);
+            let addr = self.append(RecordKind::Node, &body)?;
+            let mut e = self.ct_get(id)?;
+            self.account(e.loc, PAGE_RECORD, false);
+            e.loc = addr;
+            e.crc = crc32fast::hash(&body);
+            self.ct_set(id, e)?;
+            self.account(addr, PAGE_RECORD, true);
+            self.node_cache(id, node);
+        }
+        // 2. Chunk-table pages, leaves first, then each parent level.
+        let mut level_pages: BTreeMap<u64, CtPage> = self.ct_dirty.drain().collect();
+        let force = std::mem::take(&mut self.ct_force);
+        for &(lvl, idx) in &force {
+            if lvl == 0 && !level_pages.contains_key(&idx) {
+                let p = (*self.ct_load(0, idx)?).clone();
+                level_pages.insert(idx, p);
+            }
+        }
+        let mut level = 0u8;
+        loop {
+            let mut written: BTreeMap<u64, LogAddr> = BTreeMap::new();
+            for (idx, page) in level_pages {
+                let empty = match &page {
+                    CtPage::Leaf(es) => es.iter().all(|e| *e == Default::default()),
+                    CtPage::Inner(cs) => cs.iter().all(|&c| c == 0),
+                };
+                let old = self.ct_page_loc(level, idx)?;
+                self.account(old, PAGE_RECORD, false);
+                self.ct_forget((level, idx));
+                let addr = if empty && level < CT_INTERIOR_LEVELS {
+                    LogAddr::NONE
+                } else {
+                    let a = self.append(RecordKind::CtPage, &page.encode(level, idx))?;
+                    self.account(a, PAGE_RECORD, true);
+                    self.ct_cache((level, idx), page);
+                    a
+                };
+                written.insert(idx, addr);
+            }
+            if level == CT_INTERIOR_LEVELS {
+                if let Some(&root) = written.get(&0) {
+                    self.ct_root = root;
+                }
+                break;
+            }
+            // Parents of what was written, plus interior pages forced by the cleaner.
+            let mut parents: BTreeMap<u64, CtPage> = BTreeMap::new();
+            let forced: Vec<u64> = force
+                .iter()
+                .filter(|k| k.0 == level + 1)
+                .map(|k| k.1)
+                .chain(written.keys().map(|i| i / CT_FANOUT))
+                .collect();
+            for pidx in forced {
+                if let std::collections::btree_map::Entry::Vacant(v) = parents.entry(pidx) {
+                    v.insert((*self.ct_load(level + 1, pidx)?).clone());
+                }
+            }
+            for (idx, addr) in written {
+                match parents.get_mut(&(idx / CT_FANOUT)) {
+                    Some(CtPage::Inner(cs)) => cs[(idx % CT_FANOUT) as usize] = addr.0,
+                    _ => return Err(Error::corrupt("chunk-table leaf page above level 0")),
+                }
+            }
+            level_pages = parents;
+            level += 1;
+        }
+        // 3. The blob.
+        let blob = Blob {
+            catalog: self.catalog.clone(),
+            next_data: self.next_data,
+            next_node: self.next_node,
+            usage: self.usage.iter().map(|(s, b)| (s.0, *b)).collect(),
+        };
+        let body = serde_json::to_vec(&blob)
+            .map_err(|e| Error::corrupt(format!("encoding checkpoint: {e}")))?;
+        let blob_addr = self.append(RecordKind::Checkpoint, &body)?;
+        self.log_since_checkpoint = 0;
+        Ok((self.ct_root, blob_addr))
+    }
+
+    /// Loads the blob at `addr` into this state.
+    pub(crate) fn load_blob(&mut self, addr: LogAddr) -> Result<()> {
+        let rec = self
+            .log
+            .read_required(addr, &|| "checkpoint blob".to_string())?;
+        if rec.header.kind != RecordKind::Checkpoint {
+            return Err(Error::corrupt(
+                "superblock points at a record that is not a checkpoint",
+            ));
+        }
+        let blob: Blob = serde_json::from_slice(&rec.body)
+            .map_err(|e| Error::corrupt(format!("checkpoint blob: {e}")))?;
+        self.catalog = blob.catalog;
+        self.next_data = blob.next_data;
+        self.next_node = blob.next_node;
+        self.usage = blob
+            .usage
+            .into_iter()
+            .map(|(s, b)| (SegmentNo(s), b))
+            .collect();
+        Ok(())
+    }
+}

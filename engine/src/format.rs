@@ -1,0 +1,562 @@
+//! On-disk encodings, pure and I/O-free: the record header that frames every
+//! log record, the superblock slot, map node pages and chunk-table pages.
+//! Every decoder validates magic, lengths, checksums and self-identity and
+//! returns [`Error`] of kind `Corrupt` rather than panicking on bad bytes.
+//! docs/design.md draws these layouts as byte diagrams.
+
+use crate::error::{Error, Result};
+use crate::types::{ChunkId, LogAddr};
+
+/// Record header magic, "BLKD" little-endian.
+pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"BLKD");
+/// Size of a record header.
+pub const HEADER_LEN: usize = 32;
+/// Size of a metadata page (map node or chunk-table page).
+pub const PAGE_LEN: usize = 4096;
+/// Entries in a map node.
+pub const NODE_FANOUT: u64 = 510;
+/// Entries in a chunk-table leaf page.
+pub const CT_LEAF_ENTRIES: u64 = 127;
+/// Children of a chunk-table interior page.
+pub const CT_FANOUT: u64 = 510;
+/// Levels of interior pages above chunk-table leaves.
+pub const CT_INTERIOR_LEVELS: u8 = 4;
+/// Superblock magic.
+pub const SUPER_MAGIC: [u8; 8] = *b"BLKDSUPR";
+/// On-disk format version.
+pub const FORMAT_VERSION: u32 = 1;
+/// Size of one superblock slot.
+pub const SUPER_SLOT_LEN: usize = 4096;
+
+const NODE_MAGIC: u32 = u32::from_le_bytes(*b"NODE");
+const CT_LEAF_MAGIC: u32 = u32::from_le_bytes(*b"CTLF");
+const CT_INNER_MAGIC: u32 = u32::from_le_bytes(*b"CTIN");
+
+/// The kind of a log record.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum RecordKind {
+    /// Data blocks written to a volume, payloads inline.
+    Write = 1,
+    /// A block range set to hole or zero.
+    Zero = 2,
+    /// A catalogue operation (JSON).
+    Catalog = 3,
+    /// A map node page written by a checkpoint.
+    Node = 4,
+    /// A chunk-table page written by a checkpoint.
+    CtPage = 5,
+    /// The checkpoint blob: catalogue, counters, segment table (JSON).
+    Checkpoint = 6,
+    /// A data chunk moved by the segment cleaner.
+    Reloc = 7,
+    /// End of a segment; the log continues in the next one.
+    Seal = 8,
+}
+
+impl RecordKind {
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => RecordKind::Write,
+            2 => RecordKind::Zero,
+            3 => RecordKind::Catalog,
+            4 => RecordKind::Node,
+            5 => RecordKind::CtPage,
+            6 => RecordKind::Checkpoint,
+            7 => RecordKind::Reloc,
+            8 => RecordKind::Seal,
+            _ => return None,
+        })
+    }
+}
+
+/// A decoded record header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// What the body holds.
+    pub kind: RecordKind,
+    /// Log sequence number: each record's is one more than the previous.
+    pub seq: u64,
+    /// Body length in bytes.
+    pub body_len: u32,
+    /// crc32 of the body.
+    pub body_crc: u32,
+}
+
+pub(crate) fn get_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+pub(crate) fn get_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+pub(crate) fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+pub(crate) fn put_u64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+impl RecordHeader {
+    /// Encodes the header for a body.
+    pub fn encode(kind: RecordKind, seq: u64, body: &[u8]) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        put_u32(&mut h, 0, RECORD_MAGIC);
+        h[4] = kind as u8;
+        put_u64(&mut h, 8, seq);
+        put_u32(&mut h, 16, body.len() as u32);
+        put_u32(&mut h, 20, crc32fast::hash(body));
+        let c = crc32fast::hash(&h[..28]);
+        put_u32(&mut h, 28, c);
+        h
+    }
+
+    /// Decodes and validates a header; `None` when it is not a valid header
+    /// (the normal end of a log, or a torn write).
+    pub fn decode(h: &[u8]) -> Option<RecordHeader> {
+        if h.len() < HEADER_LEN || get_u32(h, 0) != RECORD_MAGIC {
+            return None;
+        }
+        if crc32fast::hash(&h[..28]) != get_u32(h, 28) {
+            return None;
+        }
+        Some(RecordHeader {
+            kind: RecordKind::from_u8(h[4])?,
+            seq: get_u64(h, 8),
+            body_len: get_u32(h, 16),
+            body_crc: get_u32(h, 20),
+        })
+    }
+
+    /// True when `body` matches the header's checksum.
+    pub fn body_ok(&self, body: &[u8]) -> bool {
+        body.len() == self.body_len as usize && crc32fast::hash(body) == self.body_crc
+    }
+}
+
+/// The durable root of the store, written alternately to two slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Superblock {
+    /// Incremented by each checkpoint; the valid slot with the highest wins.
+    pub generation: u64,
+    /// Segment size in bytes.
+    pub segment_size: u32,
+    /// Root page of the chunk table.
+    pub ct_root: LogAddr,
+    /// The checkpoint blob record.
+    pub blob: LogAddr,
+    /// Where log replay starts.
+    pub replay_start: LogAddr,
+    /// Sequence number of the first record to replay.
+    pub replay_seq: u64,
+    /// The store's identity.
+    pub store_id: [u8; 16],
+}
+
+impl Superblock {
+    /// Encodes one slot.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = vec![0u8; SUPER_SLOT_LEN];
+        b[..8].copy_from_slice(&SUPER_MAGIC);
+        put_u32(&mut b, 8, FORMAT_VERSION);
+        put_u32(&mut b, 12, self.segment_size);
+        put_u64(&mut b, 16, self.generation);
+        put_u64(&mut b, 24, self.ct_root.0);
+        put_u64(&mut b, 32, self.blob.0);
+        put_u64(&mut b, 40, self.replay_start.0);
+        put_u64(&mut b, 48, self.replay_seq);
+        b[56..72].copy_from_slice(&self.store_id);
+        let c = crc32fast::hash(&b[..124]);
+        put_u32(&mut b, 124, c);
+        b
+    }
+
+    /// Decodes one slot; `None` when the slot is empty, torn or foreign.
+    pub fn decode(b: &[u8]) -> Result<Option<Superblock>> {
+        if b.len() < SUPER_SLOT_LEN || b[..8] != SUPER_MAGIC {
+            return Ok(None);
+        }
+        if crc32fast::hash(&b[..124]) != get_u32(b, 124) {
+            return Ok(None);
+        }
+        let version = get_u32(b, 8);
+        if version != FORMAT_VERSION {
+            return Err(Error::corrupt(format!(
+                "superblock has format version {version}, this build reads {FORMAT_VERSION}"
+            )));
+        }
+        Ok(Some(Superblock {
+            segment_size: get_u32(b, 12),
+            generation: get_u64(b, 16),
+            ct_root: LogAddr(get_u64(b, 24)),
+            blob: LogAddr(get_u64(b, 32)),
+            replay_start: LogAddr(get_u64(b, 40)),
+            replay_seq: get_u64(b, 48),
+            store_id: b[56..72].try_into().expect("16 bytes"),
+        }))
+    }
+}
+
+/// A map node: 510 child entries, chunk ids of nodes (level > 0) or data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// 0 for leaves, whose entries are data chunks; >0 for interior nodes.
+    pub level: u8,
+    /// Child entries; [`ChunkId::HOLE`] and [`ChunkId::ZERO`] cover a whole subtree.
+    pub slots: Box<[u64; NODE_FANOUT as usize]>,
+}
+
+impl Node {
+    /// A node whose every entry is `fill`.
+    pub fn filled(level: u8, fill: ChunkId) -> Self {
+        Node {
+            level,
+            slots: Box::new([fill.0; NODE_FANOUT as usize]),
+        }
+    }
+
+    /// Encodes the node page, naming its own chunk id.
+    pub fn encode(&self, id: ChunkId) -> Vec<u8> {
+        let mut b = vec![0u8; PAGE_LEN];
+        put_u32(&mut b, 0, NODE_MAGIC);
+        b[4] = self.level;
+        put_u64(&mut b, 8, id.0);
+        for (i, s) in self.slots.iter().enumerate() {
+            put_u64(&mut b, 16 + 8 * i, *s);
+        }
+        b
+    }
+
+    /// Decodes a node page, checking that it names `id`.
+    pub fn decode(b: &[u8], id: ChunkId) -> Result<Node> {
+        if b.len() != PAGE_LEN || get_u32(b, 0) != NODE_MAGIC {
+            return Err(Error::corrupt(format!(
+                "map node {} has a bad header",
+                id.0
+            )));
+        }
+        if get_u64(b, 8) != id.0 {
+            return Err(Error::corrupt(format!(
+                "map node {} holds node {} (misdirected pointer)",
+                id.0,
+                get_u64(b, 8)
+            )));
+        }
+        let level = b[4];
+        if level > 8 {
+            return Err(Error::corrupt(format!(
+                "map node {} has level {level}",
+                id.0
+            )));
+        }
+        let mut slots = Box::new([0u64; NODE_FANOUT as usize]);
+        for (i, s) in slots.iter_mut().enumerate() {
+            *s = get_u64(b, 16 + 8 * i);
+        }
+        Ok(Node { level, slots })
+    }
+}
+
+/// One chunk-table entry: where a chunk lives, how many references it has,
+/// and its checksum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtEntry {
+    /// Location: the payload for data chunks, the record for nodes;
+    /// [`LogAddr::NONE`] for a node not yet written by a checkpoint.
+    pub loc: LogAddr,
+    /// References from map nodes and catalogue roots; 0 means free.
+    pub refcount: u32,
+    /// crc32 of the stored bytes.
+    pub crc: u32,
+    /// Stored length in bytes (compressed length when compressed).
+    pub stored_len: u32,
+    /// [`CT_FLAG_COMPRESSED`] and friends.
+    pub flags: u32,
+}
+
+/// The chunk is stored zstd-compressed.
+pub const CT_FLAG_COMPRESSED: u32 = 1;
+
+impl CtEntry {
+    /// True when the entry is in use.
+    pub fn is_live(&self) -> bool {
+        self.refcount > 0
+    }
+}
+
+/// A chunk-table page: a leaf of entries or an interior page of child
+/// locations, keyed by (level, index).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CtPage {
+    /// Entries for chunk ids `index*127 .. index*127+127`.
+    Leaf(Box<[CtEntry; CT_LEAF_ENTRIES as usize]>),
+    /// Locations of child pages one level down.
+    Inner(Box<[u64; CT_FANOUT as usize]>),
+}
+
+impl CtPage {
+    /// An empty page for `level` (0 = leaf).
+    pub fn empty(level: u8) -> Self {
+        if level == 0 {
+            CtPage::Leaf(Box::new([CtEntry::default(); CT_LEAF_ENTRIES as usize]))
+        } else {
+            CtPage::Inner(Box::new([0; CT_FANOUT as usize]))
+        }
+    }
+
+    /// Encodes the page, naming its own key.
+    pub fn encode(&self, level: u8, index: u64) -> Vec<u8> {
+        let mut b = vec![0u8; PAGE_LEN];
+        b[4] = level;
+        put_u64(&mut b, 8, index);
+        match self {
+            CtPage::Leaf(es) => {
+                put_u32(&mut b, 0, CT_LEAF_MAGIC);
+                for (i, e) in es.iter().enumerate() {
+                    let o = 16 + 32 * i;
+                    put_u64(&mut b, o, e.loc.0);
+                    put_u32(&mut b, o + 8, e.refcount);
+                    put_u32(&mut b, o + 12, e.crc);
+                    put_u32(&mut b, o + 16, e.stored_len);
+                    put_u32(&mut b, o + 20, e.flags);
+                }
+            }
+            CtPage::Inner(cs) => {
+                put_u32(&mut b, 0, CT_INNER_MAGIC);
+                for (i, c) in cs.iter().enumerate() {
+                    put_u64(&mut b, 16 + 8 * i, *c);
+                }
+            }
+        }
+        b
+    }
+
+    /// Decodes a page, checking that it is the page (level, index).
+    pub fn decode(b: &[u8], level: u8, index: u64) -> Result<CtPage> {
+        let what = || format!("chunk-table page (level {level}, index {index})");
+        if b.len() != PAGE_LEN {
+            return Err(Error::corrupt(format!("{} has length {}", what(), b.len())));
+        }
+        if b[4] != level || get_u64(b, 8) != index {
+            return Err(Error::corrupt(format!(
+                "{} holds page (level {}, index {}) (misdirected pointer)",
+                what(),
+                b[4],
+                get_u64(b, 8)
+            )));
+        }
+        let magic = get_u32(b, 0);
+        if level == 0 && magic == CT_LEAF_MAGIC {
+            let mut es = Box::new([CtEntry::default(); CT_LEAF_ENTRIES as usize]);
+            for (i, e) in es.iter_mut().enumerate() {
+                let o = 16 + 32 * i;
+                *e = CtEntry {
+                    loc: LogAddr(get_u64(b, o)),
+                    refcount: get_u32(b, o + 8),
+                    crc: get_u32(b, o + 12),
+                    stored_len: get_u32(b, o + 16),
+                    flags: get_u32(b, o + 20),
+                };
+            }
+            Ok(CtPage::Leaf(es))
+        } else if level > 0 && magic == CT_INNER_MAGIC {
+            let mut cs = Box::new([0u64; CT_FANOUT as usize]);
+            for (i, c) in cs.iter_mut().enumerate() {
+                *c = get_u64(b, 16 + 8 * i);
+            }
+            Ok(CtPage::Inner(cs))
+        } else {
+            Err(Error::corrupt(format!("{} has a bad magic", what())))
+        }
+    }
+}
+
+/// Length of a Write record's fixed part before its entries.
+pub const WRITE_FIXED: usize = 32;
+/// Length of one Write record entry.
+pub const WRITE_ENTRY: usize = 24;
+
+/// One block of a Write record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteEntry {
+    /// The chunk written, or [`ChunkId::ZERO`] for an all-zero block.
+    pub chunk: ChunkId,
+    /// crc32 of the stored payload.
+    pub crc: u32,
+    /// Stored length of the payload.
+    pub stored_len: u32,
+    /// [`CT_FLAG_COMPRESSED`] when compressed.
+    pub flags: u32,
+}
+
+/// A decoded Write record body (payloads are located by offset).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteBody {
+    /// The volume written.
+    pub object: [u8; 16],
+    /// First block written.
+    pub first_block: u64,
+    /// One entry per block.
+    pub entries: Vec<WriteEntry>,
+    /// Offset of each entry's payload within the body.
+    pub payload_offsets: Vec<usize>,
+}
+
+/// Encodes a Write record body.
+pub fn encode_write(
+    object: [u8; 16],
+    first_block: u64,
+    entries: &[WriteEntry],
+    payloads: &[&[u8]],
+) -> Vec<u8> {
+    let total: usize = payloads.iter().map(|p| p.len()).sum();
+    let mut b = vec![0u8; WRITE_FIXED + WRITE_ENTRY * entries.len()];
+    b.reserve(total);
+    b[..16].copy_from_slice(&object);
+    put_u64(&mut b, 16, first_block);
+    put_u32(&mut b, 24, entries.len() as u32);
+    for (i, e) in entries.iter().enumerate() {
+        let o = WRITE_FIXED + WRITE_ENTRY * i;
+        put_u64(&mut b, o, e.chunk.0);
+        put_u32(&mut b, o + 8, e.crc);
+        put_u32(&mut b, o + 12, e.stored_len);
+        put_u32(&mut b, o + 16, e.flags);
+    }
+    for p in payloads {
+        b.extend_from_slice(p);
+    }
+    b
+}
+
+/// Decodes a Write record body, checking lengths and payload checksums.
+pub fn decode_write(b: &[u8]) -> Result<WriteBody> {
+    if b.len() < WRITE_FIXED {
+        return Err(Error::corrupt("write record too short"));
+    }
+    let n = get_u32(b, 24) as usize;
+    let meta_end = n
+        .checked_mul(WRITE_ENTRY)
+        .and_then(|x| x.checked_add(WRITE_FIXED))
+        .filter(|&e| e <= b.len())
+        .ok_or_else(|| Error::corrupt("write record entry count exceeds its length"))?;
+    let mut entries = Vec::with_capacity(n);
+    let mut payload_offsets = Vec::with_capacity(n);
+    let mut off = meta_end;
+    for i in 0..n {
+        let o = WRITE_FIXED + WRITE_ENTRY * i;
+        let e = WriteEntry {
+            chunk: ChunkId(get_u64(b, o)),
+            crc: get_u32(b, o + 8),
+            stored_len: get_u32(b, o + 12),
+            flags: get_u32(b, o + 16),
+        };
+        let end = off
+            .checked_add(e.stored_len as usize)
+            .filter(|&x| x <= b.len())
+            .ok_or_else(|| Error::corrupt("write record payload exceeds its length"))?;
+        if e.stored_len as u64 > crate::types::BLOCK_SIZE {
+            return Err(Error::corrupt("write record payload longer than a block"));
+        }
+        if e.chunk.is_data() && crc32fast::hash(&b[off..end]) != e.crc {
+            return Err(Error::corrupt(format!(
+                "write record payload {i} fails its checksum"
+            )));
+        }
+        if !e.chunk.is_data() && e.chunk != ChunkId::ZERO {
+            return Err(Error::corrupt(format!(
+                "write record entry {i} names chunk {}",
+                e.chunk.0
+            )));
+        }
+        entries.push(e);
+        payload_offsets.push(off);
+        off = end;
+    }
+    let mut object = [0u8; 16];
+    object.copy_from_slice(&b[..16]);
+    Ok(WriteBody {
+        object,
+        first_block: get_u64(b, 16),
+        entries,
+        payload_offsets,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_roundtrip_and_torn() {
+        let body = b"hello world";
+        let h = RecordHeader::encode(RecordKind::Catalog, 42, body);
+        let d = RecordHeader::decode(&h).unwrap();
+        assert_eq!(d.seq, 42);
+        assert!(d.body_ok(body));
+        assert!(!d.body_ok(b"hello worle"));
+        let mut bad = h;
+        bad[9] ^= 1;
+        assert!(RecordHeader::decode(&bad).is_none());
+    }
+
+    #[test]
+    fn node_self_location() {
+        let mut n = Node::filled(1, ChunkId::HOLE);
+        n.slots[5] = 77;
+        let b = n.encode(ChunkId(9));
+        assert_eq!(Node::decode(&b, ChunkId(9)).unwrap(), n);
+        assert!(Node::decode(&b, ChunkId(11)).is_err());
+    }
+
+    #[test]
+    fn ct_page_roundtrip() {
+        let mut p = CtPage::empty(0);
+        if let CtPage::Leaf(es) = &mut p {
+            es[3] = CtEntry {
+                loc: LogAddr(99),
+                refcount: 2,
+                crc: 5,
+                stored_len: 4096,
+                flags: 1,
+            };
+        }
+        let b = p.encode(0, 12);
+        assert_eq!(CtPage::decode(&b, 0, 12).unwrap(), p);
+        assert!(CtPage::decode(&b, 0, 13).is_err());
+        assert!(CtPage::decode(&b, 1, 12).is_err());
+    }
+
+    #[test]
+    fn superblock_roundtrip() {
+        let s = Superblock {
+            generation: 3,
+            segment_size: 1 << 26,
+            ct_root: LogAddr(1),
+            blob: LogAddr(2),
+            replay_start: LogAddr(3),
+            replay_seq: 4,
+            store_id: [7; 16],
+        };
+        let mut b = s.encode();
+        assert_eq!(Superblock::decode(&b).unwrap(), Some(s));
+        b[20] ^= 0xff;
+        assert_eq!(Superblock::decode(&b).unwrap(), None);
+    }
+
+    #[test]
+    fn write_body_roundtrip_and_hostile_lengths() {
+        let p = vec![9u8; 100];
+        let e = WriteEntry {
+            chunk: ChunkId(4),
+            crc: crc32fast::hash(&p),
+            stored_len: 100,
+            flags: 0,
+        };
+        let b = encode_write([1; 16], 10, &[e], &[&p]);
+        let d = decode_write(&b).unwrap();
+        assert_eq!(d.entries, vec![e]);
+        assert_eq!(&b[d.payload_offsets[0]..d.payload_offsets[0] + 100], &p[..]);
+        let mut bad = b.clone();
+        put_u32(&mut bad, 24, u32::MAX);
+        assert!(decode_write(&bad).is_err());
+    }
+}

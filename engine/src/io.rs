@@ -1,0 +1,317 @@
+//! Block I/O helpers shared by the live write path and replay: preparing
+//! blocks (zero detection, checksum, optional zstd), applying Write and Zero
+//! records to the maps, and fetching chunk payloads with verification.
+
+use crate::catalog::ObjectKind;
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{CtEntry, WriteEntry, CT_FLAG_COMPRESSED};
+use crate::log::Segment;
+use crate::map::{Fill, Run};
+use crate::state::State;
+use crate::types::{ChunkId, LogAddr, ObjectId, BLOCK_SIZE};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// A block ready to be logged.
+pub(crate) struct Prepared<'a> {
+    pub zero: bool,
+    pub stored: Cow<'a, [u8]>,
+    pub crc: u32,
+    pub flags: u32,
+}
+
+/// True when every byte is zero.
+pub(crate) fn is_zero(b: &[u8]) -> bool {
+    let mut words = b.chunks_exact(8);
+    words.all(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")) == 0)
+        && words.remainder().iter().all(|&x| x == 0)
+}
+
+/// Prepares one 4 KiB block: zero blocks store nothing; with `compress`,
+/// zstd level 1, kept only when it shrinks the block.
+pub(crate) fn prepare(block: &[u8], compress: bool) -> Prepared<'_> {
+    if is_zero(block) {
+        return Prepared {
+            zero: true,
+            stored: Cow::Borrowed(&[]),
+            crc: 0,
+            flags: 0,
+        };
+    }
+    if compress {
+        if let Ok(c) = zstd::bulk::compress(block, 1) {
+            if c.len() < block.len() {
+                let crc = crc32fast::hash(&c);
+                return Prepared {
+                    zero: false,
+                    stored: Cow::Owned(c),
+                    crc,
+                    flags: CT_FLAG_COMPRESSED,
+                };
+            }
+        }
+    }
+    Prepared {
+        zero: false,
+        stored: Cow::Borrowed(block),
+        crc: crc32fast::hash(block),
+        flags: 0,
+    }
+}
+
+/// Where one block's bytes come from.
+pub(crate) enum BlockSrc {
+    Zero,
+    Data {
+        seg: Arc<Segment>,
+        offset: u64,
+        entry: CtEntry,
+        chunk: ChunkId,
+    },
+}
+
+impl State {
+    /// Checks that `id` is a volume accepting I/O over `[offset, offset+len)`.
+    pub(crate) fn check_io(
+        &self,
+        id: ObjectId,
+        offset: u64,
+        len: u64,
+        write: bool,
+    ) -> Result<(u64, u8, bool)> {
+        let e = self.catalog.get(id)?;
+        if write && e.info.kind != ObjectKind::Volume {
+            return Err(Error::new(
+                ErrorKind::ReadOnly,
+                format!("{} {id} is read-only", e.info.kind),
+            ));
+        }
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| Error::new(ErrorKind::OutOfRange, "offset + length overflows"))?;
+        if end > e.info.size {
+            return Err(Error::new(
+                ErrorKind::OutOfRange,
+                format!(
+                    "range {offset}+{len} beyond the end of {} {id} ({} bytes)",
+                    e.info.kind, e.info.size
+                ),
+            ));
+        }
+        Ok((e.info.size, e.depth, e.info.compress))
+    }
+
+    /// The runs of `n` blocks from `first` in object `id`.
+    pub(crate) fn runs(
+        &mut self,
+        id: ObjectId,
+        first: u64,
+        n: u64,
+        max_runs: usize,
+    ) -> Result<Vec<Run>> {
+        let e = self.catalog.get(id)?;
+        let (root, depth) = (e.root(), e.depth);
+        let mut out = Vec::new();
+        self.map_runs(root, depth - 1, 0, first, first + n, &mut out, max_runs)
+            .map_err(|err| err.with_context(format!("object {id}")))?;
+        Ok(out)
+    }
+
+    /// Resolves blocks `[first, first+n)` of `id` to their sources.
+    pub(crate) fn resolve_blocks(
+        &mut self,
+        id: ObjectId,
+        first: u64,
+        n: u64,
+    ) -> Result<Vec<BlockSrc>> {
+        let runs = self.runs(id, first, n, usize::MAX)?;
+        let mut out = Vec::with_capacity(n as usize);
+        for r in runs {
+            if r.value.is_special() {
+                out.extend((0..r.n).map(|_| BlockSrc::Zero));
+                continue;
+            }
+            let entry = self.ct_get(r.value)?;
+            if !entry.is_live() || entry.loc.is_none() {
+                return Err(Error::corrupt(format!(
+                    "object {id} block {} maps to chunk {} which is not stored",
+                    r.first, r.value.0
+                )));
+            }
+            let seg = self.log.segment(entry.loc.segment()).ok_or_else(|| {
+                Error::corrupt(format!(
+                    "chunk {} lies in missing segment {}",
+                    r.value.0,
+                    entry.loc.segment().0
+                ))
+            })?;
+            out.push(BlockSrc::Data {
+                seg,
+                offset: entry.loc.offset(),
+                entry,
+                chunk: r.value,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Applies a Write record: registers its chunks and maps them.
+    pub(crate) fn apply_write(
+        &mut self,
+        id: ObjectId,
+        first: u64,
+        entries: &[WriteEntry],
+        locs: &[LogAddr],
+    ) -> Result<()> {
+        let (_, depth, _) = self.check_io(
+            id,
+            first * BLOCK_SIZE,
+            entries.len() as u64 * BLOCK_SIZE,
+            true,
+        )?;
+        let mut values = Vec::with_capacity(entries.len());
+        for (e, &loc) in entries.iter().zip(locs) {
+            if e.chunk.is_data() {
+                self.ct_set(
+                    e.chunk,
+                    CtEntry {
+                        loc,
+                        refcount: 1,
+                        crc: e.crc,
+                        stored_len: e.stored_len,
+                        flags: e.flags,
+                    },
+                )?;
+                self.account(loc, u64::from(e.stored_len), true);
+                let n = (e.chunk.0 - 2) / 2;
+                self.next_data = self.next_data.max(n + 1);
+            }
+            values.push(e.chunk);
+        }
+        let mut root = self.catalog.get(id)?.root();
+        let end = first + entries.len() as u64;
+        let r = self.map_update(&mut root, depth - 1, 0, first, end, &Fill::Values(&values));
+        self.catalog.get_mut(id)?.root = root.0;
+        r
+    }
+
+    /// Applies a Zero record: blocks `[first, first+n)` become `value`.
+    pub(crate) fn apply_zero(
+        &mut self,
+        id: ObjectId,
+        first: u64,
+        n: u64,
+        value: ChunkId,
+    ) -> Result<()> {
+        let (_, depth, _) = self.check_io(id, first * BLOCK_SIZE, n * BLOCK_SIZE, true)?;
+        let mut root = self.catalog.get(id)?.root();
+        let r = self.map_update(
+            &mut root,
+            depth - 1,
+            0,
+            first,
+            first + n,
+            &Fill::Uniform(value),
+        );
+        self.catalog.get_mut(id)?.root = root.0;
+        r
+    }
+}
+
+/// Reads the blocks of `srcs` into `out` (a multiple of the block size),
+/// verifying every checksum. `id` and `first` name the object and block for
+/// error messages.
+pub(crate) fn fetch_blocks(
+    srcs: &[BlockSrc],
+    out: &mut [u8],
+    id: ObjectId,
+    first: u64,
+) -> Result<()> {
+    let bs = BLOCK_SIZE as usize;
+    let mut i = 0;
+    while i < srcs.len() {
+        match &srcs[i] {
+            BlockSrc::Zero => {
+                out[i * bs..(i + 1) * bs].fill(0);
+                i += 1;
+            }
+            BlockSrc::Data {
+                seg, offset, entry, ..
+            } if entry.flags & CT_FLAG_COMPRESSED == 0 => {
+                // Coalesce a run of contiguous uncompressed chunks into one read.
+                let mut j = i + 1;
+                while j < srcs.len() {
+                    match &srcs[j] {
+                        BlockSrc::Data {
+                            seg: s2,
+                            offset: o2,
+                            entry: e2,
+                            ..
+                        } if Arc::ptr_eq(seg, s2)
+                            && e2.flags & CT_FLAG_COMPRESSED == 0
+                            && *o2 == offset + (j - i) as u64 * BLOCK_SIZE
+                            && e2.stored_len as u64 == BLOCK_SIZE =>
+                        {
+                            j += 1
+                        }
+                        _ => break,
+                    }
+                }
+                if entry.stored_len as u64 != BLOCK_SIZE {
+                    return Err(Error::corrupt(format!(
+                        "object {id} block {} has stored length {}",
+                        first + i as u64,
+                        entry.stored_len
+                    )));
+                }
+                seg.read_exact_at(&mut out[i * bs..j * bs], *offset)?;
+                for k in i..j {
+                    if let BlockSrc::Data {
+                        entry,
+                        chunk,
+                        seg,
+                        offset,
+                    } = &srcs[k]
+                    {
+                        if crc32fast::hash(&out[k * bs..(k + 1) * bs]) != entry.crc {
+                            return Err(checksum_error(id, first + k as u64, *chunk, seg, *offset));
+                        }
+                    }
+                }
+                i = j;
+            }
+            BlockSrc::Data {
+                seg,
+                offset,
+                entry,
+                chunk,
+            } => {
+                let mut buf = vec![0u8; entry.stored_len as usize];
+                seg.read_exact_at(&mut buf, *offset)?;
+                if crc32fast::hash(&buf) != entry.crc {
+                    return Err(checksum_error(id, first + i as u64, *chunk, seg, *offset));
+                }
+                let dst = &mut out[i * bs..(i + 1) * bs];
+                match zstd::bulk::decompress_to_buffer(&buf, dst) {
+                    Ok(n) if n == bs => {}
+                    _ => return Err(Error::corrupt(format!(
+                        "object {id} offset {}: compressed chunk {} does not decompress to a block",
+                        (first + i as u64) * BLOCK_SIZE,
+                        chunk.0
+                    ))),
+                }
+                i += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn checksum_error(id: ObjectId, block: u64, chunk: ChunkId, seg: &Segment, offset: u64) -> Error {
+    Error::corrupt(format!(
+        "checksum mismatch in object {id} at offset {} (chunk {}, segment {} offset {offset})",
+        block * BLOCK_SIZE,
+        chunk.0,
+        seg.no.0
+    ))
+}

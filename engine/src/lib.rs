@@ -1,0 +1,52 @@
+//! blockd's engine: a durable copy-on-write chunk store.
+//!
+//! Volumes map 4 KiB blocks through copy-on-write radix trees (`map.rs`) to
+//! refcounted chunks listed in a paged chunk table (`state.rs`). Data and
+//! metadata changes are appended to a log of segment files (`log.rs`);
+//! checkpoints (`checkpoint.rs`) write dirty metadata out of place and flip a
+//! two-slot superblock; recovery (`replay.rs`) replays the log since the last
+//! checkpoint. Snapshots and clones take a reference on a map root, so they
+//! cost O(1). The engine knows nothing of sockets, HTTP or FUSE: front ends
+//! use the [`Store`] handle.
+//!
+//! ```text
+//!  Store (store.rs) ── catalogue ops, read/write/zero/trim/flush, block status
+//!    │
+//!    ├── map.rs        CoW radix trees, shadowing, refcounts
+//!    ├── state.rs      chunk table + node cache (bounded LRU, dirty pinned)
+//!    ├── checkpoint.rs out-of-place page writes, superblock flip
+//!    ├── replay.rs     log replay on open
+//!    ├── clean.rs      segment cleaning (space reclaim)
+//!    ├── check.rs      offline consistency check and repair, scrub
+//!    └── log.rs        segment files, framed records (format.rs)
+//! ```
+
+mod catalog;
+mod check;
+mod checkpoint;
+mod clean;
+mod error;
+mod format;
+mod io;
+mod log;
+mod map;
+mod replay;
+mod state;
+mod stats;
+mod store;
+mod types;
+
+pub use catalog::{validate_name, ObjectInfo, ObjectKind, ObjectUpdate, MAX_NAME_LEN};
+pub use check::CheckReport;
+pub use clean::ReclaimReport;
+pub use error::{Error, ErrorKind, Result};
+pub use stats::{ObjectStats, StoreStats};
+pub use store::{Extent, ExtentKind, Store, StoreOptions};
+pub use types::{
+    BlockIndex, ByteSize, ChunkId, LogAddr, ObjectId, SegmentNo, BLOCK_SIZE, MAX_VOLUME_SIZE,
+};
+
+/// Decoders exposed for fuzzing and tests: bytes in, values or errors out.
+pub mod decode {
+    pub use crate::format::{decode_write, CtPage, Node, RecordHeader, Superblock};
+}

@@ -1,0 +1,349 @@
+//! The append-only log: numbered segment files holding framed records.
+//! Appends go to the active segment; a full segment is sealed with a Seal
+//! record and the log continues in a new file. Sync is `fdatasync` of every
+//! segment written since the last sync. Segment files are never rewritten in
+//! place; the cleaner only deletes whole segments (see `clean.rs`).
+
+use crate::error::{Error, Result};
+use crate::format::{RecordHeader, RecordKind, HEADER_LEN};
+use crate::types::{LogAddr, SegmentNo};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Room always left at a segment's end for its Seal record.
+const SEAL_RESERVE: u64 = (HEADER_LEN + 8) as u64;
+
+/// One open segment file.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub no: SegmentNo,
+    pub file: File,
+}
+
+impl Segment {
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            Error::io(
+                format!("reading segment {} at offset {offset}", self.no.0),
+                e,
+            )
+        })
+    }
+}
+
+/// A record read back from the log.
+pub(crate) struct ReadRecord {
+    pub header: RecordHeader,
+    pub body: Vec<u8>,
+    /// Address just past this record.
+    pub next: LogAddr,
+}
+
+/// The set of segment files and the append position.
+pub(crate) struct Log {
+    dir: PathBuf,
+    pub seg_size: u64,
+    segments: BTreeMap<SegmentNo, Arc<Segment>>,
+    active: Arc<Segment>,
+    tail: u64,
+    next_seq: u64,
+    unsynced: Vec<Arc<Segment>>,
+}
+
+pub(crate) fn segment_path(dir: &Path, no: SegmentNo) -> PathBuf {
+    dir.join(format!("seg-{:08}.log", no.0))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    let d = File::open(dir).map_err(|e| Error::io(format!("opening {}", dir.display()), e))?;
+    d.sync_all()
+        .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))
+}
+
+fn open_segment(dir: &Path, no: SegmentNo, create: bool) -> Result<Arc<Segment>> {
+    let path = segment_path(dir, no);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    Ok(Arc::new(Segment { no, file }))
+}
+
+/// Lists the segment numbers present in `dir`.
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<SegmentNo>> {
+    let mut out = Vec::new();
+    let rd =
+        std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let name = ent.file_name();
+        let name = name.to_string_lossy();
+        if let Some(n) = name
+            .strip_prefix("seg-")
+            .and_then(|s| s.strip_suffix(".log"))
+        {
+            if let Ok(n) = n.parse::<u32>() {
+                out.push(SegmentNo(n));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Log {
+    /// Opens the existing segments of `dir` for reading (replay). Appending
+    /// starts after [`Log::start_append`].
+    pub fn open(dir: &Path, seg_size: u64) -> Result<Log> {
+        let mut segments = BTreeMap::new();
+        for no in list_segments(dir)? {
+            segments.insert(no, open_segment(dir, no, false)?);
+        }
+        let active = match segments.values().next() {
+            Some(s) => s.clone(),
+            None => {
+                let s = open_segment(dir, SegmentNo(1), true)?;
+                sync_dir(dir)?;
+                segments.insert(SegmentNo(1), s.clone());
+                s
+            }
+        };
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            seg_size,
+            segments,
+            unsynced: Vec::new(),
+            active,
+            tail: 0,
+            next_seq: 1,
+        })
+    }
+
+    /// Makes the log append at `tail` (the end of replay) with sequence
+    /// `next_seq`. Later segments and bytes past `tail` are a torn,
+    /// unacknowledged tail and are removed.
+    pub fn start_append(&mut self, tail: LogAddr, next_seq: u64) -> Result<()> {
+        let later: Vec<SegmentNo> = self
+            .segments
+            .keys()
+            .copied()
+            .filter(|&n| n > tail.segment())
+            .collect();
+        for no in later {
+            self.segments.remove(&no);
+            let p = segment_path(&self.dir, no);
+            std::fs::remove_file(&p)
+                .map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
+        }
+        let active = match self.segments.get(&tail.segment()) {
+            Some(s) => s.clone(),
+            None => {
+                let s = open_segment(&self.dir, tail.segment(), true)?;
+                sync_dir(&self.dir)?;
+                self.segments.insert(tail.segment(), s.clone());
+                s
+            }
+        };
+        let len = active
+            .file
+            .metadata()
+            .map_err(|e| Error::io("reading segment length", e))?
+            .len();
+        if len != tail.offset() {
+            active
+                .file
+                .set_len(tail.offset())
+                .map_err(|e| Error::io("truncating the torn log tail", e))?;
+            active
+                .file
+                .sync_data()
+                .map_err(|e| Error::io("syncing the truncated log tail", e))?;
+        }
+        self.unsynced = vec![active.clone()];
+        self.active = active;
+        self.tail = tail.offset();
+        self.next_seq = next_seq;
+        Ok(())
+    }
+
+    /// The address the next record will get (unless a seal intervenes).
+    pub fn tail(&self) -> LogAddr {
+        LogAddr::new(self.active.no, self.tail)
+    }
+
+    /// The sequence number of the next record.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The segment files, by number.
+    pub fn segments(&self) -> &BTreeMap<SegmentNo, Arc<Segment>> {
+        &self.segments
+    }
+
+    /// The active segment's number.
+    pub fn active_no(&self) -> SegmentNo {
+        self.active.no
+    }
+
+    /// Bytes the log occupies on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.segments
+            .values()
+            .map(|s| s.file.metadata().map(|m| m.len()).unwrap_or(0))
+            .sum()
+    }
+
+    /// Appends one record and returns its address. A failure leaves the
+    /// log in an unknown state: the caller must fail-stop.
+    pub fn append(&mut self, kind: RecordKind, body: &[u8]) -> Result<LogAddr> {
+        let need = (HEADER_LEN + body.len()) as u64;
+        if need + SEAL_RESERVE > self.seg_size {
+            return Err(Error::new(
+                crate::ErrorKind::InvalidArgument,
+                format!("record of {} bytes exceeds the segment size", body.len()),
+            ));
+        }
+        if self.tail + need + SEAL_RESERVE > self.seg_size {
+            self.roll()?;
+        }
+        let addr = self.tail();
+        let h = RecordHeader::encode(kind, self.next_seq, body);
+        self.active
+            .file
+            .write_all_at(&h, self.tail)
+            .and_then(|_| {
+                self.active
+                    .file
+                    .write_all_at(body, self.tail + HEADER_LEN as u64)
+            })
+            .map_err(|e| Error::io(format!("appending to segment {}", self.active.no.0), e))?;
+        self.tail += need;
+        self.next_seq += 1;
+        Ok(addr)
+    }
+
+    /// Seals the active segment and starts the next one.
+    fn roll(&mut self) -> Result<()> {
+        let next = SegmentNo(self.active.no.0 + 1);
+        let body = u64::from(next.0).to_le_bytes();
+        let h = RecordHeader::encode(RecordKind::Seal, self.next_seq, &body);
+        self.active
+            .file
+            .write_all_at(&h, self.tail)
+            .and_then(|_| {
+                self.active
+                    .file
+                    .write_all_at(&body, self.tail + HEADER_LEN as u64)
+            })
+            .map_err(|e| Error::io(format!("sealing segment {}", self.active.no.0), e))?;
+        self.next_seq += 1;
+        let seg = open_segment(&self.dir, next, true)?;
+        sync_dir(&self.dir)?;
+        self.segments.insert(next, seg.clone());
+        self.unsynced.push(seg.clone());
+        self.active = seg;
+        self.tail = 0;
+        Ok(())
+    }
+
+    /// Takes the segments written since the last sync, for a sync done
+    /// outside the caller's lock. The active segment stays listed.
+    pub fn take_unsynced(&mut self) -> Vec<Arc<Segment>> {
+        let out = std::mem::take(&mut self.unsynced);
+        self.unsynced.push(self.active.clone());
+        out
+    }
+
+    /// Reads and validates the record at `addr`; `None` when no valid record
+    /// with sequence `expect_seq` (if given) starts there.
+    pub fn read_record(
+        &self,
+        addr: LogAddr,
+        expect_seq: Option<u64>,
+    ) -> Result<Option<ReadRecord>> {
+        let seg = match self.segments.get(&addr.segment()) {
+            Some(s) => s,
+            None => return Ok(None),
+        };
+        let mut h = [0u8; HEADER_LEN];
+        match seg.file.read_at(&mut h, addr.offset()) {
+            Ok(n) if n == HEADER_LEN => {}
+            Ok(_) => return Ok(None),
+            Err(e) => return Err(Error::io(format!("reading segment {}", seg.no.0), e)),
+        }
+        let header = match RecordHeader::decode(&h) {
+            Some(h) => h,
+            None => return Ok(None),
+        };
+        if expect_seq.is_some_and(|s| s != header.seq) || u64::from(header.body_len) > self.seg_size
+        {
+            return Ok(None);
+        }
+        let mut body = vec![0u8; header.body_len as usize];
+        match seg
+            .file
+            .read_at(&mut body, addr.offset() + HEADER_LEN as u64)
+        {
+            Ok(n) if n == body.len() => {}
+            Ok(_) => return Ok(None),
+            Err(e) => return Err(Error::io(format!("reading segment {}", seg.no.0), e)),
+        }
+        if !header.body_ok(&body) {
+            return Ok(None);
+        }
+        let mut next = LogAddr::new(
+            addr.segment(),
+            addr.offset() + HEADER_LEN as u64 + body.len() as u64,
+        );
+        if header.kind == RecordKind::Seal && body.len() == 8 {
+            let n = u64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
+            next = LogAddr::new(SegmentNo(n as u32), 0);
+        }
+        Ok(Some(ReadRecord { header, body, next }))
+    }
+
+    /// Reads a record that must be valid (a checkpointed page or blob).
+    pub fn read_required(&self, addr: LogAddr, what: &dyn Fn() -> String) -> Result<ReadRecord> {
+        self.read_record(addr, None)?.ok_or_else(|| {
+            Error::corrupt(format!(
+                "{}: no valid record at segment {} offset {}",
+                what(),
+                addr.segment().0,
+                addr.offset()
+            ))
+        })
+    }
+
+    /// The segment handle for `no`.
+    pub fn segment(&self, no: SegmentNo) -> Option<Arc<Segment>> {
+        self.segments.get(&no).cloned()
+    }
+
+    /// Deletes a segment file the last checkpoint no longer needs.
+    pub fn remove_segment(&mut self, no: SegmentNo) -> Result<()> {
+        if no == self.active.no {
+            return Ok(());
+        }
+        self.segments.remove(&no);
+        self.unsynced.retain(|s| s.no != no);
+        let p = segment_path(&self.dir, no);
+        std::fs::remove_file(&p).map_err(|e| Error::io(format!("removing {}", p.display()), e))
+    }
+}
+
+/// fdatasyncs each segment; an error must fail-stop the store.
+pub(crate) fn sync_segments(segs: &[Arc<Segment>]) -> Result<()> {
+    for s in segs {
+        s.file
+            .sync_data()
+            .map_err(|e| Error::io(format!("fdatasync of segment {}", s.no.0), e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,308 @@
+//! Volume maps: copy-on-write radix trees of 510-way nodes mapping 4 KiB
+//! block indices to data chunks, with refcounted nodes shared between a
+//! volume, its snapshots and clones (the dm-thin / Rodeh scheme).
+//!
+//! A snapshot takes a reference on the root; the first write below a shared
+//! node shadows it (copies it and takes a reference on each child), so a
+//! write after a snapshot costs one node copy per level, never a walk of the
+//! volume. [`ChunkId::HOLE`] and [`ChunkId::ZERO`] may stand for a whole
+//! subtree, which makes trim and write-zeroes of any range O(nodes touched).
+//!
+//! Invariant: a node reachable with refcount 1 along its whole path from a
+//! writable volume's root is owned by that volume alone and may be modified
+//! in place; anything else is shadowed first.
+
+use crate::error::{Error, Result};
+use crate::format::{CtEntry, Node, NODE_FANOUT};
+use crate::state::{State, PAGE_RECORD};
+use crate::types::{ChunkId, BLOCK_SIZE};
+use std::sync::Arc;
+
+/// What a range update writes into the leaves.
+pub(crate) enum Fill<'a> {
+    /// Per-block values, starting at the range's first block.
+    Values(&'a [ChunkId]),
+    /// One value (HOLE or ZERO) for the whole range.
+    Uniform(ChunkId),
+}
+
+/// A run of blocks with one mapping: a special value covering `n` blocks, or
+/// one data chunk (`n == 1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Run {
+    pub first: u64,
+    pub n: u64,
+    pub value: ChunkId,
+}
+
+/// Blocks covered by one entry of a node at `level`.
+pub(crate) fn entry_span(level: u8) -> u64 {
+    NODE_FANOUT.saturating_pow(u32::from(level))
+}
+
+/// The map depth needed for a volume of `size` bytes (at least 1).
+pub(crate) fn depth_for(size: u64) -> u8 {
+    let blocks = size.div_ceil(BLOCK_SIZE);
+    let mut d = 1u8;
+    while entry_span(d) < blocks {
+        d += 1;
+    }
+    d
+}
+
+impl State {
+    /// Adds one reference to a chunk.
+    pub(crate) fn incref(&mut self, id: ChunkId) -> Result<()> {
+        if id.is_special() {
+            return Ok(());
+        }
+        let mut e = self.ct_get(id)?;
+        if !e.is_live() {
+            return Err(Error::corrupt(format!(
+                "chunk {} is referenced but free",
+                id.0
+            )));
+        }
+        e.refcount = e.refcount.checked_add(1).ok_or_else(|| {
+            Error::new(
+                crate::ErrorKind::Unsupported,
+                format!("chunk {} has too many references", id.0),
+            )
+        })?;
+        self.ct_set(id, e)
+    }
+
+    /// Drops one reference; frees the chunk (and for nodes, recursively its
+    /// children) when none remain.
+    pub(crate) fn decref(&mut self, id: ChunkId) -> Result<()> {
+        let mut stack = vec![id];
+        while let Some(id) = stack.pop() {
+            if id.is_special() {
+                continue;
+            }
+            let mut e = self.ct_get(id)?;
+            if !e.is_live() {
+                return Err(Error::corrupt(format!(
+                    "chunk {} is released but already free",
+                    id.0
+                )));
+            }
+            e.refcount -= 1;
+            if e.refcount > 0 {
+                self.ct_set(id, e)?;
+                continue;
+            }
+            if id.is_node() {
+                let n = self.node_get(id)?;
+                stack.extend(
+                    n.slots
+                        .iter()
+                        .map(|&c| ChunkId(c))
+                        .filter(|c| !c.is_special()),
+                );
+                self.node_forget(id);
+                self.account(e.loc, PAGE_RECORD, false);
+            } else {
+                self.account(e.loc, u64::from(e.stored_len), false);
+            }
+            self.ct_set(id, CtEntry::default())?;
+        }
+        Ok(())
+    }
+
+    /// Returns an exclusively owned node for a child entry at `level`,
+    /// materializing special values and shadowing shared nodes.
+    fn own(&mut self, child: ChunkId, level: u8) -> Result<ChunkId> {
+        if child.is_special() {
+            return self.node_alloc(Node::filled(level, child));
+        }
+        if !child.is_node() {
+            return Err(Error::corrupt(format!(
+                "map entry at level {} names data chunk {}",
+                level + 1,
+                child.0
+            )));
+        }
+        let e = self.ct_get(child)?;
+        if e.refcount == 1 {
+            return Ok(child);
+        }
+        let n = self.node_get(child)?;
+        if n.level != level {
+            return Err(Error::corrupt(format!(
+                "map node {} has level {}, expected {level}",
+                child.0, n.level
+            )));
+        }
+        let copy = (*n).clone();
+        for &c in copy.slots.iter() {
+            self.incref(ChunkId(c))?;
+        }
+        let id = self.node_alloc(copy)?;
+        self.decref(child)?;
+        Ok(id)
+    }
+
+    fn node_mut(&mut self, id: ChunkId) -> Result<&mut Node> {
+        if !self.nodes_dirty.contains_key(&id) {
+            let n = self.node_get(id)?;
+            self.node_put(id, n);
+        }
+        let n = self.nodes_dirty.get_mut(&id).expect("just inserted");
+        Ok(Arc::make_mut(n))
+    }
+
+    /// Writes `fill` over blocks `[start, end)` below the entry `slot`, which
+    /// covers a node at `level` whose first block is `base`.
+    pub(crate) fn map_update(
+        &mut self,
+        slot: &mut ChunkId,
+        level: u8,
+        base: u64,
+        start: u64,
+        end: u64,
+        fill: &Fill<'_>,
+    ) -> Result<()> {
+        let span = entry_span(level + 1);
+        if let Fill::Uniform(v) = fill {
+            if start <= base && end >= base.saturating_add(span) {
+                let old = std::mem::replace(slot, *v);
+                return self.decref(old);
+            }
+            if *slot == *v {
+                return Ok(());
+            }
+        }
+        let id = self.own(*slot, level)?;
+        *slot = id;
+        let child_span = entry_span(level);
+        let lo = ((start.max(base) - base) / child_span) as usize;
+        let hi = ((end.min(base.saturating_add(span)) - base).div_ceil(child_span)) as usize;
+        if level == 0 {
+            let mut olds = Vec::with_capacity(hi - lo);
+            let n = self.node_mut(id)?;
+            for i in lo..hi {
+                let v = match fill {
+                    Fill::Values(vs) => vs[(base + i as u64 - start) as usize],
+                    Fill::Uniform(v) => *v,
+                };
+                olds.push(ChunkId(std::mem::replace(&mut n.slots[i], v.0)));
+            }
+            for o in olds {
+                self.decref(o)?;
+            }
+            return Ok(());
+        }
+        for i in lo..hi {
+            let mut child = ChunkId(self.node_get(id)?.slots[i]);
+            let before = child;
+            self.map_update(
+                &mut child,
+                level - 1,
+                base + i as u64 * child_span,
+                start,
+                end,
+                fill,
+            )?;
+            if child != before {
+                self.node_mut(id)?.slots[i] = child.0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Collects the runs of blocks `[start, end)` below `slot` (a node at
+    /// `level` whose first block is `base`), stopping after `max_runs`.
+    pub(crate) fn map_runs(
+        &mut self,
+        slot: ChunkId,
+        level: u8,
+        base: u64,
+        start: u64,
+        end: u64,
+        out: &mut Vec<Run>,
+        max_runs: usize,
+    ) -> Result<()> {
+        if out.len() >= max_runs {
+            return Ok(());
+        }
+        let span = entry_span(level + 1);
+        let lo_blk = start.max(base);
+        let hi_blk = end.min(base.saturating_add(span));
+        if slot.is_special() {
+            push_run(
+                out,
+                Run {
+                    first: lo_blk,
+                    n: hi_blk - lo_blk,
+                    value: slot,
+                },
+            );
+            return Ok(());
+        }
+        let n = self.node_get(slot)?;
+        if n.level != level {
+            return Err(Error::corrupt(format!(
+                "map node {} has level {}, expected {level}",
+                slot.0, n.level
+            )));
+        }
+        let child_span = entry_span(level);
+        let lo = ((lo_blk - base) / child_span) as usize;
+        let hi = ((hi_blk - base).div_ceil(child_span)) as usize;
+        for i in lo..hi {
+            if out.len() >= max_runs {
+                return Ok(());
+            }
+            let c = ChunkId(n.slots[i]);
+            let cb = base + i as u64 * child_span;
+            if level == 0 {
+                if !c.is_special() && !c.is_data() {
+                    return Err(Error::corrupt(format!(
+                        "map leaf {} names non-data chunk {}",
+                        slot.0, c.0
+                    )));
+                }
+                push_run(
+                    out,
+                    Run {
+                        first: cb,
+                        n: 1,
+                        value: c,
+                    },
+                );
+            } else {
+                self.map_runs(c, level - 1, cb, start, end, out, max_runs)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Appends a run, merging with the previous one when both are the same
+/// special value.
+fn push_run(out: &mut Vec<Run>, r: Run) {
+    if r.n == 0 {
+        return;
+    }
+    if let Some(last) = out.last_mut() {
+        if last.value == r.value && r.value.is_special() && last.first + last.n == r.first {
+            last.n += r.n;
+            return;
+        }
+    }
+    out.push(r);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depths() {
+        assert_eq!(depth_for(4096), 1);
+        assert_eq!(depth_for(510 * 4096), 1);
+        assert_eq!(depth_for(510 * 4096 + 1), 2);
+        assert_eq!(depth_for(16 << 40), 4);
+    }
+}

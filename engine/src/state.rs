@@ -1,0 +1,257 @@
+//! The engine's mutable state behind the store lock: the log, the paged
+//! chunk table, the map-node cache, segment usage and the catalogue.
+//! This file holds the chunk-table and node paging; `map.rs`, `checkpoint.rs`
+//! and `replay.rs` add further `impl State` blocks.
+//!
+//! Invariant: between checkpoints only chunk-table *leaf* pages and map nodes
+//! become dirty; interior chunk-table pages change only inside a checkpoint.
+//! Dirty pages stay pinned in memory until a checkpoint writes them; clean
+//! pages live in bounded LRU caches and are reloaded from the log on demand.
+
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::format::{
+    CtEntry, CtPage, Node, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS, CT_LEAF_ENTRIES, HEADER_LEN,
+    PAGE_LEN,
+};
+use crate::log::Log;
+use crate::types::{ChunkId, LogAddr, SegmentNo};
+use lru::LruCache;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+/// Bytes a page record occupies in the log.
+pub(crate) const PAGE_RECORD: u64 = (HEADER_LEN + PAGE_LEN) as u64;
+
+/// Key of a chunk-table page: (level, index); level 0 is a leaf.
+pub(crate) type CtKey = (u8, u64);
+
+pub(crate) struct State {
+    pub log: Log,
+    pub catalog: Catalog,
+    /// Root page of the chunk table as of the last checkpoint.
+    pub ct_root: LogAddr,
+    ct_clean: LruCache<CtKey, Arc<CtPage>>,
+    pub(crate) ct_dirty: HashMap<u64, CtPage>,
+    nodes_clean: LruCache<ChunkId, Arc<Node>>,
+    pub(crate) nodes_dirty: HashMap<ChunkId, Arc<Node>>,
+    /// Live bytes per segment (chunks and pages still referenced).
+    pub usage: BTreeMap<SegmentNo, u64>,
+    pub next_data: u64,
+    pub next_node: u64,
+    /// Log bytes appended since the last checkpoint.
+    pub log_since_checkpoint: u64,
+    /// Segments emptied by the cleaner, deleted after the next checkpoint.
+    pub pending_delete: Vec<SegmentNo>,
+    /// Chunk-table pages the cleaner moved out of a segment: rewritten by
+    /// the next checkpoint even if unchanged.
+    pub ct_force: BTreeSet<CtKey>,
+}
+
+impl State {
+    pub fn new(log: Log, catalog: Catalog, ct_root: LogAddr, cache_pages: usize) -> State {
+        let half = NonZeroUsize::new((cache_pages / 2).max(64)).expect("nonzero");
+        State {
+            log,
+            catalog,
+            ct_root,
+            ct_clean: LruCache::new(half),
+            ct_dirty: HashMap::new(),
+            nodes_clean: LruCache::new(half),
+            nodes_dirty: HashMap::new(),
+            usage: BTreeMap::new(),
+            next_data: 0,
+            next_node: 0,
+            log_since_checkpoint: 0,
+            pending_delete: Vec::new(),
+            ct_force: BTreeSet::new(),
+        }
+    }
+
+    /// Pages pinned dirty in memory.
+    pub fn dirty_pages(&self) -> usize {
+        self.ct_dirty.len() + self.nodes_dirty.len()
+    }
+
+    /// Adds or removes live bytes of a segment.
+    pub fn account(&mut self, loc: LogAddr, bytes: u64, add: bool) {
+        if loc.is_none() {
+            return;
+        }
+        let e = self.usage.entry(loc.segment()).or_insert(0);
+        if add {
+            *e += bytes;
+        } else {
+            *e = e.saturating_sub(bytes);
+        }
+    }
+
+    /// Appends a record, counting it toward the next checkpoint.
+    pub fn append(&mut self, kind: RecordKind, body: &[u8]) -> Result<LogAddr> {
+        let a = self.log.append(kind, body)?;
+        self.log_since_checkpoint += (HEADER_LEN + body.len()) as u64;
+        Ok(a)
+    }
+
+    // ---- chunk table ----
+
+    /// Loads a chunk-table page from disk through its parents.
+    pub(crate) fn ct_load(&mut self, level: u8, index: u64) -> Result<Arc<CtPage>> {
+        if let Some(p) = self.ct_clean.get(&(level, index)) {
+            return Ok(p.clone());
+        }
+        let loc = if level == CT_INTERIOR_LEVELS {
+            if index != 0 {
+                return Ok(Arc::new(CtPage::empty(level)));
+            }
+            self.ct_root
+        } else {
+            let parent = self.ct_load(level + 1, index / CT_FANOUT)?;
+            match &*parent {
+                CtPage::Inner(cs) => LogAddr(cs[(index % CT_FANOUT) as usize]),
+                CtPage::Leaf(_) => {
+                    return Err(Error::corrupt("chunk-table leaf found above level 0"))
+                }
+            }
+        };
+        let page = if loc.is_none() {
+            CtPage::empty(level)
+        } else {
+            let what = || format!("chunk-table page (level {level}, index {index})");
+            let rec = self.log.read_required(loc, &what)?;
+            if rec.header.kind != RecordKind::CtPage {
+                return Err(Error::corrupt(format!(
+                    "{} points at a {:?} record",
+                    what(),
+                    rec.header.kind
+                )));
+            }
+            CtPage::decode(&rec.body, level, index)?
+        };
+        let page = Arc::new(page);
+        self.ct_clean.put((level, index), page.clone());
+        Ok(page)
+    }
+
+    /// Location on disk of a chunk-table page as of the last checkpoint.
+    pub(crate) fn ct_page_loc(&mut self, level: u8, index: u64) -> Result<LogAddr> {
+        if level == CT_INTERIOR_LEVELS {
+            return Ok(if index == 0 {
+                self.ct_root
+            } else {
+                LogAddr::NONE
+            });
+        }
+        match &*self.ct_load(level + 1, index / CT_FANOUT)? {
+            CtPage::Inner(cs) => Ok(LogAddr(cs[(index % CT_FANOUT) as usize])),
+            CtPage::Leaf(_) => Err(Error::corrupt("chunk-table leaf found above level 0")),
+        }
+    }
+
+    /// Drops a clean cached chunk-table page (after a checkpoint rewrote it).
+    pub(crate) fn ct_forget(&mut self, key: CtKey) {
+        self.ct_clean.pop(&key);
+    }
+
+    /// Caches a chunk-table page just written by a checkpoint.
+    pub(crate) fn ct_cache(&mut self, key: CtKey, page: CtPage) {
+        self.ct_clean.put(key, Arc::new(page));
+    }
+
+    /// The entry of chunk `id`.
+    pub fn ct_get(&mut self, id: ChunkId) -> Result<CtEntry> {
+        let leaf = id.table_index() / CT_LEAF_ENTRIES;
+        let slot = (id.table_index() % CT_LEAF_ENTRIES) as usize;
+        if let Some(CtPage::Leaf(es)) = self.ct_dirty.get(&leaf) {
+            return Ok(es[slot]);
+        }
+        match &*self.ct_load(0, leaf)? {
+            CtPage::Leaf(es) => Ok(es[slot]),
+            CtPage::Inner(_) => Err(Error::corrupt("chunk-table interior page found at level 0")),
+        }
+    }
+
+    /// Sets the entry of chunk `id`, dirtying its leaf.
+    pub fn ct_set(&mut self, id: ChunkId, e: CtEntry) -> Result<()> {
+        let leaf = id.table_index() / CT_LEAF_ENTRIES;
+        let slot = (id.table_index() % CT_LEAF_ENTRIES) as usize;
+        if !self.ct_dirty.contains_key(&leaf) {
+            let page = (*self.ct_load(0, leaf)?).clone();
+            self.ct_clean.pop(&(0, leaf));
+            self.ct_dirty.insert(leaf, page);
+        }
+        match self.ct_dirty.get_mut(&leaf) {
+            Some(CtPage::Leaf(es)) => {
+                es[slot] = e;
+                Ok(())
+            }
+            _ => Err(Error::corrupt("chunk-table interior page found at level 0")),
+        }
+    }
+
+    // ---- map nodes ----
+
+    /// Reads map node `id`, verifying checksum and self-identity.
+    pub fn node_get(&mut self, id: ChunkId) -> Result<Arc<Node>> {
+        if let Some(n) = self.nodes_dirty.get(&id) {
+            return Ok(n.clone());
+        }
+        if let Some(n) = self.nodes_clean.get(&id) {
+            return Ok(n.clone());
+        }
+        let e = self.ct_get(id)?;
+        if !e.is_live() || e.loc.is_none() {
+            return Err(Error::corrupt(format!(
+                "map node {} is referenced but not stored",
+                id.0
+            )));
+        }
+        let what = || format!("map node {}", id.0);
+        let rec = self.log.read_required(e.loc, &what)?;
+        if rec.header.kind != RecordKind::Node || crc32fast::hash(&rec.body) != e.crc {
+            return Err(Error::corrupt(format!(
+                "map node {} fails its checksum",
+                id.0
+            )));
+        }
+        let n = Arc::new(Node::decode(&rec.body, id)?);
+        self.nodes_clean.put(id, n.clone());
+        Ok(n)
+    }
+
+    /// Replaces the contents of node `id` (which must be exclusively owned).
+    pub fn node_put(&mut self, id: ChunkId, n: Arc<Node>) {
+        self.nodes_clean.pop(&id);
+        self.nodes_dirty.insert(id, n);
+    }
+
+    /// Caches a node just written by a checkpoint.
+    pub fn node_cache(&mut self, id: ChunkId, n: Arc<Node>) {
+        self.nodes_clean.put(id, n);
+    }
+
+    /// Forgets a freed node.
+    pub fn node_forget(&mut self, id: ChunkId) {
+        self.nodes_clean.pop(&id);
+        self.nodes_dirty.remove(&id);
+    }
+
+    /// Allocates a new node holding `n`, with refcount 1.
+    pub fn node_alloc(&mut self, n: Node) -> Result<ChunkId> {
+        let id = ChunkId::node(self.next_node);
+        self.next_node += 1;
+        self.ct_set(
+            id,
+            CtEntry {
+                loc: LogAddr::NONE,
+                refcount: 1,
+                crc: 0,
+                stored_len: PAGE_LEN as u32,
+                flags: 0,
+            },
+        )?;
+        self.node_put(id, Arc::new(n));
+        Ok(id)
+    }
+}

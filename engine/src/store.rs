@@ -1,0 +1,924 @@
+//! [`Store`]: the engine's public handle. It owns a data directory (locked
+//! against other processes), serializes metadata changes behind one lock,
+//! runs data reads and checksum work outside it, group-commits flushes, and
+//! fail-stops after any durability failure.
+
+use crate::catalog::{Catalog, CatalogOp, Entry, ObjectInfo, ObjectKind, ObjectUpdate};
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{
+    encode_write, RecordKind, Superblock, WriteEntry, HEADER_LEN, SUPER_SLOT_LEN, WRITE_ENTRY,
+    WRITE_FIXED,
+};
+use crate::io::{fetch_blocks, prepare, Prepared};
+use crate::log::{sync_segments, Log};
+use crate::map::depth_for;
+use crate::state::State;
+use crate::types::{ChunkId, LogAddr, ObjectId, BLOCK_SIZE, MAX_VOLUME_SIZE};
+use parking_lot::Mutex;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Most blocks one Write record carries (less for small segments).
+const MAX_RECORD_BLOCKS: u64 = 256;
+
+fn record_blocks(seg_size: u64) -> u64 {
+    ((seg_size / 2) / (BLOCK_SIZE + WRITE_ENTRY as u64)).clamp(1, MAX_RECORD_BLOCKS)
+}
+
+/// How a store is opened.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Create the data directory and an empty store when absent.
+    pub create: bool,
+    /// Segment file size for a new store (existing stores keep theirs).
+    pub segment_size: u64,
+    /// Bound on cached metadata pages, in bytes.
+    pub cache_bytes: u64,
+    /// A checkpoint runs when dirty metadata exceeds this many bytes.
+    pub dirty_limit_bytes: u64,
+    /// A checkpoint runs when this many log bytes were written since the last.
+    pub checkpoint_log_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            create: true,
+            segment_size: 64 << 20,
+            cache_bytes: 256 << 20,
+            dirty_limit_bytes: 64 << 20,
+            checkpoint_log_bytes: 1 << 30,
+        }
+    }
+}
+
+/// One extent of an allocation map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent {
+    /// Byte offset.
+    pub offset: u64,
+    /// Length in bytes.
+    pub length: u64,
+    /// What the range holds.
+    pub kind: ExtentKind,
+}
+
+/// What an extent holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtentKind {
+    /// Stored data.
+    Data,
+    /// Reads as zero, nothing stored, but not a hole (written zeroes).
+    Zero,
+    /// Unallocated: reads as zero.
+    Hole,
+}
+
+struct SuperState {
+    file: File,
+    generation: u64,
+    store_id: [u8; 16],
+    segment_size: u32,
+}
+
+struct Inner {
+    dir: PathBuf,
+    state: Mutex<State>,
+    sb: Mutex<SuperState>,
+    failed: AtomicBool,
+    sync_lock: Mutex<()>,
+    durable_seq: AtomicU64,
+    record_blocks: u64,
+    opts: StoreOptions,
+    _lock: File,
+}
+
+/// A handle on an open store; cheap to clone and share between threads.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join("lock");
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            return Err(Error::new(
+                ErrorKind::Locked,
+                format!(
+                    "data directory {} is in use by process {}",
+                    dir.display(),
+                    holder.trim()
+                ),
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Error::io(format!("locking {}", path.display()), e))
+        }
+    }
+    f.set_len(0)
+        .map_err(|e| Error::io("writing lock file", e))?;
+    let _ = write!(f, "{}", std::process::id());
+    Ok(f)
+}
+
+impl Store {
+    /// Opens (or with `opts.create`, creates) the store in `dir`, replaying
+    /// the log since the last checkpoint.
+    pub fn open(dir: impl AsRef<Path>, opts: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.join("superblock").exists() {
+            if !opts.create {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("no store in {}", dir.display()),
+                ));
+            }
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        }
+        let lock = lock_dir(&dir)?;
+        let segdir = dir.join("segments");
+        let sb_path = dir.join("superblock");
+        if !sb_path.exists() {
+            Self::init(&dir, &opts)?;
+        }
+        let sb_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&sb_path)
+            .map_err(|e| Error::io(format!("opening {}", sb_path.display()), e))?;
+        let mut best: Option<Superblock> = None;
+        for slot in 0..2u64 {
+            let mut b = vec![0u8; SUPER_SLOT_LEN];
+            if sb_file
+                .read_exact_at(&mut b, slot * SUPER_SLOT_LEN as u64)
+                .is_ok()
+            {
+                if let Some(s) = Superblock::decode(&b)? {
+                    if best.is_none_or(|b| s.generation > b.generation) {
+                        best = Some(s);
+                    }
+                }
+            }
+        }
+        let sb = best.ok_or_else(|| {
+            Error::corrupt(format!("no valid superblock in {}", sb_path.display()))
+        })?;
+        let log = Log::open(&segdir, u64::from(sb.segment_size))?;
+        let cache_pages = (opts.cache_bytes / 4096) as usize;
+        let mut state = State::new(log, Catalog::default(), sb.ct_root, cache_pages);
+        state.load_blob(sb.blob)?;
+        let (tail, next_seq, replayed) = state.replay(sb.replay_start, sb.replay_seq)?;
+        state.log.start_append(tail, next_seq)?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                dir,
+                state: Mutex::new(state),
+                sb: Mutex::new(SuperState {
+                    file: sb_file,
+                    generation: sb.generation,
+                    store_id: sb.store_id,
+                    segment_size: sb.segment_size,
+                }),
+                failed: AtomicBool::new(false),
+                sync_lock: Mutex::new(()),
+                durable_seq: AtomicU64::new(next_seq),
+                record_blocks: record_blocks(u64::from(sb.segment_size)),
+                opts,
+                _lock: lock,
+            }),
+        };
+        if replayed > 0 {
+            tracing::info!(
+                records = replayed,
+                "replayed the log since the last checkpoint"
+            );
+            store.checkpoint()?;
+        }
+        Ok(store)
+    }
+
+    /// Writes an empty store: segment 1 with an empty checkpoint, then the
+    /// superblock file, atomically renamed into place.
+    fn init(dir: &Path, opts: &StoreOptions) -> Result<()> {
+        let seg_size = opts.segment_size.clamp(1 << 20, 1 << 31);
+        let segdir = dir.join("segments");
+        if segdir.exists() {
+            // A crash during an earlier init: nothing in it was ever acknowledged.
+            std::fs::remove_dir_all(&segdir)
+                .map_err(|e| Error::io("clearing a half-made store", e))?;
+        }
+        std::fs::create_dir_all(&segdir)
+            .map_err(|e| Error::io(format!("creating {}", segdir.display()), e))?;
+        let mut log = Log::open(&segdir, seg_size)?;
+        log.start_append(LogAddr::new(crate::types::SegmentNo(1), 0), 1)?;
+        let mut state = State::new(log, Catalog::default(), LogAddr::NONE, 1024);
+        let (ct_root, blob) = state.write_checkpoint()?;
+        sync_segments(&state.log.take_unsynced())?;
+        let sb = Superblock {
+            generation: 1,
+            segment_size: seg_size as u32,
+            ct_root,
+            blob,
+            replay_start: state.log.tail(),
+            replay_seq: state.log.next_seq(),
+            store_id: *ObjectId::new_random().0.as_bytes(),
+        };
+        let tmp = dir.join("superblock.tmp");
+        let mut bytes = sb.encode();
+        bytes.extend(vec![0u8; SUPER_SLOT_LEN]);
+        let mut f = File::create(&tmp).map_err(|e| Error::io("creating superblock", e))?;
+        f.write_all(&bytes)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Error::io("writing superblock", e))?;
+        std::fs::rename(&tmp, dir.join("superblock"))
+            .map_err(|e| Error::io("installing superblock", e))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("syncing data directory", e))?;
+        Ok(())
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    fn check_live(&self) -> Result<()> {
+        if self.inner.failed.load(Ordering::Acquire) {
+            return Err(Error::new(
+                ErrorKind::FailStopped,
+                "an earlier write or fsync failed; the store refuses writes until reopened",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Marks the store failed and passes the error on.
+    fn fail(&self, e: Error) -> Error {
+        tracing::error!(error = %e, "store failed: refusing further writes until reopened");
+        self.inner.failed.store(true, Ordering::Release);
+        e
+    }
+
+    // ---- catalogue ----
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    /// Validates, logs, applies and syncs one catalogue operation.
+    fn catalog_op(&self, op: CatalogOp) -> Result<()> {
+        self.check_live()?;
+        {
+            let mut st = self.inner.state.lock();
+            st.validate_catalog(&op)?;
+            let body = serde_json::to_vec(&op)
+                .map_err(|e| Error::new(ErrorKind::InvalidArgument, e.to_string()))?;
+            st.append(RecordKind::Catalog, &body)
+                .map_err(|e| self.fail(e))?;
+            st.apply_catalog(&op).map_err(|e| self.fail(e))?;
+        }
+        self.flush()?;
+        self.maybe_checkpoint()
+    }
+
+    fn new_info(
+        kind: ObjectKind,
+        name: Option<&str>,
+        size: u64,
+        parent: Option<ObjectId>,
+        compress: bool,
+    ) -> Result<ObjectInfo> {
+        if let Some(n) = name {
+            crate::catalog::validate_name(n)?;
+        }
+        Ok(ObjectInfo {
+            id: ObjectId::new_random(),
+            kind,
+            name: name.map(str::to_string),
+            size,
+            created: Self::now(),
+            status: "available".into(),
+            metadata: Default::default(),
+            parent,
+            compress,
+        })
+    }
+
+    /// Creates an empty thin volume of `size` bytes (a multiple of 512).
+    pub fn create_volume(
+        &self,
+        name: Option<&str>,
+        size: u64,
+        compress: bool,
+    ) -> Result<ObjectInfo> {
+        check_size(size)?;
+        let info = Self::new_info(ObjectKind::Volume, name, size, None, compress)?;
+        self.catalog_op(CatalogOp::Create { info: info.clone() })?;
+        Ok(info)
+    }
+
+    fn derive(&self, source: ObjectId, kind: ObjectKind, name: Option<&str>) -> Result<ObjectInfo> {
+        let src = self.get(source)?;
+        let mut info = Self::new_info(kind, name, src.size, Some(source), src.compress)?;
+        info.metadata = Default::default();
+        self.catalog_op(CatalogOp::Derive {
+            source,
+            info: info.clone(),
+        })?;
+        Ok(info)
+    }
+
+    /// Takes a read-only point-in-time snapshot of a volume, in O(1).
+    pub fn snapshot(&self, volume: ObjectId, name: Option<&str>) -> Result<ObjectInfo> {
+        self.require_kind(volume, &[ObjectKind::Volume], "snapshot")?;
+        self.derive(volume, ObjectKind::Snapshot, name)
+    }
+
+    /// Creates a writable volume from a snapshot or image (or volume), in O(1).
+    pub fn clone_volume(&self, source: ObjectId, name: Option<&str>) -> Result<ObjectInfo> {
+        self.derive(source, ObjectKind::Volume, name)
+    }
+
+    /// Captures a volume or snapshot as a read-only image, in O(1).
+    pub fn create_image(&self, source: ObjectId, name: Option<&str>) -> Result<ObjectInfo> {
+        self.derive(source, ObjectKind::Image, name)
+    }
+
+    fn require_kind(&self, id: ObjectId, kinds: &[ObjectKind], what: &str) -> Result<()> {
+        let info = self.get(id)?;
+        if !kinds.contains(&info.kind) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("cannot {what} {} {id}", info.kind),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Deletes an object; data still referenced by others stays.
+    pub fn delete(&self, id: ObjectId) -> Result<()> {
+        self.catalog_op(CatalogOp::Delete { id })
+    }
+
+    /// Grows a volume to `size` bytes.
+    pub fn resize(&self, id: ObjectId, size: u64) -> Result<()> {
+        check_size(size)?;
+        self.catalog_op(CatalogOp::Resize { id, size })
+    }
+
+    /// Changes name, status or metadata.
+    pub fn update(&self, id: ObjectId, update: ObjectUpdate) -> Result<()> {
+        if let Some(Some(n)) = &update.name {
+            crate::catalog::validate_name(n)?;
+        }
+        self.catalog_op(CatalogOp::Update { id, update })
+    }
+
+    /// Replaces a volume's contents (and size) with a snapshot's, in O(1).
+    pub fn revert(&self, volume: ObjectId, snapshot: ObjectId) -> Result<()> {
+        self.catalog_op(CatalogOp::Revert {
+            id: volume,
+            source: snapshot,
+        })
+    }
+
+    /// Every object, ordered by creation time then id.
+    pub fn list(&self) -> Vec<ObjectInfo> {
+        let st = self.inner.state.lock();
+        let mut v: Vec<ObjectInfo> = st
+            .catalog
+            .objects
+            .values()
+            .map(|e| e.info.clone())
+            .collect();
+        v.sort_by(|a, b| (a.created, a.id).cmp(&(b.created, b.id)));
+        v
+    }
+
+    /// One object's description.
+    pub fn get(&self, id: ObjectId) -> Result<ObjectInfo> {
+        Ok(self.inner.state.lock().catalog.get(id)?.info.clone())
+    }
+
+    /// Finds an object by id or name (optionally of one kind).
+    pub fn resolve(&self, key: &str, kind: Option<ObjectKind>) -> Result<ObjectId> {
+        self.inner.state.lock().catalog.resolve(key, kind)
+    }
+
+    // ---- I/O ----
+
+    /// Reads `buf.len()` bytes at `offset` of any object.
+    pub fn read(&self, id: ObjectId, offset: u64, buf: &mut [u8]) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let bs = BLOCK_SIZE;
+        let first = offset / bs;
+        let last = (offset + buf.len() as u64 - 1) / bs;
+        let n = last - first + 1;
+        let srcs = {
+            let mut st = self.inner.state.lock();
+            st.check_io(id, offset, buf.len() as u64, false)?;
+            st.resolve_blocks(id, first, n)?
+        };
+        if offset % bs == 0 && buf.len() as u64 % bs == 0 {
+            return fetch_blocks(&srcs, buf, id, first);
+        }
+        let mut tmp = vec![0u8; (n * bs) as usize];
+        fetch_blocks(&srcs, &mut tmp, id, first)?;
+        let skip = (offset - first * bs) as usize;
+        buf.copy_from_slice(&tmp[skip..skip + buf.len()]);
+        Ok(())
+    }
+
+    /// Writes `data` at `offset` of a volume; with `fua`, durable on return.
+    pub fn write(&self, id: ObjectId, offset: u64, data: &[u8], fua: bool) -> Result<()> {
+        self.check_live()?;
+        if data.is_empty() {
+            return if fua { self.flush() } else { Ok(()) };
+        }
+        let compress = {
+            let st = self.inner.state.lock();
+            st.check_io(id, offset, data.len() as u64, true)?.2
+        };
+        let bs = BLOCK_SIZE;
+        let end = offset + data.len() as u64;
+        let mut pos = offset;
+        while pos < end {
+            let first = pos / bs;
+            let last = ((end - 1) / bs).min(first + self.inner.record_blocks - 1);
+            let piece_end = ((last + 1) * bs).min(end);
+            let piece = &data[(pos - offset) as usize..(piece_end - offset) as usize];
+            self.write_piece(id, pos, piece, compress)?;
+            pos = piece_end;
+        }
+        if fua {
+            self.flush()?;
+        }
+        self.maybe_checkpoint()
+    }
+
+    /// Writes a range within one record's worth of blocks.
+    fn write_piece(&self, id: ObjectId, offset: u64, data: &[u8], compress: bool) -> Result<()> {
+        let bs = BLOCK_SIZE as usize;
+        let first = offset / BLOCK_SIZE;
+        let head = (offset % BLOCK_SIZE) as usize;
+        let n = (head + data.len()).div_ceil(bs);
+        let tail_partial = (head + data.len()) % bs != 0;
+        // Whole blocks are prepared outside the lock.
+        let mut prepared: Vec<Option<Prepared<'_>>> = (0..n)
+            .map(|i| {
+                let start = (i * bs) as isize - head as isize;
+                if start < 0 || (i == n - 1 && tail_partial) {
+                    None
+                } else {
+                    Some(prepare(
+                        &data[start as usize..start as usize + bs],
+                        compress,
+                    ))
+                }
+            })
+            .collect();
+        let mut st = self.inner.state.lock();
+        self.check_live()?;
+        st.check_io(id, offset, data.len() as u64, true)?;
+        // Partial blocks: read-modify-write of that one block, under the lock
+        // so that concurrent sub-block writes to one block both land.
+        let mut merged: Vec<(usize, Vec<u8>)> = Vec::new();
+        for (i, p) in prepared.iter().enumerate() {
+            if p.is_none() {
+                let mut blk = vec![0u8; bs];
+                let srcs = st.resolve_blocks(id, first + i as u64, 1)?;
+                fetch_blocks(&srcs, &mut blk, id, first + i as u64)?;
+                let lo = if i == 0 { head } else { 0 };
+                let src_start = (i * bs + lo) - head;
+                let len = (bs - lo).min(data.len() - src_start);
+                blk[lo..lo + len].copy_from_slice(&data[src_start..src_start + len]);
+                merged.push((i, blk));
+            }
+        }
+        for (i, blk) in &merged {
+            let p = prepare(blk, compress);
+            prepared[*i] = Some(Prepared {
+                zero: p.zero,
+                stored: std::borrow::Cow::Owned(p.stored.into_owned()),
+                crc: p.crc,
+                flags: p.flags,
+            });
+        }
+        let prepared: Vec<Prepared<'_>> = prepared
+            .into_iter()
+            .map(|p| p.expect("every block prepared"))
+            .collect();
+        let mut entries = Vec::with_capacity(n);
+        let mut payloads: Vec<&[u8]> = Vec::with_capacity(n);
+        for p in &prepared {
+            if p.zero {
+                entries.push(WriteEntry {
+                    chunk: ChunkId::ZERO,
+                    crc: 0,
+                    stored_len: 0,
+                    flags: 0,
+                });
+            } else {
+                let c = ChunkId::data(st.next_data);
+                st.next_data += 1;
+                entries.push(WriteEntry {
+                    chunk: c,
+                    crc: p.crc,
+                    stored_len: p.stored.len() as u32,
+                    flags: p.flags,
+                });
+                payloads.push(&p.stored);
+            }
+        }
+        let body = encode_write(id.to_bytes(), first, &entries, &payloads);
+        let addr = st
+            .append(RecordKind::Write, &body)
+            .map_err(|e| self.fail(e))?;
+        let mut locs = Vec::with_capacity(n);
+        let mut off = (HEADER_LEN + WRITE_FIXED + WRITE_ENTRY * n) as u64;
+        for e in &entries {
+            locs.push(LogAddr(addr.0 + off));
+            off += u64::from(e.stored_len);
+        }
+        st.apply_write(id, first, &entries, &locs)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Makes `[offset, offset+len)` read as zero without storing data. With
+    /// `punch`, the range becomes a hole (space released, as trim); without,
+    /// it is recorded as written zeroes. Partial blocks at the edges are
+    /// zeroed by read-modify-write.
+    pub fn write_zeroes(
+        &self,
+        id: ObjectId,
+        offset: u64,
+        len: u64,
+        punch: bool,
+        fua: bool,
+    ) -> Result<()> {
+        self.check_live()?;
+        if len == 0 {
+            return if fua { self.flush() } else { Ok(()) };
+        }
+        {
+            let st = self.inner.state.lock();
+            st.check_io(id, offset, len, true)?;
+        }
+        let bs = BLOCK_SIZE;
+        let end = offset + len;
+        let first_full = offset.div_ceil(bs);
+        let end_full = end / bs;
+        if first_full >= end_full {
+            // No whole block: zero the bytes.
+            self.write_zero_bytes(id, offset, end)?;
+        } else {
+            if offset < first_full * bs {
+                self.write_zero_bytes(id, offset, first_full * bs)?;
+            }
+            {
+                let mut st = self.inner.state.lock();
+                self.check_live()?;
+                st.check_io(id, offset, len, true)?;
+                let value = if punch { ChunkId::HOLE } else { ChunkId::ZERO };
+                let mut body = Vec::with_capacity(40);
+                body.extend_from_slice(&id.to_bytes());
+                body.extend_from_slice(&first_full.to_le_bytes());
+                body.extend_from_slice(&(end_full - first_full).to_le_bytes());
+                body.extend_from_slice(&(value.0 as u32).to_le_bytes());
+                body.extend_from_slice(&0u32.to_le_bytes());
+                st.append(RecordKind::Zero, &body)
+                    .map_err(|e| self.fail(e))?;
+                st.apply_zero(id, first_full, end_full - first_full, value)
+                    .map_err(|e| self.fail(e))?;
+            }
+            if end > end_full * bs {
+                self.write_zero_bytes(id, end_full * bs, end)?;
+            }
+        }
+        if fua {
+            self.flush()?;
+        }
+        self.maybe_checkpoint()
+    }
+
+    fn write_zero_bytes(&self, id: ObjectId, start: u64, end: u64) -> Result<()> {
+        let zeros = vec![0u8; (end - start) as usize];
+        self.write_piece(id, start, &zeros, false)
+    }
+
+    /// Releases `[offset, offset+len)`: it reads as zero afterwards.
+    pub fn trim(&self, id: ObjectId, offset: u64, len: u64, fua: bool) -> Result<()> {
+        self.write_zeroes(id, offset, len, true, fua)
+    }
+
+    /// Makes every completed write durable (group commit: one fdatasync
+    /// serves every flush waiting behind it).
+    pub fn flush(&self) -> Result<()> {
+        self.check_live()?;
+        let target = self.inner.state.lock().log.next_seq();
+        let _g = self.inner.sync_lock.lock();
+        self.check_live()?;
+        if self.inner.durable_seq.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        let (segs, upto) = {
+            let mut st = self.inner.state.lock();
+            (st.log.take_unsynced(), st.log.next_seq())
+        };
+        sync_segments(&segs).map_err(|e| self.fail(e))?;
+        self.inner.durable_seq.fetch_max(upto, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// The allocation map of `[offset, offset+len)`, at most `max_extents`
+    /// extents (the last one may end before `offset+len`).
+    pub fn block_status(
+        &self,
+        id: ObjectId,
+        offset: u64,
+        len: u64,
+        max_extents: usize,
+    ) -> Result<Vec<Extent>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bs = BLOCK_SIZE;
+        let mut st = self.inner.state.lock();
+        let (size, _, _) = st.check_io(id, offset, len, false)?;
+        let first = offset / bs;
+        let n = (offset + len).div_ceil(bs) - first;
+        let runs = st.runs(
+            id,
+            first,
+            n,
+            max_extents.max(1).saturating_mul(4).min(1 << 20),
+        )?;
+        drop(st);
+        let mut out: Vec<Extent> = Vec::new();
+        for r in runs {
+            let kind = match r.value {
+                ChunkId::HOLE => ExtentKind::Hole,
+                ChunkId::ZERO => ExtentKind::Zero,
+                _ => ExtentKind::Data,
+            };
+            let s = (r.first * bs).max(offset);
+            let e = ((r.first + r.n) * bs).min(offset + len).min(size);
+            if e <= s {
+                continue;
+            }
+            match out.last_mut() {
+                Some(last) if last.kind == kind && last.offset + last.length == s => {
+                    last.length += e - s
+                }
+                _ => {
+                    if out.len() == max_extents {
+                        break;
+                    }
+                    out.push(Extent {
+                        offset: s,
+                        length: e - s,
+                        kind,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- checkpoints ----
+
+    fn maybe_checkpoint(&self) -> Result<()> {
+        let need = {
+            let st = self.inner.state.lock();
+            (st.dirty_pages() as u64) * 4096 > self.inner.opts.dirty_limit_bytes
+                || st.log_since_checkpoint > self.inner.opts.checkpoint_log_bytes
+        };
+        if need {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Writes all dirty metadata and flips the superblock: afterwards a
+    /// reopen replays nothing.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.check_live()?;
+        let mut st = self.inner.state.lock();
+        self.checkpoint_locked(&mut st)
+    }
+
+    pub(crate) fn checkpoint_locked(&self, st: &mut State) -> Result<()> {
+        let (ct_root, blob) = st.write_checkpoint().map_err(|e| self.fail(e))?;
+        let replay_start = st.log.tail();
+        let replay_seq = st.log.next_seq();
+        sync_segments(&st.log.take_unsynced()).map_err(|e| self.fail(e))?;
+        self.inner
+            .durable_seq
+            .fetch_max(replay_seq, Ordering::AcqRel);
+        let mut sb = self.inner.sb.lock();
+        let new = Superblock {
+            generation: sb.generation + 1,
+            segment_size: sb.segment_size,
+            ct_root,
+            blob,
+            replay_start,
+            replay_seq,
+            store_id: sb.store_id,
+        };
+        let slot = new.generation % 2;
+        sb.file
+            .write_all_at(&new.encode(), slot * SUPER_SLOT_LEN as u64)
+            .and_then(|_| sb.file.sync_data())
+            .map_err(|e| self.fail(Error::io("writing the superblock", e)))?;
+        sb.generation = new.generation;
+        drop(sb);
+        for seg in std::mem::take(&mut st.pending_delete) {
+            st.log.remove_segment(seg)?;
+            st.usage.remove(&seg);
+        }
+        Ok(())
+    }
+
+    /// Checkpoints and closes the store, releasing the directory lock.
+    pub fn close(self) -> Result<()> {
+        if !self.inner.failed.load(Ordering::Acquire) {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn state(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.inner.state.lock()
+    }
+
+    pub(crate) fn segment_size(&self) -> u64 {
+        u64::from(self.inner.sb.lock().segment_size)
+    }
+
+    /// True after a durability failure (until reopened).
+    pub fn is_failed(&self) -> bool {
+        self.inner.failed.load(Ordering::Acquire)
+    }
+}
+
+fn check_size(size: u64) -> Result<()> {
+    if size == 0 || size % 512 != 0 || size > MAX_VOLUME_SIZE {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid volume size {size}: must be a non-zero multiple of 512 up to 256 TiB"),
+        ));
+    }
+    Ok(())
+}
+
+impl State {
+    /// Checks that a catalogue operation can be applied, changing nothing.
+    pub(crate) fn validate_catalog(&self, op: &CatalogOp) -> Result<()> {
+        match op {
+            CatalogOp::Create { info } => {
+                if let Some(n) = &info.name {
+                    self.catalog.check_unique(info.kind, n, None)?;
+                }
+            }
+            CatalogOp::Derive { source, info } => {
+                self.catalog.get(*source)?;
+                if let Some(n) = &info.name {
+                    self.catalog.check_unique(info.kind, n, None)?;
+                }
+            }
+            CatalogOp::Delete { id } => {
+                self.catalog.get(*id)?;
+            }
+            CatalogOp::Resize { id, size } => {
+                let e = self.catalog.get(*id)?;
+                if e.info.kind != ObjectKind::Volume {
+                    return Err(Error::new(
+                        ErrorKind::ReadOnly,
+                        format!("cannot resize {} {id}", e.info.kind),
+                    ));
+                }
+                if *size < e.info.size {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!(
+                            "volume {id} is {} bytes; shrinking to {size} is not supported",
+                            e.info.size
+                        ),
+                    ));
+                }
+            }
+            CatalogOp::Update { id, update } => {
+                let e = self.catalog.get(*id)?;
+                if let Some(Some(n)) = &update.name {
+                    self.catalog.check_unique(e.info.kind, n, Some(*id))?;
+                }
+            }
+            CatalogOp::Revert { id, source } => {
+                let e = self.catalog.get(*id)?;
+                let s = self.catalog.get(*source)?;
+                if e.info.kind != ObjectKind::Volume || s.info.kind != ObjectKind::Snapshot {
+                    return Err(Error::new(
+                        ErrorKind::InvalidArgument,
+                        "revert needs a volume and a snapshot",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a validated (or replayed) catalogue operation.
+    pub(crate) fn apply_catalog(&mut self, op: &CatalogOp) -> Result<()> {
+        self.validate_catalog(op)?;
+        match op {
+            CatalogOp::Create { info } => {
+                let depth = depth_for(info.size);
+                self.catalog.objects.insert(
+                    info.id,
+                    Entry {
+                        info: info.clone(),
+                        root: 0,
+                        depth,
+                    },
+                );
+            }
+            CatalogOp::Derive { source, info } => {
+                let src = self.catalog.get(*source)?.clone();
+                self.incref(src.root())?;
+                let mut info = info.clone();
+                info.size = src.info.size;
+                self.catalog.objects.insert(
+                    info.id,
+                    Entry {
+                        info,
+                        root: src.root,
+                        depth: src.depth,
+                    },
+                );
+            }
+            CatalogOp::Delete { id } => {
+                let e = self.catalog.objects.remove(id).expect("validated");
+                self.decref(e.root())?;
+            }
+            CatalogOp::Resize { id, size } => {
+                let want = depth_for(*size);
+                let mut e = self.catalog.get(*id)?.clone();
+                while e.depth < want {
+                    if e.root() != ChunkId::HOLE {
+                        let mut n = crate::format::Node::filled(e.depth, ChunkId::HOLE);
+                        n.slots[0] = e.root;
+                        e.root = self.node_alloc(n)?.0;
+                    }
+                    e.depth += 1;
+                }
+                e.info.size = *size;
+                self.catalog.objects.insert(*id, e);
+            }
+            CatalogOp::Update { id, update } => {
+                let e = self.catalog.get_mut(*id)?;
+                if let Some(n) = &update.name {
+                    e.info.name = n.clone();
+                }
+                if let Some(s) = &update.status {
+                    e.info.status = s.clone();
+                }
+                if let Some(m) = &update.metadata {
+                    e.info.metadata = m.clone();
+                }
+            }
+            CatalogOp::Revert { id, source } => {
+                let src = self.catalog.get(*source)?.clone();
+                self.incref(src.root())?;
+                let e = self.catalog.get_mut(*id)?;
+                let old = e.root();
+                e.root = src.root;
+                e.depth = src.depth;
+                e.info.size = src.info.size;
+                self.decref(old)?;
+            }
+        }
+        Ok(())
+    }
+}

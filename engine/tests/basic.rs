@@ -1,0 +1,226 @@
+//! Engine behaviour through the public `Store` API: I/O, snapshots, clones,
+//! deletion in any order, reopen, block status, reclaim and check.
+
+use blockd_engine::{ErrorKind, ExtentKind, ObjectUpdate, Store, StoreOptions};
+
+fn opts() -> StoreOptions {
+    StoreOptions {
+        segment_size: 1 << 20,
+        ..Default::default()
+    }
+}
+
+fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[test]
+fn write_read_snapshot_clone_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (vol, snap, clone);
+    {
+        let s = Store::open(dir.path(), opts()).unwrap();
+        vol = s.create_volume(Some("v"), 8 << 20, false).unwrap().id;
+        let a = pattern(1, 100_000);
+        s.write(vol, 1000, &a, false).unwrap();
+        let mut back = vec![0u8; a.len()];
+        s.read(vol, 1000, &mut back).unwrap();
+        assert_eq!(back, a);
+        snap = s.snapshot(vol, Some("s")).unwrap().id;
+        let b = pattern(2, 5000);
+        s.write(vol, 3000, &b, true).unwrap();
+        s.read(snap, 1000, &mut back).unwrap();
+        assert_eq!(back, a, "snapshot unchanged by later writes");
+        assert_eq!(
+            s.write(snap, 0, &b, false).unwrap_err().kind(),
+            ErrorKind::ReadOnly
+        );
+        clone = s.clone_volume(snap, Some("c")).unwrap().id;
+        s.write(clone, 0, &b, false).unwrap();
+        s.flush().unwrap();
+    }
+    // Reopen without close: the log is replayed.
+    let s = Store::open(dir.path(), opts()).unwrap();
+    let a = pattern(1, 100_000);
+    let b = pattern(2, 5000);
+    let mut expect = vec![0u8; 8 << 20];
+    expect[1000..101_000].copy_from_slice(&a);
+    let snap_expect = expect.clone();
+    expect[3000..8000].copy_from_slice(&b);
+    let mut got = vec![0u8; 8 << 20];
+    s.read(vol, 0, &mut got).unwrap();
+    assert!(got == expect, "volume after reopen");
+    s.read(snap, 0, &mut got).unwrap();
+    assert!(got == snap_expect, "snapshot after reopen");
+    let mut ce = snap_expect.clone();
+    ce[..5000].copy_from_slice(&b);
+    s.read(clone, 0, &mut got).unwrap();
+    assert!(got == ce, "clone after reopen");
+    // Delete in an awkward order: volume first, then snapshot; clone survives.
+    s.delete(vol).unwrap();
+    s.delete(snap).unwrap();
+    s.read(clone, 0, &mut got).unwrap();
+    assert!(got == ce, "clone after its sources are deleted");
+    let r = s.check(false).unwrap();
+    assert!(r.is_clean(), "{r:?}");
+    s.delete(clone).unwrap();
+    let r = s.check(false).unwrap();
+    assert!(r.is_clean(), "{r:?}");
+    let st = s.stats().unwrap();
+    assert!(st.objects.is_empty());
+    s.close().unwrap();
+}
+
+#[test]
+fn block_status_trim_and_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), opts()).unwrap();
+    let v = s.create_volume(None, 1 << 30, false).unwrap().id;
+    s.write(v, 0, &pattern(3, 65536), false).unwrap();
+    s.write(v, 1 << 20, &pattern(4, 65536), false).unwrap();
+    let ext = s.block_status(v, 0, 2 << 20, 100).unwrap();
+    assert_eq!(ext[0].kind, ExtentKind::Data);
+    assert_eq!(ext[0].length, 65536);
+    assert_eq!(ext[1].kind, ExtentKind::Hole);
+    assert_eq!(ext[2].offset, 1 << 20);
+    assert_eq!(ext[2].kind, ExtentKind::Data);
+    s.trim(v, 4096, 8192, false).unwrap();
+    s.write_zeroes(v, 1 << 20, 65536, false, false).unwrap();
+    let ext = s.block_status(v, 0, 2 << 20, 100).unwrap();
+    let kinds: Vec<_> = ext.iter().map(|e| (e.offset, e.length, e.kind)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (0, 4096, ExtentKind::Data),
+            (4096, 8192, ExtentKind::Hole),
+            (12288, 65536 - 12288, ExtentKind::Data),
+            (65536, (1 << 20) - 65536, ExtentKind::Hole),
+            (1 << 20, 65536, ExtentKind::Zero),
+            ((1 << 20) + 65536, (1 << 20) - 65536, ExtentKind::Hole),
+        ]
+    );
+    let mut buf = vec![1u8; 8192];
+    s.read(v, 4096, &mut buf).unwrap();
+    assert!(buf.iter().all(|&b| b == 0));
+    // Trim of the whole 1 GiB volume is cheap and leaves a single hole.
+    s.trim(v, 0, 1 << 30, false).unwrap();
+    let ext = s.block_status(v, 0, 1 << 30, 100).unwrap();
+    assert_eq!(
+        ext,
+        vec![blockd_engine::Extent {
+            offset: 0,
+            length: 1 << 30,
+            kind: ExtentKind::Hole
+        }]
+    );
+    // Unaligned zeroing keeps neighbours.
+    s.write(v, 0, &pattern(5, 8192), false).unwrap();
+    s.write_zeroes(v, 100, 200, false, false).unwrap();
+    let mut b2 = vec![0u8; 8192];
+    s.read(v, 0, &mut b2).unwrap();
+    let mut e2 = pattern(5, 8192);
+    e2[100..300].fill(0);
+    assert_eq!(b2, e2);
+}
+
+#[test]
+fn resize_names_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), opts()).unwrap();
+    let v = s.create_volume(Some("grow"), 1 << 20, true).unwrap().id;
+    s.write(v, 0, &pattern(9, 1 << 20), false).unwrap();
+    assert_eq!(
+        s.create_volume(Some("grow"), 1 << 20, false)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(
+        s.resize(v, 1 << 19).unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
+    s.resize(v, 16 << 40).unwrap();
+    let mut b = vec![0u8; 1 << 20];
+    s.read(v, 0, &mut b).unwrap();
+    assert_eq!(b, pattern(9, 1 << 20));
+    s.write(v, (16 << 40) - 4096, &pattern(1, 4096), false)
+        .unwrap();
+    let mut t = vec![0u8; 4096];
+    s.read(v, (16 << 40) - 4096, &mut t).unwrap();
+    assert_eq!(t, pattern(1, 4096));
+    assert_eq!(
+        s.read(v, 16 << 40, &mut t).unwrap_err().kind(),
+        ErrorKind::OutOfRange
+    );
+    assert_eq!(s.resolve("grow", None).unwrap(), v);
+    assert_eq!(
+        s.resolve("nope", None).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let snap = s.snapshot(v, Some("grow")).unwrap().id;
+    assert_eq!(
+        s.resolve("grow", None).unwrap_err().kind(),
+        ErrorKind::Ambiguous
+    );
+    s.update(
+        snap,
+        ObjectUpdate {
+            name: Some(Some("g2".into())),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.resolve("g2", None).unwrap(), snap);
+    assert!(s.create_volume(Some("a/b"), 4096, false).is_err());
+    assert!(s.create_volume(None, 1000, false).is_err());
+    let r = s.check(false).unwrap();
+    assert!(r.is_clean(), "{r:?}");
+}
+
+#[test]
+fn second_opener_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _s = Store::open(dir.path(), opts()).unwrap();
+    let e = Store::open(dir.path(), opts()).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Locked);
+    assert!(
+        e.to_string().contains(&std::process::id().to_string()),
+        "{e}"
+    );
+}
+
+#[test]
+fn reclaim_returns_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), opts()).unwrap();
+    let v = s.create_volume(None, 64 << 20, false).unwrap().id;
+    for round in 0..4u8 {
+        s.write(v, 0, &pattern(round, 16 << 20), false).unwrap();
+    }
+    let keep = s.create_volume(None, 1 << 20, false).unwrap().id;
+    s.write(keep, 0, &pattern(7, 1 << 20), false).unwrap();
+    let before = s.stats().unwrap().disk_bytes;
+    assert!(before > 60 << 20, "{before}");
+    let r = s.reclaim(0.5).unwrap();
+    let after = s.stats().unwrap().disk_bytes;
+    assert!(after < 24 << 20, "disk {after} after reclaim {r:?}");
+    let mut b = vec![0u8; 16 << 20];
+    s.read(v, 0, &mut b).unwrap();
+    assert!(b == pattern(3, 16 << 20));
+    s.delete(v).unwrap();
+    s.reclaim(0.5).unwrap();
+    let after2 = s.stats().unwrap().disk_bytes;
+    assert!(after2 < 5 << 20, "disk {after2} after deleting the volume");
+    let mut k = vec![0u8; 1 << 20];
+    s.read(keep, 0, &mut k).unwrap();
+    assert_eq!(k, pattern(7, 1 << 20));
+    let r = s.check(false).unwrap();
+    assert!(r.is_clean(), "{r:?}");
+    drop(s);
+    let s = Store::open(dir.path(), opts()).unwrap();
+    s.read(keep, 0, &mut k).unwrap();
+    assert_eq!(k, pattern(7, 1 << 20));
+    assert!(s.check(false).unwrap().is_clean());
+}
