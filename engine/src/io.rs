@@ -294,11 +294,13 @@ pub(crate) fn fetch_blocks(
                 let dst = &mut out[i * bs..(i + 1) * bs];
                 match zstd::bulk::decompress_to_buffer(&buf, dst) {
                     Ok(n) if n == bs => {}
-                    _ => return Err(Error::corrupt(format!(
+                    _ => {
+                        return Err(Error::corrupt(format!(
                         "object {id} offset {}: compressed chunk {} does not decompress to a block",
                         (first + i as u64) * BLOCK_SIZE,
                         chunk.0
-                    ))),
+                    )))
+                    }
                 }
                 i += 1;
             }

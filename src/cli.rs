@@ -1,0 +1,524 @@
+//! Command-line parsing (clap) and the offline commands.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use engine::{ByteSize, ObjectId, ObjectInfo, ObjectKind, Store, StoreOptions};
+use std::fs::File;
+use std::io::{IsTerminal, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "blockd",
+    version,
+    about = "Block storage with instant snapshots and clones"
+)]
+struct Cli {
+    /// The data directory holding the store.
+    #[arg(
+        long,
+        global = true,
+        env = "BLOCKD_DATA_DIR",
+        default_value = "./blockd-data"
+    )]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Serve volumes, snapshots and images to front ends.
+    Serve(crate::serve::ServeArgs),
+    /// Volumes: create, list, delete, resize.
+    #[command(subcommand)]
+    Volume(VolumeCmd),
+    /// Snapshots: create, list, delete.
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
+    /// Images: create from a volume or snapshot, list, delete.
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Create a writable volume from a snapshot or image.
+    Clone {
+        /// Snapshot or image name or id.
+        source: String,
+        /// Name of the new volume.
+        name: String,
+    },
+    /// Import a raw image file as a new volume (zero runs are not stored).
+    Import {
+        /// The raw file.
+        file: PathBuf,
+        /// Name of the new volume.
+        name: String,
+        /// Compress the volume's data with zstd.
+        #[arg(long)]
+        compress: bool,
+    },
+    /// Export a volume, snapshot or image to a raw, sparse file.
+    Export {
+        /// Object name or id.
+        object: String,
+        /// Destination file (created or truncated).
+        file: PathBuf,
+    },
+    /// Check the store; exit 0 when clean, 1 when problems are found.
+    Check {
+        /// Fix refcounts and free leaked space.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Space usage per object and for the store.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reclaim space held by deleted data.
+    Gc,
+}
+
+#[derive(Subcommand, Debug)]
+enum VolumeCmd {
+    /// Create a thin volume; prints its id.
+    Create {
+        /// Name.
+        name: String,
+        /// Size, like 10G, 512M or a byte count.
+        #[arg(long)]
+        size: ByteSize,
+        /// Compress data with zstd.
+        #[arg(long)]
+        compress: bool,
+    },
+    /// List volumes.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a volume.
+    Delete {
+        /// Name or id.
+        volume: String,
+    },
+    /// Grow a volume.
+    Resize {
+        /// Name or id.
+        volume: String,
+        /// New size.
+        #[arg(long)]
+        size: ByteSize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SnapshotCmd {
+    /// Snapshot a volume; prints the snapshot's id.
+    Create {
+        /// Volume name or id.
+        volume: String,
+        /// Snapshot name.
+        name: String,
+    },
+    /// List snapshots.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a snapshot.
+    Delete {
+        /// Name or id.
+        snapshot: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageCmd {
+    /// Capture a volume or snapshot as an image; prints its id.
+    Create {
+        /// Volume or snapshot name or id.
+        source: String,
+        /// Image name.
+        name: String,
+    },
+    /// List images.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an image.
+    Delete {
+        /// Name or id.
+        image: String,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BLOCKD_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if matches!(cli.cmd, Cmd::Serve(_)) {
+            "info"
+        } else {
+            "warn"
+        })
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("blockd: {e:#}");
+            2
+        }
+    }
+}
+
+fn open(dir: &Path, create: bool) -> Result<Store> {
+    Store::open(
+        dir,
+        StoreOptions {
+            create,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("opening store {}", dir.display()))
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let dir = cli.data_dir;
+    match cli.cmd {
+        Cmd::Serve(args) => crate::serve::run(&dir, args).map(|_| 0),
+        Cmd::Volume(c) => volume(&dir, c),
+        Cmd::Snapshot(c) => snapshot(&dir, c),
+        Cmd::Image(c) => image(&dir, c),
+        Cmd::Clone { source, name } => {
+            let s = open(&dir, false)?;
+            let src = resolve_kinds(&s, &source, &[ObjectKind::Snapshot, ObjectKind::Image])?;
+            let info = s.clone_volume(src, Some(&name))?;
+            println!("{}", info.id);
+            s.close()?;
+            Ok(0)
+        }
+        Cmd::Import {
+            file,
+            name,
+            compress,
+        } => import(&dir, &file, &name, compress),
+        Cmd::Export { object, file } => export(&dir, &object, &file),
+        Cmd::Check { repair } => check(&dir, repair),
+        Cmd::Stats { json } => stats(&dir, json),
+        Cmd::Gc => {
+            let s = open(&dir, false)?;
+            let r = s.reclaim(0.5)?;
+            println!(
+                "freed {} segments, moved {}, disk {} -> {}",
+                r.segments_freed,
+                ByteSize(r.bytes_moved),
+                ByteSize(r.disk_before),
+                ByteSize(r.disk_after)
+            );
+            s.close()?;
+            Ok(0)
+        }
+    }
+}
+
+/// Resolves a name or id to an object of one of `kinds`.
+fn resolve_kinds(s: &Store, key: &str, kinds: &[ObjectKind]) -> Result<ObjectId> {
+    let mut found = Vec::new();
+    let mut last_err = None;
+    for &k in kinds {
+        match s.resolve(key, Some(k)) {
+            Ok(id) => found.push(id),
+            Err(e) if e.kind() == engine::ErrorKind::NotFound => last_err = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => {
+            let what: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+            match last_err {
+                Some(_) if kinds.len() > 1 => {
+                    bail!("no {} named or with id '{key}'", what.join(" or "))
+                }
+                Some(e) => Err(e.into()),
+                None => bail!("'{key}' not found"),
+            }
+        }
+        _ => bail!("'{key}' is ambiguous: it names more than one object; use an id"),
+    }
+}
+
+fn print_list(dir: &Path, kind: ObjectKind, json: bool) -> Result<()> {
+    // Listing a directory with no store shows nothing and creates nothing.
+    let items: Vec<ObjectInfo> = if dir.join("superblock").exists() {
+        open(dir, false)?
+            .list()
+            .into_iter()
+            .filter(|o| o.kind == kind)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<24}  {:>10}  {:<10}  PARENT",
+        "ID", "NAME", "SIZE", "STATUS"
+    );
+    for o in items {
+        println!(
+            "{:<36}  {:<24}  {:>10}  {:<10}  {}",
+            o.id,
+            o.name.as_deref().unwrap_or("-"),
+            ByteSize(o.size).to_string(),
+            o.status,
+            o.parent
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    Ok(())
+}
+
+fn volume(dir: &Path, c: VolumeCmd) -> Result<i32> {
+    match c {
+        VolumeCmd::Create {
+            name,
+            size,
+            compress,
+        } => {
+            let s = open(dir, true)?;
+            let info = s.create_volume(Some(&name), size.0, compress)?;
+            println!("{}", info.id);
+            s.close()?;
+        }
+        VolumeCmd::List { json } => print_list(dir, ObjectKind::Volume, json)?,
+        VolumeCmd::Delete { volume } => {
+            let s = open(dir, false)?;
+            let id = resolve_kinds(&s, &volume, &[ObjectKind::Volume])?;
+            s.delete(id)?;
+            s.close()?;
+        }
+        VolumeCmd::Resize { volume, size } => {
+            let s = open(dir, false)?;
+            let id = resolve_kinds(&s, &volume, &[ObjectKind::Volume])?;
+            s.resize(id, size.0)?;
+            s.close()?;
+        }
+    }
+    Ok(0)
+}
+
+fn snapshot(dir: &Path, c: SnapshotCmd) -> Result<i32> {
+    match c {
+        SnapshotCmd::Create { volume, name } => {
+            let s = open(dir, false)?;
+            let id = resolve_kinds(&s, &volume, &[ObjectKind::Volume])?;
+            let info = s.snapshot(id, Some(&name))?;
+            println!("{}", info.id);
+            s.close()?;
+        }
+        SnapshotCmd::List { json } => print_list(dir, ObjectKind::Snapshot, json)?,
+        SnapshotCmd::Delete { snapshot } => {
+            let s = open(dir, false)?;
+            let id = resolve_kinds(&s, &snapshot, &[ObjectKind::Snapshot])?;
+            s.delete(id)?;
+            s.close()?;
+        }
+    }
+    Ok(0)
+}
+
+fn image(dir: &Path, c: ImageCmd) -> Result<i32> {
+    match c {
+        ImageCmd::Create { source, name } => {
+            let s = open(dir, false)?;
+            let id = resolve_kinds(&s, &source, &[ObjectKind::Volume, ObjectKind::Snapshot])?;
+            let info = s.create_image(id, Some(&name))?;
+            println!("{}", info.id);
+            s.close()?;
+        }
+        ImageCmd::List { json } => print_list(dir, ObjectKind::Image, json)?,
+        ImageCmd::Delete { image } => {
+            let s = open(dir, false)?;
+            let id = resolve_kinds(&s, &image, &[ObjectKind::Image])?;
+            s.delete(id)?;
+            s.close()?;
+        }
+    }
+    Ok(0)
+}
+
+/// Bytes moved per I/O by import and export.
+const COPY_CHUNK: usize = 1 << 20;
+
+fn progress(total: u64) -> indicatif::ProgressBar {
+    if std::io::stderr().is_terminal() {
+        let pb = indicatif::ProgressBar::new(total);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+fn import(dir: &Path, file: &Path, name: &str, compress: bool) -> Result<i32> {
+    let mut f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let len = f.metadata()?.len();
+    if len == 0 {
+        bail!("{} is empty", file.display());
+    }
+    let size = len.div_ceil(512) * 512;
+    let s = open(dir, true)?;
+    let info = s.create_volume(Some(name), size, compress)?;
+    let pb = progress(len);
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut off = 0u64;
+    let result = (|| -> Result<()> {
+        loop {
+            let mut n = 0;
+            while n < buf.len() {
+                let r = f.read(&mut buf[n..])?;
+                if r == 0 {
+                    break;
+                }
+                n += r;
+            }
+            if n == 0 {
+                break;
+            }
+            // All-zero runs stay holes: the engine stores zero blocks as
+            // nothing, and skipping them keeps the map sparse too.
+            if !buf[..n].iter().all(|&b| b == 0) {
+                s.write(info.id, off, &buf[..n], false)?;
+            }
+            off += n as u64;
+            pb.set_position(off);
+        }
+        s.flush()?;
+        Ok(())
+    })();
+    pb.finish_and_clear();
+    if let Err(e) = result {
+        // Nothing half-done: remove the partial volume.
+        let _ = s.delete(info.id);
+        let _ = s.close();
+        return Err(e.context(format!("importing {}", file.display())));
+    }
+    println!("{}", info.id);
+    s.close()?;
+    Ok(0)
+}
+
+fn export(dir: &Path, key: &str, file: &Path) -> Result<i32> {
+    let s = open(dir, false)?;
+    let id = resolve_kinds(
+        &s,
+        key,
+        &[ObjectKind::Volume, ObjectKind::Snapshot, ObjectKind::Image],
+    )?;
+    let info = s.get(id)?;
+    let out = File::create(file).with_context(|| format!("cannot create {}", file.display()))?;
+    out.set_len(info.size)?;
+    let pb = progress(info.size);
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut off = 0u64;
+    while off < info.size {
+        let len = (info.size - off).min(COPY_CHUNK as u64);
+        let ext = s.block_status(id, off, len, 1024)?;
+        for e in ext {
+            if e.kind == engine::ExtentKind::Data {
+                let b = &mut buf[..e.length as usize];
+                s.read(id, e.offset, b)?;
+                out.write_all_at(b, e.offset)?;
+            }
+        }
+        off += len;
+        pb.set_position(off);
+    }
+    out.sync_all()?;
+    pb.finish_and_clear();
+    s.close()?;
+    Ok(0)
+}
+
+fn check(dir: &Path, repair: bool) -> Result<i32> {
+    let s = open(dir, false)?;
+    let r = s.check(repair)?;
+    for c in &r.corruption {
+        println!("corruption: {c}");
+    }
+    for l in &r.leaks {
+        println!("leak: {l}");
+    }
+    println!(
+        "checked {} objects, {} map nodes, {} data chunks: {} corruption, {} leaks{}",
+        r.objects_checked,
+        r.nodes_checked,
+        r.chunks_checked,
+        r.corruption.len(),
+        r.leaks.len(),
+        if r.repaired { " (repaired)" } else { "" }
+    );
+    s.close()?;
+    let clean = r.corruption.is_empty() && (r.leaks.is_empty() || r.repaired);
+    Ok(if clean { 0 } else { 1 })
+}
+
+fn stats(dir: &Path, json: bool) -> Result<i32> {
+    let s = open(dir, false)?;
+    let st = s.stats()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&st)?);
+    } else {
+        println!(
+            "{:<9} {:<36} {:<20} {:>10} {:>10} {:>10} {:>10}",
+            "KIND", "ID", "NAME", "LOGICAL", "ALLOCATED", "UNIQUE", "SHARED"
+        );
+        for o in &st.objects {
+            println!(
+                "{:<9} {:<36} {:<20} {:>10} {:>10} {:>10} {:>10}",
+                o.kind.map(|k| k.to_string()).unwrap_or_default(),
+                o.id.map(|i| i.to_string()).unwrap_or_default(),
+                o.name.as_deref().unwrap_or("-"),
+                ByteSize(o.logical_bytes).to_string(),
+                ByteSize(o.allocated_bytes).to_string(),
+                ByteSize(o.unique_bytes).to_string(),
+                ByteSize(o.shared_bytes).to_string()
+            );
+        }
+        println!(
+            "store: logical {}, live {}, on disk {} in {} segments",
+            ByteSize(st.logical_bytes),
+            ByteSize(st.live_bytes),
+            ByteSize(st.disk_bytes),
+            st.segments
+        );
+    }
+    s.close()?;
+    Ok(0)
+}
