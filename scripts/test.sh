@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh machine: installs the real clients the tests
+# drive (qemu-img/qemu-io, nbdinfo/nbdcopy/nbdsh, nbdkit, fio, fuse3,
+# e2fsprogs) when missing, then builds and runs the whole workspace's tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v qemu-img >/dev/null || need+=(qemu-utils)
+command -v nbdinfo >/dev/null || need+=(libnbd-bin)
+python3 -c 'import nbd' 2>/dev/null || /usr/bin/python3 -c 'import nbd' 2>/dev/null || need+=(python3-libnbd)
+command -v nbdkit >/dev/null || need+=(nbdkit)
+command -v fio >/dev/null || need+=(fio)
+command -v fusermount3 >/dev/null || need+=(fuse3)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo build --release --bins
+cargo test --workspace --all-targets -- --test-threads="${TEST_THREADS:-2}"
