@@ -21,6 +21,8 @@
 //!    └── log.rs        segment files, framed records (format.rs)
 //! ```
 
+#[cfg(feature = "bench-util")]
+mod bench_util;
 mod catalog;
 mod check;
 mod checkpoint;

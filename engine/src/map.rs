@@ -135,9 +135,7 @@ impl State {
             )));
         }
         let copy = (*n).clone();
-        for &c in copy.slots.iter() {
-            self.incref(ChunkId(c))?;
-        }
+        self.incref_many(&copy.slots[..])?;
         let id = self.node_alloc(copy)?;
         self.decref(child)?;
         Ok(id)

@@ -172,22 +172,65 @@ impl State {
         }
     }
 
-    /// Sets the entry of chunk `id`, dirtying its leaf.
-    pub fn ct_set(&mut self, id: ChunkId, e: CtEntry) -> Result<()> {
-        let leaf = id.table_index() / CT_LEAF_ENTRIES;
-        let slot = (id.table_index() % CT_LEAF_ENTRIES) as usize;
+    /// The entries of chunk-table leaf `leaf`, dirtied for modification.
+    fn ct_leaf_mut(&mut self, leaf: u64) -> Result<&mut [CtEntry; CT_LEAF_ENTRIES as usize]> {
         if !self.ct_dirty.contains_key(&leaf) {
             let page = (*self.ct_load(0, leaf)?).clone();
             self.ct_clean.pop(&(0, leaf));
             self.ct_dirty.insert(leaf, page);
         }
         match self.ct_dirty.get_mut(&leaf) {
-            Some(CtPage::Leaf(es)) => {
-                es[slot] = e;
-                Ok(())
-            }
+            Some(CtPage::Leaf(es)) => Ok(es),
             _ => Err(Error::corrupt("chunk-table interior page found at level 0")),
         }
+    }
+
+    /// Sets the entry of chunk `id`, dirtying its leaf.
+    pub fn ct_set(&mut self, id: ChunkId, e: CtEntry) -> Result<()> {
+        let slot = (id.table_index() % CT_LEAF_ENTRIES) as usize;
+        self.ct_leaf_mut(id.table_index() / CT_LEAF_ENTRIES)?[slot] = e;
+        Ok(())
+    }
+
+    /// Adds one reference to each chunk in `ids` (special values skipped),
+    /// touching each chunk-table leaf once per run of ids that share it:
+    /// shadowing a node increments up to 510 children.
+    pub fn incref_many(&mut self, ids: &[u64]) -> Result<()> {
+        let mut i = 0;
+        while i < ids.len() {
+            let id = ChunkId(ids[i]);
+            if id.is_special() {
+                i += 1;
+                continue;
+            }
+            let leaf = id.table_index() / CT_LEAF_ENTRIES;
+            let es = self.ct_leaf_mut(leaf)?;
+            while i < ids.len() {
+                let id = ChunkId(ids[i]);
+                if id.is_special() {
+                    i += 1;
+                    continue;
+                }
+                if id.table_index() / CT_LEAF_ENTRIES != leaf {
+                    break;
+                }
+                let e = &mut es[(id.table_index() % CT_LEAF_ENTRIES) as usize];
+                if !e.is_live() {
+                    return Err(Error::corrupt(format!(
+                        "chunk {} is referenced but free",
+                        id.0
+                    )));
+                }
+                e.refcount = e.refcount.checked_add(1).ok_or_else(|| {
+                    Error::new(
+                        crate::ErrorKind::Unsupported,
+                        format!("chunk {} has too many references", id.0),
+                    )
+                })?;
+                i += 1;
+            }
+        }
+        Ok(())
     }
 
     // ---- map nodes ----
