@@ -163,9 +163,20 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return code;
+            if !e.use_stderr() {
+                let _ = e.print();
+                return 0;
+            }
+            // One clear line: clap's first line, without its usage hints.
+            let text = e.render().to_string();
+            eprintln!(
+                "blockd: {}",
+                text.lines()
+                    .next()
+                    .unwrap_or("invalid arguments")
+                    .trim_start_matches("error: ")
+            );
+            return 2;
         }
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BLOCKD_LOG").unwrap_or_else(|_| {

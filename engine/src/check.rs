@@ -46,9 +46,16 @@ impl State {
         refs: &mut HashMap<ChunkId, u32>,
         report: &mut CheckReport,
     ) {
+        if root.is_special() {
+            return;
+        }
         *refs.entry(root).or_insert(0) += 1;
         let mut stack: Vec<(ChunkId, u8)> = Vec::new();
-        if root.is_node() && refs[&root] == 1 {
+        if !root.is_node() {
+            report
+                .corruption
+                .push(format!("object {obj}: root {} is not a map node", root.0));
+        } else if refs[&root] == 1 {
             stack.push((root, depth - 1));
         }
         while let Some((id, level)) = stack.pop() {

@@ -101,6 +101,28 @@ impl State {
         Ok((e.info.size, e.depth, e.info.compress))
     }
 
+    /// Checks that blocks `[first, first+n)` of writable `id` exist (the
+    /// last block of a volume may extend past its size); returns the depth.
+    fn check_blocks(&self, id: ObjectId, first: u64, n: u64) -> Result<u8> {
+        let e = self.catalog.get(id)?;
+        if e.info.kind != ObjectKind::Volume {
+            return Err(Error::new(
+                ErrorKind::ReadOnly,
+                format!("{} {id} is read-only", e.info.kind),
+            ));
+        }
+        if first
+            .checked_add(n)
+            .is_none_or(|end| end > e.info.size.div_ceil(BLOCK_SIZE))
+        {
+            return Err(Error::new(
+                ErrorKind::OutOfRange,
+                format!("blocks {first}+{n} beyond the end of volume {id}"),
+            ));
+        }
+        Ok(e.depth)
+    }
+
     /// The runs of `n` blocks from `first` in object `id`.
     pub(crate) fn runs(
         &mut self,
@@ -163,12 +185,7 @@ impl State {
         entries: &[WriteEntry],
         locs: &[LogAddr],
     ) -> Result<()> {
-        let (_, depth, _) = self.check_io(
-            id,
-            first * BLOCK_SIZE,
-            entries.len() as u64 * BLOCK_SIZE,
-            true,
-        )?;
+        let depth = self.check_blocks(id, first, entries.len() as u64)?;
         let mut values = Vec::with_capacity(entries.len());
         for (e, &loc) in entries.iter().zip(locs) {
             if e.chunk.is_data() {
@@ -203,7 +220,7 @@ impl State {
         n: u64,
         value: ChunkId,
     ) -> Result<()> {
-        let (_, depth, _) = self.check_io(id, first * BLOCK_SIZE, n * BLOCK_SIZE, true)?;
+        let depth = self.check_blocks(id, first, n)?;
         let mut root = self.catalog.get(id)?.root();
         let r = self.map_update(
             &mut root,
