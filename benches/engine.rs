@@ -18,14 +18,17 @@ use std::time::{Duration, Instant};
 const GIB: u64 = 1 << 30;
 
 fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir_in(std::env::var("BLOCKD_BENCH_DIR").unwrap_or_else(|_| ".".into()))
-        .expect("temp dir");
+    let dir =
+        tempfile::tempdir_in(std::env::var("BLOCKD_BENCH_DIR").unwrap_or_else(|_| ".".into()))
+            .expect("temp dir");
     let s = Store::open(dir.path(), StoreOptions::default()).expect("open");
     (dir, s)
 }
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| ((i * 7) as u8).wrapping_add(seed) | 1).collect()
+    (0..len)
+        .map(|i| ((i * 7) as u8).wrapping_add(seed) | 1)
+        .collect()
 }
 
 /// A volume of `size` bytes, fully mapped: really written when `write`,
@@ -47,8 +50,15 @@ fn mapped_volume(s: &Store, size: u64, write: bool) -> ObjectId {
 
 fn snapshot_and_clone(c: &mut Criterion) {
     let mut g = c.benchmark_group("snapshot_create");
-    g.sample_size(20).measurement_time(Duration::from_secs(3)).throughput(Throughput::Elements(1));
-    for (label, size, write) in [("1GiB-written", GIB, true), ("1GiB", GIB, false), ("64GiB", 64 * GIB, false), ("1TiB", 1024 * GIB, false)] {
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(1));
+    for (label, size, write) in [
+        ("1GiB-written", GIB, true),
+        ("1GiB", GIB, false),
+        ("64GiB", 64 * GIB, false),
+        ("1TiB", 1024 * GIB, false),
+    ] {
         let (_d, s) = store();
         let v = mapped_volume(&s, size, write);
         g.bench_function(BenchmarkId::from_parameter(label), |b| {
@@ -69,8 +79,15 @@ fn snapshot_and_clone(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("clone_create");
-    g.sample_size(20).measurement_time(Duration::from_secs(3)).throughput(Throughput::Elements(1));
-    for (label, size, write) in [("1GiB-written", GIB, true), ("1GiB", GIB, false), ("64GiB", 64 * GIB, false), ("1TiB", 1024 * GIB, false)] {
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(1));
+    for (label, size, write) in [
+        ("1GiB-written", GIB, true),
+        ("1GiB", GIB, false),
+        ("64GiB", 64 * GIB, false),
+        ("1TiB", 1024 * GIB, false),
+    ] {
         let (_d, s) = store();
         let v = mapped_volume(&s, size, write);
         let snap = s.snapshot(v, None).expect("snapshot").id;
@@ -94,14 +111,19 @@ fn snapshot_and_clone(c: &mut Criterion) {
 
 fn random_writes(c: &mut Criterion) {
     let mut g = c.benchmark_group("randwrite_4k");
-    g.sample_size(20).measurement_time(Duration::from_secs(4)).throughput(Throughput::Elements(1));
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(4))
+        .throughput(Throughput::Elements(1));
     let (_d, s) = store();
     let v = mapped_volume(&s, GIB, true);
     let buf = data(4096, 9);
     let blocks = GIB / 4096;
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     g.bench_function("before_snapshot", |b| {
-        b.iter(|| s.write(v, rng.gen_range(0..blocks) * 4096, &buf, false).expect("write"))
+        b.iter(|| {
+            s.write(v, rng.gen_range(0..blocks) * 4096, &buf, false)
+                .expect("write")
+        })
     });
     // After a snapshot: a fresh snapshot every 1,000 writes, so that most
     // writes land in leaves still shared with a snapshot and must shadow.
@@ -114,7 +136,8 @@ fn random_writes(c: &mut Criterion) {
                 let n = (iters - done).min(1000);
                 let t = Instant::now();
                 for _ in 0..n {
-                    s.write(v, rng.gen_range(0..blocks) * 4096, &buf, false).expect("write");
+                    s.write(v, rng.gen_range(0..blocks) * 4096, &buf, false)
+                        .expect("write");
                 }
                 total += t.elapsed();
                 s.delete(snap).expect("delete");
@@ -128,7 +151,9 @@ fn random_writes(c: &mut Criterion) {
 
 fn read_depth(c: &mut Criterion) {
     let mut g = c.benchmark_group("randread_4k_snapshot_depth");
-    g.sample_size(20).measurement_time(Duration::from_secs(3)).throughput(Throughput::Elements(1));
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(1));
     for depth in [1usize, 1000] {
         let (_d, s) = store();
         let size = 256u64 << 20;
@@ -138,13 +163,17 @@ fn read_depth(c: &mut Criterion) {
         for _ in 0..depth {
             s.snapshot(v, None).expect("snapshot");
             for _ in 0..4 {
-                s.write(v, rng.gen_range(0..size / 4096) * 4096, &buf, false).expect("write");
+                s.write(v, rng.gen_range(0..size / 4096) * 4096, &buf, false)
+                    .expect("write");
             }
         }
         s.checkpoint().expect("checkpoint");
         let mut out = vec![0u8; 4096];
         g.bench_function(BenchmarkId::from_parameter(depth), |b| {
-            b.iter(|| s.read(v, rng.gen_range(0..size / 4096) * 4096, &mut out).expect("read"))
+            b.iter(|| {
+                s.read(v, rng.gen_range(0..size / 4096) * 4096, &mut out)
+                    .expect("read")
+            })
         });
     }
     g.finish();
@@ -154,7 +183,9 @@ fn sequential(c: &mut Criterion) {
     let total = 256usize << 20;
     let chunk = 1usize << 20;
     let mut g = c.benchmark_group("sequential_256MiB");
-    g.sample_size(10).measurement_time(Duration::from_secs(6)).throughput(Throughput::Bytes(total as u64));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(6))
+        .throughput(Throughput::Bytes(total as u64));
     let src = data(total, 11);
     let mut dst = vec![0u8; total];
     g.bench_function("memcpy", |b| {
@@ -166,7 +197,10 @@ fn sequential(c: &mut Criterion) {
         })
     });
     let (_d, s) = store();
-    let v = s.create_volume(None, total as u64, false).expect("create").id;
+    let v = s
+        .create_volume(None, total as u64, false)
+        .expect("create")
+        .id;
     g.bench_function("engine_write", |b| {
         b.iter(|| {
             for (i, piece) in src.chunks(chunk).enumerate() {
@@ -186,5 +220,11 @@ fn sequential(c: &mut Criterion) {
     let _ = s.reclaim(0.5);
 }
 
-criterion_group!(benches, snapshot_and_clone, random_writes, read_depth, sequential);
+criterion_group!(
+    benches,
+    snapshot_and_clone,
+    random_writes,
+    read_depth,
+    sequential
+);
 criterion_main!(benches);
