@@ -79,8 +79,24 @@ pub struct RecordHeader {
     pub seq: u64,
     /// Body length in bytes.
     pub body_len: u32,
-    /// crc32 of the body.
+    /// crc32 of the first `crc_len` bytes of the body.
     pub body_crc: u32,
+    /// Bytes of the body the header's crc covers: all of it, except for
+    /// Write records, whose payloads carry their own crcs in their entries
+    /// (so that data is checksummed once, not twice).
+    pub crc_len: u32,
+}
+
+/// The part of a body the record header's crc covers.
+fn covered_len(kind: RecordKind, body: &[u8]) -> usize {
+    if kind == RecordKind::Write && body.len() >= WRITE_FIXED {
+        let n = get_u32(body, 24) as usize;
+        n.saturating_mul(WRITE_ENTRY)
+            .saturating_add(WRITE_FIXED)
+            .min(body.len())
+    } else {
+        body.len()
+    }
 }
 
 pub(crate) fn get_u32(b: &[u8], at: usize) -> u32 {
@@ -104,7 +120,9 @@ impl RecordHeader {
         h[4] = kind as u8;
         put_u64(&mut h, 8, seq);
         put_u32(&mut h, 16, body.len() as u32);
-        put_u32(&mut h, 20, crc32fast::hash(body));
+        let covered = covered_len(kind, body);
+        put_u32(&mut h, 20, crc32fast::hash(&body[..covered]));
+        put_u32(&mut h, 24, covered as u32);
         let c = crc32fast::hash(&h[..28]);
         put_u32(&mut h, 28, c);
         h
@@ -119,17 +137,24 @@ impl RecordHeader {
         if crc32fast::hash(&h[..28]) != get_u32(h, 28) {
             return None;
         }
+        let (body_len, crc_len) = (get_u32(h, 16), get_u32(h, 24));
+        if crc_len > body_len {
+            return None;
+        }
         Some(RecordHeader {
             kind: RecordKind::from_u8(h[4])?,
             seq: get_u64(h, 8),
-            body_len: get_u32(h, 16),
+            body_len,
             body_crc: get_u32(h, 20),
+            crc_len,
         })
     }
 
     /// True when `body` matches the header's checksum.
     pub fn body_ok(&self, body: &[u8]) -> bool {
-        body.len() == self.body_len as usize && crc32fast::hash(body) == self.body_crc
+        body.len() == self.body_len as usize
+            && crc32fast::hash(&body[..self.crc_len as usize]) == self.body_crc
+            && self.crc_len as usize == covered_len(self.kind, body)
     }
 }
 
@@ -408,23 +433,38 @@ pub fn encode_write(
     entries: &[WriteEntry],
     payloads: &[&[u8]],
 ) -> Vec<u8> {
+    let mut b = Vec::new();
+    encode_write_into(&mut b, object, first_block, entries, payloads);
+    b
+}
+
+/// Appends a Write record body to `out` (which may already hold a header
+/// placeholder, so that the record goes to disk in one write).
+pub fn encode_write_into(
+    out: &mut Vec<u8>,
+    object: [u8; 16],
+    first_block: u64,
+    entries: &[WriteEntry],
+    payloads: &[&[u8]],
+) {
     let total: usize = payloads.iter().map(|p| p.len()).sum();
-    let mut b = vec![0u8; WRITE_FIXED + WRITE_ENTRY * entries.len()];
-    b.reserve(total);
+    let base = out.len();
+    out.reserve(WRITE_FIXED + WRITE_ENTRY * entries.len() + total);
+    out.resize(base + WRITE_FIXED + WRITE_ENTRY * entries.len(), 0);
+    let b = &mut out[base..];
     b[..16].copy_from_slice(&object);
-    put_u64(&mut b, 16, first_block);
-    put_u32(&mut b, 24, entries.len() as u32);
+    put_u64(b, 16, first_block);
+    put_u32(b, 24, entries.len() as u32);
     for (i, e) in entries.iter().enumerate() {
         let o = WRITE_FIXED + WRITE_ENTRY * i;
-        put_u64(&mut b, o, e.chunk.0);
-        put_u32(&mut b, o + 8, e.crc);
-        put_u32(&mut b, o + 12, e.stored_len);
-        put_u32(&mut b, o + 16, e.flags);
+        put_u64(b, o, e.chunk.0);
+        put_u32(b, o + 8, e.crc);
+        put_u32(b, o + 12, e.stored_len);
+        put_u32(b, o + 16, e.flags);
     }
     for p in payloads {
-        b.extend_from_slice(p);
+        out.extend_from_slice(p);
     }
-    b
 }
 
 /// Decodes a Write record body, checking lengths and payload checksums.

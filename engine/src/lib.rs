@@ -50,5 +50,5 @@ pub use types::{
 
 /// Decoders exposed for fuzzing and tests: bytes in, values or errors out.
 pub mod decode {
-    pub use crate::format::{decode_write, CtPage, Node, RecordHeader, Superblock};
+    pub use crate::format::{decode_write, encode_write, CtPage, Node, RecordHeader, Superblock};
 }

@@ -203,26 +203,32 @@ impl Log {
     /// Appends one record and returns its address. A failure leaves the
     /// log in an unknown state: the caller must fail-stop.
     pub fn append(&mut self, kind: RecordKind, body: &[u8]) -> Result<LogAddr> {
-        let need = (HEADER_LEN + body.len()) as u64;
+        let mut framed = Vec::with_capacity(HEADER_LEN + body.len());
+        framed.resize(HEADER_LEN, 0);
+        framed.extend_from_slice(body);
+        self.append_framed(kind, &mut framed)
+    }
+
+    /// Appends a record whose body follows a `HEADER_LEN`-byte placeholder
+    /// in `framed`; the header is filled in and the record written with one
+    /// `pwrite`.
+    pub fn append_framed(&mut self, kind: RecordKind, framed: &mut [u8]) -> Result<LogAddr> {
+        let need = framed.len() as u64;
         if need + SEAL_RESERVE > self.seg_size {
             return Err(Error::new(
                 crate::ErrorKind::InvalidArgument,
-                format!("record of {} bytes exceeds the segment size", body.len()),
+                format!("record of {} bytes exceeds the segment size", framed.len()),
             ));
         }
         if self.tail + need + SEAL_RESERVE > self.seg_size {
             self.roll()?;
         }
         let addr = self.tail();
-        let h = RecordHeader::encode(kind, self.next_seq, body);
+        let h = RecordHeader::encode(kind, self.next_seq, &framed[HEADER_LEN..]);
+        framed[..HEADER_LEN].copy_from_slice(&h);
         self.active
             .file
-            .write_all_at(&h, self.tail)
-            .and_then(|_| {
-                self.active
-                    .file
-                    .write_all_at(body, self.tail + HEADER_LEN as u64)
-            })
+            .write_all_at(framed, self.tail)
             .map_err(|e| Error::io(format!("appending to segment {}", self.active.no.0), e))?;
         self.tail += need;
         self.next_seq += 1;

@@ -17,7 +17,8 @@ use crate::format::{
 use crate::log::Log;
 use crate::types::{ChunkId, LogAddr, SegmentNo};
 use lru::LruCache;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rustc_hash::{FxBuildHasher, FxHashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
@@ -32,10 +33,10 @@ pub(crate) struct State {
     pub catalog: Catalog,
     /// Root page of the chunk table as of the last checkpoint.
     pub ct_root: LogAddr,
-    ct_clean: LruCache<CtKey, Arc<CtPage>>,
-    pub(crate) ct_dirty: HashMap<u64, CtPage>,
-    nodes_clean: LruCache<ChunkId, Arc<Node>>,
-    pub(crate) nodes_dirty: HashMap<ChunkId, Arc<Node>>,
+    ct_clean: LruCache<CtKey, Arc<CtPage>, FxBuildHasher>,
+    pub(crate) ct_dirty: FxHashMap<u64, CtPage>,
+    nodes_clean: LruCache<ChunkId, Arc<Node>, FxBuildHasher>,
+    pub(crate) nodes_dirty: FxHashMap<ChunkId, Arc<Node>>,
     /// Live bytes per segment (chunks and pages still referenced).
     pub usage: BTreeMap<SegmentNo, u64>,
     pub next_data: u64,
@@ -56,10 +57,10 @@ impl State {
             log,
             catalog,
             ct_root,
-            ct_clean: LruCache::new(half),
-            ct_dirty: HashMap::new(),
-            nodes_clean: LruCache::new(half),
-            nodes_dirty: HashMap::new(),
+            ct_clean: LruCache::with_hasher(half, FxBuildHasher),
+            ct_dirty: FxHashMap::default(),
+            nodes_clean: LruCache::with_hasher(half, FxBuildHasher),
+            nodes_dirty: FxHashMap::default(),
             usage: BTreeMap::new(),
             next_data: 0,
             next_node: 0,
@@ -85,6 +86,14 @@ impl State {
         } else {
             *e = e.saturating_sub(bytes);
         }
+    }
+
+    /// Appends a framed record (see [`Log::append_framed`]), counting it
+    /// toward the next checkpoint.
+    pub fn append_framed(&mut self, kind: RecordKind, framed: &mut [u8]) -> Result<LogAddr> {
+        let a = self.log.append_framed(kind, framed)?;
+        self.log_since_checkpoint += framed.len() as u64;
+        Ok(a)
     }
 
     /// Appends a record, counting it toward the next checkpoint.

@@ -6,7 +6,7 @@
 use crate::catalog::{Catalog, CatalogOp, Entry, ObjectInfo, ObjectKind, ObjectUpdate};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{
-    encode_write, RecordKind, Superblock, WriteEntry, HEADER_LEN, SUPER_SLOT_LEN, WRITE_ENTRY,
+    encode_write_into, RecordKind, Superblock, WriteEntry, HEADER_LEN, SUPER_SLOT_LEN, WRITE_ENTRY,
     WRITE_FIXED,
 };
 use crate::io::{fetch_blocks, prepare, Prepared};
@@ -552,9 +552,10 @@ impl Store {
                 payloads.push(&p.stored);
             }
         }
-        let body = encode_write(id.to_bytes(), first, &entries, &payloads);
+        let mut framed = vec![0u8; HEADER_LEN];
+        encode_write_into(&mut framed, id.to_bytes(), first, &entries, &payloads);
         let addr = st
-            .append(RecordKind::Write, &body)
+            .append_framed(RecordKind::Write, &mut framed)
             .map_err(|e| self.fail(e))?;
         let mut locs = Vec::with_capacity(n);
         let mut off = (HEADER_LEN + WRITE_FIXED + WRITE_ENTRY * n) as u64;
