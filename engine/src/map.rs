@@ -80,7 +80,7 @@ impl State {
             if id.is_special() {
                 continue;
             }
-            let mut e = self.ct_get(id)?;
+            let e = self.ct_entry_mut(id)?;
             if !e.is_live() {
                 return Err(Error::corrupt(format!(
                     "chunk {} is released but already free",
@@ -89,9 +89,9 @@ impl State {
             }
             e.refcount -= 1;
             if e.refcount > 0 {
-                self.ct_set(id, e)?;
                 continue;
             }
+            let e = *e;
             if id.is_node() {
                 let n = self.node_get(id)?;
                 stack.extend(

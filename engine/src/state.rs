@@ -194,6 +194,12 @@ impl State {
         }
     }
 
+    /// The entry of chunk `id`, dirtied for modification.
+    pub fn ct_entry_mut(&mut self, id: ChunkId) -> Result<&mut CtEntry> {
+        let slot = (id.table_index() % CT_LEAF_ENTRIES) as usize;
+        Ok(&mut self.ct_leaf_mut(id.table_index() / CT_LEAF_ENTRIES)?[slot])
+    }
+
     /// Sets the entry of chunk `id`, dirtying its leaf.
     pub fn ct_set(&mut self, id: ChunkId, e: CtEntry) -> Result<()> {
         let slot = (id.table_index() % CT_LEAF_ENTRIES) as usize;

@@ -718,8 +718,21 @@ impl Store {
         };
         if need {
             self.checkpoint()?;
+            if self.garbage_high() {
+                self.reclaim(0.5)?;
+            }
         }
         Ok(())
+    }
+
+    /// True when more than half of the segment files' space is dead (and
+    /// there are more than four segments): time to reclaim.
+    fn garbage_high(&self) -> bool {
+        let seg = self.segment_size();
+        let st = self.inner.state.lock();
+        let n = st.log.segments().len() as u64;
+        let live: u64 = st.usage.values().sum();
+        n > 4 && n * seg > live.saturating_mul(2)
     }
 
     /// Writes all dirty metadata and flips the superblock: afterwards a
@@ -765,6 +778,9 @@ impl Store {
     /// Checkpoints and closes the store, releasing the directory lock.
     pub fn close(self) -> Result<()> {
         if !self.inner.failed.load(Ordering::Acquire) {
+            if self.garbage_high() {
+                self.reclaim(0.5)?;
+            }
             self.checkpoint()?;
         }
         Ok(())
