@@ -1,17 +1,99 @@
-//! `blockd serve`: opens the store and serves it to front ends until SIGTERM
-//! or SIGINT. (The NBD listener is added by the NBD issue's work.)
+//! `blockd serve`: opens the store and serves it to front ends (NBD over TCP
+//! and a Unix socket) until SIGTERM or SIGINT; then stops accepting,
+//! finishes the requests in flight, flushes, checkpoints and exits 0.
 
-use anyhow::Result;
-use std::path::Path;
+use anyhow::{Context, Result};
+use engine::{Store, StoreOptions};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Options of `blockd serve`.
 #[derive(clap::Args, Debug)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// TCP address for NBD ("" to serve on the Unix socket only).
+    #[arg(long, default_value = "127.0.0.1:10809")]
+    nbd_listen: String,
+    /// Unix socket for NBD [default: <data-dir>/nbd.sock].
+    #[arg(long)]
+    nbd_socket: Option<PathBuf>,
+    /// Object (name or id) served to clients asking for the empty export
+    /// name; without it there is no default export.
+    #[arg(long)]
+    default_export: Option<String>,
+    /// Most NBD connections at once; more are closed on accept.
+    #[arg(long, default_value_t = 256)]
+    nbd_max_connections: usize,
+    /// Seconds a client may take to negotiate.
+    #[arg(long, default_value_t = 10)]
+    nbd_handshake_timeout: u64,
+    /// Most requests in flight per NBD connection.
+    #[arg(long, default_value_t = 128)]
+    nbd_max_in_flight: usize,
+}
 
 /// Runs the server on the store in `data_dir`.
-pub fn run(data_dir: &Path, _args: ServeArgs) -> Result<()> {
-    anyhow::bail!(
-        "serve is not available yet (data dir {})",
-        data_dir.display()
+pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
+    let store = Store::open(
+        data_dir,
+        StoreOptions {
+            create: true,
+            ..Default::default()
+        },
     )
+    .with_context(|| format!("opening store {}", data_dir.display()))?;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(2);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .max_blocking_threads(128)
+        .thread_name("blockd")
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let socket = args
+        .nbd_socket
+        .clone()
+        .unwrap_or_else(|| data_dir.join("nbd.sock"));
+    let served = rt.block_on(serve(store.clone(), &args, &socket));
+    drop(rt);
+    let _ = std::fs::remove_file(&socket);
+    served?;
+    store.flush().context("flushing the store")?;
+    store.close().context("closing the store")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn serve(store: Store, args: &ServeArgs, socket: &Path) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let config = nbd_server::Config {
+        max_connections: args.nbd_max_connections,
+        handshake_timeout: Duration::from_secs(args.nbd_handshake_timeout),
+        max_in_flight: args.nbd_max_in_flight,
+        default_export: args.default_export.clone(),
+        ..Default::default()
+    };
+    let server = nbd_server::Server::new(store, config);
+    let mut tasks = Vec::new();
+    if !args.nbd_listen.is_empty() {
+        let l = nbd_server::Server::bind_tcp(&args.nbd_listen).await?;
+        tracing::info!("NBD listening on tcp {}", l.local_addr()?);
+        tasks.push(server.serve_tcp(l));
+    }
+    let l = nbd_server::Server::bind_unix(socket)?;
+    tracing::info!("NBD listening on unix {}", socket.display());
+    tasks.push(server.serve_unix(l));
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: finishing requests in flight"),
+        _ = int.recv() => tracing::info!("SIGINT: finishing requests in flight"),
+    }
+    server.shutdown(Duration::from_secs(30)).await;
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
 }

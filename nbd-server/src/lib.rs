@@ -1,0 +1,34 @@
+//! blockd's NBD server, on tokio. It serves every volume (read-write),
+//! snapshot and image (read-only) of an engine [`engine::Store`] as an NBD
+//! export, with fixed newstyle negotiation, structured replies,
+//! `base:allocation` block status, pipelined requests answered out of order,
+//! and multi-connection consistency.
+//!
+//! ```text
+//!  server.rs   listeners (TCP, Unix), connection limit, handshake timeout, shutdown
+//!    └── session.rs  handshake; reader task -> blocking pool -> writer task
+//!          ├── codec.rs   pure wire format: parse, validate, encode (no I/O)
+//!          └── export.rs  export names <-> store objects
+//! ```
+
+pub mod codec;
+pub mod export;
+mod server;
+mod session;
+
+pub use server::{Config, Server};
+pub use session::{errno_of, Stream};
+
+/// The NBD server's error type.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A socket could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, #[source] std::io::Error),
+    /// Socket I/O failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
+}

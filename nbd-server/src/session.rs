@@ -1,0 +1,542 @@
+//! One NBD connection on tokio: the fixed newstyle handshake, then
+//! transmission. In transmission a reader task parses requests (validated by
+//! the codec), each accepted request runs on tokio's blocking pool (bounded
+//! by a server-wide semaphore, so engine file I/O never runs on the
+//! reactor), and a writer task serializes replies in completion order: out
+//! of order with respect to requests, never interleaved.
+
+use crate::codec::{self, errno, ClientOption, Command, ExportParams, Verdict};
+use crate::export::Export;
+use crate::server::Shared;
+use crate::Error;
+use engine::{ErrorKind, ExtentKind, ObjectId, Store};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+
+/// Socket buffer size for each direction.
+const IO_BUFFER: usize = 256 * 1024;
+/// Most extents in a BLOCK_STATUS reply without REQ_ONE (keeps the chunk
+/// under 1000 bytes, which qemu insists on for non-data chunks).
+const MAX_STATUS_EXTENTS: usize = 120;
+/// Most extents a READ is split into before the rest is sent as data.
+const MAX_READ_EXTENTS: usize = 64;
+
+/// A byte stream the server can serve: TCP or Unix, split into owned halves
+/// for transmission.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Read half.
+    type R: AsyncRead + Unpin + Send + 'static;
+    /// Write half.
+    type W: AsyncWrite + Unpin + Send + 'static;
+    /// Splits the stream.
+    fn split_owned(self) -> (Self::R, Self::W);
+}
+
+impl Stream for tokio::net::TcpStream {
+    type R = tokio::net::tcp::OwnedReadHalf;
+    type W = tokio::net::tcp::OwnedWriteHalf;
+    fn split_owned(self) -> (Self::R, Self::W) {
+        self.into_split()
+    }
+}
+
+impl Stream for tokio::net::UnixStream {
+    type R = tokio::net::unix::OwnedReadHalf;
+    type W = tokio::net::unix::OwnedWriteHalf;
+    fn split_owned(self) -> (Self::R, Self::W) {
+        self.into_split()
+    }
+}
+
+/// What negotiation ended with.
+pub(crate) enum Negotiated {
+    /// Enter transmission on this export.
+    Transmit(Export, ExportParams),
+    /// The client aborted or broke the protocol: close.
+    Close,
+}
+
+async fn send_reply<S: Stream>(
+    s: &mut S,
+    option: u32,
+    reply: u32,
+    data: &[u8],
+) -> Result<(), Error> {
+    let mut b = Vec::with_capacity(20 + data.len());
+    codec::option_reply(&mut b, option, reply, data);
+    s.write_all(&b).await?;
+    Ok(())
+}
+
+/// Runs the fixed newstyle handshake up to transmission.
+pub(crate) async fn handshake<S: Stream>(s: &mut S, shared: &Shared) -> Result<Negotiated, Error> {
+    s.write_all(&codec::greeting()).await?;
+    let client_flags = s.read_u32().await?;
+    if client_flags & !(codec::C_FIXED_NEWSTYLE | codec::C_NO_ZEROES) != 0 {
+        tracing::debug!(client_flags, "unknown client flags: closing");
+        return Ok(Negotiated::Close);
+    }
+    let no_zeroes = client_flags & codec::C_NO_ZEROES != 0;
+    let mut structured = false;
+    // Export name the metadata context was set for, and whether
+    // base:allocation was selected.
+    let mut meta: Option<(String, bool)> = None;
+    loop {
+        let mut hdr = [0u8; codec::OPTION_HEADER_LEN];
+        s.read_exact(&mut hdr).await?;
+        let Some(h) = codec::parse_option_header(&hdr) else {
+            tracing::debug!("bad option magic: closing");
+            return Ok(Negotiated::Close);
+        };
+        if h.length > codec::MAX_OPTION_LEN {
+            // Too large to drain: refuse and close.
+            if h.option != codec::opt::EXPORT_NAME {
+                send_reply(s, h.option, codec::rep::ERR_TOO_BIG, b"option too long").await?;
+            }
+            return Ok(Negotiated::Close);
+        }
+        let mut data = vec![0u8; h.length as usize];
+        s.read_exact(&mut data).await?;
+        let parsed = match codec::parse_option(h.option, &data) {
+            Ok(o) => o,
+            Err(e) => {
+                if h.option == codec::opt::EXPORT_NAME {
+                    return Ok(Negotiated::Close);
+                }
+                send_reply(s, h.option, e.reply, e.message.as_bytes()).await?;
+                continue;
+            }
+        };
+        match parsed {
+            ClientOption::ExportName(name) => {
+                let Some(e) = shared.exports.lookup(&name) else {
+                    tracing::info!(export = %name, "EXPORT_NAME of an unknown export: closing");
+                    return Ok(Negotiated::Close);
+                };
+                let p = params(&e, structured, &meta);
+                s.write_all(&codec::export_name_reply(
+                    e.size,
+                    p.transmission_flags(),
+                    no_zeroes,
+                ))
+                .await?;
+                return Ok(Negotiated::Transmit(e, p));
+            }
+            ClientOption::Abort => {
+                let _ = send_reply(s, h.option, codec::rep::ACK, &[]).await;
+                return Ok(Negotiated::Close);
+            }
+            ClientOption::List => {
+                let mut b = Vec::new();
+                for (name, desc) in shared.exports.list() {
+                    codec::option_reply(
+                        &mut b,
+                        h.option,
+                        codec::rep::SERVER,
+                        &codec::server_entry(&name, &desc),
+                    );
+                }
+                codec::option_reply(&mut b, h.option, codec::rep::ACK, &[]);
+                s.write_all(&b).await?;
+            }
+            ClientOption::Info(req) | ClientOption::Go(req) => {
+                let Some(e) = shared.exports.lookup(&req.name) else {
+                    send_reply(s, h.option, codec::rep::ERR_UNKNOWN, b"no such export").await?;
+                    continue;
+                };
+                let p = params(&e, structured, &meta);
+                let mut b = Vec::new();
+                let o = h.option;
+                let info = codec::rep::INFO;
+                codec::option_reply(
+                    &mut b,
+                    o,
+                    info,
+                    &codec::info_export(e.size, p.transmission_flags()),
+                );
+                codec::option_reply(&mut b, o, info, &codec::info_block_size());
+                if req.items.contains(&codec::info::NAME) {
+                    let name = codec::info_string(codec::info::NAME, &e.name);
+                    codec::option_reply(&mut b, o, info, &name);
+                }
+                if req.items.contains(&codec::info::DESCRIPTION) {
+                    let d = codec::info_string(codec::info::DESCRIPTION, &e.description);
+                    codec::option_reply(&mut b, o, info, &d);
+                }
+                codec::option_reply(&mut b, o, codec::rep::ACK, &[]);
+                s.write_all(&b).await?;
+                if h.option == codec::opt::GO {
+                    return Ok(Negotiated::Transmit(e, p));
+                }
+            }
+            ClientOption::StructuredReply => {
+                structured = true;
+                send_reply(s, h.option, codec::rep::ACK, &[]).await?;
+            }
+            ClientOption::ListMetaContext(req) | ClientOption::SetMetaContext(req) => {
+                let set = h.option == codec::opt::SET_META_CONTEXT;
+                if !structured {
+                    let msg = b"structured replies not negotiated";
+                    send_reply(s, h.option, codec::rep::ERR_INVALID, msg).await?;
+                    continue;
+                }
+                if shared.exports.lookup(&req.name).is_none() {
+                    send_reply(s, h.option, codec::rep::ERR_UNKNOWN, b"no such export").await?;
+                    continue;
+                }
+                let selected = if set {
+                    req.queries.iter().any(|q| q == codec::BASE_ALLOCATION)
+                } else {
+                    req.queries.is_empty()
+                        || req
+                            .queries
+                            .iter()
+                            .any(|q| codec::query_matches_base_allocation(q))
+                };
+                let mut b = Vec::new();
+                if selected {
+                    let id = if set { codec::BASE_ALLOCATION_ID } else { 0 };
+                    let m = codec::meta_context(id, codec::BASE_ALLOCATION);
+                    codec::option_reply(&mut b, h.option, codec::rep::META_CONTEXT, &m);
+                }
+                codec::option_reply(&mut b, h.option, codec::rep::ACK, &[]);
+                s.write_all(&b).await?;
+                if set {
+                    meta = Some((req.name, selected));
+                }
+            }
+            ClientOption::Unsupported(o) => {
+                tracing::debug!(option = o, "unsupported option");
+                send_reply(s, o, codec::rep::ERR_UNSUP, b"unsupported option").await?;
+            }
+        }
+    }
+}
+
+fn params(e: &Export, structured: bool, meta: &Option<(String, bool)>) -> ExportParams {
+    ExportParams {
+        size: e.size,
+        read_only: e.read_only,
+        structured,
+        base_allocation: structured && matches!(meta, Some((name, true)) if *name == e.name),
+    }
+}
+
+/// A reply ready to send, holding its in-flight slot until written.
+struct Reply {
+    parts: Vec<Vec<u8>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// Serves requests until the client disconnects, breaks the protocol, or
+/// the server shuts down; every accepted request is answered (if the client
+/// still listens) before this returns.
+pub(crate) async fn transmit<S: Stream>(
+    stream: S,
+    export: Export,
+    params: ExportParams,
+    shared: Arc<Shared>,
+) -> Result<(), Error> {
+    let (r, w) = stream.split_owned();
+    let (tx, rx) = mpsc::unbounded_channel::<Reply>();
+    let writer_failed = Arc::new(Notify::new());
+    let writer = tokio::spawn(write_replies(w, rx, writer_failed.clone()));
+    let slots = Arc::new(Semaphore::new(shared.config.max_in_flight.max(1)));
+    let mut reader = BufReader::with_capacity(IO_BUFFER, r);
+    let mut shutdown = shared.shutdown.clone();
+    let id = export.id;
+    let result = loop {
+        let slot = slots.clone().acquire_owned().await.expect("never closed");
+        let mut hdr = [0u8; codec::REQUEST_LEN];
+        tokio::select! {
+            biased;
+            _ = crate::server::stopped(&mut shutdown) => break Ok(()),
+            _ = writer_failed.notified() => break Ok(()),
+            r = reader.read_exact(&mut hdr) => {
+                if let Err(e) = r {
+                    break if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        Ok(())
+                    } else {
+                        Err(e.into())
+                    };
+                }
+            }
+        }
+        let Some(h) = codec::parse_request(&hdr) else {
+            tracing::warn!(export = %export.name, "bad request magic: disconnecting");
+            break Ok(());
+        };
+        let cmd = match codec::validate(&h, &params) {
+            Verdict::Run(c) => c,
+            Verdict::Disconnect(reason) => {
+                tracing::warn!(export = %export.name, reason, "disconnecting client");
+                break Ok(());
+            }
+            Verdict::Reject {
+                errno,
+                drain,
+                reason,
+            } => {
+                tracing::debug!(cookie = h.cookie, errno, reason, "request refused");
+                if drain > 0 {
+                    let mut take = (&mut reader).take(u64::from(drain));
+                    match tokio::io::copy(&mut take, &mut tokio::io::sink()).await {
+                        Ok(n) if n == u64::from(drain) => {}
+                        _ => break Ok(()),
+                    }
+                }
+                let rich = params.structured
+                    && matches!(h.command, codec::cmd::READ | codec::cmd::BLOCK_STATUS);
+                let parts = vec![error_reply(rich, h.cookie, errno, reason)];
+                let _ = tx.send(Reply { parts, _slot: slot });
+                continue;
+            }
+        };
+        let payload = match cmd {
+            Command::Disconnect => break Ok(()),
+            Command::Write { len, .. } => {
+                let mut buf = vec![0u8; len as usize];
+                if reader.read_exact(&mut buf).await.is_err() {
+                    // The client vanished mid-payload: nothing was written.
+                    break Ok(());
+                }
+                buf
+            }
+            _ => Vec::new(),
+        };
+        let engine_slot = shared
+            .engine_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        let store = shared.store.clone();
+        let tx = tx.clone();
+        let structured = params.structured;
+        tokio::task::spawn_blocking(move || {
+            let parts = execute(&store, id, structured, h.cookie, cmd, payload);
+            drop(engine_slot);
+            let _ = tx.send(Reply { parts, _slot: slot });
+        });
+    };
+    // In-flight requests hold clones of `tx`: the writer ends after the last
+    // of them is answered.
+    drop(tx);
+    let _ = writer.await;
+    result
+}
+
+async fn write_replies<W: AsyncWrite + Unpin>(
+    w: W,
+    mut rx: mpsc::UnboundedReceiver<Reply>,
+    failed: Arc<Notify>,
+) {
+    let mut w = BufWriter::with_capacity(IO_BUFFER, w);
+    let mut ok = true;
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(r) = next {
+            if ok {
+                for p in &r.parts {
+                    if w.write_all(p).await.is_err() {
+                        ok = false;
+                        failed.notify_one();
+                        break;
+                    }
+                }
+            }
+            drop(r);
+            next = rx.try_recv().ok();
+        }
+        if ok && w.flush().await.is_err() {
+            ok = false;
+            failed.notify_one();
+        }
+    }
+    if ok {
+        let _ = w.shutdown().await;
+    }
+}
+
+/// An error reply: a structured ERROR chunk for READ/BLOCK_STATUS with
+/// structured replies, a simple reply otherwise.
+fn error_reply(structured: bool, cookie: u64, errno: u32, message: &str) -> Vec<u8> {
+    if structured {
+        let mut b = Vec::with_capacity(32 + message.len());
+        codec::error_chunk(&mut b, cookie, errno, message);
+        b
+    } else {
+        codec::simple_reply(cookie, errno).to_vec()
+    }
+}
+
+/// Maps an engine error to an NBD errno. A deleted object (NotFound) gives
+/// EIO: the connection stays open but every request on it fails.
+pub fn errno_of(e: &engine::Error, writing: bool) -> u32 {
+    match e.kind() {
+        ErrorKind::ReadOnly => errno::EPERM,
+        ErrorKind::OutOfRange if writing => errno::ENOSPC,
+        ErrorKind::OutOfRange | ErrorKind::InvalidArgument => errno::EINVAL,
+        ErrorKind::NoSpace => errno::ENOSPC,
+        ErrorKind::Unsupported => errno::ENOTSUP,
+        _ => errno::EIO,
+    }
+}
+
+/// Runs one validated command against the store (blocking) and encodes
+/// its reply.
+fn execute(
+    store: &Store,
+    id: ObjectId,
+    structured: bool,
+    cookie: u64,
+    cmd: Command,
+    payload: Vec<u8>,
+) -> Vec<Vec<u8>> {
+    let done = |r: engine::Result<()>, writing: bool| match r {
+        Ok(()) => vec![codec::simple_reply(cookie, 0).to_vec()],
+        Err(e) => {
+            tracing::debug!(error = %e, "request failed");
+            let msg = if e.kind() == ErrorKind::NotFound {
+                "export deleted"
+            } else {
+                "engine error"
+            };
+            vec![error_reply(false, cookie, errno_of(&e, writing), msg)]
+        }
+    };
+    match cmd {
+        Command::Read { offset, len, df } => {
+            read_reply(store, id, structured, cookie, offset, len, df).unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "read failed");
+                let msg = if e.kind() == ErrorKind::NotFound {
+                    "export deleted"
+                } else {
+                    "read failed"
+                };
+                vec![error_reply(structured, cookie, errno_of(&e, false), msg)]
+            })
+        }
+        Command::Write { offset, fua, .. } => done(store.write(id, offset, &payload, fua), true),
+        Command::Flush => done(store.flush(), true),
+        Command::Trim { offset, len, fua } => {
+            done(store.trim(id, offset, u64::from(len), fua), true)
+        }
+        Command::WriteZeroes {
+            offset,
+            len,
+            fua,
+            no_hole,
+            fast: _,
+        } => {
+            // Zeroing is metadata-only for whole blocks (at most two edge
+            // blocks are rewritten), so FAST_ZERO is always honoured.
+            done(
+                store.write_zeroes(id, offset, u64::from(len), !no_hole, fua),
+                true,
+            )
+        }
+        Command::Cache { .. } => done(store.get(id).map(|_| ()), false),
+        Command::BlockStatus {
+            offset,
+            len,
+            req_one,
+        } => {
+            let max = if req_one { 1 } else { MAX_STATUS_EXTENTS };
+            match store.block_status(id, offset, u64::from(len), max) {
+                Ok(exts) => {
+                    let mut d: Vec<(u32, u32)> = exts
+                        .iter()
+                        .map(|e| {
+                            let f = match e.kind {
+                                ExtentKind::Data => 0,
+                                ExtentKind::Zero => codec::alloc::ZERO,
+                                ExtentKind::Hole => codec::alloc::HOLE | codec::alloc::ZERO,
+                            };
+                            (e.length as u32, f)
+                        })
+                        .collect();
+                    if d.is_empty() {
+                        d.push((len, 0));
+                    }
+                    let mut b = Vec::with_capacity(24 + 8 * d.len());
+                    codec::block_status_chunk(&mut b, cookie, &d);
+                    vec![b]
+                }
+                Err(e) => vec![error_reply(
+                    true,
+                    cookie,
+                    errno_of(&e, false),
+                    "block status failed",
+                )],
+            }
+        }
+        Command::Disconnect => Vec::new(),
+    }
+}
+
+/// A READ reply: simple (header + data), or structured with OFFSET_HOLE
+/// chunks for unallocated or zero ranges and OFFSET_DATA for the rest.
+fn read_reply(
+    store: &Store,
+    id: ObjectId,
+    structured: bool,
+    cookie: u64,
+    offset: u64,
+    len: u32,
+    df: bool,
+) -> engine::Result<Vec<Vec<u8>>> {
+    if !structured {
+        let mut b = vec![0u8; codec::SIMPLE_REPLY_LEN + len as usize];
+        store.read(id, offset, &mut b[codec::SIMPLE_REPLY_LEN..])?;
+        b[..codec::SIMPLE_REPLY_LEN].copy_from_slice(&codec::simple_reply(cookie, 0));
+        return Ok(vec![b]);
+    }
+    let end = offset + u64::from(len);
+    let exts = store.block_status(id, offset, u64::from(len), MAX_READ_EXTENTS)?;
+    // (offset, length, is_data) pieces covering the whole request.
+    let mut pieces: Vec<(u64, u64, bool)> = Vec::with_capacity(exts.len() + 1);
+    let mut pos = offset;
+    for e in &exts {
+        if e.offset != pos || e.offset + e.length > end {
+            break;
+        }
+        let data = e.kind == ExtentKind::Data;
+        match pieces.last_mut() {
+            Some(last) if last.2 == data => last.1 += e.length,
+            _ => pieces.push((e.offset, e.length, data)),
+        }
+        pos += e.length;
+    }
+    if pos < end {
+        match pieces.last_mut() {
+            Some(last) if last.2 => last.1 += end - pos,
+            _ => pieces.push((pos, end - pos, true)),
+        }
+    }
+    if df && pieces.len() > 1 {
+        pieces = vec![(offset, u64::from(len), true)];
+    }
+    let n = pieces.len();
+    let mut parts = Vec::with_capacity(n);
+    let mut holes: Vec<u8> = Vec::new();
+    for (i, (off, l, data)) in pieces.into_iter().enumerate() {
+        let last = i + 1 == n;
+        if data {
+            if !holes.is_empty() {
+                parts.push(std::mem::take(&mut holes));
+            }
+            let mut b = vec![0u8; codec::DATA_PREFIX + l as usize];
+            store.read(id, off, &mut b[codec::DATA_PREFIX..])?;
+            codec::offset_data_prefix(&mut b, last, cookie, off, l as u32);
+            parts.push(b);
+        } else {
+            codec::offset_hole(&mut holes, last, cookie, off, l as u32);
+        }
+    }
+    if !holes.is_empty() {
+        parts.push(holes);
+    }
+    Ok(parts)
+}
