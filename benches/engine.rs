@@ -130,7 +130,10 @@ fn random_writes(c: &mut Criterion) {
     // them, then run on the volume's own copies).
     let snap = s.snapshot(v, None).expect("snapshot").id;
     g.bench_function("after_snapshot", |b| {
-        b.iter(|| s.write(v, rng.gen_range(0..blocks) * 4096, &buf, false).expect("write"))
+        b.iter(|| {
+            s.write(v, rng.gen_range(0..blocks) * 4096, &buf, false)
+                .expect("write")
+        })
     });
     s.delete(snap).expect("delete");
     // Worst case, reported apart: every write is the first touch of its
@@ -146,7 +149,8 @@ fn random_writes(c: &mut Criterion) {
                 let t = Instant::now();
                 for k in 0..n {
                     let leaf = (k * 2 + 1) % (blocks / 510);
-                    s.write(v, (leaf * 510 + rng.gen_range(0..510)) * 4096, &buf, false).expect("write");
+                    s.write(v, (leaf * 510 + rng.gen_range(0..510)) * 4096, &buf, false)
+                        .expect("write");
                 }
                 total += t.elapsed();
                 s.delete(snap).expect("delete");

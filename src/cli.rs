@@ -78,6 +78,15 @@ enum Cmd {
     },
     /// Reclaim space held by deleted data.
     Gc,
+    /// Mount the store with FUSE: DIR/volumes, DIR/snapshots, DIR/images
+    /// hold one file per object. Runs until SIGTERM or SIGINT.
+    Mount {
+        /// Mount point (created if absent).
+        dir: PathBuf,
+        /// FUSE worker threads.
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -233,6 +242,21 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Export { object, file } => export(&dir, &object, &file),
         Cmd::Check { repair } => check(&dir, repair),
         Cmd::Stats { json } => stats(&dir, json),
+        Cmd::Mount { dir: mnt, threads } => {
+            fuse_export::check_available()?;
+            let s = open(&dir, true)?;
+            let mut signals = signal_hook::iterator::Signals::new([
+                signal_hook::consts::SIGTERM,
+                signal_hook::consts::SIGINT,
+            ])?;
+            let m = fuse_export::mount(s.clone(), &mnt, threads)?;
+            tracing::info!(mount = %mnt.display(), data_dir = %dir.display(), "serving the store over FUSE");
+            eprintln!("blockd: mounted {} at {}", dir.display(), mnt.display());
+            let _ = signals.forever().next();
+            m.unmount()?;
+            s.close()?;
+            Ok(0)
+        }
         Cmd::Gc => {
             let s = open(&dir, false)?;
             let r = s.reclaim(0.5)?;
