@@ -134,7 +134,7 @@ impl State {
         let e = self.catalog.get(id)?;
         let (root, depth) = (e.root(), e.depth);
         let mut out = Vec::new();
-        self.map_runs(root, depth - 1, 0, first, first + n, &mut out, max_runs)
+        self.map_runs(root, depth - 1, 0, first..first + n, &mut out, max_runs)
             .map_err(|err| err.with_context(format!("object {id}")))?;
         Ok(out)
     }

@@ -209,18 +209,18 @@ impl State {
         Ok(())
     }
 
-    /// Collects the runs of blocks `[start, end)` below `slot` (a node at
+    /// Collects the runs of blocks in `range` below `slot` (a node at
     /// `level` whose first block is `base`), stopping after `max_runs`.
     pub(crate) fn map_runs(
         &mut self,
         slot: ChunkId,
         level: u8,
         base: u64,
-        start: u64,
-        end: u64,
+        range: std::ops::Range<u64>,
         out: &mut Vec<Run>,
         max_runs: usize,
     ) -> Result<()> {
+        let (start, end) = (range.start, range.end);
         if out.len() >= max_runs {
             return Ok(());
         }
@@ -270,7 +270,7 @@ impl State {
                     },
                 );
             } else {
-                self.map_runs(c, level - 1, cb, start, end, out, max_runs)?;
+                self.map_runs(c, level - 1, cb, start..end, out, max_runs)?;
             }
         }
         Ok(())

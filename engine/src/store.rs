@@ -411,7 +411,7 @@ impl Store {
             .values()
             .map(|e| e.info.clone())
             .collect();
-        v.sort_by(|a, b| (a.created, a.id).cmp(&(b.created, b.id)));
+        v.sort_by_key(|a| (a.created, a.id));
         v
     }
 
@@ -441,7 +441,7 @@ impl Store {
             st.check_io(id, offset, buf.len() as u64, false)?;
             st.resolve_blocks(id, first, n)?
         };
-        if offset % bs == 0 && buf.len() as u64 % bs == 0 {
+        if offset.is_multiple_of(bs) && (buf.len() as u64).is_multiple_of(bs) {
             return fetch_blocks(&srcs, buf, id, first);
         }
         let mut tmp = vec![0u8; (n * bs) as usize];
@@ -484,7 +484,7 @@ impl Store {
         let first = offset / BLOCK_SIZE;
         let head = (offset % BLOCK_SIZE) as usize;
         let n = (head + data.len()).div_ceil(bs);
-        let tail_partial = (head + data.len()) % bs != 0;
+        let tail_partial = !(head + data.len()).is_multiple_of(bs);
         // Whole blocks are prepared outside the lock.
         let mut prepared: Vec<Option<Prepared<'_>>> = (0..n)
             .map(|i| {
@@ -801,7 +801,7 @@ impl Store {
 }
 
 fn check_size(size: u64) -> Result<()> {
-    if size == 0 || size % 512 != 0 || size > MAX_VOLUME_SIZE {
+    if size == 0 || !size.is_multiple_of(512) || size > MAX_VOLUME_SIZE {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
             format!("invalid volume size {size}: must be a non-zero multiple of 512 up to 256 TiB"),

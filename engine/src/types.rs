@@ -73,7 +73,7 @@ impl ChunkId {
     }
     /// True for a data chunk id.
     pub fn is_data(self) -> bool {
-        self.0 >= 2 && self.0 % 2 == 0
+        self.0 >= 2 && self.0.is_multiple_of(2)
     }
     /// The `n`th data chunk id.
     pub fn data(n: u64) -> Self {
@@ -169,7 +169,7 @@ impl fmt::Display for ByteSize {
         for (shift, u) in units {
             let unit = 1u64 << shift;
             if self.0 >= unit {
-                if self.0 % unit == 0 {
+                if self.0.is_multiple_of(unit) {
                     return write!(f, "{}{u}", self.0 / unit);
                 }
                 return write!(f, "{:.1}{u}", self.0 as f64 / unit as f64);
