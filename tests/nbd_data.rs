@@ -1,0 +1,338 @@
+//! NBD data scenarios (group B) against a real `blockd serve`: qemu-io
+//! patterned I/O with verification (write -z, discard, aio + flush, FUA,
+//! unaligned, last partial block, large offsets), qemu-img convert round
+//! trips checked with qemu-img compare, nbdcopy both ways (-C 4), exact
+//! nbdinfo --map / qemu-img map, and sparse imports staying small.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn qemu_io(uri: &str, cmds: &[&str]) -> String {
+    let mut args = vec!["-f", "raw"];
+    for c in cmds {
+        args.push("-c");
+        args.push(c);
+    }
+    args.push(uri);
+    let out = ok("qemu-io", &args);
+    assert!(
+        !out.contains("verification failed") && !out.contains("failed:"),
+        "qemu-io {cmds:?}:\n{out}"
+    );
+    out
+}
+
+/// Parses `nbdinfo --map` into (offset, length, type).
+fn map(uri: &str) -> Vec<(u64, u64, u32)> {
+    ok("nbdinfo", &["--map", uri])
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn qemu_io_patterns() {
+    let s = Serve::with(
+        |d| {
+            blockd(d, &["volume", "create", "v", "--size", "64M"]);
+            // 1 MiB + 512: the last block is partial.
+            blockd(d, &["volume", "create", "odd", "--size", "1049088"]);
+            blockd(d, &["volume", "create", "huge", "--size", "1T"]);
+        },
+        &[],
+    );
+    let v = s.uri("v");
+    qemu_io(
+        &v,
+        &[
+            "write -P 0xa5 0 1M",
+            "read -P 0xa5 0 1M",
+            "write -P 0x11 1234 5000",
+            "read -P 0x11 1234 5000",
+            "read -P 0xa5 0 1234",
+            "read -P 0xa5 6234 100",
+            "write -P 0x5a 2M 2M",
+            "write -z 2M 1M",
+            "read -P 0 2M 1M",
+            "read -P 0x5a 3M 1M",
+            "write -z -u 3M 512k",
+            "read -P 0 3M 512k",
+            "read -P 0x5a 3584k 512k",
+            "discard 0 64k",
+            "read -P 0 0 64k",
+            "read -P 0xa5 64k 64k",
+            "aio_write -P 0x21 8M 64k",
+            "aio_write -P 0x22 9M 64k",
+            "aio_write -P 0x23 10M 1M",
+            "aio_flush",
+            "read -P 0x21 8M 64k",
+            "read -P 0x22 9M 64k",
+            "read -P 0x23 10M 1M",
+            "write -f -P 0x33 20M 64k",
+            "read -P 0x33 20M 64k",
+            "flush",
+        ],
+    );
+    // Data written by one qemu-io process is there for the next.
+    qemu_io(
+        &v,
+        &[
+            "read -P 0x23 10M 1M",
+            "read -P 0x33 20M 64k",
+            "read -P 0 0 64k",
+        ],
+    );
+    // The last partial block, and the end.
+    let odd = s.uri("odd");
+    qemu_io(
+        &odd,
+        &[
+            "write -P 0x77 1048064 1024",
+            "read -P 0x77 1048064 1024",
+            "write -P 0x78 1049087 1",
+            "read -P 0x78 1049087 1",
+        ],
+    );
+    let o = run("qemu-io", &["-f", "raw", "-c", "write 1049088 512", &odd]);
+    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(
+        text.contains("error") || text.contains("Input/output") || !o.status.success(),
+        "{text}"
+    );
+    // Largest offsets of a 1 TiB thin volume.
+    qemu_io(
+        &s.uri("huge"),
+        &[
+            "write -P 0x99 1099511623680 4096",
+            "read -P 0x99 1099511623680 4096",
+            "read -P 0 1099511619584 4096",
+        ],
+    );
+}
+
+fn make_file(path: &Path, size: usize, data: &[(usize, usize, u64)]) -> Vec<u8> {
+    let mut buf = vec![0u8; size];
+    for &(off, len, seed) in data {
+        buf[off..off + len].copy_from_slice(&pattern(len, seed));
+    }
+    std::fs::write(path, &buf).unwrap();
+    buf
+}
+
+#[test]
+fn convert_and_nbdcopy_round_trips() {
+    let s = Serve::with(
+        |d| {
+            blockd(d, &["volume", "create", "a", "--size", "32M"]);
+            blockd(d, &["volume", "create", "b", "--size", "32M"]);
+            blockd(d, &["volume", "create", "sparse", "--size", "1G"]);
+        },
+        &[],
+    );
+    let t = s.tmp.as_ref().unwrap().path();
+    let src = t.join("src.raw");
+    make_file(
+        &src,
+        32 << 20,
+        &[
+            (0, 1 << 20, 1),
+            (5 << 20, 3 << 20, 2),
+            (31 << 20, 1 << 20, 3),
+            (17 << 20, 777, 4),
+        ],
+    );
+    let srcs = src.to_str().unwrap();
+    // qemu-img convert in, compare, convert out, compare.
+    ok(
+        "qemu-img",
+        &["convert", "-n", "-f", "raw", "-O", "raw", srcs, &s.uri("a")],
+    );
+    ok(
+        "qemu-img",
+        &["compare", "-f", "raw", "-F", "raw", srcs, &s.uri("a")],
+    );
+    let out = t.join("out.raw");
+    ok(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "raw",
+            &s.uri("a"),
+            out.to_str().unwrap(),
+        ],
+    );
+    ok(
+        "qemu-img",
+        &[
+            "compare",
+            "-f",
+            "raw",
+            "-F",
+            "raw",
+            srcs,
+            out.to_str().unwrap(),
+        ],
+    );
+    // qemu-img convert into a qcow2 and back into volume b.
+    let q = t.join("x.qcow2");
+    ok(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            &s.uri("a"),
+            q.to_str().unwrap(),
+        ],
+    );
+    ok(
+        "qemu-img",
+        &[
+            "convert",
+            "-n",
+            "-f",
+            "qcow2",
+            "-O",
+            "raw",
+            q.to_str().unwrap(),
+            &s.uri("b"),
+        ],
+    );
+    ok(
+        "qemu-img",
+        &["compare", "-f", "raw", "-F", "raw", srcs, &s.uri("b")],
+    );
+    // nbdcopy both ways with 4 connections.
+    ok("nbdcopy", &["-C", "4", srcs, &s.uri("b")]);
+    let out2 = t.join("out2.raw");
+    ok(
+        "nbdcopy",
+        &["-C", "4", &s.tcp_uri("b"), out2.to_str().unwrap()],
+    );
+    assert!(std::fs::read(&out2).unwrap() == std::fs::read(&src).unwrap());
+    // A mostly empty 1 GiB image converted in stays small.
+    let big = t.join("big.raw");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(1 << 30).unwrap();
+    drop(f);
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&big).unwrap();
+        f.write_all_at(&pattern(65536, 9), 512 << 20).unwrap();
+    }
+    ok(
+        "qemu-img",
+        &[
+            "convert",
+            "-n",
+            "-f",
+            "raw",
+            "-O",
+            "raw",
+            big.to_str().unwrap(),
+            &s.uri("sparse"),
+        ],
+    );
+    ok(
+        "qemu-img",
+        &[
+            "compare",
+            "-f",
+            "raw",
+            "-F",
+            "raw",
+            big.to_str().unwrap(),
+            &s.uri("sparse"),
+        ],
+    );
+    let m = map(&s.uri("sparse"));
+    let data: u64 = m.iter().filter(|e| e.2 & 1 == 0).map(|e| e.1).sum();
+    assert!(
+        data <= 1 << 20,
+        "sparse image mapped {data} data bytes: {m:?}"
+    );
+    let mut s = s;
+    assert!(s.signal("TERM").success());
+    let st: serde_json::Value =
+        serde_json::from_str(&blockd(&s.dir, &["stats", "--json"])).unwrap();
+    let sparse = st["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "sparse")
+        .unwrap();
+    assert!(
+        sparse["allocated_bytes"].as_u64().unwrap() <= 1 << 20,
+        "{sparse}"
+    );
+}
+
+#[test]
+fn maps_are_exact() {
+    let s = Serve::with(
+        |d| {
+            blockd(d, &["volume", "create", "m", "--size", "16M"]);
+        },
+        &[],
+    );
+    let u = s.uri("m");
+    const HOLE: u32 = 3;
+    const ZERO: u32 = 2;
+    const DATA: u32 = 0;
+    assert_eq!(map(&u), vec![(0, 16 << 20, HOLE)]);
+    qemu_io(&u, &["write -P 1 0 64k", "write -P 2 1M 64k"]);
+    assert_eq!(
+        map(&u),
+        vec![
+            (0, 65536, DATA),
+            (65536, (1 << 20) - 65536, HOLE),
+            (1 << 20, 65536, DATA),
+            ((1 << 20) + 65536, (15 << 20) - 65536, HOLE)
+        ]
+    );
+    qemu_io(
+        &u,
+        &[
+            "discard 16k 16k",
+            "write -z 1M 16k",
+            "write -z -u 1040k 16k",
+        ],
+    );
+    assert_eq!(
+        map(&u),
+        vec![
+            (0, 16384, DATA),
+            (16384, 16384, HOLE),
+            (32768, 32768, DATA),
+            (65536, (1 << 20) - 65536, HOLE),
+            (1 << 20, 16384, ZERO),
+            ((1 << 20) + 16384, 16384, HOLE),
+            ((1 << 20) + 32768, 32768, DATA),
+            ((1 << 20) + 65536, (15 << 20) - 65536, HOLE)
+        ]
+    );
+    // qemu-img map agrees (qemu merges zero and hole as zero: true).
+    let j: serde_json::Value =
+        serde_json::from_str(&ok("qemu-img", &["map", "--output=json", "-f", "raw", &u])).unwrap();
+    let first = &j.as_array().unwrap()[0];
+    assert_eq!(first["start"], 0);
+    assert_eq!(first["length"], 16384);
+    assert_eq!(first["data"], true);
+    let second = &j.as_array().unwrap()[1];
+    assert_eq!(second["start"], 16384);
+    assert_eq!(second["zero"], true);
+    assert_eq!(second["data"], false);
+}
