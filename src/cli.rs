@@ -547,8 +547,11 @@ fn stats(dir: &Path, json: bool) -> Result<i32> {
             );
         }
         println!(
-            "store: logical {}, live {}, on disk {} in {} segments",
+            "store: logical {}, allocated {}, unique {}, shared {}, live {}, on disk {} in {} segments",
             ByteSize(st.logical_bytes),
+            ByteSize(st.allocated_bytes),
+            ByteSize(st.unique_bytes),
+            ByteSize(st.shared_bytes),
             ByteSize(st.live_bytes),
             ByteSize(st.disk_bytes),
             st.segments

@@ -145,6 +145,7 @@ impl State {
     ) -> Result<()> {
         let max_id = (2 + 2 * self.next_data).max(3 + 2 * self.next_node);
         let mut seen = 0usize;
+        let mut live_data = 0u64;
         let mut fixes: Vec<(ChunkId, u32, CtEntry)> = Vec::new();
         for leaf in 0..=(max_id / CT_LEAF_ENTRIES) {
             let page = match self.ct_load(0, leaf) {
@@ -162,6 +163,9 @@ impl State {
             for (i, e) in es.iter().enumerate() {
                 let id = ChunkId(leaf * CT_LEAF_ENTRIES + i as u64);
                 let want = refs.get(&id).copied().unwrap_or(0);
+                if e.is_live() && id.is_data() {
+                    live_data += 1;
+                }
                 if want > 0 {
                     seen += 1;
                 }
@@ -193,7 +197,15 @@ impl State {
                 .corruption
                 .push("some referenced chunks lie beyond the chunk table".into());
         }
-        if repair && report.corruption.is_empty() && !fixes.is_empty() {
+        let counter_off = live_data != self.live_data_chunks;
+        if counter_off {
+            report.leaks.push(format!(
+                "space accounting counts {} live data chunks, the chunk table holds {live_data}",
+                self.live_data_chunks
+            ));
+        }
+        if repair && report.corruption.is_empty() && (!fixes.is_empty() || counter_off) {
+            self.live_data_chunks = live_data;
             for (id, want, mut e) in fixes {
                 if want == 0 {
                     let bytes = if id.is_node() {
@@ -204,6 +216,8 @@ impl State {
                     self.account(e.loc, bytes, false);
                     if id.is_node() {
                         self.node_forget(id);
+                    } else {
+                        self.live_data_chunks -= 1;
                     }
                     self.ct_set(id, CtEntry::default())?;
                 } else {

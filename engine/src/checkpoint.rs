@@ -18,6 +18,8 @@ pub(crate) struct Blob {
     pub catalog: Catalog,
     pub next_data: u64,
     pub next_node: u64,
+    #[serde(default)]
+    pub live_data_chunks: u64,
     pub usage: Vec<(u32, u64)>,
 }
 
@@ -102,6 +104,7 @@ impl State {
             catalog: self.catalog.clone(),
             next_data: self.next_data,
             next_node: self.next_node,
+            live_data_chunks: self.live_data_chunks,
             usage: self.usage.iter().map(|(s, b)| (s.0, *b)).collect(),
         };
         let body = serde_json::to_vec(&blob)
@@ -126,6 +129,7 @@ impl State {
         self.catalog = blob.catalog;
         self.next_data = blob.next_data;
         self.next_node = blob.next_node;
+        self.live_data_chunks = blob.live_data_chunks;
         self.usage = blob
             .usage
             .into_iter()

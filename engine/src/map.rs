@@ -104,6 +104,7 @@ impl State {
                 self.account(e.loc, PAGE_RECORD, false);
             } else {
                 self.account(e.loc, u64::from(e.stored_len), false);
+                self.live_data_chunks = self.live_data_chunks.saturating_sub(1);
             }
             self.ct_set(id, CtEntry::default())?;
         }

@@ -41,6 +41,8 @@ pub(crate) struct State {
     pub usage: BTreeMap<SegmentNo, u64>,
     pub next_data: u64,
     pub next_node: u64,
+    /// Data chunks currently referenced (for store-level space stats).
+    pub live_data_chunks: u64,
     /// Log bytes appended since the last checkpoint.
     pub log_since_checkpoint: u64,
     /// Segments emptied by the cleaner, deleted after the next checkpoint.
@@ -64,6 +66,7 @@ impl State {
             usage: BTreeMap::new(),
             next_data: 0,
             next_node: 0,
+            live_data_chunks: 0,
             log_since_checkpoint: 0,
             pending_delete: Vec::new(),
             ct_force: BTreeSet::new(),

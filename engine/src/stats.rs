@@ -35,6 +35,12 @@ pub struct StoreStats {
     pub objects: Vec<ObjectStats>,
     /// Sum of volume sizes.
     pub logical_bytes: u64,
+    /// Distinct data blocks stored, in bytes (4 KiB each, before compression).
+    pub allocated_bytes: u64,
+    /// Allocated bytes that only one object references.
+    pub unique_bytes: u64,
+    /// Allocated bytes referenced by more than one object (or more than once).
+    pub shared_bytes: u64,
     /// Live stored bytes (data and metadata still referenced).
     pub live_bytes: u64,
     /// Bytes of segment files on disk.
@@ -105,8 +111,11 @@ impl Store {
             if s.kind == Some(ObjectKind::Volume) {
                 out.logical_bytes += s.logical_bytes;
             }
+            out.unique_bytes += s.unique_bytes;
             out.objects.push(s);
         }
+        out.allocated_bytes = st.live_data_chunks * BLOCK_SIZE;
+        out.shared_bytes = out.allocated_bytes.saturating_sub(out.unique_bytes);
         out.live_bytes = st.usage.values().sum();
         out.disk_bytes = st.log.disk_bytes();
         out.segments = st.log.segments().len() as u64;

@@ -224,3 +224,46 @@ fn reclaim_returns_space() {
     assert_eq!(k, pattern(7, 1 << 20));
     assert!(s.check(false).unwrap().is_clean());
 }
+
+#[test]
+fn space_stats_track_sharing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), opts()).unwrap();
+    let v = s.create_volume(Some("v"), 16 << 20, false).unwrap().id;
+    s.write(v, 0, &pattern(1, 1 << 20), false).unwrap();
+    let vs = s.object_stats(v).unwrap();
+    assert_eq!(
+        (vs.allocated_bytes, vs.unique_bytes, vs.shared_bytes),
+        (1 << 20, 1 << 20, 0)
+    );
+    let snap = s.snapshot(v, None).unwrap().id;
+    let vs = s.object_stats(v).unwrap();
+    assert_eq!(
+        (vs.allocated_bytes, vs.unique_bytes, vs.shared_bytes),
+        (1 << 20, 0, 1 << 20)
+    );
+    s.write(v, 0, &pattern(2, 65536), false).unwrap();
+    let vs = s.object_stats(v).unwrap();
+    let ss = s.object_stats(snap).unwrap();
+    assert_eq!((vs.allocated_bytes, vs.unique_bytes), (1 << 20, 65536));
+    assert_eq!((ss.allocated_bytes, ss.unique_bytes), (1 << 20, 65536));
+    let st = s.stats().unwrap();
+    assert_eq!(st.logical_bytes, 16 << 20);
+    assert_eq!(st.allocated_bytes, (1 << 20) + 65536);
+    assert_eq!(st.unique_bytes, 2 * 65536);
+    assert_eq!(st.shared_bytes, (1 << 20) - 65536);
+    s.delete(snap).unwrap();
+    let st = s.stats().unwrap();
+    assert_eq!(
+        (st.allocated_bytes, st.unique_bytes, st.shared_bytes),
+        (1 << 20, 1 << 20, 0)
+    );
+    drop(s);
+    let s = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(
+        s.stats().unwrap().allocated_bytes,
+        1 << 20,
+        "counter survives replay"
+    );
+    assert!(s.check(false).unwrap().is_clean());
+}
