@@ -1,0 +1,96 @@
+//! NBD snapshot and image exports (group C): READ_ONLY flag, writes, trims
+//! and zeroes refused with EPERM (libnbd in non-strict mode sends them), and
+//! later writes to the volume change neither the snapshot's bytes nor its map.
+
+mod common;
+use common::*;
+
+#[test]
+fn snapshots_are_read_only_and_frozen() {
+    let (t, d) = data_dir();
+    let src = t.path().join("src.raw");
+    let mut bytes = vec![0u8; 8 << 20];
+    bytes[..1 << 20].copy_from_slice(&pattern(1 << 20, 5));
+    bytes[4 << 20..5 << 20].copy_from_slice(&pattern(1 << 20, 6));
+    std::fs::write(&src, &bytes).unwrap();
+    blockd(&d, &["import", src.to_str().unwrap(), "v"]);
+    let sid = blockd(&d, &["snapshot", "create", "v", "s"])
+        .trim()
+        .to_string();
+    blockd(&d, &["image", "create", "v", "img"]);
+    let mut s = Serve::start(&d, &[]);
+    s.tmp = Some(t);
+
+    for name in ["s", sid.as_str(), "img"] {
+        let info: serde_json::Value =
+            serde_json::from_str(&ok("nbdinfo", &["--json", &s.uri(name)])).unwrap();
+        assert_eq!(info["exports"][0]["is_read_only"], true, "{name}: {info}");
+        assert_eq!(info["exports"][0]["can_trim"], false);
+    }
+    let v_info: serde_json::Value =
+        serde_json::from_str(&ok("nbdinfo", &["--json", &s.uri("v")])).unwrap();
+    assert_eq!(v_info["exports"][0]["is_read_only"], false);
+
+    let map_before = ok("nbdinfo", &["--map", &s.uri("s")]);
+    // Writes of every kind are refused with EPERM, and the connection stays.
+    let out = nbdsh(
+        &s,
+        "s",
+        r#"
+h = nbd.NBD()
+h.set_strict_mode(0)
+h.connect_uri(uri)
+for name, f in [("write", lambda: h.pwrite(b"x" * 4096, 0)),
+                ("write_fua", lambda: h.pwrite(b"x" * 512, 4096, nbd.CMD_FLAG_FUA)),
+                ("trim", lambda: h.trim(4096, 0)),
+                ("zero", lambda: h.zero(4096, 0))]:
+    try:
+        f()
+        print(name, "succeeded")
+    except nbd.Error as e:
+        print(name, e.errnum)
+assert h.pread(4, 0) == h.pread(4, 0)
+h.flush()
+print("alive")
+"#,
+    );
+    for op in ["write", "write_fua", "trim", "zero"] {
+        assert!(out.contains(&format!("{op} 1\n")), "{op} not EPERM: {out}");
+    }
+    assert!(out.contains("alive"), "{out}");
+    let o = run("qemu-io", &["-f", "raw", "-c", "write 0 4k", &s.uri("s")]);
+    assert!(
+        !o.status.success()
+            || String::from_utf8_lossy(&o.stdout).contains("error")
+            || String::from_utf8_lossy(&o.stderr).contains("read-only")
+            || String::from_utf8_lossy(&o.stderr).contains("ermission")
+    );
+
+    // Overwrite, trim and fill the volume: the snapshot does not change.
+    let u = s.uri("v");
+    ok(
+        "qemu-io",
+        &[
+            "-f",
+            "raw",
+            "-c",
+            "write -P 0xee 0 2M",
+            "-c",
+            "discard 4M 1M",
+            "-c",
+            "write -P 1 6M 1M",
+            &u,
+        ],
+    );
+    for name in ["s", "img"] {
+        let out = t_out(&s, name);
+        ok("nbdcopy", &[&s.uri(name), out.to_str().unwrap()]);
+        assert!(std::fs::read(&out).unwrap() == bytes, "{name} changed");
+    }
+    assert_eq!(ok("nbdinfo", &["--map", &s.uri("s")]), map_before);
+    assert_ne!(ok("nbdinfo", &["--map", &u]), map_before);
+}
+
+fn t_out(s: &Serve, name: &str) -> std::path::PathBuf {
+    s.tmp.as_ref().unwrap().path().join(format!("{name}.out"))
+}
