@@ -20,7 +20,7 @@ fn bad_requests_get_errnos_and_keep_the_connection() {
     for structured in [false, true] {
         let mut r = Raw::connect(&s.socket);
         r.go("v", structured);
-        let mut expect =
+        let expect =
             |r: &mut Raw, cmd: u16, flags: u16, off: u64, len: u32, data: &[u8], errno: u32| {
                 r.request(cmd, flags, 42, off, len, data);
                 let c = r.reply(0).expect("reply");

@@ -2,7 +2,12 @@
 //! (read-write), snapshot and image (read-only) is an export, reachable by
 //! its id or by its name when that name is unique across all kinds. The
 //! catalogue is read at each lookup, so objects created or deleted while the
-//! server runs appear or vanish for new connections.
+//! server runs appear or vanish for new connections (LIST, INFO, GO).
+//!
+//! A connection already open on an object that is then deleted stays open;
+//! every request on it fails with EIO ("export deleted": the engine answers
+//! NotFound for the id), except FLUSH, which is store-wide. Size and
+//! read-only flag are fixed at negotiation.
 
 use engine::{ByteSize, ErrorKind, ObjectId, ObjectInfo, Store};
 
