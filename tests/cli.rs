@@ -233,3 +233,57 @@ fn check_finds_corruption() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("checksum mismatch"));
 }
+
+#[test]
+fn scrub_finds_every_planted_flip() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("data");
+    let src = d.path().join("src.raw");
+    // Two distinct recognisable blocks at offsets 0 and 1 MiB.
+    let mut content = vec![0u8; 2 << 20];
+    content[..4096].fill(0x5a);
+    content[(1 << 20)..(1 << 20) + 4096].fill(0xa5);
+    std::fs::write(&src, &content).unwrap();
+    ok(&dir, &["import", src.to_str().unwrap(), "v"]);
+    let out = ok(&dir, &["scrub"]);
+    assert!(out.contains("0 errors"), "{out}");
+    let seg = dir.join("segments/seg-00000001.log");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    for pat in [0x5au8, 0xa5] {
+        let pos = bytes
+            .windows(64)
+            .position(|w| w.iter().all(|&b| b == pat))
+            .unwrap()
+            + 7;
+        bytes[pos] ^= 0x01;
+    }
+    std::fs::write(&seg, &bytes).unwrap();
+    let o = blockd(&dir, &["scrub", "--rate", "1G"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("2 errors"), "{out}");
+    assert!(
+        out.contains("offset 0:") && out.contains(&format!("offset {}:", 1 << 20)),
+        "{out}"
+    );
+}
+
+#[test]
+fn scrub_and_check_find_a_damaged_map_node() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("data");
+    let src = d.path().join("src.raw");
+    std::fs::write(&src, vec![0x33u8; 1 << 20]).unwrap();
+    ok(&dir, &["import", src.to_str().unwrap(), "v"]);
+    let seg = dir.join("segments/seg-00000001.log");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let node = bytes.windows(4).rposition(|w| w == b"NODE").unwrap();
+    bytes[node + 64] ^= 0x10;
+    std::fs::write(&seg, &bytes).unwrap();
+    let o = blockd(&dir, &["scrub"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("map node") && out.contains("(map)"), "{out}");
+    let o = blockd(&dir, &["check"]);
+    assert_eq!(o.status.code(), Some(1));
+}

@@ -33,6 +33,7 @@ mod io;
 mod log;
 mod map;
 mod replay;
+mod scrub;
 mod state;
 mod stats;
 mod store;
@@ -42,6 +43,7 @@ pub use catalog::{validate_name, ObjectInfo, ObjectKind, ObjectUpdate, MAX_NAME_
 pub use check::CheckReport;
 pub use clean::ReclaimReport;
 pub use error::{Error, ErrorKind, Result};
+pub use scrub::{ScrubError, ScrubReport};
 pub use stats::{ObjectStats, StoreStats};
 pub use store::{Extent, ExtentKind, Store, StoreOptions};
 pub use types::{

@@ -24,6 +24,46 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
+    /// Reads and validates the record at `offset`; `None` when no valid
+    /// record (with sequence `expect_seq`, if given) starts there. Segment
+    /// handles stay readable after the file is deleted, so this may run
+    /// outside the store lock.
+    pub fn read_record(
+        &self,
+        offset: u64,
+        expect_seq: Option<u64>,
+        seg_size: u64,
+    ) -> Result<Option<ReadRecord>> {
+        let mut h = [0u8; HEADER_LEN];
+        match self.file.read_at(&mut h, offset) {
+            Ok(n) if n == HEADER_LEN => {}
+            Ok(_) => return Ok(None),
+            Err(e) => return Err(Error::io(format!("reading segment {}", self.no.0), e)),
+        }
+        let header = match RecordHeader::decode(&h) {
+            Some(h) => h,
+            None => return Ok(None),
+        };
+        if expect_seq.is_some_and(|s| s != header.seq) || u64::from(header.body_len) > seg_size {
+            return Ok(None);
+        }
+        let mut body = vec![0u8; header.body_len as usize];
+        match self.file.read_at(&mut body, offset + HEADER_LEN as u64) {
+            Ok(n) if n == body.len() => {}
+            Ok(_) => return Ok(None),
+            Err(e) => return Err(Error::io(format!("reading segment {}", self.no.0), e)),
+        }
+        if !header.body_ok(&body) {
+            return Ok(None);
+        }
+        let mut next = LogAddr::new(self.no, offset + HEADER_LEN as u64 + body.len() as u64);
+        if header.kind == RecordKind::Seal && body.len() == 8 {
+            let n = u64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
+            next = LogAddr::new(SegmentNo(n as u32), 0);
+        }
+        Ok(Some(ReadRecord { header, body, next }))
+    }
+
     /// Reads exactly `buf.len()` bytes at `offset`.
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         self.file.read_exact_at(buf, offset).map_err(|e| {
@@ -274,45 +314,10 @@ impl Log {
         addr: LogAddr,
         expect_seq: Option<u64>,
     ) -> Result<Option<ReadRecord>> {
-        let seg = match self.segments.get(&addr.segment()) {
-            Some(s) => s,
-            None => return Ok(None),
-        };
-        let mut h = [0u8; HEADER_LEN];
-        match seg.file.read_at(&mut h, addr.offset()) {
-            Ok(n) if n == HEADER_LEN => {}
-            Ok(_) => return Ok(None),
-            Err(e) => return Err(Error::io(format!("reading segment {}", seg.no.0), e)),
+        match self.segments.get(&addr.segment()) {
+            Some(seg) => seg.read_record(addr.offset(), expect_seq, self.seg_size),
+            None => Ok(None),
         }
-        let header = match RecordHeader::decode(&h) {
-            Some(h) => h,
-            None => return Ok(None),
-        };
-        if expect_seq.is_some_and(|s| s != header.seq) || u64::from(header.body_len) > self.seg_size
-        {
-            return Ok(None);
-        }
-        let mut body = vec![0u8; header.body_len as usize];
-        match seg
-            .file
-            .read_at(&mut body, addr.offset() + HEADER_LEN as u64)
-        {
-            Ok(n) if n == body.len() => {}
-            Ok(_) => return Ok(None),
-            Err(e) => return Err(Error::io(format!("reading segment {}", seg.no.0), e)),
-        }
-        if !header.body_ok(&body) {
-            return Ok(None);
-        }
-        let mut next = LogAddr::new(
-            addr.segment(),
-            addr.offset() + HEADER_LEN as u64 + body.len() as u64,
-        );
-        if header.kind == RecordKind::Seal && body.len() == 8 {
-            let n = u64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
-            next = LogAddr::new(SegmentNo(n as u32), 0);
-        }
-        Ok(Some(ReadRecord { header, body, next }))
     }
 
     /// Reads a record that must be valid (a checkpointed page or blob).

@@ -184,6 +184,17 @@ impl State {
         }
     }
 
+    /// A copy of the entries of chunk-table leaf `leaf`.
+    pub fn ct_leaf_entries(&mut self, leaf: u64) -> Result<[CtEntry; CT_LEAF_ENTRIES as usize]> {
+        if let Some(CtPage::Leaf(es)) = self.ct_dirty.get(&leaf) {
+            return Ok(**es);
+        }
+        match &*self.ct_load(0, leaf)? {
+            CtPage::Leaf(es) => Ok(**es),
+            CtPage::Inner(_) => Err(Error::corrupt("chunk-table interior page found at level 0")),
+        }
+    }
+
     /// The entries of chunk-table leaf `leaf`, dirtied for modification.
     fn ct_leaf_mut(&mut self, leaf: u64) -> Result<&mut [CtEntry; CT_LEAF_ENTRIES as usize]> {
         if !self.ct_dirty.contains_key(&leaf) {
