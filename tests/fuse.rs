@@ -295,6 +295,7 @@ fn files_roundtrip_snapshots_and_tools() {
                 "--ioengine=psync",
                 "--numjobs=1",
                 "--do_verify=1",
+                "--verify_state_save=0",
                 "--output-format=terse",
             ],
         );
