@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Compares blockd's NBD server with qemu-nbd (qcow2, and raw, on the same
+# filesystem) and nbdkit's memory plugin, in one run, with fio's nbd engine
+# over Unix sockets. Prints one table with ratios (blockd / other).
+#
+#   benches/nbd-compare.sh            # RUNTIME=5 s per row, 1 GiB targets
+#   RUNTIME=10 SIZE_MB=2048 BENCH_DIR=/somewhere benches/nbd-compare.sh
+#
+# Needs qemu-utils, nbdkit and fio (scripts/test.sh installs them). Each
+# server runs alone; every target is first filled with a sequential write
+# so that reads read data, not holes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNTIME=${RUNTIME:-5}
+SIZE_MB=${SIZE_MB:-1024}
+BASE=${BENCH_DIR:-$PWD/target}
+mkdir -p "$BASE"
+W=$(mktemp -d "$BASE/nbd-bench.XXXXXX")
+PID=""
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+for tool in fio qemu-nbd qemu-img nbdkit python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
+done
+cargo build --release --bin blockd >&2
+BLOCKD=$PWD/target/release/blockd
+
+# name rw bs depth jobs
+ROWS=(
+  "seq-write-1M-qd16 write 1M 16 1"
+  "seq-read-1M-qd16 read 1M 16 1"
+  "rand-write-4k-qd32 randwrite 4k 32 1"
+  "rand-read-4k-qd32 randread 4k 32 1"
+  "seq-write-1M-qd16-4j write 1M 16 4"
+  "seq-read-1M-qd16-4j read 1M 16 4"
+  "rand-write-4k-qd32-4j randwrite 4k 32 4"
+  "rand-read-4k-qd32-4j randread 4k 32 4"
+)
+RESULTS=$W/results.tsv
+: > "$RESULTS"
+
+wait_sock() {
+  for _ in $(seq 1 600); do [ -S "$1" ] && return 0; sleep 0.05; done
+  echo "socket $1 never appeared" >&2; exit 1
+}
+
+fio_run() { # uri rw bs depth jobs [extra...]
+  local uri=$1 rw=$2 bs=$3 qd=$4 jobs=$5; shift 5
+  local size=$((SIZE_MB / jobs))
+  fio --name=bench --ioengine=nbd --uri="$uri" --rw="$rw" --bs="$bs" \
+    --iodepth="$qd" --numjobs="$jobs" --size="${size}M" --offset_increment="${size}M" \
+    --group_reporting --output-format=json "$@"
+}
+
+measure() { # server-name socket
+  local name=$1 uri="nbd+unix:///v?socket=$2"
+  echo "== $name: filling" >&2
+  fio_run "$uri" write 1M 16 1 >/dev/null
+  for row in "${ROWS[@]}"; do
+    set -- $row
+    local label=$1
+    local out
+    out=$(fio_run "$uri" "$2" "$3" "$4" "$5" --time_based --runtime="$RUNTIME")
+    local value
+    value=$(printf '%s' "$out" | python3 -c '
+import json, sys
+t = sys.stdin.read()
+j = json.loads(t[t.find("{"):])
+job = j["jobs"][0]
+side = job["read"] if job["read"]["io_bytes"] > 0 else job["write"]
+print(side["bw_bytes"], side["iops"])
+')
+    echo "   $label: $value" >&2
+    printf '%s\t%s\t%s\n' "$name" "$label" "$value" >> "$RESULTS"
+  done
+}
+
+stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
+
+# blockd
+"$BLOCKD" --data-dir "$W/blockd" volume create v --size "${SIZE_MB}M" >/dev/null
+BLOCKD_LOG=warn "$BLOCKD" --data-dir "$W/blockd" serve --nbd-listen "" --nbd-socket "$W/blockd.sock" &
+PID=$!
+wait_sock "$W/blockd.sock"
+measure blockd "$W/blockd.sock"
+stop
+
+# qemu-nbd, qcow2
+qemu-img create -q -f qcow2 "$W/q.qcow2" "${SIZE_MB}M"
+qemu-nbd -t -f qcow2 -x v -e 16 -k "$W/qcow2.sock" "$W/q.qcow2" &
+PID=$!
+wait_sock "$W/qcow2.sock"
+measure qemu-nbd-qcow2 "$W/qcow2.sock"
+stop
+rm -f "$W/q.qcow2"
+
+# qemu-nbd, raw
+truncate -s "${SIZE_MB}M" "$W/r.raw"
+qemu-nbd -t -f raw -x v -e 16 -k "$W/raw.sock" "$W/r.raw" &
+PID=$!
+wait_sock "$W/raw.sock"
+measure qemu-nbd-raw "$W/raw.sock"
+stop
+rm -f "$W/r.raw"
+
+# nbdkit memory
+nbdkit -f -U "$W/mem.sock" memory "${SIZE_MB}M" &
+PID=$!
+wait_sock "$W/mem.sock"
+measure nbdkit-memory "$W/mem.sock"
+stop
+
+echo
+echo "$(date -u +%Y-%m-%d) nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\" runtime=${RUNTIME}s size=${SIZE_MB}MiB"
+python3 - "$RESULTS" <<'EOF'
+import sys, collections
+res = collections.defaultdict(dict)
+order = []
+for line in open(sys.argv[1]):
+    server, row, bw, iops = line.split()
+    res[row][server] = (float(bw), float(iops))
+    if row not in order:
+        order.append(row)
+servers = ["blockd", "qemu-nbd-qcow2", "qemu-nbd-raw", "nbdkit-memory"]
+def fmt(row, v):
+    return f"{v[0] / 1e6:.0f} MB/s" if row.startswith("seq") else f"{v[1] / 1e3:.1f}k IOPS"
+def val(row, v):
+    return v[0] if row.startswith("seq") else v[1]
+print("| row | " + " | ".join(servers) + " | blockd/qcow2 | blockd/raw | blockd/memory |")
+print("|---" * (len(servers) + 4) + "|")
+for row in order:
+    r = res[row]
+    cells = [fmt(row, r[s]) if s in r else "-" for s in servers]
+    b = val(row, r["blockd"])
+    ratios = [f"{b / val(row, r[s]):.2f}x" if s in r and val(row, r[s]) > 0 else "-" for s in servers[1:]]
+    print(f"| {row} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+EOF
