@@ -8,7 +8,7 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::format::{CtPage, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS};
 use crate::state::{State, PAGE_RECORD};
-use crate::types::{LogAddr, SegmentNo};
+use crate::types::{ChunkId, LogAddr, SegmentNo};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -28,11 +28,15 @@ impl State {
     /// The caller syncs the log and writes the superblock.
     pub(crate) fn write_checkpoint(&mut self) -> Result<(LogAddr, LogAddr)> {
         // 1. Map nodes: each dirty node goes to a fresh place in the log.
-        let mut dirty: Vec<_> = self.nodes_dirty.drain().collect();
-        dirty.sort_by_key(|(id, _)| *id);
-        for (id, node) in dirty {
+        // A node leaves the dirty set only once written, so a failed
+        // checkpoint leaves memory consistent (and the store fail-stopped).
+        let mut ids: Vec<ChunkId> = self.nodes_dirty.keys().copied().collect();
+        ids.sort();
+        for id in ids {
+            let node = self.nodes_dirty[&id].clone();
             let body = node.encode(id);
             let addr = self.append(RecordKind::Node, &body)?;
+            self.nodes_dirty.remove(&id);
             let mut e = self.ct_get(id)?;
             self.account(e.loc, PAGE_RECORD, false);
             e.loc = addr;
@@ -41,8 +45,12 @@ impl State {
             self.account(addr, PAGE_RECORD, true);
             self.node_cache(id, node);
         }
-        // 2. Chunk-table pages, leaves first, then each parent level.
-        let mut level_pages: BTreeMap<u64, CtPage> = self.ct_dirty.drain().collect();
+        // 2. Chunk-table pages, leaves first, then each parent level. Dirty
+        // leaves stay pinned until the whole tree is written: until then
+        // the old parents on disk do not lead to the new leaves.
+        let mut level_pages: BTreeMap<u64, CtPage> =
+            self.ct_dirty.iter().map(|(k, p)| (*k, p.clone())).collect();
+        let dirty_leaves: Vec<u64> = level_pages.keys().copied().collect();
         let force = std::mem::take(&mut self.ct_force);
         for &(lvl, idx) in &force {
             if lvl == 0 && !level_pages.contains_key(&idx) {
@@ -74,6 +82,9 @@ impl State {
             if level == CT_INTERIOR_LEVELS {
                 if let Some(&root) = written.get(&0) {
                     self.ct_root = root;
+                }
+                for k in dirty_leaves {
+                    self.ct_dirty.remove(&k);
                 }
                 break;
             }

@@ -128,9 +128,11 @@ impl Store {
             ..Default::default()
         };
         for seg in candidates {
+            // A failed append may leave a torn record at the log's tail:
+            // nothing more may be appended, so the store fail-stops.
             report.bytes_moved += st
                 .clean_segment(seg)
-                .map_err(|e| e.with_context(format!("cleaning segment {}", seg.0)))?;
+                .map_err(|e| self.fail(e.with_context(format!("cleaning segment {}", seg.0))))?;
             st.pending_delete.push(seg);
             report.segments_freed += 1;
         }

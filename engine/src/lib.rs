@@ -28,6 +28,7 @@ mod check;
 mod checkpoint;
 mod clean;
 mod error;
+mod fault;
 mod format;
 mod io;
 mod log;
@@ -43,6 +44,7 @@ pub use catalog::{validate_name, ObjectInfo, ObjectKind, ObjectUpdate, MAX_NAME_
 pub use check::CheckReport;
 pub use clean::ReclaimReport;
 pub use error::{Error, ErrorKind, Result};
+pub use fault::FaultPoint;
 pub use scrub::{ScrubError, ScrubReport};
 pub use stats::{ObjectStats, StoreStats};
 pub use store::{Extent, ExtentKind, Store, StoreOptions};

@@ -5,6 +5,7 @@
 //! place; the cleaner only deletes whole segments (see `clean.rs`).
 
 use crate::error::{Error, Result};
+use crate::fault::{FaultPoint, Faults};
 use crate::format::{RecordHeader, RecordKind, HEADER_LEN};
 use crate::types::{LogAddr, SegmentNo};
 use std::collections::BTreeMap;
@@ -92,6 +93,8 @@ pub(crate) struct Log {
     tail: u64,
     next_seq: u64,
     unsynced: Vec<Arc<Segment>>,
+    /// Armed fault points (tests only).
+    pub faults: Arc<Faults>,
 }
 
 pub(crate) fn segment_path(dir: &Path, no: SegmentNo) -> PathBuf {
@@ -162,6 +165,7 @@ impl Log {
             active,
             tail: 0,
             next_seq: 1,
+            faults: Arc::default(),
         })
     }
 
@@ -266,9 +270,18 @@ impl Log {
         let addr = self.tail();
         let h = RecordHeader::encode(kind, self.next_seq, &framed[HEADER_LEN..]);
         framed[..HEADER_LEN].copy_from_slice(&h);
-        self.active
-            .file
-            .write_all_at(framed, self.tail)
+        let point = match kind {
+            RecordKind::Write | RecordKind::Zero => FaultPoint::LogAppend,
+            RecordKind::Catalog => FaultPoint::CatalogAppend,
+            RecordKind::Reloc => FaultPoint::ReclaimMove,
+            RecordKind::Seal => FaultPoint::SegmentSeal,
+            RecordKind::Node | RecordKind::CtPage | RecordKind::Checkpoint => {
+                FaultPoint::CheckpointPage
+            }
+        };
+        self.faults
+            .check(point)
+            .and_then(|_| self.active.file.write_all_at(framed, self.tail))
             .map_err(|e| Error::io(format!("appending to segment {}", self.active.no.0), e))?;
         self.tail += need;
         self.next_seq += 1;
@@ -280,9 +293,9 @@ impl Log {
         let next = SegmentNo(self.active.no.0 + 1);
         let body = u64::from(next.0).to_le_bytes();
         let h = RecordHeader::encode(RecordKind::Seal, self.next_seq, &body);
-        self.active
-            .file
-            .write_all_at(&h, self.tail)
+        self.faults
+            .check(FaultPoint::SegmentSeal)
+            .and_then(|_| self.active.file.write_all_at(&h, self.tail))
             .and_then(|_| {
                 self.active
                     .file
@@ -350,10 +363,11 @@ impl Log {
 }
 
 /// fdatasyncs each segment; an error must fail-stop the store.
-pub(crate) fn sync_segments(segs: &[Arc<Segment>]) -> Result<()> {
+pub(crate) fn sync_segments(faults: &Faults, segs: &[Arc<Segment>]) -> Result<()> {
     for s in segs {
-        s.file
-            .sync_data()
+        faults
+            .check(FaultPoint::Fsync)
+            .and_then(|_| s.file.sync_data())
             .map_err(|e| Error::io(format!("fdatasync of segment {}", s.no.0), e))?;
     }
     Ok(())

@@ -229,7 +229,7 @@ impl Store {
         log.start_append(LogAddr::new(crate::types::SegmentNo(1), 0), 1)?;
         let mut state = State::new(log, Catalog::default(), LogAddr::NONE, 1024);
         let (ct_root, blob) = state.write_checkpoint()?;
-        sync_segments(&state.log.take_unsynced())?;
+        sync_segments(&state.log.faults.clone(), &state.log.take_unsynced())?;
         let sb = Superblock {
             generation: 1,
             segment_size: seg_size as u32,
@@ -270,7 +270,7 @@ impl Store {
     }
 
     /// Marks the store failed and passes the error on.
-    fn fail(&self, e: Error) -> Error {
+    pub(crate) fn fail(&self, e: Error) -> Error {
         tracing::error!(error = %e, "store failed: refusing further writes until reopened");
         self.inner.failed.store(true, Ordering::Release);
         e
@@ -644,11 +644,15 @@ impl Store {
         if self.inner.durable_seq.load(Ordering::Acquire) >= target {
             return Ok(());
         }
-        let (segs, upto) = {
+        let (segs, upto, faults) = {
             let mut st = self.inner.state.lock();
-            (st.log.take_unsynced(), st.log.next_seq())
+            (
+                st.log.take_unsynced(),
+                st.log.next_seq(),
+                st.log.faults.clone(),
+            )
         };
-        sync_segments(&segs).map_err(|e| self.fail(e))?;
+        sync_segments(&faults, &segs).map_err(|e| self.fail(e))?;
         self.inner.durable_seq.fetch_max(upto, Ordering::AcqRel);
         Ok(())
     }
@@ -747,7 +751,7 @@ impl Store {
         let (ct_root, blob) = st.write_checkpoint().map_err(|e| self.fail(e))?;
         let replay_start = st.log.tail();
         let replay_seq = st.log.next_seq();
-        sync_segments(&st.log.take_unsynced()).map_err(|e| self.fail(e))?;
+        sync_segments(&st.log.faults.clone(), &st.log.take_unsynced()).map_err(|e| self.fail(e))?;
         self.inner
             .durable_seq
             .fetch_max(replay_seq, Ordering::AcqRel);
@@ -762,8 +766,13 @@ impl Store {
             store_id: sb.store_id,
         };
         let slot = new.generation % 2;
-        sb.file
-            .write_all_at(&new.encode(), slot * SUPER_SLOT_LEN as u64)
+        st.log
+            .faults
+            .check(crate::fault::FaultPoint::SuperblockWrite)
+            .and_then(|_| {
+                sb.file
+                    .write_all_at(&new.encode(), slot * SUPER_SLOT_LEN as u64)
+            })
             .and_then(|_| sb.file.sync_data())
             .map_err(|e| self.fail(Error::io("writing the superblock", e)))?;
         sb.generation = new.generation;
@@ -792,6 +801,13 @@ impl Store {
 
     pub(crate) fn segment_size(&self) -> u64 {
         u64::from(self.inner.sb.lock().segment_size)
+    }
+
+    /// Arms fault point `point` to fail once with `errno` after `skip`
+    /// successful passes (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_fault(&self, point: crate::fault::FaultPoint, errno: i32, skip: u32) {
+        self.inner.state.lock().log.faults.arm(point, errno, skip);
     }
 
     /// True after a durability failure (until reopened).
