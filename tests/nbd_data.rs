@@ -336,3 +336,52 @@ fn maps_are_exact() {
     assert_eq!(second["zero"], true);
     assert_eq!(second["data"], false);
 }
+
+#[test]
+fn reads_answer_holes_with_hole_chunks() {
+    let s = Serve::with(
+        |d| {
+            blockd(d, &["volume", "create", "h", "--size", "4M"]);
+        },
+        &[],
+    );
+    let mut r = Raw::connect(&s.socket);
+    r.go("h", true);
+    // data [0, 64k), hole [64k, 1M), data [1M, 1M+4k)
+    r.request(1, 0, 1, 0, 65536, &pattern(65536, 1));
+    assert_eq!(Raw::errno_of(&r.reply(0).unwrap()), 0);
+    r.request(1, 0, 2, 1 << 20, 4096, &pattern(4096, 2));
+    assert_eq!(Raw::errno_of(&r.reply(0).unwrap()), 0);
+    r.request(0, 0, 3, 0, (1 << 20) + 4096, &[]);
+    let mut chunks = Vec::new();
+    loop {
+        let c = r.reply(0).unwrap();
+        let off = u64::from_be_bytes(c.payload[..8].try_into().unwrap());
+        let len = if c.ty == 2 {
+            u32::from_be_bytes(c.payload[8..12].try_into().unwrap()) as u64
+        } else {
+            c.payload.len() as u64 - 8
+        };
+        chunks.push((c.ty, off, len));
+        if c.ty == 1 {
+            let want = if off == 0 {
+                pattern(65536, 1)
+            } else {
+                pattern(4096, 2)
+            };
+            assert!(c.payload[8..] == want[..]);
+        }
+        if c.flags & 1 != 0 {
+            break;
+        }
+    }
+    chunks.sort_by_key(|c| c.1);
+    assert_eq!(
+        chunks,
+        vec![
+            (1, 0, 65536),
+            (2, 65536, (1 << 20) - 65536),
+            (1, 1 << 20, 4096)
+        ]
+    );
+}

@@ -21,6 +21,9 @@ const IO_BUFFER: usize = 256 * 1024;
 const MAX_STATUS_EXTENTS: usize = 120;
 /// Most extents a READ is split into before the rest is sent as data.
 const MAX_READ_EXTENTS: usize = 64;
+/// Reads shorter than this are answered with one data chunk without
+/// looking at the allocation map first (holes only pay off when large).
+const SMALL_READ: u32 = 64 * 1024;
 
 /// A byte stream the server can serve: TCP or Unix, split into owned halves
 /// for transmission.
@@ -296,8 +299,19 @@ pub(crate) async fn transmit<S: Stream>(
         let payload = match cmd {
             Command::Disconnect => break Ok(()),
             Command::Write { len, .. } => {
-                let mut buf = vec![0u8; len as usize];
-                if reader.read_exact(&mut buf).await.is_err() {
+                // Filled straight into spare capacity: no zeroing first.
+                let mut buf = Vec::with_capacity(len as usize);
+                let mut complete = true;
+                while buf.len() < len as usize {
+                    match reader.read_buf(&mut buf).await {
+                        Ok(n) if n > 0 => {}
+                        _ => {
+                            complete = false;
+                            break;
+                        }
+                    }
+                }
+                if !complete {
                     // The client vanished mid-payload: nothing was written.
                     break Ok(());
                 }
@@ -493,6 +507,13 @@ fn read_reply(
         b[..codec::SIMPLE_REPLY_LEN].copy_from_slice(&codec::simple_reply(cookie, 0));
         return Ok(vec![b]);
     }
+    if len < SMALL_READ || df {
+        // One data chunk; not worth a map lookup first.
+        let mut b = vec![0u8; codec::DATA_PREFIX + len as usize];
+        store.read(id, offset, &mut b[codec::DATA_PREFIX..])?;
+        codec::offset_data_prefix(&mut b, true, cookie, offset, len);
+        return Ok(vec![b]);
+    }
     let end = offset + u64::from(len);
     let exts = store.block_status(id, offset, u64::from(len), MAX_READ_EXTENTS)?;
     // (offset, length, is_data) pieces covering the whole request.
@@ -514,9 +535,6 @@ fn read_reply(
             Some(last) if last.2 => last.1 += end - pos,
             _ => pieces.push((pos, end - pos, true)),
         }
-    }
-    if df && pieces.len() > 1 {
-        pieces = vec![(offset, u64::from(len), true)];
     }
     let n = pieces.len();
     let mut parts = Vec::with_capacity(n);
