@@ -1,7 +1,9 @@
-//! Named fault points, for tests: with the `fault-injection` feature a test
-//! can arm a point to fail once with an errno (EIO, ENOSPC...) after
-//! letting a number of passes through. Without the feature every check is
-//! a no-op the compiler removes.
+//! Named fault points and I/O recording, for tests: with the
+//! `fault-injection` feature a test can arm a point to fail once with an
+//! errno (EIO, ENOSPC...) after letting a number of passes through, and can
+//! record every write, sync, truncation, creation and removal the engine
+//! makes to its files (to build simulated power-cut images). Without the
+//! feature every hook is a no-op the compiler removes.
 
 use std::io;
 
@@ -24,11 +26,49 @@ pub enum FaultPoint {
     SuperblockWrite,
 }
 
-/// The armed faults of one store.
+/// One recorded file operation; `file` is relative to the data directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IoOp {
+    /// Bytes written at an offset (not yet durable).
+    Write {
+        /// The file.
+        file: String,
+        /// Byte offset.
+        offset: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// A completed fdatasync: every earlier write to the file is durable.
+    Sync {
+        /// The file.
+        file: String,
+    },
+    /// The file was cut to `len` and synced.
+    Truncate {
+        /// The file.
+        file: String,
+        /// New length.
+        len: u64,
+    },
+    /// The file was created (and its directory synced).
+    Create {
+        /// The file.
+        file: String,
+    },
+    /// The file was removed.
+    Remove {
+        /// The file.
+        file: String,
+    },
+}
+
+/// The armed faults and the I/O recording of one store.
 #[derive(Default, Debug)]
 pub(crate) struct Faults {
     #[cfg(feature = "fault-injection")]
     armed: parking_lot::Mutex<Vec<(FaultPoint, i32, u32)>>,
+    #[cfg(feature = "fault-injection")]
+    recording: parking_lot::Mutex<Option<Vec<IoOp>>>,
 }
 
 impl Faults {
@@ -48,6 +88,27 @@ impl Faults {
         }
         let _ = p;
         Ok(())
+    }
+
+    /// Records `op` when recording is on.
+    #[inline]
+    pub fn record(&self, op: impl FnOnce() -> IoOp) {
+        #[cfg(feature = "fault-injection")]
+        if let Some(log) = self.recording.lock().as_mut() {
+            log.push(op());
+        }
+        let _ = op;
+    }
+
+    /// Starts recording, or stops it and returns what was recorded.
+    #[cfg(feature = "fault-injection")]
+    pub fn set_recording(&self, on: bool) -> Vec<IoOp> {
+        let mut r = self.recording.lock();
+        let old = r.take().unwrap_or_default();
+        if on {
+            *r = Some(Vec::new());
+        }
+        old
     }
 
     /// Arms `p` to fail once with `errno` after `skip` successful passes.

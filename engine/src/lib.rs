@@ -44,7 +44,7 @@ pub use catalog::{validate_name, ObjectInfo, ObjectKind, ObjectUpdate, MAX_NAME_
 pub use check::CheckReport;
 pub use clean::ReclaimReport;
 pub use error::{Error, ErrorKind, Result};
-pub use fault::FaultPoint;
+pub use fault::{FaultPoint, IoOp};
 pub use scrub::{ScrubError, ScrubReport};
 pub use stats::{ObjectStats, StoreStats};
 pub use store::{Extent, ExtentKind, Store, StoreOptions};

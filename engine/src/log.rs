@@ -5,7 +5,7 @@
 //! place; the cleaner only deletes whole segments (see `clean.rs`).
 
 use crate::error::{Error, Result};
-use crate::fault::{FaultPoint, Faults};
+use crate::fault::{FaultPoint, Faults, IoOp};
 use crate::format::{RecordHeader, RecordKind, HEADER_LEN};
 use crate::types::{LogAddr, SegmentNo};
 use std::collections::BTreeMap;
@@ -22,6 +22,11 @@ const SEAL_RESERVE: u64 = (HEADER_LEN + 8) as u64;
 pub(crate) struct Segment {
     pub no: SegmentNo,
     pub file: File,
+}
+
+/// A segment's file name relative to the data directory, for recording.
+pub(crate) fn segment_rel(no: SegmentNo) -> String {
+    format!("segments/seg-{:08}.log", no.0)
 }
 
 impl Segment {
@@ -282,6 +287,13 @@ impl Log {
         self.faults
             .check(point)
             .and_then(|_| self.active.file.write_all_at(framed, self.tail))
+            .inspect(|_| {
+                self.faults.record(|| IoOp::Write {
+                    file: segment_rel(self.active.no),
+                    offset: self.tail,
+                    data: framed.to_vec(),
+                })
+            })
             .map_err(|e| Error::io(format!("appending to segment {}", self.active.no.0), e))?;
         self.tail += need;
         self.next_seq += 1;
@@ -302,9 +314,21 @@ impl Log {
                     .write_all_at(&body, self.tail + HEADER_LEN as u64)
             })
             .map_err(|e| Error::io(format!("sealing segment {}", self.active.no.0), e))?;
+        self.faults.record(|| {
+            let mut data = h.to_vec();
+            data.extend_from_slice(&body);
+            IoOp::Write {
+                file: segment_rel(self.active.no),
+                offset: self.tail,
+                data,
+            }
+        });
         self.next_seq += 1;
         let seg = open_segment(&self.dir, next, true)?;
         sync_dir(&self.dir)?;
+        self.faults.record(|| IoOp::Create {
+            file: segment_rel(next),
+        });
         self.segments.insert(next, seg.clone());
         self.unsynced.push(seg.clone());
         self.active = seg;
@@ -352,6 +376,9 @@ impl Log {
 
     /// Deletes a segment file the last checkpoint no longer needs.
     pub fn remove_segment(&mut self, no: SegmentNo) -> Result<()> {
+        self.faults.record(|| IoOp::Remove {
+            file: segment_rel(no),
+        });
         if no == self.active.no {
             return Ok(());
         }
@@ -368,6 +395,11 @@ pub(crate) fn sync_segments(faults: &Faults, segs: &[Arc<Segment>]) -> Result<()
         faults
             .check(FaultPoint::Fsync)
             .and_then(|_| s.file.sync_data())
+            .inspect(|_| {
+                faults.record(|| IoOp::Sync {
+                    file: segment_rel(s.no),
+                })
+            })
             .map_err(|e| Error::io(format!("fdatasync of segment {}", s.no.0), e))?;
     }
     Ok(())

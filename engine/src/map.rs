@@ -87,10 +87,12 @@ impl State {
                     id.0
                 )));
             }
-            e.refcount -= 1;
-            if e.refcount > 0 {
+            if e.refcount > 1 {
+                e.refcount -= 1;
                 continue;
             }
+            // The last reference: read a node's children while its entry
+            // is still live (a cold cache reads it through the entry).
             let e = *e;
             if id.is_node() {
                 let n = self.node_get(id)?;

@@ -275,7 +275,7 @@ impl State {
         let e = self.ct_get(id)?;
         if !e.is_live() || e.loc.is_none() {
             return Err(Error::corrupt(format!(
-                "map node {} is referenced but not stored",
+                "map node {} is referenced but not stored (entry {e:?})",
                 id.0
             )));
         }

@@ -5,6 +5,7 @@
 
 use crate::catalog::{Catalog, CatalogOp, Entry, ObjectInfo, ObjectKind, ObjectUpdate};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fault::IoOp;
 use crate::format::{
     encode_write_into, RecordKind, Superblock, WriteEntry, HEADER_LEN, SUPER_SLOT_LEN, WRITE_ENTRY,
     WRITE_FIXED,
@@ -775,6 +776,14 @@ impl Store {
             })
             .and_then(|_| sb.file.sync_data())
             .map_err(|e| self.fail(Error::io("writing the superblock", e)))?;
+        st.log.faults.record(|| IoOp::Write {
+            file: "superblock".into(),
+            offset: slot * SUPER_SLOT_LEN as u64,
+            data: new.encode(),
+        });
+        st.log.faults.record(|| IoOp::Sync {
+            file: "superblock".into(),
+        });
         sb.generation = new.generation;
         drop(sb);
         for seg in std::mem::take(&mut st.pending_delete) {
@@ -808,6 +817,13 @@ impl Store {
     #[cfg(feature = "fault-injection")]
     pub fn inject_fault(&self, point: crate::fault::FaultPoint, errno: i32, skip: u32) {
         self.inner.state.lock().log.faults.arm(point, errno, skip);
+    }
+
+    /// Starts recording every file operation (`on`), or stops and returns
+    /// the recording (tests only: simulated power cuts).
+    #[cfg(feature = "fault-injection")]
+    pub fn record_io(&self, on: bool) -> Vec<IoOp> {
+        self.inner.state.lock().log.faults.set_recording(on)
     }
 
     /// True after a durability failure (until reopened).

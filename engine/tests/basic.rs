@@ -267,3 +267,23 @@ fn space_stats_track_sharing() {
     );
     assert!(s.check(false).unwrap().is_clean());
 }
+
+/// Regression (found by the power-cut test): freeing the last reference to
+/// a map node that is not cached read it through its already-freed entry.
+#[test]
+fn delete_with_a_cold_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, snap);
+    {
+        let s = Store::open(dir.path(), opts()).unwrap();
+        v = s.create_volume(None, 64 << 20, false).unwrap().id;
+        s.write(v, 0, &pattern(1, 8 << 20), false).unwrap();
+        snap = s.snapshot(v, None).unwrap().id;
+        s.write(v, 0, &pattern(2, 4 << 20), false).unwrap();
+        s.close().unwrap();
+    }
+    let s = Store::open(dir.path(), opts()).unwrap();
+    s.delete(snap).unwrap();
+    s.delete(v).unwrap();
+    assert!(s.check(false).unwrap().is_clean());
+}
