@@ -300,35 +300,33 @@ impl Log {
         Ok(addr)
     }
 
-    /// Seals the active segment and starts the next one.
+    /// Seals the active segment and starts the next one. The next file is
+    /// created (and its directory synced) before the Seal record points at
+    /// it, so a failure leaves the log as it was.
     fn roll(&mut self) -> Result<()> {
         let next = SegmentNo(self.active.no.0 + 1);
-        let body = u64::from(next.0).to_le_bytes();
-        let h = RecordHeader::encode(RecordKind::Seal, self.next_seq, &body);
-        self.faults
-            .check(FaultPoint::SegmentSeal)
-            .and_then(|_| self.active.file.write_all_at(&h, self.tail))
-            .and_then(|_| {
-                self.active
-                    .file
-                    .write_all_at(&body, self.tail + HEADER_LEN as u64)
-            })
-            .map_err(|e| Error::io(format!("sealing segment {}", self.active.no.0), e))?;
-        self.faults.record(|| {
-            let mut data = h.to_vec();
-            data.extend_from_slice(&body);
-            IoOp::Write {
-                file: segment_rel(self.active.no),
-                offset: self.tail,
-                data,
-            }
-        });
-        self.next_seq += 1;
         let seg = open_segment(&self.dir, next, true)?;
         sync_dir(&self.dir)?;
         self.faults.record(|| IoOp::Create {
             file: segment_rel(next),
         });
+        let mut seal = RecordHeader::encode(
+            RecordKind::Seal,
+            self.next_seq,
+            &u64::from(next.0).to_le_bytes(),
+        )
+        .to_vec();
+        seal.extend_from_slice(&u64::from(next.0).to_le_bytes());
+        self.faults
+            .check(FaultPoint::SegmentSeal)
+            .and_then(|_| self.active.file.write_all_at(&seal, self.tail))
+            .map_err(|e| Error::io(format!("sealing segment {}", self.active.no.0), e))?;
+        self.faults.record(|| IoOp::Write {
+            file: segment_rel(self.active.no),
+            offset: self.tail,
+            data: seal.clone(),
+        });
+        self.next_seq += 1;
         self.segments.insert(next, seg.clone());
         self.unsynced.push(seg.clone());
         self.active = seg;

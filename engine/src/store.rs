@@ -270,6 +270,17 @@ impl Store {
         Ok(())
     }
 
+    /// For a failed append of a client record: ENOSPC is a clean failure
+    /// (the log's tail did not move, so the next append overwrites any
+    /// partial bytes, and nothing was applied); anything else fail-stops.
+    fn fail_append(&self, e: Error) -> Error {
+        if e.kind() == ErrorKind::NoSpace {
+            tracing::warn!(error = %e, "write refused: no space left");
+            return e;
+        }
+        self.fail(e)
+    }
+
     /// Marks the store failed and passes the error on.
     pub(crate) fn fail(&self, e: Error) -> Error {
         tracing::error!(error = %e, "store failed: refusing further writes until reopened");
@@ -295,7 +306,7 @@ impl Store {
             let body = serde_json::to_vec(&op)
                 .map_err(|e| Error::new(ErrorKind::InvalidArgument, e.to_string()))?;
             st.append(RecordKind::Catalog, &body)
-                .map_err(|e| self.fail(e))?;
+                .map_err(|e| self.fail_append(e))?;
             st.apply_catalog(&op).map_err(|e| self.fail(e))?;
         }
         self.flush()?;
@@ -557,7 +568,7 @@ impl Store {
         encode_write_into(&mut framed, id.to_bytes(), first, &entries, &payloads);
         let addr = st
             .append_framed(RecordKind::Write, &mut framed)
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.fail_append(e))?;
         let mut locs = Vec::with_capacity(n);
         let mut off = (HEADER_LEN + WRITE_FIXED + WRITE_ENTRY * n) as u64;
         for e in &entries {
@@ -611,7 +622,7 @@ impl Store {
                 body.extend_from_slice(&(value.0 as u32).to_le_bytes());
                 body.extend_from_slice(&0u32.to_le_bytes());
                 st.append(RecordKind::Zero, &body)
-                    .map_err(|e| self.fail(e))?;
+                    .map_err(|e| self.fail_append(e))?;
                 st.apply_zero(id, first_full, end_full - first_full, value)
                     .map_err(|e| self.fail(e))?;
             }

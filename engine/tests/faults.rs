@@ -1,8 +1,10 @@
 //! Named fault points (feature `fault-injection`, enabled for tests): an
 //! EIO or ENOSPC injected once at each write and sync site fails the
-//! operation cleanly; after a failed fsync (or any failed write of the log
-//! or superblock) the store refuses writes until reopened; reopening loses
-//! no acknowledged flush and checks clean.
+//! operation cleanly; after a failed fsync, a failed checkpoint or reclaim,
+//! or an EIO on any log write, the store refuses writes until reopened;
+//! ENOSPC on appending client data or a catalogue change is a clean
+//! refusal and the store goes on. Reopening loses no acknowledged flush and
+//! checks clean.
 
 use blockd_engine::{ErrorKind, FaultPoint, ObjectId, Store, StoreOptions};
 
@@ -35,8 +37,30 @@ fn read(s: &Store, v: ObjectId, off: u64) -> Vec<u8> {
     b
 }
 
-/// After the failure: writes refused, reopen finds the flushed data, check clean.
+/// After a clean ENOSPC refusal: the store goes on, nothing was half-done.
+fn after_refusal(dir: &std::path::Path, s: Store, v: ObjectId, point: FaultPoint) {
+    s.write(v, 65536, &block(4), true).unwrap();
+    assert_eq!(read(&s, v, 0), block(1));
+    assert_eq!(read(&s, v, 65536), block(4));
+    drop(s);
+    let s = Store::open(dir, opts()).unwrap();
+    assert_eq!(read(&s, v, 0), block(1), "{point:?}");
+    assert_eq!(read(&s, v, 65536), block(4), "{point:?}");
+    assert!(s.check(false).unwrap().is_clean(), "{point:?}");
+}
+
+/// After the failure: ENOSPC on a client append is a clean refusal;
+/// anything else fail-stops: writes refused, reopen finds the flushed data,
+/// check clean.
 fn after_failure(dir: &std::path::Path, s: Store, v: ObjectId, point: FaultPoint) {
+    if !s.is_failed()
+        && matches!(
+            point,
+            FaultPoint::LogAppend | FaultPoint::CatalogAppend | FaultPoint::SegmentSeal
+        )
+    {
+        return after_refusal(dir, s, v, point);
+    }
     assert!(s.is_failed(), "{point:?}: the store fail-stops");
     let e = s.write(v, 65536, &block(9), false).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::FailStopped, "{point:?}");
@@ -71,6 +95,11 @@ fn every_fault_point_fails_cleanly_and_fail_stops() {
                 ErrorKind::Io
             }
         );
+        assert_eq!(
+            s.is_failed(),
+            errno == EIO,
+            "ENOSPC refuses, EIO fail-stops"
+        );
         after_failure(d.path(), s, v, FaultPoint::LogAppend);
 
         // fsync: the flush is not acknowledged.
@@ -87,6 +116,7 @@ fn every_fault_point_fails_cleanly_and_fail_stops() {
         s.inject_fault(FaultPoint::CatalogAppend, errno, 0);
         assert!(s.snapshot(v, Some("s")).is_err());
         assert!(s.list().iter().all(|o| o.name.as_deref() != Some("s")));
+        assert_eq!(s.is_failed(), errno == EIO);
         after_failure(d.path(), s, v, FaultPoint::CatalogAppend);
 
         // Checkpoint page and superblock switch.
@@ -113,6 +143,7 @@ fn every_fault_point_fails_cleanly_and_fail_stops() {
             }
         }
         assert!(failed, "the seal fault fired");
+        assert_eq!(s.is_failed(), errno == EIO);
         after_failure(d.path(), s, v, FaultPoint::SegmentSeal);
 
         // Space reclaim moving live data.
