@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// Most requests in flight per NBD connection.
     #[arg(long, default_value_t = 128)]
     nbd_max_in_flight: usize,
+    /// Most engine calls running at once for NBD (a bounded pool of
+    /// blocking threads shared by all connections).
+    #[arg(long, default_value_t = 64)]
+    nbd_engine_threads: usize,
 }
 
 /// Runs the server on the store in `data_dir`.
@@ -75,7 +79,7 @@ async fn serve(store: Store, args: &ServeArgs, socket: &Path) -> Result<()> {
         handshake_timeout: Duration::from_secs(args.nbd_handshake_timeout),
         max_in_flight: args.nbd_max_in_flight,
         default_export: args.default_export.clone(),
-        ..Default::default()
+        engine_threads: args.nbd_engine_threads,
     };
     let server = nbd_server::Server::new(store, config);
     let mut tasks = Vec::new();
