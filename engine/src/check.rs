@@ -6,12 +6,13 @@
 //! refcounts and frees leaks; it cannot restore damaged data.
 
 use crate::error::Result;
-use crate::format::{CtEntry, CtPage, CT_LEAF_ENTRIES};
+use crate::format::{CtEntry, CtPage, CT_FANOUT, CT_INTERIOR_LEVELS, CT_LEAF_ENTRIES};
 use crate::io::fetch_blocks;
 use crate::state::State;
+use crate::state::PAGE_RECORD;
 use crate::store::Store;
-use crate::types::{ChunkId, ObjectId, BLOCK_SIZE};
-use std::collections::HashMap;
+use crate::types::{ChunkId, ObjectId, SegmentNo, BLOCK_SIZE};
+use std::collections::{BTreeMap, HashMap};
 
 /// The findings of a check.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -231,6 +232,60 @@ impl State {
     }
 }
 
+impl State {
+    /// Recomputes live bytes per segment from the chunk table and the
+    /// chunk-table pages, and compares with the usage table the cleaner
+    /// trusts (a segment it believes empty is deleted without a scan).
+    fn verify_usage(&mut self, repair: bool, report: &mut CheckReport) -> Result<()> {
+        let max_id = (2 + 2 * self.next_data).max(3 + 2 * self.next_node);
+        let n_leaves = max_id / CT_LEAF_ENTRIES + 1;
+        let mut live: BTreeMap<SegmentNo, u64> = BTreeMap::new();
+        for leaf in 0..n_leaves {
+            let es = self.ct_leaf_entries(leaf)?;
+            for (i, e) in es.iter().enumerate() {
+                if e.is_live() && !e.loc.is_none() {
+                    let id = ChunkId(leaf * CT_LEAF_ENTRIES + i as u64);
+                    let b = if id.is_node() {
+                        PAGE_RECORD
+                    } else {
+                        u64::from(e.stored_len)
+                    };
+                    *live.entry(e.loc.segment()).or_default() += b;
+                }
+            }
+        }
+        let mut count = n_leaves;
+        for level in 0..=CT_INTERIOR_LEVELS {
+            for index in 0..count {
+                let loc = self.ct_page_loc(level, index)?;
+                if !loc.is_none() {
+                    *live.entry(loc.segment()).or_default() += PAGE_RECORD;
+                }
+            }
+            count = count.div_ceil(CT_FANOUT);
+        }
+        let segs: std::collections::BTreeSet<SegmentNo> =
+            live.keys().chain(self.usage.keys()).copied().collect();
+        let mut off = false;
+        for seg in segs {
+            let want = live.get(&seg).copied().unwrap_or(0);
+            let have = self.usage.get(&seg).copied().unwrap_or(0);
+            if want != have {
+                off = true;
+                report.corruption.push(format!(
+                    "segment {} is accounted {have} live bytes but holds {want}",
+                    seg.0
+                ));
+            }
+        }
+        if repair && off {
+            self.usage = live;
+            report.repaired = true;
+        }
+        Ok(())
+    }
+}
+
 impl Store {
     /// Checks the whole store; with `repair`, fixes refcounts and frees
     /// leaked chunks (only when no corruption was found).
@@ -251,6 +306,7 @@ impl Store {
         }
         st.verify_data(&refs, &mut report);
         st.compare_refcounts(&refs, repair, &mut report)?;
+        st.verify_usage(repair, &mut report)?;
         if report.repaired {
             self.checkpoint_locked(&mut st)?;
         }

@@ -128,6 +128,13 @@ impl Store {
             ..Default::default()
         };
         for seg in candidates {
+            // Nothing live (the usage table is exact; `check` verifies it):
+            // the segment goes without being read.
+            if st.usage.get(&seg).copied().unwrap_or(0) == 0 {
+                st.pending_delete.push(seg);
+                report.segments_freed += 1;
+                continue;
+            }
             // A failed append may leave a torn record at the log's tail:
             // nothing more may be appended, so the store fail-stops.
             report.bytes_moved += st
