@@ -290,7 +290,9 @@ impl Store {
     /// Checks the whole store; with `repair`, fixes refcounts and frees
     /// leaked chunks (only when no corruption was found).
     pub fn check(&self, repair: bool) -> Result<CheckReport> {
-        self.checkpoint()?;
+        let _c = self.checkpoint_guard();
+        self.check_live()?;
+        self.checkpoint_with(self.state())?;
         let mut report = CheckReport::default();
         let mut st = self.state();
         let objects: Vec<(ObjectId, ChunkId, u8)> = st
@@ -308,7 +310,7 @@ impl Store {
         st.compare_refcounts(&refs, repair, &mut report)?;
         st.verify_usage(repair, &mut report)?;
         if report.repaired {
-            self.checkpoint_locked(&mut st)?;
+            self.checkpoint_with(st)?;
         }
         Ok(report)
     }

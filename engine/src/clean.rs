@@ -106,34 +106,49 @@ impl State {
 }
 
 impl Store {
-    /// Reclaims space: segments wholly before the last checkpoint whose live
-    /// fraction is below `max_live` (0.0 to 1.0) are cleaned and deleted.
+    /// Reclaims space: sealed segments whose live fraction is below
+    /// `max_live` (0.0 to 1.0) are cleaned and deleted.
     pub fn reclaim(&self, max_live: f64) -> Result<ReclaimReport> {
-        self.checkpoint()?;
+        self.reclaim_some(max_live, usize::MAX)
+    }
+
+    /// Like [`Store::reclaim`], cleaning at most `max_segments` segments
+    /// that still hold live data (empty ones cost nothing and all go),
+    /// emptiest first.
+    pub fn reclaim_some(&self, max_live: f64, max_segments: usize) -> Result<ReclaimReport> {
+        let _c = self.checkpoint_guard();
+        self.check_live()?;
+        self.checkpoint_with(self.state())?;
         let seg_size = self.segment_size();
         let mut st = self.state();
         let disk_before = st.log.disk_bytes();
         let active = st.log.active_no();
-        // Never clean the segment holding the current checkpoint or later ones.
-        let candidates: Vec<SegmentNo> = st
+        // Never the active segment: records are still being appended there.
+        let mut candidates: Vec<(u64, SegmentNo)> = st
             .log
             .segments()
             .keys()
             .copied()
             .filter(|&s| s < active)
-            .filter(|s| (st.usage.get(s).copied().unwrap_or(0) as f64) < max_live * seg_size as f64)
+            .map(|s| (st.usage.get(&s).copied().unwrap_or(0), s))
+            .filter(|&(live, _)| (live as f64) < max_live * seg_size as f64)
             .collect();
+        candidates.sort();
         let mut report = ReclaimReport {
             disk_before,
             ..Default::default()
         };
-        for seg in candidates {
+        let mut cleaned = 0;
+        for (live, seg) in candidates {
             // Nothing live (the usage table is exact; `check` verifies it):
             // the segment goes without being read.
-            if st.usage.get(&seg).copied().unwrap_or(0) == 0 {
+            if live == 0 {
                 st.pending_delete.push(seg);
                 report.segments_freed += 1;
                 continue;
+            }
+            if cleaned == max_segments {
+                break;
             }
             // A failed append may leave a torn record at the log's tail:
             // nothing more may be appended, so the store fail-stops.
@@ -142,10 +157,12 @@ impl Store {
                 .map_err(|e| self.fail(e.with_context(format!("cleaning segment {}", seg.0))))?;
             st.pending_delete.push(seg);
             report.segments_freed += 1;
+            cleaned += 1;
         }
         if report.segments_freed > 0 {
             // Moved pages are rewritten, then the cleaned segments can go.
-            self.checkpoint_locked(&mut st)?;
+            self.checkpoint_with(st)?;
+            st = self.state();
         }
         report.disk_after = st.log.disk_bytes();
         Ok(report)

@@ -92,6 +92,11 @@ struct Inner {
     sb: Mutex<SuperState>,
     failed: AtomicBool,
     sync_lock: Mutex<()>,
+    /// Serializes checkpoints (and reclaim and check, which checkpoint):
+    /// taken before the state lock.
+    ckpt_lock: Mutex<()>,
+    /// Segment count when housekeeping last looked.
+    segs_seen: AtomicU64,
     durable_seq: AtomicU64,
     record_blocks: u64,
     opts: StoreOptions,
@@ -198,6 +203,8 @@ impl Store {
                 }),
                 failed: AtomicBool::new(false),
                 sync_lock: Mutex::new(()),
+                ckpt_lock: Mutex::new(()),
+                segs_seen: AtomicU64::new(0),
                 durable_seq: AtomicU64::new(next_seq),
                 record_blocks: record_blocks(u64::from(sb.segment_size)),
                 opts,
@@ -260,7 +267,7 @@ impl Store {
         &self.inner.dir
     }
 
-    fn check_live(&self) -> Result<()> {
+    pub(crate) fn check_live(&self) -> Result<()> {
         if self.inner.failed.load(Ordering::Acquire) {
             return Err(Error::new(
                 ErrorKind::FailStopped,
@@ -726,17 +733,29 @@ impl Store {
 
     // ---- checkpoints ----
 
+    /// Runs the housekeeping a write may call for: a checkpoint when dirty
+    /// metadata or the log since the last one passes its bound, and, each
+    /// time the log grows by a segment while over half of it is dead, a
+    /// bounded reclaim. Skipped when another thread is already doing it.
     fn maybe_checkpoint(&self) -> Result<()> {
-        let need = {
+        let (need, n_segs, garbage) = {
             let st = self.inner.state.lock();
-            (st.dirty_pages() as u64) * 4096 > self.inner.opts.dirty_limit_bytes
-                || st.log_since_checkpoint > self.inner.opts.checkpoint_log_bytes
+            let need = (st.dirty_pages() as u64) * 4096 > self.inner.opts.dirty_limit_bytes
+                || st.log_since_checkpoint > self.inner.opts.checkpoint_log_bytes;
+            let n = st.log.segments().len() as u64;
+            let live: u64 = st.usage.values().sum();
+            let seg = st.log.seg_size;
+            (need, n, n > 4 && n * seg > live.saturating_mul(2))
         };
         if need {
-            self.checkpoint()?;
-            if self.garbage_high() {
-                self.reclaim(0.5)?;
+            if let Some(_c) = self.inner.ckpt_lock.try_lock() {
+                self.check_live()?;
+                self.checkpoint_with(self.inner.state.lock())?;
             }
+        }
+        let last = self.inner.segs_seen.swap(n_segs, Ordering::AcqRel);
+        if garbage && n_segs > last {
+            self.reclaim_some(0.5, 2)?;
         }
         Ok(())
     }
@@ -744,26 +763,35 @@ impl Store {
     /// True when more than half of the segment files' space is dead (and
     /// there are more than four segments): time to reclaim.
     fn garbage_high(&self) -> bool {
-        let seg = self.segment_size();
         let st = self.inner.state.lock();
         let n = st.log.segments().len() as u64;
         let live: u64 = st.usage.values().sum();
-        n > 4 && n * seg > live.saturating_mul(2)
+        n > 4 && n * st.log.seg_size > live.saturating_mul(2)
     }
 
     /// Writes all dirty metadata and flips the superblock: afterwards a
     /// reopen replays nothing.
     pub fn checkpoint(&self) -> Result<()> {
+        let _c = self.inner.ckpt_lock.lock();
         self.check_live()?;
-        let mut st = self.inner.state.lock();
-        self.checkpoint_locked(&mut st)
+        let st = self.inner.state.lock();
+        self.checkpoint_with(st)
     }
 
-    pub(crate) fn checkpoint_locked(&self, st: &mut State) -> Result<()> {
+    /// The checkpoint protocol; the caller holds the checkpoint lock and
+    /// hands over the state lock. Pages and the blob are written under the
+    /// state lock; the `fdatasync`s and the superblock switch run without
+    /// it, so client I/O goes on meanwhile (what it does lands after the
+    /// new replay point, and dirties pages for the next checkpoint).
+    pub(crate) fn checkpoint_with(&self, mut st: parking_lot::MutexGuard<'_, State>) -> Result<()> {
         let (ct_root, blob) = st.write_checkpoint().map_err(|e| self.fail(e))?;
         let replay_start = st.log.tail();
         let replay_seq = st.log.next_seq();
-        sync_segments(&st.log.faults.clone(), &st.log.take_unsynced()).map_err(|e| self.fail(e))?;
+        let segs = st.log.take_unsynced();
+        let faults = st.log.faults.clone();
+        let pending = std::mem::take(&mut st.pending_delete);
+        drop(st);
+        sync_segments(&faults, &segs).map_err(|e| self.fail(e))?;
         self.inner
             .durable_seq
             .fetch_max(replay_seq, Ordering::AcqRel);
@@ -778,8 +806,7 @@ impl Store {
             store_id: sb.store_id,
         };
         let slot = new.generation % 2;
-        st.log
-            .faults
+        faults
             .check(crate::fault::FaultPoint::SuperblockWrite)
             .and_then(|_| {
                 sb.file
@@ -787,17 +814,20 @@ impl Store {
             })
             .and_then(|_| sb.file.sync_data())
             .map_err(|e| self.fail(Error::io("writing the superblock", e)))?;
-        st.log.faults.record(|| IoOp::Write {
+        faults.record(|| IoOp::Write {
             file: "superblock".into(),
             offset: slot * SUPER_SLOT_LEN as u64,
             data: new.encode(),
         });
-        st.log.faults.record(|| IoOp::Sync {
+        faults.record(|| IoOp::Sync {
             file: "superblock".into(),
         });
         sb.generation = new.generation;
         drop(sb);
-        for seg in std::mem::take(&mut st.pending_delete) {
+        // Segments the cleaner emptied go only now that the committed
+        // checkpoint no longer needs them.
+        let mut st = self.inner.state.lock();
+        for seg in pending {
             st.log.remove_segment(seg)?;
             st.usage.remove(&seg);
         }
@@ -817,6 +847,11 @@ impl Store {
 
     pub(crate) fn state(&self) -> parking_lot::MutexGuard<'_, State> {
         self.inner.state.lock()
+    }
+
+    /// Takes the checkpoint lock (before any state lock).
+    pub(crate) fn checkpoint_guard(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.inner.ckpt_lock.lock()
     }
 
     pub(crate) fn segment_size(&self) -> u64 {

@@ -201,8 +201,13 @@ fn reclaim_returns_space() {
     }
     let keep = s.create_volume(None, 1 << 20, false).unwrap().id;
     s.write(keep, 0, &pattern(7, 1 << 20), false).unwrap();
+    // 64 MiB written, 17 MiB live: housekeeping during the writes keeps the
+    // footprint within about twice the live data, with no explicit reclaim.
     let before = s.stats().unwrap().disk_bytes;
-    assert!(before > 60 << 20, "{before}");
+    assert!(
+        before < 40 << 20,
+        "disk {before} without an explicit reclaim"
+    );
     let r = s.reclaim(0.5).unwrap();
     let after = s.stats().unwrap().disk_bytes;
     assert!(after < 24 << 20, "disk {after} after reclaim {r:?}");

@@ -149,8 +149,12 @@ fn every_fault_point_fails_cleanly_and_fail_stops() {
         // Space reclaim moving live data.
         let d = tempfile::tempdir().unwrap();
         let (s, v) = setup(d.path());
-        for round in 0..3u8 {
-            s.write(v, 1 << 20, &vec![round; 2 << 20], false).unwrap();
+        // 3 MiB written, then every other 4 KiB block overwritten: the
+        // first segments are left about half live.
+        s.write(v, 1 << 20, &vec![5u8; 3 << 20], false).unwrap();
+        for i in (0..768u64).step_by(2) {
+            s.write(v, (1 << 20) + i * 4096, &[6u8; 4096], false)
+                .unwrap();
         }
         s.flush().unwrap();
         s.inject_fault(FaultPoint::ReclaimMove, errno, 0);
