@@ -738,14 +738,11 @@ impl Store {
     /// time the log grows by a segment while over half of it is dead, a
     /// bounded reclaim. Skipped when another thread is already doing it.
     fn maybe_checkpoint(&self) -> Result<()> {
-        let (need, n_segs, garbage) = {
+        let (need, n_segs) = {
             let st = self.inner.state.lock();
             let need = (st.dirty_pages() as u64) * 4096 > self.inner.opts.dirty_limit_bytes
                 || st.log_since_checkpoint > self.inner.opts.checkpoint_log_bytes;
-            let n = st.log.segments().len() as u64;
-            let live: u64 = st.usage.values().sum();
-            let seg = st.log.seg_size;
-            (need, n, n > 4 && n * seg > live.saturating_mul(2))
+            (need, st.log.segments().len() as u64)
         };
         if need {
             if let Some(_c) = self.inner.ckpt_lock.try_lock() {
@@ -754,7 +751,7 @@ impl Store {
             }
         }
         let last = self.inner.segs_seen.swap(n_segs, Ordering::AcqRel);
-        if garbage && n_segs > last {
+        if n_segs > last && self.garbage_high() {
             self.reclaim_some(0.5, 2)?;
         }
         Ok(())
