@@ -1,5 +1,5 @@
 //! `blockd serve`: opens the store and serves it to front ends (NBD over TCP
-//! and a Unix socket) until SIGTERM or SIGINT; then stops accepting,
+//! and a Unix socket, optionally the FUSE export) until SIGTERM or SIGINT; then stops accepting,
 //! finishes the requests in flight, flushes, checkpoints and exits 0.
 
 use anyhow::{Context, Result};
@@ -33,6 +33,12 @@ pub struct ServeArgs {
     /// blocking threads shared by all connections).
     #[arg(long, default_value_t = 64)]
     nbd_engine_threads: usize,
+    /// Also mount the FUSE export here (volumes/, snapshots/, images/).
+    #[arg(long)]
+    fuse_mount: Option<PathBuf>,
+    /// FUSE worker threads.
+    #[arg(long, default_value_t = 4)]
+    fuse_threads: usize,
 }
 
 /// Runs the server on the store in `data_dir`.
@@ -60,8 +66,18 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         .nbd_socket
         .clone()
         .unwrap_or_else(|| data_dir.join("nbd.sock"));
+    let fuse = match &args.fuse_mount {
+        Some(dir) => Some(
+            fuse_export::mount(store.clone(), dir, args.fuse_threads)
+                .with_context(|| format!("mounting the FUSE export at {}", dir.display()))?,
+        ),
+        None => None,
+    };
     let served = rt.block_on(serve(store.clone(), &args, &socket));
     drop(rt);
+    if let Some(m) = fuse {
+        m.unmount().context("unmounting the FUSE export")?;
+    }
     let _ = std::fs::remove_file(&socket);
     served?;
     store.flush().context("flushing the store")?;
