@@ -335,3 +335,100 @@ fn seek(f: &std::fs::File, off: u64, whence: i32) -> u64 {
     };
     rustix::fs::seek(f, w).unwrap()
 }
+
+/// `blockd serve --fuse-mount`: the same bytes through FUSE and NBD, both
+/// ways, in one process.
+#[test]
+fn fuse_and_nbd_agree() {
+    if !usable() || !have("qemu-img") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let mnt = t.path().join("mnt");
+    let sock = t.path().join("nbd.sock");
+    blockd(&data, &["volume", "create", "v", "--size", "16M"]);
+    let child = Command::new(env!("CARGO_BIN_EXE_blockd"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["serve", "--nbd-listen", ""])
+        .arg("--nbd-socket")
+        .arg(&sock)
+        .arg("--fuse-mount")
+        .arg(&mnt)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut m = Mount {
+        child: Some(child),
+        path: mnt.clone(),
+    };
+    let start = Instant::now();
+    while !(sock.exists() && mnt.join("volumes/v").exists()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "serve did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let uri = format!("nbd+unix:///v?socket={}", sock.display());
+    // NBD in, FUSE out.
+    let src = t.path().join("a.raw");
+    let bytes: Vec<u8> = (0..(16u64 << 20))
+        .map(|i| (i.wrapping_mul(0x9E37_79B9) >> 11) as u8)
+        .collect();
+    std::fs::write(&src, &bytes).unwrap();
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-n",
+            "-f",
+            "raw",
+            "-O",
+            "raw",
+            src.to_str().unwrap(),
+            &uri,
+        ],
+    );
+    assert!(
+        std::fs::read(mnt.join("volumes/v")).unwrap() == bytes,
+        "FUSE reads what NBD wrote"
+    );
+    // FUSE in, NBD out.
+    run(
+        "dd",
+        &[
+            "if=/dev/zero",
+            &format!("of={}", mnt.join("volumes/v").display()),
+            "bs=1M",
+            "count=3",
+            "seek=5",
+            "conv=notrunc,fsync",
+            "status=none",
+        ],
+    );
+    let out = t.path().join("b.raw");
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "raw",
+            &uri,
+            out.to_str().unwrap(),
+        ],
+    );
+    let mut expect = bytes.clone();
+    expect[(5 << 20)..(8 << 20)].fill(0);
+    assert!(
+        std::fs::read(&out).unwrap() == expect,
+        "NBD reads what FUSE wrote"
+    );
+    assert!(std::fs::read(mnt.join("volumes/v")).unwrap() == expect);
+    let st = m.stop();
+    assert!(st.success(), "{st:?}");
+    assert!(!mnt.join("volumes").exists(), "unmounted on SIGTERM");
+}
