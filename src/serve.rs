@@ -1,11 +1,14 @@
 //! `blockd serve`: opens the store and serves it to front ends (NBD over TCP
-//! and a Unix socket, optionally the FUSE export) until SIGTERM or SIGINT; then stops accepting,
+//! and a Unix socket, the REST API, optionally the FUSE export) until SIGTERM or SIGINT; then stops accepting,
 //! finishes the requests in flight, flushes, checkpoints and exits 0.
 
 use anyhow::{Context, Result};
 use engine::{Store, StoreOptions};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Where the REST API listens unless told otherwise.
+const DEFAULT_API_LISTEN: &str = "127.0.0.1:8776";
 
 /// Options of `blockd serve`.
 #[derive(clap::Args, Debug)]
@@ -39,6 +42,15 @@ pub struct ServeArgs {
     /// FUSE worker threads.
     #[arg(long, default_value_t = 4)]
     fuse_threads: usize,
+    /// TCP address of the REST API ("" for none) [default: 127.0.0.1:8776;
+    /// when that default is taken the server runs without the API and
+    /// warns, while an address given here must bind].
+    #[arg(long)]
+    api_listen: Option<String>,
+    /// API tenants and secrets (TOML) [default: <data-dir>/auth.toml,
+    /// created with tenant "demo" and random secrets when absent].
+    #[arg(long)]
+    auth_file: Option<PathBuf>,
 }
 
 /// Runs the server on the store in `data_dir`.
@@ -73,7 +85,22 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         ),
         None => None,
     };
-    let served = rt.block_on(serve(store.clone(), &args, &socket));
+    let api = if args.api_listen.as_deref() == Some("") {
+        None
+    } else {
+        let path = args
+            .auth_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("auth.toml"));
+        let (auth, created) = api::Auth::load_or_create(&path)?;
+        if created {
+            tracing::info!("API credentials created in {}", path.display());
+        } else {
+            tracing::info!("API credentials from {}", path.display());
+        }
+        Some(api::ApiState::new(store.clone(), auth))
+    };
+    let served = rt.block_on(serve(store.clone(), &args, &socket, api));
     drop(rt);
     if let Some(m) = fuse {
         m.unmount().context("unmounting the FUSE export")?;
@@ -86,7 +113,12 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-async fn serve(store: Store, args: &ServeArgs, socket: &Path) -> Result<()> {
+async fn serve(
+    store: Store,
+    args: &ServeArgs,
+    socket: &Path,
+    api: Option<api::ApiState>,
+) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -107,11 +139,47 @@ async fn serve(store: Store, args: &ServeArgs, socket: &Path) -> Result<()> {
     let l = nbd_server::Server::bind_unix(socket)?;
     tracing::info!("NBD listening on unix {}", socket.display());
     tasks.push(server.serve_unix(l));
+    let (api_stop, api_task) = match api {
+        Some(state) => {
+            let listen = args.api_listen.as_deref().unwrap_or(DEFAULT_API_LISTEN);
+            let addr = tokio::net::lookup_host(listen)
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .with_context(|| format!("bad --api-listen address {listen}"))?;
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            match api::bind(state, addr, async move {
+                let _ = rx.await;
+            }) {
+                Ok((bound, fut)) => {
+                    tracing::info!("API listening on http://{bound}");
+                    (Some(tx), Some(tokio::spawn(fut)))
+                }
+                Err(e) if args.api_listen.is_none() => {
+                    tracing::warn!("{e}: running without the REST API (set --api-listen)");
+                    (None, None)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => (None, None),
+    };
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: finishing requests in flight"),
         _ = int.recv() => tracing::info!("SIGINT: finishing requests in flight"),
     }
+    if let Some(tx) = api_stop {
+        let _ = tx.send(());
+    }
     server.shutdown(Duration::from_secs(30)).await;
+    if let Some(t) = api_task {
+        if tokio::time::timeout(Duration::from_secs(30), t)
+            .await
+            .is_err()
+        {
+            tracing::warn!("API requests still open after 30 s; stopping anyway");
+        }
+    }
     for t in tasks {
         let _ = t.await;
     }

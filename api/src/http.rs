@@ -1,0 +1,253 @@
+//! The HTTP edge shared by dialects: a plain [`Request`] (method, decoded
+//! path segments, query, headers, body read with a size limit) and a plain
+//! [`Reply`] (status, JSON body, headers) that handlers build without
+//! touching warp, plus the helpers for JSON bodies and media types.
+
+use crate::error::{ApiError, ErrorKind, Result};
+use bytes::Bytes;
+use serde_json::Value;
+use warp::http::{HeaderMap, Method};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// One request, as handlers see it.
+#[derive(Debug)]
+pub struct Request {
+    /// The method.
+    pub method: Method,
+    /// The raw path (for logs).
+    pub path: String,
+    /// Percent-decoded path segments, empty ones dropped.
+    pub segments: Vec<String>,
+    /// Decoded query parameters in order.
+    pub query: Vec<(String, String)>,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body (at most [`MAX_BODY`] bytes).
+    pub body: Bytes,
+}
+
+impl Request {
+    /// Builds a request from its parts.
+    pub fn new(method: Method, path: &str, query: &str, headers: HeaderMap, body: Bytes) -> Self {
+        Request {
+            method,
+            path: path.to_string(),
+            segments: path
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(percent_decode)
+                .collect(),
+            query: parse_query(query),
+            headers,
+            body,
+        }
+    }
+
+    /// A header as text, if present and valid.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The first value of a query parameter.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The base URL clients used, from the Host header.
+    pub fn base_url(&self) -> String {
+        let host = self
+            .header("host")
+            .filter(|h| {
+                !h.is_empty()
+                    && h.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c))
+            })
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+
+    /// The JSON body, or `None` when the body is empty. A body whose
+    /// Content-Type is neither absent nor JSON is 415; malformed JSON
+    /// is 400.
+    pub fn json_body(&self) -> Result<Option<Value>> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        if let Some(ct) = self.headers.get("content-type") {
+            let ct = ct.to_str().unwrap_or("");
+            if !is_json_media_type(ct) {
+                return Err(ApiError::new(
+                    ErrorKind::UnsupportedMediaType,
+                    format!(
+                        "Unsupported Content-Type '{}': send application/json",
+                        ct.escape_debug()
+                    ),
+                ));
+            }
+        }
+        serde_json::from_slice(&self.body)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("Malformed request body: {e}")))
+    }
+}
+
+/// True for `application/json` and the `+json` media types (any parameters).
+pub fn is_json_media_type(ct: &str) -> bool {
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A response, as handlers build it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body (none for 202/204).
+    pub body: Option<Value>,
+    /// Extra headers.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    /// A JSON reply.
+    pub fn json(status: u16, body: Value) -> Self {
+        Reply {
+            status,
+            body: Some(body),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A reply without a body.
+    pub fn empty(status: u16) -> Self {
+        Reply {
+            status,
+            body: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// The same reply with one more header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes `%XX` escapes (and with `plus`, `+` as space); invalid escapes
+/// stay as they are, invalid UTF-8 becomes U+FFFD.
+fn decode(s: &str, plus: bool) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if plus => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Decodes one path segment.
+pub fn percent_decode(s: &str) -> String {
+    decode(s, false)
+}
+
+/// Parses `a=1&b=2` into pairs.
+pub fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k, true), decode(v, true))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes() {
+        assert_eq!(percent_decode("a%20b"), "a b");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%zz%41"), "%zzA");
+        assert_eq!(percent_decode("%"), "%");
+        assert_eq!(percent_decode("%ff"), "\u{fffd}");
+        assert_eq!(
+            parse_query("limit=1&offset=&x&a+b=c%3D"),
+            vec![
+                ("limit".into(), "1".into()),
+                ("offset".into(), "".into()),
+                ("x".into(), "".into()),
+                ("a b".into(), "c=".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn media_types() {
+        assert!(is_json_media_type("application/json"));
+        assert!(is_json_media_type("Application/JSON; charset=UTF-8"));
+        assert!(is_json_media_type("application/vnd.openstack.compute+json"));
+        assert!(!is_json_media_type("application/xml"));
+        assert!(!is_json_media_type("application/x-www-form-urlencoded"));
+        assert!(!is_json_media_type(""));
+    }
+
+    #[test]
+    fn json_bodies() {
+        let req = |ct: Option<&str>, body: &'static str| {
+            let mut h = HeaderMap::new();
+            if let Some(ct) = ct {
+                h.insert("content-type", ct.parse().unwrap());
+            }
+            Request::new(
+                Method::POST,
+                "/",
+                "",
+                h,
+                Bytes::from_static(body.as_bytes()),
+            )
+        };
+        assert!(req(None, "").json_body().unwrap().is_none());
+        assert!(req(None, "{}").json_body().unwrap().is_some());
+        let k = |r: Request| r.json_body().unwrap_err().kind();
+        assert_eq!(k(req(None, "{")), ErrorKind::BadRequest);
+        assert_eq!(
+            k(req(Some("text/plain"), "{}")),
+            ErrorKind::UnsupportedMediaType
+        );
+    }
+}

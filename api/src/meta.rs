@@ -1,0 +1,143 @@
+//! How API-level state lives in the engine, so that every front end sees
+//! the same objects: lifecycle in the object's `status` ("available",
+//! "in-use", ...), everything else in its metadata map under reserved keys
+//! (`api.*`), user metadata under `user.*`. Engine names stay unset for
+//! API-created objects (display names are not unique); the NBD export of
+//! a volume is its id.
+//!
+//! **Invariant:** an object with an `api.tenant` key belongs to that tenant
+//! and no other tenant ever sees it. Volumes and snapshots without one
+//! (made with the offline CLI) are invisible to API tenants; images
+//! without one are public (any tenant may create a volume from them).
+
+use engine::{ObjectInfo, ObjectKind};
+use std::collections::BTreeMap;
+
+/// The owning tenant's id.
+pub const TENANT: &str = "api.tenant";
+/// Display name (not unique).
+pub const DISPLAY_NAME: &str = "api.display_name";
+/// Display description.
+pub const DISPLAY_DESCRIPTION: &str = "api.display_description";
+/// Availability zone.
+pub const AVAILABILITY_ZONE: &str = "api.availability_zone";
+/// Volume type (recorded, no effect).
+pub const VOLUME_TYPE: &str = "api.volume_type";
+/// The snapshot a volume was created from.
+pub const SOURCE_SNAPSHOT: &str = "api.snapshot_id";
+/// The image a volume was created from.
+pub const IMAGE_REF: &str = "api.image_ref";
+/// The server a volume is attached to.
+pub const ATTACHED_SERVER: &str = "api.attached_server";
+/// The device name of that attachment.
+pub const ATTACHED_DEVICE: &str = "api.attached_device";
+/// Prefix of user metadata keys.
+pub const USER_PREFIX: &str = "user.";
+
+/// Status of an object ready for use.
+pub const AVAILABLE: &str = "available";
+/// Status of an attached volume (the FUSE export refuses to delete these).
+pub const IN_USE: &str = "in-use";
+
+/// Bytes per GB as the OpenStack API counts them (GiB).
+pub const GIB: u64 = 1 << 30;
+
+/// Size in whole GB, rounded up.
+pub fn gb(bytes: u64) -> u64 {
+    bytes.div_ceil(GIB)
+}
+
+/// A metadata value.
+pub fn get<'a>(o: &'a ObjectInfo, key: &str) -> Option<&'a str> {
+    o.metadata.get(key).map(String::as_str)
+}
+
+/// True when `tenant` may see `o` as an object of `kind`.
+pub fn visible(o: &ObjectInfo, kind: ObjectKind, tenant: &str) -> bool {
+    if o.kind != kind {
+        return false;
+    }
+    match get(o, TENANT) {
+        Some(t) => t == tenant,
+        None => kind == ObjectKind::Image,
+    }
+}
+
+/// The user metadata (prefix stripped).
+pub fn user_metadata(o: &ObjectInfo) -> BTreeMap<String, String> {
+    o.metadata
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(USER_PREFIX)
+                .map(|k| (k.to_string(), v.clone()))
+        })
+        .collect()
+}
+
+/// `o`'s metadata with the user metadata replaced by `user`.
+pub fn with_user_metadata(
+    o: &ObjectInfo,
+    user: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut m: BTreeMap<String, String> = o
+        .metadata
+        .iter()
+        .filter(|(k, _)| !k.starts_with(USER_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in user {
+        m.insert(format!("{USER_PREFIX}{k}"), v.clone());
+    }
+    m
+}
+
+/// Sets or removes a reserved key.
+pub fn set(m: &mut BTreeMap<String, String>, key: &str, value: Option<&str>) {
+    match value {
+        Some(v) => m.insert(key.to_string(), v.to_string()),
+        None => m.remove(key),
+    };
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC), as HP's API wrote times.
+pub fn format_time(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00");
+        assert_eq!(format_time(1_341_000_243), "2012-06-29 20:04:03");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(format_time(4_102_444_799), "2099-12-31 23:59:59");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(gb(0), 0);
+        assert_eq!(gb(1), 1);
+        assert_eq!(gb(GIB), 1);
+        assert_eq!(gb(GIB + 1), 2);
+    }
+}
