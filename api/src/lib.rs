@@ -93,6 +93,11 @@ pub fn dispatch(state: &ApiState, req: &Request) -> Reply {
     }
 }
 
+/// Bodies over [`MAX_BODY`] but under this are read and dropped before the
+/// 413, so that simple clients (which send the whole body before reading)
+/// see the fault instead of a reset connection.
+const DRAIN_LIMIT: u64 = 8 << 20;
+
 async fn read_body<S, B>(headers: &HeaderMap, body: S) -> Result<Bytes>
 where
     S: Stream<Item = std::result::Result<B, warp::Error>>,
@@ -104,16 +109,22 @@ where
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+    let mut body = std::pin::pin!(body);
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
         return Err(too_big());
     }
     let mut out = BytesMut::new();
-    let mut body = std::pin::pin!(body);
+    let mut seen: u64 = 0;
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk
             .map_err(|e| ApiError::bad_request(format!("Cannot read the request body: {e}")))?;
-        if out.len() + chunk.remaining() > MAX_BODY {
+        seen += chunk.remaining() as u64;
+        if seen > DRAIN_LIMIT {
             return Err(too_big());
+        }
+        if seen > MAX_BODY as u64 {
+            out.clear();
+            continue;
         }
         while chunk.has_remaining() {
             let c = chunk.chunk();
@@ -121,6 +132,9 @@ where
             let n = c.len();
             chunk.advance(n);
         }
+    }
+    if seen > MAX_BODY as u64 {
+        return Err(too_big());
     }
     Ok(out.freeze())
 }
