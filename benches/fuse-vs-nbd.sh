@@ -30,7 +30,7 @@ run_fuse() { # rw jobs depth-note
 }
 run_nbd() {
   local rw=$1 jobs=$2
-  $B --data-dir "$W/data" serve --nbd-listen "" --nbd-socket "$W/nbd.sock" 2>/dev/null & local pid=$!
+  $B --data-dir "$W/data" serve --api-listen "" --nbd-listen "" --nbd-socket "$W/nbd.sock" 2>/dev/null & local pid=$!
   for _ in $(seq 100); do [ -S "$W/nbd.sock" ] && break; sleep 0.1; done
   local per=$((SIZE_MIB / jobs))
   local out

@@ -84,7 +84,7 @@ stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
 
 # blockd
 "$BLOCKD" --data-dir "$W/blockd" volume create v --size "${SIZE_MB}M" >/dev/null
-BLOCKD_LOG=warn "$BLOCKD" --data-dir "$W/blockd" serve --nbd-listen "" --nbd-socket "$W/blockd.sock" &
+BLOCKD_LOG=warn "$BLOCKD" --data-dir "$W/blockd" serve --api-listen "" --nbd-listen "" --nbd-socket "$W/blockd.sock" &
 PID=$!
 wait_sock "$W/blockd.sock"
 measure blockd "$W/blockd.sock"

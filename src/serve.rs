@@ -42,9 +42,7 @@ pub struct ServeArgs {
     /// FUSE worker threads.
     #[arg(long, default_value_t = 4)]
     fuse_threads: usize,
-    /// TCP address of the REST API ("" for none) [default: 127.0.0.1:8776;
-    /// when that default is taken the server runs without the API and
-    /// warns, while an address given here must bind].
+    /// TCP address of the REST API ("" for none) [default: 127.0.0.1:8776].
     #[arg(long)]
     api_listen: Option<String>,
     /// API tenants and secrets (TOML) [default: <data-dir>/auth.toml,
@@ -154,10 +152,6 @@ async fn serve(
                 Ok((bound, fut)) => {
                     tracing::info!("API listening on http://{bound}");
                     (Some(tx), Some(tokio::spawn(fut)))
-                }
-                Err(e) if args.api_listen.is_none() => {
-                    tracing::warn!("{e}: running without the REST API (set --api-listen)");
-                    (None, None)
                 }
                 Err(e) => return Err(e.into()),
             }

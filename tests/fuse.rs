@@ -351,7 +351,7 @@ fn fuse_and_nbd_agree() {
     let child = Command::new(env!("CARGO_BIN_EXE_blockd"))
         .arg("--data-dir")
         .arg(&data)
-        .args(["serve", "--nbd-listen", ""])
+        .args(["serve", "--api-listen", "", "--nbd-listen", ""])
         .arg("--nbd-socket")
         .arg(&sock)
         .arg("--fuse-mount")

@@ -94,7 +94,14 @@ impl Serve {
         let mut child = Command::new(bin())
             .arg("--data-dir")
             .arg(dir)
-            .args(["serve", "--nbd-listen", "127.0.0.1:0", "--nbd-socket"])
+            .args([
+                "serve",
+                "--api-listen",
+                "",
+                "--nbd-listen",
+                "127.0.0.1:0",
+                "--nbd-socket",
+            ])
             .arg(&socket)
             .args(extra)
             .env("BLOCKD_LOG", "info")
