@@ -240,8 +240,17 @@ impl State {
         let max_id = (2 + 2 * self.next_data).max(3 + 2 * self.next_node);
         let n_leaves = max_id / CT_LEAF_ENTRIES + 1;
         let mut live: BTreeMap<SegmentNo, u64> = BTreeMap::new();
+        // Unreadable pages are reported (once, by `compare_refcounts` for
+        // leaves) and make the recount incomplete: compare nothing then.
+        let mut unreadable = false;
         for leaf in 0..n_leaves {
-            let es = self.ct_leaf_entries(leaf)?;
+            let es = match self.ct_leaf_entries(leaf) {
+                Ok(es) => es,
+                Err(_) => {
+                    unreadable = true;
+                    continue;
+                }
+            };
             for (i, e) in es.iter().enumerate() {
                 if e.is_live() && !e.loc.is_none() {
                     let id = ChunkId(leaf * CT_LEAF_ENTRIES + i as u64);
@@ -257,12 +266,22 @@ impl State {
         let mut count = n_leaves;
         for level in 0..=CT_INTERIOR_LEVELS {
             for index in 0..count {
-                let loc = self.ct_page_loc(level, index)?;
+                let loc = match self.ct_page_loc(level, index) {
+                    Ok(loc) => loc,
+                    Err(e) => {
+                        unreadable = true;
+                        report.corruption.push(e.to_string());
+                        continue;
+                    }
+                };
                 if !loc.is_none() {
                     *live.entry(loc.segment()).or_default() += PAGE_RECORD;
                 }
             }
             count = count.div_ceil(CT_FANOUT);
+        }
+        if unreadable {
+            return Ok(());
         }
         let segs: std::collections::BTreeSet<SegmentNo> =
             live.keys().chain(self.usage.keys()).copied().collect();

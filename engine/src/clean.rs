@@ -1,7 +1,8 @@
 //! Space reclaim by segment cleaning: live chunks and pages are copied out
 //! of sealed, mostly-dead segments that lie wholly before the last
-//! checkpoint; the segment file is deleted once the next checkpoint no
-//! longer needs it. Liveness is decided by the chunk table: a data payload
+//! checkpoint; the segment file is deleted once neither superblock slot
+//! names a checkpoint that needs it (after the second checkpoint following
+//! the cleaning). Liveness is decided by the chunk table: a data payload
 //! is live when its chunk's entry still points at it.
 
 use crate::error::{Error, Result};
@@ -129,7 +130,7 @@ impl Store {
             .segments()
             .keys()
             .copied()
-            .filter(|&s| s < active)
+            .filter(|&s| s < active && !st.delete_next.contains(&s))
             .map(|s| (st.usage.get(&s).copied().unwrap_or(0), s))
             .filter(|&(live, _)| (live as f64) < max_live * seg_size as f64)
             .collect();
@@ -160,8 +161,10 @@ impl Store {
             cleaned += 1;
         }
         if report.segments_freed > 0 {
-            // Moved pages are rewritten, then the cleaned segments can go.
+            // Moved pages are rewritten; the cleaned segments go once a second
+            // checkpoint leaves no superblock slot naming one that needs them.
             self.checkpoint_with(st)?;
+            self.checkpoint_with(self.state())?;
             st = self.state();
         }
         report.disk_after = st.log.disk_bytes();

@@ -135,7 +135,9 @@ impl State {
         let (root, depth) = (e.root(), e.depth);
         let mut out = Vec::new();
         self.map_runs(root, depth - 1, 0, first..first + n, &mut out, max_runs)
-            .map_err(|err| err.with_context(format!("object {id}")))?;
+            .map_err(|err| {
+                err.with_context(format!("object {id} at offset {}", first * BLOCK_SIZE))
+            })?;
         Ok(out)
     }
 
@@ -153,16 +155,20 @@ impl State {
                 out.extend((0..r.n).map(|_| BlockSrc::Zero));
                 continue;
             }
-            let entry = self.ct_get(r.value)?;
+            let entry = self.ct_get(r.value).map_err(|err| {
+                err.with_context(format!("object {id} at offset {}", r.first * BLOCK_SIZE))
+            })?;
             if !entry.is_live() || entry.loc.is_none() {
                 return Err(Error::corrupt(format!(
-                    "object {id} block {} maps to chunk {} which is not stored",
-                    r.first, r.value.0
+                    "object {id} at offset {} maps to chunk {} which is not stored",
+                    r.first * BLOCK_SIZE,
+                    r.value.0
                 )));
             }
             let seg = self.log.segment(entry.loc.segment()).ok_or_else(|| {
                 Error::corrupt(format!(
-                    "chunk {} lies in missing segment {}",
+                    "object {id} at offset {}: chunk {} lies in missing segment {}",
+                    r.first * BLOCK_SIZE,
                     r.value.0,
                     entry.loc.segment().0
                 ))

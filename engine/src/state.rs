@@ -45,8 +45,13 @@ pub(crate) struct State {
     pub live_data_chunks: u64,
     /// Log bytes appended since the last checkpoint.
     pub log_since_checkpoint: u64,
-    /// Segments emptied by the cleaner, deleted after the next checkpoint.
+    /// Segments emptied by the cleaner, waiting for the checkpoint that
+    /// commits their contents' new locations.
     pub pending_delete: Vec<SegmentNo>,
+    /// Segments whose cleaning checkpoint has committed: deleted when the
+    /// next one commits, since until then the older superblock slot names
+    /// a checkpoint that may still need them.
+    pub delete_next: Vec<SegmentNo>,
     /// Chunk-table pages the cleaner moved out of a segment: rewritten by
     /// the next checkpoint even if unchanged.
     pub ct_force: BTreeSet<CtKey>,
@@ -69,6 +74,7 @@ impl State {
             live_data_chunks: 0,
             log_since_checkpoint: 0,
             pending_delete: Vec::new(),
+            delete_next: Vec::new(),
             ct_force: BTreeSet::new(),
         }
     }

@@ -248,8 +248,10 @@ impl Store {
             store_id: *ObjectId::new_random().0.as_bytes(),
         };
         let tmp = dir.join("superblock.tmp");
-        let mut bytes = sb.encode();
-        bytes.extend(vec![0u8; SUPER_SLOT_LEN]);
+        // Generation 1 goes in slot 1 (checkpoint `g` writes slot `g % 2`),
+        // so that the first checkpoint, writing slot 0, cannot destroy it.
+        let mut bytes = vec![0u8; SUPER_SLOT_LEN];
+        bytes.extend(sb.encode());
         let mut f = File::create(&tmp).map_err(|e| Error::io("creating superblock", e))?;
         f.write_all(&bytes)
             .and_then(|_| f.sync_all())
@@ -821,10 +823,11 @@ impl Store {
         });
         sb.generation = new.generation;
         drop(sb);
-        // Segments the cleaner emptied go only now that the committed
-        // checkpoint no longer needs them.
+        // Segments the cleaner emptied before the previous checkpoint go only
+        // now that neither superblock slot names a checkpoint needing them;
+        // those emptied before this one wait for the next.
         let mut st = self.inner.state.lock();
-        for seg in pending {
+        for seg in std::mem::replace(&mut st.delete_next, pending) {
             st.log.remove_segment(seg)?;
             st.usage.remove(&seg);
         }

@@ -68,6 +68,9 @@ struct Snap {
     acked: usize,
     /// Recording index once its deletion returned, if deleted.
     deleted: Option<usize>,
+    /// Recording index when its deletion started: from there on the
+    /// (unacknowledged) delete may have happened.
+    deleting: Option<usize>,
 }
 
 struct Run {
@@ -181,12 +184,14 @@ fn workload(seed: u64, steps: usize) -> Run {
                     blocks: cur[v as usize].clone(),
                     acked,
                     deleted: None,
+                    deleting: None,
                 });
             }
             88..=91 => {
                 if let Some(i) = (0..snaps.len()).find(|&i| snaps[i].deleted.is_none()) {
                     let id = s.resolve(&snaps[i].name, None).unwrap();
                     s.delete(id).unwrap();
+                    snaps[i].deleting = Some(start_idx);
                     snaps[i].deleted = Some(sync(&s, &mut ops));
                 }
             }
@@ -324,7 +329,7 @@ fn verify(run: &Run, cut: usize, dir: &Path) {
         }
     }
     for sn in &run.snaps {
-        let must_exist = sn.acked <= cut && sn.deleted.is_none_or(|d| d > cut);
+        let must_exist = sn.acked <= cut && sn.deleting.is_none_or(|d| d >= cut);
         let must_not = sn.deleted.is_some_and(|d| d <= cut);
         match s.resolve(&sn.name, None) {
             Ok(id) => {
