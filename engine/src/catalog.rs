@@ -94,8 +94,14 @@ pub struct ObjectUpdate {
 pub(crate) enum CatalogOp {
     /// A new empty volume.
     Create { info: ObjectInfo },
-    /// A snapshot, image or clone sharing `source`'s map root.
-    Derive { source: ObjectId, info: ObjectInfo },
+    /// A snapshot, image or clone sharing `source`'s map root, grown to
+    /// `grow_to` bytes when that is larger (clones only).
+    Derive {
+        source: ObjectId,
+        info: ObjectInfo,
+        #[serde(default)]
+        grow_to: Option<u64>,
+    },
     /// Deletion.
     Delete { id: ObjectId },
     /// Growth to a new size.

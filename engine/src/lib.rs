@@ -24,6 +24,7 @@
 #[cfg(feature = "bench-util")]
 mod bench_util;
 mod catalog;
+mod catalog_ops;
 mod check;
 mod checkpoint;
 mod clean;

@@ -3,7 +3,7 @@
 //! runs data reads and checksum work outside it, group-commits flushes, and
 //! fail-stops after any durability failure.
 
-use crate::catalog::{Catalog, CatalogOp, Entry, ObjectInfo, ObjectKind, ObjectUpdate};
+use crate::catalog::{Catalog, CatalogOp, ObjectInfo, ObjectKind, ObjectUpdate};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fault::IoOp;
 use crate::format::{
@@ -12,7 +12,6 @@ use crate::format::{
 };
 use crate::io::{fetch_blocks, prepare, Prepared};
 use crate::log::{sync_segments, Log};
-use crate::map::depth_for;
 use crate::state::State;
 use crate::types::{ChunkId, LogAddr, ObjectId, BLOCK_SIZE, MAX_VOLUME_SIZE};
 use parking_lot::Mutex;
@@ -352,37 +351,84 @@ impl Store {
         size: u64,
         compress: bool,
     ) -> Result<ObjectInfo> {
+        self.create_volume_with(name, size, compress, ObjectUpdate::default())
+    }
+
+    /// Like [`Store::create_volume`], with the status and metadata of
+    /// `extra` set in the same durable step (its `name` is ignored).
+    pub fn create_volume_with(
+        &self,
+        name: Option<&str>,
+        size: u64,
+        compress: bool,
+        extra: ObjectUpdate,
+    ) -> Result<ObjectInfo> {
         check_size(size)?;
-        let info = Self::new_info(ObjectKind::Volume, name, size, None, compress)?;
+        let mut info = Self::new_info(ObjectKind::Volume, name, size, None, compress)?;
+        apply_extra(&mut info, extra);
         self.catalog_op(CatalogOp::Create { info: info.clone() })?;
         Ok(info)
     }
 
-    fn derive(&self, source: ObjectId, kind: ObjectKind, name: Option<&str>) -> Result<ObjectInfo> {
+    /// Makes a `kind` object sharing `source`'s data in O(1), in one
+    /// durable step with `extra`'s status and metadata; a volume may be
+    /// grown to `grow_to` bytes in the same step.
+    pub fn derive_with(
+        &self,
+        source: ObjectId,
+        kind: ObjectKind,
+        name: Option<&str>,
+        grow_to: Option<u64>,
+        extra: ObjectUpdate,
+    ) -> Result<ObjectInfo> {
+        if kind == ObjectKind::Snapshot {
+            self.require_kind(source, &[ObjectKind::Volume], "snapshot")?;
+        }
+        if let Some(g) = grow_to {
+            check_size(g)?;
+        }
         let src = self.get(source)?;
         let mut info = Self::new_info(kind, name, src.size, Some(source), src.compress)?;
-        info.metadata = Default::default();
+        apply_extra(&mut info, extra);
         self.catalog_op(CatalogOp::Derive {
             source,
             info: info.clone(),
+            grow_to,
         })?;
-        Ok(info)
+        self.get(info.id)
     }
 
     /// Takes a read-only point-in-time snapshot of a volume, in O(1).
     pub fn snapshot(&self, volume: ObjectId, name: Option<&str>) -> Result<ObjectInfo> {
-        self.require_kind(volume, &[ObjectKind::Volume], "snapshot")?;
-        self.derive(volume, ObjectKind::Snapshot, name)
+        self.derive_with(
+            volume,
+            ObjectKind::Snapshot,
+            name,
+            None,
+            ObjectUpdate::default(),
+        )
     }
 
     /// Creates a writable volume from a snapshot or image (or volume), in O(1).
     pub fn clone_volume(&self, source: ObjectId, name: Option<&str>) -> Result<ObjectInfo> {
-        self.derive(source, ObjectKind::Volume, name)
+        self.derive_with(
+            source,
+            ObjectKind::Volume,
+            name,
+            None,
+            ObjectUpdate::default(),
+        )
     }
 
     /// Captures a volume or snapshot as a read-only image, in O(1).
     pub fn create_image(&self, source: ObjectId, name: Option<&str>) -> Result<ObjectInfo> {
-        self.derive(source, ObjectKind::Image, name)
+        self.derive_with(
+            source,
+            ObjectKind::Image,
+            name,
+            None,
+            ObjectUpdate::default(),
+        )
     }
 
     fn require_kind(&self, id: ObjectId, kinds: &[ObjectKind], what: &str) -> Result<()> {
@@ -878,6 +924,16 @@ impl Store {
     }
 }
 
+/// Puts `extra`'s status and metadata into a new object's info.
+fn apply_extra(info: &mut ObjectInfo, extra: ObjectUpdate) {
+    if let Some(s) = extra.status {
+        info.status = s;
+    }
+    if let Some(m) = extra.metadata {
+        info.metadata = m;
+    }
+}
+
 fn check_size(size: u64) -> Result<()> {
     if size == 0 || !size.is_multiple_of(512) || size > MAX_VOLUME_SIZE {
         return Err(Error::new(
@@ -886,134 +942,4 @@ fn check_size(size: u64) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-impl State {
-    /// Checks that a catalogue operation can be applied, changing nothing.
-    pub(crate) fn validate_catalog(&self, op: &CatalogOp) -> Result<()> {
-        match op {
-            CatalogOp::Create { info } => {
-                if let Some(n) = &info.name {
-                    self.catalog.check_unique(info.kind, n, None)?;
-                }
-            }
-            CatalogOp::Derive { source, info } => {
-                self.catalog.get(*source)?;
-                if let Some(n) = &info.name {
-                    self.catalog.check_unique(info.kind, n, None)?;
-                }
-            }
-            CatalogOp::Delete { id } => {
-                self.catalog.get(*id)?;
-            }
-            CatalogOp::Resize { id, size } => {
-                let e = self.catalog.get(*id)?;
-                if e.info.kind != ObjectKind::Volume {
-                    return Err(Error::new(
-                        ErrorKind::ReadOnly,
-                        format!("cannot resize {} {id}", e.info.kind),
-                    ));
-                }
-                if *size < e.info.size {
-                    return Err(Error::new(
-                        ErrorKind::Unsupported,
-                        format!(
-                            "volume {id} is {} bytes; shrinking to {size} is not supported",
-                            e.info.size
-                        ),
-                    ));
-                }
-            }
-            CatalogOp::Update { id, update } => {
-                let e = self.catalog.get(*id)?;
-                if let Some(Some(n)) = &update.name {
-                    self.catalog.check_unique(e.info.kind, n, Some(*id))?;
-                }
-            }
-            CatalogOp::Revert { id, source } => {
-                let e = self.catalog.get(*id)?;
-                let s = self.catalog.get(*source)?;
-                if e.info.kind != ObjectKind::Volume || s.info.kind != ObjectKind::Snapshot {
-                    return Err(Error::new(
-                        ErrorKind::InvalidArgument,
-                        "revert needs a volume and a snapshot",
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Applies a validated (or replayed) catalogue operation.
-    pub(crate) fn apply_catalog(&mut self, op: &CatalogOp) -> Result<()> {
-        self.validate_catalog(op)?;
-        match op {
-            CatalogOp::Create { info } => {
-                let depth = depth_for(info.size);
-                self.catalog.objects.insert(
-                    info.id,
-                    Entry {
-                        info: info.clone(),
-                        root: 0,
-                        depth,
-                    },
-                );
-            }
-            CatalogOp::Derive { source, info } => {
-                let src = self.catalog.get(*source)?.clone();
-                self.incref(src.root())?;
-                let mut info = info.clone();
-                info.size = src.info.size;
-                self.catalog.objects.insert(
-                    info.id,
-                    Entry {
-                        info,
-                        root: src.root,
-                        depth: src.depth,
-                    },
-                );
-            }
-            CatalogOp::Delete { id } => {
-                let e = self.catalog.objects.remove(id).expect("validated");
-                self.decref(e.root())?;
-            }
-            CatalogOp::Resize { id, size } => {
-                let want = depth_for(*size);
-                let mut e = self.catalog.get(*id)?.clone();
-                while e.depth < want {
-                    if e.root() != ChunkId::HOLE {
-                        let mut n = crate::format::Node::filled(e.depth, ChunkId::HOLE);
-                        n.slots[0] = e.root;
-                        e.root = self.node_alloc(n)?.0;
-                    }
-                    e.depth += 1;
-                }
-                e.info.size = *size;
-                self.catalog.objects.insert(*id, e);
-            }
-            CatalogOp::Update { id, update } => {
-                let e = self.catalog.get_mut(*id)?;
-                if let Some(n) = &update.name {
-                    e.info.name = n.clone();
-                }
-                if let Some(s) = &update.status {
-                    e.info.status = s.clone();
-                }
-                if let Some(m) = &update.metadata {
-                    e.info.metadata = m.clone();
-                }
-            }
-            CatalogOp::Revert { id, source } => {
-                let src = self.catalog.get(*source)?.clone();
-                self.incref(src.root())?;
-                let e = self.catalog.get_mut(*id)?;
-                let old = e.root();
-                e.root = src.root;
-                e.depth = src.depth;
-                e.info.size = src.info.size;
-                self.decref(old)?;
-            }
-        }
-        Ok(())
-    }
 }

@@ -292,3 +292,67 @@ fn delete_with_a_cold_cache() {
     s.delete(v).unwrap();
     assert!(s.check(false).unwrap().is_clean());
 }
+
+#[test]
+fn create_and_derive_with_status_metadata_and_growth_in_one_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), opts()).unwrap();
+    let meta: std::collections::BTreeMap<String, String> =
+        [("owner".to_string(), "t1".to_string())].into();
+    let extra = || ObjectUpdate {
+        name: None,
+        status: Some("ready".into()),
+        metadata: Some(meta.clone()),
+    };
+    let v = s.create_volume_with(None, 1 << 20, false, extra()).unwrap();
+    assert_eq!((v.status.as_str(), &v.metadata), ("ready", &meta));
+    s.write(v.id, 0, &pattern(3, 4096), false).unwrap();
+    let snap = s
+        .derive_with(
+            v.id,
+            blockd_engine::ObjectKind::Snapshot,
+            None,
+            None,
+            extra(),
+        )
+        .unwrap();
+    let c = s
+        .derive_with(
+            snap.id,
+            blockd_engine::ObjectKind::Volume,
+            None,
+            Some(8 << 20),
+            extra(),
+        )
+        .unwrap();
+    assert_eq!(c.size, 8 << 20);
+    assert_eq!(c.metadata, meta);
+    let mut b = vec![0u8; 4096];
+    s.read(c.id, 0, &mut b).unwrap();
+    assert_eq!(b, pattern(3, 4096));
+    s.write(c.id, (8 << 20) - 4096, &pattern(4, 4096), false)
+        .unwrap();
+    assert!(s
+        .derive_with(
+            snap.id,
+            blockd_engine::ObjectKind::Volume,
+            None,
+            Some(4096),
+            extra()
+        )
+        .is_err());
+    assert!(s
+        .derive_with(
+            v.id,
+            blockd_engine::ObjectKind::Snapshot,
+            None,
+            Some(8 << 20),
+            extra()
+        )
+        .is_err());
+    drop(s);
+    let s = Store::open(dir.path(), opts()).unwrap();
+    let c2 = s.get(c.id).unwrap();
+    assert_eq!((c2.size, c2.status.as_str()), (8 << 20, "ready"));
+    assert!(s.check(false).unwrap().is_clean());
+}

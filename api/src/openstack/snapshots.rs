@@ -81,16 +81,17 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
     ctx.check_gigabytes(used_gb, size_gb, "Snapshot")?;
 
     let store = ctx.store();
-    let info = store.snapshot(vol.id, None)?;
-    let mut m = info.metadata.clone();
+    let mut m = std::collections::BTreeMap::new();
     meta::set(&mut m, meta::TENANT, Some(&ctx.tenant.id));
     meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
     meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
-    if let Err(e) = ctx.save(info.id, meta::AVAILABLE, m) {
-        let _ = store.delete(info.id);
-        return Err(e);
-    }
-    let o = store.get(info.id)?;
+    // Snapshot and its metadata in one durable catalogue step.
+    let extra = engine::ObjectUpdate {
+        name: None,
+        status: Some(meta::AVAILABLE.to_string()),
+        metadata: Some(m),
+    };
+    let o = store.derive_with(vol.id, ObjectKind::Snapshot, None, None, extra)?;
     tracing::info!(tenant = %ctx.tenant.id, snapshot = %o.id, volume = %vol.id, "api: snapshot created");
     Ok(Reply::json(200, json!({ "snapshot": view(&o) }))
         .with_header("location", format!("{}/os-snapshots/{}", ctx.base(), o.id)))

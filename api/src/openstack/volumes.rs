@@ -143,35 +143,39 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
     ctx.check_gigabytes(used_gb, size_gb, "Volume")?;
 
     let store = ctx.store();
-    let info = match &source {
-        Source::Empty => store.create_volume(None, size_gb * GIB, false)?,
-        Source::Snapshot(s) => store.clone_volume(s.id, None)?,
-        Source::Image(i) => store.clone_volume(i.id, None)?,
-    };
-    let finish = || -> Result<()> {
-        if info.size < size_gb * GIB {
-            store.resize(info.id, size_gb * GIB)?;
-        }
-        let mut m = meta::with_user_metadata(&info, &user_meta);
-        meta::set(&mut m, meta::TENANT, Some(&ctx.tenant.id));
-        meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
-        meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
-        meta::set(&mut m, meta::AVAILABILITY_ZONE, zone.as_deref());
-        meta::set(&mut m, meta::VOLUME_TYPE, volume_type.as_deref());
-        if let Source::Snapshot(s) = &source {
-            meta::set(&mut m, meta::SOURCE_SNAPSHOT, Some(&s.id.to_string()));
-        }
-        if let Source::Image(i) = &source {
-            meta::set(&mut m, meta::IMAGE_REF, Some(&i.id.to_string()));
-        }
-        ctx.save(info.id, meta::AVAILABLE, m)
-    };
-    if let Err(e) = finish() {
-        // Leave no half-made, ownerless volume behind.
-        let _ = store.delete(info.id);
-        return Err(e);
+    // Everything the volume carries is written with it in one durable
+    // catalogue step: a crash never leaves an ownerless volume behind.
+    let mut m: std::collections::BTreeMap<String, String> = user_meta
+        .iter()
+        .map(|(k, v)| (format!("{}{k}", meta::USER_PREFIX), v.clone()))
+        .collect();
+    meta::set(&mut m, meta::TENANT, Some(&ctx.tenant.id));
+    meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
+    meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
+    meta::set(&mut m, meta::AVAILABILITY_ZONE, zone.as_deref());
+    meta::set(&mut m, meta::VOLUME_TYPE, volume_type.as_deref());
+    if let Source::Snapshot(s) = &source {
+        meta::set(&mut m, meta::SOURCE_SNAPSHOT, Some(&s.id.to_string()));
     }
-    let o = store.get(info.id)?;
+    if let Source::Image(i) = &source {
+        meta::set(&mut m, meta::IMAGE_REF, Some(&i.id.to_string()));
+    }
+    let extra = engine::ObjectUpdate {
+        name: None,
+        status: Some(meta::AVAILABLE.to_string()),
+        metadata: Some(m),
+    };
+    let want = size_gb * GIB;
+    let o = match &source {
+        Source::Empty => store.create_volume_with(None, want, false, extra)?,
+        Source::Snapshot(src) | Source::Image(src) => store.derive_with(
+            src.id,
+            ObjectKind::Volume,
+            None,
+            Some(want).filter(|&w| w > src.size),
+            extra,
+        )?,
+    };
     tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, size_gb, "api: volume created");
     Ok(Reply::json(200, json!({ "volume": view(&o) }))
         .with_header("location", format!("{}/os-volumes/{}", ctx.base(), o.id)))
