@@ -53,23 +53,7 @@ pub(crate) fn depth_for(size: u64) -> u8 {
 impl State {
     /// Adds one reference to a chunk.
     pub(crate) fn incref(&mut self, id: ChunkId) -> Result<()> {
-        if id.is_special() {
-            return Ok(());
-        }
-        let mut e = self.ct_get(id)?;
-        if !e.is_live() {
-            return Err(Error::corrupt(format!(
-                "chunk {} is referenced but free",
-                id.0
-            )));
-        }
-        e.refcount = e.refcount.checked_add(1).ok_or_else(|| {
-            Error::new(
-                crate::ErrorKind::Unsupported,
-                format!("chunk {} has too many references", id.0),
-            )
-        })?;
-        self.ct_set(id, e)
+        self.incref_many(&[id.0])
     }
 
     /// Drops one reference; frees the chunk (and for nodes, recursively its
