@@ -4,6 +4,7 @@
 //! `check`, 2 bad input or a failed operation (one line on stderr).
 
 mod cli;
+mod scrubber;
 mod serve;
 
 fn main() {

@@ -42,6 +42,12 @@ pub struct ServeArgs {
     /// FUSE worker threads.
     #[arg(long, default_value_t = 4)]
     fuse_threads: usize,
+    /// Seconds between online scrubs (0: only on demand, with SIGUSR1).
+    #[arg(long, default_value_t = 86_400)]
+    scrub_interval: u64,
+    /// Most bytes per second an online scrub reads.
+    #[arg(long, default_value = "64M")]
+    scrub_rate: engine::ByteSize,
     /// TCP address of the REST API ("" for none) [default: 127.0.0.1:8776].
     #[arg(long)]
     api_listen: Option<String>,
@@ -98,7 +104,10 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         }
         Some(api::ApiState::new(store.clone(), auth))
     };
-    let served = rt.block_on(serve(store.clone(), &args, &socket, api));
+    let interval = (args.scrub_interval > 0).then(|| Duration::from_secs(args.scrub_interval));
+    let scrubber = crate::scrubber::Scrubber::start(store.clone(), interval, args.scrub_rate.0);
+    let served = rt.block_on(serve(store.clone(), &args, &socket, api, &scrubber));
+    drop(scrubber);
     drop(rt);
     if let Some(m) = fuse {
         m.unmount().context("unmounting the FUSE export")?;
@@ -116,10 +125,12 @@ async fn serve(
     args: &ServeArgs,
     socket: &Path,
     api: Option<api::ApiState>,
+    scrubber: &crate::scrubber::Scrubber,
 ) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut usr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
     let config = nbd_server::Config {
         max_connections: args.nbd_max_connections,
         handshake_timeout: Duration::from_secs(args.nbd_handshake_timeout),
@@ -158,9 +169,21 @@ async fn serve(
         }
         None => (None, None),
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: finishing requests in flight"),
-        _ = int.recv() => tracing::info!("SIGINT: finishing requests in flight"),
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: finishing requests in flight");
+                break;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: finishing requests in flight");
+                break;
+            }
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: scrub requested");
+                scrubber.trigger();
+            }
+        }
     }
     if let Some(tx) = api_stop {
         let _ = tx.send(());
