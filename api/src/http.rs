@@ -1,6 +1,6 @@
 //! The HTTP edge shared by dialects: a plain [`Request`] (method, decoded
 //! path segments, query, headers, body read with a size limit) and a plain
-//! [`Reply`] (status, JSON body, headers) that handlers build without
+//! [`Reply`] (status, JSON or raw body, headers) that handlers build without
 //! touching warp, plus the helpers for JSON bodies and media types.
 
 use crate::error::{ApiError, ErrorKind, Result};
@@ -115,6 +115,9 @@ pub struct Reply {
     pub status: u16,
     /// JSON body (none for 202/204).
     pub body: Option<Value>,
+    /// A body in another format (XML, text): its content type and bytes.
+    /// Takes precedence over `body`.
+    pub raw: Option<(String, Vec<u8>)>,
     /// Extra headers.
     pub headers: Vec<(&'static str, String)>,
 }
@@ -125,6 +128,17 @@ impl Reply {
         Reply {
             status,
             body: Some(body),
+            raw: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A reply with a body of `content_type` (XML, plain text...).
+    pub fn raw(status: u16, content_type: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Self {
+        Reply {
+            status,
+            body: None,
+            raw: Some((content_type.into(), bytes.into())),
             headers: Vec::new(),
         }
     }
@@ -134,6 +148,7 @@ impl Reply {
         Reply {
             status,
             body: None,
+            raw: None,
             headers: Vec::new(),
         }
     }

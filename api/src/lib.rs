@@ -1,8 +1,13 @@
-//! blockd's REST API front end, on warp. One dialect so far: the HP Cloud /
-//! OpenStack Nova `os-volumes` v1.1 extension (`openstack/`): volumes,
-//! snapshots and volume attachments under `/v1.1/{tenant_id}`, with the
-//! version documents at `/` and `/v1.1/`, and an OpenAPI description at
-//! `/openapi.json`.
+//! blockd's REST API front end, on warp: four dialects over one engine,
+//! chosen by path prefix ([`Dialect`]):
+//! - the HP Cloud / OpenStack Nova `os-volumes` v1.1 extension
+//!   (`openstack/`): volumes, snapshots and volume attachments under
+//!   `/v1.1/{tenant_id}`, version documents at `/` and `/v1.1/`, an OpenAPI
+//!   description at `/openapi.json`;
+//! - Deltacloud storage volumes and snapshots under `/api` (`deltacloud/`);
+//! - DMTF CIMI 1.0.1 volumes and volume images under `/cimi` (`cimi/`);
+//! - Danube Cloud images, VM snapshots and tasks under `/api/image`,
+//!   `/api/vm` and `/api/task` (`danube/`).
 //!
 //! ```text
 //!  warp filter (routes) ── reads the body (≤ 1 MiB), one blocking task per request
@@ -11,7 +16,10 @@
 //!    ├── auth.rs       tenants, tokens, constant-time checks, the auth file
 //!    ├── meta.rs       API state kept in engine status + metadata (api.*, user.*)
 //!    ├── error.rs      ApiError: one error type, no HTTP in it
-//!    └── openstack/    routing, views, business rules, fault bodies
+//!    ├── openstack/    routing, views, business rules, fault bodies
+//!    ├── deltacloud/   the same for Deltacloud (XML default, JSON)
+//!    ├── cimi/         the same for CIMI (JSON default, XML)
+//!    └── danube/       the same for Danube Cloud (JSON, tasks)
 //! ```
 //!
 //! **Invariant:** the API keeps no state of its own: everything it knows is
@@ -20,6 +28,9 @@
 //! (quota, attach, delete) run under one API-wide lock.
 
 mod auth;
+mod cimi;
+mod danube;
+mod deltacloud;
 mod error;
 mod http;
 pub mod meta;
@@ -84,13 +95,60 @@ impl ApiState {
     }
 }
 
+/// The REST dialects, each with its own paths, formats and error bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// HP Cloud / OpenStack os-volumes v1.1 (`/`, `/v1.1/...`).
+    OpenStack,
+    /// Deltacloud (`/api`, but for the Danube paths).
+    Deltacloud,
+    /// DMTF CIMI 1.0.1 (`/cimi/...`).
+    Cimi,
+    /// Danube Cloud (`/api/image/`, `/api/vm/`, `/api/task/`).
+    Danube,
+}
+
+impl Dialect {
+    /// The dialect that owns `path`.
+    pub fn of(path: &str) -> Dialect {
+        let mut segs = path.split('/').filter(|s| !s.is_empty());
+        match (segs.next(), segs.next()) {
+            (Some("cimi"), _) => Dialect::Cimi,
+            (Some("api"), Some("image" | "vm" | "task")) => Dialect::Danube,
+            (Some("api"), _) => Dialect::Deltacloud,
+            _ => Dialect::OpenStack,
+        }
+    }
+
+    /// Handles one request of this dialect, errors included.
+    fn dispatch(self, state: &ApiState, req: &Request) -> Reply {
+        match self {
+            Dialect::OpenStack => match openstack::dispatch(state, req) {
+                Ok(r) => r,
+                Err(e) => openstack::fault::reply(&e),
+            },
+            Dialect::Deltacloud => deltacloud::dispatch(state, req),
+            Dialect::Cimi => cimi::dispatch(state, req),
+            Dialect::Danube => danube::dispatch(state, req),
+        }
+    }
+
+    /// This dialect's error reply for `e` (a request that failed before
+    /// its handler ran: unreadable or oversized body, handler panic).
+    fn error_reply(self, req: &Request, e: &ApiError) -> Reply {
+        match self {
+            Dialect::OpenStack => openstack::fault::reply(e),
+            Dialect::Deltacloud => deltacloud::error_reply(req, e),
+            Dialect::Cimi => cimi::error_reply(req, e),
+            Dialect::Danube => danube::error_reply(req, e),
+        }
+    }
+}
+
 /// Handles one request: the whole API without warp, for tests and
 /// embedding. Blocks (engine calls): run it on a blocking thread.
 pub fn dispatch(state: &ApiState, req: &Request) -> Reply {
-    match openstack::dispatch(state, req) {
-        Ok(r) => r,
-        Err(e) => openstack::fault::reply(&e),
-    }
+    Dialect::of(&req.path).dispatch(state, req)
 }
 
 /// Bodies over [`MAX_BODY`] but under this are read and dropped before the
@@ -141,14 +199,21 @@ where
 
 fn to_response(reply: Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = match &reply.body {
-        Some(v) => {
+    let mut resp = match (&reply.raw, &reply.body) {
+        (Some((ct, bytes)), _) => {
+            let mut r = Response::new(warp::hyper::Body::from(bytes.clone()));
+            if let Ok(v) = HeaderValue::from_str(ct) {
+                r.headers_mut().insert("content-type", v);
+            }
+            r
+        }
+        (None, Some(v)) => {
             let mut r = Response::new(warp::hyper::Body::from(v.to_string()));
             r.headers_mut()
                 .insert("content-type", HeaderValue::from_static("application/json"));
             r
         }
-        None => Response::new(warp::hyper::Body::empty()),
+        (None, None) => Response::new(warp::hyper::Body::empty()),
     };
     *resp.status_mut() = status;
     for (name, value) in reply.headers {
@@ -172,14 +237,22 @@ where
     B: Buf,
 {
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    let dialect = Dialect::of(path.as_str());
     let reply = match read_body(&headers, body).await {
-        Err(e) => openstack::fault::reply(&e),
+        Err(e) => {
+            let req = Request::new(method, path.as_str(), &query, headers, Bytes::new());
+            dialect.error_reply(&req, &e)
+        }
         Ok(body) => {
             let req = Request::new(method, path.as_str(), &query, headers, body);
             let _permit = state.inner.permits.acquire().await;
             let st = state.clone();
-            let method = req.method.clone();
-            let path = req.path.clone();
+            let (method, path, query, headers) = (
+                req.method.clone(),
+                req.path.clone(),
+                query.clone(),
+                req.headers.clone(),
+            );
             match tokio::task::spawn_blocking(move || dispatch(&st, &req)).await {
                 Ok(r) => {
                     tracing::debug!(%method, %path, status = r.status, "api request");
@@ -187,7 +260,8 @@ where
                 }
                 Err(e) => {
                     tracing::error!(%method, %path, error = %e, "api handler panicked");
-                    openstack::fault::reply(&ApiError::internal("handler failed"))
+                    let req = Request::new(method, &path, &query, headers, Bytes::new());
+                    dialect.error_reply(&req, &ApiError::internal("handler failed"))
                 }
             }
         }
