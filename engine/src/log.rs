@@ -98,6 +98,11 @@ pub(crate) struct Log {
     tail: u64,
     next_seq: u64,
     unsynced: Vec<Arc<Segment>>,
+    /// Free disk bytes client records may not use when the log needs a new
+    /// segment: room kept for checkpoints, catalogue records (deletes) and
+    /// the cleaner, so that a full disk refuses writes cleanly and can
+    /// still free space.
+    pub reserve: u64,
     /// Armed fault points (tests only).
     pub faults: Arc<Faults>,
 }
@@ -110,6 +115,29 @@ fn sync_dir(dir: &Path) -> Result<()> {
     let d = File::open(dir).map_err(|e| Error::io(format!("opening {}", dir.display()), e))?;
     d.sync_all()
         .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))
+}
+
+/// Reserves `len` bytes of disk for a segment file without changing its
+/// size, so that appends inside it cannot run out of space. Filesystems
+/// without `fallocate` are left as they are (appends may then meet ENOSPC,
+/// which client writes handle cleanly).
+fn preallocate(seg: &Segment, len: u64) -> Result<()> {
+    use rustix::fs::{fallocate, FallocateFlags};
+    match fallocate(&seg.file, FallocateFlags::KEEP_SIZE, 0, len) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::OPNOTSUPP => Ok(()),
+        Err(e) => Err(Error::io(
+            format!("allocating segment {}", seg.no.0),
+            e.into(),
+        )),
+    }
+}
+
+/// Bytes free for an unprivileged writer on the filesystem holding `dir`.
+fn free_bytes(dir: &Path) -> Result<u64> {
+    let st = rustix::fs::statvfs(dir)
+        .map_err(|e| Error::io(format!("statvfs {}", dir.display()), e.into()))?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 fn open_segment(dir: &Path, no: SegmentNo, create: bool) -> Result<Arc<Segment>> {
@@ -170,6 +198,7 @@ impl Log {
             active,
             tail: 0,
             next_seq: 1,
+            reserve: 0,
             faults: Arc::default(),
         })
     }
@@ -213,6 +242,10 @@ impl Log {
                 .file
                 .sync_data()
                 .map_err(|e| Error::io("syncing the truncated log tail", e))?;
+        }
+        // Best effort: an older or truncated active segment gets its space.
+        if let Err(e) = preallocate(&active, self.seg_size) {
+            tracing::warn!(error = %e, "cannot preallocate the active segment");
         }
         self.unsynced = vec![active.clone()];
         self.active = active;
@@ -270,7 +303,7 @@ impl Log {
             ));
         }
         if self.tail + need + SEAL_RESERVE > self.seg_size {
-            self.roll()?;
+            self.roll(kind == RecordKind::Write)?;
         }
         let addr = self.tail();
         let h = RecordHeader::encode(kind, self.next_seq, &framed[HEADER_LEN..]);
@@ -301,11 +334,31 @@ impl Log {
     }
 
     /// Seals the active segment and starts the next one. The next file is
-    /// created (and its directory synced) before the Seal record points at
-    /// it, so a failure leaves the log as it was.
-    fn roll(&mut self) -> Result<()> {
+    /// created, its space allocated and its directory synced before the
+    /// Seal record points at it, so a failure leaves the log as it was.
+    /// A `client` record may not dip into the reserve: it gets a clean
+    /// ENOSPC instead.
+    fn roll(&mut self, client: bool) -> Result<()> {
         let next = SegmentNo(self.active.no.0 + 1);
+        if client {
+            let free = free_bytes(&self.dir)?;
+            if free < self.seg_size + self.reserve {
+                return Err(Error::new(
+                    crate::ErrorKind::NoSpace,
+                    format!(
+                        "no space left for a new segment: {free} bytes free, {} kept for metadata",
+                        self.reserve
+                    ),
+                ));
+            }
+        }
         let seg = open_segment(&self.dir, next, true)?;
+        if let Err(e) = preallocate(&seg, self.seg_size) {
+            drop(seg);
+            let p = segment_path(&self.dir, next);
+            let _ = std::fs::remove_file(&p);
+            return Err(e);
+        }
         sync_dir(&self.dir)?;
         self.faults.record(|| IoOp::Create {
             file: segment_rel(next),

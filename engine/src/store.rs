@@ -96,6 +96,9 @@ struct Inner {
     ckpt_lock: Mutex<()>,
     /// Segment count when housekeeping last looked.
     segs_seen: AtomicU64,
+    /// Live bytes after the last disk-full reclaim (`u64::MAX`: none yet);
+    /// another is tried only once live data has shrunk below it.
+    room_live: AtomicU64,
     durable_seq: AtomicU64,
     record_blocks: u64,
     opts: StoreOptions,
@@ -190,6 +193,7 @@ impl Store {
         state.load_blob(sb.blob)?;
         let (tail, next_seq, replayed) = state.replay(sb.replay_start, sb.replay_seq)?;
         state.log.start_append(tail, next_seq)?;
+        state.log.reserve = space_reserve(u64::from(sb.segment_size), &opts);
         let store = Store {
             inner: Arc::new(Inner {
                 dir,
@@ -204,6 +208,7 @@ impl Store {
                 sync_lock: Mutex::new(()),
                 ckpt_lock: Mutex::new(()),
                 segs_seen: AtomicU64::new(0),
+                room_live: AtomicU64::new(u64::MAX),
                 durable_seq: AtomicU64::new(next_seq),
                 record_blocks: record_blocks(u64::from(sb.segment_size)),
                 opts,
@@ -518,8 +523,44 @@ impl Store {
         Ok(())
     }
 
+    /// Runs a client write; when it meets a full disk, frees what space
+    /// reclaim can and tries once more.
+    fn with_room(&self, op: impl Fn() -> Result<()>) -> Result<()> {
+        match op() {
+            Err(e) if e.kind() == ErrorKind::NoSpace && self.make_room()? => op(),
+            r => r,
+        }
+    }
+
+    /// After a client write met a full disk: reclaims dead segments (empty
+    /// ones, and a few mostly dead ones, moved into the reserve) when live
+    /// data shrank since the last attempt. True when a segment was freed.
+    fn make_room(&self) -> Result<bool> {
+        let live: u64 = self.state().usage.values().sum();
+        let last = self.inner.room_live.load(Ordering::Acquire);
+        if live >= last {
+            return Ok(false);
+        }
+        let report = self.reclaim_some(0.5, 2)?;
+        let live: u64 = self.state().usage.values().sum();
+        self.inner.room_live.store(live, Ordering::Release);
+        tracing::info!(
+            freed = report.segments_freed,
+            moved = report.bytes_moved,
+            "disk full: reclaimed space"
+        );
+        Ok(report.segments_freed > 0)
+    }
+
     /// Writes `data` at `offset` of a volume; with `fua`, durable on return.
+    /// On a full disk the write fails with [`ErrorKind::NoSpace`] (some of
+    /// its blocks may have landed, as with any failed write) and the store
+    /// stays usable.
     pub fn write(&self, id: ObjectId, offset: u64, data: &[u8], fua: bool) -> Result<()> {
+        self.with_room(|| self.write_once(id, offset, data, fua))
+    }
+
+    fn write_once(&self, id: ObjectId, offset: u64, data: &[u8], fua: bool) -> Result<()> {
         self.check_live()?;
         if data.is_empty() {
             return if fua { self.flush() } else { Ok(()) };
@@ -639,6 +680,17 @@ impl Store {
     /// it is recorded as written zeroes. Partial blocks at the edges are
     /// zeroed by read-modify-write.
     pub fn write_zeroes(
+        &self,
+        id: ObjectId,
+        offset: u64,
+        len: u64,
+        punch: bool,
+        fua: bool,
+    ) -> Result<()> {
+        self.with_room(|| self.write_zeroes_once(id, offset, len, punch, fua))
+    }
+
+    fn write_zeroes_once(
         &self,
         id: ObjectId,
         offset: u64,
@@ -932,6 +984,13 @@ fn apply_extra(info: &mut ObjectInfo, extra: ObjectUpdate) {
     if let Some(m) = extra.metadata {
         info.metadata = m;
     }
+}
+
+/// Free space client writes leave for metadata: two segments (for the
+/// cleaner's moves and catalogue records) plus the most a checkpoint
+/// writes (the dirty-metadata bound).
+fn space_reserve(seg_size: u64, opts: &StoreOptions) -> u64 {
+    2 * seg_size + opts.dirty_limit_bytes
 }
 
 fn check_size(size: u64) -> Result<()> {
