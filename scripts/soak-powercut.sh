@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGES=${1:-100000}
-BLOCKD_POWERCUT_IMAGES=$IMAGES cargo test --release -p blockd-engine --test powercut -- --nocapture
+BLOCKD_POWERCUT_IMAGES=$IMAGES cargo test -p blockd-engine --test powercut -- --nocapture

@@ -55,5 +55,22 @@ pub use types::{
 
 /// Decoders exposed for fuzzing and tests: bytes in, values or errors out.
 pub mod decode {
-    pub use crate::format::{decode_write, encode_write, CtPage, Node, RecordHeader, Superblock};
+    pub use crate::format::{
+        decode_write, encode_write, CtPage, Node, RecordHeader, RecordKind, Superblock, HEADER_LEN,
+        PAGE_LEN,
+    };
+
+    /// Decodes a Catalog record body (a JSON catalogue operation), as replay does.
+    pub fn catalog_record(body: &[u8]) -> crate::Result<()> {
+        serde_json::from_slice::<crate::catalog::CatalogOp>(body)
+            .map(drop)
+            .map_err(|e| crate::Error::corrupt(format!("catalogue record: {e}")))
+    }
+
+    /// Decodes a Checkpoint record body (the JSON blob), as open does.
+    pub fn checkpoint_blob(body: &[u8]) -> crate::Result<()> {
+        serde_json::from_slice::<crate::checkpoint::Blob>(body)
+            .map(drop)
+            .map_err(|e| crate::Error::corrupt(format!("checkpoint blob: {e}")))
+    }
 }
