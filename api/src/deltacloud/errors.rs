@@ -57,6 +57,18 @@ fn xml_body(status: u16, url: &str, message: &str) -> XmlResult {
     })
 }
 
+/// Longest request path echoed in an error body.
+const MAX_URL: usize = 256;
+
+/// `s` cut to at most [`MAX_URL`] bytes, on a character boundary.
+fn short(s: &str) -> &str {
+    let mut end = s.len().min(MAX_URL);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or("")
+}
+
 /// The error reply for `e` to `req`.
 pub(crate) fn reply(req: &Request, e: &ApiError) -> Reply {
     let fmt = format::negotiate(req).unwrap_or(Format::Xml);
@@ -71,7 +83,7 @@ pub(crate) fn reply(req: &Request, e: &ApiError) -> Reply {
         Format::Json => json!({"code": status, "message": message, "error": reason})
             .to_string()
             .into_bytes(),
-        Format::Xml => match xml_body(status, &req.path, &message) {
+        Format::Xml => match xml_body(status, short(&req.path), &message) {
             Ok(b) => b,
             Err(err) => {
                 tracing::error!(error = %err, "cannot write a Deltacloud error body");

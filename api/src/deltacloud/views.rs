@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! <storage_volume href=".../api/storage_volumes/ID" id="ID">
-//!   <created/> <capacity unit="GB"/> <name/> <description/> <realm id/> <state/>
+//!   <created/> <capacity unit="GB"/> <name/> <description/>? <realm id/> <state/>
 //!   <mount><instance href id/><device name/></mount>      (when attached)
 //!   <actions><link rel method href/>...</actions>
 //! </storage_volume>
@@ -169,9 +169,8 @@ fn volume_xml(w: &mut XmlWriter, v: &VolumeView) -> io::Result<()> {
             w.create_element("capacity")
                 .with_attribute(("unit", "GB"))
                 .write_text_content(BytesText::new(&v.capacity))?;
-            if let Some(n) = &v.name {
-                text(w, "name", n)?;
-            }
+            // Always there (empty when unnamed), as in Deltacloud.
+            text(w, "name", v.name.as_deref().unwrap_or(""))?;
             if let Some(d) = &v.description {
                 text(w, "description", d)?;
             }
@@ -213,9 +212,7 @@ fn volume_json(v: &VolumeView) -> Value {
     m.insert("created".into(), json!(v.created));
     m.insert("capacity".into(), json!(v.capacity));
     m.insert("capacity_unit".into(), json!("GB"));
-    if let Some(n) = &v.name {
-        m.insert("name".into(), json!(n));
-    }
+    m.insert("name".into(), json!(v.name));
     if let Some(d) = &v.description {
         m.insert("description".into(), json!(d));
     }
