@@ -181,6 +181,8 @@ fn format_negotiation() {
     assert_eq!(ct("?format=xml", Some("application/json")).1, xml_ct);
     assert_eq!(ct("?format=json", Some("application/xml")).1, json_ct);
     assert_eq!(ct("?format=json", Some("text/html")).1, json_ct);
+    assert_eq!(ct("?format=JSON", None).1, json_ct);
+    assert_eq!(ct("?format=", Some("application/json")).1, json_ct);
     // Nothing acceptable: 406, empty body.
     for (q, a) in [
         ("", Some("text/html")),

@@ -1,10 +1,10 @@
 //! Black-box tests of the Deltacloud dialect's rules and errors against a
 //! real `blockd serve`: volume create validation and defaults, clones from
 //! snapshots (bytes checked through NBD), attach/detach/delete rules,
-//! snapshot rules, quotas, tenant isolation, and bad input (malformed
-//! bodies, wrong types, unknown ids, oversized bodies, path traversal):
-//! every error in Deltacloud's XML or JSON error format, nothing
-//! half-created, and the server still up.
+//! snapshot rules, quotas (also under concurrent requests), tenant
+//! isolation, and bad input (malformed bodies, wrong types, unknown ids,
+//! oversized bodies, path traversal): every error in Deltacloud's XML or
+//! JSON error format, nothing half-created, and the server still up.
 
 mod api_common;
 mod deltacloud_common;
@@ -570,4 +570,59 @@ fn bad_input() {
     assert!(api.alive());
     api.restart();
     assert_eq!(count(&api, "storage_volumes", DEMO), 0);
+}
+
+#[test]
+fn concurrent_check_then_act() {
+    let api = Api::start();
+    // Eight attaches of one volume at once: exactly one wins.
+    let vol = volume(&api, DEMO, "");
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                let (api, vol) = (&api, &vol);
+                s.spawn(move || {
+                    post_form(
+                        api,
+                        &format!("/api/storage_volumes/{vol}/attach"),
+                        DEMO,
+                        &format!("instance_id=i-{i}&device=/dev/sdf"),
+                    )
+                    .status
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 409).count(),
+        7,
+        "{statuses:?}"
+    );
+    // Eight creates against a quota of two volumes: exactly two are made.
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| {
+                let api = &api;
+                s.spawn(move || post_form(api, "/api/storage_volumes", SMALL, "capacity=1").status)
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 201).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 413).count(),
+        6,
+        "{statuses:?}"
+    );
+    assert_eq!(count(&api, "storage_volumes", SMALL), 2);
 }

@@ -76,9 +76,12 @@ fn by_accept(accept: &str) -> Option<Format> {
     best.map(|(_, f)| f)
 }
 
-/// The format `req` asks for; `None` when nothing it accepts is served.
+/// The format `req` asks for: `?format=xml|json` (any case) beats
+/// `Accept`; no preference is XML; `None` when nothing it accepts is
+/// served (an unknown `?format=` included).
 pub(crate) fn negotiate(req: &Request) -> Option<Format> {
-    if let Some(name) = req.query_param("format") {
+    // An empty `?format=` (a form's unset select) is no preference.
+    if let Some(name) = req.query_param("format").filter(|n| !n.trim().is_empty()) {
         return by_name(name);
     }
     match req.header("accept").map(str::trim) {
