@@ -1,0 +1,83 @@
+//! `/api/storage_snapshots`: list, show, create (the engine's O(1)
+//! snapshot of an AVAILABLE or IN-USE volume, as EC2 allowed), delete.
+//!
+//! Rules: `volume_id` is required (400) and must name one of the tenant's
+//! volumes (404); a volume in another state (CREATING, ERROR, ...) is 409;
+//! the tenant's quotas (snapshots, gigabytes) apply (413). Create answers
+//! 201 with Location; delete 204, whether or not volumes were cloned from
+//! the snapshot (they keep their data).
+
+use super::params::{Params, MAX_DESCRIPTION, MAX_FIELD};
+use super::{views, Ctx};
+use crate::error::{ApiError, Result};
+use crate::http::Reply;
+use crate::meta;
+use engine::ObjectKind;
+use std::collections::BTreeMap;
+
+/// `GET /api/storage_snapshots`.
+pub fn list(ctx: &Ctx) -> Result<Reply> {
+    let all = ctx.objects(ObjectKind::Snapshot);
+    ctx.doc(200, views::snapshots(ctx.fmt, &ctx.base(), &all))
+}
+
+/// `GET /api/storage_snapshots/:id`.
+pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let o = ctx.snapshot(id)?;
+    ctx.doc(200, views::snapshot(ctx.fmt, &ctx.base(), &o))
+}
+
+/// `POST /api/storage_snapshots`: 201 with Location and the snapshot.
+pub fn create(ctx: &Ctx) -> Result<Reply> {
+    let p = Params::of(ctx.req)?;
+    let volume_id = p.required("volume_id", MAX_FIELD)?;
+    let name = p.text("name", MAX_FIELD)?;
+    let description = p.text("description", MAX_DESCRIPTION)?;
+
+    let _guard = ctx.state.lock();
+    let vol = ctx.volume(&volume_id)?;
+    if vol.status != meta::AVAILABLE && vol.status != meta::IN_USE {
+        return Err(ApiError::conflict(format!(
+            "Storage volume {} must be AVAILABLE or IN-USE to snapshot, but it is {}",
+            vol.id,
+            views::volume_state(&vol.status)
+        )));
+    }
+    let quota = ctx.tenant.quota();
+    let shared = ctx.shared();
+    let (_, n_snaps, used_gb) = shared.usage();
+    if let Some(max) = quota.snapshots.filter(|&max| n_snaps >= max) {
+        return Err(ApiError::over_limit(
+            format!("Snapshot quota exceeded: at most {max} snapshots allowed"),
+            0,
+        ));
+    }
+    shared.check_gigabytes(used_gb, meta::gb(vol.size), "Snapshot")?;
+
+    let mut m = BTreeMap::new();
+    meta::set(&mut m, meta::TENANT, Some(&ctx.tenant.id));
+    meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
+    meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
+    let extra = engine::ObjectUpdate {
+        name: None,
+        status: Some(meta::AVAILABLE.to_string()),
+        metadata: Some(m),
+    };
+    let o = ctx
+        .store()
+        .derive_with(vol.id, ObjectKind::Snapshot, None, None, extra)?;
+    tracing::info!(tenant = %ctx.tenant.id, snapshot = %o.id, volume = %vol.id, "deltacloud: snapshot created");
+    let location = views::href(&ctx.base(), "storage_snapshots", &o.id.to_string());
+    Ok(ctx
+        .doc(201, views::snapshot(ctx.fmt, &ctx.base(), &o))?
+        .with_header("location", location))
+}
+
+/// `DELETE /api/storage_snapshots/:id`: 204.
+pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let _guard = ctx.state.lock();
+    let o = ctx.snapshot(id)?;
+    ctx.store().delete(o.id)?;
+    tracing::info!(tenant = %ctx.tenant.id, snapshot = %o.id, "deltacloud: snapshot deleted");
+    Ok(Reply::empty(204))
+}

@@ -1,0 +1,275 @@
+//! `/api/storage_volumes`: list, show, create (empty, or cloned in O(1)
+//! from a snapshot), delete, attach and detach.
+//!
+//! Rules:
+//! - `capacity` is whole GB, default 1 (an empty value is the default);
+//!   `0`, negative, fractional or non-numeric values are 400, as are sizes
+//!   over the engine's largest volume.
+//! - With `snapshot_id` the volume has the snapshot's capacity unless a
+//!   bigger one is asked for; a smaller one is 400.
+//! - `realm_id` is recorded as the volume's zone (the OpenStack dialect's
+//!   `availabilityZone`).
+//! - The tenant's quotas (volumes, gigabytes) apply: 413.
+//! - Attach (`instance_id`, optional `device` `/dev/[a-z]+[0-9]*`, else the
+//!   first free `/dev/vdb`..`/dev/vdz`) needs an AVAILABLE volume; a busy
+//!   volume or a device taken on that instance is 409. Detach needs an
+//!   IN-USE volume (409 otherwise). Both answer 202 with the volume.
+//! - Delete of an attached volume is 409; otherwise 204.
+
+use super::params::{Params, MAX_DESCRIPTION, MAX_FIELD};
+use super::{views, Ctx};
+use crate::error::{ApiError, Result};
+use crate::http::Reply;
+use crate::meta::{self, GIB};
+use engine::{ObjectInfo, ObjectKind};
+use std::collections::BTreeMap;
+
+/// `GET /api/storage_volumes`.
+pub fn list(ctx: &Ctx) -> Result<Reply> {
+    let all = ctx.objects(ObjectKind::Volume);
+    ctx.doc(200, views::volumes(ctx.fmt, &ctx.base(), &all))
+}
+
+/// `GET /api/storage_volumes/:id`.
+pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let o = ctx.volume(id)?;
+    ctx.doc(200, views::volume(ctx.fmt, &ctx.base(), &o))
+}
+
+/// A capacity in whole GB, 1 to the engine's largest volume.
+pub(crate) fn parse_capacity(v: &str) -> Result<u64> {
+    let max_gb = engine::MAX_VOLUME_SIZE / GIB;
+    let t = v.trim();
+    let n = if !t.is_empty() && t.len() <= 20 && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.parse::<u64>().ok()
+    } else {
+        None
+    };
+    match n {
+        Some(n) if n > 0 && n <= max_gb => Ok(n),
+        Some(n) if n > max_gb => Err(ApiError::bad_request(format!(
+            "Parameter capacity '{n}' is larger than the largest volume ({max_gb} GB)"
+        ))),
+        _ => Err(ApiError::bad_request(format!(
+            "Parameter capacity '{}' must be a whole number of GB greater than 0",
+            t.chars().take(32).collect::<String>().escape_debug()
+        ))),
+    }
+}
+
+/// A realm (zone) id: letters, digits and `-_.:`.
+fn check_realm(r: &str) -> Result<()> {
+    if r.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "Parameter realm_id '{}' may hold letters, digits and '-_.:' only",
+            r.escape_debug()
+        )))
+    }
+}
+
+/// `POST /api/storage_volumes`: 201 with Location and the volume.
+pub fn create(ctx: &Ctx) -> Result<Reply> {
+    let p = Params::of(ctx.req)?;
+    let capacity = p
+        .text("capacity", MAX_FIELD)?
+        .map(|c| parse_capacity(&c))
+        .transpose()?;
+    let name = p.text("name", MAX_FIELD)?;
+    let description = p.text("description", MAX_DESCRIPTION)?;
+    let snapshot_id = p.text("snapshot_id", MAX_FIELD)?;
+    let realm = p.text("realm_id", MAX_FIELD)?;
+    if let Some(r) = &realm {
+        check_realm(r)?;
+    }
+
+    let _guard = ctx.state.lock();
+    let source = snapshot_id
+        .as_deref()
+        .map(|s| ctx.snapshot(s))
+        .transpose()?;
+    let size_gb = match (&source, capacity) {
+        (Some(s), Some(n)) if n < meta::gb(s.size) => {
+            return Err(ApiError::bad_request(format!(
+                "Parameter capacity {n} is smaller than snapshot {} ({} GB)",
+                s.id,
+                meta::gb(s.size)
+            )))
+        }
+        (Some(s), None) => meta::gb(s.size).max(1),
+        (_, Some(n)) => n,
+        (None, None) => 1,
+    };
+    let quota = ctx.tenant.quota();
+    let shared = ctx.shared();
+    let (n_vols, _, used_gb) = shared.usage();
+    if let Some(max) = quota.volumes.filter(|&max| n_vols >= max) {
+        return Err(ApiError::over_limit(
+            format!("Volume quota exceeded: at most {max} volumes allowed"),
+            0,
+        ));
+    }
+    shared.check_gigabytes(used_gb, size_gb, "Volume")?;
+
+    let mut m = BTreeMap::new();
+    meta::set(&mut m, meta::TENANT, Some(&ctx.tenant.id));
+    meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
+    meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
+    meta::set(&mut m, meta::AVAILABILITY_ZONE, realm.as_deref());
+    if let Some(s) = &source {
+        meta::set(&mut m, meta::SOURCE_SNAPSHOT, Some(&s.id.to_string()));
+    }
+    // The volume and everything it carries in one durable step.
+    let extra = engine::ObjectUpdate {
+        name: None,
+        status: Some(meta::AVAILABLE.to_string()),
+        metadata: Some(m),
+    };
+    let want = size_gb * GIB;
+    let store = ctx.store();
+    let o = match &source {
+        None => store.create_volume_with(None, want, false, extra)?,
+        Some(src) => store.derive_with(
+            src.id,
+            ObjectKind::Volume,
+            None,
+            Some(want).filter(|&w| w > src.size),
+            extra,
+        )?,
+    };
+    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, size_gb, "deltacloud: volume created");
+    let location = views::href(&ctx.base(), "storage_volumes", &o.id.to_string());
+    Ok(ctx
+        .doc(201, views::volume(ctx.fmt, &ctx.base(), &o))?
+        .with_header("location", location))
+}
+
+fn attached(o: &ObjectInfo) -> bool {
+    o.status == meta::IN_USE || meta::get(o, meta::ATTACHED_SERVER).is_some()
+}
+
+/// `DELETE /api/storage_volumes/:id`: 204; 409 while attached. Its
+/// snapshots stay.
+pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let _guard = ctx.state.lock();
+    let o = ctx.volume(id)?;
+    if attached(&o) {
+        return Err(ApiError::conflict(format!(
+            "Storage volume {} is attached to instance {}: detach it first",
+            o.id,
+            meta::get(&o, meta::ATTACHED_SERVER).unwrap_or("?")
+        )));
+    }
+    ctx.store().delete(o.id)?;
+    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, "deltacloud: volume deleted");
+    Ok(Reply::empty(204))
+}
+
+/// An instance id: 1 to 255 bytes without control characters (as the
+/// OpenStack dialect's server ids).
+fn check_instance(i: &str) -> Result<()> {
+    if i.trim().is_empty() {
+        return Err(ApiError::bad_request("Parameter instance_id is required"));
+    }
+    Ok(())
+}
+
+/// `POST /api/storage_volumes/:id/attach`: 202 with the volume.
+pub fn attach(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let p = Params::of(ctx.req)?;
+    let instance = p.required("instance_id", MAX_FIELD)?;
+    check_instance(&instance)?;
+    let device = p.text("device", MAX_FIELD)?;
+    if let Some(d) = &device {
+        if !crate::openstack::attachments::valid_device(d) {
+            return Err(ApiError::bad_request(format!(
+                "Parameter device '{}' must be /dev/ and a name such as sdf or vdb1",
+                d.escape_debug()
+            )));
+        }
+    }
+
+    let _guard = ctx.state.lock();
+    let o = ctx.volume(id)?;
+    if o.status != meta::AVAILABLE || attached(&o) {
+        return Err(ApiError::conflict(format!(
+            "Storage volume {} must be AVAILABLE to attach, but it is {}",
+            o.id,
+            views::volume_state(&o.status)
+        )));
+    }
+    let used: Vec<String> = ctx
+        .objects(ObjectKind::Volume)
+        .into_iter()
+        .filter(|v| meta::get(v, meta::ATTACHED_SERVER) == Some(instance.as_str()))
+        .filter_map(|v| meta::get(&v, meta::ATTACHED_DEVICE).map(str::to_string))
+        .collect();
+    let device = match device {
+        Some(d) if used.contains(&d) => {
+            return Err(ApiError::conflict(format!(
+                "Device {d} is already in use on instance {instance}"
+            )))
+        }
+        Some(d) => d,
+        None => (b'b'..=b'z')
+            .map(|c| format!("/dev/vd{}", c as char))
+            .find(|d| !used.contains(d))
+            .ok_or_else(|| {
+                ApiError::conflict(format!("No free device name left on instance {instance}"))
+            })?,
+    };
+    let mut m = o.metadata.clone();
+    meta::set(&mut m, meta::ATTACHED_SERVER, Some(&instance));
+    meta::set(&mut m, meta::ATTACHED_DEVICE, Some(&device));
+    ctx.shared().save(o.id, meta::IN_USE, m)?;
+    let o = ctx.store().get(o.id)?;
+    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, instance, device, "deltacloud: volume attached");
+    ctx.doc(202, views::volume(ctx.fmt, &ctx.base(), &o))
+}
+
+/// `POST /api/storage_volumes/:id/detach`: 202 with the volume.
+pub fn detach(ctx: &Ctx, id: &str) -> Result<Reply> {
+    // Parameters are not needed, but a malformed body is still an error.
+    Params::of(ctx.req)?;
+    let _guard = ctx.state.lock();
+    let o = ctx.volume(id)?;
+    if o.status != meta::IN_USE || meta::get(&o, meta::ATTACHED_SERVER).is_none() {
+        return Err(ApiError::conflict(format!(
+            "Storage volume {} must be IN-USE to detach, but it is {}",
+            o.id,
+            views::volume_state(&o.status)
+        )));
+    }
+    let mut m = o.metadata.clone();
+    meta::set(&mut m, meta::ATTACHED_SERVER, None);
+    meta::set(&mut m, meta::ATTACHED_DEVICE, None);
+    ctx.shared().save(o.id, meta::AVAILABLE, m)?;
+    let o = ctx.store().get(o.id)?;
+    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, "deltacloud: volume detached");
+    ctx.doc(202, views::volume(ctx.fmt, &ctx.base(), &o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacities() {
+        assert_eq!(parse_capacity("1").unwrap(), 1);
+        assert_eq!(parse_capacity(" 20 ").unwrap(), 20);
+        for bad in [
+            "0",
+            "-1",
+            "1.5",
+            "abc",
+            "1e3",
+            "99999999999999999999999",
+            "262145",
+        ] {
+            assert!(parse_capacity(bad).is_err(), "{bad}");
+        }
+    }
+}
