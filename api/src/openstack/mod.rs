@@ -6,7 +6,7 @@
 //! faults are `{"<name>": {"code": N, "message": "..."}}` (`fault.rs`).
 //! A `.json` suffix on the last path segment is accepted, as Nova did.
 
-mod attachments;
+pub(crate) mod attachments;
 pub(crate) mod fault;
 mod openapi;
 mod snapshots;
