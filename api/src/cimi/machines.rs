@@ -34,7 +34,7 @@ fn check_machine(id: &str) -> Result<()> {
     Ok(())
 }
 
-fn attached_to<'a>(ctx: &Ctx, machine: &'a str) -> Vec<ObjectInfo> {
+fn attached_to(ctx: &Ctx, machine: &str) -> Vec<ObjectInfo> {
     ctx.os
         .objects(ObjectKind::Volume)
         .into_iter()
