@@ -444,7 +444,7 @@ fn machine_volumes() {
 
     // Attached through OpenStack: a MachineVolume in CIMI; detached in CIMI.
     let r = c.api.post(
-        &format!("/v1.1/demo/servers/srv-9/os-volume_attachments"),
+        "/v1.1/demo/servers/srv-9/os-volume_attachments",
         DEMO_TOKEN,
         &json!({"volumeAttachment": {"volumeId": v1, "device": "/dev/vde"}}),
     );

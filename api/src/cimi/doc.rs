@@ -307,6 +307,8 @@ pub(crate) fn error(fmt: Format, e: &ApiError) -> Reply {
         }
         Format::Xml => {
             let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
+            // Writing to a Vec cannot fail.
+            let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
             let _ = w
                 .create_element("Error")
                 .with_attribute(("xmlns", NS))
