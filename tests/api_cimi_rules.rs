@@ -465,6 +465,24 @@ fn bad_input() {
             .as_bytes(),
     );
     error(&r, 404);
+    // Names are display strings, never paths.
+    let r = post(
+        "volumes",
+        json_ct,
+        json!({"name": "../../../etc/passwd", "volumeTemplate": {"volumeConfig": {"capacity": 1}}})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["name"], "../../../etc/passwd");
+    assert_eq!(
+        c.delete(&format!(
+            "volumes/{}",
+            last_segment(r.json["id"].as_str().unwrap())
+        ))
+        .status,
+        200
+    );
     // Nothing was made by any of it.
     assert_eq!(c.get("volumes").json["count"], 1);
     assert_eq!(c.get("volume_images").json["count"], 0);

@@ -7,7 +7,8 @@
 //! volume in O(1) by `derive_with`, with its owner, name, description,
 //! properties and `bootable` flag written in the same durable step. Public
 //! images (without an owner) are listed too but cannot be changed or
-//! deleted here (403). Quota: a VolumeImage counts against the tenant's
+//! deleted here (403). Only an available or attached volume is captured,
+//! and only an available image is cloned (409 otherwise). Quota: a VolumeImage counts against the tenant's
 //! `snapshots` count, and its size against `gigabytes`, together with the
 //! usage OpenStack counts.
 
@@ -135,8 +136,11 @@ fn check_quota(ctx: &Ctx, bytes: u64) -> Result<()> {
         ));
     }
     let images_gb: u64 = mine.iter().map(|o| meta::gb(o.size)).sum();
-    ctx.os
-        .check_gigabytes(used_gb + images_gb, meta::gb(bytes), "VolumeImage")
+    ctx.os.check_gigabytes(
+        used_gb.saturating_add(images_gb),
+        meta::gb(bytes),
+        "VolumeImage",
+    )
 }
 
 /// `POST /cimi/volume_images` with a `VolumeImage` (or
@@ -159,6 +163,12 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
 
     let _guard = ctx.state_lock();
     let vol = ctx.os.volume(&vol_id)?;
+    if vol.status != meta::AVAILABLE && vol.status != meta::IN_USE {
+        return Err(ApiError::conflict(format!(
+            "Volume {} cannot be captured in status {}.",
+            vol.id, vol.status
+        )));
+    }
     check_quota(ctx, vol.size)?;
     let mut m: BTreeMap<String, String> = props
         .iter()

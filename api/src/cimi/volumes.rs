@@ -159,6 +159,12 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
 
     let _guard = ctx.state_lock();
     let image = image_id.map(|i| images::find(ctx, &i)).transpose()?;
+    if let Some(i) = image.as_ref().filter(|i| i.status != meta::AVAILABLE) {
+        return Err(ApiError::conflict(format!(
+            "VolumeImage {} cannot be cloned in status {}.",
+            i.id, i.status
+        )));
+    }
     let bytes = match (&image, capacity) {
         (Some(i), Some(c)) if c < kib(i.size) => {
             return Err(ApiError::bad_request(format!(
