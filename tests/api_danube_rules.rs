@@ -502,9 +502,9 @@ fn auth_paths_methods_and_bad_bodies() {
     // Auth: none, wrong, the OpenStack header alone: 401 with a detail.
     for key in [
         Key::None,
-        Key::EsApiKey("wrong"),
+        Key::Es("wrong"),
         Key::Token("wrong"),
-        Key::EsApiKey(""),
+        Key::Es(""),
     ] {
         let r = call(&api, "GET", "/api/image/", key, None, None);
         detail(&r, 401);
@@ -542,7 +542,7 @@ fn auth_paths_methods_and_bad_bodies() {
             &api,
             "PUT",
             "/api/image/x/",
-            Key::EsApiKey(DEMO),
+            Key::Es(DEMO),
             Some(body),
             ct,
         )
@@ -560,7 +560,7 @@ fn auth_paths_methods_and_bad_bodies() {
         &api,
         "POST",
         "/api/image/x/",
-        Key::EsApiKey(DEMO),
+        Key::Es(DEMO),
         Some(&big),
         Some("application/json"),
     );

@@ -13,10 +13,10 @@ use std::net::TcpListener;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// How a request authenticates.
+/// How a request authenticates (`Es`: the `ES-API-KEY` header).
 #[derive(Clone, Copy)]
 pub enum Key<'a> {
-    EsApiKey(&'a str),
+    Es(&'a str),
     Token(&'a str),
     None,
 }
@@ -35,7 +35,7 @@ pub fn call(
         .build();
     let mut req = agent.request(method, &format!("{}{path}", api.base));
     match key {
-        Key::EsApiKey(k) => req = req.set("ES-API-KEY", k),
+        Key::Es(k) => req = req.set("ES-API-KEY", k),
         Key::Token(k) => req = req.set("Authorization", &format!("Token {k}")),
         Key::None => {}
     }
@@ -80,7 +80,7 @@ pub fn dn(api: &Api, method: &str, path: &str, token: &str, body: Option<Value>)
         api,
         method,
         path,
-        Key::EsApiKey(token),
+        Key::Es(token),
         b.as_deref().map(str::as_bytes),
         b.as_ref().map(|_| "application/json"),
     )
@@ -249,11 +249,14 @@ pub fn compress(tool: &str, data: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
+/// Path -> (status, body).
+type Files = Arc<Mutex<HashMap<String, (u16, Vec<u8>)>>>;
+
 /// A small HTTP server of fixed bodies; a held path answers only after
 /// [`FileServer::release`].
 pub struct FileServer {
     pub base: String,
-    files: Arc<Mutex<HashMap<String, (u16, Vec<u8>)>>>,
+    files: Files,
     gate: Arc<(Mutex<bool>, Condvar)>,
     held: Arc<Mutex<BTreeSet<String>>>,
 }
