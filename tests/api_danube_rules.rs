@@ -538,14 +538,7 @@ fn auth_paths_methods_and_bad_bodies() {
     );
     // Malformed JSON, a non-object, a wrong media type: 400, 400, 415.
     let post = |body: &[u8], ct: Option<&str>| {
-        call(
-            &api,
-            "PUT",
-            "/api/image/x/",
-            Key::Es(DEMO),
-            Some(body),
-            ct,
-        )
+        call(&api, "PUT", "/api/image/x/", Key::Es(DEMO), Some(body), ct)
     };
     for body in [&b"{"[..], b"{\"a\":}", b"\xff\xfe", b"nul"] {
         detail(&post(body, Some("application/json")), 400);

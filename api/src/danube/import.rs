@@ -506,7 +506,12 @@ fn import(job: &Job) -> Result<Value, String> {
 
     let mut tm = BTreeMap::new();
     meta::set(&mut tm, super::IMPORT_TMP, Some(&job.task));
-    let tmp_size = declared.unwrap_or(512);
+    // A raw file's length is known: no growing on the way.
+    let tmp_size = declared.unwrap_or(if m.compression == Compression::None {
+        round512(m.size)
+    } else {
+        512
+    });
     let tmp = store
         .create_volume_with(
             None,
