@@ -25,7 +25,9 @@
 //! **Invariant:** the API keeps no state of its own: everything it knows is
 //! in the engine's catalogue, so the NBD and FUSE front ends (and a restart)
 //! see the same volumes, statuses and attachments. Check-then-act sequences
-//! (quota, attach, delete) run under one API-wide lock.
+//! (quota, attach, delete) run under one API-wide lock. The one exception
+//! is Danube's task list (running and recent image imports), which lives
+//! in memory: a restart forgets it, never an object.
 
 mod auth;
 mod cimi;
