@@ -532,3 +532,85 @@ fn seed_image_list_show_update() {
     ok(&dn(&api, "DELETE", "/api/image/alpha/", DEMO, None));
     assert_eq!(names(""), json!(["mid", "zeta"]));
 }
+
+#[test]
+fn restart_forgets_tasks_and_deletes_an_interrupted_import() {
+    let mut api = Api::start();
+    let fs = FileServer::start();
+    let data = image_bytes();
+    let stored = compress("gzip", &data);
+    fs.put("/held", manifest(&stored, "gzip", None));
+    fs.put("/held/file", stored.clone());
+    fs.hold("/held/file");
+    let task = import(&api, DEMO, "held", json!({"manifest_url": fs.url("/held")}));
+    // The temporary volume exists once the file is asked for.
+    fs.wait_hit("/held/file");
+    api.restart();
+    assert!(
+        api.log()
+            .iter()
+            .any(|l| l.contains("deleted a stale import volume")),
+        "{:#?}",
+        api.log()
+    );
+    // The task is forgotten, the image never appeared, the name is free.
+    detail(
+        &dn(
+            &api,
+            "GET",
+            &format!("/api/task/{task}/status/"),
+            DEMO,
+            None,
+        ),
+        404,
+    );
+    detail(&dn(&api, "GET", "/api/image/held/", DEMO, None), 404);
+    fs.put("/again", manifest(&stored, "gzip", None));
+    fs.put("/again/file", stored);
+    let task = import(
+        &api,
+        DEMO,
+        "held",
+        json!({"manifest_url": fs.url("/again")}),
+    );
+    let img = ok(&wait_task(&api, DEMO, &task));
+    // An image survives a restart with all its fields.
+    api.restart();
+    assert_eq!(ok(&dn(&api, "GET", "/api/image/held/", DEMO, None)), img);
+    fs.release();
+    api.stop();
+    let vols: Value =
+        serde_json::from_str(&blockd(&api.dir, &["volume", "list", "--json"])).unwrap();
+    assert_eq!(vols, json!([]));
+}
+
+#[test]
+fn offline_images_are_public_and_read_only() {
+    let api = Api::start_with(Some(api_common::AUTH), |dir| {
+        blockd(dir, &["volume", "create", "base", "--size", "1M"]);
+        blockd(dir, &["image", "create", "base", "cli-img"]);
+    });
+    for token in [DEMO, api_common::OTHER] {
+        assert_eq!(
+            ok(&dn(&api, "GET", "/api/image/", token, None)),
+            json!(["cli-img"])
+        );
+        let img = ok(&dn(&api, "GET", "/api/image/cli-img/", token, None));
+        assert_eq!(img["access"], 1);
+        assert_eq!(img["owner"], "admin");
+        assert_eq!(img["size"], 1);
+        detail(
+            &dn(
+                &api,
+                "PUT",
+                "/api/image/cli-img/",
+                token,
+                Some(json!({"desc": "x"})),
+            ),
+            403,
+        );
+        detail(&dn(&api, "DELETE", "/api/image/cli-img/", token, None), 403);
+    }
+    // The offline volume has no owner: no tenant's VM disk, invisible.
+    detail(&dn(&api, "GET", "/api/vm/base/snapshot/", DEMO, None), 404);
+}

@@ -259,6 +259,7 @@ pub struct FileServer {
     files: Files,
     gate: Arc<(Mutex<bool>, Condvar)>,
     held: Arc<Mutex<BTreeSet<String>>>,
+    hits: Arc<Mutex<Vec<String>>>,
 }
 
 impl FileServer {
@@ -270,12 +271,19 @@ impl FileServer {
             files: Arc::default(),
             gate: Arc::new((Mutex::new(false), Condvar::new())),
             held: Arc::default(),
+            hits: Arc::default(),
         };
-        let (files, gate, held) = (fs.files.clone(), fs.gate.clone(), fs.held.clone());
+        let (files, gate, held, hits) = (
+            fs.files.clone(),
+            fs.gate.clone(),
+            fs.held.clone(),
+            fs.hits.clone(),
+        );
         std::thread::spawn(move || {
             for conn in l.incoming() {
                 let Ok(mut s) = conn else { continue };
-                let (files, gate, held) = (files.clone(), gate.clone(), held.clone());
+                let (files, gate, held, hits) =
+                    (files.clone(), gate.clone(), held.clone(), hits.clone());
                 std::thread::spawn(move || {
                     let path;
                     {
@@ -294,6 +302,7 @@ impl FileServer {
                             }
                         }
                     }
+                    hits.lock().unwrap().push(path.clone());
                     if held.lock().unwrap().contains(&path) {
                         let (m, cv) = &*gate;
                         let mut open = m.lock().unwrap();
@@ -336,6 +345,15 @@ impl FileServer {
         let (m, cv) = &*self.gate;
         *m.lock().unwrap() = true;
         cv.notify_all();
+    }
+
+    /// Waits until `path` was requested.
+    pub fn wait_hit(&self, path: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.hits.lock().unwrap().iter().any(|h| h == path) {
+            assert!(Instant::now() < deadline, "{path} never requested");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// The URL of `path`.
