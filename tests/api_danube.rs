@@ -225,6 +225,31 @@ fn import_is_a_task_and_reserves_the_name() {
     );
     detail(&again, 409);
     detail(&dn(&api, "GET", "/api/image/slow/", DEMO, None), 404);
+    // At most four running imports per tenant.
+    let more: Vec<String> = (1..4)
+        .map(|i| {
+            import(
+                &api,
+                DEMO,
+                &format!("slow{i}"),
+                json!({"manifest_url": fs.url("/slow")}),
+            )
+        })
+        .collect();
+    let fifth = dn(
+        &api,
+        "POST",
+        "/api/image/slow4/",
+        DEMO,
+        Some(json!({"manifest_url": fs.url("/slow")})),
+    );
+    detail(&fifth, 409);
+    assert_eq!(
+        ok(&dn(&api, "GET", "/api/task/", DEMO, None))
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
     // Another tenant does not see the task.
     detail(
         &dn(
@@ -239,6 +264,9 @@ fn import_is_a_task_and_reserves_the_name() {
     fs.release();
     let img = ok(&wait_task(&api, DEMO, &task));
     assert_eq!(img["name"], "slow");
+    for t in &more {
+        ok(&wait_task(&api, DEMO, t));
+    }
     assert_eq!(ok(&dn(&api, "GET", "/api/task/", DEMO, None)), json!([]));
     // Now it exists: 406.
     let again = dn(

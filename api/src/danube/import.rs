@@ -2,7 +2,8 @@
 //!
 //! The request is checked at once (name, fields, URLs: `http://` anywhere,
 //! `file://` only inside the configured import directory, canonicalized),
-//! the name is reserved, and 201 PENDING answers with the task id. A
+//! the name is reserved (at most 4 imports run per tenant, 16 in all: 409
+//! beyond), and 201 PENDING answers with the task id. A
 //! background thread then fetches the imgadm-style manifest (at most
 //! 1 MiB, one file: `size`, `sha1`, `compression` none/gzip/zstd), streams
 //! the file (at most its declared size and the configured cap, in bounded
@@ -36,6 +37,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest time a manifest fetch, and a whole import, may take.
 const MANIFEST_DEADLINE: Duration = Duration::from_secs(60);
 const IMPORT_DEADLINE: Duration = Duration::from_secs(6 * 3600);
+/// Most imports running at once, per tenant and in all.
+const MAX_TASKS_PER_TENANT: usize = 4;
+const MAX_TASKS: usize = 16;
 /// Bytes per write into the temporary volume.
 const CHUNK: usize = 1 << 20;
 const MIB: u64 = 1 << 20;
@@ -82,13 +86,13 @@ fn parse_url(url: &str, dir: Option<&Path>) -> Result<Source, String> {
     } else if lower.starts_with("https://") {
         Err("https:// is not supported by this server (built without TLS).".into())
     } else if lower.starts_with("file://") {
-        resolve_file(&url["file://".len()..], dir).map(Source::File)
+        resolve_file(url.get("file://".len()..).unwrap_or(""), dir).map(Source::File)
     } else {
         Err("Enter a valid URL (http:// or file://).".into())
     }
 }
 
-/// Opens `src` for reading, with its length when known.
+/// Opens `src` for reading (`overall` bounds a whole HTTP exchange).
 fn open(
     src: &Source,
     overall: Option<Duration>,
@@ -161,6 +165,14 @@ pub fn start(ctx: &Ctx, name: &str) -> DResult<Reply> {
             fields.alias.as_deref(),
             fields.version.as_deref(),
         )?;
+        if danube.pending(&ctx.tenant.id).len() >= MAX_TASKS_PER_TENANT
+            || danube.n_pending() >= MAX_TASKS
+        {
+            return Err(Fail::detail(
+                409,
+                "Too many image imports are running; try again later.",
+            ));
+        }
         if !danube.reserve(name) {
             return Err(Fail::detail(
                 409,

@@ -150,6 +150,15 @@ impl State {
         v.into_iter().map(|(_, k)| k).collect()
     }
 
+    /// The number of running tasks.
+    pub fn n_pending(&self) -> usize {
+        self.tasks
+            .lock()
+            .values()
+            .filter(|t| matches!(t.outcome, Outcome::Pending))
+            .count()
+    }
+
     /// Reserves an image name for an import; false when already reserved.
     pub fn reserve(&self, name: &str) -> bool {
         self.reserved.lock().insert(name.to_string())
@@ -177,6 +186,7 @@ mod tests {
         assert!(matches!(s.outcome(&id, "a"), Some(Outcome::Pending)));
         assert!(s.outcome(&id, "b").is_none());
         assert_eq!(s.pending("a"), vec![id.clone()]);
+        assert_eq!(s.n_pending(), 1);
         s.finish(&id, Outcome::Success(Value::Null));
         assert!(matches!(s.outcome(&id, "a"), Some(Outcome::Success(_))));
         assert!(s.pending("a").is_empty());
