@@ -55,6 +55,13 @@ pub struct ServeArgs {
     /// created with tenant "demo" and random secrets when absent].
     #[arg(long)]
     auth_file: Option<PathBuf>,
+    /// The only directory the Danube Cloud image import may read `file://`
+    /// manifests and files from [default: <data-dir>/import].
+    #[arg(long)]
+    image_import_dir: Option<PathBuf>,
+    /// Largest image file the Danube Cloud image import accepts.
+    #[arg(long, default_value = "64G")]
+    image_import_max: engine::ByteSize,
 }
 
 /// Runs the server on the store in `data_dir`.
@@ -102,7 +109,14 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         } else {
             tracing::info!("API credentials from {}", path.display());
         }
-        Some(api::ApiState::new(store.clone(), auth))
+        let import_dir = args
+            .image_import_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("import"));
+        Some(
+            api::ApiState::new(store.clone(), auth)
+                .with_image_import(import_dir, args.image_import_max.0),
+        )
     };
     let interval = (args.scrub_interval > 0).then(|| Duration::from_secs(args.scrub_interval));
     let scrubber = crate::scrubber::Scrubber::start(store.clone(), interval, args.scrub_rate.0);

@@ -25,7 +25,9 @@
 //! **Invariant:** the API keeps no state of its own: everything it knows is
 //! in the engine's catalogue, so the NBD and FUSE front ends (and a restart)
 //! see the same volumes, statuses and attachments. Check-then-act sequences
-//! (quota, attach, delete) run under one API-wide lock.
+//! (quota, attach, delete) run under one API-wide lock. The one exception
+//! is Danube's task list (running and recent image imports), which lives
+//! in memory: a restart forgets it, never an object.
 
 mod auth;
 mod cimi;
@@ -66,6 +68,7 @@ struct Inner {
     auth: Auth,
     lock: parking_lot::Mutex<()>,
     permits: tokio::sync::Semaphore,
+    danube: danube::State,
 }
 
 impl ApiState {
@@ -77,8 +80,24 @@ impl ApiState {
                 auth,
                 lock: parking_lot::Mutex::new(()),
                 permits: tokio::sync::Semaphore::new(MAX_CONCURRENT),
+                danube: danube::State::default(),
             }),
         }
+    }
+
+    /// The same state with Danube Cloud image imports configured: `file://`
+    /// manifest and file URLs must point inside `dir`, image files are at
+    /// most `max_file` bytes. Also deletes the temporary volumes of imports
+    /// a crash interrupted.
+    pub fn with_image_import(self, dir: std::path::PathBuf, max_file: u64) -> Self {
+        self.inner
+            .danube
+            .configure(&self.inner.store, Some(dir), max_file);
+        self
+    }
+
+    pub(crate) fn danube(&self) -> &danube::State {
+        &self.inner.danube
     }
 
     pub(crate) fn store(&self) -> &Store {

@@ -77,7 +77,9 @@ fn find_image(ctx: &Ctx, key: &str) -> Result<ObjectInfo> {
         .resolve(key, Some(ObjectKind::Image))
         .map_err(|_| invalid())?;
     let o = ctx.store().get(id).map_err(|_| invalid())?;
-    if meta::visible(&o, ObjectKind::Image, &ctx.tenant.id) {
+    // Danube Cloud's access rules: other tenants' public images are
+    // usable, deleted ones (access 4) are not.
+    if crate::danube::image_usable(&o, &ctx.tenant.id) {
         Ok(o)
     } else {
         Err(invalid())

@@ -1,0 +1,386 @@
+//! Server disk images: the view, visibility, and `GET /api/image/` (list),
+//! `GET|PUT|DELETE /api/image/<name>/`, `GET /api/image/<name>/vm/`.
+//!
+//! An image is an engine image named by its Danube name; its owner is the
+//! `api.tenant` metadata, its Danube fields are under `api.danube.`.
+//! Access 1 (public) images are seen by every tenant and may be cloned by
+//! them; 3 (private) only by the owner; 4 (deleted) only by the owner, and
+//! no new volume is cloned from it in any dialect. Images without an owner
+//! (made with the offline CLI) are public and read-only.
+
+use super::fields::{check_access, Data, MAX_ALIAS, MAX_DESC, MAX_VERSION};
+use super::{success, Ctx, DResult, Fail};
+use crate::http::Reply;
+use crate::meta;
+use engine::{ObjectId, ObjectInfo, ObjectKind, Store};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Bytes per MB as Danube counts image sizes.
+const MIB: u64 = 1 << 20;
+
+/// An image's access value (CLI images without an owner are public).
+pub fn access(o: &ObjectInfo) -> i64 {
+    let default = if meta::get(o, meta::TENANT).is_some() {
+        super::ACCESS_PRIVATE
+    } else {
+        super::ACCESS_PUBLIC
+    };
+    meta::get(o, super::ACCESS)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
+}
+
+/// True when `tenant` sees image `o` in this dialect.
+pub fn visible(o: &ObjectInfo, tenant: &str) -> bool {
+    if o.kind != ObjectKind::Image {
+        return false;
+    }
+    match meta::get(o, meta::TENANT) {
+        Some(t) if t == tenant => true,
+        _ => access(o) == super::ACCESS_PUBLIC,
+    }
+}
+
+/// True when `tenant` may make a new volume from image `o` (in any
+/// dialect): it sees it and it is not marked deleted.
+pub(crate) fn image_usable(o: &ObjectInfo, tenant: &str) -> bool {
+    visible(o, tenant) && access(o) != super::ACCESS_DELETED
+}
+
+/// Unix seconds as ISO 8601 (`2026-01-02T03:04:05Z`).
+pub fn iso_time(secs: u64) -> String {
+    format!("{}Z", meta::format_time(secs).replacen(' ', "T", 1))
+}
+
+fn flag(o: &ObjectInfo, key: &str) -> bool {
+    meta::get(o, key) == Some("true")
+}
+
+/// The image view.
+pub fn view(o: &ObjectInfo) -> Value {
+    let name = o.name.clone().unwrap_or_else(|| o.id.to_string());
+    let tags: Value = meta::get(o, super::TAGS)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_else(|| json!([]));
+    json!({
+        "name": name,
+        "uuid": o.id.to_string(),
+        "alias": meta::get(o, super::ALIAS).unwrap_or(&name),
+        "version": meta::get(o, super::VERSION).unwrap_or("1.0"),
+        "owner": meta::get(o, meta::TENANT).unwrap_or("admin"),
+        "access": access(o),
+        "desc": meta::get(o, super::DESC).unwrap_or(""),
+        "ostype": meta::get(o, super::OSTYPE).and_then(|v| v.parse::<i64>().ok()).unwrap_or(1),
+        "size": o.size.div_ceil(MIB),
+        "resize": flag(o, super::RESIZE),
+        "deploy": flag(o, super::DEPLOY),
+        "tags": tags,
+        "status": if o.status == meta::AVAILABLE { 1 } else { 2 },
+        "created": iso_time(o.created),
+        "dc_bound": meta::get(o, super::DC_BOUND) != Some("false"),
+    })
+}
+
+/// The extended view: the view plus datacenters and the caller's servers
+/// using the image.
+pub fn extended_view(ctx: &Ctx, o: &ObjectInfo) -> Value {
+    let mut v = view(o);
+    v["dcs"] = json!(["main"]);
+    v["vms"] = json!(servers_of(ctx, o.id));
+    v
+}
+
+/// The image `key` (name or uuid) as `tenant` sees it, 404 otherwise.
+pub fn find(ctx: &Ctx, key: &str) -> DResult<ObjectInfo> {
+    let missing = || Fail::not_found("Image not found.");
+    let store = ctx.store();
+    let id = store
+        .resolve(key, Some(ObjectKind::Image))
+        .map_err(|_| missing())?;
+    match store.get(id) {
+        Ok(o) if visible(&o, &ctx.tenant.id) => Ok(o),
+        _ => Err(missing()),
+    }
+}
+
+/// The image `key`, which the caller must own (403 otherwise).
+pub fn find_owned(ctx: &Ctx, key: &str) -> DResult<ObjectInfo> {
+    let o = find(ctx, key)?;
+    if meta::get(&o, meta::TENANT) != Some(ctx.tenant.id.as_str()) {
+        return Err(Fail::detail(
+            403,
+            "You do not have permission to perform this action.",
+        ));
+    }
+    Ok(o)
+}
+
+/// (tenant, server) of every attached volume made from `image`, directly
+/// or through snapshots and clones (following `parent` and
+/// `api.image_ref`).
+pub fn servers_using(store: &Store, image: ObjectId) -> BTreeSet<(String, String)> {
+    let all = store.list();
+    let by_id: HashMap<ObjectId, &ObjectInfo> = all.iter().map(|o| (o.id, o)).collect();
+    let mut out = BTreeSet::new();
+    for o in &all {
+        let Some(server) = meta::get(o, meta::ATTACHED_SERVER) else {
+            continue;
+        };
+        if descends_from(o, image, &by_id) {
+            let tenant = meta::get(o, meta::TENANT).unwrap_or("").to_string();
+            out.insert((tenant, server.to_string()));
+        }
+    }
+    out
+}
+
+fn descends_from(o: &ObjectInfo, image: ObjectId, by_id: &HashMap<ObjectId, &ObjectInfo>) -> bool {
+    let mut cur = o;
+    // The chain is a tree path: bounded by the number of objects.
+    for _ in 0..=by_id.len() {
+        let via_ref = meta::get(cur, meta::IMAGE_REF).and_then(|r| r.parse::<ObjectId>().ok());
+        if cur.parent == Some(image) || via_ref == Some(image) {
+            return true;
+        }
+        match cur.parent.or(via_ref).and_then(|p| by_id.get(&p)) {
+            Some(next) => cur = next,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// The servers of the caller's volumes using image `id`, sorted.
+fn servers_of(ctx: &Ctx, id: ObjectId) -> Vec<String> {
+    servers_using(ctx.store(), id)
+        .into_iter()
+        .filter(|(t, _)| *t == ctx.tenant.id)
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// `GET /api/image/`: names sorted by `order_by` (name or created, `-`
+/// for descending); `full` or `extended` for whole objects.
+pub fn list(ctx: &Ctx) -> DResult<Reply> {
+    let d = Data::of(ctx.req)?;
+    let full = d.boolean("full")?.unwrap_or(false);
+    let extended = d.boolean("extended")?.unwrap_or(false);
+    let order = d
+        .string("order_by", 16)?
+        .unwrap_or_else(|| "name".to_string());
+    let (desc, key) = match order.strip_prefix('-') {
+        Some(k) => (true, k),
+        None => (false, order.as_str()),
+    };
+    let mut imgs: Vec<ObjectInfo> = ctx
+        .store()
+        .list()
+        .into_iter()
+        .filter(|o| visible(o, &ctx.tenant.id))
+        .collect();
+    match key {
+        "name" => imgs.sort_by(|a, b| a.name.cmp(&b.name)),
+        "created" => imgs.sort_by_key(|o| (o.created, o.id)),
+        _ => {
+            return Err(Fail::invalid(
+                "order_by",
+                format!(
+                    "Invalid order_by field \"{}\". Available fields: name, created.",
+                    order.escape_debug()
+                ),
+            ))
+        }
+    }
+    if desc {
+        imgs.reverse();
+    }
+    let result: Vec<Value> = if extended {
+        imgs.iter().map(|o| extended_view(ctx, o)).collect()
+    } else if full {
+        imgs.iter().map(view).collect()
+    } else {
+        imgs.iter()
+            .map(|o| json!(o.name.clone().unwrap_or_else(|| o.id.to_string())))
+            .collect()
+    };
+    Ok(success(json!(result)))
+}
+
+/// `GET /api/image/<name>/` (`extended` for more).
+pub fn show(ctx: &Ctx, name: &str) -> DResult<Reply> {
+    let d = Data::of(ctx.req)?;
+    let extended = d.boolean("extended")?.unwrap_or(false);
+    let o = find(ctx, name)?;
+    Ok(success(if extended {
+        extended_view(ctx, &o)
+    } else {
+        view(&o)
+    }))
+}
+
+/// The Danube fields a PUT or an import may set, validated.
+#[derive(Default)]
+pub struct Fields {
+    pub alias: Option<String>,
+    pub version: Option<String>,
+    pub access: Option<i64>,
+    pub owner: Option<String>,
+    pub desc: Option<String>,
+    pub resize: Option<bool>,
+    pub deploy: Option<bool>,
+    pub tags: Option<Vec<String>>,
+    pub dc_bound: Option<bool>,
+}
+
+impl Fields {
+    /// Parses and validates the fields present in `d`.
+    pub fn parse(ctx: &Ctx, d: &Data) -> DResult<Fields> {
+        let alias = d.string("alias", MAX_ALIAS)?;
+        if let Some(a) = &alias {
+            if a.trim().is_empty() {
+                return Err(Fail::invalid("alias", "This field may not be blank."));
+            }
+        }
+        let version = d.string("version", MAX_VERSION)?;
+        if let Some(v) = &version {
+            if v.trim().is_empty() {
+                return Err(Fail::invalid("version", "This field may not be blank."));
+            }
+        }
+        let access = d.integer("access")?.map(check_access).transpose()?;
+        let owner = d.string("owner", 255)?;
+        if let Some(o) = &owner {
+            if !ctx.state.auth().tenants().iter().any(|t| t.id == *o) {
+                return Err(Fail::invalid(
+                    "owner",
+                    format!("Object with username={} does not exist.", o.escape_debug()),
+                ));
+            }
+        }
+        Ok(Fields {
+            alias,
+            version,
+            access,
+            owner,
+            desc: d.string("desc", MAX_DESC)?,
+            resize: d.boolean("resize")?,
+            deploy: d.boolean("deploy")?,
+            tags: d.tags("tags")?,
+            dc_bound: d.boolean("dc_bound")?,
+        })
+    }
+
+    /// Writes the fields that are set into `m`.
+    pub fn apply(&self, m: &mut BTreeMap<String, String>) {
+        let b = |v: bool| if v { "true" } else { "false" };
+        if let Some(a) = &self.alias {
+            meta::set(m, super::ALIAS, Some(a));
+        }
+        if let Some(v) = &self.version {
+            meta::set(m, super::VERSION, Some(v));
+        }
+        if let Some(a) = self.access {
+            meta::set(m, super::ACCESS, Some(&a.to_string()));
+        }
+        if let Some(o) = &self.owner {
+            meta::set(m, meta::TENANT, Some(o));
+        }
+        if let Some(d) = &self.desc {
+            meta::set(m, super::DESC, Some(d));
+            meta::set(m, meta::DISPLAY_DESCRIPTION, Some(d));
+        }
+        if let Some(r) = self.resize {
+            meta::set(m, super::RESIZE, Some(b(r)));
+        }
+        if let Some(r) = self.deploy {
+            meta::set(m, super::DEPLOY, Some(b(r)));
+        }
+        if let Some(t) = &self.tags {
+            meta::set(m, super::TAGS, Some(&json!(t).to_string()));
+        }
+        if let Some(r) = self.dc_bound {
+            meta::set(m, super::DC_BOUND, Some(b(r)));
+        }
+    }
+}
+
+/// 400 unless no other image has this alias and version. Runs under the
+/// API lock.
+pub fn check_alias_version(
+    store: &Store,
+    except: Option<ObjectId>,
+    name: &str,
+    alias: Option<&str>,
+    version: Option<&str>,
+) -> DResult<()> {
+    let alias = alias.unwrap_or(name);
+    let version = version.unwrap_or("1.0");
+    let clash = store.list().into_iter().any(|o| {
+        o.kind == ObjectKind::Image
+            && Some(o.id) != except
+            && meta::get(&o, super::ALIAS).or(o.name.as_deref()) == Some(alias)
+            && meta::get(&o, super::VERSION).unwrap_or("1.0") == version
+    });
+    if clash {
+        return Err(Fail::invalid(
+            "alias",
+            "Image alias and version must be unique.",
+        ));
+    }
+    Ok(())
+}
+
+/// `PUT /api/image/<name>/`: alias, access, owner, desc, version, resize,
+/// deploy, tags, dc_bound.
+pub fn update(ctx: &Ctx, name: &str) -> DResult<Reply> {
+    let d = Data::of(ctx.req)?;
+    let f = Fields::parse(ctx, &d)?;
+    let _guard = ctx.state.lock();
+    let o = find_owned(ctx, name)?;
+    if o.status != meta::AVAILABLE {
+        return Err(Fail::detail(417, "Image status is not OK."));
+    }
+    let mut m = o.metadata.clone();
+    f.apply(&mut m);
+    let own_name = o.name.clone().unwrap_or_default();
+    check_alias_version(
+        ctx.store(),
+        Some(o.id),
+        &own_name,
+        m.get(super::ALIAS).map(String::as_str),
+        m.get(super::VERSION).map(String::as_str),
+    )?;
+    ctx.store().update(
+        o.id,
+        engine::ObjectUpdate {
+            name: None,
+            status: None,
+            metadata: Some(m),
+        },
+    )?;
+    let o = ctx.store().get(o.id)?;
+    tracing::info!(tenant = %ctx.tenant.id, image = %o.id, "danube: image updated");
+    Ok(success(view(&o)))
+}
+
+/// `DELETE /api/image/<name>/`: 428 while a server uses a volume made
+/// from it (mark it deleted with `access=4` instead).
+pub fn delete(ctx: &Ctx, name: &str) -> DResult<Reply> {
+    let _guard = ctx.state.lock();
+    let o = find_owned(ctx, name)?;
+    if !servers_using(ctx.store(), o.id).is_empty() {
+        return Err(Fail::detail(428, "Image is used by some VMs"));
+    }
+    ctx.store().delete(o.id)?;
+    tracing::info!(tenant = %ctx.tenant.id, image = %o.id, "danube: image deleted");
+    Ok(success(json!({
+        "message": format!("Image {} deleted", o.name.as_deref().unwrap_or_default()),
+    })))
+}
+
+/// `GET /api/image/<name>/vm/`: the caller's servers using the image.
+pub fn vms(ctx: &Ctx, name: &str) -> DResult<Reply> {
+    let o = find(ctx, name)?;
+    Ok(success(json!(servers_of(ctx, o.id))))
+}
