@@ -512,3 +512,60 @@ fn bad_input() {
     // The server is still fine.
     assert_eq!(c.get("volumes").json["count"], 1);
 }
+
+#[test]
+fn danube_access_rules_hold_in_cimi() {
+    let c = Cimi::start();
+    let vol = c.volume(1024);
+    let img = c.image(&vol, "shared");
+    let href = c.url(&format!("volume_images/{img}"));
+    let set_access = |access: i64| {
+        let body = json!({ "access": access }).to_string();
+        c.req(
+            "PUT",
+            &format!("/api/image/{img}/"),
+            None,
+            &[
+                ("ES-API-KEY", DEMO_TOKEN),
+                ("Content-Type", "application/json"),
+            ],
+            Some(body.as_bytes()),
+        )
+    };
+    let clone_as = |who| {
+        c.post_as(
+            who,
+            "volumes",
+            &json!({"volumeTemplate": {"volumeImage": {"href": href}}}),
+        )
+    };
+    // Private (the default): the other tenant does not see it.
+    error(&clone_as(OTHER), 404);
+    // Made public through Danube: the other tenant sees and clones it, but
+    // may not change or delete it.
+    let r = set_access(1);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = c.req(
+        "GET",
+        &format!("/cimi/volume_images/{img}"),
+        Some(OTHER),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = clone_as(OTHER);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = c.req(
+        "DELETE",
+        &format!("/cimi/volume_images/{img}"),
+        Some(OTHER),
+        &[],
+        None,
+    );
+    error(&r, 403);
+    // Marked deleted: no new volume from it, for anyone.
+    let r = set_access(4);
+    assert_eq!(r.status, 200, "{}", r.text);
+    error(&clone_as(DEMO), 409);
+    error(&clone_as(OTHER), 404);
+}

@@ -6,9 +6,10 @@
 //! a volume is its id.
 //!
 //! **Invariant:** an object with an `api.tenant` key belongs to that tenant
-//! and no other tenant ever sees it. Volumes and snapshots without one
-//! (made with the offline CLI) are invisible to API tenants; images
-//! without one are public (any tenant may create a volume from them).
+//! and no other tenant ever sees it, except images its owner made public
+//! ([`IMAGE_ACCESS`] "1"), which others may see and clone but not change.
+//! Volumes and snapshots without one (made with the offline CLI) are
+//! invisible to API tenants; images without one are public.
 
 use engine::{ObjectInfo, ObjectKind};
 use std::collections::BTreeMap;
@@ -52,15 +53,28 @@ pub fn get<'a>(o: &'a ObjectInfo, key: &str) -> Option<&'a str> {
     o.metadata.get(key).map(String::as_str)
 }
 
-/// True when `tenant` may see `o` as an object of `kind`.
+/// An image's access level, in Danube Cloud's numbers: "1" public (every
+/// tenant sees it and may clone it), "3" private (the default for owned
+/// images), "4" deleted (no new volume is made from it).
+pub const IMAGE_ACCESS: &str = "api.danube.access";
+
+/// True when `tenant` may see `o` as an object of `kind`: its own objects;
+/// images without an owner (made offline) and public images of others.
 pub fn visible(o: &ObjectInfo, kind: ObjectKind, tenant: &str) -> bool {
     if o.kind != kind {
         return false;
     }
     match get(o, TENANT) {
-        Some(t) => t == tenant,
+        Some(t) if t == tenant => true,
+        Some(_) => kind == ObjectKind::Image && get(o, IMAGE_ACCESS) == Some("1"),
         None => kind == ObjectKind::Image,
     }
+}
+
+/// True when `tenant` may make a new volume from image `o`, in any
+/// dialect: it sees it and it is not marked deleted.
+pub fn image_usable(o: &ObjectInfo, tenant: &str) -> bool {
+    visible(o, ObjectKind::Image, tenant) && get(o, IMAGE_ACCESS) != Some("4")
 }
 
 /// The user metadata (prefix stripped).

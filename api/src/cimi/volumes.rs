@@ -159,6 +159,15 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
 
     let _guard = ctx.state_lock();
     let image = image_id.map(|i| images::find(ctx, &i)).transpose()?;
+    if let Some(i) = image
+        .as_ref()
+        .filter(|i| !meta::image_usable(i, &ctx.tenant().id))
+    {
+        return Err(ApiError::conflict(format!(
+            "VolumeImage {} is marked deleted: no new volume is made from it.",
+            i.id
+        )));
+    }
     if let Some(i) = image.as_ref().filter(|i| i.status != meta::AVAILABLE) {
         return Err(ApiError::conflict(format!(
             "VolumeImage {} cannot be cloned in status {}.",

@@ -31,21 +31,15 @@ pub fn access(o: &ObjectInfo) -> i64 {
         .unwrap_or(default)
 }
 
-/// True when `tenant` sees image `o` in this dialect.
+/// True when `tenant` sees image `o` (the rule shared by every dialect).
 pub fn visible(o: &ObjectInfo, tenant: &str) -> bool {
-    if o.kind != ObjectKind::Image {
-        return false;
-    }
-    match meta::get(o, meta::TENANT) {
-        Some(t) if t == tenant => true,
-        _ => access(o) == super::ACCESS_PUBLIC,
-    }
+    meta::visible(o, ObjectKind::Image, tenant)
 }
 
 /// True when `tenant` may make a new volume from image `o` (in any
 /// dialect): it sees it and it is not marked deleted.
 pub(crate) fn image_usable(o: &ObjectInfo, tenant: &str) -> bool {
-    visible(o, tenant) && access(o) != super::ACCESS_DELETED
+    meta::image_usable(o, tenant)
 }
 
 /// Unix seconds as ISO 8601 (`2026-01-02T03:04:05Z`).

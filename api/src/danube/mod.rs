@@ -45,7 +45,7 @@ pub const ALIAS: &str = "api.danube.alias";
 /// Image version.
 pub const VERSION: &str = "api.danube.version";
 /// Image access: 1 public, 3 private, 4 deleted.
-pub const ACCESS: &str = "api.danube.access";
+pub const ACCESS: &str = crate::meta::IMAGE_ACCESS;
 /// Image description.
 pub const DESC: &str = "api.danube.desc";
 /// Image OS type (1..=7).
