@@ -156,7 +156,12 @@ for i, p in enumerate(fios):
         errors.append("fio %d exited %d: %s" % (i, p.returncode, err[-2000:]))
         verify_errors += 1
         continue
-    job = json.loads(out)["jobs"][0]
+    # fio may print notes before its JSON.
+    start = out.find("{")
+    if start < 0:
+        errors.append("fio %d printed no JSON: %s" % (i, (out + err)[-2000:]))
+        continue
+    job = json.loads(out[start:])["jobs"][0]
     ios += job["write"]["total_ios"] + job["read"]["total_ios"]
     if job.get("error", 0):
         verify_errors += 1
@@ -168,11 +173,14 @@ for sid, sha in snaps.items():
 
 serve.send_signal(signal.SIGTERM)
 rc = serve.wait(timeout=300)
+log.flush()
+with open(os.path.join(work, "serve.log")) as f:
+    reclaims = sum(1 for l in f if "reclaimed segments" in l)
 check = subprocess.run([BLOCKD, "--data-dir", data, "check"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 print("minutes: %.1f  clients: %d  fio I/Os (writes + verify reads): %d  fio verification failures: %d"
       % (MINUTES, CLIENTS, ios, verify_errors))
 print("snapshots: %(snapshots)d  clones: %(clones)d  deletes: %(deletes)d  online scrubs: %(scrubs)d  "
-      "snapshot re-reads equal: %(snapshot_checks)d" % counts)
+      "snapshot re-reads equal: %(snapshot_checks)d" % counts + "  reclaim passes: %d" % reclaims)
 print("serve exit: %d  check: %s" % (rc, check.stdout.strip().splitlines()[-1] if check.stdout else "?"))
 for e in errors:
     print("ERROR:", e)

@@ -168,6 +168,13 @@ impl Store {
             st = self.state();
         }
         report.disk_after = st.log.disk_bytes();
+        if report.segments_freed > 0 {
+            tracing::info!(
+                segments = report.segments_freed,
+                moved = report.bytes_moved,
+                "reclaimed segments"
+            );
+        }
         Ok(report)
     }
 }
