@@ -41,7 +41,7 @@ qemu-io -f raw -c "write -P 0x5a 0 8k" -c "write -z 64k 64k" -c "discard 128k 64
   -c aio_flush "$uri" >/dev/null
 qemu-img info "$uri" >/dev/null
 nbdcopy "$uri" null: 2>/dev/null || nbdcopy "$uri" "$work/out.raw"
-python3 - "$work/rec.sock" <<'PY' >/dev/null
+/usr/bin/python3 - "$work/rec.sock" <<'PY' >/dev/null
 import nbd, sys
 h = nbd.NBD()
 h.set_strict_mode(0)
