@@ -34,6 +34,7 @@ mod cimi;
 mod danube;
 mod deltacloud;
 mod error;
+pub mod fuzzing;
 mod http;
 pub mod meta;
 mod openstack;

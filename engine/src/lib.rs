@@ -31,6 +31,7 @@ mod clean;
 mod error;
 mod fault;
 mod format;
+pub mod fuzzing;
 mod io;
 mod log;
 mod map;

@@ -5,8 +5,7 @@
 //! all come from the fuzzer; the handler must answer, never panic.
 #![no_main]
 
-use api::{ApiState, Auth, Request};
-use bytes::Bytes;
+use api::{ApiState, Auth};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -35,35 +34,8 @@ fn state() -> &'static ApiState {
     s
 }
 
-fn request(data: &[u8]) -> Option<Request> {
-    let split = data.windows(2).position(|w| w == b"\n\n");
-    let (head, body) = match split {
-        Some(i) => (&data[..i], &data[i + 2..]),
-        None => (data, &[][..]),
-    };
-    let head = std::str::from_utf8(head).ok()?;
-    let mut lines = head.lines();
-    let (method, target) = lines.next()?.split_once(' ')?;
-    let method = warp::http::Method::from_bytes(method.as_bytes()).ok()?;
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let mut headers = warp::http::HeaderMap::new();
-    for l in lines {
-        let (k, v) = l.split_once(':')?;
-        let k = warp::http::header::HeaderName::from_bytes(k.trim().as_bytes()).ok()?;
-        let v = warp::http::HeaderValue::from_str(v.trim()).ok()?;
-        headers.append(k, v);
-    }
-    Some(Request::new(
-        method,
-        path,
-        query,
-        headers,
-        Bytes::copy_from_slice(body),
-    ))
-}
-
 fuzz_target!(|data: &[u8]| {
-    if let Some(req) = request(data) {
+    if let Some(req) = api::fuzzing::request(data) {
         let _ = api::dispatch(state(), &req);
     }
 });

@@ -13,6 +13,7 @@
 
 pub mod codec;
 pub mod export;
+pub mod fuzzing;
 mod server;
 mod session;
 
