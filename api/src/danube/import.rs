@@ -81,14 +81,15 @@ fn parse_url(url: &str, dir: Option<&Path>) -> Result<Source, String> {
         return Err("Enter a valid URL.".into());
     }
     let lower = url.to_ascii_lowercase();
-    if lower.starts_with("http://") && url.len() > "http://".len() {
+    let http = ["http://", "https://"]
+        .iter()
+        .any(|s| lower.starts_with(s) && url.len() > s.len());
+    if http {
         Ok(Source::Http(url.to_string()))
-    } else if lower.starts_with("https://") {
-        Err("https:// is not supported by this server (built without TLS).".into())
     } else if lower.starts_with("file://") {
         resolve_file(url.get("file://".len()..).unwrap_or(""), dir).map(Source::File)
     } else {
-        Err("Enter a valid URL (http:// or file://).".into())
+        Err("Enter a valid URL (http://, https:// or file://).".into())
     }
 }
 
@@ -656,7 +657,8 @@ mod tests {
         assert!(parse_url(&url(&tmp.join("secret")), Some(&inside)).is_err());
         assert!(parse_url(&url(&inside.join("m.json")), None).is_err());
         assert!(parse_url("ftp://x/y", Some(&inside)).is_err());
-        assert!(parse_url("https://x/y", Some(&inside)).is_err());
+        assert!(matches!(parse_url("https://x/y", None), Ok(Source::Http(_))));
+        assert!(parse_url("https://", None).is_err());
         assert!(parse_url("http://x/y z", Some(&inside)).is_err());
         assert!(matches!(parse_url("http://x/y", None), Ok(Source::Http(_))));
         let _ = std::fs::remove_dir_all(&tmp);
