@@ -11,6 +11,7 @@
 //!
 //! Images per run: 1,000 by default (`BLOCKD_POWERCUT_IMAGES` to change;
 //! the soak script runs 100,000 or more). Debugging aids:
+//! `BLOCKD_POWERCUT_SEED_BASE=K` starts at workload seed K (soak shards),
 //! `BLOCKD_POWERCUT_CUT=N` builds only cut N, `BLOCKD_POWERCUT_KEEP=1`
 //! leaves it in /tmp/powercut-image and prints the last recorded ops,
 //! `BLOCKD_POWERCUT_CHECK_EACH=1` scrubs the live store after every step.
@@ -374,7 +375,15 @@ fn power_cut_images_recover() {
     let only_cut: Option<usize> = std::env::var("BLOCKD_POWERCUT_CUT")
         .ok()
         .and_then(|v| v.parse().ok());
-    for seed in 0..seeds as u64 {
+    // Shards of a soak start at different seeds.
+    let base: u64 = std::env::var("BLOCKD_POWERCUT_SEED_BASE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    for seed in base..base + seeds as u64 {
+        if seeds > 4 {
+            eprintln!("power cut: seed {seed}, {verified} images verified so far");
+        }
         let run = workload(0xC0FFEE + seed, 400);
         let mut rng = StdRng::seed_from_u64(seed);
         for i in 0..per_seed {
