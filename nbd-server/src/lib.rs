@@ -8,9 +8,11 @@
 //!  server.rs   listeners (TCP, Unix), connection limit, handshake timeout, shutdown
 //!    └── session.rs  handshake; reader task -> blocking pool -> writer task
 //!          ├── codec.rs   pure wire format: parse, validate, encode (no I/O)
-//!          └── export.rs  export names <-> store objects
+//!          ├── export.rs  export names <-> store objects
+//!          └── bufpool.rs recycled large I/O buffers
 //! ```
 
+mod bufpool;
 pub mod codec;
 pub mod export;
 pub mod fuzzing;

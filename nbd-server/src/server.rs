@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) engine_slots: Arc<Semaphore>,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Large payload and reply buffers, recycled.
+    pub(crate) bufs: Arc<crate::bufpool::BufPool>,
 }
 
 /// An NBD server over one store. Cheap to share; must be used inside a
@@ -70,6 +72,7 @@ impl Server {
                 engine_slots: Arc::new(Semaphore::new(config.engine_threads.max(1))),
                 config,
                 shutdown,
+                bufs: Arc::default(),
             }),
             shutdown_tx,
             conn_slots,

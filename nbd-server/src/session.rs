@@ -9,6 +9,7 @@
 //! completion order: out of order with respect to requests, never
 //! interleaved.
 
+use crate::bufpool::BufPool;
 use crate::codec::{self, errno, ClientOption, Command, ExportParams, Verdict};
 use crate::export::Export;
 use crate::server::Shared;
@@ -252,13 +253,19 @@ pub(crate) async fn transmit<S: Stream>(
     let (r, w) = stream.split_owned();
     let (tx, rx) = mpsc::unbounded_channel::<Reply>();
     let writer_failed = Arc::new(Notify::new());
-    let writer = tokio::spawn(write_replies(w, rx, writer_failed.clone()));
+    let writer = tokio::spawn(write_replies(
+        w,
+        rx,
+        writer_failed.clone(),
+        shared.bufs.clone(),
+    ));
     let slots = Arc::new(Semaphore::new(shared.config.max_in_flight.max(1)));
     let mut reader = BufReader::with_capacity(IO_BUFFER, r);
     let mut shutdown = shared.shutdown.clone();
     let id = export.id;
     let run = Runner {
         store: shared.store.clone(),
+        bufs: shared.bufs.clone(),
         engine_slots: shared.engine_slots.clone(),
         tx: tx.clone(),
         id,
@@ -330,11 +337,13 @@ pub(crate) async fn transmit<S: Stream>(
                 if reader.buffer().len() < len as usize {
                     run.start(&mut batch).await;
                 }
-                // Filled straight into spare capacity: no zeroing first.
-                let mut buf = Vec::with_capacity(len as usize);
+                // Filled straight into spare capacity: no zeroing first
+                // (through `take`: a pooled buffer may have more room).
+                let mut buf = shared.bufs.take(len as usize);
                 let mut complete = true;
+                let mut body = (&mut reader).take(u64::from(len));
                 while buf.len() < len as usize {
-                    match reader.read_buf(&mut buf).await {
+                    match body.read_buf(&mut buf).await {
                         Ok(n) if n > 0 => {}
                         _ => {
                             complete = false;
@@ -392,6 +401,7 @@ struct Job {
 /// Starts jobs on the blocking pool.
 struct Runner {
     store: Store,
+    bufs: Arc<BufPool>,
     engine_slots: Arc<Semaphore>,
     tx: mpsc::UnboundedSender<Reply>,
     id: ObjectId,
@@ -413,11 +423,13 @@ impl Runner {
             .await
             .expect("never closed");
         let store = self.store.clone();
+        let bufs = self.bufs.clone();
         let tx = self.tx.clone();
         let (id, structured) = (self.id, self.structured);
         tokio::task::spawn_blocking(move || {
             for j in jobs {
-                let parts = execute(&store, id, structured, j.cookie, j.cmd, j.payload);
+                let parts = execute(&store, &bufs, id, structured, j.cookie, j.cmd, &j.payload);
+                bufs.give(j.payload);
                 let _ = tx.send(Reply {
                     parts,
                     _slot: j.slot,
@@ -432,20 +444,19 @@ async fn write_replies<W: AsyncWrite + Unpin>(
     w: W,
     mut rx: mpsc::UnboundedReceiver<Reply>,
     failed: Arc<Notify>,
+    bufs: Arc<BufPool>,
 ) {
     let mut w = BufWriter::with_capacity(IO_BUFFER, w);
     let mut ok = true;
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
-        while let Some(r) = next {
-            if ok {
-                for p in &r.parts {
-                    if w.write_all(p).await.is_err() {
-                        ok = false;
-                        failed.notify_one();
-                        break;
-                    }
+        while let Some(mut r) = next {
+            for p in std::mem::take(&mut r.parts) {
+                if ok && w.write_all(&p).await.is_err() {
+                    ok = false;
+                    failed.notify_one();
                 }
+                bufs.give(p);
             }
             drop(r);
             next = rx.try_recv().ok();
@@ -489,11 +500,12 @@ pub fn errno_of(e: &engine::Error, writing: bool) -> u32 {
 /// its reply.
 fn execute(
     store: &Store,
+    bufs: &BufPool,
     id: ObjectId,
     structured: bool,
     cookie: u64,
     cmd: Command,
-    payload: Vec<u8>,
+    payload: &[u8],
 ) -> Vec<Vec<u8>> {
     let done = |r: engine::Result<()>, writing: bool| match r {
         Ok(()) => vec![codec::simple_reply(cookie, 0).to_vec()],
@@ -509,7 +521,7 @@ fn execute(
     };
     match cmd {
         Command::Read { offset, len, df } => {
-            read_reply(store, id, structured, cookie, offset, len, df).unwrap_or_else(|e| {
+            read_reply(store, bufs, id, structured, cookie, offset, len, df).unwrap_or_else(|e| {
                 tracing::debug!(error = %e, "read failed");
                 let msg = if e.kind() == ErrorKind::NotFound {
                     "export deleted"
@@ -519,7 +531,7 @@ fn execute(
                 vec![error_reply(structured, cookie, errno_of(&e, false), msg)]
             })
         }
-        Command::Write { offset, fua, .. } => done(store.write(id, offset, &payload, fua), true),
+        Command::Write { offset, fua, .. } => done(store.write(id, offset, payload, fua), true),
         Command::Flush => done(store.flush(), true),
         Command::Trim { offset, len, fua } => {
             done(store.trim(id, offset, u64::from(len), fua), true)
@@ -579,8 +591,10 @@ fn execute(
 
 /// A READ reply: simple (header + data), or structured with OFFSET_HOLE
 /// chunks for unallocated or zero ranges and OFFSET_DATA for the rest.
+#[allow(clippy::too_many_arguments)]
 fn read_reply(
     store: &Store,
+    bufs: &BufPool,
     id: ObjectId,
     structured: bool,
     cookie: u64,
@@ -589,14 +603,14 @@ fn read_reply(
     df: bool,
 ) -> engine::Result<Vec<Vec<u8>>> {
     if !structured {
-        let mut b = vec![0u8; codec::SIMPLE_REPLY_LEN + len as usize];
+        let mut b = bufs.take_zeroed(codec::SIMPLE_REPLY_LEN + len as usize);
         store.read(id, offset, &mut b[codec::SIMPLE_REPLY_LEN..])?;
         b[..codec::SIMPLE_REPLY_LEN].copy_from_slice(&codec::simple_reply(cookie, 0));
         return Ok(vec![b]);
     }
     if len < SMALL_READ || df {
         // One data chunk; not worth a map lookup first.
-        let mut b = vec![0u8; codec::DATA_PREFIX + len as usize];
+        let mut b = bufs.take_zeroed(codec::DATA_PREFIX + len as usize);
         store.read(id, offset, &mut b[codec::DATA_PREFIX..])?;
         codec::offset_data_prefix(&mut b, true, cookie, offset, len);
         return Ok(vec![b]);
@@ -632,7 +646,7 @@ fn read_reply(
             if !holes.is_empty() {
                 parts.push(std::mem::take(&mut holes));
             }
-            let mut b = vec![0u8; codec::DATA_PREFIX + l as usize];
+            let mut b = bufs.take_zeroed(codec::DATA_PREFIX + l as usize);
             store.read(id, off, &mut b[codec::DATA_PREFIX..])?;
             codec::offset_data_prefix(&mut b, last, cookie, off, l as u32);
             parts.push(b);
