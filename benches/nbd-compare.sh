@@ -5,6 +5,8 @@
 #
 #   benches/nbd-compare.sh            # RUNTIME=5 s per row, 1 GiB targets
 #   RUNTIME=10 SIZE_MB=2048 BENCH_DIR=/somewhere benches/nbd-compare.sh
+#   BLOCKD_BASE=/tmp/blockd-old benches/nbd-compare.sh  # also an older build
+#   SERVERS="blockd blockd-base" benches/nbd-compare.sh # only these servers
 #
 # Needs qemu-utils, nbdkit and fio (scripts/test.sh installs them). Each
 # server runs alone; every target is first filled with a sequential write
@@ -82,15 +84,24 @@ print(side["bw_bytes"], side["iops"])
 
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
 
-# blockd
-"$BLOCKD" --data-dir "$W/blockd" volume create v --size "${SIZE_MB}M" >/dev/null
-BLOCKD_LOG=warn "$BLOCKD" --data-dir "$W/blockd" serve --api-listen "" --nbd-listen "" --nbd-socket "$W/blockd.sock" &
-PID=$!
-wait_sock "$W/blockd.sock"
-measure blockd "$W/blockd.sock"
-stop
+want() { [ -z "${SERVERS:-}" ] || [[ " $SERVERS " == *" $1 "* ]]; }
+
+run_blockd() { # name binary
+  "$2" --data-dir "$W/$1" volume create v --size "${SIZE_MB}M" >/dev/null
+  BLOCKD_LOG=warn "$2" --data-dir "$W/$1" serve --api-listen "" --nbd-listen "" --nbd-socket "$W/$1.sock" &
+  PID=$!
+  wait_sock "$W/$1.sock"
+  measure "$1" "$W/$1.sock"
+  stop
+  rm -rf "${W:?}/$1"
+}
+
+# blockd (and, with BLOCKD_BASE, an older build for before/after)
+want blockd && run_blockd blockd "$BLOCKD"
+[ -n "${BLOCKD_BASE:-}" ] && want blockd-base && run_blockd blockd-base "$BLOCKD_BASE"
 
 # qemu-nbd, qcow2
+if want qemu-nbd-qcow2; then
 qemu-img create -q -f qcow2 "$W/q.qcow2" "${SIZE_MB}M"
 qemu-nbd -t -f qcow2 -x v -e 16 -k "$W/qcow2.sock" "$W/q.qcow2" &
 PID=$!
@@ -98,8 +109,10 @@ wait_sock "$W/qcow2.sock"
 measure qemu-nbd-qcow2 "$W/qcow2.sock"
 stop
 rm -f "$W/q.qcow2"
+fi
 
 # qemu-nbd, raw
+if want qemu-nbd-raw; then
 truncate -s "${SIZE_MB}M" "$W/r.raw"
 qemu-nbd -t -f raw -x v -e 16 -k "$W/raw.sock" "$W/r.raw" &
 PID=$!
@@ -107,13 +120,16 @@ wait_sock "$W/raw.sock"
 measure qemu-nbd-raw "$W/raw.sock"
 stop
 rm -f "$W/r.raw"
+fi
 
 # nbdkit memory
+if want nbdkit-memory; then
 nbdkit -f -U "$W/mem.sock" memory "${SIZE_MB}M" &
 PID=$!
 wait_sock "$W/mem.sock"
 measure nbdkit-memory "$W/mem.sock"
 stop
+fi
 
 echo
 echo "$(date -u +%Y-%m-%d) nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\" runtime=${RUNTIME}s size=${SIZE_MB}MiB"
@@ -127,16 +143,19 @@ for line in open(sys.argv[1]):
     if row not in order:
         order.append(row)
 servers = ["blockd", "qemu-nbd-qcow2", "qemu-nbd-raw", "nbdkit-memory"]
+if any("blockd-base" in r for r in res.values()):
+    servers.insert(1, "blockd-base")
 def fmt(row, v):
     return f"{v[0] / 1e6:.0f} MB/s" if row.startswith("seq") else f"{v[1] / 1e3:.1f}k IOPS"
 def val(row, v):
     return v[0] if row.startswith("seq") else v[1]
-print("| row | " + " | ".join(servers) + " | blockd/qcow2 | blockd/raw | blockd/memory |")
-print("|---" * (len(servers) + 4) + "|")
+short = {"blockd-base": "base", "qemu-nbd-qcow2": "qcow2", "qemu-nbd-raw": "raw", "nbdkit-memory": "memory"}
+print("| row | " + " | ".join(servers) + " | " + " | ".join(f"blockd/{short[s]}" for s in servers[1:]) + " |")
+print("|---" * (2 * len(servers)) + "|")
 for row in order:
     r = res[row]
     cells = [fmt(row, r[s]) if s in r else "-" for s in servers]
-    b = val(row, r["blockd"])
-    ratios = [f"{b / val(row, r[s]):.2f}x" if s in r and val(row, r[s]) > 0 else "-" for s in servers[1:]]
+    b = val(row, r["blockd"]) if "blockd" in r else None
+    ratios = [f"{b / val(row, r[s]):.2f}x" if b and s in r and val(row, r[s]) > 0 else "-" for s in servers[1:]]
     print(f"| {row} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
 EOF
