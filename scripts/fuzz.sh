@@ -63,14 +63,18 @@ wait 2>/dev/null || true
 echo "target executions crashes" >"$work/summary"
 for t in "${TARGETS[@]}"; do
   log="$work/$t.log"
-  set +e
   mkdir -p "fuzz/corpus/$t"
-  cargo fuzz run "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- -max_total_time="$SECS" -rss_limit_mb=4096 \
-    -max_len=1048576 -print_final_stats=1 >"$log" 2>&1
+  # Danube imports run on background threads that outlive the input:
+  # LeakSanitizer would report their memory, so leaks are not checked there.
+  extra=()
+  [ "$t" = api_request ] && extra=(-detect_leaks=0)
+  set +e
+  cargo fuzz run "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- -max_total_time="$SECS" \
+    -rss_limit_mb=4096 -max_len=1048576 -print_final_stats=1 "${extra[@]}" >"$log" 2>&1
   status=$?
-  set -e
   runs=$(grep -oE 'Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' | tail -1)
-  crashes=$(ls "fuzz/artifacts/$t" 2>/dev/null | grep -c -E '^(crash|oom|leak|timeout)-' || true)
+  crashes=$(ls "fuzz/artifacts/$t" 2>/dev/null | grep -c -E '^(crash|oom|leak|timeout)-')
+  set -e
   echo "$t ${runs:-?} $crashes" >>"$work/summary"
   [ $status -eq 0 ] || { echo "== $t failed (exit $status):"; tail -40 "$log"; }
 done
