@@ -3,7 +3,7 @@
 # building the seed corpora: NBD client streams recorded from real clients
 # (qemu-io, nbdinfo, nbdcopy, nbdsh) through a recording proxy, records and
 # metadata pages cut from a real store, and REST requests of every dialect.
-# Seeds go to fuzz/seeds/<target>/ (committed); what libFuzzer finds
+# Seeds go to fuzz/seeds/<target>/ (committed; REFRESH_SEEDS=1 rebuilds them); what libFuzzer finds
 # beyond them to fuzz/corpus/<target>/ (not committed). Prints, per target, the executions libFuzzer ran and whether it found a
 # crash (inputs land in fuzz/artifacts/<target>/).
 #
@@ -19,12 +19,16 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # them with RUSTC_BOOTSTRAP.
 export RUSTC_BOOTSTRAP=1
 
-(cd fuzz && cargo run --quiet --bin seeds)
-
-# NBD seeds from real clients, through a recording proxy.
-cargo build --quiet --workspace --all-targets
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# Seeds are committed; REFRESH_SEEDS=1 (or a missing directory) rebuilds them.
+if [ "${REFRESH_SEEDS:-0}" = 1 ] || [ ! -d fuzz/seeds/engine_record ]; then
+  (cd fuzz && cargo run --quiet --bin seeds)
+fi
+if [ "${REFRESH_SEEDS:-0}" = 1 ] || [ ! -d fuzz/seeds/nbd_stream ]; then
+# NBD seeds from real clients, through a recording proxy.
+cargo build --quiet --workspace --all-targets
 blockd=target/debug/blockd
 $blockd --data-dir "$work/data" volume create v --size 64M >/dev/null
 $blockd --data-dir "$work/data" snapshot create v s >/dev/null
@@ -59,6 +63,7 @@ PY
 sleep 0.5
 kill %1 %2 2>/dev/null || true
 wait 2>/dev/null || true
+fi
 
 echo "target executions crashes" >"$work/summary"
 for t in "${TARGETS[@]}"; do
