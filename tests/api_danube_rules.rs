@@ -439,7 +439,7 @@ fn field_validation() {
     );
     for bad in [
         "ftp://h/m",
-        "https://h/m",
+        "https://",
         "http://",
         "h/m",
         "http://h/a b",
