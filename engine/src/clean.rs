@@ -10,6 +10,7 @@ use crate::format::{decode_write, get_u64, RecordKind, CT_INTERIOR_LEVELS, HEADE
 use crate::state::State;
 use crate::store::Store;
 use crate::types::{ChunkId, LogAddr, SegmentNo};
+use std::sync::atomic::Ordering;
 
 /// What a reclaim pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -176,5 +177,25 @@ impl Store {
             );
         }
         Ok(report)
+    }
+
+    /// After a client write met a full disk: reclaims dead segments (empty
+    /// ones, and a few mostly dead ones, moved into the reserve) when live
+    /// data shrank since the last attempt. True when a segment was freed.
+    pub(crate) fn make_room(&self) -> Result<bool> {
+        let live: u64 = self.state().usage.values().sum();
+        let last = self.room_live().load(Ordering::Acquire);
+        if live >= last {
+            return Ok(false);
+        }
+        let report = self.reclaim_some(0.5, 2)?;
+        let live: u64 = self.state().usage.values().sum();
+        self.room_live().store(live, Ordering::Release);
+        tracing::info!(
+            freed = report.segments_freed,
+            moved = report.bytes_moved,
+            "disk full: reclaimed space"
+        );
+        Ok(report.segments_freed > 0)
     }
 }

@@ -532,26 +532,6 @@ impl Store {
         }
     }
 
-    /// After a client write met a full disk: reclaims dead segments (empty
-    /// ones, and a few mostly dead ones, moved into the reserve) when live
-    /// data shrank since the last attempt. True when a segment was freed.
-    fn make_room(&self) -> Result<bool> {
-        let live: u64 = self.state().usage.values().sum();
-        let last = self.inner.room_live.load(Ordering::Acquire);
-        if live >= last {
-            return Ok(false);
-        }
-        let report = self.reclaim_some(0.5, 2)?;
-        let live: u64 = self.state().usage.values().sum();
-        self.inner.room_live.store(live, Ordering::Release);
-        tracing::info!(
-            freed = report.segments_freed,
-            moved = report.bytes_moved,
-            "disk full: reclaimed space"
-        );
-        Ok(report.segments_freed > 0)
-    }
-
     /// Writes `data` at `offset` of a volume; with `fua`, durable on return.
     /// On a full disk the write fails with [`ErrorKind::NoSpace`] (some of
     /// its blocks may have landed, as with any failed write) and the store
@@ -945,6 +925,11 @@ impl Store {
 
     pub(crate) fn state(&self) -> parking_lot::MutexGuard<'_, State> {
         self.inner.state.lock()
+    }
+
+    /// Live bytes after the last disk-full reclaim (see `make_room`).
+    pub(crate) fn room_live(&self) -> &AtomicU64 {
+        &self.inner.room_live
     }
 
     /// Takes the checkpoint lock (before any state lock).

@@ -657,7 +657,10 @@ mod tests {
         assert!(parse_url(&url(&tmp.join("secret")), Some(&inside)).is_err());
         assert!(parse_url(&url(&inside.join("m.json")), None).is_err());
         assert!(parse_url("ftp://x/y", Some(&inside)).is_err());
-        assert!(matches!(parse_url("https://x/y", None), Ok(Source::Http(_))));
+        assert!(matches!(
+            parse_url("https://x/y", None),
+            Ok(Source::Http(_))
+        ));
         assert!(parse_url("https://", None).is_err());
         assert!(parse_url("http://x/y z", Some(&inside)).is_err());
         assert!(matches!(parse_url("http://x/y", None), Ok(Source::Http(_))));
