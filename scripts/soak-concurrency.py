@@ -7,6 +7,8 @@ again before they are deleted: they must not change. At the end the server
 is stopped and `blockd check` must be clean.
 
 usage: soak-concurrency.py [MINUTES]   (default 10; prints a summary)
+Needs target/debug/blockd (`cargo build --workspace --all-targets`), fio,
+qemu-io and nbdcopy (scripts/test.sh installs them).
 """
 import hashlib
 import json
@@ -22,6 +24,8 @@ import urllib.request
 MINUTES = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLOCKD = os.path.join(ROOT, "target", "debug", "blockd")
+if not os.path.exists(BLOCKD):
+    sys.exit("build first: cargo build --workspace --all-targets")
 TOKEN = "soak-token-0123456789abcdef"
 CLIENTS = 8
 VOL_GB = 1
