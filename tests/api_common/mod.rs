@@ -44,6 +44,18 @@ volumes = 2
 snapshots = 1
 "#;
 
+/// HTTP Basic credentials of the tenants in [`AUTH`] (Deltacloud, CIMI).
+pub const DEMO_BASIC: (&str, &str) = ("demo", "demo-password");
+pub const OTHER_BASIC: (&str, &str) = ("other", "other-password");
+pub const SMALL_BASIC: (&str, &str) = ("small", "small-password");
+
+/// `Authorization: Basic ...` for `(user, password)`.
+pub fn basic((user, password): (&str, &str)) -> String {
+    use base64::Engine as _;
+    let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {b}")
+}
+
 /// The blockd binary.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_blockd")
@@ -138,6 +150,7 @@ impl Api {
             log: Arc::new(Mutex::new(Vec::new())),
             agent: ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(60))
+                .redirects(0)
                 .build(),
         };
         api.spawn(auth.is_some());
@@ -229,6 +242,29 @@ impl Api {
         format!("nbd+unix:///{export}?socket={}", self.socket.display())
     }
 
+    /// Any request: method, path (with query), headers, optional body;
+    /// every status comes back as a value.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let mut req = self.agent.request(method, &format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let res = match body {
+            Some(b) => req.send_bytes(b),
+            None => req.call(),
+        };
+        match res {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => to_resp(r),
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+
     /// Any request: `body` is (content type or None, bytes).
     pub fn raw(
         &self,
@@ -237,25 +273,14 @@ impl Api {
         token: Option<&str>,
         body: Option<(Option<&str>, &[u8])>,
     ) -> Resp {
-        let mut req = self.agent.request(method, &format!("{}{path}", self.base));
+        let mut headers = Vec::new();
         if let Some(t) = token {
-            req = req.set("X-Auth-Token", t);
+            headers.push(("X-Auth-Token", t));
         }
-        let res = match body {
-            Some((ct, bytes)) => {
-                if let Some(ct) = ct {
-                    req = req.set("Content-Type", ct);
-                }
-                req.send_bytes(bytes)
-            }
-            None => req.call(),
-        };
-        let resp = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
-        };
-        to_resp(resp)
+        if let Some((Some(ct), _)) = body {
+            headers.push(("Content-Type", ct));
+        }
+        self.send(method, path, &headers, body.map(|(_, b)| b))
     }
 
     /// GET with a token.

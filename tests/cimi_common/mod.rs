@@ -4,54 +4,24 @@
 //! comparison of our XML with the seed's example bodies (`fixtures/cimi/`).
 #![allow(dead_code)]
 
-use crate::api_common::{Api, Resp};
+use crate::api_common::{basic, Api, Resp};
 use quick_xml::events::Event;
 use serde_json::Value;
-use std::collections::HashMap;
-use std::io::Read;
-use std::time::Duration;
 
-/// HTTP Basic credentials of the test tenants (`api_common::AUTH`).
-pub const DEMO: (&str, &str) = ("demo", "demo-password");
-pub const OTHER: (&str, &str) = ("other", "other-password");
-pub const SMALL: (&str, &str) = ("small", "small-password");
+#[allow(unused_imports)]
+pub use crate::api_common::{DEMO_BASIC as DEMO, OTHER_BASIC as OTHER, SMALL_BASIC as SMALL};
 
 /// The CIMI namespace.
 pub const NS: &str = "http://schemas.dmtf.org/cimi/1";
 
-/// `user:password` in base64, for an Authorization header.
-pub fn basic(user: &str, password: &str) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let raw = format!("{user}:{password}").into_bytes();
-    let mut out = String::new();
-    for c in raw.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    format!("Basic {out}")
-}
-
 /// A server and a CIMI client.
 pub struct Cimi {
     pub api: Api,
-    agent: ureq::Agent,
 }
 
 impl Cimi {
     pub fn start() -> Cimi {
-        Cimi {
-            api: Api::start(),
-            agent: ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(60))
-                .build(),
-        }
+        Cimi { api: Api::start() }
     }
 
     /// The absolute URI of `/cimi/{path}`.
@@ -68,44 +38,13 @@ impl Cimi {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Resp {
-        let mut r = self
-            .agent
-            .request(method, &format!("{}{path}", self.api.base));
-        if let Some((u, p)) = auth {
-            r = r.set("Authorization", &basic(u, p));
+        let auth = auth.map(basic);
+        let mut all: Vec<(&str, &str)> = Vec::new();
+        if let Some(a) = &auth {
+            all.push(("Authorization", a));
         }
-        for (k, v) in headers {
-            r = r.set(k, v);
-        }
-        let res = match body {
-            Some(b) => r.send_bytes(b),
-            None => r.call(),
-        };
-        let resp = match res {
-            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
-        };
-        let status = resp.status();
-        let headers: HashMap<String, String> = resp
-            .headers_names()
-            .into_iter()
-            .filter_map(|n| {
-                resp.header(&n)
-                    .map(|v| (n.to_ascii_lowercase(), v.to_string()))
-            })
-            .collect();
-        let mut text = String::new();
-        resp.into_reader()
-            .take(16 << 20)
-            .read_to_string(&mut text)
-            .expect("read body");
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            text,
-            json,
-        }
+        all.extend_from_slice(headers);
+        self.api.send(method, path, &all, body)
     }
 
     /// GET `/cimi/{path}` as demo, JSON.

@@ -8,7 +8,7 @@
 use crate::api_common::{Api, Resp};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -30,47 +30,20 @@ pub fn call(
     body: Option<&[u8]>,
     ct: Option<&str>,
 ) -> Resp {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(60))
-        .build();
-    let mut req = agent.request(method, &format!("{}{path}", api.base));
+    let token;
+    let mut headers: Vec<(&str, &str)> = Vec::new();
     match key {
-        Key::Es(k) => req = req.set("ES-API-KEY", k),
-        Key::Token(k) => req = req.set("Authorization", &format!("Token {k}")),
+        Key::Es(k) => headers.push(("ES-API-KEY", k)),
+        Key::Token(k) => {
+            token = format!("Token {k}");
+            headers.push(("Authorization", &token));
+        }
         Key::None => {}
     }
     if let Some(ct) = ct {
-        req = req.set("Content-Type", ct);
+        headers.push(("Content-Type", ct));
     }
-    let res = match body {
-        Some(b) => req.send_bytes(b),
-        None => req.call(),
-    };
-    let r = match res {
-        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {path}: {e}"),
-    };
-    let status = r.status();
-    let headers = r
-        .headers_names()
-        .into_iter()
-        .filter_map(|n| {
-            r.header(&n)
-                .map(|v| (n.to_ascii_lowercase(), v.to_string()))
-        })
-        .collect();
-    let mut text = String::new();
-    r.into_reader()
-        .take(16 << 20)
-        .read_to_string(&mut text)
-        .expect("read body");
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        text,
-        json,
-    }
+    api.send(method, path, &headers, body)
 }
 
 /// A Danube request with a JSON body (None: no body) and `ES-API-KEY`.

@@ -5,22 +5,13 @@
 #![allow(dead_code)]
 
 use crate::api_common::{Api, Resp};
-use base64::Engine as _;
 use quick_xml::events::Event;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
-use std::time::Duration;
 
-/// The Basic credentials of the tenants in `api_common::AUTH`.
-pub const DEMO: (&str, &str) = ("demo", "demo-password");
-pub const OTHER: (&str, &str) = ("other", "other-password");
-pub const SMALL: (&str, &str) = ("small", "small-password");
-
-/// `Authorization: Basic ...` for `(user, password)`.
-pub fn basic((user, password): (&str, &str)) -> String {
-    let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    format!("Basic {b}")
-}
+#[allow(unused_imports)]
+pub use crate::api_common::{
+    basic, DEMO_BASIC as DEMO, OTHER_BASIC as OTHER, SMALL_BASIC as SMALL,
+};
 
 /// One request: method, path (with query), credentials, extra headers and
 /// an optional (content type, body).
@@ -32,46 +23,16 @@ pub fn call(
     headers: &[(&str, &str)],
     body: Option<(&str, &[u8])>,
 ) -> Resp {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .redirects(0)
-        .build();
-    let mut req = agent.request(method, &format!("{}{path}", api.base));
-    if let Some(c) = creds {
-        req = req.set("Authorization", &basic(c));
+    let auth = creds.map(basic);
+    let mut all: Vec<(&str, &str)> = Vec::new();
+    if let Some(a) = &auth {
+        all.push(("Authorization", a));
     }
-    for (k, v) in headers {
-        req = req.set(k, v);
+    all.extend_from_slice(headers);
+    if let Some((ct, _)) = body {
+        all.push(("Content-Type", ct));
     }
-    let res = match body {
-        Some((ct, bytes)) => req.set("Content-Type", ct).send_bytes(bytes),
-        None => req.call(),
-    };
-    let r = match res {
-        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {path}: {e}"),
-    };
-    let status = r.status();
-    let headers = r
-        .headers_names()
-        .into_iter()
-        .filter_map(|n| {
-            r.header(&n)
-                .map(|v| (n.to_ascii_lowercase(), v.to_string()))
-        })
-        .collect();
-    let mut text = String::new();
-    r.into_reader()
-        .take(16 << 20)
-        .read_to_string(&mut text)
-        .expect("read body");
-    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-    Resp {
-        status,
-        headers,
-        text,
-        json,
-    }
+    api.send(method, path, &all, body.map(|(_, b)| b))
 }
 
 /// GET as `creds`.
