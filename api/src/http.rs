@@ -96,16 +96,28 @@ impl Request {
     }
 }
 
-/// True for `application/json` and the `+json` media types (any parameters).
-pub fn is_json_media_type(ct: &str) -> bool {
-    let essence = ct
-        .split(';')
+/// A media type without its parameters, lowercased.
+fn essence(ct: &str) -> String {
+    ct.split(';')
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+        .to_ascii_lowercase()
+}
+
+/// True for `application/json` and the `+json` media types (any parameters).
+pub fn is_json_media_type(ct: &str) -> bool {
+    let e = essence(ct);
+    e == "application/json" || (e.starts_with("application/") && e.ends_with("+json"))
+}
+
+/// True for `application/xml`, `text/xml` and the `+xml` media types (any
+/// parameters).
+pub fn is_xml_media_type(ct: &str) -> bool {
+    let e = essence(ct);
+    e == "application/xml"
+        || e == "text/xml"
+        || (e.starts_with("application/") && e.ends_with("+xml"))
 }
 
 /// A response, as handlers build it.

@@ -12,7 +12,7 @@
 
 use super::NS;
 use crate::error::{ApiError, ErrorKind, Result};
-use crate::http::{is_json_media_type, percent_decode, Request};
+use crate::http::{is_json_media_type, is_xml_media_type, percent_decode, Request};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use serde_json::{Map, Value};
@@ -27,18 +27,6 @@ const MAX_PROPERTY: usize = 255;
 
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::bad_request(msg)
-}
-
-fn is_xml_media_type(ct: &str) -> bool {
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/xml"
-        || essence == "text/xml"
-        || (essence.starts_with("application/") && essence.ends_with("+xml"))
 }
 
 /// The body as a map, checked to be one of the `roots` documents (XML root
