@@ -59,13 +59,7 @@ fn api_requests() {
     let all = inputs("api_request");
     assert!(all.len() >= 10);
     let tmp = tempfile::tempdir().unwrap();
-    let store = engine::Store::open(tmp.path().join("data"), Default::default()).unwrap();
-    let auth = api::Auth::parse(
-        "[[tenants]]\nid = \"demo\"\ntoken = \"demo-token-0123456789abcdef\"\n\
-         user = \"demo\"\npassword = \"demo-password\"\n",
-    )
-    .unwrap();
-    let state = api::ApiState::new(store, auth);
+    let state = api::fuzzing::state(&tmp.path().join("data")).unwrap();
     for (p, d) in &all {
         let Some(req) = api::fuzzing::request(d) else {
             continue;

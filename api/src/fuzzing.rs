@@ -2,9 +2,12 @@
 //! that replays its seeds and regressions: `METHOD PATH?QUERY`, header
 //! lines `Name: value`, a blank line, then the body. Whatever the bytes,
 //! [`crate::dispatch`] must answer in the dialect's format, never panic.
+//! [`state`] is the API both run the requests against.
 
 use crate::http::Request;
+use crate::{ApiState, Auth, Result};
 use bytes::Bytes;
+use std::path::Path;
 use warp::http::{header::HeaderName, HeaderMap, HeaderValue, Method};
 
 /// Parses the text form; `None` when it is not one (not UTF-8, no method).
@@ -33,4 +36,24 @@ pub fn request(data: &[u8]) -> Option<Request> {
         headers,
         Bytes::copy_from_slice(body),
     ))
+}
+
+/// The one tenant the fuzz inputs speak as (token, Basic user/password),
+/// with quotas so that inputs cannot grow the store without bound.
+pub const AUTH: &str = r#"
+[[tenants]]
+id = "demo"
+token = "demo-token-0123456789abcdef"
+user = "demo"
+password = "demo-password"
+[tenants.quota]
+gigabytes = 64
+volumes = 16
+snapshots = 16
+"#;
+
+/// An API over a new store in `dir`, serving the tenant of [`AUTH`].
+pub fn state(dir: &Path) -> Result<ApiState> {
+    let store = engine::Store::open(dir, engine::StoreOptions::default())?;
+    Ok(ApiState::new(store, Auth::parse(AUTH)?))
 }

@@ -1,34 +1,20 @@
 //! Fuzzes the REST API's request handling, every dialect: an input is an
 //! HTTP request as text (`METHOD PATH?QUERY`, header lines, a blank line,
 //! the body), dispatched to a real store on a temporary directory with one
-//! tenant. JSON, XML, form and multipart bodies, paths, queries and headers
-//! all come from the fuzzer; the handler must answer, never panic.
+//! tenant (`api::fuzzing::state`, as the seed-replay test does). JSON, XML,
+//! form and multipart bodies, paths, queries and headers all come from the
+//! fuzzer; the handler must answer, never panic.
 #![no_main]
 
-use api::{ApiState, Auth};
+use api::ApiState;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-
-const AUTH: &str = r#"
-[[tenants]]
-id = "demo"
-token = "demo-token-0123456789abcdef"
-user = "demo"
-password = "demo-password"
-[tenants.quota]
-gigabytes = 64
-volumes = 16
-snapshots = 16
-"#;
 
 fn state() -> &'static ApiState {
     static STATE: OnceLock<(tempfile::TempDir, ApiState)> = OnceLock::new();
     let (_, s) = STATE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = engine::Store::open(dir.path().join("data"), engine::StoreOptions::default())
-            .expect("store");
-        let auth = Auth::parse(AUTH).expect("auth");
-        let state = ApiState::new(store, auth);
+        let state = api::fuzzing::state(&dir.path().join("data")).expect("api state");
         (dir, state)
     });
     s
