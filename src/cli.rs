@@ -83,7 +83,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Reclaim space held by deleted data.
+    /// Reclaim space held by deleted data, and give spare segment files back.
     Gc,
     /// Mount the store with FUSE: DIR/volumes, DIR/snapshots, DIR/images
     /// hold one file per object. Runs until SIGTERM or SIGINT.
@@ -283,12 +283,14 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Gc => {
             let s = open(&dir, false)?;
             let r = s.reclaim(0.5)?;
+            let spare = s.release_spares()?;
             println!(
-                "freed {} segments, moved {}, disk {} -> {}",
+                "freed {} segments, moved {}, disk {} -> {}, released {} of spare segments",
                 r.segments_freed,
                 ByteSize(r.bytes_moved),
                 ByteSize(r.disk_before),
-                ByteSize(r.disk_after)
+                ByteSize(r.disk_after),
+                ByteSize(spare)
             );
             s.close()?;
             Ok(0)
@@ -570,14 +572,15 @@ fn stats(dir: &Path, json: bool) -> Result<i32> {
             );
         }
         println!(
-            "store: logical {}, allocated {}, unique {}, shared {}, live {}, on disk {} in {} segments",
+            "store: logical {}, allocated {}, unique {}, shared {}, live {}, on disk {} in {} segments (+{} spare)",
             ByteSize(st.logical_bytes),
             ByteSize(st.allocated_bytes),
             ByteSize(st.unique_bytes),
             ByteSize(st.shared_bytes),
             ByteSize(st.live_bytes),
             ByteSize(st.disk_bytes),
-            st.segments
+            st.segments,
+            ByteSize(st.spare_bytes)
         );
     }
     s.close()?;

@@ -30,10 +30,14 @@ impl State {
     fn clean_segment(&mut self, seg: SegmentNo) -> Result<u64> {
         let mut addr = LogAddr::new(seg, 0);
         let mut moved = 0u64;
-        while let Some(rec) = self.log.read_record(addr, None)? {
+        // Records follow one another by sequence number; a reused segment
+        // file may hold stale records past its seal, which this never reaches.
+        let mut expect = None;
+        while let Some(rec) = self.log.read_record(addr, expect)? {
             if addr.segment() != seg {
                 break;
             }
+            expect = Some(rec.header.seq + 1);
             match rec.header.kind {
                 RecordKind::Write => {
                     let w = decode_write(&rec.body)?;
@@ -177,6 +181,12 @@ impl Store {
             );
         }
         Ok(report)
+    }
+
+    /// Deletes the spare segment files (retired segments kept for reuse),
+    /// giving their space back to the filesystem; returns their bytes.
+    pub fn release_spares(&self) -> Result<u64> {
+        self.state().log.release_spares()
     }
 
     /// After a client write met a full disk: reclaims dead segments (empty

@@ -60,6 +60,14 @@ pub enum IoOp {
         /// The file.
         file: String,
     },
+    /// The file was renamed (a retired segment kept as a spare, or a spare
+    /// reused as a new segment: then both directories were synced).
+    Rename {
+        /// The old name.
+        from: String,
+        /// The new name.
+        to: String,
+    },
 }
 
 /// The armed faults and the I/O recording of one store.

@@ -1,8 +1,13 @@
 //! The append-only log: numbered segment files holding framed records.
 //! Appends go to the active segment; a full segment is sealed with a Seal
 //! record and the log continues in a new file. Sync is `fdatasync` of every
-//! segment written since the last sync. Segment files are never rewritten in
-//! place; the cleaner only deletes whole segments (see `clean.rs`).
+//! segment written since the last sync. A segment the last checkpoints no
+//! longer need is deleted, or kept as a *spare* (renamed into `spare/`) and
+//! later renamed to the next segment number and overwritten from offset 0:
+//! appends then land in allocated, usually cached, blocks instead of new
+//! ones, which makes writing and syncing several times faster. Stale records
+//! past the tail of a reused file are never read as records, because replay
+//! requires each record's exact next sequence number.
 
 use crate::error::{Error, Result};
 use crate::fault::{FaultPoint, Faults, IoOp};
@@ -16,6 +21,17 @@ use std::sync::Arc;
 
 /// Room always left at a segment's end for its Seal record.
 const SEAL_RESERVE: u64 = (HEADER_LEN + 8) as u64;
+
+/// A retired segment file kept for reuse: `spare/<old number>.log`.
+#[derive(Debug)]
+struct Spare {
+    old: SegmentNo,
+    file: File,
+}
+
+fn spare_rel(old: SegmentNo) -> String {
+    format!("spare/{:08}.log", old.0)
+}
 
 /// One open segment file.
 #[derive(Debug)]
@@ -105,6 +121,12 @@ pub(crate) struct Log {
     pub reserve: u64,
     /// Armed fault points (tests only).
     pub faults: Arc<Faults>,
+    /// The directory of spare segment files (`spare/`, beside `segments/`).
+    spare_dir: PathBuf,
+    /// Retired segment files waiting for reuse.
+    spares: Vec<Spare>,
+    /// At most this many spares are kept (see [`Log::set_max_spares`]).
+    max_spares: usize,
 }
 
 pub(crate) fn segment_path(dir: &Path, no: SegmentNo) -> PathBuf {
@@ -173,10 +195,43 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<SegmentNo>> {
     Ok(out)
 }
 
+/// Opens the spare files left in `spare_dir` (none when it does not exist).
+fn open_spares(spare_dir: &Path) -> Result<Vec<Spare>> {
+    let rd = match std::fs::read_dir(spare_dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("listing {}", spare_dir.display()), e)),
+    };
+    let mut out = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io(format!("listing {}", spare_dir.display()), e))?;
+        let name = ent.file_name();
+        let Some(old) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(ent.path())
+            .map_err(|e| Error::io(format!("opening {}", ent.path().display()), e))?;
+        out.push(Spare {
+            old: SegmentNo(old),
+            file,
+        });
+    }
+    Ok(out)
+}
+
 impl Log {
     /// Opens the existing segments of `dir` for reading (replay). Appending
     /// starts after [`Log::start_append`].
     pub fn open(dir: &Path, seg_size: u64) -> Result<Log> {
+        let spare_dir = dir.with_file_name("spare");
+        let spares = open_spares(&spare_dir)?;
         let mut segments = BTreeMap::new();
         for no in list_segments(dir)? {
             segments.insert(no, open_segment(dir, no, false)?);
@@ -200,7 +255,73 @@ impl Log {
             next_seq: 1,
             reserve: 0,
             faults: Arc::default(),
+            spare_dir,
+            max_spares: spares.len(),
+            spares,
         })
+    }
+
+    /// Keeps at most `n` spare segment files, deleting the others.
+    pub fn set_max_spares(&mut self, n: usize) -> Result<()> {
+        self.max_spares = n;
+        while self.spares.len() > n {
+            let sp = self.spares.pop().expect("more spares than the bound");
+            self.delete_spare(sp)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes of the spare segment files.
+    pub fn spare_bytes(&self) -> u64 {
+        self.spares
+            .iter()
+            .map(|s| s.file.metadata().map(|m| m.len()).unwrap_or(0))
+            .sum()
+    }
+
+    fn delete_spare(&mut self, sp: Spare) -> Result<()> {
+        let rel = spare_rel(sp.old);
+        self.faults.record(|| IoOp::Remove { file: rel.clone() });
+        let p = self.spare_dir.join(format!("{:08}.log", sp.old.0));
+        std::fs::remove_file(&p).map_err(|e| Error::io(format!("removing {}", p.display()), e))
+    }
+
+    /// True when a retired segment may be kept as a spare: the pool has
+    /// room and the disk is not tight (a tight disk gets the space back).
+    fn keep_spare(&self) -> bool {
+        self.spares.len() < self.max_spares
+            && free_bytes(&self.dir)
+                .is_ok_and(|f| f >= self.reserve.saturating_add(2 * self.seg_size))
+    }
+
+    /// Renames a spare to segment `next` (both directories synced), ready to
+    /// be overwritten from offset 0.
+    fn reuse_spare(&mut self, sp: Spare, next: SegmentNo) -> Result<Arc<Segment>> {
+        let from = self.spare_dir.join(format!("{:08}.log", sp.old.0));
+        let to = segment_path(&self.dir, next);
+        std::fs::rename(&from, &to).map_err(|e| {
+            Error::io(
+                format!("renaming {} to {}", from.display(), to.display()),
+                e,
+            )
+        })?;
+        sync_dir(&self.dir)?;
+        sync_dir(&self.spare_dir)?;
+        self.faults.record(|| IoOp::Rename {
+            from: spare_rel(sp.old),
+            to: segment_rel(next),
+        });
+        let seg = Arc::new(Segment {
+            no: next,
+            file: sp.file,
+        });
+        let len = seg.file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len < self.seg_size {
+            if let Err(e) = preallocate(&seg, self.seg_size) {
+                tracing::warn!(error = %e, "cannot preallocate a reused segment");
+            }
+        }
+        Ok(seg)
     }
 
     /// Makes the log append at `tail` (the end of replay) with sequence
@@ -340,9 +461,13 @@ impl Log {
     /// ENOSPC instead.
     fn roll(&mut self, client: bool) -> Result<()> {
         let next = SegmentNo(self.active.no.0 + 1);
+        let spare = self.spares.pop();
         if client {
+            // A spare costs no new disk space; a new file costs a segment.
+            let need = if spare.is_some() { 0 } else { self.seg_size };
             let free = free_bytes(&self.dir)?;
-            if free < self.seg_size + self.reserve {
+            if free < need + self.reserve {
+                self.spares.extend(spare);
                 return Err(Error::new(
                     crate::ErrorKind::NoSpace,
                     format!(
@@ -352,17 +477,23 @@ impl Log {
                 ));
             }
         }
-        let seg = open_segment(&self.dir, next, true)?;
-        if let Err(e) = preallocate(&seg, self.seg_size) {
-            drop(seg);
-            let p = segment_path(&self.dir, next);
-            let _ = std::fs::remove_file(&p);
-            return Err(e);
-        }
-        sync_dir(&self.dir)?;
-        self.faults.record(|| IoOp::Create {
-            file: segment_rel(next),
-        });
+        let seg = match spare {
+            Some(sp) => self.reuse_spare(sp, next)?,
+            None => {
+                let seg = open_segment(&self.dir, next, true)?;
+                if let Err(e) = preallocate(&seg, self.seg_size) {
+                    drop(seg);
+                    let p = segment_path(&self.dir, next);
+                    let _ = std::fs::remove_file(&p);
+                    return Err(e);
+                }
+                sync_dir(&self.dir)?;
+                self.faults.record(|| IoOp::Create {
+                    file: segment_rel(next),
+                });
+                seg
+            }
+        };
         let mut seal = RecordHeader::encode(
             RecordKind::Seal,
             self.next_seq,
@@ -425,18 +556,53 @@ impl Log {
         self.segments.get(&no).cloned()
     }
 
-    /// Deletes a segment file the last checkpoint no longer needs.
+    /// Retires a segment file the last checkpoint no longer needs: kept as
+    /// a spare when nobody else holds it open (a reader outside the store
+    /// lock may still read a deleted file, but must never see it rewritten)
+    /// and [`Log::keep_spare`] allows, deleted otherwise.
     pub fn remove_segment(&mut self, no: SegmentNo) -> Result<()> {
-        self.faults.record(|| IoOp::Remove {
-            file: segment_rel(no),
-        });
         if no == self.active.no {
             return Ok(());
         }
-        self.segments.remove(&no);
         self.unsynced.retain(|s| s.no != no);
         let p = segment_path(&self.dir, no);
+        let Some(seg) = self.segments.remove(&no) else {
+            return Ok(());
+        };
+        if self.keep_spare() {
+            if let Ok(seg) = Arc::try_unwrap(seg) {
+                let to = self.spare_dir.join(format!("{:08}.log", no.0));
+                let moved =
+                    std::fs::create_dir_all(&self.spare_dir).and_then(|_| std::fs::rename(&p, &to));
+                match moved {
+                    Ok(()) => {
+                        self.faults.record(|| IoOp::Rename {
+                            from: segment_rel(no),
+                            to: spare_rel(no),
+                        });
+                        self.spares.push(Spare {
+                            old: no,
+                            file: seg.file,
+                        });
+                        return Ok(());
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot keep a spare segment"),
+                }
+            }
+        }
+        self.faults.record(|| IoOp::Remove {
+            file: segment_rel(no),
+        });
         std::fs::remove_file(&p).map_err(|e| Error::io(format!("removing {}", p.display()), e))
+    }
+
+    /// Deletes every spare segment file, giving its space back.
+    pub fn release_spares(&mut self) -> Result<u64> {
+        let bytes = self.spare_bytes();
+        for sp in std::mem::take(&mut self.spares) {
+            self.delete_spare(sp)?;
+        }
+        Ok(bytes)
     }
 }
 

@@ -47,6 +47,8 @@ pub struct StoreStats {
     pub disk_bytes: u64,
     /// Number of segment files.
     pub segments: u64,
+    /// Bytes of retired segment files kept for reuse (not in `disk_bytes`).
+    pub spare_bytes: u64,
 }
 
 impl State {
@@ -119,6 +121,7 @@ impl Store {
         out.live_bytes = st.usage.values().sum();
         out.disk_bytes = st.log.disk_bytes();
         out.segments = st.log.segments().len() as u64;
+        out.spare_bytes = st.log.spare_bytes();
         Ok(out)
     }
 }

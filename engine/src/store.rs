@@ -42,6 +42,8 @@ pub struct StoreOptions {
     pub dirty_limit_bytes: u64,
     /// A checkpoint runs when this many log bytes were written since the last.
     pub checkpoint_log_bytes: u64,
+    /// Retired segment files kept for reuse (0: delete them at once).
+    pub spare_segments: usize,
 }
 
 impl Default for StoreOptions {
@@ -52,6 +54,7 @@ impl Default for StoreOptions {
             cache_bytes: 256 << 20,
             dirty_limit_bytes: 64 << 20,
             checkpoint_log_bytes: 1 << 30,
+            spare_segments: 16,
         }
     }
 }
@@ -194,6 +197,7 @@ impl Store {
         let (tail, next_seq, replayed) = state.replay(sb.replay_start, sb.replay_seq)?;
         state.log.start_append(tail, next_seq)?;
         state.log.reserve = space_reserve(u64::from(sb.segment_size), &opts);
+        state.log.set_max_spares(opts.spare_segments)?;
         let store = Store {
             inner: Arc::new(Inner {
                 dir,

@@ -87,8 +87,11 @@ struct Run {
 
 fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    for sub in ["", "segments"] {
-        for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+    for sub in ["", "segments", "spare"] {
+        let Ok(rd) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for e in rd {
             let e = e.unwrap();
             if e.file_type().unwrap().is_file() && e.file_name() != "lock" {
                 let rel = if sub.is_empty() {
@@ -249,6 +252,15 @@ fn build_image(run: &Run, cut: usize, rng: &mut StdRng, dir: &Path) {
                 durable.remove(file);
                 pending.retain(|p| &p.0 != file);
             }
+            IoOp::Rename { from, to } => {
+                // The inode moves with its content and its unsynced writes.
+                if let Some(content) = durable.remove(from) {
+                    durable.insert(to.clone(), content);
+                }
+                for p in pending.iter_mut().filter(|p| &p.0 == from) {
+                    p.0 = to.clone();
+                }
+            }
         }
     }
     // A random subset of the unsynced writes, in random order, torn.
@@ -263,6 +275,7 @@ fn build_image(run: &Run, cut: usize, rng: &mut StdRng, dir: &Path) {
         }
     }
     std::fs::create_dir_all(dir.join("segments")).unwrap();
+    std::fs::create_dir_all(dir.join("spare")).unwrap();
     for (name, data) in &durable {
         std::fs::write(dir.join(name), data).unwrap();
     }
@@ -385,6 +398,14 @@ fn power_cut_images_recover() {
             eprintln!("power cut: seed {seed}, {verified} images verified so far");
         }
         let run = workload(0xC0FFEE + seed, 400);
+        // The workload must reuse retired segment files, so that crash images
+        // hold recycled segments with stale records past their tail.
+        let reused = run
+            .ops
+            .iter()
+            .filter(|op| matches!(op, IoOp::Rename { from, .. } if from.starts_with("spare/")))
+            .count();
+        assert!(reused > 0, "seed {seed}: no spare segment was reused");
         let mut rng = StdRng::seed_from_u64(seed);
         for i in 0..per_seed {
             // Cut points spread over the whole recording, ends included.
