@@ -115,14 +115,26 @@ pub(crate) fn put_u64(b: &mut [u8], at: usize, v: u64) {
 impl RecordHeader {
     /// Encodes the header for a body.
     pub fn encode(kind: RecordKind, seq: u64, body: &[u8]) -> [u8; HEADER_LEN] {
+        let covered = covered_len(kind, body);
+        Self::encode_covered(kind, seq, &body[..covered], body.len() as u32)
+    }
+
+    /// The header of a record whose body is `body_len` bytes, of which the
+    /// checksummed prefix is `covered` (a Write record's fixed part and
+    /// entries, when its payloads are written from elsewhere).
+    pub fn encode_covered(
+        kind: RecordKind,
+        seq: u64,
+        covered: &[u8],
+        body_len: u32,
+    ) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         put_u32(&mut h, 0, RECORD_MAGIC);
         h[4] = kind as u8;
         put_u64(&mut h, 8, seq);
-        put_u32(&mut h, 16, body.len() as u32);
-        let covered = covered_len(kind, body);
-        put_u32(&mut h, 20, crc32fast::hash(&body[..covered]));
-        put_u32(&mut h, 24, covered as u32);
+        put_u32(&mut h, 16, body_len);
+        put_u32(&mut h, 20, crc32fast::hash(covered));
+        put_u32(&mut h, 24, covered.len() as u32);
         let c = crc32fast::hash(&h[..28]);
         put_u32(&mut h, 28, c);
         h
@@ -448,8 +460,22 @@ pub fn encode_write_into(
     payloads: &[&[u8]],
 ) {
     let total: usize = payloads.iter().map(|p| p.len()).sum();
-    let base = out.len();
     out.reserve(WRITE_FIXED + WRITE_ENTRY * entries.len() + total);
+    encode_write_head(out, object, first_block, entries);
+    for p in payloads {
+        out.extend_from_slice(p);
+    }
+}
+
+/// Appends a Write record body's fixed part and entries to `out`: the
+/// checksummed prefix, which the payloads follow.
+pub fn encode_write_head(
+    out: &mut Vec<u8>,
+    object: [u8; 16],
+    first_block: u64,
+    entries: &[WriteEntry],
+) {
+    let base = out.len();
     out.resize(base + WRITE_FIXED + WRITE_ENTRY * entries.len(), 0);
     let b = &mut out[base..];
     b[..16].copy_from_slice(&object);
@@ -461,9 +487,6 @@ pub fn encode_write_into(
         put_u32(b, o + 8, e.crc);
         put_u32(b, o + 12, e.stored_len);
         put_u32(b, o + 16, e.flags);
-    }
-    for p in payloads {
-        out.extend_from_slice(p);
     }
 }
 

@@ -416,19 +416,44 @@ impl Log {
     /// in `framed`; the header is filled in and the record written with one
     /// `pwrite`.
     pub fn append_framed(&mut self, kind: RecordKind, framed: &mut [u8]) -> Result<LogAddr> {
-        let need = framed.len() as u64;
+        self.append_parts(kind, framed, &[])
+    }
+
+    /// Appends a Write record from its checksummed head (`HEADER_LEN`-byte
+    /// placeholder, fixed part and entries) and its payloads, written from
+    /// where they lie with `pwritev` (no copy into one buffer).
+    pub fn append_write(&mut self, head: &mut [u8], payloads: &[&[u8]]) -> Result<LogAddr> {
+        self.append_parts(RecordKind::Write, head, payloads)
+    }
+
+    fn append_parts(
+        &mut self,
+        kind: RecordKind,
+        head: &mut [u8],
+        payloads: &[&[u8]],
+    ) -> Result<LogAddr> {
+        let need = head.len() as u64 + payloads.iter().map(|p| p.len() as u64).sum::<u64>();
         if need + SEAL_RESERVE > self.seg_size {
             return Err(Error::new(
                 crate::ErrorKind::InvalidArgument,
-                format!("record of {} bytes exceeds the segment size", framed.len()),
+                format!("record of {need} bytes exceeds the segment size"),
             ));
         }
         if self.tail + need + SEAL_RESERVE > self.seg_size {
             self.roll(kind == RecordKind::Write)?;
         }
         let addr = self.tail();
-        let h = RecordHeader::encode(kind, self.next_seq, &framed[HEADER_LEN..]);
-        framed[..HEADER_LEN].copy_from_slice(&h);
+        let h = if payloads.is_empty() {
+            RecordHeader::encode(kind, self.next_seq, &head[HEADER_LEN..])
+        } else {
+            RecordHeader::encode_covered(
+                kind,
+                self.next_seq,
+                &head[HEADER_LEN..],
+                (need - HEADER_LEN as u64) as u32,
+            )
+        };
+        head[..HEADER_LEN].copy_from_slice(&h);
         let point = match kind {
             RecordKind::Write | RecordKind::Zero => FaultPoint::LogAppend,
             RecordKind::Catalog => FaultPoint::CatalogAppend,
@@ -438,14 +463,19 @@ impl Log {
                 FaultPoint::CheckpointPage
             }
         };
+        let head: &[u8] = head;
         self.faults
             .check(point)
-            .and_then(|_| self.active.file.write_all_at(framed, self.tail))
+            .and_then(|_| write_all_vectored_at(&self.active.file, head, payloads, self.tail))
             .inspect(|_| {
                 self.faults.record(|| IoOp::Write {
                     file: segment_rel(self.active.no),
                     offset: self.tail,
-                    data: framed.to_vec(),
+                    data: [head]
+                        .iter()
+                        .chain(payloads)
+                        .flat_map(|p| p.iter().copied())
+                        .collect(),
                 })
             })
             .map_err(|e| Error::io(format!("appending to segment {}", self.active.no.0), e))?;
@@ -604,6 +634,53 @@ impl Log {
         }
         Ok(bytes)
     }
+}
+
+/// Writes `head` then `payloads` back to back at `offset`: one `pwrite`
+/// without payloads, else `pwritev` (at most `IOV_MAX` slices per call, short
+/// writes continued).
+fn write_all_vectored_at(
+    file: &File,
+    head: &[u8],
+    payloads: &[&[u8]],
+    offset: u64,
+) -> std::io::Result<()> {
+    if payloads.is_empty() {
+        return file.write_all_at(head, offset);
+    }
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(payloads.len() + 1);
+    parts.push(head);
+    parts.extend(payloads.iter().filter(|p| !p.is_empty()));
+    const IOV_MAX: usize = 1024;
+    let mut pos = offset;
+    let mut i = 0;
+    let mut skip = 0usize;
+    while i < parts.len() {
+        let iov: Vec<std::io::IoSlice<'_>> = parts[i..parts.len().min(i + IOV_MAX)]
+            .iter()
+            .enumerate()
+            .map(|(k, p)| std::io::IoSlice::new(if k == 0 { &p[skip..] } else { p }))
+            .collect();
+        let mut n = match rustix::io::pwritev(file, &iov, pos) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e == rustix::io::Errno::INTR => continue,
+            Err(e) => return Err(e.into()),
+        };
+        pos += n as u64;
+        while n > 0 {
+            let left = parts[i].len() - skip;
+            if n >= left {
+                n -= left;
+                i += 1;
+                skip = 0;
+            } else {
+                skip += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// fdatasyncs each segment; an error must fail-stop the store.

@@ -97,11 +97,12 @@ impl State {
         }
     }
 
-    /// Appends a framed record (see [`Log::append_framed`]), counting it
-    /// toward the next checkpoint.
-    pub fn append_framed(&mut self, kind: RecordKind, framed: &mut [u8]) -> Result<LogAddr> {
-        let a = self.log.append_framed(kind, framed)?;
-        self.log_since_checkpoint += framed.len() as u64;
+    /// Appends a Write record from its head and payloads (see
+    /// [`Log::append_write`]), counting it toward the next checkpoint.
+    pub fn append_write(&mut self, head: &mut [u8], payloads: &[&[u8]]) -> Result<LogAddr> {
+        let a = self.log.append_write(head, payloads)?;
+        self.log_since_checkpoint +=
+            head.len() as u64 + payloads.iter().map(|p| p.len() as u64).sum::<u64>();
         Ok(a)
     }
 

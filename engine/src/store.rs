@@ -7,7 +7,7 @@ use crate::catalog::{Catalog, CatalogOp, ObjectInfo, ObjectKind, ObjectUpdate};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fault::IoOp;
 use crate::format::{
-    encode_write_into, RecordKind, Superblock, WriteEntry, HEADER_LEN, SUPER_SLOT_LEN, WRITE_ENTRY,
+    encode_write_head, RecordKind, Superblock, WriteEntry, HEADER_LEN, SUPER_SLOT_LEN, WRITE_ENTRY,
     WRITE_FIXED,
 };
 use crate::io::{fetch_blocks, prepare, Prepared};
@@ -644,10 +644,11 @@ impl Store {
                 payloads.push(&p.stored);
             }
         }
-        let mut framed = vec![0u8; HEADER_LEN];
-        encode_write_into(&mut framed, id.to_bytes(), first, &entries, &payloads);
+        let mut head = Vec::with_capacity(HEADER_LEN + WRITE_FIXED + WRITE_ENTRY * n);
+        head.resize(HEADER_LEN, 0);
+        encode_write_head(&mut head, id.to_bytes(), first, &entries);
         let addr = st
-            .append_framed(RecordKind::Write, &mut framed)
+            .append_write(&mut head, &payloads)
             .map_err(|e| self.fail_append(e))?;
         let mut locs = Vec::with_capacity(n);
         let mut off = (HEADER_LEN + WRITE_FIXED + WRITE_ENTRY * n) as u64;
