@@ -572,7 +572,7 @@ fn stats(dir: &Path, json: bool) -> Result<i32> {
             );
         }
         println!(
-            "store: logical {}, allocated {}, unique {}, shared {}, live {}, on disk {} in {} segments (+{} spare)",
+            "store: logical {}, allocated {}, unique {}, shared {}, live {}, on disk {} in {} segments (+{} spare), moved by reclaim since open {}",
             ByteSize(st.logical_bytes),
             ByteSize(st.allocated_bytes),
             ByteSize(st.unique_bytes),
@@ -580,7 +580,8 @@ fn stats(dir: &Path, json: bool) -> Result<i32> {
             ByteSize(st.live_bytes),
             ByteSize(st.disk_bytes),
             st.segments,
-            ByteSize(st.spare_bytes)
+            ByteSize(st.spare_bytes),
+            ByteSize(st.reclaim_moved_bytes)
         );
     }
     s.close()?;

@@ -158,9 +158,11 @@ impl Store {
             }
             // A failed append may leave a torn record at the log's tail:
             // nothing more may be appended, so the store fail-stops.
-            report.bytes_moved += st
+            let moved = st
                 .clean_segment(seg)
                 .map_err(|e| self.fail(e.with_context(format!("cleaning segment {}", seg.0))))?;
+            report.bytes_moved += moved;
+            st.reclaim_moved += moved;
             st.pending_delete.push(seg);
             report.segments_freed += 1;
             cleaned += 1;

@@ -45,6 +45,8 @@ pub(crate) struct State {
     pub live_data_chunks: u64,
     /// Log bytes appended since the last checkpoint.
     pub log_since_checkpoint: u64,
+    /// Live bytes the cleaner copied forward since the store was opened.
+    pub reclaim_moved: u64,
     /// Segments emptied by the cleaner, waiting for the checkpoint that
     /// commits their contents' new locations.
     pub pending_delete: Vec<SegmentNo>,
@@ -73,6 +75,7 @@ impl State {
             next_node: 0,
             live_data_chunks: 0,
             log_since_checkpoint: 0,
+            reclaim_moved: 0,
             pending_delete: Vec::new(),
             delete_next: Vec::new(),
             ct_force: BTreeSet::new(),

@@ -49,6 +49,9 @@ pub struct StoreStats {
     pub segments: u64,
     /// Bytes of retired segment files kept for reuse (not in `disk_bytes`).
     pub spare_bytes: u64,
+    /// Live bytes the cleaner copied forward since the store was opened
+    /// (the write amplification space reclaim caused).
+    pub reclaim_moved_bytes: u64,
 }
 
 impl State {
@@ -122,6 +125,7 @@ impl Store {
         out.disk_bytes = st.log.disk_bytes();
         out.segments = st.log.segments().len() as u64;
         out.spare_bytes = st.log.spare_bytes();
+        out.reclaim_moved_bytes = st.reclaim_moved;
         Ok(out)
     }
 }
