@@ -22,27 +22,44 @@ pub(crate) struct BufPool {
 impl BufPool {
     /// An empty buffer with room for `len` bytes.
     pub(crate) fn take(&self, len: usize) -> Vec<u8> {
-        if (MIN_POOLED..=MAX_POOLED).contains(&len) {
-            let mut g = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            let (bufs, bytes) = &mut *g;
-            if let Some(i) = bufs.iter().rposition(|b| b.capacity() >= len) {
-                let b = bufs.swap_remove(i);
-                *bytes -= b.capacity();
-                return b;
-            }
-        }
-        Vec::with_capacity(len)
-    }
-
-    /// A zero-filled buffer of `len` bytes.
-    pub(crate) fn take_zeroed(&self, len: usize) -> Vec<u8> {
-        let mut b = self.take(len);
-        b.resize(len, 0);
+        let mut b = self.pooled(len).unwrap_or_else(|| Vec::with_capacity(len));
+        b.clear();
         b
     }
 
+    /// A buffer of `len` bytes whose contents are unspecified: bytes of an
+    /// earlier request may remain. Only for callers that overwrite all of it
+    /// before anything is sent (an engine read fills every byte or fails);
+    /// it saves zeroing a megabyte per read reply.
+    pub(crate) fn take_overwritten(&self, len: usize) -> Vec<u8> {
+        match self.pooled(len) {
+            Some(mut b) if b.len() >= len => {
+                b.truncate(len);
+                b
+            }
+            Some(mut b) => {
+                b.resize(len, 0);
+                b
+            }
+            None => vec![0u8; len],
+        }
+    }
+
+    /// A pooled buffer with room for `len` bytes, as it was given back.
+    fn pooled(&self, len: usize) -> Option<Vec<u8>> {
+        if !(MIN_POOLED..=MAX_POOLED).contains(&len) {
+            return None;
+        }
+        let mut g = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let (bufs, bytes) = &mut *g;
+        let i = bufs.iter().rposition(|b| b.capacity() >= len)?;
+        let b = bufs.swap_remove(i);
+        *bytes -= b.capacity();
+        Some(b)
+    }
+
     /// Returns a buffer for reuse (or frees it).
-    pub(crate) fn give(&self, mut b: Vec<u8>) {
+    pub(crate) fn give(&self, b: Vec<u8>) {
         let cap = b.capacity();
         if !(MIN_POOLED..=MAX_POOLED).contains(&cap) {
             return;
@@ -50,7 +67,7 @@ impl BufPool {
         let mut g = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let (bufs, bytes) = &mut *g;
         if *bytes + cap <= MAX_IDLE_BYTES {
-            b.clear();
+            // Kept with its length: `take_overwritten` reuses those bytes.
             *bytes += cap;
             bufs.push(b);
         }
@@ -64,18 +81,25 @@ mod tests {
     #[test]
     fn reuses_and_bounds() {
         let p = BufPool::default();
-        let b = p.take_zeroed(1 << 20);
+        let b = p.take_overwritten(1 << 20);
         assert_eq!(b.len(), 1 << 20);
-        assert!(b.iter().all(|&x| x == 0));
         let ptr = b.as_ptr();
         p.give(b);
+        // A write payload buffer comes back empty, with room.
         let mut c = p.take(100_000);
         assert_eq!(c.as_ptr(), ptr);
-        assert!(c.is_empty());
+        assert!(c.is_empty() && c.capacity() >= 100_000);
         c.extend_from_slice(&[1, 2, 3]);
         p.give(c);
-        // Reused buffers come back zeroed when asked.
-        assert!(p.take_zeroed(1 << 20).iter().all(|&x| x == 0));
+        // A read reply buffer comes back at the length asked, longer or
+        // shorter than it was given back (only the extension is zeroed).
+        let o = p.take_overwritten(1 << 20);
+        assert_eq!(o.as_ptr(), ptr);
+        assert_eq!(o.len(), 1 << 20);
+        assert_eq!(&o[..3], &[1, 2, 3]);
+        p.give(o);
+        assert_eq!(p.take_overwritten(512 << 10).len(), 512 << 10);
+        assert_eq!(p.take_overwritten(100).len(), 100);
         // Small buffers are not kept; idle bytes are bounded.
         p.give(vec![0u8; 100]);
         for _ in 0..100 {

@@ -603,14 +603,14 @@ fn read_reply(
     df: bool,
 ) -> engine::Result<Vec<Vec<u8>>> {
     if !structured {
-        let mut b = bufs.take_zeroed(codec::SIMPLE_REPLY_LEN + len as usize);
+        let mut b = bufs.take_overwritten(codec::SIMPLE_REPLY_LEN + len as usize);
         store.read(id, offset, &mut b[codec::SIMPLE_REPLY_LEN..])?;
         b[..codec::SIMPLE_REPLY_LEN].copy_from_slice(&codec::simple_reply(cookie, 0));
         return Ok(vec![b]);
     }
     if len < SMALL_READ || df {
         // One data chunk; not worth a map lookup first.
-        let mut b = bufs.take_zeroed(codec::DATA_PREFIX + len as usize);
+        let mut b = bufs.take_overwritten(codec::DATA_PREFIX + len as usize);
         store.read(id, offset, &mut b[codec::DATA_PREFIX..])?;
         codec::offset_data_prefix(&mut b, true, cookie, offset, len);
         return Ok(vec![b]);
@@ -646,7 +646,7 @@ fn read_reply(
             if !holes.is_empty() {
                 parts.push(std::mem::take(&mut holes));
             }
-            let mut b = bufs.take_zeroed(codec::DATA_PREFIX + l as usize);
+            let mut b = bufs.take_overwritten(codec::DATA_PREFIX + l as usize);
             store.read(id, off, &mut b[codec::DATA_PREFIX..])?;
             codec::offset_data_prefix(&mut b, last, cookie, off, l as u32);
             parts.push(b);
