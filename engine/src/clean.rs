@@ -185,6 +185,45 @@ impl Store {
         Ok(report)
     }
 
+    /// Housekeeping's cheap reclaim (writes run it when the log holds more
+    /// than twice the live data): queues every wholly dead sealed
+    /// segment for deletion and commits the queue with one checkpoint. The
+    /// files go at the next checkpoint, when neither superblock slot can
+    /// need them: both then name checkpoints taken after they were found
+    /// dead, whose pages lie and whose replay starts in later segments.
+    /// Returns how many segments were queued or deleted (0: nothing to do).
+    pub fn drop_empty_segments(&self) -> Result<usize> {
+        let _c = self.checkpoint_guard();
+        self.check_live()?;
+        let mut st = self.state();
+        let active = st.log.active_no();
+        let empty: Vec<SegmentNo> = st
+            .log
+            .segments()
+            .keys()
+            .copied()
+            .filter(|&s| {
+                s < active
+                    && st.usage.get(&s).copied().unwrap_or(0) == 0
+                    && !st.delete_next.contains(&s)
+                    && !st.pending_delete.contains(&s)
+            })
+            .collect();
+        // Segments queued by the previous call go at this checkpoint.
+        let waiting = st.delete_next.len();
+        if empty.is_empty() && waiting == 0 {
+            return Ok(0);
+        }
+        st.pending_delete.extend(&empty);
+        self.checkpoint_with(st)?;
+        tracing::debug!(
+            queued = empty.len(),
+            deleted = waiting,
+            "dropped empty segments"
+        );
+        Ok(empty.len() + waiting)
+    }
+
     /// Deletes the spare segment files (retired segments kept for reuse),
     /// giving their space back to the filesystem; returns their bytes.
     pub fn release_spares(&self) -> Result<u64> {

@@ -840,8 +840,9 @@ impl Store {
             // While some segment is wholly dead, only such segments go:
             // under a steady overwrite, partly live ones soon empty by
             // themselves, and moving their data now would be wasted.
-            let move_some = if self.has_empty_segment() { 0 } else { 2 };
-            self.reclaim_some(0.5, move_some)?;
+            if self.drop_empty_segments()? == 0 {
+                self.reclaim_some(0.5, 2)?;
+            }
         }
         Ok(())
     }
@@ -853,19 +854,6 @@ impl Store {
         let n = st.log.segments().len() as u64;
         let live: u64 = st.usage.values().sum();
         n > 4 && n * st.log.seg_size > live.saturating_mul(2)
-    }
-
-    /// True when a sealed segment holds no live bytes (and is not already
-    /// waiting to be deleted).
-    fn has_empty_segment(&self) -> bool {
-        let st = self.inner.state.lock();
-        let active = st.log.active_no();
-        st.log.segments().keys().any(|&s| {
-            s < active
-                && st.usage.get(&s).copied().unwrap_or(0) == 0
-                && !st.delete_next.contains(&s)
-                && !st.pending_delete.contains(&s)
-        })
     }
 
     /// Writes all dirty metadata and flips the superblock: afterwards a

@@ -83,6 +83,8 @@ struct Run {
     acks: Vec<usize>,
     snaps: Vec<Snap>,
     vols: [ObjectId; 2],
+    /// Segments the light reclaim queued for deletion.
+    dropped: usize,
 }
 
 fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -131,6 +133,7 @@ fn workload(seed: u64, steps: usize) -> Run {
     let mut acks = Vec::new();
     let mut snaps: Vec<Snap> = Vec::new();
     let mut seq = 0u64;
+    let mut dropped = 0;
     let sync = |s: &Store, ops: &mut Vec<IoOp>| {
         ops.extend(s.record_io(true));
         ops.len()
@@ -200,8 +203,29 @@ fn workload(seed: u64, steps: usize) -> Run {
                 }
             }
             92..=95 => s.checkpoint().unwrap(),
-            _ => {
+            // Full reclaim (moves live data), or housekeeping's light one.
+            _ if step % 2 == 0 => {
                 s.reclaim(0.6).unwrap();
+            }
+            // Housekeeping's light reclaim, after rewriting the volume
+            // twice has left the first rewrite's segments without live data.
+            _ => {
+                for _ in 0..2 {
+                    for b0 in (0..BLOCKS).step_by(16) {
+                        let at = sync(&s, &mut ops);
+                        let mut buf = Vec::with_capacity(16 * BS);
+                        for b in b0..b0 + 16 {
+                            seq += 1;
+                            buf.extend_from_slice(&content(v, b, seq));
+                            cur[v as usize][b as usize] = seq;
+                            history.entry((v, b)).or_default().push((at, seq));
+                        }
+                        s.write(vols[v as usize], b0 * BS as u64, &buf, false)
+                            .unwrap();
+                    }
+                }
+                s.checkpoint().unwrap();
+                dropped += s.drop_empty_segments().unwrap();
             }
         }
         if std::env::var_os("BLOCKD_POWERCUT_CHECK_EACH").is_some() {
@@ -218,6 +242,7 @@ fn workload(seed: u64, steps: usize) -> Run {
         acks,
         snaps,
         vols,
+        dropped,
     }
 }
 
@@ -406,6 +431,10 @@ fn power_cut_images_recover() {
             .filter(|op| matches!(op, IoOp::Rename { from, .. } if from.starts_with("spare/")))
             .count();
         assert!(reused > 0, "seed {seed}: no spare segment was reused");
+        assert!(
+            run.dropped > 0,
+            "seed {seed}: the light reclaim dropped nothing"
+        );
         let mut rng = StdRng::seed_from_u64(seed);
         for i in 0..per_seed {
             // Cut points spread over the whole recording, ends included.
