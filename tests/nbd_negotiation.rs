@@ -77,13 +77,9 @@ fn export_name_only_client() {
 fn unknown_and_malformed_options() {
     let s = Serve::with(setup, &[]);
     let mut r = Raw::connect(&s.socket);
-    // Unknown options with payloads, STARTTLS and EXTENDED_HEADERS: ERR_UNSUP.
-    for (opt, payload) in [
-        (999u32, vec![7u8; 100]),
-        (5, vec![]),
-        (11, vec![]),
-        (4, vec![1, 2, 3]),
-    ] {
+    // Unknown options with payloads, and STARTTLS: ERR_UNSUP
+    // (EXTENDED_HEADERS is covered by tests/nbd_extended.rs).
+    for (opt, payload) in [(999u32, vec![7u8; 100]), (5, vec![]), (4, vec![1, 2, 3])] {
         r.send_opt(opt, &payload);
         let rep = r.opt_replies();
         assert_eq!((rep[0].option, rep[0].reply), (opt, ERR_UNSUP));

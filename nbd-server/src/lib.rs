@@ -1,13 +1,15 @@
 //! blockd's NBD server, on tokio. It serves every volume (read-write),
 //! snapshot and image (read-only) of an engine [`engine::Store`] as an NBD
-//! export, with fixed newstyle negotiation, structured replies,
-//! `base:allocation` block status, pipelined requests answered out of order,
-//! and multi-connection consistency.
+//! export, with fixed newstyle negotiation, structured replies, extended
+//! headers (64-bit lengths), `base:allocation` block status, pipelined
+//! requests answered out of order, and multi-connection consistency.
 //!
 //! ```text
 //!  server.rs   listeners (TCP, Unix), connection limit, handshake timeout, shutdown
 //!    └── session.rs  handshake; reader task -> blocking pool -> writer task
-//!          ├── codec.rs   pure wire format: parse, validate, encode (no I/O)
+//!          ├── codec.rs   pure wire format: requests, validation (no I/O)
+//!          │     ├── options.rs  option haggling: parse options, encode replies
+//!          │     └── reply.rs    simple, structured and extended reply framing
 //!          ├── export.rs  export names <-> store objects
 //!          └── bufpool.rs recycled large I/O buffers
 //! ```
@@ -16,6 +18,8 @@ mod bufpool;
 pub mod codec;
 pub mod export;
 pub mod fuzzing;
+mod options;
+mod reply;
 mod server;
 mod session;
 

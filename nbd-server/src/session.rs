@@ -10,7 +10,7 @@
 //! interleaved.
 
 use crate::bufpool::BufPool;
-use crate::codec::{self, errno, ClientOption, Command, ExportParams, Verdict};
+use crate::codec::{self, errno, ClientOption, Command, ExportParams, ReplyMode, ReplyTo, Verdict};
 use crate::export::Export;
 use crate::server::Shared;
 use crate::Error;
@@ -24,6 +24,9 @@ const IO_BUFFER: usize = 256 * 1024;
 /// Most extents in a BLOCK_STATUS reply without REQ_ONE (keeps the chunk
 /// under 1000 bytes, which qemu insists on for non-data chunks).
 const MAX_STATUS_EXTENTS: usize = 120;
+/// The same bound with extended headers (16-byte descriptors and an
+/// 8-byte prefix: 968 bytes).
+const MAX_STATUS_EXTENTS_EXT: usize = 60;
 /// Most extents a READ is split into before the rest is sent as data.
 const MAX_READ_EXTENTS: usize = 64;
 /// Reads shorter than this are answered with one data chunk without
@@ -91,6 +94,8 @@ pub(crate) async fn handshake<S: Stream>(s: &mut S, shared: &Shared) -> Result<N
     }
     let no_zeroes = client_flags & codec::C_NO_ZEROES != 0;
     let mut structured = false;
+    // Extended headers negotiated (implies structured replies).
+    let mut extended = false;
     // Export name the metadata context was set for, and whether
     // base:allocation was selected.
     let mut meta: Option<(String, bool)> = None;
@@ -121,12 +126,18 @@ pub(crate) async fn handshake<S: Stream>(s: &mut S, shared: &Shared) -> Result<N
             }
         };
         match parsed {
+            ClientOption::ExportName(_) if extended => {
+                // The spec forbids EXPORT_NAME after extended headers, and
+                // EXPORT_NAME has no error reply: hard disconnect.
+                tracing::debug!("EXPORT_NAME after extended headers: closing");
+                return Ok(Negotiated::Close);
+            }
             ClientOption::ExportName(name) => {
                 let Some(e) = shared.exports.lookup(&name) else {
                     tracing::info!(export = %name, "EXPORT_NAME of an unknown export: closing");
                     return Ok(Negotiated::Close);
                 };
-                let p = params(&e, structured, &meta);
+                let p = params(&e, structured, extended, &meta);
                 s.write_all(&codec::export_name_reply(
                     e.size,
                     p.transmission_flags(),
@@ -157,7 +168,7 @@ pub(crate) async fn handshake<S: Stream>(s: &mut S, shared: &Shared) -> Result<N
                     send_reply(s, h.option, codec::rep::ERR_UNKNOWN, b"no such export").await?;
                     continue;
                 };
-                let p = params(&e, structured, &meta);
+                let p = params(&e, structured, extended, &meta);
                 let mut b = Vec::new();
                 let o = h.option;
                 let info = codec::rep::INFO;
@@ -182,7 +193,19 @@ pub(crate) async fn handshake<S: Stream>(s: &mut S, shared: &Shared) -> Result<N
                     return Ok(Negotiated::Transmit(e, p));
                 }
             }
+            ClientOption::StructuredReply if extended => {
+                // No downgrade from extended headers.
+                let msg = b"extended headers already negotiated";
+                send_reply(s, h.option, codec::rep::ERR_EXT_HEADER_REQD, msg).await?;
+            }
             ClientOption::StructuredReply => {
+                structured = true;
+                send_reply(s, h.option, codec::rep::ACK, &[]).await?;
+            }
+            ClientOption::ExtendedHeaders => {
+                // Also after STRUCTURED_REPLY, and again when already on
+                // (the spec forbids neither; nothing changes then).
+                extended = true;
                 structured = true;
                 send_reply(s, h.option, codec::rep::ACK, &[]).await?;
             }
@@ -226,11 +249,17 @@ pub(crate) async fn handshake<S: Stream>(s: &mut S, shared: &Shared) -> Result<N
     }
 }
 
-fn params(e: &Export, structured: bool, meta: &Option<(String, bool)>) -> ExportParams {
+fn params(
+    e: &Export,
+    structured: bool,
+    extended: bool,
+    meta: &Option<(String, bool)>,
+) -> ExportParams {
     ExportParams {
         size: e.size,
         read_only: e.read_only,
         structured,
+        extended,
         base_allocation: structured && matches!(meta, Some((name, true)) if *name == e.name),
     }
 }
@@ -269,8 +298,9 @@ pub(crate) async fn transmit<S: Stream>(
         engine_slots: shared.engine_slots.clone(),
         tx: tx.clone(),
         id,
-        structured: params.structured,
+        mode: params.reply_mode(),
     };
+    let hdr_len = codec::request_len(params.extended);
     // Small requests parsed but not yet started. Every await that may
     // block (on the client or on a slot) first starts them.
     let mut batch: Vec<Job> = Vec::new();
@@ -282,15 +312,16 @@ pub(crate) async fn transmit<S: Stream>(
                 slots.clone().acquire_owned().await.expect("never closed")
             }
         };
-        if reader.buffer().len() < codec::REQUEST_LEN {
+        if reader.buffer().len() < hdr_len {
             run.start(&mut batch).await;
         }
-        let mut hdr = [0u8; codec::REQUEST_LEN];
+        let mut hdr = [0u8; codec::EXT_REQUEST_LEN];
+        let hdr = &mut hdr[..hdr_len];
         tokio::select! {
             biased;
             _ = crate::server::stopped(&mut shutdown) => break Ok(()),
             _ = writer_failed.notified() => break Ok(()),
-            r = reader.read_exact(&mut hdr) => {
+            r = reader.read_exact(hdr) => {
                 if let Err(e) = r {
                     break if e.kind() == std::io::ErrorKind::UnexpectedEof {
                         Ok(())
@@ -300,7 +331,7 @@ pub(crate) async fn transmit<S: Stream>(
                 }
             }
         }
-        let Some(h) = codec::parse_request(&hdr) else {
+        let Some(h) = codec::parse_header(hdr, params.extended) else {
             tracing::warn!(export = %export.name, "bad request magic: disconnecting");
             break Ok(());
         };
@@ -324,9 +355,8 @@ pub(crate) async fn transmit<S: Stream>(
                         _ => break Ok(()),
                     }
                 }
-                let rich = params.structured
-                    && matches!(h.command, codec::cmd::READ | codec::cmd::BLOCK_STATUS);
-                let parts = vec![error_reply(rich, h.cookie, errno, reason)];
+                let to = ReplyTo::new(run.mode, h.cookie, h.offset);
+                let parts = vec![to.error(chunked_errors(h.command), errno, reason)];
                 let _ = tx.send(Reply { parts, _slot: slot });
                 continue;
             }
@@ -364,7 +394,7 @@ pub(crate) async fn transmit<S: Stream>(
             _ => false,
         };
         let job = Job {
-            cookie: h.cookie,
+            to: ReplyTo::new(run.mode, h.cookie, h.offset),
             cmd,
             payload,
             slot,
@@ -392,7 +422,7 @@ pub(crate) async fn transmit<S: Stream>(
 
 /// One accepted request, waiting to run.
 struct Job {
-    cookie: u64,
+    to: ReplyTo,
     cmd: Command,
     payload: Vec<u8>,
     slot: OwnedSemaphorePermit,
@@ -405,7 +435,7 @@ struct Runner {
     engine_slots: Arc<Semaphore>,
     tx: mpsc::UnboundedSender<Reply>,
     id: ObjectId,
-    structured: bool,
+    mode: ReplyMode,
 }
 
 impl Runner {
@@ -425,10 +455,10 @@ impl Runner {
         let store = self.store.clone();
         let bufs = self.bufs.clone();
         let tx = self.tx.clone();
-        let (id, structured) = (self.id, self.structured);
+        let id = self.id;
         tokio::task::spawn_blocking(move || {
             for j in jobs {
-                let parts = execute(&store, &bufs, id, structured, j.cookie, j.cmd, &j.payload);
+                let parts = execute(&store, &bufs, id, j.to, j.cmd, &j.payload);
                 bufs.give(j.payload);
                 let _ = tx.send(Reply {
                     parts,
@@ -471,16 +501,11 @@ async fn write_replies<W: AsyncWrite + Unpin>(
     }
 }
 
-/// An error reply: a structured ERROR chunk for READ/BLOCK_STATUS with
-/// structured replies, a simple reply otherwise.
-fn error_reply(structured: bool, cookie: u64, errno: u32, message: &str) -> Vec<u8> {
-    if structured {
-        let mut b = Vec::with_capacity(32 + message.len());
-        codec::error_chunk(&mut b, cookie, errno, message);
-        b
-    } else {
-        codec::simple_reply(cookie, errno).to_vec()
-    }
+/// Whether a command's errors are chunks once structured replies are on
+/// (READ must never get a simple reply then; BLOCK_STATUS needs chunks).
+/// With extended headers every error is a chunk anyway.
+fn chunked_errors(command: u16) -> bool {
+    matches!(command, codec::cmd::READ | codec::cmd::BLOCK_STATUS)
 }
 
 /// Maps an engine error to an NBD errno. A deleted object (NotFound) gives
@@ -502,13 +527,12 @@ fn execute(
     store: &Store,
     bufs: &BufPool,
     id: ObjectId,
-    structured: bool,
-    cookie: u64,
+    to: ReplyTo,
     cmd: Command,
     payload: &[u8],
 ) -> Vec<Vec<u8>> {
     let done = |r: engine::Result<()>, writing: bool| match r {
-        Ok(()) => vec![codec::simple_reply(cookie, 0).to_vec()],
+        Ok(()) => vec![to.ok()],
         Err(e) => {
             tracing::debug!(error = %e, "request failed");
             let msg = if e.kind() == ErrorKind::NotFound {
@@ -516,26 +540,26 @@ fn execute(
             } else {
                 "engine error"
             };
-            vec![error_reply(false, cookie, errno_of(&e, writing), msg)]
+            vec![to.error(false, errno_of(&e, writing), msg)]
         }
     };
     match cmd {
-        Command::Read { offset, len, df } => {
-            read_reply(store, bufs, id, structured, cookie, offset, len, df).unwrap_or_else(|e| {
+        Command::Read { offset, len, df } => read_reply(store, bufs, id, to, offset, len, df)
+            .unwrap_or_else(|e| {
                 tracing::debug!(error = %e, "read failed");
                 let msg = if e.kind() == ErrorKind::NotFound {
                     "export deleted"
                 } else {
                     "read failed"
                 };
-                vec![error_reply(structured, cookie, errno_of(&e, false), msg)]
-            })
-        }
+                vec![to.error(true, errno_of(&e, false), msg)]
+            }),
         Command::Write { offset, fua, .. } => done(store.write(id, offset, payload, fua), true),
         Command::Flush => done(store.flush(), true),
-        Command::Trim { offset, len, fua } => {
-            done(store.trim(id, offset, u64::from(len), fua), true)
-        }
+        // Trim and zeroing are one metadata record whatever the length
+        // (at most two edge blocks are rewritten), so 64-bit lengths from
+        // extended headers cost no more than 32-bit ones.
+        Command::Trim { offset, len, fua } => done(store.trim(id, offset, len, fua), true),
         Command::WriteZeroes {
             offset,
             len,
@@ -543,12 +567,8 @@ fn execute(
             no_hole,
             fast: _,
         } => {
-            // Zeroing is metadata-only for whole blocks (at most two edge
-            // blocks are rewritten), so FAST_ZERO is always honoured.
-            done(
-                store.write_zeroes(id, offset, u64::from(len), !no_hole, fua),
-                true,
-            )
+            // FAST_ZERO is therefore always honoured.
+            done(store.write_zeroes(id, offset, len, !no_hole, fua), true)
         }
         Command::Cache { .. } => done(store.get(id).map(|_| ()), false),
         Command::BlockStatus {
@@ -556,10 +576,16 @@ fn execute(
             len,
             req_one,
         } => {
-            let max = if req_one { 1 } else { MAX_STATUS_EXTENTS };
-            match store.block_status(id, offset, u64::from(len), max) {
+            let max = match (req_one, to.mode) {
+                (true, _) => 1,
+                (false, ReplyMode::Extended) => MAX_STATUS_EXTENTS_EXT,
+                (false, _) => MAX_STATUS_EXTENTS,
+            };
+            // The engine bounds its walk by `max` extents, so a 64-bit
+            // length costs no more than a short one.
+            match store.block_status(id, offset, len, max) {
                 Ok(exts) => {
-                    let mut d: Vec<(u32, u32)> = exts
+                    let mut d: Vec<(u64, u32)> = exts
                         .iter()
                         .map(|e| {
                             let f = match e.kind {
@@ -567,52 +593,47 @@ fn execute(
                                 ExtentKind::Zero => codec::alloc::ZERO,
                                 ExtentKind::Hole => codec::alloc::HOLE | codec::alloc::ZERO,
                             };
-                            (e.length as u32, f)
+                            (e.length, f)
                         })
                         .collect();
                     if d.is_empty() {
                         d.push((len, 0));
                     }
-                    let mut b = Vec::with_capacity(24 + 8 * d.len());
-                    codec::block_status_chunk(&mut b, cookie, &d);
+                    let mut b = Vec::with_capacity(to.header_len() + 8 + 16 * d.len());
+                    to.block_status(&mut b, &d);
                     vec![b]
                 }
-                Err(e) => vec![error_reply(
-                    true,
-                    cookie,
-                    errno_of(&e, false),
-                    "block status failed",
-                )],
+                Err(e) => vec![to.error(true, errno_of(&e, false), "block status failed")],
             }
         }
         Command::Disconnect => Vec::new(),
     }
 }
 
-/// A READ reply: simple (header + data), or structured with OFFSET_HOLE
-/// chunks for unallocated or zero ranges and OFFSET_DATA for the rest.
-#[allow(clippy::too_many_arguments)]
+/// A READ reply: simple (header + data), or chunked (structured or
+/// extended) with OFFSET_HOLE chunks for unallocated or zero ranges and
+/// OFFSET_DATA for the rest.
 fn read_reply(
     store: &Store,
     bufs: &BufPool,
     id: ObjectId,
-    structured: bool,
-    cookie: u64,
+    to: ReplyTo,
     offset: u64,
     len: u32,
     df: bool,
 ) -> engine::Result<Vec<Vec<u8>>> {
-    if !structured {
+    if to.mode == ReplyMode::Simple {
         let mut b = bufs.take_overwritten(codec::SIMPLE_REPLY_LEN + len as usize);
         store.read(id, offset, &mut b[codec::SIMPLE_REPLY_LEN..])?;
-        b[..codec::SIMPLE_REPLY_LEN].copy_from_slice(&codec::simple_reply(cookie, 0));
+        b[..codec::SIMPLE_REPLY_LEN].copy_from_slice(&codec::simple_reply(to.cookie, 0));
         return Ok(vec![b]);
     }
+    let prefix = to.data_prefix();
     if len < SMALL_READ || df {
         // One data chunk; not worth a map lookup first.
-        let mut b = bufs.take_overwritten(codec::DATA_PREFIX + len as usize);
-        store.read(id, offset, &mut b[codec::DATA_PREFIX..])?;
-        codec::offset_data_prefix(&mut b, true, cookie, offset, len);
+        let mut b = bufs.take_overwritten(prefix + len as usize);
+        store.read(id, offset, &mut b[prefix..])?;
+        to.offset_data_prefix(&mut b, true, offset, len);
         return Ok(vec![b]);
     }
     let end = offset + u64::from(len);
@@ -646,12 +667,12 @@ fn read_reply(
             if !holes.is_empty() {
                 parts.push(std::mem::take(&mut holes));
             }
-            let mut b = bufs.take_overwritten(codec::DATA_PREFIX + l as usize);
-            store.read(id, off, &mut b[codec::DATA_PREFIX..])?;
-            codec::offset_data_prefix(&mut b, last, cookie, off, l as u32);
+            let mut b = bufs.take_overwritten(prefix + l as usize);
+            store.read(id, off, &mut b[prefix..])?;
+            to.offset_data_prefix(&mut b, last, off, l as u32);
             parts.push(b);
         } else {
-            codec::offset_hole(&mut holes, last, cookie, off, l as u32);
+            to.offset_hole(&mut holes, last, off, l as u32);
         }
     }
     if !holes.is_empty() {

@@ -65,7 +65,7 @@ impl Client {
             command,
             cookie: 1,
             offset,
-            length: len,
+            length: u64::from(len),
         };
         self.0.write_all(&codec::encode_request(&h)).unwrap();
         self.0.write_all(data).unwrap();
