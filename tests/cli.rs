@@ -287,3 +287,37 @@ fn scrub_and_check_find_a_damaged_map_node() {
     let o = blockd(&dir, &["check"]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn gc_frees_dead_segments_and_gives_spares_back() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("data");
+    let src = d.path().join("src.raw");
+    // 100 MiB of incompressible-ish data per import: several 64 MiB segments.
+    let content: Vec<u8> = (0..100u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&src, &content).unwrap();
+    for round in 0..4 {
+        ok(
+            &dir,
+            &["import", src.to_str().unwrap(), &format!("v{round}")],
+        );
+        if round < 3 {
+            ok(&dir, &["volume", "delete", &format!("v{round}")]);
+        }
+    }
+    let out = ok(&dir, &["gc"]);
+    assert!(out.contains("released"), "{out}");
+    let spare = dir.join("spare");
+    let left = spare.read_dir().map(|rd| rd.count()).unwrap_or(0);
+    assert_eq!(left, 0, "gc left spare segment files: {out}");
+    let stats: serde_json::Value = serde_json::from_str(&ok(&dir, &["stats", "--json"])).unwrap();
+    assert_eq!(stats["spare_bytes"].as_u64(), Some(0));
+    let disk = stats["disk_bytes"].as_u64().unwrap();
+    assert!(disk < 200 << 20, "gc left {disk} bytes of segments: {out}");
+    let back = d.path().join("back.raw");
+    ok(&dir, &["export", "v3", back.to_str().unwrap()]);
+    assert!(std::fs::read(&back).unwrap() == content);
+    assert!(ok(&dir, &["check"]).contains("0 corruption"));
+}
