@@ -127,6 +127,28 @@ pub(crate) struct Log {
     spares: Vec<Spare>,
     /// At most this many spares are kept (see [`Log::set_max_spares`]).
     max_spares: usize,
+    /// Retired segment files waiting to be deleted (see [`Log::take_doomed`]).
+    doomed: Vec<Doomed>,
+}
+
+/// A retired segment file to delete. Unlinking and closing the last handle
+/// free its blocks, which on a filesystem mounted with `discard` waits for
+/// the device to discard them (tens to hundreds of milliseconds for a
+/// segment), so it is done outside the store lock.
+pub(crate) struct Doomed {
+    path: PathBuf,
+    seg: Arc<Segment>,
+}
+
+/// Deletes retired segment files (outside the store lock). A reader still
+/// holding one keeps reading it until it lets go.
+pub(crate) fn bury(doomed: Vec<Doomed>) -> Result<()> {
+    for d in doomed {
+        std::fs::remove_file(&d.path)
+            .map_err(|e| Error::io(format!("removing {}", d.path.display()), e))?;
+        drop(d.seg);
+    }
+    Ok(())
 }
 
 pub(crate) fn segment_path(dir: &Path, no: SegmentNo) -> PathBuf {
@@ -258,6 +280,7 @@ impl Log {
             spare_dir,
             max_spares: spares.len(),
             spares,
+            doomed: Vec::new(),
         })
     }
 
@@ -589,7 +612,8 @@ impl Log {
     /// Retires a segment file the last checkpoint no longer needs: kept as
     /// a spare when nobody else holds it open (a reader outside the store
     /// lock may still read a deleted file, but must never see it rewritten)
-    /// and [`Log::keep_spare`] allows, deleted otherwise.
+    /// and [`Log::keep_spare`] allows, else queued for deletion by
+    /// [`bury`] outside the store lock (see [`Log::take_doomed`]).
     pub fn remove_segment(&mut self, no: SegmentNo) -> Result<()> {
         if no == self.active.no {
             return Ok(());
@@ -599,8 +623,8 @@ impl Log {
         let Some(seg) = self.segments.remove(&no) else {
             return Ok(());
         };
-        if self.keep_spare() {
-            if let Ok(seg) = Arc::try_unwrap(seg) {
+        let seg = match (self.keep_spare(), Arc::try_unwrap(seg)) {
+            (true, Ok(seg)) => {
                 let to = self.spare_dir.join(format!("{:08}.log", no.0));
                 let moved =
                     std::fs::create_dir_all(&self.spare_dir).and_then(|_| std::fs::rename(&p, &to));
@@ -616,14 +640,26 @@ impl Log {
                         });
                         return Ok(());
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot keep a spare segment"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot keep a spare segment");
+                        Arc::new(seg)
+                    }
                 }
             }
-        }
+            (_, Ok(seg)) => Arc::new(seg),
+            (_, Err(seg)) => seg,
+        };
         self.faults.record(|| IoOp::Remove {
             file: segment_rel(no),
         });
-        std::fs::remove_file(&p).map_err(|e| Error::io(format!("removing {}", p.display()), e))
+        self.doomed.push(Doomed { path: p, seg });
+        Ok(())
+    }
+
+    /// Segment files retired for deletion since the last call, to be
+    /// deleted with [`bury`] once the store lock is released.
+    pub fn take_doomed(&mut self) -> Vec<Doomed> {
+        std::mem::take(&mut self.doomed)
     }
 
     /// Deletes every spare segment file, giving its space back.

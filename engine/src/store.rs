@@ -11,7 +11,7 @@ use crate::format::{
     WRITE_FIXED,
 };
 use crate::io::{fetch_blocks, prepare, Prepared};
-use crate::log::{sync_segments, Log};
+use crate::log::{bury, sync_segments, Log};
 use crate::state::State;
 use crate::types::{ChunkId, LogAddr, ObjectId, BLOCK_SIZE, MAX_VOLUME_SIZE};
 use parking_lot::Mutex;
@@ -919,7 +919,9 @@ impl Store {
             st.log.remove_segment(seg)?;
             st.usage.remove(&seg);
         }
-        Ok(())
+        let doomed = st.log.take_doomed();
+        drop(st);
+        bury(doomed)
     }
 
     /// Checkpoints and closes the store, releasing the directory lock.
