@@ -7,6 +7,8 @@
 #   RUNTIME=10 SIZE_MB=2048 BENCH_DIR=/somewhere benches/nbd-compare.sh
 #   BLOCKD_BASE=/tmp/blockd-old benches/nbd-compare.sh  # also an older build
 #   SERVERS="blockd blockd-base" benches/nbd-compare.sh # only these servers
+#   REPEAT=3 benches/nbd-compare.sh   # each row 3 times, the median kept
+#                                     # (single 5 s rows spread +-15% here)
 #
 # Needs qemu-utils, nbdkit and fio (scripts/test.sh installs them). Each
 # server runs alone; every target is first filled with a sequential write
@@ -15,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNTIME=${RUNTIME:-5}
+REPEAT=${REPEAT:-1}
 SIZE_MB=${SIZE_MB:-1024}
 BASE=${BENCH_DIR:-$PWD/target}
 mkdir -p "$BASE"
@@ -66,17 +69,27 @@ measure() { # server-name socket
   for row in "${ROWS[@]}"; do
     set -- $row
     local label=$1
-    local out
-    out=$(fio_run "$uri" "$2" "$3" "$4" "$5" --time_based --runtime="$RUNTIME")
-    local value
-    value=$(printf '%s' "$out" | python3 -c '
+    local vals=() out
+    for _ in $(seq 1 "$REPEAT"); do
+      out=$(fio_run "$uri" "$2" "$3" "$4" "$5" --time_based --runtime="$RUNTIME")
+      vals+=("$(printf '%s' "$out" | python3 -c '
 import json, sys
 t = sys.stdin.read()
 j = json.loads(t[t.find("{"):])
 job = j["jobs"][0]
 side = job["read"] if job["read"]["io_bytes"] > 0 else job["write"]
 print(side["bw_bytes"], side["iops"])
-')
+')")
+    done
+    # The median of the repeats (by bandwidth for sequential rows, else IOPS).
+    local value
+    value=$(printf '%s\n' "${vals[@]}" | python3 -c '
+import sys
+v = [l.split() for l in sys.stdin if l.strip()]
+k = 0 if sys.argv[1].startswith("seq") else 1
+v.sort(key=lambda x: float(x[k]))
+print(" ".join(v[len(v) // 2]))
+' "$label")
     echo "   $label: $value" >&2
     printf '%s\t%s\t%s\n' "$name" "$label" "$value" >> "$RESULTS"
   done
@@ -132,7 +145,7 @@ stop
 fi
 
 echo
-echo "$(date -u +%Y-%m-%d) nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\" runtime=${RUNTIME}s size=${SIZE_MB}MiB"
+echo "$(date -u +%Y-%m-%d) nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\" runtime=${RUNTIME}s size=${SIZE_MB}MiB repeat=${REPEAT}"
 python3 - "$RESULTS" <<'EOF'
 import sys, collections
 res = collections.defaultdict(dict)
