@@ -222,7 +222,7 @@ fn sigterm_finishes_io_and_kill9_keeps_flushed_data() {
             acked.push(c.cookie);
         }
     }
-    assert!(s.log().iter().any(|l| l.contains("SIGTERM")));
+    assert!(s.wait_log("SIGTERM", Duration::from_secs(10)));
     let exported = t.path().join("v.raw");
     blockd(&d, &["export", "v", exported.to_str().unwrap()]);
     let img = std::fs::read(&exported).unwrap();

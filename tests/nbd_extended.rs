@@ -405,7 +405,7 @@ fn extended_transmission_on_a_16g_volume() {
     // hard disconnect.
     r.request(CMD_FLUSH, 0, next(), 0, 0, &[0; 4]);
     assert!(r.closed_within(Duration::from_secs(30)));
-    assert!(s.log().iter().any(|l| l.contains("bad request magic")));
+    assert!(s.wait_log("bad request magic", Duration::from_secs(10)));
 
     // A payload too large to drain (over 64 MiB) drops the connection too.
     let mut r = Raw::connect(&s.socket);

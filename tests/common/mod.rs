@@ -173,6 +173,22 @@ impl Serve {
         self.log.lock().unwrap().clone()
     }
 
+    /// True when a log line containing `needle` arrives within `wait` (the
+    /// server's stderr is collected by another thread, so a line can trail
+    /// what the client observed).
+    pub fn wait_log(&self, needle: &str, wait: Duration) -> bool {
+        let end = std::time::Instant::now() + wait;
+        loop {
+            if self.log().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            if std::time::Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
