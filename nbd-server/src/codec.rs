@@ -149,35 +149,6 @@ pub struct RequestHeader {
     pub length: u64,
 }
 
-/// Parses a compact request header; `None` for a bad magic (disconnect).
-pub fn parse_request(b: &[u8; REQUEST_LEN]) -> Option<RequestHeader> {
-    if be32(b) != REQUEST_MAGIC {
-        return None;
-    }
-    Some(RequestHeader {
-        flags: be16(&b[4..]),
-        command: be16(&b[6..]),
-        cookie: be64(&b[8..]),
-        offset: be64(&b[16..]),
-        length: u64::from(be32(&b[24..])),
-    })
-}
-
-/// Parses an extended request header; `None` for a bad magic (a compact
-/// request after extended headers were negotiated included: disconnect).
-pub fn parse_ext_request(b: &[u8; EXT_REQUEST_LEN]) -> Option<RequestHeader> {
-    if be32(b) != EXTENDED_REQUEST_MAGIC {
-        return None;
-    }
-    Some(RequestHeader {
-        flags: be16(&b[4..]),
-        command: be16(&b[6..]),
-        cookie: be64(&b[8..]),
-        offset: be64(&b[16..]),
-        length: be64(&b[24..]),
-    })
-}
-
 /// Length of a request header in the given mode.
 pub fn request_len(extended: bool) -> usize {
     if extended {
@@ -188,13 +159,30 @@ pub fn request_len(extended: bool) -> usize {
 }
 
 /// Parses the first [`request_len`] bytes of `b` as a request header of
-/// the given mode; `None` for a bad magic or too few bytes.
+/// the given mode (compact or extended); `None` for a bad magic (a compact
+/// request after extended headers were negotiated included: disconnect) or
+/// too few bytes.
 pub fn parse_header(b: &[u8], extended: bool) -> Option<RequestHeader> {
-    if extended {
-        parse_ext_request(b.get(..EXT_REQUEST_LEN)?.try_into().ok()?)
+    let magic = if extended {
+        EXTENDED_REQUEST_MAGIC
     } else {
-        parse_request(b.get(..REQUEST_LEN)?.try_into().ok()?)
+        REQUEST_MAGIC
+    };
+    let b = b.get(..request_len(extended))?;
+    if be32(b) != magic {
+        return None;
     }
+    Some(RequestHeader {
+        flags: be16(&b[4..]),
+        command: be16(&b[6..]),
+        cookie: be64(&b[8..]),
+        offset: be64(&b[16..]),
+        length: if extended {
+            be64(&b[24..])
+        } else {
+            u64::from(be32(&b[24..]))
+        },
+    })
 }
 
 /// Encodes a compact request header (for clients and tests); the length is
@@ -500,10 +488,10 @@ mod tests {
     #[test]
     fn request_round_trip() {
         let r = req(cmd::WRITE, cflag::FUA, 4096, 512);
-        assert_eq!(parse_request(&encode_request(&r)), Some(r));
+        assert_eq!(parse_header(&encode_request(&r), false), Some(r));
         let mut b = encode_request(&r);
         b[0] ^= 1;
-        assert_eq!(parse_request(&b), None);
+        assert_eq!(parse_header(&b, false), None);
     }
 
     #[test]
@@ -580,7 +568,6 @@ mod tests {
         let b = encode_ext_request(&r);
         assert_eq!(b.len(), EXT_REQUEST_LEN);
         assert_eq!(&b[..4], &[0x21, 0xe4, 0x1c, 0x71]);
-        assert_eq!(parse_ext_request(&b), Some(r));
         assert_eq!(parse_header(&b, true), Some(r));
         // 64-bit length survives; compact parsing of the same bytes fails
         // on the magic.
@@ -588,10 +575,10 @@ mod tests {
         // A compact header where an extended one is due: bad magic.
         let mut c = [0u8; EXT_REQUEST_LEN];
         c[..REQUEST_LEN].copy_from_slice(&encode_request(&r));
-        assert_eq!(parse_ext_request(&c), None);
+        assert_eq!(parse_header(&c, true), None);
         let mut bad = b;
         bad[3] ^= 0x80;
-        assert_eq!(parse_ext_request(&bad), None);
+        assert_eq!(parse_header(&bad, true), None);
         // Too short.
         assert_eq!(parse_header(&b[..31], true), None);
         assert_eq!(parse_header(&b[..27], false), None);
