@@ -305,8 +305,13 @@ impl Log {
     fn delete_spare(&mut self, sp: Spare) -> Result<()> {
         let rel = spare_rel(sp.old);
         self.faults.record(|| IoOp::Remove { file: rel.clone() });
-        let p = self.spare_dir.join(format!("{:08}.log", sp.old.0));
+        let p = self.spare_path(sp.old);
         std::fs::remove_file(&p).map_err(|e| Error::io(format!("removing {}", p.display()), e))
+    }
+
+    /// The spare file of retired segment `old` (named as in [`spare_rel`]).
+    fn spare_path(&self, old: SegmentNo) -> PathBuf {
+        self.spare_dir.join(format!("{:08}.log", old.0))
     }
 
     /// True when a retired segment may be kept as a spare: the pool has
@@ -320,7 +325,7 @@ impl Log {
     /// Renames a spare to segment `next` (both directories synced), ready to
     /// be overwritten from offset 0.
     fn reuse_spare(&mut self, sp: Spare, next: SegmentNo) -> Result<Arc<Segment>> {
-        let from = self.spare_dir.join(format!("{:08}.log", sp.old.0));
+        let from = self.spare_path(sp.old);
         let to = segment_path(&self.dir, next);
         std::fs::rename(&from, &to).map_err(|e| {
             Error::io(
@@ -625,7 +630,7 @@ impl Log {
         };
         let seg = match (self.keep_spare(), Arc::try_unwrap(seg)) {
             (true, Ok(seg)) => {
-                let to = self.spare_dir.join(format!("{:08}.log", no.0));
+                let to = self.spare_path(no);
                 let moved =
                     std::fs::create_dir_all(&self.spare_dir).and_then(|_| std::fs::rename(&p, &to));
                 match moved {
