@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Serve volumes, snapshots and images to front ends.
-    Serve(crate::serve::ServeArgs),
+    Serve(Box<crate::serve::ServeArgs>),
     /// Volumes: create, list, delete, resize.
     #[command(subcommand)]
     Volume(VolumeCmd),
@@ -196,10 +196,12 @@ pub fn main() -> i32 {
         }
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BLOCKD_LOG").unwrap_or_else(|_| {
+        // rustls warns about every client that sends an IP address as
+        // its TLS server name (libnbd does): not worth a line each.
         tracing_subscriber::EnvFilter::new(if matches!(cli.cmd, Cmd::Serve(_)) {
-            "info"
+            "info,rustls=error"
         } else {
-            "warn"
+            "warn,rustls=error"
         })
     });
     tracing_subscriber::fmt()
@@ -229,7 +231,7 @@ fn open(dir: &Path, create: bool) -> Result<Store> {
 fn run(cli: Cli) -> Result<i32> {
     let dir = cli.data_dir;
     match cli.cmd {
-        Cmd::Serve(args) => crate::serve::run(&dir, args).map(|_| 0),
+        Cmd::Serve(args) => crate::serve::run(&dir, *args).map(|_| 0),
         Cmd::Volume(c) => volume(&dir, c),
         Cmd::Snapshot(c) => snapshot(&dir, c),
         Cmd::Image(c) => image(&dir, c),

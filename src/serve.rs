@@ -10,6 +10,38 @@ use std::time::Duration;
 /// Where the REST API listens unless told otherwise.
 const DEFAULT_API_LISTEN: &str = "127.0.0.1:8776";
 
+/// Whether NBD clients must use TLS (when a certificate is given).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsChoice {
+    /// Every client must send STARTTLS first.
+    Require,
+    /// STARTTLS is offered; plaintext clients are served too.
+    Allow,
+}
+
+/// Loads the NBD TLS material named by the options, if any.
+fn nbd_tls(args: &ServeArgs) -> Result<Option<nbd_server::Tls>> {
+    let (Some(cert), Some(key)) = (&args.nbd_tls_cert, &args.nbd_tls_key) else {
+        return Ok(None);
+    };
+    let files = nbd_server::TlsFiles {
+        cert,
+        key,
+        client_ca: args.nbd_tls_client_ca.as_deref(),
+    };
+    let mode = match args.nbd_tls {
+        TlsChoice::Require => nbd_server::TlsMode::Require,
+        TlsChoice::Allow => nbd_server::TlsMode::Allow,
+    };
+    let tls = nbd_server::Tls::load(&files, mode).context("loading the NBD TLS certificate")?;
+    tracing::info!(
+        required = mode == nbd_server::TlsMode::Require,
+        client_certificates = tls.client_auth(),
+        "NBD STARTTLS on"
+    );
+    Ok(Some(tls))
+}
+
 /// Options of `blockd serve`.
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -36,6 +68,20 @@ pub struct ServeArgs {
     /// blocking threads shared by all connections).
     #[arg(long, default_value_t = 64)]
     nbd_engine_threads: usize,
+    /// PEM certificate chain for NBD STARTTLS (with --nbd-tls-key).
+    #[arg(long, requires = "nbd_tls_key")]
+    nbd_tls_cert: Option<PathBuf>,
+    /// PEM private key for NBD STARTTLS (with --nbd-tls-cert).
+    #[arg(long, requires = "nbd_tls_cert")]
+    nbd_tls_key: Option<PathBuf>,
+    /// PEM CA certificates NBD clients' certificates must chain to; without
+    /// it clients are not asked for a certificate.
+    #[arg(long, requires = "nbd_tls_cert")]
+    nbd_tls_client_ca: Option<PathBuf>,
+    /// With a certificate: "require" refuses every NBD option but STARTTLS
+    /// until the client upgrades; "allow" serves plaintext clients too.
+    #[arg(long, value_enum, default_value_t = TlsChoice::Require)]
+    nbd_tls: TlsChoice,
     /// Also mount the FUSE export here (volumes/, snapshots/, images/).
     #[arg(long)]
     fuse_mount: Option<PathBuf>,
@@ -151,6 +197,7 @@ async fn serve(
         max_in_flight: args.nbd_max_in_flight,
         default_export: args.default_export.clone(),
         engine_threads: args.nbd_engine_threads,
+        tls: nbd_tls(args)?,
     };
     let server = nbd_server::Server::new(store, config);
     let mut tasks = Vec::new();

@@ -77,13 +77,18 @@ fn export_name_only_client() {
 fn unknown_and_malformed_options() {
     let s = Serve::with(setup, &[]);
     let mut r = Raw::connect(&s.socket);
-    // Unknown options with payloads, and STARTTLS: ERR_UNSUP
-    // (EXTENDED_HEADERS is covered by tests/nbd_extended.rs).
-    for (opt, payload) in [(999u32, vec![7u8; 100]), (5, vec![]), (4, vec![1, 2, 3])] {
+    // Unknown options with payloads: ERR_UNSUP (EXTENDED_HEADERS is
+    // covered by tests/nbd_extended.rs).
+    for (opt, payload) in [(999u32, vec![7u8; 100]), (4, vec![1, 2, 3])] {
         r.send_opt(opt, &payload);
         let rep = r.opt_replies();
         assert_eq!((rep[0].option, rep[0].reply), (opt, ERR_UNSUP));
     }
+    // STARTTLS without a certificate configured: ERR_POLICY (NOTLS mode;
+    // tests/nbd_tls.rs covers the rest).
+    r.send_opt(5, &[]);
+    let rep = r.opt_replies();
+    assert_eq!((rep[0].option, rep[0].reply), (5, ERR_UNSUP + 1));
     // LIST with data.
     r.send_opt(OPT_LIST, b"junk");
     assert_eq!(r.opt_replies()[0].reply, ERR_INVALID);

@@ -1,7 +1,7 @@
 //! blockd's NBD server, on tokio. It serves every volume (read-write),
 //! snapshot and image (read-only) of an engine [`engine::Store`] as an NBD
 //! export, with fixed newstyle negotiation, structured replies, extended
-//! headers (64-bit lengths), `base:allocation` block status, pipelined
+//! headers (64-bit lengths), STARTTLS, `base:allocation` block status, pipelined
 //! requests answered out of order, and multi-connection consistency.
 //!
 //! ```text
@@ -10,6 +10,7 @@
 //!          ├── codec.rs   pure wire format: requests, validation (no I/O)
 //!          │     ├── options.rs  option haggling: parse options, encode replies
 //!          │     └── reply.rs    simple, structured and extended reply framing
+//!          ├── tls.rs     STARTTLS: certificates, keys, FORCEDTLS or optional
 //!          ├── export.rs  export names <-> store objects
 //!          └── bufpool.rs recycled large I/O buffers
 //! ```
@@ -22,9 +23,11 @@ mod options;
 mod reply;
 mod server;
 mod session;
+mod tls;
 
 pub use server::{Config, Server};
 pub use session::{errno_of, Stream};
+pub use tls::{Tls, TlsFiles, TlsMode};
 
 /// The NBD server's error type.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,9 @@ pub enum Error {
     /// Socket I/O failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// TLS material could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The engine failed.
     #[error(transparent)]
     Engine(#[from] engine::Error),

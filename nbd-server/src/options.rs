@@ -29,7 +29,7 @@ pub mod opt {
     pub const ABORT: u32 = 2;
     /// List exports.
     pub const LIST: u32 = 3;
-    /// TLS upgrade (not offered).
+    /// TLS upgrade.
     pub const STARTTLS: u32 = 5;
     /// Describe an export.
     pub const INFO: u32 = 6;
@@ -62,6 +62,8 @@ pub mod rep {
     pub const ERR_POLICY: u32 = ERR + 2;
     /// Malformed option.
     pub const ERR_INVALID: u32 = ERR + 3;
+    /// Refused until the client upgrades to TLS.
+    pub const ERR_TLS_REQD: u32 = ERR + 5;
     /// No such export.
     pub const ERR_UNKNOWN: u32 = ERR + 6;
     /// Server shutting down.
@@ -167,7 +169,9 @@ pub enum ClientOption {
     SetMetaContext(MetaRequest),
     /// OPT_EXTENDED_HEADERS.
     ExtendedHeaders,
-    /// Anything else (including STARTTLS): ERR_UNSUP.
+    /// OPT_STARTTLS.
+    StartTls,
+    /// Anything else: ERR_UNSUP.
     Unsupported(u32),
 }
 
@@ -227,6 +231,7 @@ pub fn parse_option(option: u32, data: &[u8]) -> Result<ClientOption, OptionErro
         opt::LIST => empty(ClientOption::List),
         opt::STRUCTURED_REPLY => empty(ClientOption::StructuredReply),
         opt::EXTENDED_HEADERS => empty(ClientOption::ExtendedHeaders),
+        opt::STARTTLS => empty(ClientOption::StartTls),
         opt::INFO | opt::GO => {
             let mut pos = 0;
             let name = prefixed(data, &mut pos, "name too long")?;
@@ -419,9 +424,11 @@ mod tests {
                 .reply,
             rep::ERR_INVALID
         );
+        assert_eq!(parse_option(opt::STARTTLS, b""), Ok(ClientOption::StartTls));
+        // STARTTLS takes no data either.
         assert_eq!(
-            parse_option(opt::STARTTLS, b""),
-            Ok(ClientOption::Unsupported(opt::STARTTLS))
+            parse_option(opt::STARTTLS, b"x").unwrap_err().reply,
+            rep::ERR_INVALID
         );
     }
 }

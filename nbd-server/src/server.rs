@@ -3,7 +3,8 @@
 //! connection finish the requests it has in flight, then return so the
 //! caller can flush and close the store).
 
-use crate::export::Exports;
+use crate::codec::ExportParams;
+use crate::export::{Export, Exports};
 use crate::session::{self, Negotiated, Stream};
 use crate::Error;
 use engine::Store;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
+use tokio_rustls::server::TlsStream;
 
 /// Server limits.
 #[derive(Debug, Clone)]
@@ -27,6 +29,8 @@ pub struct Config {
     pub engine_threads: usize,
     /// Export served for the empty name.
     pub default_export: Option<String>,
+    /// STARTTLS setup; `None` answers STARTTLS with ERR_POLICY.
+    pub tls: Option<crate::Tls>,
 }
 
 impl Default for Config {
@@ -37,6 +41,7 @@ impl Default for Config {
             max_in_flight: 128,
             engine_threads: 64,
             default_export: None,
+            tls: None,
         }
     }
 }
@@ -138,7 +143,7 @@ impl Server {
         })
     }
 
-    fn spawn_conn<S: Stream>(self: &Arc<Self>, mut s: S, peer: String) {
+    fn spawn_conn<S: Stream>(self: &Arc<Self>, s: S, peer: String) {
         let Ok(permit) = self.conn_slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, limit = self.shared.config.max_connections, "too many connections: refusing");
             drop(s);
@@ -150,18 +155,29 @@ impl Server {
             let mut stop = shared.shutdown.clone();
             let neg = tokio::select! {
                 _ = stopped(&mut stop) => return,
-                r = tokio::time::timeout(shared.config.handshake_timeout, session::handshake(&mut s, &shared)) => r,
+                r = tokio::time::timeout(shared.config.handshake_timeout, negotiate(s, &shared)) => r,
             };
-            match neg {
-                Err(_) => tracing::info!(%peer, "handshake timed out: closing"),
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "handshake ended"),
-                Ok(Ok(Negotiated::Close)) => {}
-                Ok(Ok(Negotiated::Transmit(export, params))) => {
-                    tracing::debug!(%peer, export = %export.name, "client connected");
-                    if let Err(e) = session::transmit(s, export, params, shared).await {
-                        tracing::debug!(%peer, error = %e, "connection ended");
-                    }
+            let r = match neg {
+                Err(_) => {
+                    tracing::info!(%peer, "handshake timed out: closing");
+                    return;
                 }
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "handshake ended");
+                    return;
+                }
+                Ok(Ok(Conn::Close)) => return,
+                Ok(Ok(Conn::Plain(s, export, params))) => {
+                    tracing::debug!(%peer, export = %export.name, "client connected");
+                    session::transmit(s, export, params, shared).await
+                }
+                Ok(Ok(Conn::Tls(s, export, params))) => {
+                    tracing::debug!(%peer, export = %export.name, "client connected over TLS");
+                    session::transmit(*s, export, params, shared).await
+                }
+            };
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "connection ended");
             }
         });
     }
@@ -177,6 +193,46 @@ impl Server {
             .is_err()
         {
             tracing::warn!("connections still open after the grace period");
+        }
+    }
+}
+
+/// A negotiated connection, ready for transmission.
+enum Conn<S> {
+    /// In plaintext.
+    Plain(S, Export, ExportParams),
+    /// Upgraded by STARTTLS.
+    Tls(Box<TlsStream<S>>, Export, ExportParams),
+    /// Nothing to serve: close.
+    Close,
+}
+
+/// The whole handshake: greeting, option haggling, and (after STARTTLS)
+/// the TLS handshake and option haggling again from a clean state.
+async fn negotiate<S: Stream>(mut s: S, shared: &Shared) -> Result<Conn<S>, Error> {
+    let Some(no_zeroes) = session::greet(&mut s).await? else {
+        return Ok(Conn::Close);
+    };
+    match session::negotiate(&mut s, shared, no_zeroes, false).await? {
+        Negotiated::Close => Ok(Conn::Close),
+        Negotiated::Transmit(e, p) => Ok(Conn::Plain(s, e, p)),
+        Negotiated::StartTls => {
+            let Some(tls) = shared.config.tls.as_ref() else {
+                return Ok(Conn::Close);
+            };
+            let mut t = match tls.acceptor.accept(s).await {
+                Ok(t) => t,
+                Err(e) => {
+                    // Too late to go on in plaintext: the ACK was sent.
+                    tracing::info!(error = %e, "TLS handshake failed: closing");
+                    return Ok(Conn::Close);
+                }
+            };
+            tracing::debug!("connection upgraded to TLS");
+            match session::negotiate(&mut t, shared, no_zeroes, true).await? {
+                Negotiated::Transmit(e, p) => Ok(Conn::Tls(Box::new(t), e, p)),
+                Negotiated::StartTls | Negotiated::Close => Ok(Conn::Close),
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::bufpool::BufPool;
 use crate::codec::{self, errno, ClientOption, Command, ExportParams, ReplyMode, ReplyTo, Verdict};
 use crate::export::Export;
 use crate::server::Shared;
+use crate::tls::TlsMode;
 use crate::Error;
 use engine::{ErrorKind, ExtentKind, ObjectId, Store};
 use std::sync::Arc;
@@ -68,11 +69,23 @@ impl Stream for tokio::net::UnixStream {
 pub(crate) enum Negotiated {
     /// Enter transmission on this export.
     Transmit(Export, ExportParams),
+    /// STARTTLS was acknowledged: upgrade the stream, then negotiate again
+    /// from a clean state.
+    StartTls,
     /// The client aborted or broke the protocol: close.
     Close,
 }
 
-async fn send_reply<S: Stream>(
+/// A connection after STARTTLS (its halves share the TLS session).
+impl<S: Stream> Stream for tokio_rustls::server::TlsStream<S> {
+    type R = tokio::io::ReadHalf<Self>;
+    type W = tokio::io::WriteHalf<Self>;
+    fn split_owned(self) -> (Self::R, Self::W) {
+        tokio::io::split(self)
+    }
+}
+
+async fn send_reply<S: AsyncWrite + Unpin>(
     s: &mut S,
     option: u32,
     reply: u32,
@@ -84,15 +97,34 @@ async fn send_reply<S: Stream>(
     Ok(())
 }
 
-/// Runs the fixed newstyle handshake up to transmission.
-pub(crate) async fn handshake<S: Stream>(s: &mut S, shared: &Shared) -> Result<Negotiated, Error> {
+/// Sends the greeting and reads the client's flags: `Some(no_zeroes)`, or
+/// `None` when the client's flags are unknown (close).
+pub(crate) async fn greet<S: Stream>(s: &mut S) -> Result<Option<bool>, Error> {
     s.write_all(&codec::greeting()).await?;
     let client_flags = s.read_u32().await?;
     if client_flags & !(codec::C_FIXED_NEWSTYLE | codec::C_NO_ZEROES) != 0 {
         tracing::debug!(client_flags, "unknown client flags: closing");
-        return Ok(Negotiated::Close);
+        return Ok(None);
     }
-    let no_zeroes = client_flags & codec::C_NO_ZEROES != 0;
+    Ok(Some(client_flags & codec::C_NO_ZEROES != 0))
+}
+
+/// Runs option haggling up to transmission, on a plaintext stream
+/// (`tls_on` false) or on the stream upgraded by STARTTLS; `no_zeroes` is
+/// the client's flag from the greeting.
+pub(crate) async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    shared: &Shared,
+    no_zeroes: bool,
+    tls_on: bool,
+) -> Result<Negotiated, Error> {
+    // FORCEDTLS: nothing but STARTTLS and ABORT before the upgrade.
+    let forced = !tls_on
+        && shared
+            .config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.mode == TlsMode::Require);
     let mut structured = false;
     // Extended headers negotiated (implies structured replies).
     let mut extended = false;
@@ -115,6 +147,16 @@ pub(crate) async fn handshake<S: Stream>(s: &mut S, shared: &Shared) -> Result<N
         }
         let mut data = vec![0u8; h.length as usize];
         s.read_exact(&mut data).await?;
+        if forced && h.option != codec::opt::STARTTLS && h.option != codec::opt::ABORT {
+            if h.option == codec::opt::EXPORT_NAME {
+                // No error reply exists for EXPORT_NAME: close.
+                tracing::info!("EXPORT_NAME before STARTTLS while TLS is required: closing");
+                return Ok(Negotiated::Close);
+            }
+            let msg = b"TLS required: send STARTTLS first";
+            send_reply(s, h.option, codec::rep::ERR_TLS_REQD, msg).await?;
+            continue;
+        }
         let parsed = match codec::parse_option(h.option, &data) {
             Ok(o) => o,
             Err(e) => {
@@ -240,6 +282,18 @@ pub(crate) async fn handshake<S: Stream>(s: &mut S, shared: &Shared) -> Result<N
                 if set {
                     meta = Some((req.name, selected));
                 }
+            }
+            ClientOption::StartTls if tls_on => {
+                let msg = b"TLS already negotiated";
+                send_reply(s, h.option, codec::rep::ERR_INVALID, msg).await?;
+            }
+            ClientOption::StartTls if shared.config.tls.is_none() => {
+                let msg = b"TLS is not configured on this server";
+                send_reply(s, h.option, codec::rep::ERR_POLICY, msg).await?;
+            }
+            ClientOption::StartTls => {
+                send_reply(s, h.option, codec::rep::ACK, &[]).await?;
+                return Ok(Negotiated::StartTls);
             }
             ClientOption::Unsupported(o) => {
                 tracing::debug!(option = o, "unsupported option");

@@ -265,9 +265,10 @@ pub const EIO: u32 = 5;
 pub const EINVAL: u32 = 22;
 pub const ENOSPC: u32 = 28;
 
-/// A raw NBD client speaking bytes over the Unix socket.
-pub struct Raw {
-    pub s: UnixStream,
+/// A raw NBD client speaking bytes over the Unix socket (or, after
+/// STARTTLS, over a TLS session on it).
+pub struct Raw<S = UnixStream> {
+    pub s: S,
 }
 
 /// One option reply.
@@ -306,6 +307,56 @@ impl Raw {
         r
     }
 
+    /// GO payload for `name` with the given info requests.
+    pub fn go_payload(name: &str, infos: &[u16]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&(name.len() as u32).to_be_bytes());
+        b.extend_from_slice(name.as_bytes());
+        b.extend_from_slice(&(infos.len() as u16).to_be_bytes());
+        for i in infos {
+            b.extend_from_slice(&i.to_be_bytes());
+        }
+        b
+    }
+
+    /// Meta-context payload.
+    pub fn meta_payload(name: &str, queries: &[&str]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&(name.len() as u32).to_be_bytes());
+        b.extend_from_slice(name.as_bytes());
+        b.extend_from_slice(&(queries.len() as u32).to_be_bytes());
+        for q in queries {
+            b.extend_from_slice(&(q.len() as u32).to_be_bytes());
+            b.extend_from_slice(q.as_bytes());
+        }
+        b
+    }
+
+    /// The errno of a reply: simple error, or a structured ERROR chunk's.
+    pub fn errno_of(c: &Chunk) -> u32 {
+        if c.structured && c.ty >= 0x8000 {
+            u32::from_be_bytes(c.payload[..4].try_into().unwrap())
+        } else {
+            c.error
+        }
+    }
+
+    /// Reads until the connection closes (true) or `wait` passes (false).
+    pub fn closed_within(&mut self, wait: Duration) -> bool {
+        self.s.set_read_timeout(Some(wait)).unwrap();
+        let mut b = [0u8; 4096];
+        loop {
+            match self.s.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+impl<S: Read + Write> Raw<S> {
     /// Sends an option with an explicit length field and payload.
     pub fn send_opt_raw(&mut self, option: u32, len: u32, data: &[u8]) {
         let mut b = Vec::new();
@@ -349,31 +400,6 @@ impl Raw {
         }
     }
 
-    /// GO payload for `name` with the given info requests.
-    pub fn go_payload(name: &str, infos: &[u16]) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(&(name.len() as u32).to_be_bytes());
-        b.extend_from_slice(name.as_bytes());
-        b.extend_from_slice(&(infos.len() as u16).to_be_bytes());
-        for i in infos {
-            b.extend_from_slice(&i.to_be_bytes());
-        }
-        b
-    }
-
-    /// Meta-context payload.
-    pub fn meta_payload(name: &str, queries: &[&str]) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(&(name.len() as u32).to_be_bytes());
-        b.extend_from_slice(name.as_bytes());
-        b.extend_from_slice(&(queries.len() as u32).to_be_bytes());
-        for q in queries {
-            b.extend_from_slice(&(q.len() as u32).to_be_bytes());
-            b.extend_from_slice(q.as_bytes());
-        }
-        b
-    }
-
     /// Negotiates structured replies (optional), base:allocation, and GO on
     /// `name`; returns (size, transmission flags).
     pub fn go(&mut self, name: &str, structured: bool) -> (u64, u16) {
@@ -382,12 +408,12 @@ impl Raw {
             assert_eq!(self.opt_replies()[0].reply, REP_ACK);
             self.send_opt(
                 OPT_SET_META,
-                &Self::meta_payload(name, &["base:allocation"]),
+                &Raw::<UnixStream>::meta_payload(name, &["base:allocation"]),
             );
             let r = self.opt_replies();
             assert_eq!(r[0].reply, REP_META, "{r:?}");
         }
-        self.send_opt(OPT_GO, &Self::go_payload(name, &[]));
+        self.send_opt(OPT_GO, &Raw::<UnixStream>::go_payload(name, &[]));
         let r = self.opt_replies();
         let info = r
             .iter()
@@ -457,28 +483,5 @@ impl Raw {
             error: 0,
             payload,
         })
-    }
-
-    /// The errno of a reply: simple error, or a structured ERROR chunk's.
-    pub fn errno_of(c: &Chunk) -> u32 {
-        if c.structured && c.ty >= 0x8000 {
-            u32::from_be_bytes(c.payload[..4].try_into().unwrap())
-        } else {
-            c.error
-        }
-    }
-
-    /// Reads until the connection closes (true) or `wait` passes (false).
-    pub fn closed_within(&mut self, wait: Duration) -> bool {
-        self.s.set_read_timeout(Some(wait)).unwrap();
-        let mut b = [0u8; 4096];
-        loop {
-            match self.s.read(&mut b) {
-                Ok(0) => return true,
-                Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-                Err(_) => return false,
-            }
-        }
     }
 }
