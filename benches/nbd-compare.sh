@@ -9,6 +9,8 @@
 #   SERVERS="blockd blockd-base" benches/nbd-compare.sh # only these servers
 #   REPEAT=3 benches/nbd-compare.sh   # each row 3 times, the median kept
 #                                     # (single 5 s rows spread +-15% here)
+#   TLS=1 benches/nbd-compare.sh      # every server behind STARTTLS (X.509,
+#                                     # certificates made with openssl)
 #
 # Needs qemu-utils, nbdkit and fio (scripts/test.sh installs them). Each
 # server runs alone; every target is first filled with a sequential write
@@ -18,6 +20,7 @@ cd "$(dirname "$0")/.."
 
 RUNTIME=${RUNTIME:-5}
 REPEAT=${REPEAT:-1}
+TLS=${TLS:-0}
 SIZE_MB=${SIZE_MB:-1024}
 BASE=${BENCH_DIR:-$PWD/target}
 mkdir -p "$BASE"
@@ -34,6 +37,37 @@ for tool in fio qemu-nbd qemu-img nbdkit python3; do
 done
 cargo build --release --bin blockd >&2
 BLOCKD=$PWD/target/release/blockd
+
+# With TLS=1: one directory of X.509 material all servers and libnbd read
+# (ca-cert.pem, server-cert.pem, server-key.pem: the names qemu-nbd,
+# nbdkit and libnbd look for).
+PKI=$W/pki
+BLOCKD_TLS=()
+QEMU_TLS=()
+NBDKIT_TLS=()
+if [ "$TLS" = 1 ]; then
+  mkdir -p "$PKI"
+  (
+    cd "$PKI"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout ca-key.pem -out ca-cert.pem -days 2 -subj "/CN=bench CA" \
+      -addext basicConstraints=critical,CA:TRUE \
+      -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout server-key.pem -out server.csr -subj /CN=localhost 2>/dev/null
+    printf 'subjectAltName = DNS:localhost, IP:127.0.0.1\nextendedKeyUsage = serverAuth\n' > ext.cnf
+    openssl x509 -req -in server.csr -CA ca-cert.pem -CAkey ca-key.pem \
+      -CAcreateserial -out server-cert.pem -days 2 -extfile ext.cnf 2>/dev/null
+  )
+  BLOCKD_TLS=(--nbd-tls-cert "$PKI/server-cert.pem" --nbd-tls-key "$PKI/server-key.pem")
+  QEMU_TLS=(--object "tls-creds-x509,id=tls0,endpoint=server,verify-peer=off,dir=$PKI" --tls-creds tls0)
+  NBDKIT_TLS=(--tls=require "--tls-certificates=$PKI")
+  # fio may not name local files in the URI: libnbd finds the CA in
+  # $HOME/.pki/libnbd instead.
+  mkdir -p "$W/home/.pki/libnbd"
+  cp "$PKI/ca-cert.pem" "$W/home/.pki/libnbd/"
+  export HOME=$W/home
+fi
 
 # name rw bs depth jobs
 ROWS=(
@@ -64,6 +98,7 @@ fio_run() { # uri rw bs depth jobs [extra...]
 
 measure() { # server-name socket
   local name=$1 uri="nbd+unix:///v?socket=$2"
+  [ "$TLS" = 1 ] && uri="nbds+unix:///v?socket=$2"
   echo "== $name: filling" >&2
   fio_run "$uri" write 1M 16 1 >/dev/null
   for row in "${ROWS[@]}"; do
@@ -101,7 +136,7 @@ want() { [ -z "${SERVERS:-}" ] || [[ " $SERVERS " == *" $1 "* ]]; }
 
 run_blockd() { # name binary
   "$2" --data-dir "$W/$1" volume create v --size "${SIZE_MB}M" >/dev/null
-  BLOCKD_LOG=warn "$2" --data-dir "$W/$1" serve --api-listen "" --nbd-listen "" --nbd-socket "$W/$1.sock" &
+  BLOCKD_LOG=warn "$2" --data-dir "$W/$1" serve --api-listen "" --nbd-listen "" --nbd-socket "$W/$1.sock" "${BLOCKD_TLS[@]}" &
   PID=$!
   wait_sock "$W/$1.sock"
   measure "$1" "$W/$1.sock"
@@ -116,7 +151,7 @@ want blockd && run_blockd blockd "$BLOCKD"
 # qemu-nbd, qcow2
 if want qemu-nbd-qcow2; then
 qemu-img create -q -f qcow2 "$W/q.qcow2" "${SIZE_MB}M"
-qemu-nbd -t -f qcow2 -x v -e 16 -k "$W/qcow2.sock" "$W/q.qcow2" &
+qemu-nbd -t -f qcow2 -x v -e 16 "${QEMU_TLS[@]}" -k "$W/qcow2.sock" "$W/q.qcow2" &
 PID=$!
 wait_sock "$W/qcow2.sock"
 measure qemu-nbd-qcow2 "$W/qcow2.sock"
@@ -127,7 +162,7 @@ fi
 # qemu-nbd, raw
 if want qemu-nbd-raw; then
 truncate -s "${SIZE_MB}M" "$W/r.raw"
-qemu-nbd -t -f raw -x v -e 16 -k "$W/raw.sock" "$W/r.raw" &
+qemu-nbd -t -f raw -x v -e 16 "${QEMU_TLS[@]}" -k "$W/raw.sock" "$W/r.raw" &
 PID=$!
 wait_sock "$W/raw.sock"
 measure qemu-nbd-raw "$W/raw.sock"
@@ -137,7 +172,7 @@ fi
 
 # nbdkit memory
 if want nbdkit-memory; then
-nbdkit -f -U "$W/mem.sock" memory "${SIZE_MB}M" &
+nbdkit -f "${NBDKIT_TLS[@]}" -U "$W/mem.sock" memory "${SIZE_MB}M" &
 PID=$!
 wait_sock "$W/mem.sock"
 measure nbdkit-memory "$W/mem.sock"
@@ -145,7 +180,7 @@ stop
 fi
 
 echo
-echo "$(date -u +%Y-%m-%d) nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\" runtime=${RUNTIME}s size=${SIZE_MB}MiB repeat=${REPEAT}"
+echo "$(date -u +%Y-%m-%d) nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\" runtime=${RUNTIME}s size=${SIZE_MB}MiB repeat=${REPEAT} tls=${TLS}"
 python3 - "$RESULTS" <<'EOF'
 import sys, collections
 res = collections.defaultdict(dict)
