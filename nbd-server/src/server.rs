@@ -228,7 +228,8 @@ async fn negotiate<S: Stream>(mut s: S, shared: &Shared) -> Result<Conn<S>, Erro
                     return Ok(Conn::Close);
                 }
             };
-            tracing::debug!("connection upgraded to TLS");
+            let version = t.get_ref().1.protocol_version();
+            tracing::debug!(?version, "connection upgraded to TLS");
             match session::negotiate(&mut t, shared, no_zeroes, true).await? {
                 Negotiated::Transmit(e, p) => Ok(Conn::Tls(Box::new(t), e, p)),
                 Negotiated::StartTls | Negotiated::Close => Ok(Conn::Close),
