@@ -119,9 +119,36 @@ impl Faults {
         old
     }
 
+    /// How many operations were recorded so far.
+    #[cfg(feature = "fault-injection")]
+    pub fn recorded(&self) -> usize {
+        self.recording.lock().as_ref().map_or(0, Vec::len)
+    }
+
     /// Arms `p` to fail once with `errno` after `skip` successful passes.
     #[cfg(feature = "fault-injection")]
     pub fn arm(&self, p: FaultPoint, errno: i32, skip: u32) {
         self.armed.lock().push((p, errno, skip));
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl crate::Store {
+    /// Arms fault point `point` to fail once with `errno` after `skip`
+    /// successful passes (tests only).
+    pub fn inject_fault(&self, point: FaultPoint, errno: i32, skip: u32) {
+        self.state().log.faults.arm(point, errno, skip);
+    }
+
+    /// Starts recording every file operation (`on`), or stops and returns
+    /// the recording (tests only: simulated power cuts).
+    pub fn record_io(&self, on: bool) -> Vec<IoOp> {
+        self.state().log.faults.set_recording(on)
+    }
+
+    /// How many operations were recorded so far (tests only: marks
+    /// positions in the recording from outside).
+    pub fn io_recorded(&self) -> usize {
+        self.state().log.faults.recorded()
     }
 }

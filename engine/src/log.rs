@@ -97,6 +97,13 @@ impl Segment {
     }
 }
 
+/// Segments to sync, taken by [`Log::unsynced`].
+pub(crate) struct ToSync {
+    pub segs: Vec<Arc<Segment>>,
+    /// The active segment when they were taken.
+    active: SegmentNo,
+}
+
 /// A record read back from the log.
 pub(crate) struct ReadRecord {
     pub header: RecordHeader,
@@ -576,12 +583,25 @@ impl Log {
         Ok(())
     }
 
-    /// Takes the segments written since the last sync, for a sync done
-    /// outside the caller's lock. The active segment stays listed.
-    pub fn take_unsynced(&mut self) -> Vec<Arc<Segment>> {
-        let out = std::mem::take(&mut self.unsynced);
-        self.unsynced.push(self.active.clone());
-        out
+    /// The segments written since they were last synced, for a sync done
+    /// outside the caller's lock. They stay listed until
+    /// [`Log::mark_synced`] says the sync is done: a flush or checkpoint
+    /// running meanwhile must sync them itself rather than count on a sync
+    /// still in progress elsewhere (it would report durable what is not
+    /// yet, or commit a checkpoint naming records not yet on disk).
+    pub fn unsynced(&self) -> ToSync {
+        ToSync {
+            segs: self.unsynced.clone(),
+            active: self.active.no,
+        }
+    }
+
+    /// Records that every segment of `t` was synced: those already sealed
+    /// when `t` was taken hold nothing newer and leave the list; the then
+    /// active one stays (records may have been appended since).
+    pub fn mark_synced(&mut self, t: &ToSync) {
+        self.unsynced
+            .retain(|s| s.no >= t.active || !t.segs.iter().any(|x| x.no == s.no));
     }
 
     /// Reads and validates the record at `addr`; `None` when no valid record

@@ -245,7 +245,9 @@ impl Store {
         log.start_append(LogAddr::new(crate::types::SegmentNo(1), 0), 1)?;
         let mut state = State::new(log, Catalog::default(), LogAddr::NONE, 1024);
         let (ct_root, blob) = state.write_checkpoint()?;
-        sync_segments(&state.log.faults.clone(), &state.log.take_unsynced())?;
+        let to_sync = state.log.unsynced();
+        sync_segments(&state.log.faults.clone(), &to_sync.segs)?;
+        state.log.mark_synced(&to_sync);
         let sb = Superblock {
             generation: 1,
             segment_size: seg_size as u32,
@@ -748,15 +750,12 @@ impl Store {
         if self.inner.durable_seq.load(Ordering::Acquire) >= target {
             return Ok(());
         }
-        let (segs, upto, faults) = {
-            let mut st = self.inner.state.lock();
-            (
-                st.log.take_unsynced(),
-                st.log.next_seq(),
-                st.log.faults.clone(),
-            )
+        let (to_sync, upto, faults) = {
+            let st = self.inner.state.lock();
+            (st.log.unsynced(), st.log.next_seq(), st.log.faults.clone())
         };
-        sync_segments(&faults, &segs).map_err(|e| self.fail(e))?;
+        sync_segments(&faults, &to_sync.segs).map_err(|e| self.fail(e))?;
+        self.inner.state.lock().log.mark_synced(&to_sync);
         self.inner.durable_seq.fetch_max(upto, Ordering::AcqRel);
         Ok(())
     }
@@ -874,11 +873,12 @@ impl Store {
         let (ct_root, blob) = st.write_checkpoint().map_err(|e| self.fail(e))?;
         let replay_start = st.log.tail();
         let replay_seq = st.log.next_seq();
-        let segs = st.log.take_unsynced();
+        let to_sync = st.log.unsynced();
         let faults = st.log.faults.clone();
         let pending = std::mem::take(&mut st.pending_delete);
         drop(st);
-        sync_segments(&faults, &segs).map_err(|e| self.fail(e))?;
+        sync_segments(&faults, &to_sync.segs).map_err(|e| self.fail(e))?;
+        self.inner.state.lock().log.mark_synced(&to_sync);
         self.inner
             .durable_seq
             .fetch_max(replay_seq, Ordering::AcqRel);
@@ -951,20 +951,6 @@ impl Store {
 
     pub(crate) fn segment_size(&self) -> u64 {
         u64::from(self.inner.sb.lock().segment_size)
-    }
-
-    /// Arms fault point `point` to fail once with `errno` after `skip`
-    /// successful passes (tests only).
-    #[cfg(feature = "fault-injection")]
-    pub fn inject_fault(&self, point: crate::fault::FaultPoint, errno: i32, skip: u32) {
-        self.inner.state.lock().log.faults.arm(point, errno, skip);
-    }
-
-    /// Starts recording every file operation (`on`), or stops and returns
-    /// the recording (tests only: simulated power cuts).
-    #[cfg(feature = "fault-injection")]
-    pub fn record_io(&self, on: bool) -> Vec<IoOp> {
-        self.inner.state.lock().log.faults.set_recording(on)
     }
 
     /// True after a durability failure (until reopened).
