@@ -116,6 +116,8 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         data_dir,
         StoreOptions {
             create: true,
+            // Client writes never wait for housekeeping's checkpoints.
+            background_reclaim: true,
             ..Default::default()
         },
     )

@@ -224,6 +224,90 @@ impl Store {
         Ok(empty.len() + waiting)
     }
 
+    /// Housekeeping's reclaim, for a write that grew the log by a segment
+    /// while over half of it is dead. While some segment is wholly dead,
+    /// only such segments go (one checkpoint): under a steady overwrite,
+    /// partly live ones soon empty by themselves, and moving their data now
+    /// would be wasted; else a bounded clean. With
+    /// [`StoreOptions::background_reclaim`](crate::StoreOptions) it runs on
+    /// its own thread, one at a time, so the write does not wait for the
+    /// checkpoint's syncs; a full disk still reclaims in the write that
+    /// meets it, and [`Store::close`] waits for it.
+    pub(crate) fn light_reclaim(&self) -> Result<()> {
+        if !self.background_reclaim() {
+            return self.drop_or_clean().map(drop);
+        }
+        let mut slot = self.reclaimer().lock();
+        if slot.as_ref().is_some_and(|h| !h.is_finished()) {
+            drop(slot);
+            // The thread is busy; writes help only when it fell far
+            // behind (backpressure instead of an unbounded log).
+            if self.garbage_far_behind() {
+                self.drop_or_clean()?;
+            }
+            return Ok(());
+        }
+        if let Some(done) = slot.take() {
+            let _ = done.join();
+        }
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("blockd-reclaim".into())
+            .spawn(move || {
+                // Until the log is back under twice the live data (a few
+                // passes at most: each drops every empty segment found).
+                for _ in 0..8 {
+                    if !me.garbage_high() {
+                        break;
+                    }
+                    match me.drop_or_clean() {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "background reclaim failed");
+                            break;
+                        }
+                    }
+                }
+            });
+        match spawned {
+            Ok(h) => {
+                *slot = Some(h);
+                Ok(())
+            }
+            Err(_) => {
+                drop(slot);
+                self.drop_or_clean().map(drop)
+            }
+        }
+    }
+
+    /// One pass: drops the wholly dead segments, or when there are none
+    /// cleans a bounded few; returns how many segments it freed.
+    fn drop_or_clean(&self) -> Result<usize> {
+        match self.drop_empty_segments()? {
+            0 => Ok(self.reclaim_some(0.5, 2)?.segments_freed as usize),
+            n => Ok(n),
+        }
+    }
+
+    /// True when the log holds more than 32 segments beyond twice the live
+    /// data: background reclaim is far behind the writes.
+    fn garbage_far_behind(&self) -> bool {
+        let st = self.state();
+        let n = st.log.segments().len() as u64;
+        let live: u64 = st.usage.values().sum();
+        n * st.log.seg_size > live.saturating_mul(2) + 32 * st.log.seg_size
+    }
+
+    /// Waits until a background reclaim in progress (if any) is done.
+    pub fn wait_reclaim(&self) {
+        let running = self.reclaimer().lock().take();
+        if let Some(h) = running {
+            let _ = h.join();
+        }
+    }
+
     /// Deletes the spare segment files (retired segments kept for reuse),
     /// giving their space back to the filesystem; returns their bytes.
     pub fn release_spares(&self) -> Result<u64> {

@@ -44,6 +44,10 @@ pub struct StoreOptions {
     pub checkpoint_log_bytes: u64,
     /// Retired segment files kept for reuse (0: delete them at once).
     pub spare_segments: usize,
+    /// Run housekeeping's reclaim on its own thread instead of in the
+    /// write that calls for it (which then need not wait for the
+    /// checkpoint's syncs). Off by default: tests get a deterministic order.
+    pub background_reclaim: bool,
 }
 
 impl Default for StoreOptions {
@@ -55,6 +59,7 @@ impl Default for StoreOptions {
             dirty_limit_bytes: 64 << 20,
             checkpoint_log_bytes: 1 << 30,
             spare_segments: 16,
+            background_reclaim: false,
         }
     }
 }
@@ -99,6 +104,8 @@ struct Inner {
     ckpt_lock: Mutex<()>,
     /// Segment count when housekeeping last looked.
     segs_seen: AtomicU64,
+    /// The background reclaim thread, if one ran.
+    reclaimer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Live bytes after the last disk-full reclaim (`u64::MAX`: none yet);
     /// another is tried only once live data has shrunk below it.
     room_live: AtomicU64,
@@ -212,6 +219,7 @@ impl Store {
                 sync_lock: Mutex::new(()),
                 ckpt_lock: Mutex::new(()),
                 segs_seen: AtomicU64::new(0),
+                reclaimer: Mutex::new(None),
                 room_live: AtomicU64::new(u64::MAX),
                 durable_seq: AtomicU64::new(next_seq),
                 record_blocks: record_blocks(u64::from(sb.segment_size)),
@@ -836,19 +844,14 @@ impl Store {
         }
         let last = self.inner.segs_seen.swap(n_segs, Ordering::AcqRel);
         if n_segs > last && self.garbage_high() {
-            // While some segment is wholly dead, only such segments go:
-            // under a steady overwrite, partly live ones soon empty by
-            // themselves, and moving their data now would be wasted.
-            if self.drop_empty_segments()? == 0 {
-                self.reclaim_some(0.5, 2)?;
-            }
+            self.light_reclaim()?;
         }
         Ok(())
     }
 
     /// True when more than half of the segment files' space is dead (and
     /// there are more than four segments): time to reclaim.
-    fn garbage_high(&self) -> bool {
+    pub(crate) fn garbage_high(&self) -> bool {
         let st = self.inner.state.lock();
         let n = st.log.segments().len() as u64;
         let live: u64 = st.usage.values().sum();
@@ -926,6 +929,7 @@ impl Store {
 
     /// Checkpoints and closes the store, releasing the directory lock.
     pub fn close(self) -> Result<()> {
+        self.wait_reclaim();
         if !self.inner.failed.load(Ordering::Acquire) {
             if self.garbage_high() {
                 self.reclaim(0.5)?;
@@ -937,6 +941,14 @@ impl Store {
 
     pub(crate) fn state(&self) -> parking_lot::MutexGuard<'_, State> {
         self.inner.state.lock()
+    }
+
+    pub(crate) fn reclaimer(&self) -> &Mutex<Option<std::thread::JoinHandle<()>>> {
+        &self.inner.reclaimer
+    }
+
+    pub(crate) fn background_reclaim(&self) -> bool {
+        self.inner.opts.background_reclaim
     }
 
     /// Live bytes after the last disk-full reclaim (see `make_room`).
