@@ -1,7 +1,7 @@
 //! The NBD server: TCP and Unix listeners, a bound on connections, a
-//! handshake timeout, and graceful shutdown (stop accepting, let every
-//! connection finish the requests it has in flight, then return so the
-//! caller can flush and close the store).
+//! handshake timeout (covering the STARTTLS upgrade), and graceful shutdown
+//! (stop accepting, let every connection finish the requests it has in
+//! flight, then return so the caller can flush and close the store).
 
 use crate::codec::ExportParams;
 use crate::export::{Export, Exports};
@@ -155,7 +155,7 @@ impl Server {
             let mut stop = shared.shutdown.clone();
             let neg = tokio::select! {
                 _ = stopped(&mut stop) => return,
-                r = tokio::time::timeout(shared.config.handshake_timeout, negotiate(s, &shared)) => r,
+                r = tokio::time::timeout(shared.config.handshake_timeout, negotiate(s, &shared, &peer)) => r,
             };
             let r = match neg {
                 Err(_) => {
@@ -209,7 +209,7 @@ enum Conn<S> {
 
 /// The whole handshake: greeting, option haggling, and (after STARTTLS)
 /// the TLS handshake and option haggling again from a clean state.
-async fn negotiate<S: Stream>(mut s: S, shared: &Shared) -> Result<Conn<S>, Error> {
+async fn negotiate<S: Stream>(mut s: S, shared: &Shared, peer: &str) -> Result<Conn<S>, Error> {
     let Some(no_zeroes) = session::greet(&mut s).await? else {
         return Ok(Conn::Close);
     };
@@ -224,12 +224,12 @@ async fn negotiate<S: Stream>(mut s: S, shared: &Shared) -> Result<Conn<S>, Erro
                 Ok(t) => t,
                 Err(e) => {
                     // Too late to go on in plaintext: the ACK was sent.
-                    tracing::info!(error = %e, "TLS handshake failed: closing");
+                    tracing::info!(%peer, error = %e, "TLS handshake failed: closing");
                     return Ok(Conn::Close);
                 }
             };
             let version = t.get_ref().1.protocol_version();
-            tracing::debug!(?version, "connection upgraded to TLS");
+            tracing::debug!(%peer, ?version, "connection upgraded to TLS");
             match session::negotiate(&mut t, shared, no_zeroes, true).await? {
                 Negotiated::Transmit(e, p) => Ok(Conn::Tls(Box::new(t), e, p)),
                 Negotiated::StartTls | Negotiated::Close => Ok(Conn::Close),
