@@ -15,6 +15,9 @@
 //! `BLOCKD_POWERCUT_CUT=N` builds only cut N, `BLOCKD_POWERCUT_KEEP=1`
 //! leaves it in /tmp/powercut-image and prints the last recorded ops,
 //! `BLOCKD_POWERCUT_CHECK_EACH=1` scrubs the live store after every step.
+//! `BLOCKD_POWERCUT_BACKGROUND=1` runs housekeeping's reclaim on its own
+//! thread, as `blockd serve` does (the recording then interleaves its I/O
+//! with the workload's, so images are no longer reproducible by seed).
 
 use blockd_engine::{IoOp, ObjectId, Store, StoreOptions};
 use rand::rngs::StdRng;
@@ -29,6 +32,9 @@ fn opts() -> StoreOptions {
     StoreOptions {
         segment_size: 1 << 20,
         dirty_limit_bytes: 256 << 10,
+        // Housekeeping on its own thread, as `blockd serve` runs it: the
+        // recording then interleaves its I/O with the workload's.
+        background_reclaim: std::env::var_os("BLOCKD_POWERCUT_BACKGROUND").is_some(),
         ..Default::default()
     }
 }
