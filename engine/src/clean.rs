@@ -254,20 +254,22 @@ impl Store {
         let spawned = std::thread::Builder::new()
             .name("blockd-reclaim".into())
             .spawn(move || {
-                // Until the log is back under twice the live data (a few
-                // passes at most: each drops every empty segment found).
-                for _ in 0..8 {
-                    if !me.garbage_high() {
-                        break;
+                let pass = || -> Result<()> {
+                    if !me.garbage_high() || me.drop_or_clean()? == 0 {
+                        return Ok(());
                     }
-                    match me.drop_or_clean() {
-                        Ok(0) => break,
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::error!(error = %e, "background reclaim failed");
+                    // Catch up with the writes: segments that emptied
+                    // meanwhile go too (and those the pass above queued
+                    // are retired); data is moved only by the first pass.
+                    for _ in 0..4 {
+                        if !me.garbage_high() || me.drop_empty_segments()? == 0 {
                             break;
                         }
                     }
+                    Ok(())
+                };
+                if let Err(e) = pass() {
+                    tracing::error!(error = %e, "background reclaim failed");
                 }
             });
         match spawned {

