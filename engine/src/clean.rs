@@ -241,8 +241,9 @@ impl Store {
         if slot.as_ref().is_some_and(|h| !h.is_finished()) {
             drop(slot);
             // The thread is busy; writes help only when it fell far
-            // behind (backpressure instead of an unbounded log).
-            if self.garbage_far_behind() {
+            // behind: 32 segments beyond twice the live data (backpressure
+            // instead of an unbounded log).
+            if self.garbage_beyond(32) {
                 self.drop_or_clean()?;
             }
             return Ok(());
@@ -293,13 +294,19 @@ impl Store {
         }
     }
 
-    /// True when the log holds more than 32 segments beyond twice the live
-    /// data: background reclaim is far behind the writes.
-    fn garbage_far_behind(&self) -> bool {
+    /// True when more than half of the segment files' space is dead (and
+    /// there are more than four segments): time to reclaim.
+    pub(crate) fn garbage_high(&self) -> bool {
+        self.garbage_beyond(0)
+    }
+
+    /// True when the segment files hold more than `segs` segments beyond
+    /// twice the live data (and there are more than four segments).
+    fn garbage_beyond(&self, segs: u64) -> bool {
         let st = self.state();
         let n = st.log.segments().len() as u64;
         let live: u64 = st.usage.values().sum();
-        n * st.log.seg_size > live.saturating_mul(2) + 32 * st.log.seg_size
+        n > 4 && n * st.log.seg_size > live.saturating_mul(2) + segs * st.log.seg_size
     }
 
     /// Waits until a background reclaim in progress (if any) is done.

@@ -849,15 +849,6 @@ impl Store {
         Ok(())
     }
 
-    /// True when more than half of the segment files' space is dead (and
-    /// there are more than four segments): time to reclaim.
-    pub(crate) fn garbage_high(&self) -> bool {
-        let st = self.inner.state.lock();
-        let n = st.log.segments().len() as u64;
-        let live: u64 = st.usage.values().sum();
-        n > 4 && n * st.log.seg_size > live.saturating_mul(2)
-    }
-
     /// Writes all dirty metadata and flips the superblock: afterwards a
     /// reopen replays nothing.
     pub fn checkpoint(&self) -> Result<()> {
