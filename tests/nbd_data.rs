@@ -9,11 +9,7 @@ use common::*;
 use std::path::Path;
 
 fn qemu_io(uri: &str, cmds: &[&str]) -> String {
-    let mut args = vec!["-f", "raw"];
-    for c in cmds {
-        args.push("-c");
-        args.push(c);
-    }
+    let mut args = qemu_io_args(&["-f", "raw"], cmds);
     args.push(uri);
     let out = ok("qemu-io", &args);
     assert!(

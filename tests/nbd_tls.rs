@@ -233,43 +233,32 @@ fn qemu_and_libnbd_over_tls() {
     assert!(s.wait_log("NBD STARTTLS on", Duration::from_secs(10)));
     let (obj, opts) = qemu_tls(&s, &c.trust);
     // Patterned writes (plain, FUA, aio with flush, zeroes), read back.
+    let image = ["--object", obj.as_str(), "--image-opts", opts.as_str()];
     ok(
         "qemu-io",
-        &[
-            "--object",
-            &obj,
-            "--image-opts",
-            &opts,
-            "-c",
-            "write -P 0x5a 0 1M",
-            "-c",
-            "write -P 0x3c -f 1M 512k",
-            "-c",
-            "aio_write -P 0x11 2M 256k",
-            "-c",
-            "aio_flush",
-            "-c",
-            "write -z 4M 1M",
-            "-c",
-            "flush",
-        ],
+        &qemu_io_args(
+            &image,
+            &[
+                "write -P 0x5a 0 1M",
+                "write -P 0x3c -f 1M 512k",
+                "aio_write -P 0x11 2M 256k",
+                "aio_flush",
+                "write -z 4M 1M",
+                "flush",
+            ],
+        ),
     );
     let out = ok(
         "qemu-io",
-        &[
-            "--object",
-            &obj,
-            "--image-opts",
-            &opts,
-            "-c",
-            "read -P 0x5a 0 1M",
-            "-c",
-            "read -P 0x3c 1M 512k",
-            "-c",
-            "read -P 0x11 2M 256k",
-            "-c",
-            "read -P 0 4M 1M",
-        ],
+        &qemu_io_args(
+            &image,
+            &[
+                "read -P 0x5a 0 1M",
+                "read -P 0x3c 1M 512k",
+                "read -P 0x11 2M 256k",
+                "read -P 0 4M 1M",
+            ],
+        ),
     );
     assert!(!out.contains("Pattern verification failed"), "{out}");
     // A converted image round trip, compared by qemu-img.
@@ -421,18 +410,10 @@ fn client_certificates_are_checked() {
     let info = ok("nbdinfo", &[&tls_uri(&s, &c.client)]);
     assert!(info.contains("with TLS"), "{info}");
     let (obj, opts) = qemu_tls(&s, &c.client);
+    let image = ["--object", obj.as_str(), "--image-opts", opts.as_str()];
     let out = ok(
         "qemu-io",
-        &[
-            "--object",
-            &obj,
-            "--image-opts",
-            &opts,
-            "-c",
-            "write -P 0x77 0 64k",
-            "-c",
-            "read -P 0x77 0 64k",
-        ],
+        &qemu_io_args(&image, &["write -P 0x77 0 64k", "read -P 0x77 0 64k"]),
     );
     assert!(!out.contains("Pattern verification failed"), "{out}");
     // Without one they are refused, and the server says why.
@@ -442,10 +423,8 @@ fn client_certificates_are_checked() {
         "a client without a certificate connected"
     );
     let (obj, opts) = qemu_tls(&s, &c.trust);
-    let no = run(
-        "qemu-io",
-        &["--object", &obj, "--image-opts", &opts, "-c", "read 0 4k"],
-    );
+    let image = ["--object", obj.as_str(), "--image-opts", opts.as_str()];
+    let no = run("qemu-io", &qemu_io_args(&image, &["read 0 4k"]));
     assert!(!no.status.success());
     assert!(s.wait_log("TLS handshake failed", Duration::from_secs(10)));
     // The raw client with its certificate gets through.

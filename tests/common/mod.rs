@@ -41,6 +41,17 @@ pub fn run(prog: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {prog}: {e}"))
 }
 
+/// qemu-io's arguments: `image` names the image (`-f raw`, or `--object
+/// ... --image-opts OPTIONS`), then `-c CMD` for each command.
+pub fn qemu_io_args<'a>(image: &[&'a str], cmds: &[&'a str]) -> Vec<&'a str> {
+    let mut args = image.to_vec();
+    for c in cmds {
+        args.push("-c");
+        args.push(c);
+    }
+    args
+}
+
 /// Runs a program and asserts success; returns stdout.
 pub fn ok(prog: &str, args: &[&str]) -> String {
     let o = run(prog, args);
