@@ -23,8 +23,33 @@ struct Cli {
         default_value = "./blockd-data"
     )]
     data_dir: PathBuf,
+    /// Segment file size of a store this command creates (existing stores
+    /// keep theirs); 1M to 2G.
+    #[arg(
+        long,
+        global = true,
+        env = "BLOCKD_SEGMENT_SIZE",
+        default_value = "64M"
+    )]
+    segment_size: ByteSize,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// The segment size of stores created by this process (`--segment-size`).
+static NEW_SEGMENT_SIZE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// How this process opens a store: created when absent if `create`, with
+/// the segment size the command line asked for.
+pub(crate) fn store_options(create: bool) -> StoreOptions {
+    StoreOptions {
+        create,
+        segment_size: NEW_SEGMENT_SIZE
+            .get()
+            .copied()
+            .unwrap_or(StoreOptions::default().segment_size),
+        ..Default::default()
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -218,17 +243,16 @@ pub fn main() -> i32 {
 }
 
 fn open(dir: &Path, create: bool) -> Result<Store> {
-    Store::open(
-        dir,
-        StoreOptions {
-            create,
-            ..Default::default()
-        },
-    )
-    .with_context(|| format!("opening store {}", dir.display()))
+    Store::open(dir, store_options(create))
+        .with_context(|| format!("opening store {}", dir.display()))
 }
 
 fn run(cli: Cli) -> Result<i32> {
+    let seg = cli.segment_size.0;
+    if !(1 << 20..=1 << 31).contains(&seg) {
+        bail!("--segment-size must be between 1M and 2G");
+    }
+    let _ = NEW_SEGMENT_SIZE.set(seg);
     let dir = cli.data_dir;
     match cli.cmd {
         Cmd::Serve(args) => crate::serve::run(&dir, *args).map(|_| 0),

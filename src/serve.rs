@@ -115,10 +115,9 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     let store = Store::open(
         data_dir,
         StoreOptions {
-            create: true,
             // Client writes never wait for housekeeping's checkpoints.
             background_reclaim: true,
-            ..Default::default()
+            ..crate::cli::store_options(true)
         },
     )
     .with_context(|| format!("opening store {}", data_dir.display()))?;
