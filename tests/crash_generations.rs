@@ -10,6 +10,7 @@
 //! (`BLOCKD_GENERATIONS`, `BLOCKD_GEN_SEED`).
 
 mod common;
+use common::run as run_cmd;
 use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -259,9 +260,26 @@ fn spawn_serve(dir: &Path) -> std::process::Child {
         .expect("spawn blockd serve")
 }
 
+/// Offline checks run.
+static CHECKS: AtomicU64 = AtomicU64::new(0);
+
+/// Sometimes, after a clean stop, runs the offline `blockd check` on the
+/// store (another open and close of it): no corruption may be found.
+fn offline_check(dir: &Path, rng: &mut StdRng, bad: &mut Vec<String>, gen: u64) {
+    if !rng.gen_bool(0.3) {
+        return;
+    }
+    CHECKS.fetch_add(1, Ordering::Relaxed);
+    let o = run_cmd(bin(), &["--data-dir", dir.to_str().unwrap(), "check"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    if !out.contains(" 0 corruption") {
+        bad.push(format!("gen {gen}: blockd check found corruption:\n{out}"));
+    }
+}
+
 /// Runs `generations` generations with `seed`; returns
 /// (violations, acknowledged writes, kills).
-fn run(generations: u64, seed: u64) -> (Vec<String>, u64, u64, &'static str) {
+fn run_generations(generations: u64, seed: u64) -> (Vec<String>, u64, u64, &'static str) {
     let (_t, dir) = data_dir();
     let mut rng = StdRng::seed_from_u64(seed);
     // Small segments make rolls, reclaim and spare reuse frequent.
@@ -318,6 +336,7 @@ fn run(generations: u64, seed: u64) -> (Vec<String>, u64, u64, &'static str) {
         if end == 0 {
             // A clean stop right after recovery, as an operator might.
             assert!(srv.signal("TERM").success(), "clean stop failed");
+            offline_check(&dir, &mut rng, &mut bad, gen);
             continue;
         }
         let stop = Arc::new(AtomicBool::new(false));
@@ -350,6 +369,7 @@ fn run(generations: u64, seed: u64) -> (Vec<String>, u64, u64, &'static str) {
                     acked += n;
                 }
                 assert!(srv.signal("TERM").success(), "clean stop failed");
+                offline_check(&dir, &mut rng, &mut bad, gen);
             }
             3 => {
                 // SIGTERM, then SIGKILL while the clean stop runs.
@@ -385,9 +405,10 @@ fn flushed_writes_survive_many_generations_of_kill_9() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| rand::thread_rng().gen());
     let t = Instant::now();
-    let (bad, acked, kills, seg) = run(generations, seed);
+    let (bad, acked, kills, seg) = run_generations(generations, seed);
     eprintln!(
-        "seed {seed} ({seg} segments): {generations} generations, {kills} kills, {acked} acknowledged writes, {} lost, {:.1} s",
+        "seed {seed} ({seg} segments): {generations} generations, {kills} kills, {acked} acknowledged writes, {} offline checks, {} lost, {:.1} s",
+        CHECKS.load(Ordering::Relaxed),
         bad.len(),
         t.elapsed().as_secs_f64()
     );
