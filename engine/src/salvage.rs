@@ -208,6 +208,27 @@ impl State {
         Ok(out)
     }
 
+    /// The first intact record after the damaged one at `addr`, in the
+    /// same segment, with a sequence number of at least `min_seq` (stale
+    /// records of a reused file have lower ones; the segment's own records
+    /// come first in the file): where the cleaner goes on.
+    pub(crate) fn next_intact(
+        &self,
+        addr: LogAddr,
+        min_seq: Option<u64>,
+    ) -> Result<Option<(LogAddr, u64)>> {
+        let Some(seg) = self.log.segment(addr.segment()) else {
+            return Ok(None);
+        };
+        let mut first = None;
+        scan_segment(&seg, addr.offset() + 1, self.log.seg_size, &mut |f| {
+            if first.is_none() && min_seq.is_none_or(|m| f.header.seq >= m) {
+                first = Some((f.addr, f.header.seq));
+            }
+        })?;
+        Ok(first)
+    }
+
     /// Describes the damaged record `seq` at `addr` for the report of a
     /// salvaging replay: the object and blocks it wrote when enough of it
     /// is readable, else that a record of unknown content is lost.

@@ -47,7 +47,6 @@ struct WriteRec {
     seg: u32,
     offset: u64,
     seq: u64,
-    first_block: u64,
     /// Offsets of the payloads within the file.
     payloads: Vec<u64>,
 }
@@ -82,7 +81,6 @@ fn write_records(dir: &Path) -> Vec<WriteRec> {
                     seg,
                     offset: off as u64,
                     seq: h.seq,
-                    first_block: w.first_block,
                     payloads: w
                         .payload_offsets
                         .iter()
@@ -249,23 +247,33 @@ fn flipped_record_in_a_sealed_segment_refuses_then_salvages() {
     let (dir, v, recs) = crashed_store(150, opts());
     let last_seg = recs.last().unwrap().seg;
     assert!(last_seg >= 3, "writes span several segments");
+    // The sixth write of a sealed segment.
     let (k, r) = recs
         .iter()
         .enumerate()
-        .find(|(_, r)| r.seg == last_seg - 1)
-        .map(|(k, r)| (k as u64 + 5, recs[k + 5].clone()))
+        .filter(|(_, r)| r.seg == last_seg - 1)
+        .nth(5)
+        .map(|(k, r)| (k as u64, r.clone()))
         .unwrap();
-    assert!(r.seg < last_seg);
     flip(&r.file, r.offset + 9);
     expect_refused(dir.path(), &r);
     expect_salvaged(dir.path(), v, k, 150, (4 * k, 4 * k + 4));
+    // The damaged record stays in its segment, before the replay point:
+    // cleaning that segment must move the live data after it too.
+    let s = Store::open(dir.path(), opts()).unwrap();
+    let rep = s.reclaim(1.0).unwrap();
+    assert!(rep.segments_freed >= 2, "{rep:?}");
+    assert!(!r.file.exists(), "the damaged segment was cleaned");
+    verify(&s, v, 150, (4 * k, 4 * k + 4), "after reclaim");
+    assert!(s.check(false).unwrap().is_clean());
+    s.close().unwrap();
 }
 
 #[test]
 fn flipped_seal_record_refuses_then_salvages_the_next_segment() {
     let (dir, v, recs) = crashed_store(150, opts());
     // The seal ends segment 1 right after its last Write record.
-    let last1 = recs.iter().filter(|r| r.seg == 1).last().unwrap().clone();
+    let last1 = recs.iter().rfind(|r| r.seg == 1).unwrap().clone();
     let bytes = std::fs::read(&last1.file).unwrap();
     let h = RecordHeader::decode(&bytes[last1.offset as usize..][..HEADER_LEN]).unwrap();
     let seal = last1.offset + (HEADER_LEN as u64) + u64::from(h.body_len);
