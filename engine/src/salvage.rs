@@ -10,15 +10,22 @@
 //! segment file for a valid record with a higher sequence number whose
 //! claim covers the damaged one: that is evidence of corruption, which
 //! replay refuses (or, salvaging, skips). docs/design.md "Failures" argues
-//! why this never mistakes a torn tail for corruption.
+//! why this never mistakes a torn tail for corruption. [`Store::survey_log`]
+//! (`blockd check`) and [`Store::open_salvaging`] (`check --repair`) replay
+//! past such damage and list what it cost.
 
-use crate::error::Result;
+use crate::catalog::Catalog;
+use crate::error::{Error, ErrorKind, Result};
 use crate::format::{get_u32, get_u64, RecordHeader, RecordKind, HEADER_LEN, RECORD_MAGIC};
 use crate::format::{WRITE_ENTRY, WRITE_FIXED};
+use crate::log::Log;
 use crate::log::Segment;
 use crate::state::State;
+use crate::store::{lock_dir, read_superblock, Store, StoreOptions};
 use crate::types::{LogAddr, ObjectId, SegmentNo};
 use std::fmt;
+use std::fs::File;
+use std::path::Path;
 
 /// A log record that replay could not apply because it is damaged (or
 /// because an earlier damaged record made it inapplicable): what a
@@ -319,6 +326,45 @@ impl State {
         lost.object = Some(id);
         lost.name = self.catalog.get(id).ok().and_then(|e| e.info.name.clone());
         lost.blocks = blocks;
+    }
+}
+
+impl Store {
+    /// Opens an existing store whose log holds damaged records that are
+    /// not a torn tail (which [`Store::open`] refuses): replay skips them,
+    /// resumes at the next intact record and applies what applies cleanly;
+    /// a checkpoint then commits the result, so that the store opens
+    /// normally again. Returns what was lost (`blockd check --repair`).
+    pub fn open_salvaging(
+        dir: impl AsRef<Path>,
+        opts: StoreOptions,
+    ) -> Result<(Store, Vec<LostRecord>)> {
+        let opts = StoreOptions {
+            create: false,
+            ..opts
+        };
+        Self::open_with(dir.as_ref(), opts, true)
+    }
+
+    /// What [`Store::open_salvaging`] would lose, found without changing
+    /// anything on disk (`blockd check` on a store that refuses to open).
+    pub fn survey_log(dir: impl AsRef<Path>) -> Result<Vec<LostRecord>> {
+        let dir = dir.as_ref();
+        let sb_path = dir.join("superblock");
+        if !sb_path.exists() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no store in {}", dir.display()),
+            ));
+        }
+        let _lock = lock_dir(dir)?;
+        let sb_file = File::open(&sb_path)
+            .map_err(|e| Error::io(format!("opening {}", sb_path.display()), e))?;
+        let sb = read_superblock(&sb_file, &sb_path)?;
+        let log = Log::open(&dir.join("segments"), u64::from(sb.segment_size))?;
+        let mut state = State::new(log, Catalog::default(), sb.ct_root, 1024);
+        state.load_blob(sb.blob)?;
+        Ok(state.replay(sb.replay_start, sb.replay_seq, true)?.lost)
     }
 }
 

@@ -121,7 +121,7 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-fn lock_dir(dir: &Path) -> Result<File> {
+pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join("lock");
     let mut f = OpenOptions::new()
         .read(true)
@@ -163,44 +163,8 @@ impl Store {
         Ok(Self::open_with(dir.as_ref(), opts, false)?.0)
     }
 
-    /// Opens an existing store whose log holds damaged records that are
-    /// not a torn tail (which [`Store::open`] refuses): replay skips them,
-    /// resumes at the next intact record and applies what applies cleanly;
-    /// a checkpoint then commits the result, so that the store opens
-    /// normally again. Returns what was lost (`blockd check --repair`).
-    pub fn open_salvaging(
-        dir: impl AsRef<Path>,
-        opts: StoreOptions,
-    ) -> Result<(Store, Vec<crate::LostRecord>)> {
-        let opts = StoreOptions {
-            create: false,
-            ..opts
-        };
-        Self::open_with(dir.as_ref(), opts, true)
-    }
-
-    /// What [`Store::open_salvaging`] would lose, found without changing
-    /// anything on disk (`blockd check` on a store that refuses to open).
-    pub fn survey_log(dir: impl AsRef<Path>) -> Result<Vec<crate::LostRecord>> {
-        let dir = dir.as_ref();
-        let sb_path = dir.join("superblock");
-        if !sb_path.exists() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("no store in {}", dir.display()),
-            ));
-        }
-        let _lock = lock_dir(dir)?;
-        let sb_file = File::open(&sb_path)
-            .map_err(|e| Error::io(format!("opening {}", sb_path.display()), e))?;
-        let sb = read_superblock(&sb_file, &sb_path)?;
-        let log = Log::open(&dir.join("segments"), u64::from(sb.segment_size))?;
-        let mut state = State::new(log, Catalog::default(), sb.ct_root, 1024);
-        state.load_blob(sb.blob)?;
-        Ok(state.replay(sb.replay_start, sb.replay_seq, true)?.lost)
-    }
-
-    fn open_with(
+    /// [`Store::open`], or with `salvage` [`Store::open_salvaging`].
+    pub(crate) fn open_with(
         dir: &Path,
         opts: StoreOptions,
         salvage: bool,
@@ -997,7 +961,7 @@ impl Store {
 }
 
 /// Reads the superblock slot with the highest generation.
-fn read_superblock(sb_file: &File, sb_path: &Path) -> Result<Superblock> {
+pub(crate) fn read_superblock(sb_file: &File, sb_path: &Path) -> Result<Superblock> {
     let mut best: Option<Superblock> = None;
     for slot in 0..2u64 {
         let mut b = vec![0u8; SUPER_SLOT_LEN];
