@@ -151,7 +151,7 @@ impl RecordHeader {
     /// Stores in an encoded header `h` (of the record with sequence `seq`)
     /// the claim that every record up to `synced_through` was durable when
     /// it was appended, and reseals the header crc. The distance saturates
-    /// at [`MAX_CLAIM`] (a weaker, still true, claim); nothing durable yet
+    /// at 2^24 - 1 (a weaker, still true, claim); nothing durable yet
     /// (`synced_through` 0) makes the weakest one.
     pub fn set_claim(h: &mut [u8; HEADER_LEN], seq: u64, synced_through: u64) {
         let d = seq.saturating_sub(synced_through).min(MAX_CLAIM) as u32;
