@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use engine::{ByteSize, ObjectId, ObjectInfo, ObjectKind, Store, StoreOptions};
+use engine::{ByteSize, ErrorKind, ObjectId, ObjectInfo, ObjectKind, Store, StoreOptions};
 use std::fs::File;
 use std::io::{IsTerminal, Read};
 use std::os::unix::fs::FileExt;
@@ -89,9 +89,13 @@ enum Cmd {
         /// Destination file (created or truncated).
         file: PathBuf,
     },
-    /// Check the store; exit 0 when clean, 1 when problems are found.
+    /// Check the store; exit 0 when clean, 1 when problems are found. A
+    /// damaged log record that stops the store from opening is reported
+    /// with the objects and blocks it affects.
     Check {
-        /// Fix refcounts and free leaked space.
+        /// Fix refcounts and free leaked space; salvage a damaged log (skip
+        /// the damaged records, keep every intact one after them, list what
+        /// was lost) so that the store opens again.
         #[arg(long)]
         repair: bool,
     },
@@ -553,7 +557,31 @@ fn export(dir: &Path, key: &str, file: &Path) -> Result<i32> {
 }
 
 fn check(dir: &Path, repair: bool) -> Result<i32> {
-    let s = open(dir, false)?;
+    let (s, lost) = if repair {
+        Store::open_salvaging(dir, StoreOptions::default())
+            .with_context(|| format!("opening store {}", dir.display()))?
+    } else {
+        match Store::open(
+            dir,
+            StoreOptions {
+                create: false,
+                ..Default::default()
+            },
+        ) {
+            Ok(s) => (s, Vec::new()),
+            Err(e) if e.kind() == ErrorKind::Corrupt => return check_damaged_log(dir, e),
+            Err(e) => return Err(e).with_context(|| format!("opening store {}", dir.display())),
+        }
+    };
+    for l in &lost {
+        println!("lost: {l}");
+    }
+    if !lost.is_empty() {
+        println!(
+            "salvaged the log: {} damaged or inapplicable records skipped, every intact record kept",
+            lost.len()
+        );
+    }
     let r = s.check(repair)?;
     for c in &r.corruption {
         println!("corruption: {c}");
@@ -571,8 +599,29 @@ fn check(dir: &Path, repair: bool) -> Result<i32> {
         if r.repaired { " (repaired)" } else { "" }
     );
     s.close()?;
-    let clean = r.corruption.is_empty() && (r.leaks.is_empty() || r.repaired);
+    let clean = lost.is_empty() && r.corruption.is_empty() && (r.leaks.is_empty() || r.repaired);
     Ok(if clean { 0 } else { 1 })
+}
+
+/// `check` on a store that refuses to open as corrupt: when the damage is
+/// in the log, lists what a salvage would lose (changing nothing).
+fn check_damaged_log(dir: &Path, open_err: engine::Error) -> Result<i32> {
+    let lost = match Store::survey_log(dir) {
+        Ok(l) if !l.is_empty() => l,
+        // Not (only) log damage: report the open's error.
+        _ => {
+            return Err(open_err).with_context(|| format!("opening store {}", dir.display()));
+        }
+    };
+    println!("corruption: {open_err}");
+    for l in &lost {
+        println!("lost: {l}");
+    }
+    println!(
+        "the log holds {} damaged or inapplicable records; `blockd check --repair` salvages every intact record and lets the store open",
+        lost.len()
+    );
+    Ok(1)
 }
 
 fn stats(dir: &Path, json: bool) -> Result<i32> {

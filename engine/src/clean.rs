@@ -6,7 +6,7 @@
 //! is live when its chunk's entry still points at it.
 
 use crate::error::{Error, Result};
-use crate::format::{decode_write, get_u64, RecordKind, CT_INTERIOR_LEVELS, HEADER_LEN};
+use crate::format::{decode_write_salvage, get_u64, RecordKind, CT_INTERIOR_LEVELS, HEADER_LEN};
 use crate::state::State;
 use crate::store::Store;
 use crate::types::{ChunkId, LogAddr, SegmentNo};
@@ -33,14 +33,33 @@ impl State {
         // Records follow one another by sequence number; a reused segment
         // file may hold stale records past its seal, which this never reaches.
         let mut expect = None;
-        while let Some(rec) = self.log.read_record(addr, expect)? {
+        loop {
+            let Some(rec) = self.log.read_record(addr, expect)? else {
+                // A damaged record (one `check --repair` salvaged past, or
+                // damaged since) does not end a sealed segment: live data
+                // after it must still be moved before the file goes.
+                match self.next_intact(addr, expect)? {
+                    Some((a, s)) => {
+                        tracing::warn!(
+                            segment = seg.0,
+                            offset = addr.offset(),
+                            "cleaning past a damaged record"
+                        );
+                        (addr, expect) = (a, Some(s));
+                        continue;
+                    }
+                    None => break,
+                }
+            };
             if addr.segment() != seg {
                 break;
             }
             expect = Some(rec.header.seq + 1);
             match rec.header.kind {
                 RecordKind::Write => {
-                    let w = decode_write(&rec.body)?;
+                    // A payload failing its crc is moved only if live,
+                    // and `relocate` refuses a live one.
+                    let (w, _) = decode_write_salvage(&rec.body)?;
                     for (e, &o) in w.entries.iter().zip(&w.payload_offsets) {
                         let loc = LogAddr(addr.0 + (HEADER_LEN + o) as u64);
                         if e.chunk.is_data() {

@@ -85,7 +85,15 @@ pub struct RecordHeader {
     /// Write records, whose payloads carry their own crcs in their entries
     /// (so that data is checksummed once, not twice).
     pub crc_len: u32,
+    /// The durability claim (header bytes 5..8, a 24-bit distance): when
+    /// this record was appended, every record up to `seq - claim` had
+    /// completed an `fdatasync`. 0 = no claim (records of older builds).
+    /// Replay uses it to tell a torn tail from a damaged synced record.
+    pub claim: u32,
 }
+
+/// The largest durability claim a header holds (24 bits).
+pub const MAX_CLAIM: u64 = 0xFF_FFFF;
 
 /// The part of a body the record header's crc covers.
 fn covered_len(kind: RecordKind, body: &[u8]) -> usize {
@@ -140,6 +148,24 @@ impl RecordHeader {
         h
     }
 
+    /// Stores in an encoded header `h` (of the record with sequence `seq`)
+    /// the claim that every record up to `synced_through` was durable when
+    /// it was appended, and reseals the header crc. The distance saturates
+    /// at 2^24 - 1 (a weaker, still true, claim); nothing durable yet
+    /// (`synced_through` 0) makes the weakest one.
+    pub fn set_claim(h: &mut [u8; HEADER_LEN], seq: u64, synced_through: u64) {
+        let d = seq.saturating_sub(synced_through).min(MAX_CLAIM) as u32;
+        h[5..8].copy_from_slice(&d.to_le_bytes()[..3]);
+        let c = crc32fast::hash(&h[..28]);
+        put_u32(h, 28, c);
+    }
+
+    /// The sequence number up to which this record claims every record was
+    /// durable when it was appended; `None` without a claim.
+    pub fn synced_through(&self) -> Option<u64> {
+        (self.claim != 0).then(|| self.seq.saturating_sub(u64::from(self.claim)))
+    }
+
     /// Decodes and validates a header; `None` when it is not a valid header
     /// (the normal end of a log, or a torn write).
     pub fn decode(h: &[u8]) -> Option<RecordHeader> {
@@ -159,6 +185,7 @@ impl RecordHeader {
             body_len,
             body_crc: get_u32(h, 20),
             crc_len,
+            claim: get_u32(h, 4) >> 8,
         })
     }
 
@@ -492,6 +519,19 @@ pub fn encode_write_head(
 
 /// Decodes a Write record body, checking lengths and payload checksums.
 pub fn decode_write(b: &[u8]) -> Result<WriteBody> {
+    let (w, bad) = decode_write_salvage(b)?;
+    match bad.first() {
+        Some(i) => Err(Error::corrupt(format!(
+            "write record payload {i} fails its checksum"
+        ))),
+        None => Ok(w),
+    }
+}
+
+/// Decodes a Write record body, checking lengths but not payload
+/// checksums: returns the body and the indices of the entries whose
+/// payload fails its crc (what a salvaging replay leaves out).
+pub fn decode_write_salvage(b: &[u8]) -> Result<(WriteBody, Vec<usize>)> {
     if b.len() < WRITE_FIXED {
         return Err(Error::corrupt("write record too short"));
     }
@@ -503,6 +543,7 @@ pub fn decode_write(b: &[u8]) -> Result<WriteBody> {
         .ok_or_else(|| Error::corrupt("write record entry count exceeds its length"))?;
     let mut entries = Vec::with_capacity(n);
     let mut payload_offsets = Vec::with_capacity(n);
+    let mut bad = Vec::new();
     let mut off = meta_end;
     for i in 0..n {
         let o = WRITE_FIXED + WRITE_ENTRY * i;
@@ -519,16 +560,14 @@ pub fn decode_write(b: &[u8]) -> Result<WriteBody> {
         if e.stored_len as u64 > crate::types::BLOCK_SIZE {
             return Err(Error::corrupt("write record payload longer than a block"));
         }
-        if e.chunk.is_data() && crc32fast::hash(&b[off..end]) != e.crc {
-            return Err(Error::corrupt(format!(
-                "write record payload {i} fails its checksum"
-            )));
-        }
         if !e.chunk.is_data() && e.chunk != ChunkId::ZERO {
             return Err(Error::corrupt(format!(
                 "write record entry {i} names chunk {}",
                 e.chunk.0
             )));
+        }
+        if e.chunk.is_data() && crc32fast::hash(&b[off..end]) != e.crc {
+            bad.push(i);
         }
         entries.push(e);
         payload_offsets.push(off);
@@ -536,12 +575,13 @@ pub fn decode_write(b: &[u8]) -> Result<WriteBody> {
     }
     let mut object = [0u8; 16];
     object.copy_from_slice(&b[..16]);
-    Ok(WriteBody {
+    let w = WriteBody {
         object,
         first_block: get_u64(b, 16),
         entries,
         payload_offsets,
-    })
+    };
+    Ok((w, bad))
 }
 
 #[cfg(test)]
@@ -559,6 +599,17 @@ mod tests {
         let mut bad = h;
         bad[9] ^= 1;
         assert!(RecordHeader::decode(&bad).is_none());
+        assert_eq!(d.claim, 0);
+        assert_eq!(d.synced_through(), None);
+        let mut c = h;
+        RecordHeader::set_claim(&mut c, 42, 40);
+        let d = RecordHeader::decode(&c).unwrap();
+        assert_eq!((d.kind, d.seq, d.claim), (RecordKind::Catalog, 42, 2));
+        assert_eq!(d.synced_through(), Some(40));
+        let mut c = RecordHeader::encode(RecordKind::Catalog, 1 << 30, body);
+        RecordHeader::set_claim(&mut c, 1 << 30, 1);
+        let d = RecordHeader::decode(&c).unwrap();
+        assert_eq!(d.synced_through(), Some((1 << 30) - MAX_CLAIM));
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //!    ├── map.rs        CoW radix trees, shadowing, refcounts
 //!    ├── state.rs      chunk table + node cache (bounded LRU, dirty pinned)
 //!    ├── checkpoint.rs out-of-place page writes, superblock flip
-//!    ├── replay.rs     log replay on open
+//!    ├── replay.rs     log replay on open (salvage.rs: damaged records)
 //!    ├── clean.rs      segment cleaning (space reclaim)
 //!    ├── check.rs      offline consistency check and repair, scrub
 //!    └── log.rs        segment files, framed records (format.rs)
@@ -36,6 +36,7 @@ mod io;
 mod log;
 mod map;
 mod replay;
+mod salvage;
 mod scrub;
 mod state;
 mod stats;
@@ -47,6 +48,7 @@ pub use check::CheckReport;
 pub use clean::ReclaimReport;
 pub use error::{Error, ErrorKind, Result};
 pub use fault::{FaultPoint, IoOp};
+pub use salvage::LostRecord;
 pub use scrub::{ScrubError, ScrubReport};
 pub use stats::{ObjectStats, StoreStats};
 pub use store::{Extent, ExtentKind, Store, StoreOptions};

@@ -102,6 +102,9 @@ pub(crate) struct ToSync {
     pub segs: Vec<Arc<Segment>>,
     /// The active segment when they were taken.
     active: SegmentNo,
+    /// The next sequence number when they were taken: once they are
+    /// synced, every record before it is durable.
+    upto: u64,
 }
 
 /// A record read back from the log.
@@ -121,6 +124,11 @@ pub(crate) struct Log {
     tail: u64,
     next_seq: u64,
     unsynced: Vec<Arc<Segment>>,
+    /// Every record up to this sequence number has completed an
+    /// `fdatasync` (0: none known). Each appended record's header claims it
+    /// (see [`RecordHeader::set_claim`]), so that replay can tell a damaged
+    /// synced record from a torn tail.
+    synced_through: u64,
     /// Free disk bytes client records may not use when the log needs a new
     /// segment: room kept for checkpoints, catalogue records (deletes) and
     /// the cleaner, so that a full disk refuses writes cleanly and can
@@ -279,6 +287,7 @@ impl Log {
             seg_size,
             segments,
             unsynced: Vec::new(),
+            synced_through: 0,
             active,
             tail: 0,
             next_seq: 1,
@@ -410,6 +419,20 @@ impl Log {
         Ok(())
     }
 
+    /// After replay and [`Log::start_append`]: the records replayed (from
+    /// segment `from` on) were read back but may never have been synced (a
+    /// killed process leaves them in the page cache), so their segments
+    /// join the to-sync list; only the records before the replay point
+    /// (`replay_seq`), which the last checkpoint synced, are known durable.
+    pub fn replayed(&mut self, from: SegmentNo, replay_seq: u64) {
+        for (no, seg) in self.segments.range(from..) {
+            if !self.unsynced.iter().any(|s| s.no == *no) {
+                self.unsynced.push(seg.clone());
+            }
+        }
+        self.synced_through = replay_seq.saturating_sub(1);
+    }
+
     /// The address the next record will get (unless a seal intervenes).
     pub fn tail(&self) -> LogAddr {
         LogAddr::new(self.active.no, self.tail)
@@ -478,7 +501,7 @@ impl Log {
             self.roll(kind == RecordKind::Write)?;
         }
         let addr = self.tail();
-        let h = if payloads.is_empty() {
+        let mut h = if payloads.is_empty() {
             RecordHeader::encode(kind, self.next_seq, &head[HEADER_LEN..])
         } else {
             RecordHeader::encode_covered(
@@ -488,6 +511,7 @@ impl Log {
                 (need - HEADER_LEN as u64) as u32,
             )
         };
+        RecordHeader::set_claim(&mut h, self.next_seq, self.synced_through);
         head[..HEADER_LEN].copy_from_slice(&h);
         let point = match kind {
             RecordKind::Write | RecordKind::Zero => FaultPoint::LogAppend,
@@ -559,12 +583,13 @@ impl Log {
                 seg
             }
         };
-        let mut seal = RecordHeader::encode(
+        let mut seal_h = RecordHeader::encode(
             RecordKind::Seal,
             self.next_seq,
             &u64::from(next.0).to_le_bytes(),
-        )
-        .to_vec();
+        );
+        RecordHeader::set_claim(&mut seal_h, self.next_seq, self.synced_through);
+        let mut seal = seal_h.to_vec();
         seal.extend_from_slice(&u64::from(next.0).to_le_bytes());
         self.faults
             .check(FaultPoint::SegmentSeal)
@@ -593,15 +618,19 @@ impl Log {
         ToSync {
             segs: self.unsynced.clone(),
             active: self.active.no,
+            upto: self.next_seq,
         }
     }
 
     /// Records that every segment of `t` was synced: those already sealed
     /// when `t` was taken hold nothing newer and leave the list; the then
-    /// active one stays (records may have been appended since).
+    /// active one stays (records may have been appended since). Every
+    /// record appended before `t` was taken is now durable: later records
+    /// claim so.
     pub fn mark_synced(&mut self, t: &ToSync) {
         self.unsynced
             .retain(|s| s.no >= t.active || !t.segs.iter().any(|x| x.no == s.no));
+        self.synced_through = self.synced_through.max(t.upto.saturating_sub(1));
     }
 
     /// Reads and validates the record at `addr`; `None` when no valid record

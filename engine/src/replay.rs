@@ -1,95 +1,330 @@
 //! Recovery: replays the log from the superblock's replay point, applying
-//! each record in order, until the first record that is missing, torn or out
-//! of sequence. That point is the end of the log; what lies beyond it was
-//! never covered by a completed fsync and is discarded.
+//! each record in order. The first record that is missing, torn or out of
+//! sequence is the end of the log, unless a later record claims it had been
+//! synced (`salvage.rs`): then it is corruption, and the open fails naming
+//! it rather than discarding what follows. A salvaging replay (`blockd
+//! check --repair`, or `check`'s survey) instead skips damaged records,
+//! resumes at the next one, applies what applies cleanly and lists what
+//! was lost.
 
 use crate::catalog::CatalogOp;
 use crate::error::{Error, Result};
-use crate::format::{decode_write, get_u32, get_u64, RecordKind, CT_FLAG_COMPRESSED, HEADER_LEN};
+use crate::format::{
+    decode_write_salvage, get_u32, get_u64, RecordKind, CT_FLAG_COMPRESSED, HEADER_LEN,
+};
+use crate::log::ReadRecord;
+use crate::salvage::{damage_reason, fmt_ranges, lost_object, ranges, LostRecord};
 use crate::state::State;
 use crate::types::{ChunkId, LogAddr, ObjectId};
 
+/// The outcome of a replay.
+pub(crate) struct Replayed {
+    /// The end of the log.
+    pub tail: LogAddr,
+    /// The next sequence number.
+    pub next_seq: u64,
+    /// Records applied.
+    pub applied: u64,
+    /// What a salvaging replay skipped (always empty otherwise).
+    pub lost: Vec<LostRecord>,
+}
+
+/// Where replay goes after a damaged record.
+enum After {
+    /// A torn tail: the log ends here.
+    End,
+    /// Salvaging: go on at this record.
+    Resume(LogAddr, u64),
+}
+
 impl State {
-    /// Replays from `start` (sequence `seq`); returns the end of the log,
-    /// the next sequence number and how many records were applied.
-    pub(crate) fn replay(&mut self, start: LogAddr, seq: u64) -> Result<(LogAddr, u64, u64)> {
+    /// Replays from `start` (sequence `seq`). With `salvage`, damaged
+    /// records that are not a torn tail are skipped and listed instead of
+    /// failing the replay.
+    pub(crate) fn replay(&mut self, start: LogAddr, seq: u64, salvage: bool) -> Result<Replayed> {
         let mut addr = start;
         let mut seq = seq;
-        let mut n = 0u64;
-        while let Some(rec) = self.log.read_record(addr, Some(seq))? {
-            let ctx = |e: Error| {
-                e.with_context(format!(
-                    "replaying record {seq} at segment {} offset {}",
-                    addr.segment().0,
-                    addr.offset()
-                ))
+        let mut out = Replayed {
+            tail: start,
+            next_seq: seq,
+            applied: 0,
+            lost: Vec::new(),
+        };
+        loop {
+            let Some(rec) = self.log.read_record(addr, Some(seq))? else {
+                let (why, skip_to) = match self.log.segment(addr.segment()) {
+                    Some(s) => damage_reason(&s, addr.offset(), seq, self.log.seg_size),
+                    None => (format!("segment {} is missing", addr.segment().0), 0),
+                };
+                match self.after_damage(addr, seq, skip_to, &why, salvage, None, &mut out)? {
+                    After::End => break,
+                    After::Resume(a, s) => {
+                        (addr, seq) = (a, s);
+                        continue;
+                    }
+                }
             };
-            match rec.header.kind {
-                RecordKind::Write => {
-                    let w = match decode_write(&rec.body) {
-                        Ok(w) => w,
-                        // A payload that fails its checksum is a torn write: the log ends here.
-                        Err(_) => break,
-                    };
-                    let locs: Vec<LogAddr> = w
-                        .payload_offsets
-                        .iter()
-                        .map(|&o| LogAddr(addr.0 + (HEADER_LEN + o) as u64))
-                        .collect();
-                    self.apply_write(
-                        ObjectId::from_bytes(w.object),
-                        w.first_block,
-                        &w.entries,
-                        &locs,
-                    )
-                    .map_err(ctx)?;
-                }
-                RecordKind::Zero => {
-                    let b = &rec.body;
-                    if b.len() != 40 {
-                        return Err(ctx(Error::corrupt("zero record has a bad length")));
+            if rec.header.kind == RecordKind::Write {
+                // A Write whose payload fails its crc is torn or damaged.
+                let bad = match decode_write_salvage(&rec.body) {
+                    Ok((_, bad)) => bad,
+                    Err(_) => vec![usize::MAX],
+                };
+                if !bad.is_empty() {
+                    let why = "a data payload fails its checksum";
+                    match self.after_damage(
+                        addr,
+                        seq,
+                        rec.next.offset(),
+                        why,
+                        salvage,
+                        Some(&rec),
+                        &mut out,
+                    )? {
+                        After::End => break,
+                        After::Resume(a, s) => {
+                            (addr, seq) = (a, s);
+                            continue;
+                        }
                     }
-                    let id = ObjectId::from_bytes(b[..16].try_into().expect("16 bytes"));
-                    let value = ChunkId(u64::from(get_u32(b, 32)));
-                    if value != ChunkId::HOLE && value != ChunkId::ZERO {
-                        return Err(ctx(Error::corrupt("zero record has a bad value")));
-                    }
-                    self.apply_zero(id, get_u64(b, 16), get_u64(b, 24), value)
-                        .map_err(ctx)?;
                 }
-                RecordKind::Catalog => {
-                    let op: CatalogOp = serde_json::from_slice(&rec.body)
-                        .map_err(|e| ctx(Error::corrupt(format!("catalog record: {e}"))))?;
-                    self.apply_catalog(&op).map_err(ctx)?;
-                }
-                RecordKind::Reloc => {
-                    let b = &rec.body;
-                    if b.len() < 24 {
-                        return Err(ctx(Error::corrupt("reloc record too short")));
-                    }
-                    let id = ChunkId(get_u64(b, 0));
-                    let loc = LogAddr(addr.0 + (HEADER_LEN + 24) as u64);
-                    self.apply_reloc(
-                        id,
-                        loc,
-                        get_u32(b, 8),
-                        get_u32(b, 12),
-                        get_u32(b, 16) & CT_FLAG_COMPRESSED,
-                    )
-                    .map_err(ctx)?;
-                }
-                // Pages and blobs after the replay point belong to a
-                // checkpoint that never committed: ignore them.
-                RecordKind::Node
-                | RecordKind::CtPage
-                | RecordKind::Checkpoint
-                | RecordKind::Seal => {}
+            }
+            match self.apply_record(addr, seq, &rec, &[]) {
+                Ok(()) => out.applied += 1,
+                Err(e) if salvage => out.lost.push(self.inapplicable(addr, seq, &rec, e)),
+                Err(e) => return Err(e),
             }
             addr = rec.next;
             seq += 1;
-            n += 1;
         }
-        Ok((addr, seq, n))
+        out.tail = addr;
+        out.next_seq = seq;
+        Ok(out)
+    }
+
+    /// The record `seq` at `addr` is damaged (`why`); `skip_to` is where
+    /// the next record would start in its segment, when known. Decides
+    /// between a torn tail and corruption: corruption fails the replay, or,
+    /// salvaging, is listed and skipped (a Write whose header and entries
+    /// are sound, `write`, keeps its undamaged blocks).
+    #[allow(clippy::too_many_arguments)]
+    fn after_damage(
+        &mut self,
+        addr: LogAddr,
+        seq: u64,
+        skip_to: u64,
+        why: &str,
+        salvage: bool,
+        write: Option<&ReadRecord>,
+        out: &mut Replayed,
+    ) -> Result<After> {
+        let beyond = self.examine_damage(addr, seq, skip_to)?;
+        let Some(ev) = beyond.evidence else {
+            return Ok(After::End);
+        };
+        let here = format!(
+            "log record {seq} at segment {} offset {} is damaged ({why})",
+            addr.segment().0,
+            addr.offset()
+        );
+        if !salvage {
+            return Err(Error::corrupt(format!(
+                "{here}, but record {} at segment {} offset {} was written after records up \
+                 to {} had been synced, so this is not a torn write; nothing was discarded. \
+                 `blockd check` lists what the damage affects, `blockd check --repair` \
+                 salvages the rest of the log",
+                ev.header.seq,
+                ev.addr.segment().0,
+                ev.addr.offset(),
+                ev.header.synced_through().unwrap_or(0)
+            )));
+        }
+        tracing::warn!("{here}: salvaging the records after it");
+        match write {
+            Some(rec) => {
+                let lost = self.apply_partial_write(addr, seq, rec)?;
+                out.lost.push(lost);
+            }
+            None => out.lost.push(self.describe_damaged(addr, seq)),
+        }
+        let resume = beyond.resume.expect("the evidence is a later record");
+        if resume.header.seq > seq + 1 {
+            out.lost.push(LostRecord {
+                segment: addr.segment(),
+                offset: addr.offset(),
+                seq: seq + 1,
+                object: None,
+                name: None,
+                blocks: Vec::new(),
+                what: format!(
+                    "records {} to {} (before segment {} offset {}) are unreadable: \
+                     {} records of unknown content are lost",
+                    seq + 1,
+                    resume.header.seq - 1,
+                    resume.addr.segment().0,
+                    resume.addr.offset(),
+                    resume.header.seq - seq - 1
+                ),
+            });
+        }
+        Ok(After::Resume(resume.addr, resume.header.seq))
+    }
+
+    /// Salvaging a Write record whose header and entries are sound but
+    /// some payloads fail their crc: applies the blocks that are intact and
+    /// reports exactly the others.
+    fn apply_partial_write(
+        &mut self,
+        addr: LogAddr,
+        seq: u64,
+        rec: &ReadRecord,
+    ) -> Result<LostRecord> {
+        let mut lost = self.describe_damaged(addr, seq);
+        let Ok((w, bad)) = decode_write_salvage(&rec.body) else {
+            return Ok(lost);
+        };
+        let id = ObjectId::from_bytes(w.object);
+        let blocks = ranges(bad.iter().map(|&i| w.first_block + i as u64));
+        self.name_blocks(&mut lost, id, blocks);
+        match self.apply_record(addr, seq, rec, &bad) {
+            Ok(()) => {
+                lost.what = format!(
+                    "{} blocks {}: the data written there fails its checksum and is lost \
+                     (they keep their earlier content); the record's other {} blocks were kept",
+                    lost_object(&lost),
+                    fmt_ranges(&lost.blocks),
+                    w.entries.len() - bad.len()
+                );
+            }
+            Err(e) => {
+                let n = w.entries.len() as u64;
+                lost.blocks = vec![(w.first_block, w.first_block + n)];
+                lost.what = format!(
+                    "a write to {} blocks {} is lost: payloads fail their checksum and the \
+                     rest cannot be applied ({e})",
+                    lost_object(&lost),
+                    fmt_ranges(&lost.blocks)
+                );
+            }
+        }
+        Ok(lost)
+    }
+
+    /// A sound record that a salvaging replay cannot apply (an earlier
+    /// damaged record created the object it names, say).
+    fn inapplicable(&self, addr: LogAddr, seq: u64, rec: &ReadRecord, e: Error) -> LostRecord {
+        let mut lost = LostRecord {
+            segment: addr.segment(),
+            offset: addr.offset(),
+            seq,
+            object: None,
+            name: None,
+            blocks: Vec::new(),
+            what: String::new(),
+        };
+        let b = &rec.body;
+        let span = match rec.header.kind {
+            RecordKind::Write if b.len() >= 32 => Some((get_u64(b, 16), u64::from(get_u32(b, 24)))),
+            RecordKind::Zero if b.len() == 40 => Some((get_u64(b, 16), get_u64(b, 24))),
+            _ => None,
+        };
+        if let Some((first, n)) = span {
+            let id = ObjectId::from_bytes(b[..16].try_into().expect("16 bytes"));
+            self.name_blocks(&mut lost, id, vec![(first, first + n)]);
+            lost.what = format!(
+                "a {:?} of {} blocks {} cannot be applied after the damage ({e})",
+                rec.header.kind,
+                lost_object(&lost),
+                fmt_ranges(&lost.blocks)
+            );
+        } else {
+            lost.what = format!(
+                "a {:?} record cannot be applied after the damage ({e})",
+                rec.header.kind
+            );
+        }
+        lost
+    }
+
+    /// Applies one sound record, leaving out the Write entries `skip`.
+    fn apply_record(
+        &mut self,
+        addr: LogAddr,
+        seq: u64,
+        rec: &ReadRecord,
+        skip: &[usize],
+    ) -> Result<()> {
+        let ctx = |e: Error| {
+            e.with_context(format!(
+                "replaying record {seq} at segment {} offset {}",
+                addr.segment().0,
+                addr.offset()
+            ))
+        };
+        match rec.header.kind {
+            RecordKind::Write => {
+                let (w, _) = decode_write_salvage(&rec.body).map_err(ctx)?;
+                let locs: Vec<LogAddr> = w
+                    .payload_offsets
+                    .iter()
+                    .map(|&o| LogAddr(addr.0 + (HEADER_LEN + o) as u64))
+                    .collect();
+                let id = ObjectId::from_bytes(w.object);
+                // Runs of entries not skipped.
+                let mut i = 0;
+                while i < w.entries.len() {
+                    if skip.contains(&i) {
+                        i += 1;
+                        continue;
+                    }
+                    let mut j = i;
+                    while j < w.entries.len() && !skip.contains(&j) {
+                        j += 1;
+                    }
+                    self.apply_write(id, w.first_block + i as u64, &w.entries[i..j], &locs[i..j])
+                        .map_err(ctx)?;
+                    i = j;
+                }
+            }
+            RecordKind::Zero => {
+                let b = &rec.body;
+                if b.len() != 40 {
+                    return Err(ctx(Error::corrupt("zero record has a bad length")));
+                }
+                let id = ObjectId::from_bytes(b[..16].try_into().expect("16 bytes"));
+                let value = ChunkId(u64::from(get_u32(b, 32)));
+                if value != ChunkId::HOLE && value != ChunkId::ZERO {
+                    return Err(ctx(Error::corrupt("zero record has a bad value")));
+                }
+                self.apply_zero(id, get_u64(b, 16), get_u64(b, 24), value)
+                    .map_err(ctx)?;
+            }
+            RecordKind::Catalog => {
+                let op: CatalogOp = serde_json::from_slice(&rec.body)
+                    .map_err(|e| ctx(Error::corrupt(format!("catalog record: {e}"))))?;
+                self.apply_catalog(&op).map_err(ctx)?;
+            }
+            RecordKind::Reloc => {
+                let b = &rec.body;
+                if b.len() < 24 {
+                    return Err(ctx(Error::corrupt("reloc record too short")));
+                }
+                let id = ChunkId(get_u64(b, 0));
+                let loc = LogAddr(addr.0 + (HEADER_LEN + 24) as u64);
+                self.apply_reloc(
+                    id,
+                    loc,
+                    get_u32(b, 8),
+                    get_u32(b, 12),
+                    get_u32(b, 16) & CT_FLAG_COMPRESSED,
+                )
+                .map_err(ctx)?;
+            }
+            // Pages and blobs after the replay point belong to a
+            // checkpoint that never committed: ignore them.
+            RecordKind::Node | RecordKind::CtPage | RecordKind::Checkpoint | RecordKind::Seal => {}
+        }
+        Ok(())
     }
 
     /// Points chunk `id` at its relocated copy.

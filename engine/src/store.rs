@@ -121,7 +121,7 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-fn lock_dir(dir: &Path) -> Result<File> {
+pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join("lock");
     let mut f = OpenOptions::new()
         .read(true)
@@ -156,9 +156,20 @@ fn lock_dir(dir: &Path) -> Result<File> {
 
 impl Store {
     /// Opens (or with `opts.create`, creates) the store in `dir`, replaying
-    /// the log since the last checkpoint.
+    /// the log since the last checkpoint. A damaged log record that is not
+    /// a torn tail fails the open (`Corrupt`, naming it) and nothing is
+    /// discarded: see [`Store::survey_log`] and [`Store::open_salvaging`].
     pub fn open(dir: impl AsRef<Path>, opts: StoreOptions) -> Result<Store> {
-        let dir = dir.as_ref().to_path_buf();
+        Ok(Self::open_with(dir.as_ref(), opts, false)?.0)
+    }
+
+    /// [`Store::open`], or with `salvage` [`Store::open_salvaging`].
+    pub(crate) fn open_with(
+        dir: &Path,
+        opts: StoreOptions,
+        salvage: bool,
+    ) -> Result<(Store, Vec<crate::LostRecord>)> {
+        let dir = dir.to_path_buf();
         if !dir.join("superblock").exists() {
             if !opts.create {
                 return Err(Error::new(
@@ -180,29 +191,15 @@ impl Store {
             .write(true)
             .open(&sb_path)
             .map_err(|e| Error::io(format!("opening {}", sb_path.display()), e))?;
-        let mut best: Option<Superblock> = None;
-        for slot in 0..2u64 {
-            let mut b = vec![0u8; SUPER_SLOT_LEN];
-            if sb_file
-                .read_exact_at(&mut b, slot * SUPER_SLOT_LEN as u64)
-                .is_ok()
-            {
-                if let Some(s) = Superblock::decode(&b)? {
-                    if best.is_none_or(|b| s.generation > b.generation) {
-                        best = Some(s);
-                    }
-                }
-            }
-        }
-        let sb = best.ok_or_else(|| {
-            Error::corrupt(format!("no valid superblock in {}", sb_path.display()))
-        })?;
+        let sb = read_superblock(&sb_file, &sb_path)?;
         let log = Log::open(&segdir, u64::from(sb.segment_size))?;
         let cache_pages = (opts.cache_bytes / 4096) as usize;
         let mut state = State::new(log, Catalog::default(), sb.ct_root, cache_pages);
         state.load_blob(sb.blob)?;
-        let (tail, next_seq, replayed) = state.replay(sb.replay_start, sb.replay_seq)?;
-        state.log.start_append(tail, next_seq)?;
+        let replayed = state.replay(sb.replay_start, sb.replay_seq, salvage)?;
+        let next_seq = replayed.next_seq;
+        state.log.start_append(replayed.tail, next_seq)?;
+        state.log.replayed(sb.replay_start.segment(), sb.replay_seq);
         state.log.reserve = space_reserve(u64::from(sb.segment_size), &opts);
         state.log.set_max_spares(opts.spare_segments)?;
         let store = Store {
@@ -221,20 +218,21 @@ impl Store {
                 segs_seen: AtomicU64::new(0),
                 reclaimer: Mutex::new(None),
                 room_live: AtomicU64::new(u64::MAX),
-                durable_seq: AtomicU64::new(next_seq),
+                durable_seq: AtomicU64::new(sb.replay_seq),
                 record_blocks: record_blocks(u64::from(sb.segment_size)),
                 opts,
                 _lock: lock,
             }),
         };
-        if replayed > 0 {
+        if replayed.applied > 0 || !replayed.lost.is_empty() {
             tracing::info!(
-                records = replayed,
+                records = replayed.applied,
+                lost = replayed.lost.len(),
                 "replayed the log since the last checkpoint"
             );
             store.checkpoint()?;
         }
-        Ok(store)
+        Ok((store, replayed.lost))
     }
 
     /// Writes an empty store: segment 1 with an empty checkpoint, then the
@@ -960,6 +958,25 @@ impl Store {
     pub fn is_failed(&self) -> bool {
         self.inner.failed.load(Ordering::Acquire)
     }
+}
+
+/// Reads the superblock slot with the highest generation.
+pub(crate) fn read_superblock(sb_file: &File, sb_path: &Path) -> Result<Superblock> {
+    let mut best: Option<Superblock> = None;
+    for slot in 0..2u64 {
+        let mut b = vec![0u8; SUPER_SLOT_LEN];
+        if sb_file
+            .read_exact_at(&mut b, slot * SUPER_SLOT_LEN as u64)
+            .is_ok()
+        {
+            if let Some(s) = Superblock::decode(&b)? {
+                if best.is_none_or(|b| s.generation > b.generation) {
+                    best = Some(s);
+                }
+            }
+        }
+    }
+    best.ok_or_else(|| Error::corrupt(format!("no valid superblock in {}", sb_path.display())))
 }
 
 /// Puts `extra`'s status and metadata into a new object's info.
