@@ -11,8 +11,8 @@
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::format::{
-    CtEntry, CtPage, Node, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS, CT_LEAF_ENTRIES, HEADER_LEN,
-    PAGE_LEN,
+    CtChild, CtEntry, CtPage, Node, RecordKind, CT_CAPACITY, CT_FANOUT, CT_INTERIOR_LEVELS,
+    CT_LEAF_ENTRIES, HEADER_LEN, PAGE_LEN,
 };
 use crate::log::Log;
 use crate::types::{ChunkId, LogAddr, SegmentNo};
@@ -31,8 +31,8 @@ pub(crate) type CtKey = (u8, u64);
 pub(crate) struct State {
     pub log: Log,
     pub catalog: Catalog,
-    /// Root page of the chunk table as of the last checkpoint.
-    pub ct_root: LogAddr,
+    /// Root page of the chunk table (and its crc) as of the last checkpoint.
+    pub ct_root: CtChild,
     ct_clean: LruCache<CtKey, Arc<CtPage>, FxBuildHasher>,
     pub(crate) ct_dirty: FxHashMap<u64, CtPage>,
     nodes_clean: LruCache<ChunkId, Arc<Node>, FxBuildHasher>,
@@ -60,7 +60,7 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub fn new(log: Log, catalog: Catalog, ct_root: LogAddr, cache_pages: usize) -> State {
+    pub fn new(log: Log, catalog: Catalog, ct_root: CtChild, cache_pages: usize) -> State {
         let half = NonZeroUsize::new((cache_pages / 2).max(64)).expect("nonzero");
         State {
             log,
@@ -118,30 +118,18 @@ impl State {
 
     // ---- chunk table ----
 
-    /// Loads a chunk-table page from disk through its parents.
+    /// Loads a chunk-table page from disk through its parents, verifying
+    /// it against the crc its parent (or the superblock) holds for it.
     pub(crate) fn ct_load(&mut self, level: u8, index: u64) -> Result<Arc<CtPage>> {
         if let Some(p) = self.ct_clean.get(&(level, index)) {
             return Ok(p.clone());
         }
-        let loc = if level == CT_INTERIOR_LEVELS {
-            if index != 0 {
-                return Ok(Arc::new(CtPage::empty(level)));
-            }
-            self.ct_root
-        } else {
-            let parent = self.ct_load(level + 1, index / CT_FANOUT)?;
-            match &*parent {
-                CtPage::Inner(cs) => LogAddr(cs[(index % CT_FANOUT) as usize]),
-                CtPage::Leaf(_) => {
-                    return Err(Error::corrupt("chunk-table leaf found above level 0"))
-                }
-            }
-        };
-        let page = if loc.is_none() {
+        let child = self.ct_page_ref(level, index)?;
+        let page = if child.loc.is_none() {
             CtPage::empty(level)
         } else {
             let what = || format!("chunk-table page (level {level}, index {index})");
-            let rec = self.log.read_required(loc, &what)?;
+            let rec = self.log.read_required(child.loc, &what)?;
             if rec.header.kind != RecordKind::CtPage {
                 return Err(Error::corrupt(format!(
                     "{} points at a {:?} record",
@@ -149,24 +137,40 @@ impl State {
                     rec.header.kind
                 )));
             }
-            CtPage::decode(&rec.body, level, index)?
+            let page = CtPage::decode(&rec.body, level, index)?;
+            if !child.matches(&rec.body) {
+                return Err(Error::corrupt(format!(
+                    "{} at segment {} offset {} fails the checksum its parent holds \
+                     (a stale or misplaced copy)",
+                    what(),
+                    child.loc.segment().0,
+                    child.loc.offset()
+                )));
+            }
+            page
         };
         let page = Arc::new(page);
         self.ct_clean.put((level, index), page.clone());
         Ok(page)
     }
 
-    /// Location on disk of a chunk-table page as of the last checkpoint.
-    pub(crate) fn ct_page_loc(&mut self, level: u8, index: u64) -> Result<LogAddr> {
+    /// Where a chunk-table page lies on disk as of the last checkpoint, and
+    /// its crc: from its parent page, or the superblock for the root.
+    pub(crate) fn ct_page_ref(&mut self, level: u8, index: u64) -> Result<CtChild> {
         if level == CT_INTERIOR_LEVELS {
-            return Ok(if index == 0 {
-                self.ct_root
-            } else {
-                LogAddr::NONE
-            });
+            if index != 0 {
+                return Err(Error::new(
+                    crate::ErrorKind::Exhausted,
+                    format!(
+                        "chunk-table page (level {level}, index {index}) lies beyond the \
+                         table's capacity of {CT_CAPACITY} ids"
+                    ),
+                ));
+            }
+            return Ok(self.ct_root);
         }
         match &*self.ct_load(level + 1, index / CT_FANOUT)? {
-            CtPage::Inner(cs) => Ok(LogAddr(cs[(index % CT_FANOUT) as usize])),
+            CtPage::Inner(cs) => Ok(cs[(index % CT_FANOUT) as usize]),
             CtPage::Leaf(_) => Err(Error::corrupt("chunk-table leaf found above level 0")),
         }
     }

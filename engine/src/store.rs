@@ -7,8 +7,8 @@ use crate::catalog::{Catalog, CatalogOp, ObjectInfo, ObjectKind, ObjectUpdate};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fault::IoOp;
 use crate::format::{
-    encode_write_head, RecordKind, Superblock, WriteEntry, HEADER_LEN, SUPER_SLOT_LEN, WRITE_ENTRY,
-    WRITE_FIXED,
+    encode_write_head, CtChild, RecordKind, Superblock, WriteEntry, FORMAT_VERSION, HEADER_LEN,
+    SUPER_SLOT_LEN, WRITE_ENTRY, WRITE_FIXED,
 };
 use crate::io::{fetch_blocks, prepare, Prepared};
 use crate::log::{bury, sync_segments, Log};
@@ -197,6 +197,17 @@ impl Store {
         let sb = best.ok_or_else(|| {
             Error::corrupt(format!("no valid superblock in {}", sb_path.display()))
         })?;
+        if sb.version != FORMAT_VERSION {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "the store in {} has on-disk format version {}; this build writes version \
+                     {FORMAT_VERSION} and cannot migrate it",
+                    dir.display(),
+                    sb.version
+                ),
+            ));
+        }
         let log = Log::open(&segdir, u64::from(sb.segment_size))?;
         let cache_pages = (opts.cache_bytes / 4096) as usize;
         let mut state = State::new(log, Catalog::default(), sb.ct_root, cache_pages);
@@ -251,7 +262,7 @@ impl Store {
             .map_err(|e| Error::io(format!("creating {}", segdir.display()), e))?;
         let mut log = Log::open(&segdir, seg_size)?;
         log.start_append(LogAddr::new(crate::types::SegmentNo(1), 0), 1)?;
-        let mut state = State::new(log, Catalog::default(), LogAddr::NONE, 1024);
+        let mut state = State::new(log, Catalog::default(), CtChild::NONE, 1024);
         let (ct_root, blob) = state.write_checkpoint()?;
         let to_sync = state.log.unsynced();
         sync_segments(&state.log.faults.clone(), &to_sync.segs)?;
@@ -264,6 +275,7 @@ impl Store {
             replay_start: state.log.tail(),
             replay_seq: state.log.next_seq(),
             store_id: *ObjectId::new_random().0.as_bytes(),
+            version: FORMAT_VERSION,
         };
         let tmp = dir.join("superblock.tmp");
         // Generation 1 goes in slot 1 (checkpoint `g` writes slot `g % 2`),
@@ -885,6 +897,7 @@ impl Store {
             replay_start,
             replay_seq,
             store_id: sb.store_id,
+            version: FORMAT_VERSION,
         };
         let slot = new.generation % 2;
         faults
