@@ -585,6 +585,20 @@ fn stats(dir: &Path, json: bool) -> Result<i32> {
             ByteSize(st.spare_bytes),
             ByteSize(st.reclaim_moved_bytes)
         );
+        // Counters that must never wrap: how much of each is used.
+        let used: Vec<String> = st
+            .counters
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {:.6}% ({} left)",
+                    c.name.replace('_', " "),
+                    c.used_percent(),
+                    c.remaining
+                )
+            })
+            .collect();
+        println!("counters used: {}", used.join(", "));
     }
     s.close()?;
     Ok(0)

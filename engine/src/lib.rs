@@ -28,10 +28,12 @@ mod catalog_ops;
 mod check;
 mod checkpoint;
 mod clean;
+mod counters;
 mod error;
 mod fault;
 mod format;
 pub mod fuzzing;
+mod init;
 mod io;
 mod log;
 mod map;
@@ -45,6 +47,10 @@ mod types;
 pub use catalog::{validate_name, ObjectInfo, ObjectKind, ObjectUpdate, MAX_NAME_LEN};
 pub use check::CheckReport;
 pub use clean::ReclaimReport;
+pub use counters::CounterHeadroom;
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub use counters::CounterOverride;
 pub use error::{Error, ErrorKind, Result};
 pub use fault::{FaultPoint, IoOp};
 pub use scrub::{ScrubError, ScrubReport};
@@ -57,8 +63,8 @@ pub use types::{
 /// Decoders exposed for fuzzing and tests: bytes in, values or errors out.
 pub mod decode {
     pub use crate::format::{
-        decode_write, encode_write, CtPage, Node, RecordHeader, RecordKind, Superblock, HEADER_LEN,
-        PAGE_LEN,
+        decode_write, encode_write, CtChild, CtPage, Node, RecordHeader, RecordKind, Superblock,
+        FORMAT_VERSION, HEADER_LEN, PAGE_LEN,
     };
 
     /// Decodes a Catalog record body (a JSON catalogue operation), as replay does.

@@ -41,6 +41,9 @@ pub(crate) struct State {
     pub usage: BTreeMap<SegmentNo, u64>,
     pub next_data: u64,
     pub next_node: u64,
+    /// The superblock generation of the last checkpoint (a copy of the
+    /// superblock's, for the counter checks of `counters.rs`).
+    pub generation: u64,
     /// Data chunks currently referenced (for store-level space stats).
     pub live_data_chunks: u64,
     /// Log bytes appended since the last checkpoint.
@@ -73,6 +76,7 @@ impl State {
             usage: BTreeMap::new(),
             next_data: 0,
             next_node: 0,
+            generation: 0,
             live_data_chunks: 0,
             log_since_checkpoint: 0,
             reclaim_moved: 0,
@@ -325,6 +329,13 @@ impl State {
 
     /// Allocates a new node holding `n`, with refcount 1.
     pub fn node_alloc(&mut self, n: Node) -> Result<ChunkId> {
+        // Never reached: client operations stop at `NODE_ID_LIMIT`, far below.
+        if self.next_node >= crate::counters::NODE_ID_END {
+            return Err(Error::new(
+                crate::ErrorKind::Exhausted,
+                "map node ids are used up",
+            ));
+        }
         let id = ChunkId::node(self.next_node);
         self.next_node += 1;
         self.ct_set(
