@@ -37,6 +37,7 @@ mod init;
 mod io;
 mod log;
 mod map;
+mod migrate;
 mod replay;
 mod scrub;
 mod state;

@@ -60,6 +60,9 @@ pub(crate) struct State {
     /// Chunk-table pages the cleaner moved out of a segment: rewritten by
     /// the next checkpoint even if unchanged.
     pub ct_force: BTreeSet<CtKey>,
+    /// A format-version-1 chunk table, read until `migrate_v1` replaces
+    /// its interior pages (`migrate.rs`).
+    pub(crate) v1: Option<crate::migrate::V1Table>,
 }
 
 impl State {
@@ -83,6 +86,7 @@ impl State {
             pending_delete: Vec::new(),
             delete_next: Vec::new(),
             ct_force: BTreeSet::new(),
+            v1: None,
         }
     }
 
@@ -127,6 +131,17 @@ impl State {
     pub(crate) fn ct_load(&mut self, level: u8, index: u64) -> Result<Arc<CtPage>> {
         if let Some(p) = self.ct_clean.get(&(level, index)) {
             return Ok(p.clone());
+        }
+        if self.v1.is_some() {
+            // Replaying a version 1 store: only leaves are looked up.
+            if level != 0 {
+                return Err(Error::corrupt(
+                    "version 1 chunk table: interior page needed before migration",
+                ));
+            }
+            let page = Arc::new(self.v1_leaf(index)?.0);
+            self.ct_clean.put((level, index), page.clone());
+            return Ok(page);
         }
         let child = self.ct_page_ref(level, index)?;
         let page = if child.loc.is_none() {

@@ -7,7 +7,7 @@ use crate::catalog::{Catalog, CatalogOp, ObjectInfo, ObjectKind, ObjectUpdate};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fault::IoOp;
 use crate::format::{
-    encode_write_head, RecordKind, Superblock, WriteEntry, FORMAT_VERSION, HEADER_LEN,
+    encode_write_head, CtChild, RecordKind, Superblock, WriteEntry, FORMAT_VERSION, HEADER_LEN,
     SUPER_SLOT_LEN, WRITE_ENTRY, WRITE_FIXED,
 };
 use crate::io::{fetch_blocks, prepare, Prepared};
@@ -163,26 +163,31 @@ impl Store {
         let sb = best.ok_or_else(|| {
             Error::corrupt(format!("no valid superblock in {}", sb_path.display()))
         })?;
-        if sb.version != FORMAT_VERSION {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "the store in {} has on-disk format version {}; this build writes version \
-                     {FORMAT_VERSION} and cannot migrate it",
-                    dir.display(),
-                    sb.version
-                ),
-            ));
-        }
+        // A version 1 store is read through its old chunk table, then
+        // migrated and committed by the checkpoint below (`migrate.rs`).
+        let v1 = sb.version < FORMAT_VERSION;
         let log = Log::open(&segdir, u64::from(sb.segment_size))?;
         let cache_pages = (opts.cache_bytes / 4096) as usize;
-        let mut state = State::new(log, Catalog::default(), sb.ct_root, cache_pages);
+        let root = if v1 { CtChild::NONE } else { sb.ct_root };
+        let mut state = State::new(log, Catalog::default(), root, cache_pages);
+        if v1 {
+            state.v1 = Some(crate::migrate::V1Table::new(sb.ct_root.loc));
+        }
         state.load_blob(sb.blob)?;
         state.generation = sb.generation;
         let (tail, next_seq, replayed) = state.replay(sb.replay_start, sb.replay_seq)?;
         state.log.start_append(tail, next_seq)?;
         state.log.reserve = space_reserve(u64::from(sb.segment_size), &opts);
         state.log.set_max_spares(opts.spare_segments)?;
+        if v1 {
+            tracing::info!(
+                version = sb.version,
+                "migrating the store to on-disk format version {FORMAT_VERSION}"
+            );
+            state
+                .migrate_v1()
+                .map_err(|e| e.with_context("migrating a version 1 store"))?;
+        }
         let store = Store {
             inner: Arc::new(Inner {
                 dir,
@@ -205,7 +210,7 @@ impl Store {
                 _lock: lock,
             }),
         };
-        if replayed > 0 {
+        if replayed > 0 || v1 {
             tracing::info!(
                 records = replayed,
                 "replayed the log since the last checkpoint"
