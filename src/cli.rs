@@ -590,12 +590,13 @@ fn stats(dir: &Path, json: bool) -> Result<i32> {
             .counters
             .iter()
             .map(|c| {
-                format!(
-                    "{} {:.6}% ({} left)",
-                    c.name.replace('_', " "),
-                    c.used_percent(),
-                    c.remaining
-                )
+                let p = c.used_percent();
+                let p = if p > 0.0 && p < 0.01 {
+                    "<0.01%".to_string()
+                } else {
+                    format!("{p:.2}%")
+                };
+                format!("{} {p} ({} left)", c.name.replace('_', " "), c.remaining)
             })
             .collect();
         println!("counters used: {}", used.join(", "));

@@ -81,9 +81,9 @@ impl State {
                 written.insert(idx, child);
             }
             if level == CT_INTERIOR_LEVELS {
-                // Chunk ids are bounded by the table's capacity (see
-                // `State::check_counters`), so the root is the only page of
-                // this level: nothing is ever dropped here.
+                // Chunk ids stay below the table's capacity (`counters.rs`),
+                // so the root is the only page of this level; anything else
+                // is an error, never silently dropped.
                 for (idx, child) in written {
                     if idx != 0 {
                         return Err(Error::new(

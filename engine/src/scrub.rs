@@ -125,8 +125,9 @@ impl Store {
                     match st.ct_page_ref(level, index) {
                         Ok(c) if c.loc.is_none() => None,
                         Ok(c) => Some(Ok((c, st.log.segment(c.loc.segment())))),
-                        // A parent that fails its own check was reported
-                        // at its level; its children cannot be reached.
+                        // A parent that cannot be loaded (reported again
+                        // at its own level) hides its children: each is
+                        // reported as unreachable.
                         Err(e) => Some(Err(e)),
                     }
                 };
