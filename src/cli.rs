@@ -658,6 +658,21 @@ fn stats(dir: &Path, json: bool) -> Result<i32> {
             ByteSize(st.spare_bytes),
             ByteSize(st.reclaim_moved_bytes)
         );
+        // Counters that must never wrap: how much of each is used.
+        let used: Vec<String> = st
+            .counters
+            .iter()
+            .map(|c| {
+                let p = c.used_percent();
+                let p = if p > 0.0 && p < 0.01 {
+                    "<0.01%".to_string()
+                } else {
+                    format!("{p:.2}%")
+                };
+                format!("{} {p} ({} left)", c.name.replace('_', " "), c.remaining)
+            })
+            .collect();
+        println!("counters used: {}", used.join(", "));
     }
     s.close()?;
     Ok(0)

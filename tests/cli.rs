@@ -196,6 +196,27 @@ fn import_export_roundtrip_sparse() {
     assert!(std::fs::read(&out3).unwrap() == back);
     let st = ok(&dir, &["stats"]);
     assert!(st.contains("img") && st.contains("store:"), "{st}");
+    assert!(st.contains("counters used: data ids <0.01%"), "{st}");
+    // Each counter's headroom, in JSON too.
+    let js: serde_json::Value = serde_json::from_str(&ok(&dir, &["stats", "--json"])).unwrap();
+    let names: Vec<&str> = js["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["remaining"].as_u64().unwrap() > 1 << 30)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "data_ids",
+            "node_ids",
+            "record_seq",
+            "generation",
+            "segment_no"
+        ],
+        "{js}"
+    );
     assert!(ok(&dir, &["check"]).contains("0 corruption"));
 }
 

@@ -144,7 +144,9 @@ impl From<engine::Error> for ApiError {
             | EngineKind::ReadOnly
             | EngineKind::OutOfRange
             | EngineKind::Unsupported => ErrorKind::BadRequest,
-            EngineKind::NoSpace | EngineKind::FailStopped => ErrorKind::Unavailable,
+            EngineKind::NoSpace | EngineKind::Exhausted | EngineKind::FailStopped => {
+                ErrorKind::Unavailable
+            }
             EngineKind::Corrupt | EngineKind::Io | EngineKind::Locked => ErrorKind::Internal,
         };
         ApiError {

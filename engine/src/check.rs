@@ -266,8 +266,9 @@ impl State {
         let mut count = n_leaves;
         for level in 0..=CT_INTERIOR_LEVELS {
             for index in 0..count {
-                let loc = match self.ct_page_loc(level, index) {
-                    Ok(loc) => loc,
+                // Loading the parent verifies it against its own parent's crc.
+                let loc = match self.ct_page_ref(level, index) {
+                    Ok(c) => c.loc,
                     Err(e) => {
                         unreadable = true;
                         report.corruption.push(e.to_string());

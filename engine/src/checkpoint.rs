@@ -6,7 +6,7 @@
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::format::{CtPage, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS};
+use crate::format::{CtChild, CtPage, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS};
 use crate::state::{State, PAGE_RECORD};
 use crate::types::{ChunkId, LogAddr, SegmentNo};
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ pub(crate) struct Blob {
 impl State {
     /// Writes dirty pages and the blob; returns (chunk-table root, blob).
     /// The caller syncs the log and writes the superblock.
-    pub(crate) fn write_checkpoint(&mut self) -> Result<(LogAddr, LogAddr)> {
+    pub(crate) fn write_checkpoint(&mut self) -> Result<(CtChild, LogAddr)> {
         // 1. Map nodes: each dirty node goes to a fresh place in the log.
         // A node leaves the dirty set only once written, so a failed
         // checkpoint leaves memory consistent (and the store fail-stopped).
@@ -60,28 +60,40 @@ impl State {
         }
         let mut level = 0u8;
         loop {
-            let mut written: BTreeMap<u64, LogAddr> = BTreeMap::new();
+            // Each page written is named by its parent with its crc.
+            let mut written: BTreeMap<u64, CtChild> = BTreeMap::new();
             for (idx, page) in level_pages {
-                let empty = match &page {
-                    CtPage::Leaf(es) => es.iter().all(|e| *e == Default::default()),
-                    CtPage::Inner(cs) => cs.iter().all(|&c| c == 0),
-                };
-                let old = self.ct_page_loc(level, idx)?;
-                self.account(old, PAGE_RECORD, false);
+                let old = self.ct_page_ref(level, idx)?;
+                self.account(old.loc, PAGE_RECORD, false);
                 self.ct_forget((level, idx));
-                let addr = if empty && level < CT_INTERIOR_LEVELS {
-                    LogAddr::NONE
+                let child = if page.is_empty() && level < CT_INTERIOR_LEVELS {
+                    CtChild::NONE
                 } else {
-                    let a = self.append(RecordKind::CtPage, &page.encode(level, idx))?;
+                    let body = page.encode(level, idx);
+                    let a = self.append(RecordKind::CtPage, &body)?;
                     self.account(a, PAGE_RECORD, true);
                     self.ct_cache((level, idx), page);
-                    a
+                    CtChild {
+                        loc: a,
+                        crc: crc32fast::hash(&body),
+                    }
                 };
-                written.insert(idx, addr);
+                written.insert(idx, child);
             }
             if level == CT_INTERIOR_LEVELS {
-                if let Some(&root) = written.get(&0) {
-                    self.ct_root = root;
+                // Chunk ids stay below the table's capacity (`counters.rs`),
+                // so the root is the only page of this level; anything else
+                // is an error, never silently dropped.
+                for (idx, child) in written {
+                    if idx != 0 {
+                        return Err(Error::new(
+                            crate::ErrorKind::Exhausted,
+                            format!(
+                                "chunk-table root index {idx}: ids beyond the table's capacity"
+                            ),
+                        ));
+                    }
+                    self.ct_root = child;
                 }
                 for k in dirty_leaves {
                     self.ct_dirty.remove(&k);
@@ -101,9 +113,9 @@ impl State {
                     v.insert((*self.ct_load(level + 1, pidx)?).clone());
                 }
             }
-            for (idx, addr) in written {
+            for (idx, child) in written {
                 match parents.get_mut(&(idx / CT_FANOUT)) {
-                    Some(CtPage::Inner(cs)) => cs[(idx % CT_FANOUT) as usize] = addr.0,
+                    Some(CtPage::Inner(cs)) => cs[(idx % CT_FANOUT) as usize] = child,
                     _ => return Err(Error::corrupt("chunk-table leaf page above level 0")),
                 }
             }

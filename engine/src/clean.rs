@@ -88,7 +88,7 @@ impl State {
                 RecordKind::CtPage => {
                     let level = rec.body[4];
                     let index = get_u64(&rec.body, 8);
-                    if level <= CT_INTERIOR_LEVELS && self.ct_page_loc(level, index)? == addr {
+                    if level <= CT_INTERIOR_LEVELS && self.ct_page_ref(level, index)?.loc == addr {
                         self.ct_force.insert((level, index));
                         moved += rec.body.len() as u64;
                     }

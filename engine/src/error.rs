@@ -32,6 +32,10 @@ pub enum ErrorKind {
     Locked,
     /// The operation is not supported (for example shrinking a volume).
     Unsupported,
+    /// A counter that must never wrap (chunk ids, sequence numbers,
+    /// segment numbers, generations) is near its limit: the operation was
+    /// refused before anything was applied.
+    Exhausted,
 }
 
 impl fmt::Display for ErrorKind {
@@ -49,6 +53,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::FailStopped => "store failed and stopped",
             ErrorKind::Locked => "data directory locked",
             ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Exhausted => "counter exhausted",
         };
         f.write_str(s)
     }

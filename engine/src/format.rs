@@ -4,7 +4,7 @@
 //! returns [`Error`] of kind `Corrupt` rather than panicking on bad bytes.
 //! docs/design.md draws these layouts as byte diagrams.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::types::{ChunkId, LogAddr};
 
 /// Record header magic, "BLKD" little-endian.
@@ -17,14 +17,22 @@ pub const PAGE_LEN: usize = 4096;
 pub const NODE_FANOUT: u64 = 510;
 /// Entries in a chunk-table leaf page.
 pub const CT_LEAF_ENTRIES: u64 = 127;
-/// Children of a chunk-table interior page.
-pub const CT_FANOUT: u64 = 510;
+/// Children of a chunk-table interior page (16 bytes each: location and crc).
+pub const CT_FANOUT: u64 = 255;
 /// Levels of interior pages above chunk-table leaves.
-pub const CT_INTERIOR_LEVELS: u8 = 4;
+pub const CT_INTERIOR_LEVELS: u8 = 5;
+/// Chunk-table slots, and so the bound on chunk ids: leaves of
+/// [`CT_LEAF_ENTRIES`] under [`CT_INTERIOR_LEVELS`] levels of
+/// [`CT_FANOUT`] (127 × 255⁵ ≈ 1.4 × 10¹⁴).
+pub const CT_CAPACITY: u64 = CT_LEAF_ENTRIES * CT_FANOUT.pow(CT_INTERIOR_LEVELS as u32);
 /// Superblock magic.
 pub const SUPER_MAGIC: [u8; 8] = *b"BLKDSUPR";
-/// On-disk format version.
-pub const FORMAT_VERSION: u32 = 1;
+/// On-disk format version. Version 1 had interior chunk-table pages of 510
+/// bare child locations (4 levels) and no root crc in the superblock; it is
+/// migrated on open (`migrate.rs`).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build opens (migrating it).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Size of one superblock slot.
 pub const SUPER_SLOT_LEN: usize = 4096;
 
@@ -204,8 +212,9 @@ pub struct Superblock {
     pub generation: u64,
     /// Segment size in bytes.
     pub segment_size: u32,
-    /// Root page of the chunk table.
-    pub ct_root: LogAddr,
+    /// Root page of the chunk table, and the crc32 of its record body (the
+    /// root's parent pointer, as interior pages hold their children's).
+    pub ct_root: CtChild,
     /// The checkpoint blob record.
     pub blob: LogAddr,
     /// Where log replay starts.
@@ -214,6 +223,9 @@ pub struct Superblock {
     pub replay_seq: u64,
     /// The store's identity.
     pub store_id: [u8; 16],
+    /// The format version the slot was written in (see [`FORMAT_VERSION`]);
+    /// encoding always writes the current one.
+    pub version: u32,
 }
 
 impl Superblock {
@@ -224,11 +236,12 @@ impl Superblock {
         put_u32(&mut b, 8, FORMAT_VERSION);
         put_u32(&mut b, 12, self.segment_size);
         put_u64(&mut b, 16, self.generation);
-        put_u64(&mut b, 24, self.ct_root.0);
+        put_u64(&mut b, 24, self.ct_root.loc.0);
         put_u64(&mut b, 32, self.blob.0);
         put_u64(&mut b, 40, self.replay_start.0);
         put_u64(&mut b, 48, self.replay_seq);
         b[56..72].copy_from_slice(&self.store_id);
+        put_u32(&mut b, 72, self.ct_root.crc);
         let c = crc32fast::hash(&b[..124]);
         put_u32(&mut b, 124, c);
         b
@@ -243,19 +256,30 @@ impl Superblock {
             return Ok(None);
         }
         let version = get_u32(b, 8);
-        if version != FORMAT_VERSION {
-            return Err(Error::corrupt(format!(
-                "superblock has format version {version}, this build reads {FORMAT_VERSION}"
-            )));
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "the superblock has on-disk format version {version}; this build of blockd \
+                     reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION} (a newer blockd \
+                     wrote this store: open it with that version)"
+                ),
+            ));
         }
+        // Version 1 kept bytes 72..124 zero: no root crc.
+        let root_crc = if version >= 2 { get_u32(b, 72) } else { 0 };
         Ok(Some(Superblock {
             segment_size: get_u32(b, 12),
             generation: get_u64(b, 16),
-            ct_root: LogAddr(get_u64(b, 24)),
+            ct_root: CtChild {
+                loc: LogAddr(get_u64(b, 24)),
+                crc: root_crc,
+            },
             blob: LogAddr(get_u64(b, 32)),
             replay_start: LogAddr(get_u64(b, 40)),
             replay_seq: get_u64(b, 48),
             store_id: b[56..72].try_into().expect("16 bytes"),
+            version,
         }))
     }
 }
@@ -347,14 +371,42 @@ impl CtEntry {
     }
 }
 
+/// A pointer to a chunk-table page: where its record lies and the crc32 of
+/// the record's body (the 4096-byte page). Held by the parent page (or, for
+/// the root, by the superblock), so a stale or misplaced copy of a page,
+/// valid in itself and naming the right (level, index), is still refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtChild {
+    /// The page's record; [`LogAddr::NONE`] for an all-empty page.
+    pub loc: LogAddr,
+    /// crc32 of the page record's body; 0 when `loc` is none.
+    pub crc: u32,
+}
+
+impl CtChild {
+    /// No page (an all-empty subtree).
+    pub const NONE: CtChild = CtChild {
+        loc: LogAddr::NONE,
+        crc: 0,
+    };
+
+    /// True when `body`, read from `loc`, is the page this pointer names.
+    pub fn matches(&self, body: &[u8]) -> bool {
+        crc32fast::hash(body) == self.crc
+    }
+}
+
+/// Bytes of one interior chunk-table entry: loc u64, crc u32, 0 u32.
+const CT_CHILD_LEN: usize = 16;
+
 /// A chunk-table page: a leaf of entries or an interior page of child
-/// locations, keyed by (level, index).
+/// pointers, keyed by (level, index).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CtPage {
     /// Entries for chunk ids `index*127 .. index*127+127`.
     Leaf(Box<[CtEntry; CT_LEAF_ENTRIES as usize]>),
-    /// Locations of child pages one level down.
-    Inner(Box<[u64; CT_FANOUT as usize]>),
+    /// Pointers to child pages one level down.
+    Inner(Box<[CtChild; CT_FANOUT as usize]>),
 }
 
 impl CtPage {
@@ -363,7 +415,15 @@ impl CtPage {
         if level == 0 {
             CtPage::Leaf(Box::new([CtEntry::default(); CT_LEAF_ENTRIES as usize]))
         } else {
-            CtPage::Inner(Box::new([0; CT_FANOUT as usize]))
+            CtPage::Inner(Box::new([CtChild::NONE; CT_FANOUT as usize]))
+        }
+    }
+
+    /// True when every entry or child is empty (the page need not be stored).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            CtPage::Leaf(es) => es.iter().all(|e| *e == CtEntry::default()),
+            CtPage::Inner(cs) => cs.iter().all(|c| c.loc.is_none()),
         }
     }
 
@@ -387,7 +447,9 @@ impl CtPage {
             CtPage::Inner(cs) => {
                 put_u32(&mut b, 0, CT_INNER_MAGIC);
                 for (i, c) in cs.iter().enumerate() {
-                    put_u64(&mut b, 16 + 8 * i, *c);
+                    let o = 16 + CT_CHILD_LEN * i;
+                    put_u64(&mut b, o, c.loc.0);
+                    put_u32(&mut b, o + 8, c.crc);
                 }
             }
         }
@@ -423,9 +485,19 @@ impl CtPage {
             }
             Ok(CtPage::Leaf(es))
         } else if level > 0 && magic == CT_INNER_MAGIC {
-            let mut cs = Box::new([0u64; CT_FANOUT as usize]);
+            let mut cs = Box::new([CtChild::NONE; CT_FANOUT as usize]);
             for (i, c) in cs.iter_mut().enumerate() {
-                *c = get_u64(b, 16 + 8 * i);
+                let o = 16 + CT_CHILD_LEN * i;
+                *c = CtChild {
+                    loc: LogAddr(get_u64(b, o)),
+                    crc: get_u32(b, o + 8),
+                };
+                if get_u32(b, o + 12) != 0 || (c.loc.is_none() && c.crc != 0) {
+                    return Err(Error::corrupt(format!(
+                        "{} has a malformed child entry {i}",
+                        what()
+                    )));
+                }
             }
             Ok(CtPage::Inner(cs))
         } else {
@@ -637,6 +709,21 @@ mod tests {
         assert_eq!(CtPage::decode(&b, 0, 12).unwrap(), p);
         assert!(CtPage::decode(&b, 0, 13).is_err());
         assert!(CtPage::decode(&b, 1, 12).is_err());
+        let mut p = CtPage::empty(2);
+        if let CtPage::Inner(cs) = &mut p {
+            cs[254] = CtChild {
+                loc: LogAddr(1 << 40),
+                crc: 0x1234_5678,
+            };
+        }
+        let b = p.encode(2, 7);
+        assert_eq!(b.len(), PAGE_LEN);
+        assert_eq!(CtPage::decode(&b, 2, 7).unwrap(), p);
+        assert!(!p.is_empty() && CtPage::empty(3).is_empty());
+        // The reserved word of a child entry must be zero.
+        let mut bad = b.clone();
+        bad[16 + 16 * 254 + 12] = 1;
+        assert!(CtPage::decode(&bad, 2, 7).is_err());
     }
 
     #[test]
@@ -644,14 +731,34 @@ mod tests {
         let s = Superblock {
             generation: 3,
             segment_size: 1 << 26,
-            ct_root: LogAddr(1),
+            ct_root: CtChild {
+                loc: LogAddr(1),
+                crc: 0xdead_beef,
+            },
             blob: LogAddr(2),
             replay_start: LogAddr(3),
             replay_seq: 4,
             store_id: [7; 16],
+            version: FORMAT_VERSION,
         };
         let mut b = s.encode();
         assert_eq!(Superblock::decode(&b).unwrap(), Some(s));
+        // A slot of another version: version 1 has no root crc, a newer
+        // one is refused with a clear error.
+        for (v, ok) in [(1, true), (FORMAT_VERSION + 1, false)] {
+            let mut o = b.clone();
+            put_u32(&mut o, 8, v);
+            if v == 1 {
+                put_u32(&mut o, 72, 0);
+            }
+            let c = crc32fast::hash(&o[..124]);
+            put_u32(&mut o, 124, c);
+            match Superblock::decode(&o) {
+                Ok(Some(d)) if ok => assert_eq!((d.version, d.ct_root.crc), (1, 0)),
+                Err(e) if !ok => assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}"),
+                r => panic!("version {v}: {r:?}"),
+            }
+        }
         b[20] ^= 0xff;
         assert_eq!(Superblock::decode(&b).unwrap(), None);
     }

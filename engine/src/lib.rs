@@ -28,13 +28,16 @@ mod catalog_ops;
 mod check;
 mod checkpoint;
 mod clean;
+mod counters;
 mod error;
 mod fault;
 mod format;
 pub mod fuzzing;
+mod init;
 mod io;
 mod log;
 mod map;
+mod migrate;
 mod replay;
 mod salvage;
 mod scrub;
@@ -46,6 +49,10 @@ mod types;
 pub use catalog::{validate_name, ObjectInfo, ObjectKind, ObjectUpdate, MAX_NAME_LEN};
 pub use check::CheckReport;
 pub use clean::ReclaimReport;
+pub use counters::CounterHeadroom;
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub use counters::CounterOverride;
 pub use error::{Error, ErrorKind, Result};
 pub use fault::{FaultPoint, IoOp};
 pub use salvage::LostRecord;
@@ -59,8 +66,8 @@ pub use types::{
 /// Decoders exposed for fuzzing and tests: bytes in, values or errors out.
 pub mod decode {
     pub use crate::format::{
-        decode_write, encode_write, CtPage, Node, RecordHeader, RecordKind, Superblock, HEADER_LEN,
-        PAGE_LEN,
+        decode_write, encode_write, CtChild, CtPage, Node, RecordHeader, RecordKind, Superblock,
+        FORMAT_VERSION, HEADER_LEN, PAGE_LEN,
     };
 
     /// Decodes a Catalog record body (a JSON catalogue operation), as replay does.

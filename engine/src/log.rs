@@ -144,6 +144,9 @@ pub(crate) struct Log {
     max_spares: usize,
     /// Retired segment files waiting to be deleted (see [`Log::take_doomed`]).
     doomed: Vec<Doomed>,
+    /// The next segment gets at least this number (tests skip ahead with
+    /// it; a Seal names its successor, so numbers may skip).
+    pub min_next_segment: u32,
 }
 
 /// A retired segment file to delete. Unlinking and closing the last handle
@@ -297,7 +300,15 @@ impl Log {
             max_spares: spares.len(),
             spares,
             doomed: Vec::new(),
+            min_next_segment: 0,
         })
+    }
+
+    /// Tests only: the next record gets sequence number `n` (if higher). The
+    /// caller checkpoints right after, so replay never spans the jump.
+    #[cfg(feature = "fault-injection")]
+    pub fn skip_seq_to(&mut self, n: u64) {
+        self.next_seq = self.next_seq.max(n);
     }
 
     /// Keeps at most `n` spare segment files, deleting the others.
@@ -491,6 +502,13 @@ impl Log {
         payloads: &[&[u8]],
     ) -> Result<LogAddr> {
         let need = head.len() as u64 + payloads.iter().map(|p| p.len() as u64).sum::<u64>();
+        // Never reached: client records stop at `SEQ_LIMIT`, far below.
+        if self.next_seq >= crate::counters::SEQ_END {
+            return Err(Error::new(
+                crate::ErrorKind::Exhausted,
+                format!("record sequence number {} is at its limit", self.next_seq),
+            ));
+        }
         if need + SEAL_RESERVE > self.seg_size {
             return Err(Error::new(
                 crate::ErrorKind::InvalidArgument,
@@ -549,7 +567,19 @@ impl Log {
     /// A `client` record may not dip into the reserve: it gets a clean
     /// ENOSPC instead.
     fn roll(&mut self, client: bool) -> Result<()> {
-        let next = SegmentNo(self.active.no.0 + 1);
+        // Never reached: client records stop at `SEGMENT_LIMIT`, far below.
+        let next = self
+            .active
+            .no
+            .0
+            .checked_add(1)
+            .map(|n| SegmentNo(n.max(self.min_next_segment)))
+            .ok_or_else(|| {
+                Error::new(
+                    crate::ErrorKind::Exhausted,
+                    "segment numbers are used up: the log cannot grow",
+                )
+            })?;
         let spare = self.spares.pop();
         if client {
             // A spare costs no new disk space; a new file costs a segment.

@@ -18,10 +18,11 @@ use crate::catalog::Catalog;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{get_u32, get_u64, RecordHeader, RecordKind, HEADER_LEN, RECORD_MAGIC};
 use crate::format::{WRITE_ENTRY, WRITE_FIXED};
+use crate::init::lock_dir;
 use crate::log::Log;
 use crate::log::Segment;
 use crate::state::State;
-use crate::store::{lock_dir, read_superblock, Store, StoreOptions};
+use crate::store::{read_superblock, Store, StoreOptions};
 use crate::types::{LogAddr, ObjectId, SegmentNo};
 use std::fmt;
 use std::fs::File;
@@ -362,7 +363,17 @@ impl Store {
             .map_err(|e| Error::io(format!("opening {}", sb_path.display()), e))?;
         let sb = read_superblock(&sb_file, &sb_path)?;
         let log = Log::open(&dir.join("segments"), u64::from(sb.segment_size))?;
-        let mut state = State::new(log, Catalog::default(), sb.ct_root, 1024);
+        // A version 1 store is read through its old chunk table.
+        let v1 = sb.version < crate::format::FORMAT_VERSION;
+        let root = if v1 {
+            crate::format::CtChild::NONE
+        } else {
+            sb.ct_root
+        };
+        let mut state = State::new(log, Catalog::default(), root, 1024);
+        if v1 {
+            state.v1 = Some(crate::migrate::V1Table::new(sb.ct_root.loc));
+        }
         state.load_blob(sb.blob)?;
         Ok(state.replay(sb.replay_start, sb.replay_seq, true)?.lost)
     }

@@ -122,14 +122,27 @@ impl Store {
             for index in 0..count {
                 let found = {
                     let mut st = self.state();
-                    let loc = st.ct_page_loc(level, index)?;
-                    if loc.is_none() {
-                        None
-                    } else {
-                        Some((loc, st.log.segment(loc.segment())))
+                    match st.ct_page_ref(level, index) {
+                        Ok(c) if c.loc.is_none() => None,
+                        Ok(c) => Some(Ok((c, st.log.segment(c.loc.segment())))),
+                        // A parent that cannot be loaded (reported again
+                        // at its own level) hides its children: each is
+                        // reported as unreachable.
+                        Err(e) => Some(Err(e)),
                     }
                 };
-                let Some((loc, seg)) = found else { continue };
+                let (child, seg) = match found {
+                    None => continue,
+                    Some(Ok(f)) => f,
+                    Some(Err(e)) => {
+                        bad.push((
+                            None,
+                            format!("chunk-table page (level {level}, index {index}): {e}"),
+                        ));
+                        continue;
+                    }
+                };
+                let loc = child.loc;
                 let what = format!(
                     "chunk-table page (level {level}, index {index}) at segment {} offset {}",
                     loc.segment().0,
@@ -142,7 +155,13 @@ impl Store {
                             .ok_or_else(|| Error::corrupt("record fails its checksum"))
                     })
                     .and_then(|r| {
-                        CtPage::decode(&r.body, level, index).map(|_| r.body.len() as u64)
+                        CtPage::decode(&r.body, level, index)?;
+                        if !child.matches(&r.body) {
+                            return Err(Error::corrupt(
+                                "page fails the checksum its parent holds (a stale or misplaced copy)",
+                            ));
+                        }
+                        Ok(r.body.len() as u64)
                     });
                 match ok {
                     Ok(n) => {
@@ -159,7 +178,10 @@ impl Store {
         for leaf in 0..n_leaves {
             let items: Vec<(ChunkId, CtEntry, Option<Arc<Segment>>)> = {
                 let mut st = self.state();
-                let entries = st.ct_leaf_entries(leaf)?;
+                // A leaf that cannot be loaded was reported by the page pass.
+                let Ok(entries) = st.ct_leaf_entries(leaf) else {
+                    continue;
+                };
                 entries
                     .iter()
                     .enumerate()

@@ -11,8 +11,8 @@
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::format::{
-    CtEntry, CtPage, Node, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS, CT_LEAF_ENTRIES, HEADER_LEN,
-    PAGE_LEN,
+    CtChild, CtEntry, CtPage, Node, RecordKind, CT_CAPACITY, CT_FANOUT, CT_INTERIOR_LEVELS,
+    CT_LEAF_ENTRIES, HEADER_LEN, PAGE_LEN,
 };
 use crate::log::Log;
 use crate::types::{ChunkId, LogAddr, SegmentNo};
@@ -31,8 +31,8 @@ pub(crate) type CtKey = (u8, u64);
 pub(crate) struct State {
     pub log: Log,
     pub catalog: Catalog,
-    /// Root page of the chunk table as of the last checkpoint.
-    pub ct_root: LogAddr,
+    /// Root page of the chunk table (and its crc) as of the last checkpoint.
+    pub ct_root: CtChild,
     ct_clean: LruCache<CtKey, Arc<CtPage>, FxBuildHasher>,
     pub(crate) ct_dirty: FxHashMap<u64, CtPage>,
     nodes_clean: LruCache<ChunkId, Arc<Node>, FxBuildHasher>,
@@ -41,6 +41,9 @@ pub(crate) struct State {
     pub usage: BTreeMap<SegmentNo, u64>,
     pub next_data: u64,
     pub next_node: u64,
+    /// The superblock generation of the last checkpoint (a copy of the
+    /// superblock's, for the counter checks of `counters.rs`).
+    pub generation: u64,
     /// Data chunks currently referenced (for store-level space stats).
     pub live_data_chunks: u64,
     /// Log bytes appended since the last checkpoint.
@@ -57,10 +60,13 @@ pub(crate) struct State {
     /// Chunk-table pages the cleaner moved out of a segment: rewritten by
     /// the next checkpoint even if unchanged.
     pub ct_force: BTreeSet<CtKey>,
+    /// A format-version-1 chunk table, read until `migrate_v1` replaces
+    /// its interior pages (`migrate.rs`).
+    pub(crate) v1: Option<crate::migrate::V1Table>,
 }
 
 impl State {
-    pub fn new(log: Log, catalog: Catalog, ct_root: LogAddr, cache_pages: usize) -> State {
+    pub fn new(log: Log, catalog: Catalog, ct_root: CtChild, cache_pages: usize) -> State {
         let half = NonZeroUsize::new((cache_pages / 2).max(64)).expect("nonzero");
         State {
             log,
@@ -73,12 +79,14 @@ impl State {
             usage: BTreeMap::new(),
             next_data: 0,
             next_node: 0,
+            generation: 0,
             live_data_chunks: 0,
             log_since_checkpoint: 0,
             reclaim_moved: 0,
             pending_delete: Vec::new(),
             delete_next: Vec::new(),
             ct_force: BTreeSet::new(),
+            v1: None,
         }
     }
 
@@ -118,30 +126,29 @@ impl State {
 
     // ---- chunk table ----
 
-    /// Loads a chunk-table page from disk through its parents.
+    /// Loads a chunk-table page from disk through its parents, verifying
+    /// it against the crc its parent (or the superblock) holds for it.
     pub(crate) fn ct_load(&mut self, level: u8, index: u64) -> Result<Arc<CtPage>> {
         if let Some(p) = self.ct_clean.get(&(level, index)) {
             return Ok(p.clone());
         }
-        let loc = if level == CT_INTERIOR_LEVELS {
-            if index != 0 {
-                return Ok(Arc::new(CtPage::empty(level)));
+        if self.v1.is_some() {
+            // Replaying a version 1 store: only leaves are looked up.
+            if level != 0 {
+                return Err(Error::corrupt(
+                    "version 1 chunk table: interior page needed before migration",
+                ));
             }
-            self.ct_root
-        } else {
-            let parent = self.ct_load(level + 1, index / CT_FANOUT)?;
-            match &*parent {
-                CtPage::Inner(cs) => LogAddr(cs[(index % CT_FANOUT) as usize]),
-                CtPage::Leaf(_) => {
-                    return Err(Error::corrupt("chunk-table leaf found above level 0"))
-                }
-            }
-        };
-        let page = if loc.is_none() {
+            let page = Arc::new(self.v1_leaf(index)?.0);
+            self.ct_clean.put((level, index), page.clone());
+            return Ok(page);
+        }
+        let child = self.ct_page_ref(level, index)?;
+        let page = if child.loc.is_none() {
             CtPage::empty(level)
         } else {
             let what = || format!("chunk-table page (level {level}, index {index})");
-            let rec = self.log.read_required(loc, &what)?;
+            let rec = self.log.read_required(child.loc, &what)?;
             if rec.header.kind != RecordKind::CtPage {
                 return Err(Error::corrupt(format!(
                     "{} points at a {:?} record",
@@ -149,24 +156,40 @@ impl State {
                     rec.header.kind
                 )));
             }
-            CtPage::decode(&rec.body, level, index)?
+            let page = CtPage::decode(&rec.body, level, index)?;
+            if !child.matches(&rec.body) {
+                return Err(Error::corrupt(format!(
+                    "{} at segment {} offset {} fails the checksum its parent holds \
+                     (a stale or misplaced copy)",
+                    what(),
+                    child.loc.segment().0,
+                    child.loc.offset()
+                )));
+            }
+            page
         };
         let page = Arc::new(page);
         self.ct_clean.put((level, index), page.clone());
         Ok(page)
     }
 
-    /// Location on disk of a chunk-table page as of the last checkpoint.
-    pub(crate) fn ct_page_loc(&mut self, level: u8, index: u64) -> Result<LogAddr> {
+    /// Where a chunk-table page lies on disk as of the last checkpoint, and
+    /// its crc: from its parent page, or the superblock for the root.
+    pub(crate) fn ct_page_ref(&mut self, level: u8, index: u64) -> Result<CtChild> {
         if level == CT_INTERIOR_LEVELS {
-            return Ok(if index == 0 {
-                self.ct_root
-            } else {
-                LogAddr::NONE
-            });
+            if index != 0 {
+                return Err(Error::new(
+                    crate::ErrorKind::Exhausted,
+                    format!(
+                        "chunk-table page (level {level}, index {index}) lies beyond the \
+                         table's capacity of {CT_CAPACITY} ids"
+                    ),
+                ));
+            }
+            return Ok(self.ct_root);
         }
         match &*self.ct_load(level + 1, index / CT_FANOUT)? {
-            CtPage::Inner(cs) => Ok(LogAddr(cs[(index % CT_FANOUT) as usize])),
+            CtPage::Inner(cs) => Ok(cs[(index % CT_FANOUT) as usize]),
             CtPage::Leaf(_) => Err(Error::corrupt("chunk-table leaf found above level 0")),
         }
     }
@@ -321,6 +344,13 @@ impl State {
 
     /// Allocates a new node holding `n`, with refcount 1.
     pub fn node_alloc(&mut self, n: Node) -> Result<ChunkId> {
+        // Never reached: client operations stop at `NODE_ID_LIMIT`, far below.
+        if self.next_node >= crate::counters::NODE_ID_END {
+            return Err(Error::new(
+                crate::ErrorKind::Exhausted,
+                "map node ids are used up",
+            ));
+        }
         let id = ChunkId::node(self.next_node);
         self.next_node += 1;
         self.ct_set(

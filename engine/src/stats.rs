@@ -3,6 +3,7 @@
 //! segment usage table and the files on disk.
 
 use crate::catalog::ObjectKind;
+use crate::counters::CounterHeadroom;
 use crate::error::Result;
 use crate::state::State;
 use crate::store::Store;
@@ -52,6 +53,9 @@ pub struct StoreStats {
     /// Live bytes the cleaner copied forward since the store was opened
     /// (the write amplification space reclaim caused).
     pub reclaim_moved_bytes: u64,
+    /// Headroom of the counters that must never wrap (ids, sequence
+    /// numbers, generation, segment numbers).
+    pub counters: Vec<CounterHeadroom>,
 }
 
 impl State {
@@ -126,6 +130,7 @@ impl Store {
         out.segments = st.log.segments().len() as u64;
         out.spare_bytes = st.log.spare_bytes();
         out.reclaim_moved_bytes = st.reclaim_moved;
+        out.counters = st.headroom();
         Ok(out)
     }
 }

@@ -7,8 +7,8 @@ use crate::catalog::{Catalog, CatalogOp, ObjectInfo, ObjectKind, ObjectUpdate};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fault::IoOp;
 use crate::format::{
-    encode_write_head, RecordKind, Superblock, WriteEntry, HEADER_LEN, SUPER_SLOT_LEN, WRITE_ENTRY,
-    WRITE_FIXED,
+    encode_write_head, CtChild, RecordKind, Superblock, WriteEntry, FORMAT_VERSION, HEADER_LEN,
+    SUPER_SLOT_LEN, WRITE_ENTRY, WRITE_FIXED,
 };
 use crate::io::{fetch_blocks, prepare, Prepared};
 use crate::log::{bury, sync_segments, Log};
@@ -16,7 +16,6 @@ use crate::state::State;
 use crate::types::{ChunkId, LogAddr, ObjectId, BLOCK_SIZE, MAX_VOLUME_SIZE};
 use parking_lot::Mutex;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -121,39 +120,6 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
-    let path = dir.join("lock");
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    match f.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = f.read_to_string(&mut holder);
-            return Err(Error::new(
-                ErrorKind::Locked,
-                format!(
-                    "data directory {} is in use by process {}",
-                    dir.display(),
-                    holder.trim()
-                ),
-            ));
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(Error::io(format!("locking {}", path.display()), e))
-        }
-    }
-    f.set_len(0)
-        .map_err(|e| Error::io("writing lock file", e))?;
-    let _ = write!(f, "{}", std::process::id());
-    Ok(f)
-}
-
 impl Store {
     /// Opens (or with `opts.create`, creates) the store in `dir`, replaying
     /// the log since the last checkpoint. A damaged log record that is not
@@ -180,11 +146,11 @@ impl Store {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
-        let lock = lock_dir(&dir)?;
+        let lock = crate::init::lock_dir(&dir)?;
         let segdir = dir.join("segments");
         let sb_path = dir.join("superblock");
         if !sb_path.exists() {
-            Self::init(&dir, &opts)?;
+            crate::init::init(&dir, &opts)?;
         }
         let sb_file = OpenOptions::new()
             .read(true)
@@ -192,16 +158,33 @@ impl Store {
             .open(&sb_path)
             .map_err(|e| Error::io(format!("opening {}", sb_path.display()), e))?;
         let sb = read_superblock(&sb_file, &sb_path)?;
+        // A version 1 store is read through its old chunk table, then
+        // migrated and committed by the checkpoint below (`migrate.rs`).
+        let v1 = sb.version < FORMAT_VERSION;
         let log = Log::open(&segdir, u64::from(sb.segment_size))?;
         let cache_pages = (opts.cache_bytes / 4096) as usize;
-        let mut state = State::new(log, Catalog::default(), sb.ct_root, cache_pages);
+        let root = if v1 { CtChild::NONE } else { sb.ct_root };
+        let mut state = State::new(log, Catalog::default(), root, cache_pages);
+        if v1 {
+            state.v1 = Some(crate::migrate::V1Table::new(sb.ct_root.loc));
+        }
         state.load_blob(sb.blob)?;
+        state.generation = sb.generation;
         let replayed = state.replay(sb.replay_start, sb.replay_seq, salvage)?;
         let next_seq = replayed.next_seq;
         state.log.start_append(replayed.tail, next_seq)?;
         state.log.replayed(sb.replay_start.segment(), sb.replay_seq);
         state.log.reserve = space_reserve(u64::from(sb.segment_size), &opts);
         state.log.set_max_spares(opts.spare_segments)?;
+        if v1 {
+            tracing::info!(
+                version = sb.version,
+                "migrating the store to on-disk format version {FORMAT_VERSION}"
+            );
+            state
+                .migrate_v1()
+                .map_err(|e| e.with_context("migrating a version 1 store"))?;
+        }
         let store = Store {
             inner: Arc::new(Inner {
                 dir,
@@ -224,7 +207,7 @@ impl Store {
                 _lock: lock,
             }),
         };
-        if replayed.applied > 0 || !replayed.lost.is_empty() {
+        if replayed.applied > 0 || !replayed.lost.is_empty() || v1 {
             tracing::info!(
                 records = replayed.applied,
                 lost = replayed.lost.len(),
@@ -233,51 +216,6 @@ impl Store {
             store.checkpoint()?;
         }
         Ok((store, replayed.lost))
-    }
-
-    /// Writes an empty store: segment 1 with an empty checkpoint, then the
-    /// superblock file, atomically renamed into place.
-    fn init(dir: &Path, opts: &StoreOptions) -> Result<()> {
-        let seg_size = opts.segment_size.clamp(1 << 20, 1 << 31);
-        let segdir = dir.join("segments");
-        if segdir.exists() {
-            // A crash during an earlier init: nothing in it was ever acknowledged.
-            std::fs::remove_dir_all(&segdir)
-                .map_err(|e| Error::io("clearing a half-made store", e))?;
-        }
-        std::fs::create_dir_all(&segdir)
-            .map_err(|e| Error::io(format!("creating {}", segdir.display()), e))?;
-        let mut log = Log::open(&segdir, seg_size)?;
-        log.start_append(LogAddr::new(crate::types::SegmentNo(1), 0), 1)?;
-        let mut state = State::new(log, Catalog::default(), LogAddr::NONE, 1024);
-        let (ct_root, blob) = state.write_checkpoint()?;
-        let to_sync = state.log.unsynced();
-        sync_segments(&state.log.faults.clone(), &to_sync.segs)?;
-        state.log.mark_synced(&to_sync);
-        let sb = Superblock {
-            generation: 1,
-            segment_size: seg_size as u32,
-            ct_root,
-            blob,
-            replay_start: state.log.tail(),
-            replay_seq: state.log.next_seq(),
-            store_id: *ObjectId::new_random().0.as_bytes(),
-        };
-        let tmp = dir.join("superblock.tmp");
-        // Generation 1 goes in slot 1 (checkpoint `g` writes slot `g % 2`),
-        // so that the first checkpoint, writing slot 0, cannot destroy it.
-        let mut bytes = vec![0u8; SUPER_SLOT_LEN];
-        bytes.extend(sb.encode());
-        let mut f = File::create(&tmp).map_err(|e| Error::io("creating superblock", e))?;
-        f.write_all(&bytes)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| Error::io("writing superblock", e))?;
-        std::fs::rename(&tmp, dir.join("superblock"))
-            .map_err(|e| Error::io("installing superblock", e))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io("syncing data directory", e))?;
-        Ok(())
     }
 
     /// The data directory.
@@ -299,6 +237,9 @@ impl Store {
     /// (the log's tail did not move, so the next append overwrites any
     /// partial bytes, and nothing was applied); anything else fail-stops.
     fn fail_append(&self, e: Error) -> Error {
+        if e.kind() == ErrorKind::Exhausted {
+            return e;
+        }
         if e.kind() == ErrorKind::NoSpace {
             tracing::warn!(error = %e, "write refused: no space left");
             return e;
@@ -328,6 +269,9 @@ impl Store {
         {
             let mut st = self.inner.state.lock();
             st.validate_catalog(&op)?;
+            // Deleting and renaming allocate nothing: allowed to the end.
+            let nodes = !matches!(op, CatalogOp::Delete { .. } | CatalogOp::Update { .. });
+            st.admit(0, nodes)?;
             let body = serde_json::to_vec(&op)
                 .map_err(|e| Error::new(ErrorKind::InvalidArgument, e.to_string()))?;
             st.append(RecordKind::Catalog, &body)
@@ -630,6 +574,7 @@ impl Store {
             .into_iter()
             .map(|p| p.expect("every block prepared"))
             .collect();
+        st.admit(prepared.iter().filter(|p| !p.zero).count() as u64, true)?;
         let mut entries = Vec::with_capacity(n);
         let mut payloads: Vec<&[u8]> = Vec::with_capacity(n);
         for p in &prepared {
@@ -714,6 +659,7 @@ impl Store {
                 let mut st = self.inner.state.lock();
                 self.check_live()?;
                 st.check_io(id, offset, len, true)?;
+                st.admit(0, true)?;
                 let value = if punch { ChunkId::HOLE } else { ChunkId::ZERO };
                 let mut body = Vec::with_capacity(40);
                 body.extend_from_slice(&id.to_bytes());
@@ -875,14 +821,22 @@ impl Store {
             .durable_seq
             .fetch_max(replay_seq, Ordering::AcqRel);
         let mut sb = self.inner.sb.lock();
+        // Never reached: client operations stop at `GENERATION_LIMIT`.
+        let generation = sb.generation.checked_add(1).ok_or_else(|| {
+            self.fail(Error::new(
+                ErrorKind::Exhausted,
+                "superblock generations are used up",
+            ))
+        })?;
         let new = Superblock {
-            generation: sb.generation + 1,
+            generation,
             segment_size: sb.segment_size,
             ct_root,
             blob,
             replay_start,
             replay_seq,
             store_id: sb.store_id,
+            version: FORMAT_VERSION,
         };
         let slot = new.generation % 2;
         faults
@@ -907,6 +861,7 @@ impl Store {
         // now that neither superblock slot names a checkpoint needing them;
         // those emptied before this one wait for the next.
         let mut st = self.inner.state.lock();
+        st.generation = generation;
         for seg in std::mem::replace(&mut st.delete_next, pending) {
             st.log.remove_segment(seg)?;
             st.usage.remove(&seg);
@@ -952,6 +907,13 @@ impl Store {
 
     pub(crate) fn segment_size(&self) -> u64 {
         u64::from(self.inner.sb.lock().segment_size)
+    }
+
+    /// Tests only: the next checkpoint writes generation `g + 1` (if higher).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn skip_generation_to(&self, g: u64) {
+        let mut sb = self.inner.sb.lock();
+        sb.generation = sb.generation.max(g);
     }
 
     /// True after a durability failure (until reopened).

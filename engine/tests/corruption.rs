@@ -12,7 +12,8 @@
 //! byte 4, seq at 8, body length at 16, body crc at 20, covered length at
 //! 24, header crc at 28), then the body. Map node bodies hold their level at
 //! byte 4 and their own id at 8; chunk-table pages their level at 4 and
-//! index at 8.
+//! index at 8. Each chunk-table page's crc is held by its parent (interior
+//! entries: loc u64, crc u32, 0 u32) and the root's by the superblock.
 
 use blockd_engine::decode::{decode_write, RecordHeader, Superblock};
 use blockd_engine::{ErrorKind, ObjectId, Store, StoreOptions};
@@ -444,7 +445,7 @@ fn superblock_slots() {
         assert_eq!(slots(fx.dir.path()).len(), 2, "both slots written");
         // A flip anywhere in the checksummed part of either slot.
         for slot in [newest, 1 - newest] {
-            for at in [0usize, 9, 17, 30, 44, 60, 125] {
+            for at in [0usize, 9, 17, 30, 44, 60, 73, 125] {
                 let dir = fx.copy();
                 flip(
                     &dir.path().join("superblock"),
@@ -522,4 +523,103 @@ fn superblock_fallback_right_after_reclaim() {
     assert_eq!(read_all(&s, &fx, "fallback after reclaim"), 0);
     let r = s.check(false).unwrap();
     assert!(r.is_clean(), "{r:?}");
+}
+
+/// A stale copy of a chunk-table page: the page record the last checkpoint
+/// names is replaced by an older, self-consistent copy of the same page
+/// (right magic, level and index, valid record checksum), as a lost write
+/// or a misdirected one would leave it. The older copy leads to the
+/// volume's previous map node and data, all still on disk and valid, so
+/// only the crc each page's parent (or the superblock) holds for it tells
+/// them apart: reads must fail, never return the old data.
+#[test]
+fn stale_chunk_table_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), opts()).unwrap();
+    let v = s.create_volume(Some("v"), 64 * BS, false).unwrap().id;
+    let mut old = Vec::new();
+    for b in 0..64 {
+        old.extend_from_slice(&block(1, b));
+    }
+    s.write(v, 0, &old, false).unwrap();
+    s.close().unwrap();
+    // The second checkpoint rewrites the map node (same id, new place) and
+    // so its chunk-table leaf and every interior page up to the root.
+    let s = Store::open(dir.path(), opts()).unwrap();
+    s.write(v, 5 * BS, &block(2, 5), false).unwrap();
+    s.close().unwrap();
+    let mut new = old.clone();
+    new[(5 * BS) as usize..(6 * BS) as usize].copy_from_slice(&block(2, 5));
+    let fx = Fixture {
+        dir,
+        objects: vec![(v, new.clone())],
+    };
+    let recs = records(fx.dir.path());
+    let mut keys: Vec<(u8, u64)> = newest(&recs, "CtPage").into_keys().collect();
+    keys.sort();
+    let mut tried = 0;
+    for key in keys {
+        let mut copies: Vec<&Rec> = recs
+            .iter()
+            .filter(|r| r.kind == "CtPage")
+            .filter(|r| {
+                (
+                    r.body[4],
+                    u64::from_le_bytes(r.body[8..16].try_into().unwrap()),
+                ) == key
+            })
+            .collect();
+        copies.sort_by_key(|r| r.seq);
+        let [.., older, newest] = copies[..] else {
+            continue;
+        };
+        if older.body == newest.body {
+            continue;
+        }
+        tried += 1;
+        let what = format!("stale chunk-table page {key:?}");
+        let copy = fx.copy();
+        // The older body, resealed in place of the newest: a valid record.
+        let file = copy
+            .path()
+            .join("segments")
+            .join(newest.file.file_name().unwrap());
+        let mut bytes = std::fs::read(&file).unwrap();
+        let at = newest.offset as usize;
+        let hdr = RecordHeader::encode(
+            RecordHeader::decode(&bytes[at..at + HEADER]).unwrap().kind,
+            newest.seq,
+            &older.body,
+        );
+        bytes[at..at + HEADER].copy_from_slice(&hdr);
+        bytes[at + HEADER..at + HEADER + older.body.len()].copy_from_slice(&older.body);
+        std::fs::write(&file, bytes).unwrap();
+        let s = match Store::open(copy.path(), opts()) {
+            Ok(s) => s,
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Corrupt, "{what}: open: {e}");
+                continue;
+            }
+        };
+        let mut buf = vec![0u8; BS as usize];
+        let e = s
+            .read(v, 5 * BS, &mut buf)
+            .map(|()| buf == block(1, 5))
+            .expect_err(&format!(
+                "{what}: the read succeeded (returning the old block?)"
+            ));
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{what}: {e}");
+        assert!(read_all(&s, &fx, &what) > 0, "{what}");
+        let r = s.check(false).unwrap();
+        assert!(
+            !r.corruption.is_empty(),
+            "{what}: check found nothing: {r:?}"
+        );
+        match s.scrub(None) {
+            Ok(r) => assert!(!r.errors.is_empty(), "{what}: scrub found nothing"),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Corrupt, "{what}: scrub: {e}"),
+        }
+    }
+    // The leaf holding the map node, the interior pages above it, the root.
+    assert!(tried >= 6, "only {tried} pages had an older copy");
 }

@@ -51,7 +51,7 @@ fn errno(e: &engine::Error) -> Errno {
         ErrorKind::NotFound => Errno::ESTALE,
         ErrorKind::ReadOnly => Errno::EROFS,
         ErrorKind::OutOfRange => Errno::ENOSPC,
-        ErrorKind::NoSpace => Errno::ENOSPC,
+        ErrorKind::NoSpace | ErrorKind::Exhausted => Errno::ENOSPC,
         ErrorKind::InvalidArgument | ErrorKind::Ambiguous => Errno::EINVAL,
         ErrorKind::Unsupported => Errno::EOPNOTSUPP,
         ErrorKind::AlreadyExists => Errno::EEXIST,

@@ -569,7 +569,8 @@ pub fn errno_of(e: &engine::Error, writing: bool) -> u32 {
         ErrorKind::ReadOnly => errno::EPERM,
         ErrorKind::OutOfRange if writing => errno::ENOSPC,
         ErrorKind::OutOfRange | ErrorKind::InvalidArgument => errno::EINVAL,
-        ErrorKind::NoSpace => errno::ENOSPC,
+        // A counter near its limit: no new chunk can be allocated.
+        ErrorKind::NoSpace | ErrorKind::Exhausted => errno::ENOSPC,
         ErrorKind::Unsupported => errno::ENOTSUP,
         _ => errno::EIO,
     }
