@@ -158,7 +158,25 @@ impl Store {
     /// Opens (or with `opts.create`, creates) the store in `dir`, replaying
     /// the log since the last checkpoint.
     pub fn open(dir: impl AsRef<Path>, opts: StoreOptions) -> Result<Store> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_with(dir.as_ref(), opts, Arc::default())
+    }
+
+    /// Like [`Store::open`], recording every file operation from the start,
+    /// recovery's own included (tests only: simulated power cuts during
+    /// recovery). [`Store::record_io`] returns the recording.
+    #[cfg(feature = "fault-injection")]
+    pub fn open_recording(dir: impl AsRef<Path>, opts: StoreOptions) -> Result<Store> {
+        let faults = Arc::new(crate::fault::Faults::default());
+        faults.set_recording(true);
+        Self::open_with(dir.as_ref(), opts, faults)
+    }
+
+    fn open_with(
+        dir: &Path,
+        opts: StoreOptions,
+        faults: Arc<crate::fault::Faults>,
+    ) -> Result<Store> {
+        let dir = dir.to_path_buf();
         if !dir.join("superblock").exists() {
             if !opts.create {
                 return Err(Error::new(
@@ -197,7 +215,7 @@ impl Store {
         let sb = best.ok_or_else(|| {
             Error::corrupt(format!("no valid superblock in {}", sb_path.display()))
         })?;
-        let log = Log::open(&segdir, u64::from(sb.segment_size))?;
+        let log = Log::open(&segdir, u64::from(sb.segment_size), faults)?;
         let cache_pages = (opts.cache_bytes / 4096) as usize;
         let mut state = State::new(log, Catalog::default(), sb.ct_root, cache_pages);
         state.load_blob(sb.blob)?;
@@ -249,7 +267,7 @@ impl Store {
         }
         std::fs::create_dir_all(&segdir)
             .map_err(|e| Error::io(format!("creating {}", segdir.display()), e))?;
-        let mut log = Log::open(&segdir, seg_size)?;
+        let mut log = Log::open(&segdir, seg_size, Arc::default())?;
         log.start_append(LogAddr::new(crate::types::SegmentNo(1), 0), 1)?;
         let mut state = State::new(log, Catalog::default(), LogAddr::NONE, 1024);
         let (ct_root, blob) = state.write_checkpoint()?;
