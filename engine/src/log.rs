@@ -424,6 +424,18 @@ impl Log {
         Ok(())
     }
 
+    /// Lists every segment from `from` on as unsynced. After a crash that
+    /// left the machine running (kill -9), what replay read may still be
+    /// only in the page cache: the checkpoint that commits it must sync
+    /// every segment replay went through, not only the active one.
+    pub fn unsynced_from(&mut self, from: SegmentNo) {
+        self.unsynced = self
+            .segments
+            .range(from..)
+            .map(|(_, s)| s.clone())
+            .collect();
+    }
+
     /// The address the next record will get (unless a seal intervenes).
     pub fn tail(&self) -> LogAddr {
         LogAddr::new(self.active.no, self.tail)

@@ -221,6 +221,10 @@ impl Store {
         state.load_blob(sb.blob)?;
         let (tail, next_seq, replayed) = state.replay(sb.replay_start, sb.replay_seq)?;
         state.log.start_append(tail, next_seq)?;
+        // The post-replay checkpoint commits what replay read, which a
+        // killed process may have left unsynced in any segment since the
+        // replay point: it syncs them all.
+        state.log.unsynced_from(sb.replay_start.segment());
         state.log.reserve = space_reserve(u64::from(sb.segment_size), &opts);
         state.log.set_max_spares(opts.spare_segments)?;
         let store = Store {
