@@ -39,12 +39,24 @@
 
 mod powercut_model;
 
-use blockd_engine::{IoOp, ObjectId, Store};
+use blockd_engine::{IoOp, ObjectId, Store, StoreOptions};
 use powercut_model::{content, decode, describe_ops, opts, read_tree, Disk, BLOCKS, BS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::path::Path;
+
+/// The volumes hold `VOL_BLOCKS` blocks (a two-level map: 510 blocks per
+/// leaf node); the tested blocks are `OFF..OFF + BLOCKS`, across a leaf
+/// boundary, so interior nodes are shadowed and whole-leaf trims replace
+/// a subtree by a special value.
+const VOL_BLOCKS: u64 = 1100;
+const OFF: u64 = 300;
+
+/// Byte offset of tested block `b`.
+fn byte_off(b: u64) -> u64 {
+    (OFF + b) * BS as u64
+}
 
 /// What one block may read: `floor` (its latest durable version) or one
 /// of `later` (written after it, not yet durable).
@@ -196,7 +208,7 @@ fn verify(s: &Store, vols: &[ObjectId; 2], exp: &Expect, check: bool, ctx: &str)
     let mut buf = vec![0u8; BLOCKS as usize * BS];
     let mut blocks: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
     for v in 0..2u8 {
-        s.read(vols[v as usize], 0, &mut buf)
+        s.read(vols[v as usize], byte_off(0), &mut buf)
             .unwrap_or_else(|e| panic!("{ctx}: read: {e}"));
         for b in 0..BLOCKS {
             let got =
@@ -222,7 +234,7 @@ fn verify(s: &Store, vols: &[ObjectId; 2], exp: &Expect, check: bool, ctx: &str)
                     "{ctx}: deleted (or never acknowledged) snapshot {} is there",
                     sn.name
                 );
-                s.read(id, 0, &mut buf)
+                s.read(id, byte_off(0), &mut buf)
                     .unwrap_or_else(|e| panic!("{ctx}: snapshot {}: {e}", sn.name));
                 for b in 0..BLOCKS {
                     let got = decode(sn.vol, b, &buf[b as usize * BS..(b as usize + 1) * BS]);
@@ -301,23 +313,34 @@ fn workload(
                     history.entry((v, b + i)).or_default().push((start, *seq));
                 }
                 let fua = rng.gen_bool(0.1);
-                s.write(vol, b * BS as u64, &buf, fua).unwrap();
+                s.write(vol, byte_off(b), &buf, fua).unwrap();
                 if fua {
                     acks.push(sync(&s, &mut ops));
                 }
             }
             55..=64 => {
-                let b = rng.gen_range(0..BLOCKS);
-                let n = rng.gen_range(1..=64u64).min(BLOCKS - b);
+                // Now and then the whole volume, which replaces whole
+                // leaves (and the tested range) by one special value.
+                let whole = rng.gen_bool(0.1);
+                let (b, n) = if whole {
+                    (0, BLOCKS)
+                } else {
+                    let b = rng.gen_range(0..BLOCKS);
+                    (b, rng.gen_range(1..=64u64).min(BLOCKS - b))
+                };
                 for i in 0..n {
                     cur[v as usize][(b + i) as usize] = 0;
                     history.entry((v, b + i)).or_default().push((start, 0));
                 }
-                if rng.gen_bool(0.5) {
-                    s.trim(vol, b * BS as u64, n * BS as u64, false).unwrap();
+                let (off, len) = if whole {
+                    (0, VOL_BLOCKS * BS as u64)
                 } else {
-                    s.write_zeroes(vol, b * BS as u64, n * BS as u64, false, false)
-                        .unwrap();
+                    (byte_off(b), n * BS as u64)
+                };
+                if rng.gen_bool(0.5) {
+                    s.trim(vol, off, len, false).unwrap();
+                } else {
+                    s.write_zeroes(vol, off, len, false, false).unwrap();
                 }
             }
             65..=77 => {
@@ -370,7 +393,7 @@ fn workload(
                             cur[v as usize][b as usize] = *seq;
                             history.entry((v, b)).or_default().push((at, *seq));
                         }
-                        s.write(vol, b0 * BS as u64, &buf, false).unwrap();
+                        s.write(vol, byte_off(b0), &buf, false).unwrap();
                     }
                 }
                 s.checkpoint().unwrap();
@@ -437,8 +460,15 @@ fn crash(disk: &Disk, gen: &Gen, cut: usize, kind: Crash, rng: &mut StdRng) -> D
 }
 
 /// Opens `dir` (unrecorded) and verifies it fully, `check` included.
-fn verify_image(dir: &Path, vols: &[ObjectId; 2], exp: &Expect, ctx: &str) -> Observed {
-    let s = Store::open(dir, opts()).unwrap_or_else(|e| panic!("{ctx}: image does not open: {e}"));
+fn verify_image(
+    dir: &Path,
+    o: &StoreOptions,
+    vols: &[ObjectId; 2],
+    exp: &Expect,
+    ctx: &str,
+) -> Observed {
+    let s =
+        Store::open(dir, o.clone()).unwrap_or_else(|e| panic!("{ctx}: image does not open: {e}"));
     verify(&s, vols, exp, true, ctx)
 }
 
@@ -446,16 +476,30 @@ fn verify_image(dir: &Path, vols: &[ObjectId; 2], exp: &Expect, ctx: &str) -> Ob
 fn chain(seed: u64, scratch: &Path, side: usize, trace: bool) -> usize {
     let mut rng = StdRng::seed_from_u64(0x6E4E_0000 + seed);
     let gens = rng.gen_range(3..=6usize);
+    // A third of the chains crash only by kill -9 or close (as a server
+    // killed and restarted is), the others by power cuts too; options
+    // vary: a large dirty limit makes checkpoints rare (long replays over
+    // many segments), few spares make retired segments go.
+    let kill_only = rng.gen_bool(1.0 / 3.0);
+    let o = StoreOptions {
+        dirty_limit_bytes: if rng.gen_bool(0.5) {
+            256 << 10
+        } else {
+            8 << 20
+        },
+        spare_segments: [0, 1, 4, 16][rng.gen_range(0..4)],
+        ..opts()
+    };
     let root = scratch.join(format!("chain-{seed}"));
     let base_dir = root.join("base");
     let vols = {
-        let s = Store::open(&base_dir, opts()).unwrap();
+        let s = Store::open(&base_dir, o.clone()).unwrap();
         let a = s
-            .create_volume(Some("a"), BLOCKS * BS as u64, false)
+            .create_volume(Some("a"), VOL_BLOCKS * BS as u64, false)
             .unwrap()
             .id;
         let b = s
-            .create_volume(Some("b"), BLOCKS * BS as u64, true)
+            .create_volume(Some("b"), VOL_BLOCKS * BS as u64, true)
             .unwrap()
             .id;
         s.close().unwrap();
@@ -492,16 +536,16 @@ fn chain(seed: u64, scratch: &Path, side: usize, trace: bool) -> usize {
         } else {
             let copy = root.join(format!("gen-{g}-check"));
             disk.write_to(&copy);
-            let o = verify_image(&copy, &vols, &exp, &ctx);
+            let o = verify_image(&copy, &o, &vols, &exp, &ctx);
             std::fs::remove_dir_all(&copy).unwrap();
             verified += 1;
             Some(o)
         };
-        let s = Store::open_recording(&dir, opts())
+        let s = Store::open_recording(&dir, o.clone())
             .unwrap_or_else(|e| panic!("{ctx}: image does not open: {e}"));
-        let o = verify(&s, &vols, &exp, false, &ctx);
+        let obs_now = verify(&s, &vols, &exp, false, &ctx);
         if let Some(first) = obs {
-            assert_eq!(first, o, "{ctx}: two opens of one image differ");
+            assert_eq!(first, obs_now, "{ctx}: two opens of one image differ");
         }
         if g == gens {
             drop(s);
@@ -509,7 +553,9 @@ fn chain(seed: u64, scratch: &Path, side: usize, trace: bool) -> usize {
         }
         let steps = rng.gen_range(40..=120);
         let close = rng.gen_bool(0.4);
-        let gen = workload(s, &vols, &exp, &o, g, steps, close, &mut seq, &mut rng);
+        let gen = workload(
+            s, &vols, &exp, &obs_now, g, steps, close, &mut seq, &mut rng,
+        );
         std::fs::remove_dir_all(&dir).unwrap();
         if trace {
             let mut files: Vec<&str> = disk.pending.iter().map(|p| p.0.as_str()).collect();
@@ -530,22 +576,31 @@ fn chain(seed: u64, scratch: &Path, side: usize, trace: bool) -> usize {
             let d = crash(&disk, &gen, cut, kind, &mut rng);
             let sdir = root.join(format!("side-{g}-{i}"));
             d.write_to(&sdir);
-            verify_image(&sdir, &vols, &expect_at(&exp, &o, &gen, cut), &side_ctx);
+            verify_image(
+                &sdir,
+                &o,
+                &vols,
+                &expect_at(&exp, &obs_now, &gen, cut),
+                &side_ctx,
+            );
             std::fs::remove_dir_all(&sdir).unwrap();
             verified += 1;
         }
         let cut = pick_cut(&gen, &mut rng);
-        let kind = if cut == gen.ops.len() && gen.close_at.is_some() || rng.gen_bool(0.5) {
-            Crash::Kill
-        } else {
-            Crash::Power
-        };
+        let kind =
+            if kill_only || cut == gen.ops.len() && gen.close_at.is_some() || rng.gen_bool(0.5) {
+                Crash::Kill
+            } else {
+                Crash::Power
+            };
         if trace {
             eprintln!(
-                "chain {seed} generation {g}: {steps} steps, {} ops (recovery {}, close at {:?}), {kind:?} at op {cut}",
+                "chain {seed} generation {g} (kill only {kill_only}, dirty limit {}, spares {}): {steps} steps, {} ops (recovery {}, close at {:?}), {kind:?} at op {cut}",
+                o.dirty_limit_bytes,
+                o.spare_segments,
                 gen.ops.len(),
                 gen.recovered,
-                gen.close_at
+                gen.close_at,
             );
             eprint!(
                 "{}",
@@ -557,7 +612,7 @@ fn chain(seed: u64, scratch: &Path, side: usize, trace: bool) -> usize {
             );
         }
         disk = crash(&disk, &gen, cut, kind, &mut rng);
-        exp = expect_at(&exp, &o, &gen, cut);
+        exp = expect_at(&exp, &obs_now, &gen, cut);
     }
     std::fs::remove_dir_all(&root).unwrap();
     verified
