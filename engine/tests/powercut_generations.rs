@@ -11,7 +11,8 @@
 //!
 //! * a power cut keeps what was synced before the cut plus a random,
 //!   reordered, 4 KiB-torn half of the later writes;
-//! * a kill -9 keeps every write before the cut visible, but what was not
+//! * a kill -9 keeps every write before the cut visible (and sometimes a
+//!   prefix of the write at the cut, a short write), but what was not
 //!   synced stays volatile (page cache): a later power cut may still lose
 //!   it, so a store that treats what it merely read as durable is caught;
 //! * a cut may fall inside recovery, inside close's checkpoint or reclaim,
@@ -453,8 +454,16 @@ enum Crash {
 fn crash(disk: &Disk, gen: &Gen, cut: usize, kind: Crash, rng: &mut StdRng) -> Disk {
     let mut d = disk.clone();
     d.replay(&gen.ops[..cut]);
-    if kind == Crash::Power {
-        d.power_cut(rng);
+    match (kind, gen.ops.get(cut)) {
+        (Crash::Power, _) => d.power_cut(rng),
+        // A kill during a write may leave a prefix of it (a short write).
+        (Crash::Kill, Some(IoOp::Write { file, offset, data }))
+            if data.len() > 1 && rng.gen_bool(0.3) =>
+        {
+            let n = rng.gen_range(1..data.len());
+            d.pending.push((file.clone(), *offset, data[..n].to_vec()));
+        }
+        (Crash::Kill, _) => {}
     }
     d
 }
