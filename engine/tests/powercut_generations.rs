@@ -384,19 +384,7 @@ fn workload(
             // Housekeeping's light reclaim, after rewriting the volume
             // twice has left the first rewrite's segments without live data.
             _ => {
-                for _ in 0..2 {
-                    for b0 in (0..BLOCKS).step_by(16) {
-                        let at = sync(&s, &mut ops);
-                        let mut buf = Vec::with_capacity(16 * BS);
-                        for b in b0..b0 + 16 {
-                            *seq += 1;
-                            buf.extend_from_slice(&content(v, b, *seq));
-                            cur[v as usize][b as usize] = *seq;
-                            history.entry((v, b)).or_default().push((at, *seq));
-                        }
-                        s.write(vol, byte_off(b0), &buf, false).unwrap();
-                    }
-                }
+                rewrite(&s, vol, v, 2, seq, &mut cur, &mut history, &mut ops);
                 s.checkpoint().unwrap();
                 s.drop_empty_segments().unwrap();
                 acks.push(sync(&s, &mut ops));
@@ -405,6 +393,20 @@ fn workload(
     }
     let mut close_at = None;
     if close {
+        // Often garbage first, so that close reclaims before its checkpoint.
+        if rng.gen_bool(0.5) {
+            let v = rng.gen_range(0..2u8);
+            rewrite(
+                &s,
+                vols[v as usize],
+                v,
+                3,
+                seq,
+                &mut cur,
+                &mut history,
+                &mut ops,
+            );
+        }
         close_at = Some(sync(&s, &mut ops));
         let keep = s.clone();
         s.close().unwrap();
@@ -421,6 +423,35 @@ fn workload(
         snaps,
         deletes,
         close_at,
+    }
+}
+
+/// Rewrites every tested block of volume `v` `times` times, 16 blocks a
+/// write (no flush): the earlier rewrites' segments become garbage.
+#[allow(clippy::too_many_arguments)]
+fn rewrite(
+    s: &Store,
+    vol: ObjectId,
+    v: u8,
+    times: usize,
+    seq: &mut u64,
+    cur: &mut [Vec<u64>; 2],
+    history: &mut HashMap<(u8, u64), Vec<(usize, u64)>>,
+    ops: &mut Vec<IoOp>,
+) {
+    for _ in 0..times {
+        for b0 in (0..BLOCKS).step_by(16) {
+            ops.extend(s.record_io(true));
+            let at = ops.len();
+            let mut buf = Vec::with_capacity(16 * BS);
+            for b in b0..b0 + 16 {
+                *seq += 1;
+                buf.extend_from_slice(&content(v, b, *seq));
+                cur[v as usize][b as usize] = *seq;
+                history.entry((v, b)).or_default().push((at, *seq));
+            }
+            s.write(vol, byte_off(b0), &buf, false).unwrap();
+        }
     }
 }
 
