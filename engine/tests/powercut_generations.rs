@@ -413,6 +413,9 @@ fn workload(
         ops.extend(keep.record_io(false));
         acks.push(ops.len());
     } else {
+        // A background reclaim pass still running belongs to the
+        // recording too (the cut decides how much of it happened).
+        s.wait_reclaim();
         ops.extend(s.record_io(false));
     }
     Gen {
