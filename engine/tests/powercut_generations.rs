@@ -35,6 +35,7 @@
 //! `BLOCKD_POWERCUT_GEN_SEED_BASE=K` starts at chain seed K,
 //! `BLOCKD_POWERCUT_GEN_CHAIN=K` runs chain K only,
 //! `BLOCKD_POWERCUT_GEN_TRACE=1` prints each generation's cut and mode,
+//! `BLOCKD_POWERCUT_GEN_MAX=N` makes chains of 3 to N generations (6),
 //! `BLOCKD_POWERCUT_GEN_KEEP=DIR` copies each chain image there before
 //! it is opened (the last one is left for inspection on a failure).
 
@@ -518,7 +519,7 @@ fn verify_image(
 /// Runs one chain of generations; returns how many images it verified.
 fn chain(seed: u64, scratch: &Path, side: usize, trace: bool) -> usize {
     let mut rng = StdRng::seed_from_u64(0x6E4E_0000 + seed);
-    let gens = rng.gen_range(3..=6usize);
+    let gens = rng.gen_range(3..=env("BLOCKD_POWERCUT_GEN_MAX").unwrap_or(6usize).max(3));
     // A third of the chains crash only by kill -9 or close (as a server
     // killed and restarted is), the others by power cuts too; options
     // vary: a large dirty limit makes checkpoints rare (long replays over
