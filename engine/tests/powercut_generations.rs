@@ -4,7 +4,8 @@
 //! later segments and post-replay checkpoint are recorded), checks what
 //! recovery found, runs a further seeded workload (writes, FUA writes,
 //! trims, write-zeroes, flushes, snapshots and deletes of snapshots of any
-//! generation, checkpoints, full and light reclaim) and ends either with
+//! generation, checkpoints, full and light reclaim, unaligned writes whose
+//! partial blocks go through read-modify-write) and ends either with
 //! the process simply stopping or with `Store::close` (waiting for reclaim,
 //! reclaiming when garbage is high, final checkpoint), recorded too. The
 //! next image applies a cut of that recording to the previous image's disk:
@@ -304,6 +305,41 @@ fn workload(
         let vol = vols[v as usize];
         let start = sync(&s, &mut ops);
         match rng.gen_range(0..100) {
+            // Unaligned: the partial blocks at both ends get their current
+            // bytes again (read-modify-write makes new chunks of the same
+            // version), the whole blocks between new versions.
+            0..=6 if BLOCKS > 2 => {
+                let b = rng.gen_range(0..BLOCKS - 2);
+                let n = rng.gen_range(1..=8u64).min(BLOCKS - b - 2);
+                let head = rng.gen_range(1..BS);
+                let tail = rng.gen_range(1..BS);
+                let now = |blk: u64, cur: &[Vec<u64>; 2]| match cur[v as usize][blk as usize] {
+                    0 => vec![0u8; BS],
+                    q => content(v, blk, q),
+                };
+                let mut buf = now(b, &cur)[head..].to_vec();
+                history
+                    .entry((v, b))
+                    .or_default()
+                    .push((start, cur[v as usize][b as usize]));
+                for i in 1..=n {
+                    *seq += 1;
+                    buf.extend_from_slice(&content(v, b + i, *seq));
+                    cur[v as usize][(b + i) as usize] = *seq;
+                    history.entry((v, b + i)).or_default().push((start, *seq));
+                }
+                let last = b + n + 1;
+                buf.extend_from_slice(&now(last, &cur)[..tail]);
+                history
+                    .entry((v, last))
+                    .or_default()
+                    .push((start, cur[v as usize][last as usize]));
+                let fua = rng.gen_bool(0.1);
+                s.write(vol, byte_off(b) + head as u64, &buf, fua).unwrap();
+                if fua {
+                    acks.push(sync(&s, &mut ops));
+                }
+            }
             0..=54 => {
                 let b = rng.gen_range(0..BLOCKS);
                 let n = rng.gen_range(1..=16u64).min(BLOCKS - b);
