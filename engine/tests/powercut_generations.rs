@@ -20,6 +20,11 @@
 //!   or after a clean close (then the next generation reopens a cleanly
 //!   closed store).
 //!
+//! A third of the chains crash only by kill -9 and close, as a server that
+//! is killed, restarted and stopped does. Per chain the dirty limit (small:
+//! frequent checkpoints; large: long replays over many segments) and the
+//! number of spare segments vary; the volumes have two-level maps.
+//!
 //! Expectations carry over generations: a block must read as its latest
 //! durable version or a version written after it, never an older one nor
 //! another block's data; what the open of generation k read becomes
@@ -39,6 +44,8 @@
 //! `BLOCKD_POWERCUT_GEN_MAX=N` makes chains of 3 to N generations (6),
 //! `BLOCKD_POWERCUT_GEN_KEEP=DIR` copies each chain image there before
 //! it is opened (the last one is left for inspection on a failure).
+//! `BLOCKD_POWERCUT_BACKGROUND=1` runs housekeeping's reclaim on its own
+//! thread, as `blockd serve` does (chains are then not reproducible).
 
 mod powercut_model;
 
