@@ -58,7 +58,7 @@ pub(crate) fn init(dir: &Path, opts: &StoreOptions) -> Result<()> {
     }
     std::fs::create_dir_all(&segdir)
         .map_err(|e| Error::io(format!("creating {}", segdir.display()), e))?;
-    let mut log = Log::open(&segdir, seg_size)?;
+    let mut log = Log::open(&segdir, seg_size, std::sync::Arc::default())?;
     log.start_append(LogAddr::new(crate::types::SegmentNo(1), 0), 1)?;
     let mut state = State::new(log, Catalog::default(), CtChild::NONE, 1024);
     let (ct_root, blob) = state.write_checkpoint()?;

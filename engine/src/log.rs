@@ -268,8 +268,9 @@ fn open_spares(spare_dir: &Path) -> Result<Vec<Spare>> {
 
 impl Log {
     /// Opens the existing segments of `dir` for reading (replay). Appending
-    /// starts after [`Log::start_append`].
-    pub fn open(dir: &Path, seg_size: u64) -> Result<Log> {
+    /// starts after [`Log::start_append`]. `faults` is the store's fault
+    /// points and I/O recording (tests record recovery's own I/O too).
+    pub fn open(dir: &Path, seg_size: u64, faults: Arc<Faults>) -> Result<Log> {
         let spare_dir = dir.with_file_name("spare");
         let spares = open_spares(&spare_dir)?;
         let mut segments = BTreeMap::new();
@@ -281,6 +282,9 @@ impl Log {
             None => {
                 let s = open_segment(dir, SegmentNo(1), true)?;
                 sync_dir(dir)?;
+                faults.record(|| IoOp::Create {
+                    file: segment_rel(SegmentNo(1)),
+                });
                 segments.insert(SegmentNo(1), s.clone());
                 s
             }
@@ -295,7 +299,7 @@ impl Log {
             tail: 0,
             next_seq: 1,
             reserve: 0,
-            faults: Arc::default(),
+            faults,
             spare_dir,
             max_spares: spares.len(),
             spares,
@@ -394,12 +398,18 @@ impl Log {
             let p = segment_path(&self.dir, no);
             std::fs::remove_file(&p)
                 .map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
+            self.faults.record(|| IoOp::Remove {
+                file: segment_rel(no),
+            });
         }
         let active = match self.segments.get(&tail.segment()) {
             Some(s) => s.clone(),
             None => {
                 let s = open_segment(&self.dir, tail.segment(), true)?;
                 sync_dir(&self.dir)?;
+                self.faults.record(|| IoOp::Create {
+                    file: segment_rel(tail.segment()),
+                });
                 self.segments.insert(tail.segment(), s.clone());
                 s
             }
@@ -418,6 +428,10 @@ impl Log {
                 .file
                 .sync_data()
                 .map_err(|e| Error::io("syncing the truncated log tail", e))?;
+            self.faults.record(|| IoOp::Truncate {
+                file: segment_rel(active.no),
+                len: tail.offset(),
+            });
         }
         // Best effort: an older or truncated active segment gets its space.
         if let Err(e) = preallocate(&active, self.seg_size) {

@@ -344,7 +344,7 @@ impl Store {
             create: false,
             ..opts
         };
-        Self::open_with(dir.as_ref(), opts, true)
+        Self::open_with(dir.as_ref(), opts, true, std::sync::Arc::default())
     }
 
     /// What [`Store::open_salvaging`] would lose, found without changing
@@ -362,7 +362,11 @@ impl Store {
         let sb_file = File::open(&sb_path)
             .map_err(|e| Error::io(format!("opening {}", sb_path.display()), e))?;
         let sb = read_superblock(&sb_file, &sb_path)?;
-        let log = Log::open(&dir.join("segments"), u64::from(sb.segment_size))?;
+        let log = Log::open(
+            &dir.join("segments"),
+            u64::from(sb.segment_size),
+            std::sync::Arc::default(),
+        )?;
         // A version 1 store is read through its old chunk table.
         let v1 = sb.version < crate::format::FORMAT_VERSION;
         let root = if v1 {

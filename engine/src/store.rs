@@ -126,14 +126,26 @@ impl Store {
     /// a torn tail fails the open (`Corrupt`, naming it) and nothing is
     /// discarded: see [`Store::survey_log`] and [`Store::open_salvaging`].
     pub fn open(dir: impl AsRef<Path>, opts: StoreOptions) -> Result<Store> {
-        Ok(Self::open_with(dir.as_ref(), opts, false)?.0)
+        Ok(Self::open_with(dir.as_ref(), opts, false, Arc::default())?.0)
     }
 
-    /// [`Store::open`], or with `salvage` [`Store::open_salvaging`].
+    /// Like [`Store::open`], recording every file operation from the start,
+    /// recovery's own included (tests only: simulated power cuts during
+    /// recovery). [`Store::record_io`] returns the recording.
+    #[cfg(feature = "fault-injection")]
+    pub fn open_recording(dir: impl AsRef<Path>, opts: StoreOptions) -> Result<Store> {
+        let faults = Arc::new(crate::fault::Faults::default());
+        faults.set_recording(true);
+        Ok(Self::open_with(dir.as_ref(), opts, false, faults)?.0)
+    }
+
+    /// [`Store::open`], or with `salvage` [`Store::open_salvaging`]; file
+    /// operations go through `faults` (recorded or armed in tests).
     pub(crate) fn open_with(
         dir: &Path,
         opts: StoreOptions,
         salvage: bool,
+        faults: Arc<crate::fault::Faults>,
     ) -> Result<(Store, Vec<crate::LostRecord>)> {
         let dir = dir.to_path_buf();
         if !dir.join("superblock").exists() {
@@ -161,7 +173,7 @@ impl Store {
         // A version 1 store is read through its old chunk table, then
         // migrated and committed by the checkpoint below (`migrate.rs`).
         let v1 = sb.version < FORMAT_VERSION;
-        let log = Log::open(&segdir, u64::from(sb.segment_size))?;
+        let log = Log::open(&segdir, u64::from(sb.segment_size), faults)?;
         let cache_pages = (opts.cache_bytes / 4096) as usize;
         let root = if v1 { CtChild::NONE } else { sb.ct_root };
         let mut state = State::new(log, Catalog::default(), root, cache_pages);
@@ -173,6 +185,9 @@ impl Store {
         let replayed = state.replay(sb.replay_start, sb.replay_seq, salvage)?;
         let next_seq = replayed.next_seq;
         state.log.start_append(replayed.tail, next_seq)?;
+        // The post-replay checkpoint commits what replay read, which a
+        // killed process may have left unsynced in any segment since the
+        // replay point: it syncs them all.
         state.log.replayed(sb.replay_start.segment(), sb.replay_seq);
         state.log.reserve = space_reserve(u64::from(sb.segment_size), &opts);
         state.log.set_max_spares(opts.spare_segments)?;

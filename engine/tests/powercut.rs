@@ -19,53 +19,14 @@
 //! thread, as `blockd serve` does (the recording then interleaves its I/O
 //! with the workload's, so images are no longer reproducible by seed).
 
-use blockd_engine::{IoOp, ObjectId, Store, StoreOptions};
+mod powercut_model;
+
+use blockd_engine::{IoOp, ObjectId, Store};
+use powercut_model::{content, decode, describe_ops, opts, read_tree, Disk, BLOCKS, BS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-
-const BLOCKS: u64 = 384;
-const BS: usize = 4096;
-
-fn opts() -> StoreOptions {
-    StoreOptions {
-        segment_size: 1 << 20,
-        dirty_limit_bytes: 256 << 10,
-        // Housekeeping on its own thread, as `blockd serve` runs it: the
-        // recording then interleaves its I/O with the workload's.
-        background_reclaim: std::env::var_os("BLOCKD_POWERCUT_BACKGROUND").is_some(),
-        ..Default::default()
-    }
-}
-
-/// The content of a block written by step `seq`: recognisable and unique to
-/// (volume, block, seq).
-fn content(vol: u8, block: u64, seq: u64) -> Vec<u8> {
-    let mut b = vec![0u8; BS];
-    b[..4].copy_from_slice(b"TAG!");
-    b[4] = vol;
-    b[8..16].copy_from_slice(&block.to_le_bytes());
-    b[16..24].copy_from_slice(&seq.to_le_bytes());
-    let mut x = (u64::from(vol) << 56) ^ (block << 24) ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    for chunk in b[24..].chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    b
-}
-
-/// Which write (seq) a block holds: `Some(0)` for zeroes, `None` for
-/// anything that is not a valid tagged block of this (volume, block).
-fn decode(vol: u8, block: u64, b: &[u8]) -> Option<u64> {
-    if b.iter().all(|&x| x == 0) {
-        return Some(0);
-    }
-    let seq = u64::from_le_bytes(b[16..24].try_into().unwrap());
-    (b == content(vol, block, seq).as_slice()).then_some(seq)
-}
 
 struct Snap {
     name: String,
@@ -91,27 +52,6 @@ struct Run {
     vols: [ObjectId; 2],
     /// Segments the light reclaim queued for deletion.
     dropped: usize,
-}
-
-fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for sub in ["", "segments", "spare"] {
-        let Ok(rd) = std::fs::read_dir(dir.join(sub)) else {
-            continue;
-        };
-        for e in rd {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_file() && e.file_name() != "lock" {
-                let rel = if sub.is_empty() {
-                    e.file_name().into_string().unwrap()
-                } else {
-                    format!("{sub}/{}", e.file_name().into_string().unwrap())
-                };
-                out.insert(rel, std::fs::read(e.path()).unwrap());
-            }
-        }
-    }
-    out
 }
 
 fn workload(seed: u64, steps: usize) -> Run {
@@ -254,82 +194,10 @@ fn workload(seed: u64, steps: usize) -> Run {
 
 /// Builds the crash image at `cut` into `dir`.
 fn build_image(run: &Run, cut: usize, rng: &mut StdRng, dir: &Path) {
-    let mut durable = run.base.clone();
-    let mut pending: Vec<(String, u64, Vec<u8>)> = Vec::new();
-    for op in &run.ops[..cut] {
-        match op {
-            IoOp::Write { file, offset, data } => {
-                pending.push((file.clone(), *offset, data.clone()))
-            }
-            IoOp::Sync { file } => {
-                let mut keep = Vec::new();
-                for (f, off, data) in pending.drain(..) {
-                    if &f == file {
-                        apply(durable.entry(f).or_default(), off, &data, None);
-                    } else {
-                        keep.push((f, off, data));
-                    }
-                }
-                pending = keep;
-            }
-            IoOp::Truncate { file, len } => durable
-                .entry(file.clone())
-                .or_default()
-                .resize(*len as usize, 0),
-            IoOp::Create { file } => {
-                durable.entry(file.clone()).or_default();
-            }
-            IoOp::Remove { file } => {
-                durable.remove(file);
-                pending.retain(|p| &p.0 != file);
-            }
-            IoOp::Rename { from, to } => {
-                // The inode moves with its content and its unsynced writes.
-                if let Some(content) = durable.remove(from) {
-                    durable.insert(to.clone(), content);
-                }
-                for p in pending.iter_mut().filter(|p| &p.0 == from) {
-                    p.0 = to.clone();
-                }
-            }
-        }
-    }
-    // A random subset of the unsynced writes, in random order, torn.
-    let mut idx: Vec<usize> = (0..pending.len()).filter(|_| rng.gen_bool(0.5)).collect();
-    for i in (1..idx.len()).rev() {
-        idx.swap(i, rng.gen_range(0..=i));
-    }
-    for i in idx {
-        let (f, off, data) = &pending[i];
-        if let Some(content) = durable.get_mut(f) {
-            apply(content, *off, data, Some(rng));
-        }
-    }
-    std::fs::create_dir_all(dir.join("segments")).unwrap();
-    std::fs::create_dir_all(dir.join("spare")).unwrap();
-    for (name, data) in &durable {
-        std::fs::write(dir.join(name), data).unwrap();
-    }
-}
-
-/// Writes `data` at `off`; with `torn`, each 4 KiB sector of the file that
-/// the write touches lands or not at random.
-fn apply(file: &mut Vec<u8>, off: u64, data: &[u8], mut torn: Option<&mut StdRng>) {
-    let off = off as usize;
-    let end = off + data.len();
-    let mut pos = off;
-    while pos < end {
-        let sector_end = ((pos / BS) + 1) * BS;
-        let piece_end = sector_end.min(end);
-        let lands = torn.as_deref_mut().map(|r| r.gen_bool(0.7)).unwrap_or(true);
-        if lands {
-            if file.len() < piece_end {
-                file.resize(piece_end, 0);
-            }
-            file[pos..piece_end].copy_from_slice(&data[pos - off..piece_end - off]);
-        }
-        pos = piece_end;
-    }
+    let mut disk = Disk::clean(run.base.clone());
+    disk.replay(&run.ops[..cut]);
+    disk.power_cut(rng);
+    disk.write_to(dir);
 }
 
 fn verify(run: &Run, cut: usize, dir: &Path) {
@@ -461,22 +329,10 @@ fn power_cut_images_recover() {
                 let keep = std::path::PathBuf::from("/tmp/powercut-image");
                 let _ = std::fs::remove_dir_all(&keep);
                 build_image(&run, cut, &mut StdRng::seed_from_u64(seed), &keep);
-                for (k, op) in run
-                    .ops
-                    .iter()
-                    .enumerate()
-                    .skip(run.ops.len().saturating_sub(40))
-                {
-                    let d = match op {
-                        IoOp::Write { file, offset, data } => format!(
-                            "write {file} @{offset} +{} kind {}",
-                            data.len(),
-                            data.get(4).copied().unwrap_or(0)
-                        ),
-                        other => format!("{other:?}"),
-                    };
-                    eprintln!("op {k}: {d}");
-                }
+                eprint!(
+                    "{}",
+                    describe_ops(&run.ops, run.ops.len().saturating_sub(40), run.ops.len())
+                );
             }
             verify(&run, cut, &dir);
             std::fs::remove_dir_all(&dir).unwrap();
