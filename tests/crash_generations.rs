@@ -73,13 +73,7 @@ impl Client {
         len: u32,
     ) -> io::Result<()> {
         let mut b = Vec::with_capacity(28 + data.len());
-        b.extend_from_slice(&REQ_MAGIC.to_be_bytes());
-        b.extend_from_slice(&flags.to_be_bytes());
-        b.extend_from_slice(&cmd.to_be_bytes());
-        b.extend_from_slice(&cookie.to_be_bytes());
-        b.extend_from_slice(&offset.to_be_bytes());
-        b.extend_from_slice(&len.to_be_bytes());
-        b.extend_from_slice(data);
+        push_request(&mut b, cmd, flags, cookie, offset, len, data);
         self.s.write_all(&b)
     }
 
@@ -143,13 +137,17 @@ fn writer(
         }
         let mut buf = Vec::with_capacity(n * (28 + BS));
         for (i, &(b, v, fua)) in burst.iter().enumerate() {
-            buf.extend_from_slice(&REQ_MAGIC.to_be_bytes());
-            buf.extend_from_slice(&(if fua { FLAG_FUA } else { 0 }).to_be_bytes());
-            buf.extend_from_slice(&CMD_WRITE.to_be_bytes());
-            buf.extend_from_slice(&(i as u64).to_be_bytes());
-            buf.extend_from_slice(&(b * BS as u64).to_be_bytes());
-            buf.extend_from_slice(&(BS as u32).to_be_bytes());
-            buf.extend_from_slice(&block_data(b, v));
+            let flags = if fua { FLAG_FUA } else { 0 };
+            let data = block_data(b, v);
+            push_request(
+                &mut buf,
+                CMD_WRITE,
+                flags,
+                i as u64,
+                b * BS as u64,
+                BS as u32,
+                &data,
+            );
         }
         if c.s.write_all(&buf).is_err() {
             return acked;

@@ -149,14 +149,10 @@ impl State {
         }
         let resume = beyond.resume.expect("the evidence is a later record");
         if resume.header.seq > seq + 1 {
-            out.lost.push(LostRecord {
-                segment: addr.segment(),
-                offset: addr.offset(),
-                seq: seq + 1,
-                object: None,
-                name: None,
-                blocks: Vec::new(),
-                what: format!(
+            out.lost.push(LostRecord::at(
+                addr,
+                seq + 1,
+                format!(
                     "records {} to {} (before segment {} offset {}) are unreadable: \
                      {} records of unknown content are lost",
                     seq + 1,
@@ -165,7 +161,7 @@ impl State {
                     resume.addr.offset(),
                     resume.header.seq - seq - 1
                 ),
-            });
+            ));
         }
         Ok(After::Resume(resume.addr, resume.header.seq))
     }
@@ -213,15 +209,7 @@ impl State {
     /// A sound record that a salvaging replay cannot apply (an earlier
     /// damaged record created the object it names, say).
     fn inapplicable(&self, addr: LogAddr, seq: u64, rec: &ReadRecord, e: Error) -> LostRecord {
-        let mut lost = LostRecord {
-            segment: addr.segment(),
-            offset: addr.offset(),
-            seq,
-            object: None,
-            name: None,
-            blocks: Vec::new(),
-            what: String::new(),
-        };
+        let mut lost = LostRecord::at(addr, seq, String::new());
         let b = &rec.body;
         let span = match rec.header.kind {
             RecordKind::Write if b.len() >= 32 => Some((get_u64(b, 16), u64::from(get_u32(b, 24)))),

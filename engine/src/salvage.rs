@@ -49,6 +49,21 @@ pub struct LostRecord {
     pub what: String,
 }
 
+impl LostRecord {
+    /// A loss at record `seq` at `addr`, of no known object yet.
+    pub(crate) fn at(addr: LogAddr, seq: u64, what: impl Into<String>) -> LostRecord {
+        LostRecord {
+            segment: addr.segment(),
+            offset: addr.offset(),
+            seq,
+            object: None,
+            name: None,
+            blocks: Vec::new(),
+            what: what.into(),
+        }
+    }
+}
+
 impl fmt::Display for LostRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -241,15 +256,7 @@ impl State {
     /// salvaging replay: the object and blocks it wrote when enough of it
     /// is readable, else that a record of unknown content is lost.
     pub(crate) fn describe_damaged(&self, addr: LogAddr, seq: u64) -> LostRecord {
-        let mut lost = LostRecord {
-            segment: addr.segment(),
-            offset: addr.offset(),
-            seq,
-            object: None,
-            name: None,
-            blocks: Vec::new(),
-            what: "a record of unknown content is lost".into(),
-        };
+        let mut lost = LostRecord::at(addr, seq, "a record of unknown content is lost");
         let Some(seg) = self.log.segment(addr.segment()) else {
             return lost;
         };

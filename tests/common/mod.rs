@@ -250,6 +250,25 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 
 // ---- raw client ----
 
+/// Appends one compact NBD request (header, then `data` for writes) to `b`.
+pub fn push_request(
+    b: &mut Vec<u8>,
+    cmd: u16,
+    flags: u16,
+    cookie: u64,
+    offset: u64,
+    len: u32,
+    data: &[u8],
+) {
+    b.extend_from_slice(&REQ_MAGIC.to_be_bytes());
+    b.extend_from_slice(&flags.to_be_bytes());
+    b.extend_from_slice(&cmd.to_be_bytes());
+    b.extend_from_slice(&cookie.to_be_bytes());
+    b.extend_from_slice(&offset.to_be_bytes());
+    b.extend_from_slice(&len.to_be_bytes());
+    b.extend_from_slice(data);
+}
+
 pub const NBDMAGIC: u64 = 0x4e42_444d_4147_4943;
 pub const IHAVEOPT: u64 = 0x4948_4156_454F_5054;
 pub const REPLY_MAGIC: u64 = 0x0003_e889_0455_65a9;
@@ -448,13 +467,7 @@ impl<S: Read + Write> Raw<S> {
         data: &[u8],
     ) {
         let mut b = Vec::with_capacity(28 + data.len());
-        b.extend_from_slice(&REQ_MAGIC.to_be_bytes());
-        b.extend_from_slice(&flags.to_be_bytes());
-        b.extend_from_slice(&cmd.to_be_bytes());
-        b.extend_from_slice(&cookie.to_be_bytes());
-        b.extend_from_slice(&offset.to_be_bytes());
-        b.extend_from_slice(&len.to_be_bytes());
-        b.extend_from_slice(data);
+        push_request(&mut b, cmd, flags, cookie, offset, len, data);
         self.s.write_all(&b).unwrap();
     }
 
