@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -238,18 +238,7 @@ fn verify(sock: &Path, exp: &mut HashMap<u64, Expect>, gen: u64) -> Vec<String> 
 /// Spawns `blockd serve` without waiting for it (to kill it during
 /// recovery).
 fn spawn_serve(dir: &Path) -> std::process::Child {
-    Command::new(bin())
-        .arg("--data-dir")
-        .arg(dir)
-        .args([
-            "serve",
-            "--api-listen",
-            "",
-            "--nbd-listen",
-            "",
-            "--nbd-socket",
-        ])
-        .arg(dir.join("nbd.sock"))
+    serve_command(dir, &["--nbd-listen", ""])
         .env("BLOCKD_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

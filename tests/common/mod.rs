@@ -76,6 +76,19 @@ pub fn nbdsh(srv: &Serve, export: &str, code: &str) -> String {
     ok("/usr/bin/python3", &["-c", &(prelude + code)])
 }
 
+/// `blockd serve` on `dir` without the API, NBD on `dir/nbd.sock`, with
+/// `args` before that (not yet spawned).
+pub fn serve_command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("--data-dir")
+        .arg(dir)
+        .args(["serve", "--api-listen", ""])
+        .args(args)
+        .arg("--nbd-socket")
+        .arg(dir.join("nbd.sock"));
+    c
+}
+
 /// A running `blockd serve`.
 pub struct Serve {
     /// Owns the data directory (unless given).
@@ -102,18 +115,7 @@ impl Serve {
     /// listens.
     pub fn start(dir: &Path, extra: &[&str]) -> Serve {
         let socket = dir.join("nbd.sock");
-        let mut child = Command::new(bin())
-            .arg("--data-dir")
-            .arg(dir)
-            .args([
-                "serve",
-                "--api-listen",
-                "",
-                "--nbd-listen",
-                "127.0.0.1:0",
-                "--nbd-socket",
-            ])
-            .arg(&socket)
+        let mut child = serve_command(dir, &["--nbd-listen", "127.0.0.1:0"])
             .args(extra)
             .env("BLOCKD_LOG", "info")
             .stdin(Stdio::null())
