@@ -16,33 +16,14 @@
 //! entries: loc u64, crc u32, 0 u32) and the root's by the superblock.
 
 use blockd_engine::decode::{decode_write, RecordHeader, Superblock};
-use blockd_engine::{ErrorKind, ObjectId, Store, StoreOptions};
+use blockd_engine::{ErrorKind, ObjectId, Store};
+mod small;
+use small::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-const BS: u64 = 4096;
 const HEADER: usize = 32;
 const SLOT: usize = 4096;
-
-fn opts() -> StoreOptions {
-    StoreOptions {
-        segment_size: 1 << 20,
-        create: true,
-        ..Default::default()
-    }
-}
-
-fn block(tag: u64, b: u64) -> Vec<u8> {
-    let mut x = tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
-    let mut out = Vec::with_capacity(BS as usize);
-    while out.len() < BS as usize {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out
-}
 
 /// Compressible but distinct per block.
 fn text_block(b: u64) -> Vec<u8> {

@@ -6,30 +6,10 @@
 //! behind, what may still run (reads, deletes, checkpoints, close) does,
 //! and the store reopens with every acknowledged write intact.
 
-use blockd_engine::{CounterOverride, Error, ErrorKind, ObjectId, Store, StoreOptions};
+use blockd_engine::{CounterOverride, Error, ErrorKind, ObjectId, Store};
+mod small;
+use small::*;
 use std::path::Path;
-
-const BS: u64 = 4096;
-
-fn opts() -> StoreOptions {
-    StoreOptions {
-        segment_size: 1 << 20,
-        create: true,
-        ..Default::default()
-    }
-}
-
-fn block(tag: u64, b: u64) -> Vec<u8> {
-    let mut x = tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
-    let mut out = Vec::with_capacity(BS as usize);
-    while out.len() < BS as usize {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out
-}
 
 /// The headroom `stats` reports for counter `name`: (value, limit, remaining).
 fn counter(s: &Store, name: &str) -> (u64, u64, u64) {

@@ -16,17 +16,11 @@
 
 use blockd_engine::decode::{decode_write, RecordHeader, RecordKind, HEADER_LEN};
 use blockd_engine::{ErrorKind, ObjectId, Store, StoreOptions};
+mod small;
+use small::*;
 use std::path::{Path, PathBuf};
 
 const BS: usize = 4096;
-
-fn opts() -> StoreOptions {
-    StoreOptions {
-        segment_size: 1 << 20,
-        create: true,
-        ..Default::default()
-    }
-}
 
 fn content(tag: u64, block: u64) -> Vec<u8> {
     let mut x = tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (block + 1).wrapping_mul(0x2545_f491);

@@ -1,0 +1,30 @@
+//! Helpers shared by the engine tests that work on small stores: store
+//! options with 1 MiB segments, and deterministic 4 KiB block contents.
+#![allow(dead_code)]
+
+use blockd_engine::StoreOptions;
+
+/// Block size.
+pub const BS: u64 = 4096;
+
+/// A store created if absent, with 1 MiB segments (rolls come quickly).
+pub fn opts() -> StoreOptions {
+    StoreOptions {
+        segment_size: 1 << 20,
+        create: true,
+        ..Default::default()
+    }
+}
+
+/// Deterministic contents of block `b` under `tag` (xorshift).
+pub fn block(tag: u64, b: u64) -> Vec<u8> {
+    let mut x = tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
+    let mut out = Vec::with_capacity(BS as usize);
+    while out.len() < BS as usize {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
