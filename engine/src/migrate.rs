@@ -9,11 +9,13 @@
 //! still names the old tree, whose pages are still on disk, so a crash
 //! during migration leaves a store that migrates again on the next open.
 
+use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::format::{
-    get_u32, get_u64, CtChild, CtPage, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS, CT_LEAF_ENTRIES,
-    PAGE_LEN,
+    get_u32, get_u64, CtChild, CtPage, RecordKind, Superblock, CT_FANOUT, CT_INTERIOR_LEVELS,
+    CT_LEAF_ENTRIES, FORMAT_VERSION, PAGE_LEN,
 };
+use crate::log::Log;
 use crate::state::{State, PAGE_RECORD};
 use crate::types::LogAddr;
 
@@ -56,6 +58,22 @@ fn decode_v1_inner(b: &[u8], level: u8, index: u64) -> Result<Box<[u64]>> {
 }
 
 impl State {
+    /// The state a superblock describes, before replay: its chunk table
+    /// (a version 1 one read through [`V1Table`] until migrated), its
+    /// checkpoint blob and generation. Shared by every open, salvaging and
+    /// surveying ones included.
+    pub(crate) fn from_superblock(log: Log, sb: &Superblock, cache_pages: usize) -> Result<State> {
+        let v1 = sb.version < FORMAT_VERSION;
+        let root = if v1 { CtChild::NONE } else { sb.ct_root };
+        let mut state = State::new(log, Catalog::default(), root, cache_pages);
+        if v1 {
+            state.v1 = Some(V1Table::new(sb.ct_root.loc));
+        }
+        state.load_blob(sb.blob)?;
+        state.generation = sb.generation;
+        Ok(state)
+    }
+
     /// Location of version 1 page (level, index).
     fn v1_loc(&mut self, level: u8, index: u64) -> Result<LogAddr> {
         let Some(t) = self.v1.as_ref() else {

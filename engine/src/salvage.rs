@@ -14,7 +14,6 @@
 //! (`blockd check`) and [`Store::open_salvaging`] (`check --repair`) replay
 //! past such damage and list what it cost.
 
-use crate::catalog::Catalog;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{get_u32, get_u64, RecordHeader, RecordKind, HEADER_LEN, RECORD_MAGIC};
 use crate::format::{WRITE_ENTRY, WRITE_FIXED};
@@ -374,18 +373,7 @@ impl Store {
             u64::from(sb.segment_size),
             std::sync::Arc::default(),
         )?;
-        // A version 1 store is read through its old chunk table.
-        let v1 = sb.version < crate::format::FORMAT_VERSION;
-        let root = if v1 {
-            crate::format::CtChild::NONE
-        } else {
-            sb.ct_root
-        };
-        let mut state = State::new(log, Catalog::default(), root, 1024);
-        if v1 {
-            state.v1 = Some(crate::migrate::V1Table::new(sb.ct_root.loc));
-        }
-        state.load_blob(sb.blob)?;
+        let mut state = State::from_superblock(log, &sb, 1024)?;
         Ok(state.replay(sb.replay_start, sb.replay_seq, true)?.lost)
     }
 }

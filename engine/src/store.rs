@@ -3,11 +3,11 @@
 //! runs data reads and checksum work outside it, group-commits flushes, and
 //! fail-stops after any durability failure.
 
-use crate::catalog::{Catalog, CatalogOp, ObjectInfo, ObjectKind, ObjectUpdate};
+use crate::catalog::{CatalogOp, ObjectInfo, ObjectKind, ObjectUpdate};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fault::IoOp;
 use crate::format::{
-    encode_write_head, CtChild, RecordKind, Superblock, WriteEntry, FORMAT_VERSION, HEADER_LEN,
+    encode_write_head, RecordKind, Superblock, WriteEntry, FORMAT_VERSION, HEADER_LEN,
     SUPER_SLOT_LEN, WRITE_ENTRY, WRITE_FIXED,
 };
 use crate::io::{fetch_blocks, prepare, Prepared};
@@ -175,13 +175,7 @@ impl Store {
         let v1 = sb.version < FORMAT_VERSION;
         let log = Log::open(&segdir, u64::from(sb.segment_size), faults)?;
         let cache_pages = (opts.cache_bytes / 4096) as usize;
-        let root = if v1 { CtChild::NONE } else { sb.ct_root };
-        let mut state = State::new(log, Catalog::default(), root, cache_pages);
-        if v1 {
-            state.v1 = Some(crate::migrate::V1Table::new(sb.ct_root.loc));
-        }
-        state.load_blob(sb.blob)?;
-        state.generation = sb.generation;
+        let mut state = State::from_superblock(log, &sb, cache_pages)?;
         let replayed = state.replay(sb.replay_start, sb.replay_seq, salvage)?;
         let next_seq = replayed.next_seq;
         state.log.start_append(replayed.tail, next_seq)?;
