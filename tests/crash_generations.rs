@@ -27,10 +27,6 @@ const BS: usize = 4096;
 const VOLUME_BLOCKS: u64 = 16384; // 64 MiB
 const HOT_BLOCKS: usize = 2048;
 const WRITERS: usize = 2;
-const CMD_READ: u16 = 0;
-const CMD_WRITE: u16 = 1;
-const CMD_FLUSH: u16 = 3;
-const FLAG_FUA: u16 = 1;
 
 /// The content of block `block` at write `version`: a header naming both,
 /// then bytes derived from them (so any other block's or version's data is

@@ -20,8 +20,6 @@ const OPT_STARTTLS: u32 = 5;
 const OPT_INFO: u32 = 6;
 const ERR_POLICY: u32 = (1 << 31) + 2;
 const ERR_TLS_REQD: u32 = (1 << 31) + 5;
-const CMD_READ: u16 = 0;
-const CMD_WRITE: u16 = 1;
 
 /// Certificates made for one test: a CA, a server certificate for
 /// localhost and 127.0.0.1, and a client certificate. `trust` holds only
