@@ -7,24 +7,16 @@
 //! intact. The stores are built with the engine and dropped without
 //! `close` (a crash), so the writes live only in the log.
 
+mod common;
+use common::{blockd_output, pattern};
 use engine::decode::{decode_write, RecordHeader, RecordKind, HEADER_LEN};
 use engine::{ObjectId, Store, StoreOptions};
 use std::path::Path;
-use std::process::{Command, Output};
 
 const BS: usize = 4096;
 
-fn blockd(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_blockd"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("run blockd")
-}
-
 fn run(dir: &Path, args: &[&str], code: i32) -> (String, String) {
-    let o = blockd(dir, args);
+    let o = blockd_output(dir, args);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(
@@ -33,18 +25,6 @@ fn run(dir: &Path, args: &[&str], code: i32) -> (String, String) {
         "blockd {args:?}: stdout {out} stderr {err}"
     );
     (out, err)
-}
-
-fn content(tag: u64, block: u64) -> Vec<u8> {
-    let mut x = tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (block + 1).wrapping_mul(0x2545_f491);
-    let mut out = Vec::with_capacity(BS);
-    while out.len() < BS {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out
 }
 
 /// (offset, seq, payload offsets) of each Write record in segment 1.
@@ -84,7 +64,9 @@ fn crashed(dir: &Path) -> ObjectId {
         .unwrap()
         .id;
     for i in 0..6u64 {
-        let data: Vec<u8> = (4 * i..4 * i + 4).flat_map(|b| content(i + 1, b)).collect();
+        let data: Vec<u8> = (4 * i..4 * i + 4)
+            .flat_map(|b| pattern(BS, (i + 1) << 32 | b))
+            .collect();
         s.write(v, 4 * i * BS as u64, &data, false).unwrap();
         s.flush().unwrap();
     }
@@ -118,7 +100,10 @@ fn export_matches(dir: &Path, lost: &[u64]) {
         if b >= 24 || lost.contains(&b) {
             assert!(blk.iter().all(|&x| x == 0), "block {b} should read zeroes");
         } else {
-            assert!(blk == content(b / 4 + 1, b), "block {b} lost its data");
+            assert!(
+                blk == pattern(BS, (b / 4 + 1) << 32 | b),
+                "block {b} lost its data"
+            );
         }
     }
 }

@@ -22,18 +22,6 @@ use std::path::{Path, PathBuf};
 
 const BS: usize = 4096;
 
-fn content(tag: u64, block: u64) -> Vec<u8> {
-    let mut x = tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (block + 1).wrapping_mul(0x2545_f491);
-    let mut out = Vec::with_capacity(BS);
-    while out.len() < BS {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out
-}
-
 /// A Write record found in a segment file.
 #[derive(Debug, Clone)]
 struct WriteRec {
@@ -110,7 +98,7 @@ fn crashed_store(batches: u64, opts: StoreOptions) -> (tempfile::TempDir, Object
     for i in 0..batches {
         let mut data = Vec::new();
         for b in 4 * i..4 * i + 4 {
-            data.extend(content(i + 1, b));
+            data.extend(block(i + 1, b));
         }
         s.write(v, 4 * i * BS as u64, &data, false).unwrap();
         s.flush().unwrap();
@@ -130,7 +118,7 @@ fn verify(s: &Store, v: ObjectId, n: u64, lost: (u64, u64), what: &str) {
         let want = if b >= 4 * n || (lost.0..lost.1).contains(&b) {
             vec![0u8; BS]
         } else {
-            content(b / 4 + 1, b)
+            block(b / 4 + 1, b)
         };
         assert!(buf == want, "{what}: block {b} is wrong");
     }

@@ -16,14 +16,19 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_blockd")
 }
 
-/// Runs the offline CLI; panics on failure; returns stdout.
-pub fn blockd(dir: &Path, args: &[&str]) -> String {
-    let o = Command::new(bin())
+/// Runs the offline CLI on `dir`; returns its output whatever the status.
+pub fn blockd_output(dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
         .arg("--data-dir")
         .arg(dir)
         .args(args)
         .output()
-        .expect("run blockd");
+        .expect("run blockd")
+}
+
+/// Runs the offline CLI; panics on failure; returns stdout.
+pub fn blockd(dir: &Path, args: &[&str]) -> String {
+    let o = blockd_output(dir, args);
     assert!(
         o.status.success(),
         "blockd {args:?}: {}",
