@@ -116,13 +116,8 @@ struct Rec {
 }
 
 fn records(dir: &Path) -> Vec<Rec> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("segments"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
     let mut out = Vec::new();
-    for f in files {
+    for f in segment_files(dir) {
         let bytes = std::fs::read(&f).unwrap();
         let mut off = 0usize;
         while off + HEADER <= bytes.len() {

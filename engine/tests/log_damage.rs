@@ -34,13 +34,8 @@ struct WriteRec {
 }
 
 fn write_records(dir: &Path) -> Vec<WriteRec> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("segments"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
     let mut out = Vec::new();
-    for f in files {
+    for f in segment_files(dir) {
         let seg: u32 = f.file_name().unwrap().to_str().unwrap()[4..12]
             .parse()
             .unwrap();

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use blockd_engine::StoreOptions;
+use std::path::{Path, PathBuf};
 
 /// Block size.
 pub const BS: u64 = 4096;
@@ -27,4 +28,14 @@ pub fn block(tag: u64, b: u64) -> Vec<u8> {
         out.extend_from_slice(&x.to_le_bytes());
     }
     out
+}
+
+/// The segment files of the store in `dir`, in log order.
+pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
 }
