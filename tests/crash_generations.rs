@@ -65,15 +65,15 @@ impl Client {
         flags: u16,
         cookie: u64,
         offset: u64,
-        data: &[u8],
         len: u32,
+        data: &[u8],
     ) -> io::Result<()> {
         let mut b = Vec::with_capacity(28 + data.len());
         push_request(&mut b, cmd, flags, cookie, offset, len, data);
         self.s.write_all(&b)
     }
 
-    /// One simple reply: (cookie, error), reading `read_len` bytes of data
+    /// One simple reply: (cookie, error), reading `buf.len()` bytes of data
     /// into `buf` when the error is 0.
     fn reply(&mut self, buf: &mut [u8]) -> io::Result<(u64, u32)> {
         let mut h = [0u8; 16];
@@ -90,7 +90,7 @@ impl Client {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.send(CMD_READ, 0, 7, offset, &[], buf.len() as u32)?;
+        self.send(CMD_READ, 0, 7, offset, buf.len() as u32, &[])?;
         match self.reply(buf)? {
             (7, 0) => Ok(()),
             r => Err(io::Error::other(format!("read at {offset}: {r:?}"))),
@@ -164,7 +164,7 @@ fn writer(
                 Err(_) => return acked,
             }
         }
-        if c.send(CMD_FLUSH, 0, 1 << 40, 0, &[], 0).is_err() {
+        if c.send(CMD_FLUSH, 0, 1 << 40, 0, 0, &[]).is_err() {
             return acked;
         }
         match c.reply(&mut []) {
