@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use engine::{ByteSize, ErrorKind, ObjectId, ObjectInfo, ObjectKind, Store, StoreOptions};
 use std::fs::File;
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -53,7 +53,7 @@ pub(crate) fn store_options(create: bool) -> StoreOptions {
 }
 
 #[derive(Subcommand, Debug)]
-enum Cmd {
+pub(crate) enum Cmd {
     /// Serve volumes, snapshots and images to front ends.
     Serve(Box<crate::serve::ServeArgs>),
     /// Volumes: create, list, delete, resize.
@@ -126,7 +126,7 @@ enum Cmd {
 }
 
 #[derive(Subcommand, Debug)]
-enum VolumeCmd {
+pub(crate) enum VolumeCmd {
     /// Create a thin volume; prints its id.
     Create {
         /// Name.
@@ -160,7 +160,7 @@ enum VolumeCmd {
 }
 
 #[derive(Subcommand, Debug)]
-enum SnapshotCmd {
+pub(crate) enum SnapshotCmd {
     /// Snapshot a volume; prints the snapshot's id.
     Create {
         /// Volume name or id.
@@ -182,7 +182,7 @@ enum SnapshotCmd {
 }
 
 #[derive(Subcommand, Debug)]
-enum ImageCmd {
+pub(crate) enum ImageCmd {
     /// Capture a volume or snapshot as an image; prints its id.
     Create {
         /// Volume or snapshot name or id.
@@ -251,6 +251,44 @@ fn open(dir: &Path, create: bool) -> Result<Store> {
         .with_context(|| format!("opening store {}", dir.display()))
 }
 
+/// Where a command finds its store: opened by this process (offline), or
+/// the one a running `blockd serve` holds (online, through its admin
+/// socket). Every command runs the same code either way.
+pub(crate) enum Target {
+    /// Open the store in this data directory, and close it after.
+    Offline(PathBuf),
+    /// The running server's store: used, never closed.
+    Online(Store),
+}
+
+impl Target {
+    /// The store to work on; an offline store is created when absent if
+    /// `create`.
+    fn open(&self, create: bool) -> Result<Store> {
+        match self {
+            Target::Offline(dir) => open(dir, create),
+            Target::Online(s) => Ok(s.clone()),
+        }
+    }
+
+    /// Ends the command's use of `s` (closes an offline store).
+    fn done(&self, s: Store) -> Result<()> {
+        match self {
+            Target::Offline(_) => Ok(s.close()?),
+            Target::Online(_) => Ok(()),
+        }
+    }
+
+    /// Whether a store exists (a listing of a directory without one shows
+    /// nothing and creates nothing).
+    fn has_store(&self) -> bool {
+        match self {
+            Target::Offline(dir) => dir.join("superblock").exists(),
+            Target::Online(_) => true,
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<i32> {
     let seg = cli.segment_size.0;
     if !(1 << 20..=1 << 31).contains(&seg) {
@@ -260,72 +298,118 @@ fn run(cli: Cli) -> Result<i32> {
     let dir = cli.data_dir;
     match cli.cmd {
         Cmd::Serve(args) => crate::serve::run(&dir, *args).map(|_| 0),
-        Cmd::Volume(c) => volume(&dir, c),
-        Cmd::Snapshot(c) => snapshot(&dir, c),
-        Cmd::Image(c) => image(&dir, c),
+        Cmd::Mount { .. } if crate::admin::is_served(&dir) => bail!("{SERVED}"),
+        Cmd::Mount { dir: mnt, threads } => mount(&dir, &mnt, threads),
+        cmd => {
+            // A running server holds the store: let it do the work.
+            if let Some(code) = crate::admin::forward(&dir)? {
+                return Ok(code);
+            }
+            let mut out = std::io::stdout().lock();
+            execute(cmd, &Target::Offline(dir), &mut out)
+        }
+    }
+}
+
+/// Why `serve` and `mount` cannot run beside a running server.
+const SERVED: &str =
+    "the data directory is served by a running `blockd serve`; stop it first (or use its --fuse-mount)";
+
+/// Parses `argv` (as the admin socket received it, relative paths already
+/// made absolute against the client's directory) for an online run.
+pub(crate) fn parse_online(argv: &[String], cwd: &Path) -> std::result::Result<Cmd, String> {
+    let cli = Cli::try_parse_from(argv).map_err(|e| {
+        e.render()
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("invalid arguments")
+            .trim_start_matches("error: ")
+            .to_string()
+    })?;
+    let mut cmd = cli.cmd;
+    match &mut cmd {
+        Cmd::Serve(_) | Cmd::Mount { .. } => return Err(SERVED.to_string()),
+        Cmd::Import { file, .. } | Cmd::Export { file, .. } => *file = cwd.join(&*file),
+        _ => {}
+    }
+    Ok(cmd)
+}
+
+/// Runs one command (not `serve` or `mount`) on `target`, writing what it
+/// prints to `out`; returns the exit code.
+pub(crate) fn execute(cmd: Cmd, target: &Target, out: &mut dyn Write) -> Result<i32> {
+    match cmd {
+        Cmd::Serve(_) | Cmd::Mount { .. } => bail!("not a store command"),
+        Cmd::Volume(c) => volume(target, c, out),
+        Cmd::Snapshot(c) => snapshot(target, c, out),
+        Cmd::Image(c) => image(target, c, out),
         Cmd::Clone { source, name } => {
-            let s = open(&dir, false)?;
+            let s = target.open(false)?;
             let src = resolve_kinds(&s, &source, &[ObjectKind::Snapshot, ObjectKind::Image])?;
             let info = s.clone_volume(src, Some(&name))?;
-            println!("{}", info.id);
-            s.close()?;
+            writeln!(out, "{}", info.id)?;
+            target.done(s)?;
             Ok(0)
         }
         Cmd::Import {
             file,
             name,
             compress,
-        } => import(&dir, &file, &name, compress),
-        Cmd::Export { object, file } => export(&dir, &object, &file),
-        Cmd::Check { repair } => check(&dir, repair),
-        Cmd::Stats { json } => stats(&dir, json),
+        } => import(target, &file, &name, compress, out),
+        Cmd::Export { object, file } => export(target, &object, &file),
+        Cmd::Check { repair } => check(target, repair, out),
+        Cmd::Stats { json } => stats(target, json, out),
         Cmd::Scrub { rate } => {
-            let s = open(&dir, false)?;
+            let s = target.open(false)?;
             let r = s.scrub(rate.map(|r| r.0))?;
             for e in &r.errors {
-                println!("damaged: {e}");
+                writeln!(out, "damaged: {e}")?;
             }
-            println!(
+            writeln!(
+                out,
                 "scrubbed {} data chunks and {} metadata pages ({}): {} errors",
                 r.chunks_verified,
                 r.pages_verified,
                 ByteSize(r.bytes_read),
                 r.errors.len()
-            );
-            s.close()?;
+            )?;
+            target.done(s)?;
             Ok(if r.errors.is_empty() { 0 } else { 1 })
         }
-        Cmd::Mount { dir: mnt, threads } => {
-            fuse_export::check_available()?;
-            let s = open(&dir, true)?;
-            let mut signals = signal_hook::iterator::Signals::new([
-                signal_hook::consts::SIGTERM,
-                signal_hook::consts::SIGINT,
-            ])?;
-            let m = fuse_export::mount(s.clone(), &mnt, threads)?;
-            tracing::info!(mount = %mnt.display(), data_dir = %dir.display(), "serving the store over FUSE");
-            eprintln!("blockd: mounted {} at {}", dir.display(), mnt.display());
-            let _ = signals.forever().next();
-            m.unmount()?;
-            s.close()?;
-            Ok(0)
-        }
         Cmd::Gc => {
-            let s = open(&dir, false)?;
+            let s = target.open(false)?;
             let r = s.reclaim(0.5)?;
             let spare = s.release_spares()?;
-            println!(
+            writeln!(
+                out,
                 "freed {} segments, moved {}, disk {} -> {}, released {} of spare segments",
                 r.segments_freed,
                 ByteSize(r.bytes_moved),
                 ByteSize(r.disk_before),
                 ByteSize(r.disk_after),
                 ByteSize(spare)
-            );
-            s.close()?;
+            )?;
+            target.done(s)?;
             Ok(0)
         }
     }
+}
+
+fn mount(dir: &Path, mnt: &Path, threads: usize) -> Result<i32> {
+    fuse_export::check_available()?;
+    let s = open(dir, true)?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
+    let m = fuse_export::mount(s.clone(), mnt, threads)?;
+    tracing::info!(mount = %mnt.display(), data_dir = %dir.display(), "serving the store over FUSE");
+    eprintln!("blockd: mounted {} at {}", dir.display(), mnt.display());
+    let _ = signals.forever().next();
+    m.unmount()?;
+    s.close()?;
+    Ok(0)
 }
 
 /// Resolves a name or id to an object of one of `kinds`.
@@ -355,27 +439,28 @@ fn resolve_kinds(s: &Store, key: &str, kinds: &[ObjectKind]) -> Result<ObjectId>
     }
 }
 
-fn print_list(dir: &Path, kind: ObjectKind, json: bool) -> Result<()> {
+fn print_list(target: &Target, kind: ObjectKind, json: bool, out: &mut dyn Write) -> Result<()> {
     // Listing a directory with no store shows nothing and creates nothing.
-    let items: Vec<ObjectInfo> = if dir.join("superblock").exists() {
-        open(dir, false)?
-            .list()
-            .into_iter()
-            .filter(|o| o.kind == kind)
-            .collect()
+    let items: Vec<ObjectInfo> = if target.has_store() {
+        let s = target.open(false)?;
+        let items = s.list().into_iter().filter(|o| o.kind == kind).collect();
+        target.done(s)?;
+        items
     } else {
         Vec::new()
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&items)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&items)?)?;
         return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "{:<36}  {:<24}  {:>10}  {:<10}  PARENT",
         "ID", "NAME", "SIZE", "STATUS"
-    );
+    )?;
     for o in items {
-        println!(
+        writeln!(
+            out,
             "{:<36}  {:<24}  {:>10}  {:<10}  {}",
             o.id,
             o.name.as_deref().unwrap_or("-"),
@@ -384,75 +469,75 @@ fn print_list(dir: &Path, kind: ObjectKind, json: bool) -> Result<()> {
             o.parent
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "-".into())
-        );
+        )?;
     }
     Ok(())
 }
 
-fn volume(dir: &Path, c: VolumeCmd) -> Result<i32> {
+fn volume(target: &Target, c: VolumeCmd, out: &mut dyn Write) -> Result<i32> {
     match c {
         VolumeCmd::Create {
             name,
             size,
             compress,
         } => {
-            let s = open(dir, true)?;
+            let s = target.open(true)?;
             let info = s.create_volume(Some(&name), size.0, compress)?;
-            println!("{}", info.id);
-            s.close()?;
+            writeln!(out, "{}", info.id)?;
+            target.done(s)?;
         }
-        VolumeCmd::List { json } => print_list(dir, ObjectKind::Volume, json)?,
+        VolumeCmd::List { json } => print_list(target, ObjectKind::Volume, json, out)?,
         VolumeCmd::Delete { volume } => {
-            let s = open(dir, false)?;
+            let s = target.open(false)?;
             let id = resolve_kinds(&s, &volume, &[ObjectKind::Volume])?;
             s.delete(id)?;
-            s.close()?;
+            target.done(s)?;
         }
         VolumeCmd::Resize { volume, size } => {
-            let s = open(dir, false)?;
+            let s = target.open(false)?;
             let id = resolve_kinds(&s, &volume, &[ObjectKind::Volume])?;
             s.resize(id, size.0)?;
-            s.close()?;
+            target.done(s)?;
         }
     }
     Ok(0)
 }
 
-fn snapshot(dir: &Path, c: SnapshotCmd) -> Result<i32> {
+fn snapshot(target: &Target, c: SnapshotCmd, out: &mut dyn Write) -> Result<i32> {
     match c {
         SnapshotCmd::Create { volume, name } => {
-            let s = open(dir, false)?;
+            let s = target.open(false)?;
             let id = resolve_kinds(&s, &volume, &[ObjectKind::Volume])?;
             let info = s.snapshot(id, Some(&name))?;
-            println!("{}", info.id);
-            s.close()?;
+            writeln!(out, "{}", info.id)?;
+            target.done(s)?;
         }
-        SnapshotCmd::List { json } => print_list(dir, ObjectKind::Snapshot, json)?,
+        SnapshotCmd::List { json } => print_list(target, ObjectKind::Snapshot, json, out)?,
         SnapshotCmd::Delete { snapshot } => {
-            let s = open(dir, false)?;
+            let s = target.open(false)?;
             let id = resolve_kinds(&s, &snapshot, &[ObjectKind::Snapshot])?;
             s.delete(id)?;
-            s.close()?;
+            target.done(s)?;
         }
     }
     Ok(0)
 }
 
-fn image(dir: &Path, c: ImageCmd) -> Result<i32> {
+fn image(target: &Target, c: ImageCmd, out: &mut dyn Write) -> Result<i32> {
     match c {
         ImageCmd::Create { source, name } => {
-            let s = open(dir, false)?;
+            let s = target.open(false)?;
             let id = resolve_kinds(&s, &source, &[ObjectKind::Volume, ObjectKind::Snapshot])?;
             let info = s.create_image(id, Some(&name))?;
-            println!("{}", info.id);
-            s.close()?;
+            writeln!(out, "{}", info.id)?;
+            target.done(s)?;
         }
-        ImageCmd::List { json } => print_list(dir, ObjectKind::Image, json)?,
+        ImageCmd::List { json } => print_list(target, ObjectKind::Image, json, out)?,
         ImageCmd::Delete { image } => {
-            let s = open(dir, false)?;
+            let s = target.open(false)?;
             let id = resolve_kinds(&s, &image, &[ObjectKind::Image])?;
             s.delete(id)?;
-            s.close()?;
+            target.done(s)?;
         }
     }
     Ok(0)
@@ -476,14 +561,20 @@ fn progress(total: u64) -> indicatif::ProgressBar {
     }
 }
 
-fn import(dir: &Path, file: &Path, name: &str, compress: bool) -> Result<i32> {
+fn import(
+    target: &Target,
+    file: &Path,
+    name: &str,
+    compress: bool,
+    out: &mut dyn Write,
+) -> Result<i32> {
     let mut f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let len = f.metadata()?.len();
     if len == 0 {
         bail!("{} is empty", file.display());
     }
     let size = len.div_ceil(512) * 512;
-    let s = open(dir, true)?;
+    let s = target.open(true)?;
     let info = s.create_volume(Some(name), size, compress)?;
     let pb = progress(len);
     let mut buf = vec![0u8; COPY_CHUNK];
@@ -516,16 +607,16 @@ fn import(dir: &Path, file: &Path, name: &str, compress: bool) -> Result<i32> {
     if let Err(e) = result {
         // Nothing half-done: remove the partial volume.
         let _ = s.delete(info.id);
-        let _ = s.close();
+        let _ = target.done(s);
         return Err(e.context(format!("importing {}", file.display())));
     }
-    println!("{}", info.id);
-    s.close()?;
+    writeln!(out, "{}", info.id)?;
+    target.done(s)?;
     Ok(0)
 }
 
-fn export(dir: &Path, key: &str, file: &Path) -> Result<i32> {
-    let s = open(dir, false)?;
+fn export(target: &Target, key: &str, file: &Path) -> Result<i32> {
+    let s = target.open(false)?;
     let id = resolve_kinds(
         &s,
         key,
@@ -552,11 +643,16 @@ fn export(dir: &Path, key: &str, file: &Path) -> Result<i32> {
     }
     out.sync_all()?;
     pb.finish_and_clear();
-    s.close()?;
+    target.done(s)?;
     Ok(0)
 }
 
-fn check(dir: &Path, repair: bool) -> Result<i32> {
+fn check(target: &Target, repair: bool, out: &mut dyn Write) -> Result<i32> {
+    let dir = match target {
+        // Online: the server's store is open, so its log replayed cleanly.
+        Target::Online(s) => return check_open(target, s.clone(), Vec::new(), repair, out),
+        Target::Offline(dir) => dir,
+    };
     let (s, lost) = if repair {
         Store::open_salvaging(dir, StoreOptions::default())
             .with_context(|| format!("opening store {}", dir.display()))?
@@ -569,27 +665,39 @@ fn check(dir: &Path, repair: bool) -> Result<i32> {
             },
         ) {
             Ok(s) => (s, Vec::new()),
-            Err(e) if e.kind() == ErrorKind::Corrupt => return check_damaged_log(dir, e),
+            Err(e) if e.kind() == ErrorKind::Corrupt => return check_damaged_log(dir, e, out),
             Err(e) => return Err(e).with_context(|| format!("opening store {}", dir.display())),
         }
     };
+    check_open(target, s, lost, repair, out)
+}
+
+/// `check` on an open store: what a salvage lost, then the tree check.
+fn check_open(
+    target: &Target,
+    s: Store,
+    lost: Vec<engine::LostRecord>,
+    repair: bool,
+    out: &mut dyn Write,
+) -> Result<i32> {
     for l in &lost {
-        println!("lost: {l}");
+        writeln!(out, "lost: {l}")?;
     }
     if !lost.is_empty() {
-        println!(
+        writeln!(out,
             "salvaged the log: {} damaged or inapplicable records skipped, every intact record kept",
             lost.len()
-        );
+        )?;
     }
     let r = s.check(repair)?;
     for c in &r.corruption {
-        println!("corruption: {c}");
+        writeln!(out, "corruption: {c}")?;
     }
     for l in &r.leaks {
-        println!("leak: {l}");
+        writeln!(out, "leak: {l}")?;
     }
-    println!(
+    writeln!(
+        out,
         "checked {} objects, {} map nodes, {} data chunks: {} corruption, {} leaks{}",
         r.objects_checked,
         r.nodes_checked,
@@ -597,15 +705,15 @@ fn check(dir: &Path, repair: bool) -> Result<i32> {
         r.corruption.len(),
         r.leaks.len(),
         if r.repaired { " (repaired)" } else { "" }
-    );
-    s.close()?;
+    )?;
+    target.done(s)?;
     let clean = lost.is_empty() && r.corruption.is_empty() && (r.leaks.is_empty() || r.repaired);
     Ok(if clean { 0 } else { 1 })
 }
 
 /// `check` on a store that refuses to open as corrupt: when the damage is
 /// in the log, lists what a salvage would lose (changing nothing).
-fn check_damaged_log(dir: &Path, open_err: engine::Error) -> Result<i32> {
+fn check_damaged_log(dir: &Path, open_err: engine::Error, out: &mut dyn Write) -> Result<i32> {
     let lost = match Store::survey_log(dir) {
         Ok(l) if !l.is_empty() => l,
         // Not (only) log damage: report the open's error.
@@ -613,29 +721,31 @@ fn check_damaged_log(dir: &Path, open_err: engine::Error) -> Result<i32> {
             return Err(open_err).with_context(|| format!("opening store {}", dir.display()));
         }
     };
-    println!("corruption: {open_err}");
+    writeln!(out, "corruption: {open_err}")?;
     for l in &lost {
-        println!("lost: {l}");
+        writeln!(out, "lost: {l}")?;
     }
-    println!(
+    writeln!(out,
         "the log holds {} damaged or inapplicable records; `blockd check --repair` salvages every intact record and lets the store open",
         lost.len()
-    );
+    )?;
     Ok(1)
 }
 
-fn stats(dir: &Path, json: bool) -> Result<i32> {
-    let s = open(dir, false)?;
+fn stats(target: &Target, json: bool, out: &mut dyn Write) -> Result<i32> {
+    let s = target.open(false)?;
     let st = s.stats()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&st)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&st)?)?;
     } else {
-        println!(
+        writeln!(
+            out,
             "{:<9} {:<36} {:<20} {:>10} {:>10} {:>10} {:>10}",
             "KIND", "ID", "NAME", "LOGICAL", "ALLOCATED", "UNIQUE", "SHARED"
-        );
+        )?;
         for o in &st.objects {
-            println!(
+            writeln!(
+                out,
                 "{:<9} {:<36} {:<20} {:>10} {:>10} {:>10} {:>10}",
                 o.kind.map(|k| k.to_string()).unwrap_or_default(),
                 o.id.map(|i| i.to_string()).unwrap_or_default(),
@@ -644,9 +754,9 @@ fn stats(dir: &Path, json: bool) -> Result<i32> {
                 ByteSize(o.allocated_bytes).to_string(),
                 ByteSize(o.unique_bytes).to_string(),
                 ByteSize(o.shared_bytes).to_string()
-            );
+            )?;
         }
-        println!(
+        writeln!(out,
             "store: logical {}, allocated {}, unique {}, shared {}, live {}, on disk {} in {} segments (+{} spare), moved by reclaim since open {}",
             ByteSize(st.logical_bytes),
             ByteSize(st.allocated_bytes),
@@ -657,7 +767,7 @@ fn stats(dir: &Path, json: bool) -> Result<i32> {
             st.segments,
             ByteSize(st.spare_bytes),
             ByteSize(st.reclaim_moved_bytes)
-        );
+        )?;
         // Counters that must never wrap: how much of each is used.
         let used: Vec<String> = st
             .counters
@@ -672,8 +782,8 @@ fn stats(dir: &Path, json: bool) -> Result<i32> {
                 format!("{} {p} ({} left)", c.name.replace('_', " "), c.remaining)
             })
             .collect();
-        println!("counters used: {}", used.join(", "));
+        writeln!(out, "counters used: {}", used.join(", "))?;
     }
-    s.close()?;
+    target.done(s)?;
     Ok(0)
 }

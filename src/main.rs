@@ -1,8 +1,9 @@
 //! The `blockd` command: `serve` runs the front ends; the other commands work
 //! offline on the same data directory (volumes, snapshots, clones, import,
-//! export, check, stats). Exit codes: 0 success, 1 problems found by
+//! export, check, stats), or, while `serve` runs, through its admin socket. Exit codes: 0 success, 1 problems found by
 //! `check`, 2 bad input or a failed operation (one line on stderr).
 
+mod admin;
 mod cli;
 mod scrubber;
 mod serve;

@@ -165,11 +165,18 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
                 .with_image_import(import_dir, args.image_import_max.0),
         )
     };
+    // The other commands reach the store through the server meanwhile.
+    let admin = crate::admin::AdminServer::start(store.clone(), data_dir)?;
+    tracing::info!(
+        "admin socket {}",
+        crate::admin::socket_path(data_dir).display()
+    );
     let interval = (args.scrub_interval > 0).then(|| Duration::from_secs(args.scrub_interval));
     let scrubber = crate::scrubber::Scrubber::start(store.clone(), interval, args.scrub_rate.0);
     let served = rt.block_on(serve(store.clone(), &args, &socket, api, &scrubber));
     drop(scrubber);
     drop(rt);
+    admin.shutdown();
     if let Some(m) = fuse {
         m.unmount().context("unmounting the FUSE export")?;
     }
