@@ -166,17 +166,27 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         )
     };
     // The other commands reach the store through the server meanwhile.
-    let admin = crate::admin::AdminServer::start(store.clone(), data_dir)?;
-    tracing::info!(
-        "admin socket {}",
-        crate::admin::socket_path(data_dir).display()
-    );
+    // (A data directory whose path is too long for a socket name still
+    // serves; the commands then wait for the server to stop.)
+    let admin = match crate::admin::AdminServer::start(store.clone(), data_dir) {
+        Ok(a) => {
+            let path = crate::admin::socket_path(data_dir);
+            tracing::info!("admin socket {}", path.display());
+            Some(a)
+        }
+        Err(e) => {
+            tracing::warn!("no admin socket: {e:#}");
+            None
+        }
+    };
     let interval = (args.scrub_interval > 0).then(|| Duration::from_secs(args.scrub_interval));
     let scrubber = crate::scrubber::Scrubber::start(store.clone(), interval, args.scrub_rate.0);
     let served = rt.block_on(serve(store.clone(), &args, &socket, api, &scrubber));
     drop(scrubber);
     drop(rt);
-    admin.shutdown();
+    if let Some(a) = admin {
+        a.shutdown();
+    }
     if let Some(m) = fuse {
         m.unmount().context("unmounting the FUSE export")?;
     }
