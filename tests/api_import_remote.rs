@@ -157,9 +157,11 @@ fn redirects_checked_on_every_hop() {
     // A redirect loop ends, generically.
     fs.redirect("/loop", &fs.url("/loop"));
     failed_with(&try_import(&api, "r4", &fs.url("/loop")), "import failed");
-    // An allowed redirect (relative, then absolute) is followed.
+    // An allowed redirect (relative, then absolute) is followed (the file
+    // URL defaults to the first one's + "/file").
     fs.redirect("/hop1", "/hop2");
     fs.redirect("/hop2", &fs.url("/m"));
+    fs.put("/hop1/file", image_bytes());
     let img = ok(&try_import(&api, "redirected", &fs.url("/hop1")));
     assert_eq!(img["name"], "redirected");
     assert_eq!(img["size"], 1, "MB");

@@ -174,17 +174,31 @@ impl ImportPolicy {
                     }))
                 }
                 Err(e) if refused.load(Ordering::Relaxed) => {
-                    tracing::warn!(url = %shown, error = %e, "import source refused: address");
+                    tracing::warn!(url = %shown, error = %describe(&e), "import source refused: address");
                     return Err(REFUSED.into());
                 }
                 Err(e) => {
-                    tracing::warn!(url = %shown, error = %e, "import source failed");
+                    tracing::warn!(url = %shown, error = %describe(&e), "import source failed");
                     return Err(FAILED.into());
                 }
             }
         }
         tracing::warn!(url = %redact(url.as_str()), "import source: too many redirects");
         Err(FAILED.into())
+    }
+}
+
+/// `e` for the log, without the URL ureq's own text carries (it may hold
+/// credentials).
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Status(code, _) => format!("HTTP status {code}"),
+        ureq::Error::Transport(t) => {
+            let source = std::error::Error::source(t)
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            format!("{}: {}{source}", t.kind(), t.message().unwrap_or(""))
+        }
     }
 }
 

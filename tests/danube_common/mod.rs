@@ -286,7 +286,7 @@ impl FileServer {
                     let (status, body) = files
                         .lock()
                         .unwrap()
-                        .get(&path)
+                        .get(path.split('?').next().unwrap_or_default())
                         .cloned()
                         .unwrap_or((404, b"not found".to_vec()));
                     // A 3xx body is its Location.
