@@ -288,8 +288,8 @@ fn v4_public(a: Ipv4Addr) -> bool {
 fn v6_public(a: Ipv6Addr) -> bool {
     let s = a.segments();
     let global = (s[0] & 0xe000) == 0x2000;
-    let special = (s[0] == 0x2001 && s[1] < 0x0200) // 2001::/23, Teredo among them
-        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+    // 2001::/23 (Teredo among them) and 2001:db8::/32 (documentation).
+    let special = (s[0] == 0x2001 && (s[1] < 0x0200 || s[1] == 0x0db8))
         || s[0] == 0x2002 // 6to4
         || (s[0] == 0x3fff && s[1] < 0x1000); // documentation, 3fff::/20
     global && !special && !a.is_loopback() && !a.is_multicast() && !a.is_unique_local()
