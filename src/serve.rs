@@ -108,6 +108,26 @@ pub struct ServeArgs {
     /// Largest image file the Danube Cloud image import accepts.
     #[arg(long, default_value = "64G")]
     image_import_max: engine::ByteSize,
+    /// A host (HOST or HOST:PORT; without a port, the scheme's default)
+    /// the image import may fetch http(s) URLs from; repeatable. Without
+    /// it remote imports are refused. Loopback, private, link-local and
+    /// other non-public addresses are refused even for listed hosts.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    image_import_allow: Vec<api::AllowedHost>,
+}
+
+/// Set (in debug builds only) to let image imports connect to loopback
+/// addresses: for the test suite's local file server, never for use.
+const TEST_IMPORT_LOOPBACK: &str = "BLOCKD_TEST_IMPORT_LOOPBACK";
+
+/// The remote image import policy the options ask for.
+fn import_policy(args: &ServeArgs) -> api::ImportPolicy {
+    let policy = api::ImportPolicy::new(args.image_import_allow.clone());
+    if cfg!(debug_assertions) && std::env::var_os(TEST_IMPORT_LOOPBACK).is_some() {
+        tracing::warn!("{TEST_IMPORT_LOOPBACK} set: image imports may reach loopback (tests only)");
+        return policy.allow_loopback_for_tests();
+    }
+    policy
 }
 
 /// Runs the server on the store in `data_dir`.
@@ -162,7 +182,8 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
             .unwrap_or_else(|| data_dir.join("import"));
         Some(
             api::ApiState::new(store.clone(), auth)
-                .with_image_import(import_dir, args.image_import_max.0),
+                .with_image_import(import_dir, args.image_import_max.0)
+                .with_import_policy(import_policy(&args)),
         )
     };
     // The other commands reach the store through the server meanwhile.

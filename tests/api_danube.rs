@@ -36,8 +36,8 @@ fn import_from(
 
 #[test]
 fn seed_image_import_from_http_raw_gzip_zstd() {
-    let api = Api::start();
     let fs = FileServer::start();
+    let api = api_importing_from(&fs);
     let data = image_bytes();
     for (name, stored, comp) in [
         ("raw-img", data.clone(), "none"),
@@ -92,8 +92,8 @@ fn seed_image_import_from_http_raw_gzip_zstd() {
 
 #[test]
 fn seed_image_import_with_every_parameter_and_failures() {
-    let api = Api::start();
     let fs = FileServer::start();
+    let api = api_importing_from(&fs);
     let data = image_bytes();
     let stored = compress("gzip", &data);
     fs.put("/m", manifest(&stored, "gzip", Some(4)));
@@ -194,8 +194,8 @@ fn seed_image_import_with_every_parameter_and_failures() {
 
 #[test]
 fn import_is_a_task_and_reserves_the_name() {
-    let api = Api::start();
     let fs = FileServer::start();
+    let api = api_importing_from(&fs);
     let data = image_bytes();
     fs.put("/slow", manifest(&data, "none", None));
     fs.put("/slow/file", data.clone());
@@ -563,8 +563,8 @@ fn seed_image_list_show_update() {
 
 #[test]
 fn restart_forgets_tasks_and_deletes_an_interrupted_import() {
-    let mut api = Api::start();
     let fs = FileServer::start();
+    let mut api = api_importing_from(&fs);
     let data = image_bytes();
     let stored = compress("gzip", &data);
     fs.put("/held", manifest(&stored, "gzip", None));

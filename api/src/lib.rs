@@ -14,6 +14,7 @@
 //!    │
 //!    ├── http.rs       Request / Reply: plain values, no warp in handlers
 //!    ├── auth.rs       tenants, tokens, constant-time checks, the auth file
+//!    ├── remote.rs     remote fetches for imports: allow-list, public addresses only
 //!    ├── meta.rs       API state kept in engine status + metadata (api.*, user.*)
 //!    ├── error.rs      ApiError: one error type, no HTTP in it
 //!    ├── openstack/    routing, views, business rules, fault bodies
@@ -38,10 +39,12 @@ pub mod fuzzing;
 mod http;
 pub mod meta;
 mod openstack;
+mod remote;
 
 pub use auth::{Auth, Quota, Tenant};
 pub use error::{ApiError, ErrorKind, Result};
 pub use http::{Reply, Request, MAX_BODY};
+pub use remote::{AllowedHost, ImportPolicy};
 
 use bytes::{Buf, Bytes, BytesMut};
 use engine::Store;
@@ -70,6 +73,7 @@ struct Inner {
     lock: parking_lot::Mutex<()>,
     permits: tokio::sync::Semaphore,
     danube: danube::State,
+    import_policy: std::sync::OnceLock<ImportPolicy>,
 }
 
 impl ApiState {
@@ -82,6 +86,7 @@ impl ApiState {
                 lock: parking_lot::Mutex::new(()),
                 permits: tokio::sync::Semaphore::new(MAX_CONCURRENT),
                 danube: danube::State::default(),
+                import_policy: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -95,6 +100,19 @@ impl ApiState {
             .danube
             .configure(&self.inner.store, Some(dir), max_file);
         self
+    }
+
+    /// The same state with remote (http, https) image imports allowed as
+    /// `policy` says; without it they are all refused. Set once: later
+    /// calls change nothing.
+    pub fn with_import_policy(self, policy: ImportPolicy) -> Self {
+        let _ = self.inner.import_policy.set(policy);
+        self
+    }
+
+    /// Which remote sources imports may read.
+    pub(crate) fn import_policy(&self) -> ImportPolicy {
+        self.inner.import_policy.get().cloned().unwrap_or_default()
     }
 
     pub(crate) fn danube(&self) -> &danube::State {

@@ -117,6 +117,9 @@ pub struct Api {
     child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
     agent: ureq::Agent,
+    /// More `blockd serve` options and environment variables.
+    extra: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Api {
@@ -129,6 +132,21 @@ impl Api {
     /// with `auth` written to `<tmp>/auth.toml` and passed as --auth-file,
     /// or without --auth-file (the server creates `<data-dir>/auth.toml`).
     pub fn start_with(auth: Option<&str>, setup: impl FnOnce(&Path)) -> Api {
+        Api::start_full(auth, setup, &[], &[])
+    }
+
+    /// A server with the [`AUTH`] tenants, more `serve` options and
+    /// environment variables.
+    pub fn start_args(args: &[&str], env: &[(&str, &str)]) -> Api {
+        Api::start_full(Some(AUTH), |_| {}, args, env)
+    }
+
+    fn start_full(
+        auth: Option<&str>,
+        setup: impl FnOnce(&Path),
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Api {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("data");
         setup(&dir);
@@ -152,6 +170,11 @@ impl Api {
                 .timeout(Duration::from_secs(60))
                 .redirects(0)
                 .build(),
+            extra: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         api.spawn(auth.is_some());
         api
@@ -167,6 +190,7 @@ impl Api {
         if pass_auth {
             cmd.arg("--auth-file").arg(&self.auth);
         }
+        cmd.args(&self.extra).envs(self.env.iter().cloned());
         let mut child = cmd
             .env("BLOCKD_LOG", "info")
             .env("NO_COLOR", "1")

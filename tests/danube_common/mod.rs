@@ -286,11 +286,17 @@ impl FileServer {
                     let (status, body) = files
                         .lock()
                         .unwrap()
-                        .get(&path)
+                        .get(path.split('?').next().unwrap_or_default())
                         .cloned()
                         .unwrap_or((404, b"not found".to_vec()));
+                    // A 3xx body is its Location.
+                    let location = if (300..400).contains(&status) {
+                        format!("Location: {}\r\n", String::from_utf8_lossy(&body))
+                    } else {
+                        String::new()
+                    };
                     let head = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        "HTTP/1.1 {status} X\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n",
                         body.len()
                     );
                     let _ = s.write_all(head.as_bytes());
@@ -333,6 +339,42 @@ impl FileServer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// `path` answers `status` with `body`.
+    pub fn put_status(&self, path: &str, status: u16, body: Vec<u8>) {
+        self.files
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), (status, body));
+    }
+
+    /// `path` answers 302 to `location`.
+    pub fn redirect(&self, path: &str, location: &str) {
+        self.put_status(path, 302, location.as_bytes().to_vec());
+    }
+
+    /// The paths asked for so far.
+    pub fn hits(&self) -> Vec<String> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn authority(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+}
+
+/// The debug-build-only variable that lets imports reach loopback (the
+/// file server's address).
+pub const TEST_LOOPBACK: &str = "BLOCKD_TEST_IMPORT_LOOPBACK";
+
+/// A server whose image import may fetch from `fs` (allow-listed, and
+/// loopback let through for the test).
+pub fn api_importing_from(fs: &FileServer) -> Api {
+    Api::start_args(
+        &["--image-import-allow", fs.authority()],
+        &[(TEST_LOOPBACK, "1")],
+    )
 }
 
 /// A 1 MiB test image: four 256 KiB blocks of 0x11, zeros, 0x33, 0x44.

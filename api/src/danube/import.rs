@@ -1,7 +1,9 @@
 //! `POST /api/image/<name>/`: the image import, as a task.
 //!
-//! The request is checked at once (name, fields, URLs: `http://` anywhere,
-//! `file://` only inside the configured import directory, canonicalized),
+//! The request is checked at once (name, fields, URLs: `http(s)://` as
+//! [`crate::remote`] allows when fetched (operator allow-list, public
+//! addresses only), `file://` only inside the configured import directory,
+//! canonicalized),
 //! the name is reserved (at most 4 imports run per tenant, 16 in all: 409
 //! beyond), and 201 PENDING answers with the task id. A
 //! background thread then fetches the imgadm-style manifest (at most
@@ -11,8 +13,7 @@
 //! (no owner, so no tenant sees it; all-zero blocks are skipped), checks
 //! size and checksum, then derives the image with all its metadata in one
 //! durable step and deletes the temporary volume. On any failure the
-//! temporary volume is deleted: nothing is left half-made. HTTPS is not
-//! available (the build has no TLS).
+//! temporary volume is deleted: nothing is left half-made.
 
 use super::fields::{check_name, Data, MAX_DESC, MAX_URL, MAX_VERSION};
 use super::images::{self, Fields};
@@ -20,6 +21,7 @@ use super::tasks::Outcome;
 use super::{pending, Ctx, DResult, Fail};
 use crate::http::Reply;
 use crate::meta;
+use crate::remote::{self, ImportPolicy};
 use crate::ApiState;
 use engine::{ObjectId, ObjectKind, Store};
 use serde_json::{json, Map, Value};
@@ -31,9 +33,6 @@ use std::time::{Duration, Instant};
 
 /// Largest manifest.
 const MAX_MANIFEST: u64 = 1 << 20;
-/// Connect timeout, and longest silence while reading.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest time a manifest fetch, and a whole import, may take.
 const MANIFEST_DEADLINE: Duration = Duration::from_secs(60);
 const IMPORT_DEADLINE: Duration = Duration::from_secs(6 * 3600);
@@ -93,27 +92,16 @@ fn parse_url(url: &str, dir: Option<&Path>) -> Result<Source, String> {
     }
 }
 
-/// Opens `src` for reading (`overall` bounds a whole HTTP exchange).
+/// Opens `src` for reading (`overall` bounds a whole HTTP exchange);
+/// remote sources go through `policy` (see [`crate::remote`]).
 fn open(
     src: &Source,
     overall: Option<Duration>,
     dir: Option<&Path>,
+    policy: &ImportPolicy,
 ) -> Result<Box<dyn Read + Send>, String> {
     match src {
-        Source::Http(url) => {
-            let mut b = ureq::AgentBuilder::new()
-                .timeout_connect(CONNECT_TIMEOUT)
-                .timeout_read(READ_TIMEOUT)
-                .redirects(3);
-            if let Some(t) = overall {
-                b = b.timeout(t);
-            }
-            match b.build().get(url).call() {
-                Ok(r) => Ok(Box::new(r.into_reader())),
-                Err(ureq::Error::Status(code, _)) => Err(format!("{url}: HTTP status {code}")),
-                Err(e) => Err(format!("{url}: {e}")),
-            }
-        }
+        Source::Http(url) => policy.open(url, overall),
         Source::File(p) => {
             // Checked again at open time: the directory may have changed.
             let dir = dir.ok_or("file:// URLs are not enabled on this server.")?;
@@ -205,7 +193,8 @@ pub fn start(ctx: &Ctx, name: &str) -> DResult<Reply> {
             format!("Cannot start the import task: {e}"),
         ));
     }
-    tracing::info!(tenant = %ctx.tenant.id, image = name, task, "danube: image import started");
+    let source = remote::redact(&manifest_url);
+    tracing::info!(tenant = %ctx.tenant.id, image = name, task, %source, "danube: image import started");
     Ok(pending(&task, json!({"name": name, "status": 2})))
 }
 
@@ -505,8 +494,9 @@ fn import(job: &Job) -> Result<Value, String> {
     let store = job.state.store();
     let cfg = job.state.danube().config();
     let dir = cfg.dir.as_deref();
+    let policy = job.state.import_policy();
     let mut raw = Vec::new();
-    open(&job.manifest, Some(MANIFEST_DEADLINE), dir)?
+    open(&job.manifest, Some(MANIFEST_DEADLINE), dir, &policy)?
         .take(MAX_MANIFEST + 1)
         .read_to_end(&mut raw)
         .map_err(|e| format!("reading the manifest: {e}"))?;
@@ -553,7 +543,7 @@ fn fill_and_derive(
     dir: Option<&Path>,
 ) -> Result<Value, String> {
     let store = job.state.store();
-    let mut src = open(&job.file, None, dir)?;
+    let mut src = open(&job.file, None, dir, &job.state.import_policy())?;
     let len = copy_into(store, tmp, tmp_size, m, &mut *src, cap)?;
     let size = round512(len).max(m.image_size.map(|mb| mb * MIB).unwrap_or(0));
     let cur = store.get(tmp).map_err(|e| e.to_string())?.size;
