@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs the real clients the tests
 # drive (qemu-img/qemu-io, nbdinfo/nbdcopy/nbdsh, nbdkit, fio, fuse3,
-# e2fsprogs, openssl for test certificates) when missing, then builds and
-# runs the whole workspace's tests.
+# e2fsprogs, openssl for test certificates) when missing, and the OpenStack
+# clients (python-openstackclient, cinderclient, openstacksdk) into a
+# virtual environment, then builds and runs the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,19 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# The real OpenStack clients for tests/openstack_cli.rs, pinned, in a
+# virtual environment under target/ (made once).
+venv=target/openstack-venv
+if [ ! -x "$venv/bin/openstack" ]; then
+  echo "installing the OpenStack clients into $venv"
+  mkdir -p target
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check \
+    'python-openstackclient==7.4.0' 'python-cinderclient==9.7.0' 'openstacksdk==4.4.0'
+fi
+BLOCKD_OPENSTACK_VENV="$(cd "$venv" && pwd)"
+export BLOCKD_OPENSTACK_VENV
 
 # Benches must build; they run with `cargo bench`, not here.
 cargo build --workspace --all-targets

@@ -13,6 +13,7 @@
 //! gigabytes = 100
 //! volumes = 10
 //! snapshots = 20
+//! # admin = true     # optional: Keystone's admin role, Cinder's admin actions
 //! ```
 
 use crate::error::{ApiError, ErrorKind, Result};
@@ -50,6 +51,14 @@ pub struct Tenant {
     /// Limits, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<Quota>,
+    /// An operator tenant: Keystone gives it the `admin` role, and Cinder's
+    /// admin-only actions (`os-reset_status`) accept it. Off by default.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub admin: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl fmt::Debug for Tenant {
@@ -60,6 +69,7 @@ impl fmt::Debug for Tenant {
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .field("quota", &self.quota)
+            .field("admin", &self.admin)
             .finish()
     }
 }
@@ -168,6 +178,7 @@ impl Auth {
                     user: "demo".into(),
                     password: random_secret(),
                     quota: None,
+                    admin: false,
                 }])?;
                 auth.write(path)?;
                 Ok((auth, true))
@@ -222,6 +233,11 @@ impl Auth {
             }
         }
         found
+    }
+
+    /// The tenant with id `id`.
+    pub fn by_id(&self, id: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|t| t.id == id)
     }
 
     /// The tenant with HTTP Basic credentials `user`/`password`.

@@ -7,20 +7,28 @@
 //! - Deltacloud storage volumes and snapshots under `/api` (`deltacloud/`);
 //! - DMTF CIMI 1.0.1 volumes and volume images under `/cimi` (`cimi/`);
 //! - Danube Cloud images, VM snapshots and tasks under `/api/image`,
-//!   `/api/vm` and `/api/task` (`danube/`).
+//!   `/api/vm` and `/api/task` (`danube/`);
+//! - a minimal Keystone v3 identity service under `/v3` and `/identity/v3`
+//!   (`keystone/`): tokens for the tenants of the auth file and a service
+//!   catalogue naming the Cinder endpoint;
+//! - the Cinder block storage v3 API under `/volume/v3/{project_id}`
+//!   (`cinder/`), as today's OpenStack clients speak it.
 //!
 //! ```text
 //!  warp filter (routes) ── reads the body (≤ 1 MiB), one blocking task per request
 //!    │
 //!    ├── http.rs       Request / Reply: plain values, no warp in handlers
 //!    ├── auth.rs       tenants, tokens, constant-time checks, the auth file
+//!    ├── token.rs      stateless HMAC-signed expiring tokens (Keystone's)
 //!    ├── remote.rs     remote fetches for imports: allow-list, public addresses only
 //!    ├── meta.rs       API state kept in engine status + metadata (api.*, user.*)
 //!    ├── error.rs      ApiError: one error type, no HTTP in it
 //!    ├── openstack/    routing, views, business rules, fault bodies
 //!    ├── deltacloud/   the same for Deltacloud (XML default, JSON)
 //!    ├── cimi/         the same for CIMI (JSON default, XML)
-//!    └── danube/       the same for Danube Cloud (JSON, tasks)
+//!    ├── danube/       the same for Danube Cloud (JSON, tasks)
+//!    ├── keystone/     minimal Keystone v3: discovery, tokens, catalogue
+//!    └── cinder/       Cinder v3: microversions, volumes, snapshots, quotas
 //! ```
 //!
 //! **Invariant:** the API keeps no state of its own: everything it knows is
@@ -32,14 +40,17 @@
 
 mod auth;
 mod cimi;
+mod cinder;
 mod danube;
 mod deltacloud;
 mod error;
 pub mod fuzzing;
 mod http;
+mod keystone;
 pub mod meta;
 mod openstack;
 mod remote;
+mod token;
 
 pub use auth::{Auth, Quota, Tenant};
 pub use error::{ApiError, ErrorKind, Result};
@@ -58,6 +69,10 @@ use warp::Filter;
 /// The HTTP response type the filter produces.
 pub type Response = warp::http::Response<warp::hyper::Body>;
 
+/// Where the Cinder v3 API lives: `/volume/v3/{project_id}/...` (the
+/// catalogue the Keystone dialect hands out names it).
+pub(crate) const CINDER_V3_PATH: &str = "/volume/v3";
+
 /// Most requests doing engine work at once (each holds a blocking thread).
 const MAX_CONCURRENT: usize = 16;
 
@@ -74,6 +89,7 @@ struct Inner {
     permits: tokio::sync::Semaphore,
     danube: danube::State,
     import_policy: std::sync::OnceLock<ImportPolicy>,
+    token_key: token::TokenKey,
 }
 
 impl ApiState {
@@ -87,6 +103,7 @@ impl ApiState {
                 permits: tokio::sync::Semaphore::new(MAX_CONCURRENT),
                 danube: danube::State::default(),
                 import_policy: std::sync::OnceLock::new(),
+                token_key: token::TokenKey::random(),
             }),
         }
     }
@@ -127,6 +144,23 @@ impl ApiState {
         &self.inner.auth
     }
 
+    /// The key that signs this run's Keystone tokens.
+    pub(crate) fn token_key(&self) -> &token::TokenKey {
+        &self.inner.token_key
+    }
+
+    /// The tenant an `X-Auth-Token` speaks for: a token this server signed
+    /// and that has not expired (its tenant still in the auth file), or a
+    /// tenant's static token.
+    pub(crate) fn authenticate(&self, token: &str) -> Option<&Tenant> {
+        if token::is_signed_form(token) {
+            let claims = self.token_key().verify(token, token::UnixTime::now())?;
+            self.auth().by_id(&claims.tenant)
+        } else {
+            self.auth().by_token(token)
+        }
+    }
+
     /// Serializes check-then-act sequences.
     pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, ()> {
         self.inner.lock.lock()
@@ -144,6 +178,10 @@ pub enum Dialect {
     Cimi,
     /// Danube Cloud (`/api/image/`, `/api/vm/`, `/api/task/`).
     Danube,
+    /// Minimal Keystone v3 (`/v3/...`, `/identity/...`).
+    Keystone,
+    /// Cinder block storage v3 (`/volume/...`).
+    Cinder,
 }
 
 impl Dialect {
@@ -154,6 +192,8 @@ impl Dialect {
             (Some("cimi"), _) => Dialect::Cimi,
             (Some("api"), Some("image" | "vm" | "task")) => Dialect::Danube,
             (Some("api"), _) => Dialect::Deltacloud,
+            (Some("v3" | "identity"), _) => Dialect::Keystone,
+            (Some("volume"), _) => Dialect::Cinder,
             _ => Dialect::OpenStack,
         }
     }
@@ -168,6 +208,8 @@ impl Dialect {
             Dialect::Deltacloud => deltacloud::dispatch(state, req),
             Dialect::Cimi => cimi::dispatch(state, req),
             Dialect::Danube => danube::dispatch(state, req),
+            Dialect::Keystone => keystone::dispatch(state, req),
+            Dialect::Cinder => cinder::dispatch(state, req),
         }
     }
 
@@ -179,6 +221,8 @@ impl Dialect {
             Dialect::Deltacloud => deltacloud::error_reply(req, e),
             Dialect::Cimi => cimi::error_reply(req, e),
             Dialect::Danube => danube::error_reply(req, e),
+            Dialect::Keystone => keystone::error_reply(e),
+            Dialect::Cinder => cinder::fault::reply(req, e),
         }
     }
 }
@@ -306,7 +350,11 @@ where
     };
     let mut resp = to_response(reply);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-compute-request-id", v);
+        if matches!(dialect, Dialect::Keystone | Dialect::Cinder) {
+            resp.headers_mut().insert("x-openstack-request-id", v);
+        } else {
+            resp.headers_mut().insert("x-compute-request-id", v);
+        }
     }
     resp
 }

@@ -32,6 +32,14 @@ pub const IMAGE_REF: &str = "api.image_ref";
 pub const ATTACHED_SERVER: &str = "api.attached_server";
 /// The device name of that attachment.
 pub const ATTACHED_DEVICE: &str = "api.attached_device";
+/// The volume a volume was cloned from (Cinder's `source_volid`).
+pub const SOURCE_VOLUME: &str = "api.source_volid";
+/// "true" for a bootable volume (Cinder's `bootable`; made from an image,
+/// or set with `os-set_bootable`).
+pub const BOOTABLE: &str = "api.bootable";
+/// Prefix of a volume's image metadata keys (Cinder's
+/// `volume_image_metadata`, `os-set_image_metadata`).
+pub const IMAGE_META_PREFIX: &str = "api.image_meta.";
 /// Prefix of user metadata keys.
 pub const USER_PREFIX: &str = "user.";
 

@@ -1,0 +1,240 @@
+//! `POST volumes/{id}/action`: `os-extend`, `revert` (3.40+),
+//! `os-reset_status` and `os-force_delete` (admin tenants only, else 403),
+//! `os-set_image_metadata`, `os-unset_image_metadata`,
+//! `os-show_image_metadata`, `os-set_bootable`. Unknown actions are 400.
+
+use super::params::{parse_bool, parse_gb, parse_metadata, MAX_FIELD};
+use super::volumes::{delete, save};
+use super::Ctx;
+use crate::error::{ApiError, Result};
+use crate::http::Reply;
+use crate::meta::{self, GIB};
+use serde_json::{json, Map, Value};
+
+/// The statuses `os-reset_status` may set, as Cinder allows them.
+const RESET_STATUSES: &[&str] = &[
+    "available",
+    "in-use",
+    "error",
+    "creating",
+    "deleting",
+    "attaching",
+    "detaching",
+    "error_deleting",
+    "error_extending",
+    "maintenance",
+    "reserved",
+    "extending",
+];
+
+/// `POST volumes/{id}/action`.
+pub fn action(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let body = match ctx.req.json_body()? {
+        Some(Value::Object(m)) if m.len() == 1 => m,
+        _ => {
+            return Err(ApiError::bad_request(
+                "Malformed request body: expected one action object",
+            ))
+        }
+    };
+    let Some((name, args)) = body.into_iter().next() else {
+        return Err(ApiError::bad_request("Malformed request body"));
+    };
+    let args = match args {
+        Value::Object(m) => m,
+        Value::Null => Map::new(),
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "Malformed request body: {} takes an object",
+                name.escape_debug()
+            )))
+        }
+    };
+    match name.as_str() {
+        "os-extend" => extend(ctx, id, &args),
+        "revert" if ctx.version.at_least(40) => revert(ctx, id, &args),
+        "os-reset_status" => reset_status(ctx, id, &args),
+        "os-force_delete" => {
+            ctx.require_admin("volume_extension:volume_admin_actions:force_delete")?;
+            delete(ctx, id, true)
+        }
+        "os-set_image_metadata" => set_image_metadata(ctx, id, &args),
+        "os-unset_image_metadata" => unset_image_metadata(ctx, id, &args),
+        "os-show_image_metadata" => {
+            let o = ctx.volume(id)?;
+            Ok(Reply::json(200, json!({"metadata": image_meta(&o)})))
+        }
+        "os-set_bootable" => set_bootable(ctx, id, &args),
+        other => Err(ApiError::bad_request(format!(
+            "There is no such action: {}",
+            other.escape_debug()
+        ))),
+    }
+}
+
+fn image_meta(o: &engine::ObjectInfo) -> std::collections::BTreeMap<String, String> {
+    o.metadata
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(meta::IMAGE_META_PREFIX)
+                .map(|k| (k.to_string(), v.clone()))
+        })
+        .collect()
+}
+
+fn extend(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
+    let new_gb = match args.get("new_size") {
+        Some(v) => parse_gb(v, "new_size")?,
+        None => {
+            return Err(ApiError::bad_request(
+                "Invalid input received: new_size is required",
+            ))
+        }
+    };
+    let _guard = ctx.state.lock();
+    let o = ctx.volume(id)?;
+    // Extending an attached volume needs 3.42, as in Cinder.
+    let ok = o.status == meta::AVAILABLE || (ctx.version.at_least(42) && o.status == meta::IN_USE);
+    if !ok {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: Volume status must be {} to extend, but current status is: {}.",
+            if ctx.version.at_least(42) {
+                "'available' or 'in-use'"
+            } else {
+                "'available'"
+            },
+            o.status
+        )));
+    }
+    let cur = meta::gb(o.size);
+    if new_gb <= cur {
+        return Err(ApiError::bad_request(format!(
+            "Invalid input received: New size for extend must be greater than current size. \
+             (current: {cur}, extended: {new_gb})."
+        )));
+    }
+    ctx.check_quota(0, 0, new_gb - cur)?;
+    ctx.store().resize(o.id, new_gb * GIB)?;
+    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, new_gb, "cinder: volume extended");
+    Ok(Reply::empty(202))
+}
+
+fn revert(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
+    let Some(snap_id) = args.get("snapshot_id").and_then(Value::as_str) else {
+        return Err(ApiError::bad_request(
+            "Invalid input received: snapshot_id is required",
+        ));
+    };
+    let _guard = ctx.state.lock();
+    let o = ctx.volume(id)?;
+    let s = ctx.snapshot(snap_id)?;
+    if s.parent != Some(o.id) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid snapshot: snapshot {} is not a snapshot of volume {}.",
+            s.id, o.id
+        )));
+    }
+    if o.status != meta::AVAILABLE {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: Volume status must be available to revert, but current status is: {}.",
+            o.status
+        )));
+    }
+    let (cur, snap) = (meta::gb(o.size), meta::gb(s.size));
+    if snap > cur {
+        ctx.check_quota(0, 0, snap - cur)?;
+    }
+    ctx.store().revert(o.id, s.id)?;
+    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, snapshot = %s.id, "cinder: volume reverted");
+    Ok(Reply::empty(202))
+}
+
+fn reset_status(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
+    ctx.require_admin("volume_extension:volume_admin_actions:reset_status")?;
+    let status = args.get("status").and_then(Value::as_str);
+    let attach = args.get("attach_status").and_then(Value::as_str);
+    if status.is_none() && attach.is_none() {
+        return Err(ApiError::bad_request(
+            "Invalid input received: Must specify 'status', 'attach_status' or 'migration_status' for update.",
+        ));
+    }
+    if let Some(s) = status.filter(|s| !RESET_STATUSES.contains(s)) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid input received: Must specify a valid status: {}",
+            s.escape_debug()
+        )));
+    }
+    let _guard = ctx.state.lock();
+    let o = ctx.volume(id)?;
+    let mut m = o.metadata.clone();
+    match attach {
+        None => {}
+        Some("detached") => {
+            meta::set(&mut m, meta::ATTACHED_SERVER, None);
+            meta::set(&mut m, meta::ATTACHED_DEVICE, None);
+        }
+        Some("attached") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid input received: Must specify a valid attach status: {}",
+                other.escape_debug()
+            )))
+        }
+    }
+    save(ctx, &o, status, m)?;
+    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, status = status.unwrap_or("-"), "cinder: volume status reset");
+    Ok(Reply::empty(202))
+}
+
+fn set_image_metadata(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
+    let new = parse_metadata(args.get("metadata"))?
+        .ok_or_else(|| ApiError::bad_request("Invalid input received: metadata is required"))?;
+    let _guard = ctx.state.lock();
+    let o = ctx.volume(id)?;
+    let mut m = o.metadata.clone();
+    for (k, v) in &new {
+        m.insert(format!("{}{k}", meta::IMAGE_META_PREFIX), v.clone());
+    }
+    save(ctx, &o, None, m)?;
+    let o = ctx.store().get(o.id)?;
+    Ok(Reply::json(200, json!({"metadata": image_meta(&o)})))
+}
+
+fn unset_image_metadata(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
+    let key = args
+        .get("key")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty() && k.len() <= MAX_FIELD)
+        .ok_or_else(|| ApiError::bad_request("Invalid input received: key is required"))?;
+    let _guard = ctx.state.lock();
+    let o = ctx.volume(id)?;
+    let mut m = o.metadata.clone();
+    if m.remove(&format!("{}{key}", meta::IMAGE_META_PREFIX))
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!(
+            "Glance metadata for volume {} with key {} could not be found.",
+            o.id,
+            key.escape_debug()
+        )));
+    }
+    save(ctx, &o, None, m)?;
+    Ok(Reply::empty(200))
+}
+
+fn set_bootable(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
+    let b = match args.get("bootable") {
+        Some(v) => parse_bool(v, "bootable")?,
+        None => {
+            return Err(ApiError::bad_request(
+                "Invalid input received: bootable is required",
+            ))
+        }
+    };
+    let _guard = ctx.state.lock();
+    let o = ctx.volume(id)?;
+    let mut m = o.metadata.clone();
+    meta::set(&mut m, meta::BOOTABLE, b.then_some("true"));
+    save(ctx, &o, None, m)?;
+    Ok(Reply::empty(200))
+}

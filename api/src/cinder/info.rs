@@ -1,0 +1,151 @@
+//! The read-only Cinder resources: the one volume type `__DEFAULT__`,
+//! availability zones (one, `nova`), `limits` and `os-quota-sets` (the
+//! tenant's quotas from the auth file and what it uses; quotas change only
+//! there, so `PUT` is refused).
+
+use super::Ctx;
+use crate::error::{ApiError, ErrorKind, Result};
+use crate::http::Reply;
+use serde_json::{json, Value};
+
+/// The one volume type's name.
+pub(crate) const DEFAULT_TYPE: &str = "__DEFAULT__";
+/// Its id (fixed, so clients may remember it across restarts).
+pub(crate) const DEFAULT_TYPE_ID: &str = "b10cd000-0000-4000-8000-000000000001";
+/// The one availability zone.
+pub(crate) const ZONE: &str = "nova";
+
+/// The volume type view.
+fn type_view() -> Value {
+    json!({
+        "id": DEFAULT_TYPE_ID,
+        "name": DEFAULT_TYPE,
+        "description": "Default Volume Type",
+        "is_public": true,
+        "os-volume-type-access:is_public": true,
+        "extra_specs": {},
+        "qos_specs_id": null,
+    })
+}
+
+/// True when `key` names the one type (by name or id).
+pub(crate) fn is_default_type(key: &str) -> bool {
+    key == DEFAULT_TYPE || key == DEFAULT_TYPE_ID
+}
+
+/// `GET types`.
+pub fn types(_ctx: &Ctx) -> Result<Reply> {
+    Ok(Reply::json(200, json!({"volume_types": [type_view()]})))
+}
+
+/// `GET types/{id}` (also `types/default`).
+pub fn type_show(_ctx: &Ctx, id: &str) -> Result<Reply> {
+    if is_default_type(id) || id == "default" {
+        Ok(Reply::json(200, json!({"volume_type": type_view()})))
+    } else {
+        Err(ApiError::not_found(format!(
+            "Volume type {} could not be found.",
+            id.escape_debug()
+        )))
+    }
+}
+
+/// `GET types/{id}/extra_specs`.
+pub fn extra_specs(ctx: &Ctx, id: &str) -> Result<Reply> {
+    type_show(ctx, id)?;
+    Ok(Reply::json(200, json!({"extra_specs": {}})))
+}
+
+/// `GET os-availability-zone`.
+pub fn zones() -> Reply {
+    Reply::json(
+        200,
+        json!({"availabilityZoneInfo": [{"zoneName": ZONE, "zoneState": {"available": true}}]}),
+    )
+}
+
+/// A limit as Cinder writes it: -1 for unlimited.
+fn limit(v: Option<u64>) -> i64 {
+    v.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+        .unwrap_or(-1)
+}
+
+/// `GET limits`.
+pub fn limits(ctx: &Ctx) -> Reply {
+    let q = ctx.tenant.quota();
+    let u = ctx.usage();
+    Reply::json(
+        200,
+        json!({"limits": {"rate": [], "absolute": {
+            "maxTotalVolumes": limit(q.volumes),
+            "maxTotalSnapshots": limit(q.snapshots),
+            "maxTotalVolumeGigabytes": limit(q.gigabytes),
+            "maxTotalBackups": 0,
+            "maxTotalBackupGigabytes": 0,
+            "totalVolumesUsed": u.volumes,
+            "totalSnapshotsUsed": u.snapshots,
+            "totalGigabytesUsed": u.gigabytes,
+            "totalBackupsUsed": 0,
+            "totalBackupGigabytesUsed": 0,
+        }}}),
+    )
+}
+
+/// `GET os-quota-sets/{project}` (`?usage=true` adds use) and
+/// `.../defaults`. A tenant reads only its own (admins any).
+pub fn quota_set(ctx: &Ctx, project: &str, defaults: bool) -> Result<Reply> {
+    let tenant = if project == ctx.tenant.id {
+        ctx.tenant
+    } else if ctx.tenant.admin {
+        ctx.state.auth().by_id(project).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Project {} could not be found.",
+                project.escape_debug()
+            ))
+        })?
+    } else {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "Policy doesn't allow volume_extension:quotas:show to be performed.",
+        ));
+    };
+    let q = tenant.quota();
+    let usage = !defaults
+        && ctx
+            .req
+            .query_param("usage")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    let u = if tenant.id == ctx.tenant.id {
+        ctx.usage()
+    } else {
+        super::Usage::default()
+    };
+    let item = |max: Option<u64>, used: u64| -> Value {
+        if usage {
+            json!({"limit": limit(max), "in_use": used, "reserved": 0, "allocated": 0})
+        } else {
+            json!(limit(max))
+        }
+    };
+    let mut set = serde_json::Map::new();
+    set.insert("id".into(), json!(tenant.id));
+    set.insert("volumes".into(), item(q.volumes, u.volumes));
+    set.insert("snapshots".into(), item(q.snapshots, u.snapshots));
+    set.insert("gigabytes".into(), item(q.gigabytes, u.gigabytes));
+    set.insert(format!("volumes_{DEFAULT_TYPE}"), item(None, u.volumes));
+    set.insert(format!("snapshots_{DEFAULT_TYPE}"), item(None, u.snapshots));
+    set.insert(format!("gigabytes_{DEFAULT_TYPE}"), item(None, u.gigabytes));
+    set.insert("backups".into(), item(Some(0), 0));
+    set.insert("backup_gigabytes".into(), item(Some(0), 0));
+    set.insert("per_volume_gigabytes".into(), item(None, 0));
+    set.insert("groups".into(), item(Some(0), 0));
+    Ok(Reply::json(200, json!({ "quota_set": set })))
+}
+
+/// Quota updates: quotas live in the auth file.
+pub fn quota_read_only() -> ApiError {
+    ApiError::new(
+        ErrorKind::Forbidden,
+        "Quotas are read-only here: they are set in blockd's auth file.",
+    )
+}

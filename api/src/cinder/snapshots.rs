@@ -1,0 +1,208 @@
+//! Cinder snapshots: list (and `detail`; filters, sort, paging), create
+//! (an attached volume needs `force`), show, update, delete, metadata. A
+//! snapshot is the engine's O(1) snapshot; volumes made from it keep their
+//! data when it is deleted.
+
+use super::params::{
+    opt_string, page, parse_bool, parse_metadata, wrapped, MAX_DESCRIPTION, MAX_FIELD,
+};
+use super::volumes::{cinder_time, links, save, sort};
+use super::Ctx;
+use crate::error::{ApiError, Result};
+use crate::http::Reply;
+use crate::meta;
+use engine::{ObjectInfo, ObjectKind};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// The snapshot view (`detail` adds the extended attributes).
+fn view(ctx: &Ctx, o: &ObjectInfo, detail: bool) -> Value {
+    let opt = |k: &str| meta::get(o, k).map(Value::from).unwrap_or(Value::Null);
+    let mut v = json!({
+        "id": o.id.to_string(),
+        "name": opt(meta::DISPLAY_NAME),
+        "description": opt(meta::DISPLAY_DESCRIPTION),
+        "status": o.status,
+        "size": meta::gb(o.size),
+        "volume_id": o.parent.map(|p| p.to_string()).map(Value::from).unwrap_or(Value::Null),
+        "created_at": cinder_time(o.created),
+        "updated_at": cinder_time(o.created),
+        "metadata": meta::user_metadata(o),
+        "links": links(ctx, "snapshots", &o.id.to_string()),
+    });
+    if detail {
+        v["os-extended-snapshot-attributes:project_id"] = json!(ctx.tenant.id);
+        v["os-extended-snapshot-attributes:progress"] = json!("100%");
+    }
+    if ctx.version.at_least(14) {
+        v["group_snapshot_id"] = Value::Null;
+    }
+    if ctx.version.at_least(41) {
+        v["user_id"] = json!(ctx.tenant.user);
+    }
+    v
+}
+
+const SORT_KEYS: &[&str] = &[
+    "created_at",
+    "updated_at",
+    "id",
+    "name",
+    "display_name",
+    "size",
+    "status",
+];
+
+fn matches_filters(ctx: &Ctx, o: &ObjectInfo) -> bool {
+    ctx.req.query.iter().all(|(k, v)| match k.as_str() {
+        "name" | "display_name" => meta::get(o, meta::DISPLAY_NAME) == Some(v.as_str()),
+        "status" => o.status == *v,
+        "volume_id" => o.parent.is_some_and(|p| p.to_string() == *v),
+        _ => true,
+    })
+}
+
+/// `GET snapshots` and `GET snapshots/detail`.
+pub fn list(ctx: &Ctx, detail: bool) -> Result<Reply> {
+    let mut all: Vec<ObjectInfo> = ctx
+        .objects(ObjectKind::Snapshot)
+        .into_iter()
+        .filter(|o| matches_filters(ctx, o))
+        .collect();
+    sort(ctx, &mut all, SORT_KEYS)?;
+    let collection = if detail {
+        "snapshots/detail"
+    } else {
+        "snapshots"
+    };
+    let (items, next) = page(ctx, &all, collection)?;
+    let v: Vec<Value> = items.iter().map(|o| view(ctx, o, detail)).collect();
+    let mut body = json!({ "snapshots": v });
+    if let Some(next) = next {
+        body["snapshots_links"] = next;
+    }
+    Ok(Reply::json(200, body))
+}
+
+/// `GET snapshots/{id}`.
+pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let o = ctx.snapshot(id)?;
+    Ok(Reply::json(200, json!({ "snapshot": view(ctx, &o, true) })))
+}
+
+/// `POST snapshots`: 202 with the new snapshot.
+pub fn create(ctx: &Ctx) -> Result<Reply> {
+    let body = wrapped(ctx, "snapshot")?;
+    let Some(volume_id) = opt_string(&body, "volume_id", MAX_FIELD)? else {
+        return Err(ApiError::bad_request(
+            "Invalid input received: volume_id is required",
+        ));
+    };
+    let force = match body.get("force") {
+        None | Some(Value::Null) => false,
+        Some(v) => parse_bool(v, "force")?,
+    };
+    let name = match opt_string(&body, "name", MAX_FIELD)? {
+        Some(n) => Some(n),
+        None => opt_string(&body, "display_name", MAX_FIELD)?,
+    };
+    let description = match opt_string(&body, "description", MAX_DESCRIPTION)? {
+        Some(d) => Some(d),
+        None => opt_string(&body, "display_description", MAX_DESCRIPTION)?,
+    };
+    let user_meta = parse_metadata(body.get("metadata"))?.unwrap_or_default();
+
+    let _guard = ctx.state.lock();
+    let vol = ctx.volume(&volume_id)?;
+    let allowed = vol.status == meta::AVAILABLE || (force && vol.status == meta::IN_USE);
+    if !allowed {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: Volume {} status must be available, but current status is: {}{}",
+            vol.id,
+            vol.status,
+            if vol.status == meta::IN_USE {
+                " (pass \"force\": true to snapshot an attached volume)"
+            } else {
+                ""
+            }
+        )));
+    }
+    ctx.check_quota(0, 1, meta::gb(vol.size))?;
+    let mut m: BTreeMap<String, String> = user_meta
+        .iter()
+        .map(|(k, v)| (format!("{}{k}", meta::USER_PREFIX), v.clone()))
+        .collect();
+    meta::set(&mut m, meta::TENANT, Some(&ctx.tenant.id));
+    meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
+    meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
+    let extra = engine::ObjectUpdate {
+        name: None,
+        status: Some(meta::AVAILABLE.to_string()),
+        metadata: Some(m),
+    };
+    let o = ctx
+        .store()
+        .derive_with(vol.id, ObjectKind::Snapshot, None, None, extra)?;
+    tracing::info!(tenant = %ctx.tenant.id, snapshot = %o.id, volume = %vol.id, "cinder: snapshot created");
+    Ok(Reply::json(202, json!({ "snapshot": view(ctx, &o, true) })))
+}
+
+/// `PUT snapshots/{id}`: name and description.
+pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let body = wrapped(ctx, "snapshot")?;
+    let _guard = ctx.state.lock();
+    let o = ctx.snapshot(id)?;
+    let mut m = o.metadata.clone();
+    for (keys, meta_key, max) in [
+        (["name", "display_name"], meta::DISPLAY_NAME, MAX_FIELD),
+        (
+            ["description", "display_description"],
+            meta::DISPLAY_DESCRIPTION,
+            MAX_DESCRIPTION,
+        ),
+    ] {
+        if let Some(k) = keys.iter().find(|k| body.contains_key(**k)) {
+            let v = opt_string(&body, k, max)?;
+            meta::set(&mut m, meta_key, v.as_deref());
+        }
+    }
+    save(ctx, &o, None, m)?;
+    let o = ctx.store().get(o.id)?;
+    Ok(Reply::json(200, json!({ "snapshot": view(ctx, &o, true) })))
+}
+
+/// `DELETE snapshots/{id}`: 202.
+pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let _guard = ctx.state.lock();
+    let o = ctx.snapshot(id)?;
+    ctx.store().delete(o.id)?;
+    tracing::info!(tenant = %ctx.tenant.id, snapshot = %o.id, "cinder: snapshot deleted");
+    Ok(Reply::empty(202))
+}
+
+/// `snapshots/{id}/metadata`: GET shows, POST merges, PUT replaces.
+pub fn metadata(ctx: &Ctx, id: &str) -> Result<Reply> {
+    if ctx.req.method.as_str() == "GET" {
+        let o = ctx.snapshot(id)?;
+        return Ok(Reply::json(
+            200,
+            json!({"metadata": meta::user_metadata(&o)}),
+        ));
+    }
+    let body = match ctx.req.json_body()? {
+        Some(Value::Object(m)) => m,
+        _ => return Err(ApiError::bad_request("Malformed request body")),
+    };
+    let new = parse_metadata(body.get("metadata"))?
+        .ok_or_else(|| ApiError::bad_request("Malformed request body: metadata is required"))?;
+    let _guard = ctx.state.lock();
+    let o = ctx.snapshot(id)?;
+    let mut user = if ctx.req.method.as_str() == "PUT" {
+        BTreeMap::new()
+    } else {
+        meta::user_metadata(&o)
+    };
+    user.extend(new);
+    save(ctx, &o, None, meta::with_user_metadata(&o, &user))?;
+    Ok(Reply::json(200, json!({ "metadata": user })))
+}

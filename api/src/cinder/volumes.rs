@@ -1,0 +1,587 @@
+//! Cinder volumes: list (brief and `detail`, filters, sort, `marker` and
+//! `limit` paging), `summary`, create (empty, from a snapshot, from another
+//! volume, from an engine image), show, update, delete (`?cascade=true`
+//! takes the volume's snapshots with it), metadata, and the actions
+//! (`actions.rs`). Creation uses the engine's O(1) paths in one durable
+//! step, so a new volume is `available` at once.
+
+use super::info::{is_default_type, DEFAULT_TYPE, ZONE};
+use super::params::{
+    opt_string, page, parse_bool, parse_gb, parse_metadata, sort_keys, wrapped, MAX_DESCRIPTION,
+    MAX_FIELD,
+};
+use super::Ctx;
+use crate::error::{ApiError, Result};
+use crate::http::Reply;
+use crate::meta::{self, GIB};
+use engine::{ObjectInfo, ObjectKind};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// Unix seconds as Cinder writes times: `2026-12-06T21:00:00.000000`.
+pub(crate) fn cinder_time(secs: u64) -> String {
+    format!("{}.000000", meta::format_time(secs).replace(' ', "T"))
+}
+
+fn opt(o: &ObjectInfo, key: &str) -> Value {
+    meta::get(o, key).map(Value::from).unwrap_or(Value::Null)
+}
+
+/// The links of an object under `collection`.
+pub(crate) fn links(ctx: &Ctx, collection: &str, id: &str) -> Value {
+    json!([
+        {"rel": "self", "href": format!("{}/{collection}/{id}", ctx.base())},
+        {"rel": "bookmark", "href": format!("{}/{collection}/{id}", ctx.bookmark())},
+    ])
+}
+
+/// The volume's image metadata (prefix stripped).
+fn image_metadata(o: &ObjectInfo) -> BTreeMap<String, String> {
+    o.metadata
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(meta::IMAGE_META_PREFIX)
+                .map(|k| (k.to_string(), v.clone()))
+        })
+        .collect()
+}
+
+/// The detailed volume view.
+pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo) -> Value {
+    let id = o.id.to_string();
+    let attachments: Vec<Value> = match meta::get(o, meta::ATTACHED_SERVER) {
+        Some(server) => vec![json!({
+            "id": id,
+            "attachment_id": id,
+            "volume_id": id,
+            "server_id": server,
+            "host_name": null,
+            "device": meta::get(o, meta::ATTACHED_DEVICE).unwrap_or(""),
+            "attached_at": cinder_time(o.created),
+        })],
+        None => Vec::new(),
+    };
+    let bootable = if meta::get(o, meta::BOOTABLE) == Some("true") {
+        "true"
+    } else {
+        "false"
+    };
+    let mut v = json!({
+        "id": id,
+        "name": opt(o, meta::DISPLAY_NAME),
+        "description": opt(o, meta::DISPLAY_DESCRIPTION),
+        "status": o.status,
+        "size": meta::gb(o.size),
+        "availability_zone": ZONE,
+        "created_at": cinder_time(o.created),
+        "updated_at": cinder_time(o.created),
+        "attachments": attachments,
+        "bootable": bootable,
+        "encrypted": false,
+        "multiattach": false,
+        "volume_type": DEFAULT_TYPE,
+        "snapshot_id": opt(o, meta::SOURCE_SNAPSHOT),
+        "source_volid": opt(o, meta::SOURCE_VOLUME),
+        "metadata": meta::user_metadata(o),
+        "links": links(ctx, "volumes", &o.id.to_string()),
+        "user_id": ctx.tenant.user,
+        "os-vol-tenant-attr:tenant_id": ctx.tenant.id,
+        "replication_status": null,
+        "consistencygroup_id": null,
+        "migration_status": null,
+    });
+    let image = image_metadata(o);
+    if !image.is_empty() {
+        v["volume_image_metadata"] = json!(image);
+    }
+    if ctx.version.at_least(13) {
+        v["group_id"] = Value::Null;
+    }
+    if ctx.version.at_least(48) {
+        v["shared_targets"] = json!(false);
+        v["service_uuid"] = Value::Null;
+    }
+    if ctx.tenant.admin {
+        v["os-vol-host-attr:host"] = json!("blockd@engine#default");
+        v["os-vol-mig-status-attr:migstat"] = Value::Null;
+        v["os-vol-mig-status-attr:name_id"] = Value::Null;
+    }
+    v
+}
+
+fn brief(ctx: &Ctx, o: &ObjectInfo) -> Value {
+    json!({
+        "id": o.id.to_string(),
+        "name": opt(o, meta::DISPLAY_NAME),
+        "links": links(ctx, "volumes", &o.id.to_string()),
+    })
+}
+
+/// A sort key's value of an object, for comparing.
+pub(crate) fn sort_value(o: &ObjectInfo, key: &str) -> (u64, String) {
+    match key {
+        "size" => (o.size, String::new()),
+        "created_at" | "updated_at" => (o.created, o.id.to_string()),
+        "id" => (0, o.id.to_string()),
+        "status" => (0, o.status.clone()),
+        _ => (
+            0,
+            meta::get(o, meta::DISPLAY_NAME).unwrap_or("").to_string(),
+        ),
+    }
+}
+
+/// Sorts `items` by the request's sort keys (ties by id).
+pub(crate) fn sort(ctx: &Ctx, items: &mut [ObjectInfo], known: &[&str]) -> Result<()> {
+    let keys = sort_keys(ctx, known)?;
+    items.sort_by(|a, b| {
+        for k in &keys {
+            let ord = sort_value(a, &k.key).cmp(&sort_value(b, &k.key));
+            let ord = if k.descending { ord.reverse() } else { ord };
+            if ord != std::cmp::Ordering::Equal {
+                return ord;
+            }
+        }
+        a.id.cmp(&b.id)
+    });
+    Ok(())
+}
+
+const SORT_KEYS: &[&str] = &[
+    "created_at",
+    "updated_at",
+    "id",
+    "name",
+    "display_name",
+    "size",
+    "status",
+];
+
+fn matches_filters(ctx: &Ctx, o: &ObjectInfo) -> bool {
+    for (k, v) in &ctx.req.query {
+        let ok = match k.as_str() {
+            "name" | "display_name" => meta::get(o, meta::DISPLAY_NAME) == Some(v.as_str()),
+            "name~" => meta::get(o, meta::DISPLAY_NAME).is_some_and(|n| n.contains(v.as_str())),
+            "status" => o.status == *v,
+            "size" => v.parse::<u64>().is_ok_and(|n| n == meta::gb(o.size)),
+            "availability_zone" => v == ZONE,
+            "bootable" => {
+                let b = meta::get(o, meta::BOOTABLE) == Some("true");
+                parse_bool(&json!(v), "bootable").is_ok_and(|x| x == b)
+            }
+            _ => true,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// `GET volumes` (brief) and `GET volumes/detail`.
+pub fn list(ctx: &Ctx, detail: bool) -> Result<Reply> {
+    let mut all: Vec<ObjectInfo> = ctx
+        .objects(ObjectKind::Volume)
+        .into_iter()
+        .filter(|o| matches_filters(ctx, o))
+        .collect();
+    sort(ctx, &mut all, SORT_KEYS)?;
+    let (items, next) = page(ctx, &all, if detail { "volumes/detail" } else { "volumes" })?;
+    let v: Vec<Value> = items
+        .iter()
+        .map(|o| if detail { view(ctx, o) } else { brief(ctx, o) })
+        .collect();
+    let mut body = json!({ "volumes": v });
+    if let Some(next) = next {
+        body["volumes_links"] = next;
+    }
+    if ctx.version.at_least(45)
+        && ctx
+            .req
+            .query_param("with_count")
+            .is_some_and(|w| parse_bool(&json!(w), "with_count").unwrap_or(false))
+    {
+        body["count"] = json!(all.len());
+    }
+    Ok(Reply::json(200, body))
+}
+
+/// `GET volumes/summary` (3.12+).
+pub fn summary(ctx: &Ctx) -> Result<Reply> {
+    let all = ctx.objects(ObjectKind::Volume);
+    let total: u64 = all.iter().map(|o| meta::gb(o.size)).sum();
+    let mut body = json!({"volume-summary": {"total_count": all.len(), "total_size": total}});
+    if ctx.version.at_least(36) {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for o in &all {
+            for (k, v) in meta::user_metadata(o) {
+                let e = m.entry(k).or_default();
+                if !e.contains(&v) {
+                    e.push(v);
+                }
+            }
+        }
+        body["volume-summary"]["metadata"] = json!(m);
+    }
+    Ok(Reply::json(200, body))
+}
+
+/// `GET volumes/{id}`.
+pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let o = ctx.volume(id)?;
+    Ok(Reply::json(200, json!({ "volume": view(ctx, &o) })))
+}
+
+/// Where a new volume's contents come from.
+enum Source {
+    Empty,
+    Snapshot(ObjectInfo),
+    Volume(ObjectInfo),
+    Image(ObjectInfo),
+}
+
+fn find_image(ctx: &Ctx, key: &str) -> Result<ObjectInfo> {
+    let invalid = || {
+        ApiError::bad_request(format!(
+            "Invalid image identifier or unable to access requested image ({}): \
+             images are the engine's images (Danube Cloud dialect); there is no Glance here.",
+            key.escape_debug()
+        ))
+    };
+    let id = ctx
+        .store()
+        .resolve(key, Some(ObjectKind::Image))
+        .map_err(|_| invalid())?;
+    let o = ctx.store().get(id).map_err(|_| invalid())?;
+    if meta::image_usable(&o, &ctx.tenant.id) {
+        Ok(o)
+    } else {
+        Err(invalid())
+    }
+}
+
+fn id_field(m: &Map<String, Value>, key: &str) -> Result<Option<String>> {
+    Ok(opt_string(m, key, MAX_FIELD)?.filter(|s| !s.is_empty()))
+}
+
+/// `POST volumes`: 202 with the new volume.
+pub fn create(ctx: &Ctx) -> Result<Reply> {
+    let body = wrapped(ctx, "volume")?;
+    let size = body
+        .get("size")
+        .filter(|v| !v.is_null())
+        .map(|v| parse_gb(v, "size"))
+        .transpose()?;
+    let name = match opt_string(&body, "name", MAX_FIELD)? {
+        Some(n) => Some(n),
+        None => opt_string(&body, "display_name", MAX_FIELD)?,
+    };
+    let description = match opt_string(&body, "description", MAX_DESCRIPTION)? {
+        Some(d) => Some(d),
+        None => opt_string(&body, "display_description", MAX_DESCRIPTION)?,
+    };
+    let snapshot_id = id_field(&body, "snapshot_id")?;
+    let source_volid = id_field(&body, "source_volid")?;
+    let image_ref = match id_field(&body, "imageRef")? {
+        Some(i) => Some(i),
+        None => id_field(&body, "image_id")?,
+    };
+    if id_field(&body, "backup_id")?.is_some() {
+        return Err(ApiError::bad_request(
+            "Invalid input received: volumes from backups are not supported by this server.",
+        ));
+    }
+    let sources = [&snapshot_id, &source_volid, &image_ref]
+        .iter()
+        .filter(|s| s.is_some())
+        .count();
+    if sources > 1 {
+        return Err(ApiError::bad_request(
+            "Invalid input received: only one of snapshot_id, source_volid and imageRef may be given.",
+        ));
+    }
+    if let Some(t) = opt_string(&body, "volume_type", MAX_FIELD)? {
+        if !is_default_type(&t) {
+            return Err(ApiError::not_found(format!(
+                "Volume type with name {} could not be found.",
+                t.escape_debug()
+            )));
+        }
+    }
+    if let Some(z) = opt_string(&body, "availability_zone", MAX_FIELD)? {
+        if z != ZONE {
+            return Err(ApiError::bad_request(format!(
+                "Invalid input received: Availability zone '{}' is invalid.",
+                z.escape_debug()
+            )));
+        }
+    }
+    if let Some(v) = body.get("multiattach").filter(|v| !v.is_null()) {
+        if parse_bool(v, "multiattach")? {
+            return Err(ApiError::bad_request(
+                "Invalid input received: multiattach volumes are not supported by this server.",
+            ));
+        }
+    }
+    let user_meta = parse_metadata(body.get("metadata"))?.unwrap_or_default();
+
+    let _guard = ctx.state.lock();
+    let source = match (&snapshot_id, &source_volid, &image_ref) {
+        (Some(s), _, _) => Source::Snapshot(ctx.snapshot(s)?),
+        (_, Some(v), _) => Source::Volume(ctx.volume(v)?),
+        (_, _, Some(i)) => Source::Image(find_image(ctx, i)?),
+        _ => Source::Empty,
+    };
+    let size_gb = match (&source, size) {
+        (Source::Empty, None) => {
+            return Err(ApiError::bad_request(
+                "Invalid input received: size is required for a new empty volume.",
+            ))
+        }
+        (Source::Empty, Some(n)) => n,
+        (Source::Snapshot(s) | Source::Volume(s) | Source::Image(s), n) => {
+            let min = meta::gb(s.size).max(1);
+            match n {
+                None => min,
+                Some(n) if n >= min => n,
+                Some(n) => {
+                    return Err(ApiError::bad_request(format!(
+                    "Invalid input received: volume size {n}G is smaller than its source ({min}G)."
+                )))
+                }
+            }
+        }
+    };
+    ctx.check_quota(1, 0, size_gb)?;
+
+    let mut m: BTreeMap<String, String> = user_meta
+        .iter()
+        .map(|(k, v)| (format!("{}{k}", meta::USER_PREFIX), v.clone()))
+        .collect();
+    meta::set(&mut m, meta::TENANT, Some(&ctx.tenant.id));
+    meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
+    meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
+    meta::set(&mut m, meta::VOLUME_TYPE, Some(DEFAULT_TYPE));
+    meta::set(&mut m, meta::AVAILABILITY_ZONE, Some(ZONE));
+    match &source {
+        Source::Snapshot(s) => meta::set(&mut m, meta::SOURCE_SNAPSHOT, Some(&s.id.to_string())),
+        Source::Volume(v) => {
+            meta::set(&mut m, meta::SOURCE_VOLUME, Some(&v.id.to_string()));
+            for (k, val) in &v.metadata {
+                if k.starts_with(meta::IMAGE_META_PREFIX) || k == meta::BOOTABLE {
+                    m.insert(k.clone(), val.clone());
+                }
+            }
+        }
+        Source::Image(i) => {
+            meta::set(&mut m, meta::IMAGE_REF, Some(&i.id.to_string()));
+            meta::set(&mut m, meta::BOOTABLE, Some("true"));
+            m.insert(
+                format!("{}image_id", meta::IMAGE_META_PREFIX),
+                i.id.to_string(),
+            );
+            if let Some(n) = meta::get(i, meta::DISPLAY_NAME).or(i.name.as_deref()) {
+                m.insert(
+                    format!("{}image_name", meta::IMAGE_META_PREFIX),
+                    n.to_string(),
+                );
+            }
+        }
+        Source::Empty => {}
+    }
+    let extra = engine::ObjectUpdate {
+        name: None,
+        status: Some(meta::AVAILABLE.to_string()),
+        metadata: Some(m),
+    };
+    let want = size_gb * GIB;
+    let store = ctx.store();
+    let o = match &source {
+        Source::Empty => store.create_volume_with(None, want, false, extra)?,
+        Source::Snapshot(src) | Source::Volume(src) | Source::Image(src) => store.derive_with(
+            src.id,
+            ObjectKind::Volume,
+            None,
+            Some(want).filter(|&w| w > src.size),
+            extra,
+        )?,
+    };
+    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, size_gb, "cinder: volume created");
+    Ok(Reply::json(202, json!({ "volume": view(ctx, &o) })))
+}
+
+/// `PUT volumes/{id}`: name, description (also the `display_` forms) and
+/// metadata (which replaces the old).
+pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let body = wrapped(ctx, "volume")?;
+    let field = |a: &str, b: &str, max| -> Result<Option<Option<String>>> {
+        if body.contains_key(a) {
+            Ok(Some(opt_string(&body, a, max)?))
+        } else if body.contains_key(b) {
+            Ok(Some(opt_string(&body, b, max)?))
+        } else {
+            Ok(None)
+        }
+    };
+    let name = field("name", "display_name", MAX_FIELD)?;
+    let description = field("description", "display_description", MAX_DESCRIPTION)?;
+    let user_meta = parse_metadata(body.get("metadata"))?;
+    let _guard = ctx.state.lock();
+    let o = ctx.volume(id)?;
+    let mut m = match &user_meta {
+        Some(u) => meta::with_user_metadata(&o, u),
+        None => o.metadata.clone(),
+    };
+    if let Some(n) = name {
+        meta::set(&mut m, meta::DISPLAY_NAME, n.as_deref());
+    }
+    if let Some(d) = description {
+        meta::set(&mut m, meta::DISPLAY_DESCRIPTION, d.as_deref());
+    }
+    save(ctx, &o, None, m)?;
+    let o = ctx.store().get(o.id)?;
+    Ok(Reply::json(200, json!({ "volume": view(ctx, &o) })))
+}
+
+/// Writes an object's status (unchanged when `None`) and metadata.
+pub(crate) fn save(
+    ctx: &Ctx,
+    o: &ObjectInfo,
+    status: Option<&str>,
+    m: BTreeMap<String, String>,
+) -> Result<()> {
+    ctx.store().update(
+        o.id,
+        engine::ObjectUpdate {
+            name: None,
+            status: Some(status.unwrap_or(&o.status).to_string()),
+            metadata: Some(m),
+        },
+    )?;
+    Ok(())
+}
+
+/// The tenant's snapshots of volume `o`.
+pub(crate) fn snapshots_of(ctx: &Ctx, o: &ObjectInfo) -> Vec<ObjectInfo> {
+    ctx.objects(ObjectKind::Snapshot)
+        .into_iter()
+        .filter(|s| s.parent == Some(o.id))
+        .collect()
+}
+
+/// `DELETE volumes/{id}` (and `os-force_delete` with `force`): 202. An
+/// attached volume, or one with snapshots without `?cascade=true`, is 400.
+pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<Reply> {
+    let cascade = ctx
+        .req
+        .query_param("cascade")
+        .is_some_and(|c| parse_bool(&json!(c), "cascade").unwrap_or(false));
+    let _guard = ctx.state.lock();
+    let o = ctx.volume(id)?;
+    let attached = o.status == meta::IN_USE || meta::get(&o, meta::ATTACHED_SERVER).is_some();
+    let deletable = [
+        "available",
+        "error",
+        "error_restoring",
+        "error_extending",
+        "error_managing",
+    ];
+    if !force && (attached || !deletable.contains(&o.status.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: Volume status must be available or error or error_restoring or \
+             error_extending or error_managing and must not be migrating, attached, belong to a \
+             group, have snapshots or be disassociated from snapshots after volume transfer. \
+             (status: {})",
+            o.status
+        )));
+    }
+    let snaps = snapshots_of(ctx, &o);
+    if !snaps.is_empty() && !cascade && !force {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: Volume {} still has {} dependent snapshots; delete them or pass ?cascade=true.",
+            o.id,
+            snaps.len()
+        )));
+    }
+    if cascade {
+        for s in &snaps {
+            ctx.store().delete(s.id)?;
+        }
+    }
+    ctx.store().delete(o.id)?;
+    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, force, "cinder: volume deleted");
+    Ok(Reply::empty(202))
+}
+
+/// `volumes/{id}/metadata`: GET shows, POST merges, PUT replaces.
+pub fn metadata(ctx: &Ctx, id: &str) -> Result<Reply> {
+    if ctx.req.method.as_str() == "GET" {
+        let o = ctx.volume(id)?;
+        return Ok(Reply::json(
+            200,
+            json!({"metadata": meta::user_metadata(&o)}),
+        ));
+    }
+    let body = match ctx.req.json_body()? {
+        Some(Value::Object(m)) => m,
+        _ => {
+            return Err(ApiError::bad_request(
+                "Malformed request body: expected {\"metadata\": {...}}",
+            ))
+        }
+    };
+    let new = parse_metadata(body.get("metadata"))?
+        .ok_or_else(|| ApiError::bad_request("Malformed request body: metadata is required"))?;
+    let _guard = ctx.state.lock();
+    let o = ctx.volume(id)?;
+    let mut user = if ctx.req.method.as_str() == "PUT" {
+        BTreeMap::new()
+    } else {
+        meta::user_metadata(&o)
+    };
+    user.extend(new);
+    save(ctx, &o, None, meta::with_user_metadata(&o, &user))?;
+    Ok(Reply::json(200, json!({ "metadata": user })))
+}
+
+/// `volumes/{id}/metadata/{key}`: GET, PUT (`{"meta": {key: value}}`),
+/// DELETE.
+pub fn metadata_item(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
+    let missing = || {
+        ApiError::not_found(format!(
+            "Metadata item was not found: {}",
+            key.escape_debug()
+        ))
+    };
+    match ctx.req.method.as_str() {
+        "GET" => {
+            let o = ctx.volume(id)?;
+            let user = meta::user_metadata(&o);
+            let v = user.get(key).ok_or_else(missing)?;
+            Ok(Reply::json(200, json!({"meta": {key: v}})))
+        }
+        "PUT" => {
+            let body = match ctx.req.json_body()? {
+                Some(Value::Object(m)) => m,
+                _ => return Err(ApiError::bad_request("Malformed request body")),
+            };
+            let item = parse_metadata(body.get("meta"))?
+                .filter(|m| m.len() == 1 && m.contains_key(key))
+                .ok_or_else(|| ApiError::bad_request("Request body and URI mismatch"))?;
+            let _guard = ctx.state.lock();
+            let o = ctx.volume(id)?;
+            let mut user = meta::user_metadata(&o);
+            user.extend(item.clone());
+            save(ctx, &o, None, meta::with_user_metadata(&o, &user))?;
+            Ok(Reply::json(200, json!({ "meta": item })))
+        }
+        _ => {
+            let _guard = ctx.state.lock();
+            let o = ctx.volume(id)?;
+            let mut user = meta::user_metadata(&o);
+            user.remove(key).ok_or_else(missing)?;
+            save(ctx, &o, None, meta::with_user_metadata(&o, &user))?;
+            Ok(Reply::empty(200))
+        }
+    }
+}

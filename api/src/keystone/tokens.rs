@@ -1,0 +1,375 @@
+//! Keystone tokens: `POST auth/tokens` (methods `password` and `token`),
+//! `GET`/`HEAD auth/tokens` (validation of `X-Subject-Token` by a caller
+//! holding a valid `X-Auth-Token`), the service catalogue, and the few
+//! project and user reads clients make. Tokens are the stateless signed
+//! tokens of `token.rs`; they, and passwords, are never logged.
+
+use super::{domain_ref, DOMAIN_ID, DOMAIN_NAME};
+use crate::auth::Tenant;
+use crate::error::{ApiError, ErrorKind, Result};
+use crate::http::{Reply, Request};
+use crate::token::{Claims, UnixTime};
+use crate::ApiState;
+use serde_json::{json, Map, Value};
+
+/// The region every endpoint is in.
+const REGION: &str = "RegionOne";
+
+/// One Keystone request's context: `root` is the v3 root the client used
+/// (`http://host/v3` or `http://host/identity/v3`).
+pub(super) struct Ctx<'a> {
+    pub state: &'a ApiState,
+    pub req: &'a Request,
+    pub root: &'a str,
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        ErrorKind::Unauthorized,
+        "The request you have made requires authentication.",
+    )
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::bad_request(msg)
+}
+
+fn obj<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Option<&'a Map<String, Value>>> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(o)) => Ok(Some(o)),
+        Some(_) => Err(bad(format!(
+            "Invalid input for field '{key}': not an object"
+        ))),
+    }
+}
+
+fn string<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(bad(format!(
+            "Invalid input for field '{key}': not a string"
+        ))),
+    }
+}
+
+/// Checks a `{"id": ...}` or `{"name": ...}` domain reference.
+fn check_domain(d: Option<&Map<String, Value>>) -> Result<()> {
+    let Some(d) = d else { return Ok(()) };
+    let ok = match (string(d, "id")?, string(d, "name")?) {
+        (Some(id), _) => id == DOMAIN_ID,
+        (None, Some(name)) => name == DOMAIN_NAME,
+        (None, None) => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(unauthorized())
+    }
+}
+
+/// The tenant of a password method, or 401.
+fn by_password<'a>(state: &'a ApiState, m: &Map<String, Value>) -> Result<&'a Tenant> {
+    let user = obj(m, "user")?.ok_or_else(|| bad("Expecting to find user in password."))?;
+    let password = string(user, "password")?.ok_or_else(unauthorized)?;
+    check_domain(obj(user, "domain")?)?;
+    // The user's id and name are both its `user`.
+    let name = match (string(user, "id")?, string(user, "name")?) {
+        (Some(id), _) => id,
+        (None, Some(name)) => name,
+        (None, None) => return Err(bad("Expecting to find id or name in user.")),
+    };
+    state
+        .auth()
+        .by_basic(name, password)
+        .ok_or_else(unauthorized)
+}
+
+/// The tenant and original claims of a token method, or 401.
+fn by_token<'a>(
+    state: &'a ApiState,
+    m: &Map<String, Value>,
+) -> Result<(&'a Tenant, Option<Claims>)> {
+    let token = string(m, "id")?.ok_or_else(|| bad("Expecting to find id in token."))?;
+    let claims = state.token_key().verify(token, UnixTime::now());
+    let tenant = state.authenticate(token).ok_or_else(unauthorized)?;
+    Ok((tenant, claims))
+}
+
+/// Checks the requested scope against the tenant's one project.
+fn check_scope(auth: &Map<String, Value>, tenant: &Tenant) -> Result<()> {
+    let scope = match auth.get("scope") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::String(s)) if s == "unscoped" => return Ok(()),
+        Some(Value::Object(s)) => s,
+        Some(_) => return Err(bad("Invalid input for field 'scope'")),
+    };
+    let Some(project) = obj(scope, "project")? else {
+        return Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "Only project scope is supported by this identity service.",
+        ));
+    };
+    check_domain(obj(project, "domain")?)?;
+    let named = match (string(project, "id")?, string(project, "name")?) {
+        (Some(id), _) => id,
+        (None, Some(name)) => name,
+        (None, None) => return Err(bad("Expecting to find id or name in project.")),
+    };
+    if named == tenant.id {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            format!(
+                "User {} has no access to project {}",
+                tenant.user,
+                named.escape_debug()
+            ),
+        ))
+    }
+}
+
+/// `POST auth/tokens`.
+pub(super) fn issue(ctx: &Ctx) -> Result<Reply> {
+    let body = match ctx.req.json_body()? {
+        Some(Value::Object(m)) => m,
+        _ => return Err(bad("Expecting to find auth in request body.")),
+    };
+    let auth = obj(&body, "auth")?.ok_or_else(|| bad("Expecting to find auth in request body."))?;
+    let identity =
+        obj(auth, "identity")?.ok_or_else(|| bad("Expecting to find identity in auth."))?;
+    let methods: Vec<&str> = match identity.get("methods") {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => return Err(bad("Expecting to find methods in identity.")),
+    };
+    let (tenant, earlier) = match methods.as_slice() {
+        ["password"] => {
+            let m = obj(identity, "password")?
+                .ok_or_else(|| bad("Expecting to find password in identity."))?;
+            (by_password(ctx.state, m)?, None)
+        }
+        ["token"] => {
+            let m = obj(identity, "token")?
+                .ok_or_else(|| bad("Expecting to find token in identity."))?;
+            by_token(ctx.state, m)?
+        }
+        _ => {
+            return Err(ApiError::new(
+                ErrorKind::Unauthorized,
+                "Only the password and token auth methods are supported.",
+            ))
+        }
+    };
+    check_scope(auth, tenant)?;
+    let key = ctx.state.token_key();
+    let now = UnixTime::now();
+    let (token, claims) = match earlier {
+        // Rescoping keeps the original expiry and audit chain, as Keystone.
+        Some(c) => {
+            let claims = Claims {
+                issued_at: now,
+                methods: vec!["token".into()],
+                ..c
+            };
+            (key.sign(&claims), claims)
+        }
+        None => key.issue(&tenant.id, &methods, now),
+    };
+    tracing::info!(tenant = %tenant.id, method = %methods.join(","), "keystone: token issued");
+    let nocatalog = ctx.req.query_param("nocatalog").is_some();
+    Ok(
+        Reply::json(201, token_body(ctx, tenant, &claims, !nocatalog))
+            .with_header("x-subject-token", token),
+    )
+}
+
+/// The caller's tenant from `X-Auth-Token`, or 401.
+fn caller<'a>(ctx: &Ctx<'a>) -> Result<&'a Tenant> {
+    let token = ctx.req.header("x-auth-token").ok_or_else(unauthorized)?;
+    ctx.state.authenticate(token).ok_or_else(unauthorized)
+}
+
+/// `GET`/`HEAD auth/tokens`: the caller's token must be valid; the subject
+/// token must be a live token this server signed (404 otherwise).
+/// A tenant may validate its own tokens; an admin tenant, anyone's.
+pub(super) fn validate(ctx: &Ctx) -> Result<Reply> {
+    let me = caller(ctx)?;
+    let subject = ctx.req.header("x-subject-token").unwrap_or("");
+    let invalid = || ApiError::not_found("Failed to validate token");
+    let claims = ctx
+        .state
+        .token_key()
+        .verify(subject, UnixTime::now())
+        .ok_or_else(invalid)?;
+    let tenant = ctx.state.auth().by_id(&claims.tenant).ok_or_else(invalid)?;
+    if tenant.id != me.id && !me.admin {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "You are not authorized to perform the requested action: identity:validate_token.",
+        ));
+    }
+    let nocatalog = ctx.req.query_param("nocatalog").is_some();
+    let reply = if ctx.req.method.as_str() == "HEAD" {
+        Reply::empty(200)
+    } else {
+        Reply::json(200, token_body(ctx, tenant, &claims, !nocatalog))
+    };
+    Ok(reply.with_header("x-subject-token", subject.to_string()))
+}
+
+/// `GET auth/catalog`.
+pub(super) fn catalog(ctx: &Ctx) -> Result<Reply> {
+    let me = caller(ctx)?;
+    Ok(Reply::json(
+        200,
+        json!({
+            "catalog": service_catalog(ctx.req, me),
+            "links": {"self": format!("{}/auth/catalog", ctx.root), "previous": null, "next": null},
+        }),
+    ))
+}
+
+fn project_view(ctx: &Ctx, t: &Tenant) -> Value {
+    json!({
+        "id": t.id,
+        "name": t.id,
+        "domain_id": DOMAIN_ID,
+        "description": "",
+        "enabled": true,
+        "is_domain": false,
+        "parent_id": DOMAIN_ID,
+        "tags": [],
+        "options": {},
+        "links": {"self": format!("{}/projects/{}", ctx.root, t.id)},
+    })
+}
+
+/// `GET auth/projects` and `GET projects` (`?name=` filters): the caller's
+/// one project.
+pub(super) fn projects(ctx: &Ctx) -> Result<Reply> {
+    let me = caller(ctx)?;
+    let wanted = ctx.req.query_param("name");
+    let list: Vec<Value> = if wanted.is_none_or(|n| n == me.id) {
+        vec![project_view(ctx, me)]
+    } else {
+        Vec::new()
+    };
+    Ok(Reply::json(
+        200,
+        json!({
+            "projects": list,
+            "links": {"self": format!("{}/projects", ctx.root), "previous": null, "next": null},
+        }),
+    ))
+}
+
+/// `GET projects/{id}`: the caller's own project (others are 403, as a
+/// Keystone member sees them).
+pub(super) fn project(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let me = caller(ctx)?;
+    if id != me.id {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "You are not authorized to perform the requested action: identity:get_project.",
+        ));
+    }
+    Ok(Reply::json(200, json!({"project": project_view(ctx, me)})))
+}
+
+/// `GET users/{id}`: the caller's own user.
+pub(super) fn user(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let me = caller(ctx)?;
+    if id != me.user {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "You are not authorized to perform the requested action: identity:get_user.",
+        ));
+    }
+    Ok(Reply::json(
+        200,
+        json!({"user": {
+            "id": me.user,
+            "name": me.user,
+            "domain_id": DOMAIN_ID,
+            "default_project_id": me.id,
+            "enabled": true,
+            "password_expires_at": null,
+            "options": {},
+            "links": {"self": format!("{}/users/{}", ctx.root, me.user)},
+        }}),
+    ))
+}
+
+fn roles(t: &Tenant) -> Vec<Value> {
+    let mut names = vec!["reader", "member"];
+    if t.admin {
+        names.push("admin");
+    }
+    names
+        .into_iter()
+        .map(|n| json!({"id": format!("role-{n}"), "name": n}))
+        .collect()
+}
+
+fn token_body(ctx: &Ctx, t: &Tenant, c: &Claims, with_catalog: bool) -> Value {
+    let mut token = json!({
+        "methods": c.methods,
+        "audit_ids": [c.audit_id],
+        "issued_at": c.issued_at.iso8601(),
+        "expires_at": c.expires_at.iso8601(),
+        "is_domain": false,
+        "user": {
+            "id": t.user,
+            "name": t.user,
+            "domain": domain_ref(),
+            "password_expires_at": null,
+        },
+        "project": {"id": t.id, "name": t.id, "domain": domain_ref()},
+        "roles": roles(t),
+    });
+    if with_catalog {
+        token["catalog"] = Value::Array(service_catalog(ctx.req, t));
+    }
+    json!({ "token": token })
+}
+
+fn endpoints(service: &str, url: &str) -> Value {
+    let list: Vec<Value> = ["public", "internal", "admin"]
+        .iter()
+        .map(|i| {
+            json!({
+                "id": format!("blockd-{service}-{i}"),
+                "interface": i,
+                "region": REGION,
+                "region_id": REGION,
+                "url": url,
+            })
+        })
+        .collect();
+    Value::Array(list)
+}
+
+/// The catalogue: identity, and the Cinder v3 endpoint of the tenant's
+/// project as `volumev3` and `block-storage`, on the host the client used.
+pub(crate) fn service_catalog(req: &Request, t: &Tenant) -> Vec<Value> {
+    let base = req.base_url();
+    let cinder = format!("{base}{}/{}", crate::CINDER_V3_PATH, t.id);
+    let identity = format!("{base}/identity");
+    [
+        ("identity", "keystone", &identity),
+        ("volumev3", "cinderv3", &cinder),
+        ("block-storage", "cinder", &cinder),
+    ]
+    .iter()
+    .map(|(ty, name, url)| {
+        json!({
+            "id": format!("blockd-{ty}"),
+            "type": ty,
+            "name": name,
+            "endpoints": endpoints(ty, url),
+        })
+    })
+    .collect()
+}
