@@ -155,7 +155,7 @@ fn openstack_cli_volumes_snapshots_quotas() {
     let q = cli.ok(&["quota", "show", "--volume"]);
     assert!(q.contains("volumes") && q.contains("gigabytes"), "{q}");
     let limits = cli.json(&["limits", "show", "--absolute"]);
-    let used = find(&limits, "Name", "totalVolumesUsed").unwrap_or_else(|| panic!("{limits}"));
+    let used = find(&limits, "Name", "total_volumes_used").unwrap_or_else(|| panic!("{limits}"));
     assert_eq!(used["Value"], 3);
 
     // Delete; a missing volume fails cleanly.

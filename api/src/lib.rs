@@ -12,7 +12,8 @@
 //!   (`keystone/`): tokens for the tenants of the auth file and a service
 //!   catalogue naming the Cinder endpoint;
 //! - the Cinder block storage v3 API under `/volume/v3/{project_id}`
-//!   (`cinder/`), as today's OpenStack clients speak it.
+//!   (`cinder/`), as today's OpenStack clients speak it, and a read-only
+//!   Glance v2 image list under `/image` (`glance/`) for their image lookups.
 //!
 //! ```text
 //!  warp filter (routes) ── reads the body (≤ 1 MiB), one blocking task per request
@@ -28,7 +29,8 @@
 //!    ├── cimi/         the same for CIMI (JSON default, XML)
 //!    ├── danube/       the same for Danube Cloud (JSON, tasks)
 //!    ├── keystone/     minimal Keystone v3: discovery, tokens, catalogue
-//!    └── cinder/       Cinder v3: microversions, volumes, snapshots, quotas
+//!    ├── cinder/       Cinder v3: microversions, volumes, snapshots, quotas
+//!    └── glance/       read-only Glance v2 over the engine's images
 //! ```
 //!
 //! **Invariant:** the API keeps no state of its own: everything it knows is
@@ -45,6 +47,7 @@ mod danube;
 mod deltacloud;
 mod error;
 pub mod fuzzing;
+mod glance;
 mod http;
 mod keystone;
 pub mod meta;
@@ -182,6 +185,8 @@ pub enum Dialect {
     Keystone,
     /// Cinder block storage v3 (`/volume/...`).
     Cinder,
+    /// A read-only Glance v2 over the engine's images (`/image/...`).
+    Glance,
 }
 
 impl Dialect {
@@ -194,6 +199,7 @@ impl Dialect {
             (Some("api"), _) => Dialect::Deltacloud,
             (Some("v3" | "identity"), _) => Dialect::Keystone,
             (Some("volume"), _) => Dialect::Cinder,
+            (Some("image"), _) => Dialect::Glance,
             _ => Dialect::OpenStack,
         }
     }
@@ -210,6 +216,7 @@ impl Dialect {
             Dialect::Danube => danube::dispatch(state, req),
             Dialect::Keystone => keystone::dispatch(state, req),
             Dialect::Cinder => cinder::dispatch(state, req),
+            Dialect::Glance => glance::dispatch(state, req),
         }
     }
 
@@ -223,6 +230,7 @@ impl Dialect {
             Dialect::Danube => danube::error_reply(req, e),
             Dialect::Keystone => keystone::error_reply(e),
             Dialect::Cinder => cinder::fault::reply(req, e),
+            Dialect::Glance => glance::error_reply(e),
         }
     }
 }
@@ -350,7 +358,10 @@ where
     };
     let mut resp = to_response(reply);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        if matches!(dialect, Dialect::Keystone | Dialect::Cinder) {
+        if matches!(
+            dialect,
+            Dialect::Keystone | Dialect::Cinder | Dialect::Glance
+        ) {
             resp.headers_mut().insert("x-openstack-request-id", v);
         } else {
             resp.headers_mut().insert("x-compute-request-id", v);

@@ -351,14 +351,19 @@ fn endpoints(service: &str, url: &str) -> Value {
     Value::Array(list)
 }
 
-/// The catalogue: identity, and the Cinder v3 endpoint of the tenant's
+/// The catalogue: identity, an image placeholder, and the Cinder v3 endpoint of the tenant's
 /// project as `volumev3` and `block-storage`, on the host the client used.
 pub(crate) fn service_catalog(req: &Request, t: &Tenant) -> Vec<Value> {
     let base = req.base_url();
     let cinder = format!("{base}{}/{}", crate::CINDER_V3_PATH, t.id);
     let identity = format!("{base}/identity");
+    // The `openstack` CLI builds an image client for `volume create`
+    // whether or not an image is named: the catalogue lists one (blockd's
+    // images are reached through Cinder's `imageRef`, not a Glance API).
+    let image = format!("{base}/image");
     [
         ("identity", "keystone", &identity),
+        ("image", "glance", &image),
         ("volumev3", "cinderv3", &cinder),
         ("block-storage", "cinder", &cinder),
     ]
