@@ -9,6 +9,7 @@
 //! token = "..."        # X-Auth-Token (Authorization: Token, ES-API-KEY elsewhere)
 //! user = "demo"        # HTTP Basic user (Deltacloud, CIMI)
 //! password = "..."
+//! admin = false        # optional; true lets it hand images to other tenants
 //! [tenants.quota]      # optional; an absent limit is unlimited
 //! gigabytes = 100
 //! volumes = 10
@@ -27,11 +28,11 @@ use subtle::ConstantTimeEq;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Quota {
-    /// Total GB of the tenant's volumes and snapshots.
+    /// Total GB of the tenant's volumes, snapshots and images.
     pub gigabytes: Option<u64>,
     /// Number of volumes.
     pub volumes: Option<u64>,
-    /// Number of snapshots.
+    /// Number of snapshots and images.
     pub snapshots: Option<u64>,
 }
 
@@ -47,6 +48,10 @@ pub struct Tenant {
     pub user: String,
     /// The HTTP Basic password.
     pub password: String,
+    /// An operator tenant: may hand its images (and their quota charge)
+    /// to another tenant (Danube `PUT owner`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
     /// Limits, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<Quota>,
@@ -59,6 +64,7 @@ impl fmt::Debug for Tenant {
             .field("token", &"<redacted>")
             .field("user", &self.user)
             .field("password", &"<redacted>")
+            .field("admin", &self.admin)
             .field("quota", &self.quota)
             .finish()
     }
@@ -167,6 +173,7 @@ impl Auth {
                     token: random_secret(),
                     user: "demo".into(),
                     password: random_secret(),
+                    admin: false,
                     quota: None,
                 }])?;
                 auth.write(path)?;
@@ -258,6 +265,26 @@ impl Auth {
             )),
         }
     }
+}
+
+/// The tenant of an HTTP Basic `Authorization` header (Deltacloud, CIMI):
+/// 401 for a missing, malformed or wrong one.
+pub(crate) fn basic<'a>(auth: &'a Auth, header: Option<&str>) -> Result<&'a Tenant> {
+    use base64::Engine as _;
+    let denied = |m: &str| ApiError::new(ErrorKind::Unauthorized, m);
+    let header = header.ok_or_else(|| denied("HTTP Basic credentials are required."))?;
+    let (scheme, creds) = header.trim().split_once(' ').unwrap_or((header, ""));
+    if !scheme.eq_ignore_ascii_case("basic") || creds.len() > 1024 {
+        return Err(denied("Only HTTP Basic authentication is accepted."));
+    }
+    let malformed = || denied("Malformed HTTP Basic credentials.");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(creds.trim())
+        .map_err(|_| malformed())?;
+    let text = String::from_utf8(raw).map_err(|_| malformed())?;
+    let (user, password) = text.split_once(':').ok_or_else(malformed)?;
+    auth.by_basic(user, password)
+        .ok_or_else(|| denied("Invalid user name or password."))
 }
 
 #[cfg(test)]
