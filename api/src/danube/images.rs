@@ -357,10 +357,14 @@ pub fn update(ctx: &Ctx, name: &str) -> DResult<Reply> {
         m.get(super::ALIAS).map(String::as_str),
         m.get(super::VERSION).map(String::as_str),
     )?;
-    let o = ops::update(&ctx.dom, &locked, &o, m)?;
+    // A new owner is written with the other fields in one step: a refused
+    // hand-over (403, 413) changes nothing.
     let o = match f.owner.as_deref() {
-        Some(to) if to != ctx.dom.tenant_id() => ops::transfer_image(&ctx.dom, &locked, &o, to)?,
-        _ => o,
+        Some(to) if to != ctx.dom.tenant_id() => {
+            let edited = ObjectInfo { metadata: m, ..o };
+            ops::transfer_image(&ctx.dom, &locked, &edited, to)?
+        }
+        _ => ops::update(&ctx.dom, &locked, &o, m)?,
     };
     tracing::info!(tenant = ctx.dom.tenant_id(), image = %o.id, "danube: image updated");
     Ok(success(view(&o)))
