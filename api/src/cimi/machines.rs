@@ -40,15 +40,7 @@ fn attached_to(ctx: &Ctx, machine: &str) -> Vec<ObjectInfo> {
 
 /// Path segments are percent-decoded: encode the machine id back.
 fn seg(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::http::encode_segment(s)
 }
 
 fn machine_url(ctx: &Ctx, machine: &str) -> String {

@@ -232,11 +232,7 @@ fn authenticate<'a>(state: &'a ApiState, req: &Request) -> DResult<&'a Tenant> {
 }
 
 fn only(req: &Request, allow: &'static str) -> DResult<()> {
-    if allow.split(", ").any(|m| m == req.method.as_str()) {
-        Ok(())
-    } else {
-        Err(Fail::Method(allow))
-    }
+    req.only(allow).map_err(Fail::from)
 }
 
 /// Handles one request of this dialect, errors included.

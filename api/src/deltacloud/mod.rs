@@ -80,11 +80,7 @@ fn authenticate<'a>(state: &'a ApiState, req: &Request) -> Result<&'a Tenant> {
 }
 
 fn only(req: &Request, allow: &'static str) -> Result<()> {
-    if allow.split(", ").any(|m| m == req.method.as_str()) {
-        Ok(())
-    } else {
-        Err(ApiError::method_not_allowed(allow))
-    }
+    req.only(allow)
 }
 
 fn not_found() -> ApiError {

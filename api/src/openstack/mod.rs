@@ -133,18 +133,7 @@ pub(crate) fn opt_id(m: &Map<String, Value>, key: &str) -> Result<Option<String>
 /// A size in GB: a positive integer or a string of one ("1"); '0', '',
 /// negative, fractional or non-numeric values are 400.
 pub(crate) fn parse_gb(v: &Value, what: &str) -> Result<u64> {
-    let n = match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => {
-            let t = s.trim();
-            if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-                t.parse::<u64>().ok()
-            } else {
-                None
-            }
-        }
-        _ => None,
-    };
+    let n = crate::http::uint_value(v);
     let max_gb = engine::MAX_VOLUME_SIZE / meta::GIB;
     match n {
         Some(n) if n > 0 && n <= max_gb => Ok(n),
@@ -224,11 +213,7 @@ fn display_value(v: &Value) -> String {
 // ---- routing ----
 
 fn only(req: &Request, allow: &'static str) -> Result<()> {
-    if allow.split(", ").any(|m| m == req.method.as_str()) {
-        Ok(())
-    } else {
-        Err(ApiError::method_not_allowed(allow))
-    }
+    req.only(allow)
 }
 
 const VERSION_UPDATED: &str = "2011-01-21T11:33:21Z";
