@@ -3,13 +3,14 @@
 //! exists, and the one quota rule holds whatever the dialect. One test per
 //! former leak: Danube image names and alias/version uniqueness (per
 //! tenant now), names held by running imports, OpenStack `imageRef` by
-//! name, `PUT owner` (an operator's action), images counted against the
-//! snapshot quota in every dialect, and imports counted against quota.
+//! name, `PUT owner` (an operator's action), CIMI's `imageLocation` of
+//! another tenant's public image, images counted against the snapshot
+//! quota in every dialect, and imports counted against quota.
 
 mod api_common;
 mod danube_common;
 
-use api_common::{basic, Api, DEMO, OTHER, SMALL, SMALL_BASIC};
+use api_common::{basic, Api, DEMO, DEMO_BASIC, OTHER, OTHER_BASIC, SMALL, SMALL_BASIC};
 use danube_common::*;
 use serde_json::json;
 
@@ -337,4 +338,57 @@ fn imports_count_against_quota() {
     detail(&dn(&api, "POST", "/api/image/two/", SMALL, Some(body)), 413);
     let snaps = api.get("/v1.1/small/os-snapshots", SMALL);
     assert_eq!(snaps.json["snapshots"], json!([]));
+}
+
+#[test]
+fn a_public_image_does_not_name_its_owners_private_volume() {
+    let api = Api::start();
+    let v = api.volume("demo", DEMO, 1);
+    let cimi = |who: (&str, &str), method: &str, path: &str, body: Option<String>| {
+        let auth = basic(who);
+        api.send(
+            method,
+            path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_deref().map(str::as_bytes),
+        )
+    };
+    let img = json!({"imageLocation": {"href": format!("{}/cimi/volumes/{v}", api.base)}});
+    let r = cimi(
+        DEMO_BASIC,
+        "POST",
+        "/cimi/volume_images",
+        Some(img.to_string()),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["id"]
+        .as_str()
+        .expect("id")
+        .rsplit('/')
+        .next()
+        .expect("uuid")
+        .to_string();
+    // The owner sees where it came from.
+    assert!(r.text.contains(&v), "{}", r.text);
+    // Made public (through Danube, by uuid): the other tenant sees the
+    // image, not the volume's id.
+    ok(&dn(
+        &api,
+        "PUT",
+        &format!("/api/image/{id}/"),
+        DEMO,
+        Some(json!({"access": 1})),
+    ));
+    let r = cimi(
+        OTHER_BASIC,
+        "GET",
+        &format!("/cimi/volume_images/{id}"),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(!r.text.contains(&v), "{}", r.text);
+    assert!(r.json.get("imageLocation").is_none(), "{}", r.text);
 }

@@ -23,22 +23,26 @@ use engine::{ObjectId, ObjectInfo, ObjectKind};
 
 /// Where an image was captured from: a volume href (the volume of a
 /// snapshot for images made from snapshots), or another image.
-fn location(ctx: &Ctx, parent: ObjectId) -> String {
-    match ctx.dom.store().get(parent) {
-        Ok(p) if p.kind == ObjectKind::Image => ctx.url(&format!("volume_images/{}", p.id)),
+/// Another tenant's public image names its source only when the caller
+/// sees that source too: no href names another tenant's private volume.
+fn location(ctx: &Ctx, o: &ObjectInfo, parent: ObjectId) -> Option<String> {
+    let (kind, id, path) = match ctx.dom.store().get(parent) {
+        Ok(p) if p.kind == ObjectKind::Image => (ObjectKind::Image, p.id, "volume_images"),
         Ok(p) if p.kind == ObjectKind::Snapshot => {
-            ctx.url(&format!("volumes/{}", p.parent.unwrap_or(p.id)))
+            (ObjectKind::Volume, p.parent.unwrap_or(p.id), "volumes")
         }
-        _ => ctx.url(&format!("volumes/{parent}")),
-    }
+        _ => (ObjectKind::Volume, parent, "volumes"),
+    };
+    let shown = ctx.dom.owns(o) || matches!(ctx.dom.find(kind, &id.to_string()), Ok(Some(_)));
+    shown.then(|| ctx.url(&format!("{path}/{id}")))
 }
 
 /// The VolumeImage view.
 pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo) -> Doc {
     let url = ctx.url(&format!("volume_images/{}", o.id));
     let mut d = head("VolumeImage", url.clone(), o).with("state", Node::Text(state(o).into()));
-    if let Some(p) = o.parent {
-        d = d.with("imageLocation", Node::Href(location(ctx, p)));
+    if let Some(href) = o.parent.and_then(|p| location(ctx, o, p)) {
+        d = d.with("imageLocation", Node::Href(href));
     }
     d = d.with(
         "bootable",
