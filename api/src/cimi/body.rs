@@ -397,6 +397,20 @@ pub(crate) fn ref_id(href: &str, collection: &str) -> Result<String> {
     Ok(percent_decode(rest))
 }
 
+/// The name, description and properties of an update body `b`.
+pub(crate) fn edit(
+    b: &Map<String, Value>,
+    name: Option<String>,
+    description: Option<String>,
+    props: Option<BTreeMap<String, String>>,
+) -> crate::domain::ops::Edit {
+    crate::domain::ops::Edit {
+        name: b.contains_key("name").then_some(name),
+        description: b.contains_key("description").then_some(description),
+        user: props,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

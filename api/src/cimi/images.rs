@@ -14,7 +14,7 @@
 use super::body::{self, boolean, opt_href, opt_text, properties, ref_id};
 use super::doc::{Doc, Node};
 use super::query::Query;
-use super::{head, state, volumes, Ctx, BOOTABLE, MAX_DESCRIPTION, MAX_NAME};
+use super::{head, state, Ctx, BOOTABLE, MAX_DESCRIPTION, MAX_NAME};
 use crate::domain::ops;
 use crate::error::{ApiError, ErrorKind, Result};
 use crate::http::Reply;
@@ -154,7 +154,7 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
         .filter(|v| !v.is_null())
         .map(|v| boolean(v, "bootable"))
         .transpose()?;
-    let edit = volumes::edit(&b, name, description, props);
+    let edit = body::edit(&b, name, description, props);
     let locked = ctx.dom.lock();
     let o = find_own(ctx, id)?;
     let mut m = edit.apply(&o);

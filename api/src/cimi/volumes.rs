@@ -14,14 +14,13 @@ use super::body::{self, opt_href, opt_object, opt_text, properties, ref_id, uint
 use super::doc::{Doc, Node};
 use super::query::Query;
 use super::{head, state, Ctx, BOOTABLE, MAX_DESCRIPTION, MAX_NAME};
-use crate::domain::ops::{self, Edit, Source};
+use crate::domain::ops::{self, Source};
 use crate::domain::visibility;
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta;
 use engine::{ObjectInfo, ObjectKind};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 /// The `type` of every volume and configuration.
 const VOLUME_TYPE: &str = "http://schemas.dmtf.org/cimi/1/mapped";
@@ -209,25 +208,11 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     let name = opt_text(&b, "name", MAX_NAME, false)?;
     let description = opt_text(&b, "description", MAX_DESCRIPTION, true)?;
     let props = properties(&b)?;
-    let edit = edit(&b, name, description, props);
+    let edit = body::edit(&b, name, description, props);
     let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     let o = ops::update(&ctx.dom, &locked, &o, edit.apply(&o))?;
     Ok(ctx.ok(&view(ctx, &o)))
-}
-
-/// The name, description and properties of an update body `b`.
-pub(crate) fn edit(
-    b: &Map<String, Value>,
-    name: Option<String>,
-    description: Option<String>,
-    props: Option<BTreeMap<String, String>>,
-) -> Edit {
-    Edit {
-        name: b.contains_key("name").then_some(name),
-        description: b.contains_key("description").then_some(description),
-        user: props,
-    }
 }
 
 /// `DELETE /cimi/volumes/{id}`: 200, empty; 409 while attached.
