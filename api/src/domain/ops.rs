@@ -409,3 +409,43 @@ pub(crate) fn transfer_image(
     tracing::info!(tenant = ctx.tenant_id(), image = %o.id, to, "api: image handed over");
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_txn_undoes_what_it_made_unless_committed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(
+            tmp.path().join("data"),
+            engine::StoreOptions {
+                create: true,
+                ..Default::default()
+            },
+        )
+        .expect("store");
+        let mk = || {
+            store
+                .create_volume_with(None, 1 << 20, false, ObjectUpdate::default())
+                .expect("volume")
+                .id
+        };
+        let (a, b, c) = (mk(), mk(), mk());
+        {
+            let mut t = Txn::new(&store);
+            t.made(a);
+            t.scratch(b);
+        }
+        assert!(store.get(a).is_err() && store.get(b).is_err());
+        let d = mk();
+        {
+            let mut t = Txn::new(&store);
+            t.made(c);
+            t.scratch(d);
+            t.commit();
+        }
+        assert!(store.get(c).is_ok());
+        assert!(store.get(d).is_err());
+    }
+}

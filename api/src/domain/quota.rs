@@ -97,3 +97,67 @@ pub(crate) fn check(all: &[ObjectInfo], tenant: &Tenant, charge: Charge) -> Resu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use std::collections::BTreeMap;
+
+    fn obj(kind: ObjectKind, tenant: &str, gb: u64) -> ObjectInfo {
+        let mut m = BTreeMap::new();
+        meta::set(&mut m, meta::TENANT, Some(tenant));
+        ObjectInfo {
+            id: engine::ObjectId::new_random(),
+            kind,
+            name: None,
+            size: gb * meta::GIB,
+            created: 0,
+            status: meta::AVAILABLE.into(),
+            metadata: m,
+            parent: None,
+            compress: false,
+        }
+    }
+
+    #[test]
+    fn images_count_as_snapshots_and_gigabytes() {
+        let all = vec![
+            obj(ObjectKind::Volume, "a", 1),
+            obj(ObjectKind::Snapshot, "a", 1),
+            obj(ObjectKind::Image, "a", 2),
+            obj(ObjectKind::Image, "b", 5),
+        ];
+        assert_eq!(
+            usage(&all, "a"),
+            Usage {
+                volumes: 1,
+                snapshots: 2,
+                gigabytes: 4
+            }
+        );
+        let mut t = crate::auth::Tenant {
+            id: "a".into(),
+            token: "t".into(),
+            user: "u".into(),
+            password: "p".into(),
+            admin: false,
+            quota: Some(crate::auth::Quota {
+                gigabytes: Some(5),
+                volumes: Some(2),
+                snapshots: Some(3),
+            }),
+        };
+        assert!(check(&all, &t, Charge::Image(1)).is_ok());
+        let e = check(&all, &t, Charge::Image(2)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::OverLimit);
+        assert!(e.message().starts_with("Image quota exceeded"), "{e}");
+        t.quota = Some(crate::auth::Quota {
+            snapshots: Some(2),
+            ..Default::default()
+        });
+        let e = check(&all, &t, Charge::Snapshot(0)).unwrap_err();
+        assert!(e.message().starts_with("Snapshot quota exceeded"), "{e}");
+        assert!(check(&all, &t, Charge::Grow(100)).is_ok());
+    }
+}
