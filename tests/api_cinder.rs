@@ -344,8 +344,9 @@ fn cinder_volume_lifecycle_is_shared_with_v1_1() {
         "{}",
         r.text
     );
-    let r = api.get(&format!("{C}/volumes/detail"), &t);
-    assert_eq!(r.json["volumes"][0]["size"], 2, "newest first: {}", r.text);
+    let r = api.get(&format!("{C}/volumes/detail?sort=size:desc"), &t);
+    assert_eq!(r.json["volumes"][0]["size"], 2, "{}", r.text);
+    assert_eq!(r.json["volumes"][1]["name"], "db", "{}", r.text);
 
     // Update, metadata.
     let r = api.put(
@@ -703,7 +704,7 @@ fn cinder_types_zones_limits_quotas() {
     assert!(r.json["overLimit"]["message"]
         .as_str()
         .unwrap()
-        .contains("gigabytes"));
+        .contains("quota exceeded"));
 }
 
 #[test]

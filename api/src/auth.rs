@@ -9,11 +9,12 @@
 //! token = "..."        # X-Auth-Token (Authorization: Token, ES-API-KEY elsewhere)
 //! user = "demo"        # HTTP Basic user (Deltacloud, CIMI)
 //! password = "..."
+//! admin = false        # optional; true: hand images to other tenants, Keystone's
+//!                      # admin role, Cinder's admin actions
 //! [tenants.quota]      # optional; an absent limit is unlimited
 //! gigabytes = 100
 //! volumes = 10
 //! snapshots = 20
-//! # admin = true     # optional: Keystone's admin role, Cinder's admin actions
 //! ```
 
 use crate::error::{ApiError, ErrorKind, Result};
@@ -28,11 +29,11 @@ use subtle::ConstantTimeEq;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Quota {
-    /// Total GB of the tenant's volumes and snapshots.
+    /// Total GB of the tenant's volumes, snapshots and images.
     pub gigabytes: Option<u64>,
     /// Number of volumes.
     pub volumes: Option<u64>,
-    /// Number of snapshots.
+    /// Number of snapshots and images.
     pub snapshots: Option<u64>,
 }
 
@@ -48,17 +49,14 @@ pub struct Tenant {
     pub user: String,
     /// The HTTP Basic password.
     pub password: String,
+    /// An operator tenant: may hand its images (and their quota charge)
+    /// to another tenant (Danube `PUT owner`); Keystone gives it the
+    /// `admin` role and Cinder's admin-only actions accept it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
     /// Limits, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<Quota>,
-    /// An operator tenant: Keystone gives it the `admin` role, and Cinder's
-    /// admin-only actions (`os-reset_status`) accept it. Off by default.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub admin: bool,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 impl fmt::Debug for Tenant {
@@ -68,8 +66,8 @@ impl fmt::Debug for Tenant {
             .field("token", &"<redacted>")
             .field("user", &self.user)
             .field("password", &"<redacted>")
-            .field("quota", &self.quota)
             .field("admin", &self.admin)
+            .field("quota", &self.quota)
             .finish()
     }
 }
@@ -177,8 +175,8 @@ impl Auth {
                     token: random_secret(),
                     user: "demo".into(),
                     password: random_secret(),
-                    quota: None,
                     admin: false,
+                    quota: None,
                 }])?;
                 auth.write(path)?;
                 Ok((auth, true))
@@ -274,6 +272,26 @@ impl Auth {
             )),
         }
     }
+}
+
+/// The tenant of an HTTP Basic `Authorization` header (Deltacloud, CIMI):
+/// 401 for a missing, malformed or wrong one.
+pub(crate) fn basic<'a>(auth: &'a Auth, header: Option<&str>) -> Result<&'a Tenant> {
+    use base64::Engine as _;
+    let denied = |m: &str| ApiError::new(ErrorKind::Unauthorized, m);
+    let header = header.ok_or_else(|| denied("HTTP Basic credentials are required."))?;
+    let (scheme, creds) = header.trim().split_once(' ').unwrap_or((header, ""));
+    if !scheme.eq_ignore_ascii_case("basic") || creds.len() > 1024 {
+        return Err(denied("Only HTTP Basic authentication is accepted."));
+    }
+    let malformed = || denied("Malformed HTTP Basic credentials.");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(creds.trim())
+        .map_err(|_| malformed())?;
+    let text = String::from_utf8(raw).map_err(|_| malformed())?;
+    let (user, password) = text.split_once(':').ok_or_else(malformed)?;
+    auth.by_basic(user, password)
+        .ok_or_else(|| denied("Invalid user name or password."))
 }
 
 #[cfg(test)]

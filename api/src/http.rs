@@ -29,6 +29,16 @@ pub struct Request {
 }
 
 impl Request {
+    /// `Ok` when the method is one of `allow` ("GET, POST"); a 405 error
+    /// naming them otherwise. Every dialect routes with it.
+    pub fn only(&self, allow: &'static str) -> crate::error::Result<()> {
+        if allow.split(", ").any(|m| m == self.method.as_str()) {
+            Ok(())
+        } else {
+            Err(crate::error::ApiError::method_not_allowed(allow))
+        }
+    }
+
     /// Builds a request from its parts.
     pub fn new(method: Method, path: &str, query: &str, headers: HeaderMap, body: Bytes) -> Self {
         Request {
@@ -219,6 +229,37 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
             (decode(k, true), decode(v, true))
         })
         .collect()
+}
+
+/// Percent-encodes one path segment (ids of other front ends may hold
+/// any character).
+pub(crate) fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// An unsigned integer given as a JSON number or a string of digits
+/// (form and XML values are strings); `None` for anything else.
+pub(crate) fn uint_value(v: &serde_json::Value) -> Option<u64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => {
+            let t = s.trim();
+            if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+                t.parse::<u64>().ok()
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@
 //!    ├── remote.rs     remote fetches for imports: allow-list, public addresses only
 //!    ├── meta.rs       API state kept in engine status + metadata (api.*, user.*)
 //!    ├── error.rs      ApiError: one error type, no HTTP in it
+//!    ├── domain/       the tenant-scoped operations, quota and visibility
+//!    │                 rules every dialect calls (dialects never import
+//!    │                 each other)
 //!    ├── openstack/    routing, views, business rules, fault bodies
 //!    ├── deltacloud/   the same for Deltacloud (XML default, JSON)
 //!    ├── cimi/         the same for CIMI (JSON default, XML)
@@ -45,6 +48,7 @@ mod cimi;
 mod cinder;
 mod danube;
 mod deltacloud;
+mod domain;
 mod error;
 pub mod fuzzing;
 mod glance;

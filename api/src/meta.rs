@@ -9,9 +9,10 @@
 //! and no other tenant ever sees it, except images its owner made public
 //! ([`IMAGE_ACCESS`] "1"), which others may see and clone but not change.
 //! Volumes and snapshots without one (made with the offline CLI) are
-//! invisible to API tenants; images without one are public.
+//! invisible to API tenants; images without one are public. The rule
+//! itself is `domain::visibility`.
 
-use engine::{ObjectInfo, ObjectKind};
+use engine::ObjectInfo;
 use std::collections::BTreeMap;
 
 /// The owning tenant's id.
@@ -40,6 +41,11 @@ pub const BOOTABLE: &str = "api.bootable";
 /// Prefix of a volume's image metadata keys (Cinder's
 /// `volume_image_metadata`, `os-set_image_metadata`).
 pub const IMAGE_META_PREFIX: &str = "api.image_meta.";
+/// An image's name, per tenant (engine names are global, so image names
+/// are not kept there).
+pub const IMAGE_NAME: &str = "api.image_name";
+/// Marks the hidden staging volume of a running import (its task id).
+pub const IMPORT_TMP: &str = "api.danube.import_task";
 /// Prefix of user metadata keys.
 pub const USER_PREFIX: &str = "user.";
 
@@ -65,25 +71,6 @@ pub fn get<'a>(o: &'a ObjectInfo, key: &str) -> Option<&'a str> {
 /// tenant sees it and may clone it), "3" private (the default for owned
 /// images), "4" deleted (no new volume is made from it).
 pub const IMAGE_ACCESS: &str = "api.danube.access";
-
-/// True when `tenant` may see `o` as an object of `kind`: its own objects;
-/// images without an owner (made offline) and public images of others.
-pub fn visible(o: &ObjectInfo, kind: ObjectKind, tenant: &str) -> bool {
-    if o.kind != kind {
-        return false;
-    }
-    match get(o, TENANT) {
-        Some(t) if t == tenant => true,
-        Some(_) => kind == ObjectKind::Image && get(o, IMAGE_ACCESS) == Some("1"),
-        None => kind == ObjectKind::Image,
-    }
-}
-
-/// True when `tenant` may make a new volume from image `o`, in any
-/// dialect: it sees it and it is not marked deleted.
-pub fn image_usable(o: &ObjectInfo, tenant: &str) -> bool {
-    visible(o, ObjectKind::Image, tenant) && get(o, IMAGE_ACCESS) != Some("4")
-}
 
 /// The user metadata (prefix stripped).
 pub fn user_metadata(o: &ObjectInfo) -> BTreeMap<String, String> {

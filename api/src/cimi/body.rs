@@ -312,18 +312,7 @@ pub(crate) fn opt_object<'a>(
 
 /// An unsigned integer: a JSON number or a string of digits (XML).
 pub(crate) fn uint(v: &Value, key: &str) -> Result<u64> {
-    let n = match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => {
-            let t = s.trim();
-            if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-                t.parse::<u64>().ok()
-            } else {
-                None
-            }
-        }
-        _ => None,
-    };
+    let n = crate::http::uint_value(v);
     n.ok_or_else(|| {
         bad(format!(
             "{key} must be a non-negative integer, got {}.",
@@ -406,6 +395,20 @@ pub(crate) fn ref_id(href: &str, collection: &str) -> Result<String> {
         return Err(invalid());
     }
     Ok(percent_decode(rest))
+}
+
+/// The name, description and properties of an update body `b`.
+pub(crate) fn edit(
+    b: &Map<String, Value>,
+    name: Option<String>,
+    description: Option<String>,
+    props: Option<BTreeMap<String, String>>,
+) -> crate::domain::ops::Edit {
+    crate::domain::ops::Edit {
+        name: b.contains_key("name").then_some(name),
+        description: b.contains_key("description").then_some(description),
+        user: props,
+    }
 }
 
 #[cfg(test)]

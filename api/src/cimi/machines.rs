@@ -14,10 +14,10 @@ use super::body::{self, opt_href, opt_text, ref_id};
 use super::doc::{Doc, Node};
 use super::query::Query;
 use super::Ctx;
+use crate::domain::{ops, valid_device};
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta;
-use crate::openstack::attachments::valid_device;
 use engine::{ObjectInfo, ObjectKind};
 use std::collections::BTreeSet;
 
@@ -35,24 +35,12 @@ fn check_machine(id: &str) -> Result<()> {
 }
 
 fn attached_to(ctx: &Ctx, machine: &str) -> Vec<ObjectInfo> {
-    ctx.os
-        .objects(ObjectKind::Volume)
-        .into_iter()
-        .filter(|o| meta::get(o, meta::ATTACHED_SERVER) == Some(machine))
-        .collect()
+    ctx.dom.attached_to(machine)
 }
 
 /// Path segments are percent-decoded: encode the machine id back.
 fn seg(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::http::encode_segment(s)
 }
 
 fn machine_url(ctx: &Ctx, machine: &str) -> String {
@@ -84,7 +72,7 @@ fn machine_view(ctx: &Ctx, machine: &str) -> Doc {
 pub fn list_machines(ctx: &Ctx) -> Result<Reply> {
     let q = Query::of(ctx.req())?;
     let names: BTreeSet<String> = ctx
-        .os
+        .dom
         .objects(ObjectKind::Volume)
         .iter()
         .filter_map(|o| meta::get(o, meta::ATTACHED_SERVER).map(str::to_string))
@@ -132,7 +120,7 @@ pub fn list(ctx: &Ctx, machine: &str) -> Result<Reply> {
 /// The tenant's volume `id`, attached to `machine` (404 otherwise).
 fn attached(ctx: &Ctx, machine: &str, id: &str) -> Result<ObjectInfo> {
     check_machine(machine)?;
-    let o = ctx.os.volume(id)?;
+    let o = ctx.volume(id)?;
     if meta::get(&o, meta::ATTACHED_SERVER) != Some(machine) {
         return Err(ApiError::not_found(format!(
             "Volume {id} is not attached to machine {}.",
@@ -166,8 +154,8 @@ pub fn attach(ctx: &Ctx, machine: &str) -> Result<Reply> {
         }
     }
 
-    let _guard = ctx.state_lock();
-    let o = ctx.os.volume(&vol_id)?;
+    let locked = ctx.dom.lock();
+    let o = ctx.volume(&vol_id)?;
     if let Some(other) = meta::get(&o, meta::ATTACHED_SERVER) {
         return Err(ApiError::conflict(format!(
             "Volume {} is already attached to machine {}.",
@@ -181,29 +169,7 @@ pub fn attach(ctx: &Ctx, machine: &str) -> Result<Reply> {
             o.id, o.status
         )));
     }
-    let used: Vec<String> = attached_to(ctx, machine)
-        .iter()
-        .filter_map(|v| meta::get(v, meta::ATTACHED_DEVICE).map(str::to_string))
-        .collect();
-    let device = match device {
-        Some(d) if used.contains(&d) => {
-            return Err(ApiError::conflict(format!(
-                "Device {d} is already used on machine {}.",
-                machine.escape_debug()
-            )))
-        }
-        Some(d) => d,
-        None => (b'b'..=b'z')
-            .map(|c| format!("/dev/vd{}", c as char))
-            .find(|d| !used.contains(d))
-            .ok_or_else(|| ApiError::conflict("No free device name left on this machine."))?,
-    };
-    let mut m = o.metadata.clone();
-    meta::set(&mut m, meta::ATTACHED_SERVER, Some(machine));
-    meta::set(&mut m, meta::ATTACHED_DEVICE, Some(&device));
-    ctx.os.save(o.id, meta::IN_USE, m)?;
-    let o = ctx.store().get(o.id)?;
-    tracing::info!(tenant = %ctx.tenant().id, volume = %o.id, machine, device, "cimi: volume attached");
+    let o = ops::attach(&ctx.dom, &locked, &o, machine, device)?;
     let d = view(ctx, machine, &o);
     let url = format!("{}/volumes/{}", machine_url(ctx, machine), o.id);
     Ok(ctx.created(&d, url))
@@ -211,7 +177,7 @@ pub fn attach(ctx: &Ctx, machine: &str) -> Result<Reply> {
 
 /// `DELETE /cimi/machines/{id}/volumes/{volume}`: 200, empty.
 pub fn detach(ctx: &Ctx, machine: &str, id: &str) -> Result<Reply> {
-    let _guard = ctx.state_lock();
+    let locked = ctx.dom.lock();
     let o = attached(ctx, machine, id)?;
     if o.status != meta::IN_USE {
         return Err(ApiError::conflict(format!(
@@ -219,10 +185,6 @@ pub fn detach(ctx: &Ctx, machine: &str, id: &str) -> Result<Reply> {
             o.id, o.status
         )));
     }
-    let mut m = o.metadata.clone();
-    meta::set(&mut m, meta::ATTACHED_SERVER, None);
-    meta::set(&mut m, meta::ATTACHED_DEVICE, None);
-    ctx.os.save(o.id, meta::AVAILABLE, m)?;
-    tracing::info!(tenant = %ctx.tenant().id, volume = %o.id, machine, "cimi: volume detached");
+    ops::detach(&ctx.dom, &locked, &o)?;
     Ok(Reply::empty(200))
 }

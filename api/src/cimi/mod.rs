@@ -15,7 +15,7 @@
 //!
 //! **Invariant:** like the other dialects, CIMI keeps no state of its own:
 //! volumes, images and attachments are engine objects and metadata shared
-//! with OpenStack (`meta.rs`); the CIMI-only field (`bootable`) is kept
+//! with the other dialects (`meta.rs`, `domain/`); the CIMI-only field (`bootable`) is kept
 //! under `api.cimi.`. Volume configurations and templates are a fixed set
 //! built into the server, derived from nothing a client sends.
 
@@ -26,15 +26,14 @@ mod machines;
 mod query;
 mod volumes;
 
-use crate::auth::Tenant;
-use crate::error::{ApiError, ErrorKind, Result};
+use crate::auth::{self, Tenant};
+use crate::domain;
+use crate::error::{ApiError, Result};
 use crate::http::{Reply, Request};
 use crate::meta;
-use crate::openstack::Ctx as OsCtx;
 use crate::ApiState;
-use base64::Engine as _;
 use doc::{Doc, Format, Node};
-use engine::{ObjectInfo, Store};
+use engine::{ObjectInfo, ObjectKind};
 use warp::http::Method;
 
 /// The CIMI XML namespace, also the prefix of every `resourceURI`.
@@ -48,29 +47,29 @@ pub(crate) const MAX_NAME: usize = 255;
 /// Longest description accepted.
 pub(crate) const MAX_DESCRIPTION: usize = 65_535;
 
-/// The context of one authenticated call: the OpenStack context (tenant
-/// lookups, quota usage, saving) plus the response format.
+/// The context of one authenticated call: the shared domain context, the
+/// request and the response format.
 pub(crate) struct Ctx<'a> {
-    pub os: OsCtx<'a>,
+    pub dom: domain::Ctx<'a>,
+    pub req: &'a Request,
     pub fmt: Format,
 }
 
 impl<'a> Ctx<'a> {
     pub fn req(&self) -> &'a Request {
-        self.os.req
+        self.req
     }
 
-    pub fn tenant(&self) -> &'a Tenant {
-        self.os.tenant
+    /// The tenant's object `id` of `kind`, 404 with `what` otherwise.
+    pub fn find(&self, kind: ObjectKind, what: &str, id: &str) -> Result<ObjectInfo> {
+        self.dom.find(kind, id)?.ok_or_else(|| {
+            ApiError::not_found(format!("{what} {} could not be found.", id.escape_debug()))
+        })
     }
 
-    pub fn store(&self) -> &Store {
-        self.os.store()
-    }
-
-    /// The API-wide lock for check-then-act sequences.
-    pub fn state_lock(&self) -> parking_lot::MutexGuard<'a, ()> {
-        self.os.state.lock()
+    /// The tenant's volume `id` (404 otherwise).
+    pub fn volume(&self, id: &str) -> Result<ObjectInfo> {
+        self.find(ObjectKind::Volume, "Volume", id)
     }
 
     /// The absolute URI of `path` under `/cimi/`.
@@ -129,7 +128,8 @@ pub(crate) fn dispatch(state: &ApiState, req: &Request) -> Reply {
         .and_then(|_| authenticate(state, req))
         .and_then(|tenant| {
             let ctx = Ctx {
-                os: OsCtx { state, req, tenant },
+                dom: domain::Ctx::new(state, tenant),
+                req,
                 fmt,
             };
             route(&ctx)
@@ -188,36 +188,11 @@ fn negotiate(req: &Request) -> Result<()> {
 
 /// The tenant of the HTTP Basic credentials (401 otherwise).
 fn authenticate<'a>(state: &'a ApiState, req: &Request) -> Result<&'a Tenant> {
-    let denied = |m: &str| ApiError::new(ErrorKind::Unauthorized, m);
-    let header = req
-        .header("authorization")
-        .ok_or_else(|| denied("HTTP Basic credentials are required."))?;
-    let (scheme, creds) = header
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| denied("Malformed Authorization header."))?;
-    if !scheme.eq_ignore_ascii_case("basic") || creds.len() > 1024 {
-        return Err(denied("Only HTTP Basic authentication is accepted."));
-    }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(creds.trim())
-        .map_err(|_| denied("Malformed HTTP Basic credentials."))?;
-    let text = String::from_utf8(raw).map_err(|_| denied("Malformed HTTP Basic credentials."))?;
-    let (user, password) = text
-        .split_once(':')
-        .ok_or_else(|| denied("Malformed HTTP Basic credentials."))?;
-    state
-        .auth()
-        .by_basic(user, password)
-        .ok_or_else(|| denied("Invalid user name or password."))
+    auth::basic(state.auth(), req.header("authorization"))
 }
 
 fn only(req: &Request, allow: &'static str) -> Result<()> {
-    if allow.split(", ").any(|m| m == req.method.as_str()) {
-        Ok(())
-    } else {
-        Err(ApiError::method_not_allowed(allow))
-    }
+    req.only(allow)
 }
 
 fn not_found() -> ApiError {
@@ -318,6 +293,7 @@ fn entry_point(ctx: &Ctx) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use bytes::Bytes;
     use warp::http::HeaderMap;
 

@@ -13,13 +13,14 @@
 use super::body::{self, opt_href, opt_object, opt_text, properties, ref_id, uint};
 use super::doc::{Doc, Node};
 use super::query::Query;
-use super::{head, images, state, Ctx, BOOTABLE, MAX_DESCRIPTION, MAX_NAME};
+use super::{head, state, Ctx, BOOTABLE, MAX_DESCRIPTION, MAX_NAME};
+use crate::domain::ops::{self, Source};
+use crate::domain::visibility;
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta;
 use engine::{ObjectInfo, ObjectKind};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 /// The `type` of every volume and configuration.
 const VOLUME_TYPE: &str = "http://schemas.dmtf.org/cimi/1/mapped";
@@ -58,7 +59,7 @@ pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo) -> Doc {
 pub fn list(ctx: &Ctx) -> Result<Reply> {
     let q = Query::of(ctx.req())?;
     let all = ctx
-        .os
+        .dom
         .objects(ObjectKind::Volume)
         .iter()
         .map(|o| view(ctx, o))
@@ -77,7 +78,7 @@ pub fn list(ctx: &Ctx) -> Result<Reply> {
 
 /// `GET /cimi/volumes/{id}`.
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
-    let o = ctx.os.volume(id)?;
+    let o = ctx.volume(id)?;
     Ok(ctx.ok(&view(ctx, &o)))
 }
 
@@ -127,18 +128,6 @@ fn template(t: &Map<String, Value>) -> Result<(Option<u64>, Option<String>)> {
     Ok((capacity, image))
 }
 
-/// The user metadata keys of `props`, plus the reserved keys of `base`.
-fn with_props(
-    base: BTreeMap<String, String>,
-    props: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    let mut m = base;
-    for (k, v) in props {
-        m.insert(format!("{}{k}", meta::USER_PREFIX), v.clone());
-    }
-    m
-}
-
 /// `POST /cimi/volumes`: 201 + Location + the Volume.
 pub fn create(ctx: &Ctx) -> Result<Reply> {
     let b = body::parse(ctx.req(), &["VolumeCreate", "Volume"])?;
@@ -157,11 +146,13 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         }
     }
 
-    let _guard = ctx.state_lock();
-    let image = image_id.map(|i| images::find(ctx, &i)).transpose()?;
+    let locked = ctx.dom.lock();
+    let image = image_id
+        .map(|i| ctx.find(ObjectKind::Image, "VolumeImage", &i))
+        .transpose()?;
     if let Some(i) = image
         .as_ref()
-        .filter(|i| !meta::image_usable(i, &ctx.tenant().id))
+        .filter(|i| !visibility::image_usable(i, ctx.dom.tenant_id()))
     {
         return Err(ApiError::conflict(format!(
             "VolumeImage {} is marked deleted: no new volume is made from it.",
@@ -189,46 +180,23 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
             ))
         }
     };
-    let quota = ctx.tenant().quota();
-    let (n_vols, _, used_gb) = ctx.os.usage();
-    if quota.volumes.is_some_and(|max| n_vols >= max) {
-        return Err(ApiError::over_limit(
-            format!(
-                "Volume quota exceeded: at most {} volumes.",
-                quota.volumes.unwrap_or(0)
-            ),
-            0,
-        ));
-    }
-    ctx.os.check_gigabytes(used_gb, meta::gb(bytes), "Volume")?;
-
-    let mut m = with_props(BTreeMap::new(), &props);
-    meta::set(&mut m, meta::TENANT, Some(&ctx.tenant().id));
-    meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
-    meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
-    if let Some(i) = &image {
-        meta::set(&mut m, meta::IMAGE_REF, Some(&i.id.to_string()));
-        if meta::get(i, BOOTABLE) == Some("true") {
-            meta::set(&mut m, BOOTABLE, Some("true"));
-        }
-    }
-    let extra = engine::ObjectUpdate {
-        name: None,
-        status: Some(meta::AVAILABLE.to_string()),
-        metadata: Some(m),
+    let bootable = image
+        .as_ref()
+        .is_some_and(|i| meta::get(i, BOOTABLE) == Some("true"));
+    let m = ops::new_metadata(
+        &ctx.dom,
+        &props,
+        &[
+            (meta::DISPLAY_NAME, name.as_deref()),
+            (meta::DISPLAY_DESCRIPTION, description.as_deref()),
+            (BOOTABLE, bootable.then_some("true")),
+        ],
+    );
+    let src = match &image {
+        Some(i) => Source::Image(i),
+        None => Source::Empty,
     };
-    let store = ctx.store();
-    let o = match &image {
-        None => store.create_volume_with(None, bytes, false, extra)?,
-        Some(i) => store.derive_with(
-            i.id,
-            ObjectKind::Volume,
-            None,
-            Some(bytes).filter(|&b| b > i.size),
-            extra,
-        )?,
-    };
-    tracing::info!(tenant = %ctx.tenant().id, volume = %o.id, bytes, "cimi: volume created");
+    let o = ops::create_volume(&ctx.dom, &locked, src, bytes, m)?;
     let url = ctx.url(&format!("volumes/{}", o.id));
     Ok(ctx.created(&view(ctx, &o), url))
 }
@@ -240,39 +208,17 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     let name = opt_text(&b, "name", MAX_NAME, false)?;
     let description = opt_text(&b, "description", MAX_DESCRIPTION, true)?;
     let props = properties(&b)?;
-    let _guard = ctx.state_lock();
-    let o = ctx.os.volume(id)?;
-    let m = edit(&o, &b, name, description, props.as_ref());
-    ctx.os.save(o.id, &o.status, m)?;
-    let o = ctx.store().get(o.id)?;
+    let edit = body::edit(&b, name, description, props);
+    let locked = ctx.dom.lock();
+    let o = ctx.volume(id)?;
+    let o = ops::update(&ctx.dom, &locked, &o, edit.apply(&o))?;
     Ok(ctx.ok(&view(ctx, &o)))
-}
-
-/// `o`'s metadata with the name, description and properties of an update.
-pub(crate) fn edit(
-    o: &ObjectInfo,
-    b: &Map<String, Value>,
-    name: Option<String>,
-    description: Option<String>,
-    props: Option<&BTreeMap<String, String>>,
-) -> BTreeMap<String, String> {
-    let mut m = match props {
-        Some(p) => meta::with_user_metadata(o, p),
-        None => o.metadata.clone(),
-    };
-    if b.contains_key("name") {
-        meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
-    }
-    if b.contains_key("description") {
-        meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
-    }
-    m
 }
 
 /// `DELETE /cimi/volumes/{id}`: 200, empty; 409 while attached.
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
-    let _guard = ctx.state_lock();
-    let o = ctx.os.volume(id)?;
+    let locked = ctx.dom.lock();
+    let o = ctx.volume(id)?;
     if let Some(server) = meta::get(&o, meta::ATTACHED_SERVER) {
         return Err(ApiError::conflict(format!(
             "Volume {} is attached to machine {}: detach it first.",
@@ -283,8 +229,7 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
     if o.status == meta::IN_USE {
         return Err(ApiError::conflict(format!("Volume {} is in use.", o.id)));
     }
-    ctx.store().delete(o.id)?;
-    tracing::info!(tenant = %ctx.tenant().id, volume = %o.id, "cimi: volume deleted");
+    ops::delete(&ctx.dom, &locked, &o)?;
     Ok(Reply::empty(200))
 }
 

@@ -6,9 +6,10 @@
 use super::params::{parse_bool, parse_gb, parse_metadata, MAX_FIELD};
 use super::volumes::{delete, save};
 use super::Ctx;
+use crate::domain::ops;
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
-use crate::meta::{self, GIB};
+use crate::meta;
 use serde_json::{json, Map, Value};
 
 /// The statuses `os-reset_status` may set, as Cinder allows them.
@@ -91,7 +92,7 @@ fn extend(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
             ))
         }
     };
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     // Extending an attached volume needs 3.42, as in Cinder.
     let ok = o.status == meta::AVAILABLE || (ctx.version.at_least(42) && o.status == meta::IN_USE);
@@ -113,9 +114,7 @@ fn extend(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
              (current: {cur}, extended: {new_gb})."
         )));
     }
-    ctx.check_quota(0, 0, new_gb - cur)?;
-    ctx.store().resize(o.id, new_gb * GIB)?;
-    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, new_gb, "cinder: volume extended");
+    ops::extend(&ctx.dom, &locked, &o, new_gb)?;
     Ok(Reply::empty(202))
 }
 
@@ -125,27 +124,16 @@ fn revert(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
             "Invalid input received: snapshot_id is required",
         ));
     };
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     let s = ctx.snapshot(snap_id)?;
-    if s.parent != Some(o.id) {
-        return Err(ApiError::bad_request(format!(
-            "Invalid snapshot: snapshot {} is not a snapshot of volume {}.",
-            s.id, o.id
-        )));
-    }
     if o.status != meta::AVAILABLE {
         return Err(ApiError::bad_request(format!(
             "Invalid volume: Volume status must be available to revert, but current status is: {}.",
             o.status
         )));
     }
-    let (cur, snap) = (meta::gb(o.size), meta::gb(s.size));
-    if snap > cur {
-        ctx.check_quota(0, 0, snap - cur)?;
-    }
-    ctx.store().revert(o.id, s.id)?;
-    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, snapshot = %s.id, "cinder: volume reverted");
+    ops::revert(&ctx.dom, &locked, &o, &s)?;
     Ok(Reply::empty(202))
 }
 
@@ -164,7 +152,7 @@ fn reset_status(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply>
             s.escape_debug()
         )));
     }
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     let mut m = o.metadata.clone();
     match attach {
@@ -181,7 +169,8 @@ fn reset_status(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply>
             )))
         }
     }
-    save(ctx, &o, status, m)?;
+    ctx.dom
+        .save(&locked, o.id, status.unwrap_or(&o.status), m)?;
     tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, status = status.unwrap_or("-"), "cinder: volume status reset");
     Ok(Reply::empty(202))
 }
@@ -189,13 +178,13 @@ fn reset_status(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply>
 fn set_image_metadata(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
     let new = parse_metadata(args.get("metadata"))?
         .ok_or_else(|| ApiError::bad_request("Invalid input received: metadata is required"))?;
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     let mut m = o.metadata.clone();
     for (k, v) in &new {
         m.insert(format!("{}{k}", meta::IMAGE_META_PREFIX), v.clone());
     }
-    save(ctx, &o, None, m)?;
+    save(ctx, &locked, &o, m)?;
     let o = ctx.store().get(o.id)?;
     Ok(Reply::json(200, json!({"metadata": image_meta(&o)})))
 }
@@ -206,7 +195,7 @@ fn unset_image_metadata(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Resul
         .and_then(Value::as_str)
         .filter(|k| !k.is_empty() && k.len() <= MAX_FIELD)
         .ok_or_else(|| ApiError::bad_request("Invalid input received: key is required"))?;
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     let mut m = o.metadata.clone();
     if m.remove(&format!("{}{key}", meta::IMAGE_META_PREFIX))
@@ -218,7 +207,7 @@ fn unset_image_metadata(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Resul
             key.escape_debug()
         )));
     }
-    save(ctx, &o, None, m)?;
+    save(ctx, &locked, &o, m)?;
     Ok(Reply::empty(200))
 }
 
@@ -231,10 +220,10 @@ fn set_bootable(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply>
             ))
         }
     };
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     let mut m = o.metadata.clone();
     meta::set(&mut m, meta::BOOTABLE, b.then_some("true"));
-    save(ctx, &o, None, m)?;
+    save(ctx, &locked, &o, m)?;
     Ok(Reply::empty(200))
 }

@@ -118,7 +118,7 @@ pub fn quota_set(ctx: &Ctx, project: &str, defaults: bool) -> Result<Reply> {
     let u = if tenant.id == ctx.tenant.id {
         ctx.usage()
     } else {
-        super::Usage::default()
+        crate::domain::quota::Usage::default()
     };
     let item = |max: Option<u64>, used: u64| -> Value {
         if usage {

@@ -7,9 +7,10 @@
 //! token it issued or a tenant's static token, and `{project_id}` is the
 //! tenant id.
 //!
-//! Objects are the engine objects every dialect shares (`meta.rs`): a
-//! volume made here is the same object, of the same tenant, in all of
-//! them. Requests and responses are snake_case; faults are Cinder's
+//! Objects are the engine objects every dialect shares (`meta.rs`), made,
+//! changed and deleted through the domain layer (`domain/`: one quota
+//! rule, one visibility rule): a volume made here is the same object, of
+//! the same tenant, in all of them. Requests and responses are snake_case; faults are Cinder's
 //! (`fault.rs`); microversions 3.0 to 3.62 (`version.rs`).
 
 mod actions;
@@ -21,29 +22,23 @@ pub(crate) mod version;
 mod volumes;
 
 use crate::auth::Tenant;
+use crate::domain::{self, quota};
 use crate::error::{ApiError, ErrorKind, Result};
 use crate::http::{Reply, Request};
-use crate::meta;
 use crate::ApiState;
-use engine::{ObjectId, ObjectInfo, ObjectKind, Store};
+use engine::{ObjectInfo, ObjectKind, Store};
 use version::Microversion;
 use warp::http::Method;
 
-/// The context of one authenticated call.
+/// The context of one authenticated call: the domain's context (lookups,
+/// the one visibility and quota rules, the operations) plus the request
+/// and its microversion.
 pub(crate) struct Ctx<'a> {
     pub state: &'a ApiState,
     pub req: &'a Request,
     pub tenant: &'a Tenant,
     pub version: Microversion,
-}
-
-/// What a tenant holds: the figures its quotas limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Usage {
-    pub volumes: u64,
-    pub snapshots: u64,
-    /// GB of volumes and snapshots together.
-    pub gigabytes: u64,
+    pub dom: domain::Ctx<'a>,
 }
 
 impl Ctx<'_> {
@@ -68,22 +63,13 @@ impl Ctx<'_> {
 
     /// The tenant's objects of `kind`, oldest first.
     pub fn objects(&self, kind: ObjectKind) -> Vec<ObjectInfo> {
-        self.store()
-            .list()
-            .into_iter()
-            .filter(|o| meta::visible(o, kind, &self.tenant.id))
-            .collect()
+        self.dom.objects(kind)
     }
 
     fn find(&self, key: &str, kind: ObjectKind, what: &str) -> Result<ObjectInfo> {
-        let missing = || ApiError::not_found(format!("{what} {key} could not be found."));
-        let id: ObjectId = key.parse().map_err(|_| missing())?;
-        match self.store().get(id) {
-            Ok(o) if meta::visible(&o, kind, &self.tenant.id) => Ok(o),
-            Ok(_) => Err(missing()),
-            Err(e) if e.kind() == engine::ErrorKind::NotFound => Err(missing()),
-            Err(e) => Err(e.into()),
-        }
+        self.dom
+            .find(kind, key)?
+            .ok_or_else(|| ApiError::not_found(format!("{what} {key} could not be found.")))
     }
 
     /// The tenant's volume `key` (404 otherwise).
@@ -96,59 +82,15 @@ impl Ctx<'_> {
         self.find(key, ObjectKind::Snapshot, "Snapshot")
     }
 
-    /// What the tenant holds now.
-    pub fn usage(&self) -> Usage {
-        let mut u = Usage::default();
-        for o in self.store().list() {
-            if meta::get(&o, meta::TENANT) != Some(self.tenant.id.as_str()) {
-                continue;
-            }
-            match o.kind {
-                ObjectKind::Volume => u.volumes += 1,
-                ObjectKind::Snapshot => u.snapshots += 1,
-                ObjectKind::Image => continue,
-            }
-            u.gigabytes += meta::gb(o.size);
-        }
-        u
-    }
-
-    /// Checks that `volumes` more volumes, `snapshots` more snapshots and
-    /// `gb` more GB fit the tenant's quota (413 overLimit otherwise, with
-    /// Cinder's messages). Call under the API lock.
-    pub fn check_quota(&self, volumes: u64, snapshots: u64, gb: u64) -> Result<()> {
-        let q = self.tenant.quota();
-        let u = self.usage();
-        let over = |msg: String| Err(ApiError::over_limit(msg, 0));
-        if let Some(max) = q
-            .volumes
-            .filter(|&m| volumes > 0 && u.volumes + volumes > m)
-        {
-            return over(format!(
-                "VolumeLimitExceeded: Maximum number of volumes allowed ({max}) exceeded for quota 'volumes'."
-            ));
-        }
-        if let Some(max) = q
-            .snapshots
-            .filter(|&m| snapshots > 0 && u.snapshots + snapshots > m)
-        {
-            return over(format!(
-                "SnapshotLimitExceeded: Maximum number of snapshots allowed ({max}) exceeded for quota 'snapshots'."
-            ));
-        }
-        if let Some(max) = q.gigabytes.filter(|&m| gb > 0 && u.gigabytes + gb > m) {
-            return over(format!(
-                "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed \
-                 gigabytes quota. Requested {gb}G, quota is {max}G and {}G has been consumed.",
-                u.gigabytes
-            ));
-        }
-        Ok(())
+    /// What the tenant holds now, by the one quota rule (images count as
+    /// snapshots).
+    pub fn usage(&self) -> quota::Usage {
+        quota::usage(&self.store().list(), &self.tenant.id)
     }
 
     /// Admin-only calls: 403 for other tenants.
     pub fn require_admin(&self, action: &str) -> Result<()> {
-        if self.tenant.admin {
+        if self.dom.scope.admin {
             Ok(())
         } else {
             Err(ApiError::new(
@@ -215,6 +157,7 @@ fn route(state: &ApiState, req: &Request, version: Microversion) -> Result<Reply
                 req,
                 tenant,
                 version,
+                dom: domain::Ctx::new(state, tenant),
             };
             resource(&ctx, rest)
         }

@@ -8,6 +8,7 @@ use super::params::{
 };
 use super::volumes::{cinder_time, links, save, sort};
 use super::Ctx;
+use crate::domain::ops;
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta;
@@ -112,7 +113,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
     };
     let user_meta = parse_metadata(body.get("metadata"))?.unwrap_or_default();
 
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let vol = ctx.volume(&volume_id)?;
     let allowed = vol.status == meta::AVAILABLE || (force && vol.status == meta::IN_USE);
     if !allowed {
@@ -127,30 +128,22 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
             }
         )));
     }
-    ctx.check_quota(0, 1, meta::gb(vol.size))?;
-    let mut m: BTreeMap<String, String> = user_meta
-        .iter()
-        .map(|(k, v)| (format!("{}{k}", meta::USER_PREFIX), v.clone()))
-        .collect();
-    meta::set(&mut m, meta::TENANT, Some(&ctx.tenant.id));
-    meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
-    meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
-    let extra = engine::ObjectUpdate {
-        name: None,
-        status: Some(meta::AVAILABLE.to_string()),
-        metadata: Some(m),
-    };
-    let o = ctx
-        .store()
-        .derive_with(vol.id, ObjectKind::Snapshot, None, None, extra)?;
-    tracing::info!(tenant = %ctx.tenant.id, snapshot = %o.id, volume = %vol.id, "cinder: snapshot created");
+    let m = ops::new_metadata(
+        &ctx.dom,
+        &user_meta,
+        &[
+            (meta::DISPLAY_NAME, name.as_deref()),
+            (meta::DISPLAY_DESCRIPTION, description.as_deref()),
+        ],
+    );
+    let o = ops::snapshot(&ctx.dom, &locked, &vol, m)?;
     Ok(Reply::json(202, json!({ "snapshot": view(ctx, &o, true) })))
 }
 
 /// `PUT snapshots/{id}`: name and description.
 pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     let body = wrapped(ctx, "snapshot")?;
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.snapshot(id)?;
     let mut m = o.metadata.clone();
     for (keys, meta_key, max) in [
@@ -166,17 +159,15 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
             meta::set(&mut m, meta_key, v.as_deref());
         }
     }
-    save(ctx, &o, None, m)?;
-    let o = ctx.store().get(o.id)?;
+    let o = save(ctx, &locked, &o, m)?;
     Ok(Reply::json(200, json!({ "snapshot": view(ctx, &o, true) })))
 }
 
 /// `DELETE snapshots/{id}`: 202.
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.snapshot(id)?;
-    ctx.store().delete(o.id)?;
-    tracing::info!(tenant = %ctx.tenant.id, snapshot = %o.id, "cinder: snapshot deleted");
+    ops::delete(&ctx.dom, &locked, &o)?;
     Ok(Reply::empty(202))
 }
 
@@ -195,7 +186,7 @@ pub fn metadata(ctx: &Ctx, id: &str) -> Result<Reply> {
     };
     let new = parse_metadata(body.get("metadata"))?
         .ok_or_else(|| ApiError::bad_request("Malformed request body: metadata is required"))?;
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.snapshot(id)?;
     let mut user = if ctx.req.method.as_str() == "PUT" {
         BTreeMap::new()
@@ -203,6 +194,6 @@ pub fn metadata(ctx: &Ctx, id: &str) -> Result<Reply> {
         meta::user_metadata(&o)
     };
     user.extend(new);
-    save(ctx, &o, None, meta::with_user_metadata(&o, &user))?;
+    save(ctx, &locked, &o, meta::with_user_metadata(&o, &user))?;
     Ok(Reply::json(200, json!({ "metadata": user })))
 }

@@ -1,9 +1,10 @@
 //! Cinder volumes: list (brief and `detail`, filters, sort, `marker` and
 //! `limit` paging), `summary`, create (empty, from a snapshot, from another
 //! volume, from an engine image), show, update, delete (`?cascade=true`
-//! takes the volume's snapshots with it), metadata, and the actions
-//! (`actions.rs`). Creation uses the engine's O(1) paths in one durable
-//! step, so a new volume is `available` at once.
+//! takes the volume's snapshots with it), metadata; the actions are in
+//! `actions.rs`. Every change goes through the domain's operations
+//! (`domain::ops`), whose creates are one durable O(1) engine step, so a
+//! new volume is `available` at once.
 
 use super::info::{is_default_type, DEFAULT_TYPE, ZONE};
 use super::params::{
@@ -11,6 +12,8 @@ use super::params::{
     MAX_FIELD,
 };
 use super::Ctx;
+use crate::domain::ops::{self, Edit, Source};
+use crate::domain::Locked;
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta::{self, GIB};
@@ -117,8 +120,9 @@ fn brief(ctx: &Ctx, o: &ObjectInfo) -> Value {
     })
 }
 
-/// A sort key's value of an object, for comparing.
-pub(crate) fn sort_value(o: &ObjectInfo, key: &str) -> (u64, String) {
+/// A sort key's value of an object, for comparing (objects made in the
+/// same second order by id, as the store lists them).
+fn sort_value(o: &ObjectInfo, key: &str) -> (u64, String) {
     match key {
         "size" => (o.size, String::new()),
         "created_at" | "updated_at" => (o.created, o.id.to_string()),
@@ -232,31 +236,17 @@ pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
     Ok(Reply::json(200, json!({ "volume": view(ctx, &o) })))
 }
 
-/// Where a new volume's contents come from.
-enum Source {
-    Empty,
-    Snapshot(ObjectInfo),
-    Volume(ObjectInfo),
-    Image(ObjectInfo),
-}
-
 fn find_image(ctx: &Ctx, key: &str) -> Result<ObjectInfo> {
     let invalid = || {
         ApiError::bad_request(format!(
             "Invalid image identifier or unable to access requested image ({}): \
-             images are the engine's images (Danube Cloud dialect); there is no Glance here.",
+             images are the engine's images (see GET /image/v2/images).",
             key.escape_debug()
         ))
     };
-    let id = ctx
-        .store()
-        .resolve(key, Some(ObjectKind::Image))
-        .map_err(|_| invalid())?;
-    let o = ctx.store().get(id).map_err(|_| invalid())?;
-    if meta::image_usable(&o, &ctx.tenant.id) {
-        Ok(o)
-    } else {
-        Err(invalid())
+    match ctx.dom.find_image(key)? {
+        Some(o) if crate::domain::visibility::image_usable(&o, &ctx.tenant.id) => Ok(o),
+        _ => Err(invalid()),
     }
 }
 
@@ -325,21 +315,21 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
     }
     let user_meta = parse_metadata(body.get("metadata"))?.unwrap_or_default();
 
-    let _guard = ctx.state.lock();
-    let source = match (&snapshot_id, &source_volid, &image_ref) {
-        (Some(s), _, _) => Source::Snapshot(ctx.snapshot(s)?),
-        (_, Some(v), _) => Source::Volume(ctx.volume(v)?),
-        (_, _, Some(i)) => Source::Image(find_image(ctx, i)?),
-        _ => Source::Empty,
+    let locked = ctx.dom.lock();
+    let src = match (&snapshot_id, &source_volid, &image_ref) {
+        (Some(s), _, _) => Some((ctx.snapshot(s)?, 's')),
+        (_, Some(v), _) => Some((ctx.volume(v)?, 'v')),
+        (_, _, Some(i)) => Some((find_image(ctx, i)?, 'i')),
+        _ => None,
     };
-    let size_gb = match (&source, size) {
-        (Source::Empty, None) => {
+    let size_gb = match (&src, size) {
+        (None, None) => {
             return Err(ApiError::bad_request(
                 "Invalid input received: size is required for a new empty volume.",
             ))
         }
-        (Source::Empty, Some(n)) => n,
-        (Source::Snapshot(s) | Source::Volume(s) | Source::Image(s), n) => {
+        (None, Some(n)) => n,
+        (Some((s, _)), n) => {
             let min = meta::gb(s.size).max(1);
             match n {
                 None => min,
@@ -352,61 +342,42 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
             }
         }
     };
-    ctx.check_quota(1, 0, size_gb)?;
-
-    let mut m: BTreeMap<String, String> = user_meta
-        .iter()
-        .map(|(k, v)| (format!("{}{k}", meta::USER_PREFIX), v.clone()))
-        .collect();
-    meta::set(&mut m, meta::TENANT, Some(&ctx.tenant.id));
-    meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
-    meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
-    meta::set(&mut m, meta::VOLUME_TYPE, Some(DEFAULT_TYPE));
-    meta::set(&mut m, meta::AVAILABILITY_ZONE, Some(ZONE));
-    match &source {
-        Source::Snapshot(s) => meta::set(&mut m, meta::SOURCE_SNAPSHOT, Some(&s.id.to_string())),
-        Source::Volume(v) => {
+    let mut m = ops::new_metadata(
+        &ctx.dom,
+        &user_meta,
+        &[
+            (meta::DISPLAY_NAME, name.as_deref()),
+            (meta::DISPLAY_DESCRIPTION, description.as_deref()),
+            (meta::VOLUME_TYPE, Some(DEFAULT_TYPE)),
+            (meta::AVAILABILITY_ZONE, Some(ZONE)),
+        ],
+    );
+    let source = match &src {
+        None => Source::Empty,
+        Some((s, 's')) => Source::Snapshot(s),
+        Some((v, 'v')) => {
             meta::set(&mut m, meta::SOURCE_VOLUME, Some(&v.id.to_string()));
             for (k, val) in &v.metadata {
                 if k.starts_with(meta::IMAGE_META_PREFIX) || k == meta::BOOTABLE {
                     m.insert(k.clone(), val.clone());
                 }
             }
+            Source::Volume(v)
         }
-        Source::Image(i) => {
-            meta::set(&mut m, meta::IMAGE_REF, Some(&i.id.to_string()));
+        Some((i, _)) => {
             meta::set(&mut m, meta::BOOTABLE, Some("true"));
             m.insert(
                 format!("{}image_id", meta::IMAGE_META_PREFIX),
                 i.id.to_string(),
             );
-            if let Some(n) = meta::get(i, meta::DISPLAY_NAME).or(i.name.as_deref()) {
-                m.insert(
-                    format!("{}image_name", meta::IMAGE_META_PREFIX),
-                    n.to_string(),
-                );
-            }
+            m.insert(
+                format!("{}image_name", meta::IMAGE_META_PREFIX),
+                crate::domain::visibility::image_name(i),
+            );
+            Source::Image(i)
         }
-        Source::Empty => {}
-    }
-    let extra = engine::ObjectUpdate {
-        name: None,
-        status: Some(meta::AVAILABLE.to_string()),
-        metadata: Some(m),
     };
-    let want = size_gb * GIB;
-    let store = ctx.store();
-    let o = match &source {
-        Source::Empty => store.create_volume_with(None, want, false, extra)?,
-        Source::Snapshot(src) | Source::Volume(src) | Source::Image(src) => store.derive_with(
-            src.id,
-            ObjectKind::Volume,
-            None,
-            Some(want).filter(|&w| w > src.size),
-            extra,
-        )?,
-    };
-    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, size_gb, "cinder: volume created");
+    let o = ops::create_volume(&ctx.dom, &locked, source, size_gb * GIB, m)?;
     Ok(Reply::json(202, json!({ "volume": view(ctx, &o) })))
 }
 
@@ -425,40 +396,25 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     };
     let name = field("name", "display_name", MAX_FIELD)?;
     let description = field("description", "display_description", MAX_DESCRIPTION)?;
-    let user_meta = parse_metadata(body.get("metadata"))?;
-    let _guard = ctx.state.lock();
-    let o = ctx.volume(id)?;
-    let mut m = match &user_meta {
-        Some(u) => meta::with_user_metadata(&o, u),
-        None => o.metadata.clone(),
+    let edit = Edit {
+        name,
+        description,
+        user: parse_metadata(body.get("metadata"))?,
     };
-    if let Some(n) = name {
-        meta::set(&mut m, meta::DISPLAY_NAME, n.as_deref());
-    }
-    if let Some(d) = description {
-        meta::set(&mut m, meta::DISPLAY_DESCRIPTION, d.as_deref());
-    }
-    save(ctx, &o, None, m)?;
-    let o = ctx.store().get(o.id)?;
+    let locked = ctx.dom.lock();
+    let o = ctx.volume(id)?;
+    let o = ops::update(&ctx.dom, &locked, &o, edit.apply(&o))?;
     Ok(Reply::json(200, json!({ "volume": view(ctx, &o) })))
 }
 
-/// Writes an object's status (unchanged when `None`) and metadata.
+/// Writes metadata `m` of `o` (the caller's), status unchanged.
 pub(crate) fn save(
     ctx: &Ctx,
+    locked: &Locked,
     o: &ObjectInfo,
-    status: Option<&str>,
     m: BTreeMap<String, String>,
-) -> Result<()> {
-    ctx.store().update(
-        o.id,
-        engine::ObjectUpdate {
-            name: None,
-            status: Some(status.unwrap_or(&o.status).to_string()),
-            metadata: Some(m),
-        },
-    )?;
-    Ok(())
+) -> Result<ObjectInfo> {
+    ops::update(&ctx.dom, locked, o, m)
 }
 
 /// The tenant's snapshots of volume `o`.
@@ -476,9 +432,9 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<Reply> {
         .req
         .query_param("cascade")
         .is_some_and(|c| parse_bool(&json!(c), "cascade").unwrap_or(false));
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
-    let attached = o.status == meta::IN_USE || meta::get(&o, meta::ATTACHED_SERVER).is_some();
+    let attached = ops::attached(&o);
     let deletable = [
         "available",
         "error",
@@ -505,11 +461,15 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<Reply> {
     }
     if cascade {
         for s in &snaps {
-            ctx.store().delete(s.id)?;
+            ops::delete(&ctx.dom, &locked, s)?;
         }
     }
-    ctx.store().delete(o.id)?;
-    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, force, "cinder: volume deleted");
+    let o = if attached && force {
+        ops::detach(&ctx.dom, &locked, &o)?
+    } else {
+        o
+    };
+    ops::delete(&ctx.dom, &locked, &o)?;
     Ok(Reply::empty(202))
 }
 
@@ -532,7 +492,7 @@ pub fn metadata(ctx: &Ctx, id: &str) -> Result<Reply> {
     };
     let new = parse_metadata(body.get("metadata"))?
         .ok_or_else(|| ApiError::bad_request("Malformed request body: metadata is required"))?;
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     let mut user = if ctx.req.method.as_str() == "PUT" {
         BTreeMap::new()
@@ -540,7 +500,7 @@ pub fn metadata(ctx: &Ctx, id: &str) -> Result<Reply> {
         meta::user_metadata(&o)
     };
     user.extend(new);
-    save(ctx, &o, None, meta::with_user_metadata(&o, &user))?;
+    save(ctx, &locked, &o, meta::with_user_metadata(&o, &user))?;
     Ok(Reply::json(200, json!({ "metadata": user })))
 }
 
@@ -568,19 +528,19 @@ pub fn metadata_item(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
             let item = parse_metadata(body.get("meta"))?
                 .filter(|m| m.len() == 1 && m.contains_key(key))
                 .ok_or_else(|| ApiError::bad_request("Request body and URI mismatch"))?;
-            let _guard = ctx.state.lock();
+            let locked = ctx.dom.lock();
             let o = ctx.volume(id)?;
             let mut user = meta::user_metadata(&o);
             user.extend(item.clone());
-            save(ctx, &o, None, meta::with_user_metadata(&o, &user))?;
+            save(ctx, &locked, &o, meta::with_user_metadata(&o, &user))?;
             Ok(Reply::json(200, json!({ "meta": item })))
         }
         _ => {
-            let _guard = ctx.state.lock();
+            let locked = ctx.dom.lock();
             let o = ctx.volume(id)?;
             let mut user = meta::user_metadata(&o);
             user.remove(key).ok_or_else(missing)?;
-            save(ctx, &o, None, meta::with_user_metadata(&o, &user))?;
+            save(ctx, &locked, &o, meta::with_user_metadata(&o, &user))?;
             Ok(Reply::empty(200))
         }
     }

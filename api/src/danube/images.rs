@@ -1,8 +1,10 @@
 //! Server disk images: the view, visibility, and `GET /api/image/` (list),
 //! `GET|PUT|DELETE /api/image/<name>/`, `GET /api/image/<name>/vm/`.
 //!
-//! An image is an engine image named by its Danube name; its owner is the
-//! `api.tenant` metadata, its Danube fields are under `api.danube.`.
+//! An image is an engine image; its Danube name is per tenant (in
+//! `api.image_name`, see `domain::visibility`), its owner the `api.tenant`
+//! metadata, its Danube fields are under `api.danube.`. Names, and alias
+//! with version, are unique per tenant.
 //! Access 1 (public) images are seen by every tenant and may be cloned by
 //! them; 3 (private) only by the owner; 4 (deleted) only by the owner, and
 //! no new volume is cloned from it in any dialect. Images without an owner
@@ -10,6 +12,8 @@
 
 use super::fields::{check_access, Data, MAX_ALIAS, MAX_DESC, MAX_VERSION};
 use super::{success, Ctx, DResult, Fail};
+use crate::domain::ops::{self, Txn};
+use crate::domain::{self, visibility, Locked};
 use crate::http::Reply;
 use crate::meta;
 use engine::{ObjectId, ObjectInfo, ObjectKind, Store};
@@ -31,17 +35,6 @@ pub fn access(o: &ObjectInfo) -> i64 {
         .unwrap_or(default)
 }
 
-/// True when `tenant` sees image `o` (the rule shared by every dialect).
-pub fn visible(o: &ObjectInfo, tenant: &str) -> bool {
-    meta::visible(o, ObjectKind::Image, tenant)
-}
-
-/// True when `tenant` may make a new volume from image `o` (in any
-/// dialect): it sees it and it is not marked deleted.
-pub(crate) fn image_usable(o: &ObjectInfo, tenant: &str) -> bool {
-    meta::image_usable(o, tenant)
-}
-
 /// Unix seconds as ISO 8601 (`2026-01-02T03:04:05Z`).
 pub fn iso_time(secs: u64) -> String {
     format!("{}Z", meta::format_time(secs).replacen(' ', "T", 1))
@@ -53,7 +46,7 @@ fn flag(o: &ObjectInfo, key: &str) -> bool {
 
 /// The image view.
 pub fn view(o: &ObjectInfo) -> Value {
-    let name = o.name.clone().unwrap_or_else(|| o.id.to_string());
+    let name = visibility::image_name(o);
     let tags: Value = meta::get(o, super::TAGS)
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_else(|| json!([]));
@@ -85,23 +78,19 @@ pub fn extended_view(ctx: &Ctx, o: &ObjectInfo) -> Value {
     v
 }
 
-/// The image `key` (name or uuid) as `tenant` sees it, 404 otherwise.
+/// The image `key` (uuid, or name: the caller's own image first, then a
+/// public one) as the caller sees it; 404 otherwise, the same for another
+/// tenant's private image as for none.
 pub fn find(ctx: &Ctx, key: &str) -> DResult<ObjectInfo> {
-    let missing = || Fail::not_found("Image not found.");
-    let store = ctx.store();
-    let id = store
-        .resolve(key, Some(ObjectKind::Image))
-        .map_err(|_| missing())?;
-    match store.get(id) {
-        Ok(o) if visible(&o, &ctx.tenant.id) => Ok(o),
-        _ => Err(missing()),
-    }
+    ctx.dom
+        .find_image(key)?
+        .ok_or_else(|| Fail::not_found("Image not found."))
 }
 
 /// The image `key`, which the caller must own (403 otherwise).
 pub fn find_owned(ctx: &Ctx, key: &str) -> DResult<ObjectInfo> {
     let o = find(ctx, key)?;
-    if meta::get(&o, meta::TENANT) != Some(ctx.tenant.id.as_str()) {
+    if !ctx.dom.owns(&o) {
         return Err(Fail::detail(
             403,
             "You do not have permission to perform this action.",
@@ -147,9 +136,9 @@ fn descends_from(o: &ObjectInfo, image: ObjectId, by_id: &HashMap<ObjectId, &Obj
 
 /// The servers of the caller's volumes using image `id`, sorted.
 fn servers_of(ctx: &Ctx, id: ObjectId) -> Vec<String> {
-    servers_using(ctx.store(), id)
+    servers_using(ctx.dom.store(), id)
         .into_iter()
-        .filter(|(t, _)| *t == ctx.tenant.id)
+        .filter(|(t, _)| t == ctx.dom.tenant_id())
         .map(|(_, s)| s)
         .collect()
 }
@@ -167,14 +156,9 @@ pub fn list(ctx: &Ctx) -> DResult<Reply> {
         Some(k) => (true, k),
         None => (false, order.as_str()),
     };
-    let mut imgs: Vec<ObjectInfo> = ctx
-        .store()
-        .list()
-        .into_iter()
-        .filter(|o| visible(o, &ctx.tenant.id))
-        .collect();
+    let mut imgs: Vec<ObjectInfo> = ctx.dom.objects(ObjectKind::Image);
     match key {
-        "name" => imgs.sort_by(|a, b| a.name.cmp(&b.name)),
+        "name" => imgs.sort_by_key(visibility::image_name),
         "created" => imgs.sort_by_key(|o| (o.created, o.id)),
         _ => {
             return Err(Fail::invalid(
@@ -195,7 +179,7 @@ pub fn list(ctx: &Ctx) -> DResult<Reply> {
         imgs.iter().map(view).collect()
     } else {
         imgs.iter()
-            .map(|o| json!(o.name.clone().unwrap_or_else(|| o.id.to_string())))
+            .map(|o| json!(visibility::image_name(o)))
             .collect()
     };
     Ok(success(json!(result)))
@@ -244,8 +228,16 @@ impl Fields {
         }
         let access = d.integer("access")?.map(check_access).transpose()?;
         let owner = d.string("owner", 255)?;
-        if let Some(o) = &owner {
-            if !ctx.state.auth().tenants().iter().any(|t| t.id == *o) {
+        if let Some(o) = owner.as_deref().filter(|o| *o != ctx.dom.tenant_id()) {
+            // Handing an image to another tenant is an operator's action;
+            // only an operator learns whether a tenant exists.
+            if !ctx.dom.scope.admin {
+                return Err(Fail::detail(
+                    403,
+                    "You do not have permission to perform this action.",
+                ));
+            }
+            if !ctx.dom.state.auth().tenants().iter().any(|t| t.id == o) {
                 return Err(Fail::invalid(
                     "owner",
                     format!("Object with username={} does not exist.", o.escape_debug()),
@@ -277,9 +269,6 @@ impl Fields {
         if let Some(a) = self.access {
             meta::set(m, super::ACCESS, Some(&a.to_string()));
         }
-        if let Some(o) = &self.owner {
-            meta::set(m, meta::TENANT, Some(o));
-        }
         if let Some(d) = &self.desc {
             meta::set(m, super::DESC, Some(d));
             meta::set(m, meta::DISPLAY_DESCRIPTION, Some(d));
@@ -299,10 +288,11 @@ impl Fields {
     }
 }
 
-/// 400 unless no other image has this alias and version. Runs under the
-/// API lock.
+/// 400 unless no other image of `tenant` has this alias and version
+/// (aliases are per tenant, as names are). Runs under the API lock.
 pub fn check_alias_version(
-    store: &Store,
+    all: &[ObjectInfo],
+    tenant: &str,
     except: Option<ObjectId>,
     name: &str,
     alias: Option<&str>,
@@ -310,11 +300,12 @@ pub fn check_alias_version(
 ) -> DResult<()> {
     let alias = alias.unwrap_or(name);
     let version = version.unwrap_or("1.0");
-    let clash = store.list().into_iter().any(|o| {
+    let clash = all.iter().any(|o| {
         o.kind == ObjectKind::Image
             && Some(o.id) != except
-            && meta::get(&o, super::ALIAS).or(o.name.as_deref()) == Some(alias)
-            && meta::get(&o, super::VERSION).unwrap_or("1.0") == version
+            && visibility::owned(o, tenant)
+            && meta::get(o, super::ALIAS).unwrap_or(&visibility::image_name(o)) == alias
+            && meta::get(o, super::VERSION).unwrap_or("1.0") == version
     });
     if clash {
         return Err(Fail::invalid(
@@ -325,51 +316,71 @@ pub fn check_alias_version(
     Ok(())
 }
 
+/// Hands a new image `o` of the caller to `f.owner` when that is another
+/// tenant (an operator's action, checked by [`Fields::parse`]); undone
+/// with `txn` if that fails.
+pub fn hand_over(
+    dom: &domain::Ctx,
+    locked: &Locked,
+    f: &Fields,
+    o: ObjectInfo,
+) -> DResult<ObjectInfo> {
+    match f.owner.as_deref() {
+        Some(to) if to != dom.tenant_id() => {
+            let mut txn = Txn::new(dom.store());
+            txn.made(o.id);
+            let o = ops::transfer_image(dom, locked, &o, to)?;
+            txn.commit();
+            Ok(o)
+        }
+        _ => Ok(o),
+    }
+}
+
 /// `PUT /api/image/<name>/`: alias, access, owner, desc, version, resize,
-/// deploy, tags, dc_bound.
+/// deploy, tags, dc_bound. A new owner is an operator's action (403).
 pub fn update(ctx: &Ctx, name: &str) -> DResult<Reply> {
     let d = Data::of(ctx.req)?;
     let f = Fields::parse(ctx, &d)?;
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = find_owned(ctx, name)?;
     if o.status != meta::AVAILABLE {
         return Err(Fail::detail(417, "Image status is not OK."));
     }
     let mut m = o.metadata.clone();
     f.apply(&mut m);
-    let own_name = o.name.clone().unwrap_or_default();
     check_alias_version(
-        ctx.store(),
+        &ctx.dom.store().list(),
+        ctx.dom.tenant_id(),
         Some(o.id),
-        &own_name,
+        &visibility::image_name(&o),
         m.get(super::ALIAS).map(String::as_str),
         m.get(super::VERSION).map(String::as_str),
     )?;
-    ctx.store().update(
-        o.id,
-        engine::ObjectUpdate {
-            name: None,
-            status: None,
-            metadata: Some(m),
-        },
-    )?;
-    let o = ctx.store().get(o.id)?;
-    tracing::info!(tenant = %ctx.tenant.id, image = %o.id, "danube: image updated");
+    // A new owner is written with the other fields in one step: a refused
+    // hand-over (403, 413) changes nothing.
+    let o = match f.owner.as_deref() {
+        Some(to) if to != ctx.dom.tenant_id() => {
+            let edited = ObjectInfo { metadata: m, ..o };
+            ops::transfer_image(&ctx.dom, &locked, &edited, to)?
+        }
+        _ => ops::update(&ctx.dom, &locked, &o, m)?,
+    };
+    tracing::info!(tenant = ctx.dom.tenant_id(), image = %o.id, "danube: image updated");
     Ok(success(view(&o)))
 }
 
 /// `DELETE /api/image/<name>/`: 428 while a server uses a volume made
 /// from it (mark it deleted with `access=4` instead).
 pub fn delete(ctx: &Ctx, name: &str) -> DResult<Reply> {
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = find_owned(ctx, name)?;
-    if !servers_using(ctx.store(), o.id).is_empty() {
+    if !servers_using(ctx.dom.store(), o.id).is_empty() {
         return Err(Fail::detail(428, "Image is used by some VMs"));
     }
-    ctx.store().delete(o.id)?;
-    tracing::info!(tenant = %ctx.tenant.id, image = %o.id, "danube: image deleted");
+    ops::delete(&ctx.dom, &locked, &o)?;
     Ok(success(json!({
-        "message": format!("Image {} deleted", o.name.as_deref().unwrap_or_default()),
+        "message": format!("Image {} deleted", visibility::image_name(&o)),
     })))
 }
 

@@ -19,16 +19,20 @@ use super::fields::{check_name, Data, MAX_DESC, MAX_URL, MAX_VERSION};
 use super::images::{self, Fields};
 use super::tasks::Outcome;
 use super::{pending, Ctx, DResult, Fail};
+use crate::domain::{
+    self,
+    import::{open, Source, Staging},
+};
+use crate::error::{ApiError, ErrorKind};
 use crate::http::Reply;
 use crate::meta;
-use crate::remote::{self, ImportPolicy};
+use crate::remote;
 use crate::ApiState;
-use engine::{ObjectId, ObjectKind, Store};
 use serde_json::{json, Map, Value};
 use sha1::{Digest, Sha1};
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Largest manifest.
@@ -43,74 +47,8 @@ const MAX_TASKS: usize = 16;
 const CHUNK: usize = 1 << 20;
 const MIB: u64 = 1 << 20;
 
-/// Where a manifest or file comes from.
-#[derive(Debug, Clone)]
-enum Source {
-    Http(String),
-    File(PathBuf),
-}
-
-/// Resolves a `file://` URL to a canonical path inside `dir`.
-fn resolve_file(rest: &str, dir: Option<&Path>) -> Result<PathBuf, String> {
-    let dir = dir.ok_or("file:// URLs are not enabled on this server.")?;
-    let path = rest.strip_prefix("localhost").unwrap_or(rest);
-    let path = crate::http::percent_decode(path);
-    if !path.starts_with('/') || path.contains('\0') {
-        return Err("A file:// URL must name an absolute path.".into());
-    }
-    check_inside(Path::new(&path), dir)
-}
-
-/// `p` canonicalized, if it is a file inside `dir`.
-fn check_inside(p: &Path, dir: &Path) -> Result<PathBuf, String> {
-    let outside = || "The URL points outside the image import directory.".to_string();
-    let root = dir.canonicalize().map_err(|_| outside())?;
-    let p = p.canonicalize().map_err(|_| outside())?;
-    if !p.starts_with(&root) {
-        return Err(outside());
-    }
-    if !p.is_file() {
-        return Err("The URL does not name a file.".into());
-    }
-    Ok(p)
-}
-
 fn parse_url(url: &str, dir: Option<&Path>) -> Result<Source, String> {
-    if url.len() > MAX_URL || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("Enter a valid URL.".into());
-    }
-    let lower = url.to_ascii_lowercase();
-    let http = ["http://", "https://"]
-        .iter()
-        .any(|s| lower.starts_with(s) && url.len() > s.len());
-    if http {
-        Ok(Source::Http(url.to_string()))
-    } else if lower.starts_with("file://") {
-        resolve_file(url.get("file://".len()..).unwrap_or(""), dir).map(Source::File)
-    } else {
-        Err("Enter a valid URL (http://, https:// or file://).".into())
-    }
-}
-
-/// Opens `src` for reading (`overall` bounds a whole HTTP exchange);
-/// remote sources go through `policy` (see [`crate::remote`]).
-fn open(
-    src: &Source,
-    overall: Option<Duration>,
-    dir: Option<&Path>,
-    policy: &ImportPolicy,
-) -> Result<Box<dyn Read + Send>, String> {
-    match src {
-        Source::Http(url) => policy.open(url, overall),
-        Source::File(p) => {
-            // Checked again at open time: the directory may have changed.
-            let dir = dir.ok_or("file:// URLs are not enabled on this server.")?;
-            let p = check_inside(p, dir)?;
-            std::fs::File::open(&p)
-                .map(|f| Box::new(f) as Box<dyn Read + Send>)
-                .map_err(|e| format!("cannot open the file: {e}"))
-        }
-    }
+    domain::import::parse_url(url, dir, MAX_URL)
 }
 
 /// What the import needs from the request.
@@ -135,44 +73,43 @@ pub fn start(ctx: &Ctx, name: &str) -> DResult<Reply> {
         .string("file_url", MAX_URL)?
         .unwrap_or_else(|| format!("{}/file", manifest_url.trim_end_matches('/')));
     let fields = Fields::parse(ctx, &d)?;
-    let cfg = ctx.state.danube().config();
+    let cfg = ctx.dom.state.danube().config();
     let manifest = parse_url(&manifest_url, cfg.dir.as_deref())
         .map_err(|e| Fail::invalid("manifest_url", e))?;
     let file =
         parse_url(&file_url, cfg.dir.as_deref()).map_err(|e| Fail::invalid("file_url", e))?;
 
-    let danube = ctx.state.danube();
+    let state = ctx.dom.state;
+    let danube = state.danube();
+    let tenant = ctx.dom.tenant_id();
     let task = {
-        let _guard = ctx.state.lock();
-        if ctx.store().resolve(name, Some(ObjectKind::Image)).is_ok() {
-            return Err(Fail::detail(406, "Image already exists."));
-        }
+        let locked = ctx.dom.lock();
+        domain::import::precheck(&ctx.dom, &locked, name)?;
         images::check_alias_version(
-            ctx.store(),
+            &ctx.dom.store().list(),
+            tenant,
             None,
             name,
             fields.alias.as_deref(),
             fields.version.as_deref(),
         )?;
-        if danube.pending(&ctx.tenant.id).len() >= MAX_TASKS_PER_TENANT
-            || danube.n_pending() >= MAX_TASKS
-        {
+        if danube.pending(tenant).len() >= MAX_TASKS_PER_TENANT || danube.n_pending() >= MAX_TASKS {
             return Err(Fail::detail(
                 409,
                 "Too many image imports are running; try again later.",
             ));
         }
-        if !danube.reserve(name) {
+        if !danube.reserve(tenant, name) {
             return Err(Fail::detail(
                 409,
                 "An import of this image is already running.",
             ));
         }
-        danube.start(&ctx.tenant.id)
+        danube.start(tenant)
     };
     let job = Job {
-        state: ctx.state.clone(),
-        tenant: ctx.tenant.id.clone(),
+        state: state.clone(),
+        tenant: tenant.to_string(),
         task: task.clone(),
         name: name.to_string(),
         manifest,
@@ -183,18 +120,16 @@ pub fn start(ctx: &Ctx, name: &str) -> DResult<Reply> {
         .name("danube-import".into())
         .spawn(move || run(job));
     if let Err(e) = spawned {
-        danube.release(name);
+        danube.release(tenant, name);
         danube.finish(
             &task,
             Outcome::Failure(json!({"detail": "cannot start the task"})),
         );
-        return Err(Fail::detail(
-            500,
-            format!("Cannot start the import task: {e}"),
-        ));
+        tracing::error!(error = %e, "danube: cannot start an import thread");
+        return Err(Fail::detail(500, "Cannot start the import task."));
     }
     let source = remote::redact(&manifest_url);
-    tracing::info!(tenant = %ctx.tenant.id, image = name, task, %source, "danube: image import started");
+    tracing::info!(tenant, image = name, task, %source, "danube: image import started");
     Ok(pending(&task, json!({"name": name, "status": 2})))
 }
 
@@ -214,7 +149,7 @@ impl Drop for Finish<'_> {
                 Outcome::Failure(json!({"detail": "The import task failed."})),
             );
         }
-        d.release(&self.job.name);
+        d.release(&self.job.tenant, &self.job.name);
     }
 }
 
@@ -408,15 +343,9 @@ fn round512(n: u64) -> u64 {
     n.div_ceil(512).saturating_mul(512)
 }
 
-/// Streams the (decompressed) file into volume `tmp`; returns its length.
-fn copy_into(
-    store: &Store,
-    tmp: ObjectId,
-    mut tmp_size: u64,
-    m: &Manifest,
-    src: &mut dyn Read,
-    cap: u64,
-) -> Result<u64, String> {
+/// Streams the (decompressed) file into the staging volume; returns its
+/// length.
+fn copy_into(tmp: &mut Staging, m: &Manifest, src: &mut dyn Read, cap: u64) -> Result<u64, String> {
     let mut hasher = Sha1::new();
     let mut n_in = 0u64;
     let mut out = 0u64;
@@ -452,13 +381,8 @@ fn copy_into(
             }
             let data = buf.get(..k).unwrap_or_default();
             if data.iter().any(|&b| b != 0) {
-                if round512(end) > tmp_size {
-                    tmp_size = round512(end);
-                    store.resize(tmp, tmp_size).map_err(|e| e.to_string())?;
-                }
-                store
-                    .write(tmp, out, data, false)
-                    .map_err(|e| e.to_string())?;
+                tmp.grow(round512(end))?;
+                tmp.write(out, data)?;
             }
             out = end;
         }
@@ -491,12 +415,11 @@ fn copy_into(
 
 /// The import itself: an image view on success, a message otherwise.
 fn import(job: &Job) -> Result<Value, String> {
-    let store = job.state.store();
-    let cfg = job.state.danube().config();
+    let state = &job.state;
+    let cfg = state.danube().config();
     let dir = cfg.dir.as_deref();
-    let policy = job.state.import_policy();
     let mut raw = Vec::new();
-    open(&job.manifest, Some(MANIFEST_DEADLINE), dir, &policy)?
+    open(state, &job.manifest, Some(MANIFEST_DEADLINE), dir)?
         .take(MAX_MANIFEST + 1)
         .read_to_end(&mut raw)
         .map_err(|e| format!("reading the manifest: {e}"))?;
@@ -506,57 +429,21 @@ fn import(job: &Job) -> Result<Value, String> {
     let m = parse_manifest(&raw, cfg.max_file)?;
     let declared = m.image_size.map(|mb| mb * MIB);
     let cap = declared.unwrap_or(cfg.max_file.min(engine::MAX_VOLUME_SIZE));
-
-    let mut tm = BTreeMap::new();
-    meta::set(&mut tm, super::IMPORT_TMP, Some(&job.task));
     // A raw file's length is known: no growing on the way.
     let tmp_size = declared.unwrap_or(if m.compression == Compression::None {
         round512(m.size)
     } else {
         512
     });
-    let tmp = store
-        .create_volume_with(
-            None,
-            tmp_size,
-            false,
-            engine::ObjectUpdate {
-                name: None,
-                status: Some("creating".into()),
-                metadata: Some(tm),
-            },
-        )
-        .map_err(|e| format!("cannot create the temporary volume: {e}"))?;
-    let res = fill_and_derive(job, &m, tmp.id, tmp_size, cap, dir);
-    if let Err(e) = store.delete(tmp.id) {
-        tracing::warn!(volume = %tmp.id, error = %e, "danube: cannot delete the temporary import volume");
-    }
-    res
-}
-
-fn fill_and_derive(
-    job: &Job,
-    m: &Manifest,
-    tmp: ObjectId,
-    tmp_size: u64,
-    cap: u64,
-    dir: Option<&Path>,
-) -> Result<Value, String> {
-    let store = job.state.store();
-    let mut src = open(&job.file, None, dir, &job.state.import_policy())?;
-    let len = copy_into(store, tmp, tmp_size, m, &mut *src, cap)?;
-    let size = round512(len).max(m.image_size.map(|mb| mb * MIB).unwrap_or(0));
-    let cur = store.get(tmp).map_err(|e| e.to_string())?.size;
-    if size > cur {
-        store.resize(tmp, size).map_err(|e| e.to_string())?;
-    }
-    store.flush().map_err(|e| e.to_string())?;
+    let mut tmp = Staging::new(state.store(), &job.task, tmp_size)?;
+    let mut src = open(state, &job.file, None, dir)?;
+    let len = copy_into(&mut tmp, &m, &mut *src, cap)?;
+    tmp.grow(round512(len).max(declared.unwrap_or(0)))?;
 
     let tag = |k: &str| m.tags.get(k).and_then(Value::as_bool);
     let zone = m.kind.as_deref().is_some_and(|k| k.ends_with("dataset"));
     let b = |v: bool| if v { "true" } else { "false" };
     let mut md = BTreeMap::new();
-    meta::set(&mut md, meta::TENANT, Some(&job.tenant));
     meta::set(&mut md, meta::DISPLAY_NAME, Some(&job.name));
     meta::set(
         &mut md,
@@ -570,7 +457,7 @@ fn fill_and_derive(
     );
     meta::set(&mut md, super::DESC, m.description.as_deref());
     meta::set(&mut md, meta::DISPLAY_DESCRIPTION, m.description.as_deref());
-    meta::set(&mut md, super::OSTYPE, Some(&ostype(m).to_string()));
+    meta::set(&mut md, super::OSTYPE, Some(&ostype(&m).to_string()));
     meta::set(
         &mut md,
         super::RESIZE,
@@ -584,28 +471,38 @@ fn fill_and_derive(
     meta::set(&mut md, super::MANIFEST_UUID, m.uuid.as_deref());
     job.fields.apply(&mut md);
 
-    let _guard = job.state.lock();
-    images::check_alias_version(
-        store,
-        None,
-        &job.name,
-        md.get(super::ALIAS).map(String::as_str),
-        md.get(super::VERSION).map(String::as_str),
-    )
-    .map_err(|_| "an image with this alias and version already exists".to_string())?;
-    let o = store
-        .derive_with(
-            tmp,
-            ObjectKind::Image,
-            Some(&job.name),
+    // The tenant may have left the auth file since; then nobody owns it.
+    let Some(tenant) = state.auth().tenants().iter().find(|t| t.id == job.tenant) else {
+        return Err("the tenant no longer exists".into());
+    };
+    let dctx = domain::Ctx::new(state, tenant);
+    let (alias, version) = (
+        md.get(super::ALIAS).cloned(),
+        md.get(super::VERSION).cloned(),
+    );
+    let res = tmp.into_image(&dctx, &job.name, md, |_| {
+        images::check_alias_version(
+            &state.store().list(),
+            &job.tenant,
             None,
-            engine::ObjectUpdate {
-                name: None,
-                status: Some(meta::AVAILABLE.to_string()),
-                metadata: Some(md),
-            },
+            &job.name,
+            alias.as_deref(),
+            version.as_deref(),
         )
-        .map_err(|e| format!("cannot create the image: {e}"))?;
+        .map_err(|_| ApiError::conflict("an image with this alias and version already exists"))
+    });
+    let o = res.map_err(|e| match e.kind() {
+        ErrorKind::Internal | ErrorKind::Unavailable | ErrorKind::Config => {
+            tracing::warn!(error = %e, "danube: import: cannot create the image");
+            "cannot create the image".to_string()
+        }
+        _ => e.message().to_string(),
+    })?;
+    let o = {
+        let locked = dctx.lock();
+        images::hand_over(&dctx, &locked, &job.fields, o)
+            .map_err(|_| "the image cannot be handed to its new owner".to_string())?
+    };
     Ok(images::view(&o))
 }
 

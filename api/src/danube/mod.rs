@@ -18,10 +18,12 @@
 //! is running), 412 (bad disk_id), 413, 415, 417 (bad status), 423 (store
 //! not operational), 428 (image in use), 500.
 //!
-//! **Invariant:** images are engine images named by their Danube name, so
-//! OpenStack's `imageRef` finds them by name or id; every Danube field is
-//! in their metadata under `api.danube.`. VMs are the server ids of the
-//! shared attachment model; VM snapshots are engine snapshots.
+//! **Invariants:** images are engine images whose Danube name is per
+//! tenant (`api.image_name`), so OpenStack's `imageRef` finds them by name
+//! (the caller's own first) or id; every Danube field is in their metadata
+//! under `api.danube.`. VMs are the server ids of the shared attachment
+//! model; VM snapshots are engine snapshots. A 500 says only "A server
+//! error occurred."; the detail goes to the log.
 
 mod fields;
 mod images;
@@ -29,14 +31,13 @@ mod import;
 mod snapshots;
 mod tasks;
 
-pub(crate) use images::image_usable;
 pub(crate) use tasks::State;
 
 use crate::auth::Tenant;
+use crate::domain;
 use crate::error::{ApiError, ErrorKind};
 use crate::http::{Reply, Request};
 use crate::ApiState;
-use engine::Store;
 use serde_json::{json, Map, Value};
 use warp::http::Method;
 
@@ -66,8 +67,6 @@ pub const SNAP_VM: &str = "api.danube.vm";
 pub const SNAP_DISK: &str = "api.danube.disk_id";
 /// Snapshot note.
 pub const SNAP_NOTE: &str = "api.danube.note";
-/// Marks the hidden temporary volume of a running import (its task id).
-pub const IMPORT_TMP: &str = "api.danube.import_task";
 
 /// Access values.
 pub const ACCESS_PUBLIC: i64 = 1;
@@ -118,12 +117,35 @@ fn status_of(kind: ErrorKind) -> u16 {
     }
 }
 
+/// The message a client sees for `e`: its own, but for a server-side
+/// failure (500) a generic one; the detail (engine text, paths) is logged.
+fn client_message(e: &ApiError) -> String {
+    if matches!(e.kind(), ErrorKind::Internal | ErrorKind::Config) {
+        tracing::error!(error = %e, source = ?e.engine_error(), "danube: internal error");
+        INTERNAL.to_string()
+    } else {
+        e.message().to_string()
+    }
+}
+
+/// What a 500 says.
+const INTERNAL: &str = "A server error occurred.";
+
 impl From<ApiError> for Fail {
     fn from(e: ApiError) -> Fail {
         if e.kind() == ErrorKind::MethodNotAllowed {
             return Fail::Method(e.allow().unwrap_or("GET"));
         }
-        Fail::Detail(status_of(e.kind()), e.message().to_string())
+        if e.kind() == ErrorKind::OverLimit || e.kind() == ErrorKind::Conflict {
+            // Quota and "already exists" in the dialect's statuses.
+            let status = if e.kind() == ErrorKind::Conflict {
+                406
+            } else {
+                413
+            };
+            return Fail::Detail(status, e.message().to_string());
+        }
+        Fail::Detail(status_of(e.kind()), client_message(&e))
     }
 }
 
@@ -137,6 +159,10 @@ pub(crate) type DResult<T> = std::result::Result<T, Fail>;
 
 fn fail_reply(req: &Request, f: Fail) -> Reply {
     match f {
+        Fail::Detail(500, msg) => {
+            tracing::error!(detail = %msg, "danube: server error");
+            Reply::json(500, json!({ "detail": INTERNAL }))
+        }
         Fail::Detail(status, msg) => {
             let r = Reply::json(status, json!({ "detail": msg }));
             if status == 401 {
@@ -178,26 +204,11 @@ pub(crate) fn pending(task_id: &str, result: Value) -> Reply {
     )
 }
 
-/// The context of one authenticated call.
+/// The context of one authenticated call: the shared domain context and
+/// the request.
 pub(crate) struct Ctx<'a> {
-    pub state: &'a ApiState,
+    pub dom: domain::Ctx<'a>,
     pub req: &'a Request,
-    pub tenant: &'a Tenant,
-}
-
-impl Ctx<'_> {
-    pub fn store(&self) -> &Store {
-        self.state.store()
-    }
-
-    /// The OpenStack context of the same call, for the shared quota rules.
-    pub fn openstack(&self) -> crate::openstack::Ctx<'_> {
-        crate::openstack::Ctx {
-            state: self.state,
-            req: self.req,
-            tenant: self.tenant,
-        }
-    }
 }
 
 /// The tenant of `ES-API-KEY` or `Authorization: Token`.
@@ -221,17 +232,16 @@ fn authenticate<'a>(state: &'a ApiState, req: &Request) -> DResult<&'a Tenant> {
 }
 
 fn only(req: &Request, allow: &'static str) -> DResult<()> {
-    if allow.split(", ").any(|m| m == req.method.as_str()) {
-        Ok(())
-    } else {
-        Err(Fail::Method(allow))
-    }
+    req.only(allow).map_err(Fail::from)
 }
 
 /// Handles one request of this dialect, errors included.
 pub(crate) fn dispatch(state: &ApiState, req: &Request) -> Reply {
     let res = authenticate(state, req).and_then(|tenant| {
-        let ctx = Ctx { state, req, tenant };
+        let ctx = Ctx {
+            dom: domain::Ctx::new(state, tenant),
+            req,
+        };
         route(&ctx)
     });
     match res {
@@ -278,7 +288,11 @@ fn route(ctx: &Ctx) -> DResult<Reply> {
 
 /// `GET /api/task/`: the caller's running task ids.
 fn task_list(ctx: &Ctx) -> DResult<Reply> {
-    Ok(success(json!(ctx.state.danube().pending(&ctx.tenant.id))))
+    Ok(success(json!(ctx
+        .dom
+        .state
+        .danube()
+        .pending(ctx.dom.tenant_id()))))
 }
 
 /// `GET /api/task/<task_id>/status/`: 201 PENDING, 200 SUCCESS or 400
@@ -286,9 +300,10 @@ fn task_list(ctx: &Ctx) -> DResult<Reply> {
 fn task_status(ctx: &Ctx, id: &str) -> DResult<Reply> {
     use tasks::Outcome;
     let outcome = ctx
+        .dom
         .state
         .danube()
-        .outcome(id, &ctx.tenant.id)
+        .outcome(id, ctx.dom.tenant_id())
         .ok_or_else(|| Fail::not_found("Task not found."))?;
     let (status, word, result) = match outcome {
         Outcome::Pending => (201, "PENDING", Value::Null),
@@ -307,7 +322,7 @@ pub(crate) fn error_reply(req: &Request, e: &ApiError) -> Reply {
     let f = if e.kind() == ErrorKind::MethodNotAllowed {
         Fail::Method(e.allow().unwrap_or("GET"))
     } else {
-        Fail::Detail(status_of(e.kind()), e.message().to_string())
+        Fail::Detail(status_of(e.kind()), client_message(e))
     };
     fail_reply(req, f)
 }
@@ -325,6 +340,32 @@ token = "tok-0123456789abcdef0123"
 user = "t"
 password = "pw-0123456789abcdef"
 "#;
+
+    /// A server-side failure says nothing of its cause (engine text,
+    /// paths, ids): the detail goes to the log only.
+    #[test]
+    fn internal_errors_are_generic() {
+        let req = Request::new(
+            Method::GET,
+            "/api/image/",
+            "",
+            HeaderMap::new(),
+            Bytes::new(),
+        );
+        let secret = "segment /srv/data/segments/7.log: object 0123 of tenant b";
+        for f in [
+            Fail::from(ApiError::internal(secret)),
+            Fail::detail(500, secret),
+        ] {
+            let r = fail_reply(&req, f);
+            assert_eq!(r.status, 500);
+            let body = r.body.expect("body").to_string();
+            assert!(!body.contains("segment"), "{body}");
+            assert!(body.contains(INTERNAL), "{body}");
+        }
+        let r = error_reply(&req, &ApiError::internal(secret));
+        assert!(!r.body.expect("body").to_string().contains("segment"));
+    }
 
     /// Whatever the path, method and body, a Danube request gets a JSON
     /// reply with one of the dialect's statuses, and never panics.

@@ -8,11 +8,13 @@
 //! that volume, so OpenStack's os-snapshots lists it too (its Danube name
 //! is the shared display name). Snapshot names are unique per VM. An image
 //! from a snapshot is derived in O(1), so it is answered at once (200
-//! SUCCESS) instead of as a task.
+//! SUCCESS) instead of as a task; it counts against the snapshot and
+//! gigabytes quotas like every image.
 
 use super::fields::{check_name, Data, MAX_NOTE};
 use super::images::{self, Fields};
 use super::{success, Ctx, DResult, Fail};
+use crate::domain::{ops, visibility};
 use crate::http::Reply;
 use crate::meta;
 use engine::{ObjectInfo, ObjectKind};
@@ -29,13 +31,7 @@ fn check_vm(vm: &str) -> DResult<()> {
 /// The VM's disks: the caller's volumes attached to `vm`, by device name.
 fn disks(ctx: &Ctx, vm: &str) -> DResult<Vec<ObjectInfo>> {
     check_vm(vm)?;
-    let mut v: Vec<ObjectInfo> = ctx
-        .store()
-        .list()
-        .into_iter()
-        .filter(|o| meta::visible(o, ObjectKind::Volume, &ctx.tenant.id))
-        .filter(|o| meta::get(o, meta::ATTACHED_SERVER) == Some(vm))
-        .collect();
+    let mut v: Vec<ObjectInfo> = ctx.dom.attached_to(vm);
     if v.is_empty() {
         return Err(Fail::not_found("VM not found."));
     }
@@ -95,10 +91,9 @@ fn view(o: &ObjectInfo, vm: &str, disks: &[ObjectInfo]) -> Value {
 /// The caller's snapshots of `vm`: those taken through this dialect, and
 /// those of its current disks taken through another.
 fn snapshots(ctx: &Ctx, vm: &str, disks: &[ObjectInfo]) -> Vec<ObjectInfo> {
-    ctx.store()
-        .list()
+    ctx.dom
+        .objects(ObjectKind::Snapshot)
         .into_iter()
-        .filter(|o| meta::visible(o, ObjectKind::Snapshot, &ctx.tenant.id))
         .filter(|o| {
             meta::get(o, super::SNAP_VM) == Some(vm)
                 || (meta::get(o, super::SNAP_VM).is_none()
@@ -166,7 +161,7 @@ pub fn create(ctx: &Ctx, vm: &str, snap: &str) -> DResult<Reply> {
     check_name("name", snap)?;
     let d = Data::of(ctx.req)?;
     let note = d.string("note", MAX_NOTE)?;
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let disks = disks(ctx, vm)?;
     let n = disk_id(&d, disks.len())?.unwrap_or(1);
     let Some(vol) = disks.get(n - 1) else {
@@ -184,37 +179,18 @@ pub fn create(ctx: &Ctx, vm: &str, snap: &str) -> DResult<Reply> {
             format!("VM disk has a bad status ({}).", vol.status),
         ));
     }
-    let os = ctx.openstack();
-    let quota = ctx.tenant.quota();
-    let (_, n_snaps, used_gb) = os.usage();
-    if quota.snapshots.is_some_and(|max| n_snaps >= max) {
-        return Err(crate::error::ApiError::over_limit(
-            format!(
-                "Snapshot quota exceeded (maximum number of snapshots allowed: {})",
-                quota.snapshots.unwrap_or(0)
-            ),
-            0,
-        )
-        .into());
-    }
-    os.check_gigabytes(used_gb, meta::gb(vol.size), "Snapshot")?;
-
-    let mut m = BTreeMap::new();
-    meta::set(&mut m, meta::TENANT, Some(&ctx.tenant.id));
-    meta::set(&mut m, meta::DISPLAY_NAME, Some(snap));
-    meta::set(&mut m, super::SNAP_VM, Some(vm));
-    meta::set(&mut m, super::SNAP_DISK, Some(&n.to_string()));
-    meta::set(&mut m, super::SNAP_NOTE, note.as_deref());
-    meta::set(&mut m, meta::DISPLAY_DESCRIPTION, note.as_deref());
-    let extra = engine::ObjectUpdate {
-        name: None,
-        status: Some(meta::AVAILABLE.to_string()),
-        metadata: Some(m),
-    };
-    let o = ctx
-        .store()
-        .derive_with(vol.id, ObjectKind::Snapshot, None, None, extra)?;
-    tracing::info!(tenant = %ctx.tenant.id, snapshot = %o.id, vm, "danube: VM snapshot created");
+    let m = ops::new_metadata(
+        &ctx.dom,
+        &BTreeMap::new(),
+        &[
+            (meta::DISPLAY_NAME, Some(snap)),
+            (super::SNAP_VM, Some(vm)),
+            (super::SNAP_DISK, Some(&n.to_string())),
+            (super::SNAP_NOTE, note.as_deref()),
+            (meta::DISPLAY_DESCRIPTION, note.as_deref()),
+        ],
+    );
+    let o = ops::snapshot(&ctx.dom, &locked, vol, m)?;
     Ok(success(view(&o, vm, &disks)))
 }
 
@@ -222,34 +198,25 @@ pub fn create(ctx: &Ctx, vm: &str, snap: &str) -> DResult<Reply> {
 pub fn update(ctx: &Ctx, vm: &str, snap: &str) -> DResult<Reply> {
     let d = Data::of(ctx.req)?;
     let note = d.string("note", MAX_NOTE)?;
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let disks = disks(ctx, vm)?;
-    let o = find(ctx, vm, snap, &disks)?;
+    let mut o = find(ctx, vm, snap, &disks)?;
     if let Some(n) = note {
         let mut m = o.metadata.clone();
         meta::set(&mut m, super::SNAP_NOTE, Some(&n));
         meta::set(&mut m, meta::DISPLAY_DESCRIPTION, Some(&n));
-        ctx.store().update(
-            o.id,
-            engine::ObjectUpdate {
-                name: None,
-                status: None,
-                metadata: Some(m),
-            },
-        )?;
+        o = ops::update(&ctx.dom, &locked, &o, m)?;
     }
-    let o = ctx.store().get(o.id)?;
     Ok(success(view(&o, vm, &disks)))
 }
 
 /// `DELETE /api/vm/<vm>/snapshot/<snapname>/`. Volumes and images made
 /// from it keep their data.
 pub fn delete(ctx: &Ctx, vm: &str, snap: &str) -> DResult<Reply> {
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let disks = disks(ctx, vm)?;
     let o = find(ctx, vm, snap, &disks)?;
-    ctx.store().delete(o.id)?;
-    tracing::info!(tenant = %ctx.tenant.id, snapshot = %o.id, vm, "danube: VM snapshot deleted");
+    ops::delete(&ctx.dom, &locked, &o)?;
     Ok(success(json!({
         "message": format!("Snapshot {} deleted", snap_name(&o)),
     })))
@@ -262,7 +229,7 @@ pub fn to_image(ctx: &Ctx, vm: &str, snap: &str, name: &str) -> DResult<Reply> {
     check_name("name", name)?;
     let d = Data::of(ctx.req)?;
     let f = Fields::parse(ctx, &d)?;
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let disks = disks(ctx, vm)?;
     if let Some(n) = disk_id(&d, disks.len())? {
         // The snapshot must be of that disk.
@@ -275,39 +242,35 @@ pub fn to_image(ctx: &Ctx, vm: &str, snap: &str, name: &str) -> DResult<Reply> {
     if s.status != meta::AVAILABLE {
         return Err(Fail::detail(417, "Snapshot status is not OK."));
     }
-    if ctx.state.danube().is_reserved(name) {
+    let tenant = ctx.dom.tenant_id();
+    if ctx.dom.state.danube().is_reserved(tenant, name) {
         return Err(Fail::detail(409, "An import of this image is running."));
     }
-    if ctx.store().resolve(name, Some(ObjectKind::Image)).is_ok() {
+    let all = ctx.dom.store().list();
+    if visibility::own_image_named(&all, tenant, name) {
         return Err(Fail::detail(406, "Image already exists."));
     }
     images::check_alias_version(
-        ctx.store(),
+        &all,
+        tenant,
         None,
         name,
         f.alias.as_deref(),
         f.version.as_deref(),
     )?;
-    let mut m = BTreeMap::new();
-    meta::set(&mut m, meta::TENANT, Some(&ctx.tenant.id));
-    meta::set(&mut m, meta::DISPLAY_NAME, Some(name));
-    meta::set(
-        &mut m,
-        super::ACCESS,
-        Some(&super::ACCESS_PRIVATE.to_string()),
+    let mut m = ops::new_metadata(
+        &ctx.dom,
+        &BTreeMap::new(),
+        &[
+            (meta::DISPLAY_NAME, Some(name)),
+            (super::ACCESS, Some(&super::ACCESS_PRIVATE.to_string())),
+            (super::VERSION, Some("1.0")),
+            (super::RESIZE, Some("false")),
+            (super::DEPLOY, Some("false")),
+        ],
     );
-    meta::set(&mut m, super::VERSION, Some("1.0"));
-    meta::set(&mut m, super::RESIZE, Some("false"));
-    meta::set(&mut m, super::DEPLOY, Some("false"));
     f.apply(&mut m);
-    let extra = engine::ObjectUpdate {
-        name: None,
-        status: Some(meta::AVAILABLE.to_string()),
-        metadata: Some(m),
-    };
-    let o = ctx
-        .store()
-        .derive_with(s.id, ObjectKind::Image, Some(name), None, extra)?;
-    tracing::info!(tenant = %ctx.tenant.id, image = %o.id, snapshot = %s.id, "danube: image from VM snapshot");
+    let o = ops::capture_image(&ctx.dom, &locked, &s, Some(name), m)?;
+    let o = images::hand_over(&ctx.dom, &locked, &f, o)?;
     Ok(success(images::view(&o)))
 }

@@ -51,7 +51,8 @@ pub(crate) struct ImportConfig {
 pub(crate) struct State {
     config: Mutex<ImportConfig>,
     tasks: Mutex<BTreeMap<String, Task>>,
-    reserved: Mutex<BTreeSet<String>>,
+    /// (tenant, image name) pairs held by running imports.
+    reserved: Mutex<BTreeSet<(String, String)>>,
     seq: std::sync::atomic::AtomicU64,
 }
 
@@ -75,7 +76,7 @@ impl State {
     pub fn configure(&self, store: &engine::Store, dir: Option<PathBuf>, max_file: u64) {
         *self.config.lock() = ImportConfig { dir, max_file };
         for o in store.list() {
-            if o.metadata.contains_key(super::IMPORT_TMP) {
+            if o.metadata.contains_key(crate::meta::IMPORT_TMP) {
                 if let Err(e) = store.delete(o.id) {
                     tracing::warn!(volume = %o.id, error = %e, "danube: cannot delete a stale import volume");
                 } else {
@@ -159,19 +160,26 @@ impl State {
             .count()
     }
 
-    /// Reserves an image name for an import; false when already reserved.
-    pub fn reserve(&self, name: &str) -> bool {
-        self.reserved.lock().insert(name.to_string())
+    /// Reserves `tenant`'s image name for an import (names are per
+    /// tenant); false when already reserved.
+    pub fn reserve(&self, tenant: &str, name: &str) -> bool {
+        self.reserved
+            .lock()
+            .insert((tenant.to_string(), name.to_string()))
     }
 
-    /// True while an import holds `name`.
-    pub fn is_reserved(&self, name: &str) -> bool {
-        self.reserved.lock().contains(name)
+    /// True while an import of `tenant` holds `name`.
+    pub fn is_reserved(&self, tenant: &str, name: &str) -> bool {
+        self.reserved
+            .lock()
+            .contains(&(tenant.to_string(), name.to_string()))
     }
 
     /// Frees a reserved name.
-    pub fn release(&self, name: &str) {
-        self.reserved.lock().remove(name);
+    pub fn release(&self, tenant: &str, name: &str) {
+        self.reserved
+            .lock()
+            .remove(&(tenant.to_string(), name.to_string()));
     }
 }
 
@@ -195,10 +203,12 @@ mod tests {
             s.finish(&t, Outcome::Failure(Value::Null));
         }
         assert!(s.tasks.lock().len() <= MAX_FINISHED + 1);
-        assert!(s.reserve("x"));
-        assert!(!s.reserve("x"));
-        assert!(s.is_reserved("x"));
-        s.release("x");
-        assert!(s.reserve("x"));
+        assert!(s.reserve("a", "x"));
+        assert!(!s.reserve("a", "x"));
+        assert!(s.is_reserved("a", "x"));
+        assert!(!s.is_reserved("b", "x"));
+        assert!(s.reserve("b", "x"));
+        s.release("a", "x");
+        assert!(s.reserve("a", "x"));
     }
 }

@@ -25,68 +25,36 @@ mod snapshots;
 mod views;
 mod volumes;
 
-use crate::auth::Tenant;
-use crate::error::{ApiError, ErrorKind, Result};
+use crate::auth::{self, Tenant};
+use crate::domain;
+use crate::error::{ApiError, Result};
 use crate::http::{Reply, Request};
-use crate::meta;
 use crate::ApiState;
-use base64::Engine as _;
-use engine::{ObjectId, ObjectInfo, ObjectKind, Store};
+use engine::{ObjectInfo, ObjectKind};
 use format::Format;
 use warp::http::Method;
 
-/// The context of one call: state, request, negotiated format, and the
-/// tenant once authenticated.
+/// The context of one call: the shared domain context, the request and
+/// the negotiated format.
 pub(crate) struct Ctx<'a> {
-    pub state: &'a ApiState,
+    pub dom: domain::Ctx<'a>,
     pub req: &'a Request,
     pub fmt: Format,
-    pub tenant: &'a Tenant,
 }
 
 impl Ctx<'_> {
-    pub fn store(&self) -> &Store {
-        self.state.store()
-    }
-
     /// `http://host` as the client addressed us.
     pub fn base(&self) -> String {
         self.req.base_url()
     }
 
-    /// The OpenStack dialect's view of the same call, for the shared quota
-    /// accounting.
-    pub fn shared(&self) -> crate::openstack::Ctx<'_> {
-        crate::openstack::Ctx {
-            state: self.state,
-            req: self.req,
-            tenant: self.tenant,
-        }
-    }
-
-    /// The tenant's objects of `kind`, oldest first.
-    pub fn objects(&self, kind: ObjectKind) -> Vec<ObjectInfo> {
-        self.store()
-            .list()
-            .into_iter()
-            .filter(|o| meta::visible(o, kind, &self.tenant.id))
-            .collect()
-    }
-
     fn find(&self, key: &str, kind: ObjectKind, what: &str) -> Result<ObjectInfo> {
-        let missing = || {
+        self.dom.find(kind, key)?.ok_or_else(|| {
             ApiError::not_found(format!(
                 "{what} '{}' not found",
                 key.chars().take(64).collect::<String>().escape_debug()
             ))
-        };
-        let id: ObjectId = key.parse().map_err(|_| missing())?;
-        match self.store().get(id) {
-            Ok(o) if meta::visible(&o, kind, &self.tenant.id) => Ok(o),
-            Ok(_) => Err(missing()),
-            Err(e) if e.kind() == engine::ErrorKind::NotFound => Err(missing()),
-            Err(e) => Err(e.into()),
-        }
+        })
     }
 
     /// The tenant's volume `key` (404 otherwise).
@@ -106,38 +74,13 @@ impl Ctx<'_> {
     }
 }
 
-fn unauthorized(msg: &str) -> ApiError {
-    ApiError::new(ErrorKind::Unauthorized, msg)
-}
-
 /// The tenant of the request's HTTP Basic credentials (401 otherwise).
 fn authenticate<'a>(state: &'a ApiState, req: &Request) -> Result<&'a Tenant> {
-    let Some(h) = req.header("authorization") else {
-        return Err(unauthorized(
-            "Authentication required: send HTTP Basic credentials",
-        ));
-    };
-    let (scheme, rest) = h.trim().split_once(' ').unwrap_or((h, ""));
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(unauthorized(
-            "Authentication required: send HTTP Basic credentials",
-        ));
-    }
-    let invalid = || unauthorized("Invalid credentials");
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .map_err(|_| invalid())?;
-    let text = String::from_utf8(raw).map_err(|_| invalid())?;
-    let (user, password) = text.split_once(':').ok_or_else(invalid)?;
-    state.auth().by_basic(user, password).ok_or_else(invalid)
+    auth::basic(state.auth(), req.header("authorization"))
 }
 
 fn only(req: &Request, allow: &'static str) -> Result<()> {
-    if allow.split(", ").any(|m| m == req.method.as_str()) {
-        Ok(())
-    } else {
-        Err(ApiError::method_not_allowed(allow))
-    }
+    req.only(allow)
 }
 
 fn not_found() -> ApiError {
@@ -185,10 +128,9 @@ fn route(state: &ApiState, req: &Request, fmt: Format) -> Result<Reply> {
     }
     let tenant = authenticate(state, req)?;
     let ctx = Ctx {
-        state,
+        dom: domain::Ctx::new(state, tenant),
         req,
         fmt,
-        tenant,
     };
     let is_get = req.method == Method::GET;
     match rest {

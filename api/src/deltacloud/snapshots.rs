@@ -9,6 +9,7 @@
 
 use super::params::{Params, MAX_DESCRIPTION, MAX_FIELD};
 use super::{views, Ctx};
+use crate::domain::ops;
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta;
@@ -17,7 +18,7 @@ use std::collections::BTreeMap;
 
 /// `GET /api/storage_snapshots`.
 pub fn list(ctx: &Ctx) -> Result<Reply> {
-    let all = ctx.objects(ObjectKind::Snapshot);
+    let all = ctx.dom.objects(ObjectKind::Snapshot);
     ctx.doc(200, views::snapshots(ctx.fmt, &ctx.base(), &all))
 }
 
@@ -34,7 +35,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
     let name = p.text("name", MAX_FIELD)?;
     let description = p.text("description", MAX_DESCRIPTION)?;
 
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let vol = ctx.volume(&volume_id)?;
     if vol.status != meta::AVAILABLE && vol.status != meta::IN_USE {
         return Err(ApiError::conflict(format!(
@@ -43,30 +44,15 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
             views::volume_state(&vol.status)
         )));
     }
-    let quota = ctx.tenant.quota();
-    let shared = ctx.shared();
-    let (_, n_snaps, used_gb) = shared.usage();
-    if let Some(max) = quota.snapshots.filter(|&max| n_snaps >= max) {
-        return Err(ApiError::over_limit(
-            format!("Snapshot quota exceeded: at most {max} snapshots allowed"),
-            0,
-        ));
-    }
-    shared.check_gigabytes(used_gb, meta::gb(vol.size), "Snapshot")?;
-
-    let mut m = BTreeMap::new();
-    meta::set(&mut m, meta::TENANT, Some(&ctx.tenant.id));
-    meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
-    meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
-    let extra = engine::ObjectUpdate {
-        name: None,
-        status: Some(meta::AVAILABLE.to_string()),
-        metadata: Some(m),
-    };
-    let o = ctx
-        .store()
-        .derive_with(vol.id, ObjectKind::Snapshot, None, None, extra)?;
-    tracing::info!(tenant = %ctx.tenant.id, snapshot = %o.id, volume = %vol.id, "deltacloud: snapshot created");
+    let m = ops::new_metadata(
+        &ctx.dom,
+        &BTreeMap::new(),
+        &[
+            (meta::DISPLAY_NAME, name.as_deref()),
+            (meta::DISPLAY_DESCRIPTION, description.as_deref()),
+        ],
+    );
+    let o = ops::snapshot(&ctx.dom, &locked, &vol, m)?;
     let location = views::href(&ctx.base(), "storage_snapshots", &o.id.to_string());
     Ok(ctx
         .doc(201, views::snapshot(ctx.fmt, &ctx.base(), &o))?
@@ -75,9 +61,8 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
 
 /// `DELETE /api/storage_snapshots/:id`: 204.
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.snapshot(id)?;
-    ctx.store().delete(o.id)?;
-    tracing::info!(tenant = %ctx.tenant.id, snapshot = %o.id, "deltacloud: snapshot deleted");
+    ops::delete(&ctx.dom, &locked, &o)?;
     Ok(Reply::empty(204))
 }

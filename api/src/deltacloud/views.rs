@@ -43,23 +43,12 @@ pub(crate) fn xml_doc(body: impl FnOnce(&mut XmlWriter) -> io::Result<()>) -> Xm
     Ok(out)
 }
 
-/// Percent-encodes one path segment (ids of other front ends may hold
-/// any character).
-pub(crate) fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// `base/api/collection/id`.
 pub(crate) fn href(base: &str, collection: &str, id: &str) -> String {
-    format!("{base}/api/{collection}/{}", encode_segment(id))
+    format!(
+        "{base}/api/{collection}/{}",
+        crate::http::encode_segment(id)
+    )
 }
 
 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];

@@ -18,15 +18,17 @@
 
 use super::params::{Params, MAX_DESCRIPTION, MAX_FIELD};
 use super::{views, Ctx};
+use crate::domain;
+use crate::domain::ops::{self, Source};
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta::{self, GIB};
-use engine::{ObjectInfo, ObjectKind};
+use engine::ObjectKind;
 use std::collections::BTreeMap;
 
 /// `GET /api/storage_volumes`.
 pub fn list(ctx: &Ctx) -> Result<Reply> {
-    let all = ctx.objects(ObjectKind::Volume);
+    let all = ctx.dom.objects(ObjectKind::Volume);
     ctx.doc(200, views::volumes(ctx.fmt, &ctx.base(), &all))
 }
 
@@ -86,7 +88,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         check_realm(r)?;
     }
 
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let source = snapshot_id
         .as_deref()
         .map(|s| ctx.snapshot(s))
@@ -103,68 +105,41 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         (_, Some(n)) => n,
         (None, None) => 1,
     };
-    let quota = ctx.tenant.quota();
-    let shared = ctx.shared();
-    let (n_vols, _, used_gb) = shared.usage();
-    if let Some(max) = quota.volumes.filter(|&max| n_vols >= max) {
-        return Err(ApiError::over_limit(
-            format!("Volume quota exceeded: at most {max} volumes allowed"),
-            0,
-        ));
-    }
-    shared.check_gigabytes(used_gb, size_gb, "Volume")?;
-
-    let mut m = BTreeMap::new();
-    meta::set(&mut m, meta::TENANT, Some(&ctx.tenant.id));
-    meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
-    meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
-    meta::set(&mut m, meta::AVAILABILITY_ZONE, realm.as_deref());
-    if let Some(s) = &source {
-        meta::set(&mut m, meta::SOURCE_SNAPSHOT, Some(&s.id.to_string()));
-    }
+    let m = ops::new_metadata(
+        &ctx.dom,
+        &BTreeMap::new(),
+        &[
+            (meta::DISPLAY_NAME, name.as_deref()),
+            (meta::DISPLAY_DESCRIPTION, description.as_deref()),
+            (meta::AVAILABILITY_ZONE, realm.as_deref()),
+        ],
+    );
+    let src = match &source {
+        Some(s) => Source::Snapshot(s),
+        None => Source::Empty,
+    };
     // The volume and everything it carries in one durable step.
-    let extra = engine::ObjectUpdate {
-        name: None,
-        status: Some(meta::AVAILABLE.to_string()),
-        metadata: Some(m),
-    };
-    let want = size_gb * GIB;
-    let store = ctx.store();
-    let o = match &source {
-        None => store.create_volume_with(None, want, false, extra)?,
-        Some(src) => store.derive_with(
-            src.id,
-            ObjectKind::Volume,
-            None,
-            Some(want).filter(|&w| w > src.size),
-            extra,
-        )?,
-    };
-    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, size_gb, "deltacloud: volume created");
+    let o = ops::create_volume(&ctx.dom, &locked, src, size_gb * GIB, m)?;
+
     let location = views::href(&ctx.base(), "storage_volumes", &o.id.to_string());
     Ok(ctx
         .doc(201, views::volume(ctx.fmt, &ctx.base(), &o))?
         .with_header("location", location))
 }
 
-fn attached(o: &ObjectInfo) -> bool {
-    o.status == meta::IN_USE || meta::get(o, meta::ATTACHED_SERVER).is_some()
-}
-
 /// `DELETE /api/storage_volumes/:id`: 204; 409 while attached. Its
 /// snapshots stay.
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
-    if attached(&o) {
+    if ops::attached(&o) {
         return Err(ApiError::conflict(format!(
             "Storage volume {} is attached to instance {}: detach it first",
             o.id,
             meta::get(&o, meta::ATTACHED_SERVER).unwrap_or("?")
         )));
     }
-    ctx.store().delete(o.id)?;
-    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, "deltacloud: volume deleted");
+    ops::delete(&ctx.dom, &locked, &o)?;
     Ok(Reply::empty(204))
 }
 
@@ -184,7 +159,7 @@ pub fn attach(ctx: &Ctx, id: &str) -> Result<Reply> {
     check_instance(&instance)?;
     let device = p.text("device", MAX_FIELD)?;
     if let Some(d) = &device {
-        if !crate::openstack::attachments::valid_device(d) {
+        if !domain::valid_device(d) {
             return Err(ApiError::bad_request(format!(
                 "Parameter device '{}' must be /dev/ and a name such as sdf or vdb1",
                 d.escape_debug()
@@ -192,41 +167,16 @@ pub fn attach(ctx: &Ctx, id: &str) -> Result<Reply> {
         }
     }
 
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
-    if o.status != meta::AVAILABLE || attached(&o) {
+    if o.status != meta::AVAILABLE || ops::attached(&o) {
         return Err(ApiError::conflict(format!(
             "Storage volume {} must be AVAILABLE to attach, but it is {}",
             o.id,
             views::volume_state(&o.status)
         )));
     }
-    let used: Vec<String> = ctx
-        .objects(ObjectKind::Volume)
-        .into_iter()
-        .filter(|v| meta::get(v, meta::ATTACHED_SERVER) == Some(instance.as_str()))
-        .filter_map(|v| meta::get(&v, meta::ATTACHED_DEVICE).map(str::to_string))
-        .collect();
-    let device = match device {
-        Some(d) if used.contains(&d) => {
-            return Err(ApiError::conflict(format!(
-                "Device {d} is already in use on instance {instance}"
-            )))
-        }
-        Some(d) => d,
-        None => (b'b'..=b'z')
-            .map(|c| format!("/dev/vd{}", c as char))
-            .find(|d| !used.contains(d))
-            .ok_or_else(|| {
-                ApiError::conflict(format!("No free device name left on instance {instance}"))
-            })?,
-    };
-    let mut m = o.metadata.clone();
-    meta::set(&mut m, meta::ATTACHED_SERVER, Some(&instance));
-    meta::set(&mut m, meta::ATTACHED_DEVICE, Some(&device));
-    ctx.shared().save(o.id, meta::IN_USE, m)?;
-    let o = ctx.store().get(o.id)?;
-    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, instance, device, "deltacloud: volume attached");
+    let o = ops::attach(&ctx.dom, &locked, &o, &instance, device)?;
     ctx.doc(202, views::volume(ctx.fmt, &ctx.base(), &o))
 }
 
@@ -234,7 +184,7 @@ pub fn attach(ctx: &Ctx, id: &str) -> Result<Reply> {
 pub fn detach(ctx: &Ctx, id: &str) -> Result<Reply> {
     // Parameters are not needed, but a malformed body is still an error.
     Params::of(ctx.req)?;
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     if o.status != meta::IN_USE || meta::get(&o, meta::ATTACHED_SERVER).is_none() {
         return Err(ApiError::conflict(format!(
@@ -243,12 +193,7 @@ pub fn detach(ctx: &Ctx, id: &str) -> Result<Reply> {
             views::volume_state(&o.status)
         )));
     }
-    let mut m = o.metadata.clone();
-    meta::set(&mut m, meta::ATTACHED_SERVER, None);
-    meta::set(&mut m, meta::ATTACHED_DEVICE, None);
-    ctx.shared().save(o.id, meta::AVAILABLE, m)?;
-    let o = ctx.store().get(o.id)?;
-    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, "deltacloud: volume detached");
+    let o = ops::detach(&ctx.dom, &locked, &o)?;
     ctx.doc(202, views::volume(ctx.fmt, &ctx.base(), &o))
 }
 

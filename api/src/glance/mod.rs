@@ -99,7 +99,7 @@ fn route(state: &ApiState, req: &Request) -> Result<Reply> {
             .store()
             .list()
             .into_iter()
-            .filter(|o| meta::visible(o, ObjectKind::Image, &tenant.id))
+            .filter(|o| crate::domain::visibility::visible(o, ObjectKind::Image, &tenant.id))
             .collect()
     };
     match rest {

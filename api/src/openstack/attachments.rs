@@ -8,23 +8,12 @@
 //! unique per server (409 when taken); detach only an in-use volume.
 
 use super::{opt_id, opt_string, volumes, wrapped, Ctx, MAX_FIELD};
+use crate::domain::{ops, valid_device};
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta;
-use engine::{ObjectInfo, ObjectKind};
+use engine::ObjectInfo;
 use serde_json::{json, Value};
-
-/// Longest device name accepted.
-const MAX_DEVICE: usize = 32;
-
-/// True for `/dev/` + lowercase letters + optional digits.
-pub fn valid_device(d: &str) -> bool {
-    let Some(rest) = d.strip_prefix("/dev/") else {
-        return false;
-    };
-    let letters = rest.bytes().take_while(u8::is_ascii_lowercase).count();
-    d.len() <= MAX_DEVICE && letters > 0 && rest[letters..].bytes().all(|b| b.is_ascii_digit())
-}
 
 fn check_server(server: &str) -> Result<()> {
     if server.is_empty() || server.len() > MAX_FIELD || server.chars().any(char::is_control) {
@@ -47,13 +36,7 @@ fn view(o: &ObjectInfo) -> Value {
 /// `GET servers/{server_id}/os-volume_attachments`.
 pub fn list(ctx: &Ctx, server: &str) -> Result<Reply> {
     check_server(server)?;
-    let on = attached_to(server);
-    let all: Vec<ObjectInfo> = ctx
-        .objects(ObjectKind::Volume)
-        .into_iter()
-        .filter(|o| on(o))
-        .collect();
-    let page = ctx.paginate(all)?;
+    let page = ctx.paginate(ctx.dom.attached_to(server))?;
     let v: Vec<Value> = page.iter().map(view).collect();
     Ok(Reply::json(200, json!({ "volumeAttachments": v })))
 }
@@ -96,7 +79,7 @@ pub fn attach(ctx: &Ctx, server: &str) -> Result<Reply> {
         }
     }
 
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(&volume_id)?;
     if o.status != meta::AVAILABLE || meta::get(&o, meta::ATTACHED_SERVER).is_some() {
         return Err(ApiError::bad_request(format!(
@@ -104,40 +87,14 @@ pub fn attach(ctx: &Ctx, server: &str) -> Result<Reply> {
             o.id, o.status
         )));
     }
-    let on = attached_to(server);
-    let used: Vec<String> = ctx
-        .objects(ObjectKind::Volume)
-        .into_iter()
-        .filter(|v| on(v))
-        .filter_map(|v| meta::get(&v, meta::ATTACHED_DEVICE).map(str::to_string))
-        .collect();
-    let device = match device {
-        Some(d) if used.contains(&d) => {
-            return Err(ApiError::conflict(format!(
-                "The supplied device path ({d}) is in use."
-            )))
-        }
-        Some(d) => d,
-        None => (b'b'..=b'z')
-            .map(|c| format!("/dev/vd{}", c as char))
-            .find(|d| !used.contains(d))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("No free device name left on server {server}"))
-            })?,
-    };
-    let mut m = o.metadata.clone();
-    meta::set(&mut m, meta::ATTACHED_SERVER, Some(server));
-    meta::set(&mut m, meta::ATTACHED_DEVICE, Some(&device));
-    ctx.save(o.id, meta::IN_USE, m)?;
-    let o = ctx.store().get(o.id)?;
-    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, server, device, "api: volume attached");
+    let o = ops::attach(&ctx.dom, &locked, &o, server, device)?;
     Ok(Reply::json(200, json!({ "volumeAttachment": view(&o) })))
 }
 
 /// `DELETE servers/{server_id}/os-volume_attachments/{volume_id}`: 202.
 pub fn detach(ctx: &Ctx, server: &str, id: &str) -> Result<Reply> {
     check_server(server)?;
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     if o.status != meta::IN_USE {
         return Err(ApiError::bad_request(format!(
@@ -146,34 +103,6 @@ pub fn detach(ctx: &Ctx, server: &str, id: &str) -> Result<Reply> {
         )));
     }
     let o = attached(ctx, server, id)?;
-    let mut m = o.metadata.clone();
-    meta::set(&mut m, meta::ATTACHED_SERVER, None);
-    meta::set(&mut m, meta::ATTACHED_DEVICE, None);
-    ctx.save(o.id, meta::AVAILABLE, m)?;
-    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, server, "api: volume detached");
+    ops::detach(&ctx.dom, &locked, &o)?;
     Ok(Reply::empty(202))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_device;
-
-    #[test]
-    fn devices() {
-        for ok in ["/dev/vdb", "/dev/sdf", "/dev/xvdc1", "/dev/a"] {
-            assert!(valid_device(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "vdb",
-            "/dev/",
-            "/dev/VDB",
-            "/dev/vd b",
-            "/dev/1",
-            "/dev/vdb/x",
-            "/dev/../etc",
-        ] {
-            assert!(!valid_device(bad), "{bad}");
-        }
-    }
 }

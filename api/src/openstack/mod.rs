@@ -1,6 +1,7 @@
 //! The HP Cloud / OpenStack Nova `os-volumes` v1.1 dialect: routing, the
-//! version documents, and what the resource modules share (tenant context,
-//! lookups, quota usage, pagination, request-field parsing).
+//! version documents, and what the resource modules share (the call
+//! context over [`crate::domain`], lookups in this dialect's words,
+//! pagination, request-field parsing).
 //!
 //! Requests are snake_case, responses camelCase; ids are UUID strings;
 //! faults are `{"<name>": {"code": N, "message": "..."}}` (`fault.rs`).
@@ -12,12 +13,12 @@ mod openapi;
 mod snapshots;
 mod volumes;
 
-use crate::auth::Tenant;
+use crate::domain;
 use crate::error::{ApiError, Result};
 use crate::http::{Reply, Request};
 use crate::meta;
 use crate::ApiState;
-use engine::{ObjectId, ObjectInfo, ObjectKind, Store};
+use engine::{ObjectInfo, ObjectKind};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use warp::http::Method;
@@ -28,41 +29,23 @@ pub const MAX_LIMIT: usize = 1000;
 /// Longest display name, description, metadata key or value, device, zone.
 pub const MAX_FIELD: usize = 255;
 
-/// The context of one authenticated call.
+/// The context of one authenticated call: the shared domain context and
+/// the request.
 pub(crate) struct Ctx<'a> {
-    pub state: &'a ApiState,
+    pub dom: domain::Ctx<'a>,
     pub req: &'a Request,
-    pub tenant: &'a Tenant,
 }
 
 impl Ctx<'_> {
-    pub fn store(&self) -> &Store {
-        self.state.store()
-    }
-
     /// `http://host/v1.1/{tenant}`.
     pub fn base(&self) -> String {
-        format!("{}/v1.1/{}", self.req.base_url(), self.tenant.id)
-    }
-
-    /// The tenant's objects of `kind`, oldest first.
-    pub fn objects(&self, kind: ObjectKind) -> Vec<ObjectInfo> {
-        self.store()
-            .list()
-            .into_iter()
-            .filter(|o| meta::visible(o, kind, &self.tenant.id))
-            .collect()
+        format!("{}/v1.1/{}", self.req.base_url(), self.dom.tenant_id())
     }
 
     fn find(&self, key: &str, kind: ObjectKind, what: &str) -> Result<ObjectInfo> {
-        let missing = || ApiError::not_found(format!("{what} {key} could not be found."));
-        let id: ObjectId = key.parse().map_err(|_| missing())?;
-        match self.store().get(id) {
-            Ok(o) if meta::visible(&o, kind, &self.tenant.id) => Ok(o),
-            Ok(_) => Err(missing()),
-            Err(e) if e.kind() == engine::ErrorKind::NotFound => Err(missing()),
-            Err(e) => Err(e.into()),
-        }
+        self.dom
+            .find(kind, key)?
+            .ok_or_else(|| ApiError::not_found(format!("{what} {key} could not be found.")))
     }
 
     /// The tenant's volume `key` (404 otherwise).
@@ -73,53 +56,6 @@ impl Ctx<'_> {
     /// The tenant's snapshot `key` (404 otherwise).
     pub fn snapshot(&self, key: &str) -> Result<ObjectInfo> {
         self.find(key, ObjectKind::Snapshot, "Snapshot")
-    }
-
-    /// (volumes, snapshots, GB of both) the tenant holds.
-    pub fn usage(&self) -> (u64, u64, u64) {
-        let (mut v, mut s, mut g) = (0, 0, 0);
-        for o in self.store().list() {
-            if meta::get(&o, meta::TENANT) != Some(self.tenant.id.as_str()) {
-                continue;
-            }
-            match o.kind {
-                ObjectKind::Volume => v += 1,
-                ObjectKind::Snapshot => s += 1,
-                ObjectKind::Image => continue,
-            }
-            g += meta::gb(o.size);
-        }
-        (v, s, g)
-    }
-
-    /// Checks that `extra_gb` more GB fit the quota.
-    pub fn check_gigabytes(&self, used: u64, extra_gb: u64, what: &str) -> Result<()> {
-        if let Some(max) = self.tenant.quota().gigabytes {
-            if used.saturating_add(extra_gb) > max {
-                return Err(ApiError::over_limit(
-                    format!(
-                        "{what} quota exceeded. You cannot create a {} of size {extra_gb}G \
-                         (quota {max}G, {used}G in use)",
-                        what.to_lowercase()
-                    ),
-                    0,
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes an object's status and metadata.
-    pub fn save(&self, id: ObjectId, status: &str, m: BTreeMap<String, String>) -> Result<()> {
-        self.store().update(
-            id,
-            engine::ObjectUpdate {
-                name: None,
-                status: Some(status.to_string()),
-                metadata: Some(m),
-            },
-        )?;
-        Ok(())
     }
 
     /// `items` cut by `?limit=` and `?offset=`.
@@ -197,18 +133,7 @@ pub(crate) fn opt_id(m: &Map<String, Value>, key: &str) -> Result<Option<String>
 /// A size in GB: a positive integer or a string of one ("1"); '0', '',
 /// negative, fractional or non-numeric values are 400.
 pub(crate) fn parse_gb(v: &Value, what: &str) -> Result<u64> {
-    let n = match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => {
-            let t = s.trim();
-            if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-                t.parse::<u64>().ok()
-            } else {
-                None
-            }
-        }
-        _ => None,
-    };
+    let n = crate::http::uint_value(v);
     let max_gb = engine::MAX_VOLUME_SIZE / meta::GIB;
     match n {
         Some(n) if n > 0 && n <= max_gb => Ok(n),
@@ -288,11 +213,7 @@ fn display_value(v: &Value) -> String {
 // ---- routing ----
 
 fn only(req: &Request, allow: &'static str) -> Result<()> {
-    if allow.split(", ").any(|m| m == req.method.as_str()) {
-        Ok(())
-    } else {
-        Err(ApiError::method_not_allowed(allow))
-    }
+    req.only(allow)
 }
 
 const VERSION_UPDATED: &str = "2011-01-21T11:33:21Z";
@@ -355,7 +276,10 @@ pub(crate) fn dispatch(state: &ApiState, req: &Request) -> Result<Reply> {
             let tenant = state
                 .auth()
                 .authorize_token(tenant, req.header("x-auth-token"))?;
-            let ctx = Ctx { state, req, tenant };
+            let ctx = Ctx {
+                dom: domain::Ctx::new(state, tenant),
+                req,
+            };
             route(&ctx, rest)
         }
         _ => Err(not_found()),

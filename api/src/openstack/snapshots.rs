@@ -3,6 +3,7 @@
 //! its volume can be deleted in either order.
 
 use super::{opt_id, opt_string, parse_bool, wrapped, Ctx, MAX_FIELD};
+use crate::domain::ops;
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta;
@@ -25,7 +26,7 @@ pub(crate) fn view(o: &ObjectInfo) -> Value {
 
 /// `GET os-snapshots` and `GET os-snapshots/detail`.
 pub fn list(ctx: &Ctx) -> Result<Reply> {
-    let page = ctx.paginate(ctx.objects(ObjectKind::Snapshot))?;
+    let page = ctx.paginate(ctx.dom.objects(ObjectKind::Snapshot))?;
     let v: Vec<Value> = page.iter().map(view).collect();
     Ok(Reply::json(200, json!({ "snapshots": v })))
 }
@@ -51,7 +52,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
     let name = opt_string(&body, "display_name", MAX_FIELD)?;
     let description = opt_string(&body, "display_description", 65_535)?;
 
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let vol = ctx.volume(&volume_id)?;
     let allowed = vol.status == meta::AVAILABLE || (force && vol.status == meta::IN_USE);
     if !allowed {
@@ -65,43 +66,24 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
             vol.id, vol.status
         )));
     }
-    let quota = ctx.tenant.quota();
-    let (_, n_snaps, used_gb) = ctx.usage();
-    let size_gb = meta::gb(vol.size);
-    if quota.snapshots.is_some_and(|max| n_snaps >= max) {
-        return Err(ApiError::over_limit(
-            format!(
-                "Snapshot quota exceeded. You cannot create a snapshot of size {size_gb}G \
-                 (maximum number of snapshots allowed: {})",
-                quota.snapshots.unwrap_or(0)
-            ),
-            0,
-        ));
-    }
-    ctx.check_gigabytes(used_gb, size_gb, "Snapshot")?;
-
-    let store = ctx.store();
-    let mut m = std::collections::BTreeMap::new();
-    meta::set(&mut m, meta::TENANT, Some(&ctx.tenant.id));
-    meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
-    meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
     // Snapshot and its metadata in one durable catalogue step.
-    let extra = engine::ObjectUpdate {
-        name: None,
-        status: Some(meta::AVAILABLE.to_string()),
-        metadata: Some(m),
-    };
-    let o = store.derive_with(vol.id, ObjectKind::Snapshot, None, None, extra)?;
-    tracing::info!(tenant = %ctx.tenant.id, snapshot = %o.id, volume = %vol.id, "api: snapshot created");
+    let m = ops::new_metadata(
+        &ctx.dom,
+        &Default::default(),
+        &[
+            (meta::DISPLAY_NAME, name.as_deref()),
+            (meta::DISPLAY_DESCRIPTION, description.as_deref()),
+        ],
+    );
+    let o = ops::snapshot(&ctx.dom, &locked, &vol, m)?;
     Ok(Reply::json(200, json!({ "snapshot": view(&o) }))
         .with_header("location", format!("{}/os-snapshots/{}", ctx.base(), o.id)))
 }
 
 /// `DELETE os-snapshots/{id}`: 202. Volumes cloned from it keep their data.
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.snapshot(id)?;
-    ctx.store().delete(o.id)?;
-    tracing::info!(tenant = %ctx.tenant.id, snapshot = %o.id, "api: snapshot deleted");
+    ops::delete(&ctx.dom, &locked, &o)?;
     Ok(Reply::empty(202))
 }

@@ -5,6 +5,8 @@
 //! already says `available`.
 
 use super::{opt_id, opt_string, parse_gb, parse_metadata, wrapped, Ctx, MAX_FIELD};
+use crate::domain::ops::{self, Edit, Source};
+use crate::domain::visibility;
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta::{self, GIB};
@@ -46,7 +48,7 @@ pub(crate) fn view(o: &ObjectInfo) -> Value {
 
 /// `GET os-volumes` and `GET os-volumes/detail` (the same view, as in Nova).
 pub fn list(ctx: &Ctx) -> Result<Reply> {
-    let all = ctx.objects(ObjectKind::Volume);
+    let all = ctx.dom.objects(ObjectKind::Volume);
     let page = ctx.paginate(all)?;
     let v: Vec<Value> = page.iter().map(view).collect();
     Ok(Reply::json(200, json!({ "volumes": v })))
@@ -58,13 +60,9 @@ pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
     Ok(Reply::json(200, json!({ "volume": view(&o) })))
 }
 
-/// Where a new volume's contents come from.
-enum Source {
-    Empty,
-    Snapshot(ObjectInfo),
-    Image(ObjectInfo),
-}
-
+/// The image `key` (id, or name: the caller's own image first) a new
+/// volume may be made from: 400 for a missing, invisible, deleted or not
+/// yet available one alike.
 fn find_image(ctx: &Ctx, key: &str) -> Result<ObjectInfo> {
     let invalid = || {
         ApiError::bad_request(format!(
@@ -72,17 +70,13 @@ fn find_image(ctx: &Ctx, key: &str) -> Result<ObjectInfo> {
             key.escape_debug()
         ))
     };
-    let id = ctx
-        .store()
-        .resolve(key, Some(ObjectKind::Image))
-        .map_err(|_| invalid())?;
-    let o = ctx.store().get(id).map_err(|_| invalid())?;
-    // Danube Cloud's access rules: other tenants' public images are
-    // usable, deleted ones (access 4) are not.
-    if crate::danube::image_usable(&o, &ctx.tenant.id) {
-        Ok(o)
-    } else {
-        Err(invalid())
+    match ctx.dom.find_image(key)? {
+        Some(o)
+            if visibility::image_usable(&o, ctx.dom.tenant_id()) && o.status == meta::AVAILABLE =>
+        {
+            Ok(o)
+        }
+        _ => Err(invalid()),
     }
 }
 
@@ -107,10 +101,12 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         ));
     }
 
-    let _guard = ctx.state.lock();
-    let source = match (&snapshot_id, &image_ref) {
-        (Some(s), _) => Source::Snapshot(ctx.snapshot(s)?),
-        (_, Some(i)) => Source::Image(find_image(ctx, i)?),
+    let locked = ctx.dom.lock();
+    let snap = snapshot_id.map(|s| ctx.snapshot(&s)).transpose()?;
+    let image = image_ref.map(|i| find_image(ctx, &i)).transpose()?;
+    let source = match (&snap, &image) {
+        (Some(s), _) => Source::Snapshot(s),
+        (_, Some(i)) => Source::Image(i),
         _ => Source::Empty,
     };
     let size_gb = match (&source, size) {
@@ -124,61 +120,25 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         }
         (Source::Image(i), None) => meta::gb(i.size).max(1),
         (_, Some(n)) => n,
-        (Source::Empty, None) => {
+        (_, None) => {
             return Err(ApiError::bad_request(
                 "Invalid input received: volume size is required",
             ))
         }
     };
-    let quota = ctx.tenant.quota();
-    let (n_vols, _, used_gb) = ctx.usage();
-    if quota.volumes.is_some_and(|max| n_vols >= max) {
-        return Err(ApiError::over_limit(
-            format!(
-                "Volume quota exceeded. You cannot create a volume of size {size_gb}G \
-                 (maximum number of volumes allowed: {})",
-                quota.volumes.unwrap_or(0)
-            ),
-            0,
-        ));
-    }
-    ctx.check_gigabytes(used_gb, size_gb, "Volume")?;
-
-    let store = ctx.store();
     // Everything the volume carries is written with it in one durable
     // catalogue step: a crash never leaves an ownerless volume behind.
-    let mut m: std::collections::BTreeMap<String, String> = user_meta
-        .iter()
-        .map(|(k, v)| (format!("{}{k}", meta::USER_PREFIX), v.clone()))
-        .collect();
-    meta::set(&mut m, meta::TENANT, Some(&ctx.tenant.id));
-    meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
-    meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
-    meta::set(&mut m, meta::AVAILABILITY_ZONE, zone.as_deref());
-    meta::set(&mut m, meta::VOLUME_TYPE, volume_type.as_deref());
-    if let Source::Snapshot(s) = &source {
-        meta::set(&mut m, meta::SOURCE_SNAPSHOT, Some(&s.id.to_string()));
-    }
-    if let Source::Image(i) = &source {
-        meta::set(&mut m, meta::IMAGE_REF, Some(&i.id.to_string()));
-    }
-    let extra = engine::ObjectUpdate {
-        name: None,
-        status: Some(meta::AVAILABLE.to_string()),
-        metadata: Some(m),
-    };
-    let want = size_gb * GIB;
-    let o = match &source {
-        Source::Empty => store.create_volume_with(None, want, false, extra)?,
-        Source::Snapshot(src) | Source::Image(src) => store.derive_with(
-            src.id,
-            ObjectKind::Volume,
-            None,
-            Some(want).filter(|&w| w > src.size),
-            extra,
-        )?,
-    };
-    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, size_gb, "api: volume created");
+    let m = ops::new_metadata(
+        &ctx.dom,
+        &user_meta,
+        &[
+            (meta::DISPLAY_NAME, name.as_deref()),
+            (meta::DISPLAY_DESCRIPTION, description.as_deref()),
+            (meta::AVAILABILITY_ZONE, zone.as_deref()),
+            (meta::VOLUME_TYPE, volume_type.as_deref()),
+        ],
+    );
+    let o = ops::create_volume(&ctx.dom, &locked, source, size_gb * GIB, m)?;
     Ok(Reply::json(200, json!({ "volume": view(&o) }))
         .with_header("location", format!("{}/os-volumes/{}", ctx.base(), o.id)))
 }
@@ -190,36 +150,31 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     let name = opt_string(&body, "display_name", MAX_FIELD)?;
     let description = opt_string(&body, "display_description", 65_535)?;
     let user_meta = parse_metadata(body.get("metadata"))?;
-    let _guard = ctx.state.lock();
-    let o = ctx.volume(id)?;
-    let mut m = match &user_meta {
-        Some(u) => meta::with_user_metadata(&o, u),
-        None => o.metadata.clone(),
+    let edit = Edit {
+        name: body.contains_key("display_name").then_some(name),
+        description: body
+            .contains_key("display_description")
+            .then_some(description),
+        user: user_meta,
     };
-    if body.contains_key("display_name") {
-        meta::set(&mut m, meta::DISPLAY_NAME, name.as_deref());
-    }
-    if body.contains_key("display_description") {
-        meta::set(&mut m, meta::DISPLAY_DESCRIPTION, description.as_deref());
-    }
-    ctx.save(o.id, &o.status, m)?;
-    let o = ctx.store().get(o.id)?;
+    let locked = ctx.dom.lock();
+    let o = ctx.volume(id)?;
+    let o = ops::update(&ctx.dom, &locked, &o, edit.apply(&o))?;
     Ok(Reply::json(200, json!({ "volume": view(&o) })))
 }
 
 /// `DELETE os-volumes/{id}`: 202; an in-use volume is 400. Its snapshots
 /// stay.
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
-    if o.status == meta::IN_USE || meta::get(&o, meta::ATTACHED_SERVER).is_some() {
+    if ops::attached(&o) {
         return Err(ApiError::bad_request(format!(
             "Invalid volume: Volume status must be available or error, but current status is: {}",
             o.status
         )));
     }
-    ctx.store().delete(o.id)?;
-    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, "api: volume deleted");
+    ops::delete(&ctx.dom, &locked, &o)?;
     Ok(Reply::empty(202))
 }
 
@@ -266,7 +221,7 @@ fn extend(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
             ))
         }
     };
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     if o.status != meta::AVAILABLE && o.status != meta::IN_USE {
         return Err(ApiError::bad_request(format!(
@@ -281,10 +236,7 @@ fn extend(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
              (current: {cur}, extended: {new_gb})"
         )));
     }
-    let (_, _, used) = ctx.usage();
-    ctx.check_gigabytes(used, new_gb - cur, "Volume")?;
-    ctx.store().resize(o.id, new_gb * GIB)?;
-    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, new_gb, "api: volume extended");
+    ops::extend(&ctx.dom, &locked, &o, new_gb)?;
     Ok(Reply::empty(202))
 }
 
@@ -294,7 +246,7 @@ fn revert(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
             "Invalid input received: snapshot_id is required",
         ));
     };
-    let _guard = ctx.state.lock();
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     let s = ctx.snapshot(&snap_id)?;
     if s.parent != Some(o.id) {
@@ -309,12 +261,6 @@ fn revert(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
             o.status
         )));
     }
-    let (cur, snap) = (meta::gb(o.size), meta::gb(s.size));
-    if snap > cur {
-        let (_, _, used) = ctx.usage();
-        ctx.check_gigabytes(used, snap - cur, "Volume")?;
-    }
-    ctx.store().revert(o.id, s.id)?;
-    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, snapshot = %s.id, "api: volume reverted");
+    ops::revert(&ctx.dom, &locked, &o, &s)?;
     Ok(Reply::empty(202))
 }

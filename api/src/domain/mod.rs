@@ -1,0 +1,211 @@
+//! The tenant-scoped operations every dialect shares: dialects parse a
+//! request, call the domain, and render what it returns in their own
+//! format. Nothing here knows of HTTP, paths or wording of a dialect.
+//!
+//! ```text
+//!  mod.rs         Scope (tenant + admin flag), Ctx (the shared context of
+//!                 one call), Locked (proof the API lock is held), lookups
+//!  visibility.rs  the one visibility rule; per-tenant image names
+//!  quota.rs       the one quota rule: usage and the check
+//!  ops.rs         create, clone, snapshot, capture, attach, detach,
+//!                 delete, extend, revert, update, transfer; Txn
+//!  import.rs      import sources (file:// directory, remote.rs) and the
+//!                 staging volume an import fills before it becomes an image
+//! ```
+//!
+//! **Invariants:** dialect modules never import each other, only the
+//! domain; every check-then-act operation takes a [`Locked`], so it runs
+//! under the API-wide lock; an operation leaves nothing half-made (one
+//! durable engine step, or a [`ops::Txn`] that undoes its steps on
+//! failure); images count against the `snapshots` and `gigabytes` quotas
+//! in every dialect.
+
+pub(crate) mod import;
+pub(crate) mod ops;
+pub(crate) mod quota;
+pub(crate) mod visibility;
+
+use crate::auth::Tenant;
+use crate::error::Result;
+use crate::meta;
+use crate::ApiState;
+use engine::{ObjectId, ObjectInfo, ObjectKind, Store};
+use std::collections::BTreeMap;
+
+/// Who is asking: the tenant, and whether it is an operator (`admin` in
+/// the auth file).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    /// The calling tenant.
+    pub tenant: &'a Tenant,
+    /// True for an operator tenant.
+    pub admin: bool,
+}
+
+impl<'a> Scope<'a> {
+    /// The scope of `tenant`, admin as its auth entry says.
+    pub fn of(tenant: &'a Tenant) -> Self {
+        Scope {
+            tenant,
+            admin: tenant.admin,
+        }
+    }
+
+    /// The tenant id.
+    pub fn id(&self) -> &'a str {
+        &self.tenant.id
+    }
+}
+
+/// The shared context of one authenticated call (every dialect's service
+/// layer): the API state and the caller's scope.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    /// The API state: store, tenants, lock.
+    pub state: &'a ApiState,
+    /// The caller.
+    pub scope: Scope<'a>,
+}
+
+/// Proof that the API-wide lock is held, for check-then-act operations.
+pub(crate) struct Locked<'a> {
+    _guard: parking_lot::MutexGuard<'a, ()>,
+}
+
+impl<'a> Ctx<'a> {
+    /// The context of `tenant`'s call.
+    pub fn new(state: &'a ApiState, tenant: &'a Tenant) -> Self {
+        Ctx {
+            state,
+            scope: Scope::of(tenant),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &'a Store {
+        self.state.store()
+    }
+
+    /// The calling tenant.
+    pub fn tenant(&self) -> &'a Tenant {
+        self.scope.tenant
+    }
+
+    /// The calling tenant's id.
+    pub fn tenant_id(&self) -> &'a str {
+        self.scope.id()
+    }
+
+    /// Takes the API-wide lock (held until the value is dropped).
+    pub fn lock(&self) -> Locked<'a> {
+        Locked {
+            _guard: self.state.lock(),
+        }
+    }
+
+    /// The objects of `kind` the caller sees, oldest first.
+    pub fn objects(&self, kind: ObjectKind) -> Vec<ObjectInfo> {
+        self.store()
+            .list()
+            .into_iter()
+            .filter(|o| visibility::visible(o, kind, self.tenant_id()))
+            .collect()
+    }
+
+    /// The object `key` (an id) of `kind` if the caller sees it; `None`
+    /// for a missing one and another tenant's private one alike, so the
+    /// dialect answers both with the same 404.
+    pub fn find(&self, kind: ObjectKind, key: &str) -> Result<Option<ObjectInfo>> {
+        let Ok(id) = key.parse::<ObjectId>() else {
+            return Ok(None);
+        };
+        match self.store().get(id) {
+            Ok(o) if visibility::visible(&o, kind, self.tenant_id()) => Ok(Some(o)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == engine::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The image `key` (an id, or a name as the caller sees names: its own
+    /// image first, then a public one) if the caller sees it.
+    pub fn find_image(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        if let Some(o) = self.find(ObjectKind::Image, key)? {
+            return Ok(Some(o));
+        }
+        Ok(visibility::image_by_name(
+            &self.store().list(),
+            self.tenant_id(),
+            key,
+        ))
+    }
+
+    /// True when the caller owns `o`.
+    pub fn owns(&self, o: &ObjectInfo) -> bool {
+        visibility::owned(o, self.tenant_id())
+    }
+
+    /// The volumes the caller has attached to `server`.
+    pub fn attached_to(&self, server: &str) -> Vec<ObjectInfo> {
+        self.objects(ObjectKind::Volume)
+            .into_iter()
+            .filter(|o| meta::get(o, meta::ATTACHED_SERVER) == Some(server))
+            .collect()
+    }
+
+    /// Writes an object's status and metadata; returns the object.
+    pub fn save(
+        &self,
+        _locked: &Locked,
+        id: ObjectId,
+        status: &str,
+        m: BTreeMap<String, String>,
+    ) -> Result<ObjectInfo> {
+        self.store().update(
+            id,
+            engine::ObjectUpdate {
+                name: None,
+                status: Some(status.to_string()),
+                metadata: Some(m),
+            },
+        )?;
+        Ok(self.store().get(id)?)
+    }
+}
+
+/// Longest device name accepted.
+pub(crate) const MAX_DEVICE: usize = 32;
+
+/// True for a device name every dialect accepts: `/dev/` + lowercase
+/// letters + optional digits, at most [`MAX_DEVICE`] bytes.
+pub(crate) fn valid_device(d: &str) -> bool {
+    let Some(rest) = d.strip_prefix("/dev/") else {
+        return false;
+    };
+    let letters = rest.bytes().take_while(u8::is_ascii_lowercase).count();
+    d.len() <= MAX_DEVICE && letters > 0 && rest[letters..].bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_device;
+
+    #[test]
+    fn devices() {
+        for ok in ["/dev/vdb", "/dev/sdf", "/dev/xvdc1", "/dev/a"] {
+            assert!(valid_device(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "vdb",
+            "/dev/",
+            "/dev/VDB",
+            "/dev/vd b",
+            "/dev/1",
+            "/dev/vdb/x",
+            "/dev/../etc",
+        ] {
+            assert!(!valid_device(bad), "{bad}");
+        }
+    }
+}
