@@ -756,3 +756,97 @@ fn cinder_admin_actions() {
         "demo"
     );
 }
+
+#[test]
+fn cinder_attach_sequence_is_the_shared_attachment() {
+    let api = Api::start();
+    let t = token(&api, "demo", "demo-password");
+    let v = create(&api, &t, json!({"size": 1}));
+    let id = v["id"].as_str().unwrap().to_string();
+    let act = |b: Value| api.post(&format!("{C}/volumes/{id}/action"), &t, &b);
+    let status = || api.get(&format!("{C}/volumes/{id}"), &t).json["volume"].clone();
+    assert_eq!(act(json!({"os-reserve": {}})).status, 202);
+    assert_eq!(status()["status"], "attaching");
+    assert_eq!(act(json!({"os-unreserve": {}})).status, 202);
+    assert_eq!(status()["status"], "available");
+    cinder_fault(&act(json!({"os-unreserve": {}})), 400, "badRequest");
+    cinder_fault(&act(json!({"os-detach": {}})), 400, "badRequest");
+    let bad = json!({"os-attach": {"instance_uuid": "vm-1", "mountpoint": "vdb"}});
+    cinder_fault(&act(bad), 400, "badRequest");
+    assert_eq!(act(json!({"os-reserve": {}})).status, 202);
+    let r = act(
+        json!({"os-attach": {"instance_uuid": "vm-1", "mountpoint": "/dev/vdb", "mode": "rw"}}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    let v = status();
+    assert_eq!(v["status"], "in-use");
+    assert_eq!(v["attachments"][0]["server_id"], "vm-1");
+    assert_eq!(v["attachments"][0]["device"], "/dev/vdb");
+    // The v1.1 dialect sees the same attachment.
+    let r = api.get("/v1.1/demo/servers/vm-1/os-volume_attachments", DEMO);
+    assert_eq!(
+        r.json["volumeAttachments"][0]["volumeId"],
+        id.as_str(),
+        "{}",
+        r.text
+    );
+    // Attached: delete and snapshot without force are 400.
+    cinder_fault(
+        &api.delete(&format!("{C}/volumes/{id}"), &t),
+        400,
+        "badRequest",
+    );
+    let snap = json!({"snapshot": {"volume_id": id}});
+    cinder_fault(
+        &api.post(&format!("{C}/snapshots"), &t, &snap),
+        400,
+        "badRequest",
+    );
+    let snap = json!({"snapshot": {"volume_id": id, "force": true}});
+    assert_eq!(api.post(&format!("{C}/snapshots"), &t, &snap).status, 202);
+    assert_eq!(act(json!({"os-begin_detaching": {}})).status, 202);
+    assert_eq!(status()["status"], "detaching");
+    assert_eq!(act(json!({"os-roll_detaching": {}})).status, 202);
+    assert_eq!(status()["status"], "in-use");
+    assert_eq!(act(json!({"os-begin_detaching": {}})).status, 202);
+    assert_eq!(act(json!({"os-detach": {"attachment_id": id}})).status, 202);
+    let v = status();
+    assert_eq!(v["status"], "available");
+    assert_eq!(v["attachments"], json!([]));
+    let r = api.get("/v1.1/demo/servers/vm-1/os-volume_attachments", DEMO);
+    assert_eq!(r.json["volumeAttachments"], json!([]), "{}", r.text);
+}
+
+#[test]
+fn glance_lists_the_engine_images() {
+    let api = Api::start_with(Some(api_common::AUTH), |dir| {
+        api_common::blockd(dir, &["volume", "create", "base", "--size", "1M"]);
+        api_common::blockd(dir, &["image", "create", "base", "golden"]);
+    });
+    let r = api.raw("GET", "/image", None, None);
+    assert_eq!(r.status, 300, "{}", r.text);
+    assert!(r.json["versions"][0]["links"][0]["href"]
+        .as_str()
+        .unwrap()
+        .ends_with("/image/v2/"));
+    assert_eq!(api.raw("GET", "/image/v2/images", None, None).status, 401);
+    let t = token(&api, "demo", "demo-password");
+    let r = api.get("/image/v2/images?name=golden", &t);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let img = &r.json["images"][0];
+    assert_eq!(img["name"], "golden");
+    assert_eq!(img["visibility"], "public");
+    let iid = img["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        api.get(&format!("/image/v2/images/{iid}"), &t).json["id"],
+        iid.as_str()
+    );
+    assert_eq!(api.get("/image/v2/images/nope", &t).status, 404);
+    // A volume from it through Cinder (by id or name) is bootable.
+    let v = create(&api, &t, json!({"imageRef": iid}));
+    assert_eq!(v["bootable"], "true");
+    assert_eq!(v["size"], 1);
+    assert_eq!(v["volume_image_metadata"]["image_id"], iid.as_str());
+    let v = create(&api, &t, json!({"imageRef": "golden", "size": 2}));
+    assert_eq!(v["size"], 2);
+}

@@ -1,7 +1,10 @@
 //! `POST volumes/{id}/action`: `os-extend`, `revert` (3.40+),
 //! `os-reset_status` and `os-force_delete` (admin tenants only, else 403),
 //! `os-set_image_metadata`, `os-unset_image_metadata`,
-//! `os-show_image_metadata`, `os-set_bootable`. Unknown actions are 400.
+//! `os-show_image_metadata`, `os-set_bootable`, and the attach sequence
+//! Nova drives (`os-reserve`, `os-unreserve`, `os-attach`,
+//! `os-begin_detaching`, `os-roll_detaching`, `os-detach`) on the one
+//! attachment model every dialect shares. Unknown actions are 400.
 
 use super::params::{parse_bool, parse_gb, parse_metadata, MAX_FIELD};
 use super::volumes::{delete, save};
@@ -66,6 +69,12 @@ pub fn action(ctx: &Ctx, id: &str) -> Result<Reply> {
             Ok(Reply::json(200, json!({"metadata": image_meta(&o)})))
         }
         "os-set_bootable" => set_bootable(ctx, id, &args),
+        "os-reserve" => transition(ctx, id, &[meta::AVAILABLE], "attaching"),
+        "os-unreserve" => transition(ctx, id, &["attaching"], meta::AVAILABLE),
+        "os-begin_detaching" => transition(ctx, id, &[meta::IN_USE], "detaching"),
+        "os-roll_detaching" => transition(ctx, id, &["detaching"], meta::IN_USE),
+        "os-attach" => attach(ctx, id, &args),
+        "os-detach" => detach(ctx, id),
         other => Err(ApiError::bad_request(format!(
             "There is no such action: {}",
             other.escape_debug()
@@ -226,4 +235,70 @@ fn set_bootable(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply>
     meta::set(&mut m, meta::BOOTABLE, b.then_some("true"));
     save(ctx, &locked, &o, m)?;
     Ok(Reply::empty(200))
+}
+
+/// Moves volume `id` from one of `from` to status `to` (the reserve and
+/// detaching steps of an attachment); another status is 400.
+fn transition(ctx: &Ctx, id: &str, from: &[&str], to: &str) -> Result<Reply> {
+    let locked = ctx.dom.lock();
+    let o = ctx.volume(id)?;
+    if !from.contains(&o.status.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: Volume status must be {}, but current status is: {}.",
+            from.join(" or "),
+            o.status
+        )));
+    }
+    ctx.dom.save(&locked, o.id, to, o.metadata.clone())?;
+    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, status = to, "cinder: volume status");
+    Ok(Reply::empty(202))
+}
+
+/// `os-attach`: `instance_uuid` (or `host_name`) and `mountpoint`; the
+/// volume must be available or reserved (`attaching`).
+fn attach(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
+    let text = |k: &str| {
+        args.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && s.len() <= MAX_FIELD)
+    };
+    let server = text("instance_uuid")
+        .or_else(|| text("host_name"))
+        .ok_or_else(|| {
+            ApiError::bad_request("Invalid input received: instance_uuid or host_name is required")
+        })?;
+    let device = match text("mountpoint") {
+        Some(d) if crate::domain::valid_device(d) => Some(d.to_string()),
+        Some(d) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid input received: mountpoint {} is not a device name like /dev/vdb",
+                d.escape_debug()
+            )))
+        }
+        None => None,
+    };
+    let locked = ctx.dom.lock();
+    let o = ctx.volume(id)?;
+    if o.status != meta::AVAILABLE && o.status != "attaching" {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: Volume status must be available or attaching, but current status is: {}.",
+            o.status
+        )));
+    }
+    ops::attach(&ctx.dom, &locked, &o, server, device)?;
+    Ok(Reply::empty(202))
+}
+
+/// `os-detach`: the volume must be attached (`in-use` or `detaching`).
+fn detach(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let locked = ctx.dom.lock();
+    let o = ctx.volume(id)?;
+    if o.status != meta::IN_USE && o.status != "detaching" {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: Volume status must be in-use or detaching, but current status is: {}.",
+            o.status
+        )));
+    }
+    ops::detach(&ctx.dom, &locked, &o)?;
+    Ok(Reply::empty(202))
 }
