@@ -2,9 +2,11 @@
 //! keystoneauth, from the virtual environment `scripts/test.sh` makes and
 //! names in `BLOCKD_OPENSTACK_VENV`) against `blockd serve`: it logs in
 //! through the minimal Keystone, finds Cinder in the catalogue and runs
-//! volume, snapshot, type, quota and limits commands; every command's exit
-//! status and output are checked. Without `BLOCKD_OPENSTACK_VENV` the test
-//! says so and passes without running.
+//! volume, snapshot, type, quota and limits commands (and `volume create
+//! --image` through the read-only Glance); every command's exit status and
+//! output are checked. openstacksdk's block storage proxy does a Python
+//! round trip. Without `BLOCKD_OPENSTACK_VENV` the tests say so and pass
+//! without running.
 
 mod api_common;
 
@@ -85,7 +87,10 @@ fn find<'a>(list: &'a Value, key: &str, value: &str) -> Option<&'a Value> {
 #[test]
 fn openstack_cli_volumes_snapshots_quotas() {
     let Some(bin) = openstack_bin() else { return };
-    let api = Api::start();
+    let api = Api::start_with(Some(api_common::AUTH), |dir| {
+        api_common::blockd(dir, &["volume", "create", "base", "--size", "1M"]);
+        api_common::blockd(dir, &["image", "create", "base", "golden"]);
+    });
     let cli = Cli {
         bin,
         api: &api,
@@ -149,6 +154,12 @@ fn openstack_cli_volumes_snapshots_quotas() {
     let list = cli.json(&["volume", "snapshot", "list"]);
     assert!(find(&list, "ID", &sid).is_none(), "{list}");
 
+    // From an engine image, found through the image service.
+    let i = cli.json(&[
+        "volume", "create", "--image", "golden", "--size", "1", "fromimg",
+    ]);
+    assert_eq!(i["bootable"], "true", "{i}");
+
     // Types, quotas, limits.
     let types = cli.json(&["volume", "type", "list"]);
     assert!(find(&types, "Name", "__DEFAULT__").is_some(), "{types}");
@@ -156,10 +167,10 @@ fn openstack_cli_volumes_snapshots_quotas() {
     assert!(q.contains("volumes") && q.contains("gigabytes"), "{q}");
     let limits = cli.json(&["limits", "show", "--absolute"]);
     let used = find(&limits, "Name", "total_volumes_used").unwrap_or_else(|| panic!("{limits}"));
-    assert_eq!(used["Value"], 3);
+    assert_eq!(used["Value"], 4);
 
     // Delete; a missing volume fails cleanly.
-    for v in [&id, "fromsnap", "fromvol"] {
+    for v in [&id, "fromsnap", "fromvol", "fromimg"] {
         cli.ok(&["volume", "delete", v]);
     }
     assert_eq!(cli.json(&["volume", "list"]), Value::Array(vec![]));
@@ -172,4 +183,56 @@ fn openstack_cli_volumes_snapshots_quotas() {
     };
     let (ok, _, err) = bad.run(&["volume", "list"]);
     assert!(!ok && err.contains("401"), "{err}");
+}
+
+/// openstacksdk's block storage proxy: create, wait for available,
+/// snapshot, a volume from it, delete everything.
+const SDK_SCRIPT: &str = r#"
+import os, openstack
+conn = openstack.connect(
+    auth_url=os.environ["OS_AUTH_URL"], project_name="demo", username="demo",
+    password="demo-password", user_domain_name="Default",
+    project_domain_name="Default", region_name="RegionOne")
+bs = conn.block_storage
+v = bs.create_volume(size=1, name="sdk-vol")
+v = bs.wait_for_status(v, status="available", failures=["error"], interval=1, wait=60)
+s = bs.create_snapshot(volume_id=v.id, name="sdk-snap")
+s = bs.wait_for_status(s, status="available", failures=["error"], interval=1, wait=60)
+c = bs.create_volume(snapshot_id=s.id, name="sdk-clone")
+c = bs.wait_for_status(c, status="available", failures=["error"], interval=1, wait=60)
+print("volumes", sorted(x.name for x in bs.volumes()))
+print("snapshots", [x.name for x in bs.snapshots()])
+bs.delete_volume(c)
+bs.delete_snapshot(s)
+bs.wait_for_delete(s, interval=1, wait=60)
+bs.delete_volume(v)
+bs.wait_for_delete(v, interval=1, wait=60)
+print("left", len(list(bs.volumes())))
+"#;
+
+#[test]
+fn openstacksdk_block_storage_round_trip() {
+    let Some(bin) = openstack_bin() else { return };
+    let python = bin.with_file_name("python");
+    let api = Api::start();
+    let o = Command::new(&python)
+        .args(["-c", SDK_SCRIPT])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", api.tmp.path())
+        .env("OS_AUTH_URL", format!("{}/identity", api.base))
+        .output()
+        .expect("run python");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success(),
+        "openstacksdk script failed:\n{out}\n{err}"
+    );
+    assert!(
+        out.contains("volumes ['sdk-clone', 'sdk-vol']"),
+        "{out}\n{err}"
+    );
+    assert!(out.contains("snapshots ['sdk-snap']"), "{out}");
+    assert!(out.contains("left 0"), "{out}");
 }
