@@ -183,7 +183,11 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         Some(
             api::ApiState::new(store.clone(), auth)
                 .with_image_import(import_dir, args.image_import_max.0)
-                .with_import_policy(import_policy(&args)),
+                .with_import_policy(import_policy(&args))
+                .with_nbd_endpoints(api::NbdEndpoints {
+                    tcp: (!args.nbd_listen.is_empty()).then(|| args.nbd_listen.clone()),
+                    socket: Some(socket.clone()),
+                }),
         )
     };
     // The other commands reach the store through the server meanwhile.

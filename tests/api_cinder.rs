@@ -804,6 +804,26 @@ fn cinder_attach_sequence_is_the_shared_attachment() {
     );
     let snap = json!({"snapshot": {"volume_id": id, "force": true}});
     assert_eq!(api.post(&format!("{C}/snapshots"), &t, &snap).status, 202);
+    // The connection info names the NBD export; a client reaches it.
+    cinder_fault(
+        &act(json!({"os-initialize_connection": {}})),
+        400,
+        "badRequest",
+    );
+    let r = act(json!({"os-initialize_connection": {"connector": {"host": "vm-1"}}}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let info = &r.json["connection_info"];
+    assert_eq!(info["driver_volume_type"], "nbd");
+    assert_eq!(info["data"]["export_name"], id.as_str());
+    assert_eq!(info["data"]["socket"], api.socket.display().to_string());
+    let uri = info["data"]["uris"][0].as_str().unwrap().to_string();
+    assert_eq!(uri, api.nbd_uri(&id));
+    api_common::qemu_io(&uri, &["write -P 0x5a 0 64k"]);
+    api_common::qemu_io_ro(&uri, &["read -P 0x5a 0 64k"]);
+    assert_eq!(
+        act(json!({"os-terminate_connection": {"connector": {}}})).status,
+        202
+    );
     assert_eq!(act(json!({"os-begin_detaching": {}})).status, 202);
     assert_eq!(status()["status"], "detaching");
     assert_eq!(act(json!({"os-roll_detaching": {}})).status, 202);

@@ -96,6 +96,7 @@ struct Inner {
     permits: tokio::sync::Semaphore,
     danube: danube::State,
     import_policy: std::sync::OnceLock<ImportPolicy>,
+    nbd: std::sync::OnceLock<NbdEndpoints>,
     token_key: token::TokenKey,
 }
 
@@ -110,6 +111,7 @@ impl ApiState {
                 permits: tokio::sync::Semaphore::new(MAX_CONCURRENT),
                 danube: danube::State::default(),
                 import_policy: std::sync::OnceLock::new(),
+                nbd: std::sync::OnceLock::new(),
                 token_key: token::TokenKey::random(),
             }),
         }
@@ -132,6 +134,18 @@ impl ApiState {
     pub fn with_import_policy(self, policy: ImportPolicy) -> Self {
         let _ = self.inner.import_policy.set(policy);
         self
+    }
+
+    /// The same state knowing where the NBD server listens, for Cinder's
+    /// `os-initialize_connection`. Set once: later calls change nothing.
+    pub fn with_nbd_endpoints(self, nbd: NbdEndpoints) -> Self {
+        let _ = self.inner.nbd.set(nbd);
+        self
+    }
+
+    /// Where NBD clients reach the exports, if the server said.
+    pub(crate) fn nbd_endpoints(&self) -> Option<&NbdEndpoints> {
+        self.inner.nbd.get()
     }
 
     /// Which remote sources imports may read.
@@ -172,6 +186,15 @@ impl ApiState {
     pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, ()> {
         self.inner.lock.lock()
     }
+}
+
+/// Where the NBD server listens (the export of a volume is its id).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NbdEndpoints {
+    /// The TCP address (`host:port`), if NBD listens on TCP.
+    pub tcp: Option<String>,
+    /// The Unix socket, if any.
+    pub socket: Option<std::path::PathBuf>,
 }
 
 /// The REST dialects, each with its own paths, formats and error bodies.

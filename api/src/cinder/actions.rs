@@ -75,6 +75,11 @@ pub fn action(ctx: &Ctx, id: &str) -> Result<Reply> {
         "os-roll_detaching" => transition(ctx, id, &["detaching"], meta::IN_USE),
         "os-attach" => attach(ctx, id, &args),
         "os-detach" => detach(ctx, id),
+        "os-initialize_connection" => initialize_connection(ctx, id, &args),
+        "os-terminate_connection" => {
+            ctx.volume(id)?;
+            Ok(Reply::empty(202))
+        }
         other => Err(ApiError::bad_request(format!(
             "There is no such action: {}",
             other.escape_debug()
@@ -301,4 +306,41 @@ fn detach(ctx: &Ctx, id: &str) -> Result<Reply> {
     }
     ops::detach(&ctx.dom, &locked, &o)?;
     Ok(Reply::empty(202))
+}
+
+/// `os-initialize_connection` (`connector` required): the NBD export (the
+/// volume id) and how to reach it, as `driver_volume_type` `nbd`.
+fn initialize_connection(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
+    if !matches!(args.get("connector"), Some(Value::Object(_))) {
+        return Err(ApiError::bad_request(
+            "Invalid input received: connector is required",
+        ));
+    }
+    let o = ctx.volume(id)?;
+    let ok = [meta::AVAILABLE, meta::IN_USE, "attaching", "reserved"];
+    if !ok.contains(&o.status.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: Volume status must be available, attaching or in-use, but current status is: {}.",
+            o.status
+        )));
+    }
+    let export = o.id.to_string();
+    let nbd = ctx.state.nbd_endpoints().cloned().unwrap_or_default();
+    let mut data = json!({"export_name": export, "access_mode": "rw", "discard": true});
+    let mut uris = Vec::new();
+    if let Some(addr) = &nbd.tcp {
+        let (host, port) = addr.rsplit_once(':').unwrap_or((addr.as_str(), "10809"));
+        data["host"] = json!(host.trim_start_matches('[').trim_end_matches(']'));
+        data["port"] = json!(port.parse::<u16>().unwrap_or(10809));
+        uris.push(format!("nbd://{addr}/{export}"));
+    }
+    if let Some(sock) = &nbd.socket {
+        data["socket"] = json!(sock.display().to_string());
+        uris.push(format!("nbd+unix:///{export}?socket={}", sock.display()));
+    }
+    data["uris"] = json!(uris);
+    Ok(Reply::json(
+        200,
+        json!({"connection_info": {"driver_volume_type": "nbd", "data": data}}),
+    ))
 }
