@@ -88,7 +88,7 @@ fn create(api: &Api, token: &str, body: Value) -> Value {
 
 #[test]
 fn keystone_discovery_login_and_validation() {
-    let api = Api::start();
+    let mut api = Api::start();
     let b = &api.base;
     let r = api.raw("GET", "/v3", None, None);
     assert_eq!(r.status, 200, "{}", r.text);
@@ -233,6 +233,11 @@ fn keystone_discovery_login_and_validation() {
     let log = api.log().join("\n");
     assert!(!log.contains("demo-password") && !log.contains(&t), "{log}");
     assert!(log.contains("keystone: token issued"));
+
+    // Tokens die with the server that signed them; static tokens stay.
+    api.restart();
+    cinder_fault(&api.get(&format!("{C}/volumes"), &t), 401, "unauthorized");
+    assert_eq!(api.get(&format!("{C}/volumes"), DEMO).status, 200);
 }
 
 #[test]
