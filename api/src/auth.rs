@@ -221,6 +221,9 @@ impl Auth {
                 found = Some(t);
             }
         }
+        if let Some(t) = found {
+            crate::access::note_tenant(&t.id);
+        }
         found
     }
 
@@ -233,6 +236,9 @@ impl Auth {
             if u & p {
                 found = Some(t);
             }
+        }
+        if let Some(t) = found {
+            crate::access::note_tenant(&t.id);
         }
         found
     }
