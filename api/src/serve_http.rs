@@ -35,6 +35,10 @@ use warp::http::{HeaderValue, StatusCode};
 use warp::hyper::body::HttpBody;
 use warp::hyper::{self, Body};
 
+/// How long, and how many bytes, a closing connection reads and drops.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 64 * 1024;
+
 /// Largest request head (request line and headers) a client may send.
 const MAX_HEAD: usize = 128 * 1024;
 
@@ -194,34 +198,36 @@ async fn accept_loop(
                 }
             })
         };
-        let conn = http.serve_connection(io, svc);
+        let mut conn = http.serve_connection(io, svc);
         let idle = shared.limits.idle_timeout;
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             // Runs the connection until it ends, goes idle, or (after
             // shutdown) finishes the request in flight.
-            let mut conn = std::pin::pin!(conn);
             let mut stopping = false;
-            loop {
+            let done = loop {
                 let at = activity.last() + idle;
                 tokio::select! {
-                    r = conn.as_mut() => {
-                        if let Err(e) = r {
+                    r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                        if let Err(e) = &r {
                             tracing::debug!(%peer, error = %e, "HTTP connection ended");
                         }
-                        break;
+                        break r.is_ok();
                     }
                     _ = tokio::time::sleep_until(at.into()) => {
                         if activity.in_flight() == 0 && activity.last() + idle <= Instant::now() {
                             tracing::debug!(%peer, "HTTP connection idle: closing");
-                            break;
+                            break false;
                         }
                     }
                     _ = stop.wait_for(|s| *s), if !stopping => {
                         stopping = true;
-                        conn.as_mut().graceful_shutdown();
+                        Pin::new(&mut conn).graceful_shutdown();
                     }
                 }
+            };
+            if done && !stopping {
+                linger(conn.into_parts().io).await;
             }
             drop(slot);
         });
@@ -230,6 +236,28 @@ async fn accept_loop(
     let _ = stop_tx.send(true);
     // Every connection holds a slot until it has closed.
     let _ = slots.acquire_many(max as u32).await;
+}
+
+/// Closes a connection whose last response is sent: FIN first, then what
+/// the client still sends (an unread body) is read and dropped for a
+/// moment, so that closing does not reset the connection before the client
+/// has read that response.
+async fn linger(mut io: Tracked) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if io.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut b = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match io.read(&mut b).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// Serves one request through the filter: bounds its body, answers 408
