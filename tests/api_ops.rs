@@ -258,6 +258,36 @@ fn a_slow_body_gets_408_and_the_connection_closes() {
 }
 
 #[test]
+fn bodies_are_read_under_the_reader_limit() {
+    let api = Api::start_args(
+        &["--http-max-body-readers", "1", "--http-body-timeout", "2"],
+        &[],
+    );
+    let a = addr(&api);
+    // A slow body holds the only reader slot until its deadline.
+    let mut slow = TcpStream::connect(&a).unwrap();
+    let head = format!(
+        "POST /v1.1/demo/os-volumes HTTP/1.1\r\nHost: localhost\r\nX-Auth-Token: {DEMO}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    slow.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // Bodiless requests do not wait for a reader slot.
+    assert_eq!(api.get("/v1.1/demo/os-volumes", DEMO).status, 200);
+    let t = Instant::now();
+    api.volume("demo", DEMO, 1);
+    let waited = t.elapsed();
+    println!(
+        "second body waited {:.2} s for the one reader slot",
+        secs(waited)
+    );
+    assert!(waited >= Duration::from_secs(1), "not limited: {waited:?}");
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(read_response(&mut slow).0, 408);
+}
+
+#[test]
 fn connections_past_the_cap_wait_without_harm() {
     let api = Api::start_args(
         &[
