@@ -5,6 +5,7 @@
 
 mod admin;
 mod cli;
+mod metrics;
 mod scrubber;
 mod serve;
 

@@ -5,6 +5,7 @@
 use anyhow::{Context, Result};
 use engine::{Store, StoreOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the REST API listens unless told otherwise.
@@ -114,6 +115,65 @@ pub struct ServeArgs {
     /// other non-public addresses are refused even for listed hosts.
     #[arg(long, value_name = "HOST[:PORT]")]
     image_import_allow: Vec<api::AllowedHost>,
+    /// Most HTTP connections to the API at once; more wait in the accept
+    /// queue until one closes.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    http_max_connections: u32,
+    /// Seconds a client may take to send a whole request head (fractions
+    /// allowed); slower connections are closed.
+    #[arg(long, default_value = "10", value_name = "SECONDS")]
+    http_header_timeout: Seconds,
+    /// Seconds an API connection may sit with no request in flight and no
+    /// bytes moving before it is closed.
+    #[arg(long, default_value = "60", value_name = "SECONDS")]
+    http_idle_timeout: Seconds,
+    /// Seconds a client may take to send a whole request body once the
+    /// server reads it; slower ones get 408.
+    #[arg(long, default_value = "30", value_name = "SECONDS")]
+    http_body_timeout: Seconds,
+    /// Most API requests reading their bodies at once (each holds at most
+    /// 1 MiB); others wait.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    http_max_body_readers: u32,
+    /// TCP address serving Prometheus metrics at /metrics (none without it).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
+    /// Let --metrics-listen be a non-loopback address.
+    #[arg(long, requires = "metrics_listen")]
+    metrics_allow_remote: bool,
+}
+
+/// A timeout given in seconds on the command line: 0.001 to 86,400,
+/// fractions allowed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seconds(pub Duration);
+
+impl std::str::FromStr for Seconds {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let v: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+        if !(0.001..=86_400.0).contains(&v) {
+            return Err(format!("'{s}': give 0.001 to 86400 seconds"));
+        }
+        Ok(Seconds(Duration::from_secs_f64(v)))
+    }
+}
+
+impl ServeArgs {
+    /// The API listener's limits the options ask for.
+    fn http_limits(&self) -> api::HttpLimits {
+        api::HttpLimits {
+            max_connections: self.http_max_connections as usize,
+            header_timeout: self.http_header_timeout.0,
+            idle_timeout: self.http_idle_timeout.0,
+            body_timeout: self.http_body_timeout.0,
+            max_body_readers: self.http_max_body_readers as usize,
+        }
+    }
 }
 
 /// Set (in debug builds only) to let image imports connect to loopback
@@ -242,8 +302,25 @@ async fn serve(
         engine_threads: args.nbd_engine_threads,
         tls: nbd_tls(args)?,
     };
-    let server = nbd_server::Server::new(store, config);
+    let server = nbd_server::Server::new(store.clone(), config);
     let mut tasks = Vec::new();
+    let metrics = args
+        .metrics_listen
+        .as_ref()
+        .map(|_| crate::metrics::Metrics::new(store, server.metrics()));
+    let (metrics_stop, metrics_task) = match (&metrics, &args.metrics_listen) {
+        (Some(m), Some(listen)) => {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let (bound, fut) =
+                crate::metrics::bind(m.clone(), listen, args.metrics_allow_remote, async move {
+                    let _ = rx.await;
+                })?;
+            tracing::info!("metrics on http://{bound}/metrics");
+            (Some(tx), Some(tokio::spawn(fut)))
+        }
+        _ => (None, None),
+    };
+    let metrics = metrics.as_ref();
     if !args.nbd_listen.is_empty() {
         let l = nbd_server::Server::bind_tcp(&args.nbd_listen).await?;
         tracing::info!("NBD listening on tcp {}", l.local_addr()?);
@@ -261,7 +338,8 @@ async fn serve(
                 .and_then(|mut a| a.next())
                 .with_context(|| format!("bad --api-listen address {listen}"))?;
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            match api::bind(state, addr, async move {
+            let observer = metrics.map(|m| m.clone() as Arc<dyn api::RequestObserver>);
+            match api::bind_limited(state, addr, args.http_limits(), observer, async move {
                 let _ = rx.await;
             }) {
                 Ok((bound, fut)) => {
@@ -292,6 +370,9 @@ async fn serve(
     if let Some(tx) = api_stop {
         let _ = tx.send(());
     }
+    if let Some(tx) = metrics_stop {
+        let _ = tx.send(());
+    }
     server.shutdown(Duration::from_secs(30)).await;
     if let Some(t) = api_task {
         if tokio::time::timeout(Duration::from_secs(30), t)
@@ -303,6 +384,9 @@ async fn serve(
     }
     for t in tasks {
         let _ = t.await;
+    }
+    if let Some(t) = metrics_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     Ok(())
 }

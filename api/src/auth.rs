@@ -230,6 +230,9 @@ impl Auth {
                 found = Some(t);
             }
         }
+        if let Some(t) = found {
+            crate::access::note_tenant(&t.id);
+        }
         found
     }
 
@@ -247,6 +250,9 @@ impl Auth {
             if u & p {
                 found = Some(t);
             }
+        }
+        if let Some(t) = found {
+            crate::access::note_tenant(&t.id);
         }
         found
     }

@@ -18,6 +18,8 @@
 //! ```text
 //!  warp filter (routes) ── reads the body (≤ 1 MiB), one blocking task per request
 //!    │
+//!    ├── serve_http.rs the listener: hyper accept loop, connection cap, timeouts
+//!    ├── access.rs     access log, tenant side channel, RequestObserver (metrics)
 //!    ├── http.rs       Request / Reply: plain values, no warp in handlers
 //!    ├── auth.rs       tenants, tokens, constant-time checks, the auth file
 //!    ├── token.rs      stateless HMAC-signed expiring tokens (Keystone's)
@@ -43,6 +45,7 @@
 //! is Danube's task list (running and recent image imports), which lives
 //! in memory: a restart forgets it, never an object.
 
+mod access;
 mod auth;
 mod cimi;
 mod cinder;
@@ -58,11 +61,14 @@ pub mod meta;
 mod openstack;
 mod remote;
 mod token;
+mod serve_http;
 
+pub use access::{RequestObserver, RequestRecord};
 pub use auth::{Auth, Quota, Tenant};
 pub use error::{ApiError, ErrorKind, Result};
 pub use http::{Reply, Request, MAX_BODY};
 pub use remote::{AllowedHost, ImportPolicy};
+pub use serve_http::{bind_limited, HttpLimits};
 
 use bytes::{Buf, Bytes, BytesMut};
 use engine::Store;
@@ -355,6 +361,7 @@ where
 {
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
     let dialect = Dialect::of(path.as_str());
+    let mut tenant = None;
     let reply = match read_body(&headers, body).await {
         Err(e) => {
             let req = Request::new(method, path.as_str(), &query, headers, Bytes::new());
@@ -370,8 +377,10 @@ where
                 query.clone(),
                 req.headers.clone(),
             );
-            match tokio::task::spawn_blocking(move || dispatch(&st, &req)).await {
-                Ok(r) => {
+            match tokio::task::spawn_blocking(move || access::capture(|| dispatch(&st, &req))).await
+            {
+                Ok((r, t)) => {
+                    tenant = t;
                     tracing::debug!(%method, %path, status = r.status, "api request");
                     r
                 }
@@ -394,6 +403,7 @@ where
             resp.headers_mut().insert("x-compute-request-id", v);
         }
     }
+    resp.extensions_mut().insert(access::TenantTag(tenant));
     resp
 }
 

@@ -141,6 +141,14 @@ impl Store {
     /// that still hold live data (empty ones cost nothing and all go),
     /// emptiest first.
     pub fn reclaim_some(&self, max_live: f64, max_segments: usize) -> Result<ReclaimReport> {
+        let started = std::time::Instant::now();
+        let r = self.reclaim_pass(max_live, max_segments);
+        let freed = r.as_ref().ok().map(|r| r.segments_freed);
+        self.counters().reclaim(started, freed);
+        r
+    }
+
+    fn reclaim_pass(&self, max_live: f64, max_segments: usize) -> Result<ReclaimReport> {
         let _c = self.checkpoint_guard();
         self.check_live()?;
         self.checkpoint_with(self.state())?;
@@ -212,6 +220,14 @@ impl Store {
     /// dead, whose pages lie and whose replay starts in later segments.
     /// Returns how many segments were queued or deleted (0: nothing to do).
     pub fn drop_empty_segments(&self) -> Result<usize> {
+        let started = std::time::Instant::now();
+        let r = self.drop_empty_pass();
+        self.counters()
+            .reclaim(started, r.as_ref().ok().map(|&n| n as u64));
+        r
+    }
+
+    fn drop_empty_pass(&self) -> Result<usize> {
         let _c = self.checkpoint_guard();
         self.check_live()?;
         let mut st = self.state();

@@ -18,6 +18,7 @@
 //!    ├── replay.rs     log replay on open (salvage.rs: damaged records)
 //!    ├── clean.rs      segment cleaning (space reclaim)
 //!    ├── check.rs      offline consistency check and repair, scrub
+//!    ├── op_stats.rs   operation counters (cache, log, checkpoint, reclaim)
 //!    └── log.rs        segment files, framed records (format.rs)
 //! ```
 
@@ -38,6 +39,7 @@ mod io;
 mod log;
 mod map;
 mod migrate;
+mod op_stats;
 mod replay;
 mod salvage;
 mod scrub;
@@ -55,6 +57,7 @@ pub use counters::CounterHeadroom;
 pub use counters::CounterOverride;
 pub use error::{Error, ErrorKind, Result};
 pub use fault::{FaultPoint, IoOp};
+pub use op_stats::OpStats;
 pub use salvage::LostRecord;
 pub use scrub::{ScrubError, ScrubReport};
 pub use stats::{ObjectStats, StoreStats};

@@ -15,6 +15,7 @@ use crate::format::{
     CT_LEAF_ENTRIES, HEADER_LEN, PAGE_LEN,
 };
 use crate::log::Log;
+use crate::op_stats::Cache;
 use crate::types::{ChunkId, LogAddr, SegmentNo};
 use lru::LruCache;
 use rustc_hash::{FxBuildHasher, FxHashMap};
@@ -63,6 +64,8 @@ pub(crate) struct State {
     /// A format-version-1 chunk table, read until `migrate_v1` replaces
     /// its interior pages (`migrate.rs`).
     pub(crate) v1: Option<crate::migrate::V1Table>,
+    /// Operation counters, shared with the store handle.
+    pub(crate) counters: Arc<crate::op_stats::Counters>,
 }
 
 impl State {
@@ -87,6 +90,7 @@ impl State {
             delete_next: Vec::new(),
             ct_force: BTreeSet::new(),
             v1: None,
+            counters: Arc::default(),
         }
     }
 
@@ -112,8 +116,9 @@ impl State {
     /// [`Log::append_write`]), counting it toward the next checkpoint.
     pub fn append_write(&mut self, head: &mut [u8], payloads: &[&[u8]]) -> Result<LogAddr> {
         let a = self.log.append_write(head, payloads)?;
-        self.log_since_checkpoint +=
-            head.len() as u64 + payloads.iter().map(|p| p.len() as u64).sum::<u64>();
+        let n = head.len() as u64 + payloads.iter().map(|p| p.len() as u64).sum::<u64>();
+        self.log_since_checkpoint += n;
+        self.counters.appended(n);
         Ok(a)
     }
 
@@ -121,6 +126,7 @@ impl State {
     pub fn append(&mut self, kind: RecordKind, body: &[u8]) -> Result<LogAddr> {
         let a = self.log.append(kind, body)?;
         self.log_since_checkpoint += (HEADER_LEN + body.len()) as u64;
+        self.counters.appended((HEADER_LEN + body.len()) as u64);
         Ok(a)
     }
 
@@ -130,8 +136,10 @@ impl State {
     /// it against the crc its parent (or the superblock) holds for it.
     pub(crate) fn ct_load(&mut self, level: u8, index: u64) -> Result<Arc<CtPage>> {
         if let Some(p) = self.ct_clean.get(&(level, index)) {
+            self.counters.lookup(Cache::Table, true);
             return Ok(p.clone());
         }
+        self.counters.lookup(Cache::Table, false);
         if self.v1.is_some() {
             // Replaying a version 1 store: only leaves are looked up.
             if level != 0 {
@@ -300,11 +308,14 @@ impl State {
     /// Reads map node `id`, verifying checksum and self-identity.
     pub fn node_get(&mut self, id: ChunkId) -> Result<Arc<Node>> {
         if let Some(n) = self.nodes_dirty.get(&id) {
+            self.counters.lookup(Cache::Node, true);
             return Ok(n.clone());
         }
         if let Some(n) = self.nodes_clean.get(&id) {
+            self.counters.lookup(Cache::Node, true);
             return Ok(n.clone());
         }
+        self.counters.lookup(Cache::Node, false);
         let e = self.ct_get(id)?;
         if !e.is_live() || e.loc.is_none() {
             return Err(Error::corrupt(format!(

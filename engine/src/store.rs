@@ -111,6 +111,8 @@ struct Inner {
     durable_seq: AtomicU64,
     record_blocks: u64,
     opts: StoreOptions,
+    /// Operation counters (the state holds them too).
+    counters: Arc<crate::op_stats::Counters>,
     _lock: File,
 }
 
@@ -194,8 +196,10 @@ impl Store {
                 .migrate_v1()
                 .map_err(|e| e.with_context("migrating a version 1 store"))?;
         }
+        let counters = state.counters.clone();
         let store = Store {
             inner: Arc::new(Inner {
+                counters,
                 dir,
                 state: Mutex::new(state),
                 sb: Mutex::new(SuperState {
@@ -259,6 +263,7 @@ impl Store {
     /// Marks the store failed and passes the error on.
     pub(crate) fn fail(&self, e: Error) -> Error {
         tracing::error!(error = %e, "store failed: refusing further writes until reopened");
+        self.inner.counters.fail_stop();
         self.inner.failed.store(true, Ordering::Release);
         e
     }
@@ -816,7 +821,14 @@ impl Store {
     /// state lock; the `fdatasync`s and the superblock switch run without
     /// it, so client I/O goes on meanwhile (what it does lands after the
     /// new replay point, and dirties pages for the next checkpoint).
-    pub(crate) fn checkpoint_with(&self, mut st: parking_lot::MutexGuard<'_, State>) -> Result<()> {
+    pub(crate) fn checkpoint_with(&self, st: parking_lot::MutexGuard<'_, State>) -> Result<()> {
+        let started = std::time::Instant::now();
+        let r = self.checkpoint_protocol(st);
+        self.inner.counters.checkpoint(started, r.is_ok());
+        r
+    }
+
+    fn checkpoint_protocol(&self, mut st: parking_lot::MutexGuard<'_, State>) -> Result<()> {
         let (ct_root, blob) = st.write_checkpoint().map_err(|e| self.fail(e))?;
         let replay_start = st.log.tail();
         let replay_seq = st.log.next_seq();
@@ -890,6 +902,10 @@ impl Store {
             self.checkpoint()?;
         }
         Ok(())
+    }
+
+    pub(crate) fn counters(&self) -> &crate::op_stats::Counters {
+        &self.inner.counters
     }
 
     pub(crate) fn state(&self) -> parking_lot::MutexGuard<'_, State> {

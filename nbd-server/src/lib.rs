@@ -12,6 +12,7 @@
 //!          │     └── reply.rs    simple, structured and extended reply framing
 //!          ├── tls.rs     STARTTLS: certificates, keys, FORCEDTLS or optional
 //!          ├── export.rs  export names <-> store objects
+//!          ├── metrics.rs per-volume counters (atomics; no metrics format)
 //!          └── bufpool.rs recycled large I/O buffers
 //! ```
 
@@ -19,6 +20,7 @@ mod bufpool;
 pub mod codec;
 pub mod export;
 pub mod fuzzing;
+pub mod metrics;
 mod options;
 mod reply;
 mod server;

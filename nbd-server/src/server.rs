@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Large payload and reply buffers, recycled.
     pub(crate) bufs: Arc<crate::bufpool::BufPool>,
+    /// Per-volume request counters.
+    pub(crate) metrics: Arc<crate::metrics::NbdMetrics>,
 }
 
 /// An NBD server over one store. Cheap to share; must be used inside a
@@ -78,10 +80,16 @@ impl Server {
                 config,
                 shutdown,
                 bufs: Arc::default(),
+                metrics: Arc::default(),
             }),
             shutdown_tx,
             conn_slots,
         })
+    }
+
+    /// The per-volume request counters, for exposing as metrics.
+    pub fn metrics(&self) -> Arc<crate::metrics::NbdMetrics> {
+        self.shared.metrics.clone()
     }
 
     /// Binds a TCP listener.

@@ -12,11 +12,13 @@
 use crate::bufpool::BufPool;
 use crate::codec::{self, errno, ClientOption, Command, ExportParams, ReplyMode, ReplyTo, Verdict};
 use crate::export::Export;
+use crate::metrics::{Op, VolumeCounters};
 use crate::server::Shared;
 use crate::tls::TlsMode;
 use crate::Error;
 use engine::{ErrorKind, ExtentKind, ObjectId, Store};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -346,7 +348,10 @@ pub(crate) async fn transmit<S: Stream>(
     let mut reader = BufReader::with_capacity(IO_BUFFER, r);
     let mut shutdown = shared.shutdown.clone();
     let id = export.id;
+    // Counted as connected until this returns.
+    let client = shared.metrics.connect(id);
     let run = Runner {
+        counters: client.counters().clone(),
         store: shared.store.clone(),
         bufs: shared.bufs.clone(),
         engine_slots: shared.engine_slots.clone(),
@@ -401,6 +406,7 @@ pub(crate) async fn transmit<S: Stream>(
                 reason,
             } => {
                 tracing::debug!(cookie = h.cookie, errno, reason, "request refused");
+                run.counters.refused(Op::of_command(h.command));
                 if drain > 0 {
                     run.start(&mut batch).await;
                     let mut take = (&mut reader).take(u64::from(drain));
@@ -448,6 +454,7 @@ pub(crate) async fn transmit<S: Stream>(
             _ => false,
         };
         let job = Job {
+            accepted: Instant::now(),
             to: ReplyTo::new(run.mode, h.cookie, h.offset),
             cmd,
             payload,
@@ -471,11 +478,14 @@ pub(crate) async fn transmit<S: Stream>(
     drop(run);
     drop(tx);
     let _ = writer.await;
+    drop(client);
     result
 }
 
 /// One accepted request, waiting to run.
 struct Job {
+    /// When the request was parsed (latency is measured from here).
+    accepted: Instant,
     to: ReplyTo,
     cmd: Command,
     payload: Vec<u8>,
@@ -484,6 +494,7 @@ struct Job {
 
 /// Starts jobs on the blocking pool.
 struct Runner {
+    counters: Arc<VolumeCounters>,
     store: Store,
     bufs: Arc<BufPool>,
     engine_slots: Arc<Semaphore>,
@@ -510,9 +521,12 @@ impl Runner {
         let bufs = self.bufs.clone();
         let tx = self.tx.clone();
         let id = self.id;
+        let counters = self.counters.clone();
         tokio::task::spawn_blocking(move || {
             for j in jobs {
-                let parts = execute(&store, &bufs, id, j.to, j.cmd, &j.payload);
+                let (op, bytes) = op_bytes(&j.cmd);
+                let (parts, ok) = execute(&store, &bufs, id, j.to, j.cmd, &j.payload);
+                counters.request(op, bytes, j.accepted.elapsed(), ok);
                 bufs.give(j.payload);
                 let _ = tx.send(Reply {
                     parts,
@@ -576,8 +590,22 @@ pub fn errno_of(e: &engine::Error, writing: bool) -> u32 {
     }
 }
 
+/// The metrics op of a command, and the payload bytes it moves.
+fn op_bytes(cmd: &Command) -> (Op, u64) {
+    match *cmd {
+        Command::Read { len, .. } => (Op::Read, u64::from(len)),
+        Command::Write { len, .. } => (Op::Write, u64::from(len)),
+        Command::Flush => (Op::Flush, 0),
+        Command::Trim { .. } => (Op::Trim, 0),
+        Command::WriteZeroes { .. } => (Op::WriteZeroes, 0),
+        Command::Cache { .. } => (Op::Cache, 0),
+        Command::BlockStatus { .. } => (Op::BlockStatus, 0),
+        Command::Disconnect => (Op::Other, 0),
+    }
+}
+
 /// Runs one validated command against the store (blocking) and encodes
-/// its reply.
+/// its reply; true when it succeeded.
 fn execute(
     store: &Store,
     bufs: &BufPool,
@@ -585,9 +613,9 @@ fn execute(
     to: ReplyTo,
     cmd: Command,
     payload: &[u8],
-) -> Vec<Vec<u8>> {
+) -> (Vec<Vec<u8>>, bool) {
     let done = |r: engine::Result<()>, writing: bool| match r {
-        Ok(()) => vec![to.ok()],
+        Ok(()) => (vec![to.ok()], true),
         Err(e) => {
             tracing::debug!(error = %e, "request failed");
             let msg = if e.kind() == ErrorKind::NotFound {
@@ -595,11 +623,12 @@ fn execute(
             } else {
                 "engine error"
             };
-            vec![to.error(false, errno_of(&e, writing), msg)]
+            (vec![to.error(false, errno_of(&e, writing), msg)], false)
         }
     };
     match cmd {
         Command::Read { offset, len, df } => read_reply(store, bufs, id, to, offset, len, df)
+            .map(|parts| (parts, true))
             .unwrap_or_else(|e| {
                 tracing::debug!(error = %e, "read failed");
                 let msg = if e.kind() == ErrorKind::NotFound {
@@ -607,7 +636,7 @@ fn execute(
                 } else {
                     "read failed"
                 };
-                vec![to.error(true, errno_of(&e, false), msg)]
+                (vec![to.error(true, errno_of(&e, false), msg)], false)
             }),
         Command::Write { offset, fua, .. } => done(store.write(id, offset, payload, fua), true),
         Command::Flush => done(store.flush(), true),
@@ -656,12 +685,15 @@ fn execute(
                     }
                     let mut b = Vec::with_capacity(to.header_len() + 8 + 16 * d.len());
                     to.block_status(&mut b, &d);
-                    vec![b]
+                    (vec![b], true)
                 }
-                Err(e) => vec![to.error(true, errno_of(&e, false), "block status failed")],
+                Err(e) => (
+                    vec![to.error(true, errno_of(&e, false), "block status failed")],
+                    false,
+                ),
             }
         }
-        Command::Disconnect => Vec::new(),
+        Command::Disconnect => (Vec::new(), true),
     }
 }
 
