@@ -63,6 +63,9 @@ pub(crate) struct State {
     /// A format-version-1 chunk table, read until `migrate_v1` replaces
     /// its interior pages (`migrate.rs`).
     pub(crate) v1: Option<crate::migrate::V1Table>,
+    /// The pending-free queue (a stack): references whose release is
+    /// deferred to bounded steps (`free.rs`). Kept in the checkpoint blob.
+    pub free_queue: Vec<ChunkId>,
 }
 
 impl State {
@@ -87,6 +90,7 @@ impl State {
             delete_next: Vec::new(),
             ct_force: BTreeSet::new(),
             v1: None,
+            free_queue: Vec::new(),
         }
     }
 
