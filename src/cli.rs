@@ -32,24 +32,74 @@ struct Cli {
         default_value = "64M"
     )]
     segment_size: ByteSize,
+    /// Memory for cached (clean) map nodes and chunk-table pages; 1M to 1T.
+    #[arg(long, global = true, env = "BLOCKD_CACHE_SIZE", default_value = "256M")]
+    cache_size: ByteSize,
+    /// Dirty metadata kept in memory before a checkpoint writes it out;
+    /// 1M to 16G (the disk keeps this much free besides two segments).
+    #[arg(long, global = true, env = "BLOCKD_DIRTY_LIMIT", default_value = "64M")]
+    dirty_limit: ByteSize,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
-/// The segment size of stores created by this process (`--segment-size`).
-static NEW_SEGMENT_SIZE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+/// How this process opens stores: the segment size of stores it creates
+/// (`--segment-size`), and the memory bounds (`--cache-size`,
+/// `--dirty-limit`).
+#[derive(Clone, Copy)]
+struct OpenBounds {
+    segment_size: u64,
+    cache_bytes: u64,
+    dirty_limit_bytes: u64,
+}
+
+/// Set once from the command line, before any store is opened.
+static BOUNDS: std::sync::OnceLock<OpenBounds> = std::sync::OnceLock::new();
 
 /// How this process opens a store: created when absent if `create`, with
-/// the segment size the command line asked for.
+/// the segment size and memory bounds the command line asked for.
 pub(crate) fn store_options(create: bool) -> StoreOptions {
+    let d = StoreOptions::default();
+    let b = BOUNDS.get().copied().unwrap_or(OpenBounds {
+        segment_size: d.segment_size,
+        cache_bytes: d.cache_bytes,
+        dirty_limit_bytes: d.dirty_limit_bytes,
+    });
     StoreOptions {
         create,
-        segment_size: NEW_SEGMENT_SIZE
-            .get()
-            .copied()
-            .unwrap_or(StoreOptions::default().segment_size),
-        ..Default::default()
+        segment_size: b.segment_size,
+        cache_bytes: b.cache_bytes,
+        dirty_limit_bytes: b.dirty_limit_bytes,
+        ..d
     }
+}
+
+/// Checks the global size flags and records them for `store_options`.
+fn set_bounds(cli: &Cli) -> Result<()> {
+    let seg = cli.segment_size.0;
+    if !(1 << 20..=1 << 31).contains(&seg) {
+        bail!("--segment-size must be between 1M and 2G");
+    }
+    let cache = cli.cache_size.0;
+    if !(1 << 20..=1 << 40).contains(&cache) {
+        bail!(
+            "--cache-size must be between 1M and 1T (got {})",
+            cli.cache_size
+        );
+    }
+    let dirty = cli.dirty_limit.0;
+    if !(1 << 20..=16 << 30).contains(&dirty) {
+        bail!(
+            "--dirty-limit must be between 1M and 16G (got {})",
+            cli.dirty_limit
+        );
+    }
+    let _ = BOUNDS.set(OpenBounds {
+        segment_size: seg,
+        cache_bytes: cache,
+        dirty_limit_bytes: dirty,
+    });
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -290,11 +340,7 @@ impl Target {
 }
 
 fn run(cli: Cli) -> Result<i32> {
-    let seg = cli.segment_size.0;
-    if !(1 << 20..=1 << 31).contains(&seg) {
-        bail!("--segment-size must be between 1M and 2G");
-    }
-    let _ = NEW_SEGMENT_SIZE.set(seg);
+    set_bounds(&cli)?;
     let dir = cli.data_dir;
     match cli.cmd {
         Cmd::Serve(args) => crate::serve::run(&dir, *args).map(|_| 0),
@@ -379,6 +425,12 @@ pub(crate) fn execute(cmd: Cmd, target: &Target, out: &mut dyn Write) -> Result<
         }
         Cmd::Gc => {
             let s = target.open(false)?;
+            // Deleted and trimmed data still on the pending-free queue
+            // is freed first, so that its segments can go.
+            let freed = s.free_pending()?;
+            if freed > 0 {
+                writeln!(out, "finished freeing: released {freed} pending references")?;
+            }
             let r = s.reclaim(0.5)?;
             let spare = s.release_spares()?;
             writeln!(
@@ -654,16 +706,10 @@ fn check(target: &Target, repair: bool, out: &mut dyn Write) -> Result<i32> {
         Target::Offline(dir) => dir,
     };
     let (s, lost) = if repair {
-        Store::open_salvaging(dir, StoreOptions::default())
+        Store::open_salvaging(dir, store_options(true))
             .with_context(|| format!("opening store {}", dir.display()))?
     } else {
-        match Store::open(
-            dir,
-            StoreOptions {
-                create: false,
-                ..Default::default()
-            },
-        ) {
+        match Store::open(dir, store_options(false)) {
             Ok(s) => (s, Vec::new()),
             Err(e) if e.kind() == ErrorKind::Corrupt => return check_damaged_log(dir, e, out),
             Err(e) => return Err(e).with_context(|| format!("opening store {}", dir.display())),
@@ -768,6 +814,13 @@ fn stats(target: &Target, json: bool, out: &mut dyn Write) -> Result<i32> {
             ByteSize(st.spare_bytes),
             ByteSize(st.reclaim_moved_bytes)
         )?;
+        if st.pending_free_refs > 0 {
+            writeln!(
+                out,
+                "pending free: {} references still being given back (freed {} since open)",
+                st.pending_free_refs, st.freed_refs
+            )?;
+        }
         // Counters that must never wrap: how much of each is used.
         let used: Vec<String> = st
             .counters

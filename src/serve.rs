@@ -197,6 +197,8 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         StoreOptions {
             // Client writes never wait for housekeeping's checkpoints.
             background_reclaim: true,
+            // Deletes, reverts and trims return at once; a thread frees.
+            background_free: true,
             ..crate::cli::store_options(true)
         },
     )

@@ -342,3 +342,102 @@ fn gc_frees_dead_segments_and_gives_spares_back() {
     assert!(std::fs::read(&back).unwrap() == content);
     assert!(ok(&dir, &["check"]).contains("0 corruption"));
 }
+
+#[test]
+fn memory_bound_flags_are_validated_and_applied() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("data");
+    // Accepted with units, on every command (global flags).
+    ok(
+        &dir,
+        &[
+            "--cache-size",
+            "64M",
+            "--dirty-limit",
+            "8MiB",
+            "volume",
+            "create",
+            "v",
+            "--size",
+            "4M",
+        ],
+    );
+    assert!(ok(&dir, &["volume", "list", "--cache-size", "1G"]).contains('v'));
+    let before = snapshot_of_store(&dir);
+    fails(&dir, &["--cache-size", "lots", "volume", "list"], 2, "lots");
+    fails(
+        &dir,
+        &["--cache-size", "10X", "volume", "list"],
+        2,
+        "unknown unit",
+    );
+    fails(
+        &dir,
+        &["--cache-size", "0", "volume", "list"],
+        2,
+        "--cache-size must be between",
+    );
+    fails(
+        &dir,
+        &["--cache-size", "2T", "stats"],
+        2,
+        "--cache-size must be between",
+    );
+    fails(
+        &dir,
+        &["--dirty-limit", "512K", "check"],
+        2,
+        "--dirty-limit must be between",
+    );
+    fails(
+        &dir,
+        &["--dirty-limit", "17G", "gc"],
+        2,
+        "--dirty-limit must be between",
+    );
+    // The environment works too, and is validated the same way.
+    let o = Command::new(env!("CARGO_BIN_EXE_blockd"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["volume", "list"])
+        .env("BLOCKD_DIRTY_LIMIT", "1K")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--dirty-limit must be between"));
+    assert!(
+        snapshot_of_store(&dir) == before,
+        "bad flags changed the store"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_blockd"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["volume", "list"])
+        .env("BLOCKD_CACHE_SIZE", "32M")
+        .env("BLOCKD_DIRTY_LIMIT", "4M")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn deleted_data_is_freed_and_checks_clean() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("data");
+    let src = d.path().join("src.raw");
+    let content: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&src, &content).unwrap();
+    ok(&dir, &["import", src.to_str().unwrap(), "v"]);
+    ok(&dir, &["snapshot", "create", "v", "s"]);
+    ok(&dir, &["import", src.to_str().unwrap(), "w"]);
+    ok(&dir, &["volume", "delete", "v"]);
+    ok(&dir, &["snapshot", "delete", "s"]);
+    let out = ok(&dir, &["gc"]);
+    assert!(out.contains("released"), "{out}");
+    let stats: serde_json::Value = serde_json::from_str(&ok(&dir, &["stats", "--json"])).unwrap();
+    assert_eq!(stats["pending_free_refs"].as_u64(), Some(0), "{stats}");
+    assert_eq!(stats["allocated_bytes"].as_u64(), Some(8 << 20), "{stats}");
+    assert!(ok(&dir, &["check"]).contains("0 corruption, 0 leaks"));
+}

@@ -119,7 +119,7 @@ impl State {
             }
             CatalogOp::Delete { id } => {
                 let e = self.catalog.objects.remove(id).expect("validated");
-                self.decref(e.root())?;
+                self.release(e.root())?;
             }
             CatalogOp::Resize { id, size } => {
                 let mut e = self.catalog.get(*id)?.clone();
@@ -146,7 +146,7 @@ impl State {
                 e.root = src.root;
                 e.depth = src.depth;
                 e.info.size = src.info.size;
-                self.decref(old)?;
+                self.release(old)?;
             }
         }
         Ok(())

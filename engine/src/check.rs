@@ -97,6 +97,26 @@ impl State {
         }
     }
 
+    /// Counts the pending-free queue's references, walking each queued
+    /// node's subtree like an object's map.
+    fn walk_queued(&mut self, refs: &mut HashMap<ChunkId, u32>, report: &mut CheckReport) {
+        let queued = self.free_queue.clone();
+        let nil = ObjectId(uuid::Uuid::nil());
+        for id in queued {
+            if id.is_data() {
+                *refs.entry(id).or_insert(0) += 1;
+                continue;
+            }
+            match self.node_get(id) {
+                Ok(n) => self.walk_refs(nil, id, n.level + 1, refs, report),
+                Err(e) => {
+                    *refs.entry(id).or_insert(0) += 1;
+                    report.corruption.push(format!("pending-free queue: {e}"));
+                }
+            }
+        }
+    }
+
     /// Verifies the payload of every referenced data chunk.
     fn verify_data(&mut self, refs: &HashMap<ChunkId, u32>, report: &mut CheckReport) {
         let mut ids: Vec<ChunkId> = refs.keys().copied().filter(|c| c.is_data()).collect();
@@ -326,6 +346,9 @@ impl Store {
             st.walk_refs(id, root, depth, &mut refs, &mut report);
             report.objects_checked += 1;
         }
+        // References on the pending-free queue are references too: their
+        // chunks (and what nodes among them reach) stay stored until freed.
+        st.walk_queued(&mut refs, &mut report);
         st.verify_data(&refs, &mut report);
         st.compare_refcounts(&refs, repair, &mut report)?;
         st.verify_usage(repair, &mut report)?;

@@ -21,6 +21,10 @@ pub(crate) struct Blob {
     #[serde(default)]
     pub live_data_chunks: u64,
     pub usage: Vec<(u32, u64)>,
+    /// The pending-free queue, bottom first (format version 3; absent in
+    /// older blobs).
+    #[serde(default)]
+    pub free_queue: Vec<u64>,
 }
 
 impl State {
@@ -129,6 +133,7 @@ impl State {
             next_node: self.next_node,
             live_data_chunks: self.live_data_chunks,
             usage: self.usage.iter().map(|(s, b)| (s.0, *b)).collect(),
+            free_queue: self.free_queue.iter().map(|c| c.0).collect(),
         };
         let body = serde_json::to_vec(&blob)
             .map_err(|e| Error::corrupt(format!("encoding checkpoint: {e}")))?;
@@ -158,6 +163,12 @@ impl State {
             .into_iter()
             .map(|(s, b)| (SegmentNo(s), b))
             .collect();
+        self.free_queue = blob.free_queue.into_iter().map(ChunkId).collect();
+        if self.free_queue.iter().any(|c| c.is_special()) {
+            return Err(Error::corrupt(
+                "checkpoint blob: the pending-free queue names a special chunk",
+            ));
+        }
         Ok(())
     }
 }

@@ -362,6 +362,8 @@ impl Store {
     /// ones, and a few mostly dead ones, moved into the reserve) when live
     /// data shrank since the last attempt. True when a segment was freed.
     pub(crate) fn make_room(&self) -> Result<bool> {
+        // Space still being freed counts: finish that first.
+        self.free_pending()?;
         let live: u64 = self.state().usage.values().sum();
         let last = self.room_live().load(Ordering::Acquire);
         if live >= last {

@@ -10,7 +10,7 @@ use std::io;
 /// A place where the engine writes or syncs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FaultPoint {
-    /// Appending a Write or Zero record (client data).
+    /// Appending a Write or Zero record (client data), or a Free step.
     LogAppend,
     /// Appending a catalogue record.
     CatalogAppend,

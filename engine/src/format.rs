@@ -29,8 +29,11 @@ pub const CT_CAPACITY: u64 = CT_LEAF_ENTRIES * CT_FANOUT.pow(CT_INTERIOR_LEVELS 
 pub const SUPER_MAGIC: [u8; 8] = *b"BLKDSUPR";
 /// On-disk format version. Version 1 had interior chunk-table pages of 510
 /// bare child locations (4 levels) and no root crc in the superblock; it is
-/// migrated on open (`migrate.rs`).
-pub const FORMAT_VERSION: u32 = 2;
+/// migrated on open (`migrate.rs`). Version 2 had no pending-free queue
+/// (no Free records, no `free_queue` in the blob): opening it only marks it
+/// version 3, so that an older build, which would take a Free record for a
+/// torn tail, refuses the store instead.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this build opens (migrating it).
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Size of one superblock slot.
@@ -60,6 +63,8 @@ pub enum RecordKind {
     Reloc = 7,
     /// End of a segment; the log continues in the next one.
     Seal = 8,
+    /// One bounded step of the pending-free queue (`free.rs`).
+    Free = 9,
 }
 
 impl RecordKind {
@@ -73,6 +78,7 @@ impl RecordKind {
             6 => RecordKind::Checkpoint,
             7 => RecordKind::Reloc,
             8 => RecordKind::Seal,
+            9 => RecordKind::Free,
             _ => return None,
         })
     }
@@ -506,6 +512,47 @@ impl CtPage {
     }
 }
 
+/// Length of a Free record's body.
+pub const FREE_BODY: usize = 16;
+
+/// A Free record: one step of the pending-free queue, releasing at most
+/// `max_refs` references, the first of them `top` (the queue's top when
+/// the step began; replay checks it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FreeStep {
+    /// Most references the step releases.
+    pub max_refs: u32,
+    /// The queue's top entry when the step began.
+    pub top: ChunkId,
+}
+
+impl FreeStep {
+    /// Encodes the body: max_refs u32, 0 u32, top u64.
+    pub fn encode(&self) -> [u8; FREE_BODY] {
+        let mut b = [0u8; FREE_BODY];
+        put_u32(&mut b, 0, self.max_refs);
+        put_u64(&mut b, 8, self.top.0);
+        b
+    }
+
+    /// Decodes a Free record body.
+    pub fn decode(b: &[u8]) -> Result<FreeStep> {
+        if b.len() != FREE_BODY || get_u32(b, 4) != 0 {
+            return Err(Error::corrupt(
+                "free record has a bad length or reserved field",
+            ));
+        }
+        let s = FreeStep {
+            max_refs: get_u32(b, 0),
+            top: ChunkId(get_u64(b, 8)),
+        };
+        if s.max_refs == 0 || s.top.is_special() {
+            return Err(Error::corrupt("free record names no work"));
+        }
+        Ok(s)
+    }
+}
+
 /// Length of a Write record's fixed part before its entries.
 pub const WRITE_FIXED: usize = 32;
 /// Length of one Write record entry.
@@ -682,6 +729,24 @@ mod tests {
         RecordHeader::set_claim(&mut c, 1 << 30, 1);
         let d = RecordHeader::decode(&c).unwrap();
         assert_eq!(d.synced_through(), Some((1 << 30) - MAX_CLAIM));
+    }
+
+    #[test]
+    fn free_step_roundtrip() {
+        let f = FreeStep {
+            max_refs: 256,
+            top: ChunkId(77),
+        };
+        assert_eq!(FreeStep::decode(&f.encode()).unwrap(), f);
+        assert!(FreeStep::decode(&f.encode()[..8]).is_err());
+        let mut bad = f.encode();
+        bad[4] = 1;
+        assert!(FreeStep::decode(&bad).is_err());
+        let z = FreeStep {
+            max_refs: 0,
+            top: ChunkId(77),
+        };
+        assert!(FreeStep::decode(&z.encode()).is_err());
     }
 
     #[test]

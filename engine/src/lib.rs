@@ -17,6 +17,7 @@
 //!    ├── checkpoint.rs out-of-place page writes, superblock flip
 //!    ├── replay.rs     log replay on open (salvage.rs: damaged records)
 //!    ├── clean.rs      segment cleaning (space reclaim)
+//!    ├── free.rs       deferred freeing: the durable pending-free queue
 //!    ├── check.rs      offline consistency check and repair, scrub
 //!    ├── op_stats.rs   operation counters (cache, log, checkpoint, reclaim)
 //!    └── log.rs        segment files, framed records (format.rs)
@@ -33,6 +34,7 @@ mod counters;
 mod error;
 mod fault;
 mod format;
+mod free;
 pub mod fuzzing;
 mod init;
 mod io;
@@ -58,6 +60,7 @@ pub use counters::CounterOverride;
 pub use error::{Error, ErrorKind, Result};
 pub use fault::{FaultPoint, IoOp};
 pub use op_stats::OpStats;
+pub use free::{FREE_DIRTY_BOUND, FREE_STEP_REFS};
 pub use salvage::LostRecord;
 pub use scrub::{ScrubError, ScrubReport};
 pub use stats::{ObjectStats, StoreStats};
@@ -69,8 +72,8 @@ pub use types::{
 /// Decoders exposed for fuzzing and tests: bytes in, values or errors out.
 pub mod decode {
     pub use crate::format::{
-        decode_write, encode_write, CtChild, CtPage, Node, RecordHeader, RecordKind, Superblock,
-        FORMAT_VERSION, HEADER_LEN, PAGE_LEN,
+        decode_write, encode_write, CtChild, CtPage, FreeStep, Node, RecordHeader, RecordKind,
+        Superblock, FORMAT_VERSION, HEADER_LEN, PAGE_LEN,
     };
 
     /// Decodes a Catalog record body (a JSON catalogue operation), as replay does.

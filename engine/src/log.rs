@@ -546,7 +546,7 @@ impl Log {
         RecordHeader::set_claim(&mut h, self.next_seq, self.synced_through);
         head[..HEADER_LEN].copy_from_slice(&h);
         let point = match kind {
-            RecordKind::Write | RecordKind::Zero => FaultPoint::LogAppend,
+            RecordKind::Write | RecordKind::Zero | RecordKind::Free => FaultPoint::LogAppend,
             RecordKind::Catalog => FaultPoint::CatalogAppend,
             RecordKind::Reloc => FaultPoint::ReclaimMove,
             RecordKind::Seal => FaultPoint::SegmentSeal,

@@ -152,7 +152,7 @@ impl State {
         if let Fill::Uniform(v) = fill {
             if start <= base && end >= base.saturating_add(span) {
                 let old = std::mem::replace(slot, *v);
-                return self.decref(old);
+                return self.release(old);
             }
             if *slot == *v {
                 return Ok(());

@@ -13,7 +13,7 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::format::{
     get_u32, get_u64, CtChild, CtPage, RecordKind, Superblock, CT_FANOUT, CT_INTERIOR_LEVELS,
-    CT_LEAF_ENTRIES, FORMAT_VERSION, PAGE_LEN,
+    CT_LEAF_ENTRIES, PAGE_LEN,
 };
 use crate::log::Log;
 use crate::state::{State, PAGE_RECORD};
@@ -63,7 +63,7 @@ impl State {
     /// checkpoint blob and generation. Shared by every open, salvaging and
     /// surveying ones included.
     pub(crate) fn from_superblock(log: Log, sb: &Superblock, cache_pages: usize) -> Result<State> {
-        let v1 = sb.version < FORMAT_VERSION;
+        let v1 = sb.version < 2;
         let root = if v1 { CtChild::NONE } else { sb.ct_root };
         let mut state = State::new(log, Catalog::default(), root, cache_pages);
         if v1 {

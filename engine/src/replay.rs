@@ -292,6 +292,10 @@ impl State {
                     .map_err(|e| ctx(Error::corrupt(format!("catalog record: {e}"))))?;
                 self.apply_catalog(&op).map_err(ctx)?;
             }
+            RecordKind::Free => {
+                let step = crate::format::FreeStep::decode(&rec.body).map_err(ctx)?;
+                self.apply_free(step).map_err(ctx)?;
+            }
             RecordKind::Reloc => {
                 let b = &rec.body;
                 if b.len() < 24 {

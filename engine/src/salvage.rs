@@ -309,6 +309,8 @@ impl State {
                 lost_object(&lost),
                 fmt_ranges(&lost.blocks)
             );
+        } else if kind == RecordKind::Free as u8 {
+            lost.what = "a step of the pending-free queue is lost (it is redone)".into();
         } else if kind == RecordKind::Catalog as u8 {
             lost.what = format!("a catalogue operation is lost{note}");
         } else if kind == RecordKind::Reloc as u8 {

@@ -66,6 +66,9 @@ pub(crate) struct State {
     pub(crate) v1: Option<crate::migrate::V1Table>,
     /// Operation counters, shared with the store handle.
     pub(crate) counters: Arc<crate::op_stats::Counters>,
+    /// The pending-free queue (a stack): references whose release is
+    /// deferred to bounded steps (`free.rs`). Kept in the checkpoint blob.
+    pub free_queue: Vec<ChunkId>,
 }
 
 impl State {
@@ -91,6 +94,7 @@ impl State {
             ct_force: BTreeSet::new(),
             v1: None,
             counters: Arc::default(),
+            free_queue: Vec::new(),
         }
     }
 

@@ -53,6 +53,13 @@ pub struct StoreStats {
     /// Live bytes the cleaner copied forward since the store was opened
     /// (the write amplification space reclaim caused).
     pub reclaim_moved_bytes: u64,
+    /// References on the pending-free queue (deleted, reverted or trimmed
+    /// data whose space is still being given back).
+    pub pending_free_refs: u64,
+    /// References released by free steps since the store was opened.
+    pub freed_refs: u64,
+    /// Metadata pinned dirty in memory until the next checkpoint.
+    pub dirty_bytes: u64,
     /// Headroom of the counters that must never wrap (ids, sequence
     /// numbers, generation, segment numbers).
     pub counters: Vec<CounterHeadroom>,
@@ -131,6 +138,10 @@ impl Store {
         out.spare_bytes = st.log.spare_bytes();
         out.reclaim_moved_bytes = st.reclaim_moved;
         out.counters = st.headroom();
+        out.pending_free_refs = st.free_queue.len() as u64;
+        out.dirty_bytes = st.dirty_pages() as u64 * 4096;
+        drop(st);
+        out.freed_refs = self.freed_total();
         Ok(out)
     }
 }

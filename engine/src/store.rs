@@ -47,6 +47,11 @@ pub struct StoreOptions {
     /// write that calls for it (which then need not wait for the
     /// checkpoint's syncs). Off by default: tests get a deterministic order.
     pub background_reclaim: bool,
+    /// Work off the pending-free queue (deletes, reverts, trims of whole
+    /// subtrees) on a thread of its own, so those operations return at
+    /// once (`free.rs`). Off by default: the operation frees before it
+    /// returns, and tests get a deterministic order.
+    pub background_free: bool,
 }
 
 impl Default for StoreOptions {
@@ -59,6 +64,7 @@ impl Default for StoreOptions {
             checkpoint_log_bytes: 1 << 30,
             spare_segments: 16,
             background_reclaim: false,
+            background_free: false,
         }
     }
 }
@@ -109,6 +115,8 @@ struct Inner {
     /// another is tried only once live data has shrunk below it.
     room_live: AtomicU64,
     durable_seq: AtomicU64,
+    /// The free thread's controls (`free.rs`).
+    free: crate::free::FreeCtl,
     record_blocks: u64,
     opts: StoreOptions,
     /// Operation counters (the state holds them too).
@@ -174,7 +182,10 @@ impl Store {
         let sb = read_superblock(&sb_file, &sb_path)?;
         // A version 1 store is read through its old chunk table, then
         // migrated and committed by the checkpoint below (`migrate.rs`).
-        let v1 = sb.version < FORMAT_VERSION;
+        let v1 = sb.version < 2;
+        // Any older version is marked current by the checkpoint below
+        // (version 2 differs only in having no pending-free queue).
+        let old_version = sb.version < FORMAT_VERSION;
         let log = Log::open(&segdir, u64::from(sb.segment_size), faults)?;
         let cache_pages = (opts.cache_bytes / 4096) as usize;
         let mut state = State::from_superblock(log, &sb, cache_pages)?;
@@ -215,18 +226,24 @@ impl Store {
                 reclaimer: Mutex::new(None),
                 room_live: AtomicU64::new(u64::MAX),
                 durable_seq: AtomicU64::new(sb.replay_seq),
+                free: Default::default(),
                 record_blocks: record_blocks(u64::from(sb.segment_size)),
                 opts,
                 _lock: lock,
             }),
         };
-        if replayed.applied > 0 || !replayed.lost.is_empty() || v1 {
+        if replayed.applied > 0 || !replayed.lost.is_empty() || old_version {
             tracing::info!(
                 records = replayed.applied,
                 lost = replayed.lost.len(),
                 "replayed the log since the last checkpoint"
             );
             store.checkpoint()?;
+        }
+        // Frees a crash interrupted resume in the background; without a
+        // free thread, the next operation that frees (or `gc`) ends them.
+        if store.background_free() {
+            store.kick_free()?;
         }
         Ok((store, replayed.lost))
     }
@@ -249,7 +266,7 @@ impl Store {
     /// For a failed append of a client record: ENOSPC is a clean failure
     /// (the log's tail did not move, so the next append overwrites any
     /// partial bytes, and nothing was applied); anything else fail-stops.
-    fn fail_append(&self, e: Error) -> Error {
+    pub(crate) fn fail_append(&self, e: Error) -> Error {
         if e.kind() == ErrorKind::Exhausted {
             return e;
         }
@@ -293,7 +310,8 @@ impl Store {
             st.apply_catalog(&op).map_err(|e| self.fail(e))?;
         }
         self.flush()?;
-        self.maybe_checkpoint()
+        self.maybe_checkpoint()?;
+        self.kick_free()
     }
 
     fn new_info(
@@ -693,7 +711,8 @@ impl Store {
         if fua {
             self.flush()?;
         }
-        self.maybe_checkpoint()
+        self.maybe_checkpoint()?;
+        self.kick_free()
     }
 
     fn write_zero_bytes(&self, id: ObjectId, start: u64, end: u64) -> Result<()> {
@@ -787,7 +806,7 @@ impl Store {
     /// metadata or the log since the last one passes its bound, and, each
     /// time the log grows by a segment while over half of it is dead, a
     /// bounded reclaim. Skipped when another thread is already doing it.
-    fn maybe_checkpoint(&self) -> Result<()> {
+    pub(crate) fn maybe_checkpoint(&self) -> Result<()> {
         let (need, n_segs) = {
             let st = self.inner.state.lock();
             let need = (st.dirty_pages() as u64) * 4096 > self.inner.opts.dirty_limit_bytes
@@ -894,6 +913,8 @@ impl Store {
 
     /// Checkpoints and closes the store, releasing the directory lock.
     pub fn close(self) -> Result<()> {
+        // Pending frees stay queued (the checkpoint keeps the queue).
+        self.stop_free();
         self.wait_reclaim();
         if !self.inner.failed.load(Ordering::Acquire) {
             if self.garbage_high() {
@@ -918,6 +939,18 @@ impl Store {
 
     pub(crate) fn background_reclaim(&self) -> bool {
         self.inner.opts.background_reclaim
+    }
+
+    pub(crate) fn background_free(&self) -> bool {
+        self.inner.opts.background_free
+    }
+
+    pub(crate) fn dirty_limit(&self) -> u64 {
+        self.inner.opts.dirty_limit_bytes
+    }
+
+    pub(crate) fn free_ctl(&self) -> &crate::free::FreeCtl {
+        &self.inner.free
     }
 
     /// Live bytes after the last disk-full reclaim (see `make_room`).

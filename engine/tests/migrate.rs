@@ -1,9 +1,11 @@
 //! Opening a format-version-1 store (`fixtures/engine-v1-store`, see its
-//! README) migrates it to version 2: the log since its last checkpoint is
-//! replayed through the old chunk table, new interior pages are written and
-//! a version 2 superblock commits them. Everything reads back, check and
-//! scrub find nothing, and a migration cut short before its superblock is
-//! written is redone on the next open.
+//! README) migrates it to the current version: the log since its last
+//! checkpoint is replayed through the old chunk table, new interior pages
+//! are written and a current superblock commits them. Everything reads
+//! back, check and scrub find nothing, and a migration cut short before its
+//! superblock is written is redone on the next open. A version 2 store
+//! (no pending-free queue) opens, replays its deletes onto the queue and is
+//! marked version 3.
 
 use blockd_engine::decode::{Superblock, FORMAT_VERSION};
 use blockd_engine::{ObjectKind, Store, StoreOptions};
@@ -117,4 +119,65 @@ fn interrupted_migration_is_redone() {
     let s = Store::open(dir.path(), opts()).unwrap();
     assert_eq!(versions(dir.path())[0], FORMAT_VERSION);
     verify(&s, "migrated again");
+}
+
+/// Rewrites every valid superblock slot of the store in `dir` as `version`.
+fn mark_version(dir: &Path, version: u32) {
+    let p = dir.join("superblock");
+    let mut b = std::fs::read(&p).unwrap();
+    for slot in b.chunks_mut(4096) {
+        if Superblock::decode(slot).unwrap().is_none() {
+            continue;
+        }
+        slot[8..12].copy_from_slice(&version.to_le_bytes());
+        let c = crc32fast::hash(&slot[..124]);
+        slot[124..128].copy_from_slice(&c.to_le_bytes());
+    }
+    std::fs::write(&p, &b).unwrap();
+}
+
+#[test]
+fn version_2_store_opens_as_version_3() {
+    assert_eq!(FORMAT_VERSION, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let o = || StoreOptions {
+        create: true,
+        ..opts()
+    };
+    let s = Store::open(dir.path(), o()).unwrap();
+    let v = s.create_volume(Some("v"), 2048 * BS, false).unwrap().id;
+    for b in 0..600 {
+        s.write(v, b * BS, &blk(1, b), false).unwrap();
+    }
+    let snap = s.snapshot(v, Some("s")).unwrap().id;
+    s.close().unwrap();
+    // Version 2 records after the checkpoint: writes and a delete, which a
+    // version 2 store freed in one go and this build queues on replay.
+    let s = Store::open(dir.path(), o()).unwrap();
+    s.hold_frees(true);
+    for b in 0..600 {
+        s.write(v, b * BS, &blk(2, b), false).unwrap();
+    }
+    s.delete(snap).unwrap();
+    drop(s); // killed: the log since the checkpoint is replayed
+    mark_version(dir.path(), 2);
+    assert_eq!(versions(dir.path()), [2, 2]);
+    let s = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(versions(dir.path())[0], 3);
+    assert!(s.resolve("s", Some(ObjectKind::Snapshot)).is_err());
+    let r = s.check(false).unwrap();
+    assert!(r.is_clean(), "{r:?}");
+    s.free_pending().unwrap();
+    assert_eq!(s.pending_free_refs(), 0);
+    let r = s.check(false).unwrap();
+    assert!(r.is_clean(), "{r:?}");
+    assert_eq!(s.stats().unwrap().allocated_bytes, 600 * BS);
+    s.close().unwrap();
+    assert_eq!(versions(dir.path()), [3, 3]);
+    let s = Store::open(dir.path(), opts()).unwrap();
+    let mut got = vec![0u8; BS as usize];
+    for b in [0, 299, 599] {
+        s.read(v, b * BS, &mut got).unwrap();
+        assert!(got == blk(2, b), "block {b}");
+    }
 }

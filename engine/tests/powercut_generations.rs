@@ -1,4 +1,8 @@
 //! Multi-generation power cuts: one store lives through a chain of crashes.
+//! In half the generations frees are deferred: deletes and whole-subtree
+//! trims only queue references, and bounded free steps run at random
+//! points, so cuts fall in the middle of freeing and the pending-free queue
+//! crosses crashes and generations.
 //! Each generation opens the previous generation's crash image with I/O
 //! recording on (so recovery's own replay, tail truncation, removal of
 //! later segments and post-replay checkpoint are recorded), checks what
@@ -290,6 +294,12 @@ fn workload(
 ) -> Gen {
     let mut ops = s.record_io(true);
     let recovered = ops.len();
+    // Half the generations free in the background's way: deletes and
+    // trims only queue their references, and bounded free steps run at
+    // random points in between (and in later generations), so cuts fall
+    // in the middle of freeing and the queue crosses crashes.
+    let deferred = rng.gen_bool(0.5);
+    s.hold_frees(deferred);
     let mut history: HashMap<(u8, u64), Vec<(usize, u64)>> = HashMap::new();
     let mut cur = obs.blocks.clone();
     let mut acks = Vec::new();
@@ -432,6 +442,11 @@ fn workload(
                 s.checkpoint().unwrap();
                 s.drop_empty_segments().unwrap();
                 acks.push(sync(&s, &mut ops));
+            }
+        }
+        if deferred && rng.gen_bool(0.3) {
+            for _ in 0..rng.gen_range(1..=3) {
+                s.free_step().unwrap();
             }
         }
     }

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Delete latency under load: a store with a volume `v` of N GiB and a
+# snapshot `s` of it that shares nothing (v written, snapshotted, then
+# written over again), and a 1 GiB volume `w`. While fio reads `w` at
+# random, 4 KiB at depth 1 over NBD, `blockd snapshot delete s` runs
+# through the admin socket of `blockd serve`. Prints the time the command
+# took to answer, the time until the server logged that the pending frees
+# were done (polled every 10 ms), the read latency p50/p99/max during the
+# run, and the server's peak RSS from just before the delete.
+#
+#   benches/delete-latency.sh SIZE_GIB [BLOCKD]
+#   benches/delete-latency.sh 4 target/debug/blockd
+#
+# Stores go under BENCH_DIR (default target/). Needs fio and python3. The
+# server gets BLOCKD_CACHE_SIZE and BLOCKD_DIRTY_LIMIT from the environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 1 ] || { sed -n 2,14p "$0" >&2; exit 2; }
+N=$1
+B=${2:-target/release/blockd}
+BASE=${BENCH_DIR:-$PWD/target}
+mkdir -p "$BASE"
+d=$(mktemp -d "$BASE/delete-latency.XXXXXX")
+trap 'kill "$pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$d"' EXIT
+"$B" --data-dir "$d/d" volume create v --size "${N}G" >/dev/null
+"$B" --data-dir "$d/d" volume create w --size 1G >/dev/null
+BLOCKD_LOG=info "$B" --data-dir "$d/d" serve --api-listen "" --nbd-listen "" \
+  --nbd-socket "$d/s.sock" 2>"$d/serve.log" &
+pid=$!
+for _ in $(seq 1 200); do [ -S "$d/s.sock" ] && break; sleep 0.05; done
+fill() {
+  fio --name=fill --ioengine=nbd --uri="nbd+unix:///$1?socket=$d/s.sock" --rw=write \
+    --bs=1M --iodepth=16 --size="$2" --end_fsync=1 --output-format=terse >/dev/null
+}
+fill w 1G
+fill v "${N}G"
+"$B" --data-dir "$d/d" snapshot create v s >/dev/null
+fill v "${N}G"
+sleep 2 # let housekeeping settle
+fio --name=reads --ioengine=nbd --uri="nbd+unix:///w?socket=$d/s.sock" --rw=randread \
+  --bs=4k --iodepth=1 --size=1G --time_based --runtime=$((4 + N / 2)) \
+  --output-format=json >"$d/fio.json" &
+fpid=$!
+sleep 2
+n0=$(grep -c "pending frees done" "$d/serve.log" || true)
+# Peak RSS from here on (the fills' buffers do not count).
+rss0=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
+t0=$(date +%s.%N)
+"$B" --data-dir "$d/d" snapshot delete s >/dev/null
+t1=$(date +%s.%N)
+# A build that frees inside the delete logs nothing: then freed = answered.
+for _ in $(seq 1 6000); do
+  [ "$(grep -c "pending frees done" "$d/serve.log" || true)" -gt "$n0" ] && break
+  kill -0 "$fpid" 2>/dev/null || { t2=$t1; break; }
+  sleep 0.01
+done
+t2=${t2:-$(date +%s.%N)}
+wait "$fpid"
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+python3 - "$d/fio.json" "$t0" "$t1" "$t2" "$rss" "$N" "$rss0" <<'PY'
+import json, sys
+t = open(sys.argv[1]).read()
+j = json.loads(t[t.find("{"):])["jobs"][0]["read"]
+p = j["clat_ns"]["percentile"]
+t0, t1, t2 = map(float, sys.argv[2:5])
+print("%s GiB snapshot: delete answered in %.1f ms, freed after %.2f s; "
+      "4 KiB QD1 reads p50 %.3f ms p99 %.3f ms max %.1f ms (%d IOPS); "
+      "RSS %d MiB before, peak %d MiB" % (
+    sys.argv[6], (t1 - t0) * 1e3, t2 - t0, p["50.000000"] / 1e6, p["99.000000"] / 1e6,
+    j["clat_ns"]["max"] / 1e6, j["iops"], int(sys.argv[7]) // 1024, int(sys.argv[5]) // 1024))
+PY
+grep "pending frees done" "$d/serve.log" | tail -1

@@ -1,0 +1,299 @@
+//! Deferred freeing: the durable pending-free queue.
+//!
+//! Releasing the last reference to a map node (deleting an object, reverting
+//! a volume away from a diverged map, trimming or zeroing a whole subtree)
+//! does not walk and free the subtree under the store lock. The reference
+//! is put on the pending-free queue instead, in the same step that removed
+//! it (the Catalog or Zero record that the live store and replay both apply
+//! the same way), and the queue is worked off in bounded steps: each takes
+//! the store lock briefly, appends one Free record and releases at most
+//! [`FREE_STEP_REFS`] references. Freeing a node puts its children's
+//! references on the queue (a stack, so the queue stays as short as the
+//! map is deep times the node fan-out).
+//!
+//! Crash safety: a queued reference is an ordinary reference (it counts in
+//! the chunk's refcount, `check` counts it), the queue is in every
+//! checkpoint blob together with the chunk-table pages it agrees with, and
+//! a step is logged before it is applied, under the one store lock, so
+//! replay (log order equals apply order) redoes exactly the steps that are
+//! in the durable log, on exactly the queue they ran on. A step lost in a
+//! crash is simply done again; none is done twice.
+//!
+//! Under `blockd serve` (`StoreOptions::background_free`) a thread runs the
+//! steps, checkpointing whenever dirty metadata passes [`FREE_DIRTY_BOUND`]
+//! (or the store's dirty limit, if lower); otherwise the operation that
+//! queued work finishes it before returning.
+
+use crate::error::{Error, Result};
+use crate::format::{CtEntry, FreeStep, RecordKind};
+use crate::state::{State, PAGE_RECORD};
+use crate::store::Store;
+use crate::types::ChunkId;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Most references one step releases (one Free record, one lock hold).
+pub const FREE_STEP_REFS: u32 = 256;
+
+/// Dirty metadata the free thread lets accumulate before it checkpoints.
+pub const FREE_DIRTY_BOUND: u64 = 8 << 20;
+
+/// The free thread's controls, held by the store.
+#[derive(Default)]
+pub(crate) struct FreeCtl {
+    /// The free thread, if one ran.
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// True while the free thread runs (or is being started).
+    running: AtomicBool,
+    /// Set by `close`: the free thread stops after its current step.
+    stop: AtomicBool,
+    /// References released by free steps since the store was opened.
+    freed: AtomicU64,
+    /// Tests only: nothing works the queue off unless asked.
+    held: AtomicBool,
+}
+
+impl State {
+    /// Drops one reference to `id`. What is O(1) (a data chunk, or a node
+    /// that stays referenced) happens now; the last reference to a node
+    /// goes on the pending-free queue.
+    pub(crate) fn release(&mut self, id: ChunkId) -> Result<()> {
+        if id.is_special() {
+            return Ok(());
+        }
+        if id.is_node() && self.ct_get(id)?.refcount == 1 {
+            self.free_queue.push(id);
+            return Ok(());
+        }
+        self.decref(id)
+    }
+
+    /// Applies one Free step (live or replayed): releases up to
+    /// `step.max_refs` queued references, the first of which must be
+    /// `step.top`. Returns how many it released.
+    pub(crate) fn apply_free(&mut self, step: FreeStep) -> Result<u32> {
+        if self.free_queue.last() != Some(&step.top) {
+            return Err(Error::corrupt(format!(
+                "free step expects chunk {} on top of the pending-free queue, found {:?}",
+                step.top.0,
+                self.free_queue.last().map(|c| c.0)
+            )));
+        }
+        let mut n = 0;
+        while n < step.max_refs {
+            let Some(id) = self.free_queue.pop() else {
+                break;
+            };
+            n += 1;
+            let e = self.ct_entry_mut(id)?;
+            if !e.is_live() {
+                return Err(Error::corrupt(format!(
+                    "chunk {} is queued for freeing but already free",
+                    id.0
+                )));
+            }
+            if e.refcount > 1 {
+                e.refcount -= 1;
+                continue;
+            }
+            let e = *e;
+            if id.is_node() {
+                // Read the children while the entry is still live.
+                let node = self.node_get(id)?;
+                self.free_queue.extend(
+                    node.slots
+                        .iter()
+                        .map(|&c| ChunkId(c))
+                        .filter(|c| !c.is_special()),
+                );
+                self.node_forget(id);
+                self.account(e.loc, PAGE_RECORD, false);
+            } else {
+                self.account(e.loc, u64::from(e.stored_len), false);
+                self.live_data_chunks = self.live_data_chunks.saturating_sub(1);
+            }
+            self.ct_set(id, CtEntry::default())?;
+        }
+        Ok(n)
+    }
+}
+
+impl Store {
+    /// References waiting on the pending-free queue.
+    pub fn pending_free_refs(&self) -> u64 {
+        self.state().free_queue.len() as u64
+    }
+
+    /// References released by free steps since the store was opened.
+    pub fn freed_total(&self) -> u64 {
+        self.free_ctl().freed.load(Ordering::Acquire)
+    }
+
+    /// Tests only: while `hold`, queued references wait until
+    /// [`Store::free_step`] or [`Store::free_pending`] is called (a crash
+    /// in the middle of freeing can then be staged exactly).
+    #[cfg(feature = "fault-injection")]
+    pub fn hold_frees(&self, hold: bool) {
+        self.free_ctl().held.store(hold, Ordering::Release);
+    }
+
+    /// Runs one bounded free step; returns the references it released (0
+    /// when the queue is empty).
+    pub fn free_step(&self) -> Result<u32> {
+        self.check_live()?;
+        let mut st = self.state();
+        let Some(&top) = st.free_queue.last() else {
+            return Ok(0);
+        };
+        let step = FreeStep {
+            max_refs: FREE_STEP_REFS,
+            top,
+        };
+        st.append(RecordKind::Free, &step.encode())
+            .map_err(|e| self.fail_append(e))?;
+        let n = st.apply_free(step).map_err(|e| self.fail(e))?;
+        drop(st);
+        self.free_ctl()
+            .freed
+            .fetch_add(u64::from(n), Ordering::AcqRel);
+        Ok(n)
+    }
+
+    /// Works the pending-free queue off in this thread, checkpointing as
+    /// dirty metadata grows; returns the references released.
+    pub fn free_pending(&self) -> Result<u64> {
+        let mut total = 0u64;
+        loop {
+            let n = self.free_step()?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += u64::from(n);
+            self.free_housekeeping()?;
+        }
+    }
+
+    /// Waits until the pending-free queue is empty, as long as it keeps
+    /// shrinking or being worked on: gives up (returning false) after
+    /// `stall` without progress. Without a free thread running, does the
+    /// work itself.
+    pub fn wait_free(&self, stall: Duration) -> Result<bool> {
+        let mut last = (self.pending_free_refs(), self.freed_total());
+        let mut since = Instant::now();
+        loop {
+            if last.0 == 0 {
+                return Ok(true);
+            }
+            if !self.free_ctl().running.load(Ordering::Acquire) {
+                self.free_pending()?;
+                return Ok(self.pending_free_refs() == 0);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            let now = (self.pending_free_refs(), self.freed_total());
+            if now != last {
+                last = now;
+                since = Instant::now();
+            } else if since.elapsed() >= stall {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// After a step: a checkpoint when dirty metadata passes the free
+    /// bound, and the housekeeping any log growth calls for.
+    fn free_housekeeping(&self) -> Result<()> {
+        let bound = FREE_DIRTY_BOUND.min(self.dirty_limit());
+        let dirty = self.state().dirty_pages() as u64 * 4096;
+        if dirty > bound {
+            let _c = self.checkpoint_guard();
+            self.check_live()?;
+            self.checkpoint_with(self.state())?;
+        }
+        self.maybe_checkpoint()
+    }
+
+    /// Called after anything that may have queued references: starts the
+    /// free thread (with `background_free`), or frees them now.
+    pub(crate) fn kick_free(&self) -> Result<()> {
+        if self.free_ctl().held.load(Ordering::Acquire) || self.state().free_queue.is_empty() {
+            return Ok(());
+        }
+        if !self.background_free() {
+            return self.free_pending().map(drop);
+        }
+        if self.free_ctl().running.swap(true, Ordering::AcqRel) {
+            // The running thread looks at the queue again before it exits.
+            return Ok(());
+        }
+        let mut slot = self.free_ctl().thread.lock();
+        if let Some(done) = slot.take() {
+            let _ = done.join();
+        }
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("blockd-free".into())
+            .spawn(move || me.free_thread());
+        match spawned {
+            Ok(h) => {
+                *slot = Some(h);
+                Ok(())
+            }
+            Err(_) => {
+                drop(slot);
+                self.free_ctl().running.store(false, Ordering::Release);
+                self.free_pending().map(drop)
+            }
+        }
+    }
+
+    /// The free thread: steps until the queue is empty or the store closes.
+    fn free_thread(&self) {
+        let started = Instant::now();
+        let mut total = 0u64;
+        loop {
+            while !self.free_ctl().stop.load(Ordering::Acquire) {
+                match self.free_step().and_then(|n| {
+                    if n > 0 {
+                        self.free_housekeeping()?;
+                    }
+                    Ok(n)
+                }) {
+                    Ok(0) => {
+                        tracing::info!(
+                            refs = total,
+                            ms = started.elapsed().as_millis() as u64,
+                            "pending frees done"
+                        );
+                        break;
+                    }
+                    Ok(n) => total += u64::from(n),
+                    Err(e) => {
+                        tracing::error!(error = %e, "background free failed");
+                        self.free_ctl().running.store(false, Ordering::Release);
+                        return;
+                    }
+                }
+            }
+            self.free_ctl().running.store(false, Ordering::Release);
+            // A reference queued after the last step but before the flag
+            // dropped found the thread running: look once more.
+            if self.free_ctl().stop.load(Ordering::Acquire)
+                || self.state().free_queue.is_empty()
+                || self.free_ctl().running.swap(true, Ordering::AcqRel)
+            {
+                return;
+            }
+        }
+    }
+
+    /// Stops the free thread (after its current step) and waits for it.
+    pub(crate) fn stop_free(&self) {
+        self.free_ctl().stop.store(true, Ordering::Release);
+        let running = self.free_ctl().thread.lock().take();
+        if let Some(h) = running {
+            let _ = h.join();
+        }
+    }
+}
