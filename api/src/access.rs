@@ -73,6 +73,9 @@ impl Dialect {
             Dialect::Deltacloud => "deltacloud",
             Dialect::Cimi => "cimi",
             Dialect::Danube => "danube",
+            Dialect::Keystone => "keystone",
+            Dialect::Cinder => "cinder",
+            Dialect::Glance => "glance",
         }
     }
 }

@@ -60,8 +60,8 @@ mod keystone;
 pub mod meta;
 mod openstack;
 mod remote;
-mod token;
 mod serve_http;
+mod token;
 
 pub use access::{RequestObserver, RequestRecord};
 pub use auth::{Auth, Quota, Tenant};
@@ -182,7 +182,9 @@ impl ApiState {
     pub(crate) fn authenticate(&self, token: &str) -> Option<&Tenant> {
         if token::is_signed_form(token) {
             let claims = self.token_key().verify(token, token::UnixTime::now())?;
-            self.auth().by_id(&claims.tenant)
+            let t = self.auth().by_id(&claims.tenant)?;
+            access::note_tenant(&t.id);
+            Some(t)
         } else {
             self.auth().by_token(token)
         }
