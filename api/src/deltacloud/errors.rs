@@ -8,21 +8,32 @@
 //! {"code": 404, "message": "...", "error": "Not Found"}
 //! ```
 //!
-//! Statuses: 400 validation, 401 (with `WWW-Authenticate: Basic`), 403,
+//! Statuses: 400 validation, 401 (with `WWW-Authenticate: Basic
+//! realm="blockd-deltacloud@HOST"`), 403,
 //! 404, 405 (with `Allow`), 409 state conflicts (attached volume deleted,
 //! attach of a busy volume, taken device, detach of a detached volume),
 //! 413 quota exceeded or body too large, 415 body type, 500 (a generic
 //! message; the cause is logged), 501, 503.
 
 use super::format::{self, Format};
-use super::views::{xml_doc, XmlResult};
+use super::views::{xml_doc, XmlResult, DRIVER};
 use crate::error::{ApiError, ErrorKind};
 use crate::http::{Reply, Request};
 use quick_xml::events::BytesText;
 use serde_json::json;
 
-/// The realm of the Basic challenge.
-pub(crate) const REALM: &str = "Deltacloud blockd";
+/// The realm of the Basic challenge, formed as the Deltacloud server
+/// formed it: `DRIVER-deltacloud@HOSTNAME` (the `HOSTNAME` environment
+/// variable, empty when unset; only `[A-Za-z0-9.-]` kept).
+pub(crate) fn realm() -> String {
+    let host: String = std::env::var("HOSTNAME")
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || ".-".contains(*c))
+        .take(253)
+        .collect();
+    format!("{DRIVER}-deltacloud@{host}")
+}
 
 /// The HTTP status and reason phrase of an error kind.
 pub(crate) fn status_of(kind: ErrorKind) -> (u16, &'static str) {
@@ -96,7 +107,7 @@ pub(crate) fn reply(req: &Request, e: &ApiError) -> Reply {
         r = r.with_header("allow", allow);
     }
     if e.kind() == ErrorKind::Unauthorized {
-        r = r.with_header("www-authenticate", format!("Basic realm=\"{REALM}\""));
+        r = r.with_header("www-authenticate", format!("Basic realm=\"{}\"", realm()));
     }
     r
 }
