@@ -327,3 +327,37 @@ fn conditional_get_and_oversized_bodies() {
     identified(&r);
     assert_eq!(r.header("content-type"), Some(XML));
 }
+
+#[test]
+fn no_host_header_is_400() {
+    use std::io::{Read, Write};
+    let api = Api::start();
+    let addr = api.base.trim_start_matches("http://").to_string();
+    let ask = |request: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        s.write_all(request.as_bytes()).expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        out
+    };
+    // HTTP/1.0 without Host: 400, identified, the error in XML.
+    let out = ask("GET /api HTTP/1.0\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.0 400"), "{out}");
+    let lower = out.to_ascii_lowercase();
+    assert!(
+        lower.contains("\r\nx-deltacloud-driver: blockd\r\n"),
+        "{out}"
+    );
+    assert!(
+        lower.contains("\r\ncontent-type: application/xml\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("Unable to find HTTP Host header"), "{out}");
+    // With a Host it is served.
+    let out = ask("GET /api HTTP/1.0\r\nHost: example.org\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.0 200"), "{out}");
+    assert!(
+        out.contains("http://example.org/api/storage_volumes"),
+        "{out}"
+    );
+}

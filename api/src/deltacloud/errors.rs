@@ -13,7 +13,8 @@
 //! 404, 405 (with `Allow`), 409 state conflicts (attached volume deleted,
 //! attach of a busy volume, taken device, detach of a detached volume),
 //! 413 quota exceeded or body too large, 415 body type, 500 (a generic
-//! message; the cause is logged), 501, 503.
+//! message; the cause is logged), 501, 502 (the store full or
+//! fail-stopped: Deltacloud's "Backend Server Error"; it had no 503).
 
 use super::format::{self, Format};
 use super::views::{xml_doc, XmlResult, DRIVER};
@@ -47,7 +48,9 @@ pub(crate) fn status_of(kind: ErrorKind) -> (u16, &'static str) {
         ErrorKind::OverLimit => (413, "Request Entity Too Large"),
         ErrorKind::UnsupportedMediaType => (415, "Unsupported Media Type"),
         ErrorKind::NotImplemented => (501, "Not Implemented"),
-        ErrorKind::Unavailable => (503, "Service Unavailable"),
+        // The store (this server's backend) full or fail-stopped: the
+        // Deltacloud server's "Backend Server Error".
+        ErrorKind::Unavailable => (502, "Backend Server Error"),
         ErrorKind::Internal | ErrorKind::Config => (500, "Internal Server Error"),
     }
 }
@@ -155,6 +158,10 @@ mod tests {
         assert!(!String::from_utf8(r.raw.unwrap().1)
             .unwrap()
             .contains("secret"));
+        assert_eq!(
+            status_of(ErrorKind::Unavailable),
+            (502, "Backend Server Error")
+        );
         let r = reply(&req(""), &ApiError::new(ErrorKind::Unauthorized, "who"));
         assert!(r
             .headers

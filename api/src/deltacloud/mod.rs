@@ -11,7 +11,8 @@
 //! (with blockd's own version as a comment) and `X-Deltacloud-Driver`.
 //! `HEAD` answers as `GET` without the body; `OPTIONS` answers 200 with
 //! `Allow` (no credentials needed, as Sinatra-Rabbit's generated routes);
-//! a method a path does not serve is 405 with the same `Allow`.
+//! a method a path does not serve is 405 with the same `Allow`; a
+//! request without `Host` is 400.
 //!
 //! Formats: XML by default, JSON by `?format=json` (which beats `Accept`)
 //! or `Accept`; 406 with an empty body when nothing acceptable is asked
@@ -168,6 +169,11 @@ fn answer(state: &ApiState, req: &Request) -> Reply {
 }
 
 fn route(state: &ApiState, req: &Request, fmt: Format) -> Result<Reply> {
+    // As the Deltacloud server: every href is absolute, so a request
+    // without a Host (HTTP/1.0) is 400.
+    if req.header("host").is_none_or(|h| h.trim().is_empty()) {
+        return Err(ApiError::bad_request("Unable to find HTTP Host header"));
+    }
     let rest = below_api(req).ok_or_else(not_found)?;
     let rest = rest.as_slice();
     let allow = allow_of(rest).ok_or_else(not_found)?;
