@@ -1,7 +1,8 @@
 //! The HTTP edge shared by dialects: a plain [`Request`] (method, decoded
 //! path segments, query, headers, body read with a size limit) and a plain
 //! [`Reply`] (status, JSON or raw body, headers) that handlers build without
-//! touching warp, plus the helpers for JSON bodies and media types.
+//! touching warp, plus the helpers for JSON bodies and media types, and the
+//! cache validators (`ETag`, `Cache-Control`, 304) two dialects share.
 
 use crate::error::{ApiError, ErrorKind, Result};
 use bytes::Bytes;
