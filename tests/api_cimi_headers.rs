@@ -22,6 +22,7 @@ const GIB_KIB: u64 = 1 << 20;
 /// The version header every reply carries.
 fn versioned(r: &Resp) {
     assert_eq!(r.header("cimi-specification-version"), Some("1.0.1"));
+    assert!(r.header("date").is_some(), "no Date");
 }
 
 /// A 200 or 201 document of `ct`: versioned, typed, tagged.

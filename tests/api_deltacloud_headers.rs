@@ -23,6 +23,7 @@ fn identified(r: &Resp) {
     );
     assert_eq!(r.header("x-deltacloud-driver"), Some("blockd"));
     assert_eq!(r.header("x-deltacloud-provider"), None);
+    assert!(r.header("date").is_some(), "no Date");
 }
 
 /// A 200 or 201 with a body of `ct`: identified, typed, tagged.
