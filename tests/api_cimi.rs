@@ -316,7 +316,7 @@ fn configurations_and_templates() {
     // A fixed set: no create, no delete.
     let r = c.post("volume_configurations", &json!({"capacity": 1}));
     error(&r, 405);
-    assert_eq!(r.header("allow"), Some("GET"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
     error(&c.delete("volume_templates/small"), 405);
 }
 

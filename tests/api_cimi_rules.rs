@@ -119,7 +119,7 @@ fn version_negotiation_and_media_types() {
     // Wrong methods: 405 with Allow.
     let r = c.req("PATCH", "/cimi/volumes", Some(DEMO), &[], None);
     error(&r, 405);
-    assert_eq!(r.header("allow"), Some("GET, POST"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST, OPTIONS"));
     let r = c.req(
         "POST",
         "/cimi/cloudEntryPoint",

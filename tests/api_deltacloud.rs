@@ -148,7 +148,7 @@ fn entry_point() {
     // Only GET.
     let r = call(&api, "POST", "/api", None, &[], Some(("text/plain", b"")));
     xml_error(&r, 405);
-    assert_eq!(r.header("allow"), Some("GET"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
 }
 
 // ---- formats ----

@@ -309,7 +309,7 @@ fn attach_detach_delete_rules() {
         None,
     );
     xml_error(&r, 405);
-    assert_eq!(r.header("allow"), Some("GET, DELETE"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD, DELETE, OPTIONS"));
     let r = call(
         &api,
         "GET",

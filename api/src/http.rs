@@ -1,7 +1,8 @@
 //! The HTTP edge shared by dialects: a plain [`Request`] (method, decoded
 //! path segments, query, headers, body read with a size limit) and a plain
 //! [`Reply`] (status, JSON or raw body, headers) that handlers build without
-//! touching warp, plus the helpers for JSON bodies and media types.
+//! touching warp, plus the helpers for JSON bodies and media types, and the
+//! cache validators (`ETag`, `Cache-Control`, 304) two dialects share.
 
 use crate::error::{ApiError, ErrorKind, Result};
 use bytes::Bytes;
@@ -52,6 +53,19 @@ impl Request {
             query: parse_query(query),
             headers,
             body,
+        }
+    }
+
+    /// The same request as a GET: how a HEAD is answered (the server
+    /// sends the GET's status and headers; hyper drops the body).
+    pub fn as_get(&self) -> Request {
+        Request {
+            method: Method::GET,
+            path: self.path.clone(),
+            segments: self.segments.clone(),
+            query: self.query.clone(),
+            headers: self.headers.clone(),
+            body: self.body.clone(),
         }
     }
 
@@ -182,6 +196,59 @@ impl Reply {
     }
 }
 
+/// `Cache-Control` of replies that carry an `ETag`: what Rack::ETag
+/// added for the Deltacloud server (both its dialects): cache privately,
+/// revalidate every time.
+pub const REVALIDATE: &str = "max-age=0, private, must-revalidate";
+
+/// A quoted strong entity tag of `bytes` (128 bits of SHA-256).
+fn etag_of(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(bytes);
+    format!("\"{}\"", hex::encode(&d[..16]))
+}
+
+/// True when an `If-None-Match` value lists `etag` (or is `*`).
+fn etag_listed(if_none_match: &str, etag: &str) -> bool {
+    if_none_match.split(',').any(|t| {
+        let t = t.trim();
+        t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+    })
+}
+
+/// Cache validators, as Rack::ETag gave the Deltacloud server's replies:
+/// a 200 or 201 with a non-empty body gets an `ETag` (a hash of the body)
+/// and `Cache-Control: `[`REVALIDATE`]; other replies are left alone. A
+/// GET whose `If-None-Match` names the tag becomes a 304 without a body.
+pub(crate) fn with_validators(req: &Request, reply: Reply) -> Reply {
+    if reply.status != 200 && reply.status != 201 {
+        return reply;
+    }
+    let bytes = match (&reply.raw, &reply.body) {
+        (Some((_, b)), _) => b.clone(),
+        (None, Some(v)) => v.to_string().into_bytes(),
+        (None, None) => Vec::new(),
+    };
+    if bytes.is_empty() {
+        return reply;
+    }
+    let etag = etag_of(&bytes);
+    if reply.status == 200 && req.method == Method::GET {
+        if let Some(inm) = req.header("if-none-match") {
+            if etag_listed(inm, &etag) {
+                let mut r = Reply::empty(304);
+                r.headers = reply.headers;
+                return r
+                    .with_header("etag", etag)
+                    .with_header("cache-control", REVALIDATE);
+            }
+        }
+    }
+    reply
+        .with_header("etag", etag)
+        .with_header("cache-control", REVALIDATE)
+}
+
 fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -292,6 +359,31 @@ mod tests {
         assert!(!is_json_media_type("application/xml"));
         assert!(!is_json_media_type("application/x-www-form-urlencoded"));
         assert!(!is_json_media_type(""));
+    }
+
+    #[test]
+    fn etags() {
+        let e = etag_of(b"x");
+        assert!(e.starts_with('"') && e.ends_with('"') && e.len() == 34);
+        assert!(etag_listed(&e, &e));
+        assert!(etag_listed(&format!("\"a\", W/{e}"), &e));
+        assert!(etag_listed("*", &e));
+        assert!(!etag_listed("\"a\"", &e));
+        let get = |inm: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(v) = inm {
+                h.insert("if-none-match", v.parse().unwrap());
+            }
+            Request::new(Method::GET, "/", "", h, Bytes::new())
+        };
+        let r = with_validators(&get(None), Reply::raw(200, "application/xml", "x"));
+        assert!(r.headers.contains(&("etag", e.clone())));
+        assert!(r.headers.contains(&("cache-control", REVALIDATE.into())));
+        let r = with_validators(&get(Some(&e)), Reply::raw(200, "application/xml", "x"));
+        assert_eq!((r.status, r.raw.is_none()), (304, true));
+        for r in [Reply::raw(202, "application/xml", "x"), Reply::empty(200)] {
+            assert!(with_validators(&get(None), r).headers.is_empty());
+        }
     }
 
     #[test]

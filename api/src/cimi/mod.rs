@@ -4,7 +4,8 @@
 //! asks for it; request bodies in either (`Content-Type`). HTTP Basic auth.
 //!
 //! ```text
-//!  mod.rs       routing, auth, CIMI-Specification-Version, the call context
+//!  mod.rs       routing, auth, CIMI-Specification-Version, HEAD/OPTIONS,
+//!               ETag, the call context
 //!  body.rs      request bodies (JSON, or XML through quick-xml) to one map
 //!  doc.rs       response documents rendered as JSON or XML; error bodies
 //!  query.rs     $filter, $first, $last on collections
@@ -29,7 +30,7 @@ mod volumes;
 use crate::auth::{self, Tenant};
 use crate::domain;
 use crate::error::{ApiError, Result};
-use crate::http::{Reply, Request};
+use crate::http::{self, Reply, Request};
 use crate::meta;
 use crate::ApiState;
 use doc::{Doc, Format, Node};
@@ -121,8 +122,29 @@ pub(crate) fn head(elem: &'static str, id: String, o: &ObjectInfo) -> Doc {
 }
 
 /// Handles one request of this dialect, errors included; every reply
-/// carries `CIMI-Specification-Version`.
+/// carries `CIMI-Specification-Version`. `HEAD` answers as `GET` without
+/// the body; `OPTIONS` answers 200 with `Allow` (no credentials needed);
+/// 200 and 201 replies with a body carry `ETag` and `Cache-Control`, and
+/// a GET whose `If-None-Match` names the tag is 304.
 pub(crate) fn dispatch(state: &ApiState, req: &Request) -> Reply {
+    let reply = match req.method {
+        Method::OPTIONS => options(req),
+        Method::HEAD => answer(state, &req.as_get()),
+        _ => answer(state, req),
+    };
+    reply.with_header("cimi-specification-version", SPEC_VERSION)
+}
+
+/// `OPTIONS`: 200 with `Allow`, or 404 for a path not served.
+fn options(req: &Request) -> Reply {
+    match below_cimi(req).and_then(|rest| allow_of(&rest)) {
+        Some(allow) => Reply::empty(200).with_header("allow", allow),
+        None => doc::error(Format::of(req), &not_found()),
+    }
+}
+
+/// Any other method: version, credentials, route, cache validators.
+fn answer(state: &ApiState, req: &Request) -> Reply {
     let fmt = Format::of(req);
     let reply = negotiate(req)
         .and_then(|_| authenticate(state, req))
@@ -134,8 +156,33 @@ pub(crate) fn dispatch(state: &ApiState, req: &Request) -> Reply {
             };
             route(&ctx)
         });
-    let reply = reply.unwrap_or_else(|e| doc::error(fmt, &e));
-    reply.with_header("cimi-specification-version", SPEC_VERSION)
+    match reply {
+        Ok(r) => http::with_validators(req, r),
+        Err(e) => doc::error(fmt, &e),
+    }
+}
+
+/// The path below `/cimi`, if the request is under it.
+fn below_cimi(req: &Request) -> Option<Vec<&str>> {
+    match req.segments.split_first() {
+        Some((first, rest)) if first == "cimi" => Some(rest.iter().map(String::as_str).collect()),
+        _ => None,
+    }
+}
+
+/// The methods a path under `/cimi` answers (its `Allow`); `None` for
+/// paths this dialect does not serve.
+fn allow_of(rest: &[&str]) -> Option<&'static str> {
+    Some(match rest {
+        [] | ["cloudEntryPoint"] => "GET, HEAD, OPTIONS",
+        ["volumes" | "volume_images"] => "GET, HEAD, POST, OPTIONS",
+        ["volumes" | "volume_images", _] => "GET, HEAD, PUT, DELETE, OPTIONS",
+        ["volume_configurations" | "volume_templates" | "machines"]
+        | ["volume_configurations" | "volume_templates" | "machines", _] => "GET, HEAD, OPTIONS",
+        ["machines", _, "volumes"] => "GET, HEAD, POST, OPTIONS",
+        ["machines", _, "volumes", _] => "GET, HEAD, DELETE, OPTIONS",
+        _ => return None,
+    })
 }
 
 /// This dialect's error reply for `e` (a request that failed before its
@@ -201,56 +248,49 @@ fn not_found() -> ApiError {
 
 fn route(ctx: &Ctx) -> Result<Reply> {
     let req = ctx.req();
-    let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let m = &req.method;
-    let rest = match segs.split_first() {
-        Some((&"cimi", rest)) => rest,
-        _ => return Err(not_found()),
-    };
+    let rest = below_cimi(req).ok_or_else(not_found)?;
+    let rest = rest.as_slice();
+    let allow = allow_of(rest).ok_or_else(not_found)?;
+    only(req, allow)?;
+    // HEAD comes here as GET and OPTIONS never: the arms below tell the
+    // other methods apart.
+    if matches!(*m, Method::HEAD | Method::OPTIONS) {
+        return Err(ApiError::method_not_allowed(allow));
+    }
     match rest {
-        [] | ["cloudEntryPoint"] => only(req, "GET").map(|_| entry_point(ctx)),
+        [] | ["cloudEntryPoint"] => Ok(entry_point(ctx)),
         ["volumes"] => {
-            only(req, "GET, POST")?;
             if *m == Method::GET {
                 volumes::list(ctx)
             } else {
                 volumes::create(ctx)
             }
         }
-        ["volumes", id] => {
-            only(req, "GET, PUT, DELETE")?;
-            match *m {
-                Method::GET => volumes::show(ctx, id),
-                Method::PUT => volumes::update(ctx, id),
-                _ => volumes::delete(ctx, id),
-            }
-        }
+        ["volumes", id] => match *m {
+            Method::GET => volumes::show(ctx, id),
+            Method::PUT => volumes::update(ctx, id),
+            _ => volumes::delete(ctx, id),
+        },
         ["volume_images"] => {
-            only(req, "GET, POST")?;
             if *m == Method::GET {
                 images::list(ctx)
             } else {
                 images::create(ctx)
             }
         }
-        ["volume_images", id] => {
-            only(req, "GET, PUT, DELETE")?;
-            match *m {
-                Method::GET => images::show(ctx, id),
-                Method::PUT => images::update(ctx, id),
-                _ => images::delete(ctx, id),
-            }
-        }
-        ["volume_configurations"] => only(req, "GET").and_then(|_| volumes::list_configs(ctx)),
-        ["volume_configurations", id] => {
-            only(req, "GET").and_then(|_| volumes::show_config(ctx, id))
-        }
-        ["volume_templates"] => only(req, "GET").and_then(|_| volumes::list_templates(ctx)),
-        ["volume_templates", id] => only(req, "GET").and_then(|_| volumes::show_template(ctx, id)),
-        ["machines"] => only(req, "GET").and_then(|_| machines::list_machines(ctx)),
-        ["machines", mid] => only(req, "GET").and_then(|_| machines::show_machine(ctx, mid)),
+        ["volume_images", id] => match *m {
+            Method::GET => images::show(ctx, id),
+            Method::PUT => images::update(ctx, id),
+            _ => images::delete(ctx, id),
+        },
+        ["volume_configurations"] => volumes::list_configs(ctx),
+        ["volume_configurations", id] => volumes::show_config(ctx, id),
+        ["volume_templates"] => volumes::list_templates(ctx),
+        ["volume_templates", id] => volumes::show_template(ctx, id),
+        ["machines"] => machines::list_machines(ctx),
+        ["machines", mid] => machines::show_machine(ctx, mid),
         ["machines", mid, "volumes"] => {
-            only(req, "GET, POST")?;
             if *m == Method::GET {
                 machines::list(ctx, mid)
             } else {
@@ -258,7 +298,6 @@ fn route(ctx: &Ctx) -> Result<Reply> {
             }
         }
         ["machines", mid, "volumes", vid] => {
-            only(req, "GET, DELETE")?;
             if *m == Method::GET {
                 machines::show(ctx, mid, vid)
             } else {

@@ -8,21 +8,33 @@
 //! {"code": 404, "message": "...", "error": "Not Found"}
 //! ```
 //!
-//! Statuses: 400 validation, 401 (with `WWW-Authenticate: Basic`), 403,
+//! Statuses: 400 validation, 401 (with `WWW-Authenticate: Basic
+//! realm="blockd-deltacloud@HOST"`), 403,
 //! 404, 405 (with `Allow`), 409 state conflicts (attached volume deleted,
 //! attach of a busy volume, taken device, detach of a detached volume),
 //! 413 quota exceeded or body too large, 415 body type, 500 (a generic
-//! message; the cause is logged), 501, 503.
+//! message; the cause is logged), 501, 502 (the store full or
+//! fail-stopped: Deltacloud's "Backend Server Error"; it had no 503).
 
 use super::format::{self, Format};
-use super::views::{xml_doc, XmlResult};
+use super::views::{xml_doc, XmlResult, DRIVER};
 use crate::error::{ApiError, ErrorKind};
 use crate::http::{Reply, Request};
 use quick_xml::events::BytesText;
 use serde_json::json;
 
-/// The realm of the Basic challenge.
-pub(crate) const REALM: &str = "Deltacloud blockd";
+/// The realm of the Basic challenge, formed as the Deltacloud server
+/// formed it: `DRIVER-deltacloud@HOSTNAME` (the `HOSTNAME` environment
+/// variable, empty when unset; only `[A-Za-z0-9.-]` kept).
+pub(crate) fn realm() -> String {
+    let host: String = std::env::var("HOSTNAME")
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || ".-".contains(*c))
+        .take(253)
+        .collect();
+    format!("{DRIVER}-deltacloud@{host}")
+}
 
 /// The HTTP status and reason phrase of an error kind.
 pub(crate) fn status_of(kind: ErrorKind) -> (u16, &'static str) {
@@ -36,7 +48,9 @@ pub(crate) fn status_of(kind: ErrorKind) -> (u16, &'static str) {
         ErrorKind::OverLimit => (413, "Request Entity Too Large"),
         ErrorKind::UnsupportedMediaType => (415, "Unsupported Media Type"),
         ErrorKind::NotImplemented => (501, "Not Implemented"),
-        ErrorKind::Unavailable => (503, "Service Unavailable"),
+        // The store (this server's backend) full or fail-stopped: the
+        // Deltacloud server's "Backend Server Error".
+        ErrorKind::Unavailable => (502, "Backend Server Error"),
         ErrorKind::Internal | ErrorKind::Config => (500, "Internal Server Error"),
     }
 }
@@ -96,7 +110,7 @@ pub(crate) fn reply(req: &Request, e: &ApiError) -> Reply {
         r = r.with_header("allow", allow);
     }
     if e.kind() == ErrorKind::Unauthorized {
-        r = r.with_header("www-authenticate", format!("Basic realm=\"{REALM}\""));
+        r = r.with_header("www-authenticate", format!("Basic realm=\"{}\"", realm()));
     }
     r
 }
@@ -144,6 +158,10 @@ mod tests {
         assert!(!String::from_utf8(r.raw.unwrap().1)
             .unwrap()
             .contains("secret"));
+        assert_eq!(
+            status_of(ErrorKind::Unavailable),
+            (502, "Backend Server Error")
+        );
         let r = reply(&req(""), &ApiError::new(ErrorKind::Unauthorized, "who"));
         assert!(r
             .headers

@@ -1,11 +1,11 @@
 //! Response formats: which one a request gets (`?format=` beats `Accept`;
 //! no preference is XML; nothing acceptable is 406 with an empty body),
-//! and the finishing of replies in it: content type, `ETag` (a hash of the
-//! body) and `If-None-Match` on GET (304).
+//! and the finishing of replies in it: content type (`application/xml` or
+//! `application/json`, no charset, as the Deltacloud server sent them),
+//! `ETag` and `Cache-Control` on 200 and 201, `If-None-Match` on GET
+//! (304): [`crate::http::with_validators`].
 
-use crate::http::{Reply, Request};
-use sha2::{Digest, Sha256};
-use warp::http::Method;
+use crate::http::{self, Reply, Request};
 
 /// A response format of this dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,32 +90,10 @@ pub(crate) fn negotiate(req: &Request) -> Option<Format> {
     }
 }
 
-/// A quoted strong entity tag of `bytes`.
-fn etag_of(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    format!("\"{}\"", hex::encode(&d[..16]))
-}
-
-/// True when an `If-None-Match` value lists `etag` (or is `*`).
-fn matches(if_none_match: &str, etag: &str) -> bool {
-    if_none_match.split(',').any(|t| {
-        let t = t.trim();
-        t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
-    })
-}
-
-/// A reply with `body` in `format`, its `ETag`, or a 304 when a GET's
-/// `If-None-Match` already names it.
+/// A reply with `body` in `format` and its cache validators, or a 304
+/// when a GET's `If-None-Match` already names it.
 pub(crate) fn finish(req: &Request, status: u16, format: Format, body: Vec<u8>) -> Reply {
-    let etag = etag_of(&body);
-    if status == 200 && req.method == Method::GET {
-        if let Some(inm) = req.header("if-none-match") {
-            if matches(inm, &etag) {
-                return Reply::empty(304).with_header("etag", etag);
-            }
-        }
-    }
-    Reply::raw(status, format.content_type(), body).with_header("etag", etag)
+    http::with_validators(req, Reply::raw(status, format.content_type(), body))
 }
 
 #[cfg(test)]
@@ -141,15 +119,5 @@ mod tests {
         assert_eq!(by_accept("text/html"), None);
         assert_eq!(by_accept("application/json;q=0"), None);
         assert_eq!(by_accept(";;,=,q=x"), None);
-    }
-
-    #[test]
-    fn etags() {
-        let e = etag_of(b"x");
-        assert!(e.starts_with('"') && e.ends_with('"') && e.len() == 34);
-        assert!(matches(&e, &e));
-        assert!(matches(&format!("\"a\", W/{e}"), &e));
-        assert!(matches("*", &e));
-        assert!(!matches("\"a\"", &e));
     }
 }

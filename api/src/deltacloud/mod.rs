@@ -6,6 +6,14 @@
 //!   `/:id/attach` and `/:id/detach` (POST);
 //! - `/api/storage_snapshots` (GET list, POST create), `/:id` (GET, DELETE).
 //!
+//! Every answer (errors and 406 included) names the server as the
+//! Deltacloud server named itself: `Server: Apache-Deltacloud/VERSION`
+//! (with blockd's own version as a comment) and `X-Deltacloud-Driver`.
+//! `HEAD` answers as `GET` without the body; `OPTIONS` answers 200 with
+//! `Allow` (no credentials needed, as Sinatra-Rabbit's generated routes);
+//! a method a path does not serve is 405 with the same `Allow`; a
+//! request without `Host` is 400.
+//!
 //! Formats: XML by default, JSON by `?format=json` (which beats `Accept`)
 //! or `Accept`; 406 with an empty body when nothing acceptable is asked
 //! for (`format.rs`). Parameters from the query string, a form or a
@@ -94,25 +102,83 @@ fn truthy(v: Option<&str>) -> bool {
     )
 }
 
+/// `Server`: what the Deltacloud server called itself, and what we are.
+fn server() -> String {
+    format!(
+        "Apache-Deltacloud/{} (blockd {})",
+        views::VERSION,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// The headers by which the Deltacloud server named itself on every reply.
+fn identify(reply: Reply) -> Reply {
+    reply
+        .with_header("server", server())
+        .with_header("x-deltacloud-driver", views::DRIVER)
+}
+
+/// The methods a path under `/api` answers (its `Allow`); `None` for
+/// paths this dialect does not serve.
+fn allow_of(rest: &[&str]) -> Option<&'static str> {
+    Some(match rest {
+        [] => "GET, HEAD, OPTIONS",
+        ["storage_volumes" | "storage_snapshots"] => "GET, HEAD, POST, OPTIONS",
+        ["storage_volumes" | "storage_snapshots", _] => "GET, HEAD, DELETE, OPTIONS",
+        ["storage_volumes", _, "attach" | "detach"] => "POST, OPTIONS",
+        _ => return None,
+    })
+}
+
+/// The path below `/api`, if the request is under it.
+fn below_api(req: &Request) -> Option<Vec<&str>> {
+    match req.segments.split_first() {
+        Some((first, rest)) if first == "api" => Some(rest.iter().map(String::as_str).collect()),
+        _ => None,
+    }
+}
+
 /// Handles one request of this dialect, errors included.
 pub(crate) fn dispatch(state: &ApiState, req: &Request) -> Reply {
+    let reply = match req.method {
+        Method::OPTIONS => options(req),
+        Method::HEAD => answer(state, &req.as_get()),
+        _ => answer(state, req),
+    };
+    identify(reply)
+}
+
+/// `OPTIONS`: 200 with `Allow`, or 404 for a path not served.
+fn options(req: &Request) -> Reply {
+    match below_api(req).and_then(|rest| allow_of(&rest)) {
+        Some(allow) => Reply::empty(200).with_header("allow", allow),
+        None => errors::reply(req, &not_found()),
+    }
+}
+
+/// Any other method: the format first (406 with an empty body when
+/// nothing acceptable is asked for), then the route.
+fn answer(state: &ApiState, req: &Request) -> Reply {
     let Some(fmt) = format::negotiate(req) else {
         return Reply::empty(406);
     };
     match route(state, req, fmt) {
         Ok(r) => r,
-        Err(e) => error_reply(req, &e),
+        Err(e) => errors::reply(req, &e),
     }
 }
 
 fn route(state: &ApiState, req: &Request, fmt: Format) -> Result<Reply> {
-    let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
-    let rest = match segs.as_slice() {
-        ["api", rest @ ..] => rest,
-        _ => return Err(not_found()),
-    };
+    // As the Deltacloud server: every href is absolute, so a request
+    // without a Host (HTTP/1.0) is 400.
+    if req.header("host").is_none_or(|h| h.trim().is_empty()) {
+        return Err(ApiError::bad_request("Unable to find HTTP Host header"));
+    }
+    let rest = below_api(req).ok_or_else(not_found)?;
+    let rest = rest.as_slice();
+    let allow = allow_of(rest).ok_or_else(not_found)?;
     if rest.is_empty() {
-        only(req, "GET")?;
+        only(req, allow)?;
         if truthy(req.query_param("force_auth")) {
             authenticate(state, req)?;
         }
@@ -120,13 +186,13 @@ fn route(state: &ApiState, req: &Request, fmt: Format) -> Result<Reply> {
             .map_err(|e| ApiError::internal(format!("writing XML: {e}")))?;
         return Ok(format::finish(req, 200, fmt, body));
     }
-    if !matches!(
-        rest.first(),
-        Some(&("storage_volumes" | "storage_snapshots"))
-    ) {
-        return Err(not_found());
-    }
     let tenant = authenticate(state, req)?;
+    only(req, allow)?;
+    // HEAD comes here as GET and OPTIONS never: the arms below tell the
+    // other methods apart.
+    if matches!(req.method, Method::HEAD | Method::OPTIONS) {
+        return Err(ApiError::method_not_allowed(allow));
+    }
     let ctx = Ctx {
         dom: domain::Ctx::new(state, tenant),
         req,
@@ -135,7 +201,6 @@ fn route(state: &ApiState, req: &Request, fmt: Format) -> Result<Reply> {
     let is_get = req.method == Method::GET;
     match rest {
         ["storage_volumes"] => {
-            only(req, "GET, POST")?;
             if is_get {
                 volumes::list(&ctx)
             } else {
@@ -143,21 +208,15 @@ fn route(state: &ApiState, req: &Request, fmt: Format) -> Result<Reply> {
             }
         }
         ["storage_volumes", id] => {
-            only(req, "GET, DELETE")?;
             if is_get {
                 volumes::show(&ctx, id)
             } else {
                 volumes::delete(&ctx, id)
             }
         }
-        ["storage_volumes", id, "attach"] => {
-            only(req, "POST").and_then(|_| volumes::attach(&ctx, id))
-        }
-        ["storage_volumes", id, "detach"] => {
-            only(req, "POST").and_then(|_| volumes::detach(&ctx, id))
-        }
+        ["storage_volumes", id, "attach"] => volumes::attach(&ctx, id),
+        ["storage_volumes", id, "detach"] => volumes::detach(&ctx, id),
         ["storage_snapshots"] => {
-            only(req, "GET, POST")?;
             if is_get {
                 snapshots::list(&ctx)
             } else {
@@ -165,7 +224,6 @@ fn route(state: &ApiState, req: &Request, fmt: Format) -> Result<Reply> {
             }
         }
         ["storage_snapshots", id] => {
-            only(req, "GET, DELETE")?;
             if is_get {
                 snapshots::show(&ctx, id)
             } else {
@@ -176,7 +234,8 @@ fn route(state: &ApiState, req: &Request, fmt: Format) -> Result<Reply> {
     }
 }
 
-/// This dialect's error reply for `e`.
+/// This dialect's error reply for `e` (a request that failed before its
+/// handler ran, e.g. a body over the size limit).
 pub(crate) fn error_reply(req: &Request, e: &ApiError) -> Reply {
-    errors::reply(req, e)
+    identify(errors::reply(req, e))
 }
