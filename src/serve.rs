@@ -20,6 +20,38 @@ pub enum TlsChoice {
     Allow,
 }
 
+/// Whether NBD clients must prove they may open an export.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NbdAuth {
+    /// On when the API is served and the NBD TCP listener is not
+    /// loopback-only.
+    Auto,
+    /// Only attachment secrets and tenants' client certificates open exports.
+    On,
+    /// Every object is open to whoever reaches a listener.
+    Off,
+}
+
+/// The metadata keys NBD authorization reads (the API writes them);
+/// attachment secrets work either way, `enforce` makes them necessary.
+fn access_policy(enforce: bool) -> nbd_server::AccessPolicy {
+    nbd_server::AccessPolicy {
+        secret_key: api::meta::NBD_SECRET.to_string(),
+        tenant_key: api::meta::TENANT.to_string(),
+        enforce,
+    }
+}
+
+/// Whether `--nbd-auth` turns authorization on, given the API and the NBD
+/// TCP listener's bound address (`None`: Unix socket only).
+fn nbd_auth_on(choice: NbdAuth, api: bool, tcp: Option<std::net::SocketAddr>) -> bool {
+    match choice {
+        NbdAuth::On => true,
+        NbdAuth::Off => false,
+        NbdAuth::Auto => api && tcp.is_some_and(|a| !a.ip().is_loopback()),
+    }
+}
+
 /// Loads the NBD TLS material named by the options, if any.
 fn nbd_tls(args: &ServeArgs) -> Result<Option<nbd_server::Tls>> {
     let (Some(cert), Some(key)) = (&args.nbd_tls_cert, &args.nbd_tls_key) else {
@@ -83,6 +115,13 @@ pub struct ServeArgs {
     /// until the client upgrades; "allow" serves plaintext clients too.
     #[arg(long, value_enum, default_value_t = TlsChoice::Require)]
     nbd_tls: TlsChoice,
+    /// NBD authorization: with it, a client opens a volume only through the
+    /// export name its attachment returned (revoked on detach) or as the
+    /// tenant its verified TLS client certificate names (subject CN).
+    /// "auto": on when the API is served and the NBD TCP listener is not
+    /// loopback-only.
+    #[arg(long, value_enum, default_value_t = NbdAuth::Auto)]
+    nbd_auth: NbdAuth,
     /// Also mount the FUSE export here (volumes/, snapshots/, images/).
     #[arg(long)]
     fuse_mount: Option<PathBuf>,
@@ -245,11 +284,7 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         Some(
             api::ApiState::new(store.clone(), auth)
                 .with_image_import(import_dir, args.image_import_max.0)
-                .with_import_policy(import_policy(&args))
-                .with_nbd_endpoints(api::NbdEndpoints {
-                    tcp: (!args.nbd_listen.is_empty()).then(|| args.nbd_listen.clone()),
-                    socket: Some(socket.clone()),
-                }),
+                .with_import_policy(import_policy(&args)),
         )
     };
     // The other commands reach the store through the server meanwhile.
@@ -296,14 +331,32 @@ async fn serve(
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut usr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
+    // Bind first: "auto" authorization depends on where TCP listens.
+    let tcp = if args.nbd_listen.is_empty() {
+        None
+    } else {
+        Some(nbd_server::Server::bind_tcp(&args.nbd_listen).await?)
+    };
+    let tcp_addr = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
+    let auth = nbd_auth_on(args.nbd_auth, api.is_some(), tcp_addr);
+    let tls = nbd_tls(args)?;
+    let tls_required = tls
+        .as_ref()
+        .is_some_and(|t| t.mode() == nbd_server::TlsMode::Require);
     let config = nbd_server::Config {
         max_connections: args.nbd_max_connections,
         handshake_timeout: Duration::from_secs(args.nbd_handshake_timeout),
         max_in_flight: args.nbd_max_in_flight,
         default_export: args.default_export.clone(),
         engine_threads: args.nbd_engine_threads,
-        tls: nbd_tls(args)?,
+        tls,
+        access: Some(access_policy(auth)),
     };
+    if auth {
+        tracing::info!("NBD authorization on: attachment secrets and tenant certificates only");
+    } else if tcp_addr.is_some_and(|a| !a.ip().is_loopback()) {
+        tracing::warn!("NBD authorization off on a non-loopback listener: every volume is open to every client");
+    }
     let server = nbd_server::Server::new(store.clone(), config);
     let mut tasks = Vec::new();
     let metrics = args
@@ -323,14 +376,26 @@ async fn serve(
         _ => (None, None),
     };
     let metrics = metrics.as_ref();
-    if !args.nbd_listen.is_empty() {
-        let l = nbd_server::Server::bind_tcp(&args.nbd_listen).await?;
+    if let Some(l) = tcp {
         tracing::info!("NBD listening on tcp {}", l.local_addr()?);
         tasks.push(server.serve_tcp(l));
     }
     let l = nbd_server::Server::bind_unix(socket)?;
     tracing::info!("NBD listening on unix {}", socket.display());
     tasks.push(server.serve_unix(l));
+    let revoker = server.revoker();
+    let api = api.map(|state| {
+        state.with_nbd(api::NbdAccess {
+            tcp: tcp_addr,
+            unix: Some(socket.to_path_buf()),
+            tls_required,
+            auth,
+            revoke: std::sync::Arc::new(move |id| {
+                let n = revoker.revoke(id);
+                tracing::info!(volume = %id, connections = n, "NBD attachment revoked");
+            }),
+        })
+    });
     let (api_stop, api_task) = match api {
         Some(state) => {
             let listen = args.api_listen.as_deref().unwrap_or(DEFAULT_API_LISTEN);
@@ -391,4 +456,23 @@ async fn serve(
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_authorization_follows_the_listeners() {
+        let lo = Some("127.0.0.1:10809".parse().unwrap());
+        let lo6 = Some("[::1]:10809".parse().unwrap());
+        let any = Some("0.0.0.0:10809".parse().unwrap());
+        assert!(!nbd_auth_on(NbdAuth::Auto, true, lo));
+        assert!(!nbd_auth_on(NbdAuth::Auto, true, lo6));
+        assert!(!nbd_auth_on(NbdAuth::Auto, true, None));
+        assert!(nbd_auth_on(NbdAuth::Auto, true, any));
+        assert!(!nbd_auth_on(NbdAuth::Auto, false, any));
+        assert!(nbd_auth_on(NbdAuth::On, false, lo));
+        assert!(!nbd_auth_on(NbdAuth::Off, true, any));
+    }
 }

@@ -819,16 +819,21 @@ fn cinder_attach_sequence_is_the_shared_attachment() {
     assert_eq!(r.status, 200, "{}", r.text);
     let info = &r.json["connection_info"];
     assert_eq!(info["driver_volume_type"], "nbd");
-    assert_eq!(info["data"]["export_name"], id.as_str());
+    // The export is the attachment's secret, not the volume id.
+    let export = info["data"]["export_name"].as_str().unwrap().to_string();
+    assert!(export.starts_with("att-"), "{export}");
     assert_eq!(info["data"]["socket"], api.socket.display().to_string());
     let uri = info["data"]["uris"][0].as_str().unwrap().to_string();
-    assert_eq!(uri, api.nbd_uri(&id));
+    assert_eq!(uri, api.nbd_uri(&export));
     api_common::qemu_io(&uri, &["write -P 0x5a 0 64k"]);
     api_common::qemu_io_ro(&uri, &["read -P 0x5a 0 64k"]);
     assert_eq!(
         act(json!({"os-terminate_connection": {"connector": {}}})).status,
         202
     );
+    // Terminated: the secret no longer names the volume.
+    let gone = api_common::run("nbdinfo", &[&uri]);
+    assert!(!gone.status.success(), "a terminated connection's export opened");
     assert_eq!(act(json!({"os-begin_detaching": {}})).status, 202);
     assert_eq!(status()["status"], "detaching");
     assert_eq!(act(json!({"os-roll_detaching": {}})).status, 202);

@@ -58,6 +58,7 @@ mod glance;
 mod http;
 mod keystone;
 pub mod meta;
+mod nbd_access;
 mod openstack;
 mod remote;
 mod serve_http;
@@ -67,6 +68,7 @@ pub use access::{RequestObserver, RequestRecord};
 pub use auth::{Auth, Quota, Tenant};
 pub use error::{ApiError, ErrorKind, Result};
 pub use http::{Reply, Request, MAX_BODY};
+pub use nbd_access::{NbdAccess, RevokeHook};
 pub use remote::{AllowedHost, ImportPolicy};
 pub use serve_http::{bind_limited, HttpLimits};
 
@@ -102,7 +104,7 @@ struct Inner {
     permits: tokio::sync::Semaphore,
     danube: danube::State,
     import_policy: std::sync::OnceLock<ImportPolicy>,
-    nbd: std::sync::OnceLock<NbdEndpoints>,
+    nbd: std::sync::OnceLock<NbdAccess>,
     token_key: token::TokenKey,
 }
 
@@ -142,15 +144,15 @@ impl ApiState {
         self
     }
 
-    /// The same state knowing where the NBD server listens, for Cinder's
-    /// `os-initialize_connection`. Set once: later calls change nothing.
-    pub fn with_nbd_endpoints(self, nbd: NbdEndpoints) -> Self {
-        let _ = self.inner.nbd.set(nbd);
+    /// The same state telling attach answers how NBD is reached, and
+    /// revoking attachments through `access.revoke` on detach. Set once.
+    pub fn with_nbd(self, access: NbdAccess) -> Self {
+        let _ = self.inner.nbd.set(access);
         self
     }
 
-    /// Where NBD clients reach the exports, if the server said.
-    pub(crate) fn nbd_endpoints(&self) -> Option<&NbdEndpoints> {
+    /// How NBD is reached, when the server runs one.
+    pub(crate) fn nbd(&self) -> Option<&NbdAccess> {
         self.inner.nbd.get()
     }
 
@@ -194,15 +196,6 @@ impl ApiState {
     pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, ()> {
         self.inner.lock.lock()
     }
-}
-
-/// Where the NBD server listens (the export of a volume is its id).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NbdEndpoints {
-    /// The TCP address (`host:port`), if NBD listens on TCP.
-    pub tcp: Option<String>,
-    /// The Unix socket, if any.
-    pub socket: Option<std::path::PathBuf>,
 }
 
 /// The REST dialects, each with its own paths, formats and error bodies.

@@ -46,6 +46,9 @@ pub const IMAGE_META_PREFIX: &str = "api.image_meta.";
 pub const IMAGE_NAME: &str = "api.image_name";
 /// Marks the hidden staging volume of a running import (its task id).
 pub const IMPORT_TMP: &str = "api.danube.import_task";
+/// The attachment's NBD secret: the export name that reaches the volume
+/// while it is attached (see `nbd_access.rs`).
+pub const NBD_SECRET: &str = "api.nbd_secret";
 /// Prefix of user metadata keys.
 pub const USER_PREFIX: &str = "user.";
 

@@ -12,10 +12,12 @@
 //!          │     └── reply.rs    simple, structured and extended reply framing
 //!          ├── tls.rs     STARTTLS: certificates, keys, FORCEDTLS or optional
 //!          ├── export.rs  export names <-> store objects
+//!          ├── access.rs  authorization: attachment secrets, tenant certificates
 //!          ├── metrics.rs per-volume counters (atomics; no metrics format)
 //!          └── bufpool.rs recycled large I/O buffers
 //! ```
 
+mod access;
 mod bufpool;
 pub mod codec;
 pub mod export;
@@ -27,6 +29,7 @@ mod server;
 mod session;
 mod tls;
 
+pub use access::{AccessPolicy, Client, Grant, Revoker};
 pub use server::{Config, Server};
 pub use session::{errno_of, Stream};
 pub use tls::{Tls, TlsFiles, TlsMode};

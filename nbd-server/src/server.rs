@@ -4,6 +4,7 @@
 //! flight, then return so the caller can flush and close the store).
 
 use crate::codec::ExportParams;
+use crate::access::{AccessPolicy, Client, Grant, Revoker};
 use crate::export::{Export, Exports};
 use crate::session::{self, Negotiated, Stream};
 use crate::Error;
@@ -31,6 +32,8 @@ pub struct Config {
     pub default_export: Option<String>,
     /// STARTTLS setup; `None` answers STARTTLS with ERR_POLICY.
     pub tls: Option<crate::Tls>,
+    /// Authorization; `None` serves every object to every client.
+    pub access: Option<AccessPolicy>,
 }
 
 impl Default for Config {
@@ -42,6 +45,7 @@ impl Default for Config {
             engine_threads: 64,
             default_export: None,
             tls: None,
+            access: None,
         }
     }
 }
@@ -57,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) bufs: Arc<crate::bufpool::BufPool>,
     /// Per-volume request counters.
     pub(crate) metrics: Arc<crate::metrics::NbdMetrics>,
+    /// Connections opened through attachment secrets, for revocation.
+    pub(crate) revoker: Revoker,
 }
 
 /// An NBD server over one store. Cheap to share; must be used inside a
@@ -74,13 +80,18 @@ impl Server {
         let conn_slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
         Arc::new(Server {
             shared: Arc::new(Shared {
-                exports: Exports::new(store.clone(), config.default_export.clone()),
+                exports: Exports::new(
+                    store.clone(),
+                    config.default_export.clone(),
+                    config.access.clone(),
+                ),
                 store,
                 engine_slots: Arc::new(Semaphore::new(config.engine_threads.max(1))),
                 config,
                 shutdown,
                 bufs: Arc::default(),
                 metrics: Arc::default(),
+                revoker: Revoker::default(),
             }),
             shutdown_tx,
             conn_slots,
@@ -90,6 +101,11 @@ impl Server {
     /// The per-volume request counters, for exposing as metrics.
     pub fn metrics(&self) -> Arc<crate::metrics::NbdMetrics> {
         self.shared.metrics.clone()
+    }
+
+    /// The handle that closes connections whose attachment is revoked.
+    pub fn revoker(&self) -> Revoker {
+        self.shared.revoker.clone()
     }
 
     /// Binds a TCP listener.
@@ -165,7 +181,7 @@ impl Server {
                 _ = stopped(&mut stop) => return,
                 r = tokio::time::timeout(shared.config.handshake_timeout, negotiate(s, &shared, &peer)) => r,
             };
-            let r = match neg {
+            let (export, serve) = match neg {
                 Err(_) => {
                     tracing::info!(%peer, "handshake timed out: closing");
                     return;
@@ -176,13 +192,28 @@ impl Server {
                 }
                 Ok(Ok(Conn::Close)) => return,
                 Ok(Ok(Conn::Plain(s, export, params))) => {
-                    tracing::debug!(%peer, export = %export.name, "client connected");
-                    session::transmit(s, export, params, shared).await
+                    tracing::debug!(%peer, export = %export.id, grant = ?export.grant, "client connected");
+                    let e = export.clone();
+                    (e, Box::pin(session::transmit(s, export, params, shared.clone())) as Serving)
                 }
                 Ok(Ok(Conn::Tls(s, export, params))) => {
-                    tracing::debug!(%peer, export = %export.name, "client connected over TLS");
-                    session::transmit(*s, export, params, shared).await
+                    tracing::debug!(%peer, export = %export.id, grant = ?export.grant, "client connected over TLS");
+                    let e = export.clone();
+                    (e, Box::pin(session::transmit(*s, export, params, shared.clone())) as Serving)
                 }
+            };
+            let r = if export.grant == Grant::Attachment {
+                // Detaching revokes the secret: close this connection.
+                let reg = shared.revoker.register(export.id);
+                tokio::select! {
+                    r = serve => r,
+                    _ = reg.revoked.notified() => {
+                        tracing::info!(%peer, export = %export.id, "attachment revoked: closing");
+                        Ok(())
+                    }
+                }
+            } else {
+                serve.await
             };
             if let Err(e) = r {
                 tracing::debug!(%peer, error = %e, "connection ended");
@@ -205,6 +236,9 @@ impl Server {
     }
 }
 
+/// A connection's transmission phase.
+type Serving = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send>>;
+
 /// A negotiated connection, ready for transmission.
 enum Conn<S> {
     /// In plaintext.
@@ -221,7 +255,7 @@ async fn negotiate<S: Stream>(mut s: S, shared: &Shared, peer: &str) -> Result<C
     let Some(no_zeroes) = session::greet(&mut s).await? else {
         return Ok(Conn::Close);
     };
-    match session::negotiate(&mut s, shared, no_zeroes, false).await? {
+    match session::negotiate(&mut s, shared, no_zeroes, false, &Client::Anonymous).await? {
         Negotiated::Close => Ok(Conn::Close),
         Negotiated::Transmit(e, p) => Ok(Conn::Plain(s, e, p)),
         Negotiated::StartTls => {
@@ -237,8 +271,16 @@ async fn negotiate<S: Stream>(mut s: S, shared: &Shared, peer: &str) -> Result<C
                 }
             };
             let version = t.get_ref().1.protocol_version();
-            tracing::debug!(%peer, ?version, "connection upgraded to TLS");
-            match session::negotiate(&mut t, shared, no_zeroes, true).await? {
+            // Only a verified certificate is presented (rustls checked it
+            // against the client CA during the handshake).
+            let client = t
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map_or(Client::Anonymous, |c| Client::from_certificate(c));
+            tracing::debug!(%peer, ?version, ?client, "connection upgraded to TLS");
+            match session::negotiate(&mut t, shared, no_zeroes, true, &client).await? {
                 Negotiated::Transmit(e, p) => Ok(Conn::Tls(Box::new(t), e, p)),
                 Negotiated::StartTls | Negotiated::Close => Ok(Conn::Close),
             }

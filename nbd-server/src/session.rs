@@ -9,6 +9,7 @@
 //! completion order: out of order with respect to requests, never
 //! interleaved.
 
+use crate::access::Client;
 use crate::bufpool::BufPool;
 use crate::codec::{self, errno, ClientOption, Command, ExportParams, ReplyMode, ReplyTo, Verdict};
 use crate::export::Export;
@@ -119,6 +120,7 @@ pub(crate) async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
     shared: &Shared,
     no_zeroes: bool,
     tls_on: bool,
+    client: &Client,
 ) -> Result<Negotiated, Error> {
     // FORCEDTLS: nothing but STARTTLS and ABORT before the upgrade.
     let forced = !tls_on
@@ -177,7 +179,7 @@ pub(crate) async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
                 return Ok(Negotiated::Close);
             }
             ClientOption::ExportName(name) => {
-                let Some(e) = shared.exports.lookup(&name) else {
+                let Some(e) = shared.exports.lookup(&name, client) else {
                     tracing::info!(export = %name, "EXPORT_NAME of an unknown export: closing");
                     return Ok(Negotiated::Close);
                 };
@@ -196,7 +198,7 @@ pub(crate) async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
             }
             ClientOption::List => {
                 let mut b = Vec::new();
-                for (name, desc) in shared.exports.list() {
+                for (name, desc) in shared.exports.list(client) {
                     codec::option_reply(
                         &mut b,
                         h.option,
@@ -208,7 +210,7 @@ pub(crate) async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
                 s.write_all(&b).await?;
             }
             ClientOption::Info(req) | ClientOption::Go(req) => {
-                let Some(e) = shared.exports.lookup(&req.name) else {
+                let Some(e) = shared.exports.lookup(&req.name, client) else {
                     send_reply(s, h.option, codec::rep::ERR_UNKNOWN, b"no such export").await?;
                     continue;
                 };
@@ -260,7 +262,7 @@ pub(crate) async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
                     send_reply(s, h.option, codec::rep::ERR_INVALID, msg).await?;
                     continue;
                 }
-                if shared.exports.lookup(&req.name).is_none() {
+                if shared.exports.lookup(&req.name, client).is_none() {
                     send_reply(s, h.option, codec::rep::ERR_UNKNOWN, b"no such export").await?;
                     continue;
                 }

@@ -77,7 +77,9 @@ pub fn action(ctx: &Ctx, id: &str) -> Result<Reply> {
         "os-detach" => detach(ctx, id),
         "os-initialize_connection" => initialize_connection(ctx, id, &args),
         "os-terminate_connection" => {
-            ctx.volume(id)?;
+            let locked = ctx.dom.lock();
+            let o = ctx.volume(id)?;
+            ops::revoke_connection(&ctx.dom, &locked, &o)?;
             Ok(Reply::empty(202))
         }
         other => Err(ApiError::bad_request(format!(
@@ -308,14 +310,17 @@ fn detach(ctx: &Ctx, id: &str) -> Result<Reply> {
     Ok(Reply::empty(202))
 }
 
-/// `os-initialize_connection` (`connector` required): the NBD export (the
-/// volume id) and how to reach it, as `driver_volume_type` `nbd`.
+/// `os-initialize_connection` (`connector` required): the volume's NBD
+/// export (its attachment secret, made here if the volume has none) and
+/// how to reach it, as `driver_volume_type` `nbd`; `os-terminate_connection`
+/// or a detach revokes it.
 fn initialize_connection(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
     if !matches!(args.get("connector"), Some(Value::Object(_))) {
         return Err(ApiError::bad_request(
             "Invalid input received: connector is required",
         ));
     }
+    let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     let ok = [meta::AVAILABLE, meta::IN_USE, "attaching", "reserved"];
     if !ok.contains(&o.status.as_str()) {
@@ -324,23 +329,13 @@ fn initialize_connection(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Resu
             o.status
         )));
     }
-    let export = o.id.to_string();
-    let nbd = ctx.state.nbd_endpoints().cloned().unwrap_or_default();
-    let mut data = json!({"export_name": export, "access_mode": "rw", "discard": true});
-    let mut uris = Vec::new();
-    if let Some(addr) = &nbd.tcp {
-        let (host, port) = addr.rsplit_once(':').unwrap_or((addr.as_str(), "10809"));
-        data["host"] = json!(host.trim_start_matches('[').trim_end_matches(']'));
-        data["port"] = json!(port.parse::<u16>().unwrap_or(10809));
-        uris.push(format!("nbd://{addr}/{export}"));
-    }
-    if let Some(sock) = &nbd.socket {
-        data["socket"] = json!(sock.display().to_string());
-        uris.push(format!("nbd+unix:///{export}?socket={}", sock.display()));
-    }
-    data["uris"] = json!(uris);
-    Ok(Reply::json(
-        200,
-        json!({"connection_info": {"driver_volume_type": "nbd", "data": data}}),
-    ))
+    let o = ops::grant_connection(&ctx.dom, &locked, &o)?;
+    let Some(nbd) = ctx.state.nbd() else {
+        return Err(ApiError::bad_request(
+            "Invalid volume: this server does not serve NBD",
+        ));
+    };
+    let mut info = nbd.connection_info(&o);
+    info["data"]["discard"] = json!(true);
+    Ok(Reply::json(200, json!({ "connection_info": info })))
 }

@@ -252,6 +252,43 @@ pub(crate) fn detach(ctx: &Ctx, locked: &Locked, vol: &ObjectInfo) -> Result<Obj
     Ok(o)
 }
 
+/// Gives volume `vol` an NBD secret if it has none (Cinder's
+/// `os-initialize_connection` before `os-attach`); the status is kept.
+pub(crate) fn grant_connection(
+    ctx: &Ctx,
+    locked: &Locked,
+    vol: &ObjectInfo,
+) -> Result<ObjectInfo> {
+    if meta::get(vol, meta::NBD_SECRET).is_some() {
+        return Ok(vol.clone());
+    }
+    let mut m = vol.metadata.clone();
+    let secret = crate::nbd_access::new_secret();
+    meta::set(&mut m, meta::NBD_SECRET, Some(&secret));
+    ctx.save(locked, vol.id, &vol.status, m)
+}
+
+/// Removes volume `vol`'s NBD secret (Cinder's `os-terminate_connection`)
+/// and closes the connections opened with it; the status is kept.
+pub(crate) fn revoke_connection(
+    ctx: &Ctx,
+    locked: &Locked,
+    vol: &ObjectInfo,
+) -> Result<ObjectInfo> {
+    let mut m = vol.metadata.clone();
+    meta::set(&mut m, meta::NBD_SECRET, None);
+    let o = ctx.save(locked, vol.id, &vol.status, m)?;
+    revoked(ctx, vol);
+    Ok(o)
+}
+
+/// The secret of `vol` is gone: close the connections opened with it.
+fn revoked(ctx: &Ctx, vol: &ObjectInfo) {
+    if let Some(nbd) = ctx.state.nbd() {
+        (nbd.revoke)(vol.id);
+    }
+}
+
 /// True when volume `o` is attached (by status or by the attachment keys).
 pub(crate) fn attached(o: &ObjectInfo) -> bool {
     o.status == meta::IN_USE || meta::get(o, meta::ATTACHED_SERVER).is_some()
