@@ -64,33 +64,50 @@ pub fn export_name(o: &ObjectInfo) -> String {
 }
 
 impl NbdAccess {
-    /// The connection information for the attachment of `o`, in the shape
-    /// of Cinder's `connection_info` (`driver_volume_type` and `data`).
-    pub fn connection_info(&self, o: &ObjectInfo) -> Value {
-        let export = export_name(o);
-        let mut data = json!({
-            "export_name": export,
-            "tls": self.tls_required,
-            "access_mode": "rw",
-        });
-        if let Some(a) = self.tcp {
-            let host = match a.ip() {
-                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-                ip => ip.to_string(),
-            };
+    /// The NBD URIs that reach `o` through its attachment: over TCP when
+    /// the server listens on TCP, and over the Unix socket.
+    fn uris(&self, export: &str) -> (Option<String>, Option<String>) {
+        let tcp = self.tcp.map(|a| {
             let scheme = if self.tls_required { "nbds" } else { "nbd" };
-            data["host"] = json!(a.ip().to_string());
-            data["port"] = json!(a.port());
-            data["uri"] = json!(format!("{scheme}://{host}:{}/{export}", a.port()));
-        }
-        if let Some(p) = &self.unix {
+            // SocketAddr's Display brackets IPv6 addresses.
+            format!("{scheme}://{a}/{export}")
+        });
+        let unix = self.unix.as_ref().map(|p| {
             let scheme = if self.tls_required {
                 "nbds+unix"
             } else {
                 "nbd+unix"
             };
+            format!("{scheme}:///{export}?socket={}", p.display())
+        });
+        (tcp, unix)
+    }
+
+    /// The one URI a client should use for `o`: TCP if served, else the
+    /// Unix socket.
+    pub fn uri(&self, o: &ObjectInfo) -> Option<String> {
+        let (tcp, unix) = self.uris(&export_name(o));
+        tcp.or(unix)
+    }
+
+    /// The connection information for the attachment of `o`, in the shape
+    /// of Cinder's `connection_info` (`driver_volume_type` and `data`).
+    pub fn connection_info(&self, o: &ObjectInfo) -> Value {
+        let export = export_name(o);
+        let (tcp, unix) = self.uris(&export);
+        let mut data = json!({
+            "export_name": export,
+            "tls": self.tls_required,
+            "access_mode": "rw",
+        });
+        if let (Some(a), Some(uri)) = (self.tcp, tcp) {
+            data["host"] = json!(a.ip().to_string());
+            data["port"] = json!(a.port());
+            data["uri"] = json!(uri);
+        }
+        if let (Some(p), Some(uri)) = (&self.unix, unix) {
             data["socket"] = json!(p.display().to_string());
-            data["unix_uri"] = json!(format!("{scheme}:///{export}?socket={}", p.display()));
+            data["unix_uri"] = json!(uri);
         }
         json!({"driver_volume_type": "nbd", "data": data})
     }

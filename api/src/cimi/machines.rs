@@ -19,7 +19,7 @@ use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta;
 use engine::{ObjectInfo, ObjectKind};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Longest machine id.
 const MAX_MACHINE: usize = 255;
@@ -50,14 +50,29 @@ fn machine_url(ctx: &Ctx, machine: &str) -> String {
 /// The MachineVolume view of an attached volume.
 fn view(ctx: &Ctx, machine: &str, o: &ObjectInfo) -> Doc {
     let url = format!("{}/volumes/{}", machine_url(ctx, machine), o.id);
-    Doc::resource("MachineVolume")
-        .with("id", Node::Text(url.clone()))
-        .with(
+    let mut d = Doc::resource("MachineVolume").with("id", Node::Text(url.clone()));
+    let props = nbd_properties(ctx, o);
+    if !props.is_empty() {
+        d = d.with("properties", Node::Props(props));
+    }
+    d.with(
             "initialLocation",
             Node::Text(meta::get(o, meta::ATTACHED_DEVICE).unwrap_or("").into()),
         )
         .with("volume", Node::Href(ctx.url(&format!("volumes/{}", o.id))))
         .with("operations", Node::Ops(vec![("delete", url)]))
+}
+
+/// How the attachment is reached over NBD, as CIMI properties.
+fn nbd_properties(ctx: &Ctx, o: &ObjectInfo) -> BTreeMap<String, String> {
+    let mut p = BTreeMap::new();
+    if let Some(nbd) = ctx.dom.state.nbd() {
+        p.insert("nbdExport".into(), crate::nbd_access::export_name(o));
+        if let Some(uri) = nbd.uri(o) {
+            p.insert("nbdUri".into(), uri);
+        }
+    }
+    p
 }
 
 fn machine_view(ctx: &Ctx, machine: &str) -> Doc {

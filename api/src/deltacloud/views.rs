@@ -7,7 +7,7 @@
 //! ```text
 //! <storage_volume href=".../api/storage_volumes/ID" id="ID">
 //!   <created/> <capacity unit="GB"/> <name/> <description/>? <realm id/> <state/>
-//!   <mount><instance href id/><device name/></mount>      (when attached)
+//!   <mount><instance href id/><device name/><nbd export uri/></mount>  (when attached)
 //!   <actions><link rel method href/>...</actions>
 //! </storage_volume>
 //! <storage_snapshot href=".../api/storage_snapshots/ID" id="ID">
@@ -17,6 +17,7 @@
 
 use super::format::Format;
 use crate::meta;
+use crate::nbd_access::NbdAccess;
 use engine::ObjectInfo;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
@@ -104,10 +105,12 @@ struct VolumeView {
     realm: String,
     state: String,
     mount: Option<(String, String, String)>,
+    /// The attachment's NBD export name and URI.
+    nbd: Option<(String, String)>,
     actions: Vec<(&'static str, &'static str, String)>,
 }
 
-fn volume_view(base: &str, o: &ObjectInfo) -> VolumeView {
+fn volume_view(base: &str, o: &ObjectInfo, nbd: Option<&NbdAccess>) -> VolumeView {
     let id = o.id.to_string();
     let href = href(base, "storage_volumes", &id);
     let mount = meta::get(o, meta::ATTACHED_SERVER).map(|server| {
@@ -118,6 +121,10 @@ fn volume_view(base: &str, o: &ObjectInfo) -> VolumeView {
                 .unwrap_or("")
                 .to_string(),
         )
+    });
+    let nbd = mount.as_ref().and(nbd).and_then(|n| {
+        n.uri(o)
+            .map(|uri| (crate::nbd_access::export_name(o), uri))
     });
     let mut actions = Vec::new();
     if o.status == meta::IN_USE {
@@ -137,6 +144,7 @@ fn volume_view(base: &str, o: &ObjectInfo) -> VolumeView {
             .to_string(),
         state: volume_state(&o.status),
         mount,
+        nbd,
         actions,
         id,
         href,
@@ -176,6 +184,12 @@ fn volume_xml(w: &mut XmlWriter, v: &VolumeView) -> io::Result<()> {
                     w.create_element("device")
                         .with_attribute(("name", device.as_str()))
                         .write_empty()?;
+                    if let Some((export, uri)) = &v.nbd {
+                        w.create_element("nbd")
+                            .with_attribute(("export", export.as_str()))
+                            .with_attribute(("uri", uri.as_str()))
+                            .write_empty()?;
+                    }
                     Ok(())
                 })?;
             }
@@ -208,10 +222,12 @@ fn volume_json(v: &VolumeView) -> Value {
     m.insert("realm".into(), json!({ "id": v.realm }));
     m.insert("state".into(), json!(v.state));
     if let Some((server, server_href, device)) = &v.mount {
-        m.insert(
-            "mount".into(),
-            json!({"instance": {"id": server, "href": server_href}, "device": {"name": device}}),
-        );
+        let mut mount =
+            json!({"instance": {"id": server, "href": server_href}, "device": {"name": device}});
+        if let Some((export, uri)) = &v.nbd {
+            mount["nbd"] = json!({"export": export, "uri": uri});
+        }
+        m.insert("mount".into(), mount);
     }
     let actions: Vec<Value> = v
         .actions
@@ -296,8 +312,13 @@ fn json_bytes(v: &Value) -> Vec<u8> {
 }
 
 /// One volume document.
-pub(crate) fn volume(fmt: Format, base: &str, o: &ObjectInfo) -> XmlResult {
-    let v = volume_view(base, o);
+pub(crate) fn volume(
+    fmt: Format,
+    base: &str,
+    o: &ObjectInfo,
+    nbd: Option<&NbdAccess>,
+) -> XmlResult {
+    let v = volume_view(base, o, nbd);
     match fmt {
         Format::Xml => xml_doc(|w| volume_xml(w, &v)),
         Format::Json => Ok(json_bytes(&json!({ "storage_volume": volume_json(&v) }))),
@@ -305,8 +326,13 @@ pub(crate) fn volume(fmt: Format, base: &str, o: &ObjectInfo) -> XmlResult {
 }
 
 /// The volume collection document.
-pub(crate) fn volumes(fmt: Format, base: &str, all: &[ObjectInfo]) -> XmlResult {
-    let views: Vec<VolumeView> = all.iter().map(|o| volume_view(base, o)).collect();
+pub(crate) fn volumes(
+    fmt: Format,
+    base: &str,
+    all: &[ObjectInfo],
+    nbd: Option<&NbdAccess>,
+) -> XmlResult {
+    let views: Vec<VolumeView> = all.iter().map(|o| volume_view(base, o, nbd)).collect();
     match fmt {
         Format::Xml => xml_doc(|w| {
             w.create_element("storage_volumes")

@@ -204,7 +204,8 @@ pub(crate) fn capture_image(
 
 /// Attaches volume `vol` (the dialect checked it is available) to
 /// `server` as `device`, or as the first free `/dev/vdb`..`/dev/vdz`. A
-/// device already used on that server is a conflict.
+/// device already used on that server is a conflict. A fresh NBD secret
+/// (see `nbd_access.rs`) becomes the export name of the attachment.
 pub(crate) fn attach(
     ctx: &Ctx,
     locked: &Locked,
@@ -237,17 +238,26 @@ pub(crate) fn attach(
     let mut m = vol.metadata.clone();
     meta::set(&mut m, meta::ATTACHED_SERVER, Some(server));
     meta::set(&mut m, meta::ATTACHED_DEVICE, Some(&device));
+    // The export name that reaches the volume while attached.
+    let secret = crate::nbd_access::new_secret();
+    meta::set(&mut m, meta::NBD_SECRET, Some(&secret));
     let o = ctx.save(locked, vol.id, meta::IN_USE, m)?;
     tracing::info!(tenant = ctx.tenant_id(), volume = %o.id, server, device, "api: volume attached");
     Ok(o)
 }
 
-/// Detaches volume `vol` (the dialect checked it is attached).
+/// Detaches volume `vol` (the dialect checked it is attached): its NBD
+/// secret is removed and the connections opened with it are closed.
 pub(crate) fn detach(ctx: &Ctx, locked: &Locked, vol: &ObjectInfo) -> Result<ObjectInfo> {
     let mut m = vol.metadata.clone();
     meta::set(&mut m, meta::ATTACHED_SERVER, None);
     meta::set(&mut m, meta::ATTACHED_DEVICE, None);
+    meta::set(&mut m, meta::NBD_SECRET, None);
     let o = ctx.save(locked, vol.id, meta::AVAILABLE, m)?;
+    // The secret is gone: close the connections opened with it.
+    if let Some(nbd) = ctx.state.nbd() {
+        (nbd.revoke)(vol.id);
+    }
     tracing::info!(tenant = ctx.tenant_id(), volume = %o.id, "api: volume detached");
     Ok(o)
 }

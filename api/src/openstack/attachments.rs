@@ -29,15 +29,20 @@ fn attached_to(server: &str) -> impl Fn(&ObjectInfo) -> bool + '_ {
     move |o| meta::get(o, meta::ATTACHED_SERVER) == Some(server)
 }
 
-fn view(o: &ObjectInfo) -> Value {
-    volumes::attachment(o).unwrap_or_else(|| json!({}))
+/// An attachment, with how to reach it over NBD when the server runs NBD.
+fn view(ctx: &Ctx, o: &ObjectInfo) -> Value {
+    let mut v = volumes::attachment(o).unwrap_or_else(|| json!({}));
+    if let Some(nbd) = ctx.dom.state.nbd() {
+        v["connection_info"] = nbd.connection_info(o);
+    }
+    v
 }
 
 /// `GET servers/{server_id}/os-volume_attachments`.
 pub fn list(ctx: &Ctx, server: &str) -> Result<Reply> {
     check_server(server)?;
     let page = ctx.paginate(ctx.dom.attached_to(server))?;
-    let v: Vec<Value> = page.iter().map(view).collect();
+    let v: Vec<Value> = page.iter().map(|o| view(ctx, o)).collect();
     Ok(Reply::json(200, json!({ "volumeAttachments": v })))
 }
 
@@ -55,7 +60,7 @@ fn attached(ctx: &Ctx, server: &str, id: &str) -> Result<ObjectInfo> {
 /// `GET servers/{server_id}/os-volume_attachments/{volume_id}`.
 pub fn show(ctx: &Ctx, server: &str, id: &str) -> Result<Reply> {
     let o = attached(ctx, server, id)?;
-    Ok(Reply::json(200, json!({ "volumeAttachment": view(&o) })))
+    Ok(Reply::json(200, json!({ "volumeAttachment": view(ctx, &o) })))
 }
 
 /// `POST servers/{server_id}/os-volume_attachments` with
@@ -88,7 +93,7 @@ pub fn attach(ctx: &Ctx, server: &str) -> Result<Reply> {
         )));
     }
     let o = ops::attach(&ctx.dom, &locked, &o, server, device)?;
-    Ok(Reply::json(200, json!({ "volumeAttachment": view(&o) })))
+    Ok(Reply::json(200, json!({ "volumeAttachment": view(ctx, &o) })))
 }
 
 /// `DELETE servers/{server_id}/os-volume_attachments/{volume_id}`: 202.
