@@ -238,9 +238,12 @@ pub(crate) fn attach(
     let mut m = vol.metadata.clone();
     meta::set(&mut m, meta::ATTACHED_SERVER, Some(server));
     meta::set(&mut m, meta::ATTACHED_DEVICE, Some(&device));
-    // The export name that reaches the volume while attached.
-    let secret = crate::nbd_access::new_secret();
-    meta::set(&mut m, meta::NBD_SECRET, Some(&secret));
+    // The export name that reaches the volume while attached (kept when
+    // a Cinder client initialized the connection first).
+    if meta::get(vol, meta::NBD_SECRET).is_none() {
+        let secret = crate::nbd_access::new_secret();
+        meta::set(&mut m, meta::NBD_SECRET, Some(&secret));
+    }
     let o = ctx.save(locked, vol.id, meta::IN_USE, m)?;
     tracing::info!(tenant = ctx.tenant_id(), volume = %o.id, server, device, "api: volume attached");
     Ok(o)
@@ -254,10 +257,7 @@ pub(crate) fn detach(ctx: &Ctx, locked: &Locked, vol: &ObjectInfo) -> Result<Obj
     meta::set(&mut m, meta::ATTACHED_DEVICE, None);
     meta::set(&mut m, meta::NBD_SECRET, None);
     let o = ctx.save(locked, vol.id, meta::AVAILABLE, m)?;
-    // The secret is gone: close the connections opened with it.
-    if let Some(nbd) = ctx.state.nbd() {
-        (nbd.revoke)(vol.id);
-    }
+    revoked(ctx, vol);
     tracing::info!(tenant = ctx.tenant_id(), volume = %o.id, "api: volume detached");
     Ok(o)
 }
