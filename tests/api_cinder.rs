@@ -833,7 +833,10 @@ fn cinder_attach_sequence_is_the_shared_attachment() {
     );
     // Terminated: the secret no longer names the volume.
     let gone = api_common::run("nbdinfo", &[&uri]);
-    assert!(!gone.status.success(), "a terminated connection's export opened");
+    assert!(
+        !gone.status.success(),
+        "a terminated connection's export opened"
+    );
     assert_eq!(act(json!({"os-begin_detaching": {}})).status, 202);
     assert_eq!(status()["status"], "detaching");
     assert_eq!(act(json!({"os-roll_detaching": {}})).status, 202);

@@ -9,7 +9,6 @@
 mod common;
 mod tls_common;
 use common::*;
-use tls_common::*;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::io::{Read, Write};
@@ -17,6 +16,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tls_common::*;
 
 const OPT_STARTTLS: u32 = 5;
 const OPT_INFO: u32 = 6;

@@ -109,6 +109,12 @@ impl NbdAccess {
             data["socket"] = json!(p.display().to_string());
             data["unix_uri"] = json!(uri);
         }
+        let uris: Vec<Value> = [&data["uri"], &data["unix_uri"]]
+            .into_iter()
+            .filter(|u| u.is_string())
+            .cloned()
+            .collect();
+        data["uris"] = Value::Array(uris);
         json!({"driver_volume_type": "nbd", "data": data})
     }
 }

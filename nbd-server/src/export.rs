@@ -59,11 +59,7 @@ pub struct Exports {
 impl Exports {
     /// Exports of `store`; `default_export` names the object served for the
     /// empty name (none when `None`); `policy` restricts who reaches what.
-    pub fn new(
-        store: Store,
-        default_export: Option<String>,
-        policy: Option<AccessPolicy>,
-    ) -> Self {
+    pub fn new(store: Store, default_export: Option<String>, policy: Option<AccessPolicy>) -> Self {
         Exports {
             store,
             default_export,

@@ -3,8 +3,8 @@
 //! (stop accepting, let every connection finish the requests it has in
 //! flight, then return so the caller can flush and close the store).
 
-use crate::codec::ExportParams;
 use crate::access::{AccessPolicy, Client, Grant, Revoker};
+use crate::codec::ExportParams;
 use crate::export::{Export, Exports};
 use crate::session::{self, Negotiated, Stream};
 use crate::Error;
@@ -194,12 +194,18 @@ impl Server {
                 Ok(Ok(Conn::Plain(s, export, params))) => {
                     tracing::debug!(%peer, export = %export.id, grant = ?export.grant, "client connected");
                     let e = export.clone();
-                    (e, Box::pin(session::transmit(s, export, params, shared.clone())) as Serving)
+                    (
+                        e,
+                        Box::pin(session::transmit(s, export, params, shared.clone())) as Serving,
+                    )
                 }
                 Ok(Ok(Conn::Tls(s, export, params))) => {
                     tracing::debug!(%peer, export = %export.id, grant = ?export.grant, "client connected over TLS");
                     let e = export.clone();
-                    (e, Box::pin(session::transmit(*s, export, params, shared.clone())) as Serving)
+                    (
+                        e,
+                        Box::pin(session::transmit(*s, export, params, shared.clone())) as Serving,
+                    )
                 }
             };
             let r = if export.grant == Grant::Attachment {

@@ -17,6 +17,17 @@ pub fn attachment_schema() -> Value {
             "device": {"type": "string"},
             "volumeId": {"type": "string"},
             "serverId": {"type": "string"},
+            // blockd's extension (issue #15): how to reach the attachment
+            // over NBD; Nova's schema has no such field.
+            "connection_info": {
+                "type": "object",
+                "properties": {
+                    "driver_volume_type": {"const": "nbd"},
+                    "data": {"type": "object", "required": ["export_name", "uris"]},
+                },
+                "additionalProperties": false,
+                "required": ["driver_volume_type", "data"],
+            },
         },
         "additionalProperties": false,
         "required": ["id", "device", "volumeId", "serverId"],

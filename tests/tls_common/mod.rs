@@ -136,4 +136,3 @@ pub fn certs_for(client_cn: &str) -> Certs {
         _tmp: tmp,
     }
 }
-

@@ -56,11 +56,11 @@ fn view(ctx: &Ctx, machine: &str, o: &ObjectInfo) -> Doc {
         d = d.with("properties", Node::Props(props));
     }
     d.with(
-            "initialLocation",
-            Node::Text(meta::get(o, meta::ATTACHED_DEVICE).unwrap_or("").into()),
-        )
-        .with("volume", Node::Href(ctx.url(&format!("volumes/{}", o.id))))
-        .with("operations", Node::Ops(vec![("delete", url)]))
+        "initialLocation",
+        Node::Text(meta::get(o, meta::ATTACHED_DEVICE).unwrap_or("").into()),
+    )
+    .with("volume", Node::Href(ctx.url(&format!("volumes/{}", o.id))))
+    .with("operations", Node::Ops(vec![("delete", url)]))
 }
 
 /// How the attachment is reached over NBD, as CIMI properties.

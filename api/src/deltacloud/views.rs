@@ -122,10 +122,10 @@ fn volume_view(base: &str, o: &ObjectInfo, nbd: Option<&NbdAccess>) -> VolumeVie
                 .to_string(),
         )
     });
-    let nbd = mount.as_ref().and(nbd).and_then(|n| {
-        n.uri(o)
-            .map(|uri| (crate::nbd_access::export_name(o), uri))
-    });
+    let nbd = mount
+        .as_ref()
+        .and(nbd)
+        .and_then(|n| n.uri(o).map(|uri| (crate::nbd_access::export_name(o), uri)));
     let mut actions = Vec::new();
     if o.status == meta::IN_USE {
         actions.push(("detach", "post", format!("{href}/detach")));

@@ -29,13 +29,19 @@ use std::collections::BTreeMap;
 /// `GET /api/storage_volumes`.
 pub fn list(ctx: &Ctx) -> Result<Reply> {
     let all = ctx.dom.objects(ObjectKind::Volume);
-    ctx.doc(200, views::volumes(ctx.fmt, &ctx.base(), &all, ctx.dom.state.nbd()))
+    ctx.doc(
+        200,
+        views::volumes(ctx.fmt, &ctx.base(), &all, ctx.dom.state.nbd()),
+    )
 }
 
 /// `GET /api/storage_volumes/:id`.
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
     let o = ctx.volume(id)?;
-    ctx.doc(200, views::volume(ctx.fmt, &ctx.base(), &o, ctx.dom.state.nbd()))
+    ctx.doc(
+        200,
+        views::volume(ctx.fmt, &ctx.base(), &o, ctx.dom.state.nbd()),
+    )
 }
 
 /// A capacity in whole GB, 1 to the engine's largest volume.
@@ -123,7 +129,10 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
 
     let location = views::href(&ctx.base(), "storage_volumes", &o.id.to_string());
     Ok(ctx
-        .doc(201, views::volume(ctx.fmt, &ctx.base(), &o, ctx.dom.state.nbd()))?
+        .doc(
+            201,
+            views::volume(ctx.fmt, &ctx.base(), &o, ctx.dom.state.nbd()),
+        )?
         .with_header("location", location))
 }
 
@@ -177,7 +186,10 @@ pub fn attach(ctx: &Ctx, id: &str) -> Result<Reply> {
         )));
     }
     let o = ops::attach(&ctx.dom, &locked, &o, &instance, device)?;
-    ctx.doc(202, views::volume(ctx.fmt, &ctx.base(), &o, ctx.dom.state.nbd()))
+    ctx.doc(
+        202,
+        views::volume(ctx.fmt, &ctx.base(), &o, ctx.dom.state.nbd()),
+    )
 }
 
 /// `POST /api/storage_volumes/:id/detach`: 202 with the volume.
@@ -194,7 +206,10 @@ pub fn detach(ctx: &Ctx, id: &str) -> Result<Reply> {
         )));
     }
     let o = ops::detach(&ctx.dom, &locked, &o)?;
-    ctx.doc(202, views::volume(ctx.fmt, &ctx.base(), &o, ctx.dom.state.nbd()))
+    ctx.doc(
+        202,
+        views::volume(ctx.fmt, &ctx.base(), &o, ctx.dom.state.nbd()),
+    )
 }
 
 #[cfg(test)]

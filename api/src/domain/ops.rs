@@ -264,11 +264,7 @@ pub(crate) fn detach(ctx: &Ctx, locked: &Locked, vol: &ObjectInfo) -> Result<Obj
 
 /// Gives volume `vol` an NBD secret if it has none (Cinder's
 /// `os-initialize_connection` before `os-attach`); the status is kept.
-pub(crate) fn grant_connection(
-    ctx: &Ctx,
-    locked: &Locked,
-    vol: &ObjectInfo,
-) -> Result<ObjectInfo> {
+pub(crate) fn grant_connection(ctx: &Ctx, locked: &Locked, vol: &ObjectInfo) -> Result<ObjectInfo> {
     if meta::get(vol, meta::NBD_SECRET).is_some() {
         return Ok(vol.clone());
     }

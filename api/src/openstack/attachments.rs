@@ -60,7 +60,10 @@ fn attached(ctx: &Ctx, server: &str, id: &str) -> Result<ObjectInfo> {
 /// `GET servers/{server_id}/os-volume_attachments/{volume_id}`.
 pub fn show(ctx: &Ctx, server: &str, id: &str) -> Result<Reply> {
     let o = attached(ctx, server, id)?;
-    Ok(Reply::json(200, json!({ "volumeAttachment": view(ctx, &o) })))
+    Ok(Reply::json(
+        200,
+        json!({ "volumeAttachment": view(ctx, &o) }),
+    ))
 }
 
 /// `POST servers/{server_id}/os-volume_attachments` with
@@ -93,7 +96,10 @@ pub fn attach(ctx: &Ctx, server: &str) -> Result<Reply> {
         )));
     }
     let o = ops::attach(&ctx.dom, &locked, &o, server, device)?;
-    Ok(Reply::json(200, json!({ "volumeAttachment": view(ctx, &o) })))
+    Ok(Reply::json(
+        200,
+        json!({ "volumeAttachment": view(ctx, &o) }),
+    ))
 }
 
 /// `DELETE servers/{server_id}/os-volume_attachments/{volume_id}`: 202.

@@ -132,7 +132,8 @@ pub fn document(req: &Request) -> Value {
             "schemas": {
                 "Fault": {"type": "object", "description": "one key: badRequest, unauthorized, forbidden, itemNotFound, badMethod, conflictingRequest, overLimit (+retryAfter), badMediaType, unprocessableEntity, cloudServersFault",
                     "additionalProperties": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "retryAfter": {"type": "integer"}}}},
-                "Attachment": {"type": "object", "required": ["id", "volumeId", "serverId", "device"], "properties": {"id": {"type": "string"}, "volumeId": {"type": "string"}, "serverId": {"type": "string"}, "device": {"type": "string"}}},
+                "Attachment": {"type": "object", "required": ["id", "volumeId", "serverId", "device"], "properties": {"id": {"type": "string"}, "volumeId": {"type": "string"}, "serverId": {"type": "string"}, "device": {"type": "string"},
+                    "connection_info": {"type": "object", "description": "How the attachment is reached over NBD (blockd extension; the export name is a per-attachment secret)", "required": ["driver_volume_type", "data"], "properties": {"driver_volume_type": {"type": "string", "enum": ["nbd"]}, "data": {"type": "object"}}}}},
                 "Volume": {"type": "object",
                     "required": ["id", "status", "size", "availabilityZone", "createdAt", "attachments", "displayName", "displayDescription", "volumeType", "snapshotId", "metadata"],
                     "properties": {
