@@ -875,3 +875,143 @@ fn glance_lists_the_engine_images() {
     let v = create(&api, &t, json!({"imageRef": "golden", "size": 2}));
     assert_eq!(v["size"], 2);
 }
+
+/// A request with a microversion header and a JSON body.
+fn send_v(api: &Api, method: &str, path: &str, token: &str, version: &str, body: &Value) -> Resp {
+    api.send(
+        method,
+        path,
+        &[
+            ("X-Auth-Token", token),
+            ("OpenStack-API-Version", version),
+            ("Content-Type", "application/json"),
+        ],
+        Some(body.to_string().as_bytes()),
+    )
+}
+
+#[test]
+fn cinder_attachments_api_is_the_shared_attachment() {
+    let api = Api::start();
+    let t = token(&api, "demo", "demo-password");
+    let v = create(&api, &t, json!({"size": 1}));
+    let id = v["id"].as_str().unwrap().to_string();
+    let vol = || api.get(&format!("{C}/volumes/{id}"), &t).json["volume"].clone();
+    let at = format!("{C}/attachments");
+    let v27 = "volume 3.27";
+    // Below 3.27 there is no attachments API.
+    cinder_fault(&api.get(&at, &t), 404, "itemNotFound");
+    cinder_fault(&get_v(&api, &at, &t, "volume 3.26"), 404, "itemNotFound");
+    // Reserve: no connector.
+    let body = json!({"attachment": {"volume_uuid": id, "instance_uuid": "vm-1"}});
+    let r = send_v(&api, "POST", &at, &t, v27, &body);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let a = &r.json["attachment"];
+    assert_eq!(a["id"], id.as_str());
+    assert_eq!(a["status"], "reserved");
+    assert_eq!(a["instance"], "vm-1");
+    assert_eq!(vol()["status"], "reserved");
+    // A reserved volume cannot be reserved again, nor deleted.
+    cinder_fault(
+        &send_v(&api, "POST", &at, &t, v27, &body),
+        400,
+        "badRequest",
+    );
+    cinder_fault(
+        &api.delete(&format!("{C}/volumes/{id}"), &t),
+        400,
+        "badRequest",
+    );
+    let r = get_v(&api, &at, &t, v27);
+    assert_eq!(
+        r.json["attachments"][0]["volume_id"],
+        id.as_str(),
+        "{}",
+        r.text
+    );
+    assert!(r.json["attachments"][0].get("connection_info").is_none());
+    // Update with a connector: attached, with the connection info.
+    let r = send_v(
+        &api,
+        "PUT",
+        &format!("{at}/{id}"),
+        &t,
+        v27,
+        &json!({"attachment": {"connector": {"host": "h1", "mountpoint": "/dev/vdc"}}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let a = &r.json["attachment"];
+    assert_eq!(a["status"], "attached");
+    assert_eq!(a["connection_info"]["driver_volume_type"], "nbd");
+    assert_eq!(a["connection_info"]["data"]["export_name"], id.as_str());
+    let uri = a["connection_info"]["data"]["uris"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(uri, api.nbd_uri(&id));
+    let r = send_v(
+        &api,
+        "POST",
+        &format!("{at}/{id}/action"),
+        &t,
+        v27,
+        &json!({"os-complete": null}),
+    );
+    assert_eq!(r.status, 204, "{}", r.text);
+    let v = vol();
+    assert_eq!(v["status"], "in-use");
+    assert_eq!(v["attachments"][0]["server_id"], "vm-1");
+    assert_eq!(v["attachments"][0]["device"], "/dev/vdc");
+    assert_eq!(v["attachments"][0]["attachment_id"], id.as_str());
+    // The v1.1 dialect sees the same attachment; the export is reachable.
+    let r = api.get("/v1.1/demo/servers/vm-1/os-volume_attachments", DEMO);
+    assert_eq!(r.json["volumeAttachments"][0]["volumeId"], id.as_str());
+    api_common::qemu_io(&uri, &["write -P 0x6b 0 64k"]);
+    api_common::qemu_io_ro(&uri, &["read -P 0x6b 0 64k"]);
+    let r = get_v(&api, &format!("{at}/detail?instance_id=vm-1"), &t, v27);
+    assert_eq!(r.json["attachments"][0]["attach_mode"], "rw", "{}", r.text);
+    let r = get_v(&api, &format!("{at}?instance_id=vm-2"), &t, v27);
+    assert_eq!(r.json["attachments"], json!([]));
+    let r = get_v(&api, &format!("{at}/{id}"), &t, v27);
+    assert_eq!(r.json["attachment"]["instance"], "vm-1", "{}", r.text);
+    // Another tenant sees none of it.
+    cinder_fault(
+        &get_v(
+            &api,
+            &format!("/volume/v3/other/attachments/{id}"),
+            OTHER,
+            v27,
+        ),
+        404,
+        "itemNotFound",
+    );
+    // Delete: detached, everywhere.
+    let r = send_v(&api, "DELETE", &format!("{at}/{id}"), &t, v27, &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = vol();
+    assert_eq!(v["status"], "available");
+    assert_eq!(v["attachments"], json!([]));
+    let r = api.get("/v1.1/demo/servers/vm-1/os-volume_attachments", DEMO);
+    assert_eq!(r.json["volumeAttachments"], json!([]));
+    cinder_fault(
+        &get_v(&api, &format!("{at}/{id}"), &t, v27),
+        404,
+        "itemNotFound",
+    );
+    // Create with a connector attaches at once; an attachment made in
+    // v1.1 shows here and is deleted here.
+    let body = json!({"attachment": {"volume_uuid": id, "instance_uuid": "vm-3",
+        "connector": {"host": "h1"}}});
+    let r = send_v(&api, "POST", &at, &t, v27, &body);
+    assert_eq!(r.json["attachment"]["status"], "attached", "{}", r.text);
+    assert_eq!(vol()["attachments"][0]["device"], "/dev/vdb");
+    let r = send_v(&api, "DELETE", &format!("{at}/{id}"), &t, v27, &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Reserve then unreserve by delete.
+    let body = json!({"attachment": {"volume_uuid": id}});
+    let r = send_v(&api, "POST", &at, &t, v27, &body);
+    assert_eq!(r.json["attachment"]["instance"], Value::Null, "{}", r.text);
+    let r = send_v(&api, "DELETE", &format!("{at}/{id}"), &t, v27, &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(vol()["status"], "available");
+}

@@ -324,6 +324,16 @@ fn initialize_connection(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Resu
             o.status
         )));
     }
+    Ok(Reply::json(
+        200,
+        json!({ "connection_info": connection_info(ctx, &o) }),
+    ))
+}
+
+/// The connection info of volume `o`: the NBD export (the volume id) and
+/// how to reach it, as `driver_volume_type` `nbd` (also the attachments
+/// API's).
+pub(crate) fn connection_info(ctx: &Ctx, o: &engine::ObjectInfo) -> Value {
     let export = o.id.to_string();
     let nbd = ctx.state.nbd_endpoints().cloned().unwrap_or_default();
     let mut data = json!({"export_name": export, "access_mode": "rw", "discard": true});
@@ -339,8 +349,5 @@ fn initialize_connection(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Resu
         uris.push(format!("nbd+unix:///{export}?socket={}", sock.display()));
     }
     data["uris"] = json!(uris);
-    Ok(Reply::json(
-        200,
-        json!({"connection_info": {"driver_volume_type": "nbd", "data": data}}),
-    ))
+    json!({"driver_volume_type": "nbd", "data": data})
 }
