@@ -3,8 +3,11 @@
 //! token logins, token validation, the service catalogue, microversions,
 //! volumes (create from nothing, a snapshot, a volume; list, detail,
 //! filters, sort, paging, summary, update, metadata, actions, delete),
-//! snapshots, the volume type, zones, limits, quota sets, faults, and that
-//! a Cinder volume is the same object in the os-volumes v1.1 dialect.
+//! snapshots, the attachments API, backups (create, incremental, restore
+//! to a new or an existing volume, contents checked over NBD with
+//! qemu-io), the volume type, zones, limits, quota sets, faults, and that
+//! a Cinder volume (and attachment) is the same object in the os-volumes
+//! v1.1 dialect.
 //! The real `openstack` CLI runs in `openstack_cli.rs`.
 
 mod api_common;
@@ -1014,4 +1017,175 @@ fn cinder_attachments_api_is_the_shared_attachment() {
     let r = send_v(&api, "DELETE", &format!("{at}/{id}"), &t, v27, &json!({}));
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(vol()["status"], "available");
+}
+
+#[test]
+fn cinder_backups_create_list_restore_delete() {
+    let api = Api::start();
+    let t = token(&api, "demo", "demo-password");
+    let v = create(&api, &t, json!({"size": 1, "name": "src"}));
+    let id = v["id"].as_str().unwrap().to_string();
+    let uri = api.nbd_uri(&id);
+    api_common::qemu_io(&uri, &["write -P 0x11 0 64k"]);
+    let b = format!("{C}/backups");
+    let r = api.post(
+        &b,
+        &t,
+        &json!({"backup": {"volume_id": id, "name": "full", "description": "d"}}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.json["backup"]["name"], "full");
+    let full = r.json["backup"]["id"].as_str().unwrap().to_string();
+    let r = api.get(&format!("{b}/{full}"), &t);
+    let bk = &r.json["backup"];
+    assert_eq!(bk["status"], "available", "{}", r.text);
+    assert_eq!(bk["size"], 1);
+    assert_eq!(bk["volume_id"], id.as_str());
+    assert_eq!(bk["description"], "d");
+    assert_eq!(bk["is_incremental"], false);
+    // The volume changes; an incremental backup follows the full one.
+    api_common::qemu_io(&uri, &["write -P 0x22 0 64k"]);
+    let inc = json!({"backup": {"volume_id": id, "name": "inc", "incremental": true}});
+    let r = api.post(&b, &t, &inc);
+    assert_eq!(r.status, 202, "{}", r.text);
+    let incr = r.json["backup"]["id"].as_str().unwrap().to_string();
+    let r = api.get(&format!("{b}/detail"), &t);
+    let list = r.json["backups"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 2, "{}", r.text);
+    let by_id = |want: &str| list.iter().find(|b| b["id"] == want).unwrap().clone();
+    assert_eq!(by_id(&full)["has_dependent_backups"], true);
+    assert_eq!(by_id(&full)["is_incremental"], false);
+    assert_eq!(by_id(&incr)["is_incremental"], true);
+    assert_eq!(by_id(&incr)["has_dependent_backups"], false);
+    let r = api.get(&format!("{b}?name=inc"), &t);
+    assert_eq!(
+        r.json["backups"],
+        json!([{"id": incr, "name": "inc",
+        "links": r.json["backups"][0]["links"]}])
+    );
+    // Backups count under the one quota rule (as images) and are reported.
+    let r = api.get(&format!("{C}/limits"), &t);
+    assert_eq!(r.json["limits"]["absolute"]["totalBackupsUsed"], 2);
+    assert_eq!(r.json["limits"]["absolute"]["totalSnapshotsUsed"], 2);
+    let r = api.get(&format!("{C}/os-quota-sets/demo?usage=true"), &t);
+    assert_eq!(r.json["quota_set"]["backups"]["in_use"], 2, "{}", r.text);
+    // A volume from a backup (3.47+).
+    let vb = json!({"volume": {"backup_id": incr}});
+    cinder_fault(
+        &api.post(&format!("{C}/volumes"), &t, &vb),
+        400,
+        "badRequest",
+    );
+    let r = send_v(
+        &api,
+        "POST",
+        &format!("{C}/volumes"),
+        &t,
+        "volume 3.47",
+        &vb,
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    let from_b = r.json["volume"]["id"].as_str().unwrap().to_string();
+    api_common::qemu_io_ro(&api.nbd_uri(&from_b), &["read -P 0x22 0 64k"]);
+    // The full backup has a dependent: not deleted.
+    cinder_fault(&api.delete(&format!("{b}/{full}"), &t), 400, "badRequest");
+    // Restore to a new volume: the full backup's data.
+    let r = api.post(
+        &format!("{b}/{full}/restore"),
+        &t,
+        &json!({"restore": {"name": "restored"}}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.json["restore"]["backup_id"], full.as_str());
+    assert_eq!(r.json["restore"]["volume_name"], "restored");
+    let new = r.json["restore"]["volume_id"].as_str().unwrap().to_string();
+    let nv = api.get(&format!("{C}/volumes/{new}"), &t).json["volume"].clone();
+    assert_eq!(nv["status"], "available");
+    assert_eq!(nv["size"], 1);
+    api_common::qemu_io_ro(&api.nbd_uri(&new), &["read -P 0x11 0 64k"]);
+    // Restore over the source volume: back to 0x11.
+    let r = api.post(
+        &format!("{b}/{full}/restore"),
+        &t,
+        &json!({"restore": {"volume_id": id}}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.json["restore"]["volume_id"], id.as_str());
+    api_common::qemu_io_ro(&uri, &["read -P 0x11 0 64k"]);
+    // Over a larger volume: its size stays, the rest reads as zeroes.
+    let big = create(&api, &t, json!({"size": 2}))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api_common::qemu_io(&api.nbd_uri(&big), &["write -P 0x33 1G 64k"]);
+    let r = api.post(
+        &format!("{b}/{incr}/restore"),
+        &t,
+        &json!({"restore": {"volume_id": big}}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    let bv = api.get(&format!("{C}/volumes/{big}"), &t).json["volume"].clone();
+    assert_eq!(bv["size"], 2);
+    api_common::qemu_io_ro(
+        &api.nbd_uri(&big),
+        &["read -P 0x22 0 64k", "read -P 0 1G 64k"],
+    );
+    // A backup of the 2G volume does not fit the 1G one.
+    let r = api.post(&b, &t, &json!({"backup": {"volume_id": big}}));
+    let big_b = r.json["backup"]["id"].as_str().unwrap().to_string();
+    cinder_fault(
+        &api.post(
+            &format!("{b}/{big_b}/restore"),
+            &t,
+            &json!({"restore": {"volume_id": id}}),
+        ),
+        400,
+        "badRequest",
+    );
+    // An in-use volume needs force.
+    let act = json!({"os-attach": {"instance_uuid": "vm-1", "mountpoint": "/dev/vdb"}});
+    assert_eq!(
+        api.post(&format!("{C}/volumes/{id}/action"), &t, &act)
+            .status,
+        202
+    );
+    cinder_fault(
+        &api.post(&b, &t, &json!({"backup": {"volume_id": id}})),
+        400,
+        "badRequest",
+    );
+    let r = api.post(&b, &t, &json!({"backup": {"volume_id": id, "force": true}}));
+    assert_eq!(r.status, 202, "{}", r.text);
+    // Restoring over an attached volume is refused.
+    cinder_fault(
+        &api.post(
+            &format!("{b}/{full}/restore"),
+            &t,
+            &json!({"restore": {"volume_id": id}}),
+        ),
+        400,
+        "badRequest",
+    );
+    // An incremental backup of a volume without backups is refused.
+    cinder_fault(
+        &api.post(
+            &b,
+            &t,
+            &json!({"backup": {"volume_id": new, "incremental": true}}),
+        ),
+        400,
+        "badRequest",
+    );
+    // Another tenant sees none of them.
+    cinder_fault(
+        &api.get(&format!("/volume/v3/other/backups/{full}"), OTHER),
+        404,
+        "itemNotFound",
+    );
+    // Delete: the incremental, then the full one.
+    assert_eq!(api.delete(&format!("{b}/{incr}"), &t).status, 202);
+    assert_eq!(api.delete(&format!("{b}/{full}"), &t).status, 202);
+    cinder_fault(&api.get(&format!("{b}/{full}"), &t), 404, "itemNotFound");
+    // The restored volume keeps its data.
+    api_common::qemu_io_ro(&api.nbd_uri(&new), &["read -P 0x11 0 64k"]);
 }
