@@ -36,6 +36,10 @@ const BACKUP_SNAPSHOT: &str = "api.cinder_backup_snapshot";
 /// one second, whose engine times are equal).
 const BACKUP_AT: &str = "api.cinder_backup_at";
 
+/// Marks the scratch objects of a restore over an existing volume (the
+/// backup's id); they live only while the restore runs.
+const RESTORE_SCRATCH: &str = "api.cinder_restore_scratch";
+
 /// A backup's creation time in nanoseconds, as well as it is known.
 fn made_at(o: &ObjectInfo) -> u128 {
     meta::get(o, BACKUP_AT)
@@ -336,21 +340,18 @@ fn overwrite(ctx: &Ctx, b: &ObjectInfo, vol: &ObjectInfo) -> Result<ObjectInfo> 
     }
     let store = ctx.store();
     let mut txn = Txn::new(store);
-    let tmp = store.derive_with(
-        b.id,
-        ObjectKind::Volume,
-        None,
-        None,
-        ObjectUpdate::default(),
-    )?;
+    // Scratch objects have no owner (no tenant sees or pays for them) and
+    // carry a key, so one a crash leaves behind can be recognised.
+    let mut m = std::collections::BTreeMap::new();
+    m.insert(RESTORE_SCRATCH.to_string(), b.id.to_string());
+    let scratch = || ObjectUpdate {
+        name: None,
+        status: None,
+        metadata: Some(m.clone()),
+    };
+    let tmp = store.derive_with(b.id, ObjectKind::Volume, None, None, scratch())?;
     txn.scratch(tmp.id);
-    let snap = store.derive_with(
-        tmp.id,
-        ObjectKind::Snapshot,
-        None,
-        None,
-        ObjectUpdate::default(),
-    )?;
+    let snap = store.derive_with(tmp.id, ObjectKind::Snapshot, None, None, scratch())?;
     txn.scratch(snap.id);
     store.revert(vol.id, snap.id)?;
     if vol.size > b.size {
