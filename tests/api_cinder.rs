@@ -4,7 +4,8 @@
 //! volumes (create from nothing, a snapshot, a volume; list, detail,
 //! filters, sort, paging, summary, update, metadata, actions, delete),
 //! snapshots, the volume type, zones, limits, quota sets, faults, and that
-//! a Cinder volume is the same object in the os-volumes v1.1 dialect.
+//! a Cinder volume is the same object in the os-volumes v1.1 dialect. The
+//! attachments API and backups are in `api_cinder_backups.rs`.
 //! The real `openstack` CLI runs in `openstack_cli.rs`.
 
 mod api_common;

@@ -2,9 +2,11 @@
 //! keystoneauth, from the virtual environment `scripts/test.sh` makes and
 //! names in `BLOCKD_OPENSTACK_VENV`) against `blockd serve`: it logs in
 //! through the minimal Keystone, finds Cinder in the catalogue and runs
-//! volume, snapshot, type, quota and limits commands (and `volume create
-//! --image` through the read-only Glance); every command's exit status and
-//! output are checked. openstacksdk's block storage proxy does a Python
+//! volume, snapshot, backup (create, incremental, show, list, restore to a
+//! new and, with `--force`, an existing volume, delete), attachment
+//! (3.27: list, show, delete), type, quota and limits commands (and
+//! `volume create --image` through the read-only Glance); every command's
+//! exit status and output are checked. openstacksdk's block storage proxy does a Python
 //! round trip. Without `BLOCKD_OPENSTACK_VENV` the tests say so and pass
 //! without running.
 
@@ -235,4 +237,116 @@ fn openstacksdk_block_storage_round_trip() {
     );
     assert!(out.contains("snapshots ['sdk-snap']"), "{out}");
     assert!(out.contains("left 0"), "{out}");
+}
+
+#[test]
+fn openstack_cli_backups_and_attachments() {
+    let Some(bin) = openstack_bin() else { return };
+    let api = Api::start();
+    let cli = Cli {
+        bin,
+        api: &api,
+        user: "demo",
+        password: "demo-password",
+    };
+    let v = cli.json(&["volume", "create", "--size", "1", "bvol"]);
+    let id = v["id"].as_str().expect("id").to_string();
+    api_common::qemu_io(&api.nbd_uri(&id), &["write -P 0x44 0 64k"]);
+
+    // Backup create / show / list.
+    let b = cli.json(&["volume", "backup", "create", "--name", "bk1", &id]);
+    let bid = b["id"].as_str().expect("backup id").to_string();
+    assert_eq!(b["name"], "bk1", "{b}");
+    let b = cli.json(&["volume", "backup", "show", "bk1"]);
+    assert_eq!(b["id"], bid.as_str(), "{b}");
+    assert_eq!(b["status"], "available", "{b}");
+    assert_eq!(b["volume_id"], id.as_str(), "{b}");
+    assert_eq!(b["size"], 1, "{b}");
+    let list = cli.json(&["volume", "backup", "list"]);
+    let row = find(&list, "ID", &bid).unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(row["Name"], "bk1");
+    assert_eq!(row["Status"], "available");
+    let inc = cli.json(&[
+        "volume",
+        "backup",
+        "create",
+        "--incremental",
+        "--name",
+        "bk2",
+        &id,
+    ]);
+    let inc_id = inc["id"].as_str().expect("backup id").to_string();
+
+    // Restore to a new volume, then over the (changed) source.
+    let r = cli.json(&["volume", "backup", "restore", "bk1", "restored"]);
+    assert_eq!(r["volume_name"], "restored", "{r}");
+    let new = cli.json(&["volume", "show", "restored"]);
+    assert_eq!(new["status"], "available", "{new}");
+    let new_id = new["id"].as_str().expect("id").to_string();
+    api_common::qemu_io_ro(&api.nbd_uri(&new_id), &["read -P 0x44 0 64k"]);
+    api_common::qemu_io(&api.nbd_uri(&id), &["write -P 0x55 0 64k"]);
+    let (ok, _, err) = cli.run(&["volume", "backup", "restore", &bid, &id]);
+    assert!(!ok && err.contains("--force"), "{err}");
+    let r = cli.json(&["volume", "backup", "restore", "--force", &bid, &id]);
+    assert_eq!(r["volume_id"], id.as_str(), "{r}");
+    api_common::qemu_io_ro(&api.nbd_uri(&id), &["read -P 0x44 0 64k"]);
+
+    // Attachments (3.27): one made through the API, seen by the CLI.
+    let r = api.send(
+        "POST",
+        "/volume/v3/demo/attachments",
+        &[
+            ("X-Auth-Token", api_common::DEMO),
+            ("OpenStack-API-Version", "volume 3.27"),
+            ("Content-Type", "application/json"),
+        ],
+        Some(
+            serde_json::json!({"attachment": {"volume_uuid": id, "instance_uuid": "vm-9",
+                "connector": {"host": "h"}}})
+            .to_string()
+            .as_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let list = cli.json(&[
+        "--os-volume-api-version",
+        "3.27",
+        "volume",
+        "attachment",
+        "list",
+    ]);
+    let row = find(&list, "ID", &id).unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(row["Volume ID"], id.as_str());
+    assert_eq!(row["Server ID"], "vm-9");
+    assert_eq!(row["Status"], "attached");
+    let a = cli.json(&[
+        "--os-volume-api-version",
+        "3.27",
+        "volume",
+        "attachment",
+        "show",
+        &id,
+    ]);
+    assert_eq!(
+        a["Status"].as_str().or(a["status"].as_str()),
+        Some("attached"),
+        "{a}"
+    );
+    cli.ok(&[
+        "--os-volume-api-version",
+        "3.27",
+        "volume",
+        "attachment",
+        "delete",
+        &id,
+    ]);
+    assert_eq!(cli.json(&["volume", "show", &id])["status"], "available");
+
+    // Delete: the incremental, then the full one.
+    cli.ok(&["volume", "backup", "delete", &inc_id]);
+    cli.ok(&["volume", "backup", "delete", "bk1"]);
+    assert_eq!(
+        cli.json(&["volume", "backup", "list"]),
+        Value::Array(vec![])
+    );
 }

@@ -329,13 +329,26 @@ fn initialize_connection(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Resu
             o.status
         )));
     }
-    let o = ops::grant_connection(&ctx.dom, &locked, &o)?;
-    let Some(nbd) = ctx.state.nbd() else {
+    if ctx.state.nbd().is_none() {
         return Err(ApiError::bad_request(
             "Invalid volume: this server does not serve NBD",
         ));
+    }
+    let o = ops::grant_connection(&ctx.dom, &locked, &o)?;
+    Ok(Reply::json(
+        200,
+        json!({ "connection_info": connection_info(ctx, &o) }),
+    ))
+}
+
+/// The connection info of volume `o`: its NBD export (the attachment's
+/// secret) and how to reach it, as `driver_volume_type` `nbd` (also the
+/// attachments API's); `{}` when the server runs no NBD.
+pub(crate) fn connection_info(ctx: &Ctx, o: &engine::ObjectInfo) -> Value {
+    let Some(nbd) = ctx.state.nbd() else {
+        return json!({});
     };
-    let mut info = nbd.connection_info(&o);
+    let mut info = nbd.connection_info(o);
     info["data"]["discard"] = json!(true);
-    Ok(Reply::json(200, json!({ "connection_info": info })))
+    info
 }

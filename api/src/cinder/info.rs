@@ -1,7 +1,8 @@
 //! The read-only Cinder resources: the one volume type `__DEFAULT__`,
 //! availability zones (one, `nova`), `limits` and `os-quota-sets` (the
 //! tenant's quotas from the auth file and what it uses; quotas change only
-//! there, so `PUT` is refused).
+//! there, so `PUT` is refused; backups count as images under the one
+//! quota rule, and `backups` / `backup_gigabytes` report their use).
 
 use super::Ctx;
 use crate::error::{ApiError, ErrorKind, Result};
@@ -74,19 +75,20 @@ fn limit(v: Option<u64>) -> i64 {
 pub fn limits(ctx: &Ctx) -> Reply {
     let q = ctx.tenant.quota();
     let u = ctx.usage();
+    let (backups, backup_gb) = super::backups::usage(ctx);
     Reply::json(
         200,
         json!({"limits": {"rate": [], "absolute": {
             "maxTotalVolumes": limit(q.volumes),
             "maxTotalSnapshots": limit(q.snapshots),
             "maxTotalVolumeGigabytes": limit(q.gigabytes),
-            "maxTotalBackups": 0,
-            "maxTotalBackupGigabytes": 0,
+            "maxTotalBackups": -1,
+            "maxTotalBackupGigabytes": -1,
             "totalVolumesUsed": u.volumes,
             "totalSnapshotsUsed": u.snapshots,
             "totalGigabytesUsed": u.gigabytes,
-            "totalBackupsUsed": 0,
-            "totalBackupGigabytesUsed": 0,
+            "totalBackupsUsed": backups,
+            "totalBackupGigabytesUsed": backup_gb,
         }}}),
     )
 }
@@ -135,8 +137,15 @@ pub fn quota_set(ctx: &Ctx, project: &str, defaults: bool) -> Result<Reply> {
     set.insert(format!("volumes_{DEFAULT_TYPE}"), item(None, u.volumes));
     set.insert(format!("snapshots_{DEFAULT_TYPE}"), item(None, u.snapshots));
     set.insert(format!("gigabytes_{DEFAULT_TYPE}"), item(None, u.gigabytes));
-    set.insert("backups".into(), item(Some(0), 0));
-    set.insert("backup_gigabytes".into(), item(Some(0), 0));
+    // Backups are images under the one quota rule (snapshots and
+    // gigabytes); their own counts are reported, with no separate limit.
+    let (backups, backup_gb) = if tenant.id == ctx.tenant.id {
+        super::backups::usage(ctx)
+    } else {
+        (0, 0)
+    };
+    set.insert("backups".into(), item(None, backups));
+    set.insert("backup_gigabytes".into(), item(None, backup_gb));
     set.insert("per_volume_gigabytes".into(), item(None, 0));
     set.insert("groups".into(), item(Some(0), 0));
     Ok(Reply::json(200, json!({ "quota_set": set })))

@@ -1,8 +1,9 @@
 //! The Cinder block storage v3 API, as today's OpenStack clients speak it
 //! (`openstack volume ...`, cinderclient, openstacksdk): version discovery
 //! at `/volume/` and `/volume/v3/`, and under `/volume/v3/{project_id}/`
-//! volumes, their actions and metadata, snapshots, the one volume type,
-//! availability zones, limits and quota sets. Clients find it through the
+//! volumes, their actions and metadata, snapshots, attachments (3.27+),
+//! backups, the one volume type, availability zones, limits and quota
+//! sets. Clients find it through the
 //! catalogue of the minimal Keystone (`keystone/`); `X-Auth-Token` is a
 //! token it issued or a tenant's static token, and `{project_id}` is the
 //! tenant id.
@@ -14,6 +15,8 @@
 //! (`fault.rs`); microversions 3.0 to 3.62 (`version.rs`).
 
 mod actions;
+mod attachments;
+mod backups;
 pub(crate) mod fault;
 mod info;
 mod params;
@@ -219,6 +222,46 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
             only(req, "GET, POST, PUT")?;
             snapshots::metadata(ctx, id)
         }
+        ["attachments"] if ctx.version.at_least(27) => {
+            only(req, "GET, POST")?;
+            if *m == Method::GET {
+                attachments::list(ctx, false)
+            } else {
+                attachments::create(ctx)
+            }
+        }
+        ["attachments", "detail"] if ctx.version.at_least(27) => {
+            only(req, "GET").and_then(|_| attachments::list(ctx, true))
+        }
+        ["attachments", id] if ctx.version.at_least(27) => {
+            only(req, "GET, PUT, DELETE")?;
+            match m.as_str() {
+                "GET" => attachments::show(ctx, id),
+                "PUT" => attachments::update(ctx, id),
+                _ => attachments::delete(ctx, id),
+            }
+        }
+        ["attachments", id, "action"] if ctx.version.at_least(27) => {
+            only(req, "POST").and_then(|_| attachments::action(ctx, id))
+        }
+        ["backups"] => {
+            only(req, "GET, POST")?;
+            if *m == Method::GET {
+                backups::list(ctx, false)
+            } else {
+                backups::create(ctx)
+            }
+        }
+        ["backups", "detail"] => only(req, "GET").and_then(|_| backups::list(ctx, true)),
+        ["backups", id] => {
+            only(req, "GET, DELETE")?;
+            if *m == Method::GET {
+                backups::show(ctx, id)
+            } else {
+                backups::delete(ctx, id)
+            }
+        }
+        ["backups", id, "restore"] => only(req, "POST").and_then(|_| backups::restore(ctx, id)),
         ["types"] => only(req, "GET").and_then(|_| info::types(ctx)),
         ["types", id] => only(req, "GET").and_then(|_| info::type_show(ctx, id)),
         ["types", id, "extra_specs"] => only(req, "GET").and_then(|_| info::extra_specs(ctx, id)),

@@ -1,6 +1,6 @@
 //! Cinder volumes: list (brief and `detail`, filters, sort, `marker` and
 //! `limit` paging), `summary`, create (empty, from a snapshot, from another
-//! volume, from an engine image), show, update, delete (`?cascade=true`
+//! volume, from an engine image, from a backup at 3.47+), show, update, delete (`?cascade=true`
 //! takes the volume's snapshots with it), metadata; the actions are in
 //! `actions.rs`. Every change goes through the domain's operations
 //! (`domain::ops`), whose creates are one durable O(1) engine step, so a
@@ -276,18 +276,19 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         Some(i) => Some(i),
         None => id_field(&body, "image_id")?,
     };
-    if id_field(&body, "backup_id")?.is_some() {
+    let backup_id = id_field(&body, "backup_id")?;
+    if backup_id.is_some() && !ctx.version.at_least(47) {
         return Err(ApiError::bad_request(
-            "Invalid input received: volumes from backups are not supported by this server.",
+            "Invalid input received: volumes from backups need microversion 3.47.",
         ));
     }
-    let sources = [&snapshot_id, &source_volid, &image_ref]
+    let sources = [&snapshot_id, &source_volid, &image_ref, &backup_id]
         .iter()
         .filter(|s| s.is_some())
         .count();
     if sources > 1 {
         return Err(ApiError::bad_request(
-            "Invalid input received: only one of snapshot_id, source_volid and imageRef may be given.",
+            "Invalid input received: only one of snapshot_id, source_volid, imageRef and backup_id may be given.",
         ));
     }
     if let Some(t) = opt_string(&body, "volume_type", MAX_FIELD)? {
@@ -316,10 +317,11 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
     let user_meta = parse_metadata(body.get("metadata"))?.unwrap_or_default();
 
     let locked = ctx.dom.lock();
-    let src = match (&snapshot_id, &source_volid, &image_ref) {
-        (Some(s), _, _) => Some((ctx.snapshot(s)?, 's')),
-        (_, Some(v), _) => Some((ctx.volume(v)?, 'v')),
-        (_, _, Some(i)) => Some((find_image(ctx, i)?, 'i')),
+    let src = match (&snapshot_id, &source_volid, &image_ref, &backup_id) {
+        (Some(s), _, _, _) => Some((ctx.snapshot(s)?, 's')),
+        (_, Some(v), _, _) => Some((ctx.volume(v)?, 'v')),
+        (_, _, Some(i), _) => Some((find_image(ctx, i)?, 'i')),
+        (_, _, _, Some(b)) => Some((super::backups::find(ctx, b)?, 'b')),
         _ => None,
     };
     let size_gb = match (&src, size) {
@@ -355,6 +357,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
     let source = match &src {
         None => Source::Empty,
         Some((s, 's')) => Source::Snapshot(s),
+        Some((b, 'b')) => Source::Volume(b),
         Some((v, 'v')) => {
             meta::set(&mut m, meta::SOURCE_VOLUME, Some(&v.id.to_string()));
             for (k, val) in &v.metadata {

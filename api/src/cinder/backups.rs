@@ -1,0 +1,362 @@
+//! Cinder backups, stored as engine images: create (an O(1) image of the
+//! volume, or of one of its snapshots; an in-use volume needs `force`;
+//! `incremental` is accepted and records the volume's latest backup as
+//! its parent), list (and `detail`; filters, sort, paging), show, delete
+//! (not while incremental backups depend on it), and restore, to a new
+//! volume or over an existing one at least the backup's size (its
+//! contents replaced in O(1), as a revert does; a larger volume keeps its
+//! size, the rest reading as zeroes).
+//!
+//! A backup is the caller's private image with `api.cinder_backup_volume`
+//! set, so every dialect sees it as an image, and it counts under the one
+//! quota rule as images do (`snapshots` and `gigabytes`); the quota set's
+//! `backups` and `backup_gigabytes` report the backups' use, unlimited
+//! beyond that rule.
+
+use super::info::{DEFAULT_TYPE, ZONE};
+use super::params::{
+    opt_string, page, parse_bool, parse_metadata, wrapped, MAX_DESCRIPTION, MAX_FIELD,
+};
+use super::volumes::{cinder_time, links, sort};
+use super::Ctx;
+use crate::domain::ops::{self, Source, Txn};
+use crate::error::{ApiError, Result};
+use crate::http::Reply;
+use crate::meta;
+use engine::{ObjectInfo, ObjectKind, ObjectUpdate};
+use serde_json::{json, Value};
+
+/// The volume a backup was made of (its presence marks a backup).
+pub(crate) const BACKUP_VOLUME: &str = "api.cinder_backup_volume";
+/// The backup an incremental backup follows.
+const BACKUP_PARENT: &str = "api.cinder_backup_parent";
+/// The snapshot a backup was made of, if any.
+const BACKUP_SNAPSHOT: &str = "api.cinder_backup_snapshot";
+/// When a backup was made, in nanoseconds (orders backups made within
+/// one second, whose engine times are equal).
+const BACKUP_AT: &str = "api.cinder_backup_at";
+
+/// Marks the scratch objects of a restore over an existing volume (the
+/// backup's id); they live only while the restore runs.
+const RESTORE_SCRATCH: &str = "api.cinder_restore_scratch";
+
+/// A backup's creation time in nanoseconds, as well as it is known.
+fn made_at(o: &ObjectInfo) -> u128 {
+    meta::get(o, BACKUP_AT)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(u128::from(o.created) * 1_000_000_000)
+}
+
+/// The caller's backups, oldest first.
+pub(crate) fn backups(ctx: &Ctx) -> Vec<ObjectInfo> {
+    ctx.objects(ObjectKind::Image)
+        .into_iter()
+        .filter(|o| ctx.dom.owns(o) && meta::get(o, BACKUP_VOLUME).is_some())
+        .collect()
+}
+
+/// Number and GB of the caller's backups.
+pub(crate) fn usage(ctx: &Ctx) -> (u64, u64) {
+    let b = backups(ctx);
+    (b.len() as u64, b.iter().map(|o| meta::gb(o.size)).sum())
+}
+
+fn opt(o: &ObjectInfo, key: &str) -> Value {
+    meta::get(o, key).map(Value::from).unwrap_or(Value::Null)
+}
+
+fn view(ctx: &Ctx, o: &ObjectInfo, all: &[ObjectInfo], detail: bool) -> Value {
+    let id = o.id.to_string();
+    let mut v = json!({
+        "id": id,
+        "name": opt(o, meta::DISPLAY_NAME),
+        "links": links(ctx, "backups", &id),
+    });
+    if !detail {
+        return v;
+    }
+    let dependent = all
+        .iter()
+        .any(|b| meta::get(b, BACKUP_PARENT) == Some(id.as_str()));
+    let fields = json!({
+        "description": opt(o, meta::DISPLAY_DESCRIPTION),
+        "status": o.status,
+        "size": meta::gb(o.size),
+        "volume_id": opt(o, BACKUP_VOLUME),
+        "snapshot_id": opt(o, BACKUP_SNAPSHOT),
+        "availability_zone": ZONE,
+        "container": null,
+        "object_count": 0,
+        "fail_reason": null,
+        "created_at": cinder_time(o.created),
+        "updated_at": cinder_time(o.created),
+        "data_timestamp": cinder_time(o.created),
+        "is_incremental": meta::get(o, BACKUP_PARENT).is_some(),
+        "has_dependent_backups": dependent,
+    });
+    if let (Value::Object(v), Value::Object(f)) = (&mut v, fields) {
+        v.extend(f);
+    }
+    if ctx.version.at_least(18) {
+        v["os-backup-project-attr:project_id"] = json!(ctx.tenant.id);
+    }
+    if ctx.version.at_least(43) {
+        v["metadata"] = json!(meta::user_metadata(o));
+    }
+    if ctx.version.at_least(56) {
+        v["user_id"] = json!(ctx.tenant.user);
+    }
+    v
+}
+
+/// The caller's backup `id` (404 otherwise).
+pub(crate) fn find(ctx: &Ctx, id: &str) -> Result<ObjectInfo> {
+    ctx.dom
+        .find(ObjectKind::Image, id)?
+        .filter(|o| ctx.dom.owns(o) && meta::get(o, BACKUP_VOLUME).is_some())
+        .ok_or_else(|| ApiError::not_found(format!("Backup {id} could not be found.")))
+}
+
+const SORT_KEYS: &[&str] = &[
+    "created_at",
+    "updated_at",
+    "id",
+    "name",
+    "display_name",
+    "size",
+    "status",
+];
+
+/// `GET backups` and `GET backups/detail` (filters `name`, `status`,
+/// `volume_id`).
+pub fn list(ctx: &Ctx, detail: bool) -> Result<Reply> {
+    let all = backups(ctx);
+    let mut items: Vec<ObjectInfo> = all
+        .iter()
+        .filter(|o| {
+            ctx.req.query.iter().all(|(k, v)| match k.as_str() {
+                "name" | "display_name" => meta::get(o, meta::DISPLAY_NAME) == Some(v.as_str()),
+                "status" => o.status == *v,
+                "volume_id" => meta::get(o, BACKUP_VOLUME) == Some(v.as_str()),
+                _ => true,
+            })
+        })
+        .cloned()
+        .collect();
+    sort(ctx, &mut items, SORT_KEYS)?;
+    let collection = if detail { "backups/detail" } else { "backups" };
+    let (page_items, next) = page(ctx, &items, collection)?;
+    let v: Vec<Value> = page_items
+        .iter()
+        .map(|o| view(ctx, o, &all, detail))
+        .collect();
+    let mut body = json!({ "backups": v });
+    if let Some(next) = next {
+        body["backups_links"] = next;
+    }
+    Ok(Reply::json(200, body))
+}
+
+/// `GET backups/{id}`.
+pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let o = find(ctx, id)?;
+    Ok(Reply::json(
+        200,
+        json!({ "backup": view(ctx, &o, &backups(ctx), true) }),
+    ))
+}
+
+/// `POST backups`: 202 with the new backup's id, name and links.
+pub fn create(ctx: &Ctx) -> Result<Reply> {
+    let body = wrapped(ctx, "backup")?;
+    let Some(volume_id) = opt_string(&body, "volume_id", MAX_FIELD)? else {
+        return Err(ApiError::bad_request(
+            "Invalid input received: volume_id is required",
+        ));
+    };
+    let flag = |k: &str| match body.get(k) {
+        None | Some(Value::Null) => Ok(false),
+        Some(v) => parse_bool(v, k),
+    };
+    let force = flag("force")?;
+    let incremental = flag("incremental")?;
+    let name = opt_string(&body, "name", MAX_FIELD)?;
+    let description = opt_string(&body, "description", MAX_DESCRIPTION)?;
+    let snapshot_id = opt_string(&body, "snapshot_id", MAX_FIELD)?.filter(|s| !s.is_empty());
+    let user_meta = parse_metadata(body.get("metadata"))?.unwrap_or_default();
+
+    let locked = ctx.dom.lock();
+    let vol = ctx.volume(&volume_id)?;
+    if vol.status == meta::IN_USE && !force {
+        return Err(ApiError::bad_request(
+            "Invalid volume: Backing up an in-use volume must use the force flag.",
+        ));
+    }
+    if vol.status != meta::AVAILABLE && vol.status != meta::IN_USE {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: Volume to be backed up must be available or in-use, but the \
+             current status is \"{}\".",
+            vol.status
+        )));
+    }
+    let src = match &snapshot_id {
+        Some(s) => {
+            let snap = ctx.snapshot(s)?;
+            if snap.parent != Some(vol.id) {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid snapshot: snapshot {} is not a snapshot of volume {}",
+                    snap.id, vol.id
+                )));
+            }
+            snap
+        }
+        None => vol.clone(),
+    };
+    let vid = vol.id.to_string();
+    let parent = if incremental {
+        let latest = backups(ctx)
+            .into_iter()
+            .filter(|b| meta::get(b, BACKUP_VOLUME) == Some(vid.as_str()))
+            .max_by_key(made_at)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "Invalid backup: No backups available to do an incremental backup.",
+                )
+            })?;
+        Some(latest.id.to_string())
+    } else {
+        None
+    };
+    let snap_id = snapshot_id.as_ref().map(|_| src.id.to_string());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+        .to_string();
+    let m = ops::new_metadata(
+        &ctx.dom,
+        &user_meta,
+        &[
+            (meta::DISPLAY_NAME, name.as_deref()),
+            (meta::DISPLAY_DESCRIPTION, description.as_deref()),
+            (BACKUP_VOLUME, Some(&vid)),
+            (BACKUP_PARENT, parent.as_deref()),
+            (BACKUP_SNAPSHOT, snap_id.as_deref()),
+            (BACKUP_AT, Some(&now)),
+        ],
+    );
+    let o = ops::capture_image(&ctx.dom, &locked, &src, None, m)?;
+    tracing::info!(tenant = %ctx.tenant.id, backup = %o.id, volume = %vol.id, incremental, "cinder: backup created");
+    Ok(Reply::json(
+        202,
+        json!({"backup": {
+            "id": o.id.to_string(),
+            "name": opt(&o, meta::DISPLAY_NAME),
+            "links": links(ctx, "backups", &o.id.to_string()),
+        }}),
+    ))
+}
+
+/// `DELETE backups/{id}`: 202; 400 while incremental backups depend on it.
+pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let locked = ctx.dom.lock();
+    let o = find(ctx, id)?;
+    if o.status != meta::AVAILABLE && o.status != "error" {
+        return Err(ApiError::bad_request(format!(
+            "Invalid backup: Backup status must be available or error, but current status is: {}.",
+            o.status
+        )));
+    }
+    let key = o.id.to_string();
+    if backups(ctx)
+        .iter()
+        .any(|b| meta::get(b, BACKUP_PARENT) == Some(key.as_str()))
+    {
+        return Err(ApiError::bad_request(
+            "Invalid backup: Incremental backups exist for this backup.",
+        ));
+    }
+    ops::delete(&ctx.dom, &locked, &o)?;
+    Ok(Reply::empty(202))
+}
+
+/// `POST backups/{id}/restore`: `{"restore": {"volume_id": ..., "name":
+/// ...}}`; 202 with `backup_id`, `volume_id`, `volume_name`.
+pub fn restore(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let body = wrapped(ctx, "restore")?;
+    let volume_id = opt_string(&body, "volume_id", MAX_FIELD)?.filter(|s| !s.is_empty());
+    let name = opt_string(&body, "name", MAX_FIELD)?;
+    let locked = ctx.dom.lock();
+    let b = find(ctx, id)?;
+    if b.status != meta::AVAILABLE {
+        return Err(ApiError::bad_request(format!(
+            "Invalid backup: Backup status must be available, but current status is: {}.",
+            b.status
+        )));
+    }
+    let vol = match volume_id {
+        None => {
+            let name = name.unwrap_or_else(|| format!("restore_backup_{}", b.id));
+            let m = ops::new_metadata(
+                &ctx.dom,
+                &Default::default(),
+                &[
+                    (meta::DISPLAY_NAME, Some(&name)),
+                    (meta::VOLUME_TYPE, Some(DEFAULT_TYPE)),
+                    (meta::AVAILABILITY_ZONE, Some(ZONE)),
+                ],
+            );
+            ops::create_volume(&ctx.dom, &locked, Source::Volume(&b), b.size, m)?
+        }
+        Some(v) => overwrite(ctx, &b, &ctx.volume(&v)?)?,
+    };
+    tracing::info!(tenant = %ctx.tenant.id, backup = %b.id, volume = %vol.id, "cinder: backup restored");
+    Ok(Reply::json(
+        202,
+        json!({"restore": {
+            "backup_id": b.id.to_string(),
+            "volume_id": vol.id.to_string(),
+            "volume_name": opt(&vol, meta::DISPLAY_NAME),
+        }}),
+    ))
+}
+
+/// Replaces the contents of volume `vol` (available, at least `b`'s
+/// size) with backup `b`'s: a scratch volume and snapshot of the backup,
+/// a revert to that snapshot, the old size kept. All O(1).
+fn overwrite(ctx: &Ctx, b: &ObjectInfo, vol: &ObjectInfo) -> Result<ObjectInfo> {
+    if vol.status != meta::AVAILABLE {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: Volume to be restored to must be available, but the current \
+             status is \"{}\".",
+            vol.status
+        )));
+    }
+    if vol.size < b.size {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: volume size {}G is smaller than the backup's size {}G.",
+            meta::gb(vol.size),
+            meta::gb(b.size)
+        )));
+    }
+    let store = ctx.store();
+    let mut txn = Txn::new(store);
+    // Scratch objects have no owner (no tenant sees or pays for them) and
+    // carry a key, so one a crash leaves behind can be recognised.
+    let mut m = std::collections::BTreeMap::new();
+    m.insert(RESTORE_SCRATCH.to_string(), b.id.to_string());
+    let scratch = || ObjectUpdate {
+        name: None,
+        status: None,
+        metadata: Some(m.clone()),
+    };
+    let tmp = store.derive_with(b.id, ObjectKind::Volume, None, None, scratch())?;
+    txn.scratch(tmp.id);
+    let snap = store.derive_with(tmp.id, ObjectKind::Snapshot, None, None, scratch())?;
+    txn.scratch(snap.id);
+    store.revert(vol.id, snap.id)?;
+    if vol.size > b.size {
+        store.resize(vol.id, vol.size)?;
+    }
+    txn.commit();
+    Ok(store.get(vol.id)?)
+}
