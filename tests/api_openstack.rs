@@ -493,7 +493,7 @@ fn default_auth_file_and_openapi() {
     // The OpenAPI document.
     let r = api.raw("GET", "/openapi.json", None, None);
     assert_eq!(r.status, 200);
-    assert_eq!(r.json["openapi"], "3.0.3");
+    assert_eq!(r.json["openapi"], "3.1.0");
     for path in [
         "/os-volumes",
         "/os-volumes/{volume_id}/action",
@@ -521,4 +521,144 @@ fn default_auth_file_and_openapi() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.toml"));
+}
+
+/// Every route's real responses, successes and faults, validate against
+/// the schemas the served (generated) OpenAPI document declares for them,
+/// so the document cannot drift from the handlers.
+#[test]
+fn openapi_describes_real_responses() {
+    let api = Api::start();
+    let doc = api.raw("GET", "/openapi.json", None, None).json;
+    let vols = "/os-volumes";
+    let vol = "/os-volumes/{volume_id}";
+    let snaps = "/os-snapshots";
+    let snap = "/os-snapshots/{snapshot_id}";
+    let atts = "/servers/{server_id}/os-volume_attachments";
+    let att = "/servers/{server_id}/os-volume_attachments/{volume_id}";
+    let d = |path: &str, method: &str, r: &api_common::Resp| documented(&doc, path, method, r);
+
+    d(vols, "get", &api.get(&format!("{V}/os-volumes"), DEMO));
+    let r = api.post(
+        &format!("{V}/os-volumes"),
+        DEMO,
+        &json!({"volume": {"size": "1", "display_name": "a", "metadata": {"k": "v"}}}),
+    );
+    assert_eq!(r.status, 200);
+    d(vols, "post", &r);
+    let id = r.json["volume"]["id"].as_str().unwrap().to_string();
+    let r = api.post(
+        &format!("{V}/os-volumes"),
+        DEMO,
+        &json!({"volume": {"size": 1}}),
+    );
+    d(vols, "post", &r);
+    let other = r.json["volume"]["id"].as_str().unwrap().to_string();
+    d(vol, "get", &api.get(&format!("{V}/os-volumes/{id}"), DEMO));
+    d(
+        vol,
+        "put",
+        &api.put(
+            &format!("{V}/os-volumes/{id}"),
+            DEMO,
+            &json!({"volume": {"display_description": "d"}}),
+        ),
+    );
+    d(
+        "/os-volumes/detail",
+        "get",
+        &api.get(&format!("{V}/os-volumes/detail?limit=5"), DEMO),
+    );
+    let r = api.post(
+        &format!("{V}/os-volumes/{id}/action"),
+        DEMO,
+        &json!({"os-extend": {"new_size": 2}}),
+    );
+    assert_eq!(r.status, 202);
+    d("/os-volumes/{volume_id}/action", "post", &r);
+
+    let r = api.post(
+        &format!("{V}/os-snapshots"),
+        DEMO,
+        &json!({"snapshot": {"volume_id": id}}),
+    );
+    assert_eq!(r.status, 200);
+    d(snaps, "post", &r);
+    let sid = r.json["snapshot"]["id"].as_str().unwrap().to_string();
+    d(snaps, "get", &api.get(&format!("{V}/os-snapshots"), DEMO));
+    d(
+        "/os-snapshots/detail",
+        "get",
+        &api.get(&format!("{V}/os-snapshots/detail"), DEMO),
+    );
+    d(
+        snap,
+        "get",
+        &api.get(&format!("{V}/os-snapshots/{sid}"), DEMO),
+    );
+
+    let server = format!("{V}/servers/vm-1/os-volume_attachments");
+    let r = api.post(
+        &server,
+        DEMO,
+        &json!({"volumeAttachment": {"volumeId": id, "device": "/dev/vdb"}}),
+    );
+    assert_eq!(r.status, 200);
+    d(atts, "post", &r);
+    d(atts, "get", &api.get(&server, DEMO));
+    d(att, "get", &api.get(&format!("{server}/{id}"), DEMO));
+    // An attached volume's view, and its list, with the attachment.
+    d(vol, "get", &api.get(&format!("{V}/os-volumes/{id}"), DEMO));
+    d(vols, "get", &api.get(&format!("{V}/os-volumes"), DEMO));
+
+    // Faults.
+    let r = api.post(
+        &server,
+        DEMO,
+        &json!({"volumeAttachment": {"volumeId": other, "device": "/dev/vdb"}}),
+    );
+    assert_eq!(r.status, 409);
+    d(atts, "post", &r);
+    let r = api.get(&format!("{V}/os-volumes/nope"), DEMO);
+    assert_eq!(r.status, 404);
+    d(vol, "get", &r);
+    let r = api.raw("GET", &format!("{V}/os-volumes"), None, None);
+    assert_eq!(r.status, 401);
+    d(vols, "get", &r);
+    let r = api.post(
+        &format!("{V}/os-volumes"),
+        DEMO,
+        &json!({"volume": {"size": 0}}),
+    );
+    assert_eq!(r.status, 400);
+    d(vols, "post", &r);
+    let r = api.post(&format!("{V}/os-volumes"), DEMO, &json!({}));
+    assert_eq!(r.status, 422);
+    d(vols, "post", &r);
+    let r = api.post(
+        "/v1.1/small/os-volumes",
+        api_common::SMALL,
+        &json!({"volume": {"size": 4}}),
+    );
+    assert_eq!(r.status, 413, "{}", r.text);
+    d(vols, "post", &r);
+    let r = api.delete(&format!("{V}/os-volumes/{id}"), DEMO);
+    assert_eq!(r.status, 400);
+    d(vol, "delete", &r);
+    let r = api.get(&format!("{V}/os-volumes?limit=x"), DEMO);
+    assert_eq!(r.status, 400);
+    d(vols, "get", &r);
+
+    // Empty 202s.
+    d(att, "delete", &api.delete(&format!("{server}/{id}"), DEMO));
+    d(
+        snap,
+        "delete",
+        &api.delete(&format!("{V}/os-snapshots/{sid}"), DEMO),
+    );
+    d(
+        vol,
+        "delete",
+        &api.delete(&format!("{V}/os-volumes/{id}"), DEMO),
+    );
 }

@@ -188,3 +188,34 @@ pub fn ids(r: &Resp, key: &str) -> Vec<String> {
         .map(|v| v["id"].as_str().expect("id").to_string())
         .collect()
 }
+
+/// The schema the served OpenAPI document `doc` declares for `status` of
+/// `method` on `path`, as a JSON Schema with the document's components
+/// alongside so its `$ref`s resolve; `None` when that response has no
+/// body. Panics when the document does not declare the response at all.
+#[track_caller]
+pub fn doc_schema(doc: &Value, path: &str, method: &str, status: u16) -> Option<Value> {
+    let resp = &doc["paths"][path][method]["responses"][status.to_string()];
+    assert!(
+        resp.is_object(),
+        "the OpenAPI document does not declare {status} for {method} {path}"
+    );
+    let schema = resp["content"]["application/json"]["schema"].clone();
+    if schema.is_null() {
+        return None;
+    }
+    let mut s = schema;
+    s["components"] = doc["components"].clone();
+    Some(s)
+}
+
+/// Checks a real response against what the OpenAPI document `doc` says
+/// `method` on `path` answers with its status: a JSON body that validates
+/// against the declared schema, or no body where none is declared.
+#[track_caller]
+pub fn documented(doc: &Value, path: &str, method: &str, r: &Resp) {
+    match doc_schema(doc, path, method, r.status) {
+        Some(schema) => check(&schema, r),
+        None => assert!(r.text.is_empty(), "undocumented body: {}", r.text),
+    }
+}

@@ -3,9 +3,10 @@
 //! `retryAfter` on `overLimit` and an `Allow` header on `badMethod`.
 //! Internal failures are logged in full and answered with a generic message.
 
+use super::views::{to_value, Fault, FaultBody};
 use crate::error::{ApiError, ErrorKind};
 use crate::http::Reply;
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 /// Status and fault name of a kind.
 pub fn status_and_name(kind: ErrorKind) -> (u16, &'static str) {
@@ -34,11 +35,13 @@ pub fn reply(e: &ApiError) -> Reply {
     } else {
         e.message().to_string()
     };
-    let mut body = json!({"code": status, "message": message});
-    if e.kind() == ErrorKind::OverLimit {
-        body["retryAfter"] = Value::from(e.retry_after().unwrap_or(0));
-    }
-    let mut r = Reply::json(status, json!({ name: body }));
+    let body = FaultBody {
+        code: status,
+        message,
+        retry_after: (e.kind() == ErrorKind::OverLimit).then(|| e.retry_after().unwrap_or(0)),
+    };
+    let fault = Fault(BTreeMap::from([(name.to_string(), body)]));
+    let mut r = Reply::json(status, to_value(&fault));
     if let Some(allow) = e.allow() {
         r = r.with_header("allow", allow);
     }
@@ -54,6 +57,7 @@ pub fn reply(e: &ApiError) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn bodies() {

@@ -10,7 +10,9 @@
 pub(crate) mod attachments;
 pub(crate) mod fault;
 mod openapi;
+pub(crate) mod requests;
 mod snapshots;
+pub(crate) mod views;
 mod volumes;
 
 use crate::domain;

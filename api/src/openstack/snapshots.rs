@@ -2,42 +2,84 @@
 //! `force`), show, delete. A snapshot is the engine's O(1) snapshot; it and
 //! its volume can be deleted in either order.
 
+use super::requests::{Page, SnapshotCreate};
+use super::views::{ok, Fault, Snapshot, SnapshotList, SnapshotOne};
 use super::{opt_id, opt_string, parse_bool, wrapped, Ctx, MAX_FIELD};
 use crate::domain::ops;
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta;
 use engine::{ObjectInfo, ObjectKind};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The snapshot view.
-pub(crate) fn view(o: &ObjectInfo) -> Value {
-    let opt = |k: &str| meta::get(o, k).map(Value::from).unwrap_or(Value::Null);
-    json!({
-        "id": o.id.to_string(),
-        "volumeId": o.parent.map(|p| p.to_string()).unwrap_or_default(),
-        "status": o.status,
-        "size": meta::gb(o.size),
-        "createdAt": meta::format_time(o.created),
-        "displayName": opt(meta::DISPLAY_NAME),
-        "displayDescription": opt(meta::DISPLAY_DESCRIPTION),
-    })
+pub(crate) fn view(o: &ObjectInfo) -> Snapshot {
+    let opt = |k: &str| meta::get(o, k).map(str::to_string);
+    Snapshot {
+        id: o.id.to_string(),
+        volume_id: o.parent.map(|p| p.to_string()).unwrap_or_default(),
+        status: o.status.clone(),
+        size: meta::gb(o.size),
+        created_at: meta::format_time(o.created),
+        display_name: opt(meta::DISPLAY_NAME),
+        display_description: opt(meta::DISPLAY_DESCRIPTION),
+    }
 }
 
 /// `GET os-snapshots` and `GET os-snapshots/detail`.
+#[utoipa::path(
+    get,
+    path = "/os-snapshots",
+    operation_id = "listSnapshots",
+    tag = "snapshots",
+    summary = "List snapshots (`/os-snapshots/detail` is the same)",
+    params(Page),
+    responses(
+        (status = 200, description = "snapshots", body = SnapshotList),
+        (status = 400, description = "badRequest: invalid field or broken business rule", body = Fault),
+    )
+)]
 pub fn list(ctx: &Ctx) -> Result<Reply> {
     let page = ctx.paginate(ctx.dom.objects(ObjectKind::Snapshot))?;
-    let v: Vec<Value> = page.iter().map(view).collect();
-    Ok(Reply::json(200, json!({ "snapshots": v })))
+    let snapshots = page.iter().map(view).collect();
+    Ok(ok(&SnapshotList { snapshots }))
 }
 
 /// `GET os-snapshots/{id}`.
+#[utoipa::path(
+    get,
+    path = "/os-snapshots/{snapshot_id}",
+    operation_id = "showSnapshot",
+    tag = "snapshots",
+    summary = "Show a snapshot",
+    params(("snapshot_id" = String, Path, description = "snapshot UUID")),
+    responses(
+        (status = 200, description = "snapshot", body = SnapshotOne),
+        (status = 404, description = "itemNotFound", body = Fault),
+    )
+)]
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
     let o = ctx.snapshot(id)?;
-    Ok(Reply::json(200, json!({ "snapshot": view(&o) })))
+    Ok(ok(&SnapshotOne { snapshot: view(&o) }))
 }
 
 /// `POST os-snapshots`.
+#[utoipa::path(
+    post,
+    path = "/os-snapshots",
+    operation_id = "createSnapshot",
+    tag = "snapshots",
+    summary = "Create a snapshot (force for in-use volumes)",
+    request_body = SnapshotCreate,
+    responses(
+        (status = 200, description = "snapshot", body = SnapshotOne),
+        (status = 400, description = "badRequest: invalid field or broken business rule", body = Fault),
+        (status = 404, description = "itemNotFound", body = Fault),
+        (status = 413, description = "overLimit: quota exceeded or body over 1 MiB", body = Fault),
+        (status = 415, description = "badMediaType: Content-Type is not JSON", body = Fault),
+        (status = 422, description = "unprocessableEntity: missing or non-object wrapper", body = Fault),
+    )
+)]
 pub fn create(ctx: &Ctx) -> Result<Reply> {
     let body = wrapped(ctx.req, "snapshot")?;
     let Some(volume_id) = opt_id(&body, "volume_id")? else {
@@ -76,11 +118,23 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         ],
     );
     let o = ops::snapshot(&ctx.dom, &locked, &vol, m)?;
-    Ok(Reply::json(200, json!({ "snapshot": view(&o) }))
+    Ok(ok(&SnapshotOne { snapshot: view(&o) })
         .with_header("location", format!("{}/os-snapshots/{}", ctx.base(), o.id)))
 }
 
 /// `DELETE os-snapshots/{id}`: 202. Volumes cloned from it keep their data.
+#[utoipa::path(
+    delete,
+    path = "/os-snapshots/{snapshot_id}",
+    operation_id = "deleteSnapshot",
+    tag = "snapshots",
+    summary = "Delete a snapshot",
+    params(("snapshot_id" = String, Path, description = "snapshot UUID")),
+    responses(
+        (status = 202, description = "accepted, no body"),
+        (status = 404, description = "itemNotFound", body = Fault),
+    )
+)]
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = ctx.snapshot(id)?;

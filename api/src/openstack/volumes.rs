@@ -4,6 +4,10 @@
 //! clone), so it answers at once whatever the size; the create response
 //! already says `available`.
 
+use super::requests::{Page, VolumeAction, VolumeCreate, VolumeUpdate};
+use super::views::{
+    ok, Attachment, AttachmentSlot, Detached, Fault, Volume, VolumeList, VolumeOne,
+};
 use super::{opt_id, opt_string, parse_gb, parse_metadata, wrapped, Ctx, MAX_FIELD};
 use crate::domain::ops::{self, Edit, Source};
 use crate::domain::visibility;
@@ -11,53 +15,89 @@ use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta::{self, GIB};
 use engine::{ObjectInfo, ObjectKind};
-use serde_json::{json, Map, Value};
-
-fn null_or(v: Option<&str>) -> Value {
-    v.map(Value::from).unwrap_or(Value::Null)
-}
+use serde_json::{Map, Value};
 
 /// The attachment view of an attached volume, `None` when detached.
-pub(crate) fn attachment(o: &ObjectInfo) -> Option<Value> {
+pub(crate) fn attachment(o: &ObjectInfo) -> Option<Attachment> {
     let server = meta::get(o, meta::ATTACHED_SERVER)?;
     let id = o.id.to_string();
-    Some(json!({
-        "id": id,
-        "volumeId": id,
-        "serverId": server,
-        "device": meta::get(o, meta::ATTACHED_DEVICE).unwrap_or(""),
-    }))
-}
-
-/// The volume view (camelCase, `"attachments": [{}]` when detached).
-pub(crate) fn view(o: &ObjectInfo) -> Value {
-    json!({
-        "id": o.id.to_string(),
-        "status": o.status,
-        "size": meta::gb(o.size),
-        "availabilityZone": meta::get(o, meta::AVAILABILITY_ZONE).unwrap_or("nova"),
-        "createdAt": meta::format_time(o.created),
-        "attachments": [attachment(o).unwrap_or_else(|| json!({}))],
-        "displayName": null_or(meta::get(o, meta::DISPLAY_NAME)),
-        "displayDescription": null_or(meta::get(o, meta::DISPLAY_DESCRIPTION)),
-        "volumeType": null_or(meta::get(o, meta::VOLUME_TYPE)),
-        "snapshotId": meta::get(o, meta::SOURCE_SNAPSHOT).unwrap_or(""),
-        "metadata": meta::user_metadata(o),
+    Some(Attachment {
+        volume_id: id.clone(),
+        id,
+        server_id: server.to_string(),
+        device: meta::get(o, meta::ATTACHED_DEVICE)
+            .unwrap_or("")
+            .to_string(),
+        connection_info: None,
     })
 }
 
+/// An attachment slot: the attachment, or `{}` when detached.
+pub(crate) fn slot(o: &ObjectInfo) -> AttachmentSlot {
+    attachment(o).map_or(
+        AttachmentSlot::Detached(Detached {}),
+        AttachmentSlot::Attached,
+    )
+}
+
+/// The volume view (camelCase, `"attachments": [{}]` when detached).
+pub(crate) fn view(o: &ObjectInfo) -> Volume {
+    let opt = |k: &str| meta::get(o, k).map(str::to_string);
+    Volume {
+        id: o.id.to_string(),
+        status: o.status.clone(),
+        size: meta::gb(o.size),
+        availability_zone: meta::get(o, meta::AVAILABILITY_ZONE)
+            .unwrap_or("nova")
+            .to_string(),
+        created_at: meta::format_time(o.created),
+        attachments: vec![slot(o)],
+        display_name: opt(meta::DISPLAY_NAME),
+        display_description: opt(meta::DISPLAY_DESCRIPTION),
+        volume_type: opt(meta::VOLUME_TYPE),
+        snapshot_id: meta::get(o, meta::SOURCE_SNAPSHOT)
+            .unwrap_or("")
+            .to_string(),
+        metadata: meta::user_metadata(o),
+    }
+}
+
 /// `GET os-volumes` and `GET os-volumes/detail` (the same view, as in Nova).
+#[utoipa::path(
+    get,
+    path = "/os-volumes",
+    operation_id = "listVolumes",
+    tag = "volumes",
+    summary = "List volumes (`/os-volumes/detail` is the same)",
+    params(Page),
+    responses(
+        (status = 200, description = "volumes", body = VolumeList),
+        (status = 400, description = "badRequest: invalid field or broken business rule", body = Fault),
+    )
+)]
 pub fn list(ctx: &Ctx) -> Result<Reply> {
     let all = ctx.dom.objects(ObjectKind::Volume);
     let page = ctx.paginate(all)?;
-    let v: Vec<Value> = page.iter().map(view).collect();
-    Ok(Reply::json(200, json!({ "volumes": v })))
+    let volumes = page.iter().map(view).collect();
+    Ok(ok(&VolumeList { volumes }))
 }
 
 /// `GET os-volumes/{id}`.
+#[utoipa::path(
+    get,
+    path = "/os-volumes/{volume_id}",
+    operation_id = "showVolume",
+    tag = "volumes",
+    summary = "Show a volume",
+    params(("volume_id" = String, Path, description = "volume UUID")),
+    responses(
+        (status = 200, description = "volume", body = VolumeOne),
+        (status = 404, description = "itemNotFound", body = Fault),
+    )
+)]
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
     let o = ctx.volume(id)?;
-    Ok(Reply::json(200, json!({ "volume": view(&o) })))
+    Ok(ok(&VolumeOne { volume: view(&o) }))
 }
 
 /// The image `key` (id, or name: the caller's own image first) a new
@@ -81,6 +121,22 @@ fn find_image(ctx: &Ctx, key: &str) -> Result<ObjectInfo> {
 }
 
 /// `POST os-volumes`.
+#[utoipa::path(
+    post,
+    path = "/os-volumes",
+    operation_id = "createVolume",
+    tag = "volumes",
+    summary = "Create a volume (empty, from snapshot_id or from imageRef)",
+    request_body = VolumeCreate,
+    responses(
+        (status = 200, description = "volume", body = VolumeOne),
+        (status = 400, description = "badRequest: invalid field or broken business rule", body = Fault),
+        (status = 404, description = "itemNotFound", body = Fault),
+        (status = 413, description = "overLimit: quota exceeded or body over 1 MiB", body = Fault),
+        (status = 415, description = "badMediaType: Content-Type is not JSON", body = Fault),
+        (status = 422, description = "unprocessableEntity: missing or non-object wrapper", body = Fault),
+    )
+)]
 pub fn create(ctx: &Ctx) -> Result<Reply> {
     let body = wrapped(ctx.req, "volume")?;
     let size = body
@@ -139,12 +195,28 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         ],
     );
     let o = ops::create_volume(&ctx.dom, &locked, source, size_gb * GIB, m)?;
-    Ok(Reply::json(200, json!({ "volume": view(&o) }))
+    Ok(ok(&VolumeOne { volume: view(&o) })
         .with_header("location", format!("{}/os-volumes/{}", ctx.base(), o.id)))
 }
 
 /// `PUT os-volumes/{id}`: display name, description and user metadata
 /// (which replaces the old); other keys are ignored.
+#[utoipa::path(
+    put,
+    path = "/os-volumes/{volume_id}",
+    operation_id = "updateVolume",
+    tag = "volumes",
+    summary = "Update display name, description, metadata",
+    params(("volume_id" = String, Path, description = "volume UUID")),
+    request_body = VolumeUpdate,
+    responses(
+        (status = 200, description = "volume", body = VolumeOne),
+        (status = 400, description = "badRequest: invalid field or broken business rule", body = Fault),
+        (status = 404, description = "itemNotFound", body = Fault),
+        (status = 415, description = "badMediaType: Content-Type is not JSON", body = Fault),
+        (status = 422, description = "unprocessableEntity: missing or non-object wrapper", body = Fault),
+    )
+)]
 pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     let body = wrapped(ctx.req, "volume")?;
     let name = opt_string(&body, "display_name", MAX_FIELD)?;
@@ -160,11 +232,24 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     let o = ops::update(&ctx.dom, &locked, &o, edit.apply(&o))?;
-    Ok(Reply::json(200, json!({ "volume": view(&o) })))
+    Ok(ok(&VolumeOne { volume: view(&o) }))
 }
 
 /// `DELETE os-volumes/{id}`: 202; an in-use volume is 400. Its snapshots
 /// stay.
+#[utoipa::path(
+    delete,
+    path = "/os-volumes/{volume_id}",
+    operation_id = "deleteVolume",
+    tag = "volumes",
+    summary = "Delete a volume (not while in-use)",
+    params(("volume_id" = String, Path, description = "volume UUID")),
+    responses(
+        (status = 202, description = "accepted, no body"),
+        (status = 400, description = "badRequest: invalid field or broken business rule", body = Fault),
+        (status = 404, description = "itemNotFound", body = Fault),
+    )
+)]
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
@@ -182,6 +267,22 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
 /// also while in use: NBD clients see the new size on their next
 /// connection) or `{"revert": {"snapshot_id": "..."}}` (available volumes,
 /// to one of their own snapshots).
+#[utoipa::path(
+    post,
+    path = "/os-volumes/{volume_id}/action",
+    operation_id = "volumeAction",
+    tag = "volumes",
+    summary = "os-extend {new_size} or revert {snapshot_id}",
+    params(("volume_id" = String, Path, description = "volume UUID")),
+    request_body = VolumeAction,
+    responses(
+        (status = 202, description = "accepted, no body"),
+        (status = 400, description = "badRequest: invalid field or broken business rule", body = Fault),
+        (status = 404, description = "itemNotFound", body = Fault),
+        (status = 413, description = "overLimit: quota exceeded or body over 1 MiB", body = Fault),
+        (status = 415, description = "badMediaType: Content-Type is not JSON", body = Fault),
+    )
+)]
 pub fn action(ctx: &Ctx, id: &str) -> Result<Reply> {
     let body = match ctx.req.json_body()? {
         Some(Value::Object(m)) if m.len() == 1 => m,
