@@ -25,8 +25,8 @@
 //! queued work finishes it before returning.
 
 use crate::error::{Error, Result};
-use crate::format::{CtEntry, FreeStep, RecordKind};
-use crate::state::{State, PAGE_RECORD};
+use crate::format::{FreeStep, RecordKind};
+use crate::state::State;
 use crate::store::Store;
 use crate::types::ChunkId;
 use parking_lot::Mutex;
@@ -87,34 +87,8 @@ impl State {
                 break;
             };
             n += 1;
-            let e = self.ct_entry_mut(id)?;
-            if !e.is_live() {
-                return Err(Error::corrupt(format!(
-                    "chunk {} is queued for freeing but already free",
-                    id.0
-                )));
-            }
-            if e.refcount > 1 {
-                e.refcount -= 1;
-                continue;
-            }
-            let e = *e;
-            if id.is_node() {
-                // Read the children while the entry is still live.
-                let node = self.node_get(id)?;
-                self.free_queue.extend(
-                    node.slots
-                        .iter()
-                        .map(|&c| ChunkId(c))
-                        .filter(|c| !c.is_special()),
-                );
-                self.node_forget(id);
-                self.account(e.loc, PAGE_RECORD, false);
-            } else {
-                self.account(e.loc, u64::from(e.stored_len), false);
-                self.live_data_chunks = self.live_data_chunks.saturating_sub(1);
-            }
-            self.ct_set(id, CtEntry::default())?;
+            let children = self.release_one(id, "queued for freeing")?;
+            self.free_queue.extend(children);
         }
         Ok(n)
     }

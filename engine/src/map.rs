@@ -64,37 +64,49 @@ impl State {
             if id.is_special() {
                 continue;
             }
-            let e = self.ct_entry_mut(id)?;
-            if !e.is_live() {
-                return Err(Error::corrupt(format!(
-                    "chunk {} is released but already free",
-                    id.0
-                )));
-            }
-            if e.refcount > 1 {
-                e.refcount -= 1;
-                continue;
-            }
-            // The last reference: read a node's children while its entry
-            // is still live (a cold cache reads it through the entry).
-            let e = *e;
-            if id.is_node() {
-                let n = self.node_get(id)?;
-                stack.extend(
-                    n.slots
-                        .iter()
-                        .map(|&c| ChunkId(c))
-                        .filter(|c| !c.is_special()),
-                );
-                self.node_forget(id);
-                self.account(e.loc, PAGE_RECORD, false);
-            } else {
-                self.account(e.loc, u64::from(e.stored_len), false);
-                self.live_data_chunks = self.live_data_chunks.saturating_sub(1);
-            }
-            self.ct_set(id, CtEntry::default())?;
+            let children = self.release_one(id, "released")?;
+            stack.extend(children);
         }
         Ok(())
+    }
+
+    /// Drops one reference to `id` (not special). When it was the last,
+    /// frees the chunk and returns a node's non-special children, whose
+    /// references the caller must release in turn (at once, or queued).
+    /// `what` says how the chunk came to be released, for the corruption
+    /// message when it is already free.
+    pub(crate) fn release_one(&mut self, id: ChunkId, what: &str) -> Result<Vec<ChunkId>> {
+        let e = self.ct_entry_mut(id)?;
+        if !e.is_live() {
+            return Err(Error::corrupt(format!(
+                "chunk {} is {what} but already free",
+                id.0
+            )));
+        }
+        if e.refcount > 1 {
+            e.refcount -= 1;
+            return Ok(Vec::new());
+        }
+        // The last reference: read a node's children while its entry is
+        // still live (a cold cache reads it through the entry).
+        let e = *e;
+        let mut children = Vec::new();
+        if id.is_node() {
+            let n = self.node_get(id)?;
+            children.extend(
+                n.slots
+                    .iter()
+                    .map(|&c| ChunkId(c))
+                    .filter(|c| !c.is_special()),
+            );
+            self.node_forget(id);
+            self.account(e.loc, PAGE_RECORD, false);
+        } else {
+            self.account(e.loc, u64::from(e.stored_len), false);
+            self.live_data_chunks = self.live_data_chunks.saturating_sub(1);
+        }
+        self.ct_set(id, CtEntry::default())?;
+        Ok(children)
     }
 
     /// Returns an exclusively owned node for a child entry at `level`,
