@@ -6,7 +6,7 @@
 use super::params::{
     opt_string, page, parse_bool, parse_metadata, wrapped, MAX_DESCRIPTION, MAX_FIELD,
 };
-use super::volumes::{cinder_time, links, save, sort};
+use super::volumes::{cinder_time, links, save, sort, user_metadata};
 use super::Ctx;
 use crate::domain::ops;
 use crate::error::{ApiError, Result};
@@ -14,7 +14,6 @@ use crate::http::Reply;
 use crate::meta;
 use engine::{ObjectInfo, ObjectKind};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 
 /// The snapshot view (`detail` adds the extended attributes).
 fn view(ctx: &Ctx, o: &ObjectInfo, detail: bool) -> Value {
@@ -173,27 +172,5 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
 
 /// `snapshots/{id}/metadata`: GET shows, POST merges, PUT replaces.
 pub fn metadata(ctx: &Ctx, id: &str) -> Result<Reply> {
-    if ctx.req.method.as_str() == "GET" {
-        let o = ctx.snapshot(id)?;
-        return Ok(Reply::json(
-            200,
-            json!({"metadata": meta::user_metadata(&o)}),
-        ));
-    }
-    let body = match ctx.req.json_body()? {
-        Some(Value::Object(m)) => m,
-        _ => return Err(ApiError::bad_request("Malformed request body")),
-    };
-    let new = parse_metadata(body.get("metadata"))?
-        .ok_or_else(|| ApiError::bad_request("Malformed request body: metadata is required"))?;
-    let locked = ctx.dom.lock();
-    let o = ctx.snapshot(id)?;
-    let mut user = if ctx.req.method.as_str() == "PUT" {
-        BTreeMap::new()
-    } else {
-        meta::user_metadata(&o)
-    };
-    user.extend(new);
-    save(ctx, &locked, &o, meta::with_user_metadata(&o, &user))?;
-    Ok(Reply::json(200, json!({ "metadata": user })))
+    user_metadata(ctx, || ctx.snapshot(id), "Malformed request body")
 }

@@ -478,8 +478,23 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<Reply> {
 
 /// `volumes/{id}/metadata`: GET shows, POST merges, PUT replaces.
 pub fn metadata(ctx: &Ctx, id: &str) -> Result<Reply> {
+    user_metadata(
+        ctx,
+        || ctx.volume(id),
+        "Malformed request body: expected {\"metadata\": {...}}",
+    )
+}
+
+/// The `metadata` collection of the object `find` looks up (a volume or a
+/// snapshot): GET shows, POST merges, PUT replaces; a body that is not an
+/// object is a 400 saying `malformed`.
+pub(crate) fn user_metadata(
+    ctx: &Ctx,
+    find: impl Fn() -> Result<ObjectInfo>,
+    malformed: &str,
+) -> Result<Reply> {
     if ctx.req.method.as_str() == "GET" {
-        let o = ctx.volume(id)?;
+        let o = find()?;
         return Ok(Reply::json(
             200,
             json!({"metadata": meta::user_metadata(&o)}),
@@ -487,16 +502,12 @@ pub fn metadata(ctx: &Ctx, id: &str) -> Result<Reply> {
     }
     let body = match ctx.req.json_body()? {
         Some(Value::Object(m)) => m,
-        _ => {
-            return Err(ApiError::bad_request(
-                "Malformed request body: expected {\"metadata\": {...}}",
-            ))
-        }
+        _ => return Err(ApiError::bad_request(malformed)),
     };
     let new = parse_metadata(body.get("metadata"))?
         .ok_or_else(|| ApiError::bad_request("Malformed request body: metadata is required"))?;
     let locked = ctx.dom.lock();
-    let o = ctx.volume(id)?;
+    let o = find()?;
     let mut user = if ctx.req.method.as_str() == "PUT" {
         BTreeMap::new()
     } else {
