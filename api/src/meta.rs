@@ -153,3 +153,34 @@ mod tests {
         assert_eq!(gb(GIB + 1), 2);
     }
 }
+
+/// Why a user metadata map was refused (each dialect words it its own way).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BadMetadata<'a> {
+    /// A key that is empty, longer than `max`, or holds a control character.
+    Key(&'a str),
+    /// A value that is not a string of at most `max` bytes.
+    Value(&'a str),
+}
+
+/// The user metadata of a JSON object whose keys are 1 to `max` bytes
+/// without control characters and whose values are strings of at most
+/// `max` bytes: the rule every JSON dialect applies.
+pub(crate) fn check_user_metadata(
+    m: &serde_json::Map<String, serde_json::Value>,
+    max: usize,
+) -> std::result::Result<BTreeMap<String, String>, BadMetadata<'_>> {
+    let mut out = BTreeMap::new();
+    for (k, v) in m {
+        if k.is_empty() || k.len() > max || k.chars().any(char::is_control) {
+            return Err(BadMetadata::Key(k));
+        }
+        match v {
+            serde_json::Value::String(s) if s.len() <= max => {
+                out.insert(k.clone(), s.clone());
+            }
+            _ => return Err(BadMetadata::Value(k)),
+        }
+    }
+    Ok(out)
+}

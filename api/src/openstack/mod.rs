@@ -181,27 +181,17 @@ pub(crate) fn parse_metadata(v: Option<&Value>) -> Result<Option<BTreeMap<String
             ))
         }
     };
-    let mut out = BTreeMap::new();
-    for (k, v) in m {
-        if k.is_empty() || k.len() > MAX_FIELD || k.chars().any(char::is_control) {
-            return Err(ApiError::bad_request(format!(
-                "Invalid metadata: key '{}' must be 1 to {MAX_FIELD} characters",
-                k.escape_debug()
-            )));
-        }
-        match v {
-            Value::String(s) if s.len() <= MAX_FIELD => {
-                out.insert(k.clone(), s.clone());
-            }
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid metadata: the value of '{}' must be a string of at most {MAX_FIELD} characters",
-                    k.escape_debug()
-                )))
-            }
-        }
+    match meta::check_user_metadata(m, MAX_FIELD) {
+        Ok(out) => Ok(Some(out)),
+        Err(meta::BadMetadata::Key(k)) => Err(ApiError::bad_request(format!(
+            "Invalid metadata: key '{}' must be 1 to {MAX_FIELD} characters",
+            k.escape_debug()
+        ))),
+        Err(meta::BadMetadata::Value(k)) => Err(ApiError::bad_request(format!(
+            "Invalid metadata: the value of '{}' must be a string of at most {MAX_FIELD} characters",
+            k.escape_debug()
+        ))),
     }
-    Ok(Some(out))
 }
 
 fn display_value(v: &Value) -> String {
