@@ -71,12 +71,25 @@ pub enum IoOp {
 }
 
 /// The armed faults and the I/O recording of one store.
-#[derive(Default, Debug)]
+#[derive(Default)]
 pub(crate) struct Faults {
     #[cfg(feature = "fault-injection")]
     armed: parking_lot::Mutex<Vec<(FaultPoint, i32, u32)>>,
     #[cfg(feature = "fault-injection")]
     recording: parking_lot::Mutex<Option<Vec<IoOp>>>,
+    /// Called before each metadata page is read from disk (tests: stall
+    /// one miss and see who waits for it).
+    #[cfg(feature = "fault-injection")]
+    page_hook: parking_lot::Mutex<Option<PageHook>>,
+}
+
+#[cfg(feature = "fault-injection")]
+type PageHook = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Faults")
+    }
 }
 
 impl Faults {
@@ -96,6 +109,19 @@ impl Faults {
         }
         let _ = p;
         Ok(())
+    }
+
+    /// A metadata page (map node or chunk-table page) is about to be read
+    /// from disk: runs the test hook, if one is set (it may block).
+    #[inline]
+    pub fn page_read(&self) {
+        #[cfg(feature = "fault-injection")]
+        {
+            let hook = self.page_hook.lock().clone();
+            if let Some(h) = hook {
+                h();
+            }
+        }
     }
 
     /// Records `op` when recording is on.
@@ -144,6 +170,13 @@ impl crate::Store {
     /// the recording (tests only: simulated power cuts).
     pub fn record_io(&self, on: bool) -> Vec<IoOp> {
         self.state().log.faults.set_recording(on)
+    }
+
+    /// Sets (or with `None` clears) a hook run before every metadata page
+    /// read from disk, inside or outside the state lock (tests only: a
+    /// hook that blocks stalls that miss).
+    pub fn on_page_read(&self, hook: Option<std::sync::Arc<dyn Fn() + Send + Sync>>) {
+        *self.state().log.faults.page_hook.lock() = hook;
     }
 
     /// How many operations were recorded so far (tests only: marks

@@ -1,6 +1,7 @@
-//! Operation counters of an open store: metadata cache hits and misses,
-//! log bytes appended, checkpoints, reclaim passes and fail-stops, with
-//! their durations and failures. Relaxed atomics, updated where the work
+//! Operation counters of an open store: metadata cache hits and misses
+//! (and whether a miss was read outside the state lock or under it), how
+//! long the state lock was held, log bytes appended, checkpoints, reclaim
+//! passes and fail-stops, with their durations and failures. Relaxed atomics, updated where the work
 //! happens; [`Store::op_stats`] copies them into an [`OpStats`] snapshot.
 //!
 //! The engine knows no metrics format: the binary maps the snapshot to
@@ -26,6 +27,27 @@ pub(crate) struct Counters {
     reclaim_errors: AtomicU64,
     segments_freed: AtomicU64,
     fail_stops: AtomicU64,
+    pages_unlocked: AtomicU64,
+    pages_locked: AtomicU64,
+    fetch_retries: AtomicU64,
+    hold_buckets: [AtomicU64; HOLD_BOUNDS_US.len() + 1],
+    hold_ns: AtomicU64,
+    hold_max_ns: [AtomicU64; 3],
+}
+
+/// Upper bounds (microseconds) of the state-lock hold-time histogram; a
+/// last bucket counts longer holds.
+pub const HOLD_BOUNDS_US: [u64; 6] = [10, 100, 1_000, 10_000, 100_000, 1_000_000];
+
+/// Who held the state lock, for the longest-hold figures.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Holder {
+    /// Client I/O (read, write, write-zeroes).
+    Io = 0,
+    /// The part of a checkpoint run under the lock.
+    Checkpoint = 1,
+    /// One batch of the cleaner.
+    Reclaim = 2,
 }
 
 /// Which metadata cache a lookup went to.
@@ -51,6 +73,38 @@ impl Counters {
             (Cache::Table, false) => &self.table_misses,
         };
         add(a, 1);
+    }
+
+    /// A metadata page was read from disk: outside the state lock
+    /// (`unlocked`), or under it (replay, checkpoints, fallbacks).
+    pub(crate) fn page_read(&self, unlocked: bool) {
+        add(
+            if unlocked {
+                &self.pages_unlocked
+            } else {
+                &self.pages_locked
+            },
+            1,
+        );
+    }
+
+    /// A page fetched outside the lock had moved by the time the lock was
+    /// taken again (a checkpoint or the cleaner rewrote it): not installed.
+    pub(crate) fn fetch_retry(&self) {
+        add(&self.fetch_retries, 1);
+    }
+
+    /// The state lock was held for `d` by `who`.
+    pub(crate) fn held(&self, who: Holder, d: Duration) {
+        let ns = nanos(d);
+        let us = ns / 1000;
+        let i = HOLD_BOUNDS_US
+            .iter()
+            .position(|&b| us < b)
+            .unwrap_or(HOLD_BOUNDS_US.len());
+        add(&self.hold_buckets[i], 1);
+        add(&self.hold_ns, ns);
+        self.hold_max_ns[who as usize].fetch_max(ns, Ordering::Relaxed);
     }
 
     /// Bytes appended to the log by a record.
@@ -100,6 +154,14 @@ impl Counters {
             reclaim_errors: l(&self.reclaim_errors),
             segments_freed: l(&self.segments_freed),
             fail_stops: l(&self.fail_stops),
+            metadata_reads_unlocked: l(&self.pages_unlocked),
+            metadata_reads_locked: l(&self.pages_locked),
+            fetch_retries: l(&self.fetch_retries),
+            lock_holds: self.hold_buckets.iter().map(l).collect(),
+            lock_hold_time: secs(&self.hold_ns),
+            longest_io_hold: secs(&self.hold_max_ns[Holder::Io as usize]),
+            longest_checkpoint_hold: secs(&self.hold_max_ns[Holder::Checkpoint as usize]),
+            longest_reclaim_hold: secs(&self.hold_max_ns[Holder::Reclaim as usize]),
         }
     }
 }
@@ -137,6 +199,25 @@ pub struct OpStats {
     pub segments_freed: u64,
     /// Times the store failed and stopped taking writes.
     pub fail_stops: u64,
+    /// Metadata pages read from disk outside the state lock (client I/O).
+    pub metadata_reads_unlocked: u64,
+    /// Metadata pages read from disk under the state lock (replay,
+    /// checkpoints, the cleaner, pending frees).
+    pub metadata_reads_locked: u64,
+    /// Pages fetched outside the lock that had moved meanwhile (retried).
+    pub fetch_retries: u64,
+    /// State-lock holds (client I/O, checkpoints, cleaner batches) per
+    /// bucket of [`HOLD_BOUNDS_US`], not cumulative; the last counts
+    /// longer ones.
+    pub lock_holds: Vec<u64>,
+    /// Total time of those holds.
+    pub lock_hold_time: Duration,
+    /// Longest hold by a client operation.
+    pub longest_io_hold: Duration,
+    /// Longest hold by a checkpoint.
+    pub longest_checkpoint_hold: Duration,
+    /// Longest hold by one cleaner batch.
+    pub longest_reclaim_hold: Duration,
 }
 
 impl Store {
@@ -161,7 +242,14 @@ mod tests {
         c.reclaim(Instant::now(), Some(3));
         c.reclaim(Instant::now(), None);
         c.fail_stop();
+        c.held(Holder::Io, Duration::from_micros(50));
+        c.held(Holder::Checkpoint, Duration::from_secs(3));
+        c.page_read(true);
         let s = c.snapshot();
+        assert_eq!(s.lock_holds, vec![0, 1, 0, 0, 0, 0, 1]);
+        assert_eq!(s.longest_checkpoint_hold, Duration::from_secs(3));
+        assert_eq!(s.longest_io_hold, Duration::from_micros(50));
+        assert_eq!((s.metadata_reads_unlocked, s.metadata_reads_locked), (1, 0));
         assert_eq!((s.node_cache_hits, s.table_cache_misses), (1, 1));
         assert_eq!(s.log_bytes, 100);
         assert_eq!((s.checkpoints, s.checkpoint_errors), (2, 1));

@@ -69,6 +69,9 @@ pub(crate) struct State {
     /// The pending-free queue (a stack): references whose release is
     /// deferred to bounded steps (`free.rs`). Kept in the checkpoint blob.
     pub free_queue: Vec<ChunkId>,
+    /// Misses noted instead of read, and pages pinned for the request
+    /// holding the lock (`fetch.rs`).
+    pub(crate) fetch: crate::fetch::FetchMode,
 }
 
 impl State {
@@ -95,6 +98,7 @@ impl State {
             v1: None,
             counters: Arc::default(),
             free_queue: Vec::new(),
+            fetch: Default::default(),
         }
     }
 
@@ -138,10 +142,21 @@ impl State {
 
     /// Loads a chunk-table page from disk through its parents, verifying
     /// it against the crc its parent (or the superblock) holds for it.
+    /// In no-I/O mode (`fetch.rs`) a page not in memory is noted and the
+    /// lookup fails; every page found is pinned for the rest of the hold.
     pub(crate) fn ct_load(&mut self, level: u8, index: u64) -> Result<Arc<CtPage>> {
-        if let Some(p) = self.ct_clean.get(&(level, index)) {
+        let key = (level, index);
+        if let Some(p) = self.fetch.pinned_ct.get(&key) {
             self.counters.lookup(Cache::Table, true);
             return Ok(p.clone());
+        }
+        if let Some(p) = self.ct_clean.get(&key) {
+            self.counters.lookup(Cache::Table, true);
+            let p = p.clone();
+            if self.fetch.no_io {
+                self.fetch.pinned_ct.insert(key, p.clone());
+            }
+            return Ok(p);
         }
         self.counters.lookup(Cache::Table, false);
         if self.v1.is_some() {
@@ -158,31 +173,28 @@ impl State {
         let child = self.ct_page_ref(level, index)?;
         let page = if child.loc.is_none() {
             CtPage::empty(level)
+        } else if self.fetch.no_io {
+            self.fetch
+                .misses
+                .push(crate::fetch::Need::Table { key, child });
+            return Err(crate::fetch::miss_error());
         } else {
-            let what = || format!("chunk-table page (level {level}, index {index})");
-            let rec = self.log.read_required(child.loc, &what)?;
-            if rec.header.kind != RecordKind::CtPage {
-                return Err(Error::corrupt(format!(
-                    "{} points at a {:?} record",
-                    what(),
-                    rec.header.kind
-                )));
-            }
-            let page = CtPage::decode(&rec.body, level, index)?;
-            if !child.matches(&rec.body) {
-                return Err(Error::corrupt(format!(
-                    "{} at segment {} offset {} fails the checksum its parent holds \
-                     (a stale or misplaced copy)",
-                    what(),
-                    child.loc.segment().0,
-                    child.loc.offset()
-                )));
-            }
-            page
+            self.log.faults.page_read();
+            self.counters.page_read(false);
+            let seg = self.log.segment(child.loc.segment());
+            crate::fetch::read_ct_page(seg.as_deref(), self.log.seg_size, key, child)?
         };
         let page = Arc::new(page);
-        self.ct_clean.put((level, index), page.clone());
+        if self.fetch.no_io {
+            self.fetch.pinned_ct.insert(key, page.clone());
+        }
+        self.ct_clean.put(key, page.clone());
         Ok(page)
+    }
+
+    /// Caches a clean chunk-table page (one fetched outside the lock).
+    pub(crate) fn ct_clean_put(&mut self, key: CtKey, page: Arc<CtPage>) {
+        self.ct_clean.put(key, page);
     }
 
     /// Where a chunk-table page lies on disk as of the last checkpoint, and
@@ -208,11 +220,13 @@ impl State {
 
     /// Drops a clean cached chunk-table page (after a checkpoint rewrote it).
     pub(crate) fn ct_forget(&mut self, key: CtKey) {
+        self.fetch.pinned_ct.remove(&key);
         self.ct_clean.pop(&key);
     }
 
     /// Caches a chunk-table page just written by a checkpoint.
     pub(crate) fn ct_cache(&mut self, key: CtKey, page: CtPage) {
+        self.fetch.pinned_ct.remove(&key);
         self.ct_clean.put(key, Arc::new(page));
     }
 
@@ -245,6 +259,7 @@ impl State {
         if !self.ct_dirty.contains_key(&leaf) {
             let page = (*self.ct_load(0, leaf)?).clone();
             self.ct_clean.pop(&(0, leaf));
+            self.fetch.pinned_ct.remove(&(0, leaf));
             self.ct_dirty.insert(leaf, page);
         }
         match self.ct_dirty.get_mut(&leaf) {
@@ -315,9 +330,17 @@ impl State {
             self.counters.lookup(Cache::Node, true);
             return Ok(n.clone());
         }
-        if let Some(n) = self.nodes_clean.get(&id) {
+        if let Some(n) = self.fetch.pinned_nodes.get(&id) {
             self.counters.lookup(Cache::Node, true);
             return Ok(n.clone());
+        }
+        if let Some(n) = self.nodes_clean.get(&id) {
+            self.counters.lookup(Cache::Node, true);
+            let n = n.clone();
+            if self.fetch.no_io {
+                self.fetch.pinned_nodes.insert(id, n.clone());
+            }
+            return Ok(n);
         }
         self.counters.lookup(Cache::Node, false);
         let e = self.ct_get(id)?;
@@ -327,21 +350,31 @@ impl State {
                 id.0
             )));
         }
-        let what = || format!("map node {}", id.0);
-        let rec = self.log.read_required(e.loc, &what)?;
-        if rec.header.kind != RecordKind::Node || crc32fast::hash(&rec.body) != e.crc {
-            return Err(Error::corrupt(format!(
-                "map node {} fails its checksum",
-                id.0
-            )));
+        if self.fetch.no_io {
+            self.fetch.misses.push(crate::fetch::Need::Node {
+                id,
+                loc: e.loc,
+                crc: e.crc,
+            });
+            return Err(crate::fetch::miss_error());
         }
-        let n = Arc::new(Node::decode(&rec.body, id)?);
+        self.log.faults.page_read();
+        self.counters.page_read(false);
+        let seg = self.log.segment(e.loc.segment());
+        let n = Arc::new(crate::fetch::read_node(
+            seg.as_deref(),
+            self.log.seg_size,
+            id,
+            e.loc,
+            e.crc,
+        )?);
         self.nodes_clean.put(id, n.clone());
         Ok(n)
     }
 
     /// Replaces the contents of node `id` (which must be exclusively owned).
     pub fn node_put(&mut self, id: ChunkId, n: Arc<Node>) {
+        self.fetch.pinned_nodes.remove(&id);
         self.nodes_clean.pop(&id);
         self.nodes_dirty.insert(id, n);
     }
@@ -353,6 +386,7 @@ impl State {
 
     /// Forgets a freed node.
     pub fn node_forget(&mut self, id: ChunkId) {
+        self.fetch.pinned_nodes.remove(&id);
         self.nodes_clean.pop(&id);
         self.nodes_dirty.remove(&id);
     }

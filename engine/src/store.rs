@@ -6,6 +6,7 @@
 use crate::catalog::{CatalogOp, ObjectInfo, ObjectKind, ObjectUpdate};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fault::IoOp;
+use crate::fetch::Fetched;
 use crate::format::{
     encode_write_head, RecordKind, Superblock, WriteEntry, FORMAT_VERSION, HEADER_LEN,
     SUPER_SLOT_LEN, WRITE_ENTRY, WRITE_FIXED,
@@ -496,11 +497,13 @@ impl Store {
         let first = offset / bs;
         let last = (offset + buf.len() as u64 - 1) / bs;
         let n = last - first + 1;
-        let srcs = {
-            let mut st = self.inner.state.lock();
+        // Misses are read outside the lock (`fetch.rs`).
+        let mut fetched = Fetched::default();
+        let (st, srcs) = self.lock_resolved(&mut fetched, |st| {
             st.check_io(id, offset, buf.len() as u64, false)?;
-            st.resolve_blocks(id, first, n)?
-        };
+            st.resolve_blocks(id, first, n)
+        })?;
+        drop(st);
         if offset.is_multiple_of(bs) && (buf.len() as u64).is_multiple_of(bs) {
             return fetch_blocks(&srcs, buf, id, first);
         }
@@ -575,9 +578,20 @@ impl Store {
                 }
             })
             .collect();
-        let mut st = self.inner.state.lock();
-        self.check_live()?;
-        st.check_io(id, offset, data.len() as u64, true)?;
+        // Everything the apply will look up is brought into memory first,
+        // misses read outside the lock (`fetch.rs`); the record is appended
+        // and applied in the same hold that found it all in memory.
+        let mut fetched = Fetched::default();
+        let (mut st, ()) = self.lock_resolved(&mut fetched, |st| {
+            self.check_live()?;
+            st.check_io(id, offset, data.len() as u64, true)?;
+            for (i, p) in prepared.iter().enumerate() {
+                if p.is_none() {
+                    st.resolve_blocks(id, first + i as u64, 1)?;
+                }
+            }
+            st.prefetch_update(id, first, n as u64, None, n as u64)
+        })?;
         // Partial blocks: read-modify-write of that one block, under the lock
         // so that concurrent sub-block writes to one block both land.
         let mut merged: Vec<(usize, Vec<u8>)> = Vec::new();
@@ -688,11 +702,15 @@ impl Store {
                 self.write_zero_bytes(id, offset, first_full * bs)?;
             }
             {
-                let mut st = self.inner.state.lock();
-                self.check_live()?;
-                st.check_io(id, offset, len, true)?;
-                st.admit(0, true)?;
                 let value = if punch { ChunkId::HOLE } else { ChunkId::ZERO };
+                let blocks = end_full - first_full;
+                let mut fetched = Fetched::default();
+                let (mut st, ()) = self.lock_resolved(&mut fetched, |st| {
+                    self.check_live()?;
+                    st.check_io(id, offset, len, true)?;
+                    st.admit(0, true)?;
+                    st.prefetch_update(id, first_full, blocks, Some(value), 0)
+                })?;
                 let mut body = Vec::with_capacity(40);
                 body.extend_from_slice(&id.to_bytes());
                 body.extend_from_slice(&first_full.to_le_bytes());

@@ -1,0 +1,422 @@
+//! Metadata misses read outside the state lock (docs/design.md, "Locking").
+//!
+//! Client I/O resolves under the lock with the state in *no-I/O mode*: a
+//! map node or chunk-table page that is not in memory is not read; the
+//! lookup notes what it needs (the page's key, its [`LogAddr`] and the crc
+//! its parent holds) and fails. [`Store::lock_resolved`] then releases the
+//! lock, reads and verifies the noted pages, takes the lock again, installs
+//! each page only if its parent still names that same record (pages at a
+//! `LogAddr` never change, but a checkpoint or the cleaner may have given
+//! the page a new place meanwhile: then it is dropped and fetched again),
+//! and retries. The pages fetched for one request stay *pinned* for its
+//! retries (looked up before the LRU, which could evict them under a tiny
+//! cache), so every retry makes progress.
+//!
+//! Writes first run a read-only walk ([`State::prefetch_update`]) over
+//! everything applying their record will touch; only when that walk found
+//! every page in memory is the record appended and applied, in the same
+//! lock hold: a Write or Zero record is never appended unless applying it
+//! cannot meet a miss.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{CtChild, CtPage, Node, RecordKind, CT_CAPACITY, CT_LEAF_ENTRIES};
+use crate::log::Segment;
+use crate::map::entry_span;
+use crate::op_stats::Holder;
+use crate::state::{CtKey, State};
+use crate::store::Store;
+use crate::types::{ChunkId, LogAddr, ObjectId};
+use parking_lot::MutexGuard;
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A page a lookup in no-I/O mode needed and did not find in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// A chunk-table page, where its parent (or the superblock) says.
+    Table { key: CtKey, child: CtChild },
+    /// A map node, where its chunk-table entry says.
+    Node { id: ChunkId, loc: LogAddr, crc: u32 },
+}
+
+/// Per-lock-hold fetch state kept in [`State`].
+#[derive(Default)]
+pub(crate) struct FetchMode {
+    /// Lookups must not read: a miss is noted in `misses` and fails.
+    pub no_io: bool,
+    pub misses: Vec<Need>,
+    /// Pages fetched for the request holding the lock, valid for this
+    /// hold only (cleared when it ends).
+    pub pinned_ct: FxHashMap<CtKey, Arc<CtPage>>,
+    pub pinned_nodes: FxHashMap<ChunkId, Arc<Node>>,
+}
+
+/// The error a lookup in no-I/O mode fails with (never seen by callers:
+/// [`Store::lock_resolved`] fetches and retries).
+pub(crate) fn miss_error() -> Error {
+    Error::new(ErrorKind::Io, "metadata page not in memory")
+}
+
+/// Pages one request fetched outside the lock, with where they were read.
+#[derive(Default)]
+pub(crate) struct Fetched {
+    ct: FxHashMap<CtKey, (CtChild, Arc<CtPage>)>,
+    nodes: FxHashMap<ChunkId, (LogAddr, u32, Arc<Node>)>,
+}
+
+/// Reads and verifies the chunk-table page `key` at `child` from `seg`.
+pub(crate) fn read_ct_page(
+    seg: Option<&Segment>,
+    seg_size: u64,
+    key: CtKey,
+    child: CtChild,
+) -> Result<CtPage> {
+    let (level, index) = key;
+    let what = || format!("chunk-table page (level {level}, index {index})");
+    let rec = read_at(seg, seg_size, child.loc, &what)?;
+    if rec.header.kind != RecordKind::CtPage {
+        return Err(Error::corrupt(format!(
+            "{} points at a {:?} record",
+            what(),
+            rec.header.kind
+        )));
+    }
+    let page = CtPage::decode(&rec.body, level, index)?;
+    if !child.matches(&rec.body) {
+        return Err(Error::corrupt(format!(
+            "{} at segment {} offset {} fails the checksum its parent holds \
+             (a stale or misplaced copy)",
+            what(),
+            child.loc.segment().0,
+            child.loc.offset()
+        )));
+    }
+    Ok(page)
+}
+
+/// Reads and verifies map node `id` at `loc` (crc `crc`) from `seg`.
+pub(crate) fn read_node(
+    seg: Option<&Segment>,
+    seg_size: u64,
+    id: ChunkId,
+    loc: LogAddr,
+    crc: u32,
+) -> Result<Node> {
+    let what = || format!("map node {}", id.0);
+    let rec = read_at(seg, seg_size, loc, &what)?;
+    if rec.header.kind != RecordKind::Node || crc32fast::hash(&rec.body) != crc {
+        return Err(Error::corrupt(format!(
+            "map node {} fails its checksum",
+            id.0
+        )));
+    }
+    Node::decode(&rec.body, id)
+}
+
+fn read_at(
+    seg: Option<&Segment>,
+    seg_size: u64,
+    loc: LogAddr,
+    what: &dyn Fn() -> String,
+) -> Result<crate::log::ReadRecord> {
+    let rec = match seg {
+        Some(s) => s.read_record(loc.offset(), None, seg_size)?,
+        None => None,
+    };
+    rec.ok_or_else(|| {
+        Error::corrupt(format!(
+            "{}: no valid record at segment {} offset {}",
+            what(),
+            loc.segment().0,
+            loc.offset()
+        ))
+    })
+}
+
+/// The state lock held by client I/O: clears the pinned pages and counts
+/// the hold time when dropped.
+pub(crate) struct Held<'a> {
+    st: MutexGuard<'a, State>,
+    since: Instant,
+}
+
+impl<'a> Held<'a> {
+    pub(crate) fn new(st: MutexGuard<'a, State>) -> Held<'a> {
+        Held {
+            st,
+            since: Instant::now(),
+        }
+    }
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.st
+    }
+}
+
+impl std::ops::DerefMut for Held<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.st
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let f = &mut self.st.fetch;
+        f.no_io = false;
+        f.misses.clear();
+        f.pinned_ct.clear();
+        f.pinned_nodes.clear();
+        self.st.counters.held(Holder::Io, self.since.elapsed());
+    }
+}
+
+impl State {
+    /// Installs (pins, and caches) the pages of `fetched` whose parents
+    /// still name the record they were read from; drops the others.
+    fn install(&mut self, fetched: &mut Fetched) {
+        self.fetch.no_io = true;
+        // Parents first: a page's parent may itself be one just fetched.
+        let mut keys: Vec<CtKey> = fetched.ct.keys().copied().collect();
+        keys.sort_by(|a, b| b.cmp(a));
+        for key in keys {
+            let (child, page) = fetched.ct[&key].clone();
+            let current = (key.0 != 0 || !self.ct_dirty.contains_key(&key.1))
+                .then(|| self.ct_page_ref(key.0, key.1).ok())
+                .flatten();
+            if current == Some(child) {
+                self.fetch.pinned_ct.insert(key, page.clone());
+                self.ct_clean_put(key, page);
+            } else {
+                fetched.ct.remove(&key);
+                self.counters.fetch_retry();
+            }
+        }
+        let ids: Vec<ChunkId> = fetched.nodes.keys().copied().collect();
+        for id in ids {
+            let (loc, crc, node) = fetched.nodes[&id].clone();
+            let current = if self.nodes_dirty.contains_key(&id) {
+                None
+            } else {
+                self.ct_get(id).ok()
+            };
+            if current.is_some_and(|e| e.is_live() && e.loc == loc && e.crc == crc) {
+                self.fetch.pinned_nodes.insert(id, node.clone());
+                self.node_cache(id, node);
+            } else {
+                fetched.nodes.remove(&id);
+                self.counters.fetch_retry();
+            }
+        }
+        self.fetch.misses.clear();
+        self.fetch.no_io = false;
+    }
+
+    /// Looks up the chunk-table entries of `ids` (special ones skipped),
+    /// one lookup per leaf run, so that their leaves are known in memory.
+    pub(crate) fn touch_ids(&mut self, ids: impl IntoIterator<Item = ChunkId>) -> Result<()> {
+        let mut last = None;
+        for id in ids {
+            if id.is_special() {
+                continue;
+            }
+            let leaf = id.table_index() / CT_LEAF_ENTRIES;
+            if last != Some(leaf) {
+                self.ct_get(id)?;
+                last = Some(leaf);
+            }
+        }
+        Ok(())
+    }
+
+    /// A read-only walk over every page applying an update of blocks
+    /// `[first, first+n)` of `id` will look up (with `uniform`, the range
+    /// becomes that special value; else per-block values, `new_data` of
+    /// them new data chunks): it mirrors `map_update`, `own`, `release`
+    /// and `decref` without changing anything. Run in no-I/O mode it fails
+    /// at the first page not in memory; when it succeeds, the apply that
+    /// follows in the same lock hold reads nothing.
+    pub(crate) fn prefetch_update(
+        &mut self,
+        id: ObjectId,
+        first: u64,
+        n: u64,
+        uniform: Option<ChunkId>,
+        new_data: u64,
+    ) -> Result<()> {
+        let e = self.catalog.get(id)?;
+        let (root, depth) = (e.root(), e.depth);
+        let mut allocs = 0u64;
+        let walk = Walk {
+            start: first,
+            end: first + n,
+            uniform,
+        };
+        self.prefetch_walk(&walk, root, depth - 1, 0, false, &mut allocs)?;
+        let (nd, nn) = (self.next_data, self.next_node);
+        // Ids past the table's capacity are refused by `admit`, not here.
+        let in_table = |c: &ChunkId| c.table_index() < CT_CAPACITY;
+        self.touch_ids(
+            (0..new_data)
+                .map(|k| ChunkId::data(nd + k))
+                .filter(in_table),
+        )?;
+        self.touch_ids((0..allocs).map(|k| ChunkId::node(nn + k)).filter(in_table))
+    }
+
+    fn prefetch_walk(
+        &mut self,
+        w: &Walk,
+        slot: ChunkId,
+        level: u8,
+        base: u64,
+        shared: bool,
+        allocs: &mut u64,
+    ) -> Result<()> {
+        let span = entry_span(level + 1);
+        if let Some(v) = w.uniform {
+            if w.start <= base && w.end >= base.saturating_add(span) {
+                // `release`: the entry's refcount decides queue or decref.
+                return self.touch_ids([slot]);
+            }
+            if slot == v {
+                return Ok(());
+            }
+        }
+        let child_span = entry_span(level);
+        let lo = ((w.start.max(base) - base) / child_span) as usize;
+        let hi = ((w.end.min(base.saturating_add(span)) - base).div_ceil(child_span)) as usize;
+        if slot.is_special() {
+            // A new node filled with `slot`: its children are special.
+            *allocs += 1;
+            if level > 0 {
+                for i in lo..hi {
+                    let cb = base + i as u64 * child_span;
+                    self.prefetch_walk(w, slot, level - 1, cb, false, allocs)?;
+                }
+            }
+            return Ok(());
+        }
+        if !slot.is_node() {
+            // Corrupt: the apply reports it as before.
+            return Ok(());
+        }
+        let e = self.ct_get(slot)?;
+        let node = self.node_get(slot)?;
+        if node.level != level {
+            return Ok(());
+        }
+        // Shadowed when shared: the copy takes a reference on each child
+        // (whose entries must be in memory), so every child is shared too.
+        let shadow = shared || e.refcount != 1;
+        if shadow {
+            self.touch_ids(node.slots.iter().map(|&c| ChunkId(c)))?;
+            *allocs += 1;
+        }
+        if level == 0 {
+            // The values replaced are released.
+            return self.touch_ids(node.slots[lo..hi].iter().map(|&c| ChunkId(c)));
+        }
+        for i in lo..hi {
+            let c = ChunkId(node.slots[i]);
+            let cb = base + i as u64 * child_span;
+            self.prefetch_walk(w, c, level - 1, cb, shadow, allocs)?;
+        }
+        Ok(())
+    }
+}
+
+/// The range and fill of a [`State::prefetch_update`] walk.
+struct Walk {
+    start: u64,
+    end: u64,
+    uniform: Option<ChunkId>,
+}
+
+impl Store {
+    /// Runs `f` under the state lock in no-I/O mode; while it fails on
+    /// metadata misses, releases the lock, reads the missing pages outside
+    /// it, and runs `f` again with them pinned. Returns the lock still held
+    /// (pinned pages included) with `f`'s result, so that the caller can
+    /// apply what `f` checked in the same hold.
+    pub(crate) fn lock_resolved<T>(
+        &self,
+        fetched: &mut Fetched,
+        mut f: impl FnMut(&mut State) -> Result<T>,
+    ) -> Result<(Held<'_>, T)> {
+        loop {
+            let mut st = Held::new(self.state());
+            st.install(fetched);
+            st.fetch.no_io = true;
+            let r = f(&mut st);
+            st.fetch.no_io = false;
+            let misses = std::mem::take(&mut st.fetch.misses);
+            let e = match r {
+                Ok(v) => return Ok((st, v)),
+                Err(e) if misses.is_empty() => return Err(e),
+                Err(e) => e,
+            };
+            drop(e);
+            let seg_size = st.log.seg_size;
+            let faults = st.log.faults.clone();
+            let segs: Vec<Option<Arc<Segment>>> = misses
+                .iter()
+                .map(|m| {
+                    let loc = match m {
+                        Need::Table { child, .. } => child.loc,
+                        Need::Node { loc, .. } => *loc,
+                    };
+                    st.log.segment(loc.segment())
+                })
+                .collect();
+            drop(st);
+            let mut failed = None;
+            for (m, seg) in misses.into_iter().zip(segs) {
+                faults.page_read();
+                self.counters().page_read(true);
+                match m {
+                    Need::Table { key, child } => {
+                        match read_ct_page(seg.as_deref(), seg_size, key, child) {
+                            Ok(p) => {
+                                fetched.ct.insert(key, (child, Arc::new(p)));
+                            }
+                            Err(e) => failed = Some((m, e)),
+                        }
+                    }
+                    Need::Node { id, loc, crc } => {
+                        match read_node(seg.as_deref(), seg_size, id, loc, crc) {
+                            Ok(n) => {
+                                fetched.nodes.insert(id, (loc, crc, Arc::new(n)));
+                            }
+                            Err(e) => failed = Some((m, e)),
+                        }
+                    }
+                }
+            }
+            if let Some((m, e)) = failed {
+                // A page that fails verification is corrupt only if it is
+                // still the current one; else it moved meanwhile: retry.
+                let mut st = Held::new(self.state());
+                st.install(fetched);
+                st.fetch.no_io = true;
+                let current = match m {
+                    Need::Table { key, .. } => {
+                        st.ct_page_ref(key.0, key.1).ok().map(|c| (c.loc, c.crc))
+                    }
+                    Need::Node { id, .. } => st.ct_get(id).ok().map(|e| (e.loc, e.crc)),
+                };
+                let read = match m {
+                    Need::Table { child, .. } => (child.loc, child.crc),
+                    Need::Node { loc, crc, .. } => (loc, crc),
+                };
+                if current == Some(read) {
+                    return Err(e);
+                }
+                self.counters().fetch_retry();
+            }
+        }
+    }
+}
