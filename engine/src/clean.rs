@@ -6,8 +6,13 @@
 //! is live when its chunk's entry still points at it.
 
 use crate::error::{Error, Result};
-use crate::format::{decode_write_salvage, get_u64, RecordKind, CT_INTERIOR_LEVELS, HEADER_LEN};
-use crate::state::State;
+use crate::fetch::Fetched;
+use crate::format::{
+    decode_write_salvage, get_u64, Node, RecordKind, CT_INTERIOR_LEVELS, HEADER_LEN,
+};
+use crate::op_stats::Holder;
+use crate::salvage::next_intact_in;
+use crate::state::{CtKey, State};
 use crate::store::Store;
 use crate::types::{ChunkId, LogAddr, SegmentNo};
 use std::sync::atomic::Ordering;
@@ -25,82 +30,31 @@ pub struct ReclaimReport {
     pub disk_after: u64,
 }
 
-impl State {
-    /// Copies the live contents of segment `seg` forward.
-    fn clean_segment(&mut self, seg: SegmentNo) -> Result<u64> {
-        let mut addr = LogAddr::new(seg, 0);
-        let mut moved = 0u64;
-        // Records follow one another by sequence number; a reused segment
-        // file may hold stale records past its seal, which this never reaches.
-        let mut expect = None;
-        loop {
-            let Some(rec) = self.log.read_record(addr, expect)? else {
-                // A damaged record (one `check --repair` salvaged past, or
-                // damaged since) does not end a sealed segment: live data
-                // after it must still be moved before the file goes.
-                match self.next_intact(addr, expect)? {
-                    Some((a, s)) => {
-                        tracing::warn!(
-                            segment = seg.0,
-                            offset = addr.offset(),
-                            "cleaning past a damaged record"
-                        );
-                        (addr, expect) = (a, Some(s));
-                        continue;
-                    }
-                    None => break,
-                }
-            };
-            if addr.segment() != seg {
-                break;
-            }
-            expect = Some(rec.header.seq + 1);
-            match rec.header.kind {
-                RecordKind::Write => {
-                    // A payload failing its crc is moved only if live,
-                    // and `relocate` refuses a live one.
-                    let (w, _) = decode_write_salvage(&rec.body)?;
-                    for (e, &o) in w.entries.iter().zip(&w.payload_offsets) {
-                        let loc = LogAddr(addr.0 + (HEADER_LEN + o) as u64);
-                        if e.chunk.is_data() {
-                            moved += self.relocate(
-                                e.chunk,
-                                loc,
-                                &rec.body[o..o + e.stored_len as usize],
-                            )?;
-                        }
-                    }
-                }
-                RecordKind::Reloc => {
-                    let id = ChunkId(get_u64(&rec.body, 0));
-                    let loc = LogAddr(addr.0 + (HEADER_LEN + 24) as u64);
-                    moved += self.relocate(id, loc, &rec.body[24..])?;
-                }
-                RecordKind::Node => {
-                    let id = ChunkId(get_u64(&rec.body, 8));
-                    let e = self.ct_get(id)?;
-                    if e.is_live() && e.loc == addr && !self.nodes_dirty.contains_key(&id) {
-                        let n = self.node_get(id)?;
-                        self.node_put(id, n);
-                        moved += rec.body.len() as u64;
-                    }
-                }
-                RecordKind::CtPage => {
-                    let level = rec.body[4];
-                    let index = get_u64(&rec.body, 8);
-                    if level <= CT_INTERIOR_LEVELS && self.ct_page_ref(level, index)?.loc == addr {
-                        self.ct_force.insert((level, index));
-                        moved += rec.body.len() as u64;
-                    }
-                }
-                RecordKind::Seal => break,
-                _ => {}
-            }
-            addr = rec.next;
-        }
-        Ok(moved)
-    }
+/// Most payload bytes the cleaner moves in one hold of the state lock.
+const BATCH_BYTES: usize = 2 << 20;
+/// Most records' items (chunks, nodes, pages) it handles in one hold.
+const BATCH_ITEMS: usize = 512;
 
+/// Something possibly live in a segment being cleaned, read outside the
+/// state lock.
+enum Item {
+    /// A data payload (from a Write or Reloc record) at `loc`.
+    Chunk {
+        id: ChunkId,
+        loc: LogAddr,
+        payload: Vec<u8>,
+    },
+    /// A map node record at `addr`.
+    Node {
+        id: ChunkId,
+        addr: LogAddr,
+        body: Vec<u8>,
+    },
+    /// A chunk-table page record at `addr`.
+    Page { key: CtKey, addr: LogAddr, len: u64 },
+}
+
+impl State {
     fn relocate(&mut self, id: ChunkId, loc: LogAddr, payload: &[u8]) -> Result<u64> {
         let e = self.ct_get(id)?;
         if !e.is_live() || e.loc != loc {
@@ -153,20 +107,22 @@ impl Store {
         self.check_live()?;
         self.checkpoint_with(self.state())?;
         let seg_size = self.segment_size();
-        let mut st = self.state();
-        let disk_before = st.log.disk_bytes();
-        let active = st.log.active_no();
-        // Never the active segment: records are still being appended there.
-        let mut candidates: Vec<(u64, SegmentNo)> = st
-            .log
-            .segments()
-            .keys()
-            .copied()
-            .filter(|&s| s < active && !st.delete_next.contains(&s))
-            .map(|s| (st.usage.get(&s).copied().unwrap_or(0), s))
-            .filter(|&(live, _)| (live as f64) < max_live * seg_size as f64)
-            .collect();
-        candidates.sort();
+        let (disk_before, candidates) = {
+            let st = self.state();
+            let active = st.log.active_no();
+            // Never the active segment: records are still being appended there.
+            let mut candidates: Vec<(u64, SegmentNo)> = st
+                .log
+                .segments()
+                .keys()
+                .copied()
+                .filter(|&s| s < active && !st.delete_next.contains(&s))
+                .map(|s| (st.usage.get(&s).copied().unwrap_or(0), s))
+                .filter(|&(live, _)| (live as f64) < max_live * seg_size as f64)
+                .collect();
+            candidates.sort();
+            (st.log.disk_bytes(), candidates)
+        };
         let mut report = ReclaimReport {
             disk_before,
             ..Default::default()
@@ -174,9 +130,10 @@ impl Store {
         let mut cleaned = 0;
         for (live, seg) in candidates {
             // Nothing live (the usage table is exact; `check` verifies it):
-            // the segment goes without being read.
+            // the segment goes without being read. A sealed segment never
+            // gains live bytes, so this holds after the lock was released.
             if live == 0 {
-                st.pending_delete.push(seg);
+                self.state().pending_delete.push(seg);
                 report.segments_freed += 1;
                 continue;
             }
@@ -185,10 +142,11 @@ impl Store {
             }
             // A failed append may leave a torn record at the log's tail:
             // nothing more may be appended, so the store fail-stops.
-            let moved = st
+            let moved = self
                 .clean_segment(seg)
                 .map_err(|e| self.fail(e.with_context(format!("cleaning segment {}", seg.0))))?;
             report.bytes_moved += moved;
+            let mut st = self.state();
             st.reclaim_moved += moved;
             st.pending_delete.push(seg);
             report.segments_freed += 1;
@@ -197,11 +155,10 @@ impl Store {
         if report.segments_freed > 0 {
             // Moved pages are rewritten; the cleaned segments go once a second
             // checkpoint leaves no superblock slot naming one that needs them.
-            self.checkpoint_with(st)?;
             self.checkpoint_with(self.state())?;
-            st = self.state();
+            self.checkpoint_with(self.state())?;
         }
-        report.disk_after = st.log.disk_bytes();
+        report.disk_after = self.state().log.disk_bytes();
         if report.segments_freed > 0 {
             tracing::info!(
                 segments = report.segments_freed,
@@ -210,6 +167,154 @@ impl Store {
             );
         }
         Ok(report)
+    }
+
+    /// Copies the live contents of sealed segment `seg` forward, in
+    /// batches: records are read outside the state lock (the segment never
+    /// changes, and the handle held keeps its file from being reused);
+    /// each batch of at most [`BATCH_ITEMS`] items or [`BATCH_BYTES`]
+    /// bytes is then checked and moved in one hold, each item only if its
+    /// entry still names the place it was read from. The caller holds the
+    /// checkpoint lock, so no checkpoint runs between batches.
+    fn clean_segment(&self, seg: SegmentNo) -> Result<u64> {
+        let (segment, seg_size) = {
+            let st = self.state();
+            (st.log.segment(seg), st.log.seg_size)
+        };
+        let Some(segment) = segment else {
+            return Ok(0);
+        };
+        let mut addr = LogAddr::new(seg, 0);
+        let mut moved = 0u64;
+        let mut batch: Vec<Item> = Vec::new();
+        let mut bytes = 0usize;
+        // Records follow one another by sequence number; a reused segment
+        // file may hold stale records past its seal, which this never reaches.
+        let mut expect = None;
+        loop {
+            let Some(rec) = segment.read_record(addr.offset(), expect, seg_size)? else {
+                // A damaged record (one `check --repair` salvaged past, or
+                // damaged since) does not end a sealed segment: live data
+                // after it must still be moved before the file goes.
+                match next_intact_in(&segment, seg_size, addr, expect)? {
+                    Some((a, s)) => {
+                        tracing::warn!(
+                            segment = seg.0,
+                            offset = addr.offset(),
+                            "cleaning past a damaged record"
+                        );
+                        (addr, expect) = (a, Some(s));
+                        continue;
+                    }
+                    None => break,
+                }
+            };
+            expect = Some(rec.header.seq + 1);
+            match rec.header.kind {
+                RecordKind::Write => {
+                    // A payload failing its crc is moved only if live,
+                    // and `relocate` refuses a live one.
+                    let (w, _) = decode_write_salvage(&rec.body)?;
+                    for (e, &o) in w.entries.iter().zip(&w.payload_offsets) {
+                        if e.chunk.is_data() {
+                            let payload = rec.body[o..o + e.stored_len as usize].to_vec();
+                            bytes += payload.len();
+                            batch.push(Item::Chunk {
+                                id: e.chunk,
+                                loc: LogAddr(addr.0 + (HEADER_LEN + o) as u64),
+                                payload,
+                            });
+                        }
+                    }
+                }
+                RecordKind::Reloc => {
+                    bytes += rec.body.len();
+                    batch.push(Item::Chunk {
+                        id: ChunkId(get_u64(&rec.body, 0)),
+                        loc: LogAddr(addr.0 + (HEADER_LEN + 24) as u64),
+                        payload: rec.body[24..].to_vec(),
+                    });
+                }
+                RecordKind::Node => {
+                    bytes += rec.body.len();
+                    batch.push(Item::Node {
+                        id: ChunkId(get_u64(&rec.body, 8)),
+                        addr,
+                        body: rec.body.clone(),
+                    });
+                }
+                RecordKind::CtPage => {
+                    let level = rec.body[4];
+                    if level <= CT_INTERIOR_LEVELS {
+                        batch.push(Item::Page {
+                            key: (level, get_u64(&rec.body, 8)),
+                            addr,
+                            len: rec.body.len() as u64,
+                        });
+                    }
+                }
+                RecordKind::Seal => break,
+                _ => {}
+            }
+            if batch.len() >= BATCH_ITEMS || bytes >= BATCH_BYTES {
+                moved += self.clean_batch(&mut batch)?;
+                bytes = 0;
+            }
+            if rec.next.segment() != seg {
+                break;
+            }
+            addr = rec.next;
+        }
+        moved += self.clean_batch(&mut batch)?;
+        Ok(moved)
+    }
+
+    /// Moves what is still live of `batch` in one hold of the state lock,
+    /// after bringing the entries it looks up into memory (misses read
+    /// outside the lock, as client I/O does: `fetch.rs`).
+    fn clean_batch(&self, batch: &mut Vec<Item>) -> Result<u64> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut fetched = Fetched::default();
+        let (mut st, ()) = self.lock_resolved_as(Holder::Reclaim, &mut fetched, |st| {
+            self.check_live()?;
+            for item in batch.iter() {
+                match item {
+                    Item::Chunk { id, .. } | Item::Node { id, .. } => st.touch_ids([*id])?,
+                    Item::Page { key, .. } => drop(st.ct_page_ref(key.0, key.1)?),
+                }
+            }
+            Ok(())
+        })?;
+        let mut moved = 0;
+        for item in batch.drain(..) {
+            match item {
+                Item::Chunk { id, loc, payload } => moved += st.relocate(id, loc, &payload)?,
+                Item::Node { id, addr, body } => {
+                    let e = st.ct_get(id)?;
+                    if e.is_live() && e.loc == addr && !st.nodes_dirty.contains_key(&id) {
+                        // The record read is the node's current version.
+                        if crc32fast::hash(&body) != e.crc {
+                            return Err(Error::corrupt(format!(
+                                "map node {} fails its checksum",
+                                id.0
+                            )));
+                        }
+                        let n = Node::decode(&body, id)?;
+                        st.node_put(id, std::sync::Arc::new(n));
+                        moved += body.len() as u64;
+                    }
+                }
+                Item::Page { key, addr, len } => {
+                    if st.ct_page_ref(key.0, key.1)?.loc == addr {
+                        st.ct_force.insert(key);
+                        moved += len;
+                    }
+                }
+            }
+        }
+        Ok(moved)
     }
 
     /// Housekeeping's cheap reclaim (writes run it when the log holds more

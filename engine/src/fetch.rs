@@ -138,14 +138,20 @@ fn read_at(
 /// the hold time when dropped.
 pub(crate) struct Held<'a> {
     st: MutexGuard<'a, State>,
+    who: Holder,
     since: Instant,
+    /// Pages read under the lock before this hold began.
+    locked_reads: u64,
 }
 
 impl<'a> Held<'a> {
-    pub(crate) fn new(st: MutexGuard<'a, State>) -> Held<'a> {
+    pub(crate) fn new(st: MutexGuard<'a, State>, who: Holder) -> Held<'a> {
+        let locked_reads = st.counters.pages_locked();
         Held {
             st,
+            who,
             since: Instant::now(),
+            locked_reads,
         }
     }
 }
@@ -170,7 +176,12 @@ impl Drop for Held<'_> {
         f.misses.clear();
         f.pinned_ct.clear();
         f.pinned_nodes.clear();
-        self.st.counters.held(Holder::Io, self.since.elapsed());
+        let c = &self.st.counters;
+        c.held(self.who, self.since.elapsed());
+        if matches!(self.who, Holder::Io) {
+            // Only the holder reads under the lock: the difference is ours.
+            c.io_pages_locked(c.pages_locked() - self.locked_reads);
+        }
     }
 }
 
@@ -345,10 +356,20 @@ impl Store {
     pub(crate) fn lock_resolved<T>(
         &self,
         fetched: &mut Fetched,
+        f: impl FnMut(&mut State) -> Result<T>,
+    ) -> Result<(Held<'_>, T)> {
+        self.lock_resolved_as(Holder::Io, fetched, f)
+    }
+
+    /// [`Store::lock_resolved`] for `who` (client I/O, or a cleaner batch).
+    pub(crate) fn lock_resolved_as<T>(
+        &self,
+        who: Holder,
+        fetched: &mut Fetched,
         mut f: impl FnMut(&mut State) -> Result<T>,
     ) -> Result<(Held<'_>, T)> {
         loop {
-            let mut st = Held::new(self.state());
+            let mut st = Held::new(self.state(), who);
             st.install(fetched);
             st.fetch.no_io = true;
             let r = f(&mut st);
@@ -373,7 +394,7 @@ impl Store {
                 })
                 .collect();
             drop(st);
-            let mut failed = None;
+            let mut failed = false;
             for (m, seg) in misses.into_iter().zip(segs) {
                 faults.page_read();
                 self.counters().page_read(true);
@@ -383,7 +404,7 @@ impl Store {
                             Ok(p) => {
                                 fetched.ct.insert(key, (child, Arc::new(p)));
                             }
-                            Err(e) => failed = Some((m, e)),
+                            Err(_) => failed = true,
                         }
                     }
                     Need::Node { id, loc, crc } => {
@@ -391,31 +412,19 @@ impl Store {
                             Ok(n) => {
                                 fetched.nodes.insert(id, (loc, crc, Arc::new(n)));
                             }
-                            Err(e) => failed = Some((m, e)),
+                            Err(_) => failed = true,
                         }
                     }
                 }
             }
-            if let Some((m, e)) = failed {
-                // A page that fails verification is corrupt only if it is
-                // still the current one; else it moved meanwhile: retry.
-                let mut st = Held::new(self.state());
+            if failed {
+                // A page failing verification may have moved meanwhile, or
+                // be damaged: `f` runs once more reading under the lock,
+                // which reports damage with its full context as before.
+                let mut st = Held::new(self.state(), who);
                 st.install(fetched);
-                st.fetch.no_io = true;
-                let current = match m {
-                    Need::Table { key, .. } => {
-                        st.ct_page_ref(key.0, key.1).ok().map(|c| (c.loc, c.crc))
-                    }
-                    Need::Node { id, .. } => st.ct_get(id).ok().map(|e| (e.loc, e.crc)),
-                };
-                let read = match m {
-                    Need::Table { child, .. } => (child.loc, child.crc),
-                    Need::Node { loc, crc, .. } => (loc, crc),
-                };
-                if current == Some(read) {
-                    return Err(e);
-                }
-                self.counters().fetch_retry();
+                let v = f(&mut st)?;
+                return Ok((st, v));
             }
         }
     }

@@ -30,6 +30,7 @@ pub(crate) struct Counters {
     pages_unlocked: AtomicU64,
     pages_locked: AtomicU64,
     fetch_retries: AtomicU64,
+    io_pages_locked: AtomicU64,
     hold_buckets: [AtomicU64; HOLD_BOUNDS_US.len() + 1],
     hold_ns: AtomicU64,
     hold_max_ns: [AtomicU64; 3],
@@ -86,6 +87,17 @@ impl Counters {
             },
             1,
         );
+    }
+
+    /// Metadata pages read under the lock so far (all holders).
+    pub(crate) fn pages_locked(&self) -> u64 {
+        self.pages_locked.load(Ordering::Relaxed)
+    }
+
+    /// A client operation's lock hold read `n` metadata pages under the
+    /// lock (should not happen: its misses are read outside).
+    pub(crate) fn io_pages_locked(&self, n: u64) {
+        add(&self.io_pages_locked, n);
     }
 
     /// A page fetched outside the lock had moved by the time the lock was
@@ -157,6 +169,7 @@ impl Counters {
             metadata_reads_unlocked: l(&self.pages_unlocked),
             metadata_reads_locked: l(&self.pages_locked),
             fetch_retries: l(&self.fetch_retries),
+            io_metadata_reads_locked: l(&self.io_pages_locked),
             lock_holds: self.hold_buckets.iter().map(l).collect(),
             lock_hold_time: secs(&self.hold_ns),
             longest_io_hold: secs(&self.hold_max_ns[Holder::Io as usize]),
@@ -206,6 +219,9 @@ pub struct OpStats {
     pub metadata_reads_locked: u64,
     /// Pages fetched outside the lock that had moved meanwhile (retried).
     pub fetch_retries: u64,
+    /// Of `metadata_reads_locked`, those made while a client read, write
+    /// or write-zeroes held the lock: 0 unless a prefetch missed a page.
+    pub io_metadata_reads_locked: u64,
     /// State-lock holds (client I/O, checkpoints, cleaner batches) per
     /// bucket of [`HOLD_BOUNDS_US`], not cumulative; the last counts
     /// longer ones.

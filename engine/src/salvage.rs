@@ -124,6 +124,26 @@ const SCAN_CHUNK: usize = 1 << 20;
 /// after `from` in `seg`, in file order. Candidates are found by the record
 /// magic, byte by byte; a valid record's body is skipped (it is not
 /// records).
+/// The first intact record after the damaged one at `addr` in `seg`,
+/// with a sequence number of at least `min_seq` (stale records of a reused
+/// file have lower ones; the segment's own records come first in the
+/// file): where the cleaner goes on. It reads a sealed segment outside the
+/// state lock.
+pub(crate) fn next_intact_in(
+    seg: &Segment,
+    seg_size: u64,
+    addr: LogAddr,
+    min_seq: Option<u64>,
+) -> Result<Option<(LogAddr, u64)>> {
+    let mut first = None;
+    scan_segment(seg, addr.offset() + 1, seg_size, &mut |f| {
+        if first.is_none() && min_seq.is_none_or(|m| f.header.seq >= m) {
+            first = Some((f.addr, f.header.seq));
+        }
+    })?;
+    Ok(first)
+}
+
 fn scan_segment(seg: &Segment, from: u64, seg_size: u64, f: &mut dyn FnMut(Found)) -> Result<()> {
     let len = seg
         .file
@@ -228,27 +248,6 @@ impl State {
             scan_segment(&s, from, seg_size, &mut look)?;
         }
         Ok(out)
-    }
-
-    /// The first intact record after the damaged one at `addr`, in the
-    /// same segment, with a sequence number of at least `min_seq` (stale
-    /// records of a reused file have lower ones; the segment's own records
-    /// come first in the file): where the cleaner goes on.
-    pub(crate) fn next_intact(
-        &self,
-        addr: LogAddr,
-        min_seq: Option<u64>,
-    ) -> Result<Option<(LogAddr, u64)>> {
-        let Some(seg) = self.log.segment(addr.segment()) else {
-            return Ok(None);
-        };
-        let mut first = None;
-        scan_segment(&seg, addr.offset() + 1, self.log.seg_size, &mut |f| {
-            if first.is_none() && min_seq.is_none_or(|m| f.header.seq >= m) {
-                first = Some((f.addr, f.header.seq));
-            }
-        })?;
-        Ok(first)
     }
 
     /// Describes the damaged record `seq` at `addr` for the report of a

@@ -1,0 +1,311 @@
+//! Metadata misses are read outside the state lock (`fetch.rs`,
+//! docs/design.md "Locking"):
+//!
+//! - a read whose map-node or chunk-table miss is stalled (a hook in the
+//!   page read path blocks it) does not hold up a read of another volume;
+//! - a page that a checkpoint moves between the fetch and the retry is not
+//!   installed: the request retries and sees the current data;
+//! - under a tiny cache, concurrent writers (each checking its own volume
+//!   against a model) and readers of every volume stay correct, and no
+//!   client operation reads metadata under the lock.
+
+use blockd_engine::{ObjectId, Store, StoreOptions};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const BS: u64 = 4096;
+const VOL: u64 = 8 << 20;
+
+fn opts() -> StoreOptions {
+    StoreOptions {
+        segment_size: 4 << 20,
+        cache_bytes: 0,
+        // No automatic checkpoint during the tests' client phases.
+        dirty_limit_bytes: 256 << 20,
+        checkpoint_log_bytes: 1 << 30,
+        ..Default::default()
+    }
+}
+
+/// Block `b` of volume `v` at generation `g`: a self-describing pattern.
+fn block(v: u32, b: u64, g: u64) -> Vec<u8> {
+    let mut out = vec![0u8; BS as usize];
+    out[..4].copy_from_slice(&v.to_le_bytes());
+    out[4..12].copy_from_slice(&b.to_le_bytes());
+    out[12..20].copy_from_slice(&g.to_le_bytes());
+    for (i, x) in out[20..].iter_mut().enumerate() {
+        *x = (i as u64 ^ b ^ g ^ u64::from(v)) as u8 | 1;
+    }
+    out
+}
+
+/// Creates `n` volumes, each filled with generation 0, checkpoints and
+/// reopens (so every cache starts cold).
+fn filled_store(dir: &std::path::Path, n: u32) -> (Store, Vec<ObjectId>) {
+    let s = Store::open(dir, opts()).unwrap();
+    let mut vols = Vec::new();
+    for v in 0..n {
+        let id = s.create_volume(None, VOL, false).unwrap().id;
+        for chunk in 0..VOL / BS / 256 {
+            let mut data = Vec::with_capacity(256 * BS as usize);
+            for b in chunk * 256..(chunk + 1) * 256 {
+                data.extend(block(v, b, 0));
+            }
+            s.write(id, chunk * 256 * BS, &data, false).unwrap();
+        }
+        vols.push(id);
+    }
+    s.close().unwrap();
+    (Store::open(dir, opts()).unwrap(), vols)
+}
+
+#[test]
+fn stalled_miss_on_one_volume_does_not_block_another() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, vols) = filled_store(d.path(), 2);
+    let base = s.op_stats();
+    // The first page read by thread "reader-a" stalls until released.
+    let (stalled_tx, stalled_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let stalled_tx = Mutex::new(stalled_tx);
+    let done = AtomicBool::new(false);
+    s.on_page_read(Some(Arc::new(move || {
+        let me = std::thread::current();
+        if me.name() == Some("reader-a") && !done.swap(true, Ordering::SeqCst) {
+            stalled_tx.lock().unwrap().send(()).unwrap();
+            go_rx.lock().unwrap().recv().unwrap();
+        }
+    })));
+    let sa = s.clone();
+    let va = vols[0];
+    let a = std::thread::Builder::new()
+        .name("reader-a".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; BS as usize];
+            sa.read(va, 1000 * BS, &mut buf).unwrap();
+            buf
+        })
+        .unwrap();
+    stalled_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("reader A reached its miss");
+    // While A's miss is stalled, B (cold too) reads several places.
+    let sb = s.clone();
+    let vb = vols[1];
+    let (b_tx, b_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        for blk in [0u64, 700, 1500, 2047] {
+            let mut buf = vec![0u8; BS as usize];
+            sb.read(vb, blk * BS, &mut buf).unwrap();
+            out.push((blk, buf));
+        }
+        b_tx.send(out).unwrap();
+    });
+    let got = b_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a read of volume B waited for volume A's stalled miss");
+    for (blk, buf) in got {
+        assert_eq!(buf, block(1, blk, 0), "volume B block {blk}");
+    }
+    assert!(
+        !a.is_finished(),
+        "reader A finished while its miss was stalled"
+    );
+    go_tx.send(()).unwrap();
+    assert_eq!(a.join().unwrap(), block(0, 1000, 0));
+    s.on_page_read(None);
+    let st = s.op_stats();
+    assert!(
+        st.metadata_reads_unlocked > base.metadata_reads_unlocked,
+        "{st:?}"
+    );
+    assert_eq!(
+        st.metadata_reads_locked, base.metadata_reads_locked,
+        "client reads read metadata under the lock: {st:?}"
+    );
+    assert!(st.lock_holds.iter().sum::<u64>() > base.lock_holds.iter().sum::<u64>());
+}
+
+#[test]
+fn page_moved_by_a_checkpoint_during_the_fetch_is_not_installed() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, vols) = filled_store(d.path(), 1);
+    let v = vols[0];
+    let base = s.op_stats();
+    // Every page read by "reader" is held until the main thread has
+    // rewritten block 1000 and checkpointed (at most 4 times), which gives
+    // the dirtied node and the chunk-table path above it new places.
+    let (at_tx, at_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let at_tx = Mutex::new(at_tx);
+    let go_rx = Mutex::new(go_rx);
+    let stalls = AtomicUsize::new(0);
+    s.on_page_read(Some(Arc::new(move || {
+        if std::thread::current().name() == Some("reader")
+            && stalls.fetch_add(1, Ordering::SeqCst) < 4
+        {
+            at_tx.lock().unwrap().send(()).unwrap();
+            go_rx.lock().unwrap().recv().unwrap();
+        }
+    })));
+    let sr = s.clone();
+    let reader = std::thread::Builder::new()
+        .name("reader".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; BS as usize];
+            sr.read(v, 1000 * BS, &mut buf).unwrap();
+            buf
+        })
+        .unwrap();
+    let mut g = 0;
+    while at_rx.recv_timeout(Duration::from_secs(10)).is_ok() {
+        g += 1;
+        s.write(v, 1000 * BS, &block(0, 1000, g), false).unwrap();
+        s.checkpoint().unwrap();
+        go_tx.send(()).unwrap();
+        if g == 4 {
+            break;
+        }
+    }
+    assert!(g >= 1, "the reader never missed");
+    let buf = reader.join().unwrap();
+    s.on_page_read(None);
+    // The read resolved after the last write completed.
+    assert_eq!(buf, block(0, 1000, g), "read after {g} rewrites");
+    let st = s.op_stats();
+    assert!(st.fetch_retries > base.fetch_retries, "{st:?}");
+    for blk in (0..VOL / BS).step_by(97) {
+        let mut b = vec![0u8; BS as usize];
+        s.read(v, blk * BS, &mut b).unwrap();
+        let want = if blk == 1000 { g } else { 0 };
+        assert_eq!(b, block(0, blk, want), "block {blk}");
+    }
+    assert!(s.check(false).unwrap().is_clean());
+}
+
+#[test]
+fn tiny_cache_concurrent_io_matches_model() {
+    const VOLS: u32 = 4;
+    let d = tempfile::tempdir().unwrap();
+    let (s, vols) = filled_store(d.path(), VOLS);
+    let base = s.op_stats();
+    let blocks = VOL / BS;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for (v, &id) in vols.iter().enumerate() {
+        let s = s.clone();
+        writers.push(std::thread::spawn(move || {
+            let v = v as u32;
+            let mut rng = StdRng::seed_from_u64(u64::from(v) + 7);
+            // The generation of each block; u64::MAX: zero.
+            let mut model = vec![0u64; blocks as usize];
+            for op in 1..=300u64 {
+                let first = rng.gen_range(0..blocks - 64);
+                let n = rng.gen_range(1..64);
+                match rng.gen_range(0..10) {
+                    0 => {
+                        s.trim(id, first * BS, n * BS, false).unwrap();
+                        model[first as usize..(first + n) as usize].fill(u64::MAX);
+                    }
+                    1 => {
+                        s.write_zeroes(id, first * BS, n * BS, false, false)
+                            .unwrap();
+                        model[first as usize..(first + n) as usize].fill(u64::MAX);
+                    }
+                    _ => {
+                        let mut data = Vec::new();
+                        for b in first..first + n {
+                            data.extend(block(v, b, op));
+                        }
+                        s.write(id, first * BS, &data, false).unwrap();
+                        model[first as usize..(first + n) as usize].fill(op);
+                    }
+                }
+                // Check a random range of this volume against the model.
+                let first = rng.gen_range(0..blocks - 32);
+                let mut buf = vec![0u8; 32 * BS as usize];
+                s.read(id, first * BS, &mut buf).unwrap();
+                for (i, got) in buf.chunks(BS as usize).enumerate() {
+                    let b = first + i as u64;
+                    let want = match model[b as usize] {
+                        u64::MAX => vec![0u8; BS as usize],
+                        g => block(v, b, g),
+                    };
+                    assert!(got == want, "volume {v} block {b} after op {op}");
+                }
+            }
+            model
+        }));
+    }
+    // Readers of every volume: each block reads as zero or as a block of
+    // that volume and index (a stale or misplaced page would show).
+    let mut readers = Vec::new();
+    for r in 0..2u64 {
+        let s = s.clone();
+        let vols = vols.clone();
+        let stop = stop.clone();
+        readers.push(std::thread::spawn(move || {
+            let mut rng = StdRng::seed_from_u64(100 + r);
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) || reads < 50 {
+                let v = rng.gen_range(0..VOLS);
+                let first = rng.gen_range(0..blocks - 16);
+                let mut buf = vec![0u8; 16 * BS as usize];
+                s.read(vols[v as usize], first * BS, &mut buf).unwrap();
+                for (i, got) in buf.chunks(BS as usize).enumerate() {
+                    let b = first + i as u64;
+                    if got.iter().all(|&x| x == 0) {
+                        continue;
+                    }
+                    let gv = u32::from_le_bytes(got[..4].try_into().unwrap());
+                    let gb = u64::from_le_bytes(got[4..12].try_into().unwrap());
+                    let gg = u64::from_le_bytes(got[12..20].try_into().unwrap());
+                    assert_eq!((gv, gb), (v, b), "volume {v} block {b}");
+                    assert_eq!(got, &block(v, b, gg)[..], "volume {v} block {b}");
+                }
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    let models: Vec<Vec<u64>> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() >= 50);
+    }
+    let st = s.op_stats();
+    assert!(
+        st.metadata_reads_unlocked > base.metadata_reads_unlocked + 100,
+        "a tiny cache should miss often: {st:?}"
+    );
+    assert_eq!(
+        st.io_metadata_reads_locked, base.io_metadata_reads_locked,
+        "a client operation read metadata under the lock: {st:?}"
+    );
+    let verify = |s: &Store| {
+        for (v, model) in models.iter().enumerate() {
+            let mut buf = vec![0u8; VOL as usize];
+            s.read(vols[v], 0, &mut buf).unwrap();
+            for (b, got) in buf.chunks(BS as usize).enumerate() {
+                let want = match model[b] {
+                    u64::MAX => vec![0u8; BS as usize],
+                    g => block(v as u32, b as u64, g),
+                };
+                assert!(got == want, "volume {v} block {b}");
+            }
+        }
+    };
+    verify(&s);
+    assert!(s.check(false).unwrap().is_clean());
+    drop(s);
+    // The log replays to the same contents.
+    let s = Store::open(d.path(), opts()).unwrap();
+    verify(&s);
+    assert!(s.check(false).unwrap().is_clean());
+}
