@@ -6,9 +6,10 @@
 //! - NBD: per volume (object id) requests and errors by op, bytes read and
 //!   written, a latency histogram, connected clients (read at scrape time
 //!   from `nbd_server::metrics`);
-//! - engine: metadata cache hits and misses, log bytes, checkpoints,
-//!   reclaim passes, failures (read at scrape time from
-//!   [`engine::Store::op_stats`]).
+//! - engine: metadata cache hits and misses (and whether a miss was read
+//!   outside the store lock), a histogram of store-lock hold times with
+//!   the longest hold by holder, log bytes, checkpoints, reclaim passes,
+//!   failures (read at scrape time from [`engine::Store::op_stats`]).
 //!
 //! **Invariant:** the front ends and the engine know nothing of this
 //! format: they keep plain atomics; this file maps them at scrape time.
@@ -265,7 +266,58 @@ impl prometheus_client::collector::Collector for EngineCollector {
                 ),
             ],
         )?;
+        let place = |p: &str| vec![("lock", p.to_string())];
+        family(
+            &mut enc,
+            "blockd_engine_metadata_reads",
+            "Metadata pages read from disk, outside the store lock (client I/O) or under it (replay, checkpoints, frees, fallbacks)",
+            MetricType::Counter,
+            [
+                (place("outside"), ConstCounter::new(s.metadata_reads_unlocked)),
+                (place("held"), ConstCounter::new(s.metadata_reads_locked)),
+            ],
+        )?;
+        family(
+            &mut enc,
+            "blockd_engine_state_lock_hold_seconds",
+            "Store-lock hold times of client I/O, checkpoints and cleaner batches",
+            MetricType::Histogram,
+            [(Vec::new(), ConstHistogram(&lock_holds(&s)))],
+        )?;
+        let holder = |h: &str| vec![("holder", h.to_string())];
+        family(
+            &mut enc,
+            "blockd_engine_state_lock_longest_hold_seconds",
+            "Longest store-lock hold since the store opened, by holder",
+            MetricType::Gauge,
+            [
+                (
+                    holder("io"),
+                    ConstGauge::new(s.longest_io_hold.as_secs_f64()),
+                ),
+                (
+                    holder("checkpoint"),
+                    ConstGauge::new(s.longest_checkpoint_hold.as_secs_f64()),
+                ),
+                (
+                    holder("reclaim"),
+                    ConstGauge::new(s.longest_reclaim_hold.as_secs_f64()),
+                ),
+            ],
+        )?;
         let e = &mut enc;
+        counter(
+            e,
+            "blockd_engine_client_metadata_reads_locked",
+            "Metadata pages a client operation read under the store lock (0 unless a prefetch missed one)",
+            s.io_metadata_reads_locked,
+        )?;
+        counter(
+            e,
+            "blockd_engine_fetch_retries",
+            "Pages fetched outside the store lock that had moved meanwhile (refetched)",
+            s.fetch_retries,
+        )?;
         counter(
             e,
             "blockd_engine_log_bytes",
@@ -320,6 +372,21 @@ impl prometheus_client::collector::Collector for EngineCollector {
             "Times the store failed and stopped taking writes",
             s.fail_stops,
         )
+    }
+}
+
+/// The engine's lock-hold buckets as a cumulative histogram.
+fn lock_holds(s: &engine::OpStats) -> LatencySnapshot {
+    let mut buckets = Vec::new();
+    let mut total = 0;
+    for (&bound_us, &n) in engine::HOLD_BOUNDS_US.iter().zip(&s.lock_holds) {
+        total += n;
+        buckets.push((bound_us as f64 / 1e6, total));
+    }
+    LatencySnapshot {
+        buckets,
+        count: s.lock_holds.iter().sum(),
+        sum_secs: s.lock_hold_time.as_secs_f64(),
     }
 }
 

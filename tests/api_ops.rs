@@ -542,6 +542,22 @@ fn access_log_and_metrics_follow_requests_and_nbd_io() {
         value(&m, name, &[]);
     }
     assert_eq!(value(&m, "blockd_engine_fail_stops_total", &[]), 0.0);
+    // The NBD I/O above held the store lock: counted in the histogram.
+    assert!(value(&m, "blockd_engine_state_lock_hold_seconds", &[]) >= 4.0);
+    assert_eq!(
+        value(&m, "blockd_engine_client_metadata_reads_locked_total", &[]),
+        0.0
+    );
+    value(
+        &m,
+        "blockd_engine_metadata_reads_total",
+        &[("lock", "outside")],
+    );
+    value(
+        &m,
+        "blockd_engine_state_lock_longest_hold_seconds",
+        &[("holder", "io")],
+    );
     // `gc` (through the admin socket) checkpoints and reclaims.
     let before = value(&m, "blockd_engine_checkpoints_total", &[]);
     let reclaims = value(&m, "blockd_engine_reclaims_total", &[]);

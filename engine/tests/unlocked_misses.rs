@@ -309,3 +309,42 @@ fn tiny_cache_concurrent_io_matches_model() {
     verify(&s);
     assert!(s.check(false).unwrap().is_clean());
 }
+
+/// Measurement, not a pass/fail test: the longest state-lock hold of a
+/// checkpoint writing about 64 MiB of dirty pages (random 4 KiB writes
+/// over a large sparse volume dirty one map leaf each).
+/// `cargo test -p blockd-engine --test unlocked_misses -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn checkpoint_lock_hold_with_64_mib_dirty() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(
+        d.path(),
+        StoreOptions {
+            segment_size: 64 << 20,
+            dirty_limit_bytes: 1 << 30,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let v = s.create_volume(None, 64 << 30, false).unwrap().id;
+    let mut rng = StdRng::seed_from_u64(1);
+    let blocks = (64u64 << 30) / BS;
+    let data = block(0, 0, 1);
+    for _ in 0..16_000 {
+        let b = rng.gen_range(0..blocks);
+        s.write(v, b * BS, &data, false).unwrap();
+    }
+    let before = s.op_stats();
+    let t = std::time::Instant::now();
+    s.checkpoint().unwrap();
+    let total = t.elapsed();
+    let st = s.op_stats();
+    println!(
+        "checkpoint: {:?} in all, longest state-lock hold {:?} (before: {:?}), log bytes {}",
+        total,
+        st.longest_checkpoint_hold,
+        before.longest_checkpoint_hold,
+        st.log_bytes - before.log_bytes
+    );
+}
