@@ -44,12 +44,16 @@ impl State {
         // 1. Map nodes: each dirty node goes to a fresh place in the log.
         // A node leaves the dirty set only once written, so a failed
         // checkpoint leaves memory consistent (and the store fail-stopped).
+        // They are appended together, many per syscall.
         let mut ids: Vec<ChunkId> = self.nodes_dirty.keys().copied().collect();
         ids.sort();
-        for id in ids {
+        let bodies: Vec<Vec<u8>> = ids
+            .iter()
+            .map(|id| self.nodes_dirty[id].encode(*id))
+            .collect();
+        let addrs = self.append_many(RecordKind::Node, &bodies)?;
+        for ((id, body), addr) in ids.into_iter().zip(bodies).zip(addrs) {
             let node = self.nodes_dirty[&id].clone();
-            let body = node.encode(id);
-            let addr = self.append(RecordKind::Node, &body)?;
             self.nodes_dirty.remove(&id);
             let mut e = self.ct_get(id)?;
             self.account(e.loc, PAGE_RECORD, false);
@@ -75,24 +79,26 @@ impl State {
         let mut level = 0u8;
         loop {
             // Each page written is named by its parent with its crc.
+            // The level's pages are appended together, many per syscall.
             let mut written: BTreeMap<u64, CtChild> = BTreeMap::new();
+            let mut to_write: Vec<(u64, CtPage)> = Vec::new();
             for (idx, page) in level_pages {
                 let old = self.ct_page_ref(level, idx)?;
                 self.account(old.loc, PAGE_RECORD, false);
                 self.ct_forget((level, idx));
-                let child = if page.is_empty() && level < CT_INTERIOR_LEVELS {
-                    CtChild::NONE
+                if page.is_empty() && level < CT_INTERIOR_LEVELS {
+                    written.insert(idx, CtChild::NONE);
                 } else {
-                    let body = page.encode(level, idx);
-                    let a = self.append(RecordKind::CtPage, &body)?;
-                    self.account(a, PAGE_RECORD, true);
-                    self.ct_cache((level, idx), page);
-                    CtChild {
-                        loc: a,
-                        crc: crc32fast::hash(&body),
-                    }
-                };
-                written.insert(idx, child);
+                    to_write.push((idx, page));
+                }
+            }
+            let bodies: Vec<Vec<u8>> = to_write.iter().map(|(i, p)| p.encode(level, *i)).collect();
+            let addrs = self.append_many(RecordKind::CtPage, &bodies)?;
+            for (((idx, page), body), a) in to_write.into_iter().zip(bodies).zip(addrs) {
+                self.account(a, PAGE_RECORD, true);
+                self.ct_cache((level, idx), page);
+                let crc = crc32fast::hash(&body);
+                written.insert(idx, CtChild { loc: a, crc });
             }
             if level == CT_INTERIOR_LEVELS {
                 // Chunk ids stay below the table's capacity (`counters.rs`),

@@ -509,6 +509,84 @@ impl Log {
         self.append_parts(RecordKind::Write, head, payloads)
     }
 
+    /// Appends checkpoint records of one `kind` (Node or CtPage pages),
+    /// as many per `pwritev` as fit in the active segment, and returns
+    /// their addresses. Each record is framed, numbered, fault-checked and
+    /// recorded exactly as [`Log::append`] would; only the syscalls are
+    /// fewer (the checkpoint holds the state lock while it appends). A
+    /// failure leaves the records before the failing one written: the
+    /// caller must fail-stop.
+    pub fn append_many(&mut self, kind: RecordKind, bodies: &[Vec<u8>]) -> Result<Vec<LogAddr>> {
+        let mut addrs = Vec::with_capacity(bodies.len());
+        let mut i = 0;
+        while i < bodies.len() {
+            let need = (HEADER_LEN + bodies[i].len()) as u64;
+            if self.next_seq >= crate::counters::SEQ_END
+                || need + SEAL_RESERVE > self.seg_size
+                || self.tail + need + SEAL_RESERVE > self.seg_size
+            {
+                // The single-record path rolls, or refuses, as it must.
+                addrs.push(self.append(kind, &bodies[i])?);
+                i += 1;
+                continue;
+            }
+            // Records [i, j) fit in the active segment.
+            let start = self.tail;
+            let mut heads: Vec<[u8; HEADER_LEN]> = Vec::new();
+            let mut end = start;
+            let mut failed = None;
+            let mut j = i;
+            while j < bodies.len() && heads.len() < 512 {
+                let n = (HEADER_LEN + bodies[j].len()) as u64;
+                if end + n + SEAL_RESERVE > self.seg_size
+                    || self.next_seq + (j - i) as u64 >= crate::counters::SEQ_END
+                {
+                    break;
+                }
+                if let Err(e) = self.faults.check(FaultPoint::CheckpointPage) {
+                    failed = Some(e);
+                    break;
+                }
+                let seq = self.next_seq + (j - i) as u64;
+                let mut h = RecordHeader::encode(kind, seq, &bodies[j]);
+                RecordHeader::set_claim(&mut h, seq, self.synced_through);
+                heads.push(h);
+                end += n;
+                j += 1;
+            }
+            if !heads.is_empty() {
+                let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * heads.len());
+                for (h, b) in heads.iter().zip(&bodies[i..j]) {
+                    parts.push(h);
+                    parts.push(b);
+                }
+                write_all_vectored_at(&self.active.file, parts[0], &parts[1..], start).map_err(
+                    |e| Error::io(format!("appending to segment {}", self.active.no.0), e),
+                )?;
+                let mut off = start;
+                for (h, b) in heads.iter().zip(&bodies[i..j]) {
+                    self.faults.record(|| IoOp::Write {
+                        file: segment_rel(self.active.no),
+                        offset: off,
+                        data: [&h[..], &b[..]].concat(),
+                    });
+                    addrs.push(LogAddr::new(self.active.no, off));
+                    off += (HEADER_LEN + b.len()) as u64;
+                }
+                self.tail = end;
+                self.next_seq += heads.len() as u64;
+            }
+            if let Some(e) = failed {
+                return Err(Error::io(
+                    format!("appending to segment {}", self.active.no.0),
+                    e,
+                ));
+            }
+            i = j;
+        }
+        Ok(addrs)
+    }
+
     fn append_parts(
         &mut self,
         kind: RecordKind,

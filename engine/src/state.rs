@@ -138,6 +138,16 @@ impl State {
         Ok(a)
     }
 
+    /// Appends checkpoint page records with few syscalls (see
+    /// [`Log::append_many`]), counting them toward the next checkpoint.
+    pub fn append_many(&mut self, kind: RecordKind, bodies: &[Vec<u8>]) -> Result<Vec<LogAddr>> {
+        let addrs = self.log.append_many(kind, bodies)?;
+        let n: u64 = bodies.iter().map(|b| (HEADER_LEN + b.len()) as u64).sum();
+        self.log_since_checkpoint += n;
+        self.counters.appended(n);
+        Ok(addrs)
+    }
+
     // ---- chunk table ----
 
     /// Loads a chunk-table page from disk through its parents, verifying
