@@ -276,7 +276,7 @@ impl Store {
         if batch.is_empty() {
             return Ok(0);
         }
-        let mut fetched = Fetched::default();
+        let mut fetched = Fetched::for_apply();
         let (mut st, ()) = self.lock_resolved_as(Holder::Reclaim, &mut fetched, |st| {
             self.check_live()?;
             for item in batch.iter() {

@@ -45,6 +45,9 @@ pub(crate) enum Need {
 pub(crate) struct FetchMode {
     /// Lookups must not read: a miss is noted in `misses` and fails.
     pub no_io: bool,
+    /// In no-I/O mode, pin every page found too (a write's check walk:
+    /// its apply must find them all in the same hold).
+    pub pin_hits: bool,
     pub misses: Vec<Need>,
     /// Pages fetched for the request holding the lock, valid for this
     /// hold only (cleared when it ends).
@@ -63,6 +66,19 @@ pub(crate) fn miss_error() -> Error {
 pub(crate) struct Fetched {
     ct: FxHashMap<CtKey, (CtChild, Arc<CtPage>)>,
     nodes: FxHashMap<ChunkId, (LogAddr, u32, Arc<Node>)>,
+    /// Also pin the pages found in the caches (see [`FetchMode::pin_hits`]).
+    pin_hits: bool,
+}
+
+impl Fetched {
+    /// For a request that applies what its check walk looked at in the
+    /// same hold: every page the walk finds stays pinned for the hold.
+    pub(crate) fn for_apply() -> Fetched {
+        Fetched {
+            pin_hits: true,
+            ..Default::default()
+        }
+    }
 }
 
 /// Reads and verifies the chunk-table page `key` at `child` from `seg`.
@@ -173,6 +189,7 @@ impl Drop for Held<'_> {
     fn drop(&mut self) {
         let f = &mut self.st.fetch;
         f.no_io = false;
+        f.pin_hits = false;
         f.misses.clear();
         f.pinned_ct.clear();
         f.pinned_nodes.clear();
@@ -372,6 +389,7 @@ impl Store {
             let mut st = Held::new(self.state(), who);
             st.install(fetched);
             st.fetch.no_io = true;
+            st.fetch.pin_hits = fetched.pin_hits;
             let r = f(&mut st);
             st.fetch.no_io = false;
             let misses = std::mem::take(&mut st.fetch.misses);

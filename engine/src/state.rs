@@ -153,7 +153,8 @@ impl State {
     /// Loads a chunk-table page from disk through its parents, verifying
     /// it against the crc its parent (or the superblock) holds for it.
     /// In no-I/O mode (`fetch.rs`) a page not in memory is noted and the
-    /// lookup fails; every page found is pinned for the rest of the hold.
+    /// lookup fails; for a write's check walk every page found is pinned
+    /// for the rest of the hold.
     pub(crate) fn ct_load(&mut self, level: u8, index: u64) -> Result<Arc<CtPage>> {
         let key = (level, index);
         if let Some(p) = self.fetch.pinned_ct.get(&key) {
@@ -163,7 +164,7 @@ impl State {
         if let Some(p) = self.ct_clean.get(&key) {
             self.counters.lookup(Cache::Table, true);
             let p = p.clone();
-            if self.fetch.no_io {
+            if self.fetch.no_io && self.fetch.pin_hits {
                 self.fetch.pinned_ct.insert(key, p.clone());
             }
             return Ok(p);
@@ -195,7 +196,7 @@ impl State {
             crate::fetch::read_ct_page(seg.as_deref(), self.log.seg_size, key, child)?
         };
         let page = Arc::new(page);
-        if self.fetch.no_io {
+        if self.fetch.no_io && self.fetch.pin_hits {
             self.fetch.pinned_ct.insert(key, page.clone());
         }
         self.ct_clean.put(key, page.clone());
@@ -347,7 +348,7 @@ impl State {
         if let Some(n) = self.nodes_clean.get(&id) {
             self.counters.lookup(Cache::Node, true);
             let n = n.clone();
-            if self.fetch.no_io {
+            if self.fetch.no_io && self.fetch.pin_hits {
                 self.fetch.pinned_nodes.insert(id, n.clone());
             }
             return Ok(n);

@@ -581,7 +581,7 @@ impl Store {
         // Everything the apply will look up is brought into memory first,
         // misses read outside the lock (`fetch.rs`); the record is appended
         // and applied in the same hold that found it all in memory.
-        let mut fetched = Fetched::default();
+        let mut fetched = Fetched::for_apply();
         let (mut st, ()) = self.lock_resolved(&mut fetched, |st| {
             self.check_live()?;
             st.check_io(id, offset, data.len() as u64, true)?;
@@ -704,7 +704,7 @@ impl Store {
             {
                 let value = if punch { ChunkId::HOLE } else { ChunkId::ZERO };
                 let blocks = end_full - first_full;
-                let mut fetched = Fetched::default();
+                let mut fetched = Fetched::for_apply();
                 let (mut st, ()) = self.lock_resolved(&mut fetched, |st| {
                     self.check_live()?;
                     st.check_io(id, offset, len, true)?;
