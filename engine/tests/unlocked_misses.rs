@@ -205,7 +205,13 @@ fn tiny_cache_concurrent_io_matches_model() {
             let mut rng = StdRng::seed_from_u64(u64::from(v) + 7);
             // The generation of each block; u64::MAX: zero.
             let mut model = vec![0u64; blocks as usize];
+            let mut snap = None;
             for op in 1..=300u64 {
+                if op == 100 {
+                    // Later writes shadow the nodes the snapshot shares.
+                    let sid = s.snapshot(id, None).unwrap().id;
+                    snap = Some((sid, model.clone()));
+                }
                 let first = rng.gen_range(0..blocks - 64);
                 let n = rng.gen_range(1..64);
                 match rng.gen_range(0..10) {
@@ -240,7 +246,7 @@ fn tiny_cache_concurrent_io_matches_model() {
                     assert!(got == want, "volume {v} block {b} after op {op}");
                 }
             }
-            model
+            (model, snap.expect("snapshot taken"))
         }));
     }
     // Readers of every volume: each block reads as zero or as a block of
@@ -274,7 +280,8 @@ fn tiny_cache_concurrent_io_matches_model() {
             reads
         }));
     }
-    let models: Vec<Vec<u64>> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let (models, snaps): (Vec<Vec<u64>>, Vec<(ObjectId, Vec<u64>)>) =
+        writers.into_iter().map(|w| w.join().unwrap()).unzip();
     stop.store(true, Ordering::Relaxed);
     for r in readers {
         assert!(r.join().unwrap() >= 50);
@@ -289,9 +296,14 @@ fn tiny_cache_concurrent_io_matches_model() {
         "a client operation read metadata under the lock: {st:?}"
     );
     let verify = |s: &Store| {
-        for (v, model) in models.iter().enumerate() {
+        let objects = vols
+            .iter()
+            .zip(&models)
+            .chain(snaps.iter().map(|(i, m)| (i, m)));
+        for (v, (id, model)) in objects.enumerate() {
+            let v = v % VOLS as usize;
             let mut buf = vec![0u8; VOL as usize];
-            s.read(vols[v], 0, &mut buf).unwrap();
+            s.read(*id, 0, &mut buf).unwrap();
             for (b, got) in buf.chunks(BS as usize).enumerate() {
                 let want = match model[b] {
                     u64::MAX => vec![0u8; BS as usize],
