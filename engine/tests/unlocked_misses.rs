@@ -18,6 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const BS: u64 = 4096;
+
+/// The generation of each block of a volume (`u64::MAX`: zero).
+type Model = Vec<u64>;
 const VOL: u64 = 8 << 20;
 
 fn opts() -> StoreOptions {
@@ -280,7 +283,7 @@ fn tiny_cache_concurrent_io_matches_model() {
             reads
         }));
     }
-    let (models, snaps): (Vec<Vec<u64>>, Vec<(ObjectId, Vec<u64>)>) =
+    let (models, snaps): (Vec<Model>, Vec<(ObjectId, Model)>) =
         writers.into_iter().map(|w| w.join().unwrap()).unzip();
     stop.store(true, Ordering::Relaxed);
     for r in readers {
