@@ -542,8 +542,9 @@ fn access_log_and_metrics_follow_requests_and_nbd_io() {
         value(&m, name, &[]);
     }
     assert_eq!(value(&m, "blockd_engine_fail_stops_total", &[]), 0.0);
-    // The NBD I/O above held the store lock: counted in the histogram.
-    assert!(value(&m, "blockd_engine_state_lock_hold_seconds", &[]) >= 4.0);
+    // The NBD write and the two reads that reached the engine (the
+    // failing one is refused before it) held the store lock: counted.
+    assert!(value(&m, "blockd_engine_state_lock_hold_seconds", &[]) >= 3.0);
     assert_eq!(
         value(&m, "blockd_engine_client_metadata_reads_locked_total", &[]),
         0.0
