@@ -167,7 +167,15 @@ fn page_moved_by_a_checkpoint_during_the_fetch_is_not_installed() {
         })
         .unwrap();
     let mut g = 0;
-    while at_rx.recv_timeout(Duration::from_secs(10)).is_ok() {
+    let t = std::time::Instant::now();
+    loop {
+        if at_rx.recv_timeout(Duration::from_millis(50)).is_err() {
+            if reader.is_finished() {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "reader stuck");
+            continue;
+        }
         g += 1;
         s.write(v, 1000 * BS, &block(0, 1000, g), false).unwrap();
         s.checkpoint().unwrap();
