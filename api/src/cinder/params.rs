@@ -173,7 +173,7 @@ fn enc(s: &str) -> String {
 }
 
 /// `items` (already filtered and sorted) cut after `?marker=` (an id in
-/// the list, else 400) to `?limit=` items; the `*_links` next link when a
+/// the list, else 404 as Cinder's MarkerNotFound) to `?limit=` items; the `*_links` next link when a
 /// full page leaves more.
 pub fn page<'a>(
     ctx: &Ctx,
@@ -187,8 +187,8 @@ pub fn page<'a>(
                 .iter()
                 .position(|o| o.id.to_string() == m)
                 .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "Invalid input received: marker [{}] not found",
+                    ApiError::not_found(format!(
+                        "Marker {} could not be found.",
                         m.escape_debug()
                     ))
                 })?

@@ -6,7 +6,7 @@
 use super::params::{
     opt_string, page, parse_bool, parse_metadata, wrapped, MAX_DESCRIPTION, MAX_FIELD,
 };
-use super::volumes::{cinder_time, links, save, sort, user_metadata};
+use super::volumes::{cinder_time, save, sort, user_metadata};
 use super::Ctx;
 use crate::domain::ops;
 use crate::error::{ApiError, Result};
@@ -15,7 +15,9 @@ use crate::meta;
 use engine::{ObjectInfo, ObjectKind};
 use serde_json::{json, Value};
 
-/// The snapshot view (`detail` adds the extended attributes).
+/// The snapshot view, without links as Cinder's. `detail` (show and the
+/// detailed list; not create or update, as in Cinder) adds the extended
+/// attributes.
 fn view(ctx: &Ctx, o: &ObjectInfo, detail: bool) -> Value {
     let opt = |k: &str| meta::get(o, k).map(Value::from).unwrap_or(Value::Null);
     let mut v = json!({
@@ -28,7 +30,6 @@ fn view(ctx: &Ctx, o: &ObjectInfo, detail: bool) -> Value {
         "created_at": cinder_time(o.created),
         "updated_at": cinder_time(o.created),
         "metadata": meta::user_metadata(o),
-        "links": links(ctx, "snapshots", &o.id.to_string()),
     });
     if detail {
         v["os-extended-snapshot-attributes:project_id"] = json!(ctx.tenant.id);
@@ -93,10 +94,13 @@ pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
 /// `POST snapshots`: 202 with the new snapshot.
 pub fn create(ctx: &Ctx) -> Result<Reply> {
     let body = wrapped(ctx, "snapshot")?;
+    // Absent is a malformed request; null names no volume (404), as Cinder.
     let Some(volume_id) = opt_string(&body, "volume_id", MAX_FIELD)? else {
-        return Err(ApiError::bad_request(
-            "Invalid input received: volume_id is required",
-        ));
+        return Err(if body.contains_key("volume_id") {
+            ApiError::not_found("Volume None could not be found.")
+        } else {
+            ApiError::bad_request("Invalid input received: volume_id is required")
+        });
     };
     let force = match body.get("force") {
         None | Some(Value::Null) => false,
@@ -136,7 +140,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         ],
     );
     let o = ops::snapshot(&ctx.dom, &locked, &vol, m)?;
-    Ok(Reply::json(202, json!({ "snapshot": view(ctx, &o, true) })))
+    Ok(Reply::json(202, json!({ "snapshot": view(ctx, &o, false) })))
 }
 
 /// `PUT snapshots/{id}`: name and description.
@@ -159,7 +163,7 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
         }
     }
     let o = save(ctx, &locked, &o, m)?;
-    Ok(Reply::json(200, json!({ "snapshot": view(ctx, &o, true) })))
+    Ok(Reply::json(200, json!({ "snapshot": view(ctx, &o, false) })))
 }
 
 /// `DELETE snapshots/{id}`: 202.

@@ -49,8 +49,10 @@ fn image_metadata(o: &ObjectInfo) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The detailed volume view.
-pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo) -> Value {
+/// The detailed volume view. `extended` adds what Cinder's show and
+/// detailed list add to it (and its create and update answers do not):
+/// the project, image metadata and, for admins, host and migration fields.
+pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo, extended: bool) -> Value {
     let id = o.id.to_string();
     let attachments: Vec<Value> = match meta::get(o, meta::ATTACHED_SERVER) {
         Some(server) => vec![json!({
@@ -88,14 +90,11 @@ pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo) -> Value {
         "metadata": meta::user_metadata(o),
         "links": links(ctx, "volumes", &o.id.to_string()),
         "user_id": ctx.tenant.user,
-        "os-vol-tenant-attr:tenant_id": ctx.tenant.id,
         "replication_status": null,
         "consistencygroup_id": null,
-        "migration_status": null,
     });
-    let image = image_metadata(o);
-    if !image.is_empty() {
-        v["volume_image_metadata"] = json!(image);
+    if ctx.tenant.admin {
+        v["migration_status"] = Value::Null;
     }
     if ctx.version.at_least(13) {
         v["group_id"] = Value::Null;
@@ -103,6 +102,14 @@ pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo) -> Value {
     if ctx.version.at_least(48) {
         v["shared_targets"] = json!(false);
         v["service_uuid"] = Value::Null;
+    }
+    if !extended {
+        return v;
+    }
+    v["os-vol-tenant-attr:tenant_id"] = json!(ctx.tenant.id);
+    let image = image_metadata(o);
+    if !image.is_empty() {
+        v["volume_image_metadata"] = json!(image);
     }
     if ctx.tenant.admin {
         v["os-vol-host-attr:host"] = json!("blockd@engine#default");
@@ -193,7 +200,7 @@ pub fn list(ctx: &Ctx, detail: bool) -> Result<Reply> {
     let (items, next) = page(ctx, &all, if detail { "volumes/detail" } else { "volumes" })?;
     let v: Vec<Value> = items
         .iter()
-        .map(|o| if detail { view(ctx, o) } else { brief(ctx, o) })
+        .map(|o| if detail { view(ctx, o, true) } else { brief(ctx, o) })
         .collect();
     let mut body = json!({ "volumes": v });
     if let Some(next) = next {
@@ -233,7 +240,7 @@ pub fn summary(ctx: &Ctx) -> Result<Reply> {
 /// `GET volumes/{id}`.
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
     let o = ctx.volume(id)?;
-    Ok(Reply::json(200, json!({ "volume": view(ctx, &o) })))
+    Ok(Reply::json(200, json!({ "volume": view(ctx, &o, true) })))
 }
 
 fn find_image(ctx: &Ctx, key: &str) -> Result<ObjectInfo> {
@@ -381,7 +388,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         }
     };
     let o = ops::create_volume(&ctx.dom, &locked, source, size_gb * GIB, m)?;
-    Ok(Reply::json(202, json!({ "volume": view(ctx, &o) })))
+    Ok(Reply::json(202, json!({ "volume": view(ctx, &o, false) })))
 }
 
 /// `PUT volumes/{id}`: name, description (also the `display_` forms) and
@@ -407,7 +414,7 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     let o = ops::update(&ctx.dom, &locked, &o, edit.apply(&o))?;
-    Ok(Reply::json(200, json!({ "volume": view(ctx, &o) })))
+    Ok(Reply::json(200, json!({ "volume": view(ctx, &o, false) })))
 }
 
 /// Writes metadata `m` of `o` (the caller's), status unchanged.
