@@ -51,6 +51,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+: >"$work/blockd.log"
 "$bin" --data-dir "$work/data" serve --nbd-listen "" --nbd-socket "$work/nbd.sock" \
   --api-listen 127.0.0.1:0 --auth-file "$root/fixtures/tempest/auth.toml" \
   >/dev/null 2>"$work/blockd.log" &

@@ -1,7 +1,8 @@
 //! Cinder backups, stored as engine images: create (an O(1) image of the
 //! volume, or of one of its snapshots; an in-use volume needs `force`;
 //! `incremental` is accepted and records the volume's latest backup as
-//! its parent), list (and `detail`; filters, sort, paging), show, delete
+//! its parent), list (and `detail`; filters, sort, paging), show, update
+//! (3.9: name, description; 3.43: metadata), delete
 //! (not while incremental backups depend on it), and restore, to a new
 //! volume or over an existing one at least the backup's size (its
 //! contents replaced in O(1), as a revert does; a larger volume keeps its
@@ -248,6 +249,40 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
     tracing::info!(tenant = %ctx.tenant.id, backup = %o.id, volume = %vol.id, incremental, "cinder: backup created");
     Ok(Reply::json(
         202,
+        json!({"backup": {
+            "id": o.id.to_string(),
+            "name": opt(&o, meta::DISPLAY_NAME),
+            "links": links(ctx, "backups", &o.id.to_string()),
+        }}),
+    ))
+}
+
+/// `PUT backups/{id}` (3.9+): name and description (metadata from 3.43,
+/// replacing the old); 200 with the backup's id, name and links.
+pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let body = wrapped(ctx, "backup")?;
+    let field = |k: &str, max| -> Result<Option<Option<String>>> {
+        if body.contains_key(k) {
+            Ok(Some(opt_string(&body, k, max)?))
+        } else {
+            Ok(None)
+        }
+    };
+    let user = if ctx.version.at_least(43) {
+        parse_metadata(body.get("metadata"))?
+    } else {
+        None
+    };
+    let edit = ops::Edit {
+        name: field("name", MAX_FIELD)?,
+        description: field("description", MAX_DESCRIPTION)?,
+        user,
+    };
+    let locked = ctx.dom.lock();
+    let o = find(ctx, id)?;
+    let o = ops::update(&ctx.dom, &locked, &o, edit.apply(&o))?;
+    Ok(Reply::json(
+        200,
         json!({"backup": {
             "id": o.id.to_string(),
             "name": opt(&o, meta::DISPLAY_NAME),

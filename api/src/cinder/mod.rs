@@ -222,6 +222,10 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
             only(req, "GET, POST, PUT")?;
             snapshots::metadata(ctx, id)
         }
+        ["snapshots", id, "metadata", key] => {
+            only(req, "GET, PUT, DELETE")?;
+            snapshots::metadata_item(ctx, id, key)
+        }
         ["attachments"] if ctx.version.at_least(27) => {
             only(req, "GET, POST")?;
             if *m == Method::GET {
@@ -254,11 +258,12 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
         }
         ["backups", "detail"] => only(req, "GET").and_then(|_| backups::list(ctx, true)),
         ["backups", id] => {
-            only(req, "GET, DELETE")?;
-            if *m == Method::GET {
-                backups::show(ctx, id)
-            } else {
-                backups::delete(ctx, id)
+            only(req, "GET, PUT, DELETE")?;
+            match m.as_str() {
+                "GET" => backups::show(ctx, id),
+                "PUT" if ctx.version.at_least(9) => backups::update(ctx, id),
+                "PUT" => Err(ApiError::method_not_allowed("GET, DELETE")),
+                _ => backups::delete(ctx, id),
             }
         }
         ["backups", id, "restore"] => only(req, "POST").and_then(|_| backups::restore(ctx, id)),
@@ -266,6 +271,7 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
         ["types", id] => only(req, "GET").and_then(|_| info::type_show(ctx, id)),
         ["types", id, "extra_specs"] => only(req, "GET").and_then(|_| info::extra_specs(ctx, id)),
         ["os-availability-zone"] => only(req, "GET").map(|_| info::zones()),
+        ["extensions"] => only(req, "GET").map(|_| info::extensions()),
         ["limits"] => only(req, "GET").map(|_| info::limits(ctx)),
         ["os-quota-sets", project] => {
             only(req, "GET, PUT, DELETE")?;

@@ -6,7 +6,7 @@
 use super::params::{
     opt_string, page, parse_bool, parse_metadata, wrapped, MAX_DESCRIPTION, MAX_FIELD,
 };
-use super::volumes::{cinder_time, save, sort, user_metadata};
+use super::volumes::{cinder_time, save, sort, user_metadata, user_metadata_item};
 use super::Ctx;
 use crate::domain::ops;
 use crate::error::{ApiError, Result};
@@ -177,4 +177,9 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
 /// `snapshots/{id}/metadata`: GET shows, POST merges, PUT replaces.
 pub fn metadata(ctx: &Ctx, id: &str) -> Result<Reply> {
     user_metadata(ctx, || ctx.snapshot(id), "Malformed request body")
+}
+
+/// `snapshots/{id}/metadata/{key}`: GET, PUT, DELETE.
+pub fn metadata_item(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
+    user_metadata_item(ctx, || ctx.snapshot(id), key)
 }

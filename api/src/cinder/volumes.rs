@@ -528,6 +528,16 @@ pub(crate) fn user_metadata(
 /// `volumes/{id}/metadata/{key}`: GET, PUT (`{"meta": {key: value}}`),
 /// DELETE.
 pub fn metadata_item(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
+    user_metadata_item(ctx, || ctx.volume(id), key)
+}
+
+/// One item `key` of the `metadata` of the object `find` looks up (a
+/// volume or a snapshot): GET, PUT (`{"meta": {key: value}}`), DELETE.
+pub(crate) fn user_metadata_item(
+    ctx: &Ctx,
+    find: impl Fn() -> Result<ObjectInfo>,
+    key: &str,
+) -> Result<Reply> {
     let missing = || {
         ApiError::not_found(format!(
             "Metadata item was not found: {}",
@@ -536,7 +546,7 @@ pub fn metadata_item(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
     };
     match ctx.req.method.as_str() {
         "GET" => {
-            let o = ctx.volume(id)?;
+            let o = find()?;
             let user = meta::user_metadata(&o);
             let v = user.get(key).ok_or_else(missing)?;
             Ok(Reply::json(200, json!({"meta": {key: v}})))
@@ -550,7 +560,7 @@ pub fn metadata_item(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
                 .filter(|m| m.len() == 1 && m.contains_key(key))
                 .ok_or_else(|| ApiError::bad_request("Request body and URI mismatch"))?;
             let locked = ctx.dom.lock();
-            let o = ctx.volume(id)?;
+            let o = find()?;
             let mut user = meta::user_metadata(&o);
             user.extend(item.clone());
             save(ctx, &locked, &o, meta::with_user_metadata(&o, &user))?;
@@ -558,7 +568,7 @@ pub fn metadata_item(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
         }
         _ => {
             let locked = ctx.dom.lock();
-            let o = ctx.volume(id)?;
+            let o = find()?;
             let mut user = meta::user_metadata(&o);
             user.remove(key).ok_or_else(missing)?;
             save(ctx, &locked, &o, meta::with_user_metadata(&o, &user))?;
