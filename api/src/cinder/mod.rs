@@ -2,8 +2,8 @@
 //! (`openstack volume ...`, cinderclient, openstacksdk): version discovery
 //! at `/volume/` and `/volume/v3/`, and under `/volume/v3/{project_id}/`
 //! volumes, their actions and metadata, snapshots, attachments (3.27+),
-//! backups, the one volume type, availability zones, limits and quota
-//! sets. Clients find it through the
+//! backups, the one volume type, availability zones, limits, quota
+//! sets, extensions, and the read-only operator views (`admin.rs`). Clients find it through the
 //! catalogue of the minimal Keystone (`keystone/`); `X-Auth-Token` is a
 //! token it issued or a tenant's static token, and `{project_id}` is the
 //! tenant id.
@@ -15,6 +15,7 @@
 //! (`fault.rs`); microversions 3.0 to 3.62 (`version.rs`).
 
 mod actions;
+mod admin;
 mod attachments;
 mod backups;
 pub(crate) mod fault;
@@ -272,6 +273,17 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
         ["types", id, "extra_specs"] => only(req, "GET").and_then(|_| info::extra_specs(ctx, id)),
         ["os-availability-zone"] => only(req, "GET").map(|_| info::zones()),
         ["extensions"] => only(req, "GET").map(|_| info::extensions()),
+        ["os-services"] => only(req, "GET").and_then(|_| admin::services(ctx)),
+        ["os-services", action] => {
+            only(req, "PUT").and_then(|_| admin::service_action(ctx, action))
+        }
+        ["os-hosts"] => only(req, "GET").and_then(|_| admin::hosts(ctx)),
+        ["os-hosts", host] => only(req, "GET").and_then(|_| admin::host(ctx, host)),
+        ["scheduler-stats", "get_pools"] => only(req, "GET").and_then(|_| admin::pools(ctx)),
+        ["capabilities", host] => only(req, "GET").and_then(|_| admin::capabilities(ctx, host)),
+        ["os-quota-class-sets", class] => {
+            only(req, "GET").and_then(|_| admin::quota_class(ctx, class))
+        }
         ["limits"] => only(req, "GET").map(|_| info::limits(ctx)),
         ["os-quota-sets", project] => {
             only(req, "GET, PUT, DELETE")?;

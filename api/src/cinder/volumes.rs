@@ -112,7 +112,7 @@ pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo, extended: bool) -> Value {
         v["volume_image_metadata"] = json!(image);
     }
     if ctx.tenant.admin {
-        v["os-vol-host-attr:host"] = json!("blockd@engine#default");
+        v["os-vol-host-attr:host"] = json!(super::admin::POOL);
         v["os-vol-mig-status-attr:migstat"] = Value::Null;
         v["os-vol-mig-status-attr:name_id"] = Value::Null;
     }
