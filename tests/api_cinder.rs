@@ -881,7 +881,9 @@ fn glance_lists_the_engine_images() {
     let v = create(&api, &t, json!({"imageRef": iid}));
     assert_eq!(v["bootable"], "true");
     assert_eq!(v["size"], 1);
-    let shown = &api.get(&format!("{C}/volumes/{}", v["id"].as_str().unwrap()), &t).json["volume"];
+    let shown = &api
+        .get(&format!("{C}/volumes/{}", v["id"].as_str().unwrap()), &t)
+        .json["volume"];
     assert_eq!(shown["volume_image_metadata"]["image_id"], iid.as_str());
     let v = create(&api, &t, json!({"imageRef": "golden", "size": 2}));
     assert_eq!(v["size"], 2);

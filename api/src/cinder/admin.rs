@@ -97,7 +97,9 @@ pub fn service_action(ctx: &Ctx, action: &str) -> Result<Reply> {
     };
     let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("");
     let host = field("host");
-    let known_host = SERVICES.iter().any(|(_, h)| *h == host || host_of(h) == host);
+    let known_host = SERVICES
+        .iter()
+        .any(|(_, h)| *h == host || host_of(h) == host);
     let unsupported = |what: &str| {
         ApiError::bad_request(format!(
             "Invalid input received: blockd's services cannot be {what}."
@@ -111,7 +113,11 @@ pub fn service_action(ctx: &Ctx, action: &str) -> Result<Reply> {
                     host.escape_debug()
                 )));
             }
-            Err(unsupported(if action == "freeze" { "frozen" } else { "thawed" }))
+            Err(unsupported(if action == "freeze" {
+                "frozen"
+            } else {
+                "thawed"
+            }))
         }
         "enable" | "disable" | "disable-log-reason" => {
             let binary = field("binary");
@@ -131,7 +137,9 @@ pub fn service_action(ctx: &Ctx, action: &str) -> Result<Reply> {
                     json!({"host": h, "binary": b, "service": b, "status": "enabled",
                            "disabled": false, "disabled_reason": null}),
                 )),
-                "disable-log-reason" if !body.get("disabled_reason").is_some_and(Value::is_string) => {
+                "disable-log-reason"
+                    if !body.get("disabled_reason").is_some_and(Value::is_string) =>
+                {
                     Err(ApiError::bad_request(
                         "Invalid input received: disabled_reason must be a string.",
                     ))

@@ -163,7 +163,11 @@ pub fn quota_read_only() -> ApiError {
 /// `GET extensions`.
 const EXTENSIONS: &[(&str, &str, &str)] = &[
     ("os-admin-actions", "AdminActions", "Enable admin actions."),
-    ("os-availability-zone", "AvailabilityZones", "Describe Availability Zones."),
+    (
+        "os-availability-zone",
+        "AvailabilityZones",
+        "Describe Availability Zones.",
+    ),
     ("backups", "Backups", "Backups support."),
     (
         "os-extended-snapshot-attributes",
@@ -171,16 +175,36 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Extended SnapshotAttributes support.",
     ),
     ("os-quota-sets", "Quotas", "Quota management support."),
-    ("os-used-limits", "UsedLimits", "Provide data on limited resources that are being used."),
-    ("os-vol-host-attr", "VolumeHostAttribute", "Expose host as an attribute of a volume."),
-    ("os-vol-image-meta", "VolumeImageMetadata", "Show image metadata associated with the volume."),
+    (
+        "os-used-limits",
+        "UsedLimits",
+        "Provide data on limited resources that are being used.",
+    ),
+    (
+        "os-vol-host-attr",
+        "VolumeHostAttribute",
+        "Expose host as an attribute of a volume.",
+    ),
+    (
+        "os-vol-image-meta",
+        "VolumeImageMetadata",
+        "Show image metadata associated with the volume.",
+    ),
     (
         "os-vol-mig-status-attr",
         "VolumeMigStatusAttribute",
         "Expose migration_status as an attribute of a volume.",
     ),
-    ("os-vol-tenant-attr", "VolumeTenantAttribute", "Expose the internal project_id as an attribute of a volume."),
-    ("os-volume-actions", "VolumeActions", "Enable volume actions."),
+    (
+        "os-vol-tenant-attr",
+        "VolumeTenantAttribute",
+        "Expose the internal project_id as an attribute of a volume.",
+    ),
+    (
+        "os-volume-actions",
+        "VolumeActions",
+        "Enable volume actions.",
+    ),
 ];
 
 /// `GET extensions`.

@@ -188,10 +188,7 @@ pub fn page<'a>(
                 .iter()
                 .position(|o| o.id.to_string() == m)
                 .ok_or_else(|| {
-                    ApiError::not_found(format!(
-                        "Marker {} could not be found.",
-                        m.escape_debug()
-                    ))
+                    ApiError::not_found(format!("Marker {} could not be found.", m.escape_debug()))
                 })?
                 + 1
         }

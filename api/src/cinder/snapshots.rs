@@ -140,7 +140,10 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         ],
     );
     let o = ops::snapshot(&ctx.dom, &locked, &vol, m)?;
-    Ok(Reply::json(202, json!({ "snapshot": view(ctx, &o, false) })))
+    Ok(Reply::json(
+        202,
+        json!({ "snapshot": view(ctx, &o, false) }),
+    ))
 }
 
 /// `PUT snapshots/{id}`: name and description.
@@ -163,7 +166,10 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
         }
     }
     let o = save(ctx, &locked, &o, m)?;
-    Ok(Reply::json(200, json!({ "snapshot": view(ctx, &o, false) })))
+    Ok(Reply::json(
+        200,
+        json!({ "snapshot": view(ctx, &o, false) }),
+    ))
 }
 
 /// `DELETE snapshots/{id}`: 202.

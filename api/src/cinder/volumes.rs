@@ -200,7 +200,13 @@ pub fn list(ctx: &Ctx, detail: bool) -> Result<Reply> {
     let (items, next) = page(ctx, &all, if detail { "volumes/detail" } else { "volumes" })?;
     let v: Vec<Value> = items
         .iter()
-        .map(|o| if detail { view(ctx, o, true) } else { brief(ctx, o) })
+        .map(|o| {
+            if detail {
+                view(ctx, o, true)
+            } else {
+                brief(ctx, o)
+            }
+        })
         .collect();
     let mut body = json!({ "volumes": v });
     if let Some(next) = next {
