@@ -29,6 +29,7 @@ use crate::auth::Tenant;
 use crate::domain::{self, quota};
 use crate::error::{ApiError, ErrorKind, Result};
 use crate::http::{Reply, Request};
+use crate::meta;
 use crate::ApiState;
 use engine::{ObjectInfo, ObjectKind, Store};
 use version::Microversion;
@@ -84,6 +85,51 @@ impl Ctx<'_> {
     /// The tenant's snapshot `key` (404 otherwise).
     pub fn snapshot(&self, key: &str) -> Result<ObjectInfo> {
         self.find(key, ObjectKind::Snapshot, "Snapshot")
+    }
+
+    /// Volume `key` of any tenant for an admin (operator reads and admin
+    /// actions), else the tenant's own (404 otherwise).
+    pub fn volume_any(&self, key: &str) -> Result<ObjectInfo> {
+        self.dom
+            .find_any(ObjectKind::Volume, key)?
+            .ok_or_else(|| ApiError::not_found(format!("Volume {key} could not be found.")))
+    }
+
+    /// Snapshot `key` of any tenant for an admin, else the tenant's own.
+    pub fn snapshot_any(&self, key: &str) -> Result<ObjectInfo> {
+        self.dom
+            .find_any(ObjectKind::Snapshot, key)?
+            .ok_or_else(|| ApiError::not_found(format!("Snapshot {key} could not be found.")))
+    }
+
+    /// The objects of `kind` a list shows: the tenant's own, or with
+    /// `?all_tenants=1` from an admin every tenant's (`?project_id=` one).
+    pub fn listed(&self, kind: ObjectKind) -> Vec<ObjectInfo> {
+        let all = self
+            .req
+            .query_param("all_tenants")
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
+        if all && self.dom.scope.admin {
+            let project = self.req.query_param("project_id").filter(|p| !p.is_empty());
+            self.dom.objects_any(kind, project)
+        } else {
+            self.objects(kind)
+        }
+    }
+
+    /// The owner of `o` (its tenant id and user) as views show it.
+    pub fn owner_of(&self, o: &ObjectInfo) -> (String, String) {
+        match meta::get(o, meta::TENANT) {
+            Some(t) if t != self.tenant.id => {
+                let user = self
+                    .state
+                    .auth()
+                    .by_id(t)
+                    .map_or_else(|| t.to_string(), |x| x.user.clone());
+                (t.to_string(), user)
+            }
+            _ => (self.tenant.id.clone(), self.tenant.user.clone()),
+        }
     }
 
     /// What the tenant holds now, by the one quota rule (images count as
@@ -223,6 +269,9 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
             only(req, "GET, POST, PUT")?;
             snapshots::metadata(ctx, id)
         }
+        ["snapshots", id, "action"] => {
+            only(req, "POST").and_then(|_| snapshots::action(ctx, id))
+        }
         ["snapshots", id, "metadata", key] => {
             only(req, "GET, PUT, DELETE")?;
             snapshots::metadata_item(ctx, id, key)
@@ -267,6 +316,7 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
                 _ => backups::delete(ctx, id),
             }
         }
+        ["backups", id, "action"] => only(req, "POST").and_then(|_| backups::action(ctx, id)),
         ["backups", id, "restore"] => only(req, "POST").and_then(|_| backups::restore(ctx, id)),
         ["types"] => only(req, "GET").and_then(|_| info::types(ctx)),
         ["types", id] => only(req, "GET").and_then(|_| info::type_show(ctx, id)),

@@ -54,6 +54,7 @@ fn image_metadata(o: &ObjectInfo) -> BTreeMap<String, String> {
 /// the project, image metadata and, for admins, host and migration fields.
 pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo, extended: bool) -> Value {
     let id = o.id.to_string();
+    let (project, user) = ctx.owner_of(o);
     let attachments: Vec<Value> = match meta::get(o, meta::ATTACHED_SERVER) {
         Some(server) => vec![json!({
             "id": id,
@@ -89,7 +90,7 @@ pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo, extended: bool) -> Value {
         "source_volid": opt(o, meta::SOURCE_VOLUME),
         "metadata": meta::user_metadata(o),
         "links": links(ctx, "volumes", &o.id.to_string()),
-        "user_id": ctx.tenant.user,
+        "user_id": user,
         "replication_status": null,
         "consistencygroup_id": null,
     });
@@ -106,7 +107,7 @@ pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo, extended: bool) -> Value {
     if !extended {
         return v;
     }
-    v["os-vol-tenant-attr:tenant_id"] = json!(ctx.tenant.id);
+    v["os-vol-tenant-attr:tenant_id"] = json!(project);
     let image = image_metadata(o);
     if !image.is_empty() {
         v["volume_image_metadata"] = json!(image);
@@ -192,7 +193,7 @@ fn matches_filters(ctx: &Ctx, o: &ObjectInfo) -> bool {
 /// `GET volumes` (brief) and `GET volumes/detail`.
 pub fn list(ctx: &Ctx, detail: bool) -> Result<Reply> {
     let mut all: Vec<ObjectInfo> = ctx
-        .objects(ObjectKind::Volume)
+        .listed(ObjectKind::Volume)
         .into_iter()
         .filter(|o| matches_filters(ctx, o))
         .collect();
@@ -245,7 +246,7 @@ pub fn summary(ctx: &Ctx) -> Result<Reply> {
 
 /// `GET volumes/{id}`.
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
-    let o = ctx.volume(id)?;
+    let o = ctx.volume_any(id)?;
     Ok(Reply::json(200, json!({ "volume": view(ctx, &o, true) })))
 }
 

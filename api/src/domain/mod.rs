@@ -127,6 +127,41 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// For an operator (admin scope), the object `key` of `kind` of any
+    /// tenant (objects without an owner stay hidden); for anyone else, as
+    /// [`Ctx::find`]. Only operator reads and admin actions use it.
+    pub fn find_any(&self, kind: ObjectKind, key: &str) -> Result<Option<ObjectInfo>> {
+        if !self.scope.admin {
+            return self.find(kind, key);
+        }
+        let Ok(id) = key.parse::<ObjectId>() else {
+            return Ok(None);
+        };
+        match self.store().get(id) {
+            Ok(o) if o.kind == kind && meta::get(&o, meta::TENANT).is_some() => Ok(Some(o)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == engine::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// For an operator, the objects of `kind` of every tenant (or of
+    /// tenant `project`), oldest first; for anyone else, as
+    /// [`Ctx::objects`].
+    pub fn objects_any(&self, kind: ObjectKind, project: Option<&str>) -> Vec<ObjectInfo> {
+        if !self.scope.admin {
+            return self.objects(kind);
+        }
+        self.store()
+            .list()
+            .into_iter()
+            .filter(|o| {
+                o.kind == kind
+                    && meta::get(o, meta::TENANT).is_some_and(|t| project.is_none_or(|p| p == t))
+            })
+            .collect()
+    }
+
     /// The image `key` (an id, or a name as the caller sees names: its own
     /// image first, then a public one) if the caller sees it.
     pub fn find_image(&self, key: &str) -> Result<Option<ObjectInfo>> {

@@ -320,6 +320,29 @@ pub(crate) fn delete(ctx: &Ctx, _locked: &Locked, o: &ObjectInfo) -> Result<()> 
     Ok(())
 }
 
+/// Deletes `o` of any tenant whatever its state (an operator's force
+/// delete; 403 for other tenants). An attached volume is still refused.
+pub(crate) fn operator_delete(ctx: &Ctx, locked: &Locked, o: &ObjectInfo) -> Result<()> {
+    if ctx.owns(o) {
+        return delete(ctx, locked, o);
+    }
+    if !ctx.scope.admin {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "You do not have permission to perform this action.",
+        ));
+    }
+    if o.kind == ObjectKind::Volume && attached(o) {
+        return Err(ApiError::conflict(format!(
+            "Volume {} is attached: detach it first.",
+            o.id
+        )));
+    }
+    ctx.store().delete(o.id)?;
+    tracing::info!(tenant = ctx.tenant_id(), owner = meta::get(o, meta::TENANT).unwrap_or("-"), object = %o.id, kind = ?o.kind, "api: operator deleted");
+    Ok(())
+}
+
 /// Grows volume `vol` to `new_gb` GB (larger than now), under the
 /// gigabytes quota.
 pub(crate) fn extend(
