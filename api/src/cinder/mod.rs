@@ -105,10 +105,9 @@ impl Ctx<'_> {
     /// The objects of `kind` a list shows: the tenant's own, or with
     /// `?all_tenants=1` from an admin every tenant's (`?project_id=` one).
     pub fn listed(&self, kind: ObjectKind) -> Vec<ObjectInfo> {
-        let all = self
-            .req
-            .query_param("all_tenants")
-            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
+        let all = self.req.query_param("all_tenants").is_some_and(|v| {
+            matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+        });
         if all && self.dom.scope.admin {
             let project = self.req.query_param("project_id").filter(|p| !p.is_empty());
             self.dom.objects_any(kind, project)
@@ -269,9 +268,7 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
             only(req, "GET, POST, PUT")?;
             snapshots::metadata(ctx, id)
         }
-        ["snapshots", id, "action"] => {
-            only(req, "POST").and_then(|_| snapshots::action(ctx, id))
-        }
+        ["snapshots", id, "action"] => only(req, "POST").and_then(|_| snapshots::action(ctx, id)),
         ["snapshots", id, "metadata", key] => {
             only(req, "GET, PUT, DELETE")?;
             snapshots::metadata_item(ctx, id, key)

@@ -22,7 +22,13 @@ use serde_json::{json, Value};
 const PROGRESS: &str = "api.cinder_snapshot_progress";
 
 /// The statuses `os-reset_status` may set, as Cinder's.
-const RESET_STATUSES: &[&str] = &["available", "error", "creating", "deleting", "error_deleting"];
+const RESET_STATUSES: &[&str] = &[
+    "available",
+    "error",
+    "creating",
+    "deleting",
+    "error_deleting",
+];
 
 /// The snapshot view, without links as Cinder's. `detail` (show and the
 /// detailed list; not create or update, as in Cinder) adds the extended
@@ -231,9 +237,11 @@ pub fn action(ctx: &Ctx, id: &str) -> Result<Reply> {
     match name.as_str() {
         "os-reset_status" => {
             ctx.require_admin("volume_extension:snapshot_admin_actions:reset_status")?;
-            let status = status.filter(|s| RESET_STATUSES.contains(s)).ok_or_else(|| {
-                ApiError::bad_request("Invalid input received: Must specify a valid status")
-            })?;
+            let status = status
+                .filter(|s| RESET_STATUSES.contains(s))
+                .ok_or_else(|| {
+                    ApiError::bad_request("Invalid input received: Must specify a valid status")
+                })?;
             let locked = ctx.dom.lock();
             let o = ctx.snapshot_any(id)?;
             ctx.dom.save(&locked, o.id, status, o.metadata.clone())?;
