@@ -3,7 +3,8 @@
 //! at `/volume/` and `/volume/v3/`, and under `/volume/v3/{project_id}/`
 //! volumes, their actions and metadata, snapshots, attachments (3.27+),
 //! backups, the one volume type, availability zones, limits, quota
-//! sets, extensions, and the read-only operator views (`admin.rs`). Clients find it through the
+//! sets, extensions, volume transfers (`transfers.rs`), and the read-only
+//! operator views (`admin.rs`). Clients find it through the
 //! catalogue of the minimal Keystone (`keystone/`); `X-Auth-Token` is a
 //! token it issued or a tenant's static token, and `{project_id}` is the
 //! tenant id.
@@ -22,6 +23,7 @@ pub(crate) mod fault;
 mod info;
 mod params;
 mod snapshots;
+mod transfers;
 pub(crate) mod version;
 mod volumes;
 
@@ -214,6 +216,12 @@ fn route(state: &ApiState, req: &Request, version: Microversion) -> Result<Reply
     }
 }
 
+/// The transfers collection: `os-volume-transfer`, and `volume-transfers`
+/// from 3.55.
+fn is_transfers(ctx: &Ctx, c: &str) -> bool {
+    c == "os-volume-transfer" || (c == "volume-transfers" && ctx.version.at_least(55))
+}
+
 fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
     let req = ctx.req;
     let m = &req.method;
@@ -294,6 +302,28 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
         }
         ["attachments", id, "action"] if ctx.version.at_least(27) => {
             only(req, "POST").and_then(|_| attachments::action(ctx, id))
+        }
+        [c] if is_transfers(ctx, c) => {
+            only(req, "GET, POST")?;
+            if *m == Method::GET {
+                transfers::list(ctx, false)
+            } else {
+                transfers::create(ctx)
+            }
+        }
+        [c, "detail"] if is_transfers(ctx, c) => {
+            only(req, "GET").and_then(|_| transfers::list(ctx, true))
+        }
+        [c, id] if is_transfers(ctx, c) => {
+            only(req, "GET, DELETE")?;
+            if *m == Method::GET {
+                transfers::show(ctx, id)
+            } else {
+                transfers::delete(ctx, id)
+            }
+        }
+        [c, id, "accept"] if is_transfers(ctx, c) => {
+            only(req, "POST").and_then(|_| transfers::accept(ctx, id))
         }
         ["backups"] => {
             only(req, "GET, POST")?;

@@ -434,9 +434,12 @@ pub(crate) fn save(
     ops::update(&ctx.dom, locked, o, m)
 }
 
-/// The tenant's snapshots of volume `o`.
+/// The snapshots of volume `o` (its owner's; an admin may ask about any
+/// project's volume).
 pub(crate) fn snapshots_of(ctx: &Ctx, o: &ObjectInfo) -> Vec<ObjectInfo> {
-    ctx.objects(ObjectKind::Snapshot)
+    let owner = meta::get(o, meta::TENANT);
+    ctx.dom
+        .objects_any(ObjectKind::Snapshot, owner)
         .into_iter()
         .filter(|s| s.parent == Some(o.id))
         .collect()
@@ -450,7 +453,8 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<Reply> {
         .query_param("cascade")
         .is_some_and(|c| parse_bool(&json!(c), "cascade").unwrap_or(false));
     let locked = ctx.dom.lock();
-    let o = ctx.volume(id)?;
+    // An admin may delete any project's volume, as Cinder's operators.
+    let o = ctx.volume_any(id)?;
     let attached = ops::attached(&o);
     let deletable = [
         "available",
@@ -478,7 +482,7 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<Reply> {
     }
     if cascade {
         for s in &snaps {
-            ops::delete(&ctx.dom, &locked, s)?;
+            ops::operator_delete(&ctx.dom, &locked, s)?;
         }
     }
     let o = if attached && force {
@@ -486,7 +490,7 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<Reply> {
     } else {
         o
     };
-    ops::delete(&ctx.dom, &locked, &o)?;
+    ops::operator_delete(&ctx.dom, &locked, &o)?;
     Ok(Reply::empty(202))
 }
 

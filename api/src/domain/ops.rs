@@ -343,6 +343,28 @@ pub(crate) fn operator_delete(ctx: &Ctx, locked: &Locked, o: &ObjectInfo) -> Res
     Ok(())
 }
 
+/// Takes volume `o` of another tenant over as the caller's (a volume
+/// transfer the dialect has authorized), with metadata `m` and status
+/// `status`, under the caller's volume quota.
+pub(crate) fn take_over_volume(
+    ctx: &Ctx,
+    locked: &Locked,
+    o: &ObjectInfo,
+    mut m: BTreeMap<String, String>,
+    status: &str,
+) -> Result<ObjectInfo> {
+    quota::check(
+        &ctx.store().list(),
+        ctx.tenant(),
+        Charge::Volume(meta::gb(o.size)),
+    )?;
+    let from = meta::get(o, meta::TENANT).unwrap_or("-").to_string();
+    meta::set(&mut m, meta::TENANT, Some(ctx.tenant_id()));
+    let n = ctx.save(locked, o.id, status, m)?;
+    tracing::info!(tenant = ctx.tenant_id(), volume = %o.id, from = %from, "api: volume taken over");
+    Ok(n)
+}
+
 /// Grows volume `vol` to `new_gb` GB (larger than now), under the
 /// gigabytes quota.
 pub(crate) fn extend(
