@@ -3,7 +3,8 @@
 //! and backups (show, `?all_tenants=1&project_id=` lists, `os-reset_status`,
 //! snapshot `os-force_delete`), the owner's `os-update_snapshot_status`,
 //! and the read-only operator views (`os-services`, `os-hosts`, pools,
-//! capabilities, quota classes); a member gets none of it. Tempest covers
+//! capabilities, quota classes); a member gets none of it. Also volume
+//! transfers between projects (the key, the quota, who sees what). Tempest covers
 //! the same through `tests/tempest.rs`; this pins the refusals.
 
 mod api_common;
@@ -278,4 +279,130 @@ fn admin_operator_views() {
     assert_eq!(r.json["storage_protocol"], "nbd", "{}", r.text);
     let r = api.get(&format!("{a}/os-quota-class-sets/default"), OPS);
     assert_eq!(r.json["quota_class_set"]["volumes"], -1, "{}", r.text);
+}
+
+#[test]
+fn volume_transfer_between_projects() {
+    let api = Api::start_with(Some(AUTH), |_| {});
+    let d = "/volume/v3/demo";
+    let o = "/volume/v3/other";
+    let vol = created(
+        api.post(
+            &format!("{d}/volumes"),
+            DEMO,
+            &json!({"volume": {"size": 2}}),
+        ),
+        "volume",
+    );
+    let r = api.post(
+        &format!("{d}/os-volume-transfer"),
+        DEMO,
+        &json!({"transfer": {"volume_id": vol, "name": "gift"}}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    let t = r.json["transfer"].clone();
+    let tid = t["id"].as_str().unwrap().to_string();
+    let key = t["auth_key"].as_str().unwrap().to_string();
+    assert_eq!(t["volume_id"], vol.as_str());
+    assert_eq!(t["name"], "gift");
+    let status = |path: &str, token: &str| api.get(path, token).json["volume"]["status"].clone();
+    assert_eq!(
+        status(&format!("{d}/volumes/{vol}"), DEMO),
+        "awaiting-transfer"
+    );
+    // Offered volumes cannot be offered again or deleted.
+    fault(
+        &api.post(
+            &format!("{d}/os-volume-transfer"),
+            DEMO,
+            &json!({"transfer": {"volume_id": vol}}),
+        ),
+        400,
+        "badRequest",
+    );
+    fault(
+        &api.delete(&format!("{d}/volumes/{vol}"), DEMO),
+        400,
+        "badRequest",
+    );
+    // Only the owner lists and shows it; the key is shown once.
+    let r = api.get(&format!("{d}/os-volume-transfer/{tid}"), DEMO);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json["transfer"].get("auth_key").is_none(), "{}", r.text);
+    assert_eq!(
+        ids(
+            &api.get(&format!("{d}/os-volume-transfer/detail"), DEMO),
+            "transfers"
+        ),
+        vec![tid.clone()]
+    );
+    assert!(ids(
+        &api.get(&format!("{o}/os-volume-transfer"), OTHER),
+        "transfers"
+    )
+    .is_empty());
+    fault(
+        &api.get(&format!("{o}/os-volume-transfer/{tid}"), OTHER),
+        404,
+        "itemNotFound",
+    );
+    // A wrong key is refused; the right one moves the volume.
+    let accept = |key: &str| {
+        api.post(
+            &format!("{o}/os-volume-transfer/{tid}/accept"),
+            OTHER,
+            &json!({"accept": {"auth_key": key}}),
+        )
+    };
+    fault(&accept("0000000000000000"), 400, "badRequest");
+    let r = accept(&key);
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.json["transfer"]["volume_id"], vol.as_str());
+    fault(
+        &api.get(&format!("{d}/volumes/{vol}"), DEMO),
+        404,
+        "itemNotFound",
+    );
+    let r = api.get(&format!("{o}/volumes/{vol}"), OTHER);
+    assert_eq!(r.json["volume"]["status"], "available", "{}", r.text);
+    assert_eq!(r.json["volume"]["os-vol-tenant-attr:tenant_id"], "other");
+    assert_eq!(r.json["volume"]["user_id"], "other");
+    // The transfer is gone: accepting again is 404.
+    fault(&accept(&key), 404, "itemNotFound");
+    // `volume-transfers` exists from 3.55 (3.57 adds the project fields);
+    // withdrawing an offer makes the volume available again.
+    let r = api.post(
+        &format!("{o}/volume-transfers"),
+        OTHER,
+        &json!({"transfer": {"volume_id": vol}}),
+    );
+    fault(&r, 404, "itemNotFound");
+    let r = api.send(
+        "POST",
+        &format!("{o}/volume-transfers"),
+        &[
+            ("X-Auth-Token", OTHER),
+            ("OpenStack-API-Version", "volume 3.57"),
+            ("Content-Type", "application/json"),
+        ],
+        Some(
+            json!({"transfer": {"volume_id": vol}})
+                .to_string()
+                .as_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(
+        r.json["transfer"]["source_project_id"], "other",
+        "{}",
+        r.text
+    );
+    assert_eq!(r.json["transfer"]["accepted"], false);
+    let tid2 = r.json["transfer"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        api.delete(&format!("{o}/os-volume-transfer/{tid2}"), OTHER)
+            .status,
+        202
+    );
+    assert_eq!(status(&format!("{o}/volumes/{vol}"), OTHER), "available");
 }
