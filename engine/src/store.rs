@@ -7,7 +7,7 @@ use crate::catalog::{CatalogOp, ObjectInfo, ObjectKind, ObjectUpdate};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fault::IoOp;
 use crate::format::{
-    encode_write_head, RecordKind, Superblock, WriteEntry, FORMAT_VERSION, HEADER_LEN,
+    encode_write_head, RecordKind, Superblock, WriteEntry, ZeroBody, FORMAT_VERSION, HEADER_LEN,
     SUPER_SLOT_LEN, WRITE_ENTRY, WRITE_FIXED,
 };
 use crate::io::{fetch_blocks, prepare, Prepared};
@@ -693,12 +693,13 @@ impl Store {
                 st.check_io(id, offset, len, true)?;
                 st.admit(0, true)?;
                 let value = if punch { ChunkId::HOLE } else { ChunkId::ZERO };
-                let mut body = Vec::with_capacity(40);
-                body.extend_from_slice(&id.to_bytes());
-                body.extend_from_slice(&first_full.to_le_bytes());
-                body.extend_from_slice(&(end_full - first_full).to_le_bytes());
-                body.extend_from_slice(&(value.0 as u32).to_le_bytes());
-                body.extend_from_slice(&0u32.to_le_bytes());
+                let body = ZeroBody {
+                    object: id.to_bytes(),
+                    first_block: first_full,
+                    blocks: end_full - first_full,
+                    value,
+                }
+                .encode();
                 st.append(RecordKind::Zero, &body)
                     .map_err(|e| self.fail_append(e))?;
                 st.apply_zero(id, first_full, end_full - first_full, value)
