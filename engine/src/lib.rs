@@ -18,7 +18,8 @@
 //!    ├── replay.rs     log replay on open (salvage.rs: damaged records)
 //!    ├── clean.rs      segment cleaning (space reclaim)
 //!    ├── free.rs       deferred freeing: the durable pending-free queue
-//!    ├── check.rs      offline consistency check and repair, scrub
+//!    ├── walk.rs       the one map-tree walker (stats.rs, check.rs, scrub.rs)
+//!    ├── check.rs      offline consistency check and repair; scrub.rs
 //!    ├── op_stats.rs   operation counters (cache, log, checkpoint, reclaim)
 //!    └── log.rs        segment files, framed records (format.rs)
 //! ```
@@ -49,6 +50,7 @@ mod state;
 mod stats;
 mod store;
 mod types;
+mod walk;
 
 pub use catalog::{validate_name, ObjectInfo, ObjectKind, ObjectUpdate, MAX_NAME_LEN};
 pub use check::CheckReport;
