@@ -10,8 +10,9 @@
 //! use the [`Store`] handle.
 //!
 //! ```text
-//!  Store (store.rs) ── catalogue ops, read/write/zero/trim/flush, block status
-//!    │
+//!  Store (store.rs) ── read/write/zero/trim/flush, block status
+//!    │   store/        open.rs lifecycle · catalog.rs catalogue ops ·
+//!    │                 commit.rs checkpoint commit, superblock switch
 //!    ├── map.rs        CoW radix trees, shadowing, refcounts
 //!    ├── state.rs      chunk table + node cache (bounded LRU, dirty pinned)
 //!    ├── checkpoint.rs out-of-place page writes, superblock flip
@@ -21,7 +22,7 @@
 //!    ├── walk.rs       the one map-tree walker (stats.rs, check.rs, scrub.rs)
 //!    ├── check.rs      offline consistency check and repair; scrub.rs
 //!    ├── op_stats.rs   operation counters (cache, log, checkpoint, reclaim)
-//!    └── log.rs        segment files, framed records (format.rs)
+//!    └── log.rs        segment files, framed records (format/: every encoding)
 //! ```
 
 #[cfg(feature = "bench-util")]
