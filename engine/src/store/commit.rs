@@ -29,8 +29,8 @@ impl Store {
     pub(crate) fn maybe_checkpoint(&self) -> Result<()> {
         let (need, n_segs) = {
             let st = self.inner.state.lock();
-            let need = (st.dirty_pages() as u64) * 4096 > self.inner.opts.dirty_limit_bytes
-                || st.log_since_checkpoint > self.inner.opts.checkpoint_log_bytes;
+            let opts = &self.inner.opts;
+            let need = st.checkpoint_due(opts.dirty_limit_bytes, opts.checkpoint_log_bytes);
             (need, st.log.segments().len() as u64)
         };
         if need {
