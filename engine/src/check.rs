@@ -365,12 +365,7 @@ impl Store {
         self.checkpoint_with(self.state())?;
         let mut report = CheckReport::default();
         let mut st = self.state();
-        let objects: Vec<(ObjectId, ChunkId, u8)> = st
-            .catalog
-            .objects
-            .values()
-            .map(|e| (e.info.id, e.root(), e.depth))
-            .collect();
+        let objects = st.map_roots();
         let mut refs: HashMap<ChunkId, u32> = HashMap::new();
         for (id, root, depth) in objects {
             st.walk_refs(id, root, depth, &mut refs, &mut report)?;

@@ -271,12 +271,7 @@ impl Store {
     /// The first object (and byte offset, for data) that references `c`.
     fn find_owner(&self, c: ChunkId) -> Result<(Option<ObjectId>, Option<u64>)> {
         let mut st = self.state();
-        let roots: Vec<(ObjectId, ChunkId, u8)> = st
-            .catalog
-            .objects
-            .values()
-            .map(|e| (e.info.id, e.root(), e.depth))
-            .collect();
+        let roots = st.map_roots();
         for (obj, root, depth) in roots {
             if root == c {
                 return Ok((Some(obj), None));

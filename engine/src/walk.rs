@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::format::{Node, CT_FANOUT, CT_INTERIOR_LEVELS, CT_LEAF_ENTRIES};
 use crate::map::entry_span;
 use crate::state::State;
-use crate::types::ChunkId;
+use crate::types::{ChunkId, ObjectId};
 
 /// A node the walk reaches: its chunk id, the level it should have (0 for
 /// leaves, whose entries are data) and the first block it covers.
@@ -129,6 +129,15 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// Every object's map, in catalogue order: (object, root, depth).
+    pub(crate) fn map_roots(&self) -> Vec<(ObjectId, ChunkId, u8)> {
+        self.catalog
+            .objects
+            .values()
+            .map(|e| (e.info.id, e.root(), e.depth))
+            .collect()
     }
 
     /// Chunk-table leaves that may hold an entry: enough for every chunk

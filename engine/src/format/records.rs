@@ -374,16 +374,21 @@ mod tests {
         assert!(FreeStep::decode(&z.encode()).is_err());
     }
 
-    #[test]
-    fn write_body_roundtrip_and_hostile_lengths() {
-        let p = vec![9u8; 100];
+    /// A Write body of one block entry whose payload is `len` bytes of `fill`.
+    fn one_entry_write(len: usize, fill: u8) -> (Vec<u8>, WriteEntry, Vec<u8>) {
+        let p = vec![fill; len];
         let e = WriteEntry {
             chunk: ChunkId(4),
             crc: crc32fast::hash(&p),
-            stored_len: 100,
+            stored_len: len as u32,
             flags: 0,
         };
-        let b = encode_write([1; 16], 10, &[e], &[&p]);
+        (encode_write([1; 16], 10, &[e], &[&p]), e, p)
+    }
+
+    #[test]
+    fn write_body_roundtrip_and_hostile_lengths() {
+        let (b, e, p) = one_entry_write(100, 9);
         let d = decode_write(&b).unwrap();
         assert_eq!(d.entries, vec![e]);
         assert_eq!(&b[d.payload_offsets[0]..d.payload_offsets[0] + 100], &p[..]);
@@ -415,7 +420,13 @@ mod tests {
                 value,
             };
             let b = z.encode();
-            assert_eq!(b.len(), ZERO_BODY);
+            // The layout replay and older builds read: object, first
+            // block, block count, value as u32, then a zero word.
+            assert_eq!(&b[..16], &[5; 16]);
+            assert_eq!(&b[16..24], &(1u64 << 40).to_le_bytes());
+            assert_eq!(&b[24..32], &510u64.to_le_bytes());
+            assert_eq!(&b[32..36], &(value.0 as u32).to_le_bytes());
+            assert_eq!(&b[36..40], &[0; 4]);
             assert_eq!(ZeroBody::decode(&b).unwrap(), z);
             assert_eq!(ZeroBody::peek(&b), Some(z));
         }
@@ -474,14 +485,7 @@ mod tests {
 
     #[test]
     fn write_body_truncated() {
-        let p = vec![1u8; 64];
-        let e = WriteEntry {
-            chunk: ChunkId(6),
-            crc: crc32fast::hash(&p),
-            stored_len: 64,
-            flags: 0,
-        };
-        let b = encode_write([2; 16], 0, &[e], &[&p]);
+        let (b, _, _) = one_entry_write(64, 1);
         assert!(decode_write(&b[..b.len() - 1]).is_err());
         assert!(decode_write(&b[..WRITE_FIXED - 1]).is_err());
         let mut garbled = b.clone();
