@@ -1,8 +1,13 @@
-//! Command-line parsing (clap) and the offline commands.
+//! Command-line parsing (clap) and the commands, offline or run by a
+//! server for its admin socket. The object commands (`volume`,
+//! `snapshot`, `image`, `clone`, `import`) go through the API's domain
+//! layer ([`api::Operator`]): the same rules (an attached volume is not
+//! deleted, quotas when acting for a tenant) and, online, the same
+//! API-wide lock as HTTP requests.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use engine::{ByteSize, ErrorKind, ObjectId, ObjectInfo, ObjectKind, Store, StoreOptions};
+use engine::{ByteSize, ErrorKind, ObjectInfo, ObjectKind, Store, StoreOptions};
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -39,6 +44,11 @@ struct Cli {
     /// 1M to 16G (the disk keeps this much free besides two segments).
     #[arg(long, global = true, env = "BLOCKD_DIRTY_LIMIT", default_value = "64M")]
     dirty_limit: ByteSize,
+    /// Act for this tenant of the auth file (object commands and export): see
+    /// and change only its objects, make objects it owns, under its quota.
+    /// Without it the operator sees everything and makes ownerless objects.
+    #[arg(long, global = true, value_name = "ID")]
+    tenant: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -291,9 +301,57 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("blockd: {e:#}");
-            2
+            exit_code(&e)
         }
     }
+}
+
+/// Exit code of a command refused by the domain's state or ownership rules
+/// (an attached volume, another tenant's object, a name the tenant uses).
+pub(crate) const EXIT_REFUSED: i32 = 3;
+/// Exit code of a command over the acting tenant's quota.
+pub(crate) const EXIT_QUOTA: i32 = 4;
+
+/// A command the domain refused, with its exit code.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    code: i32,
+    message: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The command line's form of a domain error: a refusal keeps its own
+/// exit code; anything else (engine errors, unknown names, bad
+/// arguments) is an ordinary error, exit 2, worded as the engine words it.
+fn refusal(e: api::ApiError) -> anyhow::Error {
+    use api::ErrorKind as K;
+    let code = match e.kind() {
+        _ if e.engine_error().is_some() => None,
+        K::Conflict | K::Forbidden => Some(EXIT_REFUSED),
+        K::OverLimit => Some(EXIT_QUOTA),
+        _ => None,
+    };
+    match code {
+        Some(code) => Refused {
+            code,
+            message: e.message().to_string(),
+        }
+        .into(),
+        None => anyhow::anyhow!("{}", e.message()),
+    }
+}
+
+/// The exit code of a command that failed with `e`: 3 or 4 for a refusal,
+/// 2 otherwise.
+pub(crate) fn exit_code(e: &anyhow::Error) -> i32 {
+    e.downcast_ref::<Refused>().map_or(2, |r| r.code)
 }
 
 fn open(dir: &Path, create: bool) -> Result<Store> {
@@ -306,9 +364,20 @@ fn open(dir: &Path, create: bool) -> Result<Store> {
 /// socket). Every command runs the same code either way.
 pub(crate) enum Target {
     /// Open the store in this data directory, and close it after.
-    Offline(PathBuf),
-    /// The running server's store: used, never closed.
-    Online(Store),
+    Offline {
+        /// The data directory.
+        dir: PathBuf,
+        /// `--tenant`: the tenant the object commands act for.
+        tenant: Option<String>,
+    },
+    /// The running server's store and API state (its API-wide lock):
+    /// used, never closed.
+    Online {
+        /// The operator scope over the server's API state.
+        op: api::Operator,
+        /// `--tenant`: the tenant the object commands act for.
+        tenant: Option<String>,
+    },
 }
 
 impl Target {
@@ -316,16 +385,48 @@ impl Target {
     /// `create`.
     fn open(&self, create: bool) -> Result<Store> {
         match self {
-            Target::Offline(dir) => open(dir, create),
-            Target::Online(s) => Ok(s.clone()),
+            Target::Offline { dir, .. } => open(dir, create),
+            Target::Online { op, .. } => Ok(op.store().clone()),
         }
+    }
+
+    /// The tenant the command acts for, if any.
+    fn tenant(&self) -> Option<&str> {
+        match self {
+            Target::Offline { tenant, .. } | Target::Online { tenant, .. } => tenant.as_deref(),
+        }
+    }
+
+    /// The domain's handle for an object command, acting for `--tenant`
+    /// when given; an offline store is created when absent if `create`.
+    /// Offline, the tenants come from `DATA_DIR/auth.toml`.
+    fn operator(&self, create: bool) -> Result<api::Operator> {
+        let op = match self {
+            Target::Online { op, .. } => op.clone(),
+            Target::Offline { dir, tenant } => {
+                let auth = match tenant {
+                    Some(_) => offline_auth(dir)?,
+                    None => api::Auth::new(Vec::new())?,
+                };
+                api::Operator::offline(open(dir, create)?, auth)
+            }
+        };
+        match self.tenant() {
+            Some(t) => op.for_tenant(t).map_err(refusal),
+            None => Ok(op),
+        }
+    }
+
+    /// Ends the command's use of `op` (closes an offline store).
+    fn done_op(&self, op: api::Operator) -> Result<()> {
+        self.done(op.store().clone())
     }
 
     /// Ends the command's use of `s` (closes an offline store).
     fn done(&self, s: Store) -> Result<()> {
         match self {
-            Target::Offline(_) => Ok(s.close()?),
-            Target::Online(_) => Ok(()),
+            Target::Offline { .. } => Ok(s.close()?),
+            Target::Online { .. } => Ok(()),
         }
     }
 
@@ -333,15 +434,52 @@ impl Target {
     /// nothing and creates nothing).
     fn has_store(&self) -> bool {
         match self {
-            Target::Offline(dir) => dir.join("superblock").exists(),
-            Target::Online(_) => true,
+            Target::Offline { dir, .. } => dir.join("superblock").exists(),
+            Target::Online { .. } => true,
         }
     }
 }
 
+/// The tenants of `blockd serve`'s auth file (`BLOCKD_AUTH_FILE`, else
+/// `DATA_DIR/auth.toml`), for an offline `--tenant`.
+fn offline_auth(dir: &Path) -> Result<api::Auth> {
+    let path = std::env::var_os(crate::serve::AUTH_FILE_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join("auth.toml"));
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "--tenant needs the tenants of the auth file {}",
+            path.display()
+        )
+    })?;
+    Ok(api::Auth::parse(&text)?)
+}
+
+/// `--tenant` is for the object commands only.
+fn check_tenant(cmd: &Cmd, tenant: &Option<String>) -> std::result::Result<(), String> {
+    let object = matches!(
+        cmd,
+        Cmd::Volume(_)
+            | Cmd::Snapshot(_)
+            | Cmd::Image(_)
+            | Cmd::Clone { .. }
+            | Cmd::Import { .. }
+            | Cmd::Export { .. }
+    );
+    if tenant.is_some() && !object {
+        return Err(
+            "--tenant applies to the volume, snapshot, image, clone, import and export commands only"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<i32> {
     set_bounds(&cli)?;
+    check_tenant(&cli.cmd, &cli.tenant).map_err(anyhow::Error::msg)?;
     let dir = cli.data_dir;
+    let tenant = cli.tenant;
     match cli.cmd {
         Cmd::Serve(args) => crate::serve::run(&dir, *args).map(|_| 0),
         Cmd::Mount { .. } if crate::admin::is_served(&dir) => bail!("{SERVED}"),
@@ -352,7 +490,7 @@ fn run(cli: Cli) -> Result<i32> {
                 return Ok(code);
             }
             let mut out = std::io::stdout().lock();
-            execute(cmd, &Target::Offline(dir), &mut out)
+            execute(cmd, &Target::Offline { dir, tenant }, &mut out)
         }
     }
 }
@@ -362,8 +500,12 @@ const SERVED: &str =
     "the data directory is served by a running `blockd serve`; stop it first (or use its --fuse-mount)";
 
 /// Parses `argv` (as the admin socket received it, relative paths already
-/// made absolute against the client's directory) for an online run.
-pub(crate) fn parse_online(argv: &[String], cwd: &Path) -> std::result::Result<Cmd, String> {
+/// made absolute against the client's directory) for an online run: the
+/// command and the `--tenant` it acts for.
+pub(crate) fn parse_online(
+    argv: &[String],
+    cwd: &Path,
+) -> std::result::Result<(Cmd, Option<String>), String> {
     let cli = Cli::try_parse_from(argv).map_err(|e| {
         e.render()
             .to_string()
@@ -379,7 +521,8 @@ pub(crate) fn parse_online(argv: &[String], cwd: &Path) -> std::result::Result<C
         Cmd::Import { file, .. } | Cmd::Export { file, .. } => *file = cwd.join(&*file),
         _ => {}
     }
-    Ok(cmd)
+    check_tenant(&cmd, &cli.tenant)?;
+    Ok((cmd, cli.tenant))
 }
 
 /// Runs one command (not `serve` or `mount`) on `target`, writing what it
@@ -391,11 +534,13 @@ pub(crate) fn execute(cmd: Cmd, target: &Target, out: &mut dyn Write) -> Result<
         Cmd::Snapshot(c) => snapshot(target, c, out),
         Cmd::Image(c) => image(target, c, out),
         Cmd::Clone { source, name } => {
-            let s = target.open(false)?;
-            let src = resolve_kinds(&s, &source, &[ObjectKind::Snapshot, ObjectKind::Image])?;
-            let info = s.clone_volume(src, Some(&name))?;
+            let op = target.operator(false)?;
+            let made = (|| {
+                let src = op.resolve(&source, &[ObjectKind::Snapshot, ObjectKind::Image])?;
+                op.clone_volume(&src, &name)
+            })();
+            let info = finish(target, op, made)?;
             writeln!(out, "{}", info.id)?;
-            target.done(s)?;
             Ok(0)
         }
         Cmd::Import {
@@ -464,39 +609,22 @@ fn mount(dir: &Path, mnt: &Path, threads: usize) -> Result<i32> {
     Ok(0)
 }
 
-/// Resolves a name or id to an object of one of `kinds`.
-fn resolve_kinds(s: &Store, key: &str, kinds: &[ObjectKind]) -> Result<ObjectId> {
-    let mut found = Vec::new();
-    let mut last_err = None;
-    for &k in kinds {
-        match s.resolve(key, Some(k)) {
-            Ok(id) => found.push(id),
-            Err(e) if e.kind() == engine::ErrorKind::NotFound => last_err = Some(e),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    match found.as_slice() {
-        [one] => Ok(*one),
-        [] => {
-            let what: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
-            match last_err {
-                Some(_) if kinds.len() > 1 => {
-                    bail!("no {} named or with id '{key}'", what.join(" or "))
-                }
-                Some(e) => Err(e.into()),
-                None => bail!("'{key}' not found"),
-            }
-        }
-        _ => bail!("'{key}' is ambiguous: it names more than one object; use an id"),
-    }
+/// Ends an object command's use of `op` (closing an offline store, also
+/// after a failure) and gives its result, a refusal with its exit code.
+fn finish<T>(target: &Target, op: api::Operator, r: api::Result<T>) -> Result<T> {
+    let r = r.map_err(refusal);
+    let closed = target.done_op(op);
+    let v = r?;
+    closed?;
+    Ok(v)
 }
 
 fn print_list(target: &Target, kind: ObjectKind, json: bool, out: &mut dyn Write) -> Result<()> {
     // Listing a directory with no store shows nothing and creates nothing.
     let items: Vec<ObjectInfo> = if target.has_store() {
-        let s = target.open(false)?;
-        let items = s.list().into_iter().filter(|o| o.kind == kind).collect();
-        target.done(s)?;
+        let op = target.operator(false)?;
+        let items = op.list(kind);
+        target.done_op(op)?;
         items
     } else {
         Vec::new()
@@ -515,7 +643,7 @@ fn print_list(target: &Target, kind: ObjectKind, json: bool, out: &mut dyn Write
             out,
             "{:<36}  {:<24}  {:>10}  {:<10}  {}",
             o.id,
-            o.name.as_deref().unwrap_or("-"),
+            list_name(&o),
             ByteSize(o.size).to_string(),
             o.status,
             o.parent
@@ -526,30 +654,39 @@ fn print_list(target: &Target, kind: ObjectKind, json: bool, out: &mut dyn Write
     Ok(())
 }
 
+/// The name a listing shows: the engine name, else the name an API
+/// tenant gave (display or image name), else "-".
+fn list_name(o: &ObjectInfo) -> &str {
+    o.name
+        .as_deref()
+        .or_else(|| api::meta::get(o, api::meta::DISPLAY_NAME))
+        .or_else(|| api::meta::get(o, api::meta::IMAGE_NAME))
+        .unwrap_or("-")
+}
+
 fn volume(target: &Target, c: VolumeCmd, out: &mut dyn Write) -> Result<i32> {
+    const V: &[ObjectKind] = &[ObjectKind::Volume];
     match c {
         VolumeCmd::Create {
             name,
             size,
             compress,
         } => {
-            let s = target.open(true)?;
-            let info = s.create_volume(Some(&name), size.0, compress)?;
+            let op = target.operator(true)?;
+            let made = op.create_volume(&name, size.0, compress);
+            let info = finish(target, op, made)?;
             writeln!(out, "{}", info.id)?;
-            target.done(s)?;
         }
         VolumeCmd::List { json } => print_list(target, ObjectKind::Volume, json, out)?,
         VolumeCmd::Delete { volume } => {
-            let s = target.open(false)?;
-            let id = resolve_kinds(&s, &volume, &[ObjectKind::Volume])?;
-            s.delete(id)?;
-            target.done(s)?;
+            let op = target.operator(false)?;
+            let r = op.resolve(&volume, V).and_then(|o| op.delete(&o));
+            finish(target, op, r)?;
         }
         VolumeCmd::Resize { volume, size } => {
-            let s = target.open(false)?;
-            let id = resolve_kinds(&s, &volume, &[ObjectKind::Volume])?;
-            s.resize(id, size.0)?;
-            target.done(s)?;
+            let op = target.operator(false)?;
+            let r = op.resolve(&volume, V).and_then(|o| op.resize(&o, size.0));
+            finish(target, op, r)?;
         }
     }
     Ok(0)
@@ -558,18 +695,20 @@ fn volume(target: &Target, c: VolumeCmd, out: &mut dyn Write) -> Result<i32> {
 fn snapshot(target: &Target, c: SnapshotCmd, out: &mut dyn Write) -> Result<i32> {
     match c {
         SnapshotCmd::Create { volume, name } => {
-            let s = target.open(false)?;
-            let id = resolve_kinds(&s, &volume, &[ObjectKind::Volume])?;
-            let info = s.snapshot(id, Some(&name))?;
+            let op = target.operator(false)?;
+            let made = op
+                .resolve(&volume, &[ObjectKind::Volume])
+                .and_then(|v| op.snapshot(&v, &name));
+            let info = finish(target, op, made)?;
             writeln!(out, "{}", info.id)?;
-            target.done(s)?;
         }
         SnapshotCmd::List { json } => print_list(target, ObjectKind::Snapshot, json, out)?,
         SnapshotCmd::Delete { snapshot } => {
-            let s = target.open(false)?;
-            let id = resolve_kinds(&s, &snapshot, &[ObjectKind::Snapshot])?;
-            s.delete(id)?;
-            target.done(s)?;
+            let op = target.operator(false)?;
+            let r = op
+                .resolve(&snapshot, &[ObjectKind::Snapshot])
+                .and_then(|o| op.delete(&o));
+            finish(target, op, r)?;
         }
     }
     Ok(0)
@@ -578,18 +717,20 @@ fn snapshot(target: &Target, c: SnapshotCmd, out: &mut dyn Write) -> Result<i32>
 fn image(target: &Target, c: ImageCmd, out: &mut dyn Write) -> Result<i32> {
     match c {
         ImageCmd::Create { source, name } => {
-            let s = target.open(false)?;
-            let id = resolve_kinds(&s, &source, &[ObjectKind::Volume, ObjectKind::Snapshot])?;
-            let info = s.create_image(id, Some(&name))?;
+            let op = target.operator(false)?;
+            let made = op
+                .resolve(&source, &[ObjectKind::Volume, ObjectKind::Snapshot])
+                .and_then(|src| op.capture_image(&src, &name));
+            let info = finish(target, op, made)?;
             writeln!(out, "{}", info.id)?;
-            target.done(s)?;
         }
         ImageCmd::List { json } => print_list(target, ObjectKind::Image, json, out)?,
         ImageCmd::Delete { image } => {
-            let s = target.open(false)?;
-            let id = resolve_kinds(&s, &image, &[ObjectKind::Image])?;
-            s.delete(id)?;
-            target.done(s)?;
+            let op = target.operator(false)?;
+            let r = op
+                .resolve(&image, &[ObjectKind::Image])
+                .and_then(|o| op.delete(&o));
+            finish(target, op, r)?;
         }
     }
     Ok(0)
@@ -626,8 +767,10 @@ fn import(
         bail!("{} is empty", file.display());
     }
     let size = len.div_ceil(512) * 512;
-    let s = target.open(true)?;
-    let info = s.create_volume(Some(name), size, compress)?;
+    let op = target.operator(true)?;
+    let made = op.create_volume(name, size, compress);
+    let info = finish_keep(target, &op, made)?;
+    let s = op.store();
     let pb = progress(len);
     let mut buf = vec![0u8; COPY_CHUNK];
     let mut off = 0u64;
@@ -658,23 +801,35 @@ fn import(
     pb.finish_and_clear();
     if let Err(e) = result {
         // Nothing half-done: remove the partial volume.
-        let _ = s.delete(info.id);
-        let _ = target.done(s);
+        let _ = op.delete(&info);
+        let _ = target.done_op(op);
         return Err(e.context(format!("importing {}", file.display())));
     }
     writeln!(out, "{}", info.id)?;
-    target.done(s)?;
+    target.done_op(op)?;
     Ok(0)
 }
 
+/// Like [`finish`] for a command that goes on using `op` after this step:
+/// on failure the offline store is closed.
+fn finish_keep<T>(target: &Target, op: &api::Operator, r: api::Result<T>) -> Result<T> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let _ = target.done_op(op.clone());
+            Err(refusal(e))
+        }
+    }
+}
+
 fn export(target: &Target, key: &str, file: &Path) -> Result<i32> {
-    let s = target.open(false)?;
-    let id = resolve_kinds(
-        &s,
+    let op = target.operator(false)?;
+    let found = op.resolve(
         key,
         &[ObjectKind::Volume, ObjectKind::Snapshot, ObjectKind::Image],
-    )?;
-    let info = s.get(id)?;
+    );
+    let info = finish_keep(target, &op, found)?;
+    let (s, id) = (op.store(), info.id);
     let out = File::create(file).with_context(|| format!("cannot create {}", file.display()))?;
     out.set_len(info.size)?;
     let pb = progress(info.size);
@@ -695,15 +850,17 @@ fn export(target: &Target, key: &str, file: &Path) -> Result<i32> {
     }
     out.sync_all()?;
     pb.finish_and_clear();
-    target.done(s)?;
+    target.done_op(op)?;
     Ok(0)
 }
 
 fn check(target: &Target, repair: bool, out: &mut dyn Write) -> Result<i32> {
     let dir = match target {
         // Online: the server's store is open, so its log replayed cleanly.
-        Target::Online(s) => return check_open(target, s.clone(), Vec::new(), repair, out),
-        Target::Offline(dir) => dir,
+        Target::Online { op, .. } => {
+            return check_open(target, op.store().clone(), Vec::new(), repair, out)
+        }
+        Target::Offline { dir, .. } => dir,
     };
     let (s, lost) = if repair {
         Store::open_salvaging(dir, store_options(true))
