@@ -609,13 +609,12 @@ fn mount(dir: &Path, mnt: &Path, threads: usize) -> Result<i32> {
     Ok(0)
 }
 
-/// Ends an object command's use of `op` (closing an offline store, also
-/// after a failure) and gives its result, a refusal with its exit code.
+/// Ends an object command's use of `op` (closing an offline store) and
+/// gives its result, a refusal with its exit code. A failed command leaves
+/// an offline store as it found it: dropped, not checkpointed.
 fn finish<T>(target: &Target, op: api::Operator, r: api::Result<T>) -> Result<T> {
-    let r = r.map_err(refusal);
-    let closed = target.done_op(op);
-    let v = r?;
-    closed?;
+    let v = r.map_err(refusal)?;
+    target.done_op(op)?;
     Ok(v)
 }
 
@@ -769,7 +768,7 @@ fn import(
     let size = len.div_ceil(512) * 512;
     let op = target.operator(true)?;
     let made = op.create_volume(name, size, compress);
-    let info = finish_keep(target, &op, made)?;
+    let info = finish_keep(made)?;
     let s = op.store();
     let pb = progress(len);
     let mut buf = vec![0u8; COPY_CHUNK];
@@ -810,16 +809,9 @@ fn import(
     Ok(0)
 }
 
-/// Like [`finish`] for a command that goes on using `op` after this step:
-/// on failure the offline store is closed.
-fn finish_keep<T>(target: &Target, op: &api::Operator, r: api::Result<T>) -> Result<T> {
-    match r {
-        Ok(v) => Ok(v),
-        Err(e) => {
-            let _ = target.done_op(op.clone());
-            Err(refusal(e))
-        }
-    }
+/// Like [`finish`] for a command that goes on using `op` after this step.
+fn finish_keep<T>(r: api::Result<T>) -> Result<T> {
+    r.map_err(refusal)
 }
 
 fn export(target: &Target, key: &str, file: &Path) -> Result<i32> {
@@ -828,7 +820,7 @@ fn export(target: &Target, key: &str, file: &Path) -> Result<i32> {
         key,
         &[ObjectKind::Volume, ObjectKind::Snapshot, ObjectKind::Image],
     );
-    let info = finish_keep(target, &op, found)?;
+    let info = finish_keep(found)?;
     let (s, id) = (op.store(), info.id);
     let out = File::create(file).with_context(|| format!("cannot create {}", file.display()))?;
     out.set_len(info.size)?;
