@@ -2,7 +2,9 @@
 //! commands (`volume list`, `snapshot create`, `check`, `gc`...) cannot open
 //! the store, so they hand their command line to the server instead, which
 //! runs the very same command code on its open store and sends back what it
-//! printed and its exit code.
+//! printed and its exit code. The object commands run on the server's
+//! `ApiState` (`api::Operator`), so they take the API-wide lock HTTP
+//! requests take.
 //!
 //! The socket is `<data-dir>/admin.sock`, owner-only (0600). It is bound in
 //! a private (0700) directory, restricted, then renamed into place, so
