@@ -229,7 +229,8 @@ impl Operator {
     }
 
     /// Deletes `o`. An attached volume is refused ([`ErrorKind::Conflict`],
-    /// naming the server), as every dialect refuses it.
+    /// naming the server), as every dialect refuses it; so is a volume
+    /// in a passing state of an API operation (not available, not error).
     pub fn delete(&self, o: &ObjectInfo) -> Result<()> {
         let ctx = self.ctx();
         let locked = ctx.lock();
@@ -245,6 +246,14 @@ impl Operator {
             };
             return Err(ApiError::conflict(format!(
                 "volume {} is attached{to} (status {}): detach it through the API first",
+                o.id, o.status
+            )));
+        }
+        // A volume in the middle of an API workflow (a Cinder attachment
+        // reserved, a backup running...) is not deleted under it either.
+        if o.kind == ObjectKind::Volume && !settled(&o.status) {
+            return Err(ApiError::conflict(format!(
+                "volume {} is {} (an API operation is using it): try again when it is available",
                 o.id, o.status
             )));
         }
@@ -275,5 +284,98 @@ impl Operator {
                 format!("no {} with id {}", o.kind, o.id),
             )),
         }
+    }
+}
+
+/// True for a volume status no API operation is in the middle of:
+/// available, or one of the error states.
+fn settled(status: &str) -> bool {
+    status == meta::AVAILABLE || status == "error" || status.starts_with("error_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, Operator) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(
+            tmp.path().join("data"),
+            engine::StoreOptions {
+                create: true,
+                ..Default::default()
+            },
+        )
+        .expect("store");
+        let auth = Auth::parse(
+            r#"
+[[tenants]]
+id = "t1"
+token = "t1-token"
+user = "t1"
+password = "p"
+[tenants.quota]
+volumes = 1
+"#,
+        )
+        .expect("auth");
+        (tmp, Operator::offline(store, auth))
+    }
+
+    #[test]
+    fn the_operator_sees_all_and_owns_nothing_it_makes() {
+        let (_tmp, op) = setup();
+        let mine = op.create_volume("ops", 1 << 20, false).expect("create");
+        assert_eq!(mine.name.as_deref(), Some("ops"));
+        assert!(meta::get(&mine, meta::TENANT).is_none());
+        let t1 = op.clone().for_tenant("t1").expect("tenant");
+        let theirs = t1.create_volume("v", 1 << 20, false).expect("create");
+        assert_eq!(meta::get(&theirs, meta::TENANT), Some("t1"));
+        assert_eq!(meta::get(&theirs, meta::DISPLAY_NAME), Some("v"));
+        assert_eq!(op.list(ObjectKind::Volume).len(), 2);
+        assert_eq!(t1.list(ObjectKind::Volume).len(), 1);
+        let e = t1.resolve("ops", &[ObjectKind::Volume]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let e = t1.create_volume("w", 1 << 20, false).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::OverLimit, "{e}");
+        assert_eq!(
+            op.clone().for_tenant("nobody").unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn busy_volumes_are_not_deleted() {
+        let (_tmp, op) = setup();
+        let v = op.create_volume("v", 1 << 20, false).expect("create");
+        for (status, server) in [(meta::IN_USE, Some("vm-1")), ("reserved", None)] {
+            let mut m = v.metadata.clone();
+            meta::set(&mut m, meta::ATTACHED_SERVER, server);
+            op.store()
+                .update(
+                    v.id,
+                    engine::ObjectUpdate {
+                        name: None,
+                        status: Some(status.to_string()),
+                        metadata: Some(m),
+                    },
+                )
+                .expect("update");
+            let e = op.delete(&v).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+            assert!(e.message().contains(status), "{e}");
+        }
+        op.store()
+            .update(
+                v.id,
+                engine::ObjectUpdate {
+                    name: None,
+                    status: Some("error".into()),
+                    metadata: Some(BTreeMap::new()),
+                },
+            )
+            .expect("update");
+        op.delete(&v).expect("an errored volume goes");
+        assert!(op.list(ObjectKind::Volume).is_empty());
     }
 }
