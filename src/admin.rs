@@ -14,7 +14,8 @@
 //! "/dir"}` (relative file names are taken from `cwd`); reply `{"stdout":
 //! "...", "stderr": "...", "code": N}`.
 
-use crate::cli::{execute, exit_code, parse_online, Target};
+use crate::cli::{execute, parse_online, Target};
+use crate::objects::exit_code;
 use anyhow::{bail, Context, Result};
 use api::{ApiState, Operator};
 use parking_lot::{Condvar, Mutex};
