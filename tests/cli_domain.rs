@@ -149,12 +149,13 @@ fn acting_for_a_tenant_owns_and_is_quota_checked() {
     // The tenant sees them through the API, named; the operator's stays
     // hidden from it, and it from the tenant's CLI listing.
     let r = api.get("/v1.1/small/os-volumes/detail", SMALL);
-    let names: Vec<&str> = r.json["volumes"]
+    let mut names: Vec<&str> = r.json["volumes"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v["displayName"].as_str().unwrap_or_default())
         .collect();
+    names.sort_unstable();
     assert_eq!(names, ["s-a", "s-b"], "{}", r.text);
     let mut args = small.to_vec();
     args.extend(["volume", "list"]);
