@@ -4,11 +4,14 @@
 //! (exit 3, saying why) while an unattached one is; CLI-made volumes list
 //! the same online and offline and stay invisible to API tenants; acting
 //! for a tenant (`--tenant`) makes objects the tenant owns and sees, under
-//! its quota (exit 4).
+//! its quota (exit 4); a volume a Cinder attachment has reserved is not
+//! deleted either.
 
 mod api_common;
+mod cinder_common;
 
 use api_common::{bin, blockd, Api, AUTH, DEMO, SMALL};
+use cinder_common::{create, send_v, token, C};
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
@@ -223,4 +226,32 @@ fn acting_for_a_tenant_owns_and_is_quota_checked() {
         .find(|o| o["name"] == "s-d")
         .expect("s-d listed");
     assert_eq!(d["metadata"]["api.tenant"], "small");
+}
+
+#[test]
+fn a_volume_reserved_by_a_cinder_attachment_is_not_deleted() {
+    let api = Api::start_with(Some(AUTH), |_| {});
+    let t = token(&api, "demo", "demo-password");
+    let v = create(&api, &t, json!({"size": 1}));
+    let id = v["id"].as_str().unwrap().to_string();
+    let body = json!({"attachment": {"volume_uuid": id, "instance_uuid": "vm-2"}});
+    let r = send_v(
+        &api,
+        "POST",
+        &format!("{C}/attachments"),
+        &t,
+        "volume 3.27",
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["attachment"]["status"], "reserved");
+    let (_, err, code) = cli(&api.dir, None, &["volume", "delete", &id]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains(&format!("volume {id} is reserved")), "{err}");
+    // Its attachment gone, the operator may delete it.
+    let at = format!("{C}/attachments/{id}");
+    let r = send_v(&api, "DELETE", &at, &t, "volume 3.27", &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (_, err, code) = cli(&api.dir, None, &["volume", "delete", &id]);
+    assert_eq!(code, 0, "{err}");
 }
