@@ -114,6 +114,25 @@ fn list_name(o: &ObjectInfo) -> &str {
         .unwrap_or("-")
 }
 
+/// Runs `act` on the object `key` of one of `kinds` (resolved as the
+/// scope sees it), through the domain.
+fn on<T>(
+    target: &Target,
+    key: &str,
+    kinds: &[ObjectKind],
+    act: impl FnOnce(&api::Operator, &ObjectInfo) -> api::Result<T>,
+) -> Result<T> {
+    let op = target.operator(false)?;
+    let r = op.resolve(key, kinds).and_then(|o| act(&op, &o));
+    finish(target, op, r)
+}
+
+/// Prints the id of a new object.
+fn made(out: &mut dyn Write, o: ObjectInfo) -> Result<()> {
+    writeln!(out, "{}", o.id)?;
+    Ok(())
+}
+
 pub(crate) fn volume(target: &Target, c: VolumeCmd, out: &mut dyn Write) -> Result<i32> {
     const V: &[ObjectKind] = &[ObjectKind::Volume];
     match c {
@@ -123,64 +142,45 @@ pub(crate) fn volume(target: &Target, c: VolumeCmd, out: &mut dyn Write) -> Resu
             compress,
         } => {
             let op = target.operator(true)?;
-            let made = op.create_volume(&name, size.0, compress);
-            let info = finish(target, op, made)?;
-            writeln!(out, "{}", info.id)?;
+            let r = op.create_volume(&name, size.0, compress);
+            made(out, finish(target, op, r)?)?;
         }
         VolumeCmd::List { json } => print_list(target, ObjectKind::Volume, json, out)?,
-        VolumeCmd::Delete { volume } => {
-            let op = target.operator(false)?;
-            let r = op.resolve(&volume, V).and_then(|o| op.delete(&o));
-            finish(target, op, r)?;
-        }
+        VolumeCmd::Delete { volume } => on(target, &volume, V, |op, o| op.delete(o))?,
         VolumeCmd::Resize { volume, size } => {
-            let op = target.operator(false)?;
-            let r = op.resolve(&volume, V).and_then(|o| op.resize(&o, size.0));
-            finish(target, op, r)?;
+            on(target, &volume, V, |op, o| op.resize(o, size.0))?;
         }
     }
     Ok(0)
 }
 
 pub(crate) fn snapshot(target: &Target, c: SnapshotCmd, out: &mut dyn Write) -> Result<i32> {
+    const S: &[ObjectKind] = &[ObjectKind::Snapshot];
     match c {
         SnapshotCmd::Create { volume, name } => {
-            let op = target.operator(false)?;
-            let made = op
-                .resolve(&volume, &[ObjectKind::Volume])
-                .and_then(|v| op.snapshot(&v, &name));
-            let info = finish(target, op, made)?;
-            writeln!(out, "{}", info.id)?;
+            let o = on(target, &volume, &[ObjectKind::Volume], |op, v| {
+                op.snapshot(v, &name)
+            })?;
+            made(out, o)?;
         }
         SnapshotCmd::List { json } => print_list(target, ObjectKind::Snapshot, json, out)?,
-        SnapshotCmd::Delete { snapshot } => {
-            let op = target.operator(false)?;
-            let r = op
-                .resolve(&snapshot, &[ObjectKind::Snapshot])
-                .and_then(|o| op.delete(&o));
-            finish(target, op, r)?;
-        }
+        SnapshotCmd::Delete { snapshot } => on(target, &snapshot, S, |op, o| op.delete(o))?,
     }
     Ok(0)
 }
 
 pub(crate) fn image(target: &Target, c: ImageCmd, out: &mut dyn Write) -> Result<i32> {
+    const SOURCES: &[ObjectKind] = &[ObjectKind::Volume, ObjectKind::Snapshot];
     match c {
         ImageCmd::Create { source, name } => {
-            let op = target.operator(false)?;
-            let made = op
-                .resolve(&source, &[ObjectKind::Volume, ObjectKind::Snapshot])
-                .and_then(|src| op.capture_image(&src, &name));
-            let info = finish(target, op, made)?;
-            writeln!(out, "{}", info.id)?;
+            let o = on(target, &source, SOURCES, |op, src| {
+                op.capture_image(src, &name)
+            })?;
+            made(out, o)?;
         }
         ImageCmd::List { json } => print_list(target, ObjectKind::Image, json, out)?,
         ImageCmd::Delete { image } => {
-            let op = target.operator(false)?;
-            let r = op
-                .resolve(&image, &[ObjectKind::Image])
-                .and_then(|o| op.delete(&o));
-            finish(target, op, r)?;
+            on(target, &image, &[ObjectKind::Image], |op, o| op.delete(o))?;
         }
     }
     Ok(0)
@@ -188,12 +188,11 @@ pub(crate) fn image(target: &Target, c: ImageCmd, out: &mut dyn Write) -> Result
 
 /// `clone`: a new volume `name` from snapshot or image `source`.
 pub(crate) fn clone(target: &Target, source: &str, name: &str, out: &mut dyn Write) -> Result<i32> {
-    let op = target.operator(false)?;
-    let made = op
-        .resolve(source, &[ObjectKind::Snapshot, ObjectKind::Image])
-        .and_then(|src| op.clone_volume(&src, name));
-    let info = finish(target, op, made)?;
-    writeln!(out, "{}", info.id)?;
+    const SOURCES: &[ObjectKind] = &[ObjectKind::Snapshot, ObjectKind::Image];
+    let o = on(target, source, SOURCES, |op, src| {
+        op.clone_volume(src, name)
+    })?;
+    made(out, o)?;
     Ok(0)
 }
 

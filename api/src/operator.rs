@@ -298,15 +298,7 @@ mod tests {
     use super::*;
 
     fn setup() -> (tempfile::TempDir, Operator) {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(
-            tmp.path().join("data"),
-            engine::StoreOptions {
-                create: true,
-                ..Default::default()
-            },
-        )
-        .expect("store");
+        let (tmp, store) = crate::domain::scratch_store();
         let auth = Auth::parse(
             r#"
 [[tenants]]

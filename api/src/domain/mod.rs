@@ -222,6 +222,18 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// A new store in a temporary directory, for unit tests.
+#[cfg(test)]
+pub(crate) fn scratch_store() -> (tempfile::TempDir, Store) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let options = engine::StoreOptions {
+        create: true,
+        ..Default::default()
+    };
+    let store = Store::open(tmp.path().join("data"), options).expect("store");
+    (tmp, store)
+}
+
 /// Longest device name accepted.
 pub(crate) const MAX_DEVICE: usize = 32;
 

@@ -513,15 +513,7 @@ mod tests {
 
     #[test]
     fn a_txn_undoes_what_it_made_unless_committed() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(
-            tmp.path().join("data"),
-            engine::StoreOptions {
-                create: true,
-                ..Default::default()
-            },
-        )
-        .expect("store");
+        let (_tmp, store) = super::super::scratch_store();
         let mk = || {
             store
                 .create_volume_with(None, 1 << 20, false, ObjectUpdate::default())
