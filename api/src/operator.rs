@@ -337,6 +337,23 @@ volumes = 1
     }
 
     #[test]
+    fn operations_take_the_api_lock_of_the_state_they_share() {
+        let (_tmp, store) = crate::domain::scratch_store();
+        let state = ApiState::new(store, Auth::new(Vec::new()).expect("auth"));
+        let op = Operator::new(state.clone());
+        // An HTTP request's check-then-act holds the lock...
+        let guard = state.lock();
+        let t = std::thread::spawn(move || op.create_volume("v", 1 << 20, false));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!t.is_finished(), "the command waits for the request");
+        assert!(state.store().list().is_empty());
+        // ...and the command runs when it is done.
+        drop(guard);
+        t.join().expect("thread").expect("create");
+        assert_eq!(state.store().list().len(), 1);
+    }
+
+    #[test]
     fn busy_volumes_are_not_deleted() {
         let (_tmp, op) = setup();
         let v = op.create_volume("v", 1 << 20, false).expect("create");
