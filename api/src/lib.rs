@@ -30,6 +30,8 @@
 //!    ├── domain/       the tenant-scoped operations, quota and visibility
 //!    │                 rules every dialect calls (dialects never import
 //!    │                 each other)
+//!    ├── operator.rs   the command line's object commands on the domain
+//!    │                 (operator scope, or acting for a tenant)
 //!    ├── openstack/    routing, views, business rules, fault bodies
 //!    ├── deltacloud/   the same for Deltacloud (XML default, JSON)
 //!    ├── cimi/         the same for CIMI (JSON default, XML)
@@ -61,6 +63,7 @@ mod keystone;
 pub mod meta;
 mod nbd_access;
 mod openstack;
+pub mod operator;
 mod remote;
 mod serve_http;
 mod token;
@@ -70,6 +73,7 @@ pub use auth::{Auth, Quota, Tenant};
 pub use error::{ApiError, ErrorKind, Result};
 pub use http::{Reply, Request, MAX_BODY};
 pub use nbd_access::{NbdAccess, RevokeHook};
+pub use operator::Operator;
 pub use remote::{AllowedHost, ImportPolicy};
 pub use serve_http::{bind_limited, HttpLimits};
 
