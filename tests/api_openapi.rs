@@ -1,0 +1,299 @@
+//! The generated OpenAPI documents of the JSON dialects other than
+//! os-volumes v1.1 (whose document `api_openstack.rs` checks): Keystone
+//! v3, Glance, Deltacloud, CIMI and Danube Cloud. Against one real
+//! `blockd serve`, every route and status code a document declares is
+//! requested for real and the response validated against the schema the
+//! document declares for it; and every documented path is swept with the
+//! non-mutating methods it declares, each answer having to be one the
+//! document declares (so no documented path is an unknown route).
+
+mod api_common;
+
+use api_common::{basic, Api, Resp, DEMO, DEMO_BASIC, OTHER};
+use serde_json::{json, Value};
+
+/// The response `doc` declares for `status` of `method` on `path`.
+#[track_caller]
+fn declared<'a>(doc: &'a Value, path: &str, method: &str, status: u16) -> &'a Value {
+    let resp = &doc["paths"][path][method]["responses"][status.to_string()];
+    assert!(
+        resp.is_object(),
+        "the document does not declare {status} for {method} {path}"
+    );
+    resp
+}
+
+/// Checks a real response against what `doc` declares for its status of
+/// `method` on `path`: its content type is one declared, and a JSON body
+/// validates against the declared schema (with the document's components
+/// alongside for the `$ref`s); no body where none is declared or for HEAD.
+#[track_caller]
+fn documented(doc: &Value, path: &str, method: &str, r: &Resp) {
+    let resp = declared(doc, path, method, r.status);
+    let Some(content) = resp["content"].as_object().filter(|_| method != "head") else {
+        assert!(
+            r.text.is_empty(),
+            "{method} {path}: undocumented body {}",
+            r.text
+        );
+        return;
+    };
+    let ct = r.header("content-type").unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim();
+    let entry = content.get(media).unwrap_or_else(|| {
+        panic!(
+            "{method} {path} {}: content type {ct:?} not declared",
+            r.status
+        )
+    });
+    if media.ends_with("json") {
+        let mut schema = entry["schema"].clone();
+        schema["components"] = doc["components"].clone();
+        let v = jsonschema::validator_for(&schema).expect("valid schema");
+        let errors: Vec<String> = v.iter_errors(&r.json).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {path} {}: {errors:#?}\nin {}",
+            r.status,
+            r.text
+        );
+    } else {
+        assert_eq!(entry["schema"]["type"], "string", "{method} {path}");
+    }
+}
+
+/// `path` of a document with its `{name}` parameters replaced.
+fn concrete(path: &str, params: &[(&str, &str)]) -> String {
+    let mut p = path.to_string();
+    for (k, v) in params {
+        p = p.replace(&format!("{{{k}}}"), v);
+    }
+    assert!(!p.contains('{'), "no value for a parameter of {path}");
+    p
+}
+
+/// Requests every documented path under `prefix` with each of its
+/// `methods` the document declares (parameters from `params`, `headers`
+/// on every request, POST with an empty JSON object); each answer must be
+/// declared and validate. Returns how many requests were made.
+#[track_caller]
+fn sweep(
+    api: &Api,
+    doc: &Value,
+    prefix: &str,
+    methods: &[&str],
+    params: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> usize {
+    let mut n = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let url = format!("{prefix}{}", concrete(path, params));
+        for m in methods.iter().filter(|m| item.get(**m).is_some()) {
+            let mut h = headers.to_vec();
+            let body = (*m == "post").then(|| {
+                h.push(("Content-Type", "application/json"));
+                &b"{}"[..]
+            });
+            let r = api.send(&m.to_uppercase(), &url, &h, body);
+            documented(doc, path, m, &r);
+            n += 1;
+        }
+    }
+    n
+}
+
+// ---- Keystone v3 ----
+
+fn login(api: &Api, root: &str, user: &str, password: &str) -> Resp {
+    let b = json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "domain": {"name": "Default"}, "password": password}}},
+        "scope": {"project": {"name": user, "domain": {"id": "default"}}},
+    }});
+    api.send(
+        "POST",
+        &format!("{root}/auth/tokens"),
+        &[("Content-Type", "application/json")],
+        Some(b.to_string().as_bytes()),
+    )
+}
+
+fn keystone(api: &Api) {
+    for root in ["/v3", "/identity/v3"] {
+        let r = api.raw("GET", &format!("{root}/openapi.json"), None, None);
+        assert_eq!(r.status, 200, "{}", r.text);
+        let doc = r.json;
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(doc["servers"][0]["url"], format!("{}{root}", api.base));
+        assert_eq!(
+            doc["components"]["securitySchemes"]["token"]["name"],
+            "X-Auth-Token"
+        );
+        let d = |path: &str, method: &str, r: &Resp| documented(&doc, path, method, r);
+        let u = |p: &str| format!("{root}{p}");
+
+        d("/", "get", &api.raw("GET", &u("/"), None, None));
+        d("/", "head", &api.raw("HEAD", &u(""), None, None));
+        let r = login(api, root, "demo", "demo-password");
+        assert_eq!(r.status, 201, "{}", r.text);
+        d("/auth/tokens", "post", &r);
+        assert!(r.json["token"]["catalog"].is_array());
+        let t = r.header("x-subject-token").expect("token").to_string();
+        let r = api.send(
+            "POST",
+            &u("/auth/tokens?nocatalog"),
+            &[("Content-Type", "application/json")],
+            Some(
+                json!({"auth": {"identity": {"methods": ["token"], "token": {"id": t}}}})
+                    .to_string()
+                    .as_bytes(),
+            ),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert!(r.json["token"].get("catalog").is_none());
+        d("/auth/tokens", "post", &r);
+        let r = login(api, root, "demo", "wrong");
+        assert_eq!(r.status, 401);
+        d("/auth/tokens", "post", &r);
+        let r = api.post(&u("/auth/tokens"), "", &json!({"nope": 1}));
+        assert_eq!(r.status, 400);
+        d("/auth/tokens", "post", &r);
+
+        let other = login(api, root, "other", "other-password");
+        let ot = other.header("x-subject-token").expect("token").to_string();
+        for (m, subject, token, status) in [
+            ("GET", &t, Some(t.as_str()), 200),
+            ("HEAD", &t, Some(t.as_str()), 200),
+            ("GET", &t, None, 401),
+            ("GET", &ot, Some(t.as_str()), 403),
+            ("GET", &"nope".to_string(), Some(t.as_str()), 404),
+        ] {
+            let mut h = vec![("X-Subject-Token", subject.as_str())];
+            if let Some(token) = token {
+                h.push(("X-Auth-Token", token));
+            }
+            let r = api.send(m, &u("/auth/tokens"), &h, None);
+            assert_eq!(r.status, status, "{m} {}", r.text);
+            d("/auth/tokens", &m.to_lowercase(), &r);
+        }
+        for p in ["/auth/catalog", "/auth/projects", "/projects"] {
+            let r = api.get(&u(p), &t);
+            assert_eq!(r.status, 200, "{p}");
+            d(p, "get", &r);
+            let r = api.raw("GET", &u(p), None, None);
+            assert_eq!(r.status, 401, "{p}");
+            d(p, "get", &r);
+        }
+        let r = api.get(&u("/projects?name=other"), &t);
+        assert_eq!(r.json["projects"], json!([]));
+        d("/projects", "get", &r);
+        for (p, mine, theirs) in [
+            (
+                "/projects/{project_id}",
+                "/projects/demo",
+                "/projects/other",
+            ),
+            ("/users/{user_id}", "/users/demo", "/users/other"),
+        ] {
+            for (url, token, status) in [
+                (mine, Some(&t), 200),
+                (mine, None, 401),
+                (theirs, Some(&t), 403),
+            ] {
+                let r = api.raw("GET", &u(url), token.map(String::as_str), None);
+                assert_eq!(r.status, status, "{url}");
+                d(p, "get", &r);
+            }
+        }
+        d(
+            "/openapi.json",
+            "get",
+            &api.raw("GET", &u("/openapi.json"), None, None),
+        );
+
+        let n = sweep(
+            api,
+            &doc,
+            root,
+            &["get", "head", "post"],
+            &[("project_id", "demo"), ("user_id", "demo")],
+            &[("X-Auth-Token", &t), ("X-Subject-Token", &t)],
+        );
+        assert_eq!(n, 11);
+    }
+}
+
+// ---- Glance ----
+
+fn glance(api: &Api) {
+    let doc = api.raw("GET", "/image/v2/openapi.json", None, None).json;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["servers"][0]["url"], format!("{}/image", api.base));
+    let d = |path: &str, method: &str, r: &Resp| documented(&doc, path, method, r);
+    for p in ["/", "/versions"] {
+        let r = api.raw("GET", &format!("/image{p}"), None, None);
+        assert_eq!(r.status, 300);
+        d(p, "get", &r);
+    }
+    d("/v2", "get", &api.raw("GET", "/image/v2", None, None));
+    d("/v2", "head", &api.raw("HEAD", "/image/v2", None, None));
+    let r = api.get("/image/v2/images?name=golden", DEMO);
+    assert_eq!(
+        r.json["images"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
+    d("/v2/images", "get", &r);
+    let id = r.json["images"][0]["id"].as_str().expect("id").to_string();
+    d(
+        "/v2/images",
+        "head",
+        &api.raw("HEAD", "/image/v2/images", Some(DEMO), None),
+    );
+    let r = api.raw("GET", "/image/v2/images", None, None);
+    assert_eq!(r.status, 401);
+    d("/v2/images", "get", &r);
+    let one = "/v2/images/{image_id}";
+    d(
+        one,
+        "get",
+        &api.get(&format!("/image/v2/images/{id}"), DEMO),
+    );
+    d(
+        one,
+        "head",
+        &api.raw("HEAD", &format!("/image/v2/images/{id}"), Some(DEMO), None),
+    );
+    let r = api.raw("GET", &format!("/image/v2/images/{id}"), None, None);
+    assert_eq!(r.status, 401);
+    d(one, "get", &r);
+    let r = api.get("/image/v2/images/nope", DEMO);
+    assert_eq!(r.status, 404);
+    d(one, "get", &r);
+    d(
+        "/v2/openapi.json",
+        "get",
+        &api.raw("GET", "/image/v2/openapi.json", None, None),
+    );
+    let n = sweep(
+        api,
+        &doc,
+        "/image",
+        &["get", "head"],
+        &[("image_id", &id)],
+        &[("X-Auth-Token", DEMO)],
+    );
+    assert_eq!(n, 9);
+}
+
+#[test]
+fn generated_documents_describe_real_responses() {
+    let api = Api::start_with(Some(api_common::AUTH), |dir| {
+        api_common::blockd(dir, &["volume", "create", "base", "--size", "1M"]);
+        api_common::blockd(dir, &["image", "create", "base", "golden"]);
+    });
+    keystone(&api);
+    glance(&api);
+    let _ = (basic(DEMO_BASIC), OTHER);
+}
