@@ -9,7 +9,7 @@
 
 mod api_common;
 
-use api_common::{basic, Api, Resp, DEMO, DEMO_BASIC, OTHER};
+use api_common::{basic, Api, Resp, DEMO, DEMO_BASIC, SMALL_BASIC};
 use serde_json::{json, Value};
 
 /// The response `doc` declares for `status` of `method` on `path`.
@@ -74,25 +74,27 @@ fn concrete(path: &str, params: &[(&str, &str)]) -> String {
 
 /// Requests every documented path under `prefix` with each of its
 /// `methods` the document declares (parameters from `params`, `headers`
-/// on every request, POST with an empty JSON object); each answer must be
-/// declared and validate. Returns how many requests were made.
+/// on every request, POST with `post` as content type and body); each
+/// answer must be declared and validate. Returns how many requests were
+/// made.
 #[track_caller]
 fn sweep(
     api: &Api,
     doc: &Value,
-    prefix: &str,
+    (prefix, suffix): (&str, &str),
     methods: &[&str],
     params: &[(&str, &str)],
     headers: &[(&str, &str)],
+    post: (&str, &[u8]),
 ) -> usize {
     let mut n = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
-        let url = format!("{prefix}{}", concrete(path, params));
+        let url = format!("{prefix}{}{suffix}", concrete(path, params));
         for m in methods.iter().filter(|m| item.get(**m).is_some()) {
             let mut h = headers.to_vec();
             let body = (*m == "post").then(|| {
-                h.push(("Content-Type", "application/json"));
-                &b"{}"[..]
+                h.push(("Content-Type", post.0));
+                post.1
             });
             let r = api.send(&m.to_uppercase(), &url, &h, body);
             documented(doc, path, m, &r);
@@ -214,10 +216,11 @@ fn keystone(api: &Api) {
         let n = sweep(
             api,
             &doc,
-            root,
+            (root, ""),
             &["get", "head", "post"],
             &[("project_id", "demo"), ("user_id", "demo")],
             &[("X-Auth-Token", &t), ("X-Subject-Token", &t)],
+            ("application/json", b"{}"),
         );
         assert_eq!(n, 11);
     }
@@ -279,12 +282,230 @@ fn glance(api: &Api) {
     let n = sweep(
         api,
         &doc,
-        "/image",
+        ("/image", ""),
         &["get", "head"],
         &[("image_id", &id)],
         &[("X-Auth-Token", DEMO)],
+        ("", b""),
     );
     assert_eq!(n, 9);
+}
+
+// ---- Deltacloud ----
+
+/// A Deltacloud request in JSON: `method`, `path` under `/api` (a query
+/// string may follow), Basic credentials, a form body.
+fn dc(api: &Api, method: &str, path: &str, who: Option<(&str, &str)>, form: &str) -> Resp {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let url = format!("/api{path}{sep}format=json");
+    let auth = who.map(basic);
+    let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    if let Some(a) = &auth {
+        h.push(("Authorization", a));
+    }
+    api.send(
+        method,
+        &url,
+        &h,
+        (!form.is_empty()).then_some(form.as_bytes()),
+    )
+}
+
+fn deltacloud(api: &Api) {
+    let r = api.raw("GET", "/api?format=json", None, None);
+    assert_eq!(r.status, 200);
+    let link = format!("<{}/api/openapi.json>; rel=\"service-desc\"", api.base);
+    assert_eq!(r.header("link"), Some(link.as_str()));
+    let doc = api.raw("GET", "/api/openapi.json", None, None).json;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["servers"][0]["url"], format!("{}/api", api.base));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["basic"]["scheme"],
+        "basic"
+    );
+    let d = |path: &str, method: &str, r: &Resp| documented(&doc, path, method, r);
+    let me = Some(DEMO_BASIC);
+    let small = Some(SMALL_BASIC);
+
+    d("/", "get", &r);
+    let r = dc(api, "GET", "?force_auth=1", None, "");
+    assert_eq!(r.status, 401);
+    d("/", "get", &r);
+    d(
+        "/openapi.json",
+        "get",
+        &api.raw("GET", "/api/openapi.json", None, None),
+    );
+
+    let vols = "/storage_volumes";
+    let vol = "/storage_volumes/{id}";
+    let snaps = "/storage_snapshots";
+    let snap = "/storage_snapshots/{id}";
+    let r = dc(
+        api,
+        "POST",
+        vols,
+        me,
+        "capacity=1&name=a&description=d&realm_id=z1",
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    d(vols, "post", &r);
+    let id = r.json["storage_volume"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let r = dc(api, "POST", vols, me, "");
+    assert_eq!(r.json["storage_volume"]["name"], Value::Null);
+    d(vols, "post", &r);
+    let other = r.json["storage_volume"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    for (form, who, status) in [
+        ("capacity=0", me, 400),
+        ("snapshot_id=nope", me, 404),
+        ("capacity=4", small, 413),
+        ("", None, 401),
+    ] {
+        let r = dc(api, "POST", vols, who, form);
+        assert_eq!(r.status, status, "{form}: {}", r.text);
+        d(vols, "post", &r);
+    }
+    let at = |p: &str, id: &str| p.replace("{id}", id);
+    for (m, p) in [
+        ("POST", vols),
+        ("POST", "/storage_volumes/{id}/attach"),
+        ("POST", "/storage_volumes/{id}/detach"),
+        ("POST", snaps),
+    ] {
+        let r = api.send(
+            m,
+            &format!("/api{}?format=json", at(p, &id)),
+            &[
+                ("Content-Type", "text/plain"),
+                ("Authorization", &basic(DEMO_BASIC)),
+            ],
+            Some(b"x"),
+        );
+        assert_eq!(r.status, 415, "{p}");
+        d(p, "post", &r);
+    }
+    d(vols, "get", &dc(api, "GET", vols, me, ""));
+    d(vol, "get", &dc(api, "GET", &at(vol, &id), me, ""));
+    for (p, m) in [
+        (vols, "GET"),
+        (vol, "GET"),
+        (vol, "DELETE"),
+        (snaps, "GET"),
+        (snaps, "POST"),
+        (snap, "GET"),
+        (snap, "DELETE"),
+        ("/storage_volumes/{id}/attach", "POST"),
+        ("/storage_volumes/{id}/detach", "POST"),
+    ] {
+        let r = dc(api, m, &at(p, "x"), None, "");
+        assert_eq!(r.status, 401, "{m} {p}");
+        d(p, &m.to_lowercase(), &r);
+    }
+    for (p, m) in [
+        (vol, "GET"),
+        (vol, "DELETE"),
+        (snap, "GET"),
+        (snap, "DELETE"),
+        ("/storage_volumes/{id}/attach", "POST"),
+        ("/storage_volumes/{id}/detach", "POST"),
+    ] {
+        let r = dc(api, m, &at(p, "nope"), me, "instance_id=i-1");
+        assert_eq!(r.status, 404, "{m} {p}");
+        d(p, &m.to_lowercase(), &r);
+    }
+
+    let attach = "/storage_volumes/{id}/attach";
+    let detach = "/storage_volumes/{id}/detach";
+    let r = dc(api, "POST", &at(attach, &id), me, "");
+    assert_eq!(r.status, 400);
+    d(attach, "post", &r);
+    let r = dc(api, "POST", &at(detach, &id), me, "");
+    assert_eq!(r.status, 409);
+    d(detach, "post", &r);
+    let r = api.send(
+        "POST",
+        &format!("/api{}?format=json", at(detach, &id)),
+        &[
+            ("Content-Type", "multipart/form-data"),
+            ("Authorization", &basic(DEMO_BASIC)),
+        ],
+        Some(b"x"),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    d(detach, "post", &r);
+    let r = dc(
+        api,
+        "POST",
+        &at(attach, &id),
+        me,
+        "instance_id=i-1&device=/dev/vdc",
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert!(r.json["storage_volume"]["mount"].is_object());
+    d(attach, "post", &r);
+    let r = dc(api, "POST", &at(attach, &id), me, "instance_id=i-1");
+    assert_eq!(r.status, 409);
+    d(attach, "post", &r);
+    // The attached volume, in the list and alone.
+    d(vols, "get", &dc(api, "GET", vols, me, ""));
+    d(vol, "get", &dc(api, "GET", &at(vol, &id), me, ""));
+    let r = dc(api, "DELETE", &at(vol, &id), me, "");
+    assert_eq!(r.status, 409);
+    d(vol, "delete", &r);
+
+    let r = dc(
+        api,
+        "POST",
+        snaps,
+        me,
+        &format!("volume_id={id}&name=s&description=d"),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    d(snaps, "post", &r);
+    let sid = r.json["storage_snapshot"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    for (form, who, status) in [("", me, 400), ("volume_id=nope", me, 404)] {
+        let r = dc(api, "POST", snaps, who, form);
+        assert_eq!(r.status, status, "{form}: {}", r.text);
+        d(snaps, "post", &r);
+    }
+    let sv = dc(api, "POST", vols, small, "capacity=1");
+    let sv = sv.json["storage_volume"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let form = format!("volume_id={sv}");
+    assert_eq!(dc(api, "POST", snaps, small, &form).status, 201);
+    let r = dc(api, "POST", snaps, small, &form);
+    assert_eq!(r.status, 413, "{}", r.text);
+    d(snaps, "post", &r);
+    d(snaps, "get", &dc(api, "GET", snaps, me, ""));
+    d(snap, "get", &dc(api, "GET", &at(snap, &sid), me, ""));
+
+    let n = sweep(
+        api,
+        &doc,
+        ("/api", "?format=json"),
+        &["get", "post"],
+        &[("id", &id)],
+        &[("Authorization", &basic(DEMO_BASIC))],
+        ("text/plain", b"x"),
+    );
+    assert_eq!(n, 10);
+
+    let r = dc(api, "POST", &at(detach, &id), me, "");
+    assert_eq!(r.status, 202);
+    d(detach, "post", &r);
+    d(snap, "delete", &dc(api, "DELETE", &at(snap, &sid), me, ""));
+    d(vol, "delete", &dc(api, "DELETE", &at(vol, &other), me, ""));
 }
 
 #[test]
@@ -295,5 +516,5 @@ fn generated_documents_describe_real_responses() {
     });
     keystone(&api);
     glance(&api);
-    let _ = (basic(DEMO_BASIC), OTHER);
+    deltacloud(&api);
 }

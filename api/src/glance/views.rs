@@ -19,6 +19,7 @@ pub(crate) fn reply<T: Serialize>(status: u16, body: &T) -> Reply {
 
 /// A version's link.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Link {
     /// `self`.
     pub rel: String,
@@ -28,6 +29,7 @@ pub struct Link {
 
 /// The one version, v2.9.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Version {
     /// `v2.9`.
     pub id: String,
@@ -39,6 +41,7 @@ pub struct Version {
 
 /// The versions (`/image` answers them with 300, `/image/v2` with 200).
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VersionList {
     /// The one version.
     pub versions: Vec<Version>,
@@ -46,6 +49,7 @@ pub struct VersionList {
 
 /// An engine image, as Glance shows one.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Image {
     /// The image's UUID.
     pub id: String,
@@ -96,6 +100,7 @@ pub struct Image {
 
 /// `GET /image/v2/images`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ImageList {
     /// The images the tenant sees (with `?name=`, those of that name).
     pub images: Vec<Image>,

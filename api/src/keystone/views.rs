@@ -20,6 +20,7 @@ pub(crate) fn reply<T: Serialize>(status: u16, body: &T) -> Reply {
 
 /// A link of a version document.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Link {
     /// Always `self`.
     pub rel: String,
@@ -29,6 +30,7 @@ pub struct Link {
 
 /// A media type a version speaks.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MediaType {
     /// `application/json`.
     pub base: String,
@@ -39,6 +41,7 @@ pub struct MediaType {
 
 /// The v3 version document.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Version {
     /// `v3.14`.
     pub id: String,
@@ -55,6 +58,7 @@ pub struct Version {
 
 /// `GET /v3`: the version document.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VersionOne {
     /// The version.
     pub version: Version,
@@ -62,6 +66,7 @@ pub struct VersionOne {
 
 /// The versions of `GET /identity`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VersionValues {
     /// The one version, v3.
     pub values: Vec<Version>,
@@ -69,6 +74,7 @@ pub struct VersionValues {
 
 /// `GET /identity` (300): the versions.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VersionList {
     /// The versions.
     pub versions: VersionValues,
@@ -76,6 +82,7 @@ pub struct VersionList {
 
 /// The one domain, as users and projects of a token name it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DomainRef {
     /// `default`.
     pub id: String,
@@ -85,6 +92,7 @@ pub struct DomainRef {
 
 /// A token's user.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TokenUser {
     /// The tenant's `user`.
     pub id: String,
@@ -98,6 +106,7 @@ pub struct TokenUser {
 
 /// A token's project: the tenant.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TokenProject {
     /// The tenant id.
     pub id: String,
@@ -109,6 +118,7 @@ pub struct TokenProject {
 
 /// A role of a token.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Role {
     /// `role-<name>`.
     pub id: String,
@@ -118,6 +128,7 @@ pub struct Role {
 
 /// An endpoint of a service.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Endpoint {
     /// `blockd-<type>-<interface>`.
     pub id: String,
@@ -133,6 +144,7 @@ pub struct Endpoint {
 
 /// A service of the catalogue.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Service {
     /// `blockd-<type>`.
     pub id: String,
@@ -147,6 +159,7 @@ pub struct Service {
 
 /// A token.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Token {
     /// How the first token of the chain was obtained.
     pub methods: Vec<String>,
@@ -171,6 +184,7 @@ pub struct Token {
 
 /// `POST`/`GET auth/tokens`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TokenOne {
     /// The token (its id is in the `X-Subject-Token` header).
     pub token: Token,
@@ -178,6 +192,7 @@ pub struct TokenOne {
 
 /// Links of a collection: `previous` and `next` always `null`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CollectionLinks {
     /// The collection.
     #[serde(rename = "self")]
@@ -190,6 +205,7 @@ pub struct CollectionLinks {
 
 /// The link of a resource.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SelfLink {
     /// The resource.
     #[serde(rename = "self")]
@@ -198,10 +214,12 @@ pub struct SelfLink {
 
 /// The empty `options` object.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NoOptions {}
 
 /// `GET auth/catalog`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Catalog {
     /// The services.
     pub catalog: Vec<Service>,
@@ -211,6 +229,7 @@ pub struct Catalog {
 
 /// A project: the tenant.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Project {
     /// The tenant id.
     pub id: String,
@@ -236,6 +255,7 @@ pub struct Project {
 
 /// `GET projects`, `GET auth/projects`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ProjectList {
     /// The caller's project (or none when `?name=` names another).
     pub projects: Vec<Project>,
@@ -245,6 +265,7 @@ pub struct ProjectList {
 
 /// `GET projects/{id}`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ProjectOne {
     /// The project.
     pub project: Project,
@@ -252,6 +273,7 @@ pub struct ProjectOne {
 
 /// A user: the tenant's.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct User {
     /// The tenant's `user`.
     pub id: String,
@@ -273,6 +295,7 @@ pub struct User {
 
 /// `GET users/{id}`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UserOne {
     /// The user.
     pub user: User,
@@ -280,6 +303,7 @@ pub struct UserOne {
 
 /// The body of an error.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ErrorBody {
     /// The HTTP status.
     pub code: u16,
@@ -291,6 +315,7 @@ pub struct ErrorBody {
 
 /// Keystone's error document.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Error {
     /// The error.
     pub error: ErrorBody,
