@@ -8,6 +8,10 @@
 //! document declares (so no documented path is an unknown route).
 
 mod api_common;
+mod danube_common;
+
+#[path = "api_openapi/danube.rs"]
+mod danube;
 
 use api_common::{basic, Api, Resp, DEMO, DEMO_BASIC, SMALL_BASIC};
 use serde_json::{json, Value};
@@ -28,7 +32,7 @@ fn declared<'a>(doc: &'a Value, path: &str, method: &str, status: u16) -> &'a Va
 /// validates against the declared schema (with the document's components
 /// alongside for the `$ref`s); no body where none is declared or for HEAD.
 #[track_caller]
-fn documented(doc: &Value, path: &str, method: &str, r: &Resp) {
+pub(crate) fn documented(doc: &Value, path: &str, method: &str, r: &Resp) {
     let resp = declared(doc, path, method, r.status);
     let Some(content) = resp["content"].as_object().filter(|_| method != "head") else {
         assert!(
@@ -63,7 +67,7 @@ fn documented(doc: &Value, path: &str, method: &str, r: &Resp) {
 }
 
 /// `path` of a document with its `{name}` parameters replaced.
-fn concrete(path: &str, params: &[(&str, &str)]) -> String {
+pub(crate) fn concrete(path: &str, params: &[(&str, &str)]) -> String {
     let mut p = path.to_string();
     for (k, v) in params {
         p = p.replace(&format!("{{{k}}}"), v);
@@ -78,7 +82,7 @@ fn concrete(path: &str, params: &[(&str, &str)]) -> String {
 /// answer must be declared and validate. Returns how many requests were
 /// made.
 #[track_caller]
-fn sweep(
+pub(crate) fn sweep(
     api: &Api,
     doc: &Value,
     (prefix, suffix): (&str, &str),
@@ -510,11 +514,11 @@ fn deltacloud(api: &Api) {
 
 #[test]
 fn generated_documents_describe_real_responses() {
-    let api = Api::start_with(Some(api_common::AUTH), |dir| {
-        api_common::blockd(dir, &["volume", "create", "base", "--size", "1M"]);
-        api_common::blockd(dir, &["image", "create", "base", "golden"]);
-    });
+    let fs = danube_common::FileServer::start();
+    let api = danube_common::api_importing_from(&fs);
     keystone(&api);
-    glance(&api);
     deltacloud(&api);
+    // Makes the image `golden` Glance lists.
+    danube::danube(&api, &fs);
+    glance(&api);
 }
