@@ -138,7 +138,10 @@ fn keystone(api: &Api) {
         let d = |path: &str, method: &str, r: &Resp| documented(&doc, path, method, r);
         let u = |p: &str| format!("{root}{p}");
 
-        d("/", "get", &api.raw("GET", &u("/"), None, None));
+        let r = api.raw("GET", &u("/"), None, None);
+        let link = format!("<{}{root}/openapi.json>; rel=\"service-desc\"", api.base);
+        assert_eq!(r.header("link"), Some(link.as_str()));
+        d("/", "get", &r);
         d("/", "head", &api.raw("HEAD", &u(""), None, None));
         let r = login(api, root, "demo", "demo-password");
         assert_eq!(r.status, 201, "{}", r.text);
@@ -242,7 +245,10 @@ fn glance(api: &Api) {
         assert_eq!(r.status, 300);
         d(p, "get", &r);
     }
-    d("/v2", "get", &api.raw("GET", "/image/v2", None, None));
+    let r = api.raw("GET", "/image/v2", None, None);
+    let link = format!("<{}/image/v2/openapi.json>; rel=\"service-desc\"", api.base);
+    assert_eq!(r.header("link"), Some(link.as_str()));
+    d("/v2", "get", &r);
     d("/v2", "head", &api.raw("HEAD", "/image/v2", None, None));
     let r = api.get("/image/v2/images?name=golden", DEMO);
     assert_eq!(

@@ -122,7 +122,7 @@ fn route(state: &ApiState, req: &Request) -> Result<Reply> {
     }
 }
 
-/// `GET /image/v2`: the versions.
+/// `GET /image/v2`: the versions, with a `Link` to the OpenAPI document.
 #[utoipa::path(
     method(get, head),
     path = "/v2",
@@ -133,7 +133,8 @@ fn route(state: &ApiState, req: &Request) -> Result<Reply> {
     responses((status = 200, description = "the versions", body = VersionList))
 )]
 fn version(base: &str) -> Reply {
-    reply(200, &versions(base))
+    let link = format!("<{base}/image/v2/openapi.json>; rel=\"service-desc\"");
+    reply(200, &versions(base)).with_header("link", link)
 }
 
 /// `GET /image/v2/images`.

@@ -57,7 +57,8 @@ fn version_doc(root: &str) -> Version {
     }
 }
 
-/// `GET` the v3 root: its version document.
+/// `GET` the v3 root: its version document, with a `Link` to the
+/// OpenAPI document.
 #[utoipa::path(
     method(get, head),
     path = "/",
@@ -69,12 +70,14 @@ fn version_doc(root: &str) -> Version {
 )]
 fn version(req: &Request, root: &str) -> Result<Reply> {
     only(req, "GET, HEAD")?;
+    let link = format!("<{root}/openapi.json>; rel=\"service-desc\"");
     Ok(views::reply(
         200,
         &VersionOne {
             version: version_doc(root),
         },
-    ))
+    )
+    .with_header("link", link))
 }
 
 fn only(req: &Request, allow: &'static str) -> Result<()> {
