@@ -15,6 +15,33 @@ mod danube;
 
 use api_common::{basic, Api, Resp, DEMO, DEMO_BASIC, SMALL_BASIC};
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+/// The (document title, path, method, status) of every response checked.
+static COVERED: Mutex<BTreeSet<(String, String, String, u16)>> = Mutex::new(BTreeSet::new());
+
+/// Asserts that every response `doc` declares was checked for real (a
+/// HEAD response counts as checked with the same GET response).
+#[track_caller]
+pub(crate) fn all_covered(doc: &Value) {
+    let title = doc["info"]["title"].as_str().unwrap_or("").to_string();
+    let seen = COVERED.lock().unwrap();
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            for status in op["responses"].as_object().expect("responses").keys() {
+                let status: u16 = status.parse().expect("status");
+                let key = |m: &str| (title.clone(), path.clone(), m.to_string(), status);
+                if !seen.contains(&key(method)) && !(method == "head" && seen.contains(&key("get")))
+                {
+                    missing.push(format!("{method} {path} {status}"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{title}: never checked: {missing:#?}");
+}
 
 /// The response `doc` declares for `status` of `method` on `path`.
 #[track_caller]
@@ -34,6 +61,12 @@ fn declared<'a>(doc: &'a Value, path: &str, method: &str, status: u16) -> &'a Va
 #[track_caller]
 pub(crate) fn documented(doc: &Value, path: &str, method: &str, r: &Resp) {
     let resp = declared(doc, path, method, r.status);
+    COVERED.lock().unwrap().insert((
+        doc["info"]["title"].as_str().unwrap_or("").to_string(),
+        path.to_string(),
+        method.to_string(),
+        r.status,
+    ));
     let Some(content) = resp["content"].as_object().filter(|_| method != "head") else {
         assert!(
             r.text.is_empty(),
@@ -64,6 +97,16 @@ pub(crate) fn documented(doc: &Value, path: &str, method: &str, r: &Resp) {
     } else {
         assert_eq!(entry["schema"]["type"], "string", "{method} {path}");
     }
+}
+
+/// How many errors the JSON schema `doc` declares for `status` of
+/// `method` on `path` finds in `body`.
+fn schema_errors(doc: &Value, path: &str, method: &str, status: u16, body: &Value) -> usize {
+    let resp = declared(doc, path, method, status);
+    let mut schema = resp["content"]["application/json"]["schema"].clone();
+    schema["components"] = doc["components"].clone();
+    let v = jsonschema::validator_for(&schema).expect("valid schema");
+    v.iter_errors(body).count()
 }
 
 /// `path` of a document with its `{name}` parameters replaced.
@@ -230,6 +273,7 @@ fn keystone(api: &Api) {
             ("application/json", b"{}"),
         );
         assert_eq!(n, 11);
+        all_covered(&doc);
     }
 }
 
@@ -299,6 +343,7 @@ fn glance(api: &Api) {
         ("", b""),
     );
     assert_eq!(n, 9);
+    all_covered(&doc);
 }
 
 // ---- Deltacloud ----
@@ -464,7 +509,22 @@ fn deltacloud(api: &Api) {
     d(attach, "post", &r);
     // The attached volume, in the list and alone.
     d(vols, "get", &dc(api, "GET", vols, me, ""));
-    d(vol, "get", &dc(api, "GET", &at(vol, &id), me, ""));
+    let r = dc(api, "GET", &at(vol, &id), me, "");
+    d(vol, "get", &r);
+    // The schemas bite: an unknown member, a missing one, a wrong type.
+    assert_eq!(schema_errors(&doc, vol, "get", 200, &r.json), 0);
+    let mut extra = r.json.clone();
+    extra["storage_volume"]["mount"]["extra"] = json!(1);
+    let mut missing = r.json.clone();
+    missing["storage_volume"]
+        .as_object_mut()
+        .unwrap()
+        .remove("state");
+    let mut wrong = r.json.clone();
+    wrong["storage_volume"]["capacity"] = json!(1);
+    for bad in [extra, missing, wrong] {
+        assert!(schema_errors(&doc, vol, "get", 200, &bad) > 0, "{bad}");
+    }
     let r = dc(api, "DELETE", &at(vol, &id), me, "");
     assert_eq!(r.status, 409);
     d(vol, "delete", &r);
@@ -516,6 +576,7 @@ fn deltacloud(api: &Api) {
     d(detach, "post", &r);
     d(snap, "delete", &dc(api, "DELETE", &at(snap, &sid), me, ""));
     d(vol, "delete", &dc(api, "DELETE", &at(vol, &other), me, ""));
+    all_covered(&doc);
 }
 
 #[test]

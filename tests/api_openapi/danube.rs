@@ -2,7 +2,7 @@
 //! generated document declares, for real, against a file server for the
 //! imports.
 
-use super::{documented, sweep};
+use super::{all_covered, documented, sweep};
 use crate::api_common::{Api, Resp, DEMO, OTHER, SMALL};
 use crate::danube_common::{
     attached_volume, call, dn, image_bytes, manifest, wait_task, FileServer, Key,
@@ -279,4 +279,7 @@ pub fn danube(api: &Api, fs: &FileServer) {
         ("", b""),
     );
     assert_eq!(n, 8);
+    expect(one, "delete", me(api, "DELETE", p, None), 200);
+    expect(one, "delete", me(api, "DELETE", p, None), 404);
+    all_covered(&doc);
 }
