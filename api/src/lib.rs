@@ -212,7 +212,8 @@ pub enum Dialect {
     Deltacloud,
     /// DMTF CIMI 1.0.1 (`/cimi/...`).
     Cimi,
-    /// Danube Cloud (`/api/image/`, `/api/vm/`, `/api/task/`).
+    /// Danube Cloud (`/api/image/`, `/api/vm/`, `/api/task/`, and its
+    /// OpenAPI document at `/api/danube/openapi.json`).
     Danube,
     /// Minimal Keystone v3 (`/v3/...`, `/identity/...`).
     Keystone,
@@ -228,7 +229,7 @@ impl Dialect {
         let mut segs = path.split('/').filter(|s| !s.is_empty());
         match (segs.next(), segs.next()) {
             (Some("cimi"), _) => Dialect::Cimi,
-            (Some("api"), Some("image" | "vm" | "task")) => Dialect::Danube,
+            (Some("api"), Some("image" | "vm" | "task" | "danube")) => Dialect::Danube,
             (Some("api"), _) => Dialect::Deltacloud,
             (Some("v3" | "identity"), _) => Dialect::Keystone,
             (Some("volume"), _) => Dialect::Cinder,
