@@ -6,7 +6,10 @@
 //! is live when its chunk's entry still points at it.
 
 use crate::error::{Error, Result};
-use crate::format::{decode_write_salvage, get_u64, RecordKind, CT_INTERIOR_LEVELS, HEADER_LEN};
+use crate::format::{
+    decode_write_salvage, PageKey, RecordKind, RelocHead, CT_INTERIOR_LEVELS, HEADER_LEN,
+    RELOC_FIXED,
+};
 use crate::state::State;
 use crate::store::Store;
 use crate::types::{ChunkId, LogAddr, SegmentNo};
@@ -72,12 +75,12 @@ impl State {
                     }
                 }
                 RecordKind::Reloc => {
-                    let id = ChunkId(get_u64(&rec.body, 0));
-                    let loc = LogAddr(addr.0 + (HEADER_LEN + 24) as u64);
-                    moved += self.relocate(id, loc, &rec.body[24..])?;
+                    let r = RelocHead::decode(&rec.body)?;
+                    let loc = LogAddr(addr.0 + (HEADER_LEN + RELOC_FIXED) as u64);
+                    moved += self.relocate(r.chunk, loc, &rec.body[RELOC_FIXED..])?;
                 }
                 RecordKind::Node => {
-                    let id = ChunkId(get_u64(&rec.body, 8));
+                    let id = ChunkId(PageKey::peek(&rec.body)?.index);
                     let e = self.ct_get(id)?;
                     if e.is_live() && e.loc == addr && !self.nodes_dirty.contains_key(&id) {
                         let n = self.node_get(id)?;
@@ -86,8 +89,7 @@ impl State {
                     }
                 }
                 RecordKind::CtPage => {
-                    let level = rec.body[4];
-                    let index = get_u64(&rec.body, 8);
+                    let PageKey { level, index } = PageKey::peek(&rec.body)?;
                     if level <= CT_INTERIOR_LEVELS && self.ct_page_ref(level, index)?.loc == addr {
                         self.ct_force.insert((level, index));
                         moved += rec.body.len() as u64;
@@ -112,16 +114,17 @@ impl State {
                 id.0
             )));
         }
-        let mut body = vec![0u8; 24];
-        body[..8].copy_from_slice(&id.0.to_le_bytes());
-        body[8..12].copy_from_slice(&e.crc.to_le_bytes());
-        body[12..16].copy_from_slice(&e.stored_len.to_le_bytes());
-        body[16..20].copy_from_slice(&e.flags.to_le_bytes());
-        body.extend_from_slice(payload);
+        let body = RelocHead {
+            chunk: id,
+            crc: e.crc,
+            stored_len: e.stored_len,
+            flags: e.flags,
+        }
+        .encode(payload);
         let a = self.append(RecordKind::Reloc, &body)?;
         self.apply_reloc(
             id,
-            LogAddr(a.0 + (HEADER_LEN + 24) as u64),
+            LogAddr(a.0 + (HEADER_LEN + RELOC_FIXED) as u64),
             e.crc,
             e.stored_len,
             e.flags,
