@@ -2,7 +2,7 @@
 # Runs Tempest's volume API tests (tempest.api.volume) against blockd's
 # Cinder v3 and minimal Keystone v3: starts `blockd serve` on loopback (a
 # free port) with a fresh data directory and fixtures/tempest/auth.toml,
-# writes a Tempest workspace from fixtures/tempest/tempest.conf and
+# makes an engine image offline, writes a Tempest workspace from fixtures/tempest/tempest.conf and
 # accounts.yaml (pre-provisioned accounts, Cinder only), runs the tests,
 # prints the passed / failed / skipped counts and stops the server.
 #
@@ -51,6 +51,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# An engine image every tenant sees (made offline, so ownerless), for the
+# tests that make volumes from an image through the read-only Glance.
+"$bin" --data-dir "$work/data" volume create tempest-base --size 1M >/dev/null
+image_ref=$("$bin" --data-dir "$work/data" image create tempest-base tempest-image)
+
 : >"$work/blockd.log"
 "$bin" --data-dir "$work/data" serve --nbd-listen "" --nbd-socket "$work/nbd.sock" \
   --api-listen 127.0.0.1:0 --auth-file "$root/fixtures/tempest/auth.toml" \
@@ -74,6 +79,7 @@ sed -e "s|@IDENTITY_URI@|http://$addr/identity/v3|" \
   -e "s|@ACCOUNTS_FILE@|$root/fixtures/tempest/accounts.yaml|" \
   -e "s|@LOCK_PATH@|$work/locks|" \
   -e "s|@LOG_DIR@|$work/logs|" \
+  -e "s|@IMAGE_REF@|$image_ref|" \
   "$root/fixtures/tempest/tempest.conf" >"$work/ws/etc/tempest.conf"
 
 start=$(date +%s)

@@ -571,6 +571,13 @@ fn cinder_filters_sort_paging_summary() {
         400,
         "badRequest",
     );
+    // `volumes/` is the item with an empty id, as in Cinder.
+    cinder_fault(&api.get(&format!("{C}/volumes/"), &t), 404, "itemNotFound");
+    cinder_fault(
+        &api.delete(&format!("{C}/volumes/"), &t),
+        404,
+        "itemNotFound",
+    );
     cinder_fault(
         &api.get(&format!("{C}/volumes?marker=nope"), &t),
         404,

@@ -210,7 +210,13 @@ fn route(state: &ApiState, req: &Request, version: Microversion) -> Result<Reply
                 version,
                 dom: domain::Ctx::new(state, tenant),
             };
-            resource(&ctx, rest)
+            // `volumes/` names the item with an empty id (404), as in
+            // Cinder, not the collection.
+            let mut rest = rest.to_vec();
+            if req.path.ends_with('/') && !rest.is_empty() {
+                rest.push("");
+            }
+            resource(&ctx, &rest)
         }
         _ => Err(not_found()),
     }
