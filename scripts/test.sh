@@ -2,8 +2,9 @@
 # Runs every test on a fresh machine: installs the real clients the tests
 # drive (qemu-img/qemu-io, nbdinfo/nbdcopy/nbdsh, nbdkit, fio, fuse3,
 # e2fsprogs, openssl for test certificates) when missing, and the OpenStack
-# clients (python-openstackclient, cinderclient, openstacksdk) into a
-# virtual environment, then builds and runs the whole workspace's tests.
+# clients (python-openstackclient, cinderclient, openstacksdk) and Tempest
+# into a virtual environment, then builds and runs the whole workspace's
+# tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,15 +24,17 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-# The real OpenStack clients for tests/openstack_cli.rs, pinned, in a
-# virtual environment under target/ (made once).
+# The real OpenStack clients for tests/openstack_cli.rs and Tempest for
+# tests/tempest.rs (scripts/tempest.sh), pinned, in one virtual environment
+# under target/ (made once; a venv without tempest gets it added).
 venv=target/openstack-venv
-if [ ! -x "$venv/bin/openstack" ]; then
-  echo "installing the OpenStack clients into $venv"
+if [ ! -x "$venv/bin/openstack" ] || [ ! -x "$venv/bin/tempest" ]; then
+  echo "installing the OpenStack clients and Tempest into $venv"
   mkdir -p target
-  python3 -m venv "$venv"
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check \
-    'python-openstackclient==7.4.0' 'python-cinderclient==9.7.0' 'openstacksdk==4.4.0'
+    'python-openstackclient==7.4.0' 'python-cinderclient==9.7.0' 'openstacksdk==4.4.0' \
+    'tempest==47.0.0'
 fi
 BLOCKD_OPENSTACK_VENV="$(cd "$venv" && pwd)"
 export BLOCKD_OPENSTACK_VENV

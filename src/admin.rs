@@ -2,7 +2,9 @@
 //! commands (`volume list`, `snapshot create`, `check`, `gc`...) cannot open
 //! the store, so they hand their command line to the server instead, which
 //! runs the very same command code on its open store and sends back what it
-//! printed and its exit code.
+//! printed and its exit code. The object commands run on the server's
+//! `ApiState` (`api::Operator`), so they take the API-wide lock HTTP
+//! requests take.
 //!
 //! The socket is `<data-dir>/admin.sock`, owner-only (0600). It is bound in
 //! a private (0700) directory, restricted, then renamed into place, so
@@ -13,8 +15,9 @@
 //! "...", "stderr": "...", "code": N}`.
 
 use crate::cli::{execute, parse_online, Target};
+use crate::objects::exit_code;
 use anyhow::{bail, Context, Result};
-use engine::Store;
+use api::{ApiState, Operator};
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -98,8 +101,10 @@ pub struct AdminServer {
 
 impl AdminServer {
     /// Binds `<data_dir>/admin.sock` (replacing a stale one: the caller
-    /// holds the store's lock) and serves commands on `store`.
-    pub fn start(store: Store, data_dir: &Path) -> Result<AdminServer> {
+    /// holds the store's lock) and serves commands on `state`'s store;
+    /// object commands run through the domain under `state`'s API-wide
+    /// lock, the one the HTTP requests take.
+    pub fn start(state: ApiState, data_dir: &Path) -> Result<AdminServer> {
         let path = socket_path(data_dir);
         let listener = bind_private(data_dir, &path)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -107,7 +112,7 @@ impl AdminServer {
         let (stop2, running2) = (stop.clone(), running.clone());
         let accept = std::thread::Builder::new()
             .name("blockd-admin".into())
-            .spawn(move || accept_loop(listener, store, stop2, running2))
+            .spawn(move || accept_loop(listener, state, stop2, running2))
             .context("starting the admin socket thread")?;
         Ok(AdminServer {
             path,
@@ -162,7 +167,7 @@ fn bind_private(data_dir: &Path, path: &Path) -> Result<UnixListener> {
 
 fn accept_loop(
     listener: UnixListener,
-    store: Store,
+    state: ApiState,
     stop: Arc<AtomicBool>,
     running: Arc<(Mutex<usize>, Condvar)>,
 ) {
@@ -179,11 +184,11 @@ fn accept_loop(
             }
         };
         *running.0.lock() += 1;
-        let (store, done) = (store.clone(), running.clone());
+        let (state, done) = (state.clone(), running.clone());
         let spawned = std::thread::Builder::new()
             .name("blockd-admin-cmd".into())
             .spawn(move || {
-                if let Err(e) = serve_one(conn, store) {
+                if let Err(e) = serve_one(conn, state) {
                     tracing::warn!("admin socket: {e:#}");
                 }
                 let (count, cv) = &*done;
@@ -198,7 +203,7 @@ fn accept_loop(
 }
 
 /// Reads one request, runs it, answers.
-fn serve_one(conn: UnixStream, store: Store) -> Result<()> {
+fn serve_one(conn: UnixStream, state: ApiState) -> Result<()> {
     conn.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     let mut line = Vec::new();
     BufReader::new((&conn).take(MAX_REQUEST)).read_until(b'\n', &mut line)?;
@@ -210,7 +215,7 @@ fn serve_one(conn: UnixStream, store: Store) -> Result<()> {
         bail!("request cut short or longer than {MAX_REQUEST} bytes");
     }
     let reply = match serde_json::from_slice::<AdminRequest>(&line) {
-        Ok(req) => run_request(req, store),
+        Ok(req) => run_request(req, state),
         Err(e) => AdminReply {
             stdout: String::new(),
             stderr: format!("blockd: malformed admin request: {e}\n"),
@@ -223,15 +228,19 @@ fn serve_one(conn: UnixStream, store: Store) -> Result<()> {
     Ok(())
 }
 
-fn run_request(req: AdminRequest, store: Store) -> AdminReply {
+fn run_request(req: AdminRequest, state: ApiState) -> AdminReply {
     let mut stdout = Vec::new();
     let (code, stderr) = match parse_online(&req.argv, &req.cwd) {
         Err(msg) => (2, format!("blockd: {msg}\n")),
-        Ok(cmd) => {
+        Ok((cmd, tenant)) => {
             tracing::info!(command = ?req.argv.get(1..).unwrap_or_default(), "admin socket: running");
-            match execute(cmd, &Target::Online(store), &mut stdout) {
+            let target = Target::Online {
+                op: Operator::new(state),
+                tenant,
+            };
+            match execute(cmd, &target, &mut stdout) {
                 Ok(code) => (code, String::new()),
-                Err(e) => (2, format!("blockd: {e:#}\n")),
+                Err(e) => (exit_code(&e), format!("blockd: {e:#}\n")),
             }
         }
     };

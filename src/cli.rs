@@ -1,11 +1,15 @@
-//! Command-line parsing (clap) and the offline commands.
+//! Command-line parsing (clap) and the commands, offline or run by a
+//! server for its admin socket: the store commands here, the object
+//! commands (`volume`, `snapshot`, `image`, `clone`, `import`, `export`)
+//! in `objects.rs`, through the API's domain layer ([`api::Operator`]):
+//! the same rules (an attached volume is not deleted, quotas when acting
+//! for a tenant) and, online, the same API-wide lock as HTTP requests.
 
+use crate::objects;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use engine::{ByteSize, ErrorKind, ObjectId, ObjectInfo, ObjectKind, Store, StoreOptions};
-use std::fs::File;
-use std::io::{IsTerminal, Read, Write};
-use std::os::unix::fs::FileExt;
+use engine::{ByteSize, ErrorKind, Store, StoreOptions};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser, Debug)]
@@ -39,6 +43,11 @@ struct Cli {
     /// 1M to 16G (the disk keeps this much free besides two segments).
     #[arg(long, global = true, env = "BLOCKD_DIRTY_LIMIT", default_value = "64M")]
     dirty_limit: ByteSize,
+    /// Act for this tenant of the auth file (object commands and export): see
+    /// and change only its objects, make objects it owns, under its quota.
+    /// Without it the operator sees everything and makes ownerless objects.
+    #[arg(long, global = true, value_name = "ID")]
+    tenant: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -291,7 +300,7 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("blockd: {e:#}");
-            2
+            objects::exit_code(&e)
         }
     }
 }
@@ -306,42 +315,122 @@ fn open(dir: &Path, create: bool) -> Result<Store> {
 /// socket). Every command runs the same code either way.
 pub(crate) enum Target {
     /// Open the store in this data directory, and close it after.
-    Offline(PathBuf),
-    /// The running server's store: used, never closed.
-    Online(Store),
+    Offline {
+        /// The data directory.
+        dir: PathBuf,
+        /// `--tenant`: the tenant the object commands act for.
+        tenant: Option<String>,
+    },
+    /// The running server's store and API state (its API-wide lock):
+    /// used, never closed.
+    Online {
+        /// The operator scope over the server's API state.
+        op: api::Operator,
+        /// `--tenant`: the tenant the object commands act for.
+        tenant: Option<String>,
+    },
 }
 
 impl Target {
     /// The store to work on; an offline store is created when absent if
     /// `create`.
-    fn open(&self, create: bool) -> Result<Store> {
+    pub(crate) fn open(&self, create: bool) -> Result<Store> {
         match self {
-            Target::Offline(dir) => open(dir, create),
-            Target::Online(s) => Ok(s.clone()),
+            Target::Offline { dir, .. } => open(dir, create),
+            Target::Online { op, .. } => Ok(op.store().clone()),
         }
     }
 
-    /// Ends the command's use of `s` (closes an offline store).
-    fn done(&self, s: Store) -> Result<()> {
+    /// The tenant the command acts for, if any.
+    pub(crate) fn tenant(&self) -> Option<&str> {
         match self {
-            Target::Offline(_) => Ok(s.close()?),
-            Target::Online(_) => Ok(()),
+            Target::Offline { tenant, .. } | Target::Online { tenant, .. } => tenant.as_deref(),
+        }
+    }
+
+    /// The domain's handle for an object command, acting for `--tenant`
+    /// when given; an offline store is created when absent if `create`.
+    /// Offline, the tenants come from `DATA_DIR/auth.toml`.
+    pub(crate) fn operator(&self, create: bool) -> Result<api::Operator> {
+        let op = match self {
+            Target::Online { op, .. } => op.clone(),
+            Target::Offline { dir, tenant } => {
+                let auth = match tenant {
+                    Some(_) => offline_auth(dir)?,
+                    None => api::Auth::new(Vec::new())?,
+                };
+                api::Operator::offline(open(dir, create)?, auth)
+            }
+        };
+        match self.tenant() {
+            Some(t) => op.for_tenant(t).map_err(objects::refusal),
+            None => Ok(op),
+        }
+    }
+
+    /// Ends the command's use of `op` (closes an offline store).
+    pub(crate) fn done_op(&self, op: api::Operator) -> Result<()> {
+        self.done(op.store().clone())
+    }
+
+    /// Ends the command's use of `s` (closes an offline store).
+    pub(crate) fn done(&self, s: Store) -> Result<()> {
+        match self {
+            Target::Offline { .. } => Ok(s.close()?),
+            Target::Online { .. } => Ok(()),
         }
     }
 
     /// Whether a store exists (a listing of a directory without one shows
     /// nothing and creates nothing).
-    fn has_store(&self) -> bool {
+    pub(crate) fn has_store(&self) -> bool {
         match self {
-            Target::Offline(dir) => dir.join("superblock").exists(),
-            Target::Online(_) => true,
+            Target::Offline { dir, .. } => dir.join("superblock").exists(),
+            Target::Online { .. } => true,
         }
     }
 }
 
+/// The tenants of `blockd serve`'s auth file (`BLOCKD_AUTH_FILE`, else
+/// `DATA_DIR/auth.toml`), for an offline `--tenant`.
+fn offline_auth(dir: &Path) -> Result<api::Auth> {
+    let path = std::env::var_os(crate::serve::AUTH_FILE_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join("auth.toml"));
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "--tenant needs the tenants of the auth file {}",
+            path.display()
+        )
+    })?;
+    Ok(api::Auth::parse(&text)?)
+}
+
+/// `--tenant` is for the object commands only.
+fn check_tenant(cmd: &Cmd, tenant: &Option<String>) -> std::result::Result<(), String> {
+    let object = matches!(
+        cmd,
+        Cmd::Volume(_)
+            | Cmd::Snapshot(_)
+            | Cmd::Image(_)
+            | Cmd::Clone { .. }
+            | Cmd::Import { .. }
+            | Cmd::Export { .. }
+    );
+    if tenant.is_some() && !object {
+        return Err(
+            "--tenant applies to the volume, snapshot, image, clone, import and export commands only"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<i32> {
     set_bounds(&cli)?;
+    check_tenant(&cli.cmd, &cli.tenant).map_err(anyhow::Error::msg)?;
     let dir = cli.data_dir;
+    let tenant = cli.tenant;
     match cli.cmd {
         Cmd::Serve(args) => crate::serve::run(&dir, *args).map(|_| 0),
         Cmd::Mount { .. } if crate::admin::is_served(&dir) => bail!("{SERVED}"),
@@ -352,7 +441,7 @@ fn run(cli: Cli) -> Result<i32> {
                 return Ok(code);
             }
             let mut out = std::io::stdout().lock();
-            execute(cmd, &Target::Offline(dir), &mut out)
+            execute(cmd, &Target::Offline { dir, tenant }, &mut out)
         }
     }
 }
@@ -362,8 +451,12 @@ const SERVED: &str =
     "the data directory is served by a running `blockd serve`; stop it first (or use its --fuse-mount)";
 
 /// Parses `argv` (as the admin socket received it, relative paths already
-/// made absolute against the client's directory) for an online run.
-pub(crate) fn parse_online(argv: &[String], cwd: &Path) -> std::result::Result<Cmd, String> {
+/// made absolute against the client's directory) for an online run: the
+/// command and the `--tenant` it acts for.
+pub(crate) fn parse_online(
+    argv: &[String],
+    cwd: &Path,
+) -> std::result::Result<(Cmd, Option<String>), String> {
     let cli = Cli::try_parse_from(argv).map_err(|e| {
         e.render()
             .to_string()
@@ -379,7 +472,8 @@ pub(crate) fn parse_online(argv: &[String], cwd: &Path) -> std::result::Result<C
         Cmd::Import { file, .. } | Cmd::Export { file, .. } => *file = cwd.join(&*file),
         _ => {}
     }
-    Ok(cmd)
+    check_tenant(&cmd, &cli.tenant)?;
+    Ok((cmd, cli.tenant))
 }
 
 /// Runs one command (not `serve` or `mount`) on `target`, writing what it
@@ -387,23 +481,16 @@ pub(crate) fn parse_online(argv: &[String], cwd: &Path) -> std::result::Result<C
 pub(crate) fn execute(cmd: Cmd, target: &Target, out: &mut dyn Write) -> Result<i32> {
     match cmd {
         Cmd::Serve(_) | Cmd::Mount { .. } => bail!("not a store command"),
-        Cmd::Volume(c) => volume(target, c, out),
-        Cmd::Snapshot(c) => snapshot(target, c, out),
-        Cmd::Image(c) => image(target, c, out),
-        Cmd::Clone { source, name } => {
-            let s = target.open(false)?;
-            let src = resolve_kinds(&s, &source, &[ObjectKind::Snapshot, ObjectKind::Image])?;
-            let info = s.clone_volume(src, Some(&name))?;
-            writeln!(out, "{}", info.id)?;
-            target.done(s)?;
-            Ok(0)
-        }
+        Cmd::Volume(c) => objects::volume(target, c, out),
+        Cmd::Snapshot(c) => objects::snapshot(target, c, out),
+        Cmd::Image(c) => objects::image(target, c, out),
+        Cmd::Clone { source, name } => objects::clone(target, &source, &name, out),
         Cmd::Import {
             file,
             name,
             compress,
-        } => import(target, &file, &name, compress, out),
-        Cmd::Export { object, file } => export(target, &object, &file),
+        } => objects::import(target, &file, &name, compress, out),
+        Cmd::Export { object, file } => objects::export(target, &object, &file),
         Cmd::Check { repair } => check(target, repair, out),
         Cmd::Stats { json } => stats(target, json, out),
         Cmd::Scrub { rate } => {
@@ -464,246 +551,13 @@ fn mount(dir: &Path, mnt: &Path, threads: usize) -> Result<i32> {
     Ok(0)
 }
 
-/// Resolves a name or id to an object of one of `kinds`.
-fn resolve_kinds(s: &Store, key: &str, kinds: &[ObjectKind]) -> Result<ObjectId> {
-    let mut found = Vec::new();
-    let mut last_err = None;
-    for &k in kinds {
-        match s.resolve(key, Some(k)) {
-            Ok(id) => found.push(id),
-            Err(e) if e.kind() == engine::ErrorKind::NotFound => last_err = Some(e),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    match found.as_slice() {
-        [one] => Ok(*one),
-        [] => {
-            let what: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
-            match last_err {
-                Some(_) if kinds.len() > 1 => {
-                    bail!("no {} named or with id '{key}'", what.join(" or "))
-                }
-                Some(e) => Err(e.into()),
-                None => bail!("'{key}' not found"),
-            }
-        }
-        _ => bail!("'{key}' is ambiguous: it names more than one object; use an id"),
-    }
-}
-
-fn print_list(target: &Target, kind: ObjectKind, json: bool, out: &mut dyn Write) -> Result<()> {
-    // Listing a directory with no store shows nothing and creates nothing.
-    let items: Vec<ObjectInfo> = if target.has_store() {
-        let s = target.open(false)?;
-        let items = s.list().into_iter().filter(|o| o.kind == kind).collect();
-        target.done(s)?;
-        items
-    } else {
-        Vec::new()
-    };
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&items)?)?;
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "{:<36}  {:<24}  {:>10}  {:<10}  PARENT",
-        "ID", "NAME", "SIZE", "STATUS"
-    )?;
-    for o in items {
-        writeln!(
-            out,
-            "{:<36}  {:<24}  {:>10}  {:<10}  {}",
-            o.id,
-            o.name.as_deref().unwrap_or("-"),
-            ByteSize(o.size).to_string(),
-            o.status,
-            o.parent
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "-".into())
-        )?;
-    }
-    Ok(())
-}
-
-fn volume(target: &Target, c: VolumeCmd, out: &mut dyn Write) -> Result<i32> {
-    match c {
-        VolumeCmd::Create {
-            name,
-            size,
-            compress,
-        } => {
-            let s = target.open(true)?;
-            let info = s.create_volume(Some(&name), size.0, compress)?;
-            writeln!(out, "{}", info.id)?;
-            target.done(s)?;
-        }
-        VolumeCmd::List { json } => print_list(target, ObjectKind::Volume, json, out)?,
-        VolumeCmd::Delete { volume } => {
-            let s = target.open(false)?;
-            let id = resolve_kinds(&s, &volume, &[ObjectKind::Volume])?;
-            s.delete(id)?;
-            target.done(s)?;
-        }
-        VolumeCmd::Resize { volume, size } => {
-            let s = target.open(false)?;
-            let id = resolve_kinds(&s, &volume, &[ObjectKind::Volume])?;
-            s.resize(id, size.0)?;
-            target.done(s)?;
-        }
-    }
-    Ok(0)
-}
-
-fn snapshot(target: &Target, c: SnapshotCmd, out: &mut dyn Write) -> Result<i32> {
-    match c {
-        SnapshotCmd::Create { volume, name } => {
-            let s = target.open(false)?;
-            let id = resolve_kinds(&s, &volume, &[ObjectKind::Volume])?;
-            let info = s.snapshot(id, Some(&name))?;
-            writeln!(out, "{}", info.id)?;
-            target.done(s)?;
-        }
-        SnapshotCmd::List { json } => print_list(target, ObjectKind::Snapshot, json, out)?,
-        SnapshotCmd::Delete { snapshot } => {
-            let s = target.open(false)?;
-            let id = resolve_kinds(&s, &snapshot, &[ObjectKind::Snapshot])?;
-            s.delete(id)?;
-            target.done(s)?;
-        }
-    }
-    Ok(0)
-}
-
-fn image(target: &Target, c: ImageCmd, out: &mut dyn Write) -> Result<i32> {
-    match c {
-        ImageCmd::Create { source, name } => {
-            let s = target.open(false)?;
-            let id = resolve_kinds(&s, &source, &[ObjectKind::Volume, ObjectKind::Snapshot])?;
-            let info = s.create_image(id, Some(&name))?;
-            writeln!(out, "{}", info.id)?;
-            target.done(s)?;
-        }
-        ImageCmd::List { json } => print_list(target, ObjectKind::Image, json, out)?,
-        ImageCmd::Delete { image } => {
-            let s = target.open(false)?;
-            let id = resolve_kinds(&s, &image, &[ObjectKind::Image])?;
-            s.delete(id)?;
-            target.done(s)?;
-        }
-    }
-    Ok(0)
-}
-
-/// Bytes moved per I/O by import and export.
-const COPY_CHUNK: usize = 1 << 20;
-
-fn progress(total: u64) -> indicatif::ProgressBar {
-    if std::io::stderr().is_terminal() {
-        let pb = indicatif::ProgressBar::new(total);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb
-    } else {
-        indicatif::ProgressBar::hidden()
-    }
-}
-
-fn import(
-    target: &Target,
-    file: &Path,
-    name: &str,
-    compress: bool,
-    out: &mut dyn Write,
-) -> Result<i32> {
-    let mut f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let len = f.metadata()?.len();
-    if len == 0 {
-        bail!("{} is empty", file.display());
-    }
-    let size = len.div_ceil(512) * 512;
-    let s = target.open(true)?;
-    let info = s.create_volume(Some(name), size, compress)?;
-    let pb = progress(len);
-    let mut buf = vec![0u8; COPY_CHUNK];
-    let mut off = 0u64;
-    let result = (|| -> Result<()> {
-        loop {
-            let mut n = 0;
-            while n < buf.len() {
-                let r = f.read(&mut buf[n..])?;
-                if r == 0 {
-                    break;
-                }
-                n += r;
-            }
-            if n == 0 {
-                break;
-            }
-            // All-zero runs stay holes: the engine stores zero blocks as
-            // nothing, and skipping them keeps the map sparse too.
-            if !buf[..n].iter().all(|&b| b == 0) {
-                s.write(info.id, off, &buf[..n], false)?;
-            }
-            off += n as u64;
-            pb.set_position(off);
-        }
-        s.flush()?;
-        Ok(())
-    })();
-    pb.finish_and_clear();
-    if let Err(e) = result {
-        // Nothing half-done: remove the partial volume.
-        let _ = s.delete(info.id);
-        let _ = target.done(s);
-        return Err(e.context(format!("importing {}", file.display())));
-    }
-    writeln!(out, "{}", info.id)?;
-    target.done(s)?;
-    Ok(0)
-}
-
-fn export(target: &Target, key: &str, file: &Path) -> Result<i32> {
-    let s = target.open(false)?;
-    let id = resolve_kinds(
-        &s,
-        key,
-        &[ObjectKind::Volume, ObjectKind::Snapshot, ObjectKind::Image],
-    )?;
-    let info = s.get(id)?;
-    let out = File::create(file).with_context(|| format!("cannot create {}", file.display()))?;
-    out.set_len(info.size)?;
-    let pb = progress(info.size);
-    let mut buf = vec![0u8; COPY_CHUNK];
-    let mut off = 0u64;
-    while off < info.size {
-        let len = (info.size - off).min(COPY_CHUNK as u64);
-        let ext = s.block_status(id, off, len, 1024)?;
-        for e in ext {
-            if e.kind == engine::ExtentKind::Data {
-                let b = &mut buf[..e.length as usize];
-                s.read(id, e.offset, b)?;
-                out.write_all_at(b, e.offset)?;
-            }
-        }
-        off += len;
-        pb.set_position(off);
-    }
-    out.sync_all()?;
-    pb.finish_and_clear();
-    target.done(s)?;
-    Ok(0)
-}
-
 fn check(target: &Target, repair: bool, out: &mut dyn Write) -> Result<i32> {
     let dir = match target {
         // Online: the server's store is open, so its log replayed cleanly.
-        Target::Online(s) => return check_open(target, s.clone(), Vec::new(), repair, out),
-        Target::Offline(dir) => dir,
+        Target::Online { op, .. } => {
+            return check_open(target, op.store().clone(), Vec::new(), repair, out)
+        }
+        Target::Offline { dir, .. } => dir,
     };
     let (s, lost) = if repair {
         Store::open_salvaging(dir, store_options(true))

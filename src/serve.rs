@@ -10,6 +10,9 @@ use std::time::Duration;
 
 /// Where the REST API listens unless told otherwise.
 const DEFAULT_API_LISTEN: &str = "127.0.0.1:8776";
+/// The environment variable naming the auth file (`serve --auth-file`,
+/// and the offline `--tenant`).
+pub(crate) const AUTH_FILE_ENV: &str = "BLOCKD_AUTH_FILE";
 
 /// Whether NBD clients must use TLS (when a certificate is given).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,8 +141,9 @@ pub struct ServeArgs {
     #[arg(long)]
     api_listen: Option<String>,
     /// API tenants and secrets (TOML) [default: <data-dir>/auth.toml,
-    /// created with tenant "demo" and random secrets when absent].
-    #[arg(long)]
+    /// created with tenant "demo" and random secrets when absent]. The
+    /// offline `--tenant` reads the same file.
+    #[arg(long, env = AUTH_FILE_ENV)]
     auth_file: Option<PathBuf>,
     /// The only directory the Danube Cloud image import may read `file://`
     /// manifests and files from [default: <data-dir>/import].
@@ -290,7 +294,13 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     // The other commands reach the store through the server meanwhile.
     // (A data directory whose path is too long for a socket name still
     // serves; the commands then wait for the server to stop.)
-    let admin = match crate::admin::AdminServer::start(store.clone(), data_dir) {
+    // Its object commands share the API's state (and lock); without an
+    // API, a state of their own, with no tenants.
+    let admin_state = match &api {
+        Some(state) => state.clone(),
+        None => api::ApiState::new(store.clone(), api::Auth::new(Vec::new())?),
+    };
+    let admin = match crate::admin::AdminServer::start(admin_state, data_dir) {
         Ok(a) => {
             let path = crate::admin::socket_path(data_dir);
             tracing::info!("admin socket {}", path.display());

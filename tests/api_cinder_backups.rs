@@ -9,69 +9,11 @@
 //! `openstack` CLI runs in `openstack_cli.rs`.
 
 mod api_common;
+mod cinder_common;
 
-use api_common::{Api, Resp, DEMO, OTHER};
+use api_common::{Api, DEMO, OTHER};
+use cinder_common::{cinder_fault, create, get_v, send_v, token, C};
 use serde_json::{json, Value};
-
-const C: &str = "/volume/v3/demo";
-
-/// Logs in through Keystone as `user`; returns the token.
-fn token(api: &Api, user: &str, password: &str) -> String {
-    let b = json!({"auth": {
-        "identity": {"methods": ["password"], "password": {"user": {
-            "name": user, "domain": {"name": "Default"}, "password": password}}},
-        "scope": {"project": {"name": user, "domain": {"id": "default"}}},
-    }});
-    let r = api.send(
-        "POST",
-        "/v3/auth/tokens",
-        &[("Content-Type", "application/json")],
-        Some(b.to_string().as_bytes()),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.header("x-subject-token")
-        .expect("X-Subject-Token")
-        .to_string()
-}
-
-/// A request with a microversion header.
-fn get_v(api: &Api, path: &str, token: &str, version: &str) -> Resp {
-    api.send(
-        "GET",
-        path,
-        &[("X-Auth-Token", token), ("OpenStack-API-Version", version)],
-        None,
-    )
-}
-
-#[track_caller]
-fn cinder_fault(r: &Resp, code: u16, name: &str) {
-    assert_eq!(r.status, code, "{}", r.text);
-    assert_eq!(r.json[name]["code"], code, "{}", r.text);
-    assert!(r.json[name]["message"]
-        .as_str()
-        .is_some_and(|m| !m.is_empty()));
-}
-
-fn create(api: &Api, token: &str, body: Value) -> Value {
-    let r = api.post(&format!("{C}/volumes"), token, &json!({ "volume": body }));
-    assert_eq!(r.status, 202, "{}", r.text);
-    r.json["volume"].clone()
-}
-
-/// A request with a microversion header and a JSON body.
-fn send_v(api: &Api, method: &str, path: &str, token: &str, version: &str, body: &Value) -> Resp {
-    api.send(
-        method,
-        path,
-        &[
-            ("X-Auth-Token", token),
-            ("OpenStack-API-Version", version),
-            ("Content-Type", "application/json"),
-        ],
-        Some(body.to_string().as_bytes()),
-    )
-}
 
 #[test]
 fn cinder_attachments_api_is_the_shared_attachment() {

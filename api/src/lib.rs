@@ -30,6 +30,8 @@
 //!    ├── domain/       the tenant-scoped operations, quota and visibility
 //!    │                 rules every dialect calls (dialects never import
 //!    │                 each other)
+//!    ├── operator.rs   the command line's object commands on the domain
+//!    │                 (operator scope, or acting for a tenant)
 //!    ├── openstack/    routing, views, business rules, fault bodies
 //!    ├── deltacloud/   the same for Deltacloud (XML default, JSON)
 //!    ├── cimi/         the same for CIMI (JSON default, XML)
@@ -61,6 +63,7 @@ mod keystone;
 pub mod meta;
 mod nbd_access;
 mod openstack;
+pub mod operator;
 mod remote;
 mod serve_http;
 mod token;
@@ -70,6 +73,7 @@ pub use auth::{Auth, Quota, Tenant};
 pub use error::{ApiError, ErrorKind, Result};
 pub use http::{Reply, Request, MAX_BODY};
 pub use nbd_access::{NbdAccess, RevokeHook};
+pub use operator::Operator;
 pub use remote::{AllowedHost, ImportPolicy};
 pub use serve_http::{bind_limited, HttpLimits};
 
@@ -208,7 +212,8 @@ pub enum Dialect {
     Deltacloud,
     /// DMTF CIMI 1.0.1 (`/cimi/...`).
     Cimi,
-    /// Danube Cloud (`/api/image/`, `/api/vm/`, `/api/task/`).
+    /// Danube Cloud (`/api/image/`, `/api/vm/`, `/api/task/`, and its
+    /// OpenAPI document at `/api/danube/openapi.json`).
     Danube,
     /// Minimal Keystone v3 (`/v3/...`, `/identity/...`).
     Keystone,
@@ -224,7 +229,7 @@ impl Dialect {
         let mut segs = path.split('/').filter(|s| !s.is_empty());
         match (segs.next(), segs.next()) {
             (Some("cimi"), _) => Dialect::Cimi,
-            (Some("api"), Some("image" | "vm" | "task")) => Dialect::Danube,
+            (Some("api"), Some("image" | "vm" | "task" | "danube")) => Dialect::Danube,
             (Some("api"), _) => Dialect::Deltacloud,
             (Some("v3" | "identity"), _) => Dialect::Keystone,
             (Some("volume"), _) => Dialect::Cinder,

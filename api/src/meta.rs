@@ -8,7 +8,7 @@
 //! **Invariant:** an object with an `api.tenant` key belongs to that tenant
 //! and no other tenant ever sees it, except images its owner made public
 //! ([`IMAGE_ACCESS`] "1"), which others may see and clone but not change.
-//! Volumes and snapshots without one (made with the offline CLI) are
+//! Volumes and snapshots without one (made by the command line's operator) are
 //! invisible to API tenants; images without one are public. The rule
 //! itself is `domain::visibility`.
 

@@ -5,13 +5,14 @@
 //! corruption (missing or damaged data, refcounts too low). `repair` fixes
 //! refcounts and frees leaks; it cannot restore damaged data.
 
-use crate::error::Result;
-use crate::format::{CtEntry, CtPage, CT_FANOUT, CT_INTERIOR_LEVELS, CT_LEAF_ENTRIES};
+use crate::error::{Error, Result};
+use crate::format::{CtEntry, CtPage, Node, CT_LEAF_ENTRIES};
 use crate::io::fetch_blocks;
 use crate::state::State;
 use crate::state::PAGE_RECORD;
 use crate::store::Store;
 use crate::types::{ChunkId, ObjectId, SegmentNo, BLOCK_SIZE};
+use crate::walk::{ct_page_keys, MapVisitor, NodeAt, Walk};
 use std::collections::{BTreeMap, HashMap};
 
 /// The findings of a check.
@@ -38,6 +39,70 @@ impl CheckReport {
     }
 }
 
+/// Recounts the references one map holds, reporting damage as it goes.
+/// A subtree is entered only on its first reference, so a subtree shared
+/// between maps is walked once (`refs` is the visited set).
+struct Recount<'a> {
+    obj: ObjectId,
+    refs: &'a mut HashMap<ChunkId, u32>,
+    report: &'a mut CheckReport,
+}
+
+impl MapVisitor for Recount<'_> {
+    type Ctx = ();
+
+    fn unreadable(&mut self, _at: NodeAt, e: Error) -> Result<()> {
+        let obj = self.obj;
+        self.report.corruption.push(format!("object {obj}: {e}"));
+        Ok(())
+    }
+
+    fn node(&mut self, at: NodeAt, n: &Node) -> Result<bool> {
+        self.report.nodes_checked += 1;
+        if n.level != at.level {
+            self.report.corruption.push(format!(
+                "object {}: node {} has level {}, expected {}",
+                self.obj, at.id.0, n.level, at.level
+            ));
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn entry(
+        &mut self,
+        _st: &mut State,
+        at: NodeAt,
+        _index: usize,
+        c: ChunkId,
+        _base: u64,
+        _ctx: (),
+    ) -> Result<Walk<()>> {
+        if c.is_special() {
+            return Ok(Walk::Next);
+        }
+        let ok = if at.level == 0 {
+            c.is_data()
+        } else {
+            c.is_node()
+        };
+        if !ok {
+            self.report.corruption.push(format!(
+                "object {}: node {} names chunk {} of the wrong kind",
+                self.obj, at.id.0, c.0
+            ));
+            return Ok(Walk::Next);
+        }
+        let r = self.refs.entry(c).or_insert(0);
+        *r += 1;
+        Ok(if *r == 1 && at.level > 0 {
+            Walk::Into(())
+        } else {
+            Walk::Next
+        })
+    }
+}
+
 impl State {
     fn walk_refs(
         &mut self,
@@ -46,60 +111,30 @@ impl State {
         depth: u8,
         refs: &mut HashMap<ChunkId, u32>,
         report: &mut CheckReport,
-    ) {
+    ) -> Result<()> {
         if root.is_special() {
-            return;
+            return Ok(());
         }
         *refs.entry(root).or_insert(0) += 1;
-        let mut stack: Vec<(ChunkId, u8)> = Vec::new();
         if !root.is_node() {
             report
                 .corruption
                 .push(format!("object {obj}: root {} is not a map node", root.0));
         } else if refs[&root] == 1 {
-            stack.push((root, depth - 1));
+            let mut recount = Recount { obj, refs, report };
+            // Damage becomes a finding: the recount's visitor ends no walk.
+            self.walk_map(root, depth - 1, (), &mut recount)?;
         }
-        while let Some((id, level)) = stack.pop() {
-            let n = match self.node_get(id) {
-                Ok(n) => n,
-                Err(e) => {
-                    report.corruption.push(format!("object {obj}: {e}"));
-                    continue;
-                }
-            };
-            report.nodes_checked += 1;
-            if n.level != level {
-                report.corruption.push(format!(
-                    "object {obj}: node {} has level {}, expected {level}",
-                    id.0, n.level
-                ));
-                continue;
-            }
-            for &c in n.slots.iter() {
-                let c = ChunkId(c);
-                if c.is_special() {
-                    continue;
-                }
-                let ok = if level == 0 { c.is_data() } else { c.is_node() };
-                if !ok {
-                    report.corruption.push(format!(
-                        "object {obj}: node {} names chunk {} of the wrong kind",
-                        id.0, c.0
-                    ));
-                    continue;
-                }
-                let r = refs.entry(c).or_insert(0);
-                *r += 1;
-                if *r == 1 && level > 0 {
-                    stack.push((c, level - 1));
-                }
-            }
-        }
+        Ok(())
     }
 
     /// Counts the pending-free queue's references, walking each queued
     /// node's subtree like an object's map.
-    fn walk_queued(&mut self, refs: &mut HashMap<ChunkId, u32>, report: &mut CheckReport) {
+    fn walk_queued(
+        &mut self,
+        refs: &mut HashMap<ChunkId, u32>,
+        report: &mut CheckReport,
+    ) -> Result<()> {
         let queued = self.free_queue.clone();
         let nil = ObjectId(uuid::Uuid::nil());
         for id in queued {
@@ -108,13 +143,14 @@ impl State {
                 continue;
             }
             match self.node_get(id) {
-                Ok(n) => self.walk_refs(nil, id, n.level + 1, refs, report),
+                Ok(n) => self.walk_refs(nil, id, n.level + 1, refs, report)?,
                 Err(e) => {
                     *refs.entry(id).or_insert(0) += 1;
                     report.corruption.push(format!("pending-free queue: {e}"));
                 }
             }
         }
+        Ok(())
     }
 
     /// Verifies the payload of every referenced data chunk.
@@ -164,11 +200,10 @@ impl State {
         repair: bool,
         report: &mut CheckReport,
     ) -> Result<()> {
-        let max_id = (2 + 2 * self.next_data).max(3 + 2 * self.next_node);
         let mut seen = 0usize;
         let mut live_data = 0u64;
         let mut fixes: Vec<(ChunkId, u32, CtEntry)> = Vec::new();
-        for leaf in 0..=(max_id / CT_LEAF_ENTRIES) {
+        for leaf in 0..self.ct_leaf_count() {
             let page = match self.ct_load(0, leaf) {
                 Ok(p) => p,
                 Err(e) => {
@@ -257,8 +292,7 @@ impl State {
     /// chunk-table pages, and compares with the usage table the cleaner
     /// trusts (a segment it believes empty is deleted without a scan).
     fn verify_usage(&mut self, repair: bool, report: &mut CheckReport) -> Result<()> {
-        let max_id = (2 + 2 * self.next_data).max(3 + 2 * self.next_node);
-        let n_leaves = max_id / CT_LEAF_ENTRIES + 1;
+        let n_leaves = self.ct_leaf_count();
         let mut live: BTreeMap<SegmentNo, u64> = BTreeMap::new();
         // Unreadable pages are reported (once, by `compare_refcounts` for
         // leaves) and make the recount incomplete: compare nothing then.
@@ -283,23 +317,19 @@ impl State {
                 }
             }
         }
-        let mut count = n_leaves;
-        for level in 0..=CT_INTERIOR_LEVELS {
-            for index in 0..count {
-                // Loading the parent verifies it against its own parent's crc.
-                let loc = match self.ct_page_ref(level, index) {
-                    Ok(c) => c.loc,
-                    Err(e) => {
-                        unreadable = true;
-                        report.corruption.push(e.to_string());
-                        continue;
-                    }
-                };
-                if !loc.is_none() {
-                    *live.entry(loc.segment()).or_default() += PAGE_RECORD;
+        for (level, index) in ct_page_keys(n_leaves) {
+            // Loading the parent verifies it against its own parent's crc.
+            let loc = match self.ct_page_ref(level, index) {
+                Ok(c) => c.loc,
+                Err(e) => {
+                    unreadable = true;
+                    report.corruption.push(e.to_string());
+                    continue;
                 }
+            };
+            if !loc.is_none() {
+                *live.entry(loc.segment()).or_default() += PAGE_RECORD;
             }
-            count = count.div_ceil(CT_FANOUT);
         }
         if unreadable {
             return Ok(());
@@ -335,20 +365,15 @@ impl Store {
         self.checkpoint_with(self.state())?;
         let mut report = CheckReport::default();
         let mut st = self.state();
-        let objects: Vec<(ObjectId, ChunkId, u8)> = st
-            .catalog
-            .objects
-            .values()
-            .map(|e| (e.info.id, e.root(), e.depth))
-            .collect();
+        let objects = st.map_roots();
         let mut refs: HashMap<ChunkId, u32> = HashMap::new();
         for (id, root, depth) in objects {
-            st.walk_refs(id, root, depth, &mut refs, &mut report);
+            st.walk_refs(id, root, depth, &mut refs, &mut report)?;
             report.objects_checked += 1;
         }
         // References on the pending-free queue are references too: their
         // chunks (and what nodes among them reach) stay stored until freed.
-        st.walk_queued(&mut refs, &mut report);
+        st.walk_queued(&mut refs, &mut report)?;
         st.verify_data(&refs, &mut report);
         st.compare_refcounts(&refs, repair, &mut report)?;
         st.verify_usage(repair, &mut report)?;

@@ -154,7 +154,7 @@ impl State {
         let body = serde_json::to_vec(&blob)
             .map_err(|e| Error::corrupt(format!("encoding checkpoint: {e}")))?;
         let blob_addr = self.append(RecordKind::Checkpoint, &body)?;
-        self.log_since_checkpoint = 0;
+        self.checkpoint_written();
         Ok((self.ct_root, blob_addr))
     }
 

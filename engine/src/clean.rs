@@ -8,7 +8,8 @@
 use crate::error::{Error, Result};
 use crate::fetch::Fetched;
 use crate::format::{
-    decode_write_salvage, get_u64, Node, RecordKind, CT_INTERIOR_LEVELS, HEADER_LEN,
+    decode_write_salvage, Node, PageKey, RecordKind, RelocHead, CT_INTERIOR_LEVELS, HEADER_LEN,
+    RELOC_FIXED,
 };
 use crate::op_stats::Holder;
 use crate::salvage::next_intact_in;
@@ -66,16 +67,17 @@ impl State {
                 id.0
             )));
         }
-        let mut body = vec![0u8; 24];
-        body[..8].copy_from_slice(&id.0.to_le_bytes());
-        body[8..12].copy_from_slice(&e.crc.to_le_bytes());
-        body[12..16].copy_from_slice(&e.stored_len.to_le_bytes());
-        body[16..20].copy_from_slice(&e.flags.to_le_bytes());
-        body.extend_from_slice(payload);
+        let body = RelocHead {
+            chunk: id,
+            crc: e.crc,
+            stored_len: e.stored_len,
+            flags: e.flags,
+        }
+        .encode(payload);
         let a = self.append(RecordKind::Reloc, &body)?;
         self.apply_reloc(
             id,
-            LogAddr(a.0 + (HEADER_LEN + 24) as u64),
+            LogAddr(a.0 + (HEADER_LEN + RELOC_FIXED) as u64),
             e.crc,
             e.stored_len,
             e.flags,
@@ -228,26 +230,27 @@ impl Store {
                     }
                 }
                 RecordKind::Reloc => {
+                    let r = RelocHead::decode(&rec.body)?;
                     bytes += rec.body.len();
                     batch.push(Item::Chunk {
-                        id: ChunkId(get_u64(&rec.body, 0)),
-                        loc: LogAddr(addr.0 + (HEADER_LEN + 24) as u64),
-                        payload: rec.body[24..].to_vec(),
+                        id: r.chunk,
+                        loc: LogAddr(addr.0 + (HEADER_LEN + RELOC_FIXED) as u64),
+                        payload: rec.body[RELOC_FIXED..].to_vec(),
                     });
                 }
                 RecordKind::Node => {
                     bytes += rec.body.len();
                     batch.push(Item::Node {
-                        id: ChunkId(get_u64(&rec.body, 8)),
+                        id: ChunkId(PageKey::peek(&rec.body)?.index),
                         addr,
                         body: rec.body.clone(),
                     });
                 }
                 RecordKind::CtPage => {
-                    let level = rec.body[4];
+                    let PageKey { level, index } = PageKey::peek(&rec.body)?;
                     if level <= CT_INTERIOR_LEVELS {
                         batch.push(Item::Page {
-                            key: (level, get_u64(&rec.body, 8)),
+                            key: (level, index),
                             addr,
                             len: rec.body.len() as u64,
                         });

@@ -4,8 +4,8 @@
 //! and never allocate from a length they have not checked.
 
 use crate::decode::{
-    catalog_record, checkpoint_blob, decode_write, CtPage, Node, RecordHeader, RecordKind,
-    Superblock, HEADER_LEN,
+    catalog_record, checkpoint_blob, decode_v1_inner, decode_write, CtPage, FreeStep, Node,
+    PageKey, RecordHeader, RecordKind, RelocHead, SealBody, Superblock, ZeroBody, HEADER_LEN,
 };
 use crate::ChunkId;
 
@@ -21,11 +21,19 @@ pub fn record(data: &[u8]) -> bool {
                 RecordKind::Write => decode_write(body).is_ok(),
                 RecordKind::Catalog => catalog_record(body).is_ok(),
                 RecordKind::Checkpoint => checkpoint_blob(body).is_ok(),
+                RecordKind::Zero => ZeroBody::decode(body).is_ok(),
+                RecordKind::Reloc => RelocHead::decode(body).is_ok(),
+                RecordKind::Seal => SealBody::decode(body).is_ok(),
+                RecordKind::Free => FreeStep::decode(body).is_ok(),
                 _ => true,
             };
         }
     }
     let _ = decode_write(data);
+    let _ = ZeroBody::decode(data);
+    let _ = RelocHead::decode(data);
+    let _ = SealBody::decode(data);
+    let _ = FreeStep::decode(data);
     let _ = catalog_record(data);
     let _ = checkpoint_blob(data);
     valid
@@ -40,7 +48,9 @@ pub fn metadata(data: &[u8]) {
         let id = u64::from_le_bytes(sel[..8].try_into().unwrap_or([0; 8]));
         let _ = Node::decode(page, ChunkId(id));
         let _ = CtPage::decode(page, sel[8] % 8, id);
+        let _ = decode_v1_inner(page, sel[8] % 8, id);
     }
+    let _ = PageKey::peek(data);
     let _ = Node::decode(data, ChunkId(1 << 63));
     let _ = CtPage::decode(data, 0, 0);
 }

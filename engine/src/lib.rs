@@ -10,17 +10,19 @@
 //! use the [`Store`] handle.
 //!
 //! ```text
-//!  Store (store.rs) ── catalogue ops, read/write/zero/trim/flush, block status
-//!    │
+//!  Store (store.rs) ── read/write/zero/trim/flush, block status
+//!    │   store/        open.rs lifecycle · catalog.rs catalogue ops ·
+//!    │                 commit.rs checkpoint commit, superblock switch
 //!    ├── map.rs        CoW radix trees, shadowing, refcounts
 //!    ├── state.rs      chunk table + node cache (bounded LRU, dirty pinned)
 //!    ├── checkpoint.rs out-of-place page writes, superblock flip
 //!    ├── replay.rs     log replay on open (salvage.rs: damaged records)
 //!    ├── clean.rs      segment cleaning (space reclaim)
 //!    ├── free.rs       deferred freeing: the durable pending-free queue
-//!    ├── check.rs      offline consistency check and repair, scrub
+//!    ├── walk.rs       the one map-tree walker (stats.rs, check.rs, scrub.rs)
+//!    ├── check.rs      offline consistency check and repair; scrub.rs
 //!    ├── op_stats.rs   operation counters (cache, log, checkpoint, reclaim)
-//!    └── log.rs        segment files, framed records (format.rs)
+//!    └── log.rs        segment files, framed records (format/: every encoding)
 //! ```
 
 #[cfg(feature = "bench-util")]
@@ -50,6 +52,7 @@ mod state;
 mod stats;
 mod store;
 mod types;
+mod walk;
 
 pub use catalog::{validate_name, ObjectInfo, ObjectKind, ObjectUpdate, MAX_NAME_LEN};
 pub use check::CheckReport;
@@ -73,8 +76,9 @@ pub use types::{
 /// Decoders exposed for fuzzing and tests: bytes in, values or errors out.
 pub mod decode {
     pub use crate::format::{
-        decode_write, encode_write, CtChild, CtPage, FreeStep, Node, RecordHeader, RecordKind,
-        Superblock, FORMAT_VERSION, HEADER_LEN, PAGE_LEN,
+        decode_v1_inner, decode_write, encode_write, CtChild, CtPage, FreeStep, Node, PageKey,
+        RecordHeader, RecordKind, RelocHead, SealBody, Superblock, WriteHead, ZeroBody,
+        FORMAT_VERSION, HEADER_LEN, PAGE_LEN,
     };
 
     /// Decodes a Catalog record body (a JSON catalogue operation), as replay does.

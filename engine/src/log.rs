@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::fault::{FaultPoint, Faults, IoOp};
-use crate::format::{RecordHeader, RecordKind, HEADER_LEN};
+use crate::format::{RecordHeader, RecordKind, SealBody, HEADER_LEN};
 use crate::types::{LogAddr, SegmentNo};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -79,9 +79,10 @@ impl Segment {
             return Ok(None);
         }
         let mut next = LogAddr::new(self.no, offset + HEADER_LEN as u64 + body.len() as u64);
-        if header.kind == RecordKind::Seal && body.len() == 8 {
-            let n = u64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
-            next = LogAddr::new(SegmentNo(n as u32), 0);
+        if header.kind == RecordKind::Seal {
+            if let Ok(seal) = SealBody::decode(&body) {
+                next = LogAddr::new(seal.next, 0);
+            }
         }
         Ok(Some(ReadRecord { header, body, next }))
     }
@@ -705,14 +706,11 @@ impl Log {
                 seg
             }
         };
-        let mut seal_h = RecordHeader::encode(
-            RecordKind::Seal,
-            self.next_seq,
-            &u64::from(next.0).to_le_bytes(),
-        );
+        let seal_body = SealBody { next }.encode();
+        let mut seal_h = RecordHeader::encode(RecordKind::Seal, self.next_seq, &seal_body);
         RecordHeader::set_claim(&mut seal_h, self.next_seq, self.synced_through);
         let mut seal = seal_h.to_vec();
-        seal.extend_from_slice(&u64::from(next.0).to_le_bytes());
+        seal.extend_from_slice(&seal_body);
         self.faults
             .check(FaultPoint::SegmentSeal)
             .and_then(|_| self.active.file.write_all_at(&seal, self.tail))

@@ -12,18 +12,15 @@
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::format::{
-    get_u32, get_u64, CtChild, CtPage, RecordKind, Superblock, CT_FANOUT, CT_INTERIOR_LEVELS,
-    CT_LEAF_ENTRIES, PAGE_LEN,
+    decode_v1_inner, CtChild, CtPage, RecordKind, Superblock, CT_FANOUT, CT_INTERIOR_LEVELS,
+    CT_LEAF_ENTRIES, V1_FANOUT,
 };
 use crate::log::Log;
 use crate::state::{State, PAGE_RECORD};
 use crate::types::LogAddr;
 
-/// Children of a version 1 interior page.
-const V1_FANOUT: u64 = 510;
 /// Interior levels of a version 1 chunk table.
 const V1_LEVELS: u8 = 4;
-const CT_INNER_MAGIC: u32 = u32::from_le_bytes(*b"CTIN");
 
 /// The version 1 chunk table being read: its root and the last interior
 /// page read at each level (leaves are visited mostly in order).
@@ -39,22 +36,6 @@ impl V1Table {
             last: vec![None; usize::from(V1_LEVELS) + 1],
         }
     }
-}
-
-/// Decodes a version 1 interior page, checking that it is (level, index).
-fn decode_v1_inner(b: &[u8], level: u8, index: u64) -> Result<Box<[u64]>> {
-    if b.len() != PAGE_LEN
-        || get_u32(b, 0) != CT_INNER_MAGIC
-        || b[4] != level
-        || get_u64(b, 8) != index
-    {
-        return Err(Error::corrupt(format!(
-            "version 1 chunk-table page (level {level}, index {index}) has a bad header"
-        )));
-    }
-    Ok((0..V1_FANOUT as usize)
-        .map(|i| get_u64(b, 16 + 8 * i))
-        .collect())
 }
 
 impl State {

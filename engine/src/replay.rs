@@ -10,7 +10,8 @@
 use crate::catalog::CatalogOp;
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_write_salvage, get_u32, get_u64, RecordKind, CT_FLAG_COMPRESSED, HEADER_LEN,
+    decode_write_salvage, RecordKind, RelocHead, WriteHead, ZeroBody, CT_FLAG_COMPRESSED,
+    HEADER_LEN, RELOC_FIXED,
 };
 use crate::log::ReadRecord;
 use crate::salvage::{damage_reason, fmt_ranges, lost_object, ranges, LostRecord};
@@ -212,12 +213,12 @@ impl State {
         let mut lost = LostRecord::at(addr, seq, String::new());
         let b = &rec.body;
         let span = match rec.header.kind {
-            RecordKind::Write if b.len() >= 32 => Some((get_u64(b, 16), u64::from(get_u32(b, 24)))),
-            RecordKind::Zero if b.len() == 40 => Some((get_u64(b, 16), get_u64(b, 24))),
+            RecordKind::Write => WriteHead::peek(b).map(|w| (w.object, w.first_block, w.count)),
+            RecordKind::Zero => ZeroBody::peek(b).map(|z| (z.object, z.first_block, z.blocks)),
             _ => None,
         };
-        if let Some((first, n)) = span {
-            let id = ObjectId::from_bytes(b[..16].try_into().expect("16 bytes"));
+        if let Some((object, first, n)) = span {
+            let id = ObjectId::from_bytes(object);
             self.name_blocks(&mut lost, id, vec![(first, first + n)]);
             lost.what = format!(
                 "a {:?} of {} blocks {} cannot be applied after the damage ({e})",
@@ -275,16 +276,9 @@ impl State {
                 }
             }
             RecordKind::Zero => {
-                let b = &rec.body;
-                if b.len() != 40 {
-                    return Err(ctx(Error::corrupt("zero record has a bad length")));
-                }
-                let id = ObjectId::from_bytes(b[..16].try_into().expect("16 bytes"));
-                let value = ChunkId(u64::from(get_u32(b, 32)));
-                if value != ChunkId::HOLE && value != ChunkId::ZERO {
-                    return Err(ctx(Error::corrupt("zero record has a bad value")));
-                }
-                self.apply_zero(id, get_u64(b, 16), get_u64(b, 24), value)
+                let z = ZeroBody::decode(&rec.body).map_err(ctx)?;
+                let id = ObjectId::from_bytes(z.object);
+                self.apply_zero(id, z.first_block, z.blocks, z.value)
                     .map_err(ctx)?;
             }
             RecordKind::Catalog => {
@@ -297,18 +291,14 @@ impl State {
                 self.apply_free(step).map_err(ctx)?;
             }
             RecordKind::Reloc => {
-                let b = &rec.body;
-                if b.len() < 24 {
-                    return Err(ctx(Error::corrupt("reloc record too short")));
-                }
-                let id = ChunkId(get_u64(b, 0));
-                let loc = LogAddr(addr.0 + (HEADER_LEN + 24) as u64);
+                let r = RelocHead::decode(&rec.body).map_err(ctx)?;
+                let loc = LogAddr(addr.0 + (HEADER_LEN + RELOC_FIXED) as u64);
                 self.apply_reloc(
-                    id,
+                    r.chunk,
                     loc,
-                    get_u32(b, 8),
-                    get_u32(b, 12),
-                    get_u32(b, 16) & CT_FLAG_COMPRESSED,
+                    r.crc,
+                    r.stored_len,
+                    r.flags & CT_FLAG_COMPRESSED,
                 )
                 .map_err(ctx)?;
             }

@@ -15,14 +15,15 @@
 //! past such damage and list what it cost.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{get_u32, get_u64, RecordHeader, RecordKind, HEADER_LEN, RECORD_MAGIC};
-use crate::format::{WRITE_ENTRY, WRITE_FIXED};
+use crate::format::{
+    has_record_magic, RawHeader, RecordHeader, RecordKind, WriteHead, ZeroBody, HEADER_LEN,
+};
 use crate::init::lock_dir;
 use crate::log::Log;
 use crate::log::Segment;
 use crate::state::State;
 use crate::store::{read_superblock, Store, StoreOptions};
-use crate::types::{LogAddr, ObjectId, SegmentNo};
+use crate::types::{ChunkId, LogAddr, ObjectId, SegmentNo};
 use std::fmt;
 use std::fs::File;
 use std::path::Path;
@@ -151,7 +152,6 @@ fn scan_segment(seg: &Segment, from: u64, seg_size: u64, f: &mut dyn FnMut(Found
         .map_err(|e| crate::error::Error::io(format!("reading segment {}", seg.no.0), e))?
         .len()
         .min(seg_size);
-    let magic = RECORD_MAGIC.to_le_bytes();
     let mut pos = from;
     let mut buf = vec![0u8; SCAN_CHUNK + HEADER_LEN];
     while pos + HEADER_LEN as u64 <= len {
@@ -160,7 +160,7 @@ fn scan_segment(seg: &Segment, from: u64, seg_size: u64, f: &mut dyn FnMut(Found
         let mut i = 0usize;
         let mut next = None;
         while i + HEADER_LEN <= n {
-            if buf[i..i + 4] != magic {
+            if !has_record_magic(&buf[i..i + 4]) {
                 i += 1;
                 continue;
             }
@@ -198,7 +198,7 @@ pub(crate) fn damage_reason(seg: &Segment, offset: u64, seq: u64, seg_size: u64)
     if seg.read_exact_at(&mut h, offset).is_err() {
         return ("the segment ends there".into(), next_byte);
     }
-    if get_u32(&h, 0) != RECORD_MAGIC {
+    if !has_record_magic(&h) {
         return ("no record header".into(), next_byte);
     }
     let Some(hd) = RecordHeader::decode(&h) else {
@@ -259,13 +259,16 @@ impl State {
             return lost;
         };
         let mut h = [0u8; HEADER_LEN];
-        if seg.read_exact_at(&mut h, addr.offset()).is_err() || get_u32(&h, 0) != RECORD_MAGIC {
+        if seg.read_exact_at(&mut h, addr.offset()).is_err() {
             return lost;
         }
+        let Some(raw) = RawHeader::peek(&h) else {
+            return lost;
+        };
         // The header's own crc may fail (the damage is in it); the body's
         // crc, if it still matches, vouches for the body all the same.
         let verified_header = RecordHeader::decode(&h).is_some_and(|d| d.seq == seq);
-        let (body_len, body_crc, crc_len) = (get_u32(&h, 16), get_u32(&h, 20), get_u32(&h, 24));
+        let (body_len, body_crc, crc_len) = (raw.body_len, raw.body_crc, raw.crc_len);
         if u64::from(body_len) > self.log.seg_size || crc_len > body_len {
             return lost;
         }
@@ -282,23 +285,26 @@ impl State {
             (true, false) => " (as its damaged body reads)",
             (false, false) => return lost,
         };
-        let kind = h[4];
-        let object = |b: &[u8]| ObjectId::from_bytes(b[..16].try_into().expect("16 bytes"));
-        if kind == RecordKind::Write as u8 && body.len() >= WRITE_FIXED {
-            let n = u64::from(get_u32(&body, 24));
-            if (WRITE_FIXED as u64) + n * (WRITE_ENTRY as u64) <= u64::from(body_len) {
-                let first = get_u64(&body, 16);
-                self.name_blocks(&mut lost, object(&body), vec![(first, first + n)]);
+        let kind = raw.kind;
+        if let Some(w) = WriteHead::peek(&body).filter(|_| raw.is(RecordKind::Write)) {
+            if w.entries_fit(u64::from(body_len)) {
+                let (first, n) = (w.first_block, w.count);
+                let id = ObjectId::from_bytes(w.object);
+                self.name_blocks(&mut lost, id, vec![(first, first + n)]);
                 lost.what = format!(
                     "a write to {} blocks {} is lost{note}",
                     lost_object(&lost),
                     fmt_ranges(&lost.blocks)
                 );
             }
-        } else if kind == RecordKind::Zero as u8 && body.len() == 40 {
-            let (first, n) = (get_u64(&body, 16), get_u64(&body, 24));
-            self.name_blocks(&mut lost, object(&body), vec![(first, first + n)]);
-            let what = if get_u32(&body, 32) == 0 {
+        } else if let Some(z) = ZeroBody::peek(&body).filter(|_| raw.is(RecordKind::Zero)) {
+            let (first, n) = (z.first_block, z.blocks);
+            self.name_blocks(
+                &mut lost,
+                ObjectId::from_bytes(z.object),
+                vec![(first, first + n)],
+            );
+            let what = if z.value == ChunkId::HOLE {
                 "a trim"
             } else {
                 "a zeroing"

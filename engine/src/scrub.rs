@@ -5,13 +5,12 @@
 //! run online, throttled, beside client I/O.
 
 use crate::error::{Error, Result};
-use crate::format::{
-    CtEntry, CtPage, Node, RecordKind, CT_FANOUT, CT_FLAG_COMPRESSED, CT_INTERIOR_LEVELS,
-    CT_LEAF_ENTRIES,
-};
+use crate::format::{CtEntry, CtPage, Node, RecordKind, CT_FLAG_COMPRESSED, CT_LEAF_ENTRIES};
 use crate::log::Segment;
+use crate::state::State;
 use crate::store::Store;
 use crate::types::{ChunkId, ObjectId, BLOCK_SIZE};
+use crate::walk::{ct_page_keys, MapVisitor, NodeAt, Walk};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,6 +99,46 @@ fn verify_chunk(seg: &Segment, id: ChunkId, e: &CtEntry, seg_size: u64) -> Resul
     Ok(buf.len() as u64)
 }
 
+/// Looks for the first reference to `chunk` in one map: its entry's byte
+/// offset for data, none for a node. Unreadable nodes are passed by (the
+/// scrub reports them on their own).
+struct Owner {
+    chunk: ChunkId,
+    found: Option<Option<u64>>,
+}
+
+impl MapVisitor for Owner {
+    type Ctx = ();
+
+    fn enter(&mut self, _st: &mut State, at: NodeAt, ctx: ()) -> Result<Option<()>> {
+        Ok(at.id.is_node().then_some(ctx))
+    }
+
+    fn unreadable(&mut self, _at: NodeAt, _e: Error) -> Result<()> {
+        Ok(())
+    }
+
+    fn entry(
+        &mut self,
+        _st: &mut State,
+        at: NodeAt,
+        _index: usize,
+        s: ChunkId,
+        base: u64,
+        _ctx: (),
+    ) -> Result<Walk<()>> {
+        if s == self.chunk {
+            self.found = Some((at.level == 0).then_some(base * BLOCK_SIZE));
+            return Ok(Walk::Stop);
+        }
+        Ok(if at.level > 0 && s.is_node() {
+            Walk::Into(())
+        } else {
+            Walk::Next
+        })
+    }
+}
+
 impl Store {
     /// Reads and verifies everything live; `max_bytes_per_sec` throttles it.
     pub fn scrub(&self, max_bytes_per_sec: Option<u64>) -> Result<ScrubReport> {
@@ -110,70 +149,63 @@ impl Store {
             start: Instant::now(),
             bytes: 0,
         };
-        let max_id = {
-            let st = self.state();
-            (2 + 2 * st.next_data).max(3 + 2 * st.next_node)
-        };
-        let n_leaves = max_id / CT_LEAF_ENTRIES + 1;
+        let n_leaves = self.state().ct_leaf_count();
         let mut bad: Vec<(Option<ChunkId>, String)> = Vec::new();
         // Chunk-table pages, every level, as stored by the last checkpoint.
-        let mut count = n_leaves;
-        for level in 0..=CT_INTERIOR_LEVELS {
-            for index in 0..count {
-                let found = {
-                    let mut st = self.state();
-                    match st.ct_page_ref(level, index) {
-                        Ok(c) if c.loc.is_none() => None,
-                        Ok(c) => Some(Ok((c, st.log.segment(c.loc.segment())))),
-                        // A parent that cannot be loaded (reported again
-                        // at its own level) hides its children: each is
-                        // reported as unreachable.
-                        Err(e) => Some(Err(e)),
-                    }
-                };
-                let (child, seg) = match found {
-                    None => continue,
-                    Some(Ok(f)) => f,
-                    Some(Err(e)) => {
-                        bad.push((
-                            None,
-                            format!("chunk-table page (level {level}, index {index}): {e}"),
-                        ));
-                        continue;
-                    }
-                };
-                let loc = child.loc;
-                let what = format!(
-                    "chunk-table page (level {level}, index {index}) at segment {} offset {}",
-                    loc.segment().0,
-                    loc.offset()
-                );
-                let ok = seg
-                    .ok_or_else(|| Error::corrupt("its segment is missing"))
-                    .and_then(|s| {
-                        s.read_record(loc.offset(), None, seg_size)?
-                            .ok_or_else(|| Error::corrupt("record fails its checksum"))
-                    })
-                    .and_then(|r| {
-                        CtPage::decode(&r.body, level, index)?;
-                        if !child.matches(&r.body) {
-                            return Err(Error::corrupt(
-                                "page fails the checksum its parent holds (a stale or misplaced copy)",
-                            ));
-                        }
-                        Ok(r.body.len() as u64)
-                    });
-                match ok {
-                    Ok(n) => {
-                        report.pages_verified += 1;
-                        report.bytes_read += n;
-                        throttle.account(n);
-                    }
-                    Err(e) => bad.push((None, format!("{what}: {e}"))),
+        for (level, index) in ct_page_keys(n_leaves) {
+            let found = {
+                let mut st = self.state();
+                match st.ct_page_ref(level, index) {
+                    Ok(c) if c.loc.is_none() => None,
+                    Ok(c) => Some(Ok((c, st.log.segment(c.loc.segment())))),
+                    // A parent that cannot be loaded (reported again
+                    // at its own level) hides its children: each is
+                    // reported as unreachable.
+                    Err(e) => Some(Err(e)),
                 }
+            };
+            let (child, seg) = match found {
+                None => continue,
+                Some(Ok(f)) => f,
+                Some(Err(e)) => {
+                    bad.push((
+                        None,
+                        format!("chunk-table page (level {level}, index {index}): {e}"),
+                    ));
+                    continue;
+                }
+            };
+            let loc = child.loc;
+            let what = format!(
+                "chunk-table page (level {level}, index {index}) at segment {} offset {}",
+                loc.segment().0,
+                loc.offset()
+            );
+            let ok = seg
+                .ok_or_else(|| Error::corrupt("its segment is missing"))
+                .and_then(|s| {
+                    s.read_record(loc.offset(), None, seg_size)?
+                        .ok_or_else(|| Error::corrupt("record fails its checksum"))
+                })
+                .and_then(|r| {
+                    CtPage::decode(&r.body, level, index)?;
+                    if !child.matches(&r.body) {
+                        return Err(Error::corrupt(
+                            "page fails the checksum its parent holds (a stale or misplaced copy)",
+                        ));
+                    }
+                    Ok(r.body.len() as u64)
+                });
+            match ok {
+                Ok(n) => {
+                    report.pages_verified += 1;
+                    report.bytes_read += n;
+                    throttle.account(n);
+                }
+                Err(e) => bad.push((None, format!("{what}: {e}"))),
             }
-            count = count.div_ceil(CT_FANOUT);
         }
+
         // Every live chunk.
         for leaf in 0..n_leaves {
             let items: Vec<(ChunkId, CtEntry, Option<Arc<Segment>>)> = {
@@ -239,33 +271,18 @@ impl Store {
     /// The first object (and byte offset, for data) that references `c`.
     fn find_owner(&self, c: ChunkId) -> Result<(Option<ObjectId>, Option<u64>)> {
         let mut st = self.state();
-        let roots: Vec<(ObjectId, ChunkId, u8)> = st
-            .catalog
-            .objects
-            .values()
-            .map(|e| (e.info.id, e.root(), e.depth))
-            .collect();
+        let roots = st.map_roots();
         for (obj, root, depth) in roots {
             if root == c {
                 return Ok((Some(obj), None));
             }
-            let mut stack = vec![(root, depth - 1, 0u64)];
-            while let Some((n, level, base)) = stack.pop() {
-                if !n.is_node() {
-                    continue;
-                }
-                let Ok(node) = st.node_get(n) else { continue };
-                let span = crate::map::entry_span(level);
-                for (i, &s) in node.slots.iter().enumerate() {
-                    let s = ChunkId(s);
-                    let b = base + i as u64 * span;
-                    if s == c {
-                        return Ok((Some(obj), (level == 0).then_some(b * BLOCK_SIZE)));
-                    }
-                    if level > 0 && s.is_node() {
-                        stack.push((s, level - 1, b));
-                    }
-                }
+            let mut owner = Owner {
+                chunk: c,
+                found: None,
+            };
+            st.walk_map(root, depth - 1, (), &mut owner)?;
+            if let Some(offset) = owner.found {
+                return Ok((Some(obj), offset));
             }
         }
         Ok((None, None))

@@ -47,8 +47,8 @@ pub(crate) struct State {
     pub generation: u64,
     /// Data chunks currently referenced (for store-level space stats).
     pub live_data_chunks: u64,
-    /// Log bytes appended since the last checkpoint.
-    pub log_since_checkpoint: u64,
+    /// Log bytes appended since the last checkpoint (`checkpoint_due`).
+    log_since_checkpoint: u64,
     /// Live bytes the cleaner copied forward since the store was opened.
     pub reclaim_moved: u64,
     /// Segments emptied by the cleaner, waiting for the checkpoint that
@@ -105,6 +105,19 @@ impl State {
     /// Pages pinned dirty in memory.
     pub fn dirty_pages(&self) -> usize {
         self.ct_dirty.len() + self.nodes_dirty.len()
+    }
+
+    /// True when a checkpoint is due: more than `dirty_limit` bytes of
+    /// metadata pinned dirty, or more than `log_limit` bytes of log
+    /// appended since the last checkpoint.
+    pub(crate) fn checkpoint_due(&self, dirty_limit: u64, log_limit: u64) -> bool {
+        (self.dirty_pages() as u64) * PAGE_LEN as u64 > dirty_limit
+            || self.log_since_checkpoint > log_limit
+    }
+
+    /// A checkpoint has written everything: count log bytes afresh.
+    pub(crate) fn checkpoint_written(&mut self) {
+        self.log_since_checkpoint = 0;
     }
 
     /// Adds or removes live bytes of a segment.

@@ -1,5 +1,5 @@
 //! Space accounting: per-object logical, allocated, unique and shared bytes
-//! (computed by walking the object's map), and store totals from the
+//! (computed by walking the object's map with `walk.rs`), and store totals from the
 //! segment usage table and the files on disk.
 
 use crate::catalog::ObjectKind;
@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::state::State;
 use crate::store::Store;
 use crate::types::{ChunkId, ObjectId, BLOCK_SIZE};
+use crate::walk::{MapVisitor, NodeAt, Walk};
 use serde::Serialize;
 
 /// Space used by one object.
@@ -65,6 +66,63 @@ pub struct StoreStats {
     pub counters: Vec<CounterHeadroom>,
 }
 
+/// Counts one map's allocated blocks, and those owned exclusively: every
+/// reference on the path from the root (and the block's own) is the only one.
+#[derive(Default)]
+struct Space {
+    allocated: u64,
+    unique: u64,
+}
+
+impl Space {
+    fn block(&mut self, exclusive: bool) {
+        self.allocated += BLOCK_SIZE;
+        if exclusive {
+            self.unique += BLOCK_SIZE;
+        }
+    }
+}
+
+impl MapVisitor for Space {
+    /// Exclusively owned along the path so far.
+    type Ctx = bool;
+
+    fn enter(&mut self, st: &mut State, at: NodeAt, excl: bool) -> Result<Option<bool>> {
+        if at.id.is_special() {
+            return Ok(None);
+        }
+        let excl = excl && st.ct_get(at.id)?.refcount == 1;
+        if at.id.is_data() {
+            self.block(excl);
+            return Ok(None);
+        }
+        Ok(Some(excl))
+    }
+
+    fn entry(
+        &mut self,
+        st: &mut State,
+        at: NodeAt,
+        _index: usize,
+        x: ChunkId,
+        _base: u64,
+        excl: bool,
+    ) -> Result<Walk<bool>> {
+        if at.level > 0 {
+            return Ok(if x.is_special() {
+                Walk::Next
+            } else {
+                Walk::Into(excl)
+            });
+        }
+        if x.is_data() {
+            let rc = st.ct_get(x)?.refcount;
+            self.block(excl && rc == 1);
+        }
+        Ok(Walk::Next)
+    }
+}
+
 impl State {
     fn object_stats(&mut self, id: ObjectId) -> Result<ObjectStats> {
         let e = self.catalog.get(id)?.clone();
@@ -75,37 +133,10 @@ impl State {
             logical_bytes: e.info.size,
             ..Default::default()
         };
-        // (chunk, level, exclusively owned along the path)
-        let mut stack = vec![(e.root(), e.depth - 1, true)];
-        while let Some((c, level, excl)) = stack.pop() {
-            if c.is_special() {
-                continue;
-            }
-            let rc = self.ct_get(c)?.refcount;
-            let excl = excl && rc == 1;
-            if c.is_data() {
-                s.allocated_bytes += BLOCK_SIZE;
-                if excl {
-                    s.unique_bytes += BLOCK_SIZE;
-                }
-                continue;
-            }
-            let n = self.node_get(c)?;
-            for &x in n.slots.iter() {
-                let x = ChunkId(x);
-                if level == 0 {
-                    if x.is_data() {
-                        let rc = self.ct_get(x)?.refcount;
-                        s.allocated_bytes += BLOCK_SIZE;
-                        if excl && rc == 1 {
-                            s.unique_bytes += BLOCK_SIZE;
-                        }
-                    }
-                } else if !x.is_special() {
-                    stack.push((x, level - 1, excl));
-                }
-            }
-        }
+        let mut space = Space::default();
+        self.walk_map(e.root(), e.depth - 1, true, &mut space)?;
+        s.allocated_bytes = space.allocated;
+        s.unique_bytes = space.unique;
         s.shared_bytes = s.allocated_bytes - s.unique_bytes;
         Ok(s)
     }

@@ -8,7 +8,7 @@
 //! the older slot with nothing lost. A damaged checkpoint blob makes the
 //! store refuse to open (or, if it recovers, it must read correctly).
 //!
-//! Record layout (engine/src/format.rs): a 32-byte header (magic, kind at
+//! Record layout (engine/src/format/): a 32-byte header (magic, kind at
 //! byte 4, seq at 8, body length at 16, body crc at 20, covered length at
 //! 24, header crc at 28), then the body. Map node bodies hold their level at
 //! byte 4 and their own id at 8; chunk-table pages their level at 4 and

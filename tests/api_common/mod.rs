@@ -4,6 +4,7 @@
 //! returns every status as a value, the offline CLI, and qemu-io.
 #![allow(dead_code)]
 
+pub mod headers;
 pub mod schema;
 
 use serde_json::Value;

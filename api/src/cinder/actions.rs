@@ -169,7 +169,7 @@ fn reset_status(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply>
         )));
     }
     let locked = ctx.dom.lock();
-    let o = ctx.volume(id)?;
+    let o = ctx.volume_any(id)?;
     let mut m = o.metadata.clone();
     match attach {
         None => {}

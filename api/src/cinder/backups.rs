@@ -1,7 +1,9 @@
 //! Cinder backups, stored as engine images: create (an O(1) image of the
 //! volume, or of one of its snapshots; an in-use volume needs `force`;
 //! `incremental` is accepted and records the volume's latest backup as
-//! its parent), list (and `detail`; filters, sort, paging), show, delete
+//! its parent), list (and `detail`; filters, sort, paging), show, update
+//! (3.9: name, description; 3.43: metadata), `os-reset_status` (admins),
+//! delete
 //! (not while incremental backups depend on it), and restore, to a new
 //! volume or over an existing one at least the backup's size (its
 //! contents replaced in O(1), as a revert does; a larger volume keeps its
@@ -254,6 +256,75 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
             "links": links(ctx, "backups", &o.id.to_string()),
         }}),
     ))
+}
+
+/// `PUT backups/{id}` (3.9+): name and description (metadata from 3.43,
+/// replacing the old); 200 with the backup's id, name and links.
+pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let body = wrapped(ctx, "backup")?;
+    let field = |k: &str, max| -> Result<Option<Option<String>>> {
+        if body.contains_key(k) {
+            Ok(Some(opt_string(&body, k, max)?))
+        } else {
+            Ok(None)
+        }
+    };
+    let user = if ctx.version.at_least(43) {
+        parse_metadata(body.get("metadata"))?
+    } else {
+        None
+    };
+    let edit = ops::Edit {
+        name: field("name", MAX_FIELD)?,
+        description: field("description", MAX_DESCRIPTION)?,
+        user,
+    };
+    let locked = ctx.dom.lock();
+    let o = find(ctx, id)?;
+    let o = ops::update(&ctx.dom, &locked, &o, edit.apply(&o))?;
+    Ok(Reply::json(
+        200,
+        json!({"backup": {
+            "id": o.id.to_string(),
+            "name": opt(&o, meta::DISPLAY_NAME),
+            "links": links(ctx, "backups", &o.id.to_string()),
+        }}),
+    ))
+}
+
+/// `POST backups/{id}/action` with `os-reset_status` (admins, on any
+/// project's backup): `available` or `error`.
+pub fn action(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let body = match ctx.req.json_body()? {
+        Some(Value::Object(m)) if m.len() == 1 => m,
+        _ => {
+            return Err(ApiError::bad_request(
+                "Malformed request body: expected one action object",
+            ))
+        }
+    };
+    let Some(args) = body.get("os-reset_status") else {
+        return Err(ApiError::bad_request(
+            "Invalid input received: the one backup action is os-reset_status",
+        ));
+    };
+    ctx.require_admin("volume_extension:backup_admin_actions:reset_status")?;
+    let status = args
+        .get("status")
+        .and_then(Value::as_str)
+        .filter(|s| ["available", "error"].contains(s))
+        .ok_or_else(|| {
+            ApiError::bad_request("Invalid input received: status must be available or error")
+        })?;
+    let locked = ctx.dom.lock();
+    let o = ctx
+        .dom
+        .find_any(ObjectKind::Image, id)?
+        .filter(|o| meta::get(o, BACKUP_VOLUME).is_some())
+        .ok_or_else(|| ApiError::not_found(format!("Backup {id} could not be found.")))?;
+    ctx.dom.save(&locked, o.id, status, o.metadata.clone())?;
+    tracing::info!(tenant = %ctx.tenant.id, backup = %o.id, status, "cinder: backup status reset");
+    Ok(Reply::empty(202))
 }
 
 /// `DELETE backups/{id}`: 202; 400 while incremental backups depend on it.

@@ -158,3 +158,69 @@ pub fn quota_read_only() -> ApiError {
         "Quotas are read-only here: they are set in blockd's auth file.",
     )
 }
+
+/// The API extensions blockd implements (Cinder's aliases and names), for
+/// `GET extensions`.
+const EXTENSIONS: &[(&str, &str, &str)] = &[
+    ("os-admin-actions", "AdminActions", "Enable admin actions."),
+    (
+        "os-availability-zone",
+        "AvailabilityZones",
+        "Describe Availability Zones.",
+    ),
+    ("backups", "Backups", "Backups support."),
+    (
+        "os-extended-snapshot-attributes",
+        "ExtendedSnapshotAttributes",
+        "Extended SnapshotAttributes support.",
+    ),
+    ("os-quota-sets", "Quotas", "Quota management support."),
+    (
+        "os-used-limits",
+        "UsedLimits",
+        "Provide data on limited resources that are being used.",
+    ),
+    (
+        "os-vol-host-attr",
+        "VolumeHostAttribute",
+        "Expose host as an attribute of a volume.",
+    ),
+    (
+        "os-vol-image-meta",
+        "VolumeImageMetadata",
+        "Show image metadata associated with the volume.",
+    ),
+    (
+        "os-vol-mig-status-attr",
+        "VolumeMigStatusAttribute",
+        "Expose migration_status as an attribute of a volume.",
+    ),
+    (
+        "os-vol-tenant-attr",
+        "VolumeTenantAttribute",
+        "Expose the internal project_id as an attribute of a volume.",
+    ),
+    (
+        "os-volume-actions",
+        "VolumeActions",
+        "Enable volume actions.",
+    ),
+];
+
+/// `GET extensions`.
+pub fn extensions() -> Reply {
+    let list: Vec<Value> = EXTENSIONS
+        .iter()
+        .map(|(alias, name, description)| {
+            json!({
+                "alias": alias,
+                "name": name,
+                "description": description,
+                "namespace": format!("https://docs.openstack.org/volume/ext/{alias}/api/v1"),
+                "updated": "2012-12-12T00:00:00+00:00",
+                "links": [],
+            })
+        })
+        .collect();
+    Reply::json(200, json!({ "extensions": list }))
+}

@@ -2,8 +2,9 @@
 //! (`openstack volume ...`, cinderclient, openstacksdk): version discovery
 //! at `/volume/` and `/volume/v3/`, and under `/volume/v3/{project_id}/`
 //! volumes, their actions and metadata, snapshots, attachments (3.27+),
-//! backups, the one volume type, availability zones, limits and quota
-//! sets. Clients find it through the
+//! backups, the one volume type, availability zones, limits, quota
+//! sets, extensions, volume transfers (`transfers.rs`), and the read-only
+//! operator views (`admin.rs`). Clients find it through the
 //! catalogue of the minimal Keystone (`keystone/`); `X-Auth-Token` is a
 //! token it issued or a tenant's static token, and `{project_id}` is the
 //! tenant id.
@@ -15,12 +16,14 @@
 //! (`fault.rs`); microversions 3.0 to 3.62 (`version.rs`).
 
 mod actions;
+mod admin;
 mod attachments;
 mod backups;
 pub(crate) mod fault;
 mod info;
 mod params;
 mod snapshots;
+mod transfers;
 pub(crate) mod version;
 mod volumes;
 
@@ -28,6 +31,7 @@ use crate::auth::Tenant;
 use crate::domain::{self, quota};
 use crate::error::{ApiError, ErrorKind, Result};
 use crate::http::{Reply, Request};
+use crate::meta;
 use crate::ApiState;
 use engine::{ObjectInfo, ObjectKind, Store};
 use version::Microversion;
@@ -83,6 +87,50 @@ impl Ctx<'_> {
     /// The tenant's snapshot `key` (404 otherwise).
     pub fn snapshot(&self, key: &str) -> Result<ObjectInfo> {
         self.find(key, ObjectKind::Snapshot, "Snapshot")
+    }
+
+    /// Volume `key` of any tenant for an admin (operator reads and admin
+    /// actions), else the tenant's own (404 otherwise).
+    pub fn volume_any(&self, key: &str) -> Result<ObjectInfo> {
+        self.dom
+            .find_any(ObjectKind::Volume, key)?
+            .ok_or_else(|| ApiError::not_found(format!("Volume {key} could not be found.")))
+    }
+
+    /// Snapshot `key` of any tenant for an admin, else the tenant's own.
+    pub fn snapshot_any(&self, key: &str) -> Result<ObjectInfo> {
+        self.dom
+            .find_any(ObjectKind::Snapshot, key)?
+            .ok_or_else(|| ApiError::not_found(format!("Snapshot {key} could not be found.")))
+    }
+
+    /// The objects of `kind` a list shows: the tenant's own, or with
+    /// `?all_tenants=1` from an admin every tenant's (`?project_id=` one).
+    pub fn listed(&self, kind: ObjectKind) -> Vec<ObjectInfo> {
+        let all = self.req.query_param("all_tenants").is_some_and(|v| {
+            matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+        });
+        if all && self.dom.scope.admin {
+            let project = self.req.query_param("project_id").filter(|p| !p.is_empty());
+            self.dom.objects_any(kind, project)
+        } else {
+            self.objects(kind)
+        }
+    }
+
+    /// The owner of `o` (its tenant id and user) as views show it.
+    pub fn owner_of(&self, o: &ObjectInfo) -> (String, String) {
+        match meta::get(o, meta::TENANT) {
+            Some(t) if t != self.tenant.id => {
+                let user = self
+                    .state
+                    .auth()
+                    .by_id(t)
+                    .map_or_else(|| t.to_string(), |x| x.user.clone());
+                (t.to_string(), user)
+            }
+            _ => (self.tenant.id.clone(), self.tenant.user.clone()),
+        }
     }
 
     /// What the tenant holds now, by the one quota rule (images count as
@@ -162,10 +210,22 @@ fn route(state: &ApiState, req: &Request, version: Microversion) -> Result<Reply
                 version,
                 dom: domain::Ctx::new(state, tenant),
             };
-            resource(&ctx, rest)
+            // `volumes/` names the item with an empty id (404), as in
+            // Cinder, not the collection.
+            let mut rest = rest.to_vec();
+            if req.path.ends_with('/') && !rest.is_empty() {
+                rest.push("");
+            }
+            resource(&ctx, &rest)
         }
         _ => Err(not_found()),
     }
+}
+
+/// The transfers collection: `os-volume-transfer`, and `volume-transfers`
+/// from 3.55.
+fn is_transfers(ctx: &Ctx, c: &str) -> bool {
+    c == "os-volume-transfer" || (c == "volume-transfers" && ctx.version.at_least(55))
 }
 
 fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
@@ -222,6 +282,11 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
             only(req, "GET, POST, PUT")?;
             snapshots::metadata(ctx, id)
         }
+        ["snapshots", id, "action"] => only(req, "POST").and_then(|_| snapshots::action(ctx, id)),
+        ["snapshots", id, "metadata", key] => {
+            only(req, "GET, PUT, DELETE")?;
+            snapshots::metadata_item(ctx, id, key)
+        }
         ["attachments"] if ctx.version.at_least(27) => {
             only(req, "GET, POST")?;
             if *m == Method::GET {
@@ -244,6 +309,28 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
         ["attachments", id, "action"] if ctx.version.at_least(27) => {
             only(req, "POST").and_then(|_| attachments::action(ctx, id))
         }
+        [c] if is_transfers(ctx, c) => {
+            only(req, "GET, POST")?;
+            if *m == Method::GET {
+                transfers::list(ctx, false)
+            } else {
+                transfers::create(ctx)
+            }
+        }
+        [c, "detail"] if is_transfers(ctx, c) => {
+            only(req, "GET").and_then(|_| transfers::list(ctx, true))
+        }
+        [c, id] if is_transfers(ctx, c) => {
+            only(req, "GET, DELETE")?;
+            if *m == Method::GET {
+                transfers::show(ctx, id)
+            } else {
+                transfers::delete(ctx, id)
+            }
+        }
+        [c, id, "accept"] if is_transfers(ctx, c) => {
+            only(req, "POST").and_then(|_| transfers::accept(ctx, id))
+        }
         ["backups"] => {
             only(req, "GET, POST")?;
             if *m == Method::GET {
@@ -254,18 +341,32 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
         }
         ["backups", "detail"] => only(req, "GET").and_then(|_| backups::list(ctx, true)),
         ["backups", id] => {
-            only(req, "GET, DELETE")?;
-            if *m == Method::GET {
-                backups::show(ctx, id)
-            } else {
-                backups::delete(ctx, id)
+            only(req, "GET, PUT, DELETE")?;
+            match m.as_str() {
+                "GET" => backups::show(ctx, id),
+                "PUT" if ctx.version.at_least(9) => backups::update(ctx, id),
+                "PUT" => Err(ApiError::method_not_allowed("GET, DELETE")),
+                _ => backups::delete(ctx, id),
             }
         }
+        ["backups", id, "action"] => only(req, "POST").and_then(|_| backups::action(ctx, id)),
         ["backups", id, "restore"] => only(req, "POST").and_then(|_| backups::restore(ctx, id)),
         ["types"] => only(req, "GET").and_then(|_| info::types(ctx)),
         ["types", id] => only(req, "GET").and_then(|_| info::type_show(ctx, id)),
         ["types", id, "extra_specs"] => only(req, "GET").and_then(|_| info::extra_specs(ctx, id)),
         ["os-availability-zone"] => only(req, "GET").map(|_| info::zones()),
+        ["extensions"] => only(req, "GET").map(|_| info::extensions()),
+        ["os-services"] => only(req, "GET").and_then(|_| admin::services(ctx)),
+        ["os-services", action] => {
+            only(req, "PUT").and_then(|_| admin::service_action(ctx, action))
+        }
+        ["os-hosts"] => only(req, "GET").and_then(|_| admin::hosts(ctx)),
+        ["os-hosts", host] => only(req, "GET").and_then(|_| admin::host(ctx, host)),
+        ["scheduler-stats", "get_pools"] => only(req, "GET").and_then(|_| admin::pools(ctx)),
+        ["capabilities", host] => only(req, "GET").and_then(|_| admin::capabilities(ctx, host)),
+        ["os-quota-class-sets", class] => {
+            only(req, "GET").and_then(|_| admin::quota_class(ctx, class))
+        }
         ["limits"] => only(req, "GET").map(|_| info::limits(ctx)),
         ["os-quota-sets", project] => {
             only(req, "GET, PUT, DELETE")?;

@@ -173,8 +173,9 @@ fn enc(s: &str) -> String {
 }
 
 /// `items` (already filtered and sorted) cut after `?marker=` (an id in
-/// the list, else 400) to `?limit=` items; the `*_links` next link when a
-/// full page leaves more.
+/// the list, else 404 as Cinder's MarkerNotFound), then `?offset=` more
+/// skipped, to `?limit=` items; the `*_links` next link whenever the page
+/// is full (as Cinder: a last full page links to an empty one).
 pub fn page<'a>(
     ctx: &Ctx,
     items: &'a [ObjectInfo],
@@ -187,24 +188,28 @@ pub fn page<'a>(
                 .iter()
                 .position(|o| o.id.to_string() == m)
                 .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "Invalid input received: marker [{}] not found",
-                        m.escape_debug()
-                    ))
+                    ApiError::not_found(format!("Marker {} could not be found.", m.escape_debug()))
                 })?
                 + 1
         }
     };
+    let offset = match ctx.req.query_param("offset") {
+        None | Some("") => 0,
+        Some(v) => v.trim().parse::<usize>().map_err(|_| {
+            ApiError::bad_request("Invalid input received: offset must be a non-negative integer")
+        })?,
+    };
+    let start = start.saturating_add(offset).min(items.len());
     let limit = limit(ctx)?;
     let end = start.saturating_add(limit).min(items.len());
     let slice = &items[start..end];
-    let next = (end < items.len() && !slice.is_empty()).then(|| {
+    let next = (!slice.is_empty() && slice.len() == limit).then(|| {
         let last = slice[slice.len() - 1].id;
         let mut q: Vec<String> = ctx
             .req
             .query
             .iter()
-            .filter(|(k, _)| k != "marker")
+            .filter(|(k, _)| k != "marker" && k != "offset")
             .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
             .collect();
         q.push(format!("marker={last}"));

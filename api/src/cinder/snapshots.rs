@@ -1,12 +1,14 @@
 //! Cinder snapshots: list (and `detail`; filters, sort, paging), create
-//! (an attached volume needs `force`), show, update, delete, metadata. A
+//! (an attached volume needs `force`), show, update, delete, metadata,
+//! and the actions `os-reset_status`, `os-force_delete` (admins) and
+//! `os-update_snapshot_status`. A
 //! snapshot is the engine's O(1) snapshot; volumes made from it keep their
 //! data when it is deleted.
 
 use super::params::{
     opt_string, page, parse_bool, parse_metadata, wrapped, MAX_DESCRIPTION, MAX_FIELD,
 };
-use super::volumes::{cinder_time, links, save, sort, user_metadata};
+use super::volumes::{cinder_time, save, sort, user_metadata, user_metadata_item};
 use super::Ctx;
 use crate::domain::ops;
 use crate::error::{ApiError, Result};
@@ -15,7 +17,22 @@ use crate::meta;
 use engine::{ObjectInfo, ObjectKind};
 use serde_json::{json, Value};
 
-/// The snapshot view (`detail` adds the extended attributes).
+/// The progress `os-update_snapshot_status` recorded (shown as
+/// `os-extended-snapshot-attributes:progress`; absent is `100%`).
+const PROGRESS: &str = "api.cinder_snapshot_progress";
+
+/// The statuses `os-reset_status` may set, as Cinder's.
+const RESET_STATUSES: &[&str] = &[
+    "available",
+    "error",
+    "creating",
+    "deleting",
+    "error_deleting",
+];
+
+/// The snapshot view, without links as Cinder's. `detail` (show and the
+/// detailed list; not create or update, as in Cinder) adds the extended
+/// attributes.
 fn view(ctx: &Ctx, o: &ObjectInfo, detail: bool) -> Value {
     let opt = |k: &str| meta::get(o, k).map(Value::from).unwrap_or(Value::Null);
     let mut v = json!({
@@ -28,17 +45,18 @@ fn view(ctx: &Ctx, o: &ObjectInfo, detail: bool) -> Value {
         "created_at": cinder_time(o.created),
         "updated_at": cinder_time(o.created),
         "metadata": meta::user_metadata(o),
-        "links": links(ctx, "snapshots", &o.id.to_string()),
     });
+    let (project, user) = ctx.owner_of(o);
     if detail {
-        v["os-extended-snapshot-attributes:project_id"] = json!(ctx.tenant.id);
-        v["os-extended-snapshot-attributes:progress"] = json!("100%");
+        v["os-extended-snapshot-attributes:project_id"] = json!(project);
+        v["os-extended-snapshot-attributes:progress"] =
+            json!(meta::get(o, PROGRESS).unwrap_or("100%"));
     }
     if ctx.version.at_least(14) {
         v["group_snapshot_id"] = Value::Null;
     }
     if ctx.version.at_least(41) {
-        v["user_id"] = json!(ctx.tenant.user);
+        v["user_id"] = json!(user);
     }
     v
 }
@@ -65,7 +83,7 @@ fn matches_filters(ctx: &Ctx, o: &ObjectInfo) -> bool {
 /// `GET snapshots` and `GET snapshots/detail`.
 pub fn list(ctx: &Ctx, detail: bool) -> Result<Reply> {
     let mut all: Vec<ObjectInfo> = ctx
-        .objects(ObjectKind::Snapshot)
+        .listed(ObjectKind::Snapshot)
         .into_iter()
         .filter(|o| matches_filters(ctx, o))
         .collect();
@@ -86,17 +104,20 @@ pub fn list(ctx: &Ctx, detail: bool) -> Result<Reply> {
 
 /// `GET snapshots/{id}`.
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
-    let o = ctx.snapshot(id)?;
+    let o = ctx.snapshot_any(id)?;
     Ok(Reply::json(200, json!({ "snapshot": view(ctx, &o, true) })))
 }
 
 /// `POST snapshots`: 202 with the new snapshot.
 pub fn create(ctx: &Ctx) -> Result<Reply> {
     let body = wrapped(ctx, "snapshot")?;
+    // Absent is a malformed request; null names no volume (404), as Cinder.
     let Some(volume_id) = opt_string(&body, "volume_id", MAX_FIELD)? else {
-        return Err(ApiError::bad_request(
-            "Invalid input received: volume_id is required",
-        ));
+        return Err(if body.contains_key("volume_id") {
+            ApiError::not_found("Volume None could not be found.")
+        } else {
+            ApiError::bad_request("Invalid input received: volume_id is required")
+        });
     };
     let force = match body.get("force") {
         None | Some(Value::Null) => false,
@@ -136,7 +157,10 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         ],
     );
     let o = ops::snapshot(&ctx.dom, &locked, &vol, m)?;
-    Ok(Reply::json(202, json!({ "snapshot": view(ctx, &o, true) })))
+    Ok(Reply::json(
+        202,
+        json!({ "snapshot": view(ctx, &o, false) }),
+    ))
 }
 
 /// `PUT snapshots/{id}`: name and description.
@@ -159,7 +183,10 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
         }
     }
     let o = save(ctx, &locked, &o, m)?;
-    Ok(Reply::json(200, json!({ "snapshot": view(ctx, &o, true) })))
+    Ok(Reply::json(
+        200,
+        json!({ "snapshot": view(ctx, &o, false) }),
+    ))
 }
 
 /// `DELETE snapshots/{id}`: 202.
@@ -173,4 +200,95 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
 /// `snapshots/{id}/metadata`: GET shows, POST merges, PUT replaces.
 pub fn metadata(ctx: &Ctx, id: &str) -> Result<Reply> {
     user_metadata(ctx, || ctx.snapshot(id), "Malformed request body")
+}
+
+/// `snapshots/{id}/metadata/{key}`: GET, PUT, DELETE.
+pub fn metadata_item(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
+    user_metadata_item(ctx, || ctx.snapshot(id), key)
+}
+
+/// `POST snapshots/{id}/action`: `os-reset_status` and `os-force_delete`
+/// (admins, on any project's snapshot) and `os-update_snapshot_status`
+/// (the owner: `creating` to `available` or `error`, `deleting` to
+/// `error_deleting`, with an optional `progress`).
+pub fn action(ctx: &Ctx, id: &str) -> Result<Reply> {
+    let body = match ctx.req.json_body()? {
+        Some(Value::Object(m)) if m.len() == 1 => m,
+        _ => {
+            return Err(ApiError::bad_request(
+                "Malformed request body: expected one action object",
+            ))
+        }
+    };
+    let Some((name, args)) = body.into_iter().next() else {
+        return Err(ApiError::bad_request("Malformed request body"));
+    };
+    let args = match args {
+        Value::Object(m) => m,
+        Value::Null => serde_json::Map::new(),
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "Malformed request body: {} takes an object",
+                name.escape_debug()
+            )))
+        }
+    };
+    let status = args.get("status").and_then(Value::as_str);
+    match name.as_str() {
+        "os-reset_status" => {
+            ctx.require_admin("volume_extension:snapshot_admin_actions:reset_status")?;
+            let status = status
+                .filter(|s| RESET_STATUSES.contains(s))
+                .ok_or_else(|| {
+                    ApiError::bad_request("Invalid input received: Must specify a valid status")
+                })?;
+            let locked = ctx.dom.lock();
+            let o = ctx.snapshot_any(id)?;
+            ctx.dom.save(&locked, o.id, status, o.metadata.clone())?;
+            tracing::info!(tenant = %ctx.tenant.id, snapshot = %o.id, status, "cinder: snapshot status reset");
+            Ok(Reply::empty(202))
+        }
+        "os-force_delete" => {
+            ctx.require_admin("volume_extension:snapshot_admin_actions:force_delete")?;
+            let locked = ctx.dom.lock();
+            let o = ctx.snapshot_any(id)?;
+            ops::operator_delete(&ctx.dom, &locked, &o)?;
+            Ok(Reply::empty(202))
+        }
+        "os-update_snapshot_status" => {
+            let locked = ctx.dom.lock();
+            let o = ctx.snapshot(id)?;
+            let allowed: &[&str] = match o.status.as_str() {
+                "creating" => &["available", "error"],
+                "deleting" => &["error_deleting"],
+                _ => &[],
+            };
+            let status = status.filter(|s| allowed.contains(s)).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Invalid input received: Provided snapshot status {} not allowed for \
+                     snapshot with status {}.",
+                    status.unwrap_or("(none)").escape_debug(),
+                    o.status
+                ))
+            })?;
+            let mut m = o.metadata.clone();
+            match args.get("progress") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(p)) if p.len() <= MAX_FIELD => {
+                    meta::set(&mut m, PROGRESS, Some(p));
+                }
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "Invalid input received: progress must be a string",
+                    ))
+                }
+            }
+            ctx.dom.save(&locked, o.id, status, m)?;
+            Ok(Reply::empty(202))
+        }
+        other => Err(ApiError::bad_request(format!(
+            "Invalid input received: unknown snapshot action {}",
+            other.escape_debug()
+        ))),
+    }
 }

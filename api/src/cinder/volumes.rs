@@ -49,9 +49,12 @@ fn image_metadata(o: &ObjectInfo) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The detailed volume view.
-pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo) -> Value {
+/// The detailed volume view. `extended` adds what Cinder's show and
+/// detailed list add to it (and its create and update answers do not):
+/// the project, image metadata and, for admins, host and migration fields.
+pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo, extended: bool) -> Value {
     let id = o.id.to_string();
+    let (project, user) = ctx.owner_of(o);
     let attachments: Vec<Value> = match meta::get(o, meta::ATTACHED_SERVER) {
         Some(server) => vec![json!({
             "id": id,
@@ -87,15 +90,12 @@ pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo) -> Value {
         "source_volid": opt(o, meta::SOURCE_VOLUME),
         "metadata": meta::user_metadata(o),
         "links": links(ctx, "volumes", &o.id.to_string()),
-        "user_id": ctx.tenant.user,
-        "os-vol-tenant-attr:tenant_id": ctx.tenant.id,
+        "user_id": user,
         "replication_status": null,
         "consistencygroup_id": null,
-        "migration_status": null,
     });
-    let image = image_metadata(o);
-    if !image.is_empty() {
-        v["volume_image_metadata"] = json!(image);
+    if ctx.tenant.admin {
+        v["migration_status"] = Value::Null;
     }
     if ctx.version.at_least(13) {
         v["group_id"] = Value::Null;
@@ -104,8 +104,16 @@ pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo) -> Value {
         v["shared_targets"] = json!(false);
         v["service_uuid"] = Value::Null;
     }
+    if !extended {
+        return v;
+    }
+    v["os-vol-tenant-attr:tenant_id"] = json!(project);
+    let image = image_metadata(o);
+    if !image.is_empty() {
+        v["volume_image_metadata"] = json!(image);
+    }
     if ctx.tenant.admin {
-        v["os-vol-host-attr:host"] = json!("blockd@engine#default");
+        v["os-vol-host-attr:host"] = json!(super::admin::POOL);
         v["os-vol-mig-status-attr:migstat"] = Value::Null;
         v["os-vol-mig-status-attr:name_id"] = Value::Null;
     }
@@ -185,7 +193,7 @@ fn matches_filters(ctx: &Ctx, o: &ObjectInfo) -> bool {
 /// `GET volumes` (brief) and `GET volumes/detail`.
 pub fn list(ctx: &Ctx, detail: bool) -> Result<Reply> {
     let mut all: Vec<ObjectInfo> = ctx
-        .objects(ObjectKind::Volume)
+        .listed(ObjectKind::Volume)
         .into_iter()
         .filter(|o| matches_filters(ctx, o))
         .collect();
@@ -193,7 +201,13 @@ pub fn list(ctx: &Ctx, detail: bool) -> Result<Reply> {
     let (items, next) = page(ctx, &all, if detail { "volumes/detail" } else { "volumes" })?;
     let v: Vec<Value> = items
         .iter()
-        .map(|o| if detail { view(ctx, o) } else { brief(ctx, o) })
+        .map(|o| {
+            if detail {
+                view(ctx, o, true)
+            } else {
+                brief(ctx, o)
+            }
+        })
         .collect();
     let mut body = json!({ "volumes": v });
     if let Some(next) = next {
@@ -232,8 +246,8 @@ pub fn summary(ctx: &Ctx) -> Result<Reply> {
 
 /// `GET volumes/{id}`.
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
-    let o = ctx.volume(id)?;
-    Ok(Reply::json(200, json!({ "volume": view(ctx, &o) })))
+    let o = ctx.volume_any(id)?;
+    Ok(Reply::json(200, json!({ "volume": view(ctx, &o, true) })))
 }
 
 fn find_image(ctx: &Ctx, key: &str) -> Result<ObjectInfo> {
@@ -381,7 +395,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         }
     };
     let o = ops::create_volume(&ctx.dom, &locked, source, size_gb * GIB, m)?;
-    Ok(Reply::json(202, json!({ "volume": view(ctx, &o) })))
+    Ok(Reply::json(202, json!({ "volume": view(ctx, &o, false) })))
 }
 
 /// `PUT volumes/{id}`: name, description (also the `display_` forms) and
@@ -407,7 +421,7 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     let o = ops::update(&ctx.dom, &locked, &o, edit.apply(&o))?;
-    Ok(Reply::json(200, json!({ "volume": view(ctx, &o) })))
+    Ok(Reply::json(200, json!({ "volume": view(ctx, &o, false) })))
 }
 
 /// Writes metadata `m` of `o` (the caller's), status unchanged.
@@ -420,9 +434,12 @@ pub(crate) fn save(
     ops::update(&ctx.dom, locked, o, m)
 }
 
-/// The tenant's snapshots of volume `o`.
+/// The snapshots of volume `o` (its owner's; an admin may ask about any
+/// project's volume).
 pub(crate) fn snapshots_of(ctx: &Ctx, o: &ObjectInfo) -> Vec<ObjectInfo> {
-    ctx.objects(ObjectKind::Snapshot)
+    let owner = meta::get(o, meta::TENANT);
+    ctx.dom
+        .objects_any(ObjectKind::Snapshot, owner)
         .into_iter()
         .filter(|s| s.parent == Some(o.id))
         .collect()
@@ -436,7 +453,8 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<Reply> {
         .query_param("cascade")
         .is_some_and(|c| parse_bool(&json!(c), "cascade").unwrap_or(false));
     let locked = ctx.dom.lock();
-    let o = ctx.volume(id)?;
+    // An admin may delete any project's volume, as Cinder's operators.
+    let o = ctx.volume_any(id)?;
     let attached = ops::attached(&o);
     let deletable = [
         "available",
@@ -464,7 +482,7 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<Reply> {
     }
     if cascade {
         for s in &snaps {
-            ops::delete(&ctx.dom, &locked, s)?;
+            ops::operator_delete(&ctx.dom, &locked, s)?;
         }
     }
     let o = if attached && force {
@@ -472,7 +490,7 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<Reply> {
     } else {
         o
     };
-    ops::delete(&ctx.dom, &locked, &o)?;
+    ops::operator_delete(&ctx.dom, &locked, &o)?;
     Ok(Reply::empty(202))
 }
 
@@ -521,6 +539,16 @@ pub(crate) fn user_metadata(
 /// `volumes/{id}/metadata/{key}`: GET, PUT (`{"meta": {key: value}}`),
 /// DELETE.
 pub fn metadata_item(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
+    user_metadata_item(ctx, || ctx.volume(id), key)
+}
+
+/// One item `key` of the `metadata` of the object `find` looks up (a
+/// volume or a snapshot): GET, PUT (`{"meta": {key: value}}`), DELETE.
+pub(crate) fn user_metadata_item(
+    ctx: &Ctx,
+    find: impl Fn() -> Result<ObjectInfo>,
+    key: &str,
+) -> Result<Reply> {
     let missing = || {
         ApiError::not_found(format!(
             "Metadata item was not found: {}",
@@ -529,7 +557,7 @@ pub fn metadata_item(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
     };
     match ctx.req.method.as_str() {
         "GET" => {
-            let o = ctx.volume(id)?;
+            let o = find()?;
             let user = meta::user_metadata(&o);
             let v = user.get(key).ok_or_else(missing)?;
             Ok(Reply::json(200, json!({"meta": {key: v}})))
@@ -543,7 +571,7 @@ pub fn metadata_item(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
                 .filter(|m| m.len() == 1 && m.contains_key(key))
                 .ok_or_else(|| ApiError::bad_request("Request body and URI mismatch"))?;
             let locked = ctx.dom.lock();
-            let o = ctx.volume(id)?;
+            let o = find()?;
             let mut user = meta::user_metadata(&o);
             user.extend(item.clone());
             save(ctx, &locked, &o, meta::with_user_metadata(&o, &user))?;
@@ -551,7 +579,7 @@ pub fn metadata_item(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
         }
         _ => {
             let locked = ctx.dom.lock();
-            let o = ctx.volume(id)?;
+            let o = find()?;
             let mut user = meta::user_metadata(&o);
             user.remove(key).ok_or_else(missing)?;
             save(ctx, &locked, &o, meta::with_user_metadata(&o, &user))?;

@@ -11,6 +11,7 @@
 //! (made with the offline CLI) are public and read-only.
 
 use super::fields::{check_access, Data, MAX_ALIAS, MAX_DESC, MAX_VERSION};
+use super::views::{Detail, Envelope, FieldErrors, Image, ImageItem, ImageUpdate, Message};
 use super::{success, Ctx, DResult, Fail};
 use crate::domain::ops::{self, Txn};
 use crate::domain::{self, visibility, Locked};
@@ -45,37 +46,42 @@ fn flag(o: &ObjectInfo, key: &str) -> bool {
 }
 
 /// The image view.
-pub fn view(o: &ObjectInfo) -> Value {
+pub fn view(o: &ObjectInfo) -> Image {
     let name = visibility::image_name(o);
     let tags: Value = meta::get(o, super::TAGS)
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_else(|| json!([]));
-    json!({
-        "name": name,
-        "uuid": o.id.to_string(),
-        "alias": meta::get(o, super::ALIAS).unwrap_or(&name),
-        "version": meta::get(o, super::VERSION).unwrap_or("1.0"),
-        "owner": meta::get(o, meta::TENANT).unwrap_or("admin"),
-        "access": access(o),
-        "desc": meta::get(o, super::DESC).unwrap_or(""),
-        "ostype": meta::get(o, super::OSTYPE).and_then(|v| v.parse::<i64>().ok()).unwrap_or(1),
-        "size": o.size.div_ceil(MIB),
-        "resize": flag(o, super::RESIZE),
-        "deploy": flag(o, super::DEPLOY),
-        "tags": tags,
-        "status": if o.status == meta::AVAILABLE { 1 } else { 2 },
-        "created": iso_time(o.created),
-        "dc_bound": meta::get(o, super::DC_BOUND) != Some("false"),
-    })
+    Image {
+        uuid: o.id.to_string(),
+        alias: meta::get(o, super::ALIAS).unwrap_or(&name).to_string(),
+        version: meta::get(o, super::VERSION).unwrap_or("1.0").to_string(),
+        owner: meta::get(o, meta::TENANT).unwrap_or("admin").to_string(),
+        access: access(o),
+        desc: meta::get(o, super::DESC).unwrap_or("").to_string(),
+        ostype: meta::get(o, super::OSTYPE)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(1),
+        size: o.size.div_ceil(MIB),
+        resize: flag(o, super::RESIZE),
+        deploy: flag(o, super::DEPLOY),
+        tags,
+        status: if o.status == meta::AVAILABLE { 1 } else { 2 },
+        created: iso_time(o.created),
+        dc_bound: meta::get(o, super::DC_BOUND) != Some("false"),
+        dcs: None,
+        vms: None,
+        name,
+    }
 }
 
 /// The extended view: the view plus datacenters and the caller's servers
 /// using the image.
-pub fn extended_view(ctx: &Ctx, o: &ObjectInfo) -> Value {
-    let mut v = view(o);
-    v["dcs"] = json!(["main"]);
-    v["vms"] = json!(servers_of(ctx, o.id));
-    v
+pub fn extended_view(ctx: &Ctx, o: &ObjectInfo) -> Image {
+    Image {
+        dcs: Some(vec!["main".into()]),
+        vms: Some(servers_of(ctx, o.id)),
+        ..view(o)
+    }
 }
 
 /// The image `key` (uuid, or name: the caller's own image first, then a
@@ -145,6 +151,23 @@ fn servers_of(ctx: &Ctx, id: ObjectId) -> Vec<String> {
 
 /// `GET /api/image/`: names sorted by `order_by` (name or created, `-`
 /// for descending); `full` or `extended` for whole objects.
+#[utoipa::path(
+    get,
+    path = "/image/",
+    operation_id = "listImages",
+    tag = "image",
+    summary = "The images the tenant sees: names, or objects with `full`/`extended`",
+    params(
+        ("full" = Option<bool>, Query, description = "whole images"),
+        ("extended" = Option<bool>, Query, description = "whole images with dcs and vms"),
+        ("order_by" = Option<String>, Query, description = "name or created, `-` for descending"),
+    ),
+    responses(
+        (status = 200, description = "SUCCESS: the images", body = Envelope<Vec<ImageItem>>),
+        (status = 400, description = "FAILURE: field errors", body = Envelope<FieldErrors>),
+        (status = 401, description = "no or invalid token", body = Detail),
+    )
+)]
 pub fn list(ctx: &Ctx) -> DResult<Reply> {
     let d = Data::of(ctx.req)?;
     let full = d.boolean("full")?.unwrap_or(false);
@@ -173,24 +196,45 @@ pub fn list(ctx: &Ctx) -> DResult<Reply> {
     if desc {
         imgs.reverse();
     }
-    let result: Vec<Value> = if extended {
-        imgs.iter().map(|o| extended_view(ctx, o)).collect()
+    let result: Vec<ImageItem> = if extended {
+        imgs.iter()
+            .map(|o| ImageItem::Image(Box::new(extended_view(ctx, o))))
+            .collect()
     } else if full {
-        imgs.iter().map(view).collect()
+        imgs.iter()
+            .map(|o| ImageItem::Image(Box::new(view(o))))
+            .collect()
     } else {
         imgs.iter()
-            .map(|o| json!(visibility::image_name(o)))
+            .map(|o| ImageItem::Name(visibility::image_name(o)))
             .collect()
     };
-    Ok(success(json!(result)))
+    Ok(success(&result))
 }
 
 /// `GET /api/image/<name>/` (`extended` for more).
+#[utoipa::path(
+    get,
+    path = "/image/{name}/",
+    operation_id = "showImage",
+    tag = "image",
+    summary = "An image",
+    params(
+        ("name" = String, Path, description = "the image name (or UUID)"),
+        ("extended" = Option<bool>, Query, description = "with dcs and vms"),
+    ),
+    responses(
+        (status = 200, description = "SUCCESS: the image", body = Envelope<Image>),
+        (status = 400, description = "FAILURE: field errors", body = Envelope<FieldErrors>),
+        (status = 404, description = "no such image", body = Detail),
+        (status = 401, description = "no or invalid token", body = Detail),
+    )
+)]
 pub fn show(ctx: &Ctx, name: &str) -> DResult<Reply> {
     let d = Data::of(ctx.req)?;
     let extended = d.boolean("extended")?.unwrap_or(false);
     let o = find(ctx, name)?;
-    Ok(success(if extended {
+    Ok(success(&if extended {
         extended_view(ctx, &o)
     } else {
         view(&o)
@@ -339,6 +383,25 @@ pub fn hand_over(
 
 /// `PUT /api/image/<name>/`: alias, access, owner, desc, version, resize,
 /// deploy, tags, dc_bound. A new owner is an operator's action (403).
+#[utoipa::path(
+    put,
+    path = "/image/{name}/",
+    operation_id = "updateImage",
+    tag = "image",
+    summary = "Change an image's fields",
+    description = "417 `Detail` while the image is not ready.",
+    params(
+        ("name" = String, Path, description = "the image name (or UUID)"),
+    ),
+    request_body(content = ImageUpdate, description = "JSON object (query parameters for GET)"),
+    responses(
+        (status = 200, description = "SUCCESS: the image", body = Envelope<Image>),
+        (status = 400, description = "FAILURE: field errors", body = Envelope<FieldErrors>),
+        (status = 403, description = "another tenant's image", body = Detail),
+        (status = 404, description = "no such image", body = Detail),
+        (status = 401, description = "no or invalid token", body = Detail),
+    )
+)]
 pub fn update(ctx: &Ctx, name: &str) -> DResult<Reply> {
     let d = Data::of(ctx.req)?;
     let f = Fields::parse(ctx, &d)?;
@@ -367,11 +430,28 @@ pub fn update(ctx: &Ctx, name: &str) -> DResult<Reply> {
         _ => ops::update(&ctx.dom, &locked, &o, m)?,
     };
     tracing::info!(tenant = ctx.dom.tenant_id(), image = %o.id, "danube: image updated");
-    Ok(success(view(&o)))
+    Ok(success(&view(&o)))
 }
 
 /// `DELETE /api/image/<name>/`: 428 while a server uses a volume made
 /// from it (mark it deleted with `access=4` instead).
+#[utoipa::path(
+    delete,
+    path = "/image/{name}/",
+    operation_id = "deleteImage",
+    tag = "image",
+    summary = "Delete an image",
+    params(
+        ("name" = String, Path, description = "the image name (or UUID)"),
+    ),
+    responses(
+        (status = 200, description = "SUCCESS: deleted", body = Envelope<Message>),
+        (status = 403, description = "another tenant's image", body = Detail),
+        (status = 404, description = "no such image", body = Detail),
+        (status = 428, description = "a server uses a volume made from it", body = Detail),
+        (status = 401, description = "no or invalid token", body = Detail),
+    )
+)]
 pub fn delete(ctx: &Ctx, name: &str) -> DResult<Reply> {
     let locked = ctx.dom.lock();
     let o = find_owned(ctx, name)?;
@@ -379,13 +459,28 @@ pub fn delete(ctx: &Ctx, name: &str) -> DResult<Reply> {
         return Err(Fail::detail(428, "Image is used by some VMs"));
     }
     ops::delete(&ctx.dom, &locked, &o)?;
-    Ok(success(json!({
-        "message": format!("Image {} deleted", visibility::image_name(&o)),
-    })))
+    Ok(success(&Message {
+        message: format!("Image {} deleted", visibility::image_name(&o)),
+    }))
 }
 
 /// `GET /api/image/<name>/vm/`: the caller's servers using the image.
+#[utoipa::path(
+    get,
+    path = "/image/{name}/vm/",
+    operation_id = "imageVms",
+    tag = "image",
+    summary = "The caller's servers using an image",
+    params(
+        ("name" = String, Path, description = "the image name (or UUID)"),
+    ),
+    responses(
+        (status = 200, description = "SUCCESS: server ids", body = Envelope<Vec<String>>),
+        (status = 404, description = "no such image", body = Detail),
+        (status = 401, description = "no or invalid token", body = Detail),
+    )
+)]
 pub fn vms(ctx: &Ctx, name: &str) -> DResult<Reply> {
     let o = find(ctx, name)?;
-    Ok(success(json!(servers_of(ctx, o.id))))
+    Ok(success(&servers_of(ctx, o.id)))
 }

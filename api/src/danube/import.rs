@@ -63,6 +63,22 @@ struct Job {
 }
 
 /// `POST /api/image/<name>/`.
+#[utoipa::path(
+    post,
+    path = "/image/{name}/",
+    operation_id = "importImage",
+    tag = "image",
+    summary = "Import an image from an imgadm manifest and file, as a task",
+    description = "409 `Detail` while an import of that name runs or too many run; 413 over quota; 423 when the store is not operational.",
+    params(("name" = String, Path, description = "the new image's name")),
+    request_body(content = super::views::ImportRequest, description = "JSON object"),
+    responses(
+        (status = 201, description = "PENDING: poll the task", body = super::views::Envelope<super::views::ImportStarted>),
+        (status = 400, description = "FAILURE: field errors", body = super::views::Envelope<super::views::FieldErrors>),
+        (status = 401, description = "no or invalid token", body = super::views::Detail),
+        (status = 406, description = "an image of this name exists", body = super::views::Detail),
+    )
+)]
 pub fn start(ctx: &Ctx, name: &str) -> DResult<Reply> {
     check_name("name", name)?;
     let d = Data::of(ctx.req)?;
@@ -130,7 +146,13 @@ pub fn start(ctx: &Ctx, name: &str) -> DResult<Reply> {
     }
     let source = remote::redact(&manifest_url);
     tracing::info!(tenant, image = name, task, %source, "danube: image import started");
-    Ok(pending(&task, json!({"name": name, "status": 2})))
+    Ok(pending(
+        &task,
+        &super::views::ImportStarted {
+            name: name.to_string(),
+            status: 2,
+        },
+    ))
 }
 
 /// Frees the name and records a failure if the task ends without an
@@ -503,7 +525,7 @@ fn import(job: &Job) -> Result<Value, String> {
         images::hand_over(&dctx, &locked, &job.fields, o)
             .map_err(|_| "the image cannot be handed to its new owner".to_string())?
     };
-    Ok(images::view(&o))
+    Ok(super::views::to_value(&images::view(&o)))
 }
 
 #[cfg(test)]

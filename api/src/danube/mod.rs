@@ -10,6 +10,8 @@
 //!  import.rs     POST /api/image/<name>/: manifest + file fetch as a task
 //!  snapshots.rs  VM disk snapshots, image from a VM snapshot
 //!  tasks.rs      in-memory tasks, reserved names, import settings
+//!  views.rs      the typed bodies (utoipa ToSchema)
+//!  openapi.rs    GET /api/danube/openapi.json, generated from them
 //! ```
 //!
 //! Replies: `{"status": "SUCCESS"|"PENDING"|"FAILURE", "result": ...,
@@ -28,8 +30,10 @@
 mod fields;
 mod images;
 mod import;
+mod openapi;
 mod snapshots;
 mod tasks;
+mod views;
 
 pub(crate) use tasks::State;
 
@@ -38,7 +42,9 @@ use crate::domain;
 use crate::error::{ApiError, ErrorKind};
 use crate::http::{Reply, Request};
 use crate::ApiState;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
+use views::{Detail, Envelope, FieldErrors, TaskResult};
 use warp::http::Method;
 
 /// Image alias.
@@ -161,26 +167,41 @@ fn fail_reply(req: &Request, f: Fail) -> Reply {
     match f {
         Fail::Detail(500, msg) => {
             tracing::error!(detail = %msg, "danube: server error");
-            Reply::json(500, json!({ "detail": INTERNAL }))
+            detail(500, INTERNAL.into())
         }
         Fail::Detail(status, msg) => {
-            let r = Reply::json(status, json!({ "detail": msg }));
+            let r = detail(status, msg);
             if status == 401 {
                 r.with_header("www-authenticate", "Token")
             } else {
                 r
             }
         }
-        Fail::Invalid(m) => Reply::json(
-            400,
-            json!({"status": "FAILURE", "result": m, "task_id": sync_task_id()}),
-        ),
-        Fail::Method(allow) => Reply::json(
+        Fail::Invalid(m) => envelope(400, "FAILURE", FieldErrors(m), sync_task_id()),
+        Fail::Method(allow) => detail(
             405,
-            json!({"detail": format!("Method \"{}\" not allowed.", req.method.as_str().escape_debug())}),
+            format!(
+                "Method \"{}\" not allowed.",
+                req.method.as_str().escape_debug()
+            ),
         )
         .with_header("allow", allow),
     }
+}
+
+/// An exception: `{"detail": ...}` with `status`.
+fn detail(status: u16, detail: String) -> Reply {
+    Reply::json(status, views::to_value(&Detail { detail }))
+}
+
+/// The status envelope around `result`.
+fn envelope<T: Serialize>(status: u16, word: &str, result: T, task_id: String) -> Reply {
+    let e = Envelope {
+        status: word.into(),
+        result,
+        task_id,
+    };
+    Reply::json(status, e.value())
 }
 
 /// A task id for a synchronous reply (Danube answers every call with one).
@@ -189,19 +210,13 @@ fn sync_task_id() -> String {
 }
 
 /// 200 SUCCESS with `result`.
-pub(crate) fn success(result: Value) -> Reply {
-    Reply::json(
-        200,
-        json!({"status": "SUCCESS", "result": result, "task_id": sync_task_id()}),
-    )
+pub(crate) fn success<T: Serialize>(result: &T) -> Reply {
+    envelope(200, "SUCCESS", result, sync_task_id())
 }
 
 /// 201 PENDING for task `task_id`.
-pub(crate) fn pending(task_id: &str, result: Value) -> Reply {
-    Reply::json(
-        201,
-        json!({"status": "PENDING", "result": result, "task_id": task_id}),
-    )
+pub(crate) fn pending<T: Serialize>(task_id: &str, result: &T) -> Reply {
+    envelope(201, "PENDING", result, task_id.to_string())
 }
 
 /// The context of one authenticated call: the shared domain context and
@@ -235,8 +250,20 @@ fn only(req: &Request, allow: &'static str) -> DResult<()> {
     req.only(allow).map_err(Fail::from)
 }
 
-/// Handles one request of this dialect, errors included.
+/// Handles one request of this dialect, errors included. The OpenAPI
+/// document needs no credentials.
 pub(crate) fn dispatch(state: &ApiState, req: &Request) -> Reply {
+    if req
+        .segments
+        .iter()
+        .map(String::as_str)
+        .eq(["api", "danube", "openapi.json"])
+    {
+        return match req.only("GET, HEAD") {
+            Ok(()) => Reply::json(200, openapi::generate(&req.base_url())),
+            Err(e) => error_reply(req, &e),
+        };
+    }
     let res = authenticate(state, req).and_then(|tenant| {
         let ctx = Ctx {
             dom: domain::Ctx::new(state, tenant),
@@ -287,16 +314,40 @@ fn route(ctx: &Ctx) -> DResult<Reply> {
 }
 
 /// `GET /api/task/`: the caller's running task ids.
+#[utoipa::path(
+    get,
+    path = "/task/",
+    operation_id = "listTasks",
+    tag = "task",
+    summary = "The caller's running task ids",
+    responses(
+        (status = 200, description = "SUCCESS: task ids", body = Envelope<Vec<String>>),
+        (status = 401, description = "no or invalid token", body = Detail),
+    )
+)]
 fn task_list(ctx: &Ctx) -> DResult<Reply> {
-    Ok(success(json!(ctx
-        .dom
-        .state
-        .danube()
-        .pending(ctx.dom.tenant_id()))))
+    Ok(success(
+        &ctx.dom.state.danube().pending(ctx.dom.tenant_id()),
+    ))
 }
 
 /// `GET /api/task/<task_id>/status/`: 201 PENDING, 200 SUCCESS or 400
 /// FAILURE with the task's result.
+#[utoipa::path(
+    get,
+    path = "/task/{task_id}/status/",
+    operation_id = "taskStatus",
+    tag = "task",
+    summary = "A task's state and result",
+    params(("task_id" = String, Path, description = "the task id")),
+    responses(
+        (status = 200, description = "SUCCESS: the result (an import's image)", body = Envelope<TaskResult>),
+        (status = 201, description = "PENDING: `result` is null", body = Envelope<TaskResult>),
+        (status = 400, description = "FAILURE: `result` is `{\"detail\"}`", body = Envelope<TaskResult>),
+        (status = 401, description = "no or invalid token", body = Detail),
+        (status = 404, description = "no such task of the caller", body = Detail),
+    )
+)]
 fn task_status(ctx: &Ctx, id: &str) -> DResult<Reply> {
     use tasks::Outcome;
     let outcome = ctx
@@ -310,10 +361,7 @@ fn task_status(ctx: &Ctx, id: &str) -> DResult<Reply> {
         Outcome::Success(v) => (200, "SUCCESS", v),
         Outcome::Failure(v) => (400, "FAILURE", v),
     };
-    Ok(Reply::json(
-        status,
-        json!({"status": word, "result": result, "task_id": id}),
-    ))
+    Ok(envelope(status, word, TaskResult(result), id.to_string()))
 }
 
 /// This dialect's error reply for `e` (a request that failed before its

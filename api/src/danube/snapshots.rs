@@ -13,12 +13,15 @@
 
 use super::fields::{check_name, Data, MAX_NOTE};
 use super::images::{self, Fields};
+use super::views::{
+    Detail, Envelope, FieldErrors, Image, ImageUpdate, Message, Snapshot, SnapshotItem,
+    SnapshotNote,
+};
 use super::{success, Ctx, DResult, Fail};
 use crate::domain::{ops, visibility};
 use crate::http::Reply;
 use crate::meta;
 use engine::{ObjectInfo, ObjectKind};
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 fn check_vm(vm: &str) -> DResult<()> {
@@ -74,18 +77,18 @@ fn snap_disk(o: &ObjectInfo, disks: &[ObjectInfo]) -> usize {
         .unwrap_or(1)
 }
 
-fn view(o: &ObjectInfo, vm: &str, disks: &[ObjectInfo]) -> Value {
-    json!({
-        "hostname": vm,
-        "id": o.id.to_string(),
-        "name": snap_name(o),
-        "disk_id": snap_disk(o, disks),
-        "note": meta::get(o, super::SNAP_NOTE).unwrap_or(""),
-        "type": 2,
-        "status": if o.status == meta::AVAILABLE { 1 } else { 2 },
-        "size": o.size.div_ceil(1 << 20),
-        "created": images::iso_time(o.created),
-    })
+fn view(o: &ObjectInfo, vm: &str, disks: &[ObjectInfo]) -> Snapshot {
+    Snapshot {
+        hostname: vm.to_string(),
+        id: o.id.to_string(),
+        name: snap_name(o),
+        disk_id: snap_disk(o, disks),
+        note: meta::get(o, super::SNAP_NOTE).unwrap_or("").to_string(),
+        kind: 2,
+        status: if o.status == meta::AVAILABLE { 1 } else { 2 },
+        size: o.size.div_ceil(1 << 20),
+        created: images::iso_time(o.created),
+    }
 }
 
 /// The caller's snapshots of `vm`: those taken through this dialect, and
@@ -111,6 +114,26 @@ fn find(ctx: &Ctx, vm: &str, snap: &str, disks: &[ObjectInfo]) -> DResult<Object
 
 /// `GET /api/vm/<vm>/snapshot/`: names (or objects with `full`), filtered
 /// by `disk_id`, sorted by `order_by` (name, created, `-` descending).
+#[utoipa::path(
+    get,
+    path = "/vm/{vm}/snapshot/",
+    operation_id = "listSnapshots",
+    tag = "vm",
+    summary = "A VM's snapshots: names, or objects with `full`",
+    params(
+        ("vm" = String, Path, description = "the VM (server id)"),
+        ("full" = Option<bool>, Query, description = "whole snapshots"),
+        ("disk_id" = Option<i64>, Query, description = "only of this disk (from 1)"),
+        ("order_by" = Option<String>, Query, description = "name or created (default -created)"),
+    ),
+    responses(
+        (status = 200, description = "SUCCESS: the snapshots", body = Envelope<Vec<SnapshotItem>>),
+        (status = 400, description = "FAILURE: field errors", body = Envelope<FieldErrors>),
+        (status = 404, description = "no such VM (no disk attached to it)", body = Detail),
+        (status = 412, description = "no such disk_id", body = Detail),
+        (status = 401, description = "no or invalid token", body = Detail),
+    )
+)]
 pub fn list(ctx: &Ctx, vm: &str) -> DResult<Reply> {
     let d = Data::of(ctx.req)?;
     let full = d.boolean("full")?.unwrap_or(false);
@@ -140,23 +163,67 @@ pub fn list(ctx: &Ctx, vm: &str) -> DResult<Reply> {
     if desc {
         snaps.reverse();
     }
-    let result: Vec<Value> = if full {
-        snaps.iter().map(|o| view(o, vm, &disks)).collect()
+    let result: Vec<SnapshotItem> = if full {
+        snaps
+            .iter()
+            .map(|o| SnapshotItem::Snapshot(view(o, vm, &disks)))
+            .collect()
     } else {
-        snaps.iter().map(|o| json!(snap_name(o))).collect()
+        snaps
+            .iter()
+            .map(|o| SnapshotItem::Name(snap_name(o)))
+            .collect()
     };
-    Ok(success(json!(result)))
+    Ok(success(&result))
 }
 
 /// `GET /api/vm/<vm>/snapshot/<snapname>/`.
+#[utoipa::path(
+    get,
+    path = "/vm/{vm}/snapshot/{snap}/",
+    operation_id = "showSnapshot",
+    tag = "vm",
+    summary = "A snapshot",
+    params(
+        ("snap" = String, Path, description = "the snapshot name (or UUID)"),
+        ("vm" = String, Path, description = "the VM (server id)"),
+    ),
+    responses(
+        (status = 200, description = "SUCCESS: the snapshot", body = Envelope<Snapshot>),
+        (status = 404, description = "no such VM or snapshot", body = Detail),
+        (status = 401, description = "no or invalid token", body = Detail),
+    )
+)]
 pub fn show(ctx: &Ctx, vm: &str, snap: &str) -> DResult<Reply> {
     let disks = disks(ctx, vm)?;
     let o = find(ctx, vm, snap, &disks)?;
-    Ok(success(view(&o, vm, &disks)))
+    Ok(success(&view(&o, vm, &disks)))
 }
 
 /// `POST /api/vm/<vm>/snapshot/<snapname>/` (`disk_id`, `note`): an
 /// engine snapshot of the VM's disk, under the snapshot quota.
+#[utoipa::path(
+    post,
+    path = "/vm/{vm}/snapshot/{snap}/",
+    operation_id = "createSnapshot",
+    tag = "vm",
+    summary = "Snapshot a VM's disk",
+    description = "417 `Detail` when the disk is neither available nor in use.",
+    params(
+        ("snap" = String, Path, description = "the snapshot name (or UUID)"),
+        ("vm" = String, Path, description = "the VM (server id)"),
+    ),
+    request_body(content = SnapshotNote, description = "JSON object (query parameters for GET)"),
+    responses(
+        (status = 200, description = "SUCCESS: the snapshot", body = Envelope<Snapshot>),
+        (status = 400, description = "FAILURE: field errors", body = Envelope<FieldErrors>),
+        (status = 404, description = "no such VM", body = Detail),
+        (status = 406, description = "a snapshot of this name exists", body = Detail),
+        (status = 412, description = "no such disk_id", body = Detail),
+        (status = 413, description = "quota exceeded", body = Detail),
+        (status = 401, description = "no or invalid token", body = Detail),
+    )
+)]
 pub fn create(ctx: &Ctx, vm: &str, snap: &str) -> DResult<Reply> {
     check_name("name", snap)?;
     let d = Data::of(ctx.req)?;
@@ -191,10 +258,28 @@ pub fn create(ctx: &Ctx, vm: &str, snap: &str) -> DResult<Reply> {
         ],
     );
     let o = ops::snapshot(&ctx.dom, &locked, vol, m)?;
-    Ok(success(view(&o, vm, &disks)))
+    Ok(success(&view(&o, vm, &disks)))
 }
 
 /// `PUT /api/vm/<vm>/snapshot/<snapname>/` (`note`).
+#[utoipa::path(
+    put,
+    path = "/vm/{vm}/snapshot/{snap}/",
+    operation_id = "updateSnapshot",
+    tag = "vm",
+    summary = "Change a snapshot's note",
+    params(
+        ("snap" = String, Path, description = "the snapshot name (or UUID)"),
+        ("vm" = String, Path, description = "the VM (server id)"),
+    ),
+    request_body(content = SnapshotNote, description = "JSON object (query parameters for GET)"),
+    responses(
+        (status = 200, description = "SUCCESS: the snapshot", body = Envelope<Snapshot>),
+        (status = 400, description = "FAILURE: field errors", body = Envelope<FieldErrors>),
+        (status = 404, description = "no such VM or snapshot", body = Detail),
+        (status = 401, description = "no or invalid token", body = Detail),
+    )
+)]
 pub fn update(ctx: &Ctx, vm: &str, snap: &str) -> DResult<Reply> {
     let d = Data::of(ctx.req)?;
     let note = d.string("note", MAX_NOTE)?;
@@ -207,24 +292,61 @@ pub fn update(ctx: &Ctx, vm: &str, snap: &str) -> DResult<Reply> {
         meta::set(&mut m, meta::DISPLAY_DESCRIPTION, Some(&n));
         o = ops::update(&ctx.dom, &locked, &o, m)?;
     }
-    Ok(success(view(&o, vm, &disks)))
+    Ok(success(&view(&o, vm, &disks)))
 }
 
 /// `DELETE /api/vm/<vm>/snapshot/<snapname>/`. Volumes and images made
 /// from it keep their data.
+#[utoipa::path(
+    delete,
+    path = "/vm/{vm}/snapshot/{snap}/",
+    operation_id = "deleteSnapshot",
+    tag = "vm",
+    summary = "Delete a snapshot",
+    params(
+        ("snap" = String, Path, description = "the snapshot name (or UUID)"),
+        ("vm" = String, Path, description = "the VM (server id)"),
+    ),
+    responses(
+        (status = 200, description = "SUCCESS: deleted", body = Envelope<Message>),
+        (status = 404, description = "no such VM or snapshot", body = Detail),
+        (status = 401, description = "no or invalid token", body = Detail),
+    )
+)]
 pub fn delete(ctx: &Ctx, vm: &str, snap: &str) -> DResult<Reply> {
     let locked = ctx.dom.lock();
     let disks = disks(ctx, vm)?;
     let o = find(ctx, vm, snap, &disks)?;
     ops::delete(&ctx.dom, &locked, &o)?;
-    Ok(success(json!({
-        "message": format!("Snapshot {} deleted", snap_name(&o)),
-    })))
+    Ok(success(&Message {
+        message: format!("Snapshot {} deleted", snap_name(&o)),
+    }))
 }
 
 /// `POST /api/vm/<vm>/snapshot/<snapname>/image/<name>/`: an image of
 /// the snapshot, in O(1) (alias, access, owner, desc, version, resize,
 /// deploy, tags).
+#[utoipa::path(
+    post,
+    path = "/vm/{vm}/snapshot/{snap}/image/{name}/",
+    operation_id = "snapshotToImage",
+    tag = "vm",
+    summary = "An image of a snapshot, at once",
+    description = "409 `Detail` while an import of that name runs; 413 over quota; 417 when the snapshot is not ready.",
+    params(
+        ("name" = String, Path, description = "the image name (or UUID)"),
+        ("snap" = String, Path, description = "the snapshot name (or UUID)"),
+        ("vm" = String, Path, description = "the VM (server id)"),
+    ),
+    request_body(content = ImageUpdate, description = "JSON object (query parameters for GET)"),
+    responses(
+        (status = 200, description = "SUCCESS: the image", body = Envelope<Image>),
+        (status = 400, description = "FAILURE: field errors", body = Envelope<FieldErrors>),
+        (status = 404, description = "no such VM or snapshot", body = Detail),
+        (status = 406, description = "an image of this name exists", body = Detail),
+        (status = 401, description = "no or invalid token", body = Detail),
+    )
+)]
 pub fn to_image(ctx: &Ctx, vm: &str, snap: &str, name: &str) -> DResult<Reply> {
     check_name("name", name)?;
     let d = Data::of(ctx.req)?;
@@ -272,5 +394,5 @@ pub fn to_image(ctx: &Ctx, vm: &str, snap: &str, name: &str) -> DResult<Reply> {
     f.apply(&mut m);
     let o = ops::capture_image(&ctx.dom, &locked, &s, Some(name), m)?;
     let o = images::hand_over(&ctx.dom, &locked, &f, o)?;
-    Ok(success(images::view(&o)))
+    Ok(success(&images::view(&o)))
 }

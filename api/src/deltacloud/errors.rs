@@ -21,7 +21,6 @@ use super::views::{xml_doc, XmlResult, DRIVER};
 use crate::error::{ApiError, ErrorKind};
 use crate::http::{Reply, Request};
 use quick_xml::events::BytesText;
-use serde_json::json;
 
 /// The realm of the Basic challenge, formed as the Deltacloud server
 /// formed it: `DRIVER-deltacloud@HOSTNAME` (the `HOSTNAME` environment
@@ -94,9 +93,11 @@ pub(crate) fn reply(req: &Request, e: &ApiError) -> Reply {
         e.message().to_string()
     };
     let body = match fmt {
-        Format::Json => json!({"code": status, "message": message, "error": reason})
-            .to_string()
-            .into_bytes(),
+        Format::Json => super::json::bytes(&super::json::Error {
+            code: status,
+            message,
+            error: reason.into(),
+        }),
         Format::Xml => match xml_body(status, short(&req.path), &message) {
             Ok(b) => b,
             Err(err) => {
@@ -119,6 +120,7 @@ pub(crate) fn reply(req: &Request, e: &ApiError) -> Reply {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use serde_json::json;
     use warp::http::{HeaderMap, Method};
 
     fn req(query: &str) -> Request {

@@ -18,8 +18,12 @@
 //! or `Accept`; 406 with an empty body when nothing acceptable is asked
 //! for (`format.rs`). Parameters from the query string, a form or a
 //! multipart body (`params.rs`). HTTP Basic against the auth file's
-//! user/password. Views in `views.rs`, errors in `errors.rs`, handlers in
-//! `volumes.rs` and `snapshots.rs`.
+//! user/password. Views in `views.rs` (JSON bodies typed in `json.rs`),
+//! errors in `errors.rs`, handlers in `volumes.rs` and `snapshots.rs`.
+//! `GET /api/openapi.json` (no credentials needed) is the OpenAPI
+//! document of the JSON format, generated from those types
+//! (`openapi.rs`); the entry point links it with
+//! `Link: <...>; rel="service-desc"`.
 //!
 //! The objects are the engine's, shared with the other dialects: tenant,
 //! display name and description, zone (= Deltacloud realm) and attachment
@@ -28,6 +32,8 @@
 
 mod errors;
 mod format;
+mod json;
+mod openapi;
 mod params;
 mod snapshots;
 mod views;
@@ -122,7 +128,7 @@ fn identify(reply: Reply) -> Reply {
 /// paths this dialect does not serve.
 fn allow_of(rest: &[&str]) -> Option<&'static str> {
     Some(match rest {
-        [] => "GET, HEAD, OPTIONS",
+        [] | ["openapi.json"] => "GET, HEAD, OPTIONS",
         ["storage_volumes" | "storage_snapshots"] => "GET, HEAD, POST, OPTIONS",
         ["storage_volumes" | "storage_snapshots", _] => "GET, HEAD, DELETE, OPTIONS",
         ["storage_volumes", _, "attach" | "detach"] => "POST, OPTIONS",
@@ -182,9 +188,11 @@ fn route(state: &ApiState, req: &Request, fmt: Format) -> Result<Reply> {
         if truthy(req.query_param("force_auth")) {
             authenticate(state, req)?;
         }
-        let body = views::entry_point(fmt, &req.base_url())
-            .map_err(|e| ApiError::internal(format!("writing XML: {e}")))?;
-        return Ok(format::finish(req, 200, fmt, body));
+        return entry_point(req, fmt);
+    }
+    if rest == ["openapi.json"] {
+        only(req, allow)?;
+        return Ok(Reply::json(200, openapi::generate(&req.base_url())));
     }
     let tenant = authenticate(state, req)?;
     only(req, allow)?;
@@ -232,6 +240,35 @@ fn route(state: &ApiState, req: &Request, fmt: Format) -> Result<Reply> {
         }
         _ => Err(not_found()),
     }
+}
+
+/// `GET /api`: the entry point, with a `Link` to the OpenAPI document.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "entryPoint",
+    tag = "api",
+    summary = "The entry point: driver, version and the collections",
+    params(
+        ("format" = Option<String>, Query, description = "`json` (this document describes the JSON; XML is the default)"),
+        ("force_auth" = Option<String>, Query, description = "`1`: check the credentials"),
+    ),
+    security((), ("basic" = [])),
+    responses(
+        (status = 200, description = "the entry point", body = json::EntryPoint),
+        (status = 401, description = "`force_auth` without valid credentials", body = json::Error),
+    )
+)]
+fn entry_point(req: &Request, fmt: Format) -> Result<Reply> {
+    let body = views::entry_point(fmt, &req.base_url())
+        .map_err(|e| ApiError::internal(format!("writing XML: {e}")))?;
+    Ok(format::finish(req, 200, fmt, body).with_header(
+        "link",
+        format!(
+            "<{}/api/openapi.json>; rel=\"service-desc\"",
+            req.base_url()
+        ),
+    ))
 }
 
 /// This dialect's error reply for `e` (a request that failed before its

@@ -7,6 +7,7 @@
 //! 201 with Location; delete 204, whether or not volumes were cloned from
 //! the snapshot (they keep their data).
 
+use super::json::{Error, SnapshotCreateForm, SnapshotList, SnapshotOne};
 use super::params::{Params, MAX_DESCRIPTION, MAX_FIELD};
 use super::{views, Ctx};
 use crate::domain::ops;
@@ -17,18 +18,68 @@ use engine::ObjectKind;
 use std::collections::BTreeMap;
 
 /// `GET /api/storage_snapshots`.
+#[utoipa::path(
+    get,
+    path = "/storage_snapshots",
+    operation_id = "listSnapshots",
+    tag = "storage_snapshots",
+    summary = "The tenant's snapshots",
+    params(
+        ("format" = Option<String>, Query, description = "`json` (this document describes the JSON; XML is the default)"),
+    ),
+    responses(
+        (status = 200, description = "the snapshots", body = SnapshotList),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = Error),
+    )
+)]
 pub fn list(ctx: &Ctx) -> Result<Reply> {
     let all = ctx.dom.objects(ObjectKind::Snapshot);
     ctx.doc(200, views::snapshots(ctx.fmt, &ctx.base(), &all))
 }
 
 /// `GET /api/storage_snapshots/:id`.
+#[utoipa::path(
+    get,
+    path = "/storage_snapshots/{id}",
+    operation_id = "showSnapshot",
+    tag = "storage_snapshots",
+    summary = "A snapshot",
+    params(
+        ("id" = String, Path, description = "the snapshot's UUID"),
+        ("format" = Option<String>, Query, description = "`json` (this document describes the JSON; XML is the default)"),
+    ),
+    responses(
+        (status = 200, description = "the snapshot", body = SnapshotOne),
+        (status = 404, description = "no such snapshot", body = Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = Error),
+    )
+)]
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
     let o = ctx.snapshot(id)?;
     ctx.doc(200, views::snapshot(ctx.fmt, &ctx.base(), &o))
 }
 
 /// `POST /api/storage_snapshots`: 201 with Location and the snapshot.
+#[utoipa::path(
+    post,
+    path = "/storage_snapshots",
+    operation_id = "createSnapshot",
+    tag = "storage_snapshots",
+    summary = "Snapshot a volume",
+    description = "The volume must be AVAILABLE or IN-USE (a volume still CREATING or in ERROR is 409 with an `Error` body).",
+    params(
+        ("format" = Option<String>, Query, description = "`json` (this document describes the JSON; XML is the default)"),
+    ),
+    request_body(content = SnapshotCreateForm, content_type = "application/x-www-form-urlencoded", description = "also as query parameters or multipart/form-data"),
+    responses(
+        (status = 201, description = "the snapshot (and its URL in Location)", body = SnapshotOne),
+        (status = 400, description = "invalid parameter", body = Error),
+        (status = 404, description = "no such volume", body = Error),
+        (status = 415, description = "unsupported body type", body = Error),
+        (status = 413, description = "quota exceeded", body = Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = Error),
+    )
+)]
 pub fn create(ctx: &Ctx) -> Result<Reply> {
     let p = Params::of(ctx.req)?;
     let volume_id = p.required("volume_id", MAX_FIELD)?;
@@ -60,6 +111,22 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
 }
 
 /// `DELETE /api/storage_snapshots/:id`: 204.
+#[utoipa::path(
+    delete,
+    path = "/storage_snapshots/{id}",
+    operation_id = "deleteSnapshot",
+    tag = "storage_snapshots",
+    summary = "Delete a snapshot",
+    params(
+        ("id" = String, Path, description = "the snapshot's UUID"),
+        ("format" = Option<String>, Query, description = "`json` (this document describes the JSON; XML is the default)"),
+    ),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no such snapshot", body = Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = Error),
+    )
+)]
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = ctx.snapshot(id)?;

@@ -14,14 +14,16 @@
 //!   <created/> <storage_volume href id/> <state/> <name/> <description/>
 //! </storage_snapshot>
 //! ```
+//!
+//! The JSON is serialized from the typed bodies of `json.rs`.
 
 use super::format::Format;
+use super::json;
 use crate::meta;
 use crate::nbd_access::NbdAccess;
 use engine::ObjectInfo;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
-use serde_json::{json, Map, Value};
 use std::io;
 
 /// The driver name the entry point advertises.
@@ -208,34 +210,45 @@ fn volume_xml(w: &mut XmlWriter, v: &VolumeView) -> io::Result<()> {
     Ok(())
 }
 
-fn volume_json(v: &VolumeView) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), json!(v.id));
-    m.insert("href".into(), json!(v.href));
-    m.insert("created".into(), json!(v.created));
-    m.insert("capacity".into(), json!(v.capacity));
-    m.insert("capacity_unit".into(), json!("GB"));
-    m.insert("name".into(), json!(v.name));
-    if let Some(d) = &v.description {
-        m.insert("description".into(), json!(d));
+fn volume_json(v: &VolumeView) -> json::StorageVolume {
+    json::StorageVolume {
+        id: v.id.clone(),
+        href: v.href.clone(),
+        created: v.created.clone(),
+        capacity: v.capacity.clone(),
+        capacity_unit: "GB".into(),
+        name: v.name.clone(),
+        description: v.description.clone(),
+        realm: json::Realm {
+            id: v.realm.clone(),
+        },
+        state: v.state.clone(),
+        mount: v
+            .mount
+            .as_ref()
+            .map(|(server, server_href, device)| json::Mount {
+                instance: json::Ref {
+                    id: server.clone(),
+                    href: server_href.clone(),
+                },
+                device: json::Device {
+                    name: device.clone(),
+                },
+                nbd: v.nbd.as_ref().map(|(export, uri)| json::Nbd {
+                    export: export.clone(),
+                    uri: uri.clone(),
+                }),
+            }),
+        actions: v
+            .actions
+            .iter()
+            .map(|(rel, method, href)| json::Action {
+                rel: (*rel).into(),
+                method: (*method).into(),
+                href: href.clone(),
+            })
+            .collect(),
     }
-    m.insert("realm".into(), json!({ "id": v.realm }));
-    m.insert("state".into(), json!(v.state));
-    if let Some((server, server_href, device)) = &v.mount {
-        let mut mount =
-            json!({"instance": {"id": server, "href": server_href}, "device": {"name": device}});
-        if let Some((export, uri)) = &v.nbd {
-            mount["nbd"] = json!({"export": export, "uri": uri});
-        }
-        m.insert("mount".into(), mount);
-    }
-    let actions: Vec<Value> = v
-        .actions
-        .iter()
-        .map(|(rel, method, href)| json!({"rel": rel, "method": method, "href": href}))
-        .collect();
-    m.insert("actions".into(), Value::Array(actions));
-    Value::Object(m)
 }
 
 /// What a snapshot view shows, in either format.
@@ -288,27 +301,19 @@ fn snapshot_xml(w: &mut XmlWriter, s: &SnapshotView) -> io::Result<()> {
     Ok(())
 }
 
-fn snapshot_json(s: &SnapshotView) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), json!(s.id));
-    m.insert("href".into(), json!(s.href));
-    m.insert("created".into(), json!(s.created));
-    m.insert(
-        "storage_volume".into(),
-        json!({"id": s.volume_id, "href": s.volume_href}),
-    );
-    m.insert("state".into(), json!(s.state));
-    if let Some(n) = &s.name {
-        m.insert("name".into(), json!(n));
+fn snapshot_json(s: &SnapshotView) -> json::StorageSnapshot {
+    json::StorageSnapshot {
+        id: s.id.clone(),
+        href: s.href.clone(),
+        created: s.created.clone(),
+        storage_volume: json::Ref {
+            id: s.volume_id.clone(),
+            href: s.volume_href.clone(),
+        },
+        state: s.state.clone(),
+        name: s.name.clone(),
+        description: s.description.clone(),
     }
-    if let Some(d) = &s.description {
-        m.insert("description".into(), json!(d));
-    }
-    Value::Object(m)
-}
-
-fn json_bytes(v: &Value) -> Vec<u8> {
-    v.to_string().into_bytes()
 }
 
 /// One volume document.
@@ -321,7 +326,9 @@ pub(crate) fn volume(
     let v = volume_view(base, o, nbd);
     match fmt {
         Format::Xml => xml_doc(|w| volume_xml(w, &v)),
-        Format::Json => Ok(json_bytes(&json!({ "storage_volume": volume_json(&v) }))),
+        Format::Json => Ok(json::bytes(&json::VolumeOne {
+            storage_volume: volume_json(&v),
+        })),
     }
 }
 
@@ -340,8 +347,8 @@ pub(crate) fn volumes(
             Ok(())
         }),
         Format::Json => {
-            let items: Vec<Value> = views.iter().map(volume_json).collect();
-            Ok(json_bytes(&json!({ "storage_volumes": items })))
+            let storage_volumes = views.iter().map(volume_json).collect();
+            Ok(json::bytes(&json::VolumeList { storage_volumes }))
         }
     }
 }
@@ -351,9 +358,9 @@ pub(crate) fn snapshot(fmt: Format, base: &str, o: &ObjectInfo) -> XmlResult {
     let s = snapshot_view(base, o);
     match fmt {
         Format::Xml => xml_doc(|w| snapshot_xml(w, &s)),
-        Format::Json => Ok(json_bytes(
-            &json!({ "storage_snapshot": snapshot_json(&s) }),
-        )),
+        Format::Json => Ok(json::bytes(&json::SnapshotOne {
+            storage_snapshot: snapshot_json(&s),
+        })),
     }
 }
 
@@ -367,8 +374,8 @@ pub(crate) fn snapshots(fmt: Format, base: &str, all: &[ObjectInfo]) -> XmlResul
             Ok(())
         }),
         Format::Json => {
-            let items: Vec<Value> = views.iter().map(snapshot_json).collect();
-            Ok(json_bytes(&json!({ "storage_snapshots": items })))
+            let storage_snapshots = views.iter().map(snapshot_json).collect();
+            Ok(json::bytes(&json::SnapshotList { storage_snapshots }))
         }
     }
 }
@@ -395,15 +402,21 @@ pub(crate) fn entry_point(fmt: Format, base: &str) -> XmlResult {
             Ok(())
         }),
         Format::Json => {
-            let links: Vec<Value> = COLLECTIONS
+            let links = COLLECTIONS
                 .iter()
-                .map(|c| json!({"rel": c, "href": format!("{base}/api/{c}"), "features": []}))
+                .map(|c| json::CollectionLink {
+                    rel: (*c).into(),
+                    href: format!("{base}/api/{c}"),
+                    features: Vec::new(),
+                })
                 .collect();
-            Ok(json_bytes(&json!({"api": {
-                "driver": DRIVER,
-                "version": VERSION,
-                "links": links,
-            }})))
+            Ok(json::bytes(&json::EntryPoint {
+                api: json::Api {
+                    driver: DRIVER.into(),
+                    version: VERSION.into(),
+                    links,
+                },
+            }))
         }
     }
 }

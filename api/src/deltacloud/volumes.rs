@@ -16,6 +16,7 @@
 //!   IN-USE volume (409 otherwise). Both answer 202 with the volume.
 //! - Delete of an attached volume is 409; otherwise 204.
 
+use super::json::{AttachForm, Error, VolumeCreateForm, VolumeList, VolumeOne};
 use super::params::{Params, MAX_DESCRIPTION, MAX_FIELD};
 use super::{views, Ctx};
 use crate::domain;
@@ -27,6 +28,20 @@ use engine::ObjectKind;
 use std::collections::BTreeMap;
 
 /// `GET /api/storage_volumes`.
+#[utoipa::path(
+    get,
+    path = "/storage_volumes",
+    operation_id = "listVolumes",
+    tag = "storage_volumes",
+    summary = "The tenant's volumes",
+    params(
+        ("format" = Option<String>, Query, description = "`json` (this document describes the JSON; XML is the default)"),
+    ),
+    responses(
+        (status = 200, description = "the volumes", body = VolumeList),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = Error),
+    )
+)]
 pub fn list(ctx: &Ctx) -> Result<Reply> {
     let all = ctx.dom.objects(ObjectKind::Volume);
     ctx.doc(
@@ -36,6 +51,22 @@ pub fn list(ctx: &Ctx) -> Result<Reply> {
 }
 
 /// `GET /api/storage_volumes/:id`.
+#[utoipa::path(
+    get,
+    path = "/storage_volumes/{id}",
+    operation_id = "showVolume",
+    tag = "storage_volumes",
+    summary = "A volume",
+    params(
+        ("id" = String, Path, description = "the volume's UUID"),
+        ("format" = Option<String>, Query, description = "`json` (this document describes the JSON; XML is the default)"),
+    ),
+    responses(
+        (status = 200, description = "the volume", body = VolumeOne),
+        (status = 404, description = "no such volume", body = Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = Error),
+    )
+)]
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
     let o = ctx.volume(id)?;
     ctx.doc(
@@ -80,6 +111,25 @@ fn check_realm(r: &str) -> Result<()> {
 }
 
 /// `POST /api/storage_volumes`: 201 with Location and the volume.
+#[utoipa::path(
+    post,
+    path = "/storage_volumes",
+    operation_id = "createVolume",
+    tag = "storage_volumes",
+    summary = "Create a volume, empty or cloned from a snapshot",
+    params(
+        ("format" = Option<String>, Query, description = "`json` (this document describes the JSON; XML is the default)"),
+    ),
+    request_body(content = VolumeCreateForm, content_type = "application/x-www-form-urlencoded", description = "also as query parameters or multipart/form-data"),
+    responses(
+        (status = 201, description = "the volume (and its URL in Location)", body = VolumeOne),
+        (status = 400, description = "invalid parameter", body = Error),
+        (status = 404, description = "no such snapshot", body = Error),
+        (status = 413, description = "quota exceeded or body too large", body = Error),
+        (status = 415, description = "unsupported body type", body = Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = Error),
+    )
+)]
 pub fn create(ctx: &Ctx) -> Result<Reply> {
     let p = Params::of(ctx.req)?;
     let capacity = p
@@ -138,6 +188,23 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
 
 /// `DELETE /api/storage_volumes/:id`: 204; 409 while attached. Its
 /// snapshots stay.
+#[utoipa::path(
+    delete,
+    path = "/storage_volumes/{id}",
+    operation_id = "deleteVolume",
+    tag = "storage_volumes",
+    summary = "Delete a volume (its snapshots stay)",
+    params(
+        ("id" = String, Path, description = "the volume's UUID"),
+        ("format" = Option<String>, Query, description = "`json` (this document describes the JSON; XML is the default)"),
+    ),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no such volume", body = Error),
+        (status = 409, description = "attached", body = Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = Error),
+    )
+)]
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
@@ -162,6 +229,26 @@ fn check_instance(i: &str) -> Result<()> {
 }
 
 /// `POST /api/storage_volumes/:id/attach`: 202 with the volume.
+#[utoipa::path(
+    post,
+    path = "/storage_volumes/{id}/attach",
+    operation_id = "attachVolume",
+    tag = "storage_volumes",
+    summary = "Attach a volume to an instance",
+    params(
+        ("id" = String, Path, description = "the volume's UUID"),
+        ("format" = Option<String>, Query, description = "`json` (this document describes the JSON; XML is the default)"),
+    ),
+    request_body(content = AttachForm, content_type = "application/x-www-form-urlencoded", description = "also as query parameters or multipart/form-data"),
+    responses(
+        (status = 202, description = "the volume, attached", body = VolumeOne),
+        (status = 400, description = "invalid parameter", body = Error),
+        (status = 404, description = "no such volume", body = Error),
+        (status = 409, description = "not AVAILABLE, or the device is taken", body = Error),
+        (status = 415, description = "unsupported body type", body = Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = Error),
+    )
+)]
 pub fn attach(ctx: &Ctx, id: &str) -> Result<Reply> {
     let p = Params::of(ctx.req)?;
     let instance = p.required("instance_id", MAX_FIELD)?;
@@ -193,6 +280,25 @@ pub fn attach(ctx: &Ctx, id: &str) -> Result<Reply> {
 }
 
 /// `POST /api/storage_volumes/:id/detach`: 202 with the volume.
+#[utoipa::path(
+    post,
+    path = "/storage_volumes/{id}/detach",
+    operation_id = "detachVolume",
+    tag = "storage_volumes",
+    summary = "Detach a volume",
+    params(
+        ("id" = String, Path, description = "the volume's UUID"),
+        ("format" = Option<String>, Query, description = "`json` (this document describes the JSON; XML is the default)"),
+    ),
+    responses(
+        (status = 202, description = "the volume, detached", body = VolumeOne),
+        (status = 400, description = "malformed body", body = Error),
+        (status = 404, description = "no such volume", body = Error),
+        (status = 409, description = "not IN-USE", body = Error),
+        (status = 415, description = "unsupported body type", body = Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = Error),
+    )
+)]
 pub fn detach(ctx: &Ctx, id: &str) -> Result<Reply> {
     // Parameters are not needed, but a malformed body is still an error.
     Params::of(ctx.req)?;

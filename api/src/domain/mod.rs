@@ -33,13 +33,18 @@ use engine::{ObjectId, ObjectInfo, ObjectKind, Store};
 use std::collections::BTreeMap;
 
 /// Who is asking: the tenant, and whether it is an operator (`admin` in
-/// the auth file).
+/// the auth file), or the command-line operator itself.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scope<'a> {
-    /// The calling tenant.
+    /// The calling tenant (for the command-line operator, a stand-in with
+    /// no quota whose id no auth file can hold).
     pub tenant: &'a Tenant,
     /// True for an operator tenant.
     pub admin: bool,
+    /// True for the command-line operator (`crate::operator`): sees and
+    /// owns every object; what it makes has no owner, as objects the
+    /// command line always made.
+    pub operator: bool,
 }
 
 impl<'a> Scope<'a> {
@@ -48,6 +53,17 @@ impl<'a> Scope<'a> {
         Scope {
             tenant,
             admin: tenant.admin,
+            operator: false,
+        }
+    }
+
+    /// The command-line operator's scope; `stand_in` is a tenant with no
+    /// quota (see [`Scope::tenant`]).
+    pub fn operator(stand_in: &'a Tenant) -> Self {
+        Scope {
+            tenant: stand_in,
+            admin: true,
+            operator: true,
         }
     }
 
@@ -103,12 +119,44 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The context of the command-line operator (see [`Scope::operator`]).
+    pub fn operator(state: &'a ApiState, stand_in: &'a Tenant) -> Self {
+        Ctx {
+            state,
+            scope: Scope::operator(stand_in),
+        }
+    }
+
+    /// True when the caller may see `o` as an object of `kind`.
+    pub fn sees(&self, o: &ObjectInfo, kind: ObjectKind) -> bool {
+        if self.scope.operator {
+            o.kind == kind
+        } else {
+            visibility::visible(o, kind, self.tenant_id())
+        }
+    }
+
+    /// True when the caller may make a new volume from image `o`.
+    pub fn image_usable(&self, o: &ObjectInfo) -> bool {
+        if self.scope.operator {
+            o.kind == ObjectKind::Image && meta::get(o, meta::IMAGE_ACCESS) != Some("4")
+        } else {
+            visibility::image_usable(o, self.tenant_id())
+        }
+    }
+
+    /// The owner recorded on what the caller makes: its tenant id, or
+    /// none for the command-line operator.
+    pub fn owner(&self) -> Option<&'a str> {
+        (!self.scope.operator).then(|| self.scope.id())
+    }
+
     /// The objects of `kind` the caller sees, oldest first.
     pub fn objects(&self, kind: ObjectKind) -> Vec<ObjectInfo> {
         self.store()
             .list()
             .into_iter()
-            .filter(|o| visibility::visible(o, kind, self.tenant_id()))
+            .filter(|o| self.sees(o, kind))
             .collect()
     }
 
@@ -120,11 +168,46 @@ impl<'a> Ctx<'a> {
             return Ok(None);
         };
         match self.store().get(id) {
-            Ok(o) if visibility::visible(&o, kind, self.tenant_id()) => Ok(Some(o)),
+            Ok(o) if self.sees(&o, kind) => Ok(Some(o)),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == engine::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// For an operator (admin scope), the object `key` of `kind` of any
+    /// tenant (objects without an owner stay hidden); for anyone else, as
+    /// [`Ctx::find`]. Only operator reads and admin actions use it.
+    pub fn find_any(&self, kind: ObjectKind, key: &str) -> Result<Option<ObjectInfo>> {
+        if !self.scope.admin {
+            return self.find(kind, key);
+        }
+        let Ok(id) = key.parse::<ObjectId>() else {
+            return Ok(None);
+        };
+        match self.store().get(id) {
+            Ok(o) if o.kind == kind && meta::get(&o, meta::TENANT).is_some() => Ok(Some(o)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == engine::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// For an operator, the objects of `kind` of every tenant (or of
+    /// tenant `project`), oldest first; for anyone else, as
+    /// [`Ctx::objects`].
+    pub fn objects_any(&self, kind: ObjectKind, project: Option<&str>) -> Vec<ObjectInfo> {
+        if !self.scope.admin {
+            return self.objects(kind);
+        }
+        self.store()
+            .list()
+            .into_iter()
+            .filter(|o| {
+                o.kind == kind
+                    && meta::get(o, meta::TENANT).is_some_and(|t| project.is_none_or(|p| p == t))
+            })
+            .collect()
     }
 
     /// The image `key` (an id, or a name as the caller sees names: its own
@@ -140,9 +223,10 @@ impl<'a> Ctx<'a> {
         ))
     }
 
-    /// True when the caller owns `o`.
+    /// True when the caller owns `o` (the command-line operator owns
+    /// everything).
     pub fn owns(&self, o: &ObjectInfo) -> bool {
-        visibility::owned(o, self.tenant_id())
+        self.scope.operator || visibility::owned(o, self.tenant_id())
     }
 
     /// The volumes the caller has attached to `server`.
@@ -171,6 +255,18 @@ impl<'a> Ctx<'a> {
         )?;
         Ok(self.store().get(id)?)
     }
+}
+
+/// A new store in a temporary directory, for unit tests.
+#[cfg(test)]
+pub(crate) fn scratch_store() -> (tempfile::TempDir, Store) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let options = engine::StoreOptions {
+        create: true,
+        ..Default::default()
+    };
+    let store = Store::open(tmp.path().join("data"), options).expect("store");
+    (tmp, store)
 }
 
 /// Longest device name accepted.

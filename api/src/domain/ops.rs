@@ -99,7 +99,7 @@ pub(crate) fn new_metadata(
     for (k, v) in reserved {
         meta::set(&mut m, k, *v);
     }
-    meta::set(&mut m, meta::TENANT, Some(ctx.tenant_id()));
+    meta::set(&mut m, meta::TENANT, ctx.owner());
     m
 }
 
@@ -111,15 +111,39 @@ fn available(m: BTreeMap<String, String>) -> ObjectUpdate {
     }
 }
 
+/// How the engine records a new object. API-made objects have no engine
+/// name (display names are not unique) and are not compressed; the
+/// command line's objects keep their engine names (unique per kind), as
+/// ever.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct EngineSide<'n> {
+    /// The engine name.
+    pub name: Option<&'n str>,
+    /// Compress a new empty volume's data.
+    pub compress: bool,
+}
+
 /// Creates a volume of `size` bytes (at least the source's size) from
 /// `source`, owned by the caller, `available`, with metadata `m` (see
 /// [`new_metadata`]), in one durable engine step, under the volume quota.
 pub(crate) fn create_volume(
     ctx: &Ctx,
+    locked: &Locked,
+    source: Source,
+    size: u64,
+    m: BTreeMap<String, String>,
+) -> Result<ObjectInfo> {
+    create_volume_as(ctx, locked, source, size, m, EngineSide::default())
+}
+
+/// [`create_volume`], with the engine name and compression of `engine`.
+pub(crate) fn create_volume_as(
+    ctx: &Ctx,
     _locked: &Locked,
     source: Source,
     size: u64,
     mut m: BTreeMap<String, String>,
+    engine: EngineSide,
 ) -> Result<ObjectInfo> {
     let store = ctx.store();
     let src = match source {
@@ -129,7 +153,7 @@ pub(crate) fn create_volume(
             Some(s)
         }
         Source::Image(i) => {
-            if !visibility::image_usable(i, ctx.tenant_id()) {
+            if !ctx.image_usable(i) {
                 return Err(ApiError::bad_request(format!(
                     "Image {} cannot be used to make a volume.",
                     i.id
@@ -142,13 +166,13 @@ pub(crate) fn create_volume(
     };
     let size = size.max(src.map_or(0, |s| s.size));
     quota::check(&store.list(), ctx.tenant(), Charge::Volume(meta::gb(size)))?;
-    meta::set(&mut m, meta::TENANT, Some(ctx.tenant_id()));
+    meta::set(&mut m, meta::TENANT, ctx.owner());
     let o = match src {
-        None => store.create_volume_with(None, size, false, available(m))?,
+        None => store.create_volume_with(engine.name, size, engine.compress, available(m))?,
         Some(s) => store.derive_with(
             s.id,
             ObjectKind::Volume,
-            None,
+            engine.name,
             Some(size).filter(|&w| w > s.size),
             available(m),
         )?,
@@ -161,9 +185,20 @@ pub(crate) fn create_volume(
 /// snapshot quota.
 pub(crate) fn snapshot(
     ctx: &Ctx,
+    locked: &Locked,
+    vol: &ObjectInfo,
+    m: BTreeMap<String, String>,
+) -> Result<ObjectInfo> {
+    snapshot_as(ctx, locked, vol, m, None)
+}
+
+/// [`snapshot`], with an engine name.
+pub(crate) fn snapshot_as(
+    ctx: &Ctx,
     _locked: &Locked,
     vol: &ObjectInfo,
     mut m: BTreeMap<String, String>,
+    engine_name: Option<&str>,
 ) -> Result<ObjectInfo> {
     let store = ctx.store();
     quota::check(
@@ -171,8 +206,14 @@ pub(crate) fn snapshot(
         ctx.tenant(),
         Charge::Snapshot(meta::gb(vol.size)),
     )?;
-    meta::set(&mut m, meta::TENANT, Some(ctx.tenant_id()));
-    let o = store.derive_with(vol.id, ObjectKind::Snapshot, None, None, available(m))?;
+    meta::set(&mut m, meta::TENANT, ctx.owner());
+    let o = store.derive_with(
+        vol.id,
+        ObjectKind::Snapshot,
+        engine_name,
+        None,
+        available(m),
+    )?;
     tracing::info!(tenant = ctx.tenant_id(), snapshot = %o.id, volume = %vol.id, "api: snapshot created");
     Ok(o)
 }
@@ -182,10 +223,22 @@ pub(crate) fn snapshot(
 /// it must be new among the caller's images (406-style conflict).
 pub(crate) fn capture_image(
     ctx: &Ctx,
+    locked: &Locked,
+    src: &ObjectInfo,
+    name: Option<&str>,
+    m: BTreeMap<String, String>,
+) -> Result<ObjectInfo> {
+    capture_image_as(ctx, locked, src, name, m, None)
+}
+
+/// [`capture_image`], with an engine name.
+pub(crate) fn capture_image_as(
+    ctx: &Ctx,
     _locked: &Locked,
     src: &ObjectInfo,
     name: Option<&str>,
     mut m: BTreeMap<String, String>,
+    engine_name: Option<&str>,
 ) -> Result<ObjectInfo> {
     let store = ctx.store();
     let all = store.list();
@@ -196,8 +249,8 @@ pub(crate) fn capture_image(
         meta::set(&mut m, meta::IMAGE_NAME, Some(n));
     }
     quota::check(&all, ctx.tenant(), Charge::Image(meta::gb(src.size)))?;
-    meta::set(&mut m, meta::TENANT, Some(ctx.tenant_id()));
-    let o = store.derive_with(src.id, ObjectKind::Image, None, None, available(m))?;
+    meta::set(&mut m, meta::TENANT, ctx.owner());
+    let o = store.derive_with(src.id, ObjectKind::Image, engine_name, None, available(m))?;
     tracing::info!(tenant = ctx.tenant_id(), image = %o.id, source = %src.id, "api: image captured");
     Ok(o)
 }
@@ -320,6 +373,51 @@ pub(crate) fn delete(ctx: &Ctx, _locked: &Locked, o: &ObjectInfo) -> Result<()> 
     Ok(())
 }
 
+/// Deletes `o` of any tenant whatever its state (an operator's force
+/// delete; 403 for other tenants). An attached volume is still refused.
+pub(crate) fn operator_delete(ctx: &Ctx, locked: &Locked, o: &ObjectInfo) -> Result<()> {
+    if ctx.owns(o) {
+        return delete(ctx, locked, o);
+    }
+    if !ctx.scope.admin {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "You do not have permission to perform this action.",
+        ));
+    }
+    if o.kind == ObjectKind::Volume && attached(o) {
+        return Err(ApiError::conflict(format!(
+            "Volume {} is attached: detach it first.",
+            o.id
+        )));
+    }
+    ctx.store().delete(o.id)?;
+    tracing::info!(tenant = ctx.tenant_id(), owner = meta::get(o, meta::TENANT).unwrap_or("-"), object = %o.id, kind = ?o.kind, "api: operator deleted");
+    Ok(())
+}
+
+/// Takes volume `o` of another tenant over as the caller's (a volume
+/// transfer the dialect has authorized), with metadata `m` and status
+/// `status`, under the caller's volume quota.
+pub(crate) fn take_over_volume(
+    ctx: &Ctx,
+    locked: &Locked,
+    o: &ObjectInfo,
+    mut m: BTreeMap<String, String>,
+    status: &str,
+) -> Result<ObjectInfo> {
+    quota::check(
+        &ctx.store().list(),
+        ctx.tenant(),
+        Charge::Volume(meta::gb(o.size)),
+    )?;
+    let from = meta::get(o, meta::TENANT).unwrap_or("-").to_string();
+    meta::set(&mut m, meta::TENANT, Some(ctx.tenant_id()));
+    let n = ctx.save(locked, o.id, status, m)?;
+    tracing::info!(tenant = ctx.tenant_id(), volume = %o.id, from = %from, "api: volume taken over");
+    Ok(n)
+}
+
 /// Grows volume `vol` to `new_gb` GB (larger than now), under the
 /// gigabytes quota.
 pub(crate) fn extend(
@@ -407,7 +505,8 @@ pub(crate) fn update(
             "You do not have permission to perform this action.",
         ));
     }
-    meta::set(&mut m, meta::TENANT, Some(ctx.tenant_id()));
+    let owner = ctx.owner().or(meta::get(o, meta::TENANT));
+    meta::set(&mut m, meta::TENANT, owner);
     ctx.save(locked, o.id, &o.status, m)
 }
 
@@ -459,15 +558,7 @@ mod tests {
 
     #[test]
     fn a_txn_undoes_what_it_made_unless_committed() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(
-            tmp.path().join("data"),
-            engine::StoreOptions {
-                create: true,
-                ..Default::default()
-            },
-        )
-        .expect("store");
+        let (_tmp, store) = super::super::scratch_store();
         let mk = || {
             store
                 .create_volume_with(None, 1 << 20, false, ObjectUpdate::default())

@@ -9,14 +9,20 @@
 //! `auth/projects`, `projects`, `projects/{id}`, `users/{id}`. One domain,
 //! `Default`; a project per tenant (id and name = the tenant id), one user
 //! per tenant (id and name = its `user`). Errors are Keystone's
-//! `{"error": {"code", "title", "message"}}`.
+//! `{"error": {"code", "title", "message"}}`. Typed bodies in `views.rs`;
+//! `openapi.json` under either v3 root is the OpenAPI document generated
+//! from them (`openapi.rs`).
 
+mod openapi;
 mod tokens;
+mod views;
 
 use crate::error::{ApiError, ErrorKind, Result};
 use crate::http::{Reply, Request};
 use crate::ApiState;
-use serde_json::{json, Value};
+use views::{
+    DomainRef, ErrorBody, Link, MediaType, Version, VersionList, VersionOne, VersionValues,
+};
 
 /// The one domain.
 pub(crate) const DOMAIN_ID: &str = "default";
@@ -28,21 +34,50 @@ const VERSION_ID: &str = "v3.14";
 const VERSION_UPDATED: &str = "2020-04-07T00:00:00Z";
 
 /// The domain reference of users and projects.
-pub(crate) fn domain_ref() -> Value {
-    json!({"id": DOMAIN_ID, "name": DOMAIN_NAME})
+pub(crate) fn domain_ref() -> DomainRef {
+    DomainRef {
+        id: DOMAIN_ID.into(),
+        name: DOMAIN_NAME.into(),
+    }
 }
 
-fn version_doc(root: &str) -> Value {
-    json!({
-        "id": VERSION_ID,
-        "status": "stable",
-        "updated": VERSION_UPDATED,
-        "links": [{"rel": "self", "href": format!("{root}/")}],
-        "media-types": [{
-            "base": "application/json",
-            "type": "application/vnd.openstack.identity-v3+json",
+fn version_doc(root: &str) -> Version {
+    Version {
+        id: VERSION_ID.into(),
+        status: "stable".into(),
+        updated: VERSION_UPDATED.into(),
+        links: vec![Link {
+            rel: "self".into(),
+            href: format!("{root}/"),
         }],
-    })
+        media_types: vec![MediaType {
+            base: "application/json".into(),
+            kind: "application/vnd.openstack.identity-v3+json".into(),
+        }],
+    }
+}
+
+/// `GET` the v3 root: its version document, with a `Link` to the
+/// OpenAPI document.
+#[utoipa::path(
+    method(get, head),
+    path = "/",
+    operation_id = "showVersion",
+    tag = "discovery",
+    summary = "The v3 version document",
+    security(()),
+    responses((status = 200, description = "the version", body = VersionOne))
+)]
+fn version(req: &Request, root: &str) -> Result<Reply> {
+    only(req, "GET, HEAD")?;
+    let link = format!("<{root}/openapi.json>; rel=\"service-desc\"");
+    Ok(views::reply(
+        200,
+        &VersionOne {
+            version: version_doc(root),
+        },
+    )
+    .with_header("link", link))
 }
 
 fn only(req: &Request, allow: &'static str) -> Result<()> {
@@ -72,7 +107,8 @@ fn route(state: &ApiState, req: &Request) -> Result<Reply> {
         ["identity"] => {
             only(req, "GET, HEAD")?;
             let doc = version_doc(&format!("{base}/identity/v3"));
-            return Ok(Reply::json(300, json!({"versions": {"values": [doc]}})));
+            let versions = VersionValues { values: vec![doc] };
+            return Ok(views::reply(300, &VersionList { versions }));
         }
         ["identity", "v3", rest @ ..] => (format!("{base}/identity/v3"), rest),
         ["v3", rest @ ..] => (format!("{base}/v3"), rest),
@@ -84,8 +120,10 @@ fn route(state: &ApiState, req: &Request) -> Result<Reply> {
         root: &root,
     };
     match rest {
-        [] => {
-            only(req, "GET, HEAD").map(|_| Reply::json(200, json!({"version": version_doc(&root)})))
+        [] => version(req, &root),
+        ["openapi.json"] => {
+            only(req, "GET, HEAD")?;
+            Ok(Reply::json(200, openapi::generate(&root)))
         }
         ["auth", "tokens"] => {
             only(req, "GET, HEAD, POST, DELETE")?;
@@ -156,10 +194,12 @@ pub(crate) fn error_reply(e: &ApiError) -> Reply {
     } else {
         e.message().to_string()
     };
-    let mut r = Reply::json(
-        status,
-        json!({"error": {"code": status, "title": title(status), "message": message}}),
-    );
+    let error = ErrorBody {
+        code: status,
+        title: title(status).into(),
+        message,
+    };
+    let mut r = views::reply(status, &views::Error { error });
     if let Some(allow) = e.allow() {
         r = r.with_header("allow", allow);
     }

@@ -4,13 +4,17 @@
 //! project and user reads clients make. Tokens are the stateless signed
 //! tokens of `token.rs`; they, and passwords, are never logged.
 
+use super::views::{
+    self, Catalog, CollectionLinks, Endpoint, NoOptions, Project, ProjectList, ProjectOne, Role,
+    SelfLink, Service, Token, TokenOne, TokenProject, TokenUser, User, UserOne,
+};
 use super::{domain_ref, DOMAIN_ID, DOMAIN_NAME};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorKind, Result};
 use crate::http::{Reply, Request};
 use crate::token::{Claims, UnixTime};
 use crate::ApiState;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// The region every endpoint is in.
 const REGION: &str = "RegionOne";
@@ -132,6 +136,22 @@ fn check_scope(auth: &Map<String, Value>, tenant: &Tenant) -> Result<()> {
 }
 
 /// `POST auth/tokens`.
+#[utoipa::path(
+    post,
+    path = "/auth/tokens",
+    operation_id = "issueToken",
+    tag = "tokens",
+    summary = "Issue a token (methods `password` or `token`, optional project scope)",
+    params(("nocatalog" = Option<String>, Query, description = "leave the catalogue out")),
+    request_body(content = Object, description = "`{\"auth\": {\"identity\": {\"methods\": [...], ...}, \"scope\"?: {\"project\": {...}}}}`"),
+    security(()),
+    responses(
+        (status = 201, description = "the token; its id in `X-Subject-Token`", body = TokenOne,
+            headers(("x-subject-token" = String, description = "the token"))),
+        (status = 400, description = "malformed body", body = views::Error),
+        (status = 401, description = "wrong credentials, scope or method", body = views::Error),
+    )
+)]
 pub(super) fn issue(ctx: &Ctx) -> Result<Reply> {
     let body = match ctx.req.json_body()? {
         Some(Value::Object(m)) => m,
@@ -180,7 +200,7 @@ pub(super) fn issue(ctx: &Ctx) -> Result<Reply> {
     tracing::info!(tenant = %tenant.id, method = %methods.join(","), "keystone: token issued");
     let nocatalog = ctx.req.query_param("nocatalog").is_some();
     Ok(
-        Reply::json(201, token_body(ctx, tenant, &claims, !nocatalog))
+        views::reply(201, &token_body(ctx, tenant, &claims, !nocatalog))
             .with_header("x-subject-token", token),
     )
 }
@@ -194,6 +214,23 @@ fn caller<'a>(ctx: &Ctx<'a>) -> Result<&'a Tenant> {
 /// `GET`/`HEAD auth/tokens`: the caller's token must be valid; the subject
 /// token must be a live token this server signed (404 otherwise).
 /// A tenant may validate its own tokens; an admin tenant, anyone's.
+#[utoipa::path(
+    method(get, head),
+    path = "/auth/tokens",
+    operation_id = "validateToken",
+    tag = "tokens",
+    summary = "Validate the token in `X-Subject-Token` (HEAD: no body)",
+    params(
+        ("X-Subject-Token" = String, Header, description = "the token to validate"),
+        ("nocatalog" = Option<String>, Query, description = "leave the catalogue out"),
+    ),
+    responses(
+        (status = 200, description = "the subject token", body = TokenOne),
+        (status = 401, description = "missing or invalid X-Auth-Token", body = views::Error),
+        (status = 403, description = "another tenant's token", body = views::Error),
+        (status = 404, description = "the subject token is not valid", body = views::Error),
+    )
+)]
 pub(super) fn validate(ctx: &Ctx) -> Result<Reply> {
     let me = caller(ctx)?;
     let subject = ctx.req.header("x-subject-token").unwrap_or("");
@@ -214,59 +251,105 @@ pub(super) fn validate(ctx: &Ctx) -> Result<Reply> {
     let reply = if ctx.req.method.as_str() == "HEAD" {
         Reply::empty(200)
     } else {
-        Reply::json(200, token_body(ctx, tenant, &claims, !nocatalog))
+        views::reply(200, &token_body(ctx, tenant, &claims, !nocatalog))
     };
     Ok(reply.with_header("x-subject-token", subject.to_string()))
 }
 
 /// `GET auth/catalog`.
+#[utoipa::path(
+    get,
+    path = "/auth/catalog",
+    operation_id = "getCatalog",
+    tag = "tokens",
+    summary = "The service catalogue",
+    responses(
+        (status = 200, description = "the catalogue", body = Catalog),
+        (status = 401, description = "missing or invalid X-Auth-Token", body = views::Error),
+    )
+)]
 pub(super) fn catalog(ctx: &Ctx) -> Result<Reply> {
     let me = caller(ctx)?;
-    Ok(Reply::json(
+    Ok(views::reply(
         200,
-        json!({
-            "catalog": service_catalog(ctx.req, me),
-            "links": {"self": format!("{}/auth/catalog", ctx.root), "previous": null, "next": null},
-        }),
+        &Catalog {
+            catalog: service_catalog(ctx.req, me),
+            links: collection_links(format!("{}/auth/catalog", ctx.root)),
+        },
     ))
 }
 
-fn project_view(ctx: &Ctx, t: &Tenant) -> Value {
-    json!({
-        "id": t.id,
-        "name": t.id,
-        "domain_id": DOMAIN_ID,
-        "description": "",
-        "enabled": true,
-        "is_domain": false,
-        "parent_id": DOMAIN_ID,
-        "tags": [],
-        "options": {},
-        "links": {"self": format!("{}/projects/{}", ctx.root, t.id)},
-    })
+fn collection_links(this: String) -> CollectionLinks {
+    CollectionLinks {
+        this,
+        previous: None,
+        next: None,
+    }
+}
+
+fn project_view(ctx: &Ctx, t: &Tenant) -> Project {
+    Project {
+        id: t.id.clone(),
+        name: t.id.clone(),
+        domain_id: DOMAIN_ID.into(),
+        description: String::new(),
+        enabled: true,
+        is_domain: false,
+        parent_id: DOMAIN_ID.into(),
+        tags: Vec::new(),
+        options: NoOptions {},
+        links: SelfLink {
+            this: format!("{}/projects/{}", ctx.root, t.id),
+        },
+    }
 }
 
 /// `GET auth/projects` and `GET projects` (`?name=` filters): the caller's
 /// one project.
+#[utoipa::path(
+    get,
+    path = "/projects",
+    operation_id = "listProjects",
+    tag = "projects",
+    summary = "The caller's project (`/auth/projects` is the same)",
+    params(("name" = Option<String>, Query, description = "only a project of this name")),
+    responses(
+        (status = 200, description = "the projects", body = ProjectList),
+        (status = 401, description = "missing or invalid X-Auth-Token", body = views::Error),
+    )
+)]
 pub(super) fn projects(ctx: &Ctx) -> Result<Reply> {
     let me = caller(ctx)?;
     let wanted = ctx.req.query_param("name");
-    let list: Vec<Value> = if wanted.is_none_or(|n| n == me.id) {
+    let projects: Vec<Project> = if wanted.is_none_or(|n| n == me.id) {
         vec![project_view(ctx, me)]
     } else {
         Vec::new()
     };
-    Ok(Reply::json(
+    Ok(views::reply(
         200,
-        json!({
-            "projects": list,
-            "links": {"self": format!("{}/projects", ctx.root), "previous": null, "next": null},
-        }),
+        &ProjectList {
+            projects,
+            links: collection_links(format!("{}/projects", ctx.root)),
+        },
     ))
 }
 
 /// `GET projects/{id}`: the caller's own project (others are 403, as a
 /// Keystone member sees them).
+#[utoipa::path(
+    get,
+    path = "/projects/{project_id}",
+    operation_id = "showProject",
+    tag = "projects",
+    summary = "The caller's own project",
+    params(("project_id" = String, Path, description = "the tenant id")),
+    responses(
+        (status = 200, description = "the project", body = ProjectOne),
+        (status = 401, description = "missing or invalid X-Auth-Token", body = views::Error),
+        (status = 403, description = "another tenant's project", body = views::Error),
+    )
+)]
 pub(super) fn project(ctx: &Ctx, id: &str) -> Result<Reply> {
     let me = caller(ctx)?;
     if id != me.id {
@@ -275,10 +358,28 @@ pub(super) fn project(ctx: &Ctx, id: &str) -> Result<Reply> {
             "You are not authorized to perform the requested action: identity:get_project.",
         ));
     }
-    Ok(Reply::json(200, json!({"project": project_view(ctx, me)})))
+    Ok(views::reply(
+        200,
+        &ProjectOne {
+            project: project_view(ctx, me),
+        },
+    ))
 }
 
 /// `GET users/{id}`: the caller's own user.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}",
+    operation_id = "showUser",
+    tag = "users",
+    summary = "The caller's own user",
+    params(("user_id" = String, Path, description = "the tenant's user")),
+    responses(
+        (status = 200, description = "the user", body = UserOne),
+        (status = 401, description = "missing or invalid X-Auth-Token", body = views::Error),
+        (status = 403, description = "another tenant's user", body = views::Error),
+    )
+)]
 pub(super) fn user(ctx: &Ctx, id: &str) -> Result<Reply> {
     let me = caller(ctx)?;
     if id != me.user {
@@ -287,73 +388,80 @@ pub(super) fn user(ctx: &Ctx, id: &str) -> Result<Reply> {
             "You are not authorized to perform the requested action: identity:get_user.",
         ));
     }
-    Ok(Reply::json(
+    Ok(views::reply(
         200,
-        json!({"user": {
-            "id": me.user,
-            "name": me.user,
-            "domain_id": DOMAIN_ID,
-            "default_project_id": me.id,
-            "enabled": true,
-            "password_expires_at": null,
-            "options": {},
-            "links": {"self": format!("{}/users/{}", ctx.root, me.user)},
-        }}),
+        &UserOne {
+            user: User {
+                id: me.user.clone(),
+                name: me.user.clone(),
+                domain_id: DOMAIN_ID.into(),
+                default_project_id: me.id.clone(),
+                enabled: true,
+                password_expires_at: None,
+                options: NoOptions {},
+                links: SelfLink {
+                    this: format!("{}/users/{}", ctx.root, me.user),
+                },
+            },
+        },
     ))
 }
 
-fn roles(t: &Tenant) -> Vec<Value> {
+fn roles(t: &Tenant) -> Vec<Role> {
     let mut names = vec!["reader", "member"];
     if t.admin {
         names.push("admin");
     }
     names
         .into_iter()
-        .map(|n| json!({"id": format!("role-{n}"), "name": n}))
+        .map(|n| Role {
+            id: format!("role-{n}"),
+            name: n.into(),
+        })
         .collect()
 }
 
-fn token_body(ctx: &Ctx, t: &Tenant, c: &Claims, with_catalog: bool) -> Value {
-    let mut token = json!({
-        "methods": c.methods,
-        "audit_ids": [c.audit_id],
-        "issued_at": c.issued_at.iso8601(),
-        "expires_at": c.expires_at.iso8601(),
-        "is_domain": false,
-        "user": {
-            "id": t.user,
-            "name": t.user,
-            "domain": domain_ref(),
-            "password_expires_at": null,
+fn token_body(ctx: &Ctx, t: &Tenant, c: &Claims, with_catalog: bool) -> TokenOne {
+    TokenOne {
+        token: Token {
+            methods: c.methods.clone(),
+            audit_ids: vec![c.audit_id.clone()],
+            issued_at: c.issued_at.iso8601(),
+            expires_at: c.expires_at.iso8601(),
+            is_domain: false,
+            user: TokenUser {
+                id: t.user.clone(),
+                name: t.user.clone(),
+                domain: domain_ref(),
+                password_expires_at: None,
+            },
+            project: TokenProject {
+                id: t.id.clone(),
+                name: t.id.clone(),
+                domain: domain_ref(),
+            },
+            roles: roles(t),
+            catalog: with_catalog.then(|| service_catalog(ctx.req, t)),
         },
-        "project": {"id": t.id, "name": t.id, "domain": domain_ref()},
-        "roles": roles(t),
-    });
-    if with_catalog {
-        token["catalog"] = Value::Array(service_catalog(ctx.req, t));
     }
-    json!({ "token": token })
 }
 
-fn endpoints(service: &str, url: &str) -> Value {
-    let list: Vec<Value> = ["public", "internal", "admin"]
+fn endpoints(service: &str, url: &str) -> Vec<Endpoint> {
+    ["public", "internal", "admin"]
         .iter()
-        .map(|i| {
-            json!({
-                "id": format!("blockd-{service}-{i}"),
-                "interface": i,
-                "region": REGION,
-                "region_id": REGION,
-                "url": url,
-            })
+        .map(|i| Endpoint {
+            id: format!("blockd-{service}-{i}"),
+            interface: (*i).into(),
+            region: REGION.into(),
+            region_id: REGION.into(),
+            url: url.into(),
         })
-        .collect();
-    Value::Array(list)
+        .collect()
 }
 
 /// The catalogue: identity, an image placeholder, and the Cinder v3 endpoint of the tenant's
 /// project as `volumev3` and `block-storage`, on the host the client used.
-pub(crate) fn service_catalog(req: &Request, t: &Tenant) -> Vec<Value> {
+pub(crate) fn service_catalog(req: &Request, t: &Tenant) -> Vec<Service> {
     let base = req.base_url();
     let cinder = format!("{base}{}/{}", crate::CINDER_V3_PATH, t.id);
     let identity = format!("{base}/identity");
@@ -368,13 +476,11 @@ pub(crate) fn service_catalog(req: &Request, t: &Tenant) -> Vec<Value> {
         ("block-storage", "cinder", &cinder),
     ]
     .iter()
-    .map(|(ty, name, url)| {
-        json!({
-            "id": format!("blockd-{ty}"),
-            "type": ty,
-            "name": name,
-            "endpoints": endpoints(ty, url),
-        })
+    .map(|(ty, name, url)| Service {
+        id: format!("blockd-{ty}"),
+        kind: (*ty).into(),
+        name: (*name).into(),
+        endpoints: endpoints(ty, url),
     })
     .collect()
 }

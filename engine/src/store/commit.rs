@@ -1,0 +1,164 @@
+//! The checkpoint commit: when housekeeping calls for a checkpoint, and
+//! the protocol itself (write dirty pages and the blob under the state
+//! lock, `fdatasync` the log without it, then write and sync the superblock
+//! slot the new generation names); reading the newest valid slot on open.
+//!
+//! Invariants: one checkpoint at a time (the checkpoint lock, taken before
+//! the state lock); a superblock is written only after every record it and
+//! its replay point rely on is durable; the slot written is never the one
+//! the last checkpoint named; segments emptied by the cleaner are deleted
+//! only once neither slot names a checkpoint that needs them; any failure
+//! fail-stops the store. docs/design.md, "Commit protocol", argues it.
+
+use super::Store;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fault::IoOp;
+use crate::format::{Superblock, FORMAT_VERSION, SUPER_SLOT_LEN};
+use crate::log::{bury, sync_segments};
+use crate::state::State;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+impl Store {
+    /// Runs the housekeeping a write may call for: a checkpoint when dirty
+    /// metadata or the log since the last one passes its bound, and, each
+    /// time the log grows by a segment while over half of it is dead, a
+    /// bounded reclaim. Skipped when another thread is already doing it.
+    pub(crate) fn maybe_checkpoint(&self) -> Result<()> {
+        let (need, n_segs) = {
+            let st = self.inner.state.lock();
+            let opts = &self.inner.opts;
+            let need = st.checkpoint_due(opts.dirty_limit_bytes, opts.checkpoint_log_bytes);
+            (need, st.log.segments().len() as u64)
+        };
+        if need {
+            if let Some(_c) = self.inner.ckpt_lock.try_lock() {
+                self.check_live()?;
+                self.checkpoint_with(self.inner.state.lock())?;
+            }
+        }
+        let last = self.inner.segs_seen.swap(n_segs, Ordering::AcqRel);
+        if n_segs > last && self.garbage_high() {
+            self.light_reclaim()?;
+        }
+        Ok(())
+    }
+
+    /// Writes all dirty metadata and flips the superblock: afterwards a
+    /// reopen replays nothing.
+    pub fn checkpoint(&self) -> Result<()> {
+        let _c = self.inner.ckpt_lock.lock();
+        self.check_live()?;
+        let st = self.inner.state.lock();
+        self.checkpoint_with(st)
+    }
+
+    /// The checkpoint protocol; the caller holds the checkpoint lock and
+    /// hands over the state lock. Pages and the blob are written under the
+    /// state lock; the `fdatasync`s and the superblock switch run without
+    /// it, so client I/O goes on meanwhile (what it does lands after the
+    /// new replay point, and dirties pages for the next checkpoint).
+    pub(crate) fn checkpoint_with(&self, st: parking_lot::MutexGuard<'_, State>) -> Result<()> {
+        let started = std::time::Instant::now();
+        let r = self.checkpoint_protocol(st);
+        self.inner.counters.checkpoint(started, r.is_ok());
+        r
+    }
+
+    fn checkpoint_protocol(&self, mut st: parking_lot::MutexGuard<'_, State>) -> Result<()> {
+        let (ct_root, blob) = st.write_checkpoint().map_err(|e| self.fail(e))?;
+        let replay_start = st.log.tail();
+        let replay_seq = st.log.next_seq();
+        let to_sync = st.log.unsynced();
+        let faults = st.log.faults.clone();
+        let pending = std::mem::take(&mut st.pending_delete);
+        drop(st);
+        sync_segments(&faults, &to_sync.segs).map_err(|e| self.fail(e))?;
+        self.inner.state.lock().log.mark_synced(&to_sync);
+        self.inner
+            .durable_seq
+            .fetch_max(replay_seq, Ordering::AcqRel);
+        let mut sb = self.inner.sb.lock();
+        // Never reached: client operations stop at `GENERATION_LIMIT`.
+        let generation = sb.generation.checked_add(1).ok_or_else(|| {
+            self.fail(Error::new(
+                ErrorKind::Exhausted,
+                "superblock generations are used up",
+            ))
+        })?;
+        let new = Superblock {
+            generation,
+            segment_size: sb.segment_size,
+            ct_root,
+            blob,
+            replay_start,
+            replay_seq,
+            store_id: sb.store_id,
+            version: FORMAT_VERSION,
+        };
+        let slot = new.generation % 2;
+        faults
+            .check(crate::fault::FaultPoint::SuperblockWrite)
+            .and_then(|_| {
+                sb.file
+                    .write_all_at(&new.encode(), slot * SUPER_SLOT_LEN as u64)
+            })
+            .and_then(|_| sb.file.sync_data())
+            .map_err(|e| self.fail(Error::io("writing the superblock", e)))?;
+        faults.record(|| IoOp::Write {
+            file: "superblock".into(),
+            offset: slot * SUPER_SLOT_LEN as u64,
+            data: new.encode(),
+        });
+        faults.record(|| IoOp::Sync {
+            file: "superblock".into(),
+        });
+        sb.generation = new.generation;
+        drop(sb);
+        // Segments the cleaner emptied before the previous checkpoint go only
+        // now that neither superblock slot names a checkpoint needing them;
+        // those emptied before this one wait for the next.
+        let mut st = self.inner.state.lock();
+        st.generation = generation;
+        for seg in std::mem::replace(&mut st.delete_next, pending) {
+            st.log.remove_segment(seg)?;
+            st.usage.remove(&seg);
+        }
+        let doomed = st.log.take_doomed();
+        drop(st);
+        bury(doomed)
+    }
+
+    /// Takes the checkpoint lock (before any state lock).
+    pub(crate) fn checkpoint_guard(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.inner.ckpt_lock.lock()
+    }
+
+    /// Tests only: the next checkpoint writes generation `g + 1` (if higher).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn skip_generation_to(&self, g: u64) {
+        let mut sb = self.inner.sb.lock();
+        sb.generation = sb.generation.max(g);
+    }
+}
+
+/// Reads the superblock slot with the highest generation.
+pub(crate) fn read_superblock(sb_file: &File, sb_path: &Path) -> Result<Superblock> {
+    let mut best: Option<Superblock> = None;
+    for slot in 0..2u64 {
+        let mut b = vec![0u8; SUPER_SLOT_LEN];
+        if sb_file
+            .read_exact_at(&mut b, slot * SUPER_SLOT_LEN as u64)
+            .is_ok()
+        {
+            if let Some(s) = Superblock::decode(&b)? {
+                if best.is_none_or(|b| s.generation > b.generation) {
+                    best = Some(s);
+                }
+            }
+        }
+    }
+    best.ok_or_else(|| Error::corrupt(format!("no valid superblock in {}", sb_path.display())))
+}

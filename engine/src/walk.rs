@@ -1,0 +1,175 @@
+//! Walkers over the engine's two trees, for the code that inspects them
+//! whole: [`State::walk_map`] visits a volume map (or any subtree of map
+//! nodes) depth-first, and [`ct_page_keys`] lists every chunk-table page a
+//! table of a given size may hold. `stats.rs` (space accounting),
+//! `check.rs` (reference recount) and `scrub.rs` (naming the owner of a
+//! damaged chunk) each keep only their own accounting, as a [`MapVisitor`].
+//!
+//! The read and write paths do not use these: `map.rs`'s `map_runs` and
+//! `map_update` walk only the nodes a block range covers, under their own
+//! rules (shadowing, early stop at `max_runs`).
+//!
+//! Invariants: the walk only reads (through the node cache, like any
+//! reader); it visits a node's entries in slot order and its children last
+//! pushed first (the order `check` reports in); a visitor decides for each
+//! entry whether to descend, which is how a shared subtree already visited
+//! is skipped (check's reference counts serve as its visited set).
+
+use crate::error::{Error, Result};
+use crate::format::{Node, CT_FANOUT, CT_INTERIOR_LEVELS, CT_LEAF_ENTRIES};
+use crate::map::entry_span;
+use crate::state::State;
+use crate::types::{ChunkId, ObjectId};
+
+/// A node the walk reaches: its chunk id, the level it should have (0 for
+/// leaves, whose entries are data) and the first block it covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NodeAt {
+    /// The node's chunk id (any id: the visitor's `enter` sees it first).
+    pub id: ChunkId,
+    /// Its level in the tree.
+    pub level: u8,
+    /// The first block it covers.
+    pub base: u64,
+}
+
+/// What to do after one entry of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Walk<C> {
+    /// Visit the entry as a node one level down, with this context (only
+    /// followed below level 0).
+    Into(C),
+    /// Go on with the next entry.
+    Next,
+    /// End the whole walk.
+    Stop,
+}
+
+/// The accounting of one walk. `Ctx` travels down the tree with each node
+/// (say, whether everything above was exclusively owned).
+pub(crate) trait MapVisitor {
+    /// Context handed from a node to the children it descends into.
+    type Ctx: Copy;
+
+    /// A node is reached, before it is read: returns the context for its
+    /// entries, or `None` to pass it by unread.
+    fn enter(&mut self, _st: &mut State, _at: NodeAt, ctx: Self::Ctx) -> Result<Option<Self::Ctx>> {
+        Ok(Some(ctx))
+    }
+
+    /// The node could not be read: `Ok` goes on with the rest of the walk,
+    /// an error ends it (the default).
+    fn unreadable(&mut self, _at: NodeAt, e: Error) -> Result<()> {
+        Err(e)
+    }
+
+    /// The node was read: `false` passes its entries by.
+    fn node(&mut self, _at: NodeAt, _node: &Node) -> Result<bool> {
+        Ok(true)
+    }
+
+    /// Entry `index` of node `at`, which covers the blocks from `base`.
+    fn entry(
+        &mut self,
+        st: &mut State,
+        at: NodeAt,
+        index: usize,
+        child: ChunkId,
+        base: u64,
+        ctx: Self::Ctx,
+    ) -> Result<Walk<Self::Ctx>>;
+}
+
+impl State {
+    /// Walks the subtree whose top is `root`, a node at `level`, depth-first
+    /// (see the module's invariants for the order).
+    pub(crate) fn walk_map<V: MapVisitor>(
+        &mut self,
+        root: ChunkId,
+        level: u8,
+        ctx: V::Ctx,
+        v: &mut V,
+    ) -> Result<()> {
+        let top = NodeAt {
+            id: root,
+            level,
+            base: 0,
+        };
+        let mut stack = vec![(top, ctx)];
+        while let Some((at, ctx)) = stack.pop() {
+            let Some(ctx) = v.enter(self, at, ctx)? else {
+                continue;
+            };
+            let n = match self.node_get(at.id) {
+                Ok(n) => n,
+                Err(e) => {
+                    v.unreadable(at, e)?;
+                    continue;
+                }
+            };
+            if !v.node(at, &n)? {
+                continue;
+            }
+            let span = entry_span(at.level);
+            for (i, &c) in n.slots.iter().enumerate() {
+                let child = ChunkId(c);
+                let base = at.base.saturating_add((i as u64).saturating_mul(span));
+                match v.entry(self, at, i, child, base, ctx)? {
+                    Walk::Into(c) if at.level > 0 => {
+                        let down = NodeAt {
+                            id: child,
+                            level: at.level - 1,
+                            base,
+                        };
+                        stack.push((down, c));
+                    }
+                    Walk::Stop => return Ok(()),
+                    Walk::Into(_) | Walk::Next => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every object's map, in catalogue order: (object, root, depth).
+    pub(crate) fn map_roots(&self) -> Vec<(ObjectId, ChunkId, u8)> {
+        self.catalog
+            .objects
+            .values()
+            .map(|e| (e.info.id, e.root(), e.depth))
+            .collect()
+    }
+
+    /// Chunk-table leaves that may hold an entry: enough for every chunk
+    /// id allocated so far.
+    pub(crate) fn ct_leaf_count(&self) -> u64 {
+        let max_id = (2 + 2 * self.next_data).max(3 + 2 * self.next_node);
+        max_id / CT_LEAF_ENTRIES + 1
+    }
+}
+
+/// Every page (level, index) of a chunk table of `leaves` leaves: the
+/// leaves, then each interior level up to the root, each in index order.
+pub(crate) fn ct_page_keys(leaves: u64) -> impl Iterator<Item = (u8, u64)> {
+    (0..=CT_INTERIOR_LEVELS).flat_map(move |level| {
+        let count = (0..level).fold(leaves, |n, _| n.div_ceil(CT_FANOUT));
+        (0..count).map(move |index| (level, index))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_keys_cover_each_level() {
+        let keys: Vec<(u8, u64)> = ct_page_keys(300).collect();
+        // 300 leaves, 2 pages at level 1, then one page per level.
+        assert_eq!(keys.len(), 300 + 2 + 4);
+        assert_eq!(keys[0], (0, 0));
+        assert_eq!(keys[299], (0, 299));
+        assert_eq!(&keys[300..302], &[(1, 0), (1, 1)]);
+        assert_eq!(keys.last(), Some(&(CT_INTERIOR_LEVELS, 0)));
+        assert_eq!(ct_page_keys(1).count(), 1 + CT_INTERIOR_LEVELS as usize);
+    }
+}
