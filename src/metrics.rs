@@ -270,11 +270,12 @@ impl prometheus_client::collector::Collector for EngineCollector {
         family(
             &mut enc,
             "blockd_engine_metadata_reads",
-            "Metadata pages read from disk, outside the store lock (client I/O) or under it (replay, checkpoints, frees, fallbacks)",
+            "Metadata pages read from disk: outside the store lock (client I/O), under it from the page cache without waiting (client I/O), or under it (replay, checkpoints, frees, fallbacks)",
             MetricType::Counter,
             [
                 (place("outside"), ConstCounter::new(s.metadata_reads_unlocked)),
                 (place("held"), ConstCounter::new(s.metadata_reads_locked)),
+                (place("cached"), ConstCounter::new(s.metadata_reads_cached)),
             ],
         )?;
         family(

@@ -111,6 +111,20 @@ impl Faults {
         Ok(())
     }
 
+    /// Whether a test armed a page-read hook (then no page is read under
+    /// the lock from the page cache: the hook must see every miss).
+    #[inline]
+    pub fn page_hook_armed(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        {
+            self.page_hook.lock().is_some()
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        {
+            false
+        }
+    }
+
     /// A metadata page (map node or chunk-table page) is about to be read
     /// from disk: runs the test hook, if one is set (it may block).
     #[inline]

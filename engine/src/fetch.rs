@@ -53,6 +53,10 @@ pub(crate) struct FetchMode {
     /// hold only (cleared when it ends).
     pub pinned_ct: FxHashMap<CtKey, Arc<CtPage>>,
     pub pinned_nodes: FxHashMap<ChunkId, Arc<Node>>,
+    /// A miss whose page is wholly in the OS page cache is read at once,
+    /// under the lock, without waiting for the device
+    /// ([`StoreOptions::cached_metadata_reads`](crate::StoreOptions)).
+    pub cached_reads: bool,
 }
 
 /// The error a lookup in no-I/O mode fails with (never seen by callers:
@@ -91,6 +95,14 @@ pub(crate) fn read_ct_page(
     let (level, index) = key;
     let what = || format!("chunk-table page (level {level}, index {index})");
     let rec = read_at(seg, seg_size, child.loc, &what)?;
+    verify_ct_page(&rec, key, child)
+}
+
+/// Checks that `rec` is chunk-table page `key` as its parent's `child`
+/// entry names it, and decodes it.
+fn verify_ct_page(rec: &crate::log::ReadRecord, key: CtKey, child: CtChild) -> Result<CtPage> {
+    let (level, index) = key;
+    let what = || format!("chunk-table page (level {level}, index {index})");
     if rec.header.kind != RecordKind::CtPage {
         return Err(Error::corrupt(format!(
             "{} points at a {:?} record",
@@ -111,6 +123,14 @@ pub(crate) fn read_ct_page(
     Ok(page)
 }
 
+/// Chunk-table page `key` at `child`, if the OS page cache holds all of its
+/// record (read without waiting for the device) and it verifies; `None`
+/// sends the caller the slow way, which reports damage with context.
+pub(crate) fn cached_ct_page(seg: Option<&Segment>, key: CtKey, child: CtChild) -> Option<CtPage> {
+    let rec = seg?.read_page_cached(child.loc.offset())?;
+    verify_ct_page(&rec, key, child).ok()
+}
+
 /// Reads and verifies map node `id` at `loc` (crc `crc`) from `seg`.
 pub(crate) fn read_node(
     seg: Option<&Segment>,
@@ -121,6 +141,11 @@ pub(crate) fn read_node(
 ) -> Result<Node> {
     let what = || format!("map node {}", id.0);
     let rec = read_at(seg, seg_size, loc, &what)?;
+    verify_node(&rec, id, crc)
+}
+
+/// Checks that `rec` is map node `id` with body crc `crc`, and decodes it.
+fn verify_node(rec: &crate::log::ReadRecord, id: ChunkId, crc: u32) -> Result<Node> {
     if rec.header.kind != RecordKind::Node || crc32fast::hash(&rec.body) != crc {
         return Err(Error::corrupt(format!(
             "map node {} fails its checksum",
@@ -128,6 +153,18 @@ pub(crate) fn read_node(
         )));
     }
     Node::decode(&rec.body, id)
+}
+
+/// Map node `id` at `loc`, if the OS page cache holds all of its record and
+/// it verifies (as [`cached_ct_page`]).
+pub(crate) fn cached_node(
+    seg: Option<&Segment>,
+    id: ChunkId,
+    loc: LogAddr,
+    crc: u32,
+) -> Option<Node> {
+    let rec = seg?.read_page_cached(loc.offset())?;
+    verify_node(&rec, id, crc).ok()
 }
 
 fn read_at(

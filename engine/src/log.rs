@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::fault::{FaultPoint, Faults, IoOp};
-use crate::format::{RecordHeader, RecordKind, SealBody, HEADER_LEN};
+use crate::format::{RecordHeader, RecordKind, SealBody, HEADER_LEN, PAGE_LEN};
 use crate::types::{LogAddr, SegmentNo};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -85,6 +85,38 @@ impl Segment {
             }
         }
         Ok(Some(ReadRecord { header, body, next }))
+    }
+
+    /// Reads the page record (header and a `PAGE_LEN` body) at `offset`
+    /// only if all of it is in the page cache (`preadv2` with
+    /// `RWF_NOWAIT`), so that it can be read while holding the store
+    /// lock without waiting for the device. `None` when it would block,
+    /// when the kernel or filesystem does not support the flag, or when
+    /// no valid record starts there: the caller then reads it the slow
+    /// way, outside the lock.
+    pub fn read_page_cached(&self, offset: u64) -> Option<ReadRecord> {
+        let mut buf = vec![0u8; HEADER_LEN + PAGE_LEN];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let n = rustix::io::preadv2(
+            &self.file,
+            &mut iov,
+            offset,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        )
+        .ok()?;
+        if n != HEADER_LEN + PAGE_LEN {
+            return None;
+        }
+        let header = RecordHeader::decode(&buf[..HEADER_LEN])?;
+        if header.body_len as usize != PAGE_LEN {
+            return None;
+        }
+        let body = buf.split_off(HEADER_LEN);
+        if !header.body_ok(&body) {
+            return None;
+        }
+        let next = LogAddr::new(self.no, offset + (HEADER_LEN + PAGE_LEN) as u64);
+        Some(ReadRecord { header, body, next })
     }
 
     /// Reads exactly `buf.len()` bytes at `offset`.

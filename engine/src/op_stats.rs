@@ -29,6 +29,7 @@ pub(crate) struct Counters {
     fail_stops: AtomicU64,
     pages_unlocked: AtomicU64,
     pages_locked: AtomicU64,
+    pages_cached: AtomicU64,
     fetch_retries: AtomicU64,
     io_pages_locked: AtomicU64,
     hold_buckets: [AtomicU64; HOLD_BOUNDS_US.len() + 1],
@@ -78,6 +79,10 @@ impl Counters {
 
     /// A metadata page was read from disk: outside the state lock
     /// (`unlocked`), or under it (replay, checkpoints, fallbacks).
+    pub(crate) fn page_read_cached(&self) {
+        add(&self.pages_cached, 1);
+    }
+
     pub(crate) fn page_read(&self, unlocked: bool) {
         add(
             if unlocked {
@@ -168,6 +173,7 @@ impl Counters {
             fail_stops: l(&self.fail_stops),
             metadata_reads_unlocked: l(&self.pages_unlocked),
             metadata_reads_locked: l(&self.pages_locked),
+            metadata_reads_cached: l(&self.pages_cached),
             fetch_retries: l(&self.fetch_retries),
             io_metadata_reads_locked: l(&self.io_pages_locked),
             lock_holds: self.hold_buckets.iter().map(l).collect(),
@@ -217,6 +223,9 @@ pub struct OpStats {
     /// Metadata pages read from disk under the state lock (replay,
     /// checkpoints, the cleaner, pending frees).
     pub metadata_reads_locked: u64,
+    /// Metadata pages a client operation read under the state lock from
+    /// the OS page cache without waiting for the device (`RWF_NOWAIT`).
+    pub metadata_reads_cached: u64,
     /// Pages fetched outside the lock that had moved meanwhile (retried).
     pub fetch_retries: u64,
     /// Of `metadata_reads_locked`, those made while a client read, write

@@ -198,10 +198,18 @@ impl State {
         let page = if child.loc.is_none() {
             CtPage::empty(level)
         } else if self.fetch.no_io {
-            self.fetch
-                .misses
-                .push(crate::fetch::Need::Table { key, child });
-            return Err(crate::fetch::miss_error());
+            match self.cached_read(
+                |seg| crate::fetch::cached_ct_page(seg, key, child),
+                child.loc,
+            ) {
+                Some(p) => p,
+                None => {
+                    self.fetch
+                        .misses
+                        .push(crate::fetch::Need::Table { key, child });
+                    return Err(crate::fetch::miss_error());
+                }
+            }
         } else {
             self.log.faults.page_read();
             self.counters.page_read(false);
@@ -346,6 +354,23 @@ impl State {
         Ok(())
     }
 
+    /// In no-I/O mode, reads a missing page with `read` when the OS page
+    /// cache holds it (no wait for the device), if cached reads are on and
+    /// no test hook wants to see the page read: `None` means note the miss.
+    fn cached_read<T>(
+        &mut self,
+        read: impl FnOnce(Option<&crate::log::Segment>) -> Option<T>,
+        loc: LogAddr,
+    ) -> Option<T> {
+        if !self.fetch.cached_reads || self.log.faults.page_hook_armed() {
+            return None;
+        }
+        let seg = self.log.segment(loc.segment());
+        let page = read(seg.as_deref())?;
+        self.counters.page_read_cached();
+        Some(page)
+    }
+
     // ---- map nodes ----
 
     /// Reads map node `id`, verifying checksum and self-identity.
@@ -375,11 +400,20 @@ impl State {
             )));
         }
         if self.fetch.no_io {
-            self.fetch.misses.push(crate::fetch::Need::Node {
-                id,
-                loc: e.loc,
-                crc: e.crc,
-            });
+            let (loc, crc) = (e.loc, e.crc);
+            if let Some(n) =
+                self.cached_read(|seg| crate::fetch::cached_node(seg, id, loc, crc), loc)
+            {
+                let n = Arc::new(n);
+                if self.fetch.pin_hits {
+                    self.fetch.pinned_nodes.insert(id, n.clone());
+                }
+                self.nodes_clean.put(id, n.clone());
+                return Ok(n);
+            }
+            self.fetch
+                .misses
+                .push(crate::fetch::Need::Node { id, loc, crc });
             return Err(crate::fetch::miss_error());
         }
         self.log.faults.page_read();

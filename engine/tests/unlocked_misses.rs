@@ -30,6 +30,9 @@ fn opts() -> StoreOptions {
         // No automatic checkpoint during the tests' client phases.
         dirty_limit_bytes: 256 << 20,
         checkpoint_log_bytes: 1 << 30,
+        // Every miss goes outside the lock, even when the page cache has
+        // it (the path these tests are about).
+        cached_metadata_reads: false,
         ..Default::default()
     }
 }
@@ -370,4 +373,69 @@ fn checkpoint_lock_hold_with_64_mib_dirty() {
         before.longest_checkpoint_hold,
         st.log_bytes - before.log_bytes
     );
+}
+
+/// With cached metadata reads on (the default), a miss whose page the OS
+/// page cache holds is read at once under the lock, verified like any
+/// other, and no request goes the slow way for it; the data read back is
+/// right, and a checkpoint that moves pages meanwhile changes nothing.
+#[test]
+fn misses_in_the_page_cache_are_read_under_the_lock_without_waiting() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, vols) = filled_store(d.path(), 2);
+    s.close().unwrap();
+    let cached = StoreOptions {
+        cached_metadata_reads: true,
+        ..opts()
+    };
+    let s = Store::open(d.path(), cached).unwrap();
+    let base = s.op_stats();
+    let mut buf = vec![0u8; BS as usize];
+    for (v, &id) in vols.iter().enumerate() {
+        for b in (0..VOL / BS).step_by(97) {
+            s.read(id, b * BS, &mut buf).unwrap();
+            assert_eq!(buf, block(v as u32, b, 0), "volume {v} block {b}");
+        }
+    }
+    let st = s.op_stats();
+    // The segments were just written, so their pages are in the page
+    // cache: every miss is served there (on a filesystem without
+    // RWF_NOWAIT support they would all go outside the lock instead).
+    let cached_reads = st.metadata_reads_cached - base.metadata_reads_cached;
+    let unlocked = st.metadata_reads_unlocked - base.metadata_reads_unlocked;
+    assert!(
+        cached_reads + unlocked > 0,
+        "a cold cache must miss: {st:?}"
+    );
+    assert_eq!(
+        st.io_metadata_reads_locked, base.io_metadata_reads_locked,
+        "{st:?}"
+    );
+    eprintln!(
+        "misses read from the page cache under the lock: {cached_reads}, outside it: {unlocked}"
+    );
+    // Writes, a checkpoint, and reads again: still right.
+    for b in 0..64 {
+        s.write(vols[0], b * 7 * BS, &block(0, b * 7, 1), false)
+            .unwrap();
+    }
+    s.checkpoint().unwrap();
+    for b in 0..64 {
+        s.read(vols[0], b * 7 * BS, &mut buf).unwrap();
+        assert_eq!(buf, block(0, b * 7, 1));
+    }
+    assert!(s.check(false).unwrap().is_clean());
+}
+
+/// Whether buffered `RWF_NOWAIT` reads work on `dir`'s filesystem (ext4
+/// and xfs: yes; tmpfs: EOPNOTSUPP, and the store reads outside the lock).
+fn nowait_supported(dir: &std::path::Path) -> bool {
+    let p = dir.join("nowait-probe");
+    std::fs::write(&p, vec![7u8; 8192]).unwrap();
+    let f = std::fs::File::open(&p).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let ok = rustix::io::preadv2(&f, &mut iov, 0, rustix::io::ReadWriteFlags::NOWAIT).is_ok();
+    std::fs::remove_file(&p).unwrap();
+    ok
 }

@@ -50,6 +50,12 @@ pub struct StoreOptions {
     /// once (`free.rs`). Off by default: the operation frees before it
     /// returns, and tests get a deterministic order.
     pub background_free: bool,
+    /// In client I/O, a metadata page missing from the cache is read under
+    /// the store lock when the OS page cache holds all of it (`preadv2`
+    /// with `RWF_NOWAIT`: nothing waits for the device); only a read that
+    /// would block goes outside the lock (`fetch.rs`). Off: every miss is
+    /// read outside the lock (the tests of that path).
+    pub cached_metadata_reads: bool,
 }
 
 impl Default for StoreOptions {
@@ -63,6 +69,7 @@ impl Default for StoreOptions {
             spare_segments: 16,
             background_reclaim: false,
             background_free: false,
+            cached_metadata_reads: true,
         }
     }
 }
@@ -133,6 +140,7 @@ impl Store {
         // killed process may have left unsynced in any segment since the
         // replay point: it syncs them all.
         state.log.replayed(sb.replay_start.segment(), sb.replay_seq);
+        state.fetch.cached_reads = opts.cached_metadata_reads;
         state.log.reserve = space_reserve(u64::from(sb.segment_size), &opts);
         state.log.set_max_spares(opts.spare_segments)?;
         if v1 {
