@@ -263,7 +263,7 @@ top_level!(
 
 /// Defines a collection type of `member` resources under `key`.
 macro_rules! collection {
-    ($name:ident, $member:ident, $key:literal, $doc:literal) => {
+    ($name:ident, $member:ident, $key:tt, $doc:literal) => {
         #[doc = $doc]
         #[derive(Debug, Clone, Serialize, ToSchema)]
         #[serde(deny_unknown_fields)]
