@@ -2,12 +2,18 @@
 //! volumes, volume images, the fixed volume configurations and templates,
 //! and machine volumes (attachments). JSON by default, XML when `Accept`
 //! asks for it; request bodies in either (`Content-Type`). HTTP Basic auth.
+//! The cloud entry point links the OpenAPI document of the JSON with
+//! `Link: <.../cimi/openapi.json>; rel="service-desc"`.
 //!
 //! ```text
 //!  mod.rs       routing, auth, CIMI-Specification-Version, HEAD/OPTIONS,
 //!               ETag, the call context
 //!  body.rs      request bodies (JSON, or XML through quick-xml) to one map
-//!  doc.rs       response documents rendered as JSON or XML; error bodies
+//!  views.rs     the typed resources (serde + utoipa): the JSON answers,
+//!               and the document tree derived from them
+//!  doc.rs       that document tree written as XML; error bodies
+//!  openapi.rs   GET /cimi/openapi.json, generated from views.rs and the
+//!               handlers' #[utoipa::path] attributes
 //!  query.rs     $filter, $first, $last on collections
 //!  volumes.rs   Volume, and the fixed VolumeConfiguration / VolumeTemplate
 //!  images.rs    VolumeImage: engine images captured from volumes in O(1)
