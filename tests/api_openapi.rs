@@ -10,6 +10,8 @@
 mod api_common;
 mod danube_common;
 
+#[path = "api_openapi/cimi.rs"]
+mod cimi;
 #[path = "api_openapi/danube.rs"]
 mod danube;
 
@@ -102,7 +104,13 @@ pub(crate) fn documented(doc: &Value, path: &str, method: &str, r: &Resp) {
 
 /// How many errors the JSON schema `doc` declares for `status` of
 /// `method` on `path` finds in `body`.
-fn schema_errors(doc: &Value, path: &str, method: &str, status: u16, body: &Value) -> usize {
+pub(crate) fn schema_errors(
+    doc: &Value,
+    path: &str,
+    method: &str,
+    status: u16,
+    body: &Value,
+) -> usize {
     let resp = declared(doc, path, method, status);
     let mut schema = resp["content"]["application/json"]["schema"].clone();
     schema["components"] = doc["components"].clone();
@@ -589,4 +597,6 @@ fn generated_documents_describe_real_responses() {
     // Makes the image `golden` Glance lists.
     danube::danube(&api, &fs);
     glance(&api);
+    // Uses Danube's public image `golden`.
+    cimi::cimi_dialect(&api);
 }

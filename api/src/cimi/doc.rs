@@ -1,9 +1,11 @@
-//! CIMI responses: one ordered document model ([`Doc`], [`Node`]) rendered
-//! either as JSON or as XML in the CIMI namespace (quick-xml's writer, so
-//! every text and attribute is escaped), the response format chosen from
-//! `Accept`, and the dialect's error bodies.
+//! CIMI responses: the ordered document tree ([`Doc`], [`Node`]) that
+//! `views.rs` derives from a typed resource, written as XML in the CIMI
+//! namespace (quick-xml's writer, so every text and attribute is escaped)
+//! and read by `$filter`; the JSON answer is the typed resource's own
+//! serialization. Also the response format chosen from `Accept`, and the
+//! dialect's error bodies.
 //!
-//! The two renderings follow CIMI 1.0.1's mapping:
+//! The tree follows CIMI 1.0.1's mapping between the two renderings:
 //!
 //! | node            | XML                                   | JSON                          |
 //! |-----------------|---------------------------------------|-------------------------------|
@@ -18,12 +20,15 @@
 //! `{"status": N, "message": "..."}` or
 //! `<Error xmlns="..."><status>N</status><message>...</message></Error>`.
 
+use super::views::{self, to_doc, Resource};
 use super::NS;
 use crate::error::{ApiError, ErrorKind};
 use crate::http::{Reply, Request};
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
-use serde_json::{Map, Value};
+#[cfg(test)]
+use serde_json::Map;
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The representation a response is written in.
@@ -85,7 +90,7 @@ pub(crate) enum Node {
     /// Collection members, each rendered as its own element.
     Entries(Vec<Doc>),
     /// `(rel, href)` operations.
-    Ops(Vec<(&'static str, String)>),
+    Ops(Vec<(String, String)>),
     /// The property map.
     Props(BTreeMap<String, String>),
 }
@@ -97,11 +102,12 @@ pub(crate) struct Doc {
     pub elem: &'static str,
     /// Its `resourceURI`.
     pub uri: String,
-    pub fields: Vec<(&'static str, Node)>,
+    pub fields: Vec<(String, Node)>,
 }
 
 impl Doc {
     /// A resource of CIMI type `elem` (`resourceURI` = namespace/elem).
+    #[cfg(test)]
     pub fn resource(elem: &'static str) -> Doc {
         Doc {
             elem,
@@ -110,44 +116,11 @@ impl Doc {
         }
     }
 
-    /// A collection of `member` resources, with its id, count, members
-    /// under `key` (JSON) and operations.
-    pub fn collection(
-        member: &str,
-        id: String,
-        count: usize,
-        key: &'static str,
-        entries: Vec<Doc>,
-        ops: Vec<(&'static str, String)>,
-    ) -> Doc {
-        let mut d = Doc {
-            elem: "Collection",
-            uri: format!("{NS}/{member}Collection"),
-            fields: Vec::new(),
-        }
-        .with("id", Node::Text(id))
-        .with("count", Node::Int(count as u64));
-        // An empty collection has no member elements in XML and an
-        // empty array in JSON.
-        d = d.with(key, Node::Entries(entries));
-        if !ops.is_empty() {
-            d = d.with("operations", Node::Ops(ops));
-        }
-        d
-    }
-
     /// The document with one more field.
+    #[cfg(test)]
     pub fn with(mut self, key: &'static str, node: Node) -> Doc {
-        self.fields.push((key, node));
+        self.fields.push((key.to_string(), node));
         self
-    }
-
-    /// A text field, if present.
-    pub fn text(self, key: &'static str, v: Option<&str>) -> Doc {
-        match v {
-            Some(v) => self.with(key, Node::Text(v.to_string())),
-            None => self,
-        }
     }
 
     /// The value of a scalar top-level attribute as text, for `$filter`.
@@ -163,14 +136,16 @@ impl Doc {
             })
     }
 
-    /// The JSON rendering (`resourceURI` only at the top).
+    /// The JSON rendering (`resourceURI` only at the top): the answers'
+    /// JSON is the typed resources' own; tests check the two agree.
+    #[cfg(test)]
     pub fn to_json(&self, top: bool) -> Value {
         let mut m = Map::new();
         if top {
             m.insert("resourceURI".into(), Value::from(self.uri.as_str()));
         }
         for (k, n) in &self.fields {
-            m.insert((*k).to_string(), node_json(n));
+            m.insert(k.clone(), node_json(n));
         }
         Value::Object(m)
     }
@@ -186,16 +161,18 @@ impl Doc {
         out.push(b'\n');
         out
     }
+}
 
-    /// The reply carrying this document in `fmt`.
-    pub fn reply(&self, status: u16, fmt: Format) -> Reply {
-        match fmt {
-            Format::Json => Reply::json(status, self.to_json(true)),
-            Format::Xml => Reply::raw(status, fmt.content_type(), self.to_xml()),
-        }
+/// The reply carrying resource `r` in `fmt`: its JSON, or the XML of its
+/// document tree.
+pub(crate) fn reply<T: Resource>(r: &T, status: u16, fmt: Format) -> Reply {
+    match fmt {
+        Format::Json => Reply::json(status, serde_json::to_value(r).unwrap_or(Value::Null)),
+        Format::Xml => Reply::raw(status, fmt.content_type(), to_doc(r).to_xml()),
     }
 }
 
+#[cfg(test)]
 fn node_json(n: &Node) -> Value {
     match n {
         Node::Text(s) => Value::from(s.as_str()),
@@ -249,7 +226,7 @@ fn write_node(w: &mut W, key: &str, n: &Node) -> std::io::Result<()> {
         Node::Entries(docs) => docs.iter().try_for_each(|d| write_doc(w, d, false)),
         Node::Ops(ops) => ops.iter().try_for_each(|(rel, href)| {
             w.create_element("operation")
-                .with_attributes([("rel", *rel), ("href", href.as_str())])
+                .with_attributes([("rel", rel.as_str()), ("href", href.as_str())])
                 .write_empty()
                 .map(|_| ())
         }),
@@ -293,18 +270,15 @@ pub(crate) fn error(fmt: Format, e: &ApiError) -> Reply {
         elem: "Error",
         uri: format!("{NS}/Error"),
         fields: vec![
-            ("status", Node::Int(u64::from(status))),
-            ("message", Node::Text(message)),
+            ("status".to_string(), Node::Int(u64::from(status))),
+            ("message".to_string(), Node::Text(message.clone())),
         ],
     };
     let mut r = match fmt {
-        Format::Json => {
-            let mut v = doc.to_json(false);
-            if let Some(m) = v.as_object_mut() {
-                m.remove("resourceURI");
-            }
-            Reply::json(status, v)
-        }
+        Format::Json => Reply::json(
+            status,
+            serde_json::to_value(views::Error { status, message }).unwrap_or(Value::Null),
+        ),
         Format::Xml => {
             let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
             // Writing to a Vec cannot fail.
@@ -352,7 +326,7 @@ mod tests {
             )
             .with(
                 "operations",
-                Node::Ops(vec![("delete", "http://h/x".into())]),
+                Node::Ops(vec![("delete".into(), "http://h/x".into())]),
             )
     }
 

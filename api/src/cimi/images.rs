@@ -12,9 +12,9 @@
 //! rule of `domain::quota` (a VolumeImage counts as a snapshot).
 
 use super::body::{self, boolean, opt_href, opt_text, properties, ref_id};
-use super::doc::{Doc, Node};
 use super::query::Query;
-use super::{head, state, Ctx, BOOTABLE, MAX_DESCRIPTION, MAX_NAME};
+use super::views::{self, ops, Href, VolumeImage, VolumeImageCollection};
+use super::{names, state, Ctx, BOOTABLE, MAX_DESCRIPTION, MAX_NAME};
 use crate::domain::ops;
 use crate::error::{ApiError, ErrorKind, Result};
 use crate::http::Reply;
@@ -37,24 +37,26 @@ fn location(ctx: &Ctx, o: &ObjectInfo, parent: ObjectId) -> Option<String> {
     shown.then(|| ctx.url(&format!("{path}/{id}")))
 }
 
-/// The VolumeImage view.
-pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo) -> Doc {
+/// The VolumeImage view (without `resourceURI`).
+pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo) -> VolumeImage {
     let url = ctx.url(&format!("volume_images/{}", o.id));
-    let mut d = head("VolumeImage", url.clone(), o).with("state", Node::Text(state(o).into()));
-    if let Some(href) = o.parent.and_then(|p| location(ctx, o, p)) {
-        d = d.with("imageLocation", Node::Href(href));
+    let (name, description, properties) = names(o);
+    VolumeImage {
+        resource_uri: None,
+        name,
+        description,
+        created: super::datetime(o.created),
+        properties,
+        state: state(o).into(),
+        image_location: o.parent.and_then(|p| location(ctx, o, p)).map(Href::new),
+        bootable: meta::get(o, BOOTABLE) == Some("true"),
+        operations: if ctx.dom.owns(o) {
+            ops(&["edit", "delete"], &url)
+        } else {
+            vec![]
+        },
+        id: url,
     }
-    d = d.with(
-        "bootable",
-        Node::Bool(meta::get(o, BOOTABLE) == Some("true")),
-    );
-    if ctx.dom.owns(o) {
-        d = d.with(
-            "operations",
-            Node::Ops(vec![("edit", url.clone()), ("delete", url)]),
-        );
-    }
-    d
 }
 
 /// The image `id` the tenant may see (its own or a public one), 404
@@ -76,6 +78,19 @@ fn find_own(ctx: &Ctx, id: &str) -> Result<ObjectInfo> {
 }
 
 /// `GET /cimi/volume_images`.
+#[utoipa::path(
+    get,
+    path = "/volume_images",
+    operation_id = "listVolumeImages",
+    tag = "volume_images",
+    summary = "The volume images the tenant sees",
+    params(super::openapi::Filter),
+    responses(
+        (status = 200, description = "the images", body = VolumeImageCollection),
+        (status = 400, description = "a malformed `$filter`, `$first` or `$last`", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn list(ctx: &Ctx) -> Result<Reply> {
     let q = Query::of(ctx.req())?;
     let all = ctx
@@ -85,25 +100,50 @@ pub fn list(ctx: &Ctx) -> Result<Reply> {
         .map(|o| view(ctx, o))
         .collect();
     let (page, count) = q.apply(all);
-    let d = Doc::collection(
-        "VolumeImage",
+    Ok(ctx.ok(&VolumeImageCollection::new(
         ctx.url("volume_images"),
         count,
-        "volumeImages",
         page,
-        vec![("add", ctx.url("volume_images"))],
-    );
-    Ok(ctx.ok(&d))
+        true,
+    )))
 }
 
 /// `GET /cimi/volume_images/{id}`.
+#[utoipa::path(
+    get,
+    path = "/volume_images/{id}",
+    operation_id = "showVolumeImage",
+    tag = "volume_images",
+    summary = "A volume image",
+    params(("id" = String, Path, description = "the image's UUID")),
+    responses(
+        (status = 200, description = "the image", body = VolumeImage),
+        (status = 404, description = "no such image", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
     let o = find(ctx, id)?;
-    Ok(ctx.ok(&view(ctx, &o)))
+    Ok(ctx.ok(&view(ctx, &o).top()))
 }
 
 /// `POST /cimi/volume_images` with a `VolumeImage` (or
 /// `VolumeImageCreate`): 201 + Location + the VolumeImage.
+#[utoipa::path(
+    post,
+    path = "/volume_images",
+    operation_id = "createVolumeImage",
+    tag = "volume_images",
+    summary = "Capture a volume as a volume image",
+    request_body(content = super::openapi::VolumeImageCreate, content_type = "application/json", description = "also as XML (`<VolumeImage>`)"),
+    responses(
+        (status = 201, description = "the new image (`Location` names it)", body = VolumeImage),
+        (status = 400, description = "a malformed body or no `imageLocation`", body = views::Error),
+        (status = 404, description = "no such volume", body = views::Error),
+        (status = 413, description = "over the tenant's snapshot quota", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn create(ctx: &Ctx) -> Result<Reply> {
     let b = body::parse(ctx.req(), &["VolumeImage", "VolumeImageCreate"])?;
     let name = opt_text(&b, "name", MAX_NAME, false)?;
@@ -139,11 +179,27 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
     );
     let o = ops::capture_image(&ctx.dom, &locked, &vol, None, m)?;
     let url = ctx.url(&format!("volume_images/{}", o.id));
-    Ok(ctx.created(&view(ctx, &o), url))
+    Ok(ctx.created(&view(ctx, &o).top(), url))
 }
 
 /// `PUT /cimi/volume_images/{id}`: name, description, properties,
 /// bootable.
+#[utoipa::path(
+    put,
+    path = "/volume_images/{id}",
+    operation_id = "updateVolumeImage",
+    tag = "volume_images",
+    summary = "Rename an image, describe it, replace its properties, mark it bootable",
+    params(("id" = String, Path, description = "the image's UUID")),
+    request_body(content = super::openapi::VolumeImageUpdate, content_type = "application/json", description = "also as XML (`<VolumeImage>`)"),
+    responses(
+        (status = 200, description = "the image", body = VolumeImage),
+        (status = 400, description = "a malformed body", body = views::Error),
+        (status = 403, description = "a public image", body = views::Error),
+        (status = 404, description = "no such image", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     let b = body::parse(ctx.req(), &["VolumeImage"])?;
     let name = opt_text(&b, "name", MAX_NAME, false)?;
@@ -162,11 +218,25 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
         meta::set(&mut m, BOOTABLE, Some(if bt { "true" } else { "false" }));
     }
     let o = ops::update(&ctx.dom, &locked, &o, m)?;
-    Ok(ctx.ok(&view(ctx, &o)))
+    Ok(ctx.ok(&view(ctx, &o).top()))
 }
 
 /// `DELETE /cimi/volume_images/{id}`: 200 with an empty body. Volumes
 /// cloned from it keep their data.
+#[utoipa::path(
+    delete,
+    path = "/volume_images/{id}",
+    operation_id = "deleteVolumeImage",
+    tag = "volume_images",
+    summary = "Delete a volume image",
+    params(("id" = String, Path, description = "the image's UUID")),
+    responses(
+        (status = 200, description = "deleted (no body)"),
+        (status = 403, description = "a public image", body = views::Error),
+        (status = 404, description = "no such image", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = find_own(ctx, id)?;

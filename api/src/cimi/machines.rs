@@ -11,8 +11,10 @@
 //! that machine (404 otherwise). Attach answers 201 + Location, detach 200.
 
 use super::body::{self, opt_href, opt_text, ref_id};
-use super::doc::{Doc, Node};
 use super::query::Query;
+use super::views::{
+    self, ops, Href, Machine, MachineCollection, MachineVolume, MachineVolumeCollection,
+};
 use super::Ctx;
 use crate::domain::{ops, valid_device};
 use crate::error::{ApiError, Result};
@@ -47,20 +49,18 @@ fn machine_url(ctx: &Ctx, machine: &str) -> String {
     ctx.url(&format!("machines/{}", seg(machine)))
 }
 
-/// The MachineVolume view of an attached volume.
-fn view(ctx: &Ctx, machine: &str, o: &ObjectInfo) -> Doc {
+/// The MachineVolume view of an attached volume (without `resourceURI`).
+fn view(ctx: &Ctx, machine: &str, o: &ObjectInfo) -> MachineVolume {
     let url = format!("{}/volumes/{}", machine_url(ctx, machine), o.id);
-    let mut d = Doc::resource("MachineVolume").with("id", Node::Text(url.clone()));
     let props = nbd_properties(ctx, o);
-    if !props.is_empty() {
-        d = d.with("properties", Node::Props(props));
+    MachineVolume {
+        resource_uri: None,
+        operations: ops(&["delete"], &url),
+        id: url,
+        properties: (!props.is_empty()).then_some(props),
+        initial_location: meta::get(o, meta::ATTACHED_DEVICE).unwrap_or("").into(),
+        volume: Href::new(ctx.url(&format!("volumes/{}", o.id))),
     }
-    d.with(
-        "initialLocation",
-        Node::Text(meta::get(o, meta::ATTACHED_DEVICE).unwrap_or("").into()),
-    )
-    .with("volume", Node::Href(ctx.url(&format!("volumes/{}", o.id))))
-    .with("operations", Node::Ops(vec![("delete", url)]))
 }
 
 /// How the attachment is reached over NBD, as CIMI properties.
@@ -75,15 +75,30 @@ fn nbd_properties(ctx: &Ctx, o: &ObjectInfo) -> BTreeMap<String, String> {
     p
 }
 
-fn machine_view(ctx: &Ctx, machine: &str) -> Doc {
+fn machine_view(ctx: &Ctx, machine: &str) -> Machine {
     let url = machine_url(ctx, machine);
-    Doc::resource("Machine")
-        .with("id", Node::Text(url.clone()))
-        .with("name", Node::Text(machine.to_string()))
-        .with("volumes", Node::Href(format!("{url}/volumes")))
+    Machine {
+        resource_uri: None,
+        volumes: Href::new(format!("{url}/volumes")),
+        id: url,
+        name: machine.to_string(),
+    }
 }
 
 /// `GET /cimi/machines`: the machines the tenant's volumes are attached to.
+#[utoipa::path(
+    get,
+    path = "/machines",
+    operation_id = "listMachines",
+    tag = "machines",
+    summary = "The machines the tenant's volumes are attached to",
+    params(super::openapi::Filter),
+    responses(
+        (status = 200, description = "the machines", body = MachineCollection),
+        (status = 400, description = "a malformed `$filter`, `$first` or `$last`", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn list_machines(ctx: &Ctx) -> Result<Reply> {
     let q = Query::of(ctx.req())?;
     let names: BTreeSet<String> = ctx
@@ -94,24 +109,47 @@ pub fn list_machines(ctx: &Ctx) -> Result<Reply> {
         .collect();
     let all = names.iter().map(|m| machine_view(ctx, m)).collect();
     let (page, count) = q.apply(all);
-    let d = Doc::collection(
-        "Machine",
+    Ok(ctx.ok(&MachineCollection::new(
         ctx.url("machines"),
         count,
-        "machines",
         page,
-        vec![],
-    );
-    Ok(ctx.ok(&d))
+        false,
+    )))
 }
 
 /// `GET /cimi/machines/{id}`.
+#[utoipa::path(
+    get,
+    path = "/machines/{id}",
+    operation_id = "showMachine",
+    tag = "machines",
+    summary = "A machine (any id names one)",
+    params(("id" = String, Path, description = "the machine id (any id without `/` or control characters)")),
+    responses(
+        (status = 200, description = "the machine", body = Machine),
+        (status = 400, description = "an invalid machine id", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn show_machine(ctx: &Ctx, machine: &str) -> Result<Reply> {
     check_machine(machine)?;
-    Ok(ctx.ok(&machine_view(ctx, machine)))
+    Ok(ctx.ok(&machine_view(ctx, machine).top()))
 }
 
 /// `GET /cimi/machines/{id}/volumes`.
+#[utoipa::path(
+    get,
+    path = "/machines/{id}/volumes",
+    operation_id = "listMachineVolumes",
+    tag = "machines",
+    summary = "The volumes attached to a machine",
+    params(("id" = String, Path, description = "the machine id (any id without `/` or control characters)"), super::openapi::Filter),
+    responses(
+        (status = 200, description = "the attachments", body = MachineVolumeCollection),
+        (status = 400, description = "an invalid machine id, or a malformed `$filter`, `$first` or `$last`", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn list(ctx: &Ctx, machine: &str) -> Result<Reply> {
     check_machine(machine)?;
     let q = Query::of(ctx.req())?;
@@ -121,15 +159,7 @@ pub fn list(ctx: &Ctx, machine: &str) -> Result<Reply> {
         .collect();
     let (page, count) = q.apply(all);
     let url = format!("{}/volumes", machine_url(ctx, machine));
-    let d = Doc::collection(
-        "MachineVolume",
-        url.clone(),
-        count,
-        "machineVolumes",
-        page,
-        vec![("add", url)],
-    );
-    Ok(ctx.ok(&d))
+    Ok(ctx.ok(&MachineVolumeCollection::new(url, count, page, true)))
 }
 
 /// The tenant's volume `id`, attached to `machine` (404 otherwise).
@@ -146,13 +176,42 @@ fn attached(ctx: &Ctx, machine: &str, id: &str) -> Result<ObjectInfo> {
 }
 
 /// `GET /cimi/machines/{id}/volumes/{volume}`.
+#[utoipa::path(
+    get,
+    path = "/machines/{id}/volumes/{volume}",
+    operation_id = "showMachineVolume",
+    tag = "machines",
+    summary = "A volume attached to a machine",
+    params(("id" = String, Path, description = "the machine id (any id without `/` or control characters)"), ("volume" = String, Path, description = "the volume's UUID")),
+    responses(
+        (status = 200, description = "the attachment", body = MachineVolume),
+        (status = 404, description = "no such volume, or not attached to the machine", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn show(ctx: &Ctx, machine: &str, id: &str) -> Result<Reply> {
     let o = attached(ctx, machine, id)?;
-    Ok(ctx.ok(&view(ctx, machine, &o)))
+    Ok(ctx.ok(&view(ctx, machine, &o).top()))
 }
 
 /// `POST /cimi/machines/{id}/volumes` with a MachineVolume (`volume`
 /// href, optional `initialLocation`).
+#[utoipa::path(
+    post,
+    path = "/machines/{id}/volumes",
+    operation_id = "attachVolume",
+    tag = "machines",
+    summary = "Attach a volume to a machine",
+    params(("id" = String, Path, description = "the machine id (any id without `/` or control characters)")),
+    request_body(content = super::openapi::MachineVolumeCreate, content_type = "application/json", description = "also as XML (`<MachineVolume>`)"),
+    responses(
+        (status = 201, description = "the attachment (`Location` names it)", body = MachineVolume),
+        (status = 400, description = "a malformed body, no `volume`, or a bad `initialLocation`", body = views::Error),
+        (status = 404, description = "no such volume", body = views::Error),
+        (status = 409, description = "the volume is attached already, or not available", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn attach(ctx: &Ctx, machine: &str) -> Result<Reply> {
     check_machine(machine)?;
     let b = body::parse(ctx.req(), &["MachineVolume", "MachineVolumeCreate"])?;
@@ -185,12 +244,25 @@ pub fn attach(ctx: &Ctx, machine: &str) -> Result<Reply> {
         )));
     }
     let o = ops::attach(&ctx.dom, &locked, &o, machine, device)?;
-    let d = view(ctx, machine, &o);
+    let d = view(ctx, machine, &o).top();
     let url = format!("{}/volumes/{}", machine_url(ctx, machine), o.id);
     Ok(ctx.created(&d, url))
 }
 
 /// `DELETE /cimi/machines/{id}/volumes/{volume}`: 200, empty.
+#[utoipa::path(
+    delete,
+    path = "/machines/{id}/volumes/{volume}",
+    operation_id = "detachVolume",
+    tag = "machines",
+    summary = "Detach a volume from a machine",
+    params(("id" = String, Path, description = "the machine id (any id without `/` or control characters)"), ("volume" = String, Path, description = "the volume's UUID")),
+    responses(
+        (status = 200, description = "detached (no body)"),
+        (status = 404, description = "no such volume, or not attached to the machine", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn detach(ctx: &Ctx, machine: &str, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = attached(ctx, machine, id)?;

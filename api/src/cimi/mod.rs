@@ -2,12 +2,18 @@
 //! volumes, volume images, the fixed volume configurations and templates,
 //! and machine volumes (attachments). JSON by default, XML when `Accept`
 //! asks for it; request bodies in either (`Content-Type`). HTTP Basic auth.
+//! The cloud entry point links the OpenAPI document of the JSON with
+//! `Link: <.../cimi/openapi.json>; rel="service-desc"`.
 //!
 //! ```text
 //!  mod.rs       routing, auth, CIMI-Specification-Version, HEAD/OPTIONS,
 //!               ETag, the call context
 //!  body.rs      request bodies (JSON, or XML through quick-xml) to one map
-//!  doc.rs       response documents rendered as JSON or XML; error bodies
+//!  views.rs     the typed resources (serde + utoipa): the JSON answers,
+//!               and the document tree derived from them
+//!  doc.rs       that document tree written as XML; error bodies
+//!  openapi.rs   GET /cimi/openapi.json, generated from views.rs and the
+//!               handlers' #[utoipa::path] attributes
 //!  query.rs     $filter, $first, $last on collections
 //!  volumes.rs   Volume, and the fixed VolumeConfiguration / VolumeTemplate
 //!  images.rs    VolumeImage: engine images captured from volumes in O(1)
@@ -24,7 +30,9 @@ mod body;
 mod doc;
 mod images;
 mod machines;
+mod openapi;
 mod query;
+mod views;
 mod volumes;
 
 use crate::auth::{self, Tenant};
@@ -33,8 +41,10 @@ use crate::error::{ApiError, Result};
 use crate::http::{self, Reply, Request};
 use crate::meta;
 use crate::ApiState;
-use doc::{Doc, Format, Node};
+use doc::Format;
 use engine::{ObjectInfo, ObjectKind};
+use std::collections::BTreeMap;
+use views::{CloudEntryPoint, Href, Resource};
 use warp::http::Method;
 
 /// The CIMI XML namespace, also the prefix of every `resourceURI`.
@@ -78,14 +88,14 @@ impl<'a> Ctx<'a> {
         format!("{}/cimi/{path}", self.req().base_url())
     }
 
-    /// `doc` as a 200 reply.
-    pub fn ok(&self, doc: &Doc) -> Reply {
-        doc.reply(200, self.fmt)
+    /// `r` as a 200 reply.
+    pub fn ok<T: Resource>(&self, r: &T) -> Reply {
+        doc::reply(r, 200, self.fmt)
     }
 
-    /// `doc` as a 201 reply with `Location: location`.
-    pub fn created(&self, doc: &Doc, location: String) -> Reply {
-        doc.reply(201, self.fmt).with_header("location", location)
+    /// `r` as a 201 reply with `Location: location`.
+    pub fn created<T: Resource>(&self, r: &T, location: String) -> Reply {
+        doc::reply(r, 201, self.fmt).with_header("location", location)
     }
 }
 
@@ -106,19 +116,21 @@ pub(crate) fn state(o: &ObjectInfo) -> &'static str {
     }
 }
 
-/// The common head of a resource: id, name, description, created,
-/// properties.
-pub(crate) fn head(elem: &'static str, id: String, o: &ObjectInfo) -> Doc {
+/// An object's name, description and user properties (`None` when
+/// absent or empty), the common fields of volumes and images.
+pub(crate) fn names(
+    o: &ObjectInfo,
+) -> (
+    Option<String>,
+    Option<String>,
+    Option<BTreeMap<String, String>>,
+) {
     let props = meta::user_metadata(o);
-    let mut d = Doc::resource(elem)
-        .with("id", Node::Text(id))
-        .text("name", meta::get(o, meta::DISPLAY_NAME))
-        .text("description", meta::get(o, meta::DISPLAY_DESCRIPTION))
-        .with("created", Node::Text(datetime(o.created)));
-    if !props.is_empty() {
-        d = d.with("properties", Node::Props(props));
-    }
-    d
+    (
+        meta::get(o, meta::DISPLAY_NAME).map(str::to_string),
+        meta::get(o, meta::DISPLAY_DESCRIPTION).map(str::to_string),
+        (!props.is_empty()).then_some(props),
+    )
 }
 
 /// Handles one request of this dialect, errors included; every reply
@@ -146,6 +158,15 @@ fn options(req: &Request) -> Reply {
 /// Any other method: version, credentials, route, cache validators.
 fn answer(state: &ApiState, req: &Request) -> Reply {
     let fmt = Format::of(req);
+    if below_cimi(req).as_deref() == Some(&["openapi.json"][..]) {
+        let reply = negotiate(req)
+            .and_then(|_| only(req, "GET, HEAD, OPTIONS"))
+            .map(|_| Reply::json(200, openapi::generate(&req.base_url())));
+        return match reply {
+            Ok(r) => http::with_validators(req, r),
+            Err(e) => doc::error(fmt, &e),
+        };
+    }
     let reply = negotiate(req)
         .and_then(|_| authenticate(state, req))
         .and_then(|tenant| {
@@ -174,7 +195,7 @@ fn below_cimi(req: &Request) -> Option<Vec<&str>> {
 /// paths this dialect does not serve.
 fn allow_of(rest: &[&str]) -> Option<&'static str> {
     Some(match rest {
-        [] | ["cloudEntryPoint"] => "GET, HEAD, OPTIONS",
+        [] | ["cloudEntryPoint"] | ["openapi.json"] => "GET, HEAD, OPTIONS",
         ["volumes" | "volume_images"] => "GET, HEAD, POST, OPTIONS",
         ["volumes" | "volume_images", _] => "GET, HEAD, PUT, DELETE, OPTIONS",
         ["volume_configurations" | "volume_templates" | "machines"]
@@ -308,25 +329,37 @@ fn route(ctx: &Ctx) -> Result<Reply> {
     }
 }
 
-/// `GET /cimi/cloudEntryPoint`.
+/// `GET /cimi/cloudEntryPoint` (also `GET /cimi`), with a `Link` to the
+/// OpenAPI document.
+#[utoipa::path(
+    get,
+    path = "/cloudEntryPoint",
+    operation_id = "cloudEntryPoint",
+    tag = "cimi",
+    summary = "The cloud entry point: links to every collection (also at `/cimi`)",
+    responses(
+        (status = 200, description = "the entry point", body = CloudEntryPoint),
+        (status = 400, description = "an unsupported `CIMI-Specification-Version`", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 fn entry_point(ctx: &Ctx) -> Reply {
-    let d = Doc::resource("CloudEntryPoint")
-        .with("id", Node::Text(ctx.url("cloudEntryPoint")))
-        .with("name", Node::Text("blockd".into()))
-        .with(
-            "description",
-            Node::Text("blockd block storage, DMTF CIMI 1.0.1".into()),
-        )
-        .with("baseURI", Node::Text(ctx.url("")))
-        .with("volumes", Node::Href(ctx.url("volumes")))
-        .with("volumeTemplates", Node::Href(ctx.url("volume_templates")))
-        .with(
-            "volumeConfigs",
-            Node::Href(ctx.url("volume_configurations")),
-        )
-        .with("volumeImages", Node::Href(ctx.url("volume_images")))
-        .with("machines", Node::Href(ctx.url("machines")));
-    ctx.ok(&d)
+    let ep = CloudEntryPoint {
+        resource_uri: views::resource_uri("CloudEntryPoint"),
+        id: ctx.url("cloudEntryPoint"),
+        name: "blockd".into(),
+        description: "blockd block storage, DMTF CIMI 1.0.1".into(),
+        base_uri: ctx.url(""),
+        volumes: Href::new(ctx.url("volumes")),
+        volume_templates: Href::new(ctx.url("volume_templates")),
+        volume_configs: Href::new(ctx.url("volume_configurations")),
+        volume_images: Href::new(ctx.url("volume_images")),
+        machines: Href::new(ctx.url("machines")),
+    };
+    ctx.ok(&ep).with_header(
+        "link",
+        format!("<{}>; rel=\"service-desc\"", ctx.url("openapi.json")),
+    )
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! inclusive, applied after the filter. Malformed queries are 400.
 
 use super::doc::Doc;
+use super::views::{to_doc, Resource};
 use crate::error::{ApiError, Result};
 use crate::http::Request;
 
@@ -178,16 +179,21 @@ impl Query {
     }
 
     /// True when `d` passes the filter.
-    pub fn matches(&self, d: &Doc) -> bool {
+    fn matches(&self, d: &Doc) -> bool {
         self.filter.iter().flatten().all(|c| {
             let v = d.scalar(&c.attr);
             (v.as_deref() == Some(c.value.as_str())) != c.negate
         })
     }
 
-    /// The filtered entries and their number before `$first`/`$last`.
-    pub fn apply(&self, all: Vec<Doc>) -> (Vec<Doc>, usize) {
-        let hits: Vec<Doc> = all.into_iter().filter(|d| self.matches(d)).collect();
+    /// The filtered resources (compared on their document tree) and
+    /// their number before `$first`/`$last`.
+    pub fn apply<T: Resource>(&self, all: Vec<T>) -> (Vec<T>, usize) {
+        self.apply_by(all, to_doc)
+    }
+
+    fn apply_by<T>(&self, all: Vec<T>, doc: impl Fn(&T) -> Doc) -> (Vec<T>, usize) {
+        let hits: Vec<T> = all.into_iter().filter(|d| self.matches(&doc(d))).collect();
         let count = hits.len();
         let first = self.first.unwrap_or(1);
         let last = self.last.unwrap_or(usize::MAX);
@@ -259,7 +265,7 @@ mod tests {
             first: Some(2),
             last: Some(3),
         };
-        let (page, count) = q.apply(docs.clone());
+        let (page, count) = q.apply_by(docs.clone(), Doc::clone);
         assert_eq!(count, 3);
         let ns: Vec<_> = page.iter().map(|d| d.scalar("n").unwrap()).collect();
         assert_eq!(ns, ["3", "5"]);
@@ -268,6 +274,6 @@ mod tests {
             first: Some(4),
             last: Some(2),
         };
-        assert!(q.apply(docs).0.is_empty());
+        assert!(q.apply_by(docs, Doc::clone).0.is_empty());
     }
 }

@@ -11,9 +11,12 @@
 //! OpenStack counts them. An attached volume cannot be deleted (409).
 
 use super::body::{self, opt_href, opt_object, opt_text, properties, ref_id, uint};
-use super::doc::{Doc, Node};
 use super::query::Query;
-use super::{head, state, Ctx, BOOTABLE, MAX_DESCRIPTION, MAX_NAME};
+use super::views::{
+    self, ops, Href, Volume, VolumeCollection, VolumeConfiguration, VolumeConfigurationCollection,
+    VolumeTemplate, VolumeTemplateCollection,
+};
+use super::{names, state, Ctx, BOOTABLE, MAX_DESCRIPTION, MAX_NAME};
 use crate::domain::ops::{self, Source};
 use crate::domain::visibility;
 use crate::error::{ApiError, Result};
@@ -38,24 +41,39 @@ fn kib(bytes: u64) -> u64 {
     bytes.div_ceil(1024)
 }
 
-/// The Volume view.
-pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo) -> Doc {
+/// The Volume view (without `resourceURI`).
+pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo) -> Volume {
     let url = ctx.url(&format!("volumes/{}", o.id));
-    head("Volume", url.clone(), o)
-        .with("state", Node::Text(state(o).into()))
-        .with("type", Node::Text(VOLUME_TYPE.into()))
-        .with("capacity", Node::Int(kib(o.size)))
-        .with(
-            "bootable",
-            Node::Bool(meta::get(o, BOOTABLE) == Some("true")),
-        )
-        .with(
-            "operations",
-            Node::Ops(vec![("edit", url.clone()), ("delete", url)]),
-        )
+    let (name, description, properties) = names(o);
+    Volume {
+        resource_uri: None,
+        operations: ops(&["edit", "delete"], &url),
+        id: url,
+        name,
+        description,
+        created: super::datetime(o.created),
+        properties,
+        state: state(o).into(),
+        kind: VOLUME_TYPE.into(),
+        capacity: kib(o.size),
+        bootable: meta::get(o, BOOTABLE) == Some("true"),
+    }
 }
 
 /// `GET /cimi/volumes`.
+#[utoipa::path(
+    get,
+    path = "/volumes",
+    operation_id = "listVolumes",
+    tag = "volumes",
+    summary = "The tenant's volumes",
+    params(super::openapi::Filter),
+    responses(
+        (status = 200, description = "the volumes", body = VolumeCollection),
+        (status = 400, description = "a malformed `$filter`, `$first` or `$last`", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn list(ctx: &Ctx) -> Result<Reply> {
     let q = Query::of(ctx.req())?;
     let all = ctx
@@ -65,21 +83,31 @@ pub fn list(ctx: &Ctx) -> Result<Reply> {
         .map(|o| view(ctx, o))
         .collect();
     let (page, count) = q.apply(all);
-    let d = Doc::collection(
-        "Volume",
+    Ok(ctx.ok(&VolumeCollection::new(
         ctx.url("volumes"),
         count,
-        "volumes",
         page,
-        vec![("add", ctx.url("volumes"))],
-    );
-    Ok(ctx.ok(&d))
+        true,
+    )))
 }
 
 /// `GET /cimi/volumes/{id}`.
+#[utoipa::path(
+    get,
+    path = "/volumes/{id}",
+    operation_id = "showVolume",
+    tag = "volumes",
+    summary = "A volume",
+    params(("id" = String, Path, description = "the volume's UUID")),
+    responses(
+        (status = 200, description = "the volume", body = Volume),
+        (status = 404, description = "no such volume", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
     let o = ctx.volume(id)?;
-    Ok(ctx.ok(&view(ctx, &o)))
+    Ok(ctx.ok(&view(ctx, &o).top()))
 }
 
 /// The fixed configuration `id`'s capacity in KiB.
@@ -129,6 +157,22 @@ fn template(t: &Map<String, Value>) -> Result<(Option<u64>, Option<String>)> {
 }
 
 /// `POST /cimi/volumes`: 201 + Location + the Volume.
+#[utoipa::path(
+    post,
+    path = "/volumes",
+    operation_id = "createVolume",
+    tag = "volumes",
+    summary = "Create a volume, empty or cloned from a volume image",
+    request_body(content = super::openapi::VolumeCreate, content_type = "application/json", description = "also as XML (`<VolumeCreate>`)"),
+    responses(
+        (status = 201, description = "the new volume (`Location` names it)", body = Volume),
+        (status = 400, description = "a malformed body or capacity", body = views::Error),
+        (status = 404, description = "no such template, configuration or volume image", body = views::Error),
+        (status = 413, description = "over the tenant's volume quota", body = views::Error),
+        (status = 415, description = "a body neither JSON nor XML", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn create(ctx: &Ctx) -> Result<Reply> {
     let b = body::parse(ctx.req(), &["VolumeCreate", "Volume"])?;
     let name = opt_text(&b, "name", MAX_NAME, false)?;
@@ -198,11 +242,26 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
     };
     let o = ops::create_volume(&ctx.dom, &locked, src, bytes, m)?;
     let url = ctx.url(&format!("volumes/{}", o.id));
-    Ok(ctx.created(&view(ctx, &o), url))
+    Ok(ctx.created(&view(ctx, &o).top(), url))
 }
 
 /// `PUT /cimi/volumes/{id}`: name, description and properties (which
 /// replace the old ones) when given.
+#[utoipa::path(
+    put,
+    path = "/volumes/{id}",
+    operation_id = "updateVolume",
+    tag = "volumes",
+    summary = "Rename a volume, describe it, replace its properties",
+    params(("id" = String, Path, description = "the volume's UUID")),
+    request_body(content = super::openapi::ResourceUpdate, content_type = "application/json", description = "also as XML (`<Volume>`)"),
+    responses(
+        (status = 200, description = "the volume", body = Volume),
+        (status = 400, description = "a malformed body", body = views::Error),
+        (status = 404, description = "no such volume", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     let b = body::parse(ctx.req(), &["Volume"])?;
     let name = opt_text(&b, "name", MAX_NAME, false)?;
@@ -212,10 +271,24 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     let o = ops::update(&ctx.dom, &locked, &o, edit.apply(&o))?;
-    Ok(ctx.ok(&view(ctx, &o)))
+    Ok(ctx.ok(&view(ctx, &o).top()))
 }
 
 /// `DELETE /cimi/volumes/{id}`: 200, empty; 409 while attached.
+#[utoipa::path(
+    delete,
+    path = "/volumes/{id}",
+    operation_id = "deleteVolume",
+    tag = "volumes",
+    summary = "Delete a volume",
+    params(("id" = String, Path, description = "the volume's UUID")),
+    responses(
+        (status = 200, description = "deleted (no body)"),
+        (status = 404, description = "no such volume", body = views::Error),
+        (status = 409, description = "the volume is attached", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
@@ -235,91 +308,121 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
 
 // ---- configurations and templates (a fixed set) ----
 
-fn config_view(ctx: &Ctx, (id, desc, cap): (&str, &str, u64)) -> Doc {
-    Doc::resource("VolumeConfiguration")
-        .with(
-            "id",
-            Node::Text(ctx.url(&format!("volume_configurations/{id}"))),
-        )
-        .with("name", Node::Text(id.into()))
-        .with("description", Node::Text(desc.into()))
-        .with("type", Node::Text(VOLUME_TYPE.into()))
-        .with("format", Node::Text("raw".into()))
-        .with("capacity", Node::Int(cap))
+fn config_view(ctx: &Ctx, (id, desc, cap): (&str, &str, u64)) -> VolumeConfiguration {
+    VolumeConfiguration {
+        resource_uri: None,
+        id: ctx.url(&format!("volume_configurations/{id}")),
+        name: id.into(),
+        description: desc.into(),
+        kind: VOLUME_TYPE.into(),
+        format: "raw".into(),
+        capacity: cap,
+    }
 }
 
-fn template_view(ctx: &Ctx, (id, desc, _): (&str, &str, u64)) -> Doc {
-    Doc::resource("VolumeTemplate")
-        .with("id", Node::Text(ctx.url(&format!("volume_templates/{id}"))))
-        .with("name", Node::Text(id.into()))
-        .with("description", Node::Text(desc.into()))
-        .with(
-            "volumeConfig",
-            Node::Href(ctx.url(&format!("volume_configurations/{id}"))),
-        )
+fn template_view(ctx: &Ctx, (id, desc, _): (&str, &str, u64)) -> VolumeTemplate {
+    VolumeTemplate {
+        resource_uri: None,
+        id: ctx.url(&format!("volume_templates/{id}")),
+        name: id.into(),
+        description: desc.into(),
+        volume_config: Href::new(ctx.url(&format!("volume_configurations/{id}"))),
+    }
 }
 
-fn fixed(
-    ctx: &Ctx,
-    member: &str,
-    path: &str,
-    key: &'static str,
-    view: fn(&Ctx, (&str, &str, u64)) -> Doc,
-) -> Result<Reply> {
-    let q = Query::of(ctx.req())?;
-    let all = CONFIGS.iter().map(|c| view(ctx, *c)).collect();
-    let (page, count) = q.apply(all);
-    Ok(ctx.ok(&Doc::collection(
-        member,
-        ctx.url(path),
-        count,
-        key,
-        page,
-        vec![],
-    )))
-}
-
-fn fixed_one(
-    ctx: &Ctx,
-    id: &str,
-    what: &str,
-    view: fn(&Ctx, (&str, &str, u64)) -> Doc,
-) -> Result<Reply> {
-    let c = CONFIGS
+/// The fixed configuration `id` (404 naming `what` otherwise).
+fn fixed(id: &str, what: &str) -> Result<(&'static str, &'static str, u64)> {
+    CONFIGS
         .iter()
         .find(|(c, _, _)| *c == id)
-        .ok_or_else(|| ApiError::not_found(format!("No {what} '{}'.", id.escape_debug())))?;
-    Ok(ctx.ok(&view(ctx, *c)))
+        .copied()
+        .ok_or_else(|| ApiError::not_found(format!("No {what} '{}'.", id.escape_debug())))
 }
 
 /// `GET /cimi/volume_configurations`.
-pub fn list_configs(ctx: &Ctx) -> Result<Reply> {
-    fixed(
-        ctx,
-        "VolumeConfiguration",
-        "volume_configurations",
-        "volumeConfigurations",
-        config_view,
+#[utoipa::path(
+    get,
+    path = "/volume_configurations",
+    operation_id = "listVolumeConfigurations",
+    tag = "volumes",
+    summary = "The fixed volume configurations",
+    params(super::openapi::Filter),
+    responses(
+        (status = 200, description = "the configurations", body = VolumeConfigurationCollection),
+        (status = 400, description = "a malformed `$filter`, `$first` or `$last`", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
     )
+)]
+pub fn list_configs(ctx: &Ctx) -> Result<Reply> {
+    let q = Query::of(ctx.req())?;
+    let (page, count) = q.apply(CONFIGS.iter().map(|c| config_view(ctx, *c)).collect());
+    Ok(ctx.ok(&VolumeConfigurationCollection::new(
+        ctx.url("volume_configurations"),
+        count,
+        page,
+        false,
+    )))
 }
 
 /// `GET /cimi/volume_configurations/{id}`.
+#[utoipa::path(
+    get,
+    path = "/volume_configurations/{id}",
+    operation_id = "showVolumeConfiguration",
+    tag = "volumes",
+    summary = "A volume configuration",
+    params(("id" = String, Path, description = "`small`, `medium` or `large`")),
+    responses(
+        (status = 200, description = "the configuration", body = VolumeConfiguration),
+        (status = 404, description = "no such configuration", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn show_config(ctx: &Ctx, id: &str) -> Result<Reply> {
-    fixed_one(ctx, id, "volume configuration", config_view)
+    let c = fixed(id, "volume configuration")?;
+    Ok(ctx.ok(&config_view(ctx, c).top()))
 }
 
 /// `GET /cimi/volume_templates`.
-pub fn list_templates(ctx: &Ctx) -> Result<Reply> {
-    fixed(
-        ctx,
-        "VolumeTemplate",
-        "volume_templates",
-        "volumeTemplates",
-        template_view,
+#[utoipa::path(
+    get,
+    path = "/volume_templates",
+    operation_id = "listVolumeTemplates",
+    tag = "volumes",
+    summary = "The fixed volume templates",
+    params(super::openapi::Filter),
+    responses(
+        (status = 200, description = "the templates", body = VolumeTemplateCollection),
+        (status = 400, description = "a malformed `$filter`, `$first` or `$last`", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
     )
+)]
+pub fn list_templates(ctx: &Ctx) -> Result<Reply> {
+    let q = Query::of(ctx.req())?;
+    let (page, count) = q.apply(CONFIGS.iter().map(|c| template_view(ctx, *c)).collect());
+    Ok(ctx.ok(&VolumeTemplateCollection::new(
+        ctx.url("volume_templates"),
+        count,
+        page,
+        false,
+    )))
 }
 
 /// `GET /cimi/volume_templates/{id}`.
+#[utoipa::path(
+    get,
+    path = "/volume_templates/{id}",
+    operation_id = "showVolumeTemplate",
+    tag = "volumes",
+    summary = "A volume template",
+    params(("id" = String, Path, description = "`small`, `medium` or `large`")),
+    responses(
+        (status = 200, description = "the template", body = VolumeTemplate),
+        (status = 404, description = "no such template", body = views::Error),
+        (status = 401, description = "no or wrong HTTP Basic credentials", body = views::Error),
+    )
+)]
 pub fn show_template(ctx: &Ctx, id: &str) -> Result<Reply> {
-    fixed_one(ctx, id, "volume template", template_view)
+    let c = fixed(id, "volume template")?;
+    Ok(ctx.ok(&template_view(ctx, c).top()))
 }
