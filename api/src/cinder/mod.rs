@@ -22,6 +22,7 @@ mod backups;
 pub(crate) mod fault;
 mod info;
 mod params;
+mod quotas;
 mod snapshots;
 mod transfers;
 pub(crate) mod version;
@@ -365,19 +366,24 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
         ["scheduler-stats", "get_pools"] => only(req, "GET").and_then(|_| admin::pools(ctx)),
         ["capabilities", host] => only(req, "GET").and_then(|_| admin::capabilities(ctx, host)),
         ["os-quota-class-sets", class] => {
-            only(req, "GET").and_then(|_| admin::quota_class(ctx, class))
+            only(req, "GET, PUT")?;
+            if *m == Method::GET {
+                quotas::class_show(ctx, class)
+            } else {
+                quotas::class_update(ctx, class)
+            }
         }
         ["limits"] => only(req, "GET").map(|_| info::limits(ctx)),
         ["os-quota-sets", project] => {
             only(req, "GET, PUT, DELETE")?;
-            if *m == Method::GET {
-                info::quota_set(ctx, project, false)
-            } else {
-                Err(info::quota_read_only())
+            match m.as_str() {
+                "GET" => quotas::show(ctx, project, false),
+                "PUT" => quotas::update(ctx, project),
+                _ => quotas::delete(ctx, project),
             }
         }
         ["os-quota-sets", project, "defaults"] => {
-            only(req, "GET").and_then(|_| info::quota_set(ctx, project, true))
+            only(req, "GET").and_then(|_| quotas::show(ctx, project, true))
         }
         _ => Err(not_found()),
     }
