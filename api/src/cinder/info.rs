@@ -1,9 +1,9 @@
-//! The read-only Cinder resources: the one volume type `__DEFAULT__`,
+//! The read-only Cinder resources: the default volume type's name and id
+//! (types are `types.rs`),
 //! availability zones (one, `nova`), `limits` (the tenant's effective
 //! quota and use; quota sets are `quotas.rs`).
 
 use super::Ctx;
-use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use serde_json::{json, Value};
 
@@ -14,50 +14,9 @@ pub(crate) const DEFAULT_TYPE_ID: &str = "b10cd000-0000-4000-8000-000000000001";
 /// The one availability zone.
 pub(crate) const ZONE: &str = "nova";
 
-/// The volume type view.
-fn type_view() -> Value {
-    json!({
-        "id": DEFAULT_TYPE_ID,
-        "name": DEFAULT_TYPE,
-        "description": "Default Volume Type",
-        "is_public": true,
-        "os-volume-type-access:is_public": true,
-        "extra_specs": {},
-        "qos_specs_id": null,
-    })
-}
-
-/// True when `key` names the one type (by name or id).
-pub(crate) fn is_default_type(key: &str) -> bool {
-    key == DEFAULT_TYPE || key == DEFAULT_TYPE_ID
-}
-
-/// The names of the volume types.
-pub(crate) fn type_names(_ctx: &Ctx, _all: &[engine::ObjectInfo]) -> Vec<String> {
-    vec![DEFAULT_TYPE.to_string()]
-}
-
-/// `GET types`.
-pub fn types(_ctx: &Ctx) -> Result<Reply> {
-    Ok(Reply::json(200, json!({"volume_types": [type_view()]})))
-}
-
-/// `GET types/{id}` (also `types/default`).
-pub fn type_show(_ctx: &Ctx, id: &str) -> Result<Reply> {
-    if is_default_type(id) || id == "default" {
-        Ok(Reply::json(200, json!({"volume_type": type_view()})))
-    } else {
-        Err(ApiError::not_found(format!(
-            "Volume type {} could not be found.",
-            id.escape_debug()
-        )))
-    }
-}
-
-/// `GET types/{id}/extra_specs`.
-pub fn extra_specs(ctx: &Ctx, id: &str) -> Result<Reply> {
-    type_show(ctx, id)?;
-    Ok(Reply::json(200, json!({"extra_specs": {}})))
+/// The names of every volume type among `all`.
+pub(crate) fn type_names(_ctx: &Ctx, all: &[engine::ObjectInfo]) -> Vec<String> {
+    super::types::names(all)
 }
 
 /// `GET os-availability-zone`.

@@ -2,7 +2,7 @@
 //! (`openstack volume ...`, cinderclient, openstacksdk): version discovery
 //! at `/volume/` and `/volume/v3/`, and under `/volume/v3/{project_id}/`
 //! volumes, their actions and metadata, snapshots, attachments (3.27+),
-//! backups, the one volume type, availability zones, limits, quota
+//! backups, volume types (`types.rs`), availability zones, limits, quota
 //! sets, extensions, volume transfers (`transfers.rs`), and the read-only
 //! operator views (`admin.rs`). Clients find it through the
 //! catalogue of the minimal Keystone (`keystone/`); `X-Auth-Token` is a
@@ -25,6 +25,7 @@ mod params;
 mod quotas;
 mod snapshots;
 mod transfers;
+mod types;
 pub(crate) mod version;
 mod volumes;
 
@@ -352,9 +353,34 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
         }
         ["backups", id, "action"] => only(req, "POST").and_then(|_| backups::action(ctx, id)),
         ["backups", id, "restore"] => only(req, "POST").and_then(|_| backups::restore(ctx, id)),
-        ["types"] => only(req, "GET").and_then(|_| info::types(ctx)),
-        ["types", id] => only(req, "GET").and_then(|_| info::type_show(ctx, id)),
-        ["types", id, "extra_specs"] => only(req, "GET").and_then(|_| info::extra_specs(ctx, id)),
+        ["types"] => {
+            only(req, "GET, POST")?;
+            if *m == Method::GET {
+                types::list(ctx)
+            } else {
+                types::create(ctx)
+            }
+        }
+        ["types", id] => {
+            only(req, "GET, PUT, DELETE")?;
+            match m.as_str() {
+                "GET" => types::show(ctx, id),
+                "PUT" => types::update(ctx, id),
+                _ => types::delete(ctx, id),
+            }
+        }
+        ["types", id, "extra_specs"] => {
+            only(req, "GET, POST")?;
+            types::extra_specs(ctx, id)
+        }
+        ["types", id, "extra_specs", key] => {
+            only(req, "GET, PUT, DELETE")?;
+            types::extra_spec(ctx, id, key)
+        }
+        ["types", id, "action"] => only(req, "POST").and_then(|_| types::action(ctx, id)),
+        ["types", id, "os-volume-type-access"] => {
+            only(req, "GET").and_then(|_| types::access_list(ctx, id))
+        }
         ["os-availability-zone"] => only(req, "GET").map(|_| info::zones()),
         ["extensions"] => only(req, "GET").map(|_| info::extensions()),
         ["os-services"] => only(req, "GET").and_then(|_| admin::services(ctx)),

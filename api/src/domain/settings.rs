@@ -34,6 +34,17 @@ pub(crate) fn read(all: &[ObjectInfo]) -> BTreeMap<String, String> {
     find(all).map(|o| o.metadata.clone()).unwrap_or_default()
 }
 
+/// The settings now, found by the object's engine name (no full listing).
+pub(crate) fn read_store(store: &Store) -> BTreeMap<String, String> {
+    store
+        .resolve(NAME, Some(ObjectKind::Volume))
+        .and_then(|id| store.get(id))
+        .ok()
+        .filter(|o| meta::get(o, MARK).is_some())
+        .map(|o| o.metadata)
+        .unwrap_or_default()
+}
+
 /// Changes the settings with `f` (which may refuse), under the lock, in
 /// one durable step; returns the new map.
 pub(crate) fn update(
