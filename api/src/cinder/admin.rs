@@ -26,10 +26,10 @@ pub(crate) const BACKEND: &str = "blockd@engine";
 /// The one pool, `host@backend#pool`.
 pub(crate) const POOL: &str = "blockd@engine#default";
 /// The backend name of the volume service.
-const BACKEND_NAME: &str = "engine";
+pub(crate) const BACKEND_NAME: &str = "engine";
 /// What pools and capabilities report.
-const VENDOR: &str = "blockd";
-const PROTOCOL: &str = "nbd";
+pub(crate) const VENDOR: &str = "blockd";
+pub(crate) const PROTOCOL: &str = "nbd";
 const DRIVER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The services: (binary, host).

@@ -2,7 +2,8 @@
 //! (`openstack volume ...`, cinderclient, openstacksdk): version discovery
 //! at `/volume/` and `/volume/v3/`, and under `/volume/v3/{project_id}/`
 //! volumes, their actions and metadata, snapshots, attachments (3.27+),
-//! backups, volume types (`types.rs`), availability zones, limits, quota
+//! backups, volume types (`types.rs`), user messages (`messages.rs`),
+//! availability zones, limits, quota
 //! sets, extensions, volume transfers (`transfers.rs`), and the read-only
 //! operator views (`admin.rs`). Clients find it through the
 //! catalogue of the minimal Keystone (`keystone/`); `X-Auth-Token` is a
@@ -21,6 +22,7 @@ mod attachments;
 mod backups;
 pub(crate) mod fault;
 mod info;
+mod messages;
 mod params;
 mod quotas;
 mod snapshots;
@@ -380,6 +382,17 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
         ["types", id, "action"] => only(req, "POST").and_then(|_| types::action(ctx, id)),
         ["types", id, "os-volume-type-access"] => {
             only(req, "GET").and_then(|_| types::access_list(ctx, id))
+        }
+        ["messages"] if ctx.version.at_least(3) => {
+            only(req, "GET").and_then(|_| messages::list(ctx))
+        }
+        ["messages", id] if ctx.version.at_least(3) => {
+            only(req, "GET, DELETE")?;
+            if *m == Method::GET {
+                messages::show(ctx, id)
+            } else {
+                messages::delete(ctx, id)
+            }
         }
         ["os-availability-zone"] => only(req, "GET").map(|_| info::zones()),
         ["extensions"] => only(req, "GET").map(|_| info::extensions()),

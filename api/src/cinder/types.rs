@@ -7,8 +7,11 @@
 //! blockd has one backend, so a type changes nothing physical: a volume
 //! may be made with any type the caller sees (a private type only by the
 //! projects on its list; others get 404), and `os-retype` of an available
-//! volume only records the new type. Extra specs are stored, never
-//! interpreted. Encryption types and QoS specs are not offered: blockd
+//! volume only records the new type. Extra specs are stored; only the
+//! capability keys (`storage_protocol`, `vendor_name`,
+//! `volume_backend_name`) are checked against the backend, as Cinder's
+//! scheduler does: a volume of a type asking for others is made in status
+//! `error` with a user message (`messages.rs`). Encryption types and QoS specs are not offered: blockd
 //! does not encrypt or throttle volumes.
 //!
 //! Admin only (403 otherwise): create, update, delete (400 while a
@@ -68,6 +71,33 @@ fn all_types(settings: &BTreeMap<String, String>) -> Vec<VolumeType> {
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v.insert(0, default_type());
     v
+}
+
+/// The capabilities of blockd's one backend that a type's extra specs
+/// may ask for (bare or `capabilities:`-scoped), as Cinder's scheduler
+/// matches them, and their values (those `admin.rs` reports).
+const CAPABILITIES: [(&str, &str); 3] = [
+    ("storage_protocol", super::admin::PROTOCOL),
+    ("vendor_name", super::admin::VENDOR),
+    ("volume_backend_name", super::admin::BACKEND_NAME),
+];
+
+/// Why the backend cannot hold a volume of type `t`: a capability extra
+/// spec whose value is not the backend's (compared literally; no other
+/// extra spec is interpreted).
+pub(crate) fn unmet(t: &VolumeType) -> Option<String> {
+    for (k, v) in &t.extra_specs {
+        let key = k.strip_prefix("capabilities:").unwrap_or(k);
+        if let Some((_, have)) = CAPABILITIES.iter().find(|(c, _)| *c == key) {
+            if v != have {
+                return Some(format!(
+                    "{key} is {have}, the volume type asks for {}",
+                    v.escape_debug()
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// The names of every type among `all` (for per-type quota keys).

@@ -399,7 +399,16 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
             Source::Image(i)
         }
     };
-    let o = ops::create_volume(&ctx.dom, &locked, source, size_gb * GIB, m)?;
+    let mut o = ops::create_volume(&ctx.dom, &locked, source, size_gb * GIB, m)?;
+    if let Some(why) = super::types::unmet(&vtype) {
+        // As Cinder's scheduler: the volume exists, in error, and a user
+        // message says why.
+        let id = o.id.to_string();
+        ctx.dom.save(&locked, o.id, "error", o.metadata.clone())?;
+        super::messages::volume_unschedulable(ctx, &locked, &id, &why)?;
+        o = ctx.store().get(o.id)?;
+        tracing::info!(tenant = %ctx.tenant.id, volume = %id, reason = %why, "cinder: volume not schedulable");
+    }
     Ok(Reply::json(202, json!({ "volume": view(ctx, &o, false) })))
 }
 
