@@ -4,7 +4,9 @@
 //! OpenStack os-volumes dialect refuses with 413), deletes them (back to
 //! the auth file's), sets the default class; makes, changes and deletes
 //! volume types, their extra specs and access lists; volumes are made with
-//! and retyped to them. Members get 403, bad values 400, unknown ids 404.
+//! and retyped to them; a type asking for a capability the backend lacks
+//! leaves an error volume and a user message. Members get 403, bad values
+//! 400, unknown ids 404.
 
 mod api_common;
 
@@ -323,4 +325,80 @@ fn volume_types_extra_specs_access_and_retype() {
     fault(&r, 400, "badRequest");
     let r = api.get(&format!("{D}/types"), DEMO);
     assert_eq!(ok(&r, 200)["volume_types"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_type_the_backend_cannot_meet_leaves_an_error_volume_and_a_message() {
+    let api = Api::start_with(Some(AUTH), |_| {});
+    let mk_type = |name: &str, specs: Value| {
+        let r = api.post(
+            &format!("{A}/types"),
+            OPS,
+            &json!({"volume_type": {"name": name, "extra_specs": specs}}),
+        );
+        ok(&r, 200)["volume_type"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let good = mk_type("nbd", json!({"storage_protocol": "nbd", "tier": "any"}));
+    let bad = mk_type("iscsi", json!({"capabilities:storage_protocol": "iSCSI"}));
+    let mk = |t: &str| {
+        api.post(
+            &format!("{D}/volumes"),
+            DEMO,
+            &json!({"volume": {"size": 1, "volume_type": t}}),
+        )
+    };
+    let r = mk(&good);
+    assert_eq!(ok(&r, 202)["volume"]["status"], "available");
+    let r = mk(&bad);
+    assert_eq!(ok(&r, 202)["volume"]["status"], "error");
+    let vol = r.json["volume"]["id"].as_str().unwrap().to_string();
+
+    // Messages need 3.3; they are the owner's only.
+    let v33 = |tok: &str, p: &str| {
+        api.send(
+            "GET",
+            &format!("/volume/v3/{p}/messages"),
+            &[
+                ("X-Auth-Token", tok),
+                ("OpenStack-API-Version", "volume 3.3"),
+            ],
+            None,
+        )
+    };
+    let r = v33(DEMO, "demo");
+    let list = ok(&r, 200)["messages"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 1, "{}", r.text);
+    assert_eq!(list[0]["resource_uuid"], vol.as_str());
+    assert_eq!(list[0]["message_level"], "ERROR");
+    assert!(list[0]["user_message"]
+        .as_str()
+        .unwrap()
+        .contains("storage_protocol"));
+    let r = v33(OTHER, "other");
+    assert_eq!(ok(&r, 200)["messages"], json!([]));
+    fault(
+        &api.get(&format!("{D}/messages"), DEMO),
+        404,
+        "itemNotFound",
+    );
+    let id = list[0]["id"].as_str().unwrap();
+    let del = |tok: &str, p: &str| {
+        api.send(
+            "DELETE",
+            &format!("/volume/v3/{p}/messages/{id}"),
+            &[
+                ("X-Auth-Token", tok),
+                ("OpenStack-API-Version", "volume 3.3"),
+            ],
+            None,
+        )
+    };
+    fault(&del(OTHER, "other"), 404, "itemNotFound");
+    assert_eq!(del(DEMO, "demo").status, 204);
+    fault(&del(DEMO, "demo"), 404, "itemNotFound");
+    // The error volume is deleted as Cinder allows.
+    ok(&api.delete(&format!("{D}/volumes/{vol}"), DEMO), 202);
 }
