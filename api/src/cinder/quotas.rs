@@ -9,7 +9,8 @@
 //! dialect enforces what is set here. Per-type keys (`volumes_{type}`,
 //! `snapshots_{type}`, `gigabytes_{type}`) are accepted for existing types
 //! and reported, not enforced: blockd has one backend, and a type changes
-//! nothing physical. `groups` is 0: blockd has no groups.
+//! nothing physical. `groups` is 0: blockd has no groups (setting it is
+//! refused as a bad key).
 
 use super::backups::BACKUP_VOLUME;
 use super::params::wrapped;
@@ -170,10 +171,7 @@ fn parse_values(
         .map(String::as_str)
         .filter(|k| {
             !keys.iter().any(|x| x == k)
-                && !matches!(
-                    *k,
-                    "id" | "tenant_id" | "class_name" | "skip_validation" | "groups"
-                )
+                && !matches!(*k, "id" | "tenant_id" | "class_name" | "skip_validation")
         })
         .collect();
     if !bad.is_empty() {
