@@ -282,6 +282,13 @@ fn volume_types_extra_specs_access_and_retype() {
     let vol = ok(&r, 202)["volume"]["id"].as_str().unwrap().to_string();
     assert_eq!(r.json["volume"]["volume_type"], "secret");
     fault(&mk(OTHER, "other", "secret"), 404, "itemNotFound");
+    // Per-type use follows the volume's type.
+    let r = api.get(&format!("{A}/os-quota-sets/demo?usage=true"), OPS);
+    let q = &ok(&r, 200)["quota_set"];
+    assert_eq!(q["volumes_secret"]["in_use"], 1, "{}", r.text);
+    assert_eq!(q["gigabytes_secret"]["in_use"], 1, "{}", r.text);
+    assert_eq!(q["volumes___DEFAULT__"]["in_use"], 0, "{}", r.text);
+    assert_eq!(q["volumes"]["in_use"], 1, "{}", r.text);
 
     // Retype to gold: only the record changes; unknown types 404.
     let retype = |t: &str| {

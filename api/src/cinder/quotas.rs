@@ -70,6 +70,39 @@ fn in_use(all: &[ObjectInfo], tenant: &str) -> Map<String, Value> {
     m.insert("gigabytes".into(), json!(u.gigabytes));
     m.insert("backups".into(), json!(backups.len()));
     m.insert("backup_gigabytes".into(), json!(backup_gb));
+    // Per type: volumes and their GB by the volume's type; snapshots and
+    // images all count on `__DEFAULT__`.
+    for (id, name) in super::types::ids_names(all) {
+        let default = id == super::info::DEFAULT_TYPE_ID;
+        let of_type: Vec<&ObjectInfo> = all
+            .iter()
+            .filter(|o| {
+                o.kind == ObjectKind::Volume
+                    && meta::get(o, meta::TENANT) == Some(tenant)
+                    && meta::get(o, super::types::TYPE_ID).map_or(default, |t| t == id)
+            })
+            .collect();
+        let vol_gb: u64 = of_type.iter().map(|o| meta::gb(o.size)).sum();
+        let (snaps, snap_gb) = if default {
+            (
+                u.snapshots,
+                u.gigabytes.saturating_sub(
+                    all.iter()
+                        .filter(|o| {
+                            o.kind == ObjectKind::Volume
+                                && meta::get(o, meta::TENANT) == Some(tenant)
+                        })
+                        .map(|o| meta::gb(o.size))
+                        .sum(),
+                ),
+            )
+        } else {
+            (0, 0)
+        };
+        m.insert(format!("volumes_{name}"), json!(of_type.len()));
+        m.insert(format!("gigabytes_{name}"), json!(vol_gb + snap_gb));
+        m.insert(format!("snapshots_{name}"), json!(snaps));
+    }
     m
 }
 
@@ -93,28 +126,14 @@ fn set_view(
         };
         let v = match usage {
             Some(u) => {
-                // A per-type key counts what its type holds: everything
-                // is on the default type unless retyped, so the base
-                // resource's use is reported for `__DEFAULT__` only.
-                let base = k
-                    .strip_suffix(&format!("_{}", super::info::DEFAULT_TYPE))
-                    .unwrap_or(&k);
-                let used = u.get(base).filter(|_| !is_other_type(&k)).cloned();
-                json!({"limit": max, "in_use": used.unwrap_or(json!(0)),
-                       "reserved": 0, "allocated": 0})
+                let used = u.get(&k).cloned().unwrap_or(json!(0));
+                json!({"limit": max, "in_use": used, "reserved": 0, "allocated": 0})
             }
             None => json!(max),
         };
         set.insert(k, v);
     }
     set
-}
-
-/// True for a per-type key of a type other than `__DEFAULT__`.
-fn is_other_type(k: &str) -> bool {
-    !quota::KEYS.contains(&k)
-        && k != "groups"
-        && !k.ends_with(&format!("_{}", super::info::DEFAULT_TYPE))
 }
 
 /// `GET os-quota-sets/{project}` and `.../defaults`.

@@ -100,6 +100,14 @@ pub(crate) fn unmet(t: &VolumeType) -> Option<String> {
     None
 }
 
+/// The (id, name) of every type among `all`.
+pub(crate) fn ids_names(all: &[ObjectInfo]) -> Vec<(String, String)> {
+    all_types(&settings::read(all))
+        .into_iter()
+        .map(|t| (t.id, t.name))
+        .collect()
+}
+
 /// The names of every type among `all` (for per-type quota keys).
 pub(crate) fn names(all: &[ObjectInfo]) -> Vec<String> {
     all_types(&settings::read(all))
