@@ -56,6 +56,7 @@ pub fn action(ctx: &Ctx, id: &str) -> Result<Reply> {
     };
     match name.as_str() {
         "os-extend" => extend(ctx, id, &args),
+        "os-retype" => retype(ctx, id, &args),
         "revert" if ctx.version.at_least(40) => revert(ctx, id, &args),
         "os-reset_status" => reset_status(ctx, id, &args),
         "os-force_delete" => {
@@ -351,4 +352,41 @@ pub(crate) fn connection_info(ctx: &Ctx, o: &engine::ObjectInfo) -> Value {
     let mut info = nbd.connection_info(o);
     info["data"]["discard"] = json!(true);
     info
+}
+
+/// `os-retype`: `new_type` (id or name, one the caller sees); the volume
+/// must be available. blockd has one backend, so only the recorded type
+/// changes (`migration_policy` is accepted and has nothing to do).
+fn retype(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
+    let want = args
+        .get("new_type")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= MAX_FIELD)
+        .ok_or_else(|| ApiError::bad_request("Invalid input received: new_type is required."))?;
+    if let Some(p) = args.get("migration_policy").filter(|v| !v.is_null()) {
+        if !matches!(p.as_str(), Some("never" | "on-demand")) {
+            return Err(ApiError::bad_request(
+                "Invalid input received: migration_policy must be 'never' or 'on-demand'.",
+            ));
+        }
+    }
+    let t = super::types::find(ctx, want)?;
+    let locked = ctx.dom.lock();
+    let o = ctx.volume(id)?;
+    if o.status != meta::AVAILABLE {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: Volume status must be available, but current status is: {}.",
+            o.status
+        )));
+    }
+    let mut m = o.metadata.clone();
+    meta::set(&mut m, meta::VOLUME_TYPE, Some(&t.name));
+    meta::set(
+        &mut m,
+        super::types::TYPE_ID,
+        Some(t.id.as_str()).filter(|id| *id != super::info::DEFAULT_TYPE_ID),
+    );
+    ctx.dom.save(&locked, o.id, &o.status, m)?;
+    tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, volume_type = %t.id, "cinder: volume retyped");
+    Ok(Reply::empty(202))
 }

@@ -1,7 +1,7 @@
 //! Cinder's read-only operator resources, admin only (403 otherwise):
 //! `os-services` (filters `host`, `binary`), `os-hosts` and
 //! `os-hosts/{host}`, `scheduler-stats/get_pools` (`?detail=true` adds
-//! capabilities), `capabilities/{host}` and `os-quota-class-sets/{class}`.
+//! capabilities) and `capabilities/{host}`.
 //!
 //! blockd is one process, so it reports Cinder's services as that process
 //! runs them: the scheduler and the backup service on host [`HOST`], the
@@ -26,10 +26,10 @@ pub(crate) const BACKEND: &str = "blockd@engine";
 /// The one pool, `host@backend#pool`.
 pub(crate) const POOL: &str = "blockd@engine#default";
 /// The backend name of the volume service.
-const BACKEND_NAME: &str = "engine";
+pub(crate) const BACKEND_NAME: &str = "engine";
 /// What pools and capabilities report.
-const VENDOR: &str = "blockd";
-const PROTOCOL: &str = "nbd";
+pub(crate) const VENDOR: &str = "blockd";
+pub(crate) const PROTOCOL: &str = "nbd";
 const DRIVER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The services: (binary, host).
@@ -268,28 +268,4 @@ pub fn capabilities(ctx: &Ctx, name: &str) -> Result<Reply> {
             "properties": {},
         }),
     ))
-}
-
-/// `GET os-quota-class-sets/{class}`: every class has the defaults of a
-/// tenant without limits in the auth file, all unlimited (-1).
-pub fn quota_class(ctx: &Ctx, class: &str) -> Result<Reply> {
-    ctx.require_admin("volume_extension:quota_classes")?;
-    let mut set = serde_json::Map::new();
-    set.insert("id".into(), json!(class));
-    for k in [
-        "volumes",
-        "snapshots",
-        "gigabytes",
-        "backups",
-        "backup_gigabytes",
-        "per_volume_gigabytes",
-    ] {
-        set.insert(k.into(), json!(-1));
-    }
-    let t = super::info::DEFAULT_TYPE;
-    for k in ["volumes", "snapshots", "gigabytes"] {
-        set.insert(format!("{k}_{t}"), json!(-1));
-    }
-    set.insert("groups".into(), json!(0));
-    Ok(Reply::json(200, json!({ "quota_class_set": set })))
 }

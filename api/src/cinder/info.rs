@@ -1,11 +1,9 @@
-//! The read-only Cinder resources: the one volume type `__DEFAULT__`,
-//! availability zones (one, `nova`), `limits` and `os-quota-sets` (the
-//! tenant's quotas from the auth file and what it uses; quotas change only
-//! there, so `PUT` is refused; backups count as images under the one
-//! quota rule, and `backups` / `backup_gigabytes` report their use).
+//! The read-only Cinder resources: the default volume type's name and id
+//! (types are `types.rs`),
+//! availability zones (one, `nova`), `limits` (the tenant's effective
+//! quota and use; quota sets are `quotas.rs`).
 
 use super::Ctx;
-use crate::error::{ApiError, ErrorKind, Result};
 use crate::http::Reply;
 use serde_json::{json, Value};
 
@@ -16,45 +14,9 @@ pub(crate) const DEFAULT_TYPE_ID: &str = "b10cd000-0000-4000-8000-000000000001";
 /// The one availability zone.
 pub(crate) const ZONE: &str = "nova";
 
-/// The volume type view.
-fn type_view() -> Value {
-    json!({
-        "id": DEFAULT_TYPE_ID,
-        "name": DEFAULT_TYPE,
-        "description": "Default Volume Type",
-        "is_public": true,
-        "os-volume-type-access:is_public": true,
-        "extra_specs": {},
-        "qos_specs_id": null,
-    })
-}
-
-/// True when `key` names the one type (by name or id).
-pub(crate) fn is_default_type(key: &str) -> bool {
-    key == DEFAULT_TYPE || key == DEFAULT_TYPE_ID
-}
-
-/// `GET types`.
-pub fn types(_ctx: &Ctx) -> Result<Reply> {
-    Ok(Reply::json(200, json!({"volume_types": [type_view()]})))
-}
-
-/// `GET types/{id}` (also `types/default`).
-pub fn type_show(_ctx: &Ctx, id: &str) -> Result<Reply> {
-    if is_default_type(id) || id == "default" {
-        Ok(Reply::json(200, json!({"volume_type": type_view()})))
-    } else {
-        Err(ApiError::not_found(format!(
-            "Volume type {} could not be found.",
-            id.escape_debug()
-        )))
-    }
-}
-
-/// `GET types/{id}/extra_specs`.
-pub fn extra_specs(ctx: &Ctx, id: &str) -> Result<Reply> {
-    type_show(ctx, id)?;
-    Ok(Reply::json(200, json!({"extra_specs": {}})))
+/// The names of every volume type among `all`.
+pub(crate) fn type_names(_ctx: &Ctx, all: &[engine::ObjectInfo]) -> Vec<String> {
+    super::types::names(all)
 }
 
 /// `GET os-availability-zone`.
@@ -73,89 +35,24 @@ fn limit(v: Option<u64>) -> i64 {
 
 /// `GET limits`.
 pub fn limits(ctx: &Ctx) -> Reply {
-    let q = ctx.tenant.quota();
+    let l = crate::domain::quota::effective(&ctx.store().list(), ctx.tenant);
+    let q = |k: &str| crate::domain::quota::max_of(&l, k);
     let u = ctx.usage();
     let (backups, backup_gb) = super::backups::usage(ctx);
     Reply::json(
         200,
         json!({"limits": {"rate": [], "absolute": {
-            "maxTotalVolumes": limit(q.volumes),
-            "maxTotalSnapshots": limit(q.snapshots),
-            "maxTotalVolumeGigabytes": limit(q.gigabytes),
-            "maxTotalBackups": -1,
-            "maxTotalBackupGigabytes": -1,
+            "maxTotalVolumes": limit(q("volumes")),
+            "maxTotalSnapshots": limit(q("snapshots")),
+            "maxTotalVolumeGigabytes": limit(q("gigabytes")),
+            "maxTotalBackups": limit(q("backups")),
+            "maxTotalBackupGigabytes": limit(q("backup_gigabytes")),
             "totalVolumesUsed": u.volumes,
             "totalSnapshotsUsed": u.snapshots,
             "totalGigabytesUsed": u.gigabytes,
             "totalBackupsUsed": backups,
             "totalBackupGigabytesUsed": backup_gb,
         }}}),
-    )
-}
-
-/// `GET os-quota-sets/{project}` (`?usage=true` adds use) and
-/// `.../defaults`. A tenant reads only its own (admins any).
-pub fn quota_set(ctx: &Ctx, project: &str, defaults: bool) -> Result<Reply> {
-    let tenant = if project == ctx.tenant.id {
-        ctx.tenant
-    } else if ctx.tenant.admin {
-        ctx.state.auth().by_id(project).ok_or_else(|| {
-            ApiError::not_found(format!(
-                "Project {} could not be found.",
-                project.escape_debug()
-            ))
-        })?
-    } else {
-        return Err(ApiError::new(
-            ErrorKind::Forbidden,
-            "Policy doesn't allow volume_extension:quotas:show to be performed.",
-        ));
-    };
-    let q = tenant.quota();
-    let usage = !defaults
-        && ctx
-            .req
-            .query_param("usage")
-            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-    let u = if tenant.id == ctx.tenant.id {
-        ctx.usage()
-    } else {
-        crate::domain::quota::Usage::default()
-    };
-    let item = |max: Option<u64>, used: u64| -> Value {
-        if usage {
-            json!({"limit": limit(max), "in_use": used, "reserved": 0, "allocated": 0})
-        } else {
-            json!(limit(max))
-        }
-    };
-    let mut set = serde_json::Map::new();
-    set.insert("id".into(), json!(tenant.id));
-    set.insert("volumes".into(), item(q.volumes, u.volumes));
-    set.insert("snapshots".into(), item(q.snapshots, u.snapshots));
-    set.insert("gigabytes".into(), item(q.gigabytes, u.gigabytes));
-    set.insert(format!("volumes_{DEFAULT_TYPE}"), item(None, u.volumes));
-    set.insert(format!("snapshots_{DEFAULT_TYPE}"), item(None, u.snapshots));
-    set.insert(format!("gigabytes_{DEFAULT_TYPE}"), item(None, u.gigabytes));
-    // Backups are images under the one quota rule (snapshots and
-    // gigabytes); their own counts are reported, with no separate limit.
-    let (backups, backup_gb) = if tenant.id == ctx.tenant.id {
-        super::backups::usage(ctx)
-    } else {
-        (0, 0)
-    };
-    set.insert("backups".into(), item(None, backups));
-    set.insert("backup_gigabytes".into(), item(None, backup_gb));
-    set.insert("per_volume_gigabytes".into(), item(None, 0));
-    set.insert("groups".into(), item(Some(0), 0));
-    Ok(Reply::json(200, json!({ "quota_set": set })))
-}
-
-/// Quota updates: quotas live in the auth file.
-pub fn quota_read_only() -> ApiError {
-    ApiError::new(
-        ErrorKind::Forbidden,
-        "Quotas are read-only here: they are set in blockd's auth file.",
     )
 }
 

@@ -2,7 +2,8 @@
 //! (`openstack volume ...`, cinderclient, openstacksdk): version discovery
 //! at `/volume/` and `/volume/v3/`, and under `/volume/v3/{project_id}/`
 //! volumes, their actions and metadata, snapshots, attachments (3.27+),
-//! backups, the one volume type, availability zones, limits, quota
+//! backups, volume types (`types.rs`), user messages (`messages.rs`),
+//! availability zones, limits, quota
 //! sets, extensions, volume transfers (`transfers.rs`), and the read-only
 //! operator views (`admin.rs`). Clients find it through the
 //! catalogue of the minimal Keystone (`keystone/`); `X-Auth-Token` is a
@@ -21,9 +22,12 @@ mod attachments;
 mod backups;
 pub(crate) mod fault;
 mod info;
+mod messages;
 mod params;
+mod quotas;
 mod snapshots;
 mod transfers;
+mod types;
 pub(crate) mod version;
 mod volumes;
 
@@ -351,9 +355,45 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
         }
         ["backups", id, "action"] => only(req, "POST").and_then(|_| backups::action(ctx, id)),
         ["backups", id, "restore"] => only(req, "POST").and_then(|_| backups::restore(ctx, id)),
-        ["types"] => only(req, "GET").and_then(|_| info::types(ctx)),
-        ["types", id] => only(req, "GET").and_then(|_| info::type_show(ctx, id)),
-        ["types", id, "extra_specs"] => only(req, "GET").and_then(|_| info::extra_specs(ctx, id)),
+        ["types"] => {
+            only(req, "GET, POST")?;
+            if *m == Method::GET {
+                types::list(ctx)
+            } else {
+                types::create(ctx)
+            }
+        }
+        ["types", id] => {
+            only(req, "GET, PUT, DELETE")?;
+            match m.as_str() {
+                "GET" => types::show(ctx, id),
+                "PUT" => types::update(ctx, id),
+                _ => types::delete(ctx, id),
+            }
+        }
+        ["types", id, "extra_specs"] => {
+            only(req, "GET, POST")?;
+            types::extra_specs(ctx, id)
+        }
+        ["types", id, "extra_specs", key] => {
+            only(req, "GET, PUT, DELETE")?;
+            types::extra_spec(ctx, id, key)
+        }
+        ["types", id, "action"] => only(req, "POST").and_then(|_| types::action(ctx, id)),
+        ["types", id, "os-volume-type-access"] => {
+            only(req, "GET").and_then(|_| types::access_list(ctx, id))
+        }
+        ["messages"] if ctx.version.at_least(3) => {
+            only(req, "GET").and_then(|_| messages::list(ctx))
+        }
+        ["messages", id] if ctx.version.at_least(3) => {
+            only(req, "GET, DELETE")?;
+            if *m == Method::GET {
+                messages::show(ctx, id)
+            } else {
+                messages::delete(ctx, id)
+            }
+        }
         ["os-availability-zone"] => only(req, "GET").map(|_| info::zones()),
         ["extensions"] => only(req, "GET").map(|_| info::extensions()),
         ["os-services"] => only(req, "GET").and_then(|_| admin::services(ctx)),
@@ -365,19 +405,24 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
         ["scheduler-stats", "get_pools"] => only(req, "GET").and_then(|_| admin::pools(ctx)),
         ["capabilities", host] => only(req, "GET").and_then(|_| admin::capabilities(ctx, host)),
         ["os-quota-class-sets", class] => {
-            only(req, "GET").and_then(|_| admin::quota_class(ctx, class))
+            only(req, "GET, PUT")?;
+            if *m == Method::GET {
+                quotas::class_show(ctx, class)
+            } else {
+                quotas::class_update(ctx, class)
+            }
         }
         ["limits"] => only(req, "GET").map(|_| info::limits(ctx)),
         ["os-quota-sets", project] => {
             only(req, "GET, PUT, DELETE")?;
-            if *m == Method::GET {
-                info::quota_set(ctx, project, false)
-            } else {
-                Err(info::quota_read_only())
+            match m.as_str() {
+                "GET" => quotas::show(ctx, project, false),
+                "PUT" => quotas::update(ctx, project),
+                _ => quotas::delete(ctx, project),
             }
         }
         ["os-quota-sets", project, "defaults"] => {
-            only(req, "GET").and_then(|_| info::quota_set(ctx, project, true))
+            only(req, "GET").and_then(|_| quotas::show(ctx, project, true))
         }
         _ => Err(not_found()),
     }

@@ -6,7 +6,7 @@
 //! (`domain::ops`), whose creates are one durable O(1) engine step, so a
 //! new volume is `available` at once.
 
-use super::info::{is_default_type, DEFAULT_TYPE, ZONE};
+use super::info::{DEFAULT_TYPE, ZONE};
 use super::params::{
     opt_string, page, parse_bool, parse_gb, parse_metadata, sort_keys, wrapped, MAX_DESCRIPTION,
     MAX_FIELD,
@@ -85,7 +85,7 @@ pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo, extended: bool) -> Value {
         "bootable": bootable,
         "encrypted": false,
         "multiattach": false,
-        "volume_type": DEFAULT_TYPE,
+        "volume_type": super::types::name_of(&crate::domain::settings::read_store(ctx.store()), o),
         "snapshot_id": opt(o, meta::SOURCE_SNAPSHOT),
         "source_volid": opt(o, meta::SOURCE_VOLUME),
         "metadata": meta::user_metadata(o),
@@ -305,14 +305,15 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
             "Invalid input received: only one of snapshot_id, source_volid, imageRef and backup_id may be given.",
         ));
     }
-    if let Some(t) = opt_string(&body, "volume_type", MAX_FIELD)? {
-        if !is_default_type(&t) {
-            return Err(ApiError::not_found(format!(
+    let vtype = match opt_string(&body, "volume_type", MAX_FIELD)? {
+        Some(t) => super::types::find(ctx, &t).map_err(|_| {
+            ApiError::not_found(format!(
                 "Volume type with name {} could not be found.",
                 t.escape_debug()
-            )));
-        }
-    }
+            ))
+        })?,
+        None => super::types::find(ctx, DEFAULT_TYPE)?,
+    };
     if let Some(z) = opt_string(&body, "availability_zone", MAX_FIELD)? {
         if z != ZONE {
             return Err(ApiError::bad_request(format!(
@@ -364,8 +365,12 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         &[
             (meta::DISPLAY_NAME, name.as_deref()),
             (meta::DISPLAY_DESCRIPTION, description.as_deref()),
-            (meta::VOLUME_TYPE, Some(DEFAULT_TYPE)),
+            (meta::VOLUME_TYPE, Some(vtype.name.as_str())),
             (meta::AVAILABILITY_ZONE, Some(ZONE)),
+            (
+                super::types::TYPE_ID,
+                Some(vtype.id.as_str()).filter(|id| *id != super::info::DEFAULT_TYPE_ID),
+            ),
         ],
     );
     let source = match &src {
@@ -394,7 +399,16 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
             Source::Image(i)
         }
     };
-    let o = ops::create_volume(&ctx.dom, &locked, source, size_gb * GIB, m)?;
+    let mut o = ops::create_volume(&ctx.dom, &locked, source, size_gb * GIB, m)?;
+    if let Some(why) = super::types::unmet(&vtype) {
+        // As Cinder's scheduler: the volume exists, in error, and a user
+        // message says why.
+        let id = o.id.to_string();
+        ctx.dom.save(&locked, o.id, "error", o.metadata.clone())?;
+        super::messages::volume_unschedulable(ctx, &locked, &id, &why)?;
+        o = ctx.store().get(o.id)?;
+        tracing::info!(tenant = %ctx.tenant.id, volume = %id, reason = %why, "cinder: volume not schedulable");
+    }
     Ok(Reply::json(202, json!({ "volume": view(ctx, &o, false) })))
 }
 

@@ -6,7 +6,9 @@
 //!  mod.rs         Scope (tenant + admin flag), Ctx (the shared context of
 //!                 one call), Locked (proof the API lock is held), lookups
 //!  visibility.rs  the one visibility rule; per-tenant image names
-//!  quota.rs       the one quota rule: usage and the check
+//!  quota.rs       the one quota rule: usage, effective limits, the check
+//!  settings.rs    API-wide settings (quota overrides, volume types) kept
+//!                 in one hidden engine object
 //!  ops.rs         create, clone, snapshot, capture, attach, detach,
 //!                 delete, extend, revert, update, transfer; Txn
 //!  import.rs      import sources (file:// directory, remote.rs) and the
@@ -23,6 +25,7 @@
 pub(crate) mod import;
 pub(crate) mod ops;
 pub(crate) mod quota;
+pub(crate) mod settings;
 pub(crate) mod visibility;
 
 use crate::auth::Tenant;

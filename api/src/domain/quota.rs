@@ -4,13 +4,93 @@
 //! import's temporary volume has no owner and counts for nobody; the image
 //! it becomes is checked before it is made.
 //!
+//! The limits are the tenant's effective quota ([`effective`]): a value an
+//! admin set at runtime (Cinder's `os-quota-sets`, kept durably in the
+//! settings object, `settings.rs`), else the tenant's value in the auth
+//! file, else the default class's runtime value, else unlimited (-1).
+//! Enforced: `volumes`, `snapshots`, `gigabytes`, `per_volume_gigabytes`.
+//! `backups` and `backup_gigabytes` are kept and reported; backups count
+//! under `snapshots` and `gigabytes` as images do.
+//!
 //! Messages use OpenStack's wording ("Volume quota exceeded. You cannot
 //! create a volume of size 1G ..."), whatever the dialect.
 
+use super::settings;
 use crate::auth::Tenant;
 use crate::error::{ApiError, Result};
 use crate::meta;
 use engine::{ObjectInfo, ObjectKind};
+use std::collections::BTreeMap;
+
+/// The quota keys every tenant has (per-type keys come on top).
+pub(crate) const KEYS: [&str; 6] = [
+    "volumes",
+    "snapshots",
+    "gigabytes",
+    "backups",
+    "backup_gigabytes",
+    "per_volume_gigabytes",
+];
+
+/// Limits by key; -1 is unlimited.
+pub(crate) type Limits = BTreeMap<String, i64>;
+
+/// The settings key of `project`'s runtime value of `key`.
+pub(crate) fn project_key(project: &str, key: &str) -> String {
+    format!("api.quota.project/{project}/{key}")
+}
+
+/// The settings key of the default class's runtime value of `key`.
+pub(crate) fn class_key(key: &str) -> String {
+    format!("api.quota.class/default/{key}")
+}
+
+/// Values under `prefix` in the settings among `all`.
+fn stored(all: &[ObjectInfo], prefix: &str) -> Limits {
+    settings::read(all)
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), v.parse().ok()?)))
+        .collect()
+}
+
+/// The default class's limits: [`KEYS`] at -1, overridden by runtime values.
+pub(crate) fn class_defaults(all: &[ObjectInfo]) -> Limits {
+    let mut l: Limits = KEYS.iter().map(|k| (k.to_string(), -1)).collect();
+    l.extend(stored(all, "api.quota.class/default/"));
+    l
+}
+
+fn to_limit(v: Option<u64>) -> Option<i64> {
+    v.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// `tenant`'s defaults: the auth file's values over the default class.
+pub(crate) fn defaults(all: &[ObjectInfo], tenant: &Tenant) -> Limits {
+    let mut l = class_defaults(all);
+    let q = tenant.quota();
+    for (k, v) in [
+        ("volumes", q.volumes),
+        ("snapshots", q.snapshots),
+        ("gigabytes", q.gigabytes),
+    ] {
+        if let Some(v) = to_limit(v) {
+            l.insert(k.to_string(), v);
+        }
+    }
+    l
+}
+
+/// `tenant`'s effective limits: runtime values over its defaults.
+pub(crate) fn effective(all: &[ObjectInfo], tenant: &Tenant) -> Limits {
+    let mut l = defaults(all, tenant);
+    l.extend(stored(all, &format!("api.quota.project/{}/", tenant.id)));
+    l
+}
+
+/// The limit of `key` in `l` (`None`: unlimited).
+pub(crate) fn max_of(l: &Limits, key: &str) -> Option<u64> {
+    l.get(key).and_then(|&v| u64::try_from(v).ok())
+}
 
 /// What a tenant holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,7 +136,7 @@ pub(crate) fn usage(all: &[ObjectInfo], tenant: &str) -> Usage {
 /// (413 otherwise). Run under the API lock, with the state the operation
 /// will change.
 pub(crate) fn check(all: &[ObjectInfo], tenant: &Tenant, charge: Charge) -> Result<()> {
-    let q = tenant.quota();
+    let l = effective(all, tenant);
     let u = usage(all, &tenant.id);
     let (what, gb) = match charge {
         Charge::Volume(gb) | Charge::Grow(gb) => ("volume", gb),
@@ -66,7 +146,12 @@ pub(crate) fn check(all: &[ObjectInfo], tenant: &Tenant, charge: Charge) -> Resu
     let over = |msg: String| Err(ApiError::over_limit(msg, 0));
     match charge {
         Charge::Volume(_) => {
-            if let Some(max) = q.volumes.filter(|&max| u.volumes >= max) {
+            if let Some(max) = max_of(&l, "per_volume_gigabytes").filter(|&max| gb > max) {
+                return over(format!(
+                    "Volume size {gb}G exceeds the per-volume limit of {max}G"
+                ));
+            }
+            if let Some(max) = max_of(&l, "volumes").filter(|&max| u.volumes >= max) {
                 return over(format!(
                     "Volume quota exceeded. You cannot create a volume of size {gb}G \
                      (maximum number of volumes allowed: {max})"
@@ -74,7 +159,7 @@ pub(crate) fn check(all: &[ObjectInfo], tenant: &Tenant, charge: Charge) -> Resu
             }
         }
         Charge::Snapshot(_) | Charge::Image(_) => {
-            if let Some(max) = q.snapshots.filter(|&max| u.snapshots >= max) {
+            if let Some(max) = max_of(&l, "snapshots").filter(|&max| u.snapshots >= max) {
                 return over(format!(
                     "Snapshot quota exceeded. You cannot create a{} {what} of size {gb}G \
                      (maximum number of snapshots and images allowed: {max})",
@@ -84,7 +169,7 @@ pub(crate) fn check(all: &[ObjectInfo], tenant: &Tenant, charge: Charge) -> Resu
         }
         Charge::Grow(_) => {}
     }
-    if let Some(max) = q.gigabytes {
+    if let Some(max) = max_of(&l, "gigabytes") {
         if u.gigabytes.saturating_add(gb) > max {
             let used = u.gigabytes;
             let cap = what[..1].to_ascii_uppercase() + &what[1..];
