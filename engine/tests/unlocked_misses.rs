@@ -407,6 +407,12 @@ fn misses_in_the_page_cache_are_read_under_the_lock_without_waiting() {
         cached_reads + unlocked > 0,
         "a cold cache must miss: {st:?}"
     );
+    if nowait_supported(d.path()) {
+        assert!(
+            cached_reads > 0,
+            "no miss was served from the page cache: {st:?}"
+        );
+    }
     assert_eq!(
         st.io_metadata_reads_locked, base.io_metadata_reads_locked,
         "{st:?}"
