@@ -62,6 +62,7 @@ mod http;
 mod keystone;
 pub mod meta;
 mod nbd_access;
+mod openapi;
 mod openstack;
 pub mod operator;
 mod remote;

@@ -12,11 +12,10 @@ use super::views::{
     VolumeTemplateCollection,
 };
 use super::{images, machines, volumes};
-use serde_json::{json, Value};
+use crate::openapi::BasicScheme;
+use serde_json::Value;
 use std::collections::BTreeMap;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::server::ServerBuilder;
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 /// The query of a collection.
 #[derive(IntoParams)]
@@ -110,20 +109,6 @@ pub struct MachineVolumeCreate {
     initial_location: Option<String>,
 }
 
-/// Registers the HTTP Basic scheme.
-struct BasicScheme;
-
-impl Modify for BasicScheme {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        if let Some(c) = doc.components.as_mut() {
-            c.add_security_scheme(
-                "basic",
-                SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
-            );
-        }
-    }
-}
-
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -154,25 +139,12 @@ struct Doc;
 
 /// The generated document, with `base/cimi` as its server.
 pub fn generate(base: &str) -> Value {
-    let mut doc = Doc::openapi();
-    doc.servers = Some(vec![ServerBuilder::new()
-        .url(format!("{base}/cimi"))
-        .build()]);
-    let mut v = serde_json::to_value(&doc).unwrap_or(Value::Null);
-    if let Some(paths) = v["paths"].as_object_mut() {
-        paths.insert(
-            "/openapi.json".into(),
-            json!({"get": {
-                "operationId": "openapi",
-                "tags": ["cimi"],
-                "summary": "This document",
-                "security": [{}],
-                "responses": {"200": {"description": "the OpenAPI document",
-                    "content": {"application/json": {"schema": {"type": "object"}}}}},
-            }}),
-        );
-    }
-    v
+    crate::openapi::finish(
+        Doc::openapi(),
+        format!("{base}/cimi"),
+        "/openapi.json",
+        "cimi",
+    )
 }
 
 #[cfg(test)]

@@ -9,9 +9,8 @@ use super::views::{
     Message, Snapshot, SnapshotItem, SnapshotNote, TaskResult,
 };
 use super::{images, import, snapshots};
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-use utoipa::openapi::server::ServerBuilder;
 use utoipa::{Modify, OpenApi};
 
 /// Registers the two token schemes.
@@ -61,25 +60,12 @@ struct Doc;
 
 /// The generated document, with `base/api` as its server.
 pub fn generate(base: &str) -> Value {
-    let mut doc = Doc::openapi();
-    doc.servers = Some(vec![ServerBuilder::new()
-        .url(format!("{base}/api"))
-        .build()]);
-    let mut v = serde_json::to_value(&doc).unwrap_or(Value::Null);
-    if let Some(paths) = v["paths"].as_object_mut() {
-        paths.insert(
-            "/danube/openapi.json".into(),
-            json!({"get": {
-                "operationId": "openapi",
-                "tags": ["danube"],
-                "summary": "This document",
-                "security": [{}],
-                "responses": {"200": {"description": "the OpenAPI document",
-                    "content": {"application/json": {"schema": {"type": "object"}}}}},
-            }}),
-        );
-    }
-    v
+    crate::openapi::finish(
+        Doc::openapi(),
+        format!("{base}/api"),
+        "/danube/openapi.json",
+        "danube",
+    )
 }
 
 #[cfg(test)]

@@ -10,24 +10,9 @@ use super::json::{
     VolumeCreateForm, VolumeList, VolumeOne,
 };
 use super::{snapshots, volumes};
-use serde_json::{json, Value};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::server::ServerBuilder;
-use utoipa::{Modify, OpenApi};
-
-/// Registers the HTTP Basic scheme.
-struct BasicScheme;
-
-impl Modify for BasicScheme {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        if let Some(c) = doc.components.as_mut() {
-            c.add_security_scheme(
-                "basic",
-                SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
-            );
-        }
-    }
-}
+use crate::openapi::BasicScheme;
+use serde_json::Value;
+use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -54,25 +39,12 @@ struct Doc;
 
 /// The generated document, with `base/api` as its server.
 pub fn generate(base: &str) -> Value {
-    let mut doc = Doc::openapi();
-    doc.servers = Some(vec![ServerBuilder::new()
-        .url(format!("{base}/api"))
-        .build()]);
-    let mut v = serde_json::to_value(&doc).unwrap_or(Value::Null);
-    if let Some(paths) = v["paths"].as_object_mut() {
-        paths.insert(
-            "/openapi.json".into(),
-            json!({"get": {
-                "operationId": "openapi",
-                "tags": ["api"],
-                "summary": "This document",
-                "security": [{}],
-                "responses": {"200": {"description": "the OpenAPI document",
-                    "content": {"application/json": {"schema": {"type": "object"}}}}},
-            }}),
-        );
-    }
-    v
+    crate::openapi::finish(
+        Doc::openapi(),
+        format!("{base}/api"),
+        "/openapi.json",
+        "api",
+    )
 }
 
 #[cfg(test)]

@@ -4,24 +4,9 @@
 //! server is `/image` on the host the client used. Errors are plain text.
 
 use super::views::{Image, ImageList, Link, Version, VersionList};
+use crate::openapi::TokenScheme;
 use serde_json::{json, Value};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-use utoipa::openapi::server::ServerBuilder;
-use utoipa::{Modify, OpenApi};
-
-/// Registers the `X-Auth-Token` scheme.
-struct TokenScheme;
-
-impl Modify for TokenScheme {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        if let Some(c) = doc.components.as_mut() {
-            c.add_security_scheme(
-                "token",
-                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Auth-Token"))),
-            );
-        }
-    }
-}
+use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,11 +24,12 @@ struct Doc;
 
 /// The generated document, with `base/image` as its server.
 pub fn generate(base: &str) -> Value {
-    let mut doc = Doc::openapi();
-    doc.servers = Some(vec![ServerBuilder::new()
-        .url(format!("{base}/image"))
-        .build()]);
-    let mut v = serde_json::to_value(&doc).unwrap_or(Value::Null);
+    let mut v = crate::openapi::finish(
+        Doc::openapi(),
+        format!("{base}/image"),
+        "/v2/openapi.json",
+        "versions",
+    );
     if let Some(paths) = v["paths"].as_object_mut() {
         // Version discovery at `/` and `/versions` is the same list, 300.
         if let Some(get) = paths.get("/v2").map(|i| i["get"].clone()) {
@@ -59,17 +45,6 @@ pub fn generate(base: &str) -> Value {
                 paths.insert(p.into(), json!({ "get": op }));
             }
         }
-        paths.insert(
-            "/v2/openapi.json".into(),
-            json!({"get": {
-                "operationId": "openapi",
-                "tags": ["versions"],
-                "summary": "This document",
-                "security": [{}],
-                "responses": {"200": {"description": "the OpenAPI document",
-                    "content": {"application/json": {"schema": {"type": "object"}}}}},
-            }}),
-        );
     }
     v
 }

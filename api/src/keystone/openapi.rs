@@ -11,24 +11,9 @@ use super::views::{
     Project, ProjectList, ProjectOne, Role, SelfLink, Service, Token, TokenOne, TokenProject,
     TokenUser, User, UserOne, Version, VersionList, VersionOne, VersionValues,
 };
+use crate::openapi::TokenScheme;
 use serde_json::{json, Value};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-use utoipa::openapi::server::ServerBuilder;
-use utoipa::{Modify, OpenApi};
-
-/// Registers the `X-Auth-Token` scheme.
-struct TokenScheme;
-
-impl Modify for TokenScheme {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        if let Some(c) = doc.components.as_mut() {
-            c.add_security_scheme(
-                "token",
-                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Auth-Token"))),
-            );
-        }
-    }
-}
+use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -54,9 +39,12 @@ struct Doc;
 
 /// The generated document, with `root` (the v3 root) as its server.
 pub fn generate(root: &str) -> Value {
-    let mut doc = Doc::openapi();
-    doc.servers = Some(vec![ServerBuilder::new().url(root).build()]);
-    let mut v = serde_json::to_value(&doc).unwrap_or(Value::Null);
+    let mut v = crate::openapi::finish(
+        Doc::openapi(),
+        root.to_string(),
+        "/openapi.json",
+        "discovery",
+    );
     if let Some(paths) = v["paths"].as_object_mut() {
         // `auth/projects` is `projects` under another path.
         if let Some(get) = paths.get("/projects").map(|i| i["get"].clone()) {
@@ -64,17 +52,6 @@ pub fn generate(root: &str) -> Value {
             get["operationId"] = json!("listAuthProjects");
             paths.insert("/auth/projects".into(), json!({ "get": get }));
         }
-        paths.insert(
-            "/openapi.json".into(),
-            json!({"get": {
-                "operationId": "openapi",
-                "tags": ["discovery"],
-                "summary": "This document",
-                "security": [{}],
-                "responses": {"200": {"description": "the OpenAPI document",
-                    "content": {"application/json": {"schema": {"type": "object"}}}}},
-            }}),
-        );
     }
     v
 }

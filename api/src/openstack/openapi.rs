@@ -15,24 +15,10 @@ use super::views::{
 };
 use super::{attachments, snapshots, volumes};
 use crate::http::Request;
+use crate::openapi::TokenScheme;
 use serde_json::{json, Value};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::server::{ServerBuilder, ServerVariableBuilder};
-use utoipa::{Modify, OpenApi};
-
-/// Registers the `X-Auth-Token` scheme.
-struct TokenScheme;
-
-impl Modify for TokenScheme {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        if let Some(c) = doc.components.as_mut() {
-            c.add_security_scheme(
-                "token",
-                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Auth-Token"))),
-            );
-        }
-    }
-}
+use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
