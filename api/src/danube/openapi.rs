@@ -104,7 +104,7 @@ mod tests {
             result["required"]
                 .as_array()
                 .unwrap()
-                .contains(&json!("uuid")),
+                .contains(&serde_json::json!("uuid")),
             "{envelope}"
         );
         // Every reference resolves.
