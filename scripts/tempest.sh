@@ -13,7 +13,9 @@
 #                         target/debug/blockd, the debug build)
 #   BLOCKD_TEMPEST_VENV   a virtual environment with tempest (default:
 #                         target/openstack-venv, made by scripts/test.sh)
-#   TEMPEST_CONCURRENCY   test workers (default 2; the accounts suffice for 2)
+#   TEMPEST_CONCURRENCY   test workers (default 2; with 2, a class holding several
+#                         accounts can rarely starve another of a reader account;
+#                         tests/tempest.rs uses 1)
 #   TEMPEST_KEEP          when set, the work directory (server log, Tempest
 #                         log, stestr results) is kept and named
 # Exit status: 0 when no test failed and at least one ran.

@@ -79,7 +79,11 @@ fn tempest_volume_api_subset() {
         .arg(SUBSET)
         .env("BLOCKD_BIN", env!("CARGO_BIN_EXE_blockd"))
         .env("BLOCKD_TEMPEST_VENV", &venv)
-        .env("TEMPEST_CONCURRENCY", "2")
+        // One worker: with two, a class that holds several pre-provisioned
+        // accounts (volume transfers) can leave a class running beside it
+        // without a reader account ("Insufficient number of users"), a
+        // failure of the fixture's size, not of blockd.
+        .env("TEMPEST_CONCURRENCY", "1")
         .env_remove("TEMPEST_KEEP")
         .output()
         .expect("run scripts/tempest.sh");
