@@ -8,8 +8,10 @@
 //! the same through `tests/tempest.rs`; this pins the refusals.
 
 mod api_common;
+mod cinder_common;
 
 use api_common::{Api, Resp};
+use cinder_common::cinder_fault as fault;
 use serde_json::{json, Value};
 
 const AUTH: &str = r#"
@@ -39,12 +41,6 @@ const OPS: &str = "ops-token-0123456789abcdef";
 fn created(r: Resp, key: &str) -> String {
     assert_eq!(r.status, 202, "{}", r.text);
     r.json[key]["id"].as_str().expect("id").to_string()
-}
-
-#[track_caller]
-fn fault(r: &Resp, code: u16, name: &str) {
-    assert_eq!(r.status, code, "{}", r.text);
-    assert_eq!(r.json[name]["code"], code, "{}", r.text);
 }
 
 fn ids(r: &Resp, key: &str) -> Vec<String> {

@@ -9,8 +9,10 @@
 //! 400, unknown ids 404.
 
 mod api_common;
+mod cinder_common;
 
 use api_common::{Api, Resp};
+use cinder_common::cinder_fault as fault;
 use serde_json::{json, Value};
 
 const AUTH: &str = r#"
@@ -39,12 +41,6 @@ const OTHER: &str = "other-token-0123456789abcdef";
 const OPS: &str = "ops-token-0123456789abcdef";
 const D: &str = "/volume/v3/demo";
 const A: &str = "/volume/v3/ops";
-
-#[track_caller]
-fn fault(r: &Resp, code: u16, name: &str) {
-    assert_eq!(r.status, code, "{}", r.text);
-    assert_eq!(r.json[name]["code"], code, "{}", r.text);
-}
 
 #[track_caller]
 fn ok(r: &Resp, code: u16) -> &Value {

@@ -1,5 +1,6 @@
 //! Helpers of the Cinder v3 black-box tests (`api_cinder.rs`,
-//! `api_cinder_backups.rs`): Keystone logins, requests with a
+//! `api_cinder_backups.rs`, `api_cinder_admin.rs`,
+//! `api_cinder_quotas_types.rs`): Keystone logins, requests with a
 //! microversion header, the Cinder fault check, volume creation.
 #![allow(dead_code)]
 
