@@ -399,33 +399,27 @@ impl State {
                 id.0
             )));
         }
-        if self.fetch.no_io {
-            let (loc, crc) = (e.loc, e.crc);
-            if let Some(n) =
-                self.cached_read(|seg| crate::fetch::cached_node(seg, id, loc, crc), loc)
-            {
-                let n = Arc::new(n);
-                if self.fetch.pin_hits {
-                    self.fetch.pinned_nodes.insert(id, n.clone());
+        let (loc, crc) = (e.loc, e.crc);
+        let n = if self.fetch.no_io {
+            match self.cached_read(|seg| crate::fetch::cached_node(seg, id, loc, crc), loc) {
+                Some(n) => n,
+                None => {
+                    self.fetch
+                        .misses
+                        .push(crate::fetch::Need::Node { id, loc, crc });
+                    return Err(crate::fetch::miss_error());
                 }
-                self.nodes_clean.put(id, n.clone());
-                return Ok(n);
             }
-            self.fetch
-                .misses
-                .push(crate::fetch::Need::Node { id, loc, crc });
-            return Err(crate::fetch::miss_error());
+        } else {
+            self.log.faults.page_read();
+            self.counters.page_read(false);
+            let seg = self.log.segment(loc.segment());
+            crate::fetch::read_node(seg.as_deref(), self.log.seg_size, id, loc, crc)?
+        };
+        let n = Arc::new(n);
+        if self.fetch.no_io && self.fetch.pin_hits {
+            self.fetch.pinned_nodes.insert(id, n.clone());
         }
-        self.log.faults.page_read();
-        self.counters.page_read(false);
-        let seg = self.log.segment(e.loc.segment());
-        let n = Arc::new(crate::fetch::read_node(
-            seg.as_deref(),
-            self.log.seg_size,
-            id,
-            e.loc,
-            e.crc,
-        )?);
         self.nodes_clean.put(id, n.clone());
         Ok(n)
     }
