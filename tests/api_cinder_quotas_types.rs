@@ -83,7 +83,11 @@ fn quota_updates_are_admin_only_validated_durable_and_enforced_everywhere() {
         "badRequest",
     );
     fault(&put(json!({"quota_set": {"bogus": 1}})), 400, "badRequest");
-    fault(&put(json!({"quota_set": {"groups": "x"}})), 400, "badRequest");
+    fault(
+        &put(json!({"quota_set": {"groups": "x"}})),
+        400,
+        "badRequest",
+    );
     fault(&put(json!({"volumes": 1})), 400, "badRequest");
     let r = api.put(
         &format!("{A}/os-quota-sets/nobody"),

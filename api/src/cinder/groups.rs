@@ -689,7 +689,12 @@ pub fn create_from_src(ctx: &Ctx) -> Result<Reply> {
         }
     }
     for (src, vol) in &sources {
-        let m = new_member_metadata(ctx, src, vol.as_ref(), &g.id);
+        // The name of the member's volume while it lives, else the source's.
+        let named = vol.as_ref().or_else(|| {
+            all.iter()
+                .find(|v| v.kind == ObjectKind::Volume && Some(v.id) == src.parent)
+        });
+        let m = new_member_metadata(ctx, src, vol.as_ref(), named, &g.id);
         let source = match vol {
             Some(_) => Source::Volume(src),
             None => Source::Snapshot(src),
@@ -705,20 +710,23 @@ pub fn create_from_src(ctx: &Ctx) -> Result<Reply> {
 
 /// The metadata of a new member of group `group` made from `src` (a
 /// member snapshot, or a scratch snapshot of source volume `vol`): the
-/// source's name and volume type, and the group.
+/// name of `named` (the member's volume, if known), the source's volume
+/// type, and the group.
 fn new_member_metadata(
     ctx: &Ctx,
     src: &ObjectInfo,
     vol: Option<&ObjectInfo>,
+    named: Option<&ObjectInfo>,
     group: &str,
 ) -> BTreeMap<String, String> {
     let from = vol.unwrap_or(src);
+    let named = named.unwrap_or(src);
     let id = vol.map(|v| v.id.to_string());
     ops::new_metadata(
         &ctx.dom,
         &BTreeMap::new(),
         &[
-            (meta::DISPLAY_NAME, meta::get(from, meta::DISPLAY_NAME)),
+            (meta::DISPLAY_NAME, meta::get(named, meta::DISPLAY_NAME)),
             (meta::VOLUME_TYPE, meta::get(from, meta::VOLUME_TYPE)),
             (
                 super::types::TYPE_ID,
