@@ -91,9 +91,11 @@ pub(super) fn member_snapshots(all: &[ObjectInfo], id: &str) -> Vec<ObjectInfo> 
 }
 
 /// Why snapshot `o` may not be deleted on its own: it is a member of a
-/// group snapshot.
-pub(crate) fn refuse_delete(o: &ObjectInfo) -> Result<()> {
-    match meta::get(o, GROUP_SNAPSHOT_ID) {
+/// group snapshot (one that exists: a crash before the record is written
+/// leaves member snapshots naming none, which may go).
+pub(crate) fn refuse_delete(ctx: &Ctx, o: &ObjectInfo) -> Result<()> {
+    let s = settings::read_store(ctx.store());
+    match meta::get(o, GROUP_SNAPSHOT_ID).filter(|g| s.contains_key(&format!("{PREFIX}{g}"))) {
         Some(g) => Err(ApiError::bad_request(format!(
             "Invalid snapshot: Unable to delete snapshot {}, because it is part of group snapshot {g}.",
             o.id

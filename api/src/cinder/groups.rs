@@ -321,9 +321,12 @@ pub(crate) fn for_new_volume(
     Ok(Some(g.id))
 }
 
-/// Why volume `o` may not be deleted on its own: it is in a group.
-pub(crate) fn refuse_delete(o: &ObjectInfo) -> Result<()> {
-    match meta::get(o, GROUP_ID) {
+/// Why volume `o` may not be deleted on its own: it is in a group (one
+/// that exists: a crash between making a group's volumes and its record
+/// leaves volumes naming no group, which may go).
+pub(crate) fn refuse_delete(ctx: &Ctx, o: &ObjectInfo) -> Result<()> {
+    let s = settings::read_store(ctx.store());
+    match meta::get(o, GROUP_ID).filter(|g| s.contains_key(&format!("{PREFIX}{g}"))) {
         Some(g) => Err(ApiError::bad_request(format!(
             "Invalid volume: Volume status must be available or error or error_restoring or \
              error_extending or error_managing and must not be migrating, attached, belong to a \

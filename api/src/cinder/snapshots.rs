@@ -193,7 +193,7 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = ctx.snapshot(id)?;
-    super::group_snapshots::refuse_delete(&o)?;
+    super::group_snapshots::refuse_delete(ctx, &o)?;
     ops::delete(&ctx.dom, &locked, &o)?;
     Ok(Reply::empty(202))
 }

@@ -471,7 +471,7 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<Reply> {
     let locked = ctx.dom.lock();
     // An admin may delete any project's volume, as Cinder's operators.
     let o = ctx.volume_any(id)?;
-    super::groups::refuse_delete(&o)?;
+    super::groups::refuse_delete(ctx, &o)?;
     let attached = ops::attached(&o);
     let deletable = [
         "available",
