@@ -700,7 +700,42 @@ fn cinder_group_refusals_updates_and_restart() {
         400,
         "badRequest",
     );
-    // The group type is in use.
+    // The group type is in use, and so is a volume type a group allows.
+    let r = call(
+        &api,
+        "POST",
+        &format!("{A}/types"),
+        OPS,
+        json!({"volume_type": {"name": "vt"}}),
+    );
+    let vt = id(&ok(&r, 200)["volume_type"]);
+    let r = call(
+        &api,
+        "POST",
+        &format!("{A}/groups"),
+        OPS,
+        json!({"group": {"group_type": gt, "volume_types": [vt]}}),
+    );
+    let ops_group = id(&ok(&r, 202)["group"]);
+    fault(
+        &call(&api, "DELETE", &format!("{A}/types/{vt}"), OPS, Value::Null),
+        400,
+        "badRequest",
+    );
+    ok(
+        &call(
+            &api,
+            "POST",
+            &format!("{A}/groups/{ops_group}/action"),
+            OPS,
+            json!({"delete": {}}),
+        ),
+        202,
+    );
+    ok(
+        &call(&api, "DELETE", &format!("{A}/types/{vt}"), OPS, Value::Null),
+        202,
+    );
     fault(
         &call(
             &api,

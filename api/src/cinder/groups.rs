@@ -80,6 +80,14 @@ pub(super) fn type_in_use(s: &BTreeMap<String, String>, type_id: &str) -> bool {
         .any(|g| g.group_type == type_id)
 }
 
+/// True when a group among settings `s` allows volume type `type_id`
+/// (Cinder keeps such a type from being deleted).
+pub(crate) fn volume_type_in_use(s: &BTreeMap<String, String>, type_id: &str) -> bool {
+    records::<Group>(s, PREFIX)
+        .iter()
+        .any(|g| g.volume_types.iter().any(|t| t == type_id))
+}
+
 /// The number of `project`'s groups among settings `s` (the `groups`
 /// quota).
 pub(crate) fn count(s: &BTreeMap<String, String>, project: &str) -> u64 {
