@@ -179,7 +179,11 @@ fn cinder_group_snapshots_hold_the_members_data_at_one_point() {
     let mut want = vec![a.as_str(), b.as_str()];
     want.sort();
     assert_eq!(parents, want);
-    // A member snapshot goes only with its group snapshot.
+    // Members go only with their group (snapshot), in every dialect.
+    let r = api.delete(&format!("/v1.1/demo/os-volumes/{a}"), DEMO);
+    assert_eq!(r.status, 409, "{}", r.text);
+    let r = api.delete(&format!("/v1.1/demo/os-snapshots/{}", id(&snaps[0])), DEMO);
+    assert_eq!(r.status, 409, "{}", r.text);
     let r = call(
         &api,
         "DELETE",

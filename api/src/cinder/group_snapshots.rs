@@ -31,9 +31,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The settings key prefix of a group snapshot record.
-const PREFIX: &str = "api.gsnap/";
+const PREFIX: &str = settings::GROUP_SNAPSHOT_RECORD;
 /// A member snapshot's group snapshot id.
-pub(crate) const GROUP_SNAPSHOT_ID: &str = "api.cinder_group_snapshot_id";
+pub(crate) const GROUP_SNAPSHOT_ID: &str = meta::GROUP_SNAPSHOT_ID;
 
 /// The statuses `reset_status` may set (Cinder's `GroupSnapshotStatus`).
 const STATUSES: [&str; 5] = [
@@ -278,7 +278,7 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
     }
     let snaps = member_snapshots(&all, &gs.id);
     for snap in &snaps {
-        crate::domain::ops::operator_delete(&ctx.dom, &locked, snap)?;
+        crate::domain::ops::delete_member(&ctx.dom, &locked, snap)?;
     }
     settings::update(ctx.store(), &locked, |m| {
         m.remove(&format!("{PREFIX}{}", gs.id));

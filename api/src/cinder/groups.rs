@@ -35,9 +35,9 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// The settings key prefix of a group record.
-pub(super) const PREFIX: &str = "api.group/";
+pub(super) const PREFIX: &str = settings::GROUP_RECORD;
 /// A member volume's group id.
-pub(crate) const GROUP_ID: &str = "api.cinder_group_id";
+pub(crate) const GROUP_ID: &str = meta::GROUP_ID;
 
 /// The statuses `reset_status` may set (Cinder's `GroupStatus`).
 const STATUSES: [&str; 7] = [
@@ -611,7 +611,7 @@ fn delete(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
         }
     }
     for v in &vols {
-        ops::operator_delete(&ctx.dom, &locked, v)?;
+        ops::delete_member(&ctx.dom, &locked, v)?;
     }
     settings::update(ctx.store(), &locked, |m| {
         m.remove(&format!("{PREFIX}{}", g.id));
