@@ -9,8 +9,8 @@
 //! dialect enforces what is set here. Per-type keys (`volumes_{type}`,
 //! `snapshots_{type}`, `gigabytes_{type}`) are accepted for existing types
 //! and reported, not enforced: blockd has one backend, and a type changes
-//! nothing physical. `groups` is 0: blockd has no groups (setting it is
-//! refused as a bad key).
+//! nothing physical. `groups` counts the project's generic volume groups
+//! (`groups.rs`).
 
 use super::backups::BACKUP_VOLUME;
 use super::params::wrapped;
@@ -70,6 +70,10 @@ fn in_use(all: &[ObjectInfo], tenant: &str) -> Map<String, Value> {
     m.insert("gigabytes".into(), json!(u.gigabytes));
     m.insert("backups".into(), json!(backups.len()));
     m.insert("backup_gigabytes".into(), json!(backup_gb));
+    m.insert(
+        "groups".into(),
+        json!(super::groups::count(&settings::read(all), tenant)),
+    );
     // Per type: volumes and their GB by the volume's type; snapshots and
     // images all count on `__DEFAULT__`.
     for (id, name) in super::types::ids_names(all) {
@@ -116,14 +120,8 @@ fn set_view(
 ) -> Map<String, Value> {
     let mut set = Map::new();
     set.insert("id".into(), json!(id));
-    let mut keys = all_keys(ctx, all);
-    keys.push("groups".into());
-    for k in keys {
-        let max = if k == "groups" {
-            0
-        } else {
-            limits.get(&k).copied().unwrap_or(-1)
-        };
+    for k in all_keys(ctx, all) {
+        let max = limits.get(&k).copied().unwrap_or(-1);
         let v = match usage {
             Some(u) => {
                 let used = u.get(&k).cloned().unwrap_or(json!(0));

@@ -53,7 +53,7 @@ fn view(ctx: &Ctx, o: &ObjectInfo, detail: bool) -> Value {
             json!(meta::get(o, PROGRESS).unwrap_or("100%"));
     }
     if ctx.version.at_least(14) {
-        v["group_snapshot_id"] = Value::Null;
+        v["group_snapshot_id"] = opt(super::group_snapshots::GROUP_SNAPSHOT_ID);
     }
     if ctx.version.at_least(41) {
         v["user_id"] = json!(user);
@@ -193,6 +193,7 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = ctx.snapshot(id)?;
+    super::group_snapshots::refuse_delete(ctx, &o)?;
     ops::delete(&ctx.dom, &locked, &o)?;
     Ok(Reply::empty(202))
 }

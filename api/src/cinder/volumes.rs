@@ -98,7 +98,7 @@ pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo, extended: bool) -> Value {
         v["migration_status"] = Value::Null;
     }
     if ctx.version.at_least(13) {
-        v["group_id"] = Value::Null;
+        v["group_id"] = opt(o, super::groups::GROUP_ID);
     }
     if ctx.version.at_least(48) {
         v["shared_targets"] = json!(false);
@@ -339,6 +339,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         (_, _, _, Some(b)) => Some((super::backups::find(ctx, b)?, 'b')),
         _ => None,
     };
+    let group = super::groups::for_new_volume(ctx, &body, &vtype.id)?;
     let size_gb = match (&src, size) {
         (None, None) => {
             return Err(ApiError::bad_request(
@@ -371,6 +372,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
                 super::types::TYPE_ID,
                 Some(vtype.id.as_str()).filter(|id| *id != super::info::DEFAULT_TYPE_ID),
             ),
+            (super::groups::GROUP_ID, group.as_deref()),
         ],
     );
     let source = match &src {
@@ -469,6 +471,7 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<Reply> {
     let locked = ctx.dom.lock();
     // An admin may delete any project's volume, as Cinder's operators.
     let o = ctx.volume_any(id)?;
+    super::groups::refuse_delete(ctx, &o)?;
     let attached = ops::attached(&o);
     let deletable = [
         "available",
