@@ -12,7 +12,7 @@ use crate::state::State;
 use crate::state::PAGE_RECORD;
 use crate::store::Store;
 use crate::types::{ChunkId, ObjectId, SegmentNo, BLOCK_SIZE};
-use crate::walk::{ct_page_keys, MapVisitor, NodeAt, Walk};
+use crate::walk::{ct_leaves, ct_page_keys, MapVisitor, NodeAt, Walk};
 use std::collections::{BTreeMap, HashMap};
 
 /// The findings of a check.
@@ -203,7 +203,7 @@ impl State {
         let mut seen = 0usize;
         let mut live_data = 0u64;
         let mut fixes: Vec<(ChunkId, u32, CtEntry)> = Vec::new();
-        for leaf in 0..self.ct_leaf_count() {
+        for leaf in ct_leaves(self.ct_leaf_ranges()) {
             let page = match self.ct_load(0, leaf) {
                 Ok(p) => p,
                 Err(e) => {
@@ -292,12 +292,12 @@ impl State {
     /// chunk-table pages, and compares with the usage table the cleaner
     /// trusts (a segment it believes empty is deleted without a scan).
     fn verify_usage(&mut self, repair: bool, report: &mut CheckReport) -> Result<()> {
-        let n_leaves = self.ct_leaf_count();
+        let leaves = self.ct_leaf_ranges();
         let mut live: BTreeMap<SegmentNo, u64> = BTreeMap::new();
         // Unreadable pages are reported (once, by `compare_refcounts` for
         // leaves) and make the recount incomplete: compare nothing then.
         let mut unreadable = false;
-        for leaf in 0..n_leaves {
+        for leaf in ct_leaves(leaves.clone()) {
             let es = match self.ct_leaf_entries(leaf) {
                 Ok(es) => es,
                 Err(_) => {
@@ -317,7 +317,7 @@ impl State {
                 }
             }
         }
-        for (level, index) in ct_page_keys(n_leaves) {
+        for (level, index) in ct_page_keys(leaves) {
             // Loading the parent verifies it against its own parent's crc.
             let loc = match self.ct_page_ref(level, index) {
                 Ok(c) => c.loc,

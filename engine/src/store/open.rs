@@ -9,7 +9,7 @@
 
 use super::{read_superblock, Inner, Store, SuperState};
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{FORMAT_VERSION, WRITE_ENTRY};
+use crate::format::WRITE_ENTRY;
 use crate::log::Log;
 use crate::state::State;
 use crate::types::BLOCK_SIZE;
@@ -124,12 +124,6 @@ impl Store {
             .open(&sb_path)
             .map_err(|e| Error::io(format!("opening {}", sb_path.display()), e))?;
         let sb = read_superblock(&sb_file, &sb_path)?;
-        // A version 1 store is read through its old chunk table, then
-        // migrated and committed by the checkpoint below (`migrate.rs`).
-        let v1 = sb.version < 2;
-        // Any older version is marked current by the checkpoint below
-        // (version 2 differs only in having no pending-free queue).
-        let old_version = sb.version < FORMAT_VERSION;
         let log = Log::open(&segdir, u64::from(sb.segment_size), faults)?;
         let cache_pages = (opts.cache_bytes / 4096) as usize;
         let mut state = State::from_superblock(log, &sb, cache_pages)?;
@@ -143,15 +137,6 @@ impl Store {
         state.fetch.cached_reads = opts.cached_metadata_reads;
         state.log.reserve = space_reserve(u64::from(sb.segment_size), &opts);
         state.log.set_max_spares(opts.spare_segments)?;
-        if v1 {
-            tracing::info!(
-                version = sb.version,
-                "migrating the store to on-disk format version {FORMAT_VERSION}"
-            );
-            state
-                .migrate_v1()
-                .map_err(|e| e.with_context("migrating a version 1 store"))?;
-        }
         let counters = state.counters.clone();
         let store = Store {
             inner: Arc::new(Inner {
@@ -177,7 +162,7 @@ impl Store {
                 _lock: lock,
             }),
         };
-        if replayed.applied > 0 || !replayed.lost.is_empty() || old_version {
+        if replayed.applied > 0 || !replayed.lost.is_empty() {
             tracing::info!(
                 records = replayed.applied,
                 lost = replayed.lost.len(),
