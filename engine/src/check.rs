@@ -202,6 +202,7 @@ impl State {
     ) -> Result<()> {
         let mut seen = 0usize;
         let mut live_data = 0u64;
+        let mut live_bytes = 0u64;
         let mut fixes: Vec<(ChunkId, u32, CtEntry)> = Vec::new();
         for leaf in ct_leaves(self.ct_leaf_ranges()) {
             let page = match self.ct_load(0, leaf) {
@@ -221,6 +222,7 @@ impl State {
                 let want = refs.get(&id).copied().unwrap_or(0);
                 if e.is_live() && id.is_data() {
                     live_data += 1;
+                    live_bytes += u64::from(e.stored_len);
                 }
                 if want > 0 {
                     seen += 1;
@@ -253,15 +255,17 @@ impl State {
                 .corruption
                 .push("some referenced chunks lie beyond the chunk table".into());
         }
-        let counter_off = live_data != self.live_data_chunks;
+        let counter_off = live_data != self.live_data_chunks || live_bytes != self.live_data_bytes;
         if counter_off {
             report.leaks.push(format!(
-                "space accounting counts {} live data chunks, the chunk table holds {live_data}",
-                self.live_data_chunks
+                "space accounting counts {} live data chunks of {} bytes, the chunk table holds \
+                 {live_data} of {live_bytes} bytes",
+                self.live_data_chunks, self.live_data_bytes
             ));
         }
         if repair && report.corruption.is_empty() && (!fixes.is_empty() || counter_off) {
             self.live_data_chunks = live_data;
+            self.live_data_bytes = live_bytes;
             for (id, want, mut e) in fixes {
                 if want == 0 {
                     let bytes = if id.is_node() {
@@ -274,6 +278,7 @@ impl State {
                         self.node_forget(id);
                     } else {
                         self.live_data_chunks -= 1;
+                        self.live_data_bytes -= u64::from(e.stored_len);
                     }
                     self.ct_set(id, CtEntry::default())?;
                 } else {

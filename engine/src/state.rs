@@ -47,6 +47,9 @@ pub(crate) struct State {
     pub generation: u64,
     /// Data chunks currently referenced (for store-level space stats).
     pub live_data_chunks: u64,
+    /// Their stored bytes (compressed lengths for compressed chunks): the
+    /// live bytes that are data; the rest of `usage` is metadata.
+    pub live_data_bytes: u64,
     /// Log bytes appended since the last checkpoint (`checkpoint_due`).
     log_since_checkpoint: u64,
     /// Live bytes the cleaner copied forward since the store was opened.
@@ -87,6 +90,7 @@ impl State {
             next_node: 0,
             generation: 0,
             live_data_chunks: 0,
+            live_data_bytes: 0,
             log_since_checkpoint: 0,
             reclaim_moved: 0,
             pending_delete: Vec::new(),
