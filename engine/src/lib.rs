@@ -43,6 +43,7 @@ mod init;
 mod io;
 mod log;
 mod map;
+mod migrate;
 mod op_stats;
 mod replay;
 mod salvage;

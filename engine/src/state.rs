@@ -110,7 +110,13 @@ impl State {
         sb: &crate::format::Superblock,
         cache_pages: usize,
     ) -> Result<State> {
-        let mut state = State::new(log, Catalog::default(), sb.ct_root, cache_pages);
+        // A version 3 table is read only by the migration (`migrate.rs`).
+        let root = if sb.version < crate::format::FORMAT_VERSION {
+            CtChild::NONE
+        } else {
+            sb.ct_root
+        };
+        let mut state = State::new(log, Catalog::default(), root, cache_pages);
         state.load_blob(sb.blob)?;
         state.generation = sb.generation;
         Ok(state)

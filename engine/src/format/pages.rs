@@ -320,6 +320,37 @@ impl CtPage {
     }
 }
 
+/// Entries of a format version 3 chunk-table leaf.
+pub const V3_LEAF_ENTRIES: u64 = 127;
+/// Interior levels of a format version 3 chunk table (interior pages as
+/// in version 4).
+pub const V3_INTERIOR_LEVELS: u8 = 5;
+const V3_LEAF_MAGIC: u32 = u32::from_le_bytes(*b"CTLF");
+
+/// Decodes a format version 3 chunk-table leaf (127 entries of 32 bytes:
+/// loc u64, refcount u32, crc u32, stored_len u32, flags u32, 0 u64),
+/// checking that it is leaf `index`: what `migrate.rs` reads.
+pub fn decode_v3_leaf(b: &[u8], index: u64) -> Result<Vec<CtEntry>> {
+    if b.len() != PAGE_LEN || get_u32(b, 0) != V3_LEAF_MAGIC || b[4] != 0 || get_u64(b, 8) != index
+    {
+        return Err(Error::corrupt(format!(
+            "version 3 chunk-table leaf {index} has a bad header"
+        )));
+    }
+    Ok((0..V3_LEAF_ENTRIES as usize)
+        .map(|i| {
+            let o = 16 + 32 * i;
+            CtEntry {
+                loc: LogAddr(get_u64(b, o)),
+                refcount: get_u32(b, o + 8),
+                crc: get_u32(b, o + 12),
+                stored_len: get_u32(b, o + 16),
+                flags: get_u32(b, o + 20),
+            }
+        })
+        .collect())
+}
+
 /// The identity a node or chunk-table page names (its level byte and its
 /// id or index), read without decoding the rest: what the cleaner needs to
 /// tell whether a page record is still the live copy.
@@ -439,6 +470,28 @@ mod tests {
         assert_eq!(PageKey::peek(&p).unwrap(), PageKey { level: 3, index: 9 });
         assert!(PageKey::peek(&p[..PAGE_LEN - 1]).is_err());
         assert!(PageKey::peek(&[]).is_err());
+    }
+
+    #[test]
+    fn v3_leaf() {
+        let mut b = vec![0u8; PAGE_LEN];
+        put_u32(&mut b, 0, V3_LEAF_MAGIC);
+        put_u64(&mut b, 8, 5);
+        let o = 16 + 32 * 126;
+        put_u64(&mut b, o, 1 << 33);
+        put_u32(&mut b, o + 8, 2);
+        put_u32(&mut b, o + 16, 4096);
+        let es = decode_v3_leaf(&b, 5).unwrap();
+        assert_eq!(es.len(), 127);
+        assert_eq!(
+            (es[126].loc.0, es[126].refcount, es[126].stored_len),
+            (1 << 33, 2, 4096)
+        );
+        assert!(es[0] == CtEntry::default());
+        assert!(decode_v3_leaf(&b, 6).is_err());
+        assert!(decode_v3_leaf(&b[..PAGE_LEN - 1], 5).is_err());
+        // A version 4 leaf is not a version 3 one.
+        assert!(decode_v3_leaf(&CtPage::empty(0).encode(0, 5), 5).is_err());
     }
 
     #[test]

@@ -66,10 +66,9 @@ impl Superblock {
                 ErrorKind::Unsupported,
                 format!(
                     "the superblock has on-disk format version {version}; this build of blockd \
-                     reads version {FORMAT_VERSION} only (its chunk table has 16-byte entries and \
-                     separate id regions, and stores of version {version} are not migrated): \
-                     open the store with a blockd of format version 3, `blockd export` each \
-                     volume, and `blockd import` it into a new store made by this build"
+                     opens versions {OLDEST_FORMAT_VERSION} (migrating it) and {FORMAT_VERSION}: \
+                     open the store once with a blockd of format version 3, which migrates it \
+                     to version 3, close it, then open it with this build"
                 ),
             ));
         }
@@ -121,9 +120,19 @@ mod tests {
         };
         let mut b = s.encode();
         assert_eq!(Superblock::decode(&b).unwrap(), Some(s));
+        // Version 3 decodes (and is migrated by the open).
+        let mut o = b.clone();
+        put_u32(&mut o, 8, 3);
+        let c = crc32fast::hash(&o[..124]);
+        put_u32(&mut o, 124, c);
+        assert_eq!(Superblock::decode(&o).unwrap().unwrap().version, 3);
         // A slot of another version, older or newer, is refused with a
         // clear error naming it.
-        for (v, says) in [(1, "export"), (3, "export"), (FORMAT_VERSION + 1, "newer")] {
+        for (v, says) in [
+            (1, "format version 3"),
+            (2, "close it"),
+            (FORMAT_VERSION + 1, "newer"),
+        ] {
             let mut o = b.clone();
             put_u32(&mut o, 8, v);
             let c = crc32fast::hash(&o[..124]);

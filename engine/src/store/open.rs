@@ -9,7 +9,7 @@
 
 use super::{read_superblock, Inner, Store, SuperState};
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::WRITE_ENTRY;
+use crate::format::{FORMAT_VERSION, WRITE_ENTRY};
 use crate::log::Log;
 use crate::state::State;
 use crate::types::BLOCK_SIZE;
@@ -127,6 +127,12 @@ impl Store {
         let log = Log::open(&segdir, u64::from(sb.segment_size), faults)?;
         let cache_pages = (opts.cache_bytes / 4096) as usize;
         let mut state = State::from_superblock(log, &sb, cache_pages)?;
+        // A version 3 store is migrated below, after a replay that must
+        // find nothing to apply (`migrate.rs`).
+        let v3 = sb.version < FORMAT_VERSION;
+        if v3 {
+            state.v3_require_clean(sb.replay_start, sb.replay_seq)?;
+        }
         let replayed = state.replay(sb.replay_start, sb.replay_seq, salvage)?;
         let next_seq = replayed.next_seq;
         state.log.start_append(replayed.tail, next_seq)?;
@@ -137,6 +143,15 @@ impl Store {
         state.fetch.cached_reads = opts.cached_metadata_reads;
         state.log.reserve = space_reserve(u64::from(sb.segment_size), &opts);
         state.log.set_max_spares(opts.spare_segments)?;
+        if v3 {
+            tracing::info!(
+                version = sb.version,
+                "migrating the store to on-disk format version {FORMAT_VERSION}"
+            );
+            state
+                .migrate_v3(sb.ct_root)
+                .map_err(|e| e.with_context("migrating a version 3 store"))?;
+        }
         let counters = state.counters.clone();
         let store = Store {
             inner: Arc::new(Inner {
@@ -162,7 +177,7 @@ impl Store {
                 _lock: lock,
             }),
         };
-        if replayed.applied > 0 || !replayed.lost.is_empty() {
+        if replayed.applied > 0 || !replayed.lost.is_empty() || v3 {
             tracing::info!(
                 records = replayed.applied,
                 lost = replayed.lost.len(),
