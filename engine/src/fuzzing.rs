@@ -48,6 +48,7 @@ pub fn metadata(data: &[u8]) {
         let id = u64::from_le_bytes(sel[..8].try_into().unwrap_or([0; 8]));
         let _ = Node::decode(page, ChunkId(id));
         let _ = CtPage::decode(page, sel[8] % 8, id);
+        let _ = crate::format::decode_v3_leaf(page, id);
     }
     let _ = PageKey::peek(data);
     let _ = Node::decode(data, ChunkId(1 << 63));

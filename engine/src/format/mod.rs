@@ -2,7 +2,7 @@
 //! encoded and decoded here and nowhere else. This file holds the layout
 //! constants and the record header that frames every log record;
 //! `superblock.rs` the superblock slot; `pages.rs` map node pages and
-//! chunk-table pages (and version 1 interior pages, for migration);
+//! chunk-table pages (and version 3 leaves, for migration);
 //! `records.rs` the bodies of Write, Zero, Reloc, Seal and Free records.
 //! Catalog records and the checkpoint blob are JSON of the catalogue's and
 //! the blob's serde types (`catalog.rs`, `checkpoint.rs`).

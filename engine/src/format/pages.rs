@@ -1,7 +1,8 @@
 //! Metadata pages, 4096 bytes each, every one naming its own identity so
 //! that a misdirected pointer is caught: map nodes (510 chunk ids and a
 //! level), chunk-table leaves (255 entries of 16 bytes) and interior pages
-//! (255 child pointers with the child's crc).
+//! (255 child pointers with the child's crc), and the format version 3
+//! leaves (127 entries of 32 bytes) that `migrate.rs` reads.
 
 use super::{
     get_u32, get_u64, put_u32, put_u64, CT_FANOUT, CT_LEAF_ENTRIES, NODE_FANOUT, PAGE_LEN,
