@@ -6,7 +6,9 @@
 #                               file, and radosgw, all under DIR, no systemd;
 #                               writes DIR/env (AWS_ENDPOINT_URL, AWS_REGION,
 #                               AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-#                               AWS_ALLOW_HTTP) and prints the endpoint
+#                               AWS_ALLOW_HTTP, and S3_BUCKET: a bucket it
+#                               made, CEPH_BUCKET or "blockd") and prints
+#                               the endpoint
 #   scripts/ceph.sh stop DIR    stops the daemons it started (by their pid
 #                               files) and removes DIR
 #
@@ -58,7 +60,7 @@ if [ "$cmd" != start ]; then
   exit 2
 fi
 
-for b in ceph-mon ceph-mgr ceph-osd ceph radosgw radosgw-admin ceph-authtool monmaptool; do
+for b in ceph-mon ceph-mgr ceph-osd ceph radosgw radosgw-admin ceph-authtool monmaptool curl python3; do
   command -v "$b" >/dev/null || { echo "missing $b: install ceph-mon ceph-mgr ceph-osd ceph-common radosgw" >&2; exit 3; }
 done
 
@@ -192,6 +194,15 @@ secret=$(python3 -c 'import secrets; print(secrets.token_urlsafe(30))')
 radosgw-admin --conf "$conf" --name client.admin --keyring "$dir/keyring.client.admin" \
   user create --uid=blockd --display-name=blockd --access-key="$access" --secret-key="$secret" >/dev/null
 
+# The bucket (CEPH_BUCKET, default blockd), with a signed S3 request (the
+# radosgw wants the payload hash header, which curl does not add itself).
+bucket=${CEPH_BUCKET:-blockd}
+code=$(curl -s -o "$dir/log/bucket.out" -w '%{http_code}' -X PUT \
+  --aws-sigv4 "aws:amz:us-east-1:s3" --user "$access:$secret" \
+  -H "x-amz-content-sha256: $(printf '' | sha256sum | cut -d' ' -f1)" \
+  "http://127.0.0.1:$rgw_port/$bucket")
+[ "$code" = 200 ] || { echo "creating bucket $bucket: HTTP $code" >&2; false; }
+
 umask 077
 cat >"$dir/env" <<EOF
 AWS_ENDPOINT_URL=http://127.0.0.1:$rgw_port
@@ -199,6 +210,7 @@ AWS_REGION=us-east-1
 AWS_ACCESS_KEY_ID=$access
 AWS_SECRET_ACCESS_KEY=$secret
 AWS_ALLOW_HTTP=true
+S3_BUCKET=$bucket
 EOF
 trap - ERR
 elapsed=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")

@@ -63,8 +63,8 @@ pub(crate) fn store_id_string(id: &[u8; 16]) -> String {
 
 /// A superblock slot's generation and store id (validating it).
 pub fn slot_identity(slot: &[u8]) -> Result<(u64, String)> {
-    let sb = Superblock::decode(slot)?
-        .ok_or_else(|| Error::corrupt("not a valid superblock slot"))?;
+    let sb =
+        Superblock::decode(slot)?.ok_or_else(|| Error::corrupt("not a valid superblock slot"))?;
     Ok((sb.generation, store_id_string(&sb.store_id)))
 }
 
@@ -101,8 +101,7 @@ pub fn restore_layout(dir: &Path, slot: &[u8]) -> Result<()> {
     let at = (sb.generation % 2) as usize * SUPER_SLOT_LEN;
     bytes[at..at + SUPER_SLOT_LEN].copy_from_slice(&slot[..SUPER_SLOT_LEN]);
     let tmp = dir.join("superblock.tmp");
-    let mut f =
-        std::fs::File::create(&tmp).map_err(|e| Error::io("creating the superblock", e))?;
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("creating the superblock", e))?;
     f.write_all(&bytes)
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io("writing the superblock", e))?;

@@ -17,11 +17,11 @@ use crate::format::{Superblock, FORMAT_VERSION, SUPER_SLOT_LEN};
 use crate::log::{bury, sync_segments};
 use crate::state::State;
 use crate::tiering::{segment_file, store_id_string, CommitObserver, Committed, CommittedSegment};
-use std::sync::Arc;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 impl Store {
     /// Runs the housekeeping a write may call for: a checkpoint when dirty
