@@ -364,13 +364,16 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     store.close().context("closing the store")?;
     if let Some(u) = uploader {
         tracing::info!("waiting for the upload of the final generation");
+        let started = std::time::Instant::now();
         let s = u
             .finish(args.object_store_wait.0)
             .context("uploading the final generation")?;
         tracing::info!(
-            generation = s.remote_generation,
-            uploaded_bytes = s.uploaded_bytes,
-            "the bucket holds the final generation"
+            "the bucket holds the final generation {} ({} bytes uploaded since start, \
+             {:.3}s waited at stop)",
+            s.remote_generation,
+            s.uploaded_bytes,
+            started.elapsed().as_secs_f64()
         );
     }
     tracing::info!("stopped");

@@ -313,6 +313,14 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
                     s.pending_bytes = 0;
                 }
             }
+            Err(Error::Retired(seg)) => {
+                // That generation can no longer be copied; a newer one can.
+                tracing::debug!(segment = %seg, generation = c.generation, "generation skipped: a segment was retired");
+                current = None;
+                let mut w = shared.work.lock();
+                w.want_checkpoint = true;
+                shared.cv.notify_all();
+            }
             Err(e) => {
                 let fatal = matches!(e, Error::Fenced(_) | Error::Bucket(_));
                 let msg = e.to_string();
@@ -330,15 +338,6 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
                     w.done = true;
                     shared.cv.notify_all();
                     return;
-                }
-                if matches!(e, Error::Retired(_)) {
-                    // That generation can no longer be copied; a newer one can.
-                    tracing::debug!(error = %msg, "generation skipped");
-                    current = None;
-                    let mut w = shared.work.lock();
-                    w.want_checkpoint = true;
-                    shared.cv.notify_all();
-                    continue;
                 }
                 tracing::warn!(error = %msg, generation = c.generation, "upload failed; retrying");
                 let mut w = shared.work.lock();
