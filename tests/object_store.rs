@@ -7,7 +7,8 @@
 //!    (volume, snapshot, image), stopped with SIGTERM, which waits for the
 //!    final generation to reach the bucket; `restore` into an empty
 //!    directory (a non-empty one is refused), served again: every byte of
-//!    every object reads back through NBD, and `check` passes.
+//!    every object reads back through NBD, and `check` passes; `stats`
+//!    and /metrics show the uploader's counters.
 //! 2. kill -9 while uploading: a volume written in order while generations
 //!    upload, the server killed; the restored store is a consistent prefix
 //!    of the log: each 64 KiB piece holds its new or its old contents, the
@@ -180,7 +181,14 @@ fn clean_stop_then_restore(ceph: &Ceph) {
     // carries everything (which measures the upload).
     let mut srv = Serve::start(
         &dir,
-        &["--object-store", &url, "--object-store-interval", "3600"],
+        &[
+            "--object-store",
+            &url,
+            "--object-store-interval",
+            "3600",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
     );
     py(&srv, "vol", &format!("fill(h, 'a', 0, {size})"));
     cli(&dir, &["snapshot", "create", "vol", "snap"]);
@@ -190,6 +198,24 @@ fn clean_stop_then_restore(ceph: &Ceph) {
     assert!(st["local_generation"].as_u64().unwrap() >= 1, "{st}");
     let text = cli(&dir, &["stats"]);
     assert!(text.contains("object store: generation"), "{text}");
+    let maddr = srv
+        .log()
+        .iter()
+        .find_map(|l| l.split("metrics on http://").nth(1).map(str::to_string))
+        .expect("metrics address logged");
+    let metrics = ureq::get(&format!("http://{}", maddr.trim()))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    for name in [
+        "blockd_tier_pending_bytes ",
+        "blockd_tier_local_generation ",
+        "blockd_tier_remote_generation ",
+        "blockd_tier_uploaded_bytes_total ",
+    ] {
+        assert!(metrics.contains(name), "no {name} in {metrics}");
+    }
 
     let t = Instant::now();
     let status = srv.signal("TERM");
