@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs the real clients the tests
 # drive (qemu-img/qemu-io, nbdinfo/nbdcopy/nbdsh, nbdkit, fio, fuse3,
-# e2fsprogs, openssl for test certificates) when missing, and the OpenStack
+# e2fsprogs, openssl for test certificates, a one-node Ceph with radosgw
+# for the object-storage tier) when missing, and the OpenStack
 # clients (python-openstackclient, cinderclient, openstacksdk) and Tempest
 # into a virtual environment, then builds and runs the whole workspace's
 # tests.
@@ -17,6 +18,11 @@ command -v fio >/dev/null || need+=(fio)
 command -v fusermount3 >/dev/null || need+=(fuse3)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v openssl >/dev/null || need+=(openssl)
+# A one-node Ceph with the RADOS Gateway for tests/object_store.rs (scripts/ceph.sh).
+for b in ceph-mon ceph-mgr ceph-osd radosgw; do
+  command -v "$b" >/dev/null || need+=("$b")
+done
+command -v ceph >/dev/null || need+=(ceph-common)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -173,6 +173,17 @@ pub(crate) enum Cmd {
     },
     /// Reclaim space held by deleted data, and give spare segment files back.
     Gc,
+    /// Lay the newest generation committed in an object store down into an
+    /// empty (or absent) --data-dir; `serve` then opens it. Endpoint,
+    /// region and credentials come from the AWS_* environment.
+    Restore {
+        /// Where the store was uploaded: s3://BUCKET/PREFIX (or file:///DIR).
+        #[arg(long, value_name = "URL")]
+        object_store: String,
+        /// Segment downloads in flight at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: u16,
+    },
     /// Mount the store with FUSE: DIR/volumes, DIR/snapshots, DIR/images
     /// hold one file per object. Runs until SIGTERM or SIGINT.
     Mount {
@@ -435,6 +446,15 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Serve(args) => crate::serve::run(&dir, *args).map(|_| 0),
         Cmd::Mount { .. } if crate::admin::is_served(&dir) => bail!("{SERVED}"),
         Cmd::Mount { dir: mnt, threads } => mount(&dir, &mnt, threads),
+        Cmd::Restore {
+            object_store,
+            concurrency,
+        } => crate::tier::restore(
+            &dir,
+            &object_store,
+            concurrency.into(),
+            &mut std::io::stdout().lock(),
+        ),
         cmd => {
             // A running server holds the store: let it do the work.
             if let Some(code) = crate::admin::forward(&dir)? {
@@ -468,7 +488,7 @@ pub(crate) fn parse_online(
     })?;
     let mut cmd = cli.cmd;
     match &mut cmd {
-        Cmd::Serve(_) | Cmd::Mount { .. } => return Err(SERVED.to_string()),
+        Cmd::Serve(_) | Cmd::Mount { .. } | Cmd::Restore { .. } => return Err(SERVED.to_string()),
         Cmd::Import { file, .. } | Cmd::Export { file, .. } => *file = cwd.join(&*file),
         _ => {}
     }
@@ -480,7 +500,7 @@ pub(crate) fn parse_online(
 /// prints to `out`; returns the exit code.
 pub(crate) fn execute(cmd: Cmd, target: &Target, out: &mut dyn Write) -> Result<i32> {
     match cmd {
-        Cmd::Serve(_) | Cmd::Mount { .. } => bail!("not a store command"),
+        Cmd::Serve(_) | Cmd::Mount { .. } | Cmd::Restore { .. } => bail!("not a store command"),
         Cmd::Volume(c) => objects::volume(target, c, out),
         Cmd::Snapshot(c) => objects::snapshot(target, c, out),
         Cmd::Image(c) => objects::image(target, c, out),
@@ -635,8 +655,13 @@ fn check_damaged_log(dir: &Path, open_err: engine::Error, out: &mut dyn Write) -
 fn stats(target: &Target, json: bool, out: &mut dyn Write) -> Result<i32> {
     let s = target.open(false)?;
     let st = s.stats()?;
+    let tier = crate::tier::stats();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&st)?)?;
+        let mut v = serde_json::to_value(&st)?;
+        if let (Some(t), Some(o)) = (&tier, v.as_object_mut()) {
+            o.insert("object_store".into(), serde_json::to_value(t)?);
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         writeln!(
             out,
@@ -697,6 +722,9 @@ fn stats(target: &Target, json: bool, out: &mut dyn Write) -> Result<i32> {
             })
             .collect();
         writeln!(out, "counters used: {}", used.join(", "))?;
+        if let Some(t) = &tier {
+            writeln!(out, "{}", crate::tier::describe(t))?;
+        }
     }
     target.done(s)?;
     Ok(0)

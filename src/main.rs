@@ -11,6 +11,7 @@ mod metrics;
 mod objects;
 mod scrubber;
 mod serve;
+mod tier;
 
 fn main() {
     std::process::exit(cli::main());

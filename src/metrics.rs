@@ -9,7 +9,9 @@
 //! - engine: metadata cache hits and misses (and whether a miss was read
 //!   outside the store lock), a histogram of store-lock hold times with
 //!   the longest hold by holder, log bytes, checkpoints, reclaim passes,
-//!   failures (read at scrape time from [`engine::Store::op_stats`]).
+//!   failures (read at scrape time from [`engine::Store::op_stats`]);
+//! - object store (`--object-store`): bytes not yet uploaded, generations
+//!   committed locally and in the bucket, bytes uploaded, failed attempts.
 //!
 //! **Invariant:** the front ends and the engine know nothing of this
 //! format: they keep plain atomics; this file maps them at scrape time.
@@ -69,6 +71,7 @@ impl Metrics {
         );
         registry.register_collector(Box::new(NbdCollector(nbd)));
         registry.register_collector(Box::new(EngineCollector(store)));
+        registry.register_collector(Box::new(TierCollector));
         Arc::new(Metrics {
             registry,
             http_requests,
@@ -229,6 +232,57 @@ impl prometheus_client::collector::Collector for NbdCollector {
             MetricType::Histogram,
             vols.iter()
                 .map(|v| (vol(&v.volume), ConstHistogram(&v.latency))),
+        )
+    }
+}
+
+/// The object-storage uploader's counters (`serve --object-store`), read
+/// at scrape time; nothing without it.
+#[derive(Debug)]
+struct TierCollector;
+
+impl prometheus_client::collector::Collector for TierCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(s) = crate::tier::stats() else {
+            return Ok(());
+        };
+        let gauge = |enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64| {
+            ConstGauge::new(v as i64).encode(enc.encode_descriptor(
+                name,
+                help,
+                None,
+                MetricType::Gauge,
+            )?)
+        };
+        gauge(
+            &mut enc,
+            "blockd_tier_pending_bytes",
+            "Bytes of the newest locally committed generation not yet in the object store",
+            s.pending_bytes,
+        )?;
+        gauge(
+            &mut enc,
+            "blockd_tier_local_generation",
+            "Newest generation committed locally",
+            s.local_generation,
+        )?;
+        gauge(
+            &mut enc,
+            "blockd_tier_remote_generation",
+            "Newest generation committed in the object store",
+            s.remote_generation,
+        )?;
+        counter(
+            &mut enc,
+            "blockd_tier_uploaded_bytes",
+            "Bytes uploaded to the object store",
+            s.uploaded_bytes,
+        )?;
+        counter(
+            &mut enc,
+            "blockd_tier_upload_errors",
+            "Failed upload attempts (each retried)",
+            s.errors,
         )
     }
 }

@@ -184,6 +184,31 @@ pub struct ServeArgs {
     /// Let --metrics-listen be a non-loopback address.
     #[arg(long, requires = "metrics_listen")]
     metrics_allow_remote: bool,
+    /// Copy every committed generation to this object store
+    /// (s3://BUCKET/PREFIX; file:///DIR): sealed segments in log order,
+    /// then a create-only commit point per generation. Endpoint, region and
+    /// credentials come from the AWS_* environment (docs/design.md,
+    /// "Object storage").
+    #[arg(long, value_name = "URL")]
+    object_store: Option<String>,
+    /// With --object-store: checkpoint this often when the log has grown,
+    /// so the bucket lags by at most about this long plus the upload.
+    #[arg(
+        long,
+        default_value = "10",
+        value_name = "SECONDS",
+        requires = "object_store"
+    )]
+    object_store_interval: Seconds,
+    /// With --object-store: at stop, how long to wait for the final
+    /// generation to reach the bucket (the exit status is 2 when it did not).
+    #[arg(
+        long,
+        default_value = "300",
+        value_name = "SECONDS",
+        requires = "object_store"
+    )]
+    object_store_wait: Seconds,
 }
 
 /// A timeout given in seconds on the command line: 0.001 to 86,400,
@@ -246,6 +271,14 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         },
     )
     .with_context(|| format!("opening store {}", data_dir.display()))?;
+    let mut uploader = match &args.object_store {
+        Some(url) => Some(crate::tier::start(
+            &store,
+            url,
+            args.object_store_interval.0,
+        )?),
+        None => None,
+    };
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -325,7 +358,24 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     let _ = std::fs::remove_file(&socket);
     served?;
     store.flush().context("flushing the store")?;
+    if let Some(u) = uploader.as_mut() {
+        u.detach();
+    }
     store.close().context("closing the store")?;
+    if let Some(u) = uploader {
+        tracing::info!("waiting for the upload of the final generation");
+        let started = std::time::Instant::now();
+        let s = u
+            .finish(args.object_store_wait.0)
+            .context("uploading the final generation")?;
+        tracing::info!(
+            "the bucket holds the final generation {} ({} bytes uploaded since start, \
+             {:.3}s waited at stop)",
+            s.remote_generation,
+            s.uploaded_bytes,
+            started.elapsed().as_secs_f64()
+        );
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -51,6 +51,7 @@ mod scrub;
 mod state;
 mod stats;
 mod store;
+pub mod tiering;
 mod types;
 mod walk;
 

@@ -88,6 +88,8 @@ struct Inner {
     opts: StoreOptions,
     /// Operation counters (the state holds them too).
     counters: Arc<crate::op_stats::Counters>,
+    /// Told of each committed generation (`tiering.rs`), when set.
+    observer: Mutex<Option<Arc<dyn crate::tiering::CommitObserver>>>,
     _lock: File,
 }
 

@@ -16,10 +16,12 @@ use crate::fault::IoOp;
 use crate::format::{Superblock, FORMAT_VERSION, SUPER_SLOT_LEN};
 use crate::log::{bury, sync_segments};
 use crate::state::State;
+use crate::tiering::{segment_file, store_id_string, CommitObserver, Committed, CommittedSegment};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 impl Store {
     /// Runs the housekeeping a write may call for: a checkpoint when dirty
@@ -126,9 +128,44 @@ impl Store {
             st.log.remove_segment(seg)?;
             st.usage.remove(&seg);
         }
+        let committed = self.inner.observer.lock().is_some().then(|| {
+            // What this generation needs: every segment up to the replay
+            // point's but those the cleaner emptied (which only the
+            // previous generation may still need).
+            let segments = st
+                .log
+                .segments()
+                .keys()
+                .filter(|&&no| no <= replay_start.segment() && !st.delete_next.contains(&no))
+                .map(|&no| CommittedSegment {
+                    no,
+                    path: segment_file(&self.inner.dir, no),
+                    len: (no == replay_start.segment()).then_some(replay_start.offset()),
+                })
+                .collect();
+            Committed {
+                generation,
+                store_id: store_id_string(&new.store_id),
+                superblock: new.encode(),
+                segments,
+            }
+        });
         let doomed = st.log.take_doomed();
         drop(st);
+        if let Some(c) = committed {
+            let observer = self.inner.observer.lock().clone();
+            if let Some(o) = observer {
+                o.committed(c);
+            }
+        }
         bury(doomed)
+    }
+
+    /// Sets the observer told of each committed generation from now on
+    /// (`tiering.rs`); a [`Store::checkpoint`] right after gives it the
+    /// current one.
+    pub fn set_commit_observer(&self, o: Option<Arc<dyn CommitObserver>>) {
+        *self.inner.observer.lock() = o;
     }
 
     /// Takes the checkpoint lock (before any state lock).

@@ -174,6 +174,7 @@ impl Store {
                 free: Default::default(),
                 record_blocks: record_blocks(u64::from(sb.segment_size)),
                 opts,
+                observer: Mutex::new(None),
                 _lock: lock,
             }),
         };

@@ -1,0 +1,115 @@
+//! Hooks for an object-storage tier (the `blockd-tier` crate): the engine
+//! knows nothing of HTTP or buckets, only that someone may want to copy
+//! each committed generation somewhere else, and to lay one back down.
+//!
+//! - [`CommitObserver`]: told, after each checkpoint's superblock slot is
+//!   durable, what that generation needs: its slot's bytes and its segment
+//!   files, sealed ones whole and the active one up to the replay point
+//!   (bytes before it never change; after it, the next generation's).
+//! - [`restore_layout`]: writes a data directory's superblock from a slot a
+//!   [`Committed`] carried, once its segment files are in place, so that
+//!   [`crate::Store::open`] opens exactly that generation.
+//!
+//! A segment file may be retired (deleted, or renamed into `spare/` and
+//! reused under a new number) two checkpoints after the cleaner emptied
+//! it; a copier must check that the file it read is still the segment it
+//! named (docs/design.md, "Object storage").
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{Superblock, SUPER_SLOT_LEN};
+use crate::log::segment_path;
+use crate::types::SegmentNo;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// One segment file a committed generation needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedSegment {
+    /// Its number (log order).
+    pub no: SegmentNo,
+    /// Its file in the data directory.
+    pub path: PathBuf,
+    /// `None`: sealed, needed whole (its bytes never change); `Some(n)`:
+    /// the active segment, needed up to byte `n` (the replay point).
+    pub len: Option<u64>,
+}
+
+/// What one committed checkpoint generation consists of.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    /// The superblock generation.
+    pub generation: u64,
+    /// The store's identity (from its superblock), hyphenated UUID form.
+    pub store_id: String,
+    /// The superblock slot as written (`SUPER_SLOT_LEN` bytes).
+    pub superblock: Vec<u8>,
+    /// The segments it needs, in log order; the last is the active one.
+    pub segments: Vec<CommittedSegment>,
+}
+
+/// Told of each committed generation, on the committing thread, after the
+/// superblock is durable and while no store lock is held: it must return
+/// quickly (hand the work to a thread of its own) and must not call back
+/// into the store's checkpoint.
+pub trait CommitObserver: Send + Sync {
+    /// Generation `c.generation` is committed locally.
+    fn committed(&self, c: Committed);
+}
+
+/// The store id of a superblock slot, hyphenated.
+pub(crate) fn store_id_string(id: &[u8; 16]) -> String {
+    uuid::Uuid::from_bytes(*id).hyphenated().to_string()
+}
+
+/// A superblock slot's generation and store id (validating it).
+pub fn slot_identity(slot: &[u8]) -> Result<(u64, String)> {
+    let sb =
+        Superblock::decode(slot)?.ok_or_else(|| Error::corrupt("not a valid superblock slot"))?;
+    Ok((sb.generation, store_id_string(&sb.store_id)))
+}
+
+/// The file of segment `no` in data directory `dir`.
+pub fn segment_file(dir: &Path, no: SegmentNo) -> PathBuf {
+    segment_path(&dir.join("segments"), no)
+}
+
+/// Creates the directories a data directory needs before its segment
+/// files are written into it.
+pub fn prepare_layout(dir: &Path) -> Result<()> {
+    for d in [dir.join("segments"), dir.join("spare")] {
+        std::fs::create_dir_all(&d)
+            .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+    }
+    Ok(())
+}
+
+/// Installs `slot` (a superblock slot from [`Committed::superblock`]) as
+/// the data directory's superblock, atomically and durably: the last step
+/// of a restore, once every segment file the generation needs is in place
+/// and synced. The slot goes where its generation's checkpoint wrote it.
+pub fn restore_layout(dir: &Path, slot: &[u8]) -> Result<()> {
+    let sb = Superblock::decode(slot)?
+        .ok_or_else(|| Error::corrupt("restoring: not a valid superblock slot"))?;
+    let path = dir.join("superblock");
+    if path.exists() {
+        return Err(Error::new(
+            ErrorKind::AlreadyExists,
+            format!("{} already holds a store", dir.display()),
+        ));
+    }
+    let mut bytes = vec![0u8; 2 * SUPER_SLOT_LEN];
+    let at = (sb.generation % 2) as usize * SUPER_SLOT_LEN;
+    bytes[at..at + SUPER_SLOT_LEN].copy_from_slice(&slot[..SUPER_SLOT_LEN]);
+    let tmp = dir.join("superblock.tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("creating the superblock", e))?;
+    f.write_all(&bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io("writing the superblock", e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io("installing the superblock", e))?;
+    for d in [dir.join("segments"), dir.to_path_buf()] {
+        std::fs::File::open(&d)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(format!("syncing {}", d.display()), e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! blockd's object-storage tier: each generation the engine commits
+//! locally (a checkpoint) is copied to a bucket — its segment files in log
+//! order, then a commit-point object of its own, written create-only — and
+//! a fresh machine can lay the newest committed generation back down into
+//! an empty data directory. The engine knows nothing of this crate: it
+//! tells a [`engine::tiering::CommitObserver`] what each generation needs.
+//!
+//! ```text
+//!  remote.rs   s3://BUCKET/PREFIX (or file:///DIR, memory://) → a Remote:
+//!              an object_store client plus the prefix; credentials from
+//!              the AWS_* environment, never logged
+//!  layout.rs   object keys and the commit-point manifest (JSON)
+//!  upload.rs   the Uploader: observer + background thread (tokio),
+//!              segments in log order, then the commit point; counters
+//!  restore.rs  newest commit point → segments → superblock → a store
+//! ```
+//!
+//! The bucket layout and the commit-point protocol: docs/design.md,
+//! "Object storage".
+
+mod layout;
+mod remote;
+mod restore;
+mod upload;
+
+pub use layout::{Manifest, ManifestSegment};
+pub use remote::Remote;
+pub use restore::{restore, RestoreReport};
+pub use upload::{TierStats, Uploader, UploaderOptions};
+
+/// What went wrong in the tier.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The `--object-store` URL or the environment is unusable.
+    #[error("object store configuration: {0}")]
+    Config(String),
+    /// The object store refused or failed a request.
+    #[error("object store: {0}")]
+    Remote(#[from] object_store::Error),
+    /// The engine failed (reading the store, laying out a restore).
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
+    /// A local file could not be read or written.
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    /// The bucket holds something this store cannot use: another store's
+    /// generations, a malformed or mismatching object.
+    #[error("bucket contents: {0}")]
+    Bucket(String),
+    /// Another writer committed the same generation (fencing: only one
+    /// writer per store prefix).
+    #[error("generation {0} was already committed in the bucket by another writer")]
+    Fenced(u64),
+    /// A segment file was retired by the cleaner while its generation was
+    /// being copied (that generation cannot be copied any more).
+    #[error("segment file {0} was retired while it was read")]
+    Retired(String),
+    /// A restore target that is not empty, or a bucket with nothing in it.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The tier's result type.
+pub type Result<T> = std::result::Result<T, Error>;

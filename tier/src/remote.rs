@@ -1,0 +1,179 @@
+//! Where the tier's objects go: an `--object-store` URL made into an
+//! object_store client and a key prefix.
+//!
+//! - `s3://BUCKET[/PREFIX]`: S3 (AWS, Ceph's RADOS Gateway, ...), path-style
+//!   requests; endpoint, region and credentials from the usual environment
+//!   (`AWS_ENDPOINT_URL` or `AWS_ENDPOINT`, `AWS_REGION`,
+//!   `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+//!   `AWS_ALLOW_HTTP`); plain http is allowed by itself only for a loopback
+//!   endpoint. Credentials are never put in a log line or an error.
+//! - `file:///DIR`: a local directory (object_store's local backend).
+//! - `memory://`: in process memory (tests).
+
+use crate::{Error, Result};
+use object_store::path::Path as ObjPath;
+use object_store::ObjectStore;
+use std::sync::Arc;
+
+/// An object store and the prefix the store's objects live under.
+#[derive(Clone)]
+pub struct Remote {
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjPath,
+    /// The URL as given, for messages (holds no secret).
+    url: String,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote").field("url", &self.url).finish()
+    }
+}
+
+impl std::fmt::Display for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+/// True when an endpoint URL names this machine (plain http is then no
+/// exposure of credentials or data).
+fn is_loopback(endpoint: &str) -> bool {
+    let Ok(u) = url::Url::parse(endpoint) else {
+        return false;
+    };
+    match u.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+impl Remote {
+    /// Parses an `--object-store` URL and builds its client.
+    pub fn from_url(url: &str) -> Result<Remote> {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| Error::Config(format!("--object-store {url:?}: {e}")))?;
+        let prefix = parsed.path().trim_matches('/').to_string();
+        let store: Arc<dyn ObjectStore> = match parsed.scheme() {
+            "s3" => {
+                let bucket = parsed.host_str().filter(|b| !b.is_empty()).ok_or_else(|| {
+                    Error::Config(format!("{url}: no bucket (s3://BUCKET/PREFIX)"))
+                })?;
+                // reqwest's TLS (for https endpoints) uses the process's
+                // rustls provider: ring, as everywhere in blockd. Already
+                // installed is fine.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let mut b = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_virtual_hosted_style_request(false);
+                let endpoint = std::env::var("AWS_ENDPOINT_URL")
+                    .or_else(|_| std::env::var("AWS_ENDPOINT"))
+                    .ok();
+                if let Some(ep) = &endpoint {
+                    b = b.with_endpoint(ep);
+                    if is_loopback(ep) {
+                        b = b.with_allow_http(true);
+                    }
+                }
+                Arc::new(b.build().map_err(|e| {
+                    // The builder's messages name settings, not their values.
+                    Error::Config(format!("{url}: {e}"))
+                })?)
+            }
+            "file" => {
+                let dir = std::path::Path::new(parsed.path());
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::Io(format!("creating {}", dir.display()), e))?;
+                Arc::new(
+                    object_store::local::LocalFileSystem::new_with_prefix(dir)
+                        .map_err(Error::Remote)?,
+                )
+            }
+            "memory" => Arc::new(object_store::memory::InMemory::new()),
+            other => {
+                return Err(Error::Config(format!(
+                    "{url}: unknown scheme {other:?} (s3://BUCKET/PREFIX, file:///DIR)"
+                )))
+            }
+        };
+        // A file:// URL's path is the directory itself.
+        let prefix = if parsed.scheme() == "file" {
+            String::new()
+        } else {
+            prefix
+        };
+        Ok(Remote {
+            store,
+            prefix: ObjPath::from(prefix),
+            url: url.to_string(),
+        })
+    }
+
+    /// A remote over an existing object store (tests: in-memory).
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Remote {
+        Remote {
+            store,
+            prefix: ObjPath::from(prefix),
+            url: format!("memory:///{prefix}"),
+        }
+    }
+
+    /// The object store client.
+    pub(crate) fn store(&self) -> &dyn ObjectStore {
+        self.store.as_ref()
+    }
+
+    /// The full key of `rel` (a key relative to the prefix, `/`-separated).
+    pub(crate) fn key(&self, rel: &str) -> ObjPath {
+        let mut p = self.prefix.clone();
+        for part in rel.split('/') {
+            p = p.clone().join(part);
+        }
+        p
+    }
+
+    /// The key prefix of a folder relative to the store prefix.
+    pub(crate) fn folder(&self, rel: &str) -> ObjPath {
+        self.key(rel)
+    }
+
+    /// `key` relative to the prefix.
+    pub(crate) fn rel(&self, key: &ObjPath) -> Option<String> {
+        key.prefix_match(&self.prefix).map(|parts| {
+            parts
+                .map(|p| p.as_ref().to_string())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert!(is_loopback("http://127.0.0.1:8000"));
+        assert!(is_loopback("http://localhost:8000/"));
+        assert!(is_loopback("http://[::1]:8000/"));
+        assert!(!is_loopback("http://10.0.0.1:8000"));
+        assert!(!is_loopback("not a url"));
+        let r = Remote::from_url("memory:///a/b").unwrap();
+        assert_eq!(r.key("segments/x").as_ref(), "a/b/segments/x");
+        assert_eq!(
+            r.rel(&r.key("generations/g")).as_deref(),
+            Some("generations/g")
+        );
+        assert!(matches!(
+            Remote::from_url("ftp://x/y"),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            Remote::from_url("s3:///nobucket"),
+            Err(Error::Config(_))
+        ));
+    }
+}

@@ -1,0 +1,547 @@
+//! The background uploader: told of each generation the engine commits
+//! locally ([`CommitObserver`]), it copies the newest one to the bucket on
+//! a thread of its own: the segment objects it lacks, started in log
+//! order, then its commit point with a create-only put. Older pending
+//! generations are skipped (the newest needs every segment they did and
+//! more). A ticker thread checkpoints the store every interval when its
+//! log has grown, so the bucket lags the local disk by a bounded time.
+//!
+//! A segment the cleaner retired while it was being read (the file is no
+//! longer the segment it named) makes that generation unusable: the
+//! uploader asks the ticker for a fresh checkpoint and uploads that one.
+
+use crate::layout::{generation_key, segment_key, Manifest, SEGMENTS};
+use crate::remote::Remote;
+use crate::{Error, Result};
+use engine::tiering::{CommitObserver, Committed, CommittedSegment};
+use engine::Store;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use parking_lot::{Condvar, Mutex};
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How the uploader runs.
+#[derive(Clone, Debug)]
+pub struct UploaderOptions {
+    /// Checkpoint the store this often when its log has grown since the
+    /// last checkpoint (bounds how far the bucket lags).
+    pub checkpoint_interval: Duration,
+    /// Segment uploads in flight at once (each holds one segment in
+    /// memory).
+    pub concurrency: usize,
+}
+
+impl Default for UploaderOptions {
+    fn default() -> Self {
+        UploaderOptions {
+            checkpoint_interval: Duration::from_secs(10),
+            concurrency: 2,
+        }
+    }
+}
+
+/// The uploader's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TierStats {
+    /// Newest generation committed locally (0: none seen yet).
+    pub local_generation: u64,
+    /// Newest generation committed in the bucket by this process or found
+    /// there at start (0: none).
+    pub remote_generation: u64,
+    /// Bytes of the newest local generation's segments not yet in the
+    /// bucket (what a restore would lack beyond the remote generation).
+    pub pending_bytes: u64,
+    /// Bytes uploaded by this process.
+    pub uploaded_bytes: u64,
+    /// Objects uploaded by this process (segments and commit points).
+    pub uploaded_objects: u64,
+    /// Generations committed in the bucket by this process.
+    pub generations_committed: u64,
+    /// Upload attempts that failed (each retried later).
+    pub errors: u64,
+    /// The last failure, if any (no credentials in it).
+    pub last_error: Option<String>,
+    /// Set when uploading stopped for good (fenced by another writer, or a
+    /// bucket holding something else).
+    pub stopped: Option<String>,
+}
+
+struct Shared {
+    remote: Remote,
+    opts: UploaderOptions,
+    work: Mutex<Work>,
+    cv: Condvar,
+    stats: Mutex<TierStats>,
+}
+
+#[derive(Default)]
+struct Work {
+    /// The newest committed generation not yet handed to the upload loop.
+    newest: Option<Committed>,
+    /// The ticker should checkpoint even if the log did not grow.
+    want_checkpoint: bool,
+    /// Stop the ticker (the store is closing).
+    stop_ticker: bool,
+    /// Finish: upload what is pending, then exit.
+    finish: bool,
+    /// The upload loop has exited.
+    done: bool,
+}
+
+struct Observer(Arc<Shared>);
+
+impl CommitObserver for Observer {
+    fn committed(&self, c: Committed) {
+        let mut w = self.0.work.lock();
+        {
+            let mut s = self.0.stats.lock();
+            s.local_generation = s.local_generation.max(c.generation);
+        }
+        if w.newest
+            .as_ref()
+            .is_none_or(|n| n.generation < c.generation)
+        {
+            w.newest = Some(c);
+        }
+        self.0.cv.notify_all();
+    }
+}
+
+/// A running uploader, attached to a store.
+pub struct Uploader {
+    shared: Arc<Shared>,
+    store: Store,
+    upload: Option<std::thread::JoinHandle<()>>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What an object holds: (length, crc32). Segment objects already in the
+/// bucket at start are known by length only until read locally again.
+type Known = HashMap<String, (u64, Option<u32>)>;
+
+impl Uploader {
+    /// Attaches an uploader to `store`: checks the bucket holds no other
+    /// store's (or a newer) generation, commits a generation to start
+    /// from, and starts the upload and ticker threads.
+    pub fn start(store: &Store, remote: Remote, opts: UploaderOptions) -> Result<Uploader> {
+        let shared = Arc::new(Shared {
+            remote,
+            opts,
+            work: Mutex::new(Work::default()),
+            cv: Condvar::new(),
+            stats: Mutex::new(TierStats::default()),
+        });
+        store.set_commit_observer(Some(Arc::new(Observer(shared.clone()))));
+        let first = store.checkpoint().map_err(Error::from).and_then(|_| {
+            shared
+                .work
+                .lock()
+                .newest
+                .clone()
+                .ok_or_else(|| Error::Bucket("the first checkpoint was not observed".into()))
+        });
+        let rt = runtime()?;
+        let known = first.and_then(|first| rt.block_on(survey(&shared, &first)));
+        let known = match known {
+            Ok(k) => k,
+            Err(e) => {
+                store.set_commit_observer(None);
+                return Err(e);
+            }
+        };
+        let s2 = shared.clone();
+        let upload = std::thread::Builder::new()
+            .name("blockd-upload".into())
+            .spawn(move || upload_loop(s2, rt, known))
+            .map_err(|e| Error::Io("starting the upload thread".into(), e))?;
+        let s3 = shared.clone();
+        let st = store.clone();
+        let ticker = std::thread::Builder::new()
+            .name("blockd-upload-tick".into())
+            .spawn(move || ticker_loop(s3, st))
+            .map_err(|e| Error::Io("starting the upload ticker".into(), e))?;
+        tracing::info!(remote = %shared.remote, "uploading committed generations");
+        Ok(Uploader {
+            shared,
+            store: store.clone(),
+            upload: Some(upload),
+            ticker: Some(ticker),
+        })
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> TierStats {
+        self.shared.stats.lock().clone()
+    }
+
+    /// A handle on the counters that outlives the uploader's threads.
+    pub fn stats_source(&self) -> impl Fn() -> TierStats + Send + Sync + 'static {
+        let s = self.shared.clone();
+        move || s.stats.lock().clone()
+    }
+
+    /// Stops the ticker's checkpoints and lets go of the store (call before
+    /// closing it; its final checkpoint is still observed and uploaded).
+    pub fn detach(&mut self) {
+        self.shared.work.lock().stop_ticker = true;
+        self.shared.cv.notify_all();
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Uploads what is pending (the store's final generation when it was
+    /// closed), waiting at most `timeout`, then stops. Returns the final
+    /// counters; an error when the newest local generation did not reach
+    /// the bucket.
+    pub fn finish(mut self, timeout: Duration) -> Result<TierStats> {
+        self.detach();
+        self.store.set_commit_observer(None);
+        {
+            let mut w = self.shared.work.lock();
+            w.finish = true;
+            self.shared.cv.notify_all();
+            let deadline = Instant::now() + timeout;
+            while !w.done {
+                if self.shared.cv.wait_until(&mut w, deadline).timed_out() {
+                    break;
+                }
+            }
+        }
+        let s = self.stats();
+        if let Some(t) = self.upload.take() {
+            if self.shared.work.lock().done {
+                let _ = t.join();
+            }
+        }
+        if s.remote_generation < s.local_generation {
+            return Err(Error::Refused(format!(
+                "the bucket has generation {} of {} committed locally ({} bytes not uploaded){}",
+                s.remote_generation,
+                s.local_generation,
+                s.pending_bytes,
+                s.last_error
+                    .as_deref()
+                    .map(|e| format!("; last error: {e}"))
+                    .unwrap_or_default()
+            )));
+        }
+        Ok(s)
+    }
+}
+
+impl Drop for Uploader {
+    fn drop(&mut self) {
+        self.detach();
+        self.store.set_commit_observer(None);
+        let mut w = self.shared.work.lock();
+        w.finish = true;
+        w.newest = None;
+        self.shared.cv.notify_all();
+    }
+}
+
+/// The uploader's own runtime (its thread blocks on it).
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io("starting the upload runtime".into(), e))
+}
+
+/// Checks the bucket at start: no other store's generations, none newer
+/// than the local one (a second writer, or a restored copy whose origin
+/// went on); lists the segment objects already there.
+async fn survey(shared: &Shared, first: &Committed) -> Result<Known> {
+    let remote = &shared.remote;
+    if let Some(newest) = crate::restore::newest_generation(remote).await? {
+        let m = crate::restore::fetch_manifest(remote, newest).await?;
+        if m.store_id != first.store_id {
+            return Err(Error::Bucket(format!(
+                "{remote} holds store {}, not this store ({})",
+                m.store_id, first.store_id
+            )));
+        }
+        if newest >= first.generation {
+            return Err(Error::Fenced(newest));
+        }
+        shared.stats.lock().remote_generation = newest;
+    }
+    let known: Known = remote
+        .store()
+        .list(Some(&remote.folder(SEGMENTS)))
+        .map_ok(|m| (remote.rel(&m.location), m.size))
+        .try_filter_map(|(r, size)| async move { Ok(r.map(|r| (r, (size, None)))) })
+        .try_collect()
+        .await?;
+    Ok(known)
+}
+
+fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Known) {
+    let mut backoff = Duration::from_millis(250);
+    let mut current: Option<Committed> = None;
+    loop {
+        {
+            let mut w = shared.work.lock();
+            loop {
+                if let Some(n) = w.newest.take() {
+                    current = Some(n);
+                }
+                if current.is_some() || w.finish {
+                    break;
+                }
+                shared.cv.wait(&mut w);
+            }
+            if current.is_none() {
+                w.done = true;
+                shared.cv.notify_all();
+                return;
+            }
+        }
+        let c = current.clone().expect("set above");
+        match rt.block_on(upload_generation(&shared, &c, &mut known)) {
+            Ok(()) => {
+                backoff = Duration::from_millis(250);
+                current = None;
+                let mut s = shared.stats.lock();
+                s.remote_generation = s.remote_generation.max(c.generation);
+                s.generations_committed += 1;
+                if s.local_generation == c.generation {
+                    s.pending_bytes = 0;
+                }
+            }
+            Err(Error::Retired(seg)) => {
+                // That generation can no longer be copied; a newer one can.
+                tracing::debug!(segment = %seg, generation = c.generation, "generation skipped: a segment was retired");
+                current = None;
+                let mut w = shared.work.lock();
+                w.want_checkpoint = true;
+                shared.cv.notify_all();
+            }
+            Err(e) => {
+                let fatal = matches!(e, Error::Fenced(_) | Error::Bucket(_));
+                let msg = e.to_string();
+                {
+                    let mut s = shared.stats.lock();
+                    s.errors += 1;
+                    s.last_error = Some(msg.clone());
+                    if fatal {
+                        s.stopped = Some(msg.clone());
+                    }
+                }
+                if fatal {
+                    tracing::error!(error = %msg, "uploading stopped");
+                    let mut w = shared.work.lock();
+                    w.done = true;
+                    shared.cv.notify_all();
+                    return;
+                }
+                tracing::warn!(error = %msg, generation = c.generation, "upload failed; retrying");
+                let mut w = shared.work.lock();
+                let until = Instant::now() + backoff;
+                while w.newest.is_none() && !shared.cv.wait_until(&mut w, until).timed_out() {}
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Reads what generation `c` needs of segment `s`: the whole file, or its
+/// first `len` bytes. The file must still be that segment afterwards (a
+/// retired segment is renamed away, and a reused one overwritten).
+fn read_segment(s: &CommittedSegment) -> Result<bytes::Bytes> {
+    let p = &s.path;
+    let what = || p.display().to_string();
+    let retired = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let f = match std::fs::File::open(p) {
+        Ok(f) => f,
+        Err(e) if retired(&e) => return Err(Error::Retired(what())),
+        Err(e) => return Err(Error::Io(format!("opening {}", what()), e)),
+    };
+    let meta = f
+        .metadata()
+        .map_err(|e| Error::Io(format!("reading {}", what()), e))?;
+    let want = s.len.unwrap_or(meta.len());
+    let mut buf = vec![0u8; want as usize];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, 0)
+        .map_err(|e| Error::Io(format!("reading {} bytes of {}", want, what()), e))?;
+    match std::fs::metadata(p) {
+        Ok(m) if m.ino() == meta.ino() && m.dev() == meta.dev() => Ok(buf.into()),
+        Ok(_) => Err(Error::Retired(what())),
+        Err(e) if retired(&e) => Err(Error::Retired(what())),
+        Err(e) => Err(Error::Io(format!("checking {}", what()), e)),
+    }
+}
+
+/// Puts `data` at `key` create-only; an object already there counts as
+/// this one when `same` says so (an earlier attempt whose answer was lost,
+/// or an earlier process's upload of the same immutable bytes).
+async fn put_once(
+    remote: &Remote,
+    rel: &str,
+    data: bytes::Bytes,
+    same: impl AsyncFnOnce(&Remote, &object_store::path::Path) -> Result<bool>,
+) -> Result<bool> {
+    let key = remote.key(rel);
+    let opts = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match remote
+        .store()
+        .put_opts(&key, PutPayload::from_bytes(data), opts)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. }) => {
+            if same(remote, &key).await? {
+                Ok(false)
+            } else {
+                Err(Error::Bucket(format!("{rel} exists with other contents")))
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Uploads generation `c`: its missing segment objects (started in log
+/// order, a few at once), then its commit point.
+async fn upload_generation(shared: &Shared, c: &Committed, known: &mut Known) -> Result<()> {
+    let remote = &shared.remote;
+    let missing: u64 = c
+        .segments
+        .iter()
+        .filter(|s| !known.contains_key(&segment_key(s.no, s.len)))
+        .map(|s| s.len.unwrap_or_else(|| seg_len_hint(s)))
+        .sum();
+    {
+        let mut st = shared.stats.lock();
+        if c.generation >= st.local_generation {
+            st.pending_bytes = missing;
+        }
+    }
+    let plan: Vec<_> = c
+        .segments
+        .iter()
+        .map(|s| {
+            let key = segment_key(s.no, s.len);
+            let have = known.get(&key).copied();
+            (s, key, have)
+        })
+        .collect();
+    let jobs = plan.into_iter().map(|(s, key, have)| {
+        async move {
+            if let Some((len, Some(crc))) = have {
+                return Ok::<_, Error>((s.clone(), key, len, crc, false));
+            }
+            let s2 = s.clone();
+            let data = tokio::task::spawn_blocking(move || read_segment(&s2))
+                .await
+                .map_err(|e| Error::Io("reading a segment".into(), std::io::Error::other(e)))??;
+            let (len, crc) = (data.len() as u64, crc32fast_hash(&data));
+            if let Some((have_len, None)) = have {
+                // In the bucket from an earlier run: the same immutable bytes.
+                if have_len != len {
+                    return Err(Error::Bucket(format!(
+                        "{key} holds {have_len} bytes; the local segment {len}"
+                    )));
+                }
+                return Ok((s.clone(), key, len, crc, false));
+            }
+            let put = put_once(
+                remote,
+                &key,
+                data,
+                async |r: &Remote, k: &object_store::path::Path| {
+                    Ok(r.store().head(k).await?.size == len)
+                },
+            )
+            .await?;
+            Ok((s.clone(), key, len, crc, put))
+        }
+    });
+    let mut objects = Vec::with_capacity(c.segments.len());
+    let mut done = futures_util::stream::iter(jobs).buffered(shared.opts.concurrency.max(1));
+    while let Some(r) = done.next().await {
+        let (s, key, len, crc, put) = r?;
+        known.insert(key, (len, Some(crc)));
+        {
+            let mut st = shared.stats.lock();
+            if put {
+                st.uploaded_bytes += len;
+                st.uploaded_objects += 1;
+            }
+            if c.generation >= st.local_generation {
+                st.pending_bytes = st.pending_bytes.saturating_sub(len);
+            }
+        }
+        objects.push((s, len, crc));
+    }
+    drop(done);
+    let manifest = Manifest::new(c, &objects).encode();
+    let mlen = manifest.len() as u64;
+    let expected = manifest.clone();
+    let put = put_once(
+        remote,
+        &generation_key(c.generation),
+        manifest.into(),
+        async |r: &Remote, k: &object_store::path::Path| {
+            Ok(r.store().get(k).await?.bytes().await?.as_ref() == expected.as_slice())
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        Error::Bucket(_) => Error::Fenced(c.generation),
+        e => e,
+    })?;
+    if put {
+        let mut st = shared.stats.lock();
+        st.uploaded_bytes += mlen;
+        st.uploaded_objects += 1;
+    }
+    tracing::debug!(
+        generation = c.generation,
+        "generation committed in the bucket"
+    );
+    Ok(())
+}
+
+/// A sealed segment's size on disk (for the pending-bytes counter before
+/// it is read); 0 when it cannot be seen.
+fn seg_len_hint(s: &CommittedSegment) -> u64 {
+    std::fs::metadata(&s.path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn crc32fast_hash(b: &[u8]) -> u32 {
+    crc32fast::hash(b)
+}
+
+/// Checkpoints the store every interval when its log grew since, or when
+/// the upload loop asks (a generation it could not copy).
+fn ticker_loop(shared: Arc<Shared>, store: Store) {
+    let mut last = store.op_stats().log_bytes;
+    loop {
+        let forced = {
+            let mut w = shared.work.lock();
+            let until = Instant::now() + shared.opts.checkpoint_interval;
+            while !w.stop_ticker && !w.want_checkpoint {
+                if shared.cv.wait_until(&mut w, until).timed_out() {
+                    break;
+                }
+            }
+            if w.stop_ticker {
+                return;
+            }
+            std::mem::take(&mut w.want_checkpoint)
+        };
+        if forced || store.op_stats().log_bytes != last {
+            if let Err(e) = store.checkpoint() {
+                tracing::warn!(error = %e, "checkpoint for the object store failed");
+            }
+            last = store.op_stats().log_bytes;
+        }
+    }
+}
