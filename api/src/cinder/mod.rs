@@ -14,7 +14,9 @@
 //! changed and deleted through the domain layer (`domain/`: one quota
 //! rule, one visibility rule): a volume made here is the same object, of
 //! the same tenant, in all of them. Requests and responses are snake_case; faults are Cinder's
-//! (`fault.rs`); microversions 3.0 to 3.62 (`version.rs`).
+//! (`fault.rs`); microversions 3.0 to 3.62 (`version.rs`). Every response
+//! body is a typed view (`views.rs`, `views_info.rs`) the OpenAPI document
+//! is generated from.
 
 mod actions;
 mod admin;
@@ -29,6 +31,8 @@ mod snapshots;
 mod transfers;
 mod types;
 pub(crate) mod version;
+mod views;
+mod views_info;
 mod volumes;
 
 use crate::auth::Tenant;
