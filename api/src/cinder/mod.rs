@@ -25,6 +25,7 @@ mod backups;
 pub(crate) mod fault;
 mod info;
 mod messages;
+mod openapi;
 mod params;
 mod quotas;
 mod snapshots;
@@ -186,6 +187,9 @@ fn route(state: &ApiState, req: &Request, version: Microversion) -> Result<Reply
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     match segs.as_slice() {
         ["volume"] => only(req, "GET").map(|_| version::versions(req, 300)),
+        ["volume", "v3", "openapi.json"] => {
+            only(req, "GET").map(|_| Reply::json(200, openapi::generate(&req.base_url())))
+        }
         ["volume", "v3"] | ["volume", "v3", _] => {
             only(req, "GET").map(|_| version::versions(req, 200))
         }

@@ -134,7 +134,8 @@ pub(crate) fn v3_doc(base: &str) -> Version {
     }
 }
 
-/// `GET /volume/`: the versions (300, as Cinder answers its root).
+/// `GET /volume/`: the versions (300, as Cinder answers its root), with
+/// the OpenAPI document linked as `service-desc`.
 pub(crate) fn versions(req: &Request, status: u16) -> Reply {
     let base = format!("{}/volume", req.base_url());
     reply(
@@ -142,6 +143,10 @@ pub(crate) fn versions(req: &Request, status: u16) -> Reply {
         &VersionList {
             versions: vec![v3_doc(&base)],
         },
+    )
+    .with_header(
+        "link",
+        format!("<{base}/v3/openapi.json>; rel=\"service-desc\""),
     )
 }
 

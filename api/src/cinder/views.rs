@@ -48,9 +48,6 @@ impl Link {
     }
 }
 
-/// User metadata (or image metadata, or extra specs): string to string.
-pub type StringMap = BTreeMap<String, String>;
-
 // ---- faults ----
 
 /// The inside of a fault.
@@ -142,7 +139,7 @@ pub struct Volume {
     /// The volume it was cloned from.
     pub source_volid: Option<String>,
     /// User metadata.
-    pub metadata: StringMap,
+    pub metadata: BTreeMap<String, String>,
     /// `self` and `bookmark`.
     pub links: Vec<Link>,
     /// The owner's user.
@@ -174,7 +171,7 @@ pub struct Volume {
     pub tenant_id: Option<String>,
     /// The image metadata, when there is any (show and detailed list).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub volume_image_metadata: Option<StringMap>,
+    pub volume_image_metadata: Option<BTreeMap<String, String>>,
     /// The pool, admins only (show and detailed list).
     #[serde(
         rename = "os-vol-host-attr:host",
@@ -273,7 +270,7 @@ pub struct VolumeSummary {
 #[serde(deny_unknown_fields)]
 pub struct Metadata {
     /// Key to value.
-    pub metadata: StringMap,
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// `{"meta": {key: value}}`: one metadata item.
@@ -281,7 +278,7 @@ pub struct Metadata {
 #[serde(deny_unknown_fields)]
 pub struct MetaItem {
     /// The one key and its value.
-    pub meta: StringMap,
+    pub meta: BTreeMap<String, String>,
 }
 
 /// How a volume is reached over NBD (Cinder's `connection_info`).
@@ -327,7 +324,7 @@ pub struct Snapshot {
     /// Same as `created_at`.
     pub updated_at: String,
     /// User metadata.
-    pub metadata: StringMap,
+    pub metadata: BTreeMap<String, String>,
     /// The owner project (show and detailed list).
     #[serde(
         rename = "os-extended-snapshot-attributes:project_id",
@@ -489,7 +486,7 @@ pub struct Backup {
     pub project_id: Option<String>,
     /// User metadata, from 3.43.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<StringMap>,
+    pub metadata: Option<BTreeMap<String, String>>,
     /// The owner's user, from 3.56.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,

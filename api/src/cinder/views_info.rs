@@ -5,7 +5,7 @@
 //! and the faults are in `views.rs`, with the conventions for optional and
 //! `null` fields.
 
-use super::views::{Link, StringMap};
+use super::views::Link;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -34,7 +34,7 @@ pub struct VolumeType {
     /// Key to value; `capabilities:`-prefixed or bare `storage_protocol`,
     /// `vendor_name`, `volume_backend_name` are matched against the one
     /// backend.
-    pub extra_specs: StringMap,
+    pub extra_specs: BTreeMap<String, String>,
     /// `null` (not in create's and update's answers).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
@@ -62,12 +62,12 @@ pub struct VolumeTypeList {
 #[serde(deny_unknown_fields)]
 pub struct ExtraSpecs {
     /// Key to value.
-    pub extra_specs: StringMap,
+    pub extra_specs: BTreeMap<String, String>,
 }
 
 /// One extra spec, `{key: value}`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ExtraSpec(pub StringMap);
+pub struct ExtraSpec(pub BTreeMap<String, String>);
 
 /// A project that may use a private type.
 #[derive(Debug, Clone, Serialize, ToSchema)]
