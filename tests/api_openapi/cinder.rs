@@ -1,0 +1,478 @@
+//! The Cinder v3 part of `api_openapi`: the document at
+//! `/volume/v3/openapi.json` (linked from version discovery) describes
+//! every route; a create/list/show/update/delete cycle of every resource,
+//! the faults (400, 401, 403, 404, 406, 413) and a sweep of every
+//! documented path get answers that validate against the documented
+//! schemas.
+
+use super::{concrete, documented, schema_errors, sweep};
+use crate::api_common::{Api, Resp, DEMO, OTHER, SMALL};
+use serde_json::{json, Value};
+
+/// The project prefix of the documented paths.
+const P: &str = "/v3/{project_id}";
+
+/// A client of one document.
+struct Cinder<'a> {
+    api: &'a Api,
+    doc: Value,
+}
+
+impl Cinder<'_> {
+    /// `method` on the documented `path` (under the project unless it
+    /// starts with `!`) with `ids` for its parameters, as `token` (the
+    /// project is the token's tenant) at microversion `mv`; the answer
+    /// must have `status` and be documented.
+    #[allow(clippy::too_many_arguments)]
+    #[track_caller]
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        ids: &[(&str, &str)],
+        query: &str,
+        token: Option<(&str, &str)>,
+        mv: &str,
+        body: Option<Value>,
+        status: u16,
+    ) -> Resp {
+        let template = match path.strip_prefix('!') {
+            Some(p) => p.to_string(),
+            None => format!("{P}{path}"),
+        };
+        let mut params = vec![("project_id", token.map_or("demo", |t| t.0))];
+        params.extend_from_slice(ids);
+        let url = format!("/volume{}{query}", concrete(&template, &params));
+        let version = format!("volume {mv}");
+        let mut h = vec![("OpenStack-API-Version", version.as_str())];
+        if let Some((_, t)) = token {
+            h.push(("X-Auth-Token", t));
+        }
+        let text = body.map(|b| b.to_string());
+        if text.is_some() {
+            h.push(("Content-Type", "application/json"));
+        }
+        let r = self.api.send(
+            &method.to_uppercase(),
+            &url,
+            &h,
+            text.as_deref().map(str::as_bytes),
+        );
+        assert_eq!(r.status, status, "{method} {url}: {}", r.text);
+        documented(&self.doc, &template, method, &r);
+        r
+    }
+
+    /// As `demo` at the newest microversion.
+    #[track_caller]
+    fn me(
+        &self,
+        method: &str,
+        path: &str,
+        ids: &[(&str, &str)],
+        body: Option<Value>,
+        status: u16,
+    ) -> Resp {
+        self.call(
+            method,
+            path,
+            ids,
+            "",
+            Some(("demo", DEMO)),
+            "3.62",
+            body,
+            status,
+        )
+    }
+}
+
+fn id(r: &Resp, key: &str) -> String {
+    r.json[key]["id"].as_str().expect("id").to_string()
+}
+
+pub fn cinder(api: &Api) {
+    let r = api.raw("GET", "/volume/", None, None);
+    assert_eq!(r.status, 300);
+    let link = format!(
+        "<{}/volume/v3/openapi.json>; rel=\"service-desc\"",
+        api.base
+    );
+    assert_eq!(r.header("link"), Some(link.as_str()));
+    let d = api.raw("GET", "/volume/v3/openapi.json", None, None);
+    assert_eq!(d.status, 200, "{}", d.text);
+    let doc = d.json;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["servers"][0]["url"], format!("{}/volume", api.base));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["token"]["name"],
+        "X-Auth-Token"
+    );
+    let c = Cinder { api, doc };
+    documented(&c.doc, "/", "get", &r);
+    let r = c.call("get", "!/v3/", &[], "", None, "3.0", None, 200);
+    assert_eq!(r.header("link"), Some(link.as_str()));
+    c.call("get", "!/", &[], "", None, "3.99", None, 406);
+    c.call("get", "!/v3/", &[], "", None, "x", None, 400);
+    c.call("get", "!/v3/openapi.json", &[], "", None, "3.0", None, 200);
+
+    // Volumes.
+    let body = json!({"volume": {"size": 1, "name": "a", "metadata": {"k": "v"}}});
+    let r = c.me("post", "/volumes", &[], Some(body), 202);
+    let vid = id(&r, "volume");
+    let v = [("volume_id", vid.as_str())];
+    let one = "/volumes/{volume_id}";
+    c.me("post", "/volumes", &[], Some(json!({"volume": {}})), 400);
+    c.me(
+        "post",
+        "/volumes",
+        &[],
+        Some(json!({"volume": {"snapshot_id": "nope"}})),
+        404,
+    );
+    c.call(
+        "post",
+        "/volumes",
+        &[],
+        "",
+        Some(("small", SMALL)),
+        "3.0",
+        Some(json!({"volume": {"size": 4}})),
+        413,
+    );
+    for q in ["", "?with_count=true&limit=1"] {
+        c.call(
+            "get",
+            "/volumes",
+            &[],
+            q,
+            Some(("demo", DEMO)),
+            "3.62",
+            None,
+            200,
+        );
+        let r = c.call(
+            "get",
+            "/volumes/detail",
+            &[],
+            q,
+            Some(("demo", DEMO)),
+            "3.62",
+            None,
+            200,
+        );
+        assert!(r.json["volumes"][0]["id"].is_string(), "{}", r.text);
+    }
+    for mv in ["3.0", "3.13", "3.48", "3.62"] {
+        c.call("get", one, &v, "", Some(("demo", DEMO)), mv, None, 200);
+    }
+    c.me("get", "/volumes/summary", &[], None, 200);
+    let r = c.me(
+        "put",
+        one,
+        &v,
+        Some(json!({"volume": {"name": "b", "description": "d"}})),
+        200,
+    );
+    assert_eq!(r.json["volume"]["name"], "b");
+    c.me("get", one, &[("volume_id", "nope")], None, 404);
+    c.call("get", one, &v, "", None, "3.0", None, 401);
+    c.call("get", one, &v, "", Some(("demo", OTHER)), "3.0", None, 403);
+    c.call("get", one, &v, "", Some(("demo", DEMO)), "3.63", None, 406);
+    let md = "/volumes/{volume_id}/metadata";
+    let item = "/volumes/{volume_id}/metadata/{key}";
+    let vk = [("volume_id", vid.as_str()), ("key", "k")];
+    c.me("get", md, &v, None, 200);
+    c.me("post", md, &v, Some(json!({"metadata": {"x": "1"}})), 200);
+    c.me("put", md, &v, Some(json!({"metadata": {"k": "v"}})), 200);
+    c.me("get", item, &vk, None, 200);
+    c.me("put", item, &vk, Some(json!({"meta": {"k": "w"}})), 200);
+    c.me("delete", item, &vk, None, 200);
+    c.me("get", item, &vk, None, 404);
+    let act = "/volumes/{volume_id}/action";
+    c.me(
+        "post",
+        act,
+        &v,
+        Some(json!({"os-extend": {"new_size": 2}})),
+        202,
+    );
+    let r = c.me(
+        "post",
+        act,
+        &v,
+        Some(json!({"os-set_image_metadata": {"metadata": {"i": "j"}}})),
+        200,
+    );
+    assert_eq!(r.json["metadata"]["i"], "j");
+    let r = c.me(
+        "post",
+        act,
+        &v,
+        Some(json!({"os-initialize_connection": {"connector": {}}})),
+        200,
+    );
+    assert_eq!(r.json["connection_info"]["driver_volume_type"], "nbd");
+    c.me("post", act, &v, Some(json!({"nope": {}})), 400);
+    // The schemas bite: an unknown member, a missing one, a wrong type.
+    let r = c.me("get", one, &v, None, 200);
+    assert_eq!(
+        schema_errors(&c.doc, &format!("{P}{one}"), "get", 200, &r.json),
+        0
+    );
+    let mut extra = r.json.clone();
+    extra["volume"]["extra"] = json!(1);
+    let mut missing = r.json.clone();
+    missing["volume"].as_object_mut().unwrap().remove("status");
+    let mut wrong = r.json.clone();
+    wrong["volume"]["size"] = json!("2");
+    for bad in [extra, missing, wrong] {
+        assert!(
+            schema_errors(&c.doc, &format!("{P}{one}"), "get", 200, &bad) > 0,
+            "{bad}"
+        );
+    }
+
+    // Snapshots.
+    let r = c.me(
+        "post",
+        "/snapshots",
+        &[],
+        Some(json!({"snapshot": {"volume_id": vid, "name": "s"}})),
+        202,
+    );
+    let sid = id(&r, "snapshot");
+    let s = [("snapshot_id", sid.as_str())];
+    let snap = "/snapshots/{snapshot_id}";
+    c.me(
+        "post",
+        "/snapshots",
+        &[],
+        Some(json!({"snapshot": {"volume_id": "nope"}})),
+        404,
+    );
+    c.me("get", "/snapshots", &[], None, 200);
+    c.me("get", "/snapshots/detail", &[], None, 200);
+    c.me("get", snap, &s, None, 200);
+    c.me(
+        "put",
+        snap,
+        &s,
+        Some(json!({"snapshot": {"name": "t"}})),
+        200,
+    );
+    let smd = "/snapshots/{snapshot_id}/metadata";
+    c.me("post", smd, &s, Some(json!({"metadata": {"a": "b"}})), 200);
+    c.me("get", smd, &s, None, 200);
+    let sk = [("snapshot_id", sid.as_str()), ("key", "a")];
+    c.me(
+        "get",
+        "/snapshots/{snapshot_id}/metadata/{key}",
+        &sk,
+        None,
+        200,
+    );
+
+    // Backups.
+    let r = c.me(
+        "post",
+        "/backups",
+        &[],
+        Some(json!({"backup": {"volume_id": vid, "name": "bk"}})),
+        202,
+    );
+    let bid = id(&r, "backup");
+    let b = [("backup_id", bid.as_str())];
+    let backup = "/backups/{backup_id}";
+    c.me("get", "/backups", &[], None, 200);
+    for mv in ["3.0", "3.62"] {
+        c.call(
+            "get",
+            "/backups/detail",
+            &[],
+            "",
+            Some(("demo", DEMO)),
+            mv,
+            None,
+            200,
+        );
+        c.call("get", backup, &b, "", Some(("demo", DEMO)), mv, None, 200);
+    }
+    c.me(
+        "put",
+        backup,
+        &b,
+        Some(json!({"backup": {"name": "bk2"}})),
+        200,
+    );
+    c.call(
+        "put",
+        backup,
+        &b,
+        "",
+        Some(("demo", DEMO)),
+        "3.0",
+        Some(json!({"backup": {"name": "bk2"}})),
+        405,
+    );
+    let r = c.me(
+        "post",
+        "/backups/{backup_id}/restore",
+        &b,
+        Some(json!({"restore": {}})),
+        202,
+    );
+    let restored = r.json["restore"]["volume_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    c.me("delete", backup, &b, None, 202);
+    c.me("get", backup, &b, None, 404);
+
+    // Attachments (3.27+), on the restored volume.
+    let a = [("attachment_id", restored.as_str())];
+    let att = "/attachments/{attachment_id}";
+    c.me(
+        "post",
+        "/attachments",
+        &[],
+        Some(json!({"attachment": {"volume_uuid": restored, "instance_uuid": "srv-1"}})),
+        200,
+    );
+    c.me("get", "/attachments", &[], None, 200);
+    c.me("get", "/attachments/detail", &[], None, 200);
+    let r = c.me("get", att, &a, None, 200);
+    assert_eq!(r.json["attachment"]["status"], "reserved");
+    let r = c.me(
+        "put",
+        att,
+        &a,
+        Some(json!({"attachment": {"connector": {"mountpoint": "/dev/vdb"}}})),
+        200,
+    );
+    assert_eq!(r.json["attachment"]["status"], "attached");
+    let r = c.me("get", "/attachments/detail", &[], None, 200);
+    assert!(
+        r.json["attachments"][0]["connection_info"]["data"].is_object(),
+        "{}",
+        r.text
+    );
+    c.me("delete", att, &a, None, 200);
+    c.me("get", att, &a, None, 404);
+
+    // Transfers, under both names.
+    for coll in ["/os-volume-transfer", "/volume-transfers"] {
+        let r = c.me(
+            "post",
+            coll,
+            &[],
+            Some(json!({"transfer": {"volume_id": restored, "name": "tr"}})),
+            202,
+        );
+        assert!(r.json["transfer"]["auth_key"].is_string());
+        let tid = id(&r, "transfer");
+        let t = [("transfer_id", tid.as_str())];
+        c.me("get", coll, &[], None, 200);
+        c.me("get", &format!("{coll}/detail"), &[], None, 200);
+        let one = format!("{coll}/{{transfer_id}}");
+        c.me("get", &one, &t, None, 200);
+        c.me(
+            "post",
+            &format!("{one}/accept"),
+            &t,
+            Some(json!({"accept": {"auth_key": "0"}})),
+            400,
+        );
+        c.me("delete", &one, &t, None, 202);
+        c.me("get", &one, &t, None, 404);
+    }
+
+    // Types, quotas, information; the operator views are 403 for a tenant.
+    c.me("get", "/types", &[], None, 200);
+    let ty = [("type_id", "default")];
+    c.me("get", "/types/{type_id}", &ty, None, 200);
+    c.me("get", "/types/{type_id}/extra_specs", &ty, None, 200);
+    c.me(
+        "get",
+        "/types/{type_id}/extra_specs/{key}",
+        &[("type_id", "default"), ("key", "nope")],
+        None,
+        404,
+    );
+    c.me(
+        "post",
+        "/types",
+        &[],
+        Some(json!({"volume_type": {"name": "gold"}})),
+        403,
+    );
+    c.me("get", "/messages", &[], None, 200);
+    for p in ["/os-availability-zone", "/extensions", "/limits"] {
+        c.me("get", p, &[], None, 200);
+    }
+    let q = "/os-quota-sets/{quota_project_id}";
+    let mine = [("quota_project_id", "demo")];
+    c.me("get", q, &mine, None, 200);
+    c.call(
+        "get",
+        q,
+        &mine,
+        "?usage=true",
+        Some(("demo", DEMO)),
+        "3.62",
+        None,
+        200,
+    );
+    c.me("get", &format!("{q}/defaults"), &mine, None, 200);
+    c.me(
+        "put",
+        q,
+        &mine,
+        Some(json!({"quota_set": {"volumes": 9}})),
+        403,
+    );
+    for p in ["/os-services", "/os-hosts", "/scheduler-stats/get_pools"] {
+        c.me("get", p, &[], None, 403);
+    }
+
+    // Every documented path, with the methods that change nothing.
+    let params = [
+        ("project_id", "demo"),
+        ("volume_id", vid.as_str()),
+        ("snapshot_id", sid.as_str()),
+        ("attachment_id", restored.as_str()),
+        ("backup_id", bid.as_str()),
+        ("transfer_id", "nope"),
+        ("type_id", "default"),
+        ("key", "k"),
+        ("message_id", "nope"),
+        ("quota_project_id", "demo"),
+        ("class_name", "default"),
+        ("service_action", "enable"),
+        ("host_name", "blockd@engine"),
+    ];
+    let n = sweep(
+        api,
+        &c.doc,
+        ("/volume", ""),
+        &["get"],
+        &params,
+        &[
+            ("X-Auth-Token", DEMO),
+            ("OpenStack-API-Version", "volume 3.62"),
+        ],
+        ("", b""),
+    );
+    assert_eq!(n, 44);
+
+    // Deletes.
+    c.me("delete", snap, &s, None, 202);
+    c.me("delete", one, &v, None, 202);
+    c.me(
+        "delete",
+        one,
+        &[("volume_id", restored.as_str())],
+        None,
+        202,
+    );
+    c.me("get", one, &v, None, 404);
+}
