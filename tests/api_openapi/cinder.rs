@@ -462,7 +462,7 @@ pub fn cinder(api: &Api) {
         ],
         ("", b""),
     );
-    assert_eq!(n, 44);
+    assert_eq!(n, 45);
 
     // Deletes.
     c.me("delete", snap, &s, None, 202);

@@ -37,10 +37,13 @@ pub(crate) const BACKUP_VOLUME: &str = "api.cinder_backup_volume";
 /// The backup an incremental backup follows.
 const BACKUP_PARENT: &str = "api.cinder_backup_parent";
 /// The snapshot a backup was made of, if any.
-const BACKUP_SNAPSHOT: &str = "api.cinder_backup_snapshot";
+pub(crate) const BACKUP_SNAPSHOT: &str = "api.cinder_backup_snapshot";
 /// When a backup was made, in nanoseconds (orders backups made within
 /// one second, whose engine times are equal).
-const BACKUP_AT: &str = "api.cinder_backup_at";
+pub(crate) const BACKUP_AT: &str = "api.cinder_backup_at";
+/// The id an imported backup was given (`backup_records.rs`), which the
+/// API shows instead of its engine image's id.
+pub(crate) const BACKUP_ALIAS: &str = "api.cinder_backup_id";
 
 /// Marks the scratch objects of a restore over an existing volume (the
 /// backup's id); they live only while the restore runs.
@@ -67,12 +70,26 @@ pub(crate) fn usage(ctx: &Ctx) -> (u64, u64) {
     (b.len() as u64, b.iter().map(|o| meta::gb(o.size)).sum())
 }
 
+/// The id the API shows for backup `o`: the one it was imported under,
+/// else its image's.
+pub(crate) fn backup_id(o: &ObjectInfo) -> String {
+    meta::get(o, BACKUP_ALIAS).map_or_else(|| o.id.to_string(), str::to_string)
+}
+
+/// The backup `id` among `images` (by the id the API shows).
+pub(crate) fn by_id(images: Vec<ObjectInfo>, id: &str) -> Option<ObjectInfo> {
+    images
+        .into_iter()
+        .find(|o| meta::get(o, BACKUP_VOLUME).is_some() && backup_id(o) == id)
+}
+
 /// The detailed view of backup `o` (`all`: the caller's backups).
 fn view(ctx: &Ctx, o: &ObjectInfo, all: &[ObjectInfo]) -> Backup {
-    let id = o.id.to_string();
+    let image = o.id.to_string();
     let dependent = all
         .iter()
-        .any(|b| meta::get(b, BACKUP_PARENT) == Some(id.as_str()));
+        .any(|b| meta::get(b, BACKUP_PARENT) == Some(image.as_str()));
+    let id = backup_id(o);
     Backup {
         links: links(ctx, "backups", &id),
         id,
@@ -98,8 +115,8 @@ fn view(ctx: &Ctx, o: &ObjectInfo, all: &[ObjectInfo]) -> Backup {
 }
 
 /// The brief view of backup `o`.
-fn brief(ctx: &Ctx, o: &ObjectInfo) -> BackupBrief {
-    let id = o.id.to_string();
+pub(crate) fn brief(ctx: &Ctx, o: &ObjectInfo) -> BackupBrief {
+    let id = backup_id(o);
     BackupBrief {
         links: links(ctx, "backups", &id),
         id,
@@ -109,10 +126,33 @@ fn brief(ctx: &Ctx, o: &ObjectInfo) -> BackupBrief {
 
 /// The caller's backup `id` (404 otherwise).
 pub(crate) fn find(ctx: &Ctx, id: &str) -> Result<ObjectInfo> {
-    ctx.dom
-        .find(ObjectKind::Image, id)?
-        .filter(|o| ctx.dom.owns(o) && meta::get(o, BACKUP_VOLUME).is_some())
-        .ok_or_else(|| ApiError::not_found(format!("Backup {id} could not be found.")))
+    let direct = ctx.dom.find(ObjectKind::Image, id)?.filter(|o| {
+        ctx.dom.owns(o)
+            && meta::get(o, BACKUP_VOLUME).is_some()
+            && meta::get(o, BACKUP_ALIAS).is_none()
+    });
+    match direct {
+        Some(o) => Ok(o),
+        None => by_id(backups(ctx), id)
+            .ok_or_else(|| ApiError::not_found(format!("Backup {id} could not be found."))),
+    }
+}
+
+/// Backup `id` of any project for an admin, else the caller's (404
+/// otherwise).
+pub(crate) fn find_any(ctx: &Ctx, id: &str) -> Result<ObjectInfo> {
+    if !ctx.dom.scope.admin {
+        return find(ctx, id);
+    }
+    let direct = ctx
+        .dom
+        .find_any(ObjectKind::Image, id)?
+        .filter(|o| meta::get(o, BACKUP_VOLUME).is_some() && meta::get(o, BACKUP_ALIAS).is_none());
+    let found = match direct {
+        Some(o) => Some(o),
+        None => by_id(ctx.dom.objects_any(ObjectKind::Image, None), id),
+    };
+    found.ok_or_else(|| ApiError::not_found(format!("Backup {id} could not be found.")))
 }
 
 const SORT_KEYS: &[&str] = &[
@@ -321,11 +361,7 @@ pub fn action(ctx: &Ctx, id: &str) -> Result<Reply> {
             ApiError::bad_request("Invalid input received: status must be available or error")
         })?;
     let locked = ctx.dom.lock();
-    let o = ctx
-        .dom
-        .find_any(ObjectKind::Image, id)?
-        .filter(|o| meta::get(o, BACKUP_VOLUME).is_some())
-        .ok_or_else(|| ApiError::not_found(format!("Backup {id} could not be found.")))?;
+    let o = find_any(ctx, id)?;
     ctx.dom.save(&locked, o.id, status, o.metadata.clone())?;
     tracing::info!(tenant = %ctx.tenant.id, backup = %o.id, status, "cinder: backup status reset");
     Ok(Reply::empty(202))
@@ -386,7 +422,7 @@ pub fn restore(ctx: &Ctx, id: &str) -> Result<Reply> {
     };
     tracing::info!(tenant = %ctx.tenant.id, backup = %b.id, volume = %vol.id, "cinder: backup restored");
     let restore = Restore {
-        backup_id: b.id.to_string(),
+        backup_id: backup_id(&b),
         volume_id: vol.id.to_string(),
         volume_name: opt(&vol, meta::DISPLAY_NAME),
     };

@@ -21,6 +21,7 @@
 mod actions;
 mod admin;
 mod attachments;
+mod backup_records;
 mod backups;
 pub(crate) mod fault;
 mod info;
@@ -352,6 +353,10 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
             }
         }
         ["backups", "detail"] => only(req, "GET").and_then(|_| backups::list(ctx, true)),
+        ["backups", "import_record"] => only(req, "POST").and_then(|_| backup_records::import(ctx)),
+        ["backups", id, "export_record"] => {
+            only(req, "GET").and_then(|_| backup_records::export(ctx, id))
+        }
         ["backups", id] => {
             only(req, "GET, PUT, DELETE")?;
             match m.as_str() {

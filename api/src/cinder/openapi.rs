@@ -17,11 +17,11 @@
 
 use super::views::{
     Attachment, AttachmentConnection, AttachmentList, AttachmentOne, Backup, BackupBrief,
-    BackupBriefList, BackupBriefOne, BackupList, BackupOne, ConnectionInfo, ConnectionOne, Empty,
-    Fault, FaultBody, Link, Message, MessageList, MessageOne, MetaItem, Metadata, Restore,
-    RestoreOne, Snapshot, SnapshotList, SnapshotOne, Transfer, TransferList, TransferOne, Volume,
-    VolumeAttachment, VolumeBrief, VolumeBriefList, VolumeList, VolumeOne, VolumeSummary,
-    VolumeSummaryFields,
+    BackupBriefList, BackupBriefOne, BackupList, BackupOne, BackupRecord, BackupRecordOne,
+    ConnectionInfo, ConnectionOne, Empty, Fault, FaultBody, Link, Message, MessageList, MessageOne,
+    MetaItem, Metadata, Restore, RestoreOne, Snapshot, SnapshotList, SnapshotOne, Transfer,
+    TransferList, TransferOne, Volume, VolumeAttachment, VolumeBrief, VolumeBriefList, VolumeList,
+    VolumeOne, VolumeSummary, VolumeSummaryFields,
 };
 use super::views_info::{
     AbsoluteLimits, Capabilities, Extension, ExtensionList, ExtraSpec, ExtraSpecs, Host, HostList,
@@ -43,7 +43,7 @@ use utoipa::OpenApi;
     ),
     components(schemas(
         Attachment, AttachmentConnection, AttachmentList, AttachmentOne, Backup, BackupBrief,
-        BackupBriefList, BackupBriefOne, BackupList, BackupOne, ConnectionInfo, ConnectionOne,
+        BackupBriefList, BackupBriefOne, BackupList, BackupOne, BackupRecord, BackupRecordOne, ConnectionInfo, ConnectionOne,
         Empty, Fault, FaultBody, Link, Message, MessageList, MessageOne, MetaItem, Metadata,
         Restore, RestoreOne, Snapshot, SnapshotList, SnapshotOne, Transfer, TransferList,
         TransferOne, Volume, VolumeAttachment, VolumeBrief, VolumeBriefList, VolumeList,
@@ -237,6 +237,8 @@ const OPERATIONS: &[Op] = &[
     op("put", "/backups/{backup_id}", "updateBackup", "backups", "Update name, description, metadata (3.9+; metadata 3.43+)", Some("backup"), &[(200, S("BackupBriefOne"))], &[404, 405]),
     op("delete", "/backups/{backup_id}", "deleteBackup", "backups", "Delete a backup", None, &[(202, NoBody)], &[404]),
     op("post", "/backups/{backup_id}/action", "backupAction", "backups", "os-reset_status (admins)", Some("os-reset_status"), &[(202, NoBody)], &[404]),
+    op("get", "/backups/{backup_id}/export_record", "exportBackupRecord", "backups", "Export a backup's record (admins, any project's backup)", None, &[(200, S("BackupRecordOne"))], &[404]),
+    op("post", "/backups/import_record", "importBackupRecord", "backups", "Import an exported record into the caller's project, under the record's id (admins; 404 when the record's image is gone)", Some("backup-record"), &[(201, S("BackupBriefOne"))], &[404, 413]),
     op("post", "/backups/{backup_id}/restore", "restoreBackup", "backups", "Restore to a new volume, or over `volume_id`", Some("restore"), &[(202, S("RestoreOne"))], &[404, 413]),
     // volume types
     op("get", "/types", "listTypes", "types", "List the volume types the project sees (admins: `?is_public=`)", None, &[(200, S("VolumeTypeList"))], &[]).query(&[("is_public", "admins: `true`, `false` or all")]),
@@ -444,8 +446,8 @@ mod tests {
             assert!(schemas.contains_key(name), "{name}");
         }
         assert!(!schemas.contains_key("BTreeMap"));
-        assert_eq!(schemas.len(), 72);
-        assert_eq!(paths.len(), 53);
+        assert_eq!(schemas.len(), 74);
+        assert_eq!(paths.len(), 55);
         assert_eq!(
             d["components"]["securitySchemes"]["token"]["name"],
             "X-Auth-Token"

@@ -530,6 +530,27 @@ pub struct BackupBriefList {
     pub backups_links: Option<Vec<Link>>,
 }
 
+/// An exported backup record.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRecord {
+    /// `cinder.backup.drivers.blockd_image`: pass it back to import.
+    pub backup_service: String,
+    /// Base64 of a JSON record (`id`, `image_id`, name, description,
+    /// volume, snapshot, `mac`); the `id` may be changed before importing,
+    /// any other member breaks its integrity check.
+    pub backup_url: String,
+}
+
+/// `GET backups/{id}/export_record`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRecordOne {
+    /// The record.
+    #[serde(rename = "backup-record")]
+    pub record: BackupRecord,
+}
+
 /// What a restore made or overwrote.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
