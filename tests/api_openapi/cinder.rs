@@ -463,6 +463,53 @@ pub fn cinder(api: &Api) {
         ("", b""),
     );
     assert_eq!(n, 45);
+    // Every documented operation is a route answering what it declares:
+    // with unknown ids and an empty body (nothing is changed)...
+    let nope: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (*k, if *k == "project_id" { *v } else { "nope" }))
+        .collect();
+    let n = sweep(
+        api,
+        &c.doc,
+        ("/volume", ""),
+        &["post", "put", "delete"],
+        &nope,
+        &[
+            ("X-Auth-Token", DEMO),
+            ("OpenStack-API-Version", "volume 3.62"),
+        ],
+        ("application/json", b"{}"),
+    );
+    assert_eq!(n, 44);
+    // ... and the faults every project operation declares: no token (401),
+    // another project's token (403), a malformed (400) or unsupported (406)
+    // microversion.
+    let mut n = 0;
+    for (path, item) in c.doc["paths"].as_object().expect("paths") {
+        if !path.starts_with(P) {
+            continue;
+        }
+        let url = format!("/volume{}", concrete(path, &nope));
+        for m in item.as_object().expect("item").keys() {
+            for (token, version, status) in [
+                (None, "volume 3.62", 401),
+                (Some(OTHER), "volume 3.62", 403),
+                (Some(DEMO), "volume 3.x", 400),
+                (Some(DEMO), "volume 3.99", 406),
+            ] {
+                let mut h = vec![("OpenStack-API-Version", version)];
+                if let Some(t) = token {
+                    h.push(("X-Auth-Token", t));
+                }
+                let r = api.send(&m.to_uppercase(), &url, &h, None);
+                assert_eq!(r.status, status, "{m} {url}: {}", r.text);
+                documented(&c.doc, path, m, &r);
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(n, 4 * 86);
 
     // Deletes.
     c.me("delete", snap, &s, None, 202);
