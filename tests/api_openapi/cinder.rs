@@ -701,6 +701,8 @@ pub fn cinder(api: &Api) {
     }
     c.call("get", "!/", &[], "", None, "x", None, 400);
     c.call("get", "!/v3/", &[], "", None, "3.99", None, 406);
+    c.call("get", "!/v3/openapi.json", &[], "", None, "x", None, 400);
+    c.call("get", "!/v3/openapi.json", &[], "", None, "3.99", None, 406);
     // A reservation completed by os-complete (204).
     let r = c.me(
         "post",

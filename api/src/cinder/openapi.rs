@@ -390,6 +390,21 @@ pub fn generate(base: &str) -> Value {
     let Some(paths) = v["paths"].as_object_mut() else {
         return v;
     };
+    // Every answer under `/volume` goes through the microversion check.
+    if let Some(r) = paths
+        .get_mut("/v3/openapi.json")
+        .and_then(|i| i["get"]["responses"].as_object_mut())
+    {
+        for (status, description) in [
+            (400, "badRequest: malformed microversion"),
+            (406, "notAcceptable: unsupported microversion"),
+        ] {
+            r.insert(
+                status.to_string(),
+                json!({"description": description, "content": json_content(schema_ref("Fault"))}),
+            );
+        }
+    }
     for (path, status, summary, id) in [
         ("/", 300, "The API versions (v3)", "listVersions"),
         ("/v3/", 200, "The v3 version", "showVersion"),
