@@ -83,8 +83,11 @@ fn quota_updates_are_admin_only_validated_durable_and_enforced_everywhere() {
         "badRequest",
     );
     fault(&put(json!({"quota_set": {"bogus": 1}})), 400, "badRequest");
-    // blockd has no groups: their quota is 0 and stays so.
-    fault(&put(json!({"quota_set": {"groups": 3}})), 400, "badRequest");
+    fault(
+        &put(json!({"quota_set": {"groups": "x"}})),
+        400,
+        "badRequest",
+    );
     fault(&put(json!({"volumes": 1})), 400, "badRequest");
     let r = api.put(
         &format!("{A}/os-quota-sets/nobody"),

@@ -49,6 +49,12 @@ pub const IMPORT_TMP: &str = "api.danube.import_task";
 /// The attachment's NBD secret: the export name that reaches the volume
 /// while it is attached (see `nbd_access.rs`).
 pub const NBD_SECRET: &str = "api.nbd_secret";
+/// A Cinder generic volume group's id, on its member volumes
+/// (`cinder/groups.rs`; the record is `domain::settings::GROUP_RECORD`).
+pub const GROUP_ID: &str = "api.cinder_group_id";
+/// A Cinder group snapshot's id, on its member snapshots
+/// (`cinder/group_snapshots.rs`; `domain::settings::GROUP_SNAPSHOT_RECORD`).
+pub const GROUP_SNAPSHOT_ID: &str = "api.cinder_group_snapshot_id";
 /// Prefix of user metadata keys.
 pub const USER_PREFIX: &str = "user.";
 

@@ -4,7 +4,9 @@
 //! volumes, their actions and metadata, snapshots, attachments (3.27+),
 //! backups, volume types (`types.rs`), user messages (`messages.rs`),
 //! availability zones, limits, quota
-//! sets, extensions, volume transfers (`transfers.rs`), and the read-only
+//! sets, extensions, volume transfers (`transfers.rs`), generic volume
+//! groups, group types and group snapshots (`groups.rs`, `group_types.rs`,
+//! `group_snapshots.rs`, bodies in `group_views.rs`), and the read-only
 //! operator views (`admin.rs`). Clients find it through the
 //! catalogue of the minimal Keystone (`keystone/`); `X-Auth-Token` is a
 //! token it issued or a tenant's static token, and `{project_id}` is the
@@ -24,6 +26,10 @@ mod attachments;
 mod backup_records;
 mod backups;
 pub(crate) mod fault;
+mod group_snapshots;
+mod group_types;
+mod group_views;
+mod groups;
 mod info;
 mod messages;
 mod openapi;
@@ -395,6 +401,77 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
         ["types", id, "action"] => only(req, "POST").and_then(|_| types::action(ctx, id)),
         ["types", id, "os-volume-type-access"] => {
             only(req, "GET").and_then(|_| types::access_list(ctx, id))
+        }
+        ["group_types"] if ctx.version.at_least(11) => {
+            only(req, "GET, POST")?;
+            if *m == Method::GET {
+                group_types::list(ctx)
+            } else {
+                group_types::create(ctx)
+            }
+        }
+        ["group_types", id] if ctx.version.at_least(11) => {
+            only(req, "GET, PUT, DELETE")?;
+            match m.as_str() {
+                "GET" => group_types::show(ctx, id),
+                "PUT" => group_types::update(ctx, id),
+                _ => group_types::delete(ctx, id),
+            }
+        }
+        ["group_types", id, "group_specs"] if ctx.version.at_least(11) => {
+            only(req, "GET, POST")?;
+            group_types::group_specs(ctx, id)
+        }
+        ["group_types", id, "group_specs", key] if ctx.version.at_least(11) => {
+            only(req, "GET, PUT, DELETE")?;
+            group_types::group_spec(ctx, id, key)
+        }
+        ["groups"] if ctx.version.at_least(13) => {
+            only(req, "GET, POST")?;
+            if *m == Method::GET {
+                groups::list(ctx, false)
+            } else {
+                groups::create(ctx)
+            }
+        }
+        ["groups", "detail"] if ctx.version.at_least(13) => {
+            only(req, "GET").and_then(|_| groups::list(ctx, true))
+        }
+        ["groups", "action"] if ctx.version.at_least(14) => {
+            only(req, "POST").and_then(|_| groups::create_from_src(ctx))
+        }
+        ["groups", id] if ctx.version.at_least(13) => {
+            only(req, "GET, PUT")?;
+            if *m == Method::GET {
+                groups::show(ctx, id)
+            } else {
+                groups::update(ctx, id)
+            }
+        }
+        ["groups", id, "action"] if ctx.version.at_least(13) => {
+            only(req, "POST").and_then(|_| groups::action(ctx, id))
+        }
+        ["group_snapshots"] if ctx.version.at_least(14) => {
+            only(req, "GET, POST")?;
+            if *m == Method::GET {
+                group_snapshots::list(ctx, false)
+            } else {
+                group_snapshots::create(ctx)
+            }
+        }
+        ["group_snapshots", "detail"] if ctx.version.at_least(14) => {
+            only(req, "GET").and_then(|_| group_snapshots::list(ctx, true))
+        }
+        ["group_snapshots", id] if ctx.version.at_least(14) => {
+            only(req, "GET, DELETE")?;
+            if *m == Method::GET {
+                group_snapshots::show(ctx, id)
+            } else {
+                group_snapshots::delete(ctx, id)
+            }
+        }
+        ["group_snapshots", id, "action"] if ctx.version.at_least(14) => {
+            only(req, "POST").and_then(|_| group_snapshots::action(ctx, id))
         }
         ["messages"] if ctx.version.at_least(3) => {
             only(req, "GET").and_then(|_| messages::list(ctx))

@@ -9,8 +9,8 @@
 //! dialect enforces what is set here. Per-type keys (`volumes_{type}`,
 //! `snapshots_{type}`, `gigabytes_{type}`) are accepted for existing types
 //! and reported, not enforced: blockd has one backend, and a type changes
-//! nothing physical. `groups` is 0: blockd has no groups (setting it is
-//! refused as a bad key).
+//! nothing physical. `groups` counts the project's generic volume groups
+//! (`groups.rs`).
 
 use super::backups::BACKUP_VOLUME;
 use super::params::wrapped;
@@ -73,6 +73,10 @@ fn in_use(all: &[ObjectInfo], tenant: &str) -> BTreeMap<String, u64> {
     m.insert("gigabytes".into(), u.gigabytes);
     m.insert("backups".into(), backups.len() as u64);
     m.insert("backup_gigabytes".into(), backup_gb);
+    m.insert(
+        "groups".into(),
+        super::groups::count(&settings::read(all), tenant),
+    );
     // Per type: volumes and their GB by the volume's type; snapshots and
     // images all count on `__DEFAULT__`.
     for (id, name) in super::types::ids_names(all) {
@@ -118,14 +122,8 @@ fn set_view(
     usage: Option<&BTreeMap<String, u64>>,
 ) -> QuotaSet {
     let mut quotas = BTreeMap::new();
-    let mut keys = all_keys(ctx, all);
-    keys.push("groups".into());
-    for k in keys {
-        let max = if k == "groups" {
-            0
-        } else {
-            limits.get(&k).copied().unwrap_or(-1)
-        };
+    for k in all_keys(ctx, all) {
+        let max = limits.get(&k).copied().unwrap_or(-1);
         let v = match usage {
             Some(u) => Quota::Usage(QuotaUsage {
                 limit: max,

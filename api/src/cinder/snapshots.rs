@@ -48,7 +48,10 @@ fn view(ctx: &Ctx, o: &ObjectInfo, detail: bool) -> Snapshot {
         metadata: meta::user_metadata(o),
         project_id: detail.then_some(project),
         progress: detail.then(|| meta::get(o, PROGRESS).unwrap_or("100%").to_string()),
-        group_snapshot_id: ctx.version.at_least(14).then_some(None),
+        group_snapshot_id: ctx
+            .version
+            .at_least(14)
+            .then(|| opt(o, super::group_snapshots::GROUP_SNAPSHOT_ID)),
         user_id: ctx.version.at_least(41).then_some(user),
     }
 }
@@ -196,6 +199,7 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
 pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = ctx.snapshot(id)?;
+    super::group_snapshots::refuse_delete(ctx, &o)?;
     ops::delete(&ctx.dom, &locked, &o)?;
     Ok(Reply::empty(202))
 }

@@ -15,7 +15,8 @@
 //! does not encrypt or throttle volumes.
 //!
 //! Admin only (403 otherwise): create, update, delete (400 while a
-//! volume has the type), extra spec changes, access changes and lists.
+//! volume or a group has the type), extra spec changes, access changes and
+//! lists.
 
 use super::info::{DEFAULT_TYPE, DEFAULT_TYPE_ID};
 use super::params::MAX_FIELD;
@@ -362,7 +363,7 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
             .list()
             .iter()
             .any(|o| o.kind == ObjectKind::Volume && meta::get(o, TYPE_ID) == Some(&t.id));
-        if used {
+        if used || super::groups::volume_type_in_use(m, &t.id) {
             return Err(ApiError::bad_request("Target volume type is still in use."));
         }
         m.remove(&format!("{PREFIX}{}", t.id));

@@ -152,7 +152,7 @@ pub struct Volume {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub migration_status: Option<Option<String>>,
-    /// `null`, from 3.13.
+    /// The generic volume group it is in, or `null`, from 3.13.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub group_id: Option<Option<String>>,
@@ -337,7 +337,7 @@ pub struct Snapshot {
         skip_serializing_if = "Option::is_none"
     )]
     pub progress: Option<String>,
-    /// `null`, from 3.14.
+    /// The group snapshot it is part of, or `null`, from 3.14.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub group_snapshot_id: Option<Option<String>>,

@@ -100,7 +100,10 @@ pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo, extended: bool) -> Volume {
         replication_status: None,
         consistencygroup_id: None,
         migration_status: admin.then_some(None),
-        group_id: ctx.version.at_least(13).then_some(None),
+        group_id: ctx
+            .version
+            .at_least(13)
+            .then(|| opt(o, super::groups::GROUP_ID)),
         shared_targets: shared.then_some(false),
         service_uuid: shared.then_some(None),
         tenant_id: extended.then_some(project),
@@ -341,6 +344,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         (_, _, _, Some(b)) => Some((super::backups::find(ctx, b)?, 'b')),
         _ => None,
     };
+    let group = super::groups::for_new_volume(ctx, &body, &vtype.id)?;
     let size_gb = match (&src, size) {
         (None, None) => {
             return Err(ApiError::bad_request(
@@ -373,6 +377,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
                 super::types::TYPE_ID,
                 Some(vtype.id.as_str()).filter(|id| *id != super::info::DEFAULT_TYPE_ID),
             ),
+            (super::groups::GROUP_ID, group.as_deref()),
         ],
     );
     let source = match &src {
@@ -481,6 +486,7 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<Reply> {
     let locked = ctx.dom.lock();
     // An admin may delete any project's volume, as Cinder's operators.
     let o = ctx.volume_any(id)?;
+    super::groups::refuse_delete(ctx, &o)?;
     let attached = ops::attached(&o);
     let deletable = [
         "available",

@@ -9,7 +9,7 @@
 //! are here, once.
 
 use super::quota::{self, Charge};
-use super::visibility;
+use super::{settings, visibility};
 use super::{Ctx, Locked};
 use crate::error::{ApiError, ErrorKind, Result};
 use crate::meta::{self, GIB};
@@ -353,10 +353,52 @@ pub(crate) fn attached(o: &ObjectInfo) -> bool {
     o.status == meta::IN_USE || meta::get(o, meta::ATTACHED_SERVER).is_some()
 }
 
+/// The Cinder group or group snapshot that holds `o` (a member volume or
+/// snapshot), if its record exists: a member goes only with its group
+/// (snapshot), through [`delete_member`]. A member naming a record a
+/// crash lost is free.
+pub(crate) fn held_by(ctx: &Ctx, o: &ObjectInfo) -> Option<String> {
+    let (key, prefix, what) = match o.kind {
+        ObjectKind::Volume => (meta::GROUP_ID, settings::GROUP_RECORD, "volume group"),
+        ObjectKind::Snapshot => (
+            meta::GROUP_SNAPSHOT_ID,
+            settings::GROUP_SNAPSHOT_RECORD,
+            "group snapshot",
+        ),
+        ObjectKind::Image => return None,
+    };
+    let id = meta::get(o, key)?;
+    settings::read_store(ctx.store())
+        .contains_key(&format!("{prefix}{id}"))
+        .then(|| format!("{what} {id}"))
+}
+
 /// Deletes `o`, which the caller owns (the dialect checked its own state
-/// rules). Objects made from it keep their data.
-pub(crate) fn delete(ctx: &Ctx, _locked: &Locked, o: &ObjectInfo) -> Result<()> {
+/// rules). Objects made from it keep their data. A member of a Cinder
+/// group or group snapshot is a conflict (the command-line operator may).
+pub(crate) fn delete(ctx: &Ctx, locked: &Locked, o: &ObjectInfo) -> Result<()> {
     if !ctx.owns(o) {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "You do not have permission to perform this action.",
+        ));
+    }
+    if !ctx.scope.operator {
+        if let Some(holder) = held_by(ctx, o) {
+            return Err(ApiError::conflict(format!(
+                "{} {} is a member of {holder}: it goes only with it.",
+                o.kind, o.id
+            )));
+        }
+    }
+    delete_member(ctx, locked, o)
+}
+
+/// Deletes `o`, which the caller owns or (an operator) any tenant's,
+/// member of a group or group snapshot or not: Cinder's delete of a group
+/// with its volumes, or of a group snapshot.
+pub(crate) fn delete_member(ctx: &Ctx, _locked: &Locked, o: &ObjectInfo) -> Result<()> {
+    if !ctx.owns(o) && !ctx.scope.admin {
         return Err(ApiError::new(
             ErrorKind::Forbidden,
             "You do not have permission to perform this action.",
@@ -384,6 +426,12 @@ pub(crate) fn operator_delete(ctx: &Ctx, locked: &Locked, o: &ObjectInfo) -> Res
             ErrorKind::Forbidden,
             "You do not have permission to perform this action.",
         ));
+    }
+    if let Some(holder) = held_by(ctx, o) {
+        return Err(ApiError::conflict(format!(
+            "{} {} is a member of {holder}: it goes only with it.",
+            o.kind, o.id
+        )));
     }
     if o.kind == ObjectKind::Volume && attached(o) {
         return Err(ApiError::conflict(format!(

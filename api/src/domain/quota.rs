@@ -8,7 +8,9 @@
 //! admin set at runtime (Cinder's `os-quota-sets`, kept durably in the
 //! settings object, `settings.rs`), else the tenant's value in the auth
 //! file, else the default class's runtime value, else unlimited (-1).
-//! Enforced: `volumes`, `snapshots`, `gigabytes`, `per_volume_gigabytes`.
+//! Enforced: `volumes`, `snapshots`, `gigabytes`, `per_volume_gigabytes`,
+//! and `groups` (Cinder's generic volume groups, counted and checked by
+//! `cinder/groups.rs`: groups are Cinder records, not engine objects).
 //! `backups` and `backup_gigabytes` are kept and reported; backups count
 //! under `snapshots` and `gigabytes` as images do.
 //!
@@ -23,13 +25,14 @@ use engine::{ObjectInfo, ObjectKind};
 use std::collections::BTreeMap;
 
 /// The quota keys every tenant has (per-type keys come on top).
-pub(crate) const KEYS: [&str; 6] = [
+pub(crate) const KEYS: [&str; 7] = [
     "volumes",
     "snapshots",
     "gigabytes",
     "backups",
     "backup_gigabytes",
     "per_volume_gigabytes",
+    "groups",
 ];
 
 /// Limits by key; -1 is unlimited.
@@ -136,8 +139,32 @@ pub(crate) fn usage(all: &[ObjectInfo], tenant: &str) -> Usage {
 /// (413 otherwise). Run under the API lock, with the state the operation
 /// will change.
 pub(crate) fn check(all: &[ObjectInfo], tenant: &Tenant, charge: Charge) -> Result<()> {
+    check_many(all, tenant, &[charge])
+}
+
+/// Checks that all of `charges` together fit `tenant`'s quota (one
+/// operation that makes several objects, as a group snapshot).
+pub(crate) fn check_many(all: &[ObjectInfo], tenant: &Tenant, charges: &[Charge]) -> Result<()> {
     let l = effective(all, tenant);
-    let u = usage(all, &tenant.id);
+    let mut u = usage(all, &tenant.id);
+    for &charge in charges {
+        check_one(&l, u, charge)?;
+        match charge {
+            Charge::Volume(gb) => {
+                u.volumes += 1;
+                u.gigabytes = u.gigabytes.saturating_add(gb);
+            }
+            Charge::Snapshot(gb) | Charge::Image(gb) => {
+                u.snapshots += 1;
+                u.gigabytes = u.gigabytes.saturating_add(gb);
+            }
+            Charge::Grow(gb) => u.gigabytes = u.gigabytes.saturating_add(gb),
+        }
+    }
+    Ok(())
+}
+
+fn check_one(l: &Limits, u: Usage, charge: Charge) -> Result<()> {
     let (what, gb) = match charge {
         Charge::Volume(gb) | Charge::Grow(gb) => ("volume", gb),
         Charge::Snapshot(gb) => ("snapshot", gb),
@@ -146,12 +173,12 @@ pub(crate) fn check(all: &[ObjectInfo], tenant: &Tenant, charge: Charge) -> Resu
     let over = |msg: String| Err(ApiError::over_limit(msg, 0));
     match charge {
         Charge::Volume(_) => {
-            if let Some(max) = max_of(&l, "per_volume_gigabytes").filter(|&max| gb > max) {
+            if let Some(max) = max_of(l, "per_volume_gigabytes").filter(|&max| gb > max) {
                 return over(format!(
                     "Volume size {gb}G exceeds the per-volume limit of {max}G"
                 ));
             }
-            if let Some(max) = max_of(&l, "volumes").filter(|&max| u.volumes >= max) {
+            if let Some(max) = max_of(l, "volumes").filter(|&max| u.volumes >= max) {
                 return over(format!(
                     "Volume quota exceeded. You cannot create a volume of size {gb}G \
                      (maximum number of volumes allowed: {max})"
@@ -159,7 +186,7 @@ pub(crate) fn check(all: &[ObjectInfo], tenant: &Tenant, charge: Charge) -> Resu
             }
         }
         Charge::Snapshot(_) | Charge::Image(_) => {
-            if let Some(max) = max_of(&l, "snapshots").filter(|&max| u.snapshots >= max) {
+            if let Some(max) = max_of(l, "snapshots").filter(|&max| u.snapshots >= max) {
                 return over(format!(
                     "Snapshot quota exceeded. You cannot create a{} {what} of size {gb}G \
                      (maximum number of snapshots and images allowed: {max})",
@@ -169,7 +196,7 @@ pub(crate) fn check(all: &[ObjectInfo], tenant: &Tenant, charge: Charge) -> Resu
         }
         Charge::Grow(_) => {}
     }
-    if let Some(max) = max_of(&l, "gigabytes") {
+    if let Some(max) = max_of(l, "gigabytes") {
         if u.gigabytes.saturating_add(gb) > max {
             let used = u.gigabytes;
             let cap = what[..1].to_ascii_uppercase() + &what[1..];
@@ -244,5 +271,13 @@ mod tests {
         let e = check(&all, &t, Charge::Snapshot(0)).unwrap_err();
         assert!(e.message().starts_with("Snapshot quota exceeded"), "{e}");
         assert!(check(&all, &t, Charge::Grow(100)).is_ok());
+        // Several at once: each fits alone, not together.
+        t.quota = Some(crate::auth::Quota {
+            snapshots: Some(4),
+            ..Default::default()
+        });
+        assert!(check_many(&all, &t, &[Charge::Snapshot(0), Charge::Snapshot(0)]).is_ok());
+        let e = check_many(&all, &t, &[Charge::Snapshot(0); 3]).unwrap_err();
+        assert!(e.message().starts_with("Snapshot quota exceeded"), "{e}");
     }
 }

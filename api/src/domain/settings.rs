@@ -16,6 +16,13 @@ use crate::meta;
 use engine::{ObjectInfo, ObjectKind, ObjectUpdate, Store};
 use std::collections::BTreeMap;
 
+/// The settings key prefix of a Cinder generic volume group record
+/// (`cinder/groups.rs`).
+pub(crate) const GROUP_RECORD: &str = "api.group/";
+/// The settings key prefix of a Cinder group snapshot record
+/// (`cinder/group_snapshots.rs`).
+pub(crate) const GROUP_SNAPSHOT_RECORD: &str = "api.gsnap/";
+
 /// The settings object's engine name.
 pub(crate) const NAME: &str = "blockd-api-settings";
 /// The key marking it (value "1").
