@@ -5,7 +5,8 @@
 //! created (full, incremental, of an in-use volume with `force`), listed,
 //! restored to a new volume, over an existing one and as a new volume at
 //! 3.47, contents checked over NBD with qemu-io, counted in the quota
-//! sets, deleted. The rest of Cinder is in `api_cinder.rs`; the real
+//! sets, deleted; backup records exported and imported (admins). The rest
+//! of Cinder is in `api_cinder.rs`; the real
 //! `openstack` CLI runs in `openstack_cli.rs`.
 
 mod api_common;
@@ -315,4 +316,186 @@ fn cinder_backups_create_list_restore_delete() {
     cinder_fault(&api.get(&format!("{b}/{full}"), &t), 404, "itemNotFound");
     // The restored volume keeps its data.
     api_common::qemu_io_ro(&api.nbd_uri(&new), &["read -P 0x11 0 64k"]);
+}
+
+/// `demo`, and `ops`, an admin.
+const ADMIN_AUTH: &str = r#"
+[[tenants]]
+id = "demo"
+token = "demo-token-0123456789abcdef"
+user = "demo"
+password = "demo-password"
+
+[[tenants]]
+id = "ops"
+token = "ops-token-0123456789abcdef"
+user = "ops-user"
+password = "ops-password"
+admin = true
+"#;
+const OPS: &str = "ops-token-0123456789abcdef";
+const O: &str = "/volume/v3/ops";
+
+/// The JSON record inside a `backup_url`.
+fn record(url: &str) -> Value {
+    use base64::Engine as _;
+    let b = base64::engine::general_purpose::STANDARD
+        .decode(url)
+        .expect("base64");
+    serde_json::from_slice(&b).expect("a JSON record")
+}
+
+/// `record` as a `backup_url` again.
+fn url_of(record: &Value) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(record.to_string())
+}
+
+fn import(api: &Api, service: &str, url: &str) -> api_common::Resp {
+    api.post(
+        &format!("{O}/backups/import_record"),
+        OPS,
+        &json!({"backup-record": {"backup_service": service, "backup_url": url}}),
+    )
+}
+
+#[test]
+fn cinder_backup_records_export_import() {
+    let mut api = Api::start_with(Some(ADMIN_AUTH), |_| {});
+    let v = create(&api, DEMO, json!({"size": 1, "name": "src"}));
+    let vid = v["id"].as_str().unwrap().to_string();
+    let r = api.post(
+        &format!("{C}/backups"),
+        DEMO,
+        &json!({"backup": {"volume_id": vid, "name": "bk", "description": "d"}}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    let bid = r.json["backup"]["id"].as_str().unwrap().to_string();
+
+    // Export: admins only, any project's backup.
+    cinder_fault(
+        &api.get(&format!("{C}/backups/{bid}/export_record"), DEMO),
+        403,
+        "forbidden",
+    );
+    cinder_fault(
+        &api.get(&format!("{O}/backups/nope/export_record"), OPS),
+        404,
+        "itemNotFound",
+    );
+    let r = api.get(&format!("{O}/backups/{bid}/export_record"), OPS);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let service = r.json["backup-record"]["backup_service"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(service.starts_with("cinder.backup.drivers."), "{service}");
+    let url = r.json["backup-record"]["backup_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rec = record(&url);
+    assert_eq!(rec["id"], bid.as_str());
+    assert_eq!(rec["name"], "bk");
+    assert_eq!(rec["volume_id"], vid.as_str());
+
+    // Import: as exported, the id exists; a changed id makes a copy.
+    cinder_fault(&import(&api, &service, &url), 400, "badRequest");
+    let r = api.post(
+        &format!("{C}/backups/import_record"),
+        DEMO,
+        &json!({"backup-record": {"backup_service": service, "backup_url": url}}),
+    );
+    cinder_fault(&r, 403, "forbidden");
+    let new_id = "0b7d4b7e-5f25-4c3e-9d55-2a7f0c0e6a11";
+    let mut copy = rec.clone();
+    copy["id"] = json!(new_id);
+    cinder_fault(
+        &import(&api, "cinder.backup.drivers.swift", &url_of(&copy)),
+        400,
+        "badRequest",
+    );
+    cinder_fault(&import(&api, &service, "%%%"), 400, "badRequest");
+    for (member, value) in [
+        ("image_id", json!(vid)),
+        ("name", json!("other")),
+        ("mac", json!("00")),
+    ] {
+        let mut forged = copy.clone();
+        forged[member] = value;
+        cinder_fault(&import(&api, &service, &url_of(&forged)), 400, "badRequest");
+    }
+    let mut bad_id = copy.clone();
+    bad_id["id"] = json!("not-a-uuid");
+    cinder_fault(&import(&api, &service, &url_of(&bad_id)), 400, "badRequest");
+    let r = import(&api, &service, &url_of(&copy));
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["backup"]["id"], new_id);
+    assert_eq!(r.json["backup"]["name"], "bk");
+    // The copy is the importer's, under its id, with the record's fields.
+    let r = api.get(&format!("{O}/backups/{new_id}"), OPS);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let b = &r.json["backup"];
+    assert_eq!(b["status"], "available");
+    assert_eq!(b["description"], "d");
+    assert_eq!(b["volume_id"], vid.as_str());
+    assert_eq!(
+        b["links"][0]["href"],
+        format!("{}{O}/backups/{new_id}", api.base)
+    );
+    let r = api.get(&format!("{O}/backups/detail"), OPS);
+    let ids: Vec<&str> = r.json["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![new_id], "{}", r.text);
+    cinder_fault(
+        &api.get(&format!("{C}/backups/{new_id}"), DEMO),
+        404,
+        "itemNotFound",
+    );
+    cinder_fault(&import(&api, &service, &url_of(&copy)), 400, "badRequest");
+
+    // The two share data but not fate: the original goes, the copy
+    // restores; its own export names its id.
+    let r = api.delete(&format!("{C}/backups/{bid}"), DEMO);
+    assert_eq!(r.status, 202, "{}", r.text);
+    let r = api.post(
+        &format!("{O}/backups/{new_id}/restore"),
+        OPS,
+        &json!({"restore": {"name": "back"}}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.json["restore"]["backup_id"], new_id);
+    let restored = r.json["restore"]["volume_id"].as_str().unwrap().to_string();
+    let r = api.get(&format!("{O}/volumes/{restored}"), OPS);
+    assert_eq!(r.json["volume"]["status"], "available", "{}", r.text);
+    let r = api.get(&format!("{O}/backups/{new_id}/export_record"), OPS);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let url2 = r.json["backup-record"]["backup_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(record(&url2)["id"], new_id);
+
+    // The key outlives a restart: the record still imports.
+    api.restart();
+    let mut again = record(&url2);
+    let id2 = "5d0c2b1a-8e9f-4a3b-b6c7-d8e9f0a1b2c3";
+    again["id"] = json!(id2);
+    let r = import(&api, &service, &url_of(&again));
+    assert_eq!(r.status, 201, "{}", r.text);
+    // Once its image is gone, a record imports no more.
+    for id in [new_id, id2] {
+        let r = api.delete(&format!("{O}/backups/{id}"), OPS);
+        assert_eq!(r.status, 202, "{}", r.text);
+    }
+    again["id"] = json!("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d");
+    cinder_fault(
+        &import(&api, &service, &url_of(&again)),
+        404,
+        "itemNotFound",
+    );
 }

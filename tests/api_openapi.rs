@@ -1,6 +1,6 @@
 //! The generated OpenAPI documents of the JSON dialects other than
 //! os-volumes v1.1 (whose document `api_openstack.rs` checks): Keystone
-//! v3, Glance, Deltacloud, CIMI and Danube Cloud. Against one real
+//! v3, Glance, Deltacloud, CIMI, Danube Cloud and Cinder v3. Against one real
 //! `blockd serve`, every route and status code a document declares is
 //! requested for real and the response validated against the schema the
 //! document declares for it; and every documented path is swept with the
@@ -12,6 +12,8 @@ mod danube_common;
 
 #[path = "api_openapi/cimi.rs"]
 mod cimi;
+#[path = "api_openapi/cinder.rs"]
+mod cinder;
 #[path = "api_openapi/danube.rs"]
 mod danube;
 
@@ -599,4 +601,5 @@ fn generated_documents_describe_real_responses() {
     glance(&api);
     // Uses Danube's public image `golden`.
     cimi::cimi_dialect(&api);
+    cinder::cinder(&api);
 }

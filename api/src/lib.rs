@@ -13,7 +13,8 @@
 //!   (`keystone/`): tokens for the tenants of the auth file and a service
 //!   catalogue naming the Cinder endpoint;
 //! - the Cinder block storage v3 API under `/volume/v3/{project_id}`
-//!   (`cinder/`), as today's OpenStack clients speak it, and a read-only
+//!   (`cinder/`, described at `/volume/v3/openapi.json`), as today's OpenStack
+//!   clients speak it, and a read-only
 //!   Glance v2 image list under `/image` (`glance/`) for their image lookups.
 //!
 //! ```text

@@ -7,6 +7,7 @@
 //! attachment model every dialect shares. Unknown actions are 400.
 
 use super::params::{parse_bool, parse_gb, parse_metadata, MAX_FIELD};
+use super::views::{reply, ConnectionInfo, ConnectionOne, Metadata};
 use super::volumes::{delete, save};
 use super::Ctx;
 use crate::domain::ops;
@@ -67,7 +68,12 @@ pub fn action(ctx: &Ctx, id: &str) -> Result<Reply> {
         "os-unset_image_metadata" => unset_image_metadata(ctx, id, &args),
         "os-show_image_metadata" => {
             let o = ctx.volume(id)?;
-            Ok(Reply::json(200, json!({"metadata": image_meta(&o)})))
+            Ok(reply(
+                200,
+                &Metadata {
+                    metadata: image_meta(&o),
+                },
+            ))
         }
         "os-set_bootable" => set_bootable(ctx, id, &args),
         "os-reserve" => transition(ctx, id, &[meta::AVAILABLE], "attaching"),
@@ -203,7 +209,12 @@ fn set_image_metadata(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<
     }
     save(ctx, &locked, &o, m)?;
     let o = ctx.store().get(o.id)?;
-    Ok(Reply::json(200, json!({"metadata": image_meta(&o)})))
+    Ok(reply(
+        200,
+        &Metadata {
+            metadata: image_meta(&o),
+        },
+    ))
 }
 
 fn unset_image_metadata(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
@@ -330,28 +341,28 @@ fn initialize_connection(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Resu
             o.status
         )));
     }
+    let no_nbd = || ApiError::bad_request("Invalid volume: this server does not serve NBD");
     if ctx.state.nbd().is_none() {
-        return Err(ApiError::bad_request(
-            "Invalid volume: this server does not serve NBD",
-        ));
+        return Err(no_nbd());
     }
     let o = ops::grant_connection(&ctx.dom, &locked, &o)?;
-    Ok(Reply::json(
-        200,
-        json!({ "connection_info": connection_info(ctx, &o) }),
-    ))
+    let connection_info = connection_info(ctx, &o).ok_or_else(no_nbd)?;
+    Ok(reply(200, &ConnectionOne { connection_info }))
 }
 
 /// The connection info of volume `o`: its NBD export (the attachment's
 /// secret) and how to reach it, as `driver_volume_type` `nbd` (also the
-/// attachments API's); `{}` when the server runs no NBD.
-pub(crate) fn connection_info(ctx: &Ctx, o: &engine::ObjectInfo) -> Value {
-    let Some(nbd) = ctx.state.nbd() else {
-        return json!({});
-    };
-    let mut info = nbd.connection_info(o);
+/// attachments API's); `None` when the server runs no NBD.
+pub(crate) fn connection_info(ctx: &Ctx, o: &engine::ObjectInfo) -> Option<ConnectionInfo> {
+    let mut info = ctx.state.nbd()?.connection_info(o);
     info["data"]["discard"] = json!(true);
-    info
+    Some(ConnectionInfo {
+        driver_volume_type: info["driver_volume_type"]
+            .as_str()
+            .unwrap_or("nbd")
+            .to_string(),
+        data: info["data"].take(),
+    })
 }
 
 /// `os-retype`: `new_type` (id or name, one the caller sees); the volume

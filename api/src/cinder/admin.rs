@@ -11,13 +11,18 @@
 //! reported as `unknown`: the engine's store grows on demand.
 
 use super::info::ZONE;
+use super::views::reply;
+use super::views_info::{
+    Capabilities, Host, HostList, HostResource, HostRow, HostShow, Pool, PoolCapabilities,
+    PoolList, Service, ServiceEnabled, ServiceList,
+};
 use super::volumes::cinder_time;
 use super::Ctx;
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta;
 use engine::ObjectKind;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The host of the scheduler and backup services.
 pub(crate) const HOST: &str = "blockd";
@@ -58,34 +63,30 @@ pub fn services(ctx: &Ctx) -> Result<Reply> {
     let host = ctx.req.query_param("host").filter(|h| !h.is_empty());
     let binary = ctx.req.query_param("binary").filter(|b| !b.is_empty());
     let updated = now();
-    let list: Vec<Value> = SERVICES
+    let services = SERVICES
         .iter()
         .filter(|(b, h)| {
             binary.is_none_or(|want| want == *b)
                 && host.is_none_or(|want| want == *h || want == host_of(h))
         })
         .map(|(b, h)| {
-            let mut s = json!({
-                "binary": b,
-                "host": h,
-                "zone": ZONE,
-                "status": "enabled",
-                "state": "up",
-                "updated_at": updated,
-                "disabled_reason": null,
-                "frozen": false,
-            });
-            if *b == "cinder-volume" {
-                s["replication_status"] = json!("disabled");
-                s["active_backend_id"] = Value::Null;
-                if ctx.version.at_least(49) {
-                    s["backend_state"] = json!("up");
-                }
+            let volume = *b == "cinder-volume";
+            Service {
+                binary: b.to_string(),
+                host: h.to_string(),
+                zone: ZONE.into(),
+                status: "enabled".into(),
+                state: "up".into(),
+                updated_at: updated.clone(),
+                disabled_reason: None,
+                frozen: false,
+                replication_status: volume.then(|| "disabled".to_string()),
+                active_backend_id: volume.then_some(None),
+                backend_state: (volume && ctx.version.at_least(49)).then(|| "up".to_string()),
             }
-            s
         })
         .collect();
-    Ok(Reply::json(200, json!({ "services": list })))
+    Ok(reply(200, &ServiceList { services }))
 }
 
 /// `PUT os-services/{action}` with `{"host", "binary"}`.
@@ -132,10 +133,16 @@ pub fn service_action(ctx: &Ctx, action: &str) -> Result<Reply> {
                 )));
             };
             match action {
-                "enable" => Ok(Reply::json(
+                "enable" => Ok(reply(
                     200,
-                    json!({"host": h, "binary": b, "service": b, "status": "enabled",
-                           "disabled": false, "disabled_reason": null}),
+                    &ServiceEnabled {
+                        host: h.to_string(),
+                        binary: b.to_string(),
+                        service: b.to_string(),
+                        status: "enabled".into(),
+                        disabled: false,
+                        disabled_reason: None,
+                    },
                 )),
                 "disable-log-reason"
                     if !body.get("disabled_reason").is_some_and(Value::is_string) =>
@@ -155,20 +162,18 @@ pub fn service_action(ctx: &Ctx, action: &str) -> Result<Reply> {
 pub fn hosts(ctx: &Ctx) -> Result<Reply> {
     ctx.require_admin("volume_extension:hosts")?;
     let updated = now();
-    let list: Vec<Value> = SERVICES
+    let hosts = SERVICES
         .iter()
-        .map(|(b, h)| {
-            json!({
-                "host_name": h,
-                "service": b,
-                "zone": ZONE,
-                "service-status": "available",
-                "service-state": "enabled",
-                "last-update": updated,
-            })
+        .map(|(b, h)| Host {
+            host_name: h.to_string(),
+            service: b.to_string(),
+            zone: ZONE.into(),
+            service_status: "available".into(),
+            service_state: "enabled".into(),
+            last_update: updated.clone(),
         })
         .collect();
-    Ok(Reply::json(200, json!({ "hosts": list })))
+    Ok(reply(200, &HostList { hosts }))
 }
 
 /// `GET os-hosts/{host}`: the volume service's use, in total and per
@@ -204,19 +209,19 @@ pub fn host(ctx: &Ctx, name: &str) -> Result<Reply> {
         a.iter_mut().zip(v).for_each(|(x, y)| *x += y);
         a
     });
-    let row = |project: &str, v: &[u64; 4]| {
-        json!({"resource": {
-            "host": name,
-            "project": project,
-            "volume_count": v[0].to_string(),
-            "total_volume_gb": v[1].to_string(),
-            "snapshot_count": v[2].to_string(),
-            "total_snapshot_gb": v[3].to_string(),
-        }})
+    let row = |project: &str, v: &[u64; 4]| HostRow {
+        resource: HostResource {
+            host: name.to_string(),
+            project: project.to_string(),
+            volume_count: v[0].to_string(),
+            total_volume_gb: v[1].to_string(),
+            snapshot_count: v[2].to_string(),
+            total_snapshot_gb: v[3].to_string(),
+        },
     };
     let mut rows = vec![row("(total)", &total)];
     rows.extend(per.iter().map(|(p, v)| row(p, v)));
-    Ok(Reply::json(200, json!({ "host": rows })))
+    Ok(reply(200, &HostShow { host: rows }))
 }
 
 /// `GET scheduler-stats/get_pools` (`?detail=true`: with capabilities).
@@ -226,21 +231,22 @@ pub fn pools(ctx: &Ctx) -> Result<Reply> {
         .req
         .query_param("detail")
         .is_some_and(|d| d.eq_ignore_ascii_case("true") || d == "1");
-    let mut pool = json!({ "name": POOL });
-    if detail {
-        pool["capabilities"] = json!({
-            "volume_backend_name": BACKEND_NAME,
-            "vendor_name": VENDOR,
-            "driver_version": DRIVER_VERSION,
-            "storage_protocol": PROTOCOL,
-            "total_capacity_gb": "unknown",
-            "free_capacity_gb": "unknown",
-            "reserved_percentage": 0,
-            "QoS_support": false,
-            "timestamp": now(),
-        });
-    }
-    Ok(Reply::json(200, json!({ "pools": [pool] })))
+    let capabilities = detail.then(|| PoolCapabilities {
+        volume_backend_name: BACKEND_NAME.into(),
+        vendor_name: VENDOR.into(),
+        driver_version: DRIVER_VERSION.into(),
+        storage_protocol: PROTOCOL.into(),
+        total_capacity_gb: "unknown".into(),
+        free_capacity_gb: "unknown".into(),
+        reserved_percentage: 0,
+        qos_support: false,
+        timestamp: now(),
+    });
+    let pool = Pool {
+        name: POOL.into(),
+        capabilities,
+    };
+    Ok(reply(200, &PoolList { pools: vec![pool] }))
 }
 
 /// `GET capabilities/{host}` (the backend, with or without the pool).
@@ -252,20 +258,20 @@ pub fn capabilities(ctx: &Ctx, name: &str) -> Result<Reply> {
             name.escape_debug()
         )));
     }
-    Ok(Reply::json(
+    Ok(reply(
         200,
-        json!({
-            "namespace": format!("OS::Storage::Capabilities::{BACKEND}"),
-            "vendor_name": VENDOR,
-            "volume_backend_name": BACKEND_NAME,
-            "pool_name": null,
-            "driver_version": DRIVER_VERSION,
-            "storage_protocol": PROTOCOL,
-            "display_name": null,
-            "description": null,
-            "visibility": null,
-            "replication_targets": [],
-            "properties": {},
-        }),
+        &Capabilities {
+            namespace: format!("OS::Storage::Capabilities::{BACKEND}"),
+            vendor_name: VENDOR.into(),
+            volume_backend_name: BACKEND_NAME.into(),
+            pool_name: None,
+            driver_version: DRIVER_VERSION.into(),
+            storage_protocol: PROTOCOL.into(),
+            display_name: None,
+            description: None,
+            visibility: None,
+            replication_targets: Vec::new(),
+            properties: Default::default(),
+        },
     ))
 }

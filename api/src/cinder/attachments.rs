@@ -14,6 +14,7 @@
 
 use super::actions::connection_info;
 use super::params::{opt_string, wrapped, MAX_FIELD};
+use super::views::{reply, Attachment, AttachmentConnection, AttachmentList, AttachmentOne, Empty};
 use super::volumes::cinder_time;
 use super::Ctx;
 use crate::domain::ops;
@@ -21,7 +22,7 @@ use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta;
 use engine::{ObjectInfo, ObjectKind};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// Where a reserved attachment keeps its instance until it is made.
 pub(crate) const RESERVED_INSTANCE: &str = "api.cinder_attachment_instance";
@@ -42,34 +43,30 @@ fn attachment_of(o: &ObjectInfo) -> Option<(&str, bool)> {
 
 /// The attachment view of volume `o` (`detail` adds times, mode and the
 /// connection info).
-fn view(ctx: &Ctx, o: &ObjectInfo, detail: bool) -> Option<Value> {
+fn view(ctx: &Ctx, o: &ObjectInfo, detail: bool) -> Option<Attachment> {
     let (instance, made) = attachment_of(o)?;
-    let instance = if instance.is_empty() {
-        Value::Null
-    } else {
-        json!(instance)
+    let connection = || match connection_info(ctx, o).filter(|_| made) {
+        Some(c) => AttachmentConnection::Connected(c),
+        None => AttachmentConnection::None(Empty {}),
     };
-    let mut v = json!({
-        "id": o.id.to_string(),
-        "volume_id": o.id.to_string(),
-        "instance": instance,
-        "status": if made { "attached" } else { RESERVED },
-    });
-    if detail {
-        v["attached_at"] = if made {
-            json!(cinder_time(o.created))
-        } else {
-            Value::Null
-        };
-        v["detached_at"] = Value::Null;
-        v["attach_mode"] = json!("rw");
-        v["connection_info"] = if made {
-            connection_info(ctx, o)
-        } else {
-            json!({})
-        };
-    }
-    Some(v)
+    Some(Attachment {
+        id: o.id.to_string(),
+        volume_id: o.id.to_string(),
+        instance: Some(instance.to_string()).filter(|i| !i.is_empty()),
+        status: if made { "attached" } else { RESERVED }.to_string(),
+        attached_at: detail.then(|| made.then(|| cinder_time(o.created))),
+        detached_at: detail.then_some(None),
+        attach_mode: detail.then(|| "rw".to_string()),
+        connection_info: detail.then(connection),
+    })
+}
+
+/// `{"attachment": ...}` of `o`, which has one.
+fn one(ctx: &Ctx, o: &ObjectInfo) -> Result<Reply> {
+    let attachment = view(ctx, o, true).ok_or_else(|| {
+        ApiError::not_found(format!("VolumeAttachment {} could not be found.", o.id))
+    })?;
+    Ok(reply(200, &AttachmentOne { attachment }))
 }
 
 /// The tenant's volume with attachment `id` (404 otherwise).
@@ -84,26 +81,23 @@ fn find(ctx: &Ctx, id: &str) -> Result<ObjectInfo> {
 /// `instance_id`, `status`).
 pub fn list(ctx: &Ctx, detail: bool) -> Result<Reply> {
     let q = |k: &str| ctx.req.query_param(k).filter(|v| !v.is_empty());
-    let items: Vec<Value> = ctx
+    let attachments = ctx
         .objects(ObjectKind::Volume)
         .iter()
         .filter_map(|o| view(ctx, o, detail))
-        .filter(|v| {
-            q("volume_id").is_none_or(|id| v["volume_id"] == id)
-                && q("instance_id").is_none_or(|i| v["instance"] == i)
-                && q("status").is_none_or(|s| v["status"] == s)
+        .filter(|a| {
+            q("volume_id").is_none_or(|id| a.volume_id == id)
+                && q("instance_id").is_none_or(|i| a.instance.as_deref() == Some(i))
+                && q("status").is_none_or(|s| a.status == s)
         })
         .collect();
-    Ok(Reply::json(200, json!({ "attachments": items })))
+    Ok(reply(200, &AttachmentList { attachments }))
 }
 
 /// `GET attachments/{id}`.
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
     let o = find(ctx, id)?;
-    Ok(Reply::json(
-        200,
-        json!({ "attachment": view(ctx, &o, true) }),
-    ))
+    one(ctx, &o)
 }
 
 /// The connector of a body (absent or null is `None`).
@@ -174,10 +168,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         }
     };
     tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, status = %o.status, "cinder: attachment created");
-    Ok(Reply::json(
-        200,
-        json!({ "attachment": view(ctx, &o, true) }),
-    ))
+    one(ctx, &o)
 }
 
 /// `PUT attachments/{id}` with a `connector`: makes a reserved attachment
@@ -193,10 +184,7 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = find(ctx, id)?;
     let o = make(ctx, &locked, o, conn, device)?;
-    Ok(Reply::json(
-        200,
-        json!({ "attachment": view(ctx, &o, true) }),
-    ))
+    one(ctx, &o)
 }
 
 /// Makes the reserved attachment of `o` (made ones are left as they are).
@@ -261,5 +249,10 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
         ctx.dom.save(&locked, o.id, meta::AVAILABLE, m)?;
     }
     tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, "cinder: attachment deleted");
-    Ok(Reply::json(200, json!({ "attachments": [] })))
+    Ok(reply(
+        200,
+        &AttachmentList {
+            attachments: Vec::new(),
+        },
+    ))
 }

@@ -19,24 +19,31 @@ use super::info::{DEFAULT_TYPE, ZONE};
 use super::params::{
     opt_string, page, parse_bool, parse_metadata, wrapped, MAX_DESCRIPTION, MAX_FIELD,
 };
-use super::volumes::{cinder_time, links, sort};
+use super::views::{
+    reply, Backup, BackupBrief, BackupBriefList, BackupBriefOne, BackupList, BackupOne, Restore,
+    RestoreOne,
+};
+use super::volumes::{cinder_time, links, opt, sort};
 use super::Ctx;
 use crate::domain::ops::{self, Source, Txn};
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta;
 use engine::{ObjectInfo, ObjectKind, ObjectUpdate};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The volume a backup was made of (its presence marks a backup).
 pub(crate) const BACKUP_VOLUME: &str = "api.cinder_backup_volume";
 /// The backup an incremental backup follows.
 const BACKUP_PARENT: &str = "api.cinder_backup_parent";
 /// The snapshot a backup was made of, if any.
-const BACKUP_SNAPSHOT: &str = "api.cinder_backup_snapshot";
+pub(crate) const BACKUP_SNAPSHOT: &str = "api.cinder_backup_snapshot";
 /// When a backup was made, in nanoseconds (orders backups made within
 /// one second, whose engine times are equal).
-const BACKUP_AT: &str = "api.cinder_backup_at";
+pub(crate) const BACKUP_AT: &str = "api.cinder_backup_at";
+/// The id an imported backup was given (`backup_records.rs`), which the
+/// API shows instead of its engine image's id.
+pub(crate) const BACKUP_ALIAS: &str = "api.cinder_backup_id";
 
 /// Marks the scratch objects of a restore over an existing volume (the
 /// backup's id); they live only while the restore runs.
@@ -63,60 +70,89 @@ pub(crate) fn usage(ctx: &Ctx) -> (u64, u64) {
     (b.len() as u64, b.iter().map(|o| meta::gb(o.size)).sum())
 }
 
-fn opt(o: &ObjectInfo, key: &str) -> Value {
-    meta::get(o, key).map(Value::from).unwrap_or(Value::Null)
+/// The id the API shows for backup `o`: the one it was imported under,
+/// else its image's.
+pub(crate) fn backup_id(o: &ObjectInfo) -> String {
+    meta::get(o, BACKUP_ALIAS).map_or_else(|| o.id.to_string(), str::to_string)
 }
 
-fn view(ctx: &Ctx, o: &ObjectInfo, all: &[ObjectInfo], detail: bool) -> Value {
-    let id = o.id.to_string();
-    let mut v = json!({
-        "id": id,
-        "name": opt(o, meta::DISPLAY_NAME),
-        "links": links(ctx, "backups", &id),
-    });
-    if !detail {
-        return v;
-    }
+/// The backup `id` among `images` (by the id the API shows).
+pub(crate) fn by_id(images: Vec<ObjectInfo>, id: &str) -> Option<ObjectInfo> {
+    images
+        .into_iter()
+        .find(|o| meta::get(o, BACKUP_VOLUME).is_some() && backup_id(o) == id)
+}
+
+/// The detailed view of backup `o` (`all`: the caller's backups).
+fn view(ctx: &Ctx, o: &ObjectInfo, all: &[ObjectInfo]) -> Backup {
+    let image = o.id.to_string();
     let dependent = all
         .iter()
-        .any(|b| meta::get(b, BACKUP_PARENT) == Some(id.as_str()));
-    let fields = json!({
-        "description": opt(o, meta::DISPLAY_DESCRIPTION),
-        "status": o.status,
-        "size": meta::gb(o.size),
-        "volume_id": opt(o, BACKUP_VOLUME),
-        "snapshot_id": opt(o, BACKUP_SNAPSHOT),
-        "availability_zone": ZONE,
-        "container": null,
-        "object_count": 0,
-        "fail_reason": null,
-        "created_at": cinder_time(o.created),
-        "updated_at": cinder_time(o.created),
-        "data_timestamp": cinder_time(o.created),
-        "is_incremental": meta::get(o, BACKUP_PARENT).is_some(),
-        "has_dependent_backups": dependent,
-    });
-    if let (Value::Object(v), Value::Object(f)) = (&mut v, fields) {
-        v.extend(f);
+        .any(|b| meta::get(b, BACKUP_PARENT) == Some(image.as_str()));
+    let id = backup_id(o);
+    Backup {
+        links: links(ctx, "backups", &id),
+        id,
+        name: opt(o, meta::DISPLAY_NAME),
+        description: opt(o, meta::DISPLAY_DESCRIPTION),
+        status: o.status.clone(),
+        size: meta::gb(o.size),
+        volume_id: opt(o, BACKUP_VOLUME),
+        snapshot_id: opt(o, BACKUP_SNAPSHOT),
+        availability_zone: ZONE.into(),
+        container: None,
+        object_count: 0,
+        fail_reason: None,
+        created_at: cinder_time(o.created),
+        updated_at: cinder_time(o.created),
+        data_timestamp: cinder_time(o.created),
+        is_incremental: meta::get(o, BACKUP_PARENT).is_some(),
+        has_dependent_backups: dependent,
+        project_id: ctx.version.at_least(18).then(|| ctx.tenant.id.clone()),
+        metadata: ctx.version.at_least(43).then(|| meta::user_metadata(o)),
+        user_id: ctx.version.at_least(56).then(|| ctx.tenant.user.clone()),
     }
-    if ctx.version.at_least(18) {
-        v["os-backup-project-attr:project_id"] = json!(ctx.tenant.id);
+}
+
+/// The brief view of backup `o`.
+pub(crate) fn brief(ctx: &Ctx, o: &ObjectInfo) -> BackupBrief {
+    let id = backup_id(o);
+    BackupBrief {
+        links: links(ctx, "backups", &id),
+        id,
+        name: opt(o, meta::DISPLAY_NAME),
     }
-    if ctx.version.at_least(43) {
-        v["metadata"] = json!(meta::user_metadata(o));
-    }
-    if ctx.version.at_least(56) {
-        v["user_id"] = json!(ctx.tenant.user);
-    }
-    v
 }
 
 /// The caller's backup `id` (404 otherwise).
 pub(crate) fn find(ctx: &Ctx, id: &str) -> Result<ObjectInfo> {
-    ctx.dom
-        .find(ObjectKind::Image, id)?
-        .filter(|o| ctx.dom.owns(o) && meta::get(o, BACKUP_VOLUME).is_some())
-        .ok_or_else(|| ApiError::not_found(format!("Backup {id} could not be found.")))
+    let direct = ctx.dom.find(ObjectKind::Image, id)?.filter(|o| {
+        ctx.dom.owns(o)
+            && meta::get(o, BACKUP_VOLUME).is_some()
+            && meta::get(o, BACKUP_ALIAS).is_none()
+    });
+    match direct {
+        Some(o) => Ok(o),
+        None => by_id(backups(ctx), id)
+            .ok_or_else(|| ApiError::not_found(format!("Backup {id} could not be found."))),
+    }
+}
+
+/// Backup `id` of any project for an admin, else the caller's (404
+/// otherwise).
+pub(crate) fn find_any(ctx: &Ctx, id: &str) -> Result<ObjectInfo> {
+    if !ctx.dom.scope.admin {
+        return find(ctx, id);
+    }
+    let direct = ctx
+        .dom
+        .find_any(ObjectKind::Image, id)?
+        .filter(|o| meta::get(o, BACKUP_VOLUME).is_some() && meta::get(o, BACKUP_ALIAS).is_none());
+    let found = match direct {
+        Some(o) => Some(o),
+        None => by_id(ctx.dom.objects_any(ObjectKind::Image, None), id),
+    };
+    found.ok_or_else(|| ApiError::not_found(format!("Backup {id} could not be found.")))
 }
 
 const SORT_KEYS: &[&str] = &[
@@ -148,23 +184,35 @@ pub fn list(ctx: &Ctx, detail: bool) -> Result<Reply> {
     sort(ctx, &mut items, SORT_KEYS)?;
     let collection = if detail { "backups/detail" } else { "backups" };
     let (page_items, next) = page(ctx, &items, collection)?;
-    let v: Vec<Value> = page_items
-        .iter()
-        .map(|o| view(ctx, o, &all, detail))
-        .collect();
-    let mut body = json!({ "backups": v });
-    if let Some(next) = next {
-        body["backups_links"] = next;
-    }
-    Ok(Reply::json(200, body))
+    Ok(if detail {
+        let backups = page_items.iter().map(|o| view(ctx, o, &all)).collect();
+        reply(
+            200,
+            &BackupList {
+                backups,
+                backups_links: next,
+            },
+        )
+    } else {
+        let backups = page_items.iter().map(|o| brief(ctx, o)).collect();
+        reply(
+            200,
+            &BackupBriefList {
+                backups,
+                backups_links: next,
+            },
+        )
+    })
 }
 
 /// `GET backups/{id}`.
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
     let o = find(ctx, id)?;
-    Ok(Reply::json(
+    Ok(reply(
         200,
-        json!({ "backup": view(ctx, &o, &backups(ctx), true) }),
+        &BackupOne {
+            backup: view(ctx, &o, &backups(ctx)),
+        },
     ))
 }
 
@@ -248,13 +296,11 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
     );
     let o = ops::capture_image(&ctx.dom, &locked, &src, None, m)?;
     tracing::info!(tenant = %ctx.tenant.id, backup = %o.id, volume = %vol.id, incremental, "cinder: backup created");
-    Ok(Reply::json(
+    Ok(reply(
         202,
-        json!({"backup": {
-            "id": o.id.to_string(),
-            "name": opt(&o, meta::DISPLAY_NAME),
-            "links": links(ctx, "backups", &o.id.to_string()),
-        }}),
+        &BackupBriefOne {
+            backup: brief(ctx, &o),
+        },
     ))
 }
 
@@ -282,13 +328,11 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = find(ctx, id)?;
     let o = ops::update(&ctx.dom, &locked, &o, edit.apply(&o))?;
-    Ok(Reply::json(
+    Ok(reply(
         200,
-        json!({"backup": {
-            "id": o.id.to_string(),
-            "name": opt(&o, meta::DISPLAY_NAME),
-            "links": links(ctx, "backups", &o.id.to_string()),
-        }}),
+        &BackupBriefOne {
+            backup: brief(ctx, &o),
+        },
     ))
 }
 
@@ -317,11 +361,7 @@ pub fn action(ctx: &Ctx, id: &str) -> Result<Reply> {
             ApiError::bad_request("Invalid input received: status must be available or error")
         })?;
     let locked = ctx.dom.lock();
-    let o = ctx
-        .dom
-        .find_any(ObjectKind::Image, id)?
-        .filter(|o| meta::get(o, BACKUP_VOLUME).is_some())
-        .ok_or_else(|| ApiError::not_found(format!("Backup {id} could not be found.")))?;
+    let o = find_any(ctx, id)?;
     ctx.dom.save(&locked, o.id, status, o.metadata.clone())?;
     tracing::info!(tenant = %ctx.tenant.id, backup = %o.id, status, "cinder: backup status reset");
     Ok(Reply::empty(202))
@@ -381,14 +421,12 @@ pub fn restore(ctx: &Ctx, id: &str) -> Result<Reply> {
         Some(v) => overwrite(ctx, &b, &ctx.volume(&v)?)?,
     };
     tracing::info!(tenant = %ctx.tenant.id, backup = %b.id, volume = %vol.id, "cinder: backup restored");
-    Ok(Reply::json(
-        202,
-        json!({"restore": {
-            "backup_id": b.id.to_string(),
-            "volume_id": vol.id.to_string(),
-            "volume_name": opt(&vol, meta::DISPLAY_NAME),
-        }}),
-    ))
+    let restore = Restore {
+        backup_id: backup_id(&b),
+        volume_id: vol.id.to_string(),
+        volume_name: opt(&vol, meta::DISPLAY_NAME),
+    };
+    Ok(reply(202, &RestoreOne { restore }))
 }
 
 /// Replaces the contents of volume `vol` (available, at least `b`'s

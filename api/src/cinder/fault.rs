@@ -5,9 +5,9 @@
 //! logged in full and answered with a generic message.
 
 use super::version::Microversion;
+use super::views::{reply as typed, Fault};
 use crate::error::{ApiError, ErrorKind};
 use crate::http::{Reply, Request};
-use serde_json::json;
 
 /// Status and fault name of a kind.
 fn status_and_name(kind: ErrorKind) -> (u16, &'static str) {
@@ -43,11 +43,13 @@ pub(crate) fn fault(e: &ApiError) -> Reply {
     } else {
         e.message().to_string()
     };
-    let mut body = json!({"message": message, "code": status});
+    let mut body = Fault::new(name, status, message);
     if e.kind() == ErrorKind::OverLimit {
-        body["retryAfter"] = json!(e.retry_after().unwrap_or(0).to_string());
+        for b in body.0.values_mut() {
+            b.retry_after = Some(e.retry_after().unwrap_or(0).to_string());
+        }
     }
-    let mut r = Reply::json(status, json!({ name: body }));
+    let mut r = typed(status, &body);
     if let Some(allow) = e.allow() {
         r = r.with_header("allow", allow);
     }
@@ -69,6 +71,7 @@ pub(crate) fn with_version(r: Reply, v: Microversion) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn bodies() {

@@ -3,9 +3,12 @@
 //! availability zones (one, `nova`), `limits` (the tenant's effective
 //! quota and use; quota sets are `quotas.rs`).
 
+use super::views::reply;
+use super::views_info::{
+    AbsoluteLimits, Extension, ExtensionList, Limits, LimitsFields, Zone, ZoneList, ZoneState,
+};
 use super::Ctx;
 use crate::http::Reply;
-use serde_json::{json, Value};
 
 /// The one volume type's name.
 pub(crate) const DEFAULT_TYPE: &str = "__DEFAULT__";
@@ -21,9 +24,14 @@ pub(crate) fn type_names(_ctx: &Ctx, all: &[engine::ObjectInfo]) -> Vec<String> 
 
 /// `GET os-availability-zone`.
 pub fn zones() -> Reply {
-    Reply::json(
+    reply(
         200,
-        json!({"availabilityZoneInfo": [{"zoneName": ZONE, "zoneState": {"available": true}}]}),
+        &ZoneList {
+            availability_zone_info: vec![Zone {
+                zone_name: ZONE.into(),
+                zone_state: ZoneState { available: true },
+            }],
+        },
     )
 }
 
@@ -39,20 +47,26 @@ pub fn limits(ctx: &Ctx) -> Reply {
     let q = |k: &str| crate::domain::quota::max_of(&l, k);
     let u = ctx.usage();
     let (backups, backup_gb) = super::backups::usage(ctx);
-    Reply::json(
+    let absolute = AbsoluteLimits {
+        max_total_volumes: limit(q("volumes")),
+        max_total_snapshots: limit(q("snapshots")),
+        max_total_volume_gigabytes: limit(q("gigabytes")),
+        max_total_backups: limit(q("backups")),
+        max_total_backup_gigabytes: limit(q("backup_gigabytes")),
+        total_volumes_used: u.volumes,
+        total_snapshots_used: u.snapshots,
+        total_gigabytes_used: u.gigabytes,
+        total_backups_used: backups,
+        total_backup_gigabytes_used: backup_gb,
+    };
+    reply(
         200,
-        json!({"limits": {"rate": [], "absolute": {
-            "maxTotalVolumes": limit(q("volumes")),
-            "maxTotalSnapshots": limit(q("snapshots")),
-            "maxTotalVolumeGigabytes": limit(q("gigabytes")),
-            "maxTotalBackups": limit(q("backups")),
-            "maxTotalBackupGigabytes": limit(q("backup_gigabytes")),
-            "totalVolumesUsed": u.volumes,
-            "totalSnapshotsUsed": u.snapshots,
-            "totalGigabytesUsed": u.gigabytes,
-            "totalBackupsUsed": backups,
-            "totalBackupGigabytesUsed": backup_gb,
-        }}}),
+        &Limits {
+            limits: LimitsFields {
+                rate: Vec::new(),
+                absolute,
+            },
+        },
     )
 }
 
@@ -106,18 +120,16 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
 
 /// `GET extensions`.
 pub fn extensions() -> Reply {
-    let list: Vec<Value> = EXTENSIONS
+    let extensions = EXTENSIONS
         .iter()
-        .map(|(alias, name, description)| {
-            json!({
-                "alias": alias,
-                "name": name,
-                "description": description,
-                "namespace": format!("https://docs.openstack.org/volume/ext/{alias}/api/v1"),
-                "updated": "2012-12-12T00:00:00+00:00",
-                "links": [],
-            })
+        .map(|(alias, name, description)| Extension {
+            alias: alias.to_string(),
+            name: name.to_string(),
+            description: description.to_string(),
+            namespace: format!("https://docs.openstack.org/volume/ext/{alias}/api/v1"),
+            updated: "2012-12-12T00:00:00+00:00".into(),
+            links: Vec::new(),
         })
         .collect();
-    Reply::json(200, json!({ "extensions": list }))
+    reply(200, &ExtensionList { extensions })
 }

@@ -8,13 +8,13 @@
 //! `api.message/{project}/{id}`), at most [`MAX_PER_PROJECT`] per project
 //! (the oldest go first).
 
+use super::views::{reply, Link, Message as MessageView, MessageList, MessageOne};
 use super::volumes::cinder_time;
 use super::Ctx;
 use crate::domain::{settings, Locked};
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 /// Messages kept per project.
 const MAX_PER_PROJECT: usize = 100;
@@ -84,19 +84,22 @@ pub(crate) fn volume_unschedulable(
     Ok(())
 }
 
-fn view(ctx: &Ctx, m: &Message) -> Value {
-    json!({
-        "id": m.id,
-        "request_id": m.request_id,
-        "event_id": m.event_id,
-        "message_level": "ERROR",
-        "user_message": m.user_message,
-        "resource_type": m.resource_type,
-        "resource_uuid": m.resource_uuid,
-        "created_at": cinder_time(m.created),
-        "guaranteed_until": cinder_time(m.created + KEEP_SECS),
-        "links": [{"rel": "self", "href": format!("{}/messages/{}", ctx.base(), m.id)}],
-    })
+fn view(ctx: &Ctx, m: &Message) -> MessageView {
+    MessageView {
+        id: m.id.clone(),
+        request_id: m.request_id.clone(),
+        event_id: m.event_id.clone(),
+        message_level: "ERROR".into(),
+        user_message: m.user_message.clone(),
+        resource_type: m.resource_type.clone(),
+        resource_uuid: m.resource_uuid.clone(),
+        created_at: cinder_time(m.created),
+        guaranteed_until: cinder_time(m.created + KEEP_SECS),
+        links: vec![Link::new(
+            "self",
+            format!("{}/messages/{}", ctx.base(), m.id),
+        )],
+    }
 }
 
 fn mine(ctx: &Ctx) -> Vec<Message> {
@@ -116,8 +119,8 @@ fn not_found(id: &str) -> ApiError {
 
 /// `GET messages`.
 pub fn list(ctx: &Ctx) -> Result<Reply> {
-    let list: Vec<Value> = mine(ctx).iter().map(|m| view(ctx, m)).collect();
-    Ok(Reply::json(200, json!({ "messages": list })))
+    let messages = mine(ctx).iter().map(|m| view(ctx, m)).collect();
+    Ok(reply(200, &MessageList { messages }))
 }
 
 /// `GET messages/{id}`.
@@ -126,7 +129,12 @@ pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
         .into_iter()
         .find(|m| m.id == id)
         .ok_or_else(|| not_found(id))?;
-    Ok(Reply::json(200, json!({"message": view(ctx, &m)})))
+    Ok(reply(
+        200,
+        &MessageOne {
+            message: view(ctx, &m),
+        },
+    ))
 }
 
 /// `DELETE messages/{id}`.

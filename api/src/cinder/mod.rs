@@ -16,11 +16,14 @@
 //! changed and deleted through the domain layer (`domain/`: one quota
 //! rule, one visibility rule): a volume made here is the same object, of
 //! the same tenant, in all of them. Requests and responses are snake_case; faults are Cinder's
-//! (`fault.rs`); microversions 3.0 to 3.62 (`version.rs`).
+//! (`fault.rs`); microversions 3.0 to 3.62 (`version.rs`). Every response
+//! body is a typed view (`views.rs`, `views_info.rs`) the OpenAPI document
+//! is generated from.
 
 mod actions;
 mod admin;
 mod attachments;
+mod backup_records;
 mod backups;
 pub(crate) mod fault;
 mod group_snapshots;
@@ -29,12 +32,15 @@ mod group_views;
 mod groups;
 mod info;
 mod messages;
+mod openapi;
 mod params;
 mod quotas;
 mod snapshots;
 mod transfers;
 mod types;
 pub(crate) mod version;
+mod views;
+mod views_info;
 mod volumes;
 
 use crate::auth::Tenant;
@@ -188,6 +194,9 @@ fn route(state: &ApiState, req: &Request, version: Microversion) -> Result<Reply
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     match segs.as_slice() {
         ["volume"] => only(req, "GET").map(|_| version::versions(req, 300)),
+        ["volume", "v3", "openapi.json"] => {
+            only(req, "GET").map(|_| Reply::json(200, openapi::generate(&req.base_url())))
+        }
         ["volume", "v3"] | ["volume", "v3", _] => {
             only(req, "GET").map(|_| version::versions(req, 200))
         }
@@ -350,6 +359,10 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
             }
         }
         ["backups", "detail"] => only(req, "GET").and_then(|_| backups::list(ctx, true)),
+        ["backups", "import_record"] => only(req, "POST").and_then(|_| backup_records::import(ctx)),
+        ["backups", id, "export_record"] => {
+            only(req, "GET").and_then(|_| backup_records::export(ctx, id))
+        }
         ["backups", id] => {
             only(req, "GET, PUT, DELETE")?;
             match m.as_str() {

@@ -2,11 +2,12 @@
 //! sizes, booleans, metadata, and list queries (filters, `sort`,
 //! `marker`/`limit` paging with a `next` link).
 
+use super::views::Link;
 use super::Ctx;
 use crate::error::{ApiError, Result};
 use crate::meta;
 use engine::ObjectInfo;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// Longest name, metadata key or value.
@@ -180,7 +181,7 @@ pub fn page<'a>(
     ctx: &Ctx,
     items: &'a [ObjectInfo],
     collection: &str,
-) -> Result<(&'a [ObjectInfo], Option<Value>)> {
+) -> Result<(&'a [ObjectInfo], Option<Vec<Link>>)> {
     let start = match ctx.req.query_param("marker").filter(|m| !m.is_empty()) {
         None => 0,
         Some(m) => {
@@ -213,7 +214,10 @@ pub fn page<'a>(
             .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
             .collect();
         q.push(format!("marker={last}"));
-        json!([{"rel": "next", "href": format!("{}/{collection}?{}", ctx.base(), q.join("&"))}])
+        vec![Link::new(
+            "next",
+            format!("{}/{collection}?{}", ctx.base(), q.join("&")),
+        )]
     });
     Ok((slice, next))
 }

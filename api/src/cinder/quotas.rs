@@ -14,6 +14,8 @@
 
 use super::backups::BACKUP_VOLUME;
 use super::params::wrapped;
+use super::views::reply;
+use super::views_info::{Quota, QuotaClassSetOne, QuotaSet, QuotaSetOne, QuotaUsage};
 use super::Ctx;
 use crate::auth::Tenant;
 use crate::domain::{quota, settings};
@@ -21,7 +23,8 @@ use crate::error::{ApiError, ErrorKind, Result};
 use crate::http::Reply;
 use crate::meta;
 use engine::{ObjectInfo, ObjectKind};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// The per-type quota resources.
 const PER_TYPE: [&str; 3] = ["volumes", "snapshots", "gigabytes"];
@@ -53,7 +56,7 @@ fn all_keys(ctx: &Ctx, all: &[ObjectInfo]) -> Vec<String> {
 }
 
 /// What `tenant` uses of each key.
-fn in_use(all: &[ObjectInfo], tenant: &str) -> Map<String, Value> {
+fn in_use(all: &[ObjectInfo], tenant: &str) -> BTreeMap<String, u64> {
     let u = quota::usage(all, tenant);
     let backups: Vec<&ObjectInfo> = all
         .iter()
@@ -64,15 +67,15 @@ fn in_use(all: &[ObjectInfo], tenant: &str) -> Map<String, Value> {
         })
         .collect();
     let backup_gb: u64 = backups.iter().map(|o| meta::gb(o.size)).sum();
-    let mut m = Map::new();
-    m.insert("volumes".into(), json!(u.volumes));
-    m.insert("snapshots".into(), json!(u.snapshots));
-    m.insert("gigabytes".into(), json!(u.gigabytes));
-    m.insert("backups".into(), json!(backups.len()));
-    m.insert("backup_gigabytes".into(), json!(backup_gb));
+    let mut m = BTreeMap::new();
+    m.insert("volumes".into(), u.volumes);
+    m.insert("snapshots".into(), u.snapshots);
+    m.insert("gigabytes".into(), u.gigabytes);
+    m.insert("backups".into(), backups.len() as u64);
+    m.insert("backup_gigabytes".into(), backup_gb);
     m.insert(
         "groups".into(),
-        json!(super::groups::count(&settings::read(all), tenant)),
+        super::groups::count(&settings::read(all), tenant),
     );
     // Per type: volumes and their GB by the volume's type; snapshots and
     // images all count on `__DEFAULT__`.
@@ -103,9 +106,9 @@ fn in_use(all: &[ObjectInfo], tenant: &str) -> Map<String, Value> {
         } else {
             (0, 0)
         };
-        m.insert(format!("volumes_{name}"), json!(of_type.len()));
-        m.insert(format!("gigabytes_{name}"), json!(vol_gb + snap_gb));
-        m.insert(format!("snapshots_{name}"), json!(snaps));
+        m.insert(format!("volumes_{name}"), of_type.len() as u64);
+        m.insert(format!("gigabytes_{name}"), vol_gb + snap_gb);
+        m.insert(format!("snapshots_{name}"), snaps);
     }
     m
 }
@@ -116,22 +119,26 @@ fn set_view(
     all: &[ObjectInfo],
     id: &str,
     limits: &quota::Limits,
-    usage: Option<&Map<String, Value>>,
-) -> Map<String, Value> {
-    let mut set = Map::new();
-    set.insert("id".into(), json!(id));
+    usage: Option<&BTreeMap<String, u64>>,
+) -> QuotaSet {
+    let mut quotas = BTreeMap::new();
     for k in all_keys(ctx, all) {
         let max = limits.get(&k).copied().unwrap_or(-1);
         let v = match usage {
-            Some(u) => {
-                let used = u.get(&k).cloned().unwrap_or(json!(0));
-                json!({"limit": max, "in_use": used, "reserved": 0, "allocated": 0})
-            }
-            None => json!(max),
+            Some(u) => Quota::Usage(QuotaUsage {
+                limit: max,
+                in_use: u.get(&k).copied().unwrap_or(0),
+                reserved: 0,
+                allocated: 0,
+            }),
+            None => Quota::Limit(max),
         };
-        set.insert(k, v);
+        quotas.insert(k, v);
     }
-    set
+    QuotaSet {
+        id: Some(id.to_string()),
+        quotas,
+    }
 }
 
 /// `GET os-quota-sets/{project}` and `.../defaults`.
@@ -149,8 +156,8 @@ pub fn show(ctx: &Ctx, id: &str, defaults: bool) -> Result<Reply> {
         quota::effective(&all, tenant)
     };
     let u = usage.then(|| in_use(&all, &tenant.id));
-    let set = set_view(ctx, &all, &tenant.id, &limits, u.as_ref());
-    Ok(Reply::json(200, json!({ "quota_set": set })))
+    let quota_set = set_view(ctx, &all, &tenant.id, &limits, u.as_ref());
+    Ok(reply(200, &QuotaSetOne { quota_set }))
 }
 
 /// A quota value as Cinder takes it: an integer (or a string of one)
@@ -222,7 +229,9 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     if !skip {
         let u = in_use(&all, &tenant.id);
         for (k, v) in &values {
-            let used = u.get(k).and_then(Value::as_i64).unwrap_or(0);
+            let used = u
+                .get(k)
+                .map_or(0, |n| i64::try_from(*n).unwrap_or(i64::MAX));
             if *v != -1 && *v < used {
                 return Err(ApiError::bad_request(format!(
                     "Quota {k} limit must be equal or greater than existing resources. \
@@ -240,9 +249,9 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     drop(locked);
     let all = ctx.store().list();
     let limits = quota::effective(&all, tenant);
-    let mut set = set_view(ctx, &all, &tenant.id, &limits, None);
-    set.remove("id");
-    Ok(Reply::json(200, json!({ "quota_set": set })))
+    let mut quota_set = set_view(ctx, &all, &tenant.id, &limits, None);
+    quota_set.id = None;
+    Ok(reply(200, &QuotaSetOne { quota_set }))
 }
 
 /// `DELETE os-quota-sets/{project}`: admin only; back to the defaults.
@@ -277,8 +286,8 @@ fn class(ctx: &Ctx, class: &str) -> Result<()> {
 pub fn class_show(ctx: &Ctx, name: &str) -> Result<Reply> {
     class(ctx, name)?;
     let all = ctx.store().list();
-    let set = set_view(ctx, &all, name, &quota::class_defaults(&all), None);
-    Ok(Reply::json(200, json!({ "quota_class_set": set })))
+    let quota_class_set = set_view(ctx, &all, name, &quota::class_defaults(&all), None);
+    Ok(reply(200, &QuotaClassSetOne { quota_class_set }))
 }
 
 /// `PUT os-quota-class-sets/default`: the defaults of every limit the
@@ -297,7 +306,7 @@ pub fn class_update(ctx: &Ctx, name: &str) -> Result<Reply> {
     })?;
     drop(locked);
     let all = ctx.store().list();
-    let mut set = set_view(ctx, &all, name, &quota::class_defaults(&all), None);
-    set.remove("id");
-    Ok(Reply::json(200, json!({ "quota_class_set": set })))
+    let mut quota_class_set = set_view(ctx, &all, name, &quota::class_defaults(&all), None);
+    quota_class_set.id = None;
+    Ok(reply(200, &QuotaClassSetOne { quota_class_set }))
 }

@@ -8,14 +8,15 @@
 use super::params::{
     opt_string, page, parse_bool, parse_metadata, wrapped, MAX_DESCRIPTION, MAX_FIELD,
 };
-use super::volumes::{cinder_time, save, sort, user_metadata, user_metadata_item};
+use super::views::{reply, Snapshot, SnapshotList, SnapshotOne};
+use super::volumes::{cinder_time, opt, save, sort, user_metadata, user_metadata_item};
 use super::Ctx;
 use crate::domain::ops;
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta;
 use engine::{ObjectInfo, ObjectKind};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The progress `os-update_snapshot_status` recorded (shown as
 /// `os-extended-snapshot-attributes:progress`; absent is `100%`).
@@ -33,32 +34,26 @@ const RESET_STATUSES: &[&str] = &[
 /// The snapshot view, without links as Cinder's. `detail` (show and the
 /// detailed list; not create or update, as in Cinder) adds the extended
 /// attributes.
-fn view(ctx: &Ctx, o: &ObjectInfo, detail: bool) -> Value {
-    let opt = |k: &str| meta::get(o, k).map(Value::from).unwrap_or(Value::Null);
-    let mut v = json!({
-        "id": o.id.to_string(),
-        "name": opt(meta::DISPLAY_NAME),
-        "description": opt(meta::DISPLAY_DESCRIPTION),
-        "status": o.status,
-        "size": meta::gb(o.size),
-        "volume_id": o.parent.map(|p| p.to_string()).map(Value::from).unwrap_or(Value::Null),
-        "created_at": cinder_time(o.created),
-        "updated_at": cinder_time(o.created),
-        "metadata": meta::user_metadata(o),
-    });
+fn view(ctx: &Ctx, o: &ObjectInfo, detail: bool) -> Snapshot {
     let (project, user) = ctx.owner_of(o);
-    if detail {
-        v["os-extended-snapshot-attributes:project_id"] = json!(project);
-        v["os-extended-snapshot-attributes:progress"] =
-            json!(meta::get(o, PROGRESS).unwrap_or("100%"));
+    Snapshot {
+        id: o.id.to_string(),
+        name: opt(o, meta::DISPLAY_NAME),
+        description: opt(o, meta::DISPLAY_DESCRIPTION),
+        status: o.status.clone(),
+        size: meta::gb(o.size),
+        volume_id: o.parent.map(|p| p.to_string()),
+        created_at: cinder_time(o.created),
+        updated_at: cinder_time(o.created),
+        metadata: meta::user_metadata(o),
+        project_id: detail.then_some(project),
+        progress: detail.then(|| meta::get(o, PROGRESS).unwrap_or("100%").to_string()),
+        group_snapshot_id: ctx
+            .version
+            .at_least(14)
+            .then(|| opt(o, super::group_snapshots::GROUP_SNAPSHOT_ID)),
+        user_id: ctx.version.at_least(41).then_some(user),
     }
-    if ctx.version.at_least(14) {
-        v["group_snapshot_id"] = opt(super::group_snapshots::GROUP_SNAPSHOT_ID);
-    }
-    if ctx.version.at_least(41) {
-        v["user_id"] = json!(user);
-    }
-    v
 }
 
 const SORT_KEYS: &[&str] = &[
@@ -94,18 +89,25 @@ pub fn list(ctx: &Ctx, detail: bool) -> Result<Reply> {
         "snapshots"
     };
     let (items, next) = page(ctx, &all, collection)?;
-    let v: Vec<Value> = items.iter().map(|o| view(ctx, o, detail)).collect();
-    let mut body = json!({ "snapshots": v });
-    if let Some(next) = next {
-        body["snapshots_links"] = next;
-    }
-    Ok(Reply::json(200, body))
+    let snapshots = items.iter().map(|o| view(ctx, o, detail)).collect();
+    Ok(reply(
+        200,
+        &SnapshotList {
+            snapshots,
+            snapshots_links: next,
+        },
+    ))
 }
 
 /// `GET snapshots/{id}`.
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
     let o = ctx.snapshot_any(id)?;
-    Ok(Reply::json(200, json!({ "snapshot": view(ctx, &o, true) })))
+    Ok(reply(
+        200,
+        &SnapshotOne {
+            snapshot: view(ctx, &o, true),
+        },
+    ))
 }
 
 /// `POST snapshots`: 202 with the new snapshot.
@@ -157,9 +159,11 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         ],
     );
     let o = ops::snapshot(&ctx.dom, &locked, &vol, m)?;
-    Ok(Reply::json(
+    Ok(reply(
         202,
-        json!({ "snapshot": view(ctx, &o, false) }),
+        &SnapshotOne {
+            snapshot: view(ctx, &o, false),
+        },
     ))
 }
 
@@ -183,9 +187,11 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
         }
     }
     let o = save(ctx, &locked, &o, m)?;
-    Ok(Reply::json(
+    Ok(reply(
         200,
-        json!({ "snapshot": view(ctx, &o, false) }),
+        &SnapshotOne {
+            snapshot: view(ctx, &o, false),
+        },
     ))
 }
 

@@ -12,6 +12,7 @@
 //! not its snapshots.
 
 use super::params::{opt_string, parse_bool, wrapped, MAX_FIELD};
+use super::views::{reply, Link, Transfer, TransferList, TransferOne};
 use super::volumes::{cinder_time, snapshots_of};
 use super::Ctx;
 use crate::domain::ops;
@@ -20,7 +21,7 @@ use crate::http::Reply;
 use crate::meta;
 use engine::{ObjectInfo, ObjectKind};
 use rand::RngCore;
-use serde_json::{json, Value};
+
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -52,33 +53,29 @@ fn collection(ctx: &Ctx) -> &'static str {
     }
 }
 
-fn view(ctx: &Ctx, o: &ObjectInfo, detail: bool) -> Value {
+fn view(ctx: &Ctx, o: &ObjectInfo, detail: bool) -> Transfer {
     let id = meta::get(o, ID).unwrap_or_default().to_string();
     let c = collection(ctx);
-    let mut v = json!({
-        "id": id,
-        "name": meta::get(o, NAME),
-        "volume_id": o.id.to_string(),
-        "links": [
-            {"rel": "self", "href": format!("{}/{c}/{id}", ctx.base())},
-            {"rel": "bookmark", "href": format!("{}/{c}/{id}", ctx.bookmark())},
+    let at = meta::get(o, AT)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(o.created);
+    let v57 = detail && ctx.version.at_least(57);
+    Transfer {
+        links: vec![
+            Link::new("self", format!("{}/{c}/{id}", ctx.base())),
+            Link::new("bookmark", format!("{}/{c}/{id}", ctx.bookmark())),
         ],
-    });
-    if detail {
-        let at = meta::get(o, AT)
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(o.created);
-        v["created_at"] = json!(cinder_time(at));
-        if ctx.version.at_least(55) {
-            v["no_snapshots"] = json!(meta::get(o, NO_SNAPSHOTS) == Some("true"));
-        }
-        if ctx.version.at_least(57) {
-            v["source_project_id"] = json!(meta::get(o, meta::TENANT));
-            v["destination_project_id"] = Value::Null;
-            v["accepted"] = json!(false);
-        }
+        id,
+        name: meta::get(o, NAME).map(str::to_string),
+        volume_id: o.id.to_string(),
+        created_at: detail.then(|| cinder_time(at)),
+        no_snapshots: (detail && ctx.version.at_least(55))
+            .then(|| meta::get(o, NO_SNAPSHOTS) == Some("true")),
+        source_project_id: v57.then(|| meta::get(o, meta::TENANT).map(str::to_string)),
+        destination_project_id: v57.then_some(None),
+        accepted: v57.then_some(false),
+        auth_key: None,
     }
-    v
 }
 
 /// The caller's offered volumes.
@@ -99,14 +96,19 @@ fn own(ctx: &Ctx, id: &str) -> Result<ObjectInfo> {
 
 /// `GET {transfers}` and `{transfers}/detail`.
 pub fn list(ctx: &Ctx, detail: bool) -> Result<Reply> {
-    let v: Vec<Value> = offered(ctx).iter().map(|o| view(ctx, o, detail)).collect();
-    Ok(Reply::json(200, json!({ "transfers": v })))
+    let transfers = offered(ctx).iter().map(|o| view(ctx, o, detail)).collect();
+    Ok(reply(200, &TransferList { transfers }))
 }
 
 /// `GET {transfers}/{id}`.
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
     let o = own(ctx, id)?;
-    Ok(Reply::json(200, json!({ "transfer": view(ctx, &o, true) })))
+    Ok(reply(
+        200,
+        &TransferOne {
+            transfer: view(ctx, &o, true),
+        },
+    ))
 }
 
 /// `POST {transfers}`: `{"transfer": {"volume_id", "name", "no_snapshots"}}`.
@@ -148,9 +150,9 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
     meta::set(&mut m, NO_SNAPSHOTS, no_snapshots.then_some("true"));
     let o = ctx.dom.save(&locked, o.id, AWAITING, m)?;
     tracing::info!(tenant = %ctx.tenant.id, volume = %o.id, transfer = %id, "cinder: volume offered for transfer");
-    let mut v = view(ctx, &o, true);
-    v["auth_key"] = json!(auth_key);
-    Ok(Reply::json(202, json!({ "transfer": v })))
+    let mut transfer = view(ctx, &o, true);
+    transfer.auth_key = Some(auth_key);
+    Ok(reply(202, &TransferOne { transfer }))
 }
 
 /// The volume without its transfer fields.
@@ -194,7 +196,7 @@ pub fn accept(ctx: &Ctx, id: &str) -> Result<Reply> {
             id.escape_debug()
         )));
     }
-    let v = view(ctx, &o, false);
+    let transfer = view(ctx, &o, false);
     ops::take_over_volume(&ctx.dom, &locked, &o, cleared(&o), meta::AVAILABLE)?;
-    Ok(Reply::json(202, json!({ "transfer": v })))
+    Ok(reply(202, &TransferOne { transfer }))
 }

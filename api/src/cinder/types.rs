@@ -20,6 +20,10 @@
 
 use super::info::{DEFAULT_TYPE, DEFAULT_TYPE_ID};
 use super::params::MAX_FIELD;
+use super::views::reply;
+use super::views_info::{
+    self, ExtraSpec, ExtraSpecs, TypeAccess, TypeAccessList, VolumeTypeList, VolumeTypeOne,
+};
 use super::Ctx;
 use crate::domain::settings;
 use crate::error::{ApiError, ErrorKind, Result};
@@ -27,7 +31,7 @@ use crate::http::Reply;
 use crate::meta;
 use engine::{ObjectInfo, ObjectKind};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// The settings key prefix of a type record.
@@ -155,16 +159,16 @@ pub(crate) fn name_of(all_settings: &BTreeMap<String, String>, o: &ObjectInfo) -
         .map_or_else(|| DEFAULT_TYPE.to_string(), |t| t.name)
 }
 
-fn view(t: &VolumeType) -> Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "description": t.description,
-        "is_public": t.is_public,
-        "os-volume-type-access:is_public": t.is_public,
-        "extra_specs": t.extra_specs,
-        "qos_specs_id": null,
-    })
+fn view(t: &VolumeType) -> views_info::VolumeType {
+    views_info::VolumeType {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        description: t.description.clone(),
+        is_public: t.is_public,
+        access_is_public: Some(t.is_public),
+        extra_specs: t.extra_specs.clone(),
+        qos_specs_id: Some(None),
+    }
 }
 
 /// `GET types` (`?is_public=` filters for admins).
@@ -175,7 +179,7 @@ pub fn list(ctx: &Ctx) -> Result<Reply> {
         .query_param("is_public")
         .filter(|_| ctx.tenant.admin)
         .map(|v| v.to_ascii_lowercase());
-    let list: Vec<Value> = all_types(&s)
+    let volume_types = all_types(&s)
         .iter()
         .filter(|t| sees(ctx, t))
         .filter(|t| match want.as_deref() {
@@ -185,14 +189,16 @@ pub fn list(ctx: &Ctx) -> Result<Reply> {
         })
         .map(view)
         .collect();
-    Ok(Reply::json(200, json!({ "volume_types": list })))
+    Ok(reply(200, &VolumeTypeList { volume_types }))
 }
 
 /// `GET types/{id}`.
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
-    Ok(Reply::json(
+    Ok(reply(
         200,
-        json!({"volume_type": view(&find(ctx, id)?)}),
+        &VolumeTypeOne {
+            volume_type: view(&find(ctx, id)?),
+        },
     ))
 }
 
@@ -304,9 +310,9 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
     })?;
     tracing::info!(tenant = %ctx.tenant.id, volume_type = %t.id, "cinder: volume type created");
     // Cinder's create answer has no `qos_specs_id`.
-    let mut v = view(&t);
-    v.as_object_mut().map(|m| m.remove("qos_specs_id"));
-    Ok(Reply::json(200, json!({ "volume_type": v })))
+    let mut volume_type = view(&t);
+    volume_type.qos_specs_id = None;
+    Ok(reply(200, &VolumeTypeOne { volume_type }))
 }
 
 /// `PUT types/{id}`: name, description, is_public.
@@ -335,12 +341,10 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
         Ok(())
     })?;
     // Cinder's update answer has neither the access flag nor QoS.
-    let mut v = view(&t);
-    if let Some(m) = v.as_object_mut() {
-        m.remove("qos_specs_id");
-        m.remove("os-volume-type-access:is_public");
-    }
-    Ok(Reply::json(200, json!({ "volume_type": v })))
+    let mut volume_type = view(&t);
+    volume_type.qos_specs_id = None;
+    volume_type.access_is_public = None;
+    Ok(reply(200, &VolumeTypeOne { volume_type }))
 }
 
 /// `DELETE types/{id}`: not the default, not while a volume has it.
@@ -373,7 +377,12 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
 pub fn extra_specs(ctx: &Ctx, id: &str) -> Result<Reply> {
     if ctx.req.method == warp::http::Method::GET {
         let t = find(ctx, id)?;
-        return Ok(Reply::json(200, json!({"extra_specs": t.extra_specs})));
+        return Ok(reply(
+            200,
+            &ExtraSpecs {
+                extra_specs: t.extra_specs,
+            },
+        ));
     }
     let b = body(ctx, "extra_specs")?;
     let add = specs(Some(&Value::Object(b)))?;
@@ -386,7 +395,7 @@ pub fn extra_specs(ctx: &Ctx, id: &str) -> Result<Reply> {
             Ok(())
         },
     )?;
-    Ok(Reply::json(200, json!({ "extra_specs": add })))
+    Ok(reply(200, &ExtraSpecs { extra_specs: add }))
 }
 
 /// `GET`, `PUT` (admin; the body is exactly `{key: value}`) and `DELETE`
@@ -403,7 +412,8 @@ pub fn extra_spec(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
         "GET" => {
             let t = find(ctx, id)?;
             let v = t.extra_specs.get(key).ok_or_else(missing)?;
-            Ok(Reply::json(200, json!({ key: v })))
+            let one = BTreeMap::from([(key.to_string(), v.clone())]);
+            Ok(reply(200, &ExtraSpec(one)))
         }
         "PUT" => {
             ctx.require_admin("volume_extension:types_extra_specs:update")?;
@@ -429,7 +439,7 @@ pub fn extra_spec(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
                     Ok(())
                 },
             )?;
-            Ok(Reply::json(200, json!(one)))
+            Ok(reply(200, &ExtraSpec(one)))
         }
         _ => {
             modify(
@@ -521,10 +531,13 @@ pub fn access_list(ctx: &Ctx, id: &str) -> Result<Reply> {
             t.id
         )));
     }
-    let list: Vec<Value> = t
+    let volume_type_access = t
         .access
         .iter()
-        .map(|p| json!({"volume_type_id": t.id, "project_id": p}))
+        .map(|p| TypeAccess {
+            volume_type_id: t.id.clone(),
+            project_id: p.clone(),
+        })
         .collect();
-    Ok(Reply::json(200, json!({ "volume_type_access": list })))
+    Ok(reply(200, &TypeAccessList { volume_type_access }))
 }

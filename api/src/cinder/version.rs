@@ -4,8 +4,9 @@
 //! 3.0 to [`Microversion::MAX`]; a version outside that range is 406, a
 //! malformed one 400. Every answer names the version it used.
 
+use super::views::{reply, Fault, Link};
+use super::views_info::{MediaType, Version, VersionList};
 use crate::http::{Reply, Request};
-use serde_json::{json, Value};
 use std::fmt;
 
 /// A volume API microversion, `3.minor`.
@@ -105,35 +106,48 @@ impl Refused {
             Refused::Malformed(m) => (400, "badRequest", m),
             Refused::Unsupported(m) => (406, "notAcceptable", m),
         };
-        Reply::json(status, json!({ name: {"message": msg, "code": status} }))
+        reply(status, &Fault::new(name, status, msg.clone()))
     }
 }
 
 const UPDATED: &str = "2021-03-12T00:00:00Z";
 
 /// The v3 version document, its links under `base` (`http://host/volume`).
-pub(crate) fn v3_doc(base: &str) -> Value {
-    json!({
-        "id": "v3.0",
-        "status": "CURRENT",
-        "version": Microversion::MAX.to_string(),
-        "min_version": Microversion::MIN.to_string(),
-        "updated": UPDATED,
-        "links": [
-            {"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"},
-            {"rel": "self", "href": format!("{base}/v3/")},
+pub(crate) fn v3_doc(base: &str) -> Version {
+    Version {
+        id: "v3.0".into(),
+        status: "CURRENT".into(),
+        version: Microversion::MAX.to_string(),
+        min_version: Microversion::MIN.to_string(),
+        updated: UPDATED.into(),
+        links: vec![
+            Link {
+                media_type: Some("text/html".into()),
+                ..Link::new("describedby", "https://docs.openstack.org/".into())
+            },
+            Link::new("self", format!("{base}/v3/")),
         ],
-        "media-types": [{
-            "base": "application/json",
-            "type": "application/vnd.openstack.volume+json;version=3",
+        media_types: vec![MediaType {
+            base: "application/json".into(),
+            media_type: "application/vnd.openstack.volume+json;version=3".into(),
         }],
-    })
+    }
 }
 
-/// `GET /volume/`: the versions (300, as Cinder answers its root).
+/// `GET /volume/`: the versions (300, as Cinder answers its root), with
+/// the OpenAPI document linked as `service-desc`.
 pub(crate) fn versions(req: &Request, status: u16) -> Reply {
     let base = format!("{}/volume", req.base_url());
-    Reply::json(status, json!({"versions": [v3_doc(&base)]}))
+    reply(
+        status,
+        &VersionList {
+            versions: vec![v3_doc(&base)],
+        },
+    )
+    .with_header(
+        "link",
+        format!("<{base}/v3/openapi.json>; rel=\"service-desc\""),
+    )
 }
 
 #[cfg(test)]

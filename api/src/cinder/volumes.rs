@@ -11,6 +11,10 @@ use super::params::{
     opt_string, page, parse_bool, parse_gb, parse_metadata, sort_keys, wrapped, MAX_DESCRIPTION,
     MAX_FIELD,
 };
+use super::views::{
+    reply, Link, MetaItem, Metadata, Volume, VolumeAttachment, VolumeBrief, VolumeBriefList,
+    VolumeList, VolumeOne, VolumeSummary, VolumeSummaryFields,
+};
 use super::Ctx;
 use crate::domain::ops::{self, Edit, Source};
 use crate::domain::Locked;
@@ -26,16 +30,17 @@ pub(crate) fn cinder_time(secs: u64) -> String {
     format!("{}.000000", meta::format_time(secs).replace(' ', "T"))
 }
 
-fn opt(o: &ObjectInfo, key: &str) -> Value {
-    meta::get(o, key).map(Value::from).unwrap_or(Value::Null)
+/// The metadata item `key` of `o`, if set.
+pub(crate) fn opt(o: &ObjectInfo, key: &str) -> Option<String> {
+    meta::get(o, key).map(str::to_string)
 }
 
 /// The links of an object under `collection`.
-pub(crate) fn links(ctx: &Ctx, collection: &str, id: &str) -> Value {
-    json!([
-        {"rel": "self", "href": format!("{}/{collection}/{id}", ctx.base())},
-        {"rel": "bookmark", "href": format!("{}/{collection}/{id}", ctx.bookmark())},
-    ])
+pub(crate) fn links(ctx: &Ctx, collection: &str, id: &str) -> Vec<Link> {
+    vec![
+        Link::new("self", format!("{}/{collection}/{id}", ctx.base())),
+        Link::new("bookmark", format!("{}/{collection}/{id}", ctx.bookmark())),
+    ]
 }
 
 /// The volume's image metadata (prefix stripped).
@@ -52,80 +57,69 @@ fn image_metadata(o: &ObjectInfo) -> BTreeMap<String, String> {
 /// The detailed volume view. `extended` adds what Cinder's show and
 /// detailed list add to it (and its create and update answers do not):
 /// the project, image metadata and, for admins, host and migration fields.
-pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo, extended: bool) -> Value {
+pub(crate) fn view(ctx: &Ctx, o: &ObjectInfo, extended: bool) -> Volume {
     let id = o.id.to_string();
     let (project, user) = ctx.owner_of(o);
-    let attachments: Vec<Value> = match meta::get(o, meta::ATTACHED_SERVER) {
-        Some(server) => vec![json!({
-            "id": id,
-            "attachment_id": id,
-            "volume_id": id,
-            "server_id": server,
-            "host_name": null,
-            "device": meta::get(o, meta::ATTACHED_DEVICE).unwrap_or(""),
-            "attached_at": cinder_time(o.created),
-        })],
+    let attachments = match meta::get(o, meta::ATTACHED_SERVER) {
+        Some(server) => vec![VolumeAttachment {
+            id: id.clone(),
+            attachment_id: id.clone(),
+            volume_id: id.clone(),
+            server_id: server.to_string(),
+            host_name: None,
+            device: meta::get(o, meta::ATTACHED_DEVICE)
+                .unwrap_or("")
+                .to_string(),
+            attached_at: cinder_time(o.created),
+        }],
         None => Vec::new(),
     };
-    let bootable = if meta::get(o, meta::BOOTABLE) == Some("true") {
-        "true"
-    } else {
-        "false"
-    };
-    let mut v = json!({
-        "id": id,
-        "name": opt(o, meta::DISPLAY_NAME),
-        "description": opt(o, meta::DISPLAY_DESCRIPTION),
-        "status": o.status,
-        "size": meta::gb(o.size),
-        "availability_zone": ZONE,
-        "created_at": cinder_time(o.created),
-        "updated_at": cinder_time(o.created),
-        "attachments": attachments,
-        "bootable": bootable,
-        "encrypted": false,
-        "multiattach": false,
-        "volume_type": super::types::name_of(&crate::domain::settings::read_store(ctx.store()), o),
-        "snapshot_id": opt(o, meta::SOURCE_SNAPSHOT),
-        "source_volid": opt(o, meta::SOURCE_VOLUME),
-        "metadata": meta::user_metadata(o),
-        "links": links(ctx, "volumes", &o.id.to_string()),
-        "user_id": user,
-        "replication_status": null,
-        "consistencygroup_id": null,
-    });
-    if ctx.tenant.admin {
-        v["migration_status"] = Value::Null;
-    }
-    if ctx.version.at_least(13) {
-        v["group_id"] = opt(o, super::groups::GROUP_ID);
-    }
-    if ctx.version.at_least(48) {
-        v["shared_targets"] = json!(false);
-        v["service_uuid"] = Value::Null;
-    }
-    if !extended {
-        return v;
-    }
-    v["os-vol-tenant-attr:tenant_id"] = json!(project);
+    let bootable = meta::get(o, meta::BOOTABLE) == Some("true");
+    let admin = ctx.tenant.admin;
+    let shared = ctx.version.at_least(48);
     let image = image_metadata(o);
-    if !image.is_empty() {
-        v["volume_image_metadata"] = json!(image);
+    Volume {
+        links: links(ctx, "volumes", &id),
+        id,
+        name: opt(o, meta::DISPLAY_NAME),
+        description: opt(o, meta::DISPLAY_DESCRIPTION),
+        status: o.status.clone(),
+        size: meta::gb(o.size),
+        availability_zone: ZONE.into(),
+        created_at: cinder_time(o.created),
+        updated_at: cinder_time(o.created),
+        attachments,
+        bootable: bootable.to_string(),
+        encrypted: false,
+        multiattach: false,
+        volume_type: super::types::name_of(&crate::domain::settings::read_store(ctx.store()), o),
+        snapshot_id: opt(o, meta::SOURCE_SNAPSHOT),
+        source_volid: opt(o, meta::SOURCE_VOLUME),
+        metadata: meta::user_metadata(o),
+        user_id: user,
+        replication_status: None,
+        consistencygroup_id: None,
+        migration_status: admin.then_some(None),
+        group_id: ctx
+            .version
+            .at_least(13)
+            .then(|| opt(o, super::groups::GROUP_ID)),
+        shared_targets: shared.then_some(false),
+        service_uuid: shared.then_some(None),
+        tenant_id: extended.then_some(project),
+        volume_image_metadata: (extended && !image.is_empty()).then_some(image),
+        host: (extended && admin).then(|| super::admin::POOL.to_string()),
+        migstat: (extended && admin).then_some(None),
+        name_id: (extended && admin).then_some(None),
     }
-    if ctx.tenant.admin {
-        v["os-vol-host-attr:host"] = json!(super::admin::POOL);
-        v["os-vol-mig-status-attr:migstat"] = Value::Null;
-        v["os-vol-mig-status-attr:name_id"] = Value::Null;
-    }
-    v
 }
 
-fn brief(ctx: &Ctx, o: &ObjectInfo) -> Value {
-    json!({
-        "id": o.id.to_string(),
-        "name": opt(o, meta::DISPLAY_NAME),
-        "links": links(ctx, "volumes", &o.id.to_string()),
-    })
+fn brief(ctx: &Ctx, o: &ObjectInfo) -> VolumeBrief {
+    VolumeBrief {
+        id: o.id.to_string(),
+        name: opt(o, meta::DISPLAY_NAME),
+        links: links(ctx, "volumes", &o.id.to_string()),
+    }
 }
 
 /// A sort key's value of an object, for comparing (objects made in the
@@ -199,37 +193,38 @@ pub fn list(ctx: &Ctx, detail: bool) -> Result<Reply> {
         .collect();
     sort(ctx, &mut all, SORT_KEYS)?;
     let (items, next) = page(ctx, &all, if detail { "volumes/detail" } else { "volumes" })?;
-    let v: Vec<Value> = items
-        .iter()
-        .map(|o| {
-            if detail {
-                view(ctx, o, true)
-            } else {
-                brief(ctx, o)
-            }
-        })
-        .collect();
-    let mut body = json!({ "volumes": v });
-    if let Some(next) = next {
-        body["volumes_links"] = next;
-    }
-    if ctx.version.at_least(45)
+    let count = (ctx.version.at_least(45)
         && ctx
             .req
             .query_param("with_count")
-            .is_some_and(|w| parse_bool(&json!(w), "with_count").unwrap_or(false))
-    {
-        body["count"] = json!(all.len());
-    }
-    Ok(Reply::json(200, body))
+            .is_some_and(|w| parse_bool(&json!(w), "with_count").unwrap_or(false)))
+    .then_some(all.len());
+    Ok(if detail {
+        reply(
+            200,
+            &VolumeList {
+                volumes: items.iter().map(|o| view(ctx, o, true)).collect(),
+                volumes_links: next,
+                count,
+            },
+        )
+    } else {
+        reply(
+            200,
+            &VolumeBriefList {
+                volumes: items.iter().map(|o| brief(ctx, o)).collect(),
+                volumes_links: next,
+                count,
+            },
+        )
+    })
 }
 
 /// `GET volumes/summary` (3.12+).
 pub fn summary(ctx: &Ctx) -> Result<Reply> {
     let all = ctx.objects(ObjectKind::Volume);
     let total: u64 = all.iter().map(|o| meta::gb(o.size)).sum();
-    let mut body = json!({"volume-summary": {"total_count": all.len(), "total_size": total}});
-    if ctx.version.at_least(36) {
+    let metadata = ctx.version.at_least(36).then(|| {
         let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for o in &all {
             for (k, v) in meta::user_metadata(o) {
@@ -239,15 +234,25 @@ pub fn summary(ctx: &Ctx) -> Result<Reply> {
                 }
             }
         }
-        body["volume-summary"]["metadata"] = json!(m);
-    }
-    Ok(Reply::json(200, body))
+        m
+    });
+    let summary = VolumeSummaryFields {
+        total_count: all.len(),
+        total_size: total,
+        metadata,
+    };
+    Ok(reply(200, &VolumeSummary { summary }))
 }
 
 /// `GET volumes/{id}`.
 pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
     let o = ctx.volume_any(id)?;
-    Ok(Reply::json(200, json!({ "volume": view(ctx, &o, true) })))
+    Ok(reply(
+        200,
+        &VolumeOne {
+            volume: view(ctx, &o, true),
+        },
+    ))
 }
 
 fn find_image(ctx: &Ctx, key: &str) -> Result<ObjectInfo> {
@@ -411,7 +416,12 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         o = ctx.store().get(o.id)?;
         tracing::info!(tenant = %ctx.tenant.id, volume = %id, reason = %why, "cinder: volume not schedulable");
     }
-    Ok(Reply::json(202, json!({ "volume": view(ctx, &o, false) })))
+    Ok(reply(
+        202,
+        &VolumeOne {
+            volume: view(ctx, &o, false),
+        },
+    ))
 }
 
 /// `PUT volumes/{id}`: name, description (also the `display_` forms) and
@@ -437,7 +447,12 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     let o = ops::update(&ctx.dom, &locked, &o, edit.apply(&o))?;
-    Ok(Reply::json(200, json!({ "volume": view(ctx, &o, false) })))
+    Ok(reply(
+        200,
+        &VolumeOne {
+            volume: view(ctx, &o, false),
+        },
+    ))
 }
 
 /// Writes metadata `m` of `o` (the caller's), status unchanged.
@@ -530,9 +545,11 @@ pub(crate) fn user_metadata(
 ) -> Result<Reply> {
     if ctx.req.method.as_str() == "GET" {
         let o = find()?;
-        return Ok(Reply::json(
+        return Ok(reply(
             200,
-            json!({"metadata": meta::user_metadata(&o)}),
+            &Metadata {
+                metadata: meta::user_metadata(&o),
+            },
         ));
     }
     let body = match ctx.req.json_body()? {
@@ -550,7 +567,7 @@ pub(crate) fn user_metadata(
     };
     user.extend(new);
     save(ctx, &locked, &o, meta::with_user_metadata(&o, &user))?;
-    Ok(Reply::json(200, json!({ "metadata": user })))
+    Ok(reply(200, &Metadata { metadata: user }))
 }
 
 /// `volumes/{id}/metadata/{key}`: GET, PUT (`{"meta": {key: value}}`),
@@ -577,7 +594,8 @@ pub(crate) fn user_metadata_item(
             let o = find()?;
             let user = meta::user_metadata(&o);
             let v = user.get(key).ok_or_else(missing)?;
-            Ok(Reply::json(200, json!({"meta": {key: v}})))
+            let item = BTreeMap::from([(key.to_string(), v.clone())]);
+            Ok(reply(200, &MetaItem { meta: item }))
         }
         "PUT" => {
             let body = match ctx.req.json_body()? {
@@ -592,7 +610,7 @@ pub(crate) fn user_metadata_item(
             let mut user = meta::user_metadata(&o);
             user.extend(item.clone());
             save(ctx, &locked, &o, meta::with_user_metadata(&o, &user))?;
-            Ok(Reply::json(200, json!({ "meta": item })))
+            Ok(reply(200, &MetaItem { meta: item }))
         }
         _ => {
             let locked = ctx.dom.lock();
