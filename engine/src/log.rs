@@ -7,7 +7,8 @@
 //! appends then land in allocated, usually cached, blocks instead of new
 //! ones, which makes writing and syncing several times faster. Stale records
 //! past the tail of a reused file are never read as records, because replay
-//! requires each record's exact next sequence number.
+//! requires each record's exact next sequence number. Large records have
+//! their aligned middle written with `O_DIRECT` (`log_direct.rs`).
 
 use crate::error::{Error, Result};
 use crate::fault::{FaultPoint, Faults, IoOp};
@@ -351,6 +352,12 @@ impl Log {
     #[cfg(feature = "fault-injection")]
     pub fn skip_seq_to(&mut self, n: u64) {
         self.next_seq = self.next_seq.max(n);
+    }
+
+    /// Whether large appends may use `O_DIRECT` (before
+    /// [`Log::start_append`]; on by default).
+    pub fn set_direct(&mut self, on: bool) {
+        self.direct = DirectWriter::new(on);
     }
 
     /// Keeps at most `n` spare segment files, deleting the others.
