@@ -16,6 +16,8 @@
 #   benches/seq-vs-disk.sh                 # ROUNDS=3 RUNTIME=5 SIZE_MB=1024
 #   ROUNDS=5 FLUSH_EVERY=16 benches/seq-vs-disk.sh
 #   TARGETS="disk blockd" benches/seq-vs-disk.sh
+#   TARGETS="disk blockd blockd-buffered" ...  # also blockd with
+#                                  # --direct-log false (page cache only)
 #   BLOCKD=/path/to/blockd benches/seq-vs-disk.sh   # another build
 #
 # Needs fio, qemu-img, qemu-nbd, nbdkit and python3. Files go under
@@ -97,12 +99,14 @@ start() { # target
     disk)
       fallocate -l "${SIZE_MB}M" "$W/disk.raw"
       ;;
-    blockd)
-      "$BLOCKD" --data-dir "$W/blockd" volume create v --size "${SIZE_MB}M" >/dev/null
-      BLOCKD_LOG=warn "$BLOCKD" --data-dir "$W/blockd" serve --api-listen "" --nbd-listen "" \
-        --nbd-socket "$W/blockd.sock" &
+    blockd | blockd-buffered)
+      local direct=true
+      [ "$1" = blockd-buffered ] && direct=false
+      "$BLOCKD" --data-dir "$W/$1" volume create v --size "${SIZE_MB}M" >/dev/null
+      BLOCKD_LOG=warn "$BLOCKD" --data-dir "$W/$1" --direct-log "$direct" serve --api-listen "" \
+        --nbd-listen "" --nbd-socket "$W/$1.sock" &
       PID=$!
-      wait_sock "$W/blockd.sock"
+      wait_sock "$W/$1.sock"
       ;;
     qcow2)
       qemu-img create -q -f qcow2 "$W/q.qcow2" "${SIZE_MB}M"
@@ -120,7 +124,7 @@ start() { # target
 
 stop() { # target
   if [ -n "$PID" ]; then kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; fi
-  rm -rf "${W:?}/blockd" "$W/disk.raw" "$W/q.qcow2" "$W"/*.sock
+  rm -rf "${W:?}/blockd" "$W/blockd-buffered" "$W/disk.raw" "$W/q.qcow2" "$W"/*.sock
 }
 
 read -r -a TS <<< "$TARGETS"
