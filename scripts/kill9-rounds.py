@@ -9,6 +9,11 @@ server with SIGKILL 0.3 to 1.5 s after it started; then restarts it, reads
 every hot block back and checks it holds its last acknowledged version or
 one written later (never an older one), and stops it with SIGTERM.
 
+With KILL9_RUN_BLOCKS=N (N > 1) each write is instead a run of N
+consecutive tagged blocks at a random block of the whole volume (N=256:
+1 MiB writes, which the engine appends partly with O_DIRECT), and every
+block of the volume is checked.
+
 usage: scripts/kill9-rounds.py SEED ROUNDS [BLOCKD]   (needs python3-libnbd;
 BLOCKD defaults to target/debug/blockd). Exits 1 at the first violation.
 """
@@ -16,6 +21,7 @@ import os, random, shutil, signal, struct, subprocess, sys, tempfile, threading,
 import nbd
 
 BS, BLOCKS, HOT = 4096, 16384, 2048
+RUN = int(os.environ.get("KILL9_RUN_BLOCKS", "1"))
 
 
 def block(b, v):
@@ -30,7 +36,7 @@ def main():
     d = tempfile.mkdtemp(prefix="kill9-rounds-")
     subprocess.check_call([binary, "--data-dir", d, "volume", "create", "v", "--size", "64M"],
                           stdout=subprocess.DEVNULL)
-    hot = rng.sample(range(BLOCKS), HOT)
+    hot = rng.sample(range(BLOCKS), HOT) if RUN == 1 else list(range(BLOCKS))
     exp = {}  # block -> (durable version, versions written since)
     seq = 1
 
@@ -56,17 +62,27 @@ def main():
         try:
             while True:
                 burst = []
-                for b in rng.sample(hot, rng.randint(1, 32)):
-                    du, later = exp.get(b, (0, []))
-                    exp[b] = (du, later + [seq])
-                    burst.append((b, seq))
-                    seq += 1
-                for b, v in burst:
+                if RUN == 1:
+                    starts = rng.sample(hot, rng.randint(1, 32))
+                else:
+                    starts = [rng.randrange(BLOCKS - RUN + 1) for _ in range(rng.randint(1, 4))]
+                for s0 in starts:
+                    run = []
+                    for b in range(s0, s0 + RUN):
+                        du, later = exp.get(b, (0, []))
+                        exp[b] = (du, later + [seq])
+                        run.append((b, seq))
+                        seq += 1
+                    burst.append(run)
+                for run in burst:
                     fua = rng.random() < 0.05
-                    h.pwrite(block(b, v), b * BS, nbd.CMD_FLAG_FUA if fua else 0)
+                    data = b"".join(block(b, v) for b, v in run)
+                    h.pwrite(data, run[0][0] * BS, nbd.CMD_FLAG_FUA if fua else 0)
                     writes += 1
                     if fua:
-                        exp[b] = (v, [])
+                        for b, v in run:
+                            exp[b] = (v, [])
+                burst = [x for run in burst for x in run]
                 h.flush()
                 for b, v in burst:
                     exp[b] = (v, [])
@@ -75,8 +91,16 @@ def main():
         p.wait()
         p, h = start()
         bad = 0
+        cache = {}
         for b in hot:
-            got = h.pread(BS, b * BS)
+            if RUN == 1:
+                got = h.pread(BS, b * BS)
+            else:
+                c0 = b // 256
+                if c0 not in cache:
+                    cache.clear()
+                    cache[c0] = h.pread(256 * BS, c0 * 256 * BS)
+                got = cache[c0][(b % 256) * BS:(b % 256 + 1) * BS]
             du, later = exp.get(b, (0, []))
             if got == bytes(BS):
                 v = 0

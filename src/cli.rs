@@ -43,6 +43,11 @@ struct Cli {
     /// 1M to 16G (the disk keeps this much free besides two segments).
     #[arg(long, global = true, env = "BLOCKD_DIRTY_LIMIT", default_value = "64M")]
     dirty_limit: ByteSize,
+    /// Write large log records (client writes of 64 KiB and more) with
+    /// O_DIRECT, so that flushes do not wait for page-cache writeback;
+    /// `false` keeps every append in the page cache.
+    #[arg(long, global = true, env = "BLOCKD_DIRECT_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    direct_log: bool,
     /// Act for this tenant of the auth file (object commands and export): see
     /// and change only its objects, make objects it owns, under its quota.
     /// Without it the operator sees everything and makes ownerless objects.
@@ -60,6 +65,7 @@ struct OpenBounds {
     segment_size: u64,
     cache_bytes: u64,
     dirty_limit_bytes: u64,
+    direct_log: bool,
 }
 
 /// Set once from the command line, before any store is opened.
@@ -73,12 +79,14 @@ pub(crate) fn store_options(create: bool) -> StoreOptions {
         segment_size: d.segment_size,
         cache_bytes: d.cache_bytes,
         dirty_limit_bytes: d.dirty_limit_bytes,
+        direct_log: d.direct_log_writes,
     });
     StoreOptions {
         create,
         segment_size: b.segment_size,
         cache_bytes: b.cache_bytes,
         dirty_limit_bytes: b.dirty_limit_bytes,
+        direct_log_writes: b.direct_log,
         ..d
     }
 }
@@ -107,6 +115,7 @@ fn set_bounds(cli: &Cli) -> Result<()> {
         segment_size: seg,
         cache_bytes: cache,
         dirty_limit_bytes: dirty,
+        direct_log: cli.direct_log,
     });
     Ok(())
 }

@@ -42,6 +42,7 @@ pub mod fuzzing;
 mod init;
 mod io;
 mod log;
+mod log_direct;
 mod map;
 mod migrate;
 mod op_stats;

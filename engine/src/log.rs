@@ -7,11 +7,13 @@
 //! appends then land in allocated, usually cached, blocks instead of new
 //! ones, which makes writing and syncing several times faster. Stale records
 //! past the tail of a reused file are never read as records, because replay
-//! requires each record's exact next sequence number.
+//! requires each record's exact next sequence number. Large records have
+//! their aligned middle written with `O_DIRECT` (`log_direct.rs`).
 
 use crate::error::{Error, Result};
 use crate::fault::{FaultPoint, Faults, IoOp};
 use crate::format::{RecordHeader, RecordKind, SealBody, HEADER_LEN, PAGE_LEN};
+use crate::log_direct::{write_all_vectored_at, DirectWriter};
 use crate::types::{LogAddr, SegmentNo};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -180,6 +182,9 @@ pub(crate) struct Log {
     /// The next segment gets at least this number (tests skip ahead with
     /// it; a Seal names its successor, so numbers may skip).
     pub min_next_segment: u32,
+    /// Writes large records' aligned middles with `O_DIRECT`
+    /// (`log_direct.rs`).
+    direct: DirectWriter,
 }
 
 /// A retired segment file to delete. Unlinking and closing the last handle
@@ -338,6 +343,7 @@ impl Log {
             spares,
             doomed: Vec::new(),
             min_next_segment: 0,
+            direct: DirectWriter::default(),
         })
     }
 
@@ -346,6 +352,12 @@ impl Log {
     #[cfg(feature = "fault-injection")]
     pub fn skip_seq_to(&mut self, n: u64) {
         self.next_seq = self.next_seq.max(n);
+    }
+
+    /// Whether large appends may use `O_DIRECT` (before
+    /// [`Log::start_append`]; on by default).
+    pub fn set_direct(&mut self, on: bool) {
+        self.direct = DirectWriter::new(on);
     }
 
     /// Keeps at most `n` spare segment files, deleting the others.
@@ -471,6 +483,7 @@ impl Log {
             tracing::warn!(error = %e, "cannot preallocate the active segment");
         }
         self.unsynced = vec![active.clone()];
+        self.direct.open(&segment_path(&self.dir, active.no));
         self.active = active;
         self.tail = tail.offset();
         self.next_seq = next_seq;
@@ -593,9 +606,9 @@ impl Log {
                     parts.push(h);
                     parts.push(b);
                 }
-                write_all_vectored_at(&self.active.file, parts[0], &parts[1..], start).map_err(
-                    |e| Error::io(format!("appending to segment {}", self.active.no.0), e),
-                )?;
+                write_all_vectored_at(&self.active.file, &parts, start).map_err(|e| {
+                    Error::io(format!("appending to segment {}", self.active.no.0), e)
+                })?;
                 let mut off = start;
                 for (h, b) in heads.iter().zip(&bodies[i..j]) {
                     self.faults.record(|| IoOp::Write {
@@ -666,9 +679,12 @@ impl Log {
             }
         };
         let head: &[u8] = head;
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(payloads.len() + 1);
+        parts.push(head);
+        parts.extend_from_slice(payloads);
         self.faults
             .check(point)
-            .and_then(|_| write_all_vectored_at(&self.active.file, head, payloads, self.tail))
+            .and_then(|_| self.direct.write(&self.active.file, &parts, self.tail))
             .inspect(|_| {
                 self.faults.record(|| IoOp::Write {
                     file: segment_rel(self.active.no),
@@ -755,6 +771,7 @@ impl Log {
         self.next_seq += 1;
         self.segments.insert(next, seg.clone());
         self.unsynced.push(seg.clone());
+        self.direct.open(&segment_path(&self.dir, next));
         self.active = seg;
         self.tail = 0;
         Ok(())
@@ -876,53 +893,6 @@ impl Log {
         }
         Ok(bytes)
     }
-}
-
-/// Writes `head` then `payloads` back to back at `offset`: one `pwrite`
-/// without payloads, else `pwritev` (at most `IOV_MAX` slices per call, short
-/// writes continued).
-fn write_all_vectored_at(
-    file: &File,
-    head: &[u8],
-    payloads: &[&[u8]],
-    offset: u64,
-) -> std::io::Result<()> {
-    if payloads.is_empty() {
-        return file.write_all_at(head, offset);
-    }
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(payloads.len() + 1);
-    parts.push(head);
-    parts.extend(payloads.iter().filter(|p| !p.is_empty()));
-    const IOV_MAX: usize = 1024;
-    let mut pos = offset;
-    let mut i = 0;
-    let mut skip = 0usize;
-    while i < parts.len() {
-        let iov: Vec<std::io::IoSlice<'_>> = parts[i..parts.len().min(i + IOV_MAX)]
-            .iter()
-            .enumerate()
-            .map(|(k, p)| std::io::IoSlice::new(if k == 0 { &p[skip..] } else { p }))
-            .collect();
-        let mut n = match rustix::io::pwritev(file, &iov, pos) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => n,
-            Err(e) if e == rustix::io::Errno::INTR => continue,
-            Err(e) => return Err(e.into()),
-        };
-        pos += n as u64;
-        while n > 0 {
-            let left = parts[i].len() - skip;
-            if n >= left {
-                n -= left;
-                i += 1;
-                skip = 0;
-            } else {
-                skip += n;
-                n = 0;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// fdatasyncs each segment; an error must fail-stop the store.

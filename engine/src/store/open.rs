@@ -56,6 +56,11 @@ pub struct StoreOptions {
     /// would block goes outside the lock (`fetch.rs`). Off: every miss is
     /// read outside the lock (the tests of that path).
     pub cached_metadata_reads: bool,
+    /// Large log records (client writes of 64 KiB and more) have their
+    /// 4 KiB-aligned middle written with `O_DIRECT`, so that a flush does
+    /// not wait for page-cache writeback (`log_direct.rs`). Off: every
+    /// append goes through the page cache.
+    pub direct_log_writes: bool,
 }
 
 impl Default for StoreOptions {
@@ -70,6 +75,7 @@ impl Default for StoreOptions {
             background_reclaim: false,
             background_free: false,
             cached_metadata_reads: true,
+            direct_log_writes: true,
         }
     }
 }
@@ -124,7 +130,8 @@ impl Store {
             .open(&sb_path)
             .map_err(|e| Error::io(format!("opening {}", sb_path.display()), e))?;
         let sb = read_superblock(&sb_file, &sb_path)?;
-        let log = Log::open(&segdir, u64::from(sb.segment_size), faults)?;
+        let mut log = Log::open(&segdir, u64::from(sb.segment_size), faults)?;
+        log.set_direct(opts.direct_log_writes);
         let cache_pages = (opts.cache_bytes / 4096) as usize;
         let mut state = State::from_superblock(log, &sb, cache_pages)?;
         // A version 3 store is migrated below, after a replay that must
