@@ -14,6 +14,8 @@ mod danube_common;
 mod cimi;
 #[path = "api_openapi/cinder.rs"]
 mod cinder;
+#[path = "api_openapi/cinder_groups.rs"]
+mod cinder_groups;
 #[path = "api_openapi/danube.rs"]
 mod danube;
 

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 const P: &str = "/v3/{project_id}";
 
 /// A client of one document.
-struct Cinder<'a> {
+pub(super) struct Cinder<'a> {
     api: &'a Api,
     doc: Value,
 }
@@ -26,7 +26,7 @@ impl Cinder<'_> {
     /// must have `status` and be documented.
     #[allow(clippy::too_many_arguments)]
     #[track_caller]
-    fn call(
+    pub(super) fn call(
         &self,
         method: &str,
         path: &str,
@@ -87,7 +87,7 @@ impl Cinder<'_> {
     }
 }
 
-fn id(r: &Resp, key: &str) -> String {
+pub(super) fn id(r: &Resp, key: &str) -> String {
     r.json[key]["id"].as_str().expect("id").to_string()
 }
 
@@ -450,6 +450,9 @@ pub fn cinder(api: &Api) {
         ("class_name", "default"),
         ("service_action", "enable"),
         ("host_name", "blockd@engine"),
+        ("group_type_id", "nope"),
+        ("group_id", "nope"),
+        ("group_snapshot_id", "nope"),
     ];
     let n = sweep(
         api,
@@ -463,7 +466,7 @@ pub fn cinder(api: &Api) {
         ],
         ("", b""),
     );
-    assert_eq!(n, 45);
+    assert_eq!(n, 55);
     // Every documented operation is a route answering what it declares:
     // with unknown ids and an empty body (nothing is changed)...
     let nope: Vec<(&str, &str)> = params
@@ -482,7 +485,7 @@ pub fn cinder(api: &Api) {
         ],
         ("application/json", b"{}"),
     );
-    assert_eq!(n, 44);
+    assert_eq!(n, 57);
     // ... and the faults every project operation declares: no token (401),
     // another project's token (403), a malformed (400) or unsupported (406)
     // microversion.
@@ -510,7 +513,7 @@ pub fn cinder(api: &Api) {
             }
         }
     }
-    assert_eq!(n, 4 * 86);
+    assert_eq!(n, 4 * 109);
 
     // Deletes.
     c.me("delete", snap, &s, None, 202);
@@ -972,5 +975,6 @@ fn admin(doc: Value) {
     a("delete", "/backups/{backup_id}", &b, None, 202);
     a("post", imp, &[], Some(with_id(twice)), 404);
 
+    crate::cinder_groups::groups(&c);
     all_covered(&c.doc);
 }

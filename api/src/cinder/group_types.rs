@@ -14,7 +14,7 @@
 //! The record helpers here ([`records`], [`put`]) also keep the groups and
 //! group snapshots.
 
-use super::group_views::{self as views, GroupSpecsBody, GroupTypeBody, GroupTypeView};
+use super::group_views::{self as views, GroupSpec, GroupSpecsBody, GroupTypeBody, GroupTypeView};
 use super::params::{opt_string, parse_bool, sort_keys, wrapped, MAX_FIELD};
 use super::Ctx;
 use crate::domain::settings;
@@ -347,7 +347,7 @@ pub fn group_spec(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
             let s = settings::read_store(ctx.store());
             let t = find_in(ctx, &s, id)?;
             let v = t.group_specs.get(key).ok_or_else(missing)?;
-            let one: BTreeMap<&str, &String> = [(key, v)].into_iter().collect();
+            let one = GroupSpec([(key.to_string(), v.clone())].into_iter().collect());
             views::reply(200, &one)
         }
         "PUT" => {
@@ -369,7 +369,7 @@ pub fn group_spec(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
                 t.group_specs.extend(one.clone());
                 Ok(())
             })?;
-            views::reply(200, &one)
+            views::reply(200, &GroupSpec(one))
         }
         _ => {
             modify(ctx, id, "group:group_types_specs:delete", |_, t| {

@@ -36,6 +36,10 @@ pub(crate) struct GroupSpecsBody {
     pub group_specs: BTreeMap<String, String>,
 }
 
+/// One group spec, `{key: value}` (`group_specs/{key}`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct GroupSpec(pub BTreeMap<String, String>);
+
 /// A group as create answers and brief lists show it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct GroupBrief {

@@ -5,7 +5,8 @@
 //! dispatches on path segments, several paths per handler, so the table
 //! rather than per-handler attributes says what is served). To document
 //! a new resource, add its rows there and its body types to `Doc`'s
-//! `components`.
+//! `components`. Generic volume groups, group types and group snapshots
+//! take their bodies from `group_views.rs`.
 //!
 //! The server is `http://host/volume`: the version list (`/`, 300), the v3
 //! version (`/v3/`) and this document need no token; everything under
@@ -15,6 +16,12 @@
 //! 401 without a valid token, 403 for another project's path, 404 for an
 //! unknown id.
 
+use super::group_views::{
+    GroupBody, GroupBrief, GroupBriefBody, GroupSnapshotBody, GroupSnapshotBrief,
+    GroupSnapshotCreated, GroupSnapshotCreatedBody, GroupSnapshotView, GroupSnapshotsBody,
+    GroupSnapshotsBriefBody, GroupSpec, GroupSpecsBody, GroupTypeBody, GroupTypeView,
+    GroupTypesBody, GroupView, GroupsBody, GroupsBriefBody,
+};
 use super::views::{
     Attachment, AttachmentConnection, AttachmentList, AttachmentOne, Backup, BackupBrief,
     BackupBriefList, BackupBriefOne, BackupList, BackupOne, BackupRecord, BackupRecordOne,
@@ -53,6 +60,10 @@ use utoipa::OpenApi;
         PoolCapabilities, PoolList, Quota, QuotaClassSetOne, QuotaSet, QuotaSetOne, QuotaUsage,
         Service, ServiceEnabled, ServiceList, TypeAccess, TypeAccessList, Version, VersionList,
         VolumeType, VolumeTypeList, VolumeTypeOne, Zone, ZoneList, ZoneState,
+        GroupBody, GroupBrief, GroupBriefBody, GroupSnapshotBody, GroupSnapshotBrief,
+        GroupSnapshotCreated, GroupSnapshotCreatedBody, GroupSnapshotView, GroupSnapshotsBody,
+        GroupSnapshotsBriefBody, GroupSpec, GroupSpecsBody, GroupTypeBody, GroupTypeView,
+        GroupTypesBody, GroupView, GroupsBody, GroupsBriefBody,
     )),
     security(("token" = [])),
     modifiers(&TokenScheme),
@@ -140,6 +151,29 @@ const VOLUME_QUERY: &[(&str, &str)] = &[
 ];
 
 const NONE: &[(&str, &str)] = &[];
+
+/// Query parameters of the group and group snapshot lists.
+const GROUP_QUERY: &[(&str, &str)] = &[("all_tenants", "admins: every project's")];
+
+/// Query parameters of the group type list.
+const GROUP_TYPE_QUERY: &[(&str, &str)] = &[
+    (
+        "is_public",
+        "admins: `false` the private ones, `none` all (default: the public ones)",
+    ),
+    (
+        "sort",
+        "`key[:asc|desc],...` (created_at, id, name, description, is_public)",
+    ),
+    ("sort_key", "one sort key (when `sort` is absent)"),
+    ("sort_dir", "`asc` or `desc` (default)"),
+];
+
+/// Query parameters of the group snapshot lists.
+const GROUP_SNAPSHOT_QUERY: &[(&str, &str)] = &[
+    ("all_tenants", "admins: every project's"),
+    ("group_id", "only this group's"),
+];
 
 /// Shorthand for a row.
 #[allow(clippy::too_many_arguments)]
@@ -253,6 +287,32 @@ const OPERATIONS: &[Op] = &[
     op("delete", "/types/{type_id}/extra_specs/{key}", "deleteExtraSpec", "types", "Delete one extra spec (admins)", None, &[(202, NoBody)], &[404]),
     op("post", "/types/{type_id}/action", "typeAction", "types", "addProjectAccess, removeProjectAccess on a private type (admins)", Some(""), &[(202, NoBody)], &[404, 409]),
     op("get", "/types/{type_id}/os-volume-type-access", "listTypeAccess", "types", "The projects that may use a private type (admins)", None, &[(200, S("TypeAccessList"))], &[404]),
+    // group types (3.11+)
+    op("get", "/group_types", "listGroupTypes", "group_types", "List the group types the project sees (3.11+)", None, &[(200, S("GroupTypesBody"))], &[404]).query(GROUP_TYPE_QUERY),
+    op("post", "/group_types", "createGroupType", "group_types", "Create a group type, `group_specs` optional (admins; 3.11+)", Some("group_type"), &[(202, S("GroupTypeBody"))], &[404, 409]),
+    op("get", "/group_types/{group_type_id}", "showGroupType", "group_types", "Show a group type (3.11+; `default`: 404, none is configured)", None, &[(200, S("GroupTypeBody"))], &[404]),
+    op("put", "/group_types/{group_type_id}", "updateGroupType", "group_types", "Update name, description, is_public (admins; 3.11+)", Some("group_type"), &[(200, S("GroupTypeBody"))], &[404, 409]),
+    op("delete", "/group_types/{group_type_id}", "deleteGroupType", "group_types", "Delete a group type no group has (admins; 3.11+)", None, &[(202, NoBody)], &[404]),
+    op("get", "/group_types/{group_type_id}/group_specs", "listGroupSpecs", "group_types", "A group type's specs (3.11+)", None, &[(200, S("GroupSpecsBody"))], &[404]),
+    op("post", "/group_types/{group_type_id}/group_specs", "addGroupSpecs", "group_types", "Add or replace group specs; the answer has the ones given (admins; 3.11+)", Some("group_specs"), &[(202, S("GroupSpecsBody"))], &[404]),
+    op("get", "/group_types/{group_type_id}/group_specs/{key}", "showGroupSpec", "group_types", "One group spec (3.11+)", None, &[(200, S("GroupSpec"))], &[404]),
+    op("put", "/group_types/{group_type_id}/group_specs/{key}", "setGroupSpec", "group_types", "Set one group spec, body `{key: value}` (admins; 3.11+)", Some("{key}"), &[(200, S("GroupSpec"))], &[404]),
+    op("delete", "/group_types/{group_type_id}/group_specs/{key}", "deleteGroupSpec", "group_types", "Delete one group spec (admins; 3.11+)", None, &[(202, NoBody)], &[404]),
+    // groups (3.13+)
+    op("get", "/groups", "listGroups", "groups", "List groups (brief; 3.13+)", None, &[(200, S("GroupsBriefBody"))], &[404]).query(GROUP_QUERY),
+    op("post", "/groups", "createGroup", "groups", "Create a group of a `group_type` for `volume_types` (3.13+)", Some("group"), &[(202, S("GroupBriefBody"))], &[404, 413]),
+    op("get", "/groups/detail", "listGroupsDetail", "groups", "List groups in detail (3.13+; `group_snapshot_id`, `source_group_id` 3.14+, `replication_status` 3.38+, `project_id` 3.58+)", None, &[(200, S("GroupsBody"))], &[404]).query(GROUP_QUERY),
+    op("post", "/groups/action", "createGroupFromSrc", "groups", "create-from-src: a new group from a `group_snapshot_id` or a `source_group_id` (3.14+)", Some("create-from-src"), &[(202, S("GroupBriefBody"))], &[404, 413]),
+    op("get", "/groups/{group_id}", "showGroup", "groups", "Show a group (3.13+; `?list_volume=true` adds `volumes` from 3.25)", None, &[(200, S("GroupBody"))], &[404]).query(&[("list_volume", "3.25+: `true` adds the member volumes' ids")]),
+    op("put", "/groups/{group_id}", "updateGroup", "groups", "Update name, description, `add_volumes`, `remove_volumes` (3.13+)", Some("group"), &[(202, NoBody)], &[404]),
+    op("post", "/groups/{group_id}/action", "groupAction", "groups", "delete (`delete-volumes` takes the members along; 3.13+), reset_status (admins; 3.20+)", Some(""), &[(202, NoBody)], &[404]),
+    // group snapshots (3.14+)
+    op("get", "/group_snapshots", "listGroupSnapshots", "group_snapshots", "List group snapshots (brief; 3.14+)", None, &[(200, S("GroupSnapshotsBriefBody"))], &[404]).query(GROUP_SNAPSHOT_QUERY),
+    op("post", "/group_snapshots", "createGroupSnapshot", "group_snapshots", "Snapshot every volume of a `group_id` at one point in time (3.14+)", Some("group_snapshot"), &[(202, S("GroupSnapshotCreatedBody"))], &[404, 413]),
+    op("get", "/group_snapshots/detail", "listGroupSnapshotsDetail", "group_snapshots", "List group snapshots in detail (3.14+; `project_id` 3.58+)", None, &[(200, S("GroupSnapshotsBody"))], &[404]).query(GROUP_SNAPSHOT_QUERY),
+    op("get", "/group_snapshots/{group_snapshot_id}", "showGroupSnapshot", "group_snapshots", "Show a group snapshot (3.14+)", None, &[(200, S("GroupSnapshotBody"))], &[404]),
+    op("delete", "/group_snapshots/{group_snapshot_id}", "deleteGroupSnapshot", "group_snapshots", "Delete a group snapshot and its member snapshots (3.14+)", None, &[(202, NoBody)], &[404]),
+    op("post", "/group_snapshots/{group_snapshot_id}/action", "groupSnapshotAction", "group_snapshots", "reset_status (admins; 3.19+)", Some("reset_status"), &[(202, NoBody)], &[404]),
     // messages (3.3+)
     op("get", "/messages", "listMessages", "messages", "The project's user messages (3.3+)", None, &[(200, S("MessageList"))], &[404]),
     op("get", "/messages/{message_id}", "showMessage", "messages", "Show a message (3.3+)", None, &[(200, S("MessageOne"))], &[404]),
@@ -461,8 +521,8 @@ mod tests {
             assert!(schemas.contains_key(name), "{name}");
         }
         assert!(!schemas.contains_key("BTreeMap"));
-        assert_eq!(schemas.len(), 74);
-        assert_eq!(paths.len(), 55);
+        assert_eq!(schemas.len(), 92);
+        assert_eq!(paths.len(), 68);
         assert_eq!(
             d["components"]["securitySchemes"]["token"]["name"],
             "X-Auth-Token"
