@@ -11,32 +11,13 @@ mod api_common;
 mod cinder_common;
 
 use api_common::{Api, Resp};
-use cinder_common::cinder_fault as fault;
+use cinder_common::{cinder_fault as fault, three_tenants, DEMO, OPS, OTHER};
 use serde_json::{json, Value};
 
-const AUTH: &str = r#"
-[[tenants]]
-id = "demo"
-token = "demo-token-0123456789abcdef"
-user = "demo"
-password = "demo-password"
-
-[[tenants]]
-id = "other"
-token = "other-token-0123456789abcdef"
-user = "other"
-password = "other-password"
-
-[[tenants]]
-id = "ops"
-token = "ops-token-0123456789abcdef"
-user = "ops-user"
-password = "ops-password"
-admin = true
-"#;
-const DEMO: &str = "demo-token-0123456789abcdef";
-const OTHER: &str = "other-token-0123456789abcdef";
-const OPS: &str = "ops-token-0123456789abcdef";
+/// The three tenants of `cinder_common`.
+fn auth() -> String {
+    three_tenants("")
+}
 
 fn created(r: Resp, key: &str) -> String {
     assert_eq!(r.status, 202, "{}", r.text);
@@ -55,7 +36,7 @@ fn ids(r: &Resp, key: &str) -> Vec<String> {
 
 #[test]
 fn admin_reads_and_resets_other_projects_objects() {
-    let api = Api::start_with(Some(AUTH), |_| {});
+    let api = Api::start_with(Some(&auth()), |_| {});
     let d = "/volume/v3/demo";
     let o = "/volume/v3/other";
     let a = "/volume/v3/ops";
@@ -214,7 +195,7 @@ fn admin_reads_and_resets_other_projects_objects() {
 
 #[test]
 fn admin_operator_views() {
-    let api = Api::start_with(Some(AUTH), |_| {});
+    let api = Api::start_with(Some(&auth()), |_| {});
     let a = "/volume/v3/ops";
     let r = api.get(&format!("{a}/os-services"), OPS);
     assert_eq!(r.status, 200, "{}", r.text);
@@ -279,7 +260,7 @@ fn admin_operator_views() {
 
 #[test]
 fn volume_transfer_between_projects() {
-    let api = Api::start_with(Some(AUTH), |_| {});
+    let api = Api::start_with(Some(&auth()), |_| {});
     let d = "/volume/v3/demo";
     let o = "/volume/v3/other";
     let vol = created(

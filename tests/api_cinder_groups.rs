@@ -13,32 +13,14 @@ mod api_common;
 mod cinder_common;
 
 use api_common::{qemu_io, qemu_io_ro, Api, Resp};
-use cinder_common::{cinder_fault as fault, send_v};
+use cinder_common::{cinder_fault as fault, send_v, three_tenants, DEMO, OPS, OTHER};
 use serde_json::{json, Value};
 
-const AUTH: &str = r#"
-[[tenants]]
-id = "demo"
-token = "demo-token-0123456789abcdef"
-user = "demo"
-password = "demo-password"
+/// The three tenants of `cinder_common`.
+fn auth() -> String {
+    three_tenants("")
+}
 
-[[tenants]]
-id = "other"
-token = "other-token-0123456789abcdef"
-user = "other"
-password = "other-password"
-
-[[tenants]]
-id = "ops"
-token = "ops-token-0123456789abcdef"
-user = "ops-user"
-password = "ops-password"
-admin = true
-"#;
-const DEMO: &str = "demo-token-0123456789abcdef";
-const OTHER: &str = "other-token-0123456789abcdef";
-const OPS: &str = "ops-token-0123456789abcdef";
 const D: &str = "/volume/v3/demo";
 const O: &str = "/volume/v3/other";
 const A: &str = "/volume/v3/ops";
@@ -113,7 +95,7 @@ fn from_src(api: &Api, key: &str, src: &str, name: &str) -> String {
 
 #[test]
 fn cinder_group_snapshots_hold_the_members_data_at_one_point() {
-    let api = Api::start_with(Some(AUTH), |_| {});
+    let api = Api::start_with(Some(&auth()), |_| {});
     let gt = group_type(&api, "gt-data");
     let r = call(
         &api,
@@ -284,7 +266,7 @@ fn cinder_group_snapshots_hold_the_members_data_at_one_point() {
 
 #[test]
 fn cinder_group_refusals_updates_and_restart() {
-    let mut api = Api::start_with(Some(AUTH), |_| {});
+    let mut api = Api::start_with(Some(&auth()), |_| {});
     // Group types: admin only, validated, 404 for unknown ids.
     let body = json!({"group_type": {"name": "gt"}});
     fault(

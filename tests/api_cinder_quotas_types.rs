@@ -12,33 +12,14 @@ mod api_common;
 mod cinder_common;
 
 use api_common::{Api, Resp};
-use cinder_common::cinder_fault as fault;
+use cinder_common::{cinder_fault as fault, three_tenants, DEMO, OPS, OTHER};
 use serde_json::{json, Value};
 
-const AUTH: &str = r#"
-[[tenants]]
-id = "demo"
-token = "demo-token-0123456789abcdef"
-user = "demo"
-password = "demo-password"
-quota = { volumes = 5 }
+/// The three tenants of `cinder_common`, `demo` with a quota of 5 volumes.
+fn auth() -> String {
+    three_tenants("quota = { volumes = 5 }")
+}
 
-[[tenants]]
-id = "other"
-token = "other-token-0123456789abcdef"
-user = "other"
-password = "other-password"
-
-[[tenants]]
-id = "ops"
-token = "ops-token-0123456789abcdef"
-user = "ops-user"
-password = "ops-password"
-admin = true
-"#;
-const DEMO: &str = "demo-token-0123456789abcdef";
-const OTHER: &str = "other-token-0123456789abcdef";
-const OPS: &str = "ops-token-0123456789abcdef";
 const D: &str = "/volume/v3/demo";
 const A: &str = "/volume/v3/ops";
 
@@ -55,7 +36,7 @@ fn quota(api: &Api, key: &str) -> Value {
 
 #[test]
 fn quota_updates_are_admin_only_validated_durable_and_enforced_everywhere() {
-    let mut api = Api::start_with(Some(AUTH), |_| {});
+    let mut api = Api::start_with(Some(&auth()), |_| {});
     assert_eq!(quota(&api, "volumes"), 5);
     assert_eq!(quota(&api, "gigabytes"), -1);
 
@@ -178,7 +159,7 @@ fn quota_updates_are_admin_only_validated_durable_and_enforced_everywhere() {
 
 #[test]
 fn volume_types_extra_specs_access_and_retype() {
-    let api = Api::start_with(Some(AUTH), |_| {});
+    let api = Api::start_with(Some(&auth()), |_| {});
     let body = json!({"volume_type": {"name": "gold", "description": "fast",
         "extra_specs": {"tier": "1"}}});
     fault(
@@ -337,7 +318,7 @@ fn volume_types_extra_specs_access_and_retype() {
 
 #[test]
 fn a_type_the_backend_cannot_meet_leaves_an_error_volume_and_a_message() {
-    let api = Api::start_with(Some(AUTH), |_| {});
+    let api = Api::start_with(Some(&auth()), |_| {});
     let mk_type = |name: &str, specs: Value| {
         let r = api.post(
             &format!("{A}/types"),

@@ -1,6 +1,7 @@
 //! Helpers of the Cinder v3 black-box tests (`api_cinder.rs`,
 //! `api_cinder_backups.rs`, `api_cinder_admin.rs`,
-//! `api_cinder_quotas_types.rs`): Keystone logins, requests with a
+//! `api_cinder_quotas_types.rs`, `api_cinder_groups.rs`): the
+//! three-tenant auth file, Keystone logins, requests with a
 //! microversion header, the Cinder fault check, volume creation.
 #![allow(dead_code)]
 
@@ -9,6 +10,42 @@ use serde_json::{json, Value};
 
 /// The Cinder v3 path of tenant `demo`.
 pub const C: &str = "/volume/v3/demo";
+
+/// Token of tenant `demo` in [`three_tenants`].
+pub const DEMO: &str = "demo-token-0123456789abcdef";
+/// Token of tenant `other` in [`three_tenants`].
+pub const OTHER: &str = "other-token-0123456789abcdef";
+/// Token of the admin tenant `ops` in [`three_tenants`].
+pub const OPS: &str = "ops-token-0123456789abcdef";
+
+/// An auth file with members `demo` and `other` and the admin `ops`
+/// (Keystone users `demo`, `other`, `ops-user`); `demo_extra` is added to
+/// `demo`'s table (for example a quota line).
+pub fn three_tenants(demo_extra: &str) -> String {
+    format!(
+        r#"
+[[tenants]]
+id = "demo"
+token = "{DEMO}"
+user = "demo"
+password = "demo-password"
+{demo_extra}
+
+[[tenants]]
+id = "other"
+token = "{OTHER}"
+user = "other"
+password = "other-password"
+
+[[tenants]]
+id = "ops"
+token = "{OPS}"
+user = "ops-user"
+password = "ops-password"
+admin = true
+"#
+    )
+}
 
 /// A Keystone password login body for `user`, scoped to `project`.
 pub fn login_body(user: &str, password: &str, project: Value) -> Value {

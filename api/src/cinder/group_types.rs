@@ -20,7 +20,6 @@ use super::Ctx;
 use crate::domain::settings;
 use crate::error::{ApiError, ErrorKind, Result};
 use crate::http::Reply;
-use crate::meta;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -171,22 +170,7 @@ pub fn show(ctx: &Ctx, id: &str) -> Result<Reply> {
 }
 
 fn specs(v: Option<&Value>) -> Result<BTreeMap<String, String>> {
-    match v {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(Value::Object(m)) => meta::check_user_metadata(m, MAX_FIELD).map_err(|e| match e {
-            meta::BadMetadata::Key(k) => ApiError::bad_request(format!(
-                "Invalid input received: group spec key '{}' must be 1 to 255 characters.",
-                k.escape_debug()
-            )),
-            meta::BadMetadata::Value(k) => ApiError::bad_request(format!(
-                "Invalid input received: group spec '{}' must be a string of at most 255 characters.",
-                k.escape_debug()
-            )),
-        }),
-        Some(_) => Err(ApiError::bad_request(
-            "Invalid input received: group_specs must be an object.",
-        )),
-    }
+    super::params::spec_map(v, "group spec", "group_specs")
 }
 
 fn public_flag(m: &Map<String, Value>) -> Result<Option<bool>> {
@@ -352,19 +336,7 @@ pub fn group_spec(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
         }
         "PUT" => {
             ctx.require_admin("group:group_types_specs:update")?;
-            let b = match ctx.req.json_body()? {
-                Some(Value::Object(m)) => m,
-                _ => return Err(ApiError::bad_request("Malformed request body")),
-            };
-            if b.len() > 1 {
-                return Err(ApiError::bad_request(
-                    "Request body contains too many items",
-                ));
-            }
-            if !b.contains_key(key) {
-                return Err(ApiError::bad_request("Request body and URI mismatch"));
-            }
-            let one = specs(Some(&Value::Object(b)))?;
+            let one = super::params::one_spec(ctx, key, "group spec", "group_specs")?;
             modify(ctx, id, "group:group_types_specs:update", |_, t| {
                 t.group_specs.extend(one.clone());
                 Ok(())

@@ -221,3 +221,44 @@ pub fn page<'a>(
     });
     Ok((slice, next))
 }
+
+/// A spec map of a volume type (`extra_specs`, `what` = "extra spec") or a
+/// group type (`group_specs`, "group spec"): an object whose keys are 1
+/// to 255 characters and whose values are strings of at most 255; absent
+/// or null is empty.
+pub fn spec_map(v: Option<&Value>, what: &str, field: &str) -> Result<BTreeMap<String, String>> {
+    match v {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(m)) => meta::check_user_metadata(m, MAX_FIELD).map_err(|e| match e {
+            meta::BadMetadata::Key(k) => ApiError::bad_request(format!(
+                "Invalid input received: {what} key '{}' must be 1 to {MAX_FIELD} characters.",
+                k.escape_debug()
+            )),
+            meta::BadMetadata::Value(k) => ApiError::bad_request(format!(
+                "Invalid input received: {what} '{}' must be a string of at most {MAX_FIELD} characters.",
+                k.escape_debug()
+            )),
+        }),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "Invalid input received: {field} must be an object."
+        ))),
+    }
+}
+
+/// The body of `PUT …/{field}/{key}`: exactly one spec, named `key`,
+/// checked as [`spec_map`] checks it.
+pub fn one_spec(ctx: &Ctx, key: &str, what: &str, field: &str) -> Result<BTreeMap<String, String>> {
+    let b = match ctx.req.json_body()? {
+        Some(Value::Object(m)) => m,
+        _ => return Err(ApiError::bad_request("Malformed request body")),
+    };
+    if b.len() > 1 {
+        return Err(ApiError::bad_request(
+            "Request body contains too many items",
+        ));
+    }
+    if !b.contains_key(key) {
+        return Err(ApiError::bad_request("Request body and URI mismatch"));
+    }
+    spec_map(Some(&Value::Object(b)), what, field)
+}

@@ -220,24 +220,7 @@ fn public_flag(m: &Map<String, Value>) -> Result<Option<bool>> {
 }
 
 fn specs(v: Option<&Value>) -> Result<BTreeMap<String, String>> {
-    match v {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(Value::Object(m)) => {
-            meta::check_user_metadata(m, MAX_TEXT).map_err(|e| match e {
-                meta::BadMetadata::Key(k) => ApiError::bad_request(format!(
-                    "Invalid input received: extra spec key '{}' must be 1 to 255 characters.",
-                    k.escape_debug()
-                )),
-                meta::BadMetadata::Value(k) => ApiError::bad_request(format!(
-                    "Invalid input received: extra spec '{}' must be a string of at most 255 characters.",
-                    k.escape_debug()
-                )),
-            })
-        }
-        Some(_) => Err(ApiError::bad_request(
-            "Invalid input received: extra_specs must be an object.",
-        )),
-    }
+    super::params::spec_map(v, "extra spec", "extra_specs")
 }
 
 fn check_name(s: &BTreeMap<String, String>, name: &str, except: &str) -> Result<()> {
@@ -417,19 +400,7 @@ pub fn extra_spec(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
         }
         "PUT" => {
             ctx.require_admin("volume_extension:types_extra_specs:update")?;
-            let b = match ctx.req.json_body()? {
-                Some(Value::Object(m)) => m,
-                _ => return Err(ApiError::bad_request("Malformed request body")),
-            };
-            if b.len() > 1 {
-                return Err(ApiError::bad_request(
-                    "Request body contains too many items",
-                ));
-            }
-            if !b.contains_key(key) {
-                return Err(ApiError::bad_request("Request body and URI mismatch"));
-            }
-            let one = specs(Some(&Value::Object(b)))?;
+            let one = super::params::one_spec(ctx, key, "extra spec", "extra_specs")?;
             modify(
                 ctx,
                 id,
