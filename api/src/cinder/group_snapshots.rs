@@ -13,7 +13,7 @@
 //! [`refuse_delete`]), and `reset_status` (admin, 3.19+). A group made
 //! from a group snapshot is `groups.rs`'s `create-from-src`.
 
-use super::group_types::{now, put, record, records};
+use super::group_types::now;
 use super::group_views::{
     self as views, GroupSnapshotBody, GroupSnapshotBrief, GroupSnapshotCreated,
     GroupSnapshotCreatedBody, GroupSnapshotView,
@@ -23,6 +23,7 @@ use super::params::{opt_string, wrapped, MAX_FIELD};
 use super::Ctx;
 use crate::domain::quota::{self, Charge};
 use crate::domain::settings;
+use crate::domain::settings::{put, record, records};
 use crate::error::{ApiError, Result};
 use crate::http::Reply;
 use crate::meta;

@@ -11,16 +11,15 @@
 //! default group type is configured: `group_types/default` is 404, as in a
 //! Cinder without `default_group_type`.
 //!
-//! The record helpers here ([`records`], [`put`]) also keep the groups and
+//! The settings record helpers ([`records`], [`put`]) also keep the groups and
 //! group snapshots.
 
 use super::group_views::{self as views, GroupSpec, GroupSpecsBody, GroupTypeBody, GroupTypeView};
 use super::params::{opt_string, parse_bool, sort_keys, wrapped, MAX_FIELD};
 use super::Ctx;
-use crate::domain::settings;
+use crate::domain::settings::{self, put, records};
 use crate::error::{ApiError, ErrorKind, Result};
 use crate::http::Reply;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -41,36 +40,6 @@ pub(super) struct GroupType {
     /// Unix seconds.
     #[serde(default)]
     pub created: u64,
-}
-
-/// The records under `prefix` in `s` (unreadable ones skipped).
-pub(super) fn records<T: DeserializeOwned>(s: &BTreeMap<String, String>, prefix: &str) -> Vec<T> {
-    s.iter()
-        .filter(|(k, _)| k.starts_with(prefix))
-        .filter_map(|(_, v)| serde_json::from_str(v).ok())
-        .collect()
-}
-
-/// The record `prefix + id` in `s`.
-pub(super) fn record<T: DeserializeOwned>(
-    s: &BTreeMap<String, String>,
-    prefix: &str,
-    id: &str,
-) -> Option<T> {
-    s.get(&format!("{prefix}{id}"))
-        .and_then(|v| serde_json::from_str(v).ok())
-}
-
-/// Stores `r` as `prefix + id` in `m`.
-pub(super) fn put<T: Serialize>(
-    m: &mut BTreeMap<String, String>,
-    prefix: &str,
-    id: &str,
-    r: &T,
-) -> Result<()> {
-    let v = serde_json::to_string(r).map_err(|e| ApiError::internal(e.to_string()))?;
-    m.insert(format!("{prefix}{id}"), v);
-    Ok(())
 }
 
 /// Unix seconds now.

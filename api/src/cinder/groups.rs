@@ -19,12 +19,13 @@
 //! A member volume cannot be deleted on its own (400, as Cinder's
 //! "must not ... belong to a group"); `volumes.rs` asks [`refuse_delete`].
 
-use super::group_types::{self as gtypes, now, put, record, records};
+use super::group_types::{self as gtypes, now};
 use super::group_views::{self as views, GroupBody, GroupBrief, GroupBriefBody, GroupView};
 use super::info::ZONE;
 use super::params::{opt_string, parse_bool, wrapped, MAX_FIELD};
 use super::Ctx;
 use crate::domain::ops::{self, Source, Txn};
+use crate::domain::settings::{put, record, records};
 use crate::domain::{quota, settings, Locked};
 use crate::error::{ApiError, Result};
 use crate::http::Reply;

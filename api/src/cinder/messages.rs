@@ -104,11 +104,7 @@ fn view(ctx: &Ctx, m: &Message) -> MessageView {
 
 fn mine(ctx: &Ctx) -> Vec<Message> {
     let p = prefix(&ctx.tenant.id);
-    let mut v: Vec<Message> = settings::read_store(ctx.store())
-        .iter()
-        .filter(|(k, _)| k.starts_with(&p))
-        .filter_map(|(_, v)| serde_json::from_str(v).ok())
-        .collect();
+    let mut v: Vec<Message> = settings::records(&settings::read_store(ctx.store()), &p);
     v.sort_by_key(|m| std::cmp::Reverse(m.created));
     v
 }

@@ -68,11 +68,7 @@ fn default_type() -> VolumeType {
 
 /// Every type in `settings` (the default first, then by name).
 fn all_types(settings: &BTreeMap<String, String>) -> Vec<VolumeType> {
-    let mut v: Vec<VolumeType> = settings
-        .iter()
-        .filter(|(k, _)| k.starts_with(PREFIX))
-        .filter_map(|(_, v)| serde_json::from_str(v).ok())
-        .collect();
+    let mut v: Vec<VolumeType> = settings::records(settings, PREFIX);
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v.insert(0, default_type());
     v
@@ -154,8 +150,7 @@ fn find_in(ctx: &Ctx, s: &BTreeMap<String, String>, key: &str) -> Result<VolumeT
 /// The name of volume `o`'s type, as views show it.
 pub(crate) fn name_of(all_settings: &BTreeMap<String, String>, o: &ObjectInfo) -> String {
     meta::get(o, TYPE_ID)
-        .and_then(|id| all_settings.get(&format!("{PREFIX}{id}")))
-        .and_then(|v| serde_json::from_str::<VolumeType>(v).ok())
+        .and_then(|id| settings::record::<VolumeType>(all_settings, PREFIX, id))
         .map_or_else(|| DEFAULT_TYPE.to_string(), |t| t.name)
 }
 
@@ -241,12 +236,6 @@ fn check_name(s: &BTreeMap<String, String>, name: &str, except: &str) -> Result<
     Ok(())
 }
 
-fn store_type(m: &mut BTreeMap<String, String>, t: &VolumeType) -> Result<()> {
-    let v = serde_json::to_string(t).map_err(|e| ApiError::internal(e.to_string()))?;
-    m.insert(format!("{PREFIX}{}", t.id), v);
-    Ok(())
-}
-
 /// Changes type `id` with `f` under the lock; the default type is fixed.
 fn modify(
     ctx: &Ctx,
@@ -265,7 +254,7 @@ fn modify(
             )));
         }
         f(m, &mut t)?;
-        store_type(m, &t)?;
+        settings::put(m, PREFIX, &t.id, &t)?;
         out = Some(t);
         Ok(())
     })?;
@@ -289,7 +278,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
     let locked = ctx.dom.lock();
     settings::update(ctx.store(), &locked, |m| {
         check_name(m, &t.name, &t.id)?;
-        store_type(m, &t)
+        settings::put(m, PREFIX, &t.id, &t)
     })?;
     tracing::info!(tenant = %ctx.tenant.id, volume_type = %t.id, "cinder: volume type created");
     // Cinder's create answer has no `qos_specs_id`.

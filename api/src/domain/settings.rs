@@ -14,6 +14,8 @@ use super::Locked;
 use crate::error::Result;
 use crate::meta;
 use engine::{ObjectInfo, ObjectKind, ObjectUpdate, Store};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// The settings key prefix of a Cinder generic volume group record
@@ -83,4 +85,35 @@ pub(crate) fn update(
         }
     }
     Ok(m)
+}
+
+/// The records under `prefix` in `s` (unreadable ones skipped).
+pub(crate) fn records<T: DeserializeOwned>(s: &BTreeMap<String, String>, prefix: &str) -> Vec<T> {
+    s.iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .filter_map(|(_, v)| serde_json::from_str(v).ok())
+        .collect()
+}
+
+/// The record `prefix + id` in `s`.
+pub(crate) fn record<T: DeserializeOwned>(
+    s: &BTreeMap<String, String>,
+    prefix: &str,
+    id: &str,
+) -> Option<T> {
+    s.get(&format!("{prefix}{id}"))
+        .and_then(|v| serde_json::from_str(v).ok())
+}
+
+/// Stores `r` as `prefix + id` in `m`.
+pub(crate) fn put<T: Serialize>(
+    m: &mut BTreeMap<String, String>,
+    prefix: &str,
+    id: &str,
+    r: &T,
+) -> Result<()> {
+    let v =
+        serde_json::to_string(r).map_err(|e| crate::error::ApiError::internal(e.to_string()))?;
+    m.insert(format!("{prefix}{id}"), v);
+    Ok(())
 }
