@@ -702,6 +702,13 @@ fn stats(target: &Target, json: bool, out: &mut dyn Write) -> Result<i32> {
             ByteSize(st.spare_bytes),
             ByteSize(st.reclaim_moved_bytes)
         )?;
+        writeln!(
+            out,
+            "metadata: {} live, {:.1} bytes per written block ({:.2}% of the data blocks)",
+            ByteSize(st.metadata_bytes),
+            st.metadata_bytes_per_block,
+            st.metadata_bytes_per_block * 100.0 / 4096.0
+        )?;
         if st.pending_free_refs > 0 {
             writeln!(
                 out,
