@@ -499,5 +499,36 @@ fn metadata_bytes_per_written_block() {
     assert_eq!(st.metadata_bytes, st.live_bytes - st.data_stored_bytes);
     let per = st.metadata_bytes_per_block;
     assert!((24.0..32.0).contains(&per), "{per} bytes per block: {st:?}");
+    // Per object: its nodes and entries; the objects' shares add up to
+    // the store's metadata less the table's interior pages and the blob.
+    let meta = |st: &blockd_engine::StoreStats, id| {
+        st.objects
+            .iter()
+            .find(|o| o.id == Some(id))
+            .unwrap()
+            .metadata_bytes
+    };
+    let (mv, mc) = (meta(&st, v), meta(&st, c));
+    assert!((24 * blocks..30 * blocks).contains(&mv), "{mv}: {st:?}");
+    assert!(mc > 4096 && mc < 3 * 4128, "{mc}: {st:?}");
+    assert!(
+        mv + mc <= st.metadata_bytes && mv + mc > st.metadata_bytes * 9 / 10,
+        "{st:?}"
+    );
+    // A snapshot shares the map: the volume's share halves, the sum stays.
+    let snap = s.snapshot(v, Some("s")).unwrap().id;
+    let st2 = s.stats().unwrap();
+    let (v2, s2) = (meta(&st2, v), meta(&st2, snap));
+    assert!(
+        v2.abs_diff(mv / 2) <= 1 && s2.abs_diff(mv / 2) <= 1,
+        "{v2} {s2} {mv}"
+    );
+    // Rewriting half of the volume gives it nodes and entries of its own.
+    s.write(v, 0, &vec![7u8; 64 << 20], false).unwrap();
+    let st3 = s.stats().unwrap();
+    assert!(
+        meta(&st3, v) > v2 + v2 / 3 && meta(&st3, snap) < mv,
+        "{st3:?}"
+    );
     assert!(s.check(false).unwrap().is_clean());
 }
