@@ -776,10 +776,12 @@ fn power_cut_generations_recover() {
 /// the whole record and recovery applied it. The test expected the trim
 /// absent (it counted only operations before the cut) and reported a lost
 /// write; now a kill's short write lets its step show (`crash`).
+const REGRESSION_CHAINS: &[u64] = &[2_300_591];
+
 #[test]
 fn power_cut_generations_regressions() {
     let scratch = tempfile::tempdir().unwrap();
-    for seed in [2_300_591] {
+    for &seed in REGRESSION_CHAINS {
         assert!(chain(seed, scratch.path(), 2, false) > 0);
     }
 }
