@@ -16,6 +16,8 @@ mod cimi;
 mod cinder;
 #[path = "api_openapi/cinder_groups.rs"]
 mod cinder_groups;
+#[path = "api_openapi/cinder_qos.rs"]
+mod cinder_qos;
 #[path = "api_openapi/danube.rs"]
 mod danube;
 

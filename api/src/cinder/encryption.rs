@@ -11,7 +11,7 @@
 use super::params::{self, MAX_FIELD};
 use super::types::{self, VolumeType};
 use super::views::reply;
-use super::views_qos::{Encryption, EncryptionOne, EncryptionShow};
+use super::views_qos::{Encryption, EncryptionItem, EncryptionOne, EncryptionShow};
 use super::Ctx;
 use crate::domain::settings;
 use crate::error::{ApiError, Result};
@@ -114,14 +114,16 @@ fn apply(b: &Map<String, Value>, r: &mut Record) -> Result<()> {
     Ok(())
 }
 
-fn view(r: &Record, with_ids: bool) -> Encryption {
+/// The view of `r`: every member, or those `given` names.
+fn view(r: &Record, given: Option<&Map<String, Value>>) -> Encryption {
+    let has = |k: &str| given.is_none_or(|g| g.contains_key(k));
     Encryption {
-        volume_type_id: with_ids.then(|| r.volume_type_id.clone()),
-        encryption_id: with_ids.then(|| r.encryption_id.clone()),
-        provider: r.provider.clone(),
-        cipher: r.cipher.clone(),
-        key_size: r.key_size,
-        control_location: r.control_location.clone(),
+        volume_type_id: given.is_none().then(|| r.volume_type_id.clone()),
+        encryption_id: given.is_none().then(|| r.encryption_id.clone()),
+        provider: has("provider").then(|| r.provider.clone()),
+        cipher: has("cipher").then(|| r.cipher.clone()),
+        key_size: has("key_size").then_some(r.key_size),
+        control_location: has("control_location").then(|| r.control_location.clone()),
     }
 }
 
@@ -161,7 +163,10 @@ pub fn show_item(ctx: &Ctx, id: &str, key: &str) -> Result<Reply> {
         .get(key)
         .filter(|_| !matches!(key, "deleted" | "deleted_at"))
         .ok_or_else(|| not_found(&t.id))?;
-    Ok(Reply::json(200, json!({ key: v })))
+    Ok(reply(
+        200,
+        &EncryptionItem(BTreeMap::from([(key.to_string(), v.clone())])),
+    ))
 }
 
 /// Changes the record of type `t` with `f` under the lock (refused while
@@ -221,7 +226,7 @@ pub fn create(ctx: &Ctx, id: &str) -> Result<Reply> {
     Ok(reply(
         200,
         &EncryptionOne {
-            encryption: view(&r, true),
+            encryption: view(&r, None),
         },
     ))
 }
@@ -243,11 +248,12 @@ pub fn update(ctx: &Ctx, id: &str, encryption_id: &str) -> Result<Reply> {
         Ok(())
     })?;
     let r = out.ok_or_else(|| ApiError::internal("encryption update lost"))?;
-    let mut given = serde_json::to_value(view(&r, false)).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut given {
-        m.retain(|k, _| b.contains_key(k));
-    }
-    Ok(Reply::json(200, json!({ "encryption": given })))
+    Ok(reply(
+        200,
+        &EncryptionOne {
+            encryption: view(&r, Some(&b)),
+        },
+    ))
 }
 
 /// `DELETE types/{id}/encryption/{encryption_id}`.

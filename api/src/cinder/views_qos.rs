@@ -73,24 +73,31 @@ pub struct QosAssociationList {
 
 // ---- encryption types ----
 
-/// A volume type's encryption, as created or updated.
+/// A volume type's encryption, as created (every member) or updated
+/// (the members given).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Encryption {
-    /// The type (not in update's answer).
+    /// The type.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_type_id: Option<String>,
-    /// UUID of this encryption record (not in update's answer).
+    /// UUID of this encryption record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption_id: Option<String>,
     /// The encryptor, e.g. `luks`.
-    pub provider: String,
-    /// The cipher.
-    pub cipher: Option<String>,
-    /// Key size in bits.
-    pub key_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The cipher (or `null`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub cipher: Option<Option<String>>,
+    /// Key size in bits (or `null`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>)]
+    pub key_size: Option<Option<u64>>,
     /// `front-end` or `back-end`.
-    pub control_location: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_location: Option<String>,
 }
 
 /// `{"encryption": ...}` (create, update).
@@ -126,3 +133,8 @@ pub struct EncryptionShow {
     /// Always `null`.
     pub deleted_at: Option<String>,
 }
+
+/// `GET types/{id}/encryption/{field}`: `{field: value}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(value_type = Object)]
+pub struct EncryptionItem(pub BTreeMap<String, serde_json::Value>);
