@@ -393,6 +393,7 @@ fn retype(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
             o.status
         )));
     }
+    super::groups::refuse_member(ctx, &o, "retype")?;
     let mut m = o.metadata.clone();
     meta::set(&mut m, meta::VOLUME_TYPE, Some(&t.name));
     meta::set(
