@@ -322,10 +322,7 @@ fn keystone_projects(doc: &Value, root: &str, admin_api: &Api) {
         assert_eq!(r.status, 201, "{}", r.text);
         r.header("x-subject-token").expect("token").to_string()
     };
-    let (ops, demo) = (
-        token("ops", "ops-password"),
-        token("demo", "demo-password"),
-    );
+    let (ops, demo) = (token("ops", "ops-password"), token("demo", "demo-password"));
 
     let r = api.get(&u("/domains?name=Default"), &demo);
     assert_eq!(r.status, 200, "{}", r.text);
