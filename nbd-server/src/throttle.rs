@@ -24,9 +24,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The function behind a [`LimitsHook`].
+pub type LimitsFn = dyn Fn(&ObjectInfo) -> Option<Limits> + Send + Sync;
+
 /// Says a volume's limits (`None` or [`Limits::default`]: none).
 #[derive(Clone)]
-pub struct LimitsHook(pub Arc<dyn Fn(&ObjectInfo) -> Option<Limits> + Send + Sync>);
+pub struct LimitsHook(pub Arc<LimitsFn>);
 
 impl std::fmt::Debug for LimitsHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
