@@ -21,6 +21,7 @@
 use crate::codec::Command;
 use engine::{ObjectId, ObjectInfo};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -179,6 +180,9 @@ impl State {
 #[derive(Debug, Default)]
 pub(crate) struct Throttle {
     state: Mutex<State>,
+    /// Whether any limit is set (read without the lock, so unlimited
+    /// volumes pay one atomic load per request).
+    limited: AtomicBool,
 }
 
 impl Throttle {
@@ -188,11 +192,16 @@ impl Throttle {
 
     /// Replaces the limits.
     pub(crate) fn set(&self, limits: Limits) {
-        self.lock().set(limits);
+        let mut s = self.lock();
+        s.set(limits);
+        self.limited.store(!s.limits.is_empty(), Ordering::Relaxed);
     }
 
     /// Charges `cmd`; how long to wait before running it.
     pub(crate) fn charge(&self, cmd: &Command) -> Duration {
+        if !self.limited.load(Ordering::Relaxed) {
+            return Duration::ZERO;
+        }
         let costs: &[(Kind, f64)] = match *cmd {
             Command::Read { len, .. } => &[
                 (Kind::ReadBytes, f64::from(len)),
@@ -322,6 +331,33 @@ mod tests {
         // Reads are not limited by a write limit.
         let w = s.charge(t0 + Duration::from_secs(10), &[(Kind::ReadBytes, 1e9)]);
         assert_eq!(w, Duration::ZERO);
+    }
+
+    #[test]
+    fn commands_are_charged_only_against_limits_that_apply() {
+        let t = Throttle::default();
+        let write = Command::Write {
+            offset: 0,
+            len: 1 << 20,
+            fua: false,
+        };
+        let read = Command::Read {
+            offset: 0,
+            len: 1 << 20,
+            df: false,
+        };
+        assert_eq!(t.charge(&write), Duration::ZERO);
+        t.set(Limits::from_specs(&specs(&[(
+            "write_bytes_sec",
+            "1048576",
+        )])));
+        // A tenth of a second's burst: a 1 MiB write owes 0.9 s.
+        let w = t.charge(&write);
+        assert!(w >= Duration::from_millis(850), "{w:?}");
+        assert_eq!(t.charge(&read), Duration::ZERO);
+        assert_eq!(t.charge(&Command::Flush), Duration::ZERO);
+        t.set(Limits::default());
+        assert_eq!(t.charge(&write), Duration::ZERO);
     }
 
     #[test]
