@@ -367,7 +367,7 @@ pub(crate) async fn transmit<S: Stream>(
     let mut throttle = if export.read_only {
         None
     } else {
-        shared.throttles.open(&shared.store, id)
+        shared.throttles.open(&shared.store, id).await
     };
     // Small requests parsed but not yet started. Every await that may
     // block (on the client or on a slot) first starts them.
@@ -470,7 +470,7 @@ pub(crate) async fn transmit<S: Stream>(
             slot,
         };
         if let Some(t) = throttle.as_mut() {
-            shared.throttles.refresh(&shared.store, id, t);
+            shared.throttles.refresh(&shared.store, id, t).await;
             let wait = t.throttle.charge(&job.cmd);
             if !wait.is_zero() {
                 // Earlier requests run meanwhile; no further request is

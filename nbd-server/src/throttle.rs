@@ -244,23 +244,29 @@ impl Throttles {
         }
     }
 
-    /// The limits the hook gives volume `id` now (none without a hook or
-    /// when the object is gone).
-    fn limits(&self, store: &engine::Store, id: ObjectId) -> Option<Limits> {
-        let hook = self.hook.as_ref()?;
-        let info = store.get(id).ok()?;
-        (hook.0)(&info)
+    /// The limits the hook gives volume `id` now (none when the object is
+    /// gone), asked on the blocking pool: the hook reads the store.
+    async fn limits(hook: &LimitsHook, store: &engine::Store, id: ObjectId) -> Limits {
+        let (hook, store) = (hook.clone(), store.clone());
+        tokio::task::spawn_blocking(move || {
+            let info = store.get(id).ok()?;
+            (hook.0)(&info)
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
     }
 
     /// The throttle of a connection to `id` (none without a hook),
     /// with the limits of now.
-    pub(crate) fn open(&self, store: &engine::Store, id: ObjectId) -> Option<Conn> {
-        self.hook.as_ref()?;
+    pub(crate) async fn open(&self, store: &engine::Store, id: ObjectId) -> Option<Conn> {
+        let hook = self.hook.as_ref()?;
         let t = {
             let mut v = self.volumes.lock().unwrap_or_else(|e| e.into_inner());
             v.entry(id).or_default().clone()
         };
-        t.set(self.limits(store, id).unwrap_or_default());
+        t.set(Self::limits(hook, store, id).await);
         Some(Conn {
             throttle: t,
             checked: Instant::now(),
@@ -268,10 +274,13 @@ impl Throttles {
     }
 
     /// Asks the hook again for `c`'s volume if a second has passed.
-    pub(crate) fn refresh(&self, store: &engine::Store, id: ObjectId, c: &mut Conn) {
+    pub(crate) async fn refresh(&self, store: &engine::Store, id: ObjectId, c: &mut Conn) {
+        let Some(hook) = self.hook.as_ref() else {
+            return;
+        };
         if c.checked.elapsed() >= REFRESH {
             c.checked = Instant::now();
-            c.throttle.set(self.limits(store, id).unwrap_or_default());
+            c.throttle.set(Self::limits(hook, store, id).await);
         }
     }
 }
