@@ -4,8 +4,9 @@
 //! - HTTP: requests by dialect and status, a latency histogram by dialect
 //!   (fed by the API's [`api::RequestObserver`] hook);
 //! - NBD: per volume (object id) requests and errors by op, bytes read and
-//!   written, a latency histogram, connected clients (read at scrape time
-//!   from `nbd_server::metrics`);
+//!   written, a latency histogram, connected clients, requests delayed by
+//!   QoS limits and the seconds they waited (read at scrape time from
+//!   `nbd_server::metrics`);
 //! - engine: metadata cache hits and misses (and whether a miss was read
 //!   outside the store lock), a histogram of store-lock hold times with
 //!   the longest hold by holder, log bytes, checkpoints, reclaim passes,
@@ -224,6 +225,22 @@ impl prometheus_client::collector::Collector for NbdCollector {
             MetricType::Gauge,
             vols.iter()
                 .map(|v| (vol(&v.volume), ConstGauge::new(v.clients as i64))),
+        )?;
+        family(
+            &mut enc,
+            "blockd_nbd_throttled_requests",
+            "NBD requests delayed by the volume's I/O limits (QoS), by volume",
+            MetricType::Counter,
+            vols.iter()
+                .map(|v| (vol(&v.volume), ConstCounter::new(v.throttled))),
+        )?;
+        family(
+            &mut enc,
+            "blockd_nbd_throttled_seconds",
+            "Seconds NBD requests were delayed by the volume's I/O limits, by volume",
+            MetricType::Counter,
+            vols.iter()
+                .map(|v| (vol(&v.volume), ConstCounter::new(v.throttled_secs))),
         )?;
         family(
             &mut enc,

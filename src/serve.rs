@@ -380,6 +380,14 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// The NBD server's limits hook: a volume's Cinder QoS spec (consumer
+/// `back-end` or `both`, through its volume type) as token buckets.
+fn qos_hook(store: Store) -> nbd_server::LimitsHook {
+    nbd_server::LimitsHook(Arc::new(move |o| {
+        api::qos_back_end_specs(&store, o).map(|s| nbd_server::Limits::from_specs(&s))
+    }))
+}
+
 async fn serve(
     store: Store,
     args: &ServeArgs,
@@ -411,6 +419,7 @@ async fn serve(
         engine_threads: args.nbd_engine_threads,
         tls,
         access: Some(access_policy(auth)),
+        limits: api.as_ref().map(|_| qos_hook(store.clone())),
     };
     if auth {
         tracing::info!("NBD authorization on: attachment secrets and tenant certificates only");

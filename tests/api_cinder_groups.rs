@@ -5,8 +5,9 @@
 //! snapshot per member), changes the volumes, and makes groups from the
 //! group snapshot and from the source group, reading back through NBD what
 //! each must hold. Refusals: 403 for members on admin-only calls, 400 for
-//! bad bodies and for deleting a group with volumes without
-//! `delete-volumes`, 404 for unknown ids and below the microversions. The
+//! bad bodies, for deleting a group with volumes without
+//! `delete-volumes`, and for transferring or retyping a member, 404 for
+//! unknown ids and below the microversions. The
 //! records survive a restart.
 
 mod api_common;
@@ -528,6 +529,41 @@ fn cinder_group_refusals_updates_and_restart() {
         400,
         "badRequest",
     );
+    // Nor transferred, nor retyped (Cinder's 400s); out of the group it is.
+    let transfer = json!({"transfer": {"volume_id": v1}});
+    let r = call(
+        &api,
+        "POST",
+        &format!("{D}/os-volume-transfer"),
+        DEMO,
+        transfer.clone(),
+    );
+    fault(&r, 400, "badRequest");
+    assert!(r.text.contains("part of a group"), "{}", r.text);
+    let retype = json!({"os-retype": {"new_type": "__DEFAULT__"}});
+    let vact = format!("{D}/volumes/{v1}/action");
+    let r = call(&api, "POST", &vact, DEMO, retype.clone());
+    fault(&r, 400, "badRequest");
+    assert!(r.text.contains("part of a group"), "{}", r.text);
+    ok(&upd(json!({"remove_volumes": v1})), 202);
+    ok(&call(&api, "POST", &vact, DEMO, retype), 202);
+    let r = call(
+        &api,
+        "POST",
+        &format!("{D}/os-volume-transfer"),
+        DEMO,
+        transfer,
+    );
+    let t = id(&ok(&r, 202)["transfer"]);
+    let r = call(
+        &api,
+        "DELETE",
+        &format!("{D}/os-volume-transfer/{t}"),
+        DEMO,
+        Value::Null,
+    );
+    ok(&r, 202);
+    ok(&upd(json!({"add_volumes": v1})), 202);
     // reset_status: admin only, 3.20+, known statuses.
     let act = format!("{groups}/{g}/action");
     let reset = json!({"reset_status": {"status": "error"}});

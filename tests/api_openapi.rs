@@ -16,6 +16,8 @@ mod cimi;
 mod cinder;
 #[path = "api_openapi/cinder_groups.rs"]
 mod cinder_groups;
+#[path = "api_openapi/cinder_qos.rs"]
+mod cinder_qos;
 #[path = "api_openapi/danube.rs"]
 mod danube;
 
@@ -181,6 +183,7 @@ fn login(api: &Api, root: &str, user: &str, password: &str) -> Resp {
 }
 
 fn keystone(api: &Api) {
+    let admin_api = Api::start_with(Some(KEYSTONE_ADMIN_AUTH), |_| {});
     for root in ["/v3", "/identity/v3"] {
         let r = api.raw("GET", &format!("{root}/openapi.json"), None, None);
         assert_eq!(r.status, 200, "{}", r.text);
@@ -285,9 +288,106 @@ fn keystone(api: &Api) {
             &[("X-Auth-Token", &t), ("X-Subject-Token", &t)],
             ("application/json", b"{}"),
         );
-        assert_eq!(n, 11);
+        assert_eq!(n, 13);
+        keystone_projects(&doc, root, &admin_api);
         all_covered(&doc);
     }
+}
+
+/// `demo`, and `ops`, an admin.
+const KEYSTONE_ADMIN_AUTH: &str = r#"
+[[tenants]]
+id = "demo"
+token = "demo-token-0123456789abcdef"
+user = "demo"
+password = "demo-password"
+
+[[tenants]]
+id = "ops"
+token = "ops-token-0123456789abcdef"
+user = "ops"
+password = "ops-password"
+admin = true
+"#;
+
+/// Keystone's domains and the projects an admin makes and deletes, on
+/// `admin_api` (whose auth file has an admin); a made project has Cinder
+/// quota sets.
+fn keystone_projects(doc: &Value, root: &str, admin_api: &Api) {
+    let api = admin_api;
+    let d = |path: &str, method: &str, r: &Resp| documented(doc, path, method, r);
+    let u = |p: &str| format!("{root}{p}");
+    let token = |user: &str, password: &str| {
+        let r = login(api, root, user, password);
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.header("x-subject-token").expect("token").to_string()
+    };
+    let (ops, demo) = (token("ops", "ops-password"), token("demo", "demo-password"));
+
+    let r = api.get(&u("/domains?name=Default"), &demo);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["domains"][0]["id"], "default");
+    d("/domains", "get", &r);
+    let r = api.get(&u("/domains?name=Other"), &demo);
+    assert_eq!(r.json["domains"], json!([]));
+    let r = api.raw("GET", &u("/domains"), None, None);
+    assert_eq!(r.status, 401);
+    d("/domains", "get", &r);
+
+    let body =
+        json!({"project": {"name": "quota-only", "description": "d", "domain_id": "default"}});
+    for (who, b, status) in [
+        (Some(&demo), &body, 403),
+        (None, &body, 401),
+        (Some(&ops), &json!({"project": {}}), 400),
+        (Some(&ops), &json!({"project": {"name": "demo"}}), 409),
+        (Some(&ops), &body, 201),
+        (Some(&ops), &body, 409),
+    ] {
+        let r = api.post(&u("/projects"), who.map_or("", String::as_str), b);
+        assert_eq!(r.status, status, "{}", r.text);
+        d("/projects", "post", &r);
+    }
+    let r = api.get(&u("/projects?name=quota-only"), &ops);
+    assert_eq!(r.status, 200, "{}", r.text);
+    d("/projects", "get", &r);
+    let id = r.json["projects"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let r = api.get(&u("/projects"), &ops);
+    assert_eq!(r.json["projects"].as_array().map(Vec::len), Some(3));
+    let one = "/projects/{project_id}";
+    let r = api.get(&u(&format!("/projects/{id}")), &ops);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["project"]["description"], "d");
+    d(one, "get", &r);
+    let r = api.get(&u("/projects/nope"), &ops);
+    assert_eq!(r.status, 404, "{}", r.text);
+    d(one, "get", &r);
+    // Cinder treats it as a tenant with the default quotas.
+    let r = api.get(&format!("/volume/v3/ops/os-quota-sets/{id}/defaults"), &ops);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["quota_set"]["id"], id.as_str());
+
+    for (who, p, status) in [
+        (Some(&demo), id.as_str(), 403),
+        (None, id.as_str(), 401),
+        (Some(&ops), "demo", 403),
+        (Some(&ops), id.as_str(), 204),
+        (Some(&ops), id.as_str(), 404),
+    ] {
+        let r = api.raw(
+            "DELETE",
+            &u(&format!("/projects/{p}")),
+            who.map(String::as_str),
+            None,
+        );
+        assert_eq!(r.status, status, "{}", r.text);
+        d(one, "delete", &r);
+    }
+    let r = api.get(&format!("/volume/v3/ops/os-quota-sets/{id}/defaults"), &ops);
+    assert_eq!(r.status, 404, "{}", r.text);
 }
 
 // ---- Glance ----

@@ -4,8 +4,9 @@
 //! through the minimal Keystone, finds Cinder in the catalogue and runs
 //! volume, snapshot, backup (create, incremental, show, list, restore to a
 //! new and, with `--force`, an existing volume, delete), attachment
-//! (3.27: list, show, delete), type, quota and limits commands (and
-//! `volume create --image` through the read-only Glance); every command's
+//! (3.27: list, show, delete), type (with encryption), QoS spec, quota
+//! and limits commands (and `volume create --image` through the
+//! read-only Glance); every command's
 //! exit status and output are checked. openstacksdk's block storage proxy does a Python
 //! round trip. Without `BLOCKD_OPENSTACK_VENV` the tests say so and pass
 //! without running.
@@ -349,4 +350,104 @@ fn openstack_cli_backups_and_attachments() {
         cli.json(&["volume", "backup", "list"]),
         Value::Array(vec![])
     );
+}
+
+/// `demo`, and the admin `ops` (its Keystone user is `ops` too).
+const ADMIN_AUTH: &str = r#"
+[[tenants]]
+id = "demo"
+token = "demo-token-0123456789abcdef"
+user = "demo"
+password = "demo-password"
+
+[[tenants]]
+id = "ops"
+token = "ops-token-0123456789abcdef"
+user = "ops"
+password = "ops-password"
+admin = true
+"#;
+
+#[test]
+fn openstack_cli_qos_specs_and_encryption_types() {
+    let Some(bin) = openstack_bin() else { return };
+    let api = Api::start_with(Some(ADMIN_AUTH), |_| {});
+    let cli = Cli {
+        bin,
+        api: &api,
+        user: "ops",
+        password: "ops-password",
+    };
+    cli.ok(&["volume", "type", "create", "slow"]);
+    let q = cli.json(&[
+        "volume",
+        "qos",
+        "create",
+        "--consumer",
+        "back-end",
+        "--property",
+        "write_bytes_sec=1048576",
+        "q1",
+    ]);
+    assert_eq!(q["name"], "q1");
+    assert_eq!(q["consumer"], "back-end");
+    cli.ok(&[
+        "volume",
+        "qos",
+        "set",
+        "--property",
+        "read_iops_sec=100",
+        "q1",
+    ]);
+    cli.ok(&["volume", "qos", "associate", "q1", "slow"]);
+    let q = cli.json(&["volume", "qos", "show", "q1"]);
+    assert!(q["associations"].to_string().contains("slow"), "{q}");
+    assert!(q["properties"].to_string().contains("read_iops_sec"), "{q}");
+    let list = cli.json(&["volume", "qos", "list"]);
+    assert!(find(&list, "Name", "q1").is_some(), "{list}");
+    cli.ok(&[
+        "volume",
+        "qos",
+        "unset",
+        "--property",
+        "read_iops_sec",
+        "q1",
+    ]);
+    let q = cli.json(&["volume", "qos", "show", "q1"]);
+    assert!(
+        !q["properties"].to_string().contains("read_iops_sec"),
+        "{q}"
+    );
+    cli.ok(&[
+        "volume",
+        "qos",
+        "disassociate",
+        "--volume-type",
+        "slow",
+        "q1",
+    ]);
+    cli.ok(&["volume", "qos", "delete", "q1"]);
+    let list = cli.json(&["volume", "qos", "list"]);
+    assert_eq!(list, Value::Array(vec![]));
+
+    // An encrypted type is stored; no volume of it is made.
+    cli.ok(&[
+        "volume",
+        "type",
+        "create",
+        "--encryption-provider",
+        "luks",
+        "--encryption-cipher",
+        "aes-xts-plain64",
+        "--encryption-key-size",
+        "256",
+        "--encryption-control-location",
+        "front-end",
+        "enc",
+    ]);
+    let t = cli.json(&["volume", "type", "show", "--encryption-type", "enc"]);
+    assert!(t["encryption"].to_string().contains("luks"), "{t}");
+    let (ok, _, err) = cli.run(&["volume", "create", "--type", "enc", "--size", "1", "x"]);
+    assert!(!ok);
+    assert!(err.contains("no key manager"), "{err}");
 }

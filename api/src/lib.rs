@@ -72,6 +72,7 @@ mod token;
 
 pub use access::{RequestObserver, RequestRecord};
 pub use auth::{Auth, Quota, Tenant};
+pub use cinder::qos::back_end_specs as qos_back_end_specs;
 pub use error::{ApiError, ErrorKind, Result};
 pub use http::{Reply, Request, MAX_BODY};
 pub use nbd_access::{NbdAccess, RevokeHook};

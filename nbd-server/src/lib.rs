@@ -2,7 +2,8 @@
 //! snapshot and image (read-only) of an engine [`engine::Store`] as an NBD
 //! export, with fixed newstyle negotiation, structured replies, extended
 //! headers (64-bit lengths), STARTTLS, `base:allocation` block status, pipelined
-//! requests answered out of order, and multi-connection consistency.
+//! requests answered out of order, multi-connection consistency, and
+//! per-volume I/O limits (token buckets).
 //!
 //! ```text
 //!  server.rs   listeners (TCP, Unix), connection limit, handshake timeout, shutdown
@@ -13,6 +14,7 @@
 //!          ├── tls.rs     STARTTLS: certificates, keys, FORCEDTLS or optional
 //!          ├── export.rs  export names <-> store objects
 //!          ├── access.rs  authorization: attachment secrets, tenant certificates
+//!          ├── throttle.rs per-volume token buckets (bytes and requests per second)
 //!          ├── metrics.rs per-volume counters (atomics; no metrics format)
 //!          └── bufpool.rs recycled large I/O buffers
 //! ```
@@ -27,11 +29,13 @@ mod options;
 mod reply;
 mod server;
 mod session;
+mod throttle;
 mod tls;
 
 pub use access::{AccessPolicy, Client, Grant, Revoker};
 pub use server::{Config, Server};
 pub use session::{errno_of, Stream};
+pub use throttle::{Kind as LimitKind, Limits, LimitsHook, Rate};
 pub use tls::{Tls, TlsFiles, TlsMode};
 
 /// The NBD server's error type.

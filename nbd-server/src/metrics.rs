@@ -1,6 +1,7 @@
 //! Per-volume NBD counters the sessions update and anyone may read:
 //! requests and errors by command, bytes read and written, a latency
-//! histogram, connected clients ([`NbdMetrics`], one per server).
+//! histogram, connected clients, requests delayed by I/O limits and for
+//! how long ([`NbdMetrics`], one per server).
 //!
 //! Plain atomics: updating costs a few relaxed adds per request, and a
 //! connection looks its volume's counters up once, at negotiation. The
@@ -98,6 +99,9 @@ pub struct VolumeCounters {
     /// Per bucket (not cumulative); the last one is +Inf.
     latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_ns: AtomicU64,
+    /// Requests delayed by the volume's I/O limits, and the total delay.
+    throttled: AtomicU64,
+    throttled_ns: AtomicU64,
 }
 
 impl VolumeCounters {
@@ -120,6 +124,13 @@ impl VolumeCounters {
         self.latency[b].fetch_add(1, Ordering::Relaxed);
         self.latency_ns
             .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// A request delayed by `wait` by the volume's I/O limits.
+    pub fn throttled(&self, wait: Duration) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+        self.throttled_ns
+            .fetch_add(wait.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// A request refused before it ran (bad range, read-only export...).
@@ -150,6 +161,8 @@ impl VolumeCounters {
             bytes_read: load(&self.bytes_read),
             bytes_written: load(&self.bytes_written),
             clients: self.clients.load(Ordering::Relaxed).max(0) as u64,
+            throttled: load(&self.throttled),
+            throttled_secs: load(&self.throttled_ns) as f64 / 1e9,
             latency: LatencySnapshot {
                 buckets,
                 count,
@@ -217,6 +230,10 @@ pub struct VolumeSnapshot {
     pub bytes_written: u64,
     /// Clients connected now.
     pub clients: u64,
+    /// Requests delayed by I/O limits.
+    pub throttled: u64,
+    /// Seconds requests were delayed by I/O limits.
+    pub throttled_secs: f64,
     /// Request latency.
     pub latency: LatencySnapshot,
 }

@@ -34,6 +34,8 @@ pub struct Config {
     pub tls: Option<crate::Tls>,
     /// Authorization; `None` serves every object to every client.
     pub access: Option<AccessPolicy>,
+    /// Each volume's I/O limits (`throttle.rs`); `None`: unthrottled.
+    pub limits: Option<crate::LimitsHook>,
 }
 
 impl Default for Config {
@@ -46,6 +48,7 @@ impl Default for Config {
             default_export: None,
             tls: None,
             access: None,
+            limits: None,
         }
     }
 }
@@ -63,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<crate::metrics::NbdMetrics>,
     /// Connections opened through attachment secrets, for revocation.
     pub(crate) revoker: Revoker,
+    /// Per-volume I/O throttles.
+    pub(crate) throttles: crate::throttle::Throttles,
 }
 
 /// An NBD server over one store. Cheap to share; must be used inside a
@@ -85,6 +90,7 @@ impl Server {
                     config.default_export.clone(),
                     config.access.clone(),
                 ),
+                throttles: crate::throttle::Throttles::new(config.limits.clone()),
                 store,
                 engine_slots: Arc::new(Semaphore::new(config.engine_threads.max(1))),
                 config,

@@ -7,7 +7,8 @@
 //! task running a batch in order, so that a deep queue of 4 KiB requests
 //! does not pay a thread handoff each. A writer task serializes replies in
 //! completion order: out of order with respect to requests, never
-//! interleaved.
+//! interleaved. A volume with I/O limits (`throttle.rs`) has each read
+//! and write wait its turn before it starts.
 
 use crate::access::Client;
 use crate::bufpool::BufPool;
@@ -362,6 +363,12 @@ pub(crate) async fn transmit<S: Stream>(
         mode: params.reply_mode(),
     };
     let hdr_len = codec::request_len(params.extended);
+    // The volume's I/O limits (`throttle.rs`), if the server has any.
+    let mut throttle = if export.read_only {
+        None
+    } else {
+        shared.throttles.open(&shared.store, id).await
+    };
     // Small requests parsed but not yet started. Every await that may
     // block (on the client or on a slot) first starts them.
     let mut batch: Vec<Job> = Vec::new();
@@ -462,6 +469,25 @@ pub(crate) async fn transmit<S: Stream>(
             payload,
             slot,
         };
+        if let Some(t) = throttle.as_mut() {
+            shared.throttles.refresh(&shared.store, id, t).await;
+            let wait = t.throttle.charge(&job.cmd);
+            if !wait.is_zero() {
+                // Earlier requests run meanwhile; no further request is
+                // read until this one may run.
+                run.start(&mut batch).await;
+                run.counters.throttled(wait);
+                tokio::select! {
+                    biased;
+                    _ = crate::server::stopped(&mut shutdown) => {
+                        batch.push(job);
+                        break Ok(());
+                    }
+                    _ = writer_failed.notified() => break Ok(()),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
         if small {
             batch.push(job);
             if batch.len() >= MAX_BATCH {

@@ -142,7 +142,7 @@ impl Api {
         Api::start_full(Some(AUTH), |_| {}, args, env)
     }
 
-    fn start_full(
+    pub fn start_full(
         auth: Option<&str>,
         setup: impl FnOnce(&Path),
         args: &[&str],

@@ -453,6 +453,8 @@ pub fn cinder(api: &Api) {
         ("group_type_id", "nope"),
         ("group_id", "nope"),
         ("group_snapshot_id", "nope"),
+        ("qos_id", "nope"),
+        ("encryption_id", "cipher"),
     ];
     let n = sweep(
         api,
@@ -466,7 +468,7 @@ pub fn cinder(api: &Api) {
         ],
         ("", b""),
     );
-    assert_eq!(n, 55);
+    assert_eq!(n, 63);
     // Every documented operation is a route answering what it declares:
     // with unknown ids and an empty body (nothing is changed)...
     let nope: Vec<(&str, &str)> = params
@@ -485,7 +487,7 @@ pub fn cinder(api: &Api) {
         ],
         ("application/json", b"{}"),
     );
-    assert_eq!(n, 57);
+    assert_eq!(n, 64);
     // ... and the faults every project operation declares: no token (401),
     // another project's token (403), a malformed (400) or unsupported (406)
     // microversion.
@@ -513,7 +515,7 @@ pub fn cinder(api: &Api) {
             }
         }
     }
-    assert_eq!(n, 4 * 109);
+    assert_eq!(n, 4 * 124);
 
     // Deletes.
     c.me("delete", snap, &s, None, 202);
@@ -976,5 +978,6 @@ fn admin(doc: Value) {
     a("post", imp, &[], Some(with_id(twice)), 404);
 
     crate::cinder_groups::groups(&c);
+    crate::cinder_qos::qos(&c);
     all_covered(&c.doc);
 }

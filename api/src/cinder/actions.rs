@@ -356,6 +356,8 @@ fn initialize_connection(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Resu
 pub(crate) fn connection_info(ctx: &Ctx, o: &engine::ObjectInfo) -> Option<ConnectionInfo> {
     let mut info = ctx.state.nbd()?.connection_info(o);
     info["data"]["discard"] = json!(true);
+    // Cinder's: the type's front-end (or both) QoS spec, else null.
+    info["data"]["qos_specs"] = json!(super::qos::front_end_specs(ctx.store(), o));
     Some(ConnectionInfo {
         driver_volume_type: info["driver_volume_type"]
             .as_str()
@@ -382,6 +384,7 @@ fn retype(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
         }
     }
     let t = super::types::find(ctx, want)?;
+    super::encryption::refuse_encrypted(ctx, &t)?;
     let locked = ctx.dom.lock();
     let o = ctx.volume(id)?;
     if o.status != meta::AVAILABLE {
@@ -390,6 +393,7 @@ fn retype(ctx: &Ctx, id: &str, args: &Map<String, Value>) -> Result<Reply> {
             o.status
         )));
     }
+    super::groups::refuse_member(ctx, &o, "retype")?;
     let mut m = o.metadata.clone();
     meta::set(&mut m, meta::VOLUME_TYPE, Some(&t.name));
     meta::set(

@@ -347,6 +347,20 @@ pub(crate) fn refuse_delete(ctx: &Ctx, o: &ObjectInfo) -> Result<()> {
     }
 }
 
+/// Refuses `action` (transfer, retype) on volume `o` while it is in a
+/// group (that exists), as Cinder does: 400.
+pub(crate) fn refuse_member(ctx: &Ctx, o: &ObjectInfo, action: &str) -> Result<()> {
+    let s = settings::read_store(ctx.store());
+    match meta::get(o, GROUP_ID).filter(|g| s.contains_key(&format!("{PREFIX}{g}"))) {
+        Some(g) => Err(ApiError::bad_request(format!(
+            "Invalid volume: Volume must not be part of a group to {action} it (volume {} is in \
+             group {g}).",
+            o.id
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The ids of a comma-separated `add_volumes` / `remove_volumes` value.
 fn id_list(b: &Map<String, Value>, key: &str) -> Result<Vec<String>> {
     Ok(opt_string(b, key, 65_535)?

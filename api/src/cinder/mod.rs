@@ -2,7 +2,9 @@
 //! (`openstack volume ...`, cinderclient, openstacksdk): version discovery
 //! at `/volume/` and `/volume/v3/`, and under `/volume/v3/{project_id}/`
 //! volumes, their actions and metadata, snapshots, attachments (3.27+),
-//! backups, volume types (`types.rs`), user messages (`messages.rs`),
+//! backups, volume types (`types.rs`) with their encryption
+//! (`encryption.rs`), QoS specs (`qos.rs`, enforced by the NBD server;
+//! bodies in `views_qos.rs`), user messages (`messages.rs`),
 //! availability zones, limits, quota
 //! sets, extensions, volume transfers (`transfers.rs`), generic volume
 //! groups, group types and group snapshots (`groups.rs`, `group_types.rs`,
@@ -25,6 +27,7 @@ mod admin;
 mod attachments;
 mod backup_records;
 mod backups;
+mod encryption;
 pub(crate) mod fault;
 mod group_snapshots;
 mod group_types;
@@ -34,6 +37,7 @@ mod info;
 mod messages;
 mod openapi;
 mod params;
+pub(crate) mod qos;
 mod quotas;
 mod snapshots;
 mod transfers;
@@ -41,6 +45,7 @@ mod types;
 pub(crate) mod version;
 mod views;
 mod views_info;
+mod views_qos;
 mod volumes;
 
 use crate::auth::Tenant;
@@ -401,6 +406,51 @@ fn resource(ctx: &Ctx, rest: &[&str]) -> Result<Reply> {
         ["types", id, "action"] => only(req, "POST").and_then(|_| types::action(ctx, id)),
         ["types", id, "os-volume-type-access"] => {
             only(req, "GET").and_then(|_| types::access_list(ctx, id))
+        }
+        ["types", id, "encryption"] => {
+            only(req, "GET, POST")?;
+            if *m == Method::GET {
+                encryption::show(ctx, id)
+            } else {
+                encryption::create(ctx, id)
+            }
+        }
+        ["types", id, "encryption", key] => {
+            only(req, "GET, PUT, DELETE")?;
+            match m.as_str() {
+                "GET" => encryption::show_item(ctx, id, key),
+                "PUT" => encryption::update(ctx, id, key),
+                _ => encryption::delete(ctx, id, key),
+            }
+        }
+        ["qos-specs"] => {
+            only(req, "GET, POST")?;
+            if *m == Method::GET {
+                qos::list(ctx)
+            } else {
+                qos::create(ctx)
+            }
+        }
+        ["qos-specs", id] => {
+            only(req, "GET, PUT, DELETE")?;
+            match m.as_str() {
+                "GET" => qos::show(ctx, id),
+                "PUT" => qos::set_keys(ctx, id),
+                _ => qos::delete(ctx, id),
+            }
+        }
+        ["qos-specs", id, "delete_keys"] => {
+            only(req, "PUT").and_then(|_| qos::delete_keys(ctx, id))
+        }
+        ["qos-specs", id, "associations"] => {
+            only(req, "GET").and_then(|_| qos::associations(ctx, id))
+        }
+        ["qos-specs", id, "associate"] => only(req, "GET").and_then(|_| qos::associate(ctx, id)),
+        ["qos-specs", id, "disassociate"] => {
+            only(req, "GET").and_then(|_| qos::disassociate(ctx, id))
+        }
+        ["qos-specs", id, "disassociate_all"] => {
+            only(req, "GET").and_then(|_| qos::disassociate_all(ctx, id))
         }
         ["group_types"] if ctx.version.at_least(11) => {
             only(req, "GET, POST")?;

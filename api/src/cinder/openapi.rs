@@ -37,6 +37,10 @@ use super::views_info::{
     ServiceList, TypeAccess, TypeAccessList, Version, VersionList, VolumeType, VolumeTypeList,
     VolumeTypeOne, Zone, ZoneList, ZoneState,
 };
+use super::views_qos::{
+    Encryption, EncryptionItem, EncryptionOne, EncryptionShow, QosAssociation, QosAssociationList,
+    QosKeys, QosSpec, QosSpecList, QosSpecOne,
+};
 use crate::openapi::TokenScheme;
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
@@ -64,6 +68,8 @@ use utoipa::OpenApi;
         GroupSnapshotCreated, GroupSnapshotCreatedBody, GroupSnapshotView, GroupSnapshotsBody,
         GroupSnapshotsBriefBody, GroupSpec, GroupSpecsBody, GroupTypeBody, GroupTypeView,
         GroupTypesBody, GroupView, GroupsBody, GroupsBriefBody,
+        Encryption, EncryptionItem, EncryptionOne, EncryptionShow, QosAssociation,
+        QosAssociationList, QosKeys, QosSpec, QosSpecList, QosSpecOne,
     )),
     security(("token" = [])),
     modifiers(&TokenScheme),
@@ -287,6 +293,22 @@ const OPERATIONS: &[Op] = &[
     op("delete", "/types/{type_id}/extra_specs/{key}", "deleteExtraSpec", "types", "Delete one extra spec (admins)", None, &[(202, NoBody)], &[404]),
     op("post", "/types/{type_id}/action", "typeAction", "types", "addProjectAccess, removeProjectAccess on a private type (admins)", Some(""), &[(202, NoBody)], &[404, 409]),
     op("get", "/types/{type_id}/os-volume-type-access", "listTypeAccess", "types", "The projects that may use a private type (admins)", None, &[(200, S("TypeAccessList"))], &[404]),
+    op("get", "/types/{type_id}/encryption", "showTypeEncryption", "types", "A type's encryption, or `{}` when it has none (admins)", None, &[(200, OneOf(&["EncryptionShow", "Empty"]))], &[404]),
+    op("post", "/types/{type_id}/encryption", "createTypeEncryption", "types", "Give a type an encryption: `provider`, `control_location`, optional `cipher`, `key_size`; refused while a volume has the type. blockd has no key manager: no volume of an encrypted type can be made (admins)", Some("encryption"), &[(200, S("EncryptionOne"))], &[404]),
+    op("get", "/types/{type_id}/encryption/{encryption_id}", "showTypeEncryptionField", "types", "One field of a type's encryption; the last segment names it (`provider`, `cipher`, `key_size`, `control_location`, ...) (admins)", None, &[(200, S("EncryptionItem"))], &[404]),
+    op("put", "/types/{type_id}/encryption/{encryption_id}", "updateTypeEncryption", "types", "Change a type's encryption; the answer has the fields given; refused while a volume has the type (admins)", Some("encryption"), &[(200, S("EncryptionOne"))], &[404]),
+    op("delete", "/types/{type_id}/encryption/{encryption_id}", "deleteTypeEncryption", "types", "Remove a type's encryption; refused while a volume has the type (admins)", None, &[(202, NoBody)], &[404]),
+    // QoS specs (admins)
+    op("get", "/qos-specs", "listQosSpecs", "qos", "List the QoS specs (admins)", None, &[(200, S("QosSpecList"))], &[]),
+    op("post", "/qos-specs", "createQosSpecs", "qos", "Create a QoS spec: `name`, `consumer` (`front-end`, `back-end` (default) or `both`) and keys; the NBD server enforces back-end and both specs' `total|read|write_bytes|iops_sec[_max]` on volumes of associated types (admins)", Some("qos_specs"), &[(200, S("QosSpecOne"))], &[409]),
+    op("get", "/qos-specs/{qos_id}", "showQosSpecs", "qos", "Show a QoS spec (admins)", None, &[(200, S("QosSpecOne"))], &[404]),
+    op("put", "/qos-specs/{qos_id}", "setQosKeys", "qos", "Set keys (and `consumer`) of a QoS spec; the answer has the ones given (admins)", Some("qos_specs"), &[(200, S("QosKeys"))], &[404]),
+    op("delete", "/qos-specs/{qos_id}", "deleteQosSpecs", "qos", "Delete a QoS spec; refused while associated unless `?force=true` (admins)", None, &[(202, NoBody)], &[404]).query(&[("force", "`true`: also while associated (the associations go too)")]),
+    op("put", "/qos-specs/{qos_id}/delete_keys", "unsetQosKeys", "qos", "Remove keys, body `{\"keys\": [...]}`; every one must be set (admins)", Some("keys"), &[(202, NoBody)], &[404]),
+    op("get", "/qos-specs/{qos_id}/associations", "listQosAssociations", "qos", "The volume types associated with a QoS spec (admins)", None, &[(200, S("QosAssociationList"))], &[404]),
+    op("get", "/qos-specs/{qos_id}/associate", "associateQos", "qos", "Associate a volume type (one spec per type) (admins)", None, &[(202, NoBody)], &[404]).query(&[("vol_type_id", "the volume type")]),
+    op("get", "/qos-specs/{qos_id}/disassociate", "disassociateQos", "qos", "Disassociate a volume type (admins)", None, &[(202, NoBody)], &[404]).query(&[("vol_type_id", "the volume type")]),
+    op("get", "/qos-specs/{qos_id}/disassociate_all", "disassociateAllQos", "qos", "Disassociate every volume type (admins)", None, &[(202, NoBody)], &[404]),
     // group types (3.11+)
     op("get", "/group_types", "listGroupTypes", "group_types", "List the group types the project sees (3.11+)", None, &[(200, S("GroupTypesBody"))], &[404]).query(GROUP_TYPE_QUERY),
     op("post", "/group_types", "createGroupType", "group_types", "Create a group type, `group_specs` optional (admins; 3.11+)", Some("group_type"), &[(202, S("GroupTypeBody"))], &[404, 409]),
@@ -430,6 +452,8 @@ fn operation(path: &str, op: &Op) -> Value {
                 "description": "one member: the action's name, its arguments as value"}),
             "{key}" => json!({"type": "object", "minProperties": 1, "maxProperties": 1,
                 "additionalProperties": {"type": "string"}}),
+            "keys" => json!({"type": "object", "required": ["keys"],
+                "properties": {"keys": {"type": "array", "minItems": 1, "items": {"type": "string"}}}}),
             k => json!({"type": "object", "required": [k],
                 "properties": {k: {"type": "object"}}}),
         };
@@ -521,8 +545,8 @@ mod tests {
             assert!(schemas.contains_key(name), "{name}");
         }
         assert!(!schemas.contains_key("BTreeMap"));
-        assert_eq!(schemas.len(), 92);
-        assert_eq!(paths.len(), 68);
+        assert_eq!(schemas.len(), 102);
+        assert_eq!(paths.len(), 77);
         assert_eq!(
             d["components"]["securitySchemes"]["token"]["name"],
             "X-Auth-Token"

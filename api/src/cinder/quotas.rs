@@ -30,18 +30,25 @@ use std::collections::BTreeMap;
 const PER_TYPE: [&str; 3] = ["volumes", "snapshots", "gigabytes"];
 
 /// The tenant `project` names, for the caller (403 for another tenant's
-/// unless admin, 404 when unknown).
-fn project<'a>(ctx: &'a Ctx, project: &str, action: &str) -> Result<&'a Tenant> {
+/// unless admin, 404 when unknown): an auth file tenant, or a project an
+/// admin made through Keystone (`keystone/projects.rs`: no quota of its
+/// own in the auth file, so the default class).
+fn project(ctx: &Ctx, project: &str, action: &str) -> Result<Tenant> {
     if project == ctx.tenant.id && action == "show" {
-        return Ok(ctx.tenant);
+        return Ok(ctx.tenant.clone());
     }
     ctx.require_admin(&format!("volume_extension:quotas:{action}"))?;
-    ctx.state.auth().by_id(project).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "Project {} could not be found.",
-            project.escape_debug()
-        ))
-    })
+    ctx.state
+        .auth()
+        .by_id(project)
+        .cloned()
+        .or_else(|| crate::keystone::projects::tenant(ctx.store(), project))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Project {} could not be found.",
+                project.escape_debug()
+            ))
+        })
 }
 
 /// Every quota key a set has: [`quota::KEYS`] and the per-type keys.
@@ -151,9 +158,9 @@ pub fn show(ctx: &Ctx, id: &str, defaults: bool) -> Result<Reply> {
             .query_param("usage")
             .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
     let limits = if defaults {
-        quota::defaults(&all, tenant)
+        quota::defaults(&all, &tenant)
     } else {
-        quota::effective(&all, tenant)
+        quota::effective(&all, &tenant)
     };
     let u = usage.then(|| in_use(&all, &tenant.id));
     let quota_set = set_view(ctx, &all, &tenant.id, &limits, u.as_ref());
@@ -248,7 +255,7 @@ pub fn update(ctx: &Ctx, id: &str) -> Result<Reply> {
     })?;
     drop(locked);
     let all = ctx.store().list();
-    let limits = quota::effective(&all, tenant);
+    let limits = quota::effective(&all, &tenant);
     let mut quota_set = set_view(ctx, &all, &tenant.id, &limits, None);
     quota_set.id = None;
     Ok(reply(200, &QuotaSetOne { quota_set }))

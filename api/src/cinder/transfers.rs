@@ -129,6 +129,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
             o.status
         )));
     }
+    super::groups::refuse_member(ctx, &o, "transfer")?;
     if !snapshots_of(ctx, &o).is_empty() {
         return Err(ApiError::bad_request(
             "Invalid volume: blockd transfers volumes without snapshots; delete them first.",

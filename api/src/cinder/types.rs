@@ -11,8 +11,10 @@
 //! capability keys (`storage_protocol`, `vendor_name`,
 //! `volume_backend_name`) are checked against the backend, as Cinder's
 //! scheduler does: a volume of a type asking for others is made in status
-//! `error` with a user message (`messages.rs`). Encryption types and QoS specs are not offered: blockd
-//! does not encrypt or throttle volumes.
+//! `error` with a user message (`messages.rs`). A type may have a QoS
+//! spec (`qos.rs`, enforced by the NBD server) and an encryption record
+//! (`encryption.rs`; blockd has no key manager, so no volume of such a
+//! type can be made).
 //!
 //! Admin only (403 otherwise): create, update, delete (400 while a
 //! volume or a group has the type), extra spec changes, access changes and
@@ -35,7 +37,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// The settings key prefix of a type record.
-const PREFIX: &str = "api.vtype/";
+pub(crate) const PREFIX: &str = "api.vtype/";
 /// A volume's type id (absent: `__DEFAULT__`).
 pub(crate) const TYPE_ID: &str = "api.cinder_volume_type_id";
 /// Longest name, description, extra spec key or value.
@@ -53,6 +55,9 @@ pub(crate) struct VolumeType {
     pub extra_specs: BTreeMap<String, String>,
     #[serde(default)]
     pub access: Vec<String>,
+    /// The associated QoS spec (`qos.rs`).
+    #[serde(default)]
+    pub qos_specs_id: Option<String>,
 }
 
 fn default_type() -> VolumeType {
@@ -63,6 +68,7 @@ fn default_type() -> VolumeType {
         is_public: true,
         extra_specs: BTreeMap::new(),
         access: Vec::new(),
+        qos_specs_id: None,
     }
 }
 
@@ -135,7 +141,8 @@ pub(crate) fn find(ctx: &Ctx, key: &str) -> Result<VolumeType> {
     find_in(ctx, &s, key)
 }
 
-fn find_in(ctx: &Ctx, s: &BTreeMap<String, String>, key: &str) -> Result<VolumeType> {
+/// The type `key` the caller sees among the settings `s`.
+pub(crate) fn find_in(ctx: &Ctx, s: &BTreeMap<String, String>, key: &str) -> Result<VolumeType> {
     let key = if key == "default" {
         DEFAULT_TYPE_ID
     } else {
@@ -162,7 +169,7 @@ fn view(t: &VolumeType) -> views_info::VolumeType {
         is_public: t.is_public,
         access_is_public: Some(t.is_public),
         extra_specs: t.extra_specs.clone(),
-        qos_specs_id: Some(None),
+        qos_specs_id: Some(t.qos_specs_id.clone()),
     }
 }
 
@@ -274,6 +281,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         is_public: public_flag(&b)?.unwrap_or(true),
         extra_specs: specs(b.get("extra_specs"))?,
         access: Vec::new(),
+        qos_specs_id: None,
     };
     let locked = ctx.dom.lock();
     settings::update(ctx.store(), &locked, |m| {
@@ -339,6 +347,7 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<Reply> {
             return Err(ApiError::bad_request("Target volume type is still in use."));
         }
         m.remove(&format!("{PREFIX}{}", t.id));
+        m.remove(&format!("{}{}", super::encryption::PREFIX, t.id));
         Ok(())
     })?;
     Ok(Reply::empty(202))

@@ -319,6 +319,7 @@ pub fn create(ctx: &Ctx) -> Result<Reply> {
         })?,
         None => super::types::find(ctx, DEFAULT_TYPE)?,
     };
+    super::encryption::refuse_encrypted(ctx, &vtype)?;
     if let Some(z) = opt_string(&body, "availability_zone", MAX_FIELD)? {
         if z != ZONE {
             return Err(ApiError::bad_request(format!(

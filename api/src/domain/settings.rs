@@ -1,6 +1,7 @@
 //! API-wide settings kept in the engine, so they are as durable as the
-//! objects: runtime quota overrides (`quota.rs`) and Cinder's volume types
-//! live in the metadata map of one hidden object, a 512-byte volume named
+//! objects: runtime quota overrides (`quota.rs`), Cinder's volume types,
+//! groups, QoS specs and encryption types, and the projects admins make
+//! through Keystone live in the metadata map of one hidden object, a 512-byte volume named
 //! [`NAME`] marked with [`MARK`]. It has no owner, so no API tenant ever
 //! sees it or is charged for it (the visibility rule); the command line
 //! lists it like any other ownerless volume.

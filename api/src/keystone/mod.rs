@@ -6,14 +6,17 @@
 //! Paths: `/identity` (version list, 300 as Keystone answers), `/v3` and
 //! `/identity/v3` (version document), and under either v3 root
 //! `auth/tokens` (POST issue, GET/HEAD validate), `auth/catalog`,
-//! `auth/projects`, `projects`, `projects/{id}`, `users/{id}`. One domain,
-//! `Default`; a project per tenant (id and name = the tenant id), one user
-//! per tenant (id and name = its `user`). Errors are Keystone's
+//! `auth/projects`, `projects`, `projects/{id}`, `users/{id}`, `domains`.
+//! One domain, `Default`; a project per tenant (id and name = the tenant
+//! id), one user per tenant (id and name = its `user`); admins may also
+//! make and delete projects that are only names with quotas
+//! (`projects.rs`). Errors are Keystone's
 //! `{"error": {"code", "title", "message"}}`. Typed bodies in `views.rs`;
 //! `openapi.json` under either v3 root is the OpenAPI document generated
 //! from them (`openapi.rs`).
 
 mod openapi;
+pub(crate) mod projects;
 mod tokens;
 mod views;
 
@@ -137,10 +140,24 @@ fn route(state: &ApiState, req: &Request) -> Result<Reply> {
             }
         }
         ["auth", "catalog"] => only(req, "GET").and_then(|_| tokens::catalog(&ctx)),
-        ["auth", "projects"] | ["projects"] => {
-            only(req, "GET").and_then(|_| tokens::projects(&ctx))
+        ["auth", "projects"] => only(req, "GET").and_then(|_| tokens::projects(&ctx)),
+        ["projects"] => {
+            only(req, "GET, POST")?;
+            if req.method == warp::http::Method::POST {
+                projects::create(&ctx)
+            } else {
+                projects::list(&ctx)
+            }
         }
-        ["projects", id] => only(req, "GET").and_then(|_| tokens::project(&ctx, id)),
+        ["projects", id] => {
+            only(req, "GET, DELETE")?;
+            if req.method == warp::http::Method::DELETE {
+                projects::delete(&ctx, id)
+            } else {
+                projects::show(&ctx, id)
+            }
+        }
+        ["domains"] => only(req, "GET").and_then(|_| projects::domains(&ctx)),
         ["users", id] => only(req, "GET").and_then(|_| tokens::user(&ctx, id)),
         _ => Err(not_found()),
     }

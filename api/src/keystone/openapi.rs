@@ -5,12 +5,13 @@
 //! list at `/identity` (300) is outside that root and described only in
 //! the document's description.
 
-use super::tokens;
 use super::views::{
-    Catalog, CollectionLinks, DomainRef, Endpoint, Error, ErrorBody, Link, MediaType, NoOptions,
-    Project, ProjectList, ProjectOne, Role, SelfLink, Service, Token, TokenOne, TokenProject,
-    TokenUser, User, UserOne, Version, VersionList, VersionOne, VersionValues,
+    Catalog, CollectionLinks, Domain, DomainList, DomainRef, Endpoint, Error, ErrorBody, Link,
+    MediaType, NoOptions, Project, ProjectList, ProjectOne, Role, SelfLink, Service, Token,
+    TokenOne, TokenProject, TokenUser, User, UserOne, Version, VersionList, VersionOne,
+    VersionValues,
 };
+use super::{projects, tokens};
 use crate::openapi::TokenScheme;
 use serde_json::{json, Value};
 use utoipa::OpenApi;
@@ -20,15 +21,15 @@ use utoipa::OpenApi;
     info(
         title = "blockd minimal Keystone v3 identity service",
         version = "3.14",
-        description = "Just enough Keystone for OpenStack clients to log in with a tenant's user and password and find the Cinder endpoint. One domain (`default`), a project and a user per tenant. `GET /identity` answers 300 with the version list (`{\"versions\": {\"values\": [...]}}`, schema `VersionList`). Errors are `{\"error\": {\"code\", \"title\", \"message\"}}`; a method a path does not serve is 405."
+        description = "Just enough Keystone for OpenStack clients to log in with a tenant's user and password and find the Cinder endpoint. One domain (`default`), a project and a user per tenant of the auth file; admins may make and delete projects that are only names with quotas (no users). `GET /identity` answers 300 with the version list (`{\"versions\": {\"values\": [...]}}`, schema `VersionList`). Errors are `{\"error\": {\"code\", \"title\", \"message\"}}`; a method a path does not serve is 405."
     ),
     paths(
         super::version,
-        tokens::issue, tokens::validate, tokens::catalog, tokens::projects, tokens::project,
-        tokens::user,
+        tokens::issue, tokens::validate, tokens::catalog, projects::list, projects::show,
+        projects::create, projects::delete, projects::domains, tokens::user,
     ),
     components(schemas(
-        Catalog, CollectionLinks, DomainRef, Endpoint, Error, ErrorBody, Link, MediaType,
+        Catalog, CollectionLinks, Domain, DomainList, DomainRef, Endpoint, Error, ErrorBody, Link, MediaType,
         NoOptions, Project, ProjectList, ProjectOne, Role, SelfLink, Service, Token, TokenOne,
         TokenProject, TokenUser, User, UserOne, Version, VersionList, VersionOne, VersionValues,
     )),
@@ -71,21 +72,23 @@ mod tests {
             ("/auth/tokens", &["get", "head", "post"]),
             ("/auth/catalog", &["get"]),
             ("/auth/projects", &["get"]),
-            ("/projects", &["get"]),
-            ("/projects/{project_id}", &["get"]),
+            ("/projects", &["get", "post"]),
+            ("/projects/{project_id}", &["get", "delete"]),
+            ("/domains", &["get"]),
             ("/users/{user_id}", &["get"]),
             ("/openapi.json", &["get"]),
         ] {
             for m in methods {
                 assert!(
                     paths[p][m]["responses"]["200"].is_object()
-                        || paths[p][m]["responses"]["201"].is_object(),
+                        || paths[p][m]["responses"]["201"].is_object()
+                        || paths[p][m]["responses"]["204"].is_object(),
                     "{p} {m}"
                 );
             }
             assert_eq!(paths[p].as_object().unwrap().len(), methods.len(), "{p}");
         }
-        assert_eq!(paths.len(), 8);
+        assert_eq!(paths.len(), 9);
         let schemes = &d["components"]["securitySchemes"]["token"];
         assert_eq!(schemes["name"], "X-Auth-Token");
     }

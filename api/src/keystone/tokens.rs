@@ -206,7 +206,7 @@ pub(super) fn issue(ctx: &Ctx) -> Result<Reply> {
 }
 
 /// The caller's tenant from `X-Auth-Token`, or 401.
-fn caller<'a>(ctx: &Ctx<'a>) -> Result<&'a Tenant> {
+pub(super) fn caller<'a>(ctx: &Ctx<'a>) -> Result<&'a Tenant> {
     let token = ctx.req.header("x-auth-token").ok_or_else(unauthorized)?;
     ctx.state.authenticate(token).ok_or_else(unauthorized)
 }
@@ -279,7 +279,7 @@ pub(super) fn catalog(ctx: &Ctx) -> Result<Reply> {
     ))
 }
 
-fn collection_links(this: String) -> CollectionLinks {
+pub(super) fn collection_links(this: String) -> CollectionLinks {
     CollectionLinks {
         this,
         previous: None,
@@ -287,7 +287,7 @@ fn collection_links(this: String) -> CollectionLinks {
     }
 }
 
-fn project_view(ctx: &Ctx, t: &Tenant) -> Project {
+pub(super) fn project_view(ctx: &Ctx, t: &Tenant) -> Project {
     Project {
         id: t.id.clone(),
         name: t.id.clone(),
@@ -304,20 +304,8 @@ fn project_view(ctx: &Ctx, t: &Tenant) -> Project {
     }
 }
 
-/// `GET auth/projects` and `GET projects` (`?name=` filters): the caller's
-/// one project.
-#[utoipa::path(
-    get,
-    path = "/projects",
-    operation_id = "listProjects",
-    tag = "projects",
-    summary = "The caller's project (`/auth/projects` is the same)",
-    params(("name" = Option<String>, Query, description = "only a project of this name")),
-    responses(
-        (status = 200, description = "the projects", body = ProjectList),
-        (status = 401, description = "missing or invalid X-Auth-Token", body = views::Error),
-    )
-)]
+/// `GET auth/projects` (and a member's `GET projects`; `?name=`
+/// filters): the caller's one project.
 pub(super) fn projects(ctx: &Ctx) -> Result<Reply> {
     let me = caller(ctx)?;
     let wanted = ctx.req.query_param("name");
@@ -337,19 +325,6 @@ pub(super) fn projects(ctx: &Ctx) -> Result<Reply> {
 
 /// `GET projects/{id}`: the caller's own project (others are 403, as a
 /// Keystone member sees them).
-#[utoipa::path(
-    get,
-    path = "/projects/{project_id}",
-    operation_id = "showProject",
-    tag = "projects",
-    summary = "The caller's own project",
-    params(("project_id" = String, Path, description = "the tenant id")),
-    responses(
-        (status = 200, description = "the project", body = ProjectOne),
-        (status = 401, description = "missing or invalid X-Auth-Token", body = views::Error),
-        (status = 403, description = "another tenant's project", body = views::Error),
-    )
-)]
 pub(super) fn project(ctx: &Ctx, id: &str) -> Result<Reply> {
     let me = caller(ctx)?;
     if id != me.id {

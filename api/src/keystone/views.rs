@@ -271,6 +271,32 @@ pub struct ProjectOne {
     pub project: Project,
 }
 
+/// The one domain.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Domain {
+    /// `default`.
+    pub id: String,
+    /// `Default`.
+    pub name: String,
+    /// What it is.
+    pub description: String,
+    /// Always `true`.
+    pub enabled: bool,
+    /// Its link.
+    pub links: SelfLink,
+}
+
+/// `GET domains`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainList {
+    /// The one domain (or none when `?name=` names another).
+    pub domains: Vec<Domain>,
+    /// The collection's links.
+    pub links: CollectionLinks,
+}
+
 /// A user: the tenant's.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
