@@ -10,6 +10,12 @@
 //!   [`Committed`] carried, once its segment files are in place, so that
 //!   [`crate::Store::open`] opens exactly that generation.
 //!
+//! - [`SegmentSource`]: where the bytes of a segment given up to the
+//!   object store are read back from, by range (`residency.rs` decides
+//!   which reads go there; [`crate::Store::evict_segment`] gives a sealed,
+//!   uploaded segment up). [`place_remote_segment`] lays a lazily restored
+//!   segment down as a sparse file and a marker.
+//!
 //! A segment file may be retired (deleted, or renamed into `spare/` and
 //! reused under a new number) two checkpoints after the cleaner emptied
 //! it; a copier must check that the file it read is still the segment it
@@ -54,6 +60,36 @@ pub struct Committed {
 pub trait CommitObserver: Send + Sync {
     /// Generation `c.generation` is committed locally.
     fn committed(&self, c: Committed);
+}
+
+/// Reads segment bytes that are not on the local disk (the tier's ranged
+/// GETs of the segment's object). Called from any thread, outside the
+/// store lock, and may block; the engine checks what it reads as it checks
+/// its own files.
+pub trait SegmentSource: Send + Sync + std::fmt::Debug {
+    /// Reads up to `buf.len()` bytes of segment `no` at `offset`: all of
+    /// them, or fewer only at the end of the segment's remote copy. An
+    /// error should name the segment.
+    fn read_at(&self, no: SegmentNo, offset: u64, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+/// Lays segment `no` of a restored data directory down as remote below
+/// `remote_below` (or [`crate::WHOLE`]): a sparse file of `len` bytes and
+/// its durable marker, so that the engine reads those bytes through its
+/// [`SegmentSource`]. Bytes at and after `remote_below` the caller writes
+/// into the file itself.
+pub fn place_remote_segment(dir: &Path, no: SegmentNo, len: u64, remote_below: u64) -> Result<()> {
+    let path = segment_file(dir, no);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    f.set_len(len)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(format!("sizing {}", path.display()), e))?;
+    crate::residency::write_marker(&dir.join("remote"), no, remote_below)
 }
 
 /// The store id of a superblock slot, hyphenated.
