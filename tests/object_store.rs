@@ -545,9 +545,14 @@ fn cache_and_lazy_restore(ceph: &Ceph) {
         !check.status.success(),
         "check without the bucket: {check:?}"
     );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
     assert!(
-        String::from_utf8_lossy(&check.stderr).contains("object store"),
-        "{check:?}"
+        said.contains("is in the object store: open the store with --object-store"),
+        "{said}"
     );
     cli(&dir, &["--object-store", &url, "check"]);
     let stats = cli(&dir, &["--object-store", &url, "stats"]);

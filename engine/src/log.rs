@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::fault::{FaultPoint, Faults, IoOp};
 use crate::format::{RecordHeader, RecordKind, SealBody, HEADER_LEN, PAGE_LEN};
 use crate::log_direct::{write_all_vectored_at, DirectWriter};
-use crate::residency::{Residency, TierHook};
+use crate::residency::{read_error, Residency, TierHook};
 use crate::types::{LogAddr, SegmentNo};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -66,7 +66,7 @@ impl Segment {
         match self.pread(&mut h, offset) {
             Ok(n) if n == HEADER_LEN => {}
             Ok(_) => return Ok(None),
-            Err(e) => return Err(Error::io(format!("reading segment {}", self.no.0), e)),
+            Err(e) => return Err(read_error(format!("reading segment {}", self.no.0), e)),
         }
         let header = match RecordHeader::decode(&h) {
             Some(h) => h,
@@ -79,7 +79,7 @@ impl Segment {
         match self.pread(&mut body, offset + HEADER_LEN as u64) {
             Ok(n) if n == body.len() => {}
             Ok(_) => return Ok(None),
-            Err(e) => return Err(Error::io(format!("reading segment {}", self.no.0), e)),
+            Err(e) => return Err(read_error(format!("reading segment {}", self.no.0), e)),
         }
         if !header.body_ok(&body) {
             return Ok(None);
@@ -143,7 +143,7 @@ impl Segment {
             }
         };
         r.map_err(|e| {
-            Error::io(
+            read_error(
                 format!("reading segment {} at offset {offset}", self.no.0),
                 e,
             )

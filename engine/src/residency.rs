@@ -146,6 +146,28 @@ impl TierHook {
     }
 }
 
+/// A failed read of remote bytes (no source, or the source failed): its
+/// message says so, and [`read_error`] makes it the engine error's own.
+#[derive(Debug)]
+struct RemoteRead(String);
+
+impl std::fmt::Display for RemoteRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RemoteRead {}
+
+/// The engine error of a failed segment read: a remote read's own message
+/// (which names the segment and the object store), else `context`.
+pub(crate) fn read_error(context: String, e: std::io::Error) -> Error {
+    match e.get_ref().and_then(|r| r.downcast_ref::<RemoteRead>()) {
+        Some(r) => Error::new(ErrorKind::Io, r.0.clone()),
+        None => Error::io(context, e),
+    }
+}
+
 impl Segment {
     /// Reads up to `buf.len()` bytes at `offset` (fewer only at the end of
     /// the data): the part below `remote_below` through the source, the
@@ -165,12 +187,19 @@ impl Segment {
         drop(guard);
         let want = (split - offset) as usize;
         let source = self.hook.source.read().clone().ok_or_else(|| {
-            std::io::Error::other(format!(
+            std::io::Error::other(RemoteRead(format!(
                 "segment {} is in the object store: open the store with --object-store",
                 self.no.0
-            ))
+            )))
         })?;
-        let n = source.read_at(self.no, offset, &mut buf[..want])?;
+        let n = source
+            .read_at(self.no, offset, &mut buf[..want])
+            .map_err(|e| {
+                std::io::Error::other(RemoteRead(format!(
+                    "reading segment {} at offset {offset}: {e}",
+                    self.no.0
+                )))
+            })?;
         if n < want || want == buf.len() {
             return Ok(n);
         }
@@ -293,7 +322,7 @@ impl Store {
         while done < buf.len() {
             let n = seg
                 .pread(&mut buf[done..], offset + done as u64)
-                .map_err(|e| Error::io(format!("reading segment {}", no.0), e))?;
+                .map_err(|e| read_error(format!("reading segment {}", no.0), e))?;
             if n == 0 {
                 break;
             }
