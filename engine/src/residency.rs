@@ -79,6 +79,14 @@ pub(crate) fn write_marker(marker_dir: &Path, no: SegmentNo, remote_below: u64) 
     sync_dir(marker_dir)
 }
 
+/// Writes segment `no`'s marker into `marker_dir` without syncing it (a
+/// restore syncs the whole filesystem once).
+pub(crate) fn write_marker_unsynced(marker_dir: &Path, no: SegmentNo, below: u64) -> Result<()> {
+    let path = marker_path(marker_dir, no);
+    std::fs::write(&path, format!("{below}\n"))
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
 /// The markers in `marker_dir` (none when it does not exist).
 fn read_markers(marker_dir: &Path) -> Result<HashMap<SegmentNo, u64>> {
     let rd = match std::fs::read_dir(marker_dir) {

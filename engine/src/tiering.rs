@@ -13,8 +13,8 @@
 //! - [`SegmentSource`]: where the bytes of a segment given up to the
 //!   object store are read back from, by range (`residency.rs` decides
 //!   which reads go there; [`crate::Store::evict_segment`] gives a sealed,
-//!   uploaded segment up). [`place_remote_segment`] lays a lazily restored
-//!   segment down as a sparse file and a marker.
+//!   uploaded segment up). [`place_remote_segments`] lays a lazily restored
+//!   store's segments down as sparse files and markers.
 //!
 //! A segment file may be retired (deleted, or renamed into `spare/` and
 //! reused under a new number) two checkpoints after the cleaner emptied
@@ -73,23 +73,31 @@ pub trait SegmentSource: Send + Sync + std::fmt::Debug {
     fn read_at(&self, no: SegmentNo, offset: u64, buf: &mut [u8]) -> std::io::Result<usize>;
 }
 
-/// Lays segment `no` of a restored data directory down as remote below
-/// `remote_below` (or [`crate::WHOLE`]): a sparse file of `len` bytes and
-/// its durable marker, so that the engine reads those bytes through its
-/// [`SegmentSource`]. Bytes at and after `remote_below` the caller writes
-/// into the file itself.
-pub fn place_remote_segment(dir: &Path, no: SegmentNo, len: u64, remote_below: u64) -> Result<()> {
-    let path = segment_file(dir, no);
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    f.set_len(len)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(format!("sizing {}", path.display()), e))?;
-    crate::residency::write_marker(&dir.join("remote"), no, remote_below)
+/// Lays segments of a restored data directory down as remote: each
+/// `(no, len, remote_below)` (`remote_below` may be [`crate::WHOLE`])
+/// becomes a sparse file of `len` bytes and a marker, so that the engine
+/// reads those bytes through its [`SegmentSource`]; bytes at and after
+/// `remote_below` the caller writes into the file itself. Everything is
+/// made durable with one `syncfs` at the end (not a sync per file), before
+/// the caller writes the superblock.
+pub fn place_remote_segments(dir: &Path, segs: &[(SegmentNo, u64, u64)]) -> Result<()> {
+    let markers = dir.join("remote");
+    std::fs::create_dir_all(&markers)
+        .map_err(|e| Error::io(format!("creating {}", markers.display()), e))?;
+    for &(no, len, below) in segs {
+        let path = segment_file(dir, no);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .and_then(|f| f.set_len(len))
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        crate::residency::write_marker_unsynced(&markers, no, below)?;
+    }
+    let d =
+        std::fs::File::open(dir).map_err(|e| Error::io(format!("opening {}", dir.display()), e))?;
+    rustix::fs::syncfs(&d).map_err(|e| Error::io(format!("syncing {}", dir.display()), e.into()))
 }
 
 /// The store id of a superblock slot, hyphenated.

@@ -147,3 +147,32 @@ fn chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+#[test]
+fn a_full_cache_refuses_writes_that_need_a_new_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), opts(None)).unwrap();
+    let vol = s.create_volume(Some("v"), 8 << 20, false).unwrap().id;
+    s.write(vol, 0, &pattern(1, 64 << 10), true).unwrap();
+    s.set_cache_full(true);
+    // Writes within the active segment go on; the one that needs the next
+    // segment is refused with NoSpace, and nothing is lost.
+    let data = pattern(3, 4 << 20);
+    let mut refused = None;
+    for (i, c) in data.chunks(64 << 10).enumerate() {
+        if let Err(e) = s.write(vol, (i * (64 << 10)) as u64, c, false) {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let (at, e) = refused.expect("a write past the active segment is refused");
+    assert_eq!(e.kind(), blockd_engine::ErrorKind::NoSpace, "{e}");
+    assert!(e.to_string().contains("--cache-dir-size"), "{e}");
+    s.set_cache_full(false);
+    for (i, c) in data.chunks(64 << 10).enumerate().skip(at) {
+        s.write(vol, (i * (64 << 10)) as u64, c, false).unwrap();
+    }
+    let mut got = vec![0u8; data.len()];
+    s.read(vol, 0, &mut got).unwrap();
+    assert!(got == data);
+}

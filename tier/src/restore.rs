@@ -7,7 +7,7 @@
 //!
 //! [`restore_lazy`] downloads no segment at all: each one the commit point
 //! names becomes a sparse file of its length with a marker saying its
-//! bytes are in the bucket (`engine::tiering::place_remote_segment`), so
+//! bytes are in the bucket (`engine::tiering::place_remote_segments`), so
 //! the time is that of listing and reading one commit point plus one small
 //! file per segment; opening the store then reads the metadata it needs
 //! (checkpoint blob, chunk-table and map pages) with ranged GETs, and
@@ -109,13 +109,20 @@ pub fn restore_lazy(remote: &Remote, dir: &Path) -> Result<RestoreReport> {
         .map_err(|e| Error::Io("starting the restore runtime".into(), e))?;
     let m = rt.block_on(newest_manifest(remote))?;
     engine::tiering::prepare_layout(dir)?;
-    let mut remote_bytes = 0;
-    for s in &m.segments {
-        let whole = s.key == crate::layout::segment_key(SegmentNo(s.no), None);
-        let below = if whole { engine::WHOLE } else { s.len };
-        engine::tiering::place_remote_segment(dir, SegmentNo(s.no), s.len, below)?;
-        remote_bytes += s.len;
-    }
+    let segs: Vec<(SegmentNo, u64, u64)> = m
+        .segments
+        .iter()
+        .map(|s| {
+            let whole = s.key == crate::layout::segment_key(SegmentNo(s.no), None);
+            (
+                SegmentNo(s.no),
+                s.len,
+                if whole { engine::WHOLE } else { s.len },
+            )
+        })
+        .collect();
+    engine::tiering::place_remote_segments(dir, &segs)?;
+    let remote_bytes = m.segments.iter().map(|s| s.len).sum();
     engine::tiering::restore_layout(dir, &m.superblock()?)?;
     Ok(RestoreReport {
         generation: m.generation,
