@@ -34,7 +34,9 @@ mod upload;
 
 pub use layout::{Manifest, ManifestSegment};
 pub use remote::{Remote, S3Config};
-pub use restore::{bucket_contents, commit_point, restore, restore_lazy, RestoreReport};
+pub use restore::{
+    bucket_contents, commit_point, restore, restore_lazy, BucketContents, RestoreReport,
+};
 pub use source::{FetchStats, RemoteSource, FETCH_BLOCK};
 pub use upload::{TierStats, Uploader, UploaderOptions};
 

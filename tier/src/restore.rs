@@ -192,10 +192,13 @@ pub fn restore(remote: &Remote, dir: &Path, concurrency: usize) -> Result<Restor
     })
 }
 
+/// Commit points' generations and segment objects' (key, size).
+pub type BucketContents = (Vec<u64>, Vec<(String, u64)>);
+
 /// What the bucket holds under the prefix: its commit points'
 /// generations (ascending) and its segment objects (key relative to the
 /// prefix, size), for tools and tests.
-pub fn bucket_contents(remote: &Remote) -> Result<(Vec<u64>, Vec<(String, u64)>)> {
+pub fn bucket_contents(remote: &Remote) -> Result<BucketContents> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
