@@ -219,7 +219,7 @@ impl Segment {
         Ok(n + self.file.read_at(&mut buf[want..], split)?)
     }
 
-    /// Whether any byte at or after `offset` up to `len` more is remote.
+    /// Whether the byte at `offset` is remote.
     pub(crate) fn remote_at(&self, offset: u64) -> bool {
         offset < *self.res.remote_below.read()
     }
