@@ -53,6 +53,24 @@ struct Cli {
     /// Without it the operator sees everything and makes ownerless objects.
     #[arg(long, global = true, value_name = "ID")]
     tenant: Option<String>,
+    /// The object store the store is uploaded to (s3://BUCKET/PREFIX;
+    /// file:///DIR): `serve` copies every committed generation there,
+    /// `restore` reads from it, and offline commands (`stats`, `check`,
+    /// `export`, ...) read segments evicted or lazily restored through it.
+    /// Endpoint, region and credentials come from the AWS_* environment or
+    /// --object-store-config (docs/design.md, "Object storage").
+    #[arg(long, global = true, env = "BLOCKD_OBJECT_STORE", value_name = "URL")]
+    object_store: Option<String>,
+    /// A TOML file of S3 settings (endpoint, region, access_key_id,
+    /// secret_access_key, session_token, allow_http) overriding the AWS_*
+    /// environment; keep it mode 0600.
+    #[arg(
+        long,
+        global = true,
+        env = "BLOCKD_OBJECT_STORE_CONFIG",
+        value_name = "FILE"
+    )]
+    object_store_config: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -71,6 +89,10 @@ struct OpenBounds {
 /// Set once from the command line, before any store is opened.
 static BOUNDS: std::sync::OnceLock<OpenBounds> = std::sync::OnceLock::new();
 
+/// The bucket's range reader, when an offline command was given
+/// `--object-store`: stores it opens read remote segments through it.
+static SOURCE: std::sync::OnceLock<std::sync::Arc<tier::RemoteSource>> = std::sync::OnceLock::new();
+
 /// How this process opens a store: created when absent if `create`, with
 /// the segment size and memory bounds the command line asked for.
 pub(crate) fn store_options(create: bool) -> StoreOptions {
@@ -87,6 +109,9 @@ pub(crate) fn store_options(create: bool) -> StoreOptions {
         cache_bytes: b.cache_bytes,
         dirty_limit_bytes: b.dirty_limit_bytes,
         direct_log_writes: b.direct_log,
+        segment_source: SOURCE
+            .get()
+            .map(|s| s.clone() as std::sync::Arc<dyn engine::tiering::SegmentSource>),
         ..d
     }
 }
@@ -185,11 +210,17 @@ pub(crate) enum Cmd {
     /// Lay the newest generation committed in an object store down into an
     /// empty (or absent) --data-dir; `serve` then opens it. Endpoint,
     /// region and credentials come from the AWS_* environment.
+    ///
+    /// By default nothing but the commit point is downloaded: every
+    /// segment stays in the bucket (a sparse file marked remote) and is
+    /// read by range when needed, so the store must be served (or opened)
+    /// with the same --object-store. `--full` downloads every segment.
     Restore {
-        /// Where the store was uploaded: s3://BUCKET/PREFIX (or file:///DIR).
-        #[arg(long, value_name = "URL")]
-        object_store: String,
-        /// Segment downloads in flight at once.
+        /// Download every segment (the store is then independent of the
+        /// bucket).
+        #[arg(long)]
+        full: bool,
+        /// Segment downloads in flight at once (with --full).
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         concurrency: u16,
     },
@@ -451,23 +482,33 @@ fn run(cli: Cli) -> Result<i32> {
     check_tenant(&cli.cmd, &cli.tenant).map_err(anyhow::Error::msg)?;
     let dir = cli.data_dir;
     let tenant = cli.tenant;
+    crate::tier::set_config(cli.object_store_config);
+    let object_store = cli.object_store;
     match cli.cmd {
-        Cmd::Serve(args) => crate::serve::run(&dir, *args).map(|_| 0),
+        Cmd::Serve(mut args) => {
+            args.object_store = object_store;
+            crate::serve::run(&dir, *args).map(|_| 0)
+        }
         Cmd::Mount { .. } if crate::admin::is_served(&dir) => bail!("{SERVED}"),
         Cmd::Mount { dir: mnt, threads } => mount(&dir, &mnt, threads),
-        Cmd::Restore {
-            object_store,
-            concurrency,
-        } => crate::tier::restore(
+        Cmd::Restore { full, concurrency } => crate::tier::restore(
             &dir,
-            &object_store,
+            object_store
+                .as_deref()
+                .context("restore needs --object-store URL")?,
             concurrency.into(),
+            full,
             &mut std::io::stdout().lock(),
         ),
         cmd => {
             // A running server holds the store: let it do the work.
             if let Some(code) = crate::admin::forward(&dir)? {
                 return Ok(code);
+            }
+            // Offline: segments evicted or lazily restored are read
+            // through the bucket.
+            if let Some(url) = &object_store {
+                let _ = SOURCE.set(crate::tier::source(url)?);
             }
             let mut out = std::io::stdout().lock();
             execute(cmd, &Target::Offline { dir, tenant }, &mut out)

@@ -12,7 +12,9 @@
 //!   the longest hold by holder, log bytes, checkpoints, reclaim passes,
 //!   failures (read at scrape time from [`engine::Store::op_stats`]);
 //! - object store (`--object-store`): bytes not yet uploaded, generations
-//!   committed locally and in the bucket, bytes uploaded, failed attempts.
+//!   committed locally and in the bucket, bytes uploaded, failed attempts,
+//!   ranged GETs and their bytes, bytes evicted, the data directory size
+//!   under --cache-dir-size, objects deleted from the bucket.
 //!
 //! **Invariant:** the front ends and the engine know nothing of this
 //! format: they keep plain atomics; this file maps them at scrape time.
@@ -300,6 +302,36 @@ impl prometheus_client::collector::Collector for TierCollector {
             "blockd_tier_upload_errors",
             "Failed upload attempts (each retried)",
             s.errors,
+        )?;
+        counter(
+            &mut enc,
+            "blockd_tier_range_gets",
+            "Ranged GETs of segment bytes not on the local disk",
+            s.range_gets,
+        )?;
+        counter(
+            &mut enc,
+            "blockd_tier_range_bytes",
+            "Bytes fetched by ranged GETs",
+            s.range_bytes,
+        )?;
+        counter(
+            &mut enc,
+            "blockd_tier_evicted_bytes",
+            "Local segment bytes evicted (--cache-dir-size)",
+            s.evicted_bytes,
+        )?;
+        gauge(
+            &mut enc,
+            "blockd_tier_cache_dir_bytes",
+            "Data directory bytes at the last cache pass (0 without --cache-dir-size)",
+            s.cache_dir_bytes,
+        )?;
+        counter(
+            &mut enc,
+            "blockd_tier_deleted_objects",
+            "Objects deleted from the object store (old commit points and segment objects)",
+            s.deleted_objects + s.deleted_generations,
         )
     }
 }

@@ -3,7 +3,7 @@
 //! finishes the requests in flight, flushes, checkpoints and exits 0.
 
 use anyhow::{Context, Result};
-use engine::{Store, StoreOptions};
+use engine::{ByteSize, Store, StoreOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -184,31 +184,27 @@ pub struct ServeArgs {
     /// Let --metrics-listen be a non-loopback address.
     #[arg(long, requires = "metrics_listen")]
     metrics_allow_remote: bool,
-    /// Copy every committed generation to this object store
-    /// (s3://BUCKET/PREFIX; file:///DIR): sealed segments in log order,
-    /// then a create-only commit point per generation. Endpoint, region and
-    /// credentials come from the AWS_* environment (docs/design.md,
-    /// "Object storage").
-    #[arg(long, value_name = "URL")]
-    object_store: Option<String>,
+    /// The global --object-store (s3://BUCKET/PREFIX; file:///DIR): copy
+    /// every committed generation there (sealed segments in log order, then
+    /// a create-only commit point per generation; docs/design.md, "Object
+    /// storage").
+    #[arg(skip)]
+    pub(crate) object_store: Option<String>,
     /// With --object-store: checkpoint this often when the log has grown,
     /// so the bucket lags by at most about this long plus the upload.
-    #[arg(
-        long,
-        default_value = "10",
-        value_name = "SECONDS",
-        requires = "object_store"
-    )]
+    #[arg(long, default_value = "10", value_name = "SECONDS")]
     object_store_interval: Seconds,
     /// With --object-store: at stop, how long to wait for the final
     /// generation to reach the bucket (the exit status is 2 when it did not).
-    #[arg(
-        long,
-        default_value = "300",
-        value_name = "SECONDS",
-        requires = "object_store"
-    )]
+    #[arg(long, default_value = "300", value_name = "SECONDS")]
     object_store_wait: Seconds,
+    /// With --object-store: keep the data directory's disk use under this
+    /// (like 20G) by evicting sealed segments committed in the bucket,
+    /// least recently read first, and reading them back by range when
+    /// needed; writes needing a new segment get ENOSPC while it cannot be
+    /// kept (uploads lag). Without it the disk keeps everything.
+    #[arg(long, value_name = "BYTES")]
+    cache_dir_size: Option<ByteSize>,
 }
 
 /// A timeout given in seconds on the command line: 0.001 to 86,400,
@@ -260,6 +256,20 @@ fn import_policy(args: &ServeArgs) -> api::ImportPolicy {
 
 /// Runs the server on the store in `data_dir`.
 pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
+    if args.object_store.is_none() && args.cache_dir_size.is_some() {
+        anyhow::bail!("--cache-dir-size needs --object-store");
+    }
+    if let Some(b) = args.cache_dir_size {
+        if b.0 < 16 << 20 {
+            anyhow::bail!("--cache-dir-size must be at least 16M (got {b})");
+        }
+    }
+    // A store with remote segments (evicted, or lazily restored) reads
+    // them through the bucket from the moment it opens.
+    let source = match &args.object_store {
+        Some(url) => Some(crate::tier::source(url)?),
+        None => None,
+    };
     let store = Store::open(
         data_dir,
         StoreOptions {
@@ -267,6 +277,9 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
             background_reclaim: true,
             // Deletes, reverts and trims return at once; a thread frees.
             background_free: true,
+            segment_source: source
+                .clone()
+                .map(|s| s as Arc<dyn engine::tiering::SegmentSource>),
             ..crate::cli::store_options(true)
         },
     )
@@ -276,6 +289,8 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
             &store,
             url,
             args.object_store_interval.0,
+            args.cache_dir_size.map(|b| b.0),
+            source.clone().expect("made with the URL"),
         )?),
         None => None,
     };

@@ -1,6 +1,9 @@
-//! The binary's side of the object-storage tier (`blockd-tier`): starting
-//! the uploader for `serve --object-store`, waiting for it at stop, its
-//! counters for `blockd stats` and /metrics, and `blockd restore`.
+//! The binary's side of the object-storage tier (`blockd-tier`): the
+//! bucket client from `--object-store` and `--object-store-config`, the
+//! range reader a store with remote segments opens with, starting the
+//! uploader for `serve --object-store` (with `--cache-dir-size`), waiting
+//! for it at stop, its counters for `blockd stats` and /metrics, and
+//! `blockd restore` (lazy, or `--full`).
 
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -17,18 +20,53 @@ pub(crate) fn stats() -> Option<tier::TierStats> {
     STATS.get().map(|f| f())
 }
 
-/// Starts uploading `store`'s committed generations to `url`.
+/// The S3 settings file (`--object-store-config`), set once at start.
+static CONFIG: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
+
+/// Records the `--object-store-config` file for [`remote`].
+pub(crate) fn set_config(path: Option<std::path::PathBuf>) {
+    let _ = CONFIG.set(path);
+}
+
+/// The client of `url`, with the config file's settings if one was given.
+pub(crate) fn remote(url: &str) -> Result<tier::Remote> {
+    let cfg = match CONFIG.get().and_then(|p| p.as_deref()) {
+        Some(p) => Some(tier::S3Config::load(p)?),
+        None => None,
+    };
+    Ok(tier::Remote::from_url_with(url, cfg.as_ref())?)
+}
+
+/// Memory for fetched segment ranges.
+const RANGE_CACHE: u64 = 64 << 20;
+
+/// The range reader of `url`'s segments, knowing its newest commit point:
+/// what a store with remote segments (evicted, or lazily restored) opens
+/// with.
+pub(crate) fn source(url: &str) -> Result<Arc<tier::RemoteSource>> {
+    let src = tier::RemoteSource::new(remote(url)?, RANGE_CACHE)?;
+    src.load_newest()
+        .with_context(|| format!("reading the newest commit point of {url}"))?;
+    Ok(src)
+}
+
+/// Starts uploading `store`'s committed generations to `url`, reading
+/// remote segment bytes through `source` (the one `store` opened with),
+/// keeping the data directory under `cache_bound` when given.
 pub(crate) fn start(
     store: &engine::Store,
     url: &str,
     interval: Duration,
+    cache_bound: Option<u64>,
+    source: Arc<tier::RemoteSource>,
 ) -> Result<tier::Uploader> {
-    let remote = tier::Remote::from_url(url)?;
     let up = tier::Uploader::start(
         store,
-        remote,
+        remote(url)?,
         tier::UploaderOptions {
             checkpoint_interval: interval,
+            cache_bound,
+            source: Some(source),
             ..Default::default()
         },
     )
@@ -37,14 +75,53 @@ pub(crate) fn start(
     Ok(up)
 }
 
-/// `blockd restore`: the newest committed generation into `dir`.
+/// `blockd restore`: the newest committed generation into `dir`; lazily
+/// (no segment downloaded, then the store opened through the bucket to
+/// check it, which reads its metadata), or with `full` every segment.
 pub(crate) fn restore(
     dir: &Path,
     url: &str,
     concurrency: usize,
+    full: bool,
     out: &mut dyn std::io::Write,
 ) -> Result<i32> {
-    let remote = tier::Remote::from_url(url)?;
+    let remote = remote(url)?;
+    if !full {
+        let r = tier::restore_lazy(&remote, dir)
+            .with_context(|| format!("restoring {url} into {}", dir.display()))?;
+        let src = tier::RemoteSource::new(remote, RANGE_CACHE)?;
+        src.load_newest()?;
+        let opened = std::time::Instant::now();
+        let store = engine::Store::open(
+            dir,
+            engine::StoreOptions {
+                create: false,
+                segment_source: Some(src.clone()),
+                ..crate::cli::store_options(false)
+            },
+        )
+        .with_context(|| format!("opening the restored store in {}", dir.display()))?;
+        let objects = store.list().len();
+        let open_time = opened.elapsed();
+        drop(store);
+        let f = src.stats();
+        writeln!(
+            out,
+            "restored generation {} of store {} into {} lazily: {} segments ({} left in the bucket, read on demand), {} downloaded in {:.2}s; opened in {:.2}s reading {} of metadata in {} ranged GETs: {} objects",
+            r.generation,
+            r.store_id,
+            dir.display(),
+            r.segments,
+            engine::ByteSize(r.remote_bytes),
+            engine::ByteSize(r.bytes),
+            r.elapsed.as_secs_f64(),
+            open_time.as_secs_f64(),
+            engine::ByteSize(f.range_bytes),
+            f.range_gets,
+            objects
+        )?;
+        return Ok(0);
+    }
     let r = tier::restore(&remote, dir, concurrency)
         .with_context(|| format!("restoring {url} into {}", dir.display()))?;
     writeln!(
@@ -72,6 +149,37 @@ pub(crate) fn describe(s: &tier::TierStats) -> String {
         s.generations_committed,
         s.errors
     );
+    if s.range_gets > 0 {
+        line.push_str(&format!(
+            "; fetched {} in {} ranged GETs ({:.1} ms mean), {} range-cache hits",
+            engine::ByteSize(s.range_bytes),
+            s.range_gets,
+            s.range_get_micros as f64 / 1000.0 / s.range_gets as f64,
+            s.range_cache_hits
+        ));
+    }
+    if s.cache_bound > 0 {
+        line.push_str(&format!(
+            "; data dir {} of {} bound{}, {} segments evicted ({})",
+            engine::ByteSize(s.cache_dir_bytes),
+            engine::ByteSize(s.cache_bound),
+            if s.cache_full {
+                " (FULL: writes refused until uploads catch up)"
+            } else {
+                ""
+            },
+            s.evicted_segments,
+            engine::ByteSize(s.evicted_bytes)
+        ));
+    }
+    if s.deleted_objects + s.deleted_generations > 0 {
+        line.push_str(&format!(
+            "; deleted {} commit points and {} segment objects ({}) from the bucket",
+            s.deleted_generations,
+            s.deleted_objects,
+            engine::ByteSize(s.deleted_bytes)
+        ));
+    }
     if let Some(e) = &s.stopped {
         line.push_str(&format!("; STOPPED: {e}"));
     } else if let Some(e) = &s.last_error {

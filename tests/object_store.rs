@@ -14,7 +14,19 @@
 //!    of the log: each 64 KiB piece holds its new or its old contents, the
 //!    new ones a prefix of the write order, and `check` passes.
 //!
-//! Prints the Ceph start time and the upload and restore throughput.
+//! 3. Bounded cache, deletes, lazy restore (`cache_and_lazy_restore`):
+//!    a volume written through NBD well past `--cache-dir-size` (uploads
+//!    keeping up between slices) leaves the data directory within the
+//!    bound, with segments evicted; every object reads back byte-exact
+//!    through ranged GETs (counted in `stats`); after a snapshot delete,
+//!    `gc` and newer generations the bucket holds exactly what the newest
+//!    two commit points name; offline `check` and `export` read through the
+//!    bucket (and fail clearly without it); a lazy restore downloads no
+//!    segment, serves every object back byte-exact, and is compared with
+//!    `restore --full`.
+//!
+//! Prints the Ceph start time, the upload and restore throughput, the
+//! ranged GET latency and the lazy and full restore times.
 
 mod common;
 
@@ -159,6 +171,7 @@ fn object_store_on_radosgw() {
     };
     clean_stop_then_restore(&ceph);
     kill9_then_restore(&ceph);
+    cache_and_lazy_restore(&ceph);
 }
 
 fn clean_stop_then_restore(ceph: &Ceph) {
@@ -249,7 +262,7 @@ fn clean_stop_then_restore(ceph: &Ceph) {
     // Restore into an empty directory; a non-empty one is refused.
     let (_t2, dst) = data_dir();
     let t = Instant::now();
-    let out = cli(&dst, &["restore", "--object-store", &url]);
+    let out = cli(&dst, &["restore", "--full", "--object-store", &url]);
     let took = t.elapsed();
     assert!(out.contains("restored generation"), "{out}");
     eprintln!("restore: {} ({:.2}s)", out.trim(), took.as_secs_f64());
@@ -341,7 +354,7 @@ fn kill9_then_restore(ceph: &Ceph) {
     eprintln!("kill -9 with uploader at {before}");
 
     let (_t2, dst) = data_dir();
-    let out = cli(&dst, &["restore", "--object-store", &url]);
+    let out = cli(&dst, &["restore", "--full", "--object-store", &url]);
     eprintln!("restore after kill -9: {}", out.trim());
     let g: u64 = out
         .split_whitespace()
@@ -377,4 +390,243 @@ fn kill9_then_restore(ceph: &Ceph) {
     );
     assert!(srv.signal("TERM").success());
     cli(&dst, &["check"]);
+}
+
+/// Waits until the bucket holds the generation committed locally now and
+/// the cache pass after it left the data directory within its bound.
+fn caught_up(dir: &Path) -> serde_json::Value {
+    let target = tier_stats(dir)["local_generation"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = tier_stats(dir);
+        if st["remote_generation"].as_u64().unwrap() >= target
+            && !st["cache_full"].as_bool().unwrap()
+            && st["cache_dir_bytes"].as_u64().unwrap() <= st["cache_bound"].as_u64().unwrap()
+        {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "uploads do not catch up: {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Offsets of the 64 KiB pieces of `file` that differ from `label`'s.
+fn file_bad_pieces(file: &Path, label: &str) -> String {
+    let out = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(format!(
+            "import random\nPIECE = 65536\nf = open({:?}, 'rb').read()\n\
+             print([o for o in range(0, len(f), PIECE) \
+             if f[o:o + PIECE] != random.Random(f'{label}:{{o}}').randbytes(PIECE)])",
+            file.display().to_string()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn cache_and_lazy_restore(ceph: &Ceph) {
+    let (_t, dir) = data_dir();
+    let size = 64u64 << 20;
+    let slice = 8u64 << 20;
+    let bound = 24u64 << 20;
+    cli(
+        &dir,
+        &[
+            "--segment-size",
+            "2M",
+            "volume",
+            "create",
+            "vol",
+            "--size",
+            "64M",
+        ],
+    );
+    let url = ceph.url("cache");
+    let mut srv = Serve::start(
+        &dir,
+        &[
+            "--object-store",
+            &url,
+            "--object-store-interval",
+            "0.3",
+            "--cache-dir-size",
+            "24M",
+        ],
+    );
+    let t = Instant::now();
+    for at in (0..size).step_by(slice as usize) {
+        py(&srv, "vol", &format!("fill(h, 'a', {at}, {})", at + slice));
+        caught_up(&dir);
+    }
+    eprintln!(
+        "cache: wrote {} MiB through NBD with uploads keeping up in {:.1}s",
+        size >> 20,
+        t.elapsed().as_secs_f64()
+    );
+    cli(&dir, &["snapshot", "create", "vol", "snap"]);
+    cli(&dir, &["image", "create", "snap", "img"]);
+    py(&srv, "vol", &format!("fill(h, 'b', 0, {slice})"));
+    let st = caught_up(&dir);
+    let usage = tier::cache::dir_usage(&dir);
+    assert!(
+        usage <= bound,
+        "data dir holds {usage} bytes, over its bound {bound}: {st}"
+    );
+    assert!(st["evicted_segments"].as_u64().unwrap() >= 10, "{st}");
+    let gets = st["range_gets"].as_u64().unwrap();
+    let bad = py(
+        &srv,
+        "vol",
+        &format!("print(verify(h, lambda off: 'b' if off < {slice} else 'a'))"),
+    );
+    assert_eq!(bad.trim(), "[]", "volume pieces differ at these offsets");
+    for obj in ["snap", "img"] {
+        let bad = py(&srv, obj, "print(verify(h, lambda off: 'a'))");
+        assert_eq!(bad.trim(), "[]", "{obj} pieces differ at these offsets");
+    }
+    let st = tier_stats(&dir);
+    let fetched = st["range_gets"].as_u64().unwrap() - gets;
+    assert!(fetched > 0, "no ranged GET for evicted segments: {st}");
+    eprintln!(
+        "cache: data dir {:.1} MiB of a {} MiB bound after {} MiB written; reading back took {fetched} ranged GETs; \
+         {} GETs in all, {:.1} MiB, {:.2} ms mean",
+        usage as f64 / 1048576.0,
+        bound >> 20,
+        (size + slice) >> 20,
+        st["range_gets"],
+        st["range_bytes"].as_u64().unwrap() as f64 / 1048576.0,
+        st["range_get_micros"].as_u64().unwrap() as f64 / 1000.0 / st["range_gets"].as_u64().unwrap() as f64
+    );
+
+    // Deletes reach the bucket.
+    cli(&dir, &["snapshot", "delete", "snap"]);
+    cli(&dir, &["gc"]);
+    for label in ["c", "d", "e"] {
+        py(
+            &srv,
+            "vol",
+            &format!("fill(h, '{label}', {slice}, {})", 2 * slice),
+        );
+        caught_up(&dir);
+    }
+    let st = tier_stats(&dir);
+    assert!(st["deleted_objects"].as_u64().unwrap() > 0, "{st}");
+    // Stopped, the server's last generation is committed and pruned
+    // (while it runs, the next generation's objects may be going up).
+    assert!(srv.signal("TERM").success(), "{:#?}", srv.log());
+    let remote = tier::Remote::from_url(&url).unwrap();
+    let (gens, objects) = tier::bucket_contents(&remote).unwrap();
+    assert_eq!(gens.len(), 2, "commit points in the bucket: {gens:?}");
+    let mut named = std::collections::BTreeSet::new();
+    for g in &gens {
+        for s in tier::commit_point(&remote, *g).unwrap().segments {
+            named.insert(s.key);
+        }
+    }
+    let present: std::collections::BTreeSet<String> =
+        objects.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(
+        present, named,
+        "bucket objects vs what the kept commit points name"
+    );
+    eprintln!(
+        "deletes: {} commit points and {} segment objects ({:.1} MiB) deleted; the bucket holds {} objects",
+        st["deleted_generations"],
+        st["deleted_objects"],
+        st["deleted_bytes"].as_u64().unwrap() as f64 / 1048576.0,
+        present.len() + 2
+    );
+
+    // Offline commands read evicted segments through the bucket.
+    let check = blockd_output(&dir, &["check"]);
+    assert!(
+        !check.status.success(),
+        "check without the bucket: {check:?}"
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        said.contains("is in the object store: open the store with --object-store"),
+        "{said}"
+    );
+    cli(&dir, &["--object-store", &url, "check"]);
+    let stats = cli(&dir, &["--object-store", &url, "stats"]);
+    assert!(stats.contains("img"), "{stats}");
+    let img_file = dir.with_file_name("img.raw");
+    cli(
+        &dir,
+        &[
+            "--object-store",
+            &url,
+            "export",
+            "img",
+            img_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(file_bad_pieces(&img_file, "a"), "[]");
+    let _ = std::fs::remove_file(&img_file);
+
+    // Lazy restore vs full.
+    let (_t2, lazy) = data_dir();
+    let t = Instant::now();
+    let out = cli(&lazy, &["restore", "--object-store", &url]);
+    let lazy_time = t.elapsed();
+    let lazy_usage = tier::cache::dir_usage(&lazy);
+    let (_t3, full) = data_dir();
+    let t = Instant::now();
+    let full_out = cli(&full, &["restore", "--full", "--object-store", &url]);
+    let full_time = t.elapsed();
+    let full_usage = tier::cache::dir_usage(&full);
+    eprintln!(
+        "lazy restore ({:.2}s, {:.1} MiB on disk): {}",
+        lazy_time.as_secs_f64(),
+        lazy_usage as f64 / 1048576.0,
+        out.trim()
+    );
+    eprintln!(
+        "full restore ({:.2}s, {:.1} MiB on disk): {}",
+        full_time.as_secs_f64(),
+        full_usage as f64 / 1048576.0,
+        full_out.trim()
+    );
+    assert!(
+        out.contains("lazily") && out.contains("ranged GETs"),
+        "{out}"
+    );
+    assert!(full_usage >= size, "{full_usage}");
+    assert!(
+        lazy_usage * 16 < full_usage,
+        "the lazy restore holds {lazy_usage} bytes, the full one {full_usage}"
+    );
+    let mut srv = Serve::start(&lazy, &["--object-store", &url, "--cache-dir-size", "24M"]);
+    let bad = py(
+        &srv,
+        "vol",
+        &format!(
+            "print(verify(h, lambda off: 'b' if off < {slice} else ('e' if off < {} else 'a')))",
+            2 * slice
+        ),
+    );
+    assert_eq!(
+        bad.trim(),
+        "[]",
+        "restored volume pieces differ at these offsets"
+    );
+    let bad = py(&srv, "img", "print(verify(h, lambda off: 'a'))");
+    assert_eq!(
+        bad.trim(),
+        "[]",
+        "restored image pieces differ at these offsets"
+    );
+    let st = tier_stats(&lazy);
+    assert!(st["range_gets"].as_u64().unwrap() > 0, "{st}");
+    // The restored store takes writes and uploads them.
+    py(&srv, "vol", "fill(h, 'f', 0, 1 << 20)");
+    assert!(srv.signal("TERM").success(), "{:#?}", srv.log());
+    cli(&lazy, &["--object-store", &url, "check"]);
 }

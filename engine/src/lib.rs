@@ -22,7 +22,8 @@
 //!    ├── walk.rs       the one map-tree walker (stats.rs, check.rs, scrub.rs)
 //!    ├── check.rs      offline consistency check and repair; scrub.rs
 //!    ├── op_stats.rs   operation counters (cache, log, checkpoint, reclaim)
-//!    └── log.rs        segment files, framed records (format/: every encoding)
+//!    ├── log.rs        segment files, framed records (format/: every encoding)
+//!    └── residency.rs  segments (partly) in an object store: remote reads, eviction
 //! ```
 
 #[cfg(feature = "bench-util")]
@@ -47,6 +48,7 @@ mod map;
 mod migrate;
 mod op_stats;
 mod replay;
+mod residency;
 mod salvage;
 mod scrub;
 mod state;
@@ -67,6 +69,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use fault::{FaultPoint, IoOp};
 pub use free::{FREE_DIRTY_BOUND, FREE_STEP_REFS};
 pub use op_stats::{OpStats, HOLD_BOUNDS_US};
+pub use residency::{SegmentResidency, WHOLE};
 pub use salvage::LostRecord;
 pub use scrub::{ScrubError, ScrubReport};
 pub use stats::{ObjectStats, StoreStats};

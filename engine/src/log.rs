@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::fault::{FaultPoint, Faults, IoOp};
 use crate::format::{RecordHeader, RecordKind, SealBody, HEADER_LEN, PAGE_LEN};
 use crate::log_direct::{write_all_vectored_at, DirectWriter};
+use crate::residency::{read_error, Residency, TierHook};
 use crate::types::{LogAddr, SegmentNo};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -40,6 +41,9 @@ fn spare_rel(old: SegmentNo) -> String {
 pub(crate) struct Segment {
     pub no: SegmentNo,
     pub file: File,
+    /// Which of its bytes are in the object store (`residency.rs`).
+    pub res: Residency,
+    pub hook: Arc<TierHook>,
 }
 
 /// A segment's file name relative to the data directory, for recording.
@@ -59,10 +63,10 @@ impl Segment {
         seg_size: u64,
     ) -> Result<Option<ReadRecord>> {
         let mut h = [0u8; HEADER_LEN];
-        match self.file.read_at(&mut h, offset) {
+        match self.pread(&mut h, offset) {
             Ok(n) if n == HEADER_LEN => {}
             Ok(_) => return Ok(None),
-            Err(e) => return Err(Error::io(format!("reading segment {}", self.no.0), e)),
+            Err(e) => return Err(read_error(format!("reading segment {}", self.no.0), e)),
         }
         let header = match RecordHeader::decode(&h) {
             Some(h) => h,
@@ -72,10 +76,10 @@ impl Segment {
             return Ok(None);
         }
         let mut body = vec![0u8; header.body_len as usize];
-        match self.file.read_at(&mut body, offset + HEADER_LEN as u64) {
+        match self.pread(&mut body, offset + HEADER_LEN as u64) {
             Ok(n) if n == body.len() => {}
             Ok(_) => return Ok(None),
-            Err(e) => return Err(Error::io(format!("reading segment {}", self.no.0), e)),
+            Err(e) => return Err(read_error(format!("reading segment {}", self.no.0), e)),
         }
         if !header.body_ok(&body) {
             return Ok(None);
@@ -97,6 +101,9 @@ impl Segment {
     /// no valid record starts there: the caller then reads it the slow
     /// way, outside the lock.
     pub fn read_page_cached(&self, offset: u64) -> Option<ReadRecord> {
+        if self.remote_at(offset) {
+            return None;
+        }
         let mut buf = vec![0u8; HEADER_LEN + PAGE_LEN];
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
         let n = rustix::io::preadv2(
@@ -123,8 +130,20 @@ impl Segment {
 
     /// Reads exactly `buf.len()` bytes at `offset`.
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        self.file.read_exact_at(buf, offset).map_err(|e| {
-            Error::io(
+        let mut done = 0;
+        let r = loop {
+            if done == buf.len() {
+                break Ok(());
+            }
+            match self.pread(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        r.map_err(|e| {
+            read_error(
                 format!("reading segment {} at offset {offset}", self.no.0),
                 e,
             )
@@ -185,6 +204,9 @@ pub(crate) struct Log {
     /// Writes large records' aligned middles with `O_DIRECT`
     /// (`log_direct.rs`).
     direct: DirectWriter,
+    /// Segments' remote bytes: the source, markers, recency
+    /// (`residency.rs`).
+    pub tier: Arc<TierHook>,
 }
 
 /// A retired segment file to delete. Unlinking and closing the last handle
@@ -240,7 +262,12 @@ fn free_bytes(dir: &Path) -> Result<u64> {
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
-fn open_segment(dir: &Path, no: SegmentNo, create: bool) -> Result<Arc<Segment>> {
+fn open_segment(
+    dir: &Path,
+    no: SegmentNo,
+    create: bool,
+    hook: &Arc<TierHook>,
+) -> Result<Arc<Segment>> {
     let path = segment_path(dir, no);
     let file = OpenOptions::new()
         .read(true)
@@ -248,7 +275,16 @@ fn open_segment(dir: &Path, no: SegmentNo, create: bool) -> Result<Arc<Segment>>
         .create(create)
         .open(&path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    Ok(Arc::new(Segment { no, file }))
+    Ok(Arc::new(Segment {
+        no,
+        file,
+        res: if create {
+            Residency::default()
+        } else {
+            hook.residency(no)
+        },
+        hook: hook.clone(),
+    }))
 }
 
 /// Lists the segment numbers present in `dir`.
@@ -311,14 +347,15 @@ impl Log {
     pub fn open(dir: &Path, seg_size: u64, faults: Arc<Faults>) -> Result<Log> {
         let spare_dir = dir.with_file_name("spare");
         let spares = open_spares(&spare_dir)?;
+        let tier = TierHook::open(dir)?;
         let mut segments = BTreeMap::new();
         for no in list_segments(dir)? {
-            segments.insert(no, open_segment(dir, no, false)?);
+            segments.insert(no, open_segment(dir, no, false, &tier)?);
         }
         let active = match segments.values().next() {
             Some(s) => s.clone(),
             None => {
-                let s = open_segment(dir, SegmentNo(1), true)?;
+                let s = open_segment(dir, SegmentNo(1), true, &tier)?;
                 sync_dir(dir)?;
                 faults.record(|| IoOp::Create {
                     file: segment_rel(SegmentNo(1)),
@@ -344,6 +381,7 @@ impl Log {
             doomed: Vec::new(),
             min_next_segment: 0,
             direct: DirectWriter::default(),
+            tier,
         })
     }
 
@@ -418,6 +456,8 @@ impl Log {
         let seg = Arc::new(Segment {
             no: next,
             file: sp.file,
+            res: Residency::default(),
+            hook: self.tier.clone(),
         });
         let len = seg.file.metadata().map(|m| m.len()).unwrap_or(0);
         if len < self.seg_size {
@@ -450,7 +490,7 @@ impl Log {
         let active = match self.segments.get(&tail.segment()) {
             Some(s) => s.clone(),
             None => {
-                let s = open_segment(&self.dir, tail.segment(), true)?;
+                let s = open_segment(&self.dir, tail.segment(), true, &self.tier)?;
                 sync_dir(&self.dir)?;
                 self.faults.record(|| IoOp::Create {
                     file: segment_rel(tail.segment()),
@@ -721,6 +761,12 @@ impl Log {
                     "segment numbers are used up: the log cannot grow",
                 )
             })?;
+        if client && self.tier.is_full() {
+            return Err(Error::new(
+                crate::ErrorKind::NoSpace,
+                "the data directory is at its --cache-dir-size bound and nothing more can be evicted (uploads lag)",
+            ));
+        }
         let spare = self.spares.pop();
         if client {
             // A spare costs no new disk space; a new file costs a segment.
@@ -740,7 +786,7 @@ impl Log {
         let seg = match spare {
             Some(sp) => self.reuse_spare(sp, next)?,
             None => {
-                let seg = open_segment(&self.dir, next, true)?;
+                let seg = open_segment(&self.dir, next, true, &self.tier)?;
                 if let Err(e) = preallocate(&seg, self.seg_size) {
                     drop(seg);
                     let p = segment_path(&self.dir, next);
@@ -846,6 +892,7 @@ impl Log {
         let Some(seg) = self.segments.remove(&no) else {
             return Ok(());
         };
+        self.tier.forget(&seg);
         let seg = match (self.keep_spare(), Arc::try_unwrap(seg)) {
             (true, Ok(seg)) => {
                 let to = self.spare_path(no);

@@ -10,6 +10,12 @@
 //!   [`Committed`] carried, once its segment files are in place, so that
 //!   [`crate::Store::open`] opens exactly that generation.
 //!
+//! - [`SegmentSource`]: where the bytes of a segment given up to the
+//!   object store are read back from, by range (`residency.rs` decides
+//!   which reads go there; [`crate::Store::evict_segment`] gives a sealed,
+//!   uploaded segment up). [`place_remote_segments`] lays a lazily restored
+//!   store's segments down as sparse files and markers.
+//!
 //! A segment file may be retired (deleted, or renamed into `spare/` and
 //! reused under a new number) two checkpoints after the cleaner emptied
 //! it; a copier must check that the file it read is still the segment it
@@ -54,6 +60,44 @@ pub struct Committed {
 pub trait CommitObserver: Send + Sync {
     /// Generation `c.generation` is committed locally.
     fn committed(&self, c: Committed);
+}
+
+/// Reads segment bytes that are not on the local disk (the tier's ranged
+/// GETs of the segment's object). Called from any thread, outside the
+/// store lock, and may block; the engine checks what it reads as it checks
+/// its own files.
+pub trait SegmentSource: Send + Sync + std::fmt::Debug {
+    /// Reads up to `buf.len()` bytes of segment `no` at `offset`: all of
+    /// them, or fewer only at the end of the segment's remote copy. An
+    /// error should name the segment.
+    fn read_at(&self, no: SegmentNo, offset: u64, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+/// Lays segments of a restored data directory down as remote: each
+/// `(no, len, remote_below)` (`remote_below` may be [`crate::WHOLE`])
+/// becomes a sparse file of `len` bytes and a marker, so that the engine
+/// reads those bytes through its [`SegmentSource`]; bytes at and after
+/// `remote_below` the caller writes into the file itself. Everything is
+/// made durable with one `syncfs` at the end (not a sync per file), before
+/// the caller writes the superblock.
+pub fn place_remote_segments(dir: &Path, segs: &[(SegmentNo, u64, u64)]) -> Result<()> {
+    let markers = dir.join("remote");
+    std::fs::create_dir_all(&markers)
+        .map_err(|e| Error::io(format!("creating {}", markers.display()), e))?;
+    for &(no, len, below) in segs {
+        let path = segment_file(dir, no);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .and_then(|f| f.set_len(len))
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        crate::residency::write_marker_unsynced(&markers, no, below)?;
+    }
+    let d =
+        std::fs::File::open(dir).map_err(|e| Error::io(format!("opening {}", dir.display()), e))?;
+    rustix::fs::syncfs(&d).map_err(|e| Error::io(format!("syncing {}", dir.display()), e.into()))
 }
 
 /// The store id of a superblock slot, hyphenated.

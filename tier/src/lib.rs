@@ -12,20 +12,32 @@
 //!  layout.rs   object keys and the commit-point manifest (JSON)
 //!  upload.rs   the Uploader: observer + background thread (tokio),
 //!              segments in log order, then the commit point; counters
-//!  restore.rs  newest commit point → segments → superblock → a store
+//!  restore.rs  newest commit point → segments (or, lazily, sparse files
+//!              marked remote) → superblock → a store
+//!  source.rs   the engine's SegmentSource: ranged GETs of segment
+//!              objects in 64 KiB blocks, a small in-memory range cache
+//!  cache.rs    the data directory under --cache-dir-size: evict uploaded
+//!              sealed segments, least recently read first
+//!  prune.rs    deletes: keep the newest commit points and what they name
 //! ```
 //!
 //! The bucket layout and the commit-point protocol: docs/design.md,
 //! "Object storage".
 
+pub mod cache;
 mod layout;
+mod prune;
 mod remote;
 mod restore;
+mod source;
 mod upload;
 
 pub use layout::{Manifest, ManifestSegment};
-pub use remote::Remote;
-pub use restore::{restore, RestoreReport};
+pub use remote::{Remote, S3Config};
+pub use restore::{
+    bucket_contents, commit_point, restore, restore_lazy, BucketContents, RestoreReport,
+};
+pub use source::{FetchStats, RemoteSource, FETCH_BLOCK};
 pub use upload::{TierStats, Uploader, UploaderOptions};
 
 /// What went wrong in the tier.

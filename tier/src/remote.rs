@@ -7,6 +7,11 @@
 //!   `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
 //!   `AWS_ALLOW_HTTP`); plain http is allowed by itself only for a loopback
 //!   endpoint. Credentials are never put in a log line or an error.
+//!   Or from a TOML file (`--object-store-config FILE`, or
+//!   `BLOCKD_OBJECT_STORE_CONFIG`): `endpoint`, `region`, `access_key_id`,
+//!   `secret_access_key`, `session_token`, `allow_http`, each overriding
+//!   the environment; a file other users can read is warned about, as the
+//!   API's auth file is.
 //! - `file:///DIR`: a local directory (object_store's local backend).
 //! - `memory://`: in process memory (tests).
 
@@ -14,6 +19,68 @@ use crate::{Error, Result};
 use object_store::path::Path as ObjPath;
 use object_store::ObjectStore;
 use std::sync::Arc;
+
+/// S3 settings from a config file (values never logged: `Debug` shows
+/// which are set, not what they are).
+#[derive(Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// The endpoint URL (radosgw, MinIO, ...); AWS when absent.
+    pub endpoint: Option<String>,
+    /// The region.
+    pub region: Option<String>,
+    /// The access key id.
+    pub access_key_id: Option<String>,
+    /// The secret access key.
+    pub secret_access_key: Option<String>,
+    /// A session token (temporary credentials).
+    pub session_token: Option<String>,
+    /// Allow a plain-http endpoint that is not loopback.
+    pub allow_http: Option<bool>,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id.is_some())
+            .field("secret_access_key", &self.secret_access_key.is_some())
+            .field("session_token", &self.session_token.is_some())
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
+impl S3Config {
+    /// Reads a config file (TOML); warns when other users may read it.
+    pub fn load(path: &std::path::Path) -> Result<S3Config> {
+        use std::os::unix::fs::PermissionsExt;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Io(format!("reading {}", path.display()), e))?;
+        if let Ok(m) = std::fs::metadata(path) {
+            if m.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(
+                    "object store config {} is readable by other users; chmod 600 it",
+                    path.display()
+                );
+            }
+        }
+        // toml's messages quote the offending line, which may hold a
+        // secret: only the position goes into the error.
+        toml::from_str(&text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| format!(" at byte {}", s.start))
+                .unwrap_or_default();
+            Error::Config(format!(
+                "{}: not a valid object store config{at} (keys: endpoint, region, \
+                 access_key_id, secret_access_key, session_token, allow_http)",
+                path.display()
+            ))
+        })
+    }
+}
 
 /// An object store and the prefix the store's objects live under.
 #[derive(Clone)]
@@ -53,6 +120,12 @@ fn is_loopback(endpoint: &str) -> bool {
 impl Remote {
     /// Parses an `--object-store` URL and builds its client.
     pub fn from_url(url: &str) -> Result<Remote> {
+        Self::from_url_with(url, None)
+    }
+
+    /// [`Remote::from_url`] with S3 settings from a config file taking
+    /// precedence over the environment.
+    pub fn from_url_with(url: &str, config: Option<&S3Config>) -> Result<Remote> {
         let parsed = url::Url::parse(url)
             .map_err(|e| Error::Config(format!("--object-store {url:?}: {e}")))?;
         let prefix = parsed.path().trim_matches('/').to_string();
@@ -71,9 +144,27 @@ impl Remote {
                 let endpoint = std::env::var("AWS_ENDPOINT_URL")
                     .or_else(|_| std::env::var("AWS_ENDPOINT"))
                     .ok();
+                let endpoint = config.and_then(|c| c.endpoint.clone()).or(endpoint);
                 if let Some(ep) = &endpoint {
                     b = b.with_endpoint(ep);
                     if is_loopback(ep) {
+                        b = b.with_allow_http(true);
+                    }
+                }
+                if let Some(c) = config {
+                    if let Some(v) = &c.region {
+                        b = b.with_region(v);
+                    }
+                    if let Some(v) = &c.access_key_id {
+                        b = b.with_access_key_id(v);
+                    }
+                    if let Some(v) = &c.secret_access_key {
+                        b = b.with_secret_access_key(v);
+                    }
+                    if let Some(v) = &c.session_token {
+                        b = b.with_token(v);
+                    }
+                    if c.allow_http == Some(true) {
                         b = b.with_allow_http(true);
                     }
                 }
@@ -175,5 +266,29 @@ mod tests {
             Remote::from_url("s3:///nobucket"),
             Err(Error::Config(_))
         ));
+    }
+
+    #[test]
+    fn config_files() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("s3.toml");
+        std::fs::write(
+            &p,
+            "endpoint = \"http://127.0.0.1:9\"\nregion = \"r\"\naccess_key_id = \"AK\"\nsecret_access_key = \"SECRETVALUE\"\n",
+        )
+        .unwrap();
+        let c = S3Config::load(&p).unwrap();
+        assert_eq!(c.region.as_deref(), Some("r"));
+        assert!(!format!("{c:?}").contains("SECRETVALUE"));
+        let r = Remote::from_url_with("s3://b/p", Some(&c)).unwrap();
+        assert_eq!(r.key("x").as_ref(), "p/x");
+        std::fs::write(&p, "secret_access_key = SECRETVALUE\n").unwrap();
+        let e = S3Config::load(&p).unwrap_err().to_string();
+        assert!(
+            !e.contains("SECRETVALUE") && e.contains("not a valid"),
+            "{e}"
+        );
+        std::fs::write(&p, "secret = \"x\"\n").unwrap();
+        assert!(S3Config::load(&p).is_err());
     }
 }

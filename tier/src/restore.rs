@@ -3,8 +3,16 @@
 //! point names (checked against the length and crc32 the commit point
 //! holds), then the superblock slot, written last, so that a restore cut
 //! short leaves no store behind. The engine then opens exactly that
-//! generation. (For now every segment is downloaded; fetching data lazily
-//! with ranged GETs is the next step: docs/design.md, "Object storage".)
+//! generation.
+//!
+//! [`restore_lazy`] downloads no segment at all: each one the commit point
+//! names becomes a sparse file of its length with a marker saying its
+//! bytes are in the bucket (`engine::tiering::place_remote_segments`), so
+//! the time is that of listing and reading one commit point plus one small
+//! file per segment; opening the store then reads the metadata it needs
+//! (checkpoint blob, chunk-table and map pages) with ranged GETs, and
+//! client reads fetch data the same way (docs/design.md, "Object
+//! storage").
 
 use crate::layout::{generation_key, parse_generation_key, Manifest, GENERATIONS};
 use crate::remote::Remote;
@@ -27,6 +35,9 @@ pub struct RestoreReport {
     pub segments: usize,
     /// Bytes downloaded.
     pub bytes: u64,
+    /// Bytes of segment objects left in the bucket, read on demand (a
+    /// lazy restore).
+    pub remote_bytes: u64,
     /// How long it took.
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
@@ -59,10 +70,8 @@ pub(crate) async fn fetch_manifest(remote: &Remote, g: u64) -> Result<Manifest> 
     Manifest::decode(&bytes, &rel, g)
 }
 
-/// Restores the newest committed generation of `remote` into `dir`, which
-/// must be absent or empty.
-pub fn restore(remote: &Remote, dir: &Path, concurrency: usize) -> Result<RestoreReport> {
-    let started = Instant::now();
+/// Refuses a data directory that is not absent or empty; creates it.
+fn empty_target(dir: &Path) -> Result<()> {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
@@ -76,15 +85,68 @@ pub fn restore(remote: &Remote, dir: &Path, concurrency: usize) -> Result<Restor
             .map_err(|e| Error::Io(format!("creating {}", dir.display()), e))?,
         Err(e) => return Err(Error::Io(format!("reading {}", dir.display()), e)),
     }
+    Ok(())
+}
+
+/// The newest commit point of `remote` (refused when there is none).
+async fn newest_manifest(remote: &Remote) -> Result<Manifest> {
+    let g = newest_generation(remote)
+        .await?
+        .ok_or_else(|| Error::Refused(format!("{remote} holds no committed generation")))?;
+    fetch_manifest(remote, g).await
+}
+
+/// Restores the newest committed generation of `remote` into `dir`, which
+/// must be absent or empty, reading data lazily: every segment stays in
+/// the bucket (see the module docs). The store then opens only with the
+/// bucket as its segment source.
+pub fn restore_lazy(remote: &Remote, dir: &Path) -> Result<RestoreReport> {
+    let started = Instant::now();
+    empty_target(dir)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io("starting the restore runtime".into(), e))?;
+    let m = rt.block_on(newest_manifest(remote))?;
+    engine::tiering::prepare_layout(dir)?;
+    let segs: Vec<(SegmentNo, u64, u64)> = m
+        .segments
+        .iter()
+        .map(|s| {
+            let whole = s.key == crate::layout::segment_key(SegmentNo(s.no), None);
+            (
+                SegmentNo(s.no),
+                s.len,
+                if whole { engine::WHOLE } else { s.len },
+            )
+        })
+        .collect();
+    engine::tiering::place_remote_segments(dir, &segs)?;
+    let remote_bytes = m.segments.iter().map(|s| s.len).sum();
+    engine::tiering::restore_layout(dir, &m.superblock()?)?;
+    Ok(RestoreReport {
+        generation: m.generation,
+        store_id: m.store_id.clone(),
+        segments: m.segments.len(),
+        bytes: m.encode().len() as u64,
+        remote_bytes,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Restores the newest committed generation of `remote` into `dir`, which
+/// must be absent or empty, downloading every segment: the store is then
+/// independent of the bucket.
+pub fn restore(remote: &Remote, dir: &Path, concurrency: usize) -> Result<RestoreReport> {
+    let started = Instant::now();
+    empty_target(dir)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Io("starting the restore runtime".into(), e))?;
     rt.block_on(async {
-        let g = newest_generation(remote)
-            .await?
-            .ok_or_else(|| Error::Refused(format!("{remote} holds no committed generation")))?;
-        let m = fetch_manifest(remote, g).await?;
+        let m = newest_manifest(remote).await?;
+        let g = m.generation;
         engine::tiering::prepare_layout(dir)?;
         let mut bytes = 0;
         let mut done = futures_util::stream::iter(m.segments.iter().map(|s| async move {
@@ -124,7 +186,53 @@ pub fn restore(remote: &Remote, dir: &Path, concurrency: usize) -> Result<Restor
             store_id: m.store_id.clone(),
             segments: m.segments.len(),
             bytes,
+            remote_bytes: 0,
             elapsed: started.elapsed(),
         })
     })
+}
+
+/// Commit points' generations and segment objects' (key, size).
+pub type BucketContents = (Vec<u64>, Vec<(String, u64)>);
+
+/// What the bucket holds under the prefix: its commit points'
+/// generations (ascending) and its segment objects (key relative to the
+/// prefix, size), for tools and tests.
+pub fn bucket_contents(remote: &Remote) -> Result<BucketContents> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io("starting a runtime".into(), e))?;
+    rt.block_on(async {
+        let mut gens: Vec<u64> = remote
+            .store()
+            .list(Some(&remote.folder(GENERATIONS)))
+            .map_ok(|m| {
+                remote
+                    .rel(&m.location)
+                    .and_then(|r| parse_generation_key(&r))
+            })
+            .try_filter_map(|g| async move { Ok(g) })
+            .try_collect()
+            .await?;
+        gens.sort_unstable();
+        let mut segs: Vec<(String, u64)> = remote
+            .store()
+            .list(Some(&remote.folder(crate::layout::SEGMENTS)))
+            .map_ok(|m| (remote.rel(&m.location), m.size))
+            .try_filter_map(|(r, size)| async move { Ok(r.map(|r| (r, size))) })
+            .try_collect()
+            .await?;
+        segs.sort();
+        Ok((gens, segs))
+    })
+}
+
+/// Generation `g`'s commit point, read and checked.
+pub fn commit_point(remote: &Remote, g: u64) -> Result<Manifest> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io("starting a runtime".into(), e))?;
+    rt.block_on(fetch_manifest(remote, g))
 }

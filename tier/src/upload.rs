@@ -9,11 +9,20 @@
 //! A segment the cleaner retired while it was being read (the file is no
 //! longer the segment it named) makes that generation unusable: the
 //! uploader asks the ticker for a fresh checkpoint and uploads that one.
+//!
+//! After each generation committed in the bucket, on the same thread: the
+//! range reader learns where its segments are, the bucket is pruned
+//! (`prune.rs`) and, with a cache bound, the data directory is brought
+//! under it (`cache.rs`). A segment partly in the bucket already (evicted,
+//! or lazily restored) is copied by reading its remote part back.
 
 use crate::layout::{generation_key, segment_key, Manifest, SEGMENTS};
 use crate::remote::Remote;
+use crate::source::RemoteSource;
 use crate::{Error, Result};
+use engine::tiering::SegmentSource;
 use engine::tiering::{CommitObserver, Committed, CommittedSegment};
+use engine::SegmentNo;
 use engine::Store;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -32,6 +41,15 @@ pub struct UploaderOptions {
     /// Segment uploads in flight at once (each holds one segment in
     /// memory).
     pub concurrency: usize,
+    /// Keep the data directory's allocated bytes under this by evicting
+    /// uploaded sealed segments (`cache.rs`); `None`: keep everything.
+    pub cache_bound: Option<u64>,
+    /// Commit points kept in the bucket with what they name (at least 2);
+    /// older ones and objects only they named are deleted.
+    pub keep_generations: usize,
+    /// The range reader the store was opened with (its
+    /// `StoreOptions::segment_source`); `None`: one is made and set.
+    pub source: Option<Arc<RemoteSource>>,
 }
 
 impl Default for UploaderOptions {
@@ -39,6 +57,9 @@ impl Default for UploaderOptions {
         UploaderOptions {
             checkpoint_interval: Duration::from_secs(10),
             concurrency: 2,
+            cache_bound: None,
+            keep_generations: 2,
+            source: None,
         }
     }
 }
@@ -67,11 +88,40 @@ pub struct TierStats {
     /// Set when uploading stopped for good (fenced by another writer, or a
     /// bucket holding something else).
     pub stopped: Option<String>,
+    /// Ranged GETs of segment bytes not on the local disk.
+    pub range_gets: u64,
+    /// Bytes those returned.
+    pub range_bytes: u64,
+    /// Time spent in them, microseconds.
+    pub range_get_micros: u64,
+    /// Fetched blocks served again from the in-memory range cache.
+    pub range_cache_hits: u64,
+    /// The cache bound (`--cache-dir-size`), 0 when none.
+    pub cache_bound: u64,
+    /// The data directory's allocated bytes at the last cache pass.
+    pub cache_dir_bytes: u64,
+    /// Client writes needing a new segment are refused: over the bound
+    /// with nothing left to evict (uploads lag).
+    pub cache_full: bool,
+    /// Segments evicted by this process.
+    pub evicted_segments: u64,
+    /// Bytes those freed locally.
+    pub evicted_bytes: u64,
+    /// Commit points deleted from the bucket by this process.
+    pub deleted_generations: u64,
+    /// Segment objects deleted from the bucket by this process.
+    pub deleted_objects: u64,
+    /// Bytes of those.
+    pub deleted_bytes: u64,
 }
 
 struct Shared {
     remote: Remote,
     opts: UploaderOptions,
+    source: Arc<RemoteSource>,
+    /// For cache passes; let go of at detach.
+    store: Mutex<Option<Store>>,
+    dir: std::path::PathBuf,
     work: Mutex<Work>,
     cv: Condvar,
     stats: Mutex<TierStats>,
@@ -127,9 +177,20 @@ impl Uploader {
     /// store's (or a newer) generation, commits a generation to start
     /// from, and starts the upload and ticker threads.
     pub fn start(store: &Store, remote: Remote, opts: UploaderOptions) -> Result<Uploader> {
+        let source = match &opts.source {
+            Some(s) => s.clone(),
+            None => {
+                let s = RemoteSource::new(remote.clone(), 32 << 20)?;
+                store.set_segment_source(Some(s.clone()));
+                s
+            }
+        };
         let shared = Arc::new(Shared {
             remote,
             opts,
+            source,
+            store: Mutex::new(Some(store.clone())),
+            dir: store.dir().to_path_buf(),
             work: Mutex::new(Work::default()),
             cv: Condvar::new(),
             stats: Mutex::new(TierStats::default()),
@@ -174,18 +235,19 @@ impl Uploader {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> TierStats {
-        self.shared.stats.lock().clone()
+        self.shared.snapshot()
     }
 
     /// A handle on the counters that outlives the uploader's threads.
     pub fn stats_source(&self) -> impl Fn() -> TierStats + Send + Sync + 'static {
         let s = self.shared.clone();
-        move || s.stats.lock().clone()
+        move || s.snapshot()
     }
 
     /// Stops the ticker's checkpoints and lets go of the store (call before
     /// closing it; its final checkpoint is still observed and uploaded).
     pub fn detach(&mut self) {
+        self.shared.store.lock().take();
         self.shared.work.lock().stop_ticker = true;
         self.shared.cv.notify_all();
         if let Some(t) = self.ticker.take() {
@@ -257,6 +319,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// went on); lists the segment objects already there.
 async fn survey(shared: &Shared, first: &Committed) -> Result<Known> {
     let remote = &shared.remote;
+    let mut crcs: HashMap<String, (u64, u32)> = HashMap::new();
     if let Some(newest) = crate::restore::newest_generation(remote).await? {
         let m = crate::restore::fetch_manifest(remote, newest).await?;
         if m.store_id != first.store_id {
@@ -269,6 +332,12 @@ async fn survey(shared: &Shared, first: &Committed) -> Result<Known> {
             return Err(Error::Fenced(newest));
         }
         shared.stats.lock().remote_generation = newest;
+        shared.source.learn(&m);
+        crcs = m
+            .segments
+            .into_iter()
+            .map(|s| (s.key, (s.len, s.crc32)))
+            .collect();
     }
     let known: Known = remote
         .store()
@@ -277,6 +346,15 @@ async fn survey(shared: &Shared, first: &Committed) -> Result<Known> {
         .try_filter_map(|(r, size)| async move { Ok(r.map(|r| (r, (size, None)))) })
         .try_collect()
         .await?;
+    // The newest commit point's objects are known by crc too (their local
+    // bytes may be evicted).
+    let known = known
+        .into_iter()
+        .map(|(k, (size, _))| {
+            let crc = crcs.get(&k).filter(|(l, _)| *l == size).map(|(_, c)| *c);
+            (k, (size, crc))
+        })
+        .collect();
     Ok(known)
 }
 
@@ -303,15 +381,19 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
         }
         let c = current.clone().expect("set above");
         match rt.block_on(upload_generation(&shared, &c, &mut known)) {
-            Ok(()) => {
+            Ok(m) => {
                 backoff = Duration::from_millis(250);
                 current = None;
-                let mut s = shared.stats.lock();
-                s.remote_generation = s.remote_generation.max(c.generation);
-                s.generations_committed += 1;
-                if s.local_generation == c.generation {
-                    s.pending_bytes = 0;
+                {
+                    let mut s = shared.stats.lock();
+                    s.remote_generation = s.remote_generation.max(c.generation);
+                    s.generations_committed += 1;
+                    if s.local_generation == c.generation {
+                        s.pending_bytes = 0;
+                    }
                 }
+                shared.source.learn(&m);
+                after_commit(&shared, &rt, &mut known);
             }
             Err(Error::Retired(seg)) => {
                 // That generation can no longer be copied; a newer one can.
@@ -349,10 +431,120 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
     }
 }
 
+/// What happens between generations: the bucket pruned, the cache kept
+/// under its bound. Failures are counted and retried after the next one.
+fn after_commit(shared: &Shared, rt: &tokio::runtime::Runtime, known: &mut Known) {
+    match rt.block_on(crate::prune::prune(
+        &shared.remote,
+        shared.opts.keep_generations,
+    )) {
+        Ok(p) => {
+            for k in &p.segments {
+                known.remove(k);
+            }
+            let mut s = shared.stats.lock();
+            s.deleted_generations += p.generations;
+            s.deleted_objects += p.segments.len() as u64;
+            s.deleted_bytes += p.bytes;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "pruning the bucket failed; retried after the next generation");
+            let mut s = shared.stats.lock();
+            s.errors += 1;
+            s.last_error = Some(e.to_string());
+        }
+    }
+    cache_pass(shared);
+}
+
+/// Brings the data directory under the cache bound, if there is one and
+/// the store is still attached.
+fn cache_pass(shared: &Shared) {
+    let Some(bound) = shared.opts.cache_bound else {
+        return;
+    };
+    let Some(store) = shared.store.lock().clone() else {
+        return;
+    };
+    let src = shared.source.clone();
+    match crate::cache::enforce(&store, &shared.dir, bound, &|no| src.is_whole(no)) {
+        Ok(p) => {
+            let mut s = shared.stats.lock();
+            s.cache_dir_bytes = p.usage;
+            s.cache_full = p.full;
+            s.evicted_segments += p.evicted;
+            s.evicted_bytes += p.evicted_bytes;
+            drop(s);
+            if p.full {
+                // Over the bound with nothing evictable: get the next
+                // generation up as soon as possible.
+                shared.work.lock().want_checkpoint = true;
+                shared.cv.notify_all();
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "evicting segments failed");
+            let mut s = shared.stats.lock();
+            s.errors += 1;
+            s.last_error = Some(e.to_string());
+        }
+    }
+}
+
+impl Shared {
+    /// The counters, the range reader's included.
+    fn snapshot(&self) -> TierStats {
+        let mut s = self.stats.lock().clone();
+        let f = self.source.stats();
+        s.range_gets = f.range_gets;
+        s.range_bytes = f.range_bytes;
+        s.range_get_micros = f.range_get_micros;
+        s.range_cache_hits = f.cache_hits;
+        s.cache_bound = self.opts.cache_bound.unwrap_or(0);
+        s
+    }
+}
+
+/// How far segment `no` of data directory `dir` is remote (its marker;
+/// 0: wholly local).
+fn remote_below(dir: &std::path::Path, no: SegmentNo) -> u64 {
+    std::fs::read_to_string(dir.join("remote").join(format!("seg-{:08}.log", no.0)))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Reads what generation `c` needs of segment `s` (see [`read_local`]),
+/// its remote part from the bucket when it has one.
+fn read_segment(s: &CommittedSegment, source: &RemoteSource) -> Result<bytes::Bytes> {
+    let dir = s
+        .path
+        .parent()
+        .and_then(|p| p.parent())
+        .unwrap_or(std::path::Path::new("."));
+    let below = remote_below(dir, s.no);
+    if below == 0 {
+        return read_local(s);
+    }
+    let local = read_local(s)?;
+    let mut buf = local.to_vec();
+    let split = below.min(buf.len() as u64) as usize;
+    let n = source
+        .read_at(s.no, 0, &mut buf[..split])
+        .map_err(|e| Error::Io(format!("reading segment {} back", s.no.0), e))?;
+    if n != split {
+        return Err(Error::Bucket(format!(
+            "segment {}: {n} of its first {split} bytes in the bucket",
+            s.no.0
+        )));
+    }
+    Ok(buf.into())
+}
+
 /// Reads what generation `c` needs of segment `s`: the whole file, or its
 /// first `len` bytes. The file must still be that segment afterwards (a
 /// retired segment is renamed away, and a reused one overwritten).
-fn read_segment(s: &CommittedSegment) -> Result<bytes::Bytes> {
+fn read_local(s: &CommittedSegment) -> Result<bytes::Bytes> {
     let p = &s.path;
     let what = || p.display().to_string();
     let retired = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
@@ -409,7 +601,7 @@ async fn put_once(
 
 /// Uploads generation `c`: its missing segment objects (started in log
 /// order, a few at once), then its commit point.
-async fn upload_generation(shared: &Shared, c: &Committed, known: &mut Known) -> Result<()> {
+async fn upload_generation(shared: &Shared, c: &Committed, known: &mut Known) -> Result<Manifest> {
     let remote = &shared.remote;
     let missing: u64 = c
         .segments
@@ -438,7 +630,8 @@ async fn upload_generation(shared: &Shared, c: &Committed, known: &mut Known) ->
                 return Ok::<_, Error>((s.clone(), key, len, crc, false));
             }
             let s2 = s.clone();
-            let data = tokio::task::spawn_blocking(move || read_segment(&s2))
+            let src = shared.source.clone();
+            let data = tokio::task::spawn_blocking(move || read_segment(&s2, &src))
                 .await
                 .map_err(|e| Error::Io("reading a segment".into(), std::io::Error::other(e)))??;
             let (len, crc) = (data.len() as u64, crc32fast_hash(&data));
@@ -481,7 +674,8 @@ async fn upload_generation(shared: &Shared, c: &Committed, known: &mut Known) ->
         objects.push((s, len, crc));
     }
     drop(done);
-    let manifest = Manifest::new(c, &objects).encode();
+    let m = Manifest::new(c, &objects);
+    let manifest = m.encode();
     let mlen = manifest.len() as u64;
     let expected = manifest.clone();
     let put = put_once(
@@ -506,7 +700,7 @@ async fn upload_generation(shared: &Shared, c: &Committed, known: &mut Known) ->
         generation = c.generation,
         "generation committed in the bucket"
     );
-    Ok(())
+    Ok(m)
 }
 
 /// A sealed segment's size on disk (for the pending-bytes counter before

@@ -50,6 +50,7 @@ fn upload_then_restore_local_files() {
         UploaderOptions {
             checkpoint_interval: Duration::from_millis(50),
             concurrency: 2,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -61,6 +61,10 @@ pub struct StoreOptions {
     /// not wait for page-cache writeback (`log_direct.rs`). Off: every
     /// append goes through the page cache.
     pub direct_log_writes: bool,
+    /// Where segment bytes given up to an object store are read from
+    /// (`residency.rs`; the tier's ranged GETs). A store with remote
+    /// segments (evicted, or lazily restored) needs it to open.
+    pub segment_source: Option<Arc<dyn crate::tiering::SegmentSource>>,
 }
 
 impl Default for StoreOptions {
@@ -76,6 +80,7 @@ impl Default for StoreOptions {
             background_free: false,
             cached_metadata_reads: true,
             direct_log_writes: true,
+            segment_source: None,
         }
     }
 }
@@ -132,6 +137,7 @@ impl Store {
         let sb = read_superblock(&sb_file, &sb_path)?;
         let mut log = Log::open(&segdir, u64::from(sb.segment_size), faults)?;
         log.set_direct(opts.direct_log_writes);
+        *log.tier_source() = opts.segment_source.clone();
         let cache_pages = (opts.cache_bytes / 4096) as usize;
         let mut state = State::from_superblock(log, &sb, cache_pages)?;
         // A version 3 store is migrated below, after a replay that must

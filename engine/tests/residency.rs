@@ -1,0 +1,178 @@
+//! Segments given up to an object store (`residency.rs`): sealed segments
+//! evicted to sparse files are read back through a `SegmentSource` (here
+//! a map of copies taken before eviction), byte-exact, before and after
+//! reopening; without a source the read fails naming the segment; a
+//! source returning damaged bytes is an error, never silent data; the
+//! active segment is never evicted.
+
+use blockd_engine::tiering::SegmentSource;
+use blockd_engine::{SegmentNo, Store, StoreOptions, WHOLE};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Default)]
+struct Copies {
+    segs: Mutex<HashMap<SegmentNo, Vec<u8>>>,
+    reads: AtomicU64,
+    damage: AtomicBool,
+}
+
+impl SegmentSource for Copies {
+    fn read_at(&self, no: SegmentNo, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let segs = self.segs.lock().unwrap();
+        let data = segs
+            .get(&no)
+            .ok_or_else(|| std::io::Error::other(format!("no copy of segment {}", no.0)))?;
+        let at = (offset as usize).min(data.len());
+        let n = buf.len().min(data.len() - at);
+        buf[..n].copy_from_slice(&data[at..at + n]);
+        if self.damage.load(Ordering::Relaxed) && n > 0 {
+            buf[0] ^= 0x5a;
+        }
+        Ok(n)
+    }
+}
+
+fn opts(source: Option<Arc<Copies>>) -> StoreOptions {
+    StoreOptions {
+        segment_size: 1 << 20,
+        create: true,
+        segment_source: source.map(|s| s as Arc<dyn SegmentSource>),
+        ..Default::default()
+    }
+}
+
+fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 12) as u8)
+        .collect()
+}
+
+/// Copies every sealed segment into the source and evicts it; returns
+/// bytes freed.
+fn evict_sealed(s: &Store, dir: &std::path::Path, copies: &Copies) -> u64 {
+    let mut freed = 0;
+    for r in s.segment_residency() {
+        if r.active || r.remote_below == WHOLE {
+            continue;
+        }
+        let bytes = std::fs::read(blockd_engine::tiering::segment_file(dir, r.no)).unwrap();
+        copies.segs.lock().unwrap().insert(r.no, bytes);
+        freed += s.evict_segment(r.no).unwrap();
+    }
+    freed
+}
+
+#[test]
+fn evicted_segments_read_back_through_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let copies = Arc::new(Copies::default());
+    let data = pattern(7, 6 << 20);
+    let (vol, snap);
+    {
+        let s = Store::open(dir.path(), opts(Some(copies.clone()))).unwrap();
+        vol = s.create_volume(Some("v"), 8 << 20, false).unwrap().id;
+        s.write(vol, 0, &data, true).unwrap();
+        snap = s.snapshot(vol, Some("s")).unwrap().id;
+        s.write(vol, 0, &pattern(9, 4096), true).unwrap();
+        s.checkpoint().unwrap();
+        let before: u64 = s.segment_residency().iter().map(|r| r.allocated).sum();
+        let freed = evict_sealed(&s, dir.path(), &copies);
+        assert!(freed >= 4 << 20, "freed only {freed} bytes");
+        let after: u64 = s.segment_residency().iter().map(|r| r.allocated).sum();
+        assert!(after + (4 << 20) <= before, "{before} -> {after}");
+        let active = s
+            .segment_residency()
+            .into_iter()
+            .find(|r| r.active)
+            .unwrap();
+        assert!(
+            s.evict_segment(active.no).is_err(),
+            "active segment evicted"
+        );
+        let mut got = vec![0u8; data.len()];
+        s.read(snap, 0, &mut got).unwrap();
+        assert!(got == data, "snapshot read through the source");
+        assert!(copies.reads.load(Ordering::Relaxed) > 0);
+        s.close().unwrap();
+    }
+    // Without a source, reads of evicted bytes fail, naming the segment.
+    let msg = match Store::open(dir.path(), opts(None)) {
+        Err(e) => chain(&e),
+        Ok(s) => {
+            let mut got = vec![0u8; 1 << 20];
+            chain(&s.read(snap, 0, &mut got).unwrap_err())
+        }
+    };
+    assert!(
+        msg.contains("is in the object store") && msg.contains("segment"),
+        "{msg}"
+    );
+    // Reopened with the source: everything reads back.
+    let s = Store::open(dir.path(), opts(Some(copies.clone()))).unwrap();
+    let mut got = vec![0u8; data.len()];
+    s.read(snap, 0, &mut got).unwrap();
+    assert!(got == data, "snapshot after reopen");
+    let mut expect = data.clone();
+    expect[..4096].copy_from_slice(&pattern(9, 4096));
+    s.read(vol, 0, &mut got).unwrap();
+    assert!(got == expect, "volume after reopen");
+    assert!(s
+        .segment_residency()
+        .iter()
+        .any(|r| r.remote_below == WHOLE));
+    // Damaged remote bytes are an error.
+    copies.damage.store(true, Ordering::Relaxed);
+    let s2 = s.clone();
+    drop(s);
+    drop(s2);
+    let s = Store::open(dir.path(), opts(Some(copies.clone())));
+    if let Ok(s) = s {
+        let e = s.read(snap, 0, &mut got).unwrap_err();
+        let msg = chain(&e);
+        assert!(msg.contains("segment") || msg.contains("checksum"), "{msg}");
+    }
+}
+
+/// An error and its sources, as the CLI prints them.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+#[test]
+fn a_full_cache_refuses_writes_that_need_a_new_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), opts(None)).unwrap();
+    let vol = s.create_volume(Some("v"), 8 << 20, false).unwrap().id;
+    s.write(vol, 0, &pattern(1, 64 << 10), true).unwrap();
+    s.set_cache_full(true);
+    // Writes within the active segment go on; the one that needs the next
+    // segment is refused with NoSpace, and nothing is lost.
+    let data = pattern(3, 4 << 20);
+    let mut refused = None;
+    for (i, c) in data.chunks(64 << 10).enumerate() {
+        if let Err(e) = s.write(vol, (i * (64 << 10)) as u64, c, false) {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let (at, e) = refused.expect("a write past the active segment is refused");
+    assert_eq!(e.kind(), blockd_engine::ErrorKind::NoSpace, "{e}");
+    assert!(e.to_string().contains("--cache-dir-size"), "{e}");
+    s.set_cache_full(false);
+    for (i, c) in data.chunks(64 << 10).enumerate().skip(at) {
+        s.write(vol, (i * (64 << 10)) as u64, c, false).unwrap();
+    }
+    let mut got = vec![0u8; data.len()];
+    s.read(vol, 0, &mut got).unwrap();
+    assert!(got == data);
+}

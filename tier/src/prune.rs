@@ -1,0 +1,77 @@
+//! Deletes reaching the bucket: after a generation is committed there, the
+//! newest `keep` commit points (at least 2) are kept with every object
+//! they name; older commit points are deleted first, then every segment
+//! object no kept commit point names (segments the cleaner retired, the
+//! shorter copies of segments that were active, leftovers of an upload cut
+//! short). Runs on the upload thread between generations, so nothing it
+//! deletes is being uploaded for the next one (docs/design.md, "Object
+//! storage", for why a restore never sees a commit point whose objects
+//! are gone).
+
+use crate::layout::{generation_key, parse_generation_key, GENERATIONS, SEGMENTS};
+use crate::remote::Remote;
+use crate::Result;
+use futures_util::TryStreamExt;
+use object_store::ObjectStoreExt;
+use std::collections::HashSet;
+
+/// What a pass deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Commit points deleted.
+    pub generations: u64,
+    /// Segment objects deleted (their keys, relative to the prefix).
+    pub segments: Vec<String>,
+    /// Bytes of the segment objects deleted.
+    pub bytes: u64,
+}
+
+/// Keeps the newest `keep` commit points of `remote` and what they name;
+/// deletes the rest.
+pub(crate) async fn prune(remote: &Remote, keep: usize) -> Result<Pruned> {
+    let keep = keep.max(2);
+    let mut gens: Vec<u64> = remote
+        .store()
+        .list(Some(&remote.folder(GENERATIONS)))
+        .map_ok(|m| {
+            remote
+                .rel(&m.location)
+                .and_then(|r| parse_generation_key(&r))
+        })
+        .try_filter_map(|g| async move { Ok(g) })
+        .try_collect()
+        .await?;
+    gens.sort_unstable_by(|a, b| b.cmp(a));
+    let mut out = Pruned::default();
+    if gens.is_empty() {
+        return Ok(out);
+    }
+    let mut named = HashSet::new();
+    for &g in gens.iter().take(keep) {
+        let m = crate::restore::fetch_manifest(remote, g).await?;
+        named.extend(m.segments.into_iter().map(|s| s.key));
+    }
+    for &g in gens.iter().skip(keep) {
+        remote
+            .store()
+            .delete(&remote.key(&generation_key(g)))
+            .await?;
+        out.generations += 1;
+    }
+    let objects: Vec<(String, u64)> = remote
+        .store()
+        .list(Some(&remote.folder(SEGMENTS)))
+        .map_ok(|m| (remote.rel(&m.location), m.size))
+        .try_filter_map(|(r, size)| async move { Ok(r.map(|r| (r, size))) })
+        .try_collect()
+        .await?;
+    for (rel, size) in objects {
+        if named.contains(&rel) {
+            continue;
+        }
+        remote.store().delete(&remote.key(&rel)).await?;
+        out.bytes += size;
+        out.segments.push(rel);
+    }
+    Ok(out)
+}
