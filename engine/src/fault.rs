@@ -12,6 +12,8 @@ use std::io;
 pub enum FaultPoint {
     /// Appending a Write or Zero record (client data), or a Free step.
     LogAppend,
+    /// The device write of queued log records (by the log writer).
+    LogWrite,
     /// Appending a catalogue record.
     CatalogAppend,
     /// Appending a checkpoint page or blob.

@@ -73,15 +73,22 @@ impl Store {
         let (ct_root, blob) = st.write_checkpoint().map_err(|e| self.fail(e))?;
         let replay_start = st.log.tail();
         let replay_seq = st.log.next_seq();
-        let to_sync = st.log.unsynced();
         let faults = st.log.faults.clone();
         let pending = std::mem::take(&mut st.pending_delete);
         drop(st);
+        // The pages and the blob reach the segment files from the log's
+        // write queue; the superblock may name them only once they are
+        // written and synced.
+        self.inner
+            .queue
+            .drain(replay_seq)
+            .map_err(|e| self.fail(e))?;
+        let to_sync = self.inner.state.lock().log.unsynced();
         sync_segments(&faults, &to_sync.segs).map_err(|e| self.fail(e))?;
         self.inner.state.lock().log.mark_synced(&to_sync);
         self.inner
             .durable_seq
-            .fetch_max(replay_seq, Ordering::AcqRel);
+            .fetch_max(to_sync.upto(), Ordering::AcqRel);
         let mut sb = self.inner.sb.lock();
         // Never reached: client operations stop at `GENERATION_LIMIT`.
         let generation = sb.generation.checked_add(1).ok_or_else(|| {
