@@ -83,6 +83,8 @@ pub(crate) struct Faults {
     /// one miss and see who waits for it).
     #[cfg(feature = "fault-injection")]
     page_hook: parking_lot::Mutex<Option<PageHook>>,
+    #[cfg(feature = "fault-injection")]
+    log_write_hook: parking_lot::Mutex<Option<PageHook>>,
 }
 
 #[cfg(feature = "fault-injection")]
@@ -141,6 +143,19 @@ impl Faults {
     }
 
     /// Records `op` when recording is on.
+    /// Runs the log-write hook, if set (before each batch of queued log
+    /// records is written).
+    #[inline]
+    pub fn log_write(&self) {
+        #[cfg(feature = "fault-injection")]
+        {
+            let hook = self.log_write_hook.lock().clone();
+            if let Some(h) = hook {
+                h();
+            }
+        }
+    }
+
     #[inline]
     pub fn record(&self, op: impl FnOnce() -> IoOp) {
         #[cfg(feature = "fault-injection")]
@@ -193,6 +208,13 @@ impl crate::Store {
     /// hook that blocks stalls that miss).
     pub fn on_page_read(&self, hook: Option<std::sync::Arc<dyn Fn() + Send + Sync>>) {
         *self.state().log.faults.page_hook.lock() = hook;
+    }
+
+    /// Sets (or with `None` clears) a hook run by whoever writes queued
+    /// log records, before each batch (tests only: a hook that blocks
+    /// keeps records queued, not on the device).
+    pub fn on_log_write(&self, hook: Option<std::sync::Arc<dyn Fn() + Send + Sync>>) {
+        *self.state().log.faults.log_write_hook.lock() = hook;
     }
 
     /// How many operations were recorded so far (tests only: marks

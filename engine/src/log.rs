@@ -605,19 +605,14 @@ impl Log {
         let mut framed = Vec::with_capacity(HEADER_LEN + body.len());
         framed.resize(HEADER_LEN, 0);
         framed.extend_from_slice(body);
-        self.append_framed(kind, &mut framed)
-    }
-
-    /// Appends a record whose body follows a `HEADER_LEN`-byte placeholder
-    /// in `framed`; the header is filled in and the record written with one
-    /// `pwrite`.
-    pub fn append_framed(&mut self, kind: RecordKind, framed: &mut [u8]) -> Result<LogAddr> {
-        self.append_parts(kind, framed, &[])
+        let need = framed.len() as u64;
+        self.frame(kind, &mut framed, &[], need)?;
+        self.push(framed)
     }
 
     /// Appends a Write record from its checksummed head (`HEADER_LEN`-byte
-    /// placeholder, fixed part and entries) and its payloads, written from
-    /// where they lie with `pwritev` (no copy into one buffer).
+    /// placeholder, fixed part and entries) and its payloads, copied into
+    /// one queued buffer.
     pub fn append_write(&mut self, head: &mut [u8], payloads: &[&[u8]]) -> Result<LogAddr> {
         self.append_parts(RecordKind::Write, head, payloads)
     }
@@ -638,6 +633,36 @@ impl Log {
         payloads: &[&[u8]],
     ) -> Result<LogAddr> {
         let need = head.len() as u64 + payloads.iter().map(|p| p.len() as u64).sum::<u64>();
+        self.frame(kind, head, payloads, need)?;
+        let mut data = Vec::with_capacity(need as usize);
+        data.extend_from_slice(head);
+        for p in payloads {
+            data.extend_from_slice(p);
+        }
+        self.push(data)
+    }
+
+    /// Queues the record `data` (framed by [`Log::frame`]) at the tail.
+    fn push(&mut self, data: Vec<u8>) -> Result<LogAddr> {
+        let addr = self.tail();
+        let need = data.len() as u64;
+        self.queue
+            .push(self.active.clone(), self.tail, self.next_seq, data)?;
+        self.tail += need;
+        self.next_seq += 1;
+        Ok(addr)
+    }
+
+    /// Makes room for a record of `need` bytes (rolling to a new segment
+    /// if it does not fit), fills in its header at the start of `head`
+    /// (the payloads follow `head`) and checks its fault point.
+    fn frame(
+        &mut self,
+        kind: RecordKind,
+        head: &mut [u8],
+        payloads: &[&[u8]],
+        need: u64,
+    ) -> Result<()> {
         // Never reached: client records stop at `SEQ_LIMIT`, far below.
         if self.next_seq >= crate::counters::SEQ_END {
             return Err(Error::new(
@@ -664,7 +689,6 @@ impl Log {
         if self.tail + need + SEAL_RESERVE > self.seg_size {
             self.roll(kind == RecordKind::Write)?;
         }
-        let addr = self.tail();
         let mut h = if payloads.is_empty() {
             RecordHeader::encode(kind, self.next_seq, &head[HEADER_LEN..])
         } else {
@@ -688,17 +712,7 @@ impl Log {
         };
         self.faults
             .check(point)
-            .map_err(|e| Error::io(format!("appending to segment {}", self.active.no.0), e))?;
-        let mut data = Vec::with_capacity(need as usize);
-        data.extend_from_slice(head);
-        for p in payloads {
-            data.extend_from_slice(p);
-        }
-        self.queue
-            .push(self.active.clone(), self.tail, self.next_seq, data)?;
-        self.tail += need;
-        self.next_seq += 1;
-        Ok(addr)
+            .map_err(|e| Error::io(format!("appending to segment {}", self.active.no.0), e))
     }
 
     /// Seals the active segment and starts the next one. The next file is

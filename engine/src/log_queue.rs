@@ -263,6 +263,7 @@ impl LogQueue {
             w.on = Some(seg.no);
         }
         let parts: Vec<&[u8]> = batch.iter().map(|p| &p.data[..]).collect();
+        self.faults.log_write();
         self.faults
             .check(FaultPoint::LogWrite)
             .and_then(|_| w.direct.write(&seg.file, &parts, first.offset))
