@@ -17,7 +17,7 @@
 use crate::error::{Error, Result};
 use crate::fault::{FaultPoint, Faults, IoOp};
 use crate::format::{RecordHeader, RecordKind, SealBody, HEADER_LEN, PAGE_LEN};
-use crate::log_queue::{LogQueue, QUEUE_LIMIT};
+use crate::log_queue::{LogQueue, Pending, QUEUE_LIMIT};
 use crate::types::{LogAddr, SegmentNo};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -210,6 +210,9 @@ pub(crate) struct Log {
     queue: Arc<LogQueue>,
     /// The thread writing queued records, once appending started.
     writer: Option<std::thread::JoinHandle<()>>,
+    /// Records held back to be queued together (see
+    /// [`Log::append_encoded_many`]), in log order.
+    held: Option<Vec<Pending>>,
 }
 
 impl Drop for Log {
@@ -391,6 +394,7 @@ impl Log {
             min_next_segment: 0,
             queue,
             writer: None,
+            held: None,
         })
     }
 
@@ -606,8 +610,40 @@ impl Log {
         framed.resize(HEADER_LEN, 0);
         framed.extend_from_slice(body);
         let need = framed.len() as u64;
-        self.frame(kind, &mut framed, &[], need)?;
+        self.frame(kind, &mut framed, &[], need, None)?;
         self.push(framed)
+    }
+
+    /// Appends records already framed (each a `HEADER_LEN`-byte
+    /// placeholder, then the body, whose crc32 comes with it): only the
+    /// headers are made here, and the records are queued together (a
+    /// checkpoint's map nodes). Not for Write records. A failure leaves
+    /// the records before the failing one queued: the caller must
+    /// fail-stop.
+    pub fn append_encoded_many(
+        &mut self,
+        kind: RecordKind,
+        framed: Vec<(Vec<u8>, u32)>,
+    ) -> Result<Vec<LogAddr>> {
+        self.held = Some(Vec::with_capacity(framed.len()));
+        let mut addrs = Vec::with_capacity(framed.len());
+        let mut r = Ok(());
+        for (mut f, crc) in framed {
+            let need = f.len() as u64;
+            match self
+                .frame(kind, &mut f, &[], need, Some(crc))
+                .and_then(|_| self.push(f))
+            {
+                Ok(a) => addrs.push(a),
+                Err(e) => {
+                    r = Err(e);
+                    break;
+                }
+            }
+        }
+        let held = self.held.take().unwrap_or_default();
+        self.queue.push_many(held)?;
+        r.map(|_| addrs)
     }
 
     /// Appends a Write record from its checksummed head (`HEADER_LEN`-byte
@@ -633,7 +669,7 @@ impl Log {
         payloads: &[&[u8]],
     ) -> Result<LogAddr> {
         let need = head.len() as u64 + payloads.iter().map(|p| p.len() as u64).sum::<u64>();
-        self.frame(kind, head, payloads, need)?;
+        self.frame(kind, head, payloads, need, None)?;
         let mut data = Vec::with_capacity(need as usize);
         data.extend_from_slice(head);
         for p in payloads {
@@ -646,22 +682,41 @@ impl Log {
     fn push(&mut self, data: Vec<u8>) -> Result<LogAddr> {
         let addr = self.tail();
         let need = data.len() as u64;
-        self.queue
-            .push(self.active.clone(), self.tail, self.next_seq, data)?;
+        self.enqueue(self.tail, data)?;
         self.tail += need;
         self.next_seq += 1;
         Ok(addr)
     }
 
+    /// Queues record `next_seq` at `offset` of the active segment (or
+    /// holds it back, keeping log order, while records are held).
+    fn enqueue(&mut self, offset: u64, data: Vec<u8>) -> Result<()> {
+        let p = Pending {
+            seg: self.active.clone(),
+            offset,
+            seq: self.next_seq,
+            data,
+        };
+        match &mut self.held {
+            Some(h) => {
+                h.push(p);
+                Ok(())
+            }
+            None => self.queue.push_many(vec![p]),
+        }
+    }
+
     /// Makes room for a record of `need` bytes (rolling to a new segment
     /// if it does not fit), fills in its header at the start of `head`
-    /// (the payloads follow `head`) and checks its fault point.
+    /// (the payloads follow `head`; `body_crc`, when given, is the crc of
+    /// the whole body after the header) and checks its fault point.
     fn frame(
         &mut self,
         kind: RecordKind,
         head: &mut [u8],
         payloads: &[&[u8]],
         need: u64,
+        body_crc: Option<u32>,
     ) -> Result<()> {
         // Never reached: client records stop at `SEQ_LIMIT`, far below.
         if self.next_seq >= crate::counters::SEQ_END {
@@ -689,7 +744,14 @@ impl Log {
         if self.tail + need + SEAL_RESERVE > self.seg_size {
             self.roll(kind == RecordKind::Write)?;
         }
-        let mut h = if payloads.is_empty() {
+        let mut h = if let Some(crc) = body_crc {
+            RecordHeader::encode_with_crc(
+                kind,
+                self.next_seq,
+                crc,
+                (need - HEADER_LEN as u64) as u32,
+            )
+        } else if payloads.is_empty() {
             RecordHeader::encode(kind, self.next_seq, &head[HEADER_LEN..])
         } else {
             RecordHeader::encode_covered(
@@ -775,8 +837,7 @@ impl Log {
         self.faults
             .check(FaultPoint::SegmentSeal)
             .map_err(|e| Error::io(format!("sealing segment {}", self.active.no.0), e))?;
-        self.queue
-            .push(self.active.clone(), self.tail, self.next_seq, seal)?;
+        self.enqueue(self.tail, seal)?;
         self.next_seq += 1;
         self.segments.insert(next, seg.clone());
         self.unsynced.push(seg.clone());

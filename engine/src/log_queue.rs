@@ -42,11 +42,11 @@ pub(crate) const QUEUE_LIMIT: u64 = 32 << 20;
 const BATCH_MAX: u64 = 8 << 20;
 
 /// A record assigned its place in the log but not written yet.
-struct Pending {
-    seg: Arc<Segment>,
-    offset: u64,
-    seq: u64,
-    data: Vec<u8>,
+pub(crate) struct Pending {
+    pub seg: Arc<Segment>,
+    pub offset: u64,
+    pub seq: u64,
+    pub data: Vec<u8>,
 }
 
 struct Queue {
@@ -127,18 +127,17 @@ impl LogQueue {
         q.queued_end = end;
     }
 
-    /// Queues record `seq` (framed, `data`) for `offset` of `seg`.
-    pub fn push(&self, seg: Arc<Segment>, offset: u64, seq: u64, data: Vec<u8>) -> Result<()> {
+    /// Queues records, in log order, with one lock and one wake-up.
+    pub fn push_many(&self, recs: Vec<Pending>) -> Result<()> {
+        let Some(last) = recs.last() else {
+            return Ok(());
+        };
+        let end = LogAddr::new(last.seg.no, last.offset + last.data.len() as u64);
         let mut q = self.q.lock();
         failed(&q)?;
-        q.bytes += data.len() as u64;
-        q.queued_end = LogAddr::new(seg.no, offset + data.len() as u64);
-        q.recs.push_back(Pending {
-            seg,
-            offset,
-            seq,
-            data,
-        });
+        q.bytes += recs.iter().map(|r| r.data.len() as u64).sum::<u64>();
+        q.queued_end = end;
+        q.recs.extend(recs);
         drop(q);
         self.cv.notify_all();
         Ok(())

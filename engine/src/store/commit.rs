@@ -69,8 +69,17 @@ impl Store {
         r
     }
 
-    fn checkpoint_protocol(&self, mut st: parking_lot::MutexGuard<'_, State>) -> Result<()> {
-        let (ct_root, blob) = st.write_checkpoint().map_err(|e| self.fail(e))?;
+    fn checkpoint_protocol(&self, st: parking_lot::MutexGuard<'_, State>) -> Result<()> {
+        // The dirty map nodes (most of a checkpoint's pages) are encoded
+        // and checksummed without the lock; the hold below only frames and
+        // queues them (re-encoding those changed meanwhile) and writes the
+        // chunk-table pages and the blob. What is committed is the state
+        // at that hold: the snapshot only saves work.
+        let snapshot = st.dirty_nodes();
+        drop(st);
+        let pre = crate::checkpoint::Encoded::new(snapshot);
+        let mut st = self.inner.state.lock();
+        let (ct_root, blob) = st.write_checkpoint(pre).map_err(|e| self.fail(e))?;
         let replay_start = st.log.tail();
         let replay_seq = st.log.next_seq();
         let faults = st.log.faults.clone();
