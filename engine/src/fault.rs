@@ -156,6 +156,19 @@ impl Faults {
         }
     }
 
+    /// True while file operations are recorded (tests only).
+    #[inline]
+    pub fn recording(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        {
+            self.recording.lock().is_some()
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        {
+            false
+        }
+    }
+
     #[inline]
     pub fn record(&self, op: impl FnOnce() -> IoOp) {
         #[cfg(feature = "fault-injection")]

@@ -643,6 +643,9 @@ impl Log {
         }
         let held = self.held.take().unwrap_or_default();
         self.queue.push_many(held)?;
+        if self.faults.recording() {
+            self.queue.drain(self.next_seq)?;
+        }
         r.map(|_| addrs)
     }
 
@@ -702,8 +705,23 @@ impl Log {
                 h.push(p);
                 Ok(())
             }
-            None => self.queue.push_many(vec![p]),
+            None => {
+                self.queue.push_many(vec![p])?;
+                self.written_if_recording()
+            }
         }
+    }
+
+    /// While file operations are recorded (power-cut tests), every record
+    /// is written before its append returns, so that a recording, and the
+    /// crash images cut from it, depend only on the workload and not on
+    /// when the writer thread ran (a failing chain replays exactly). The
+    /// queue is the same; only its writes are not left for later.
+    fn written_if_recording(&self) -> Result<()> {
+        if self.faults.recording() {
+            self.queue.drain(self.next_seq + 1)?;
+        }
+        Ok(())
     }
 
     /// Makes room for a record of `need` bytes (rolling to a new segment
