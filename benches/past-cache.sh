@@ -7,7 +7,8 @@
 #      of its own, ids scattered over the blocks as random writes scatter
 #      them, each id's entry pointing at one of the pool's payloads (see
 #      `Store::bench_fill_random`). Map and chunk table are full size
-#      (about 72 bytes per block: 1.2 GiB at 64 GiB); the data on disk is
+#      (about 24 bytes per block: 0.4 GiB at 64 GiB; printed after the
+#      fill from `blockd stats`); the data on disk is
 #      only the pool. `blockd serve` then runs with its default cache
 #      (256 MiB, or BLOCKD_CACHE_SIZE).
 #   2. blockd, the same at SMALL_GB GiB (default 1): the in-cache figure.
@@ -29,7 +30,7 @@
 # Parameters (env): SIZE_GB (64), SMALL_GB (1), POOL_MB (1024), RUNTIME
 # (20 s per row), RAMP (5 s), QD (32), BENCH_DIR (stores go there; default
 # target/), SERVERS (blockd-big blockd-small qcow2), BLOCKD and BENCH_FILL
-# (prebuilt binaries; else built in release). Disk: about POOL_MB + 1.3 GiB
+# (prebuilt binaries; else built in release). Disk: about POOL_MB + 0.45 GiB
 # per 64 GiB of volume for blockd, plus whatever the write rows write.
 # Needs fio (with the nbd engine), qemu-img, qemu-nbd and python3.
 set -euo pipefail
@@ -103,6 +104,7 @@ run_blockd() { # name size_gb
   local t0=$SECONDS
   "$BENCH_FILL" "$d" v "$2" "$POOL_MB" >&2
   echo "   fill took $((SECONDS - t0)) s; store: $(du -sh "$d" | cut -f1)" >&2
+  echo "   $("$BLOCKD" --data-dir "$d" stats | grep '^metadata:')" >&2
   BLOCKD_LOG=warn "$BLOCKD" --data-dir "$d" serve --api-listen "" --nbd-listen "" \
     --nbd-socket "$W/$1.sock" &
   PID=$!

@@ -674,20 +674,21 @@ fn stats(target: &Target, json: bool, out: &mut dyn Write) -> Result<i32> {
     } else {
         writeln!(
             out,
-            "{:<9} {:<36} {:<20} {:>10} {:>10} {:>10} {:>10}",
-            "KIND", "ID", "NAME", "LOGICAL", "ALLOCATED", "UNIQUE", "SHARED"
+            "{:<9} {:<36} {:<20} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "KIND", "ID", "NAME", "LOGICAL", "ALLOCATED", "UNIQUE", "SHARED", "METADATA"
         )?;
         for o in &st.objects {
             writeln!(
                 out,
-                "{:<9} {:<36} {:<20} {:>10} {:>10} {:>10} {:>10}",
+                "{:<9} {:<36} {:<20} {:>10} {:>10} {:>10} {:>10} {:>10}",
                 o.kind.map(|k| k.to_string()).unwrap_or_default(),
                 o.id.map(|i| i.to_string()).unwrap_or_default(),
                 o.name.as_deref().unwrap_or("-"),
                 ByteSize(o.logical_bytes).to_string(),
                 ByteSize(o.allocated_bytes).to_string(),
                 ByteSize(o.unique_bytes).to_string(),
-                ByteSize(o.shared_bytes).to_string()
+                ByteSize(o.shared_bytes).to_string(),
+                ByteSize(o.metadata_bytes).to_string()
             )?;
         }
         writeln!(out,
@@ -701,6 +702,13 @@ fn stats(target: &Target, json: bool, out: &mut dyn Write) -> Result<i32> {
             st.segments,
             ByteSize(st.spare_bytes),
             ByteSize(st.reclaim_moved_bytes)
+        )?;
+        writeln!(
+            out,
+            "metadata: {} live, {:.1} bytes per written block ({:.2}% of the data blocks)",
+            ByteSize(st.metadata_bytes),
+            st.metadata_bytes_per_block,
+            st.metadata_bytes_per_block * 100.0 / 4096.0
         )?;
         if st.pending_free_refs > 0 {
             writeln!(

@@ -217,6 +217,29 @@ fn import_export_roundtrip_sparse() {
         ],
         "{js}"
     );
+    // Metadata per written block: live bytes that are not data.
+    assert!(
+        st.contains("metadata: ") && st.contains("bytes per written block"),
+        "{st}"
+    );
+    let (live, data, meta) = (
+        js["live_bytes"].as_u64().unwrap(),
+        js["data_stored_bytes"].as_u64().unwrap(),
+        js["metadata_bytes"].as_u64().unwrap(),
+    );
+    assert!(data > 0 && meta > 0 && live == data + meta, "{js}");
+    let per = js["metadata_bytes_per_block"].as_f64().unwrap();
+    let blocks = js["allocated_bytes"].as_u64().unwrap() / 4096;
+    assert!((per - meta as f64 / blocks as f64).abs() < 1e-6, "{js}");
+    // Each object's share of it, in the table and the JSON.
+    assert!(st.contains("METADATA"), "{st}");
+    let shares: u64 = js["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["metadata_bytes"].as_u64().unwrap())
+        .sum();
+    assert!(shares > 0 && shares <= meta, "{js}");
     assert!(ok(&dir, &["check"]).contains("0 corruption"));
 }
 

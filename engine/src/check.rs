@@ -12,7 +12,7 @@ use crate::state::State;
 use crate::state::PAGE_RECORD;
 use crate::store::Store;
 use crate::types::{ChunkId, ObjectId, SegmentNo, BLOCK_SIZE};
-use crate::walk::{ct_page_keys, MapVisitor, NodeAt, Walk};
+use crate::walk::{ct_leaves, ct_page_keys, MapVisitor, NodeAt, Walk};
 use std::collections::{BTreeMap, HashMap};
 
 /// The findings of a check.
@@ -202,8 +202,9 @@ impl State {
     ) -> Result<()> {
         let mut seen = 0usize;
         let mut live_data = 0u64;
+        let mut live_bytes = 0u64;
         let mut fixes: Vec<(ChunkId, u32, CtEntry)> = Vec::new();
-        for leaf in 0..self.ct_leaf_count() {
+        for leaf in ct_leaves(self.ct_leaf_ranges()) {
             let page = match self.ct_load(0, leaf) {
                 Ok(p) => p,
                 Err(e) => {
@@ -221,6 +222,7 @@ impl State {
                 let want = refs.get(&id).copied().unwrap_or(0);
                 if e.is_live() && id.is_data() {
                     live_data += 1;
+                    live_bytes += u64::from(e.stored_len);
                 }
                 if want > 0 {
                     seen += 1;
@@ -253,15 +255,17 @@ impl State {
                 .corruption
                 .push("some referenced chunks lie beyond the chunk table".into());
         }
-        let counter_off = live_data != self.live_data_chunks;
+        let counter_off = live_data != self.live_data_chunks || live_bytes != self.live_data_bytes;
         if counter_off {
             report.leaks.push(format!(
-                "space accounting counts {} live data chunks, the chunk table holds {live_data}",
-                self.live_data_chunks
+                "space accounting counts {} live data chunks of {} bytes, the chunk table holds \
+                 {live_data} of {live_bytes} bytes",
+                self.live_data_chunks, self.live_data_bytes
             ));
         }
         if repair && report.corruption.is_empty() && (!fixes.is_empty() || counter_off) {
             self.live_data_chunks = live_data;
+            self.live_data_bytes = live_bytes;
             for (id, want, mut e) in fixes {
                 if want == 0 {
                     let bytes = if id.is_node() {
@@ -274,6 +278,7 @@ impl State {
                         self.node_forget(id);
                     } else {
                         self.live_data_chunks -= 1;
+                        self.live_data_bytes -= u64::from(e.stored_len);
                     }
                     self.ct_set(id, CtEntry::default())?;
                 } else {
@@ -292,12 +297,12 @@ impl State {
     /// chunk-table pages, and compares with the usage table the cleaner
     /// trusts (a segment it believes empty is deleted without a scan).
     fn verify_usage(&mut self, repair: bool, report: &mut CheckReport) -> Result<()> {
-        let n_leaves = self.ct_leaf_count();
+        let leaves = self.ct_leaf_ranges();
         let mut live: BTreeMap<SegmentNo, u64> = BTreeMap::new();
         // Unreadable pages are reported (once, by `compare_refcounts` for
         // leaves) and make the recount incomplete: compare nothing then.
         let mut unreadable = false;
-        for leaf in 0..n_leaves {
+        for leaf in ct_leaves(leaves.clone()) {
             let es = match self.ct_leaf_entries(leaf) {
                 Ok(es) => es,
                 Err(_) => {
@@ -317,7 +322,7 @@ impl State {
                 }
             }
         }
-        for (level, index) in ct_page_keys(n_leaves) {
+        for (level, index) in ct_page_keys(leaves) {
             // Loading the parent verifies it against its own parent's crc.
             let loc = match self.ct_page_ref(level, index) {
                 Ok(c) => c.loc,

@@ -54,6 +54,9 @@ pub(crate) struct Blob {
     pub next_node: u64,
     #[serde(default)]
     pub live_data_chunks: u64,
+    /// Their stored bytes (format version 4).
+    #[serde(default)]
+    pub live_data_bytes: u64,
     pub usage: Vec<(u32, u64)>,
     /// The pending-free queue, bottom first (format version 3; absent in
     /// older blobs).
@@ -209,6 +212,7 @@ impl State {
             next_data: self.next_data,
             next_node: self.next_node,
             live_data_chunks: self.live_data_chunks,
+            live_data_bytes: self.live_data_bytes,
             usage: self.usage.iter().map(|(s, b)| (s.0, *b)).collect(),
             free_queue: self.free_queue.iter().map(|c| c.0).collect(),
         };
@@ -235,6 +239,7 @@ impl State {
         self.next_data = blob.next_data;
         self.next_node = blob.next_node;
         self.live_data_chunks = blob.live_data_chunks;
+        self.live_data_bytes = blob.live_data_bytes;
         self.usage = blob
             .usage
             .into_iter()

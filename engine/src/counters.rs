@@ -12,15 +12,16 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::CT_CAPACITY;
 use crate::state::State;
+use crate::types::NODE_ID_BASE;
 use serde::Serialize;
 
 /// Ids kept in reserve below the chunk table's capacity: far more than the
 /// map nodes one client operation can allocate (a few per map level).
 pub(crate) const ID_MARGIN: u64 = 1 << 20;
-/// Data ids `n` (chunk id `2 + 2n`) that fit in the chunk table.
-pub(crate) const DATA_ID_END: u64 = (CT_CAPACITY - 2) / 2;
-/// Node ids `n` (chunk id `3 + 2n`) that fit in the chunk table.
-pub(crate) const NODE_ID_END: u64 = (CT_CAPACITY - 3) / 2;
+/// Data ids `n` (chunk id `2 + n`) that fit below the node region.
+pub(crate) const DATA_ID_END: u64 = NODE_ID_BASE - 2;
+/// Node ids `n` (chunk id `2⁵⁷ + n`) that fit in the chunk table.
+pub(crate) const NODE_ID_END: u64 = CT_CAPACITY - NODE_ID_BASE;
 /// Data ids handed out to client writes.
 pub(crate) const DATA_ID_LIMIT: u64 = DATA_ID_END - ID_MARGIN;
 /// Node ids: client operations are refused from here on.

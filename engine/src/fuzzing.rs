@@ -4,8 +4,8 @@
 //! and never allocate from a length they have not checked.
 
 use crate::decode::{
-    catalog_record, checkpoint_blob, decode_v1_inner, decode_write, CtPage, FreeStep, Node,
-    PageKey, RecordHeader, RecordKind, RelocHead, SealBody, Superblock, ZeroBody, HEADER_LEN,
+    catalog_record, checkpoint_blob, decode_write, CtPage, FreeStep, Node, PageKey, RecordHeader,
+    RecordKind, RelocHead, SealBody, Superblock, ZeroBody, HEADER_LEN,
 };
 use crate::ChunkId;
 
@@ -48,7 +48,7 @@ pub fn metadata(data: &[u8]) {
         let id = u64::from_le_bytes(sel[..8].try_into().unwrap_or([0; 8]));
         let _ = Node::decode(page, ChunkId(id));
         let _ = CtPage::decode(page, sel[8] % 8, id);
-        let _ = decode_v1_inner(page, sel[8] % 8, id);
+        let _ = crate::format::decode_v3_leaf(page, id);
     }
     let _ = PageKey::peek(data);
     let _ = Node::decode(data, ChunkId(1 << 63));

@@ -206,9 +206,9 @@ impl State {
                     },
                 )?;
                 self.account(loc, u64::from(e.stored_len), true);
-                let n = (e.chunk.0 - 2) / 2;
-                self.next_data = self.next_data.max(n + 1);
+                self.next_data = self.next_data.max(e.chunk.data_index() + 1);
                 self.live_data_chunks += 1;
+                self.live_data_bytes += u64::from(e.stored_len);
             }
             values.push(e.chunk);
         }

@@ -104,6 +104,7 @@ impl State {
         } else {
             self.account(e.loc, u64::from(e.stored_len), false);
             self.live_data_chunks = self.live_data_chunks.saturating_sub(1);
+            self.live_data_bytes = self.live_data_bytes.saturating_sub(u64::from(e.stored_len));
         }
         self.ct_set(id, CtEntry::default())?;
         Ok(children)

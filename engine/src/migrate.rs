@@ -1,177 +1,235 @@
-//! Opening a format-version-1 store: version 1 interior chunk-table pages
-//! held 510 bare child locations (four levels) and the superblock no root
-//! crc. Leaf pages, map nodes, records and the checkpoint blob are the same
-//! in both versions. While the log is replayed, leaves are found through the
-//! version 1 interior pages; then [`State::migrate_v1`] streams every leaf's
-//! location and crc, in index order, into new version 2 interior pages (one
-//! page per level in memory), and the open's checkpoint commits them with a
-//! version 2 superblock. Until that superblock is written the version 1 one
-//! still names the old tree, whose pages are still on disk, so a crash
-//! during migration leaves a store that migrates again on the next open.
+//! Opening a format-version-3 store: its metadata is rewritten in format
+//! version 4, its data stays where it is. Version 3 had chunk-table leaves
+//! of 127 entries of 32 bytes under 5 interior levels, data ids even and
+//! map node ids odd; version 4 has leaves of 255 entries of 16 bytes under
+//! 7 levels, data ids from 2 and node ids from 2⁵⁷ (docs/design.md,
+//! "Format versions").
+//!
+//! [`State::migrate_v3`] reads every leaf of the old table in index order
+//! (each page verified against the crc its parent holds, as always): data
+//! entries keep their ids, which are valid version 4 data ids, and go
+//! into the new table as they are; map nodes get new ids, in the order of
+//! their old ones, and each node is read, its children renamed (interior
+//! nodes) and appended as a new Node record under its new id, with the
+//! same refcount. Catalogue roots and the pending-free queue are renamed
+//! the same way, the counters continue past every old id, and the
+//! segments' live bytes are counted afresh (the old table and node pages
+//! become garbage for the cleaner). The open's checkpoint then writes the
+//! new table and a version 4 superblock. Until that superblock is written
+//! the version 3 slot still names the old table and nodes, all still on
+//! disk (nothing is retired before two checkpoints name the new state),
+//! and what the migration appended lies past its replay point, holding no
+//! operations: a crash during migration leaves a store that migrates again
+//! on the next open.
+//!
+//! Only a store with no operations to replay is migrated (one closed
+//! cleanly): replaying version 3 records needs version 3's node-id rule
+//! (Free records name node ids as they were allocated). Any other is
+//! refused, untouched, with a message saying to open and close it once
+//! with a format-3 build.
 
-use crate::catalog::Catalog;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::format::{
-    decode_v1_inner, CtChild, CtPage, RecordKind, Superblock, CT_FANOUT, CT_INTERIOR_LEVELS,
-    CT_LEAF_ENTRIES, V1_FANOUT,
+    check_stored, decode_v3_leaf, CtChild, CtEntry, CtPage, RecordKind, CT_FANOUT,
+    DATA_REFCOUNT_MAX, PAGE_LEN, V3_INTERIOR_LEVELS, V3_LEAF_ENTRIES,
 };
-use crate::log::Log;
 use crate::state::{State, PAGE_RECORD};
-use crate::types::LogAddr;
+use crate::types::{ChunkId, LogAddr};
+use rustc_hash::FxHashMap;
 
-/// Interior levels of a version 1 chunk table.
-const V1_LEVELS: u8 = 4;
-
-/// The version 1 chunk table being read: its root and the last interior
-/// page read at each level (leaves are visited mostly in order).
-pub(crate) struct V1Table {
-    root: LogAddr,
-    last: Vec<Option<(u64, Box<[u64]>)>>,
-}
-
-impl V1Table {
-    pub(crate) fn new(root: LogAddr) -> Self {
-        V1Table {
-            root,
-            last: vec![None; usize::from(V1_LEVELS) + 1],
-        }
-    }
+/// The version 3 chunk table being read: its root and the last interior
+/// page read at each level (leaves are read in order).
+struct V3Table {
+    root: CtChild,
+    last: Vec<Option<(u64, CtPage)>>,
 }
 
 impl State {
-    /// The state a superblock describes, before replay: its chunk table
-    /// (a version 1 one read through [`V1Table`] until migrated), its
-    /// checkpoint blob and generation. Shared by every open, salvaging and
-    /// surveying ones included.
-    pub(crate) fn from_superblock(log: Log, sb: &Superblock, cache_pages: usize) -> Result<State> {
-        let v1 = sb.version < 2;
-        let root = if v1 { CtChild::NONE } else { sb.ct_root };
-        let mut state = State::new(log, Catalog::default(), root, cache_pages);
-        if v1 {
-            state.v1 = Some(V1Table::new(sb.ct_root.loc));
+    /// Refuses a version 3 store whose log holds operations after its
+    /// replay point (`start`, sequence `seq`): only page, checkpoint and
+    /// seal records may follow, as after a clean close (or an interrupted
+    /// migration).
+    pub(crate) fn v3_require_clean(&mut self, start: LogAddr, seq: u64) -> Result<()> {
+        let (mut addr, mut seq) = (start, seq);
+        let mut ops = 0u64;
+        while let Some(rec) = self.log.read_record(addr, Some(seq))? {
+            match rec.header.kind {
+                RecordKind::Node
+                | RecordKind::CtPage
+                | RecordKind::Checkpoint
+                | RecordKind::Seal => {}
+                _ => ops += 1,
+            }
+            addr = rec.next;
+            seq += 1;
         }
-        state.load_blob(sb.blob)?;
-        state.generation = sb.generation;
-        Ok(state)
+        if ops > 0 {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "the store has on-disk format version 3 and was not closed cleanly \
+                     ({ops} operations in its log since its last checkpoint): this build \
+                     migrates only a cleanly closed version 3 store to version 4; open it \
+                     once with a blockd of format version 3 (which recovers it) and close it \
+                     (stop the server, or run `blockd check`), then open it with this build"
+                ),
+            ));
+        }
+        Ok(())
     }
 
-    /// Location of version 1 page (level, index).
-    fn v1_loc(&mut self, level: u8, index: u64) -> Result<LogAddr> {
-        let Some(t) = self.v1.as_ref() else {
-            return Err(Error::corrupt("no version 1 chunk table"));
-        };
-        if level == V1_LEVELS {
-            return Ok(if index == 0 { t.root } else { LogAddr::NONE });
+    /// The pointer to version 3 page (level, index), from its parent.
+    fn v3_child(&mut self, t: &mut V3Table, level: u8, index: u64) -> Result<CtChild> {
+        if level == V3_INTERIOR_LEVELS {
+            return Ok(if index == 0 { t.root } else { CtChild::NONE });
         }
-        let (pl, pi) = (level + 1, index / V1_FANOUT);
+        let (pl, pi) = (level + 1, index / CT_FANOUT);
         let cached = matches!(&t.last[usize::from(pl)], Some((i, _)) if *i == pi);
         if !cached {
-            let loc = self.v1_loc(pl, pi)?;
-            let page = if loc.is_none() {
-                vec![0u64; V1_FANOUT as usize].into_boxed_slice()
+            let c = self.v3_child(t, pl, pi)?;
+            let page = if c.loc.is_none() {
+                CtPage::empty(pl)
             } else {
-                let what = || format!("version 1 chunk-table page (level {pl}, index {pi})");
-                let rec = self.log.read_required(loc, &what)?;
-                if rec.header.kind != RecordKind::CtPage {
-                    return Err(Error::corrupt(format!("{} is not a page", what())));
-                }
-                decode_v1_inner(&rec.body, pl, pi)?
+                CtPage::decode(&self.v3_read(c, pl, pi)?, pl, pi)?
             };
-            if let Some(t) = self.v1.as_mut() {
-                t.last[usize::from(pl)] = Some((pi, page));
-            }
+            t.last[usize::from(pl)] = Some((pi, page));
         }
-        let t = self.v1.as_ref().expect("checked above");
-        let (_, page) = t.last[usize::from(pl)].as_ref().expect("just cached");
-        Ok(LogAddr(page[(index % V1_FANOUT) as usize]))
+        match &t.last[usize::from(pl)] {
+            Some((_, CtPage::Inner(cs))) => Ok(cs[(index % CT_FANOUT) as usize]),
+            _ => Err(Error::corrupt("version 3 chunk table: leaf above level 0")),
+        }
     }
 
-    /// Reads version 1 leaf `index`; returns it with its pointer.
-    pub(crate) fn v1_leaf(&mut self, index: u64) -> Result<(CtPage, CtChild)> {
-        let loc = self.v1_loc(0, index)?;
-        if loc.is_none() {
-            return Ok((CtPage::empty(0), CtChild::NONE));
+    /// The body of version 3 page (level, index) at `c`, verified against
+    /// the crc its parent holds.
+    fn v3_read(&mut self, c: CtChild, level: u8, index: u64) -> Result<Vec<u8>> {
+        let what = || format!("version 3 chunk-table page (level {level}, index {index})");
+        let rec = self.log.read_required(c.loc, &what)?;
+        if rec.header.kind != RecordKind::CtPage || !c.matches(&rec.body) {
+            return Err(Error::corrupt(format!(
+                "{} fails the checksum its parent holds",
+                what()
+            )));
         }
-        let what = || format!("chunk-table page (level 0, index {index})");
-        let rec = self.log.read_required(loc, &what)?;
-        if rec.header.kind != RecordKind::CtPage {
-            return Err(Error::corrupt(format!("{} is not a page", what())));
-        }
-        let page = CtPage::decode(&rec.body, 0, index)?;
-        let crc = crc32fast::hash(&rec.body);
-        Ok((page, CtChild { loc, crc }))
+        Ok(rec.body)
     }
 
-    /// Builds version 2 interior pages over the version 1 leaves (which
-    /// stay where they are), frees the version 1 interior pages' space, and
-    /// leaves the table in version 2 form for the next checkpoint.
-    pub(crate) fn migrate_v1(&mut self) -> Result<()> {
-        let max_id = (2 + 2 * self.next_data).max(3 + 2 * self.next_node);
-        let n_leaves = max_id / CT_LEAF_ENTRIES + 1;
-        // The page being filled at each level (1 ..= CT_INTERIOR_LEVELS).
-        let mut open: Vec<Option<(u64, CtPage)>> = vec![None; usize::from(CT_INTERIOR_LEVELS) + 1];
-        for leaf in 0..n_leaves {
-            let (_, child) = self.v1_leaf(leaf)?;
-            if !child.loc.is_none() {
-                self.v2_add(&mut open, 1, leaf, child)?;
+    /// Rewrites the metadata of a version 3 store, whose chunk table's root
+    /// is `root`, in version 4 (see the module doc). The state holds the
+    /// version 3 blob's catalogue, counters and queue, and an empty table.
+    pub(crate) fn migrate_v3(&mut self, root: CtChild) -> Result<()> {
+        let mut t = V3Table {
+            root,
+            last: vec![None; usize::from(V3_INTERIOR_LEVELS) + 1],
+        };
+        // Version 3 ids: data 2 + 2n, nodes 3 + 2n.
+        let (n_data, n_node) = (self.next_data, self.next_node);
+        let max_id = (2 + 2 * n_data).max(3 + 2 * n_node);
+        self.usage.clear();
+        self.live_data_chunks = 0;
+        self.live_data_bytes = 0;
+        let mut nodes: Vec<(u64, CtEntry)> = Vec::new();
+        for leaf in 0..=max_id / V3_LEAF_ENTRIES {
+            let c = self.v3_child(&mut t, 0, leaf)?;
+            if c.loc.is_none() {
+                continue;
+            }
+            let es = decode_v3_leaf(&self.v3_read(c, 0, leaf)?, leaf)?;
+            for (i, e) in es.into_iter().enumerate() {
+                let id = leaf * V3_LEAF_ENTRIES + i as u64;
+                if !e.is_live() {
+                    continue;
+                }
+                if id < 2 || (e.loc.is_none() && id.is_multiple_of(2)) {
+                    return Err(Error::corrupt(format!(
+                        "version 3 chunk {id} has a malformed entry {e:?}"
+                    )));
+                }
+                if id % 2 == 1 {
+                    nodes.push((id, e));
+                    continue;
+                }
+                check_stored(e.stored_len, e.flags)
+                    .map_err(|x| x.with_context(format!("version 3 data chunk {id}")))?;
+                if e.refcount > DATA_REFCOUNT_MAX {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!(
+                            "data chunk {id} has {} references; format version 4 holds at \
+                             most {DATA_REFCOUNT_MAX} per data chunk",
+                            e.refcount
+                        ),
+                    ));
+                }
+                self.ct_set(ChunkId(id), e)?;
+                self.account(e.loc, u64::from(e.stored_len), true);
+                self.live_data_chunks += 1;
+                self.live_data_bytes += u64::from(e.stored_len);
             }
         }
-        for level in 1..=CT_INTERIOR_LEVELS {
-            if let Some((idx, page)) = open[usize::from(level)].take() {
-                let child = self.v2_write(level, idx, page)?;
-                self.v2_add(&mut open, level + 1, idx, child)?;
+        // New node ids in the order of the old ones.
+        let renamed: FxHashMap<u64, u64> = nodes
+            .iter()
+            .enumerate()
+            .map(|(k, (old, _))| (*old, ChunkId::node(k as u64).0))
+            .collect();
+        let rename = |x: u64| -> Result<u64> {
+            if x < 2 {
+                return Ok(x);
+            }
+            renamed.get(&x).copied().ok_or_else(|| {
+                Error::corrupt(format!("version 3 node reference {x} names no live node"))
+            })
+        };
+        for (k, (old, e)) in nodes.iter().enumerate() {
+            let new = ChunkId::node(k as u64);
+            if e.loc.is_none() {
+                return Err(Error::corrupt(format!(
+                    "version 3 map node {old} was never written"
+                )));
+            }
+            let seg = self.log.segment(e.loc.segment());
+            let mut n = crate::fetch::read_node(
+                seg.as_deref(),
+                self.log.seg_size,
+                ChunkId(*old),
+                e.loc,
+                e.crc,
+            )?;
+            if n.level > 0 {
+                for s in n.slots.iter_mut() {
+                    *s = rename(*s)?;
+                }
+            } else if let Some(s) = n.slots.iter().find(|&&s| s >= 2 && s % 2 == 1) {
+                return Err(Error::corrupt(format!(
+                    "version 3 map leaf {old} names node {s} as data"
+                )));
+            }
+            let body = n.encode(new);
+            let loc = self.append(RecordKind::Node, &body)?;
+            self.account(loc, PAGE_RECORD, true);
+            self.ct_set(
+                new,
+                CtEntry {
+                    loc,
+                    refcount: e.refcount,
+                    crc: crc32fast::hash(&body),
+                    stored_len: PAGE_LEN as u32,
+                    flags: 0,
+                },
+            )?;
+        }
+        for o in self.catalog.objects.values_mut() {
+            o.root = rename(o.root)?;
+        }
+        for q in self.free_queue.iter_mut() {
+            if q.0 % 2 == 1 {
+                *q = ChunkId(rename(q.0)?);
             }
         }
-        // The version 1 interior pages are garbage now.
-        let mut count = n_leaves.div_ceil(V1_FANOUT);
-        for level in 1..=V1_LEVELS {
-            for index in 0..count {
-                let loc = self.v1_loc(level, index)?;
-                self.account(loc, PAGE_RECORD, false);
-            }
-            count = count.div_ceil(V1_FANOUT);
-        }
-        self.v1 = None;
+        // Past every old id: data ids up to 2 n_data were taken.
+        self.next_data = 2 * n_data;
+        self.next_node = nodes.len() as u64;
         Ok(())
-    }
-
-    /// Puts `child` (page `index` one level down) into its parent at
-    /// `level`, writing out the parent being filled when this one differs.
-    fn v2_add(
-        &mut self,
-        open: &mut [Option<(u64, CtPage)>],
-        level: u8,
-        index: u64,
-        child: CtChild,
-    ) -> Result<()> {
-        if level > CT_INTERIOR_LEVELS {
-            self.ct_root = child;
-            return Ok(());
-        }
-        let pidx = index / CT_FANOUT;
-        if let Some((cur, _)) = &open[usize::from(level)] {
-            if *cur != pidx {
-                let (cur, page) = open[usize::from(level)].take().expect("checked");
-                let c = self.v2_write(level, cur, page)?;
-                self.v2_add(open, level + 1, cur, c)?;
-            }
-        }
-        let (_, page) =
-            open[usize::from(level)].get_or_insert_with(|| (pidx, CtPage::empty(level)));
-        match page {
-            CtPage::Inner(cs) => cs[(index % CT_FANOUT) as usize] = child,
-            CtPage::Leaf(_) => return Err(Error::corrupt("migration: leaf above level 0")),
-        }
-        Ok(())
-    }
-
-    fn v2_write(&mut self, level: u8, index: u64, page: CtPage) -> Result<CtChild> {
-        let body = page.encode(level, index);
-        let loc = self.append(RecordKind::CtPage, &body)?;
-        self.account(loc, PAGE_RECORD, true);
-        Ok(CtChild {
-            loc,
-            crc: crc32fast::hash(&body),
-        })
     }
 }

@@ -10,7 +10,7 @@ use crate::log::Segment;
 use crate::state::State;
 use crate::store::Store;
 use crate::types::{ChunkId, ObjectId, BLOCK_SIZE};
-use crate::walk::{ct_page_keys, MapVisitor, NodeAt, Walk};
+use crate::walk::{ct_leaves, ct_page_keys, MapVisitor, NodeAt, Walk};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -149,10 +149,10 @@ impl Store {
             start: Instant::now(),
             bytes: 0,
         };
-        let n_leaves = self.state().ct_leaf_count();
+        let leaves = self.state().ct_leaf_ranges();
         let mut bad: Vec<(Option<ChunkId>, String)> = Vec::new();
         // Chunk-table pages, every level, as stored by the last checkpoint.
-        for (level, index) in ct_page_keys(n_leaves) {
+        for (level, index) in ct_page_keys(leaves.clone()) {
             let found = {
                 let mut st = self.state();
                 match st.ct_page_ref(level, index) {
@@ -207,7 +207,7 @@ impl Store {
         }
 
         // Every live chunk.
-        for leaf in 0..n_leaves {
+        for leaf in ct_leaves(leaves) {
             let items: Vec<(ChunkId, CtEntry, Option<Arc<Segment>>)> = {
                 let mut st = self.state();
                 // A leaf that cannot be loaded was reported by the page pass.

@@ -47,6 +47,9 @@ pub(crate) struct State {
     pub generation: u64,
     /// Data chunks currently referenced (for store-level space stats).
     pub live_data_chunks: u64,
+    /// Their stored bytes (compressed lengths for compressed chunks): the
+    /// live bytes that are data; the rest of `usage` is metadata.
+    pub live_data_bytes: u64,
     /// Log bytes appended since the last checkpoint (`checkpoint_due`).
     log_since_checkpoint: u64,
     /// Live bytes the cleaner copied forward since the store was opened.
@@ -61,9 +64,6 @@ pub(crate) struct State {
     /// Chunk-table pages the cleaner moved out of a segment: rewritten by
     /// the next checkpoint even if unchanged.
     pub ct_force: BTreeSet<CtKey>,
-    /// A format-version-1 chunk table, read until `migrate_v1` replaces
-    /// its interior pages (`migrate.rs`).
-    pub(crate) v1: Option<crate::migrate::V1Table>,
     /// Operation counters, shared with the store handle.
     pub(crate) counters: Arc<crate::op_stats::Counters>,
     /// The pending-free queue (a stack): references whose release is
@@ -90,16 +90,36 @@ impl State {
             next_node: 0,
             generation: 0,
             live_data_chunks: 0,
+            live_data_bytes: 0,
             log_since_checkpoint: 0,
             reclaim_moved: 0,
             pending_delete: Vec::new(),
             delete_next: Vec::new(),
             ct_force: BTreeSet::new(),
-            v1: None,
             counters: Arc::default(),
             free_queue: Vec::new(),
             fetch: Default::default(),
         }
+    }
+
+    /// The state a superblock describes, before replay: its chunk table,
+    /// its checkpoint blob and generation. Shared by every open, salvaging
+    /// and surveying ones included.
+    pub(crate) fn from_superblock(
+        log: Log,
+        sb: &crate::format::Superblock,
+        cache_pages: usize,
+    ) -> Result<State> {
+        // A version 3 table is read only by the migration (`migrate.rs`).
+        let root = if sb.version < crate::format::FORMAT_VERSION {
+            CtChild::NONE
+        } else {
+            sb.ct_root
+        };
+        let mut state = State::new(log, Catalog::default(), root, cache_pages);
+        state.load_blob(sb.blob)?;
+        state.generation = sb.generation;
+        Ok(state)
     }
 
     /// Pages pinned dirty in memory.
@@ -197,17 +217,6 @@ impl State {
             return Ok(p);
         }
         self.counters.lookup(Cache::Table, false);
-        if self.v1.is_some() {
-            // Replaying a version 1 store: only leaves are looked up.
-            if level != 0 {
-                return Err(Error::corrupt(
-                    "version 1 chunk table: interior page needed before migration",
-                ));
-            }
-            let page = Arc::new(self.v1_leaf(index)?.0);
-            self.ct_clean.put((level, index), page.clone());
-            return Ok(page);
-        }
         let child = self.ct_page_ref(level, index)?;
         let page = if child.loc.is_none() {
             CtPage::empty(level)
@@ -356,12 +365,16 @@ impl State {
                         id.0
                     )));
                 }
-                e.refcount = e.refcount.checked_add(1).ok_or_else(|| {
-                    Error::new(
-                        crate::ErrorKind::Unsupported,
-                        format!("chunk {} has too many references", id.0),
-                    )
-                })?;
+                e.refcount = e
+                    .refcount
+                    .checked_add(1)
+                    .filter(|&r| r <= CtEntry::max_refs(id))
+                    .ok_or_else(|| {
+                        Error::new(
+                            crate::ErrorKind::Unsupported,
+                            format!("chunk {} has too many references", id.0),
+                        )
+                    })?;
                 i += 1;
             }
         }

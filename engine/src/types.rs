@@ -53,8 +53,10 @@ impl FromStr for ObjectId {
 
 /// The id of a stored chunk (a data block or a map node) in the chunk table.
 ///
-/// `0` is a hole, `1` a zero extent; data chunks have even ids from 2 and map
-/// nodes odd ids from 3, drawn from separate counters.
+/// `0` is a hole, `1` a zero extent; data chunks have ids from 2 up to
+/// [`NODE_ID_BASE`] and map nodes ids from [`NODE_ID_BASE`] on, drawn from
+/// separate counters, so that each region of the chunk table fills its
+/// leaves densely.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
 pub struct ChunkId(pub u64);
 
@@ -69,25 +71,32 @@ impl ChunkId {
     }
     /// True for a map node id.
     pub fn is_node(self) -> bool {
-        self.0 >= 3 && self.0 % 2 == 1
+        self.0 >= NODE_ID_BASE
     }
     /// True for a data chunk id.
     pub fn is_data(self) -> bool {
-        self.0 >= 2 && self.0.is_multiple_of(2)
+        (2..NODE_ID_BASE).contains(&self.0)
     }
     /// The `n`th data chunk id.
     pub fn data(n: u64) -> Self {
-        ChunkId(2 + 2 * n)
+        ChunkId(2 + n)
+    }
+    /// `n` for the `n`th data chunk id (this one must be a data id).
+    pub fn data_index(self) -> u64 {
+        self.0 - 2
     }
     /// The `n`th node id.
     pub fn node(n: u64) -> Self {
-        ChunkId(3 + 2 * n)
+        ChunkId(NODE_ID_BASE + n)
     }
     /// Index of this id in the chunk table.
     pub fn table_index(self) -> u64 {
         self.0
     }
 }
+
+/// The first map node id (2⁵⁷): data ids lie below it, node ids from it on.
+pub const NODE_ID_BASE: u64 = 1 << 57;
 
 /// The index of a 4 KiB block within a volume.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -200,6 +209,11 @@ mod tests {
         assert!(ChunkId::data(0).is_data());
         assert!(ChunkId::node(0).is_node());
         assert!(!ChunkId::HOLE.is_data() && !ChunkId::ZERO.is_node());
+        // Consecutive ids in each region, the regions apart.
+        assert_eq!((ChunkId::data(0).0, ChunkId::data(1).0), (2, 3));
+        assert!(ChunkId::data(1).is_data() && !ChunkId::data(1).is_node());
+        assert_eq!(ChunkId::node(1).0, NODE_ID_BASE + 1);
+        assert!(ChunkId(NODE_ID_BASE - 1).is_data() && !ChunkId::node(5).is_data());
         let a = LogAddr::new(SegmentNo(7), 1234);
         assert_eq!(a.segment(), SegmentNo(7));
         assert_eq!(a.offset(), 1234);

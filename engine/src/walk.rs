@@ -20,6 +20,7 @@ use crate::format::{Node, CT_FANOUT, CT_INTERIOR_LEVELS, CT_LEAF_ENTRIES};
 use crate::map::entry_span;
 use crate::state::State;
 use crate::types::{ChunkId, ObjectId};
+use std::ops::Range;
 
 /// A node the walk reaches: its chunk id, the level it should have (0 for
 /// leaves, whose entries are data) and the first block it covers.
@@ -140,20 +141,34 @@ impl State {
             .collect()
     }
 
-    /// Chunk-table leaves that may hold an entry: enough for every chunk
-    /// id allocated so far.
-    pub(crate) fn ct_leaf_count(&self) -> u64 {
-        let max_id = (2 + 2 * self.next_data).max(3 + 2 * self.next_node);
-        max_id / CT_LEAF_ENTRIES + 1
+    /// Chunk-table leaves that may hold an entry, one range per id region
+    /// (data ids from 2, node ids from 2⁵⁷): enough for every id
+    /// allocated so far.
+    pub(crate) fn ct_leaf_ranges(&self) -> [Range<u64>; 2] {
+        let leaf = |id: ChunkId| id.table_index() / CT_LEAF_ENTRIES;
+        [
+            0..leaf(ChunkId::data(self.next_data)) + 1,
+            leaf(ChunkId::node(0))..leaf(ChunkId::node(self.next_node)) + 1,
+        ]
     }
 }
 
-/// Every page (level, index) of a chunk table of `leaves` leaves: the
-/// leaves, then each interior level up to the root, each in index order.
-pub(crate) fn ct_page_keys(leaves: u64) -> impl Iterator<Item = (u8, u64)> {
+/// Every leaf of `ranges` (sorted and disjoint, as
+/// [`State::ct_leaf_ranges`] gives them), in index order.
+pub(crate) fn ct_leaves(ranges: [Range<u64>; 2]) -> impl Iterator<Item = u64> {
+    ranges.into_iter().flatten()
+}
+
+/// Every page (level, index) of a chunk table whose leaves are `ranges`:
+/// the leaves, then each interior level up to the root, each in index
+/// order and each page once (the regions share their upper pages).
+pub(crate) fn ct_page_keys(ranges: [Range<u64>; 2]) -> impl Iterator<Item = (u8, u64)> {
     (0..=CT_INTERIOR_LEVELS).flat_map(move |level| {
-        let count = (0..level).fold(leaves, |n, _| n.div_ceil(CT_FANOUT));
-        (0..count).map(move |index| (level, index))
+        let span = CT_FANOUT.pow(u32::from(level));
+        let up = |r: &Range<u64>| r.start / span..(r.end - 1) / span + 1;
+        let (a, b) = (up(&ranges[0]), up(&ranges[1]));
+        let b = b.start.max(a.end)..b.end.max(a.end);
+        a.chain(b).map(move |index| (level, index))
     })
 }
 
@@ -163,13 +178,24 @@ mod tests {
 
     #[test]
     fn page_keys_cover_each_level() {
-        let keys: Vec<(u8, u64)> = ct_page_keys(300).collect();
-        // 300 leaves, 2 pages at level 1, then one page per level.
-        assert_eq!(keys.len(), 300 + 2 + 4);
+        let node0 = crate::types::NODE_ID_BASE / CT_LEAF_ENTRIES;
+        let keys: Vec<(u8, u64)> = ct_page_keys([0..300, node0..node0 + 1]).collect();
+        // 300 data leaves and one node leaf; at level 1, 2 pages and 1;
+        // the regions part below the root (the node region starts at
+        // 2⁵⁷ = 2.02 × 255⁷ ids), so two pages per level up to 6.
+        assert_eq!(keys.len(), 301 + 3 + 2 * 5 + 1);
         assert_eq!(keys[0], (0, 0));
         assert_eq!(keys[299], (0, 299));
-        assert_eq!(&keys[300..302], &[(1, 0), (1, 1)]);
+        assert_eq!(keys[300], (0, node0));
+        assert_eq!(&keys[301..303], &[(1, 0), (1, 1)]);
+        assert_eq!(keys[303], (1, node0 / CT_FANOUT));
+        assert_eq!(keys[keys.len() - 2], (6, 2));
         assert_eq!(keys.last(), Some(&(CT_INTERIOR_LEVELS, 0)));
-        assert_eq!(ct_page_keys(1).count(), 1 + CT_INTERIOR_LEVELS as usize);
+        // Overlapping regions at the top are listed once.
+        assert_eq!(
+            ct_page_keys([0..1, 1..2]).count(),
+            2 + CT_INTERIOR_LEVELS as usize
+        );
+        assert_eq!(ct_leaves([0..2, 7..9]).collect::<Vec<_>>(), [0, 1, 7, 8]);
     }
 }

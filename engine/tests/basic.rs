@@ -469,3 +469,66 @@ fn background_reclaim_keeps_up_and_close_waits_for_it() {
     s.read(v, 5 << 20, &mut b).unwrap();
     assert!(b == pattern(12, 1 << 20));
 }
+
+/// Metadata per written block, from the live-byte accounting: a volume
+/// written whole costs a map slot (8 bytes) and a 16-byte chunk-table
+/// entry per block, plus the interior pages, about 24 to 30 bytes (format
+/// version 3 took 72); compressed data is counted at its stored length.
+#[test]
+fn metadata_bytes_per_written_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), opts()).unwrap();
+    let blocks = 32768u64;
+    let v = s.create_volume(Some("v"), blocks * 4096, false).unwrap().id;
+    let c = s.create_volume(Some("c"), 64 * 4096, true).unwrap().id;
+    let mut buf = vec![0u8; 1 << 20];
+    for mb in 0..blocks / 256 {
+        for (i, w) in buf.chunks_exact_mut(8).enumerate() {
+            w.copy_from_slice(&((mb << 20) + i as u64 * 8 + 1).to_le_bytes());
+        }
+        s.write(v, mb << 20, &buf, false).unwrap();
+    }
+    // 64 compressible blocks: stored short, counted so.
+    s.write(c, 0, &pattern(3, 64 * 4096), false).unwrap();
+    s.close().unwrap();
+    let s = Store::open(dir.path(), opts()).unwrap();
+    let st = s.stats().unwrap();
+    assert_eq!(st.allocated_bytes, (blocks + 64) * 4096);
+    assert!(st.data_stored_bytes > blocks * 4096, "{st:?}");
+    assert!(st.data_stored_bytes < (blocks + 32) * 4096, "{st:?}");
+    assert_eq!(st.metadata_bytes, st.live_bytes - st.data_stored_bytes);
+    let per = st.metadata_bytes_per_block;
+    assert!((24.0..32.0).contains(&per), "{per} bytes per block: {st:?}");
+    // Per object: its nodes and entries; the objects' shares add up to
+    // the store's metadata less the table's interior pages and the blob.
+    let meta = |st: &blockd_engine::StoreStats, id| {
+        st.objects
+            .iter()
+            .find(|o| o.id == Some(id))
+            .unwrap()
+            .metadata_bytes
+    };
+    let (mv, mc) = (meta(&st, v), meta(&st, c));
+    assert!((24 * blocks..30 * blocks).contains(&mv), "{mv}: {st:?}");
+    assert!(mc > 4096 && mc < 3 * 4128, "{mc}: {st:?}");
+    assert!(
+        mv + mc <= st.metadata_bytes && mv + mc > st.metadata_bytes * 9 / 10,
+        "{st:?}"
+    );
+    // A snapshot shares the map: the volume's share halves, the sum stays.
+    let snap = s.snapshot(v, Some("s")).unwrap().id;
+    let st2 = s.stats().unwrap();
+    let (v2, s2) = (meta(&st2, v), meta(&st2, snap));
+    assert!(
+        v2.abs_diff(mv / 2) <= 1 && s2.abs_diff(mv / 2) <= 1,
+        "{v2} {s2} {mv}"
+    );
+    // Rewriting half of the volume gives it nodes and entries of its own.
+    s.write(v, 0, &vec![7u8; 64 << 20], false).unwrap();
+    let st3 = s.stats().unwrap();
+    assert!(
+        meta(&st3, v) > v2 + v2 / 3 && meta(&st3, snap) < mv,
+        "{st3:?}"
+    );
+    assert!(s.check(false).unwrap().is_clean());
+}

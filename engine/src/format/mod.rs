@@ -2,7 +2,7 @@
 //! encoded and decoded here and nowhere else. This file holds the layout
 //! constants and the record header that frames every log record;
 //! `superblock.rs` the superblock slot; `pages.rs` map node pages and
-//! chunk-table pages (and version 1 interior pages, for migration);
+//! chunk-table pages (and version 3 leaves, for migration);
 //! `records.rs` the bodies of Write, Zero, Reloc, Seal and Free records.
 //! Catalog records and the checkpoint blob are JSON of the catalogue's and
 //! the blob's serde types (`catalog.rs`, `checkpoint.rs`).
@@ -29,27 +29,28 @@ pub const HEADER_LEN: usize = 32;
 pub const PAGE_LEN: usize = 4096;
 /// Entries in a map node.
 pub const NODE_FANOUT: u64 = 510;
-/// Entries in a chunk-table leaf page.
-pub const CT_LEAF_ENTRIES: u64 = 127;
+/// Entries in a chunk-table (object-table) leaf page: 16 bytes each.
+pub const CT_LEAF_ENTRIES: u64 = 255;
 /// Children of a chunk-table interior page (16 bytes each: location and crc).
 pub const CT_FANOUT: u64 = 255;
-/// Levels of interior pages above chunk-table leaves.
-pub const CT_INTERIOR_LEVELS: u8 = 5;
+/// Levels of interior pages above chunk-table leaves: enough for node ids,
+/// which start at 2⁵⁷ ([`crate::types::NODE_ID_BASE`]).
+pub const CT_INTERIOR_LEVELS: u8 = 7;
 /// Chunk-table slots, and so the bound on chunk ids: leaves of
 /// [`CT_LEAF_ENTRIES`] under [`CT_INTERIOR_LEVELS`] levels of
-/// [`CT_FANOUT`] (127 × 255⁵ ≈ 1.4 × 10¹⁴).
+/// [`CT_FANOUT`] (255⁸ ≈ 1.8 × 10¹⁹, just under 2⁶⁴).
 pub const CT_CAPACITY: u64 = CT_LEAF_ENTRIES * CT_FANOUT.pow(CT_INTERIOR_LEVELS as u32);
 /// Superblock magic.
 pub const SUPER_MAGIC: [u8; 8] = *b"BLKDSUPR";
-/// On-disk format version. Version 1 had interior chunk-table pages of 510
-/// bare child locations (4 levels) and no root crc in the superblock; it is
-/// migrated on open (`migrate.rs`). Version 2 had no pending-free queue
-/// (no Free records, no `free_queue` in the blob): opening it only marks it
-/// version 3, so that an older build, which would take a Free record for a
-/// torn tail, refuses the store instead.
-pub const FORMAT_VERSION: u32 = 3;
+/// On-disk format version. Version 4 has chunk-table leaves of 255
+/// 16-byte entries and separate id regions (data ids from 2, node ids from
+/// 2⁵⁷); a cleanly closed version 3 store (leaves of 127 32-byte entries,
+/// data ids even and node ids odd) is migrated on open (`migrate.rs`);
+/// versions 1 and 2 are refused with a message saying to open them with a
+/// format-3 build first (docs/design.md, "Format versions").
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest format version this build opens (migrating it).
-pub const OLDEST_FORMAT_VERSION: u32 = 1;
+pub const OLDEST_FORMAT_VERSION: u32 = 3;
 /// Size of one superblock slot.
 pub const SUPER_SLOT_LEN: usize = 4096;
 /// The kind of a log record.

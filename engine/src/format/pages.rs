@@ -1,17 +1,18 @@
 //! Metadata pages, 4096 bytes each, every one naming its own identity so
 //! that a misdirected pointer is caught: map nodes (510 chunk ids and a
-//! level), chunk-table leaves (127 entries) and interior pages (255 child
-//! pointers with the child's crc), and the version 1 interior pages that
-//! `migrate.rs` still reads.
+//! level), chunk-table leaves (255 entries of 16 bytes) and interior pages
+//! (255 child pointers with the child's crc), and the format version 3
+//! leaves (127 entries of 32 bytes) that `migrate.rs` reads.
 
 use super::{
     get_u32, get_u64, put_u32, put_u64, CT_FANOUT, CT_LEAF_ENTRIES, NODE_FANOUT, PAGE_LEN,
 };
 use crate::error::{Error, Result};
-use crate::types::{ChunkId, LogAddr};
+use crate::types::{ChunkId, LogAddr, NODE_ID_BASE};
 
 const NODE_MAGIC: u32 = u32::from_le_bytes(*b"NODE");
-const CT_LEAF_MAGIC: u32 = u32::from_le_bytes(*b"CTLF");
+/// Leaves of 16-byte entries (format version 4; version 3's were "CTLF").
+const CT_LEAF_MAGIC: u32 = u32::from_le_bytes(*b"OTLF");
 const CT_INNER_MAGIC: u32 = u32::from_le_bytes(*b"CTIN");
 
 /// A map node: 510 child entries, chunk ids of nodes (level > 0) or data.
@@ -75,7 +76,11 @@ impl Node {
 }
 
 /// One chunk-table entry: where a chunk lives, how many references it has,
-/// and its checksum.
+/// and its checksum. On disk 16 bytes (`loc` u64, a u32 word, `crc` u32):
+/// for a node the word is its refcount (`stored_len` is always a page, no
+/// flags); for data chunks the low 20 bits are the refcount (at most
+/// [`DATA_REFCOUNT_MAX`]) and the high 12 the stored length of a
+/// compressed chunk (1 to 4095), or 0 for an uncompressed 4096-byte one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtEntry {
     /// Location: the payload for data chunks, the record for nodes;
@@ -94,10 +99,95 @@ pub struct CtEntry {
 /// The chunk is stored zstd-compressed.
 pub const CT_FLAG_COMPRESSED: u32 = 1;
 
+/// The most references a data chunk's entry holds (20 bits; the other 12
+/// of its word hold a compressed chunk's length). Each is a map leaf (or a
+/// queued reference) naming the chunk: reached only by a million snapshots
+/// or clones that each rewrote the leaf around one same block.
+pub const DATA_REFCOUNT_MAX: u32 = (1 << 20) - 1;
+
+/// Checks a data chunk's stored length and flags are what a chunk-table
+/// entry can hold: a plain 4096-byte block, or a compressed one of 1 to
+/// 4095 bytes (compression is kept only when it shrinks the block).
+pub fn check_stored(stored_len: u32, flags: u32) -> Result<()> {
+    let ok = match flags {
+        0 => stored_len == PAGE_LEN as u32,
+        CT_FLAG_COMPRESSED => (1..PAGE_LEN as u32).contains(&stored_len),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::corrupt(format!(
+            "data chunk with stored length {stored_len} and flags {flags:#x}"
+        )))
+    }
+}
+
+/// Bytes of one leaf entry.
+const CT_ENTRY_LEN: usize = 16;
+
 impl CtEntry {
     /// True when the entry is in use.
     pub fn is_live(&self) -> bool {
         self.refcount > 0
+    }
+
+    /// The most references the entry of chunk `id` can hold.
+    pub fn max_refs(id: ChunkId) -> u32 {
+        if id.0 < NODE_ID_BASE {
+            DATA_REFCOUNT_MAX
+        } else {
+            u32::MAX
+        }
+    }
+
+    /// Encodes the entry of chunk `id` into its 16 bytes.
+    fn encode_into(&self, id: u64, b: &mut [u8]) {
+        let word = if id < NODE_ID_BASE && self.is_live() {
+            let len = if self.flags & CT_FLAG_COMPRESSED != 0 {
+                self.stored_len
+            } else {
+                0
+            };
+            debug_assert!(self.refcount <= DATA_REFCOUNT_MAX && len < 4096, "{self:?}");
+            (self.refcount & DATA_REFCOUNT_MAX) | (len << 20)
+        } else {
+            self.refcount
+        };
+        put_u64(b, 0, self.loc.0);
+        put_u32(b, 8, word);
+        put_u32(b, 12, self.crc);
+    }
+
+    /// Decodes the 16 bytes of chunk `id`'s entry.
+    fn decode_from(id: u64, b: &[u8]) -> Result<CtEntry> {
+        let (loc, word, crc) = (LogAddr(get_u64(b, 0)), get_u32(b, 8), get_u32(b, 12));
+        if loc.is_none() && word == 0 && crc == 0 {
+            return Ok(CtEntry::default());
+        }
+        if id >= NODE_ID_BASE {
+            return Ok(CtEntry {
+                loc,
+                refcount: word,
+                crc,
+                stored_len: PAGE_LEN as u32,
+                flags: 0,
+            });
+        }
+        let (refcount, len) = (word & DATA_REFCOUNT_MAX, word >> 20);
+        if refcount == 0 || loc.is_none() {
+            return Err(Error::corrupt(format!(
+                "chunk-table entry of data chunk {id} is malformed (location {}, word {word:#x})",
+                loc.0
+            )));
+        }
+        Ok(CtEntry {
+            loc,
+            refcount,
+            crc,
+            stored_len: if len == 0 { PAGE_LEN as u32 } else { len },
+            flags: if len == 0 { 0 } else { CT_FLAG_COMPRESSED },
+        })
     }
 }
 
@@ -166,12 +256,9 @@ impl CtPage {
             CtPage::Leaf(es) => {
                 put_u32(&mut b, 0, CT_LEAF_MAGIC);
                 for (i, e) in es.iter().enumerate() {
-                    let o = 16 + 32 * i;
-                    put_u64(&mut b, o, e.loc.0);
-                    put_u32(&mut b, o + 8, e.refcount);
-                    put_u32(&mut b, o + 12, e.crc);
-                    put_u32(&mut b, o + 16, e.stored_len);
-                    put_u32(&mut b, o + 20, e.flags);
+                    let o = 16 + CT_ENTRY_LEN * i;
+                    let id = index * CT_LEAF_ENTRIES + i as u64;
+                    e.encode_into(id, &mut b[o..o + CT_ENTRY_LEN]);
                 }
             }
             CtPage::Inner(cs) => {
@@ -204,14 +291,12 @@ impl CtPage {
         if level == 0 && magic == CT_LEAF_MAGIC {
             let mut es = Box::new([CtEntry::default(); CT_LEAF_ENTRIES as usize]);
             for (i, e) in es.iter_mut().enumerate() {
-                let o = 16 + 32 * i;
-                *e = CtEntry {
-                    loc: LogAddr(get_u64(b, o)),
-                    refcount: get_u32(b, o + 8),
-                    crc: get_u32(b, o + 12),
-                    stored_len: get_u32(b, o + 16),
-                    flags: get_u32(b, o + 20),
-                };
+                let o = 16 + CT_ENTRY_LEN * i;
+                let id = index
+                    .saturating_mul(CT_LEAF_ENTRIES)
+                    .saturating_add(i as u64);
+                *e = CtEntry::decode_from(id, &b[o..o + CT_ENTRY_LEN])
+                    .map_err(|e| e.with_context(what()))?;
             }
             Ok(CtPage::Leaf(es))
         } else if level > 0 && magic == CT_INNER_MAGIC {
@@ -234,6 +319,37 @@ impl CtPage {
             Err(Error::corrupt(format!("{} has a bad magic", what())))
         }
     }
+}
+
+/// Entries of a format version 3 chunk-table leaf.
+pub const V3_LEAF_ENTRIES: u64 = 127;
+/// Interior levels of a format version 3 chunk table (interior pages as
+/// in version 4).
+pub const V3_INTERIOR_LEVELS: u8 = 5;
+const V3_LEAF_MAGIC: u32 = u32::from_le_bytes(*b"CTLF");
+
+/// Decodes a format version 3 chunk-table leaf (127 entries of 32 bytes:
+/// loc u64, refcount u32, crc u32, stored_len u32, flags u32, 0 u64),
+/// checking that it is leaf `index`: what `migrate.rs` reads.
+pub fn decode_v3_leaf(b: &[u8], index: u64) -> Result<Vec<CtEntry>> {
+    if b.len() != PAGE_LEN || get_u32(b, 0) != V3_LEAF_MAGIC || b[4] != 0 || get_u64(b, 8) != index
+    {
+        return Err(Error::corrupt(format!(
+            "version 3 chunk-table leaf {index} has a bad header"
+        )));
+    }
+    Ok((0..V3_LEAF_ENTRIES as usize)
+        .map(|i| {
+            let o = 16 + 32 * i;
+            CtEntry {
+                loc: LogAddr(get_u64(b, o)),
+                refcount: get_u32(b, o + 8),
+                crc: get_u32(b, o + 12),
+                stored_len: get_u32(b, o + 16),
+                flags: get_u32(b, o + 20),
+            }
+        })
+        .collect())
 }
 
 /// The identity a node or chunk-table page names (its level byte and its
@@ -263,26 +379,6 @@ impl PageKey {
     }
 }
 
-/// Children of a version 1 interior chunk-table page (bare locations).
-pub const V1_FANOUT: u64 = 510;
-
-/// Decodes a version 1 interior chunk-table page, checking that it is
-/// (level, index): 510 bare child locations, no crcs.
-pub fn decode_v1_inner(b: &[u8], level: u8, index: u64) -> Result<Box<[u64]>> {
-    if b.len() != PAGE_LEN
-        || get_u32(b, 0) != CT_INNER_MAGIC
-        || b[4] != level
-        || get_u64(b, 8) != index
-    {
-        return Err(Error::corrupt(format!(
-            "version 1 chunk-table page (level {level}, index {index}) has a bad header"
-        )));
-    }
-    Ok((0..V1_FANOUT as usize)
-        .map(|i| get_u64(b, 16 + 8 * i))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,18 +396,50 @@ mod tests {
     fn ct_page_roundtrip() {
         let mut p = CtPage::empty(0);
         if let CtPage::Leaf(es) = &mut p {
+            // Compressed and plain data, at the most references.
             es[3] = CtEntry {
                 loc: LogAddr(99),
-                refcount: 2,
+                refcount: DATA_REFCOUNT_MAX,
                 crc: 5,
+                stored_len: 4095,
+                flags: CT_FLAG_COMPRESSED,
+            };
+            es[254] = CtEntry {
+                loc: LogAddr(1 << 40),
+                refcount: 1,
+                crc: 6,
                 stored_len: 4096,
-                flags: 1,
+                flags: 0,
             };
         }
         let b = p.encode(0, 12);
         assert_eq!(CtPage::decode(&b, 0, 12).unwrap(), p);
         assert!(CtPage::decode(&b, 0, 13).is_err());
         assert!(CtPage::decode(&b, 1, 12).is_err());
+        // Entries are 16 bytes: the last ends the page.
+        assert_eq!(get_u32(&b, 16 + 16 * 254 + 12), 6);
+        // A data entry with a location but no references is refused.
+        let mut bad = b.clone();
+        put_u32(&mut bad, 16 + 16 * 3 + 8, 4095 << 20);
+        let e = CtPage::decode(&bad, 0, 12).unwrap_err();
+        assert!(e.to_string().contains("malformed"), "{e}");
+        // Node entries hold a full 32-bit refcount and no length.
+        let leaf = NODE_ID_BASE / CT_LEAF_ENTRIES + 1;
+        let mut p = CtPage::empty(0);
+        let node = CtEntry {
+            loc: LogAddr::NONE,
+            refcount: u32::MAX,
+            crc: 0,
+            stored_len: PAGE_LEN as u32,
+            flags: 0,
+        };
+        if let CtPage::Leaf(es) = &mut p {
+            es[0] = node;
+        }
+        let b = p.encode(0, leaf);
+        assert_eq!(CtPage::decode(&b, 0, leaf).unwrap(), p);
+        assert_eq!(CtEntry::max_refs(ChunkId::node(0)), u32::MAX);
+        assert_eq!(CtEntry::max_refs(ChunkId::data(0)), DATA_REFCOUNT_MAX);
         let mut p = CtPage::empty(2);
         if let CtPage::Inner(cs) = &mut p {
             cs[254] = CtChild {
@@ -346,21 +474,25 @@ mod tests {
     }
 
     #[test]
-    fn v1_inner_page() {
+    fn v3_leaf() {
         let mut b = vec![0u8; PAGE_LEN];
-        put_u32(&mut b, 0, CT_INNER_MAGIC);
-        b[4] = 2;
+        put_u32(&mut b, 0, V3_LEAF_MAGIC);
         put_u64(&mut b, 8, 5);
-        put_u64(&mut b, 16 + 8 * 509, 1 << 33);
-        let c = decode_v1_inner(&b, 2, 5).unwrap();
-        assert_eq!((c.len(), c[509], c[0]), (510, 1 << 33, 0));
-        assert!(decode_v1_inner(&b, 2, 6).is_err());
-        assert!(decode_v1_inner(&b, 1, 5).is_err());
-        assert!(decode_v1_inner(&b[..PAGE_LEN - 8], 2, 5).is_err());
-        let mut garbled = b.clone();
-        garbled[0] ^= 1;
-        let e = decode_v1_inner(&garbled, 2, 5).unwrap_err();
-        assert!(e.to_string().contains("bad header"), "{e}");
+        let o = 16 + 32 * 126;
+        put_u64(&mut b, o, 1 << 33);
+        put_u32(&mut b, o + 8, 2);
+        put_u32(&mut b, o + 16, 4096);
+        let es = decode_v3_leaf(&b, 5).unwrap();
+        assert_eq!(es.len(), 127);
+        assert_eq!(
+            (es[126].loc.0, es[126].refcount, es[126].stored_len),
+            (1 << 33, 2, 4096)
+        );
+        assert!(es[0] == CtEntry::default());
+        assert!(decode_v3_leaf(&b, 6).is_err());
+        assert!(decode_v3_leaf(&b[..PAGE_LEN - 1], 5).is_err());
+        // A version 4 leaf is not a version 3 one.
+        assert!(decode_v3_leaf(&CtPage::empty(0).encode(0, 5), 5).is_err());
     }
 
     #[test]

@@ -182,6 +182,10 @@ pub fn decode_write_salvage(b: &[u8]) -> Result<(WriteBody, Vec<usize>)> {
                 e.chunk.0
             )));
         }
+        if e.chunk.is_data() {
+            super::check_stored(e.stored_len, e.flags)
+                .map_err(|x| x.with_context(format!("write record entry {i}")))?;
+        }
         if e.chunk.is_data() && crc32fast::hash(&b[off..end]) != e.crc {
             bad.push(i);
         }
@@ -315,12 +319,14 @@ impl RelocHead {
         if b.len() < RELOC_FIXED {
             return Err(Error::corrupt("reloc record too short"));
         }
-        Ok(RelocHead {
+        let h = RelocHead {
             chunk: ChunkId(get_u64(b, 0)),
             crc: get_u32(b, 8),
             stored_len: get_u32(b, 12),
             flags: get_u32(b, 16),
-        })
+        };
+        super::check_stored(h.stored_len, h.flags).map_err(|e| e.with_context("reloc record"))?;
+        Ok(h)
     }
 }
 
@@ -374,14 +380,19 @@ mod tests {
         assert!(FreeStep::decode(&z.encode()).is_err());
     }
 
-    /// A Write body of one block entry whose payload is `len` bytes of `fill`.
+    /// A Write body of one block entry whose payload is `len` bytes of
+    /// `fill` (marked compressed when shorter than a block).
     fn one_entry_write(len: usize, fill: u8) -> (Vec<u8>, WriteEntry, Vec<u8>) {
         let p = vec![fill; len];
         let e = WriteEntry {
             chunk: ChunkId(4),
             crc: crc32fast::hash(&p),
             stored_len: len as u32,
-            flags: 0,
+            flags: if len < 4096 {
+                super::super::CT_FLAG_COMPRESSED
+            } else {
+                0
+            },
         };
         (encode_write([1; 16], 10, &[e], &[&p]), e, p)
     }
@@ -395,6 +406,13 @@ mod tests {
         let mut bad = b.clone();
         put_u32(&mut bad, 24, u32::MAX);
         assert!(decode_write(&bad).is_err());
+        // A short payload not marked compressed cannot be a chunk.
+        let mut plain = b.clone();
+        put_u32(&mut plain, WRITE_FIXED + 16, 0);
+        let err = decode_write(&plain).unwrap_err();
+        assert!(err.to_string().contains("stored length 100"), "{err}");
+        let (b, _, _) = one_entry_write(4096, 1);
+        assert_eq!(decode_write(&b).unwrap().entries[0].stored_len, 4096);
     }
 
     #[test]

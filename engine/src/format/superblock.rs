@@ -61,18 +61,28 @@ impl Superblock {
             return Ok(None);
         }
         let version = get_u32(b, 8);
-        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+        if version < OLDEST_FORMAT_VERSION {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
                     "the superblock has on-disk format version {version}; this build of blockd \
-                     reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION} (a newer blockd \
-                     wrote this store: open it with that version)"
+                     opens versions {OLDEST_FORMAT_VERSION} (migrating it) and {FORMAT_VERSION}: \
+                     open the store once with a blockd of format version 3, which migrates it \
+                     to version 3, close it, then open it with this build"
                 ),
             ));
         }
-        // Version 1 kept bytes 72..124 zero: no root crc.
-        let root_crc = if version >= 2 { get_u32(b, 72) } else { 0 };
+        if version > FORMAT_VERSION {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "the superblock has on-disk format version {version}; this build of blockd \
+                     reads version {FORMAT_VERSION} (a newer blockd wrote this store: open it \
+                     with that version)"
+                ),
+            ));
+        }
+        let root_crc = get_u32(b, 72);
         Ok(Some(Superblock {
             segment_size: get_u32(b, 12),
             generation: get_u64(b, 16),
@@ -110,21 +120,30 @@ mod tests {
         };
         let mut b = s.encode();
         assert_eq!(Superblock::decode(&b).unwrap(), Some(s));
-        // A slot of another version: version 1 has no root crc, a newer
-        // one is refused with a clear error.
-        for (v, ok) in [(1, true), (FORMAT_VERSION + 1, false)] {
+        // Version 3 decodes (and is migrated by the open).
+        let mut o = b.clone();
+        put_u32(&mut o, 8, 3);
+        let c = crc32fast::hash(&o[..124]);
+        put_u32(&mut o, 124, c);
+        assert_eq!(Superblock::decode(&o).unwrap().unwrap().version, 3);
+        // A slot of another version, older or newer, is refused with a
+        // clear error naming it.
+        for (v, says) in [
+            (1, "format version 3"),
+            (2, "close it"),
+            (FORMAT_VERSION + 1, "newer"),
+        ] {
             let mut o = b.clone();
             put_u32(&mut o, 8, v);
-            if v == 1 {
-                put_u32(&mut o, 72, 0);
-            }
             let c = crc32fast::hash(&o[..124]);
             put_u32(&mut o, 124, c);
-            match Superblock::decode(&o) {
-                Ok(Some(d)) if ok => assert_eq!((d.version, d.ct_root.crc), (1, 0)),
-                Err(e) if !ok => assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}"),
-                r => panic!("version {v}: {r:?}"),
-            }
+            let e = Superblock::decode(&o).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+            let m = e.to_string();
+            assert!(
+                m.contains(&format!("version {v};")) && m.contains(says),
+                "{m}"
+            );
         }
         b[20] ^= 0xff;
         assert_eq!(Superblock::decode(&b).unwrap(), None);

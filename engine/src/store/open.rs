@@ -130,16 +130,16 @@ impl Store {
             .open(&sb_path)
             .map_err(|e| Error::io(format!("opening {}", sb_path.display()), e))?;
         let sb = read_superblock(&sb_file, &sb_path)?;
-        // A version 1 store is read through its old chunk table, then
-        // migrated and committed by the checkpoint below (`migrate.rs`).
-        let v1 = sb.version < 2;
-        // Any older version is marked current by the checkpoint below
-        // (version 2 differs only in having no pending-free queue).
-        let old_version = sb.version < FORMAT_VERSION;
         let mut log = Log::open(&segdir, u64::from(sb.segment_size), faults)?;
         log.set_direct(opts.direct_log_writes);
         let cache_pages = (opts.cache_bytes / 4096) as usize;
         let mut state = State::from_superblock(log, &sb, cache_pages)?;
+        // A version 3 store is migrated below, after a replay that must
+        // find nothing to apply (`migrate.rs`).
+        let v3 = sb.version < FORMAT_VERSION;
+        if v3 {
+            state.v3_require_clean(sb.replay_start, sb.replay_seq)?;
+        }
         let replayed = state.replay(sb.replay_start, sb.replay_seq, salvage)?;
         let next_seq = replayed.next_seq;
         state.log.start_append(replayed.tail, next_seq)?;
@@ -150,14 +150,14 @@ impl Store {
         state.fetch.cached_reads = opts.cached_metadata_reads;
         state.log.reserve = space_reserve(u64::from(sb.segment_size), &opts);
         state.log.set_max_spares(opts.spare_segments)?;
-        if v1 {
+        if v3 {
             tracing::info!(
                 version = sb.version,
                 "migrating the store to on-disk format version {FORMAT_VERSION}"
             );
             state
-                .migrate_v1()
-                .map_err(|e| e.with_context("migrating a version 1 store"))?;
+                .migrate_v3(sb.ct_root)
+                .map_err(|e| e.with_context("migrating a version 3 store"))?;
         }
         let counters = state.counters.clone();
         let queue = state.log.queue();
@@ -187,7 +187,7 @@ impl Store {
                 _lock: lock,
             }),
         };
-        if replayed.applied > 0 || !replayed.lost.is_empty() || old_version {
+        if replayed.applied > 0 || !replayed.lost.is_empty() || v3 {
             tracing::info!(
                 records = replayed.applied,
                 lost = replayed.lost.len(),
