@@ -28,7 +28,7 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::fault::{FaultPoint, Faults, IoOp};
 use crate::log::{segment_path, segment_rel, Segment};
-use crate::log_direct::DirectWriter;
+use crate::log_direct::{write_all_vectored_at, DirectWriter, MIN_DIRECT};
 use crate::types::{LogAddr, SegmentNo};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::VecDeque;
@@ -262,10 +262,21 @@ impl LogQueue {
             w.on = Some(seg.no);
         }
         let parts: Vec<&[u8]> = batch.iter().map(|p| &p.data[..]).collect();
+        // Only a batch holding a large record (a big client write) goes
+        // direct: small records stay in the page cache, where reads of
+        // what was just written find them, as when each was appended
+        // alone.
+        let large = batch.iter().any(|p| p.data.len() as u64 >= MIN_DIRECT);
         self.faults.log_write();
         self.faults
             .check(FaultPoint::LogWrite)
-            .and_then(|_| w.direct.write(&seg.file, &parts, first.offset))
+            .and_then(|_| {
+                if large {
+                    w.direct.write(&seg.file, &parts, first.offset)
+                } else {
+                    write_all_vectored_at(&seg.file, &parts, first.offset)
+                }
+            })
             .map_err(|e| {
                 Error::io(
                     format!(
