@@ -19,6 +19,8 @@
 #   TARGETS="disk blockd blockd-buffered" ...  # also blockd with
 #                                  # --direct-log false (page cache only)
 #   BLOCKD=/path/to/blockd benches/seq-vs-disk.sh   # another build
+#   BLOCKD_BASE=/path/to/old/blockd TARGETS="disk blockd blockd-base" ...
+#                                  # also another build, side by side
 #
 # Needs fio, qemu-img, qemu-nbd, nbdkit and python3. Files go under
 # BENCH_DIR (default target/): that filesystem is the one measured.
@@ -99,11 +101,12 @@ start() { # target
     disk)
       fallocate -l "${SIZE_MB}M" "$W/disk.raw"
       ;;
-    blockd | blockd-buffered)
-      local direct=true
+    blockd | blockd-buffered | blockd-base)
+      local direct=true bin=$BLOCKD
       [ "$1" = blockd-buffered ] && direct=false
-      "$BLOCKD" --data-dir "$W/$1" volume create v --size "${SIZE_MB}M" >/dev/null
-      BLOCKD_LOG=warn "$BLOCKD" --data-dir "$W/$1" --direct-log "$direct" serve --api-listen "" \
+      [ "$1" = blockd-base ] && bin=${BLOCKD_BASE:?set BLOCKD_BASE for blockd-base}
+      "$bin" --data-dir "$W/$1" volume create v --size "${SIZE_MB}M" >/dev/null
+      BLOCKD_LOG=warn "$bin" --data-dir "$W/$1" --direct-log "$direct" serve --api-listen "" \
         --nbd-listen "" --nbd-socket "$W/$1.sock" &
       PID=$!
       wait_sock "$W/$1.sock"
@@ -124,7 +127,7 @@ start() { # target
 
 stop() { # target
   if [ -n "$PID" ]; then kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; fi
-  rm -rf "${W:?}/blockd" "$W/blockd-buffered" "$W/disk.raw" "$W/q.qcow2" "$W"/*.sock
+  rm -rf "${W:?}/blockd" "$W/blockd-buffered" "$W/blockd-base" "$W/disk.raw" "$W/q.qcow2" "$W"/*.sock
 }
 
 read -r -a TS <<< "$TARGETS"

@@ -6,11 +6,45 @@
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::format::{CtChild, CtPage, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS};
+use crate::format::{CtChild, CtPage, Node, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS, HEADER_LEN};
 use crate::state::{State, PAGE_RECORD};
 use crate::types::{ChunkId, LogAddr, SegmentNo};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Dirty map nodes encoded ahead of a checkpoint, outside the state lock:
+/// by id, the node as it was (the very `Arc`), its record framed with room
+/// for the header, and its body's crc32.
+#[derive(Default)]
+pub(crate) struct Encoded(FxHashMap<ChunkId, (Arc<Node>, Vec<u8>, u32)>);
+
+impl Encoded {
+    /// Encodes `nodes` (taken with [`State::dirty_nodes`]); runs without
+    /// the state lock.
+    pub fn new(nodes: Vec<(ChunkId, Arc<Node>)>) -> Encoded {
+        Encoded(
+            nodes
+                .into_iter()
+                .map(|(id, n)| {
+                    let (framed, crc) = encode_node(id, &n);
+                    (id, (n, framed, crc))
+                })
+                .collect(),
+        )
+    }
+
+    /// Node `id`'s framed record and crc, if encoded from `node` itself
+    /// (a node changed since is a different `Arc`: the snapshot's clone
+    /// keeps the old one from being modified in place).
+    fn take(&mut self, id: ChunkId, node: &Arc<Node>) -> Option<(Vec<u8>, u32)> {
+        match self.0.remove(&id) {
+            Some((n, framed, crc)) if Arc::ptr_eq(&n, node) => Some((framed, crc)),
+            _ => None,
+        }
+    }
+}
 
 /// The checkpoint blob, JSON in a Checkpoint record.
 #[derive(Serialize, Deserialize)]
@@ -30,38 +64,65 @@ pub(crate) struct Blob {
     pub free_queue: Vec<u64>,
 }
 
+/// Node `id`'s record, framed with room for the header, and its body's
+/// crc32.
+fn encode_node(id: ChunkId, n: &Node) -> (Vec<u8>, u32) {
+    let body = n.encode(id);
+    let crc = crc32fast::hash(&body);
+    let mut framed = Vec::with_capacity(HEADER_LEN + body.len());
+    framed.resize(HEADER_LEN, 0);
+    framed.extend_from_slice(&body);
+    (framed, crc)
+}
+
 impl State {
+    /// The dirty map nodes, for [`Encoded::new`] (cheap: `Arc` clones).
+    pub(crate) fn dirty_nodes(&self) -> Vec<(ChunkId, Arc<Node>)> {
+        self.nodes_dirty
+            .iter()
+            .map(|(id, n)| (*id, n.clone()))
+            .collect()
+    }
+
     /// Writes dirty pages and the blob; returns (chunk-table root, blob).
+    /// Nodes found unchanged in `pre` are appended as encoded there; the
+    /// others are encoded now.
     /// The caller syncs the log and writes the superblock. This is the part
     /// of a checkpoint run under the state lock: its time is counted as a
     /// checkpoint's lock hold.
-    pub(crate) fn write_checkpoint(&mut self) -> Result<(CtChild, LogAddr)> {
+    pub(crate) fn write_checkpoint(&mut self, pre: Encoded) -> Result<(CtChild, LogAddr)> {
         let started = std::time::Instant::now();
-        let r = self.write_checkpoint_pages();
+        let r = self.write_checkpoint_pages(pre);
         self.counters
             .held(crate::op_stats::Holder::Checkpoint, started.elapsed());
         r
     }
 
-    fn write_checkpoint_pages(&mut self) -> Result<(CtChild, LogAddr)> {
-        // 1. Map nodes: each dirty node goes to a fresh place in the log.
+    fn write_checkpoint_pages(&mut self, mut pre: Encoded) -> Result<(CtChild, LogAddr)> {
+        // 1. Map nodes: each dirty node goes to a fresh place in the log,
+        // most of them encoded before the lock was taken (`Encoded`).
         // A node leaves the dirty set only once written, so a failed
         // checkpoint leaves memory consistent (and the store fail-stopped).
-        // They are appended together, many per syscall.
         let mut ids: Vec<ChunkId> = self.nodes_dirty.keys().copied().collect();
         ids.sort();
-        let bodies: Vec<Vec<u8>> = ids
+        let framed: Vec<(Vec<u8>, u32)> = ids
             .iter()
-            .map(|id| self.nodes_dirty[id].encode(*id))
+            .map(|id| {
+                let node = &self.nodes_dirty[id];
+                pre.take(*id, node)
+                    .unwrap_or_else(|| encode_node(*id, node))
+            })
             .collect();
-        let addrs = self.append_many(RecordKind::Node, &bodies)?;
-        for ((id, body), addr) in ids.into_iter().zip(bodies).zip(addrs) {
+        drop(pre);
+        let crcs: Vec<u32> = framed.iter().map(|f| f.1).collect();
+        let addrs = self.append_encoded(RecordKind::Node, framed)?;
+        for ((id, crc), addr) in ids.into_iter().zip(crcs).zip(addrs) {
             let node = self.nodes_dirty[&id].clone();
             self.nodes_dirty.remove(&id);
             let mut e = self.ct_get(id)?;
             self.account(e.loc, PAGE_RECORD, false);
             e.loc = addr;
-            e.crc = crc32fast::hash(&body);
+            e.crc = crc;
             self.ct_set(id, e)?;
             self.account(addr, PAGE_RECORD, true);
             self.node_cache(id, node);

@@ -12,6 +12,8 @@ use std::io;
 pub enum FaultPoint {
     /// Appending a Write or Zero record (client data), or a Free step.
     LogAppend,
+    /// The device write of queued log records (by the log writer).
+    LogWrite,
     /// Appending a catalogue record.
     CatalogAppend,
     /// Appending a checkpoint page or blob.
@@ -81,6 +83,8 @@ pub(crate) struct Faults {
     /// one miss and see who waits for it).
     #[cfg(feature = "fault-injection")]
     page_hook: parking_lot::Mutex<Option<PageHook>>,
+    #[cfg(feature = "fault-injection")]
+    log_write_hook: parking_lot::Mutex<Option<PageHook>>,
 }
 
 #[cfg(feature = "fault-injection")]
@@ -139,6 +143,32 @@ impl Faults {
     }
 
     /// Records `op` when recording is on.
+    /// Runs the log-write hook, if set (before each batch of queued log
+    /// records is written).
+    #[inline]
+    pub fn log_write(&self) {
+        #[cfg(feature = "fault-injection")]
+        {
+            let hook = self.log_write_hook.lock().clone();
+            if let Some(h) = hook {
+                h();
+            }
+        }
+    }
+
+    /// True while file operations are recorded (tests only).
+    #[inline]
+    pub fn recording(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        {
+            self.recording.lock().is_some()
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        {
+            false
+        }
+    }
+
     #[inline]
     pub fn record(&self, op: impl FnOnce() -> IoOp) {
         #[cfg(feature = "fault-injection")]
@@ -191,6 +221,13 @@ impl crate::Store {
     /// hook that blocks stalls that miss).
     pub fn on_page_read(&self, hook: Option<std::sync::Arc<dyn Fn() + Send + Sync>>) {
         *self.state().log.faults.page_hook.lock() = hook;
+    }
+
+    /// Sets (or with `None` clears) a hook run by whoever writes queued
+    /// log records, before each batch (tests only: a hook that blocks
+    /// keeps records queued, not on the device).
+    pub fn on_log_write(&self, hook: Option<std::sync::Arc<dyn Fn() + Send + Sync>>) {
+        *self.state().log.faults.log_write_hook.lock() = hook;
     }
 
     /// How many operations were recorded so far (tests only: marks

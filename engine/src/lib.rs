@@ -44,6 +44,7 @@ mod init;
 mod io;
 mod log;
 mod log_direct;
+mod log_queue;
 mod map;
 mod migrate;
 mod op_stats;

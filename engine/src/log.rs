@@ -7,18 +7,21 @@
 //! appends then land in allocated, usually cached, blocks instead of new
 //! ones, which makes writing and syncing several times faster. Stale records
 //! past the tail of a reused file are never read as records, because replay
-//! requires each record's exact next sequence number. Large records have
-//! their aligned middle written with `O_DIRECT` (`log_direct.rs`).
+//! requires each record's exact next sequence number. An append only
+//! numbers, frames and queues its record under the store lock; the bytes
+//! reach the file in log order from outside it (`log_queue.rs`), large
+//! batches with their aligned middle written with `O_DIRECT`
+//! (`log_direct.rs`). Every read of a segment first waits for the queued
+//! records it covers.
 
 use crate::error::{Error, Result};
 use crate::fault::{FaultPoint, Faults, IoOp};
 use crate::format::{RecordHeader, RecordKind, SealBody, HEADER_LEN, PAGE_LEN};
-use crate::log_direct::{write_all_vectored_at, DirectWriter};
+use crate::log_queue::{LogQueue, Pending, QUEUE_LIMIT};
 use crate::residency::{read_error, Residency, TierHook};
 use crate::types::{LogAddr, SegmentNo};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -44,6 +47,8 @@ pub(crate) struct Segment {
     /// Which of its bytes are in the object store (`residency.rs`).
     pub res: Residency,
     pub hook: Arc<TierHook>,
+    /// The log's write queue: reads wait for the queued records they cover.
+    pub gate: Arc<LogQueue>,
 }
 
 /// A segment's file name relative to the data directory, for recording.
@@ -63,6 +68,8 @@ impl Segment {
         seg_size: u64,
     ) -> Result<Option<ReadRecord>> {
         let mut h = [0u8; HEADER_LEN];
+        self.gate
+            .wait_range(self.no, offset, offset + HEADER_LEN as u64)?;
         match self.pread(&mut h, offset) {
             Ok(n) if n == HEADER_LEN => {}
             Ok(_) => return Ok(None),
@@ -76,7 +83,9 @@ impl Segment {
             return Ok(None);
         }
         let mut body = vec![0u8; header.body_len as usize];
-        match self.pread(&mut body, offset + HEADER_LEN as u64) {
+        let at = offset + HEADER_LEN as u64;
+        self.gate.wait_range(self.no, at, at + body.len() as u64)?;
+        match self.pread(&mut body, at) {
             Ok(n) if n == body.len() => {}
             Ok(_) => return Ok(None),
             Err(e) => return Err(read_error(format!("reading segment {}", self.no.0), e)),
@@ -101,7 +110,8 @@ impl Segment {
     /// no valid record starts there: the caller then reads it the slow
     /// way, outside the lock.
     pub fn read_page_cached(&self, offset: u64) -> Option<ReadRecord> {
-        if self.remote_at(offset) {
+        let end = offset + (HEADER_LEN + PAGE_LEN) as u64;
+        if self.remote_at(offset) || self.gate.pending(self.no, offset, end) {
             return None;
         }
         let mut buf = vec![0u8; HEADER_LEN + PAGE_LEN];
@@ -130,6 +140,8 @@ impl Segment {
 
     /// Reads exactly `buf.len()` bytes at `offset`.
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.gate
+            .wait_range(self.no, offset, offset + buf.len() as u64)?;
         let mut done = 0;
         let r = loop {
             if done == buf.len() {
@@ -154,11 +166,19 @@ impl Segment {
 /// Segments to sync, taken by [`Log::unsynced`].
 pub(crate) struct ToSync {
     pub segs: Vec<Arc<Segment>>,
-    /// The active segment when they were taken.
+    /// The segment holding the end of the written records when they were
+    /// taken: earlier ones hold no unwritten record.
     active: SegmentNo,
-    /// The next sequence number when they were taken: once they are
-    /// synced, every record before it is durable.
+    /// Every record below this sequence number was written when they were
+    /// taken: once they are synced, all of them are durable.
     upto: u64,
+}
+
+impl ToSync {
+    /// Every record below this sequence number is durable once synced.
+    pub fn upto(&self) -> u64 {
+        self.upto
+    }
 }
 
 /// A record read back from the log.
@@ -201,12 +221,27 @@ pub(crate) struct Log {
     /// The next segment gets at least this number (tests skip ahead with
     /// it; a Seal names its successor, so numbers may skip).
     pub min_next_segment: u32,
-    /// Writes large records' aligned middles with `O_DIRECT`
-    /// (`log_direct.rs`).
-    direct: DirectWriter,
     /// Segments' remote bytes: the source, markers, recency
     /// (`residency.rs`).
     pub tier: Arc<TierHook>,
+    /// Records on their way to the segment files (`log_queue.rs`).
+    queue: Arc<LogQueue>,
+    /// The thread writing queued records, once appending started.
+    writer: Option<std::thread::JoinHandle<()>>,
+    /// Records held back to be queued together (see
+    /// [`Log::append_encoded_many`]), in log order.
+    held: Option<Vec<Pending>>,
+}
+
+impl Drop for Log {
+    /// Lets the writer thread write what is queued, and waits for it: no
+    /// write may reach a segment after the store's lock file is released.
+    fn drop(&mut self) {
+        self.queue.stop();
+        if let Some(h) = self.writer.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 /// A retired segment file to delete. Unlinking and closing the last handle
@@ -267,6 +302,7 @@ fn open_segment(
     no: SegmentNo,
     create: bool,
     hook: &Arc<TierHook>,
+    gate: &Arc<LogQueue>,
 ) -> Result<Arc<Segment>> {
     let path = segment_path(dir, no);
     let file = OpenOptions::new()
@@ -284,6 +320,7 @@ fn open_segment(
             hook.residency(no)
         },
         hook: hook.clone(),
+        gate: gate.clone(),
     }))
 }
 
@@ -348,14 +385,15 @@ impl Log {
         let spare_dir = dir.with_file_name("spare");
         let spares = open_spares(&spare_dir)?;
         let tier = TierHook::open(dir)?;
+        let queue = LogQueue::new(dir.to_path_buf(), faults.clone());
         let mut segments = BTreeMap::new();
         for no in list_segments(dir)? {
-            segments.insert(no, open_segment(dir, no, false, &tier)?);
+            segments.insert(no, open_segment(dir, no, false, &tier, &queue)?);
         }
         let active = match segments.values().next() {
             Some(s) => s.clone(),
             None => {
-                let s = open_segment(dir, SegmentNo(1), true, &tier)?;
+                let s = open_segment(dir, SegmentNo(1), true, &tier, &queue)?;
                 sync_dir(dir)?;
                 faults.record(|| IoOp::Create {
                     file: segment_rel(SegmentNo(1)),
@@ -380,8 +418,10 @@ impl Log {
             spares,
             doomed: Vec::new(),
             min_next_segment: 0,
-            direct: DirectWriter::default(),
             tier,
+            queue,
+            writer: None,
+            held: None,
         })
     }
 
@@ -395,7 +435,18 @@ impl Log {
     /// Whether large appends may use `O_DIRECT` (before
     /// [`Log::start_append`]; on by default).
     pub fn set_direct(&mut self, on: bool) {
-        self.direct = DirectWriter::new(on);
+        self.queue.set_direct(on);
+    }
+
+    /// The write queue (flushes and checkpoints wait on it outside the
+    /// store lock).
+    pub fn queue(&self) -> Arc<LogQueue> {
+        self.queue.clone()
+    }
+
+    /// Waits until every record appended so far is written (not synced).
+    pub fn drain(&self) -> Result<()> {
+        self.queue.drain(self.next_seq)
     }
 
     /// Keeps at most `n` spare segment files, deleting the others.
@@ -458,6 +509,7 @@ impl Log {
             file: sp.file,
             res: Residency::default(),
             hook: self.tier.clone(),
+            gate: self.queue.clone(),
         });
         let len = seg.file.metadata().map(|m| m.len()).unwrap_or(0);
         if len < self.seg_size {
@@ -490,7 +542,7 @@ impl Log {
         let active = match self.segments.get(&tail.segment()) {
             Some(s) => s.clone(),
             None => {
-                let s = open_segment(&self.dir, tail.segment(), true, &self.tier)?;
+                let s = open_segment(&self.dir, tail.segment(), true, &self.tier, &self.queue)?;
                 sync_dir(&self.dir)?;
                 self.faults.record(|| IoOp::Create {
                     file: segment_rel(tail.segment()),
@@ -523,10 +575,18 @@ impl Log {
             tracing::warn!(error = %e, "cannot preallocate the active segment");
         }
         self.unsynced = vec![active.clone()];
-        self.direct.open(&segment_path(&self.dir, active.no));
         self.active = active;
         self.tail = tail.offset();
         self.next_seq = next_seq;
+        self.queue.start(next_seq, tail);
+        if self.writer.is_none() {
+            let q = self.queue.clone();
+            let h = std::thread::Builder::new()
+                .name("blockd-log-writer".into())
+                .spawn(move || q.run())
+                .map_err(|e| Error::io("starting the log writer thread", e))?;
+            self.writer = Some(h);
+        }
         Ok(())
     }
 
@@ -578,99 +638,60 @@ impl Log {
         let mut framed = Vec::with_capacity(HEADER_LEN + body.len());
         framed.resize(HEADER_LEN, 0);
         framed.extend_from_slice(body);
-        self.append_framed(kind, &mut framed)
+        let need = framed.len() as u64;
+        self.frame(kind, &mut framed, &[], need, None)?;
+        self.push(framed)
     }
 
-    /// Appends a record whose body follows a `HEADER_LEN`-byte placeholder
-    /// in `framed`; the header is filled in and the record written with one
-    /// `pwrite`.
-    pub fn append_framed(&mut self, kind: RecordKind, framed: &mut [u8]) -> Result<LogAddr> {
-        self.append_parts(kind, framed, &[])
+    /// Appends records already framed (each a `HEADER_LEN`-byte
+    /// placeholder, then the body, whose crc32 comes with it): only the
+    /// headers are made here, and the records are queued together (a
+    /// checkpoint's map nodes). Not for Write records. A failure leaves
+    /// the records before the failing one queued: the caller must
+    /// fail-stop.
+    pub fn append_encoded_many(
+        &mut self,
+        kind: RecordKind,
+        framed: Vec<(Vec<u8>, u32)>,
+    ) -> Result<Vec<LogAddr>> {
+        self.held = Some(Vec::with_capacity(framed.len()));
+        let mut addrs = Vec::with_capacity(framed.len());
+        let mut r = Ok(());
+        for (mut f, crc) in framed {
+            let need = f.len() as u64;
+            match self
+                .frame(kind, &mut f, &[], need, Some(crc))
+                .and_then(|_| self.push(f))
+            {
+                Ok(a) => addrs.push(a),
+                Err(e) => {
+                    r = Err(e);
+                    break;
+                }
+            }
+        }
+        let held = self.held.take().unwrap_or_default();
+        self.queue.push_many(held)?;
+        if self.faults.recording() {
+            self.queue.drain(self.next_seq)?;
+        }
+        r.map(|_| addrs)
     }
 
     /// Appends a Write record from its checksummed head (`HEADER_LEN`-byte
-    /// placeholder, fixed part and entries) and its payloads, written from
-    /// where they lie with `pwritev` (no copy into one buffer).
+    /// placeholder, fixed part and entries) and its payloads, copied into
+    /// one queued buffer.
     pub fn append_write(&mut self, head: &mut [u8], payloads: &[&[u8]]) -> Result<LogAddr> {
         self.append_parts(RecordKind::Write, head, payloads)
     }
 
-    /// Appends checkpoint records of one `kind` (Node or CtPage pages),
-    /// as many per `pwritev` as fit in the active segment, and returns
-    /// their addresses. Each record is framed, numbered, fault-checked and
-    /// recorded exactly as [`Log::append`] would; only the syscalls are
-    /// fewer (the checkpoint holds the state lock while it appends). A
-    /// failure leaves the records before the failing one written: the
-    /// caller must fail-stop.
+    /// Appends checkpoint records of one `kind` (Node or CtPage pages) and
+    /// returns their addresses. Each record is framed, numbered,
+    /// fault-checked and queued exactly as [`Log::append`] would. A failure
+    /// leaves the records before the failing one queued: the caller must
+    /// fail-stop.
     pub fn append_many(&mut self, kind: RecordKind, bodies: &[Vec<u8>]) -> Result<Vec<LogAddr>> {
-        let mut addrs = Vec::with_capacity(bodies.len());
-        let mut i = 0;
-        while i < bodies.len() {
-            let need = (HEADER_LEN + bodies[i].len()) as u64;
-            if self.next_seq >= crate::counters::SEQ_END
-                || need + SEAL_RESERVE > self.seg_size
-                || self.tail + need + SEAL_RESERVE > self.seg_size
-            {
-                // The single-record path rolls, or refuses, as it must.
-                addrs.push(self.append(kind, &bodies[i])?);
-                i += 1;
-                continue;
-            }
-            // Records [i, j) fit in the active segment.
-            let start = self.tail;
-            let mut heads: Vec<[u8; HEADER_LEN]> = Vec::new();
-            let mut end = start;
-            let mut failed = None;
-            let mut j = i;
-            while j < bodies.len() && heads.len() < 512 {
-                let n = (HEADER_LEN + bodies[j].len()) as u64;
-                if end + n + SEAL_RESERVE > self.seg_size
-                    || self.next_seq + (j - i) as u64 >= crate::counters::SEQ_END
-                {
-                    break;
-                }
-                if let Err(e) = self.faults.check(FaultPoint::CheckpointPage) {
-                    failed = Some(e);
-                    break;
-                }
-                let seq = self.next_seq + (j - i) as u64;
-                let mut h = RecordHeader::encode(kind, seq, &bodies[j]);
-                RecordHeader::set_claim(&mut h, seq, self.synced_through);
-                heads.push(h);
-                end += n;
-                j += 1;
-            }
-            if !heads.is_empty() {
-                let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * heads.len());
-                for (h, b) in heads.iter().zip(&bodies[i..j]) {
-                    parts.push(h);
-                    parts.push(b);
-                }
-                write_all_vectored_at(&self.active.file, &parts, start).map_err(|e| {
-                    Error::io(format!("appending to segment {}", self.active.no.0), e)
-                })?;
-                let mut off = start;
-                for (h, b) in heads.iter().zip(&bodies[i..j]) {
-                    self.faults.record(|| IoOp::Write {
-                        file: segment_rel(self.active.no),
-                        offset: off,
-                        data: [&h[..], &b[..]].concat(),
-                    });
-                    addrs.push(LogAddr::new(self.active.no, off));
-                    off += (HEADER_LEN + b.len()) as u64;
-                }
-                self.tail = end;
-                self.next_seq += heads.len() as u64;
-            }
-            if let Some(e) = failed {
-                return Err(Error::io(
-                    format!("appending to segment {}", self.active.no.0),
-                    e,
-                ));
-            }
-            i = j;
-        }
-        Ok(addrs)
+        bodies.iter().map(|b| self.append(kind, b)).collect()
     }
 
     fn append_parts(
@@ -680,6 +701,70 @@ impl Log {
         payloads: &[&[u8]],
     ) -> Result<LogAddr> {
         let need = head.len() as u64 + payloads.iter().map(|p| p.len() as u64).sum::<u64>();
+        self.frame(kind, head, payloads, need, None)?;
+        let mut data = Vec::with_capacity(need as usize);
+        data.extend_from_slice(head);
+        for p in payloads {
+            data.extend_from_slice(p);
+        }
+        self.push(data)
+    }
+
+    /// Queues the record `data` (framed by [`Log::frame`]) at the tail.
+    fn push(&mut self, data: Vec<u8>) -> Result<LogAddr> {
+        let addr = self.tail();
+        let need = data.len() as u64;
+        self.enqueue(self.tail, data)?;
+        self.tail += need;
+        self.next_seq += 1;
+        Ok(addr)
+    }
+
+    /// Queues record `next_seq` at `offset` of the active segment (or
+    /// holds it back, keeping log order, while records are held).
+    fn enqueue(&mut self, offset: u64, data: Vec<u8>) -> Result<()> {
+        let p = Pending {
+            seg: self.active.clone(),
+            offset,
+            seq: self.next_seq,
+            data,
+        };
+        match &mut self.held {
+            Some(h) => {
+                h.push(p);
+                Ok(())
+            }
+            None => {
+                self.queue.push_many(vec![p])?;
+                self.written_if_recording()
+            }
+        }
+    }
+
+    /// While file operations are recorded (power-cut tests), every record
+    /// is written before its append returns, so that a recording, and the
+    /// crash images cut from it, depend only on the workload and not on
+    /// when the writer thread ran (a failing chain replays exactly). The
+    /// queue is the same; only its writes are not left for later.
+    fn written_if_recording(&self) -> Result<()> {
+        if self.faults.recording() {
+            self.queue.drain(self.next_seq + 1)?;
+        }
+        Ok(())
+    }
+
+    /// Makes room for a record of `need` bytes (rolling to a new segment
+    /// if it does not fit), fills in its header at the start of `head`
+    /// (the payloads follow `head`; `body_crc`, when given, is the crc of
+    /// the whole body after the header) and checks its fault point.
+    fn frame(
+        &mut self,
+        kind: RecordKind,
+        head: &mut [u8],
+        payloads: &[&[u8]],
+        need: u64,
+        body_crc: Option<u32>,
+    ) -> Result<()> {
         // Never reached: client records stop at `SEQ_LIMIT`, far below.
         if self.next_seq >= crate::counters::SEQ_END {
             return Err(Error::new(
@@ -693,11 +778,27 @@ impl Log {
                 format!("record of {need} bytes exceeds the segment size"),
             ));
         }
+        let page = matches!(
+            kind,
+            RecordKind::Node | RecordKind::CtPage | RecordKind::Checkpoint
+        );
+        if !page && self.queue.queued_bytes() > 2 * QUEUE_LIMIT {
+            // Client writers wait for room before taking the store lock;
+            // other appenders (the cleaner, the free thread) are bounded
+            // here. Checkpoint pages are bounded by the dirty limit.
+            self.queue.wait_room(QUEUE_LIMIT)?;
+        }
         if self.tail + need + SEAL_RESERVE > self.seg_size {
             self.roll(kind == RecordKind::Write)?;
         }
-        let addr = self.tail();
-        let mut h = if payloads.is_empty() {
+        let mut h = if let Some(crc) = body_crc {
+            RecordHeader::encode_with_crc(
+                kind,
+                self.next_seq,
+                crc,
+                (need - HEADER_LEN as u64) as u32,
+            )
+        } else if payloads.is_empty() {
             RecordHeader::encode(kind, self.next_seq, &head[HEADER_LEN..])
         } else {
             RecordHeader::encode_covered(
@@ -718,28 +819,9 @@ impl Log {
                 FaultPoint::CheckpointPage
             }
         };
-        let head: &[u8] = head;
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(payloads.len() + 1);
-        parts.push(head);
-        parts.extend_from_slice(payloads);
         self.faults
             .check(point)
-            .and_then(|_| self.direct.write(&self.active.file, &parts, self.tail))
-            .inspect(|_| {
-                self.faults.record(|| IoOp::Write {
-                    file: segment_rel(self.active.no),
-                    offset: self.tail,
-                    data: [head]
-                        .iter()
-                        .chain(payloads)
-                        .flat_map(|p| p.iter().copied())
-                        .collect(),
-                })
-            })
-            .map_err(|e| Error::io(format!("appending to segment {}", self.active.no.0), e))?;
-        self.tail += need;
-        self.next_seq += 1;
-        Ok(addr)
+            .map_err(|e| Error::io(format!("appending to segment {}", self.active.no.0), e))
     }
 
     /// Seals the active segment and starts the next one. The next file is
@@ -786,7 +868,7 @@ impl Log {
         let seg = match spare {
             Some(sp) => self.reuse_spare(sp, next)?,
             None => {
-                let seg = open_segment(&self.dir, next, true, &self.tier)?;
+                let seg = open_segment(&self.dir, next, true, &self.tier, &self.queue)?;
                 if let Err(e) = preallocate(&seg, self.seg_size) {
                     drop(seg);
                     let p = segment_path(&self.dir, next);
@@ -807,41 +889,43 @@ impl Log {
         seal.extend_from_slice(&seal_body);
         self.faults
             .check(FaultPoint::SegmentSeal)
-            .and_then(|_| self.active.file.write_all_at(&seal, self.tail))
             .map_err(|e| Error::io(format!("sealing segment {}", self.active.no.0), e))?;
-        self.faults.record(|| IoOp::Write {
-            file: segment_rel(self.active.no),
-            offset: self.tail,
-            data: seal.clone(),
-        });
+        self.enqueue(self.tail, seal)?;
         self.next_seq += 1;
         self.segments.insert(next, seg.clone());
         self.unsynced.push(seg.clone());
-        self.direct.open(&segment_path(&self.dir, next));
         self.active = seg;
         self.tail = 0;
         Ok(())
     }
 
     /// The segments written since they were last synced, for a sync done
-    /// outside the caller's lock. They stay listed until
+    /// outside the caller's lock, and how far the written records reach:
+    /// the sync makes durable every record the queue has written (call
+    /// [`LogQueue::drain`] first for those a flush needs). They stay
+    /// listed until
     /// [`Log::mark_synced`] says the sync is done: a flush or checkpoint
     /// running meanwhile must sync them itself rather than count on a sync
     /// still in progress elsewhere (it would report durable what is not
     /// yet, or commit a checkpoint naming records not yet on disk).
     pub fn unsynced(&self) -> ToSync {
+        let (upto, end) = self.queue.written();
         ToSync {
             segs: self.unsynced.clone(),
-            active: self.active.no,
-            upto: self.next_seq,
+            active: if end.is_none() {
+                self.active.no
+            } else {
+                end.segment()
+            },
+            upto,
         }
     }
 
-    /// Records that every segment of `t` was synced: those already sealed
-    /// when `t` was taken hold nothing newer and leave the list; the then
-    /// active one stays (records may have been appended since). Every
-    /// record appended before `t` was taken is now durable: later records
-    /// claim so.
+    /// Records that every segment of `t` was synced: those before the
+    /// segment the written records then reached hold nothing newer and
+    /// leave the list; that one and later ones stay (records may have been
+    /// written since, or still be queued). Every record written before `t`
+    /// was taken is now durable: later records claim so.
     pub fn mark_synced(&mut self, t: &ToSync) {
         self.unsynced
             .retain(|s| s.no >= t.active || !t.segs.iter().any(|x| x.no == s.no));

@@ -1,11 +1,13 @@
-//! How a log record's bytes reach its segment file. Small records take one
-//! buffered `pwrite`/`pwritev`. A large record (a 1 MiB client write) has
-//! the 4 KiB-aligned middle of its byte range written through a second,
-//! `O_DIRECT` handle on the active segment, copied into aligned buffers and
-//! written as up to four concurrent pieces by writer threads (the disk
-//! then sees a queue depth of four instead of one); its unaligned head and
-//! tail still go through the page cache. The append returns (and the
-//! record is applied) only once every piece is written.
+//! How a batch of log records reaches its segment file (the write queue,
+//! `log_queue.rs`, hands over records lying back to back in one segment).
+//! A small batch takes one buffered `pwrite`/`pwritev`. A large one (a
+//! 1 MiB client write, or several queued together) has the 4 KiB-aligned
+//! middle of its byte range written through a second, `O_DIRECT` handle on
+//! its segment, copied into aligned buffers and written as up to four
+//! concurrent pieces by writer threads (the disk then sees a queue depth
+//! of four instead of one); its unaligned head and tail still go through
+//! the page cache. [`DirectWriter::write`] returns only once every piece
+//! is written.
 //!
 //! Why: on a flush, `fdatasync` of a segment whose megabytes sit dirty in
 //! the page cache waits for kernel writeback, several times slower than the
@@ -14,11 +16,11 @@
 //!
 //! Why the split: a 4 KiB block of the file is only ever written one way in
 //! a segment's life. Direct writes never rewrite a block that buffered
-//! writes may hold dirty (the block holding the previous record's end, or
-//! the next record's start), so the page cache and the disk cannot
+//! writes may hold dirty (the block holding the previous batch's end, or
+//! the next batch's start), so the page cache and the disk cannot
 //! disagree; the kernel drops cached pages of a directly written range, so
 //! buffered reads afterwards see the new bytes. Nothing is written past the
-//! record's end, so the on-disk layout is exactly that of buffered appends.
+//! batch's end, so the on-disk layout is exactly that of buffered appends.
 //! Durability is unchanged: a record counts as durable only after the
 //! segment's `fdatasync`, which also flushes the device cache the direct
 //! writes went to. Where `O_DIRECT` is refused (open or first write fails
@@ -35,7 +37,7 @@ use std::sync::{mpsc, Arc};
 const ALIGN: u64 = 4096;
 /// A record goes direct only when its aligned middle is at least this big:
 /// below it the page cache is cheaper than the extra syscalls.
-const MIN_DIRECT: u64 = 64 << 10;
+pub(crate) const MIN_DIRECT: u64 = 64 << 10;
 /// Direct writes of one record run on up to this many threads at once: a
 /// single 1 MiB write waits for the device alone (about half the disk's
 /// speed on the benchmark VM), four 256 KiB ones keep it busy.
@@ -110,10 +112,10 @@ impl Lane {
     }
 }
 
-/// The direct-write handle on the active segment and the writer threads.
+/// The direct-write handle on the segment being written and the writer threads.
 #[derive(Debug, Default)]
 pub(crate) struct DirectWriter {
-    /// `O_DIRECT` handle on the active segment, when it could be opened.
+    /// `O_DIRECT` handle on that segment, when it could be opened.
     file: Option<Arc<File>>,
     /// Writer threads, started at the first direct write.
     lanes: Vec<Lane>,
@@ -130,7 +132,7 @@ impl DirectWriter {
         }
     }
 
-    /// Points the writer at the (new) active segment `path`; the previous
+    /// Points the writer at the segment `path`; the previous
     /// segment's handle is closed.
     pub fn open(&mut self, path: &Path) {
         self.file = None;
@@ -151,7 +153,7 @@ impl DirectWriter {
     }
 
     /// Writes the record made of `parts` (back to back) at `offset` of the
-    /// active segment, whose buffered handle is `buffered`. Returns once
+    /// segment, whose buffered handle is `buffered`. Returns once
     /// every byte is written (not synced).
     pub fn write(&mut self, buffered: &File, parts: &[&[u8]], offset: u64) -> std::io::Result<()> {
         let len: u64 = parts.iter().map(|p| p.len() as u64).sum();

@@ -171,6 +171,20 @@ impl State {
         Ok(a)
     }
 
+    /// Appends records framed and checksummed beforehand (see
+    /// [`Log::append_encoded_many`]), counting them toward the next checkpoint.
+    pub fn append_encoded(
+        &mut self,
+        kind: RecordKind,
+        framed: Vec<(Vec<u8>, u32)>,
+    ) -> Result<Vec<LogAddr>> {
+        let n: u64 = framed.iter().map(|f| f.0.len() as u64).sum();
+        let addrs = self.log.append_encoded_many(kind, framed)?;
+        self.log_since_checkpoint += n;
+        self.counters.appended(n);
+        Ok(addrs)
+    }
+
     /// Appends checkpoint page records with few syscalls (see
     /// [`Log::append_many`]), counting them toward the next checkpoint.
     pub fn append_many(&mut self, kind: RecordKind, bodies: &[Vec<u8>]) -> Result<Vec<LogAddr>> {

@@ -82,6 +82,9 @@ struct Inner {
     /// another is tried only once live data has shrunk below it.
     room_live: AtomicU64,
     durable_seq: AtomicU64,
+    /// The log's write queue (`log_queue.rs`), also reachable through the
+    /// state; flushes and writers wait on it without the state lock.
+    queue: Arc<crate::log_queue::LogQueue>,
     /// The free thread's controls (`free.rs`).
     free: crate::free::FreeCtl,
     record_blocks: u64,
@@ -229,6 +232,11 @@ impl Store {
                 }
             })
             .collect();
+        // Room in the log's write queue is waited for before the lock.
+        self.inner
+            .queue
+            .wait_room(crate::log_queue::QUEUE_LIMIT)
+            .map_err(|e| self.fail(e))?;
         // Everything the apply will look up is brought into memory first,
         // misses read outside the lock (`fetch.rs`); the record is appended
         // and applied in the same hold that found it all in memory.
@@ -395,23 +403,28 @@ impl Store {
         self.write_zeroes(id, offset, len, true, fua)
     }
 
-    /// Makes every completed write durable (group commit: one fdatasync
-    /// serves every flush waiting behind it).
+    /// Makes every completed write durable: waits until the log's write
+    /// queue has written every record appended before the call, then
+    /// syncs (group commit: one fdatasync serves every flush waiting
+    /// behind it, and each covers every record written by then).
     pub fn flush(&self) -> Result<()> {
         self.check_live()?;
         let target = self.inner.state.lock().log.next_seq();
+        self.inner.queue.drain(target).map_err(|e| self.fail(e))?;
         let _g = self.inner.sync_lock.lock();
         self.check_live()?;
         if self.inner.durable_seq.load(Ordering::Acquire) >= target {
             return Ok(());
         }
-        let (to_sync, upto, faults) = {
+        let (to_sync, faults) = {
             let st = self.inner.state.lock();
-            (st.log.unsynced(), st.log.next_seq(), st.log.faults.clone())
+            (st.log.unsynced(), st.log.faults.clone())
         };
         sync_segments(&faults, &to_sync.segs).map_err(|e| self.fail(e))?;
         self.inner.state.lock().log.mark_synced(&to_sync);
-        self.inner.durable_seq.fetch_max(upto, Ordering::AcqRel);
+        self.inner
+            .durable_seq
+            .fetch_max(to_sync.upto(), Ordering::AcqRel);
         Ok(())
     }
 

@@ -172,6 +172,29 @@ impl RecordHeader {
         h
     }
 
+    /// The header of a record whose whole `body_len`-byte body has crc32
+    /// `body_crc`, computed beforehand (a checkpoint encodes map nodes
+    /// outside the state lock). The same bytes as [`RecordHeader::encode`]
+    /// for any kind but Write.
+    pub fn encode_with_crc(
+        kind: RecordKind,
+        seq: u64,
+        body_crc: u32,
+        body_len: u32,
+    ) -> [u8; HEADER_LEN] {
+        debug_assert!(kind != RecordKind::Write);
+        let mut h = [0u8; HEADER_LEN];
+        put_u32(&mut h, 0, RECORD_MAGIC);
+        h[4] = kind as u8;
+        put_u64(&mut h, 8, seq);
+        put_u32(&mut h, 16, body_len);
+        put_u32(&mut h, 20, body_crc);
+        put_u32(&mut h, 24, body_len);
+        let c = crc32fast::hash(&h[..28]);
+        put_u32(&mut h, 28, c);
+        h
+    }
+
     /// Stores in an encoded header `h` (of the record with sequence `seq`)
     /// the claim that every record up to `synced_through` was durable when
     /// it was appended, and reseals the header crc. The distance saturates

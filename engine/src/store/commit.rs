@@ -69,19 +69,35 @@ impl Store {
         r
     }
 
-    fn checkpoint_protocol(&self, mut st: parking_lot::MutexGuard<'_, State>) -> Result<()> {
-        let (ct_root, blob) = st.write_checkpoint().map_err(|e| self.fail(e))?;
+    fn checkpoint_protocol(&self, st: parking_lot::MutexGuard<'_, State>) -> Result<()> {
+        // The dirty map nodes (most of a checkpoint's pages) are encoded
+        // and checksummed without the lock; the hold below only frames and
+        // queues them (re-encoding those changed meanwhile) and writes the
+        // chunk-table pages and the blob. What is committed is the state
+        // at that hold: the snapshot only saves work.
+        let snapshot = st.dirty_nodes();
+        drop(st);
+        let pre = crate::checkpoint::Encoded::new(snapshot);
+        let mut st = self.inner.state.lock();
+        let (ct_root, blob) = st.write_checkpoint(pre).map_err(|e| self.fail(e))?;
         let replay_start = st.log.tail();
         let replay_seq = st.log.next_seq();
-        let to_sync = st.log.unsynced();
         let faults = st.log.faults.clone();
         let pending = std::mem::take(&mut st.pending_delete);
         drop(st);
+        // The pages and the blob reach the segment files from the log's
+        // write queue; the superblock may name them only once they are
+        // written and synced.
+        self.inner
+            .queue
+            .drain(replay_seq)
+            .map_err(|e| self.fail(e))?;
+        let to_sync = self.inner.state.lock().log.unsynced();
         sync_segments(&faults, &to_sync.segs).map_err(|e| self.fail(e))?;
         self.inner.state.lock().log.mark_synced(&to_sync);
         self.inner
             .durable_seq
-            .fetch_max(replay_seq, Ordering::AcqRel);
+            .fetch_max(to_sync.upto(), Ordering::AcqRel);
         let mut sb = self.inner.sb.lock();
         // Never reached: client operations stop at `GENERATION_LIMIT`.
         let generation = sb.generation.checked_add(1).ok_or_else(|| {

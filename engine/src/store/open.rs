@@ -166,6 +166,7 @@ impl Store {
                 .map_err(|e| e.with_context("migrating a version 3 store"))?;
         }
         let counters = state.counters.clone();
+        let queue = state.log.queue();
         let store = Store {
             inner: Arc::new(Inner {
                 counters,
@@ -184,6 +185,7 @@ impl Store {
                 reclaimer: Mutex::new(None),
                 room_live: AtomicU64::new(u64::MAX),
                 durable_seq: AtomicU64::new(sb.replay_seq),
+                queue,
                 free: Default::default(),
                 record_blocks: record_blocks(u64::from(sb.segment_size)),
                 opts,
