@@ -15,22 +15,6 @@ use api_common::{Api, Resp, DEMO, OTHER, SMALL};
 use cinder_common::{cinder_fault, create, get_v, login, login_body, token, C};
 use serde_json::{json, Value};
 
-/// `AUTH` plus an admin tenant.
-const AUTH_ADMIN: &str = r#"
-[[tenants]]
-id = "demo"
-token = "demo-token-0123456789abcdef"
-user = "demo"
-password = "demo-password"
-
-[[tenants]]
-id = "ops"
-token = "ops-token-0123456789abcdef"
-user = "ops"
-password = "ops-password"
-admin = true
-"#;
-
 #[test]
 fn keystone_discovery_login_and_validation() {
     let mut api = Api::start();
@@ -671,7 +655,7 @@ fn cinder_types_zones_limits_quotas() {
 
 #[test]
 fn cinder_admin_actions() {
-    let api = Api::start_with(Some(AUTH_ADMIN), |_| {});
+    let api = Api::start_with(Some(api_common::DEMO_AND_ADMIN_AUTH), |_| {});
     let t = token(&api, "ops", "ops-password");
     let r = api.post(
         "/v3/auth/tokens",

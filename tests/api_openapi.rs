@@ -183,7 +183,7 @@ fn login(api: &Api, root: &str, user: &str, password: &str) -> Resp {
 }
 
 fn keystone(api: &Api) {
-    let admin_api = Api::start_with(Some(KEYSTONE_ADMIN_AUTH), |_| {});
+    let admin_api = Api::start_with(Some(api_common::DEMO_AND_ADMIN_AUTH), |_| {});
     for root in ["/v3", "/identity/v3"] {
         let r = api.raw("GET", &format!("{root}/openapi.json"), None, None);
         assert_eq!(r.status, 200, "{}", r.text);
@@ -293,22 +293,6 @@ fn keystone(api: &Api) {
         all_covered(&doc);
     }
 }
-
-/// `demo`, and `ops`, an admin.
-const KEYSTONE_ADMIN_AUTH: &str = r#"
-[[tenants]]
-id = "demo"
-token = "demo-token-0123456789abcdef"
-user = "demo"
-password = "demo-password"
-
-[[tenants]]
-id = "ops"
-token = "ops-token-0123456789abcdef"
-user = "ops"
-password = "ops-password"
-admin = true
-"#;
 
 /// Keystone's domains and the projects an admin makes and deletes, on
 /// `admin_api` (whose auth file has an admin); a made project has Cinder

@@ -352,26 +352,10 @@ fn openstack_cli_backups_and_attachments() {
     );
 }
 
-/// `demo`, and the admin `ops` (its Keystone user is `ops` too).
-const ADMIN_AUTH: &str = r#"
-[[tenants]]
-id = "demo"
-token = "demo-token-0123456789abcdef"
-user = "demo"
-password = "demo-password"
-
-[[tenants]]
-id = "ops"
-token = "ops-token-0123456789abcdef"
-user = "ops"
-password = "ops-password"
-admin = true
-"#;
-
 #[test]
 fn openstack_cli_qos_specs_and_encryption_types() {
     let Some(bin) = openstack_bin() else { return };
-    let api = Api::start_with(Some(ADMIN_AUTH), |_| {});
+    let api = Api::start_with(Some(api_common::DEMO_AND_ADMIN_AUTH), |_| {});
     let cli = Cli {
         bin,
         api: &api,

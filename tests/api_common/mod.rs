@@ -45,6 +45,22 @@ volumes = 2
 snapshots = 1
 "#;
 
+/// Two tenants: `demo`, and `ops`, an admin (its Keystone user is `ops`).
+pub const DEMO_AND_ADMIN_AUTH: &str = r#"
+[[tenants]]
+id = "demo"
+token = "demo-token-0123456789abcdef"
+user = "demo"
+password = "demo-password"
+
+[[tenants]]
+id = "ops"
+token = "ops-token-0123456789abcdef"
+user = "ops"
+password = "ops-password"
+admin = true
+"#;
+
 /// HTTP Basic credentials of the tenants in [`AUTH`] (Deltacloud, CIMI).
 pub const DEMO_BASIC: (&str, &str) = ("demo", "demo-password");
 pub const OTHER_BASIC: (&str, &str) = ("other", "other-password");
