@@ -8,7 +8,7 @@
 //! storage", for why a restore never sees a commit point whose objects
 //! are gone).
 
-use crate::layout::{generation_key, parse_generation_key, GENERATIONS, SEGMENTS};
+use crate::layout::{generation_key, SEGMENTS};
 use crate::remote::Remote;
 use crate::Result;
 use futures_util::TryStreamExt;
@@ -30,18 +30,8 @@ pub struct Pruned {
 /// deletes the rest.
 pub(crate) async fn prune(remote: &Remote, keep: usize) -> Result<Pruned> {
     let keep = keep.max(2);
-    let mut gens: Vec<u64> = remote
-        .store()
-        .list(Some(&remote.folder(GENERATIONS)))
-        .map_ok(|m| {
-            remote
-                .rel(&m.location)
-                .and_then(|r| parse_generation_key(&r))
-        })
-        .try_filter_map(|g| async move { Ok(g) })
-        .try_collect()
-        .await?;
-    gens.sort_unstable_by(|a, b| b.cmp(a));
+    let mut gens = crate::restore::generations(remote).await?;
+    gens.reverse();
     let mut out = Pruned::default();
     if gens.is_empty() {
         return Ok(out);

@@ -49,7 +49,12 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, 
 
 /// The newest generation with a commit point in the bucket, if any.
 pub(crate) async fn newest_generation(remote: &Remote) -> Result<Option<u64>> {
-    let gens: Vec<u64> = remote
+    Ok(generations(remote).await?.last().copied())
+}
+
+/// The generations whose commit points are in the bucket, oldest first.
+pub(crate) async fn generations(remote: &Remote) -> Result<Vec<u64>> {
+    let mut gens: Vec<u64> = remote
         .store()
         .list(Some(&remote.folder(GENERATIONS)))
         .map_ok(|m| {
@@ -60,7 +65,8 @@ pub(crate) async fn newest_generation(remote: &Remote) -> Result<Option<u64>> {
         .try_filter_map(|g| async move { Ok(g) })
         .try_collect()
         .await?;
-    Ok(gens.into_iter().max())
+    gens.sort_unstable();
+    Ok(gens)
 }
 
 /// Reads and checks generation `g`'s commit point.
@@ -204,18 +210,7 @@ pub fn bucket_contents(remote: &Remote) -> Result<BucketContents> {
         .build()
         .map_err(|e| Error::Io("starting a runtime".into(), e))?;
     rt.block_on(async {
-        let mut gens: Vec<u64> = remote
-            .store()
-            .list(Some(&remote.folder(GENERATIONS)))
-            .map_ok(|m| {
-                remote
-                    .rel(&m.location)
-                    .and_then(|r| parse_generation_key(&r))
-            })
-            .try_filter_map(|g| async move { Ok(g) })
-            .try_collect()
-            .await?;
-        gens.sort_unstable();
+        let gens = generations(remote).await?;
         let mut segs: Vec<(String, u64)> = remote
             .store()
             .list(Some(&remote.folder(crate::layout::SEGMENTS)))
