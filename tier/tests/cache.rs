@@ -6,8 +6,10 @@
 //! no segment, and the restored store opens through the bucket and reads
 //! every object back.
 
+mod common;
 use blockd_tier as tier;
-use engine::{ObjectId, Store, StoreOptions, WHOLE};
+use common::{pattern, read_all};
+use engine::{Store, StoreOptions, WHOLE};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,24 +25,6 @@ fn opts(source: Option<Arc<RemoteSource>>) -> StoreOptions {
         segment_source: source.map(|s| s as Arc<dyn engine::tiering::SegmentSource>),
         ..Default::default()
     }
-}
-
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn read_all(s: &Store, id: ObjectId, len: usize) -> Vec<u8> {
-    let mut b = vec![0u8; len];
-    s.read(id, 0, &mut b).unwrap();
-    b
 }
 
 /// Waits until the bucket has the newest local generation.
@@ -156,24 +140,35 @@ fn bounded_cache_prune_and_lazy_restore() {
         st.deleted_objects > 0 && st.deleted_generations > 0,
         "{st:?}"
     );
-    let keys = bucket_keys(&bucket);
-    let gens: Vec<&String> = keys
-        .iter()
-        .filter(|k| k.starts_with("generations/"))
-        .collect();
-    assert_eq!(gens.len(), 2, "{gens:?}");
-    let mut named = HashSet::new();
-    for g in &gens {
-        let m: tier::Manifest =
-            serde_json::from_slice(&std::fs::read(bucket.join(g)).unwrap()).unwrap();
-        named.extend(m.segments.into_iter().map(|s| s.key));
+    // Pruning runs after each commit point is up, so the newest commit's
+    // pruning may still be under way: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let keys = bucket_keys(&bucket);
+        let gens: Vec<&String> = keys
+            .iter()
+            .filter(|k| k.starts_with("generations/"))
+            .collect();
+        let mut named = HashSet::new();
+        for g in &gens {
+            let m: tier::Manifest =
+                serde_json::from_slice(&std::fs::read(bucket.join(g)).unwrap()).unwrap();
+            named.extend(m.segments.into_iter().map(|s| s.key));
+        }
+        let segs: HashSet<String> = keys
+            .iter()
+            .filter(|k| k.starts_with("segments/"))
+            .cloned()
+            .collect();
+        if gens.len() == 2 && segs == named {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bucket objects no kept commit point names: {gens:?} name {named:?}, bucket holds {segs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
-    let segs: HashSet<String> = keys
-        .iter()
-        .filter(|k| k.starts_with("segments/"))
-        .cloned()
-        .collect();
-    assert_eq!(segs, named, "bucket objects no kept commit point names");
     up.detach();
     store.close().unwrap();
     up.finish(Duration::from_secs(60)).unwrap();

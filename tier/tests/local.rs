@@ -6,8 +6,10 @@
 //! back; restore refuses a non-empty directory and an empty bucket; a
 //! second store cannot upload into the first one's prefix.
 
+mod common;
 use blockd_tier as tier;
-use engine::{ObjectId, Store, StoreOptions};
+use common::{pattern, read_all};
+use engine::{Store, StoreOptions};
 use std::time::Duration;
 use tier::{restore, Remote, Uploader, UploaderOptions};
 
@@ -16,24 +18,6 @@ fn opts() -> StoreOptions {
         segment_size: 1 << 20,
         ..Default::default()
     }
-}
-
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn read_all(s: &Store, id: ObjectId, len: usize) -> Vec<u8> {
-    let mut b = vec![0u8; len];
-    s.read(id, 0, &mut b).unwrap();
-    b
 }
 
 #[test]
