@@ -14,19 +14,10 @@
 mod api_common;
 mod cinder_common;
 
-use api_common::{Api, Resp};
-use cinder_common::{cinder_fault as fault, three_tenants, DEMO, OPS};
+use api_common::Api;
+use cinder_common::{cinder_fault as fault, ok, three_tenants, A, C as D, DEMO, OPS};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-const D: &str = "/volume/v3/demo";
-const A: &str = "/volume/v3/ops";
-
-#[track_caller]
-fn ok(r: &Resp, code: u16) -> &Value {
-    assert_eq!(r.status, code, "{}", r.text);
-    &r.json
-}
 
 /// A volume type named `name` (as the admin); its id.
 fn vtype(api: &Api, name: &str) -> String {

@@ -11,22 +11,13 @@
 mod api_common;
 mod cinder_common;
 
-use api_common::{Api, Resp};
-use cinder_common::{cinder_fault as fault, three_tenants, DEMO, OPS, OTHER};
+use api_common::Api;
+use cinder_common::{cinder_fault as fault, ok, three_tenants, A, C as D, DEMO, OPS, OTHER};
 use serde_json::{json, Value};
 
 /// The three tenants of `cinder_common`, `demo` with a quota of 5 volumes.
 fn auth() -> String {
     three_tenants("quota = { volumes = 5 }")
-}
-
-const D: &str = "/volume/v3/demo";
-const A: &str = "/volume/v3/ops";
-
-#[track_caller]
-fn ok(r: &Resp, code: u16) -> &Value {
-    assert_eq!(r.status, code, "{}", r.text);
-    &r.json
 }
 
 fn quota(api: &Api, key: &str) -> Value {

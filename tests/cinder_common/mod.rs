@@ -11,6 +11,16 @@ use serde_json::{json, Value};
 /// The Cinder v3 path of tenant `demo`.
 pub const C: &str = "/volume/v3/demo";
 
+/// The Cinder v3 path of the admin tenant `ops`.
+pub const A: &str = "/volume/v3/ops";
+
+/// The body of `r`, which must have status `code`.
+#[track_caller]
+pub fn ok(r: &Resp, code: u16) -> &Value {
+    assert_eq!(r.status, code, "{}", r.text);
+    &r.json
+}
+
 /// Token of tenant `demo` in [`three_tenants`].
 pub const DEMO: &str = "demo-token-0123456789abcdef";
 /// Token of tenant `other` in [`three_tenants`].
