@@ -29,6 +29,7 @@ use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -125,6 +126,11 @@ struct Shared {
     work: Mutex<Work>,
     cv: Condvar,
     stats: Mutex<TierStats>,
+    /// The newest committed generation's `log_bytes` (what the ticker
+    /// compares the log with).
+    covered: std::sync::atomic::AtomicU64,
+    /// One cache pass at a time (after a commit, and the watcher's).
+    cache_pass: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -148,7 +154,10 @@ impl CommitObserver for Observer {
         let mut w = self.0.work.lock();
         {
             let mut s = self.0.stats.lock();
-            s.local_generation = s.local_generation.max(c.generation);
+            if c.generation > s.local_generation {
+                s.local_generation = c.generation;
+                self.0.covered.store(c.log_bytes, Ordering::Relaxed);
+            }
         }
         if w.newest
             .as_ref()
@@ -166,6 +175,7 @@ pub struct Uploader {
     store: Store,
     upload: Option<std::thread::JoinHandle<()>>,
     ticker: Option<std::thread::JoinHandle<()>>,
+    watcher: Option<std::thread::JoinHandle<()>>,
 }
 
 /// What an object holds: (length, crc32). Segment objects already in the
@@ -194,6 +204,8 @@ impl Uploader {
             work: Mutex::new(Work::default()),
             cv: Condvar::new(),
             stats: Mutex::new(TierStats::default()),
+            covered: std::sync::atomic::AtomicU64::new(0),
+            cache_pass: Mutex::new(()),
         });
         store.set_commit_observer(Some(Arc::new(Observer(shared.clone()))));
         let first = store.checkpoint().map_err(Error::from).and_then(|_| {
@@ -224,12 +236,25 @@ impl Uploader {
             .name("blockd-upload-tick".into())
             .spawn(move || ticker_loop(s3, st))
             .map_err(|e| Error::Io("starting the upload ticker".into(), e))?;
+        let watcher = match shared.opts.cache_bound {
+            Some(_) => {
+                let s4 = shared.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name("blockd-cache".into())
+                        .spawn(move || cache_watch_loop(s4))
+                        .map_err(|e| Error::Io("starting the cache watcher".into(), e))?,
+                )
+            }
+            None => None,
+        };
         tracing::info!(remote = %shared.remote, "uploading committed generations");
         Ok(Uploader {
             shared,
             store: store.clone(),
             upload: Some(upload),
             ticker: Some(ticker),
+            watcher,
         })
     }
 
@@ -251,6 +276,9 @@ impl Uploader {
         self.shared.work.lock().stop_ticker = true;
         self.shared.cv.notify_all();
         if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        if let Some(t) = self.watcher.take() {
             let _ = t.join();
         }
     }
@@ -358,8 +386,16 @@ async fn survey(shared: &Shared, first: &Committed) -> Result<Known> {
     Ok(known)
 }
 
+/// The first wait before a failed generation is tried again; it doubles
+/// with each failure in a row, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest wait between tries of a failed generation.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How often the cache watcher measures the data directory.
+const CACHE_WATCH: Duration = Duration::from_millis(500);
+
 fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Known) {
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = FIRST_BACKOFF;
     let mut current: Option<Committed> = None;
     loop {
         {
@@ -382,7 +418,7 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
         let c = current.clone().expect("set above");
         match rt.block_on(upload_generation(&shared, &c, &mut known)) {
             Ok(m) => {
-                backoff = Duration::from_millis(250);
+                backoff = FIRST_BACKOFF;
                 current = None;
                 {
                     let mut s = shared.stats.lock();
@@ -421,11 +457,19 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
                     shared.cv.notify_all();
                     return;
                 }
-                tracing::warn!(error = %msg, generation = c.generation, "upload failed; retrying");
+                tracing::warn!(
+                    error = %msg,
+                    generation = c.generation,
+                    retry_in = ?backoff,
+                    "upload failed; retrying"
+                );
+                // The whole backoff, even when a newer generation comes
+                // meanwhile (it is picked up after): a failing store is
+                // not hammered at the ticker's pace.
                 let mut w = shared.work.lock();
                 let until = Instant::now() + backoff;
-                while w.newest.is_none() && !shared.cv.wait_until(&mut w, until).timed_out() {}
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                while !shared.cv.wait_until(&mut w, until).timed_out() {}
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
@@ -467,17 +511,36 @@ fn cache_pass(shared: &Shared) {
         return;
     };
     let src = shared.source.clone();
+    let _one = shared.cache_pass.lock();
     match crate::cache::enforce(&store, &shared.dir, bound, &|no| src.is_whole(no)) {
         Ok(p) => {
             let mut s = shared.stats.lock();
+            if p.full && !s.cache_full {
+                tracing::warn!(
+                    usage = p.usage,
+                    bound,
+                    "the data directory is at its --cache-dir-size bound with nothing \
+                     uploaded left to evict: writes needing a new segment get ENOSPC \
+                     until uploads catch up"
+                );
+            } else if !p.full && s.cache_full {
+                tracing::info!(
+                    usage = p.usage,
+                    bound,
+                    "under the cache bound again: writes resume"
+                );
+            }
             s.cache_dir_bytes = p.usage;
             s.cache_full = p.full;
             s.evicted_segments += p.evicted;
             s.evicted_bytes += p.evicted_bytes;
+            // Over the bound with nothing evictable and the bucket holding
+            // every generation: the next one names the segments sealed
+            // since, which its upload makes evictable. (While a generation
+            // is pending, its commit brings the next pass.)
+            let checkpoint = p.full && s.remote_generation >= s.local_generation;
             drop(s);
-            if p.full {
-                // Over the bound with nothing evictable: get the next
-                // generation up as soon as possible.
+            if checkpoint {
                 shared.work.lock().want_checkpoint = true;
                 shared.cv.notify_all();
             }
@@ -713,10 +776,29 @@ fn crc32fast_hash(b: &[u8]) -> u32 {
     crc32fast::hash(b)
 }
 
-/// Checkpoints the store every interval when its log grew since, or when
-/// the upload loop asks (a generation it could not copy).
+/// With a cache bound: a cache pass every [`CACHE_WATCH`] besides the one
+/// after each commit, so that while uploads fail or crawl (no generation
+/// commits) the directory is still measured and, over the bound, writes
+/// needing a new segment are refused instead of filling the disk.
+fn cache_watch_loop(shared: Arc<Shared>) {
+    loop {
+        {
+            let mut w = shared.work.lock();
+            let until = Instant::now() + CACHE_WATCH;
+            while !w.stop_ticker && !shared.cv.wait_until(&mut w, until).timed_out() {}
+            if w.stop_ticker {
+                return;
+            }
+        }
+        cache_pass(&shared);
+    }
+}
+
+/// Checkpoints the store every interval when its log holds records the
+/// newest generation lacks (compared at that generation's replay point,
+/// so records appended while it was committed count), or when the upload
+/// loop asks (a generation it could not copy).
 fn ticker_loop(shared: Arc<Shared>, store: Store) {
-    let mut last = store.op_stats().log_bytes;
     loop {
         let forced = {
             let mut w = shared.work.lock();
@@ -731,11 +813,10 @@ fn ticker_loop(shared: Arc<Shared>, store: Store) {
             }
             std::mem::take(&mut w.want_checkpoint)
         };
-        if forced || store.op_stats().log_bytes != last {
+        if forced || store.op_stats().log_bytes != shared.covered.load(Ordering::Relaxed) {
             if let Err(e) = store.checkpoint() {
                 tracing::warn!(error = %e, "checkpoint for the object store failed");
             }
-            last = store.op_stats().log_bytes;
         }
     }
 }
