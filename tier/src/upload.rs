@@ -131,6 +131,8 @@ struct Shared {
     covered: std::sync::atomic::AtomicU64,
     /// One cache pass at a time (after a commit, and the watcher's).
     cache_pass: Mutex<()>,
+    /// The last upload attempt failed (none succeeded since).
+    failing: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -206,6 +208,7 @@ impl Uploader {
             stats: Mutex::new(TierStats::default()),
             covered: std::sync::atomic::AtomicU64::new(0),
             cache_pass: Mutex::new(()),
+            failing: std::sync::atomic::AtomicBool::new(false),
         });
         store.set_commit_observer(Some(Arc::new(Observer(shared.clone()))));
         let first = store.checkpoint().map_err(Error::from).and_then(|_| {
@@ -391,8 +394,11 @@ async fn survey(shared: &Shared, first: &Committed) -> Result<Known> {
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// The longest wait between tries of a failed generation.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// How often the cache watcher measures the data directory.
-const CACHE_WATCH: Duration = Duration::from_millis(500);
+/// How often the cache watcher measures the data directory (a walk of a
+/// few hundred files at most): while uploads fail, the directory exceeds
+/// its bound by at most what clients write in this time, plus the active
+/// segment.
+const CACHE_WATCH: Duration = Duration::from_millis(100);
 
 fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Known) {
     let mut backoff = FIRST_BACKOFF;
@@ -419,6 +425,7 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
         match rt.block_on(upload_generation(&shared, &c, &mut known)) {
             Ok(m) => {
                 backoff = FIRST_BACKOFF;
+                shared.failing.store(false, Ordering::Relaxed);
                 current = None;
                 {
                     let mut s = shared.stats.lock();
@@ -440,8 +447,9 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
                 shared.cv.notify_all();
             }
             Err(e) => {
+                shared.failing.store(true, Ordering::Relaxed);
                 let fatal = matches!(e, Error::Fenced(_) | Error::Bucket(_));
-                let msg = e.to_string();
+                let msg = describe(&e);
                 {
                     let mut s = shared.stats.lock();
                     s.errors += 1;
@@ -475,6 +483,33 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
     }
 }
 
+/// A failure as the counters and the log show it: the error with its
+/// causes (a refused connection, a reset, a timeout are only in those),
+/// and what a full bucket means for the writer. Every failure but
+/// [`Error::Fenced`] and [`Error::Bucket`] is retried: 5xx, throttling,
+/// transport errors, and 4xx too (a quota raised, a policy fixed, a
+/// clock set right bring the uploads back without a restart).
+fn describe(e: &Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        cause = c.source();
+    }
+    if msg.contains("QuotaExceeded") {
+        msg.insert_str(
+            0,
+            "the bucket is over its quota (uploads retry until it has room; \
+             writes are held locally up to --cache-dir-size, then get ENOSPC): ",
+        );
+    }
+    msg
+}
+
 /// What happens between generations: the bucket pruned, the cache kept
 /// under its bound. Failures are counted and retried after the next one.
 fn after_commit(shared: &Shared, rt: &tokio::runtime::Runtime, known: &mut Known) {
@@ -492,18 +527,23 @@ fn after_commit(shared: &Shared, rt: &tokio::runtime::Runtime, known: &mut Known
             s.deleted_bytes += p.bytes;
         }
         Err(e) => {
-            tracing::warn!(error = %e, "pruning the bucket failed; retried after the next generation");
+            let msg = describe(&e);
+            tracing::warn!(error = %msg, "pruning the bucket failed; retried after the next generation");
             let mut s = shared.stats.lock();
             s.errors += 1;
-            s.last_error = Some(e.to_string());
+            s.last_error = Some(msg);
         }
     }
-    cache_pass(shared);
+    cache_pass(shared, true);
 }
 
 /// Brings the data directory under the cache bound, if there is one and
-/// the store is still attached.
-fn cache_pass(shared: &Shared) {
+/// the store is still attached. Still over it, client writes needing a new
+/// segment are refused when `settled` (the pass after a commit in the
+/// bucket: what could be uploaded was) or while uploads fail; otherwise
+/// (the watcher's pass while uploads go on) they are left as they were,
+/// so a burst the uploads will absorb is not refused between commits.
+fn cache_pass(shared: &Shared, settled: bool) {
     let Some(bound) = shared.opts.cache_bound else {
         return;
     };
@@ -512,9 +552,11 @@ fn cache_pass(shared: &Shared) {
     };
     let src = shared.source.clone();
     let _one = shared.cache_pass.lock();
-    match crate::cache::enforce(&store, &shared.dir, bound, &|no| src.is_whole(no)) {
-        Ok(p) => {
+    let refuse = settled || shared.failing.load(Ordering::Relaxed);
+    match crate::cache::enforce(&store, &shared.dir, bound, &|no| src.is_whole(no), refuse) {
+        Ok(mut p) => {
             let mut s = shared.stats.lock();
+            p.full = p.full && (refuse || s.cache_full);
             if p.full && !s.cache_full {
                 tracing::warn!(
                     usage = p.usage,
@@ -777,9 +819,9 @@ fn crc32fast_hash(b: &[u8]) -> u32 {
 }
 
 /// With a cache bound: a cache pass every [`CACHE_WATCH`] besides the one
-/// after each commit, so that while uploads fail or crawl (no generation
-/// commits) the directory is still measured and, over the bound, writes
-/// needing a new segment are refused instead of filling the disk.
+/// after each commit, so that while uploads fail (no generation commits)
+/// the directory is still measured and, over the bound, writes needing a
+/// new segment are refused instead of filling the disk.
 fn cache_watch_loop(shared: Arc<Shared>) {
     loop {
         {
@@ -790,7 +832,7 @@ fn cache_watch_loop(shared: Arc<Shared>) {
                 return;
             }
         }
-        cache_pass(&shared);
+        cache_pass(&shared, false);
     }
 }
 
@@ -818,5 +860,48 @@ fn ticker_loop(shared: Arc<Shared>, store: Store) {
                 tracing::warn!(error = %e, "checkpoint for the object store failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("error sending request")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn failures_are_described_with_their_causes() {
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let e = Error::Remote(object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(Outer(refused)),
+        });
+        let m = describe(&e);
+        assert!(
+            m.contains("error sending request: Connection refused"),
+            "{m}"
+        );
+        // A cause already in the message is not repeated.
+        let e = Error::Io("reading x".into(), std::io::Error::other("gone"));
+        assert_eq!(describe(&e), "reading x: gone");
+        let quota =
+            std::io::Error::other("403 Forbidden: <Error><Code>QuotaExceeded</Code></Error>");
+        let m = describe(&Error::Remote(object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(quota),
+        }));
+        assert!(m.starts_with("the bucket is over its quota"), "{m}");
     }
 }
