@@ -118,6 +118,26 @@ fn restore_and_compare(url: &str, slices: &[(String, u64, u64)]) -> u64 {
     g
 }
 
+/// Every segment object in the bucket of `url` is whole: a `.upto-N`
+/// copy holds N bytes, a sealed segment's copy as many as its file in
+/// `dir` (when the cleaner has not retired it since).
+fn whole_objects(dir: &Path, url: &str) {
+    let remote = tier::Remote::from_url(url).unwrap();
+    let (_, objects) = tier::bucket_contents(&remote).unwrap();
+    assert!(!objects.is_empty());
+    for (key, size) in objects {
+        let name = key.rsplit('/').next().unwrap();
+        let want = match name.split_once(".upto-") {
+            Some((_, n)) => n.parse::<u64>().unwrap(),
+            None => match std::fs::metadata(dir.join("segments").join(name)) {
+                Ok(m) => m.len(),
+                Err(_) => continue,
+            },
+        };
+        assert_eq!(size, want, "{key} in the bucket is not whole");
+    }
+}
+
 /// How a fault is switched on and off.
 enum Switch {
     Proxy(Fault),
@@ -292,6 +312,8 @@ fn faults_then_catch_up(ceph: &Ceph, proxy: &FaultProxy, cfg: &Path) {
             _ => {}
         }
         if matches!(switch, Switch::Proxy(Fault::CutPuts)) {
+            // The cut PUTs left no object short of its length.
+            whole_objects(&dir, &url);
             // Mid-cut, the bucket's newest commit point is the one before
             // the fault, whole.
             let g = restore_and_compare(&url, &slices[..slices.len() - 1]);
