@@ -22,6 +22,11 @@
 //!    server is back, uploads catch up, eviction makes room and the same
 //!    writes succeed; a restore reads everything back.
 //!
+//! 3. `stop_while_away`: stopped while the server is down, `serve` waits
+//!    `--object-store-wait`, then exits non-zero saying how far the bucket
+//!    is behind; the local store is clean; served again once the server is
+//!    back, it uploads what the bucket lacked.
+//!
 //! Prints what each fault did (errors counted, the last error, how long the
 //! bucket took to catch up) and the ENOSPC figures.
 
@@ -50,6 +55,7 @@ fn object_store_faults_through_a_proxy() {
     std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     faults_then_catch_up(&ceph, &proxy, &cfg);
     enospc_while_away(&ceph, &proxy, &cfg);
+    stop_while_away(&ceph, &proxy, &cfg);
 }
 
 /// Polls `f` every 100 ms until it gives a value; panics after `limit`.
@@ -532,4 +538,72 @@ fn enospc_while_away(ceph: &Ceph, proxy: &FaultProxy, cfg: &Path) {
     let mut srv = Serve::start(&dst, &[]);
     assert_eq!(bad_pieces(&srv, "vol", &all), "[]");
     assert!(srv.signal("TERM").success());
+}
+
+fn stop_while_away(ceph: &Ceph, proxy: &FaultProxy, cfg: &Path) {
+    let (_t, dir) = data_dir();
+    blockd(
+        &dir,
+        &[
+            "--segment-size",
+            "1M",
+            "volume",
+            "create",
+            "vol",
+            "--size",
+            "8M",
+        ],
+    );
+    let url = ceph.url("stop");
+    let args = [
+        "--object-store",
+        &url,
+        "--object-store-config",
+        cfg.to_str().unwrap(),
+        "--object-store-interval",
+        "0.5",
+        "--object-store-wait",
+        "3",
+    ];
+    let mut srv = Serve::start(&dir, &args);
+    py(
+        &srv,
+        "vol",
+        &format!("fill(h, 'a', 0, {}, 1 << 20)", 4 * MIB),
+    );
+    all_uploaded(&dir);
+    proxy.set(Fault::Refuse);
+    py(
+        &srv,
+        "vol",
+        &format!("fill(h, 'b', 0, {}, 1 << 20)", 8 * MIB),
+    );
+    let t = Instant::now();
+    let status = srv.signal("TERM");
+    let took = t.elapsed();
+    let log = srv.log().join("\n");
+    assert!(
+        !status.success(),
+        "serve exited {status} with the bucket behind: {log}"
+    );
+    assert!(
+        log.contains("uploading the final generation") && log.contains("Connection refused"),
+        "{log}"
+    );
+    assert!(took < Duration::from_secs(30), "stop took {took:?}");
+    // The local store was closed cleanly; the bucket still has 'a'.
+    blockd(&dir, &["check"]);
+    let a = [("a".to_string(), 0, 4 * MIB)];
+    let g = restore_and_compare(&url, &a);
+    eprintln!(
+        "stopped while away: exit {status} after {:.1}s; the bucket kept generation {g}",
+        took.as_secs_f64()
+    );
+
+    // Back: served again, the bucket catches up.
+    proxy.set(Fault::Pass);
+    let mut srv = Serve::start(&dir, &args);
+    all_uploaded(&dir);
+    assert!(srv.signal("TERM").success(), "{:#?}", srv.log());
+    restore_and_compare(&url, &[("b".to_string(), 0, 8 * MIB)]);
 }
