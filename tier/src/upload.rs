@@ -15,6 +15,14 @@
 //! (`prune.rs`) and, with a cache bound, the data directory is brought
 //! under it (`cache.rs`). A segment partly in the bucket already (evicted,
 //! or lazily restored) is copied by reading its remote part back.
+//!
+//! A generation whose upload fails (after the client's own retries of each
+//! request, `remote.rs`) is counted and tried again after a backoff
+//! (0.25 s doubling to 10 s), the newest generation then; only a fenced
+//! writer or a foreign bucket stops uploading. With a cache bound a
+//! watcher thread also runs the cache pass every 0.1 s, refusing writes
+//! over the bound while uploads fail (docs/design.md, "Failures of the
+//! object store").
 
 use crate::layout::{generation_key, segment_key, Manifest, SEGMENTS};
 use crate::remote::Remote;
