@@ -3,7 +3,8 @@
 //! a map of copies taken before eviction), byte-exact, before and after
 //! reopening; without a source the read fails naming the segment; a
 //! source returning damaged bytes is an error, never silent data; the
-//! active segment is never evicted.
+//! active segment is never evicted; a committed generation says how much
+//! of the log it covers.
 
 use blockd_engine::tiering::SegmentSource;
 use blockd_engine::{SegmentNo, Store, StoreOptions, WHOLE};
@@ -175,4 +176,42 @@ fn a_full_cache_refuses_writes_that_need_a_new_segment() {
     let mut got = vec![0u8; data.len()];
     s.read(vol, 0, &mut got).unwrap();
     assert!(got == data);
+}
+
+/// Records what each committed generation's observer call says.
+#[derive(Default)]
+struct Seen(Mutex<Vec<(u64, u64)>>);
+
+impl blockd_engine::tiering::CommitObserver for Seen {
+    fn committed(&self, c: blockd_engine::tiering::Committed) {
+        self.0.lock().unwrap().push((c.generation, c.log_bytes));
+    }
+}
+
+/// A generation's `log_bytes` is the log counter at its replay point: an
+/// idle store reads the same after the checkpoint (its own pages and blob
+/// count as covered), and any record appended since makes the counter
+/// differ: how the tier's ticker tells that the bucket lacks something
+/// (records appended while a checkpoint runs land after its replay point,
+/// so they count too).
+#[test]
+fn committed_generations_say_how_much_log_they_cover() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("d");
+    let s = Store::open(&dir, opts(None)).unwrap();
+    let vol = s.create_volume(Some("v"), 8 << 20, false).unwrap().id;
+    let seen = Arc::new(Seen::default());
+    s.set_commit_observer(Some(seen.clone()));
+    s.write(vol, 0, &pattern(1, 256 << 10), false).unwrap();
+    s.checkpoint().unwrap();
+    let (g1, covered) = *seen.0.lock().unwrap().last().unwrap();
+    assert_eq!(covered, s.op_stats().log_bytes, "idle after the checkpoint");
+    s.write(vol, 4096, &pattern(2, 4096), false).unwrap();
+    assert!(s.op_stats().log_bytes > covered);
+    s.checkpoint().unwrap();
+    let (g2, covered2) = *seen.0.lock().unwrap().last().unwrap();
+    assert!(g2 > g1 && covered2 > covered);
+    assert_eq!(covered2, s.op_stats().log_bytes);
+    s.set_commit_observer(None);
+    s.close().unwrap();
 }
