@@ -215,3 +215,50 @@ fn committed_generations_say_how_much_log_they_cover() {
     s.set_commit_observer(None);
     s.close().unwrap();
 }
+
+/// The object store away: reclaim cannot read an evicted segment. That
+/// stops the reclaim pass with an error, but the store does not fail-stop
+/// (nothing was appended), and a write the full cache refuses still gets
+/// NoSpace (the reclaim it tries first fails), not an I/O error; once the
+/// store is back, reclaim and writes work and nothing was lost.
+#[test]
+fn an_unreadable_evicted_segment_stops_reclaim_not_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let copies = Arc::new(Copies::default());
+    let s = Store::open(dir.path(), opts(Some(copies.clone()))).unwrap();
+    let vol = s.create_volume(Some("v"), 8 << 20, false).unwrap().id;
+    let mut data = pattern(1, 4 << 20);
+    s.write(vol, 0, &data, true).unwrap();
+    // Half of a segment's data dead: a candidate that must be read.
+    let over = pattern(2, (5 << 20) / 2);
+    s.write(vol, 0, &over, true).unwrap();
+    data[..over.len()].copy_from_slice(&over);
+    s.checkpoint().unwrap();
+    assert!(evict_sealed(&s, dir.path(), &copies) > 0);
+    let saved = std::mem::take(&mut *copies.segs.lock().unwrap());
+
+    let e = s.reclaim_some(0.9, 8).unwrap_err();
+    assert!(e.to_string().contains("no copy of segment"), "{e}");
+    s.write(vol, 0, &data[..64 << 10], true).unwrap();
+    s.set_cache_full(true);
+    let refused = (0..64u64)
+        .find_map(|i| {
+            let off = (i * (64 << 10)) % (4 << 20);
+            let c = &data[off as usize..(off + (64 << 10)) as usize];
+            s.write(vol, off, c, false).err()
+        })
+        .expect("a write past the active segment is refused");
+    assert_eq!(
+        refused.kind(),
+        blockd_engine::ErrorKind::NoSpace,
+        "{refused}"
+    );
+
+    *copies.segs.lock().unwrap() = saved;
+    s.set_cache_full(false);
+    s.reclaim_some(0.9, 8).unwrap();
+    s.write(vol, 0, &data[..64 << 10], true).unwrap();
+    let mut got = vec![0u8; data.len()];
+    s.read(vol, 0, &mut got).unwrap();
+    assert!(got == data);
+}
