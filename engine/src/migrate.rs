@@ -244,15 +244,17 @@ impl State {
     /// is and the queue entries naming it; a data chunk's likewise. A
     /// store with more is refused, untouched (never reached in practice).
     pub(crate) fn v4_refcounts_fit(&self) -> Result<()> {
+        // Fewer than 2^19 holders keep every refcount at most 2^20 - 1.
+        const MAX_HOLDERS: u64 = (REFCOUNT_MAX as u64 + 1) >> 1;
         let holders = self.catalog.objects.len() as u64 + self.free_queue.len() as u64;
-        if 2 * holders > u64::from(REFCOUNT_MAX) {
+        if holders >= MAX_HOLDERS {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
                     "the store has on-disk format version 4 and {holders} objects and queued \
                      frees; this build opens version 4 stores with fewer than {} (a chunk \
                      could hold more references than format version {FORMAT_VERSION} keeps)",
-                    (REFCOUNT_MAX + 1) / 2
+                    MAX_HOLDERS
                 ),
             ));
         }

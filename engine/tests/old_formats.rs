@@ -287,7 +287,7 @@ fn expected_v4(name: &str, b: u64) -> Vec<u8> {
         ("v", 300..400) => fill(0xa2),
         ("v", 0..700) | ("s", 0..700) => text4(1, b),
         ("p", 0..64) => text4(5, b),
-        ("r", _) if b % 3 == 0 => fill(0x5a),
+        ("r", _) if b.is_multiple_of(3) => fill(0x5a),
         _ => fill(0),
     }
 }

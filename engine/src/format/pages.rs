@@ -261,7 +261,8 @@ pub fn check_stored(stored_len: u32, flags: u32) -> Result<()> {
 pub fn node_len_ok(len: u32) -> bool {
     let len = len as usize;
     len == PAGE_LEN
-        || (NODE_RUNS_HEAD..PAGE_LEN).contains(&len) && (len - NODE_RUNS_HEAD) % NODE_RUN_LEN == 0
+        || (NODE_RUNS_HEAD..PAGE_LEN).contains(&len)
+            && (len - NODE_RUNS_HEAD).is_multiple_of(NODE_RUN_LEN)
 }
 
 /// Bytes of one leaf entry.
