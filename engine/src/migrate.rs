@@ -233,31 +233,50 @@ impl State {
 }
 
 impl State {
-    /// A version 4 store opens as it is in version 5, whose chunk-table
-    /// entries keep a node's record length in the high 12 bits of the word
-    /// version 4 gave wholly to its refcount (and version 4 wrote every
-    /// node dense: length field 0). That reads version 4 entries right
-    /// while every refcount is below 2²⁰, which holds when the blob's
-    /// objects and queued references are fewer than 2¹⁹: a node's
-    /// references are its parents (at most one per object or queued
-    /// subtree reaching its place in the map), the objects whose root it
-    /// is and the queue entries naming it; a data chunk's likewise. A
-    /// store with more is refused, untouched (never reached in practice).
+    /// Refuses a version 4 store whose entries might not read right in
+    /// version 5 ([`v4_refcounts_fit`]).
     pub(crate) fn v4_refcounts_fit(&self) -> Result<()> {
-        // Fewer than 2^19 holders keep every refcount at most 2^20 - 1.
-        const MAX_HOLDERS: u64 = (REFCOUNT_MAX as u64 + 1) >> 1;
-        let holders = self.catalog.objects.len() as u64 + self.free_queue.len() as u64;
-        if holders >= MAX_HOLDERS {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "the store has on-disk format version 4 and {holders} objects and queued \
-                     frees; this build opens version 4 stores with fewer than {} (a chunk \
-                     could hold more references than format version {FORMAT_VERSION} keeps)",
-                    MAX_HOLDERS
-                ),
-            ));
-        }
-        Ok(())
+        v4_refcounts_fit(self.catalog.objects.len(), self.free_queue.len())
+    }
+}
+
+/// A version 4 store opens as it is in version 5, whose chunk-table
+/// entries keep a node's record length in the high 12 bits of the word
+/// version 4 gave wholly to its refcount (and version 4 wrote every node
+/// dense: length field 0). That reads version 4 entries right while every
+/// refcount is below 2²⁰, which holds when the blob's `objects` and
+/// `queued` references are fewer than 2¹⁹: a node's references are its
+/// parents (at most one per object or queued subtree reaching its place
+/// in the map), the objects whose root it is and the queue entries naming
+/// it; a data chunk's likewise. A store with more is refused, untouched
+/// (never reached in practice).
+pub(crate) fn v4_refcounts_fit(objects: usize, queued: usize) -> Result<()> {
+    // Fewer than 2^19 holders keep every refcount at most 2^20 - 1.
+    const MAX_HOLDERS: u64 = (REFCOUNT_MAX as u64 + 1) >> 1;
+    let holders = objects as u64 + queued as u64;
+    if holders >= MAX_HOLDERS {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "the store has on-disk format version 4 and {holders} objects and queued \
+                 frees; this build opens version 4 stores with fewer than {MAX_HOLDERS} (a \
+                 chunk could hold more references than format version {FORMAT_VERSION} keeps)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn v4_stores_open_while_refcounts_fit() {
+        assert!(super::v4_refcounts_fit(0, 0).is_ok());
+        assert!(super::v4_refcounts_fit(300_000, 224_287).is_ok());
+        let e = super::v4_refcounts_fit(300_000, 224_288).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Unsupported);
+        let m = e.to_string();
+        assert!(m.contains("format version 4 and 524288 objects"), "{m}");
+        assert!(m.contains("fewer than 524288"), "{m}");
     }
 }
