@@ -17,6 +17,7 @@
 use crate::error::{Error, Result};
 use crate::fault::{FaultPoint, Faults, IoOp};
 use crate::format::{RecordHeader, RecordKind, SealBody, HEADER_LEN, PAGE_LEN};
+use crate::log_direct::RecordBuf;
 use crate::log_queue::{LogQueue, Pending, QUEUE_LIMIT};
 use crate::residency::{read_error, Residency, TierHook};
 use crate::types::{LogAddr, SegmentNo};
@@ -702,7 +703,8 @@ impl Log {
     ) -> Result<LogAddr> {
         let need = head.len() as u64 + payloads.iter().map(|p| p.len() as u64).sum::<u64>();
         self.frame(kind, head, payloads, need, None)?;
-        let mut data = Vec::with_capacity(need as usize);
+        // Laid out in memory for direct writes from where it will land.
+        let mut data = RecordBuf::placed(self.tail, need as usize);
         data.extend_from_slice(head);
         for p in payloads {
             data.extend_from_slice(p);
@@ -711,7 +713,8 @@ impl Log {
     }
 
     /// Queues the record `data` (framed by [`Log::frame`]) at the tail.
-    fn push(&mut self, data: Vec<u8>) -> Result<LogAddr> {
+    fn push(&mut self, data: impl Into<RecordBuf>) -> Result<LogAddr> {
+        let data = data.into();
         let addr = self.tail();
         let need = data.len() as u64;
         self.enqueue(self.tail, data)?;
@@ -722,12 +725,12 @@ impl Log {
 
     /// Queues record `next_seq` at `offset` of the active segment (or
     /// holds it back, keeping log order, while records are held).
-    fn enqueue(&mut self, offset: u64, data: Vec<u8>) -> Result<()> {
+    fn enqueue(&mut self, offset: u64, data: impl Into<RecordBuf>) -> Result<()> {
         let p = Pending {
             seg: self.active.clone(),
             offset,
             seq: self.next_seq,
-            data,
+            data: Arc::new(data.into()),
         };
         match &mut self.held {
             Some(h) => {
