@@ -19,7 +19,7 @@ mod spare;
 
 use crate::error::{Error, Result};
 use crate::fault::{FaultPoint, Faults, IoOp};
-use crate::format::{RecordHeader, RecordKind, SealBody, HEADER_LEN, PAGE_LEN};
+use crate::format::{RecordHeader, RecordKind, SealBody, HEADER_LEN};
 use crate::log_direct::RecordBuf;
 use crate::log_queue::{LogQueue, Pending, QUEUE_LIMIT};
 use crate::residency::{read_error, Residency, TierHook};
@@ -96,19 +96,20 @@ impl Segment {
         Ok(Some(ReadRecord { header, body, next }))
     }
 
-    /// Reads the page record (header and a `PAGE_LEN` body) at `offset`
-    /// only if all of it is in the page cache (`preadv2` with
+    /// Reads the metadata record (header and a `body_len` body: a page, or
+    /// a runs-encoded map node) at `offset` only if all of it is in the
+    /// page cache (`preadv2` with
     /// `RWF_NOWAIT`), so that it can be read while holding the store
     /// lock without waiting for the device. `None` when it would block,
     /// when the kernel or filesystem does not support the flag, or when
     /// no valid record starts there: the caller then reads it the slow
     /// way, outside the lock.
-    pub fn read_page_cached(&self, offset: u64) -> Option<ReadRecord> {
-        let end = offset + (HEADER_LEN + PAGE_LEN) as u64;
+    pub fn read_page_cached(&self, offset: u64, body_len: usize) -> Option<ReadRecord> {
+        let end = offset + (HEADER_LEN + body_len) as u64;
         if self.remote_at(offset) || self.gate.pending(self.no, offset, end) {
             return None;
         }
-        let mut buf = vec![0u8; HEADER_LEN + PAGE_LEN];
+        let mut buf = vec![0u8; HEADER_LEN + body_len];
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
         let n = rustix::io::preadv2(
             &self.file,
@@ -117,18 +118,18 @@ impl Segment {
             rustix::io::ReadWriteFlags::NOWAIT,
         )
         .ok()?;
-        if n != HEADER_LEN + PAGE_LEN {
+        if n != HEADER_LEN + body_len {
             return None;
         }
         let header = RecordHeader::decode(&buf[..HEADER_LEN])?;
-        if header.body_len as usize != PAGE_LEN {
+        if header.body_len as usize != body_len {
             return None;
         }
         let body = buf.split_off(HEADER_LEN);
         if !header.body_ok(&body) {
             return None;
         }
-        let next = LogAddr::new(self.no, offset + (HEADER_LEN + PAGE_LEN) as u64);
+        let next = LogAddr::new(self.no, end);
         Some(ReadRecord { header, body, next })
     }
 
