@@ -3,7 +3,8 @@
 //! they name; older commit points are deleted first, then every segment
 //! object no kept commit point names (segments the cleaner retired, the
 //! shorter copies of segments that were active, leftovers of an upload cut
-//! short). Runs on the upload thread between generations, so nothing it
+//! short), and the tails (`tail.rs`) no kept commit point chains. Runs on
+//! the upload thread between generations, so nothing it
 //! deletes is being uploaded for the next one (docs/design.md, "Object
 //! storage", for why a restore never sees a commit point whose objects
 //! are gone).
@@ -20,6 +21,8 @@ use std::collections::HashSet;
 pub struct Pruned {
     /// Commit points deleted.
     pub generations: u64,
+    /// Tail objects deleted.
+    pub tails: u64,
     /// Segment objects deleted (their keys, relative to the prefix).
     pub segments: Vec<String>,
     /// Bytes of the segment objects deleted.
@@ -37,8 +40,10 @@ pub(crate) async fn prune(remote: &Remote, keep: usize) -> Result<Pruned> {
         return Ok(out);
     }
     let mut named = HashSet::new();
+    let mut kept = Vec::new();
     for &g in gens.iter().take(keep) {
         let m = crate::restore::fetch_manifest(remote, g).await?;
+        kept.push((g, m.replay_point()));
         named.extend(m.segments.into_iter().map(|s| s.key));
     }
     for &g in gens.iter().skip(keep) {
@@ -62,6 +67,13 @@ pub(crate) async fn prune(remote: &Remote, keep: usize) -> Result<Pruned> {
         remote.store().delete(&remote.key(&rel)).await?;
         out.bytes += size;
         out.segments.push(rel);
+    }
+    let tails = crate::tail::list(remote).await?;
+    let keys: Vec<_> = tails.iter().map(|(k, _)| *k).collect();
+    for t in crate::tail::unneeded(&keys, &kept) {
+        remote.store().delete(&remote.key(&t.key())).await?;
+        out.tails += 1;
+        out.bytes += t.to - t.from;
     }
     Ok(out)
 }

@@ -116,20 +116,30 @@ fn in_memory_backend_and_create_only_commit_points() {
     store.close().unwrap();
     let s = up.finish(Duration::from_secs(30)).unwrap();
     assert!(s.generations_committed >= 1);
-    // The same store, reopened from its local disk, goes on from a newer
-    // generation; a copy of it restored from the bucket and opened beside
-    // it would commit the same generation numbers: the second writer is
-    // fenced at its first commit point.
-    let dst = t.path().join("copy");
-    restore(&remote, &dst, 2).unwrap();
+    // The same store, reopened from its local disk, goes on under a new
+    // lease; a copy of it restored from the bucket takes a lease of its
+    // own first, so the original, reopened after that, is refused (another
+    // writer holds the store) and the copy serves on.
     let a = Store::open(t.path().join("s"), opts()).unwrap();
     let mut ua = Uploader::start(&a, remote.clone(), UploaderOptions::default()).unwrap();
+    assert_eq!(ua.stats().lease, 2);
     ua.detach();
     a.close().unwrap();
     ua.finish(Duration::from_secs(30)).unwrap();
-    let b = Store::open(&dst, opts()).unwrap();
-    let e = Uploader::start(&b, remote, UploaderOptions::default())
+    let dst = t.path().join("copy");
+    let r = restore(&remote, &dst, 2).unwrap();
+    assert_eq!((r.from_lease, r.lease), (2, 3));
+    let a = Store::open(t.path().join("s"), opts()).unwrap();
+    let e = Uploader::start(&a, remote.clone(), UploaderOptions::default())
         .err()
-        .expect("a stale copy is fenced");
-    assert!(matches!(e, tier::Error::Fenced(_)), "{e}");
+        .expect("a stale writer is refused");
+    assert!(matches!(e, tier::Error::Refused(_)), "{e}");
+    assert!(e.to_string().contains("--take-over"), "{e}");
+    a.close().unwrap();
+    let b = Store::open(&dst, opts()).unwrap();
+    let mut ub = Uploader::start(&b, remote, UploaderOptions::default()).unwrap();
+    assert_eq!(ub.stats().lease, 4);
+    ub.detach();
+    b.close().unwrap();
+    ub.finish(Duration::from_secs(30)).unwrap();
 }
