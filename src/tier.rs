@@ -30,11 +30,16 @@ pub(crate) fn set_config(path: Option<std::path::PathBuf>) {
 
 /// The client of `url`, with the config file's settings if one was given.
 pub(crate) fn remote(url: &str) -> Result<tier::Remote> {
-    let cfg = match CONFIG.get().and_then(|p| p.as_deref()) {
+    let cfg = config()?;
+    Ok(tier::Remote::from_url_with(url, cfg.as_ref())?)
+}
+
+/// The config file's settings, if one was given.
+fn config() -> Result<Option<tier::S3Config>> {
+    Ok(match CONFIG.get().and_then(|p| p.as_deref()) {
         Some(p) => Some(tier::S3Config::load(p)?),
         None => None,
-    };
-    Ok(tier::Remote::from_url_with(url, cfg.as_ref())?)
+    })
 }
 
 /// Memory for fetched segment ranges.
@@ -50,23 +55,49 @@ pub(crate) fn source(url: &str) -> Result<Arc<tier::RemoteSource>> {
     Ok(src)
 }
 
-/// Starts uploading `store`'s committed generations to `url`, reading
-/// remote segment bytes through `source` (the one `store` opened with),
-/// keeping the data directory under `cache_bound` when given.
+/// How `serve` runs the uploader.
+pub(crate) struct StartOptions {
+    /// `--object-store-interval`.
+    pub interval: Duration,
+    /// `--cache-dir-size`.
+    pub cache_bound: Option<u64>,
+    /// `--durability` (else the config file's `durability`, else local).
+    pub durability: Option<tier::Durability>,
+    /// `--remote-flush-timeout`.
+    pub flush_timeout: Duration,
+    /// `--take-over`.
+    pub take_over: bool,
+}
+
+/// Starts uploading `store`'s committed generations to `url` (taking the
+/// store's lease), reading remote segment bytes through `source` (the one
+/// `store` opened with), keeping the data directory under the cache bound
+/// when given.
 pub(crate) fn start(
     store: &engine::Store,
     url: &str,
-    interval: Duration,
-    cache_bound: Option<u64>,
+    o: StartOptions,
     source: Arc<tier::RemoteSource>,
 ) -> Result<tier::Uploader> {
+    let durability = match o.durability {
+        Some(d) => d,
+        None => match config()?.and_then(|c| c.durability) {
+            Some(d) => d
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("object store config: {e}"))?,
+            None => tier::Durability::Local,
+        },
+    };
     let up = tier::Uploader::start(
         store,
         remote(url)?,
         tier::UploaderOptions {
-            checkpoint_interval: interval,
-            cache_bound,
+            checkpoint_interval: o.interval,
+            cache_bound: o.cache_bound,
             source: Some(source),
+            durability,
+            flush_timeout: o.flush_timeout,
+            take_over: o.take_over,
             ..Default::default()
         },
     )
@@ -107,10 +138,14 @@ pub(crate) fn restore(
         let f = src.stats();
         writeln!(
             out,
-            "restored generation {} of store {} into {} lazily: {} segments ({} left in the bucket, read on demand), {} downloaded in {:.2}s; opened in {:.2}s reading {} of metadata in {} ranged GETs: {} objects",
+            "restored generation {} of store {} into {} lazily (lease {}, then {} tail objects, {}; this directory now holds lease {}): {} segments ({} left in the bucket, read on demand), {} downloaded in {:.2}s; opened in {:.2}s reading {} of metadata in {} ranged GETs: {} objects",
             r.generation,
             r.store_id,
             dir.display(),
+            r.from_lease,
+            r.tails,
+            engine::ByteSize(r.tail_bytes),
+            r.lease,
             r.segments,
             engine::ByteSize(r.remote_bytes),
             engine::ByteSize(r.bytes),
@@ -126,10 +161,14 @@ pub(crate) fn restore(
         .with_context(|| format!("restoring {url} into {}", dir.display()))?;
     writeln!(
         out,
-        "restored generation {} of store {} into {}: {} segments, {} in {:.1}s",
+        "restored generation {} of store {} into {} (lease {}, then {} tail objects, {}; this directory now holds lease {}): {} segments, {} in {:.1}s",
         r.generation,
         r.store_id,
         dir.display(),
+        r.from_lease,
+        r.tails,
+        engine::ByteSize(r.tail_bytes),
+        r.lease,
         r.segments,
         engine::ByteSize(r.bytes),
         r.elapsed.as_secs_f64()
@@ -140,15 +179,27 @@ pub(crate) fn restore(
 /// One line for `blockd stats`.
 pub(crate) fn describe(s: &tier::TierStats) -> String {
     let mut line = format!(
-        "object store: generation {} committed locally, {} in the bucket; {} not yet uploaded; uploaded {} in {} objects ({} generations), {} errors",
+        "object store: generation {} committed locally, {} in the bucket (durability {}, lease {}); {} of log not yet in the bucket ({} of the newest local generation); uploaded {} in {} objects ({} generations), {} errors",
         s.local_generation,
         s.remote_generation,
+        s.durability,
+        s.lease,
+        engine::ByteSize(s.unuploaded_log_bytes),
         engine::ByteSize(s.pending_bytes),
         engine::ByteSize(s.uploaded_bytes),
         s.uploaded_objects,
         s.generations_committed,
         s.errors
     );
+    if s.tail_objects + s.remote_flushes + s.remote_flush_failures > 0 {
+        line.push_str(&format!(
+            "; {} flushes acknowledged from the bucket, {} failed; {} tail objects ({})",
+            s.remote_flushes,
+            s.remote_flush_failures,
+            s.tail_objects,
+            engine::ByteSize(s.tail_bytes)
+        ));
+    }
     if s.range_gets > 0 {
         line.push_str(&format!(
             "; fetched {} in {} ranged GETs ({:.1} ms mean), {} range-cache hits",
