@@ -169,9 +169,7 @@ pub(super) fn remote_kill9_rounds(ceph: &Ceph) {
                 "round {round}: piece {i} is neither new in order nor its old contents: {got:?}"
             );
         }
-        eprintln!(
-            "round {round}: restored {new} new pieces (last acknowledged flush {last:?})"
-        );
+        eprintln!("round {round}: restored {new} new pieces (last acknowledged flush {last:?})");
         before = got;
         dir = next;
     }
@@ -222,7 +220,10 @@ pub(super) fn fencing_two_servers(ceph: &Ceph) {
         a.log()
     );
     let st = tier_stats(&a_dir);
-    assert!(st["fenced_by"].as_u64().unwrap() > st["lease"].as_u64().unwrap(), "{st}");
+    assert!(
+        st["fenced_by"].as_u64().unwrap() > st["lease"].as_u64().unwrap(),
+        "{st}"
+    );
     let r = nbdsh(
         &a,
         "fv",
@@ -242,7 +243,10 @@ pub(super) fn fencing_two_servers(ceph: &Ceph) {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("--take-over"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("--take-over"),
+        "{err}"
+    );
 
     // B serves (its lease follows the restore's) and writes.
     let mut b = start(&b_dir, &remote_args(&url));
@@ -299,10 +303,7 @@ pub(super) fn flush_latency(ceph: &Ceph) {
              \x20   out.append((time.perf_counter() - t) * 1000)\n\
              print(' '.join(f'{x:.3f}' for x in out))",
         );
-        let mut ms: Vec<f64> = out
-            .split_whitespace()
-            .map(|x| x.parse().unwrap())
-            .collect();
+        let mut ms: Vec<f64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
         assert_eq!(ms.len(), 200);
         let (p50, p99) = pct(&mut ms);
         let st = tier_stats(&dir);

@@ -113,11 +113,12 @@ pub(crate) fn fenced(shared: &Shared, newer: u64, msg: &str) {
         s.fenced_by = newer;
         s.stopped.get_or_insert_with(|| msg.to_string());
     }
-    shared.log.lock().fenced = Some(msg.to_string());
-    shared.log_cv.notify_all();
+    // The store refuses writes before any waiting flush hears of it.
     if let Some(store) = shared.store.lock().clone() {
         store.stop_writes(msg);
     }
+    shared.log.lock().fenced = Some(msg.to_string());
+    shared.log_cv.notify_all();
 }
 
 /// Stops the tail thread (the store is closing).

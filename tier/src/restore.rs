@@ -119,6 +119,17 @@ async fn newest_manifest(remote: &Remote) -> Result<Manifest> {
     fetch_manifest(remote, g).await
 }
 
+/// Takes the store's lease for a restore into `dir` (refused, taking
+/// nothing, when the bucket holds no commit point).
+async fn take_lease(remote: &Remote, dir: &Path) -> Result<u64> {
+    if newest_generation(remote).await?.is_none() {
+        return Err(Error::Refused(format!(
+            "{remote} holds no committed generation"
+        )));
+    }
+    crate::lease::acquire(remote, dir).await
+}
+
 /// Restores the newest committed generation of `remote` into `dir`, which
 /// must be absent or empty, reading data lazily: every segment stays in
 /// the bucket (see the module docs). The store then opens only with the
@@ -130,7 +141,7 @@ pub fn restore_lazy(remote: &Remote, dir: &Path) -> Result<RestoreReport> {
         .enable_all()
         .build()
         .map_err(|e| Error::Io("starting the restore runtime".into(), e))?;
-    let lease = rt.block_on(crate::lease::acquire(remote, dir))?;
+    let lease = rt.block_on(take_lease(remote, dir))?;
     let m = rt.block_on(newest_manifest(remote))?;
     engine::tiering::prepare_layout(dir)?;
     let segs: Vec<(SegmentNo, u64, u64)> = m
@@ -175,7 +186,7 @@ pub fn restore(remote: &Remote, dir: &Path, concurrency: usize) -> Result<Restor
         .build()
         .map_err(|e| Error::Io("starting the restore runtime".into(), e))?;
     rt.block_on(async {
-        let lease = crate::lease::acquire(remote, dir).await?;
+        let lease = take_lease(remote, dir).await?;
         let m = newest_manifest(remote).await?;
         let g = m.generation;
         engine::tiering::prepare_layout(dir)?;
