@@ -42,6 +42,66 @@ fn config() -> Result<Option<tier::S3Config>> {
     })
 }
 
+/// The global `--object-store` of an offline command, set once.
+static URL: OnceLock<String> = OnceLock::new();
+
+/// Records the offline command's `--object-store` for [`offline_summary`].
+pub(crate) fn set_url(url: &str) {
+    let _ = URL.set(url.to_string());
+}
+
+/// For `stats --object-store` on a store no server holds: what the bucket
+/// holds (newest commit point and tails, newest lease) and, when this data
+/// directory holds the lease that wrote them, how many bytes of its log
+/// are past what a restore would lay (JSON, `object_store`).
+pub(crate) fn offline_summary(
+    dir: &Path,
+    store: &engine::Store,
+) -> Result<Option<serde_json::Value>> {
+    let Some(url) = URL.get() else {
+        return Ok(None);
+    };
+    let remote = remote(url)?;
+    let s = tier::summary(&remote).with_context(|| format!("reading {url}"))?;
+    let mut v = serde_json::to_value(&s)?;
+    let mine = tier::lease::local(dir)?;
+    v["local_lease"] = serde_json::json!(mine);
+    let same = s.newest_commit_point.map(|k| k.lease) == mine;
+    if let (Some((no, off)), true) = (s.log_end, same) {
+        let end = store.log_written_end();
+        let from = engine::LogAddr::new(engine::SegmentNo(no), off);
+        v["unuploaded_log_bytes"] = serde_json::json!(tier::log_distance(dir, from, end));
+    }
+    Ok(Some(v))
+}
+
+/// One line for `blockd stats` from [`offline_summary`]'s value.
+pub(crate) fn describe_bucket(v: &serde_json::Value) -> String {
+    let ck = &v["newest_commit_point"];
+    let mut line = match ck.get("generation") {
+        Some(g) => format!(
+            "object store: newest commit point generation {g} (lease {}) plus {} tail objects ({})",
+            ck["lease"],
+            v["tails"],
+            engine::ByteSize(v["tail_bytes"].as_u64().unwrap_or(0))
+        ),
+        None => "object store: no commit point".to_string(),
+    };
+    line.push_str(&format!(
+        "; newest lease {} ({}), this directory's {}",
+        v["newest_lease"],
+        v["lease_holder"].as_str().unwrap_or("-"),
+        v["local_lease"]
+    ));
+    if let Some(n) = v["unuploaded_log_bytes"].as_u64() {
+        line.push_str(&format!(
+            "; {} of this directory's log not in the bucket",
+            engine::ByteSize(n)
+        ));
+    }
+    line
+}
+
 /// Memory for fetched segment ranges.
 const RANGE_CACHE: u64 = 64 << 20;
 

@@ -176,6 +176,16 @@ pub(super) fn remote_kill9_rounds(ceph: &Ceph) {
     assert!(srv.signal("TERM").success(), "{:#?}", srv.log());
     // (lazily restored: its older segments are read through the bucket)
     cli(&dir, &["--object-store", &url, "check"]);
+    // Offline stats with the bucket: after a clean stop, the bucket holds
+    // all of this directory's log.
+    let v: serde_json::Value =
+        serde_json::from_str(&cli(&dir, &["--object-store", &url, "stats", "--json"])).unwrap();
+    let b = &v["object_store"];
+    assert_eq!(b["newest_lease"], b["local_lease"], "{b}");
+    assert_eq!(b["newest_commit_point"]["lease"], b["local_lease"], "{b}");
+    assert_eq!(b["unuploaded_log_bytes"], 0, "{b}");
+    let text = cli(&dir, &["--object-store", &url, "stats"]);
+    assert!(text.contains("object store: newest commit point"), "{text}");
 }
 
 pub(super) fn fencing_two_servers(ceph: &Ceph) {
@@ -286,6 +296,8 @@ pub(super) fn flush_latency(ceph: &Ceph) {
                 mode,
                 "--object-store-interval",
                 "10",
+                "--metrics-listen",
+                "127.0.0.1:0",
             ],
         );
         let out = nbdsh(
@@ -307,6 +319,44 @@ pub(super) fn flush_latency(ceph: &Ceph) {
         assert_eq!(ms.len(), 200);
         let (p50, p99) = pct(&mut ms);
         let st = tier_stats(&dir);
+        // The counters: in local mode the log written since the first
+        // commit point is not in the bucket until the next one; in remote
+        // mode every flushed byte is.
+        let metric = |name: &str| -> u64 {
+            let text = metrics(&srv);
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no {name} in {text}"))
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(st["durability"], mode, "{st}");
+        if mode == "local" {
+            let pending = metric("blockd_tier_unuploaded_log_bytes");
+            assert!(pending >= 200 * 4096, "{pending} {st}");
+            assert_eq!(metric("blockd_tier_remote_durability"), 0);
+            // A checkpoint (here by gc, else the interval) brings it down.
+            let g = st["remote_generation"].as_u64().unwrap();
+            cli(&dir, &["gc"]);
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let s = tier_stats(&dir);
+                if s["unuploaded_log_bytes"] == 0 && s["remote_generation"].as_u64().unwrap() > g {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "not uploaded: {s}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            assert_eq!(metric("blockd_tier_unuploaded_log_bytes"), 0);
+        } else {
+            assert_eq!(st["unuploaded_log_bytes"], 0, "{st}");
+            assert_eq!(metric("blockd_tier_remote_durability"), 1);
+            assert!(metric("blockd_tier_remote_flushes_total") >= 200);
+            assert!(metric("blockd_tier_tail_bytes_total") >= 200 * 4096);
+            assert!(metric("blockd_tier_lease") >= 1);
+            assert_eq!(metric("blockd_tier_fenced_by_lease"), 0);
+        }
         rows.push(format!(
             "{mode:>6}: 200 flushes of a 4 KiB write: p50 {p50:.2} ms, p99 {p99:.2} ms \
              (remote flushes {}, tail objects {})",
@@ -320,6 +370,20 @@ pub(super) fn flush_latency(ceph: &Ceph) {
     for r in rows {
         eprintln!("flush latency against radosgw: {r}");
     }
+}
+
+/// The server's /metrics text.
+fn metrics(srv: &Serve) -> String {
+    let addr = srv
+        .log()
+        .iter()
+        .find_map(|l| l.split("metrics on http://").nth(1).map(str::to_string))
+        .expect("metrics address logged");
+    ureq::get(&format!("http://{}", addr.trim()))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap()
 }
 
 fn py(srv: &Serve, export: &str, code: &str) -> String {

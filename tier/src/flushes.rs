@@ -218,7 +218,7 @@ pub(crate) fn tail_loop(shared: std::sync::Arc<Shared>) {
 
 /// Bytes of log between `from` and `to` in data directory `dir` (segment
 /// files' lengths for the segments in between).
-pub(crate) fn log_distance(dir: &std::path::Path, from: LogAddr, to: LogAddr) -> u64 {
+pub fn log_distance(dir: &std::path::Path, from: LogAddr, to: LogAddr) -> u64 {
     if to.0 <= from.0 {
         return 0;
     }

@@ -41,10 +41,12 @@ mod source;
 pub mod tail;
 mod upload;
 
+pub use flushes::log_distance;
 pub use layout::{CommitKey, Manifest, ManifestSegment};
 pub use remote::{Remote, S3Config};
 pub use restore::{
-    bucket_contents, commit_point, restore, restore_lazy, BucketContents, RestoreReport,
+    bucket_contents, commit_point, restore, restore_lazy, summary, BucketContents, BucketSummary,
+    RestoreReport,
 };
 pub use source::{FetchStats, RemoteSource, FETCH_BLOCK};
 pub use upload::{Durability, TierStats, Uploader, UploaderOptions};

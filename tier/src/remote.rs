@@ -283,6 +283,7 @@ mod tests {
         .unwrap();
         let c = S3Config::load(&p).unwrap();
         assert_eq!(c.region.as_deref(), Some("r"));
+        assert_eq!(c.durability, None);
         assert!(!format!("{c:?}").contains("SECRETVALUE"));
         let r = Remote::from_url_with("s3://b/p", Some(&c)).unwrap();
         assert_eq!(r.key("x").as_ref(), "p/x");
@@ -291,6 +292,11 @@ mod tests {
         assert!(
             !e.contains("SECRETVALUE") && e.contains("not a valid"),
             "{e}"
+        );
+        std::fs::write(&p, "durability = \"remote\"\n").unwrap();
+        assert_eq!(
+            S3Config::load(&p).unwrap().durability.as_deref(),
+            Some("remote")
         );
         std::fs::write(&p, "secret = \"x\"\n").unwrap();
         assert!(S3Config::load(&p).is_err());

@@ -265,6 +265,61 @@ pub fn bucket_contents(remote: &Remote) -> Result<BucketContents> {
     })
 }
 
+/// What the bucket holds for a store, in brief (`blockd stats
+/// --object-store` on a store no server holds).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct BucketSummary {
+    /// The newest commit point (what a restore starts from).
+    pub newest_commit_point: Option<CommitKey>,
+    /// Tail objects a restore would lay after it, and their bytes.
+    pub tails: usize,
+    /// Bytes of those.
+    pub tail_bytes: u64,
+    /// Where the log a restore lays ends (segment, offset).
+    pub log_end: Option<(u32, u64)>,
+    /// The newest lease, and who took it.
+    pub newest_lease: Option<u64>,
+    /// Its holder.
+    pub lease_holder: Option<String>,
+}
+
+/// Reads the bucket's [`BucketSummary`].
+pub fn summary(remote: &Remote) -> Result<BucketSummary> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io("starting a runtime".into(), e))?;
+    rt.block_on(async {
+        let mut s = BucketSummary {
+            newest_lease: crate::lease::leases(remote).await?.last().copied(),
+            ..Default::default()
+        };
+        if let Some(n) = s.newest_lease {
+            s.lease_holder = crate::lease::info(remote, n).await.ok().map(|i| i.holder);
+        }
+        let Some(k) = newest_generation(remote).await? else {
+            return Ok(s);
+        };
+        let m = fetch_manifest(remote, k).await?;
+        s.newest_commit_point = Some(k);
+        let Some(start) = m.replay_point() else {
+            return Ok(s);
+        };
+        s.log_end = Some((start.0 .0, start.1));
+        let tails: Vec<_> = crate::tail::list(remote)
+            .await?
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        for (t, skip) in crate::tail::chain(&tails, m.lease, start) {
+            s.tails += 1;
+            s.tail_bytes += t.to - t.from - skip;
+            s.log_end = Some((t.no.0, t.to));
+        }
+        Ok(s)
+    })
+}
+
 /// Commit point `g`, read and checked.
 pub fn commit_point(remote: &Remote, g: CommitKey) -> Result<Manifest> {
     let rt = tokio::runtime::Builder::new_current_thread()

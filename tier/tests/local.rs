@@ -4,7 +4,9 @@
 //! snapshot and the cleaner at work is uploaded generation by generation,
 //! restored into an empty directory, and every byte of every object reads
 //! back; restore refuses a non-empty directory and an empty bucket; a
-//! second store cannot upload into the first one's prefix.
+//! second store cannot upload into the first one's prefix; a writer whose
+//! lease was taken by a restored copy is refused, unless told to take
+//! over.
 
 mod common;
 use blockd_tier as tier;
@@ -137,9 +139,40 @@ fn in_memory_backend_and_create_only_commit_points() {
     assert!(e.to_string().contains("--take-over"), "{e}");
     a.close().unwrap();
     let b = Store::open(&dst, opts()).unwrap();
-    let mut ub = Uploader::start(&b, remote, UploaderOptions::default()).unwrap();
+    let mut ub = Uploader::start(&b, remote.clone(), UploaderOptions::default()).unwrap();
     assert_eq!(ub.stats().lease, 4);
     ub.detach();
     b.close().unwrap();
     ub.finish(Duration::from_secs(30)).unwrap();
+    // Told to take over, the original goes on under lease 5, and its
+    // state is what a restore now gives (its segment objects, not the
+    // copy's: it trusts none of the copy's).
+    let a = Store::open(t.path().join("s"), opts()).unwrap();
+    a.write(vol, 0, &pattern(4096, 10), false).unwrap();
+    let mut ua = Uploader::start(
+        &a,
+        remote.clone(),
+        UploaderOptions {
+            take_over: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(ua.stats().lease, 5);
+    ua.detach();
+    a.close().unwrap();
+    ua.finish(Duration::from_secs(30)).unwrap();
+    let r = restore(&remote, &t.path().join("after"), 2).unwrap();
+    assert_eq!(r.from_lease, 5);
+    let s = Store::open(
+        t.path().join("after"),
+        StoreOptions {
+            create: false,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let mut want = pattern(1 << 20, 9);
+    want[..4096].copy_from_slice(&pattern(4096, 10));
+    assert_eq!(read_all(&s, vol, 1 << 20), want);
 }
