@@ -249,9 +249,12 @@ pub struct Uploader {
 type Known = HashMap<(u32, Option<u64>), (String, u64, u32)>;
 
 impl Uploader {
-    /// Attaches an uploader to `store`: checks the bucket holds no other
-    /// store's (or a newer) generation, commits a generation to start
-    /// from, and starts the upload and ticker threads.
+    /// Attaches an uploader to `store`: commits a generation to start
+    /// from, checks the bucket holds no other store's generations, takes
+    /// the prefix's lease (`lease.rs`; refused when another writer took it
+    /// since this data directory held it, unless `take_over`), and starts
+    /// the upload and ticker threads (and, in remote mode, the tail
+    /// uploader, returning once the first generation is in the bucket).
     pub fn start(store: &Store, remote: Remote, opts: UploaderOptions) -> Result<Uploader> {
         let rt = runtime()?;
         let durability = opts.durability;
@@ -300,7 +303,7 @@ impl Uploader {
                     .lease
                     .store(lease, std::sync::atomic::Ordering::Release);
                 shared.stats.lock().lease = lease;
-                survey(&shared, &first, !took_over).await
+                survey(&shared, !took_over).await
             })
             .map(|k| (k, first.generation))
         });
@@ -463,11 +466,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Io("starting the upload runtime".into(), e))
 }
 
-/// Checks the bucket at start: no other store's generations; learns
-/// where the newest commit point's segments are. `trust`: this data
-/// directory's log is the one that commit point copies (it last held the
-/// lease, or was restored from it), so its segment objects stand for the
-/// local segments of the same number and length.
 /// Checks the bucket holds no other store's commit points.
 async fn check_store(remote: &Remote, first: &Committed) -> Result<()> {
     if let Some(newest) = crate::restore::newest_generation(remote).await? {
@@ -482,17 +480,16 @@ async fn check_store(remote: &Remote, first: &Committed) -> Result<()> {
     Ok(())
 }
 
-async fn survey(shared: &Shared, first: &Committed, trust: bool) -> Result<Known> {
+/// Learns, at start (after [`check_store`] and the lease), where the
+/// newest commit point's segments are. `trust`: this data directory's log
+/// is the one that commit point copies (it last held the lease, or was
+/// restored from it), so its segment objects stand for the local segments
+/// of the same number and length; otherwise (a take-over) none does.
+async fn survey(shared: &Shared, trust: bool) -> Result<Known> {
     let remote = &shared.remote;
     let mut known = Known::new();
     if let Some(newest) = crate::restore::newest_generation(remote).await? {
         let m = crate::restore::fetch_manifest(remote, newest).await?;
-        if m.store_id != first.store_id {
-            return Err(Error::Bucket(format!(
-                "{remote} holds store {}, not this store ({})",
-                m.store_id, first.store_id
-            )));
-        }
         if trust {
             shared.stats.lock().remote_generation = newest.generation;
             shared.source.learn(&m);
@@ -847,8 +844,9 @@ async fn upload_generation(shared: &Shared, c: &Committed, known: &mut Known) ->
     let manifest = m.encode();
     let mlen = manifest.len() as u64;
     let expected = manifest.clone();
-    // Fencing: no commit point once a newer lease exists; and none counts
-    // (for flushes waiting on it) unless the lease still held after it.
+    // Fencing: no commit point once a newer lease exists; and (remote
+    // mode) none counts for flushes waiting on it unless the lease still
+    // held after it.
     crate::lease::check(remote, shared.lease()).await?;
     let put = put_once(
         remote,
@@ -871,7 +869,10 @@ async fn upload_generation(shared: &Shared, c: &Committed, known: &mut Known) ->
         st.uploaded_bytes += mlen;
         st.uploaded_objects += 1;
     }
-    crate::lease::check(remote, shared.lease()).await?;
+    if shared.opts.durability == Durability::Remote {
+        // Flushes waiting may be answered by this commit point.
+        crate::lease::check(remote, shared.lease()).await?;
+    }
     tracing::debug!(
         generation = c.generation,
         "generation committed in the bucket"
