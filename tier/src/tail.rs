@@ -308,8 +308,9 @@ pub(crate) fn plan(dir: &Path, lease: u64, from: LogAddr, to: LogAddr) -> Result
         }
         let len = match std::fs::metadata(&path) {
             Ok(m) => m.len(),
-            // Numbers in between that were never a segment of this log.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && no != fs => continue,
+            // Segment numbers follow the log without gaps: a missing one
+            // was retired by the cleaner (two local checkpoints past it),
+            // and a commit point must carry the log past it instead.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::Retired(path.display().to_string()))
             }
