@@ -224,7 +224,10 @@ pub(super) fn fencing_two_servers(ceph: &Ceph) {
              \x20   print('failed', e)"
         ),
     );
-    assert!(r.starts_with("failed"), "A's flush after the fence: {r}");
+    assert!(
+        r.starts_with("failed") && r.contains("EIO"),
+        "A's flush after the fence: {r}"
+    );
     assert!(
         a.wait_log("fenced by lease", Duration::from_secs(5)),
         "{:#?}",

@@ -30,9 +30,14 @@ pub struct Pruned {
 }
 
 /// Keeps the newest `keep` commit points of `remote` and what they name;
-/// deletes the rest.
-pub(crate) async fn prune(remote: &Remote, keep: usize) -> Result<Pruned> {
+/// deletes the rest, but never an object of a lease newer than `lease`
+/// (the writer's own): a writer not yet aware it was fenced leaves the
+/// newer writer's objects alone (checked first, too).
+pub(crate) async fn prune(remote: &Remote, keep: usize, lease: u64) -> Result<Pruned> {
     let keep = keep.max(2);
+    crate::lease::check(remote, lease).await?;
+    let newer =
+        |rel: &str| crate::layout::parse_segment_key(rel).is_some_and(|(_, l, _)| l > lease);
     let mut gens = crate::restore::generations(remote).await?;
     gens.reverse();
     let mut out = Pruned::default();
@@ -46,7 +51,7 @@ pub(crate) async fn prune(remote: &Remote, keep: usize) -> Result<Pruned> {
         kept.push((g, m.replay_point()));
         named.extend(m.segments.into_iter().map(|s| s.key));
     }
-    for &g in gens.iter().skip(keep) {
+    for &g in gens.iter().skip(keep).filter(|g| g.lease <= lease) {
         remote
             .store()
             .delete(&remote.key(&generation_key(g)))
@@ -61,7 +66,7 @@ pub(crate) async fn prune(remote: &Remote, keep: usize) -> Result<Pruned> {
         .try_collect()
         .await?;
     for (rel, size) in objects {
-        if named.contains(&rel) {
+        if named.contains(&rel) || newer(&rel) {
             continue;
         }
         remote.store().delete(&remote.key(&rel)).await?;
@@ -70,7 +75,10 @@ pub(crate) async fn prune(remote: &Remote, keep: usize) -> Result<Pruned> {
     }
     let tails = crate::tail::list(remote).await?;
     let keys: Vec<_> = tails.iter().map(|(k, _)| *k).collect();
-    for t in crate::tail::unneeded(&keys, &kept) {
+    for t in crate::tail::unneeded(&keys, &kept)
+        .into_iter()
+        .filter(|t| t.lease <= lease)
+    {
         remote.store().delete(&remote.key(&t.key())).await?;
         out.tails += 1;
         out.bytes += t.to - t.from;

@@ -589,6 +589,7 @@ fn after_commit(shared: &Shared, rt: &tokio::runtime::Runtime, known: &mut Known
     match rt.block_on(crate::prune::prune(
         &shared.remote,
         shared.opts.keep_generations,
+        shared.lease(),
     )) {
         Ok(p) => {
             known.retain(|_, (key, _, _)| !p.segments.contains(key));
@@ -596,6 +597,10 @@ fn after_commit(shared: &Shared, rt: &tokio::runtime::Runtime, known: &mut Known
             s.deleted_generations += p.generations;
             s.deleted_objects += p.segments.len() as u64;
             s.deleted_bytes += p.bytes;
+        }
+        Err(Error::LeaseLost { newer, held }) => {
+            let msg = Error::LeaseLost { held, newer }.to_string();
+            crate::flushes::fenced(shared, newer, &msg);
         }
         Err(e) => {
             tracing::warn!(error = %e, "pruning the bucket failed; retried after the next generation");
