@@ -32,10 +32,10 @@ pub struct Pruned {
 /// Keeps the newest `keep` commit points of `remote` and what they name;
 /// deletes the rest, but never an object of a lease newer than `lease`
 /// (the writer's own): a writer not yet aware it was fenced leaves the
-/// newer writer's objects alone (checked first, too).
-pub(crate) async fn prune(remote: &Remote, keep: usize, lease: u64) -> Result<Pruned> {
+/// newer writer's objects alone. `tails`: the bucket may hold tails (else
+/// their listing is skipped).
+pub(crate) async fn prune(remote: &Remote, keep: usize, lease: u64, tails: bool) -> Result<Pruned> {
     let keep = keep.max(2);
-    crate::lease::check(remote, lease).await?;
     let newer =
         |rel: &str| crate::layout::parse_segment_key(rel).is_some_and(|(_, l, _)| l > lease);
     let mut gens = crate::restore::generations(remote).await?;
@@ -72,6 +72,9 @@ pub(crate) async fn prune(remote: &Remote, keep: usize, lease: u64) -> Result<Pr
         remote.store().delete(&remote.key(&rel)).await?;
         out.bytes += size;
         out.segments.push(rel);
+    }
+    if !tails {
+        return Ok(out);
     }
     let tails = crate::tail::list(remote).await?;
     let keys: Vec<_> = tails.iter().map(|(k, _)| *k).collect();

@@ -191,6 +191,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Mutex<TierStats>,
     /// The lease this writer holds (`lease.rs`; 0 until taken at start).
     lease: std::sync::atomic::AtomicU64,
+    /// The bucket held tails at start (pruning then lists them).
+    tails_seen: std::sync::atomic::AtomicBool,
     /// The log in the bucket and the flushes waiting for it (`flushes.rs`).
     pub(crate) log: Mutex<crate::flushes::LogState>,
     pub(crate) log_cv: Condvar,
@@ -279,6 +281,7 @@ impl Uploader {
                 ..Default::default()
             }),
             lease: std::sync::atomic::AtomicU64::new(0),
+            tails_seen: std::sync::atomic::AtomicBool::new(false),
             log: Mutex::new(Default::default()),
             log_cv: Condvar::new(),
         });
@@ -488,6 +491,11 @@ async fn check_store(remote: &Remote, first: &Committed) -> Result<()> {
 async fn survey(shared: &Shared, trust: bool) -> Result<Known> {
     let remote = &shared.remote;
     let mut known = Known::new();
+    if !crate::tail::list(remote).await?.is_empty() {
+        shared
+            .tails_seen
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     if let Some(newest) = crate::restore::newest_generation(remote).await? {
         let m = crate::restore::fetch_manifest(remote, newest).await?;
         if trust {
@@ -590,6 +598,8 @@ fn after_commit(shared: &Shared, rt: &tokio::runtime::Runtime, known: &mut Known
         &shared.remote,
         shared.opts.keep_generations,
         shared.lease(),
+        shared.opts.durability == Durability::Remote
+            || shared.tails_seen.load(std::sync::atomic::Ordering::Relaxed),
     )) {
         Ok(p) => {
             known.retain(|_, (key, _, _)| !p.segments.contains(key));
@@ -597,10 +607,6 @@ fn after_commit(shared: &Shared, rt: &tokio::runtime::Runtime, known: &mut Known
             s.deleted_generations += p.generations;
             s.deleted_objects += p.segments.len() as u64;
             s.deleted_bytes += p.bytes;
-        }
-        Err(Error::LeaseLost { newer, held }) => {
-            let msg = Error::LeaseLost { held, newer }.to_string();
-            crate::flushes::fenced(shared, newer, &msg);
         }
         Err(e) => {
             tracing::warn!(error = %e, "pruning the bucket failed; retried after the next generation");
