@@ -12,6 +12,7 @@
 //!    flushed writes and none of the first's after the fence.
 //! 3. An unreachable bucket: a flush fails (an error, not an
 //!    acknowledgement) after the flush timeout.
+//! 4. Concurrent flushes share tail uploads, and all are in a restore.
 
 mod common;
 use blockd_tier as tier;
@@ -173,4 +174,51 @@ fn unreachable_bucket_fails_the_flush() {
     std::fs::remove_file(&tails).unwrap();
     a.flush().unwrap();
     assert!(ua.stats().remote_flushes >= 2);
+}
+
+#[test]
+fn concurrent_flushes_share_uploads() {
+    let t = tempfile::tempdir().unwrap();
+    let bucket = t.path().join("bucket");
+    let remote = Remote::from_url(&format!("file://{}", bucket.display())).unwrap();
+    let a = Store::open(t.path().join("a"), opts()).unwrap();
+    let vol = a.create_volume(Some("v"), 4 << 20, false).unwrap().id;
+    let ua = Uploader::start(&a, remote.clone(), remote_opts()).unwrap();
+    let (threads, each) = (8u64, 20u64);
+    std::thread::scope(|s| {
+        for th in 0..threads {
+            let a = &a;
+            s.spawn(move || {
+                for i in 0..each {
+                    let off = (th * each + i) * 4096;
+                    a.write(vol, off, &pattern(4096, off), false).unwrap();
+                    a.flush().unwrap();
+                }
+            });
+        }
+    });
+    let st = ua.stats();
+    assert_eq!(
+        st.remote_flushes + st.remote_flush_failures,
+        threads * each,
+        "{st:?}"
+    );
+    assert_eq!(st.remote_flush_failures, 0, "{st:?}");
+    // Flushes waiting together were answered by one round (one object
+    // per round here: everything stays in one segment).
+    assert!(st.tail_objects < threads * each, "{st:?}");
+    eprintln!(
+        "{} flushes from {threads} threads took {} tail uploads",
+        threads * each,
+        st.tail_objects
+    );
+    // Every flushed block is in a restore.
+    let dst = t.path().join("copy");
+    restore(&remote, &dst, 2).unwrap();
+    let c = reopen(&dst, None);
+    for off in (0..threads * each * 4096).step_by(4096) {
+        let mut b = vec![0u8; 4096];
+        c.read(vol, off, &mut b).unwrap();
+        assert_eq!(b, pattern(4096, off), "block at {off}");
+    }
 }
