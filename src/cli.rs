@@ -509,6 +509,7 @@ fn run(cli: Cli) -> Result<i32> {
             // through the bucket.
             if let Some(url) = &object_store {
                 let _ = SOURCE.set(crate::tier::source(url)?);
+                crate::tier::set_url(url);
             }
             let mut out = std::io::stdout().lock();
             execute(cmd, &Target::Offline { dir, tenant }, &mut out)
@@ -706,10 +707,19 @@ fn stats(target: &Target, json: bool, out: &mut dyn Write) -> Result<i32> {
     let s = target.open(false)?;
     let st = s.stats()?;
     let tier = crate::tier::stats();
+    // Offline with --object-store: what the bucket holds, and how much of
+    // this directory's log is past it.
+    let bucket = match (&tier, &target) {
+        (None, Target::Offline { dir, .. }) => crate::tier::offline_summary(dir, &s)?,
+        _ => None,
+    };
     if json {
         let mut v = serde_json::to_value(&st)?;
         if let (Some(t), Some(o)) = (&tier, v.as_object_mut()) {
             o.insert("object_store".into(), serde_json::to_value(t)?);
+        }
+        if let (Some(b), Some(o)) = (&bucket, v.as_object_mut()) {
+            o.insert("object_store".into(), b.clone());
         }
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
@@ -775,6 +785,9 @@ fn stats(target: &Target, json: bool, out: &mut dyn Write) -> Result<i32> {
         writeln!(out, "counters used: {}", used.join(", "))?;
         if let Some(t) = &tier {
             writeln!(out, "{}", crate::tier::describe(t))?;
+        }
+        if let Some(b) = &bucket {
+            writeln!(out, "{}", crate::tier::describe_bucket(b))?;
         }
     }
     target.done(s)?;

@@ -327,6 +327,48 @@ impl prometheus_client::collector::Collector for TierCollector {
             "Data directory bytes at the last cache pass (0 without --cache-dir-size)",
             s.cache_dir_bytes,
         )?;
+        gauge(
+            &mut enc,
+            "blockd_tier_unuploaded_log_bytes",
+            "Bytes of log written locally past what the object store holds (what a restore now would lack)",
+            s.unuploaded_log_bytes,
+        )?;
+        gauge(
+            &mut enc,
+            "blockd_tier_remote_durability",
+            "1 when flushes are acknowledged only once in the object store (--durability remote), else 0",
+            u64::from(s.durability == tier::Durability::Remote),
+        )?;
+        gauge(
+            &mut enc,
+            "blockd_tier_lease",
+            "The object store lease this server holds",
+            s.lease,
+        )?;
+        gauge(
+            &mut enc,
+            "blockd_tier_fenced_by_lease",
+            "The newer lease that fenced this server (0: not fenced)",
+            s.fenced_by,
+        )?;
+        counter(
+            &mut enc,
+            "blockd_tier_tail_bytes",
+            "Log bytes uploaded as tail objects (remote durability)",
+            s.tail_bytes,
+        )?;
+        counter(
+            &mut enc,
+            "blockd_tier_remote_flushes",
+            "Flushes acknowledged once the object store held the log up to them",
+            s.remote_flushes,
+        )?;
+        counter(
+            &mut enc,
+            "blockd_tier_remote_flush_failures",
+            "Flushes failed because the object store did not take the log in time, or the server was fenced",
+            s.remote_flush_failures,
+        )?;
         counter(
             &mut enc,
             "blockd_tier_deleted_objects",

@@ -205,6 +205,24 @@ pub struct ServeArgs {
     /// kept (uploads lag). Without it the disk keeps everything.
     #[arg(long, value_name = "BYTES")]
     cache_dir_size: Option<ByteSize>,
+    /// With --object-store: when an NBD FLUSH (or FUA write) is
+    /// acknowledged. `local` (the default): after the local fsync; the
+    /// bucket lags by up to --object-store-interval plus an upload and holds
+    /// a consistent prefix. `remote`: only once every record before it is
+    /// in the bucket (uploaded as tail objects). Also `durability` in the
+    /// --object-store-config file.
+    #[arg(long, value_name = "local|remote")]
+    durability: Option<tier::Durability>,
+    /// With --durability remote: how long a flush waits for the bucket
+    /// before it fails with EIO (the upload is retried meanwhile).
+    #[arg(long, default_value = "30", value_name = "SECONDS")]
+    remote_flush_timeout: Seconds,
+    /// With --object-store: take the store's lease even when another
+    /// server took it since this data directory last held it, fencing that
+    /// server (its writes and flushes fail from then on); this directory's
+    /// state is committed over the bucket's.
+    #[arg(long)]
+    take_over: bool,
 }
 
 /// A timeout given in seconds on the command line: 0.001 to 86,400,
@@ -259,6 +277,9 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     if args.object_store.is_none() && args.cache_dir_size.is_some() {
         anyhow::bail!("--cache-dir-size needs --object-store");
     }
+    if args.object_store.is_none() && (args.durability.is_some() || args.take_over) {
+        anyhow::bail!("--durability and --take-over need --object-store");
+    }
     if let Some(b) = args.cache_dir_size {
         if b.0 < 16 << 20 {
             anyhow::bail!("--cache-dir-size must be at least 16M (got {b})");
@@ -288,8 +309,13 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         Some(url) => Some(crate::tier::start(
             &store,
             url,
-            args.object_store_interval.0,
-            args.cache_dir_size.map(|b| b.0),
+            crate::tier::StartOptions {
+                interval: args.object_store_interval.0,
+                cache_bound: args.cache_dir_size.map(|b| b.0),
+                durability: args.durability,
+                flush_timeout: args.remote_flush_timeout.0,
+                take_over: args.take_over,
+            },
             source.clone().expect("made with the URL"),
         )?),
         None => None,

@@ -321,8 +321,13 @@ fn scrub_and_check_find_a_damaged_map_node() {
     ok(&dir, &["import", src.to_str().unwrap(), "v"]);
     let seg = dir.join("segments/seg-00000001.log");
     let mut bytes = std::fs::read(&seg).unwrap();
-    let node = bytes.windows(4).rposition(|w| w == b"NODE").unwrap();
-    bytes[node + 64] ^= 0x10;
+    // The last map node written: dense ("NODE") or runs ("NODR", as a
+    // sequentially written leaf is); byte 20 lies in the body of both.
+    let node = bytes
+        .windows(4)
+        .rposition(|w| w == b"NODE" || w == b"NODR")
+        .unwrap();
+    bytes[node + 20] ^= 0x10;
     std::fs::write(&seg, &bytes).unwrap();
     let o = blockd(&dir, &["scrub"]);
     let out = String::from_utf8_lossy(&o.stdout);

@@ -268,12 +268,7 @@ impl State {
             self.live_data_bytes = live_bytes;
             for (id, want, mut e) in fixes {
                 if want == 0 {
-                    let bytes = if id.is_node() {
-                        crate::state::PAGE_RECORD
-                    } else {
-                        u64::from(e.stored_len)
-                    };
-                    self.account(e.loc, bytes, false);
+                    self.account(e.loc, e.live_bytes(id), false);
                     if id.is_node() {
                         self.node_forget(id);
                     } else {
@@ -313,12 +308,7 @@ impl State {
             for (i, e) in es.iter().enumerate() {
                 if e.is_live() && !e.loc.is_none() {
                     let id = ChunkId(leaf * CT_LEAF_ENTRIES + i as u64);
-                    let b = if id.is_node() {
-                        PAGE_RECORD
-                    } else {
-                        u64::from(e.stored_len)
-                    };
-                    *live.entry(e.loc.segment()).or_default() += b;
+                    *live.entry(e.loc.segment()).or_default() += e.live_bytes(id);
                 }
             }
         }

@@ -54,7 +54,7 @@ pub(crate) struct Blob {
     pub next_node: u64,
     #[serde(default)]
     pub live_data_chunks: u64,
-    /// Their stored bytes (format version 4).
+    /// Their stored bytes (format version 4 on).
     #[serde(default)]
     pub live_data_bytes: u64,
     pub usage: Vec<(u32, u64)>,
@@ -114,17 +114,22 @@ impl State {
             })
             .collect();
         drop(pre);
-        let crcs: Vec<u32> = framed.iter().map(|f| f.1).collect();
+        // Each body's crc and length (dense page or runs: `Node::encode`).
+        let sums: Vec<(u32, u32)> = framed
+            .iter()
+            .map(|f| (f.1, (f.0.len() - HEADER_LEN) as u32))
+            .collect();
         let addrs = self.append_encoded(RecordKind::Node, framed)?;
-        for ((id, crc), addr) in ids.into_iter().zip(crcs).zip(addrs) {
+        for ((id, (crc, len)), addr) in ids.into_iter().zip(sums).zip(addrs) {
             let node = self.nodes_dirty[&id].clone();
             self.nodes_dirty.remove(&id);
             let mut e = self.ct_get(id)?;
-            self.account(e.loc, PAGE_RECORD, false);
+            self.account(e.loc, e.live_bytes(id), false);
             e.loc = addr;
             e.crc = crc;
+            e.stored_len = len;
             self.ct_set(id, e)?;
-            self.account(addr, PAGE_RECORD, true);
+            self.account(addr, e.live_bytes(id), true);
             self.node_cache(id, node);
         }
         // 2. Chunk-table pages, leaves first, then each parent level. Dirty

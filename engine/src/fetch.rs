@@ -19,7 +19,7 @@
 //! cannot meet a miss.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{CtChild, CtPage, Node, RecordKind, CT_CAPACITY, CT_LEAF_ENTRIES};
+use crate::format::{CtChild, CtPage, Node, RecordKind, CT_CAPACITY, CT_LEAF_ENTRIES, PAGE_LEN};
 use crate::log::Segment;
 use crate::map::entry_span;
 use crate::op_stats::Holder;
@@ -127,7 +127,7 @@ fn verify_ct_page(rec: &crate::log::ReadRecord, key: CtKey, child: CtChild) -> R
 /// record (read without waiting for the device) and it verifies; `None`
 /// sends the caller the slow way, which reports damage with context.
 pub(crate) fn cached_ct_page(seg: Option<&Segment>, key: CtKey, child: CtChild) -> Option<CtPage> {
-    let rec = seg?.read_page_cached(child.loc.offset())?;
+    let rec = seg?.read_page_cached(child.loc.offset(), PAGE_LEN)?;
     verify_ct_page(&rec, key, child).ok()
 }
 
@@ -155,15 +155,16 @@ fn verify_node(rec: &crate::log::ReadRecord, id: ChunkId, crc: u32) -> Result<No
     Node::decode(&rec.body, id)
 }
 
-/// Map node `id` at `loc`, if the OS page cache holds all of its record and
-/// it verifies (as [`cached_ct_page`]).
+/// Map node `id` at `loc` (a record body of `len` bytes), if the OS page
+/// cache holds all of its record and it verifies (as [`cached_ct_page`]).
 pub(crate) fn cached_node(
     seg: Option<&Segment>,
     id: ChunkId,
     loc: LogAddr,
     crc: u32,
+    len: u32,
 ) -> Option<Node> {
-    let rec = seg?.read_page_cached(loc.offset())?;
+    let rec = seg?.read_page_cached(loc.offset(), len as usize)?;
     verify_node(&rec, id, crc).ok()
 }
 

@@ -25,7 +25,12 @@ pub fn record(data: &[u8]) -> bool {
                 RecordKind::Reloc => RelocHead::decode(body).is_ok(),
                 RecordKind::Seal => SealBody::decode(body).is_ok(),
                 RecordKind::Free => FreeStep::decode(body).is_ok(),
-                _ => true,
+                RecordKind::Node => PageKey::peek(body)
+                    .and_then(|k| Node::decode(body, ChunkId(k.index)))
+                    .is_ok(),
+                RecordKind::CtPage => PageKey::peek(body)
+                    .and_then(|k| CtPage::decode(body, k.level, k.index))
+                    .is_ok(),
             };
         }
     }

@@ -3,7 +3,8 @@
 //! record and the log continues in a new file. Sync is `fdatasync` of every
 //! segment written since the last sync. A segment the last checkpoints no
 //! longer need is deleted, or kept as a *spare* (renamed into `spare/`) and
-//! later renamed to the next segment number and overwritten from offset 0:
+//! later renamed to the next segment number and overwritten from offset 0
+//! (`log/spare.rs`):
 //! appends then land in allocated, usually cached, blocks instead of new
 //! ones, which makes writing and syncing several times faster. Stale records
 //! past the tail of a reused file are never read as records, because replay
@@ -14,12 +15,16 @@
 //! (`log_direct.rs`). Every read of a segment first waits for the queued
 //! records it covers.
 
+mod spare;
+
 use crate::error::{Error, Result};
 use crate::fault::{FaultPoint, Faults, IoOp};
-use crate::format::{RecordHeader, RecordKind, SealBody, HEADER_LEN, PAGE_LEN};
+use crate::format::{RecordHeader, RecordKind, SealBody, HEADER_LEN};
+use crate::log_direct::RecordBuf;
 use crate::log_queue::{LogQueue, Pending, QUEUE_LIMIT};
 use crate::residency::{read_error, Residency, TierHook};
 use crate::types::{LogAddr, SegmentNo};
+use spare::{open_spares, spare_rel, Spare};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -27,17 +32,6 @@ use std::sync::Arc;
 
 /// Room always left at a segment's end for its Seal record.
 const SEAL_RESERVE: u64 = (HEADER_LEN + 8) as u64;
-
-/// A retired segment file kept for reuse: `spare/<old number>.log`.
-#[derive(Debug)]
-struct Spare {
-    old: SegmentNo,
-    file: File,
-}
-
-fn spare_rel(old: SegmentNo) -> String {
-    format!("spare/{:08}.log", old.0)
-}
 
 /// One open segment file.
 #[derive(Debug)]
@@ -102,19 +96,20 @@ impl Segment {
         Ok(Some(ReadRecord { header, body, next }))
     }
 
-    /// Reads the page record (header and a `PAGE_LEN` body) at `offset`
-    /// only if all of it is in the page cache (`preadv2` with
+    /// Reads the metadata record (header and a `body_len` body: a page, or
+    /// a runs-encoded map node) at `offset` only if all of it is in the
+    /// page cache (`preadv2` with
     /// `RWF_NOWAIT`), so that it can be read while holding the store
     /// lock without waiting for the device. `None` when it would block,
     /// when the kernel or filesystem does not support the flag, or when
     /// no valid record starts there: the caller then reads it the slow
     /// way, outside the lock.
-    pub fn read_page_cached(&self, offset: u64) -> Option<ReadRecord> {
-        let end = offset + (HEADER_LEN + PAGE_LEN) as u64;
+    pub fn read_page_cached(&self, offset: u64, body_len: usize) -> Option<ReadRecord> {
+        let end = offset + (HEADER_LEN + body_len) as u64;
         if self.remote_at(offset) || self.gate.pending(self.no, offset, end) {
             return None;
         }
-        let mut buf = vec![0u8; HEADER_LEN + PAGE_LEN];
+        let mut buf = vec![0u8; HEADER_LEN + body_len];
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
         let n = rustix::io::preadv2(
             &self.file,
@@ -123,18 +118,18 @@ impl Segment {
             rustix::io::ReadWriteFlags::NOWAIT,
         )
         .ok()?;
-        if n != HEADER_LEN + PAGE_LEN {
+        if n != HEADER_LEN + body_len {
             return None;
         }
         let header = RecordHeader::decode(&buf[..HEADER_LEN])?;
-        if header.body_len as usize != PAGE_LEN {
+        if header.body_len as usize != body_len {
             return None;
         }
         let body = buf.split_off(HEADER_LEN);
         if !header.body_ok(&body) {
             return None;
         }
-        let next = LogAddr::new(self.no, offset + (HEADER_LEN + PAGE_LEN) as u64);
+        let next = LogAddr::new(self.no, end);
         Some(ReadRecord { header, body, next })
     }
 
@@ -346,37 +341,6 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<SegmentNo>> {
     Ok(out)
 }
 
-/// Opens the spare files left in `spare_dir` (none when it does not exist).
-fn open_spares(spare_dir: &Path) -> Result<Vec<Spare>> {
-    let rd = match std::fs::read_dir(spare_dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(format!("listing {}", spare_dir.display()), e)),
-    };
-    let mut out = Vec::new();
-    for ent in rd {
-        let ent = ent.map_err(|e| Error::io(format!("listing {}", spare_dir.display()), e))?;
-        let name = ent.file_name();
-        let Some(old) = name
-            .to_str()
-            .and_then(|n| n.strip_suffix(".log"))
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(ent.path())
-            .map_err(|e| Error::io(format!("opening {}", ent.path().display()), e))?;
-        out.push(Spare {
-            old: SegmentNo(old),
-            file,
-        });
-    }
-    Ok(out)
-}
-
 impl Log {
     /// Opens the existing segments of `dir` for reading (replay). Appending
     /// starts after [`Log::start_append`]. `faults` is the store's fault
@@ -447,77 +411,6 @@ impl Log {
     /// Waits until every record appended so far is written (not synced).
     pub fn drain(&self) -> Result<()> {
         self.queue.drain(self.next_seq)
-    }
-
-    /// Keeps at most `n` spare segment files, deleting the others.
-    pub fn set_max_spares(&mut self, n: usize) -> Result<()> {
-        self.max_spares = n;
-        while self.spares.len() > n {
-            let sp = self.spares.pop().expect("more spares than the bound");
-            self.delete_spare(sp)?;
-        }
-        Ok(())
-    }
-
-    /// Bytes of the spare segment files.
-    pub fn spare_bytes(&self) -> u64 {
-        self.spares
-            .iter()
-            .map(|s| s.file.metadata().map(|m| m.len()).unwrap_or(0))
-            .sum()
-    }
-
-    fn delete_spare(&mut self, sp: Spare) -> Result<()> {
-        let rel = spare_rel(sp.old);
-        self.faults.record(|| IoOp::Remove { file: rel.clone() });
-        let p = self.spare_path(sp.old);
-        std::fs::remove_file(&p).map_err(|e| Error::io(format!("removing {}", p.display()), e))
-    }
-
-    /// The spare file of retired segment `old` (named as in [`spare_rel`]).
-    fn spare_path(&self, old: SegmentNo) -> PathBuf {
-        self.spare_dir.join(format!("{:08}.log", old.0))
-    }
-
-    /// True when a retired segment may be kept as a spare: the pool has
-    /// room and the disk is not tight (a tight disk gets the space back).
-    fn keep_spare(&self) -> bool {
-        self.spares.len() < self.max_spares
-            && free_bytes(&self.dir)
-                .is_ok_and(|f| f >= self.reserve.saturating_add(2 * self.seg_size))
-    }
-
-    /// Renames a spare to segment `next` (both directories synced), ready to
-    /// be overwritten from offset 0.
-    fn reuse_spare(&mut self, sp: Spare, next: SegmentNo) -> Result<Arc<Segment>> {
-        let from = self.spare_path(sp.old);
-        let to = segment_path(&self.dir, next);
-        std::fs::rename(&from, &to).map_err(|e| {
-            Error::io(
-                format!("renaming {} to {}", from.display(), to.display()),
-                e,
-            )
-        })?;
-        sync_dir(&self.dir)?;
-        sync_dir(&self.spare_dir)?;
-        self.faults.record(|| IoOp::Rename {
-            from: spare_rel(sp.old),
-            to: segment_rel(next),
-        });
-        let seg = Arc::new(Segment {
-            no: next,
-            file: sp.file,
-            res: Residency::default(),
-            hook: self.tier.clone(),
-            gate: self.queue.clone(),
-        });
-        let len = seg.file.metadata().map(|m| m.len()).unwrap_or(0);
-        if len < self.seg_size {
-            if let Err(e) = preallocate(&seg, self.seg_size) {
-                tracing::warn!(error = %e, "cannot preallocate a reused segment");
-            }
-        }
-        Ok(seg)
     }
 
     /// Makes the log append at `tail` (the end of replay) with sequence
@@ -702,7 +595,8 @@ impl Log {
     ) -> Result<LogAddr> {
         let need = head.len() as u64 + payloads.iter().map(|p| p.len() as u64).sum::<u64>();
         self.frame(kind, head, payloads, need, None)?;
-        let mut data = Vec::with_capacity(need as usize);
+        // Laid out in memory for direct writes from where it will land.
+        let mut data = RecordBuf::placed(self.tail, need as usize);
         data.extend_from_slice(head);
         for p in payloads {
             data.extend_from_slice(p);
@@ -711,7 +605,8 @@ impl Log {
     }
 
     /// Queues the record `data` (framed by [`Log::frame`]) at the tail.
-    fn push(&mut self, data: Vec<u8>) -> Result<LogAddr> {
+    fn push(&mut self, data: impl Into<RecordBuf>) -> Result<LogAddr> {
+        let data = data.into();
         let addr = self.tail();
         let need = data.len() as u64;
         self.enqueue(self.tail, data)?;
@@ -722,12 +617,12 @@ impl Log {
 
     /// Queues record `next_seq` at `offset` of the active segment (or
     /// holds it back, keeping log order, while records are held).
-    fn enqueue(&mut self, offset: u64, data: Vec<u8>) -> Result<()> {
+    fn enqueue(&mut self, offset: u64, data: impl Into<RecordBuf>) -> Result<()> {
         let p = Pending {
             seg: self.active.clone(),
             offset,
             seq: self.next_seq,
-            data,
+            data: Arc::new(data.into()),
         };
         match &mut self.held {
             Some(h) => {
@@ -1014,15 +909,6 @@ impl Log {
     /// deleted with [`bury`] once the store lock is released.
     pub fn take_doomed(&mut self) -> Vec<Doomed> {
         std::mem::take(&mut self.doomed)
-    }
-
-    /// Deletes every spare segment file, giving its space back.
-    pub fn release_spares(&mut self) -> Result<u64> {
-        let bytes = self.spare_bytes();
-        for sp in std::mem::take(&mut self.spares) {
-            self.delete_spare(sp)?;
-        }
-        Ok(bytes)
     }
 }
 

@@ -28,7 +28,7 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::fault::{FaultPoint, Faults, IoOp};
 use crate::log::{segment_path, segment_rel, Segment};
-use crate::log_direct::{write_all_vectored_at, DirectWriter, MIN_DIRECT};
+use crate::log_direct::{write_all_vectored_at, DirectWriter, RecordBuf, MIN_DIRECT};
 use crate::types::{LogAddr, SegmentNo};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::VecDeque;
@@ -46,7 +46,7 @@ pub(crate) struct Pending {
     pub seg: Arc<Segment>,
     pub offset: u64,
     pub seq: u64,
-    pub data: Vec<u8>,
+    pub data: Arc<RecordBuf>,
 }
 
 struct Queue {
@@ -261,7 +261,7 @@ impl LogQueue {
             w.direct.open(&segment_path(&self.dir, seg.no));
             w.on = Some(seg.no);
         }
-        let parts: Vec<&[u8]> = batch.iter().map(|p| &p.data[..]).collect();
+        let recs: Vec<Arc<RecordBuf>> = batch.iter().map(|p| p.data.clone()).collect();
         // Only a batch holding a large record (a big client write) goes
         // direct: small records stay in the page cache, where reads of
         // what was just written find them, as when each was appended
@@ -272,8 +272,9 @@ impl LogQueue {
             .check(FaultPoint::LogWrite)
             .and_then(|_| {
                 if large {
-                    w.direct.write(&seg.file, &parts, first.offset)
+                    w.direct.write(&seg.file, &recs, first.offset)
                 } else {
+                    let parts: Vec<&[u8]> = recs.iter().map(|r| &r[..]).collect();
                     write_all_vectored_at(&seg.file, &parts, first.offset)
                 }
             })
@@ -290,7 +291,7 @@ impl LogQueue {
             self.faults.record(|| IoOp::Write {
                 file: segment_rel(p.seg.no),
                 offset: p.offset,
-                data: p.data.clone(),
+                data: p.data.to_vec(),
             });
         }
         Ok(())

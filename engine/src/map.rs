@@ -14,7 +14,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::{CtEntry, Node, NODE_FANOUT};
-use crate::state::{State, PAGE_RECORD};
+use crate::state::State;
 use crate::types::{ChunkId, BLOCK_SIZE};
 use std::sync::Arc;
 
@@ -100,7 +100,7 @@ impl State {
                     .filter(|c| !c.is_special()),
             );
             self.node_forget(id);
-            self.account(e.loc, PAGE_RECORD, false);
+            self.account(e.loc, e.live_bytes(id), false);
         } else {
             self.account(e.loc, u64::from(e.stored_len), false);
             self.live_data_chunks = self.live_data_chunks.saturating_sub(1);

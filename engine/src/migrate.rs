@@ -30,10 +30,10 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{
-    check_stored, decode_v3_leaf, CtChild, CtEntry, CtPage, RecordKind, CT_FANOUT,
-    DATA_REFCOUNT_MAX, PAGE_LEN, V3_INTERIOR_LEVELS, V3_LEAF_ENTRIES,
+    check_stored, decode_v3_leaf, CtChild, CtEntry, CtPage, RecordKind, CT_FANOUT, FORMAT_VERSION,
+    REFCOUNT_MAX, V3_INTERIOR_LEVELS, V3_LEAF_ENTRIES,
 };
-use crate::state::{State, PAGE_RECORD};
+use crate::state::State;
 use crate::types::{ChunkId, LogAddr};
 use rustc_hash::FxHashMap;
 
@@ -145,22 +145,22 @@ impl State {
                         "version 3 chunk {id} has a malformed entry {e:?}"
                     )));
                 }
+                if e.refcount > REFCOUNT_MAX {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!(
+                            "chunk {id} has {} references; format version {FORMAT_VERSION} \
+                             holds at most {REFCOUNT_MAX} per chunk",
+                            e.refcount
+                        ),
+                    ));
+                }
                 if id % 2 == 1 {
                     nodes.push((id, e));
                     continue;
                 }
                 check_stored(e.stored_len, e.flags)
                     .map_err(|x| x.with_context(format!("version 3 data chunk {id}")))?;
-                if e.refcount > DATA_REFCOUNT_MAX {
-                    return Err(Error::new(
-                        ErrorKind::Unsupported,
-                        format!(
-                            "data chunk {id} has {} references; format version 4 holds at \
-                             most {DATA_REFCOUNT_MAX} per data chunk",
-                            e.refcount
-                        ),
-                    ));
-                }
                 self.ct_set(ChunkId(id), e)?;
                 self.account(e.loc, u64::from(e.stored_len), true);
                 self.live_data_chunks += 1;
@@ -207,17 +207,15 @@ impl State {
             }
             let body = n.encode(new);
             let loc = self.append(RecordKind::Node, &body)?;
-            self.account(loc, PAGE_RECORD, true);
-            self.ct_set(
-                new,
-                CtEntry {
-                    loc,
-                    refcount: e.refcount,
-                    crc: crc32fast::hash(&body),
-                    stored_len: PAGE_LEN as u32,
-                    flags: 0,
-                },
-            )?;
+            let entry = CtEntry {
+                loc,
+                refcount: e.refcount,
+                crc: crc32fast::hash(&body),
+                stored_len: body.len() as u32,
+                flags: 0,
+            };
+            self.account(loc, entry.live_bytes(new), true);
+            self.ct_set(new, entry)?;
         }
         for o in self.catalog.objects.values_mut() {
             o.root = rename(o.root)?;
@@ -231,5 +229,54 @@ impl State {
         self.next_data = 2 * n_data;
         self.next_node = nodes.len() as u64;
         Ok(())
+    }
+}
+
+impl State {
+    /// Refuses a version 4 store whose entries might not read right in
+    /// version 5 ([`v4_refcounts_fit`]).
+    pub(crate) fn v4_refcounts_fit(&self) -> Result<()> {
+        v4_refcounts_fit(self.catalog.objects.len(), self.free_queue.len())
+    }
+}
+
+/// A version 4 store opens as it is in version 5, whose chunk-table
+/// entries keep a node's record length in the high 12 bits of the word
+/// version 4 gave wholly to its refcount (and version 4 wrote every node
+/// dense: length field 0). That reads version 4 entries right while every
+/// refcount is below 2²⁰, which holds when the blob's `objects` and
+/// `queued` references are fewer than 2¹⁹: a node's references are its
+/// parents (at most one per object or queued subtree reaching its place
+/// in the map), the objects whose root it is and the queue entries naming
+/// it; a data chunk's likewise. A store with more is refused, untouched
+/// (never reached in practice).
+pub(crate) fn v4_refcounts_fit(objects: usize, queued: usize) -> Result<()> {
+    // Fewer than 2^19 holders keep every refcount at most 2^20 - 1.
+    const MAX_HOLDERS: u64 = (REFCOUNT_MAX as u64 + 1) >> 1;
+    let holders = objects as u64 + queued as u64;
+    if holders >= MAX_HOLDERS {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "the store has on-disk format version 4 and {holders} objects and queued \
+                 frees; this build opens version 4 stores with fewer than {MAX_HOLDERS} (a \
+                 chunk could hold more references than format version {FORMAT_VERSION} keeps)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn v4_stores_open_while_refcounts_fit() {
+        assert!(super::v4_refcounts_fit(0, 0).is_ok());
+        assert!(super::v4_refcounts_fit(300_000, 224_287).is_ok());
+        let e = super::v4_refcounts_fit(300_000, 224_288).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Unsupported);
+        let m = e.to_string();
+        assert!(m.contains("format version 4 and 524288 objects"), "{m}");
+        assert!(m.contains("fewer than 524288"), "{m}");
     }
 }

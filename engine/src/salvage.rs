@@ -381,7 +381,7 @@ impl Store {
             std::sync::Arc::default(),
         )?;
         let mut state = State::from_superblock(log, &sb, 1024)?;
-        if sb.version < crate::format::FORMAT_VERSION {
+        if sb.version == crate::format::MIGRATED_FORMAT_VERSION {
             state.v3_require_clean(sb.replay_start, sb.replay_seq)?;
         }
         Ok(state.replay(sb.replay_start, sb.replay_seq, true)?.lost)

@@ -77,6 +77,13 @@ fn verify_chunk(seg: &Segment, id: ChunkId, e: &CtEntry, seg_size: u64) -> Resul
         if rec.header.kind != RecordKind::Node || crc32fast::hash(&rec.body) != e.crc {
             return Err(Error::corrupt("map node page fails its checksum"));
         }
+        if rec.body.len() != e.stored_len as usize {
+            return Err(Error::corrupt(format!(
+                "map node record holds {} bytes, its chunk-table entry says {}",
+                rec.body.len(),
+                e.stored_len
+            )));
+        }
         Node::decode(&rec.body, id)?;
         return Ok(rec.body.len() as u64);
     }

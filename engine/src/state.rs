@@ -111,13 +111,16 @@ impl State {
         cache_pages: usize,
     ) -> Result<State> {
         // A version 3 table is read only by the migration (`migrate.rs`).
-        let root = if sb.version < crate::format::FORMAT_VERSION {
+        let root = if sb.version == crate::format::MIGRATED_FORMAT_VERSION {
             CtChild::NONE
         } else {
             sb.ct_root
         };
         let mut state = State::new(log, Catalog::default(), root, cache_pages);
         state.load_blob(sb.blob)?;
+        if sb.version == 4 {
+            state.v4_refcounts_fit()?;
+        }
         state.generation = sb.generation;
         Ok(state)
     }
@@ -426,9 +429,9 @@ impl State {
                 id.0
             )));
         }
-        let (loc, crc) = (e.loc, e.crc);
+        let (loc, crc, len) = (e.loc, e.crc, e.stored_len);
         let n = if self.fetch.no_io {
-            match self.cached_read(|seg| crate::fetch::cached_node(seg, id, loc, crc), loc) {
+            match self.cached_read(|seg| crate::fetch::cached_node(seg, id, loc, crc, len), loc) {
                 Some(n) => n,
                 None => {
                     self.fetch

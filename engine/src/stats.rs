@@ -115,7 +115,8 @@ impl MapVisitor for Space {
         if at.id.is_special() {
             return Ok(None);
         }
-        let rc = st.ct_get(at.id)?.refcount;
+        let e = st.ct_get(at.id)?;
+        let rc = e.refcount;
         let excl = ctx.0 && rc == 1;
         let frac = ctx.1 / f64::from(rc.max(1));
         if at.id.is_data() {
@@ -123,7 +124,7 @@ impl MapVisitor for Space {
             self.metadata += ENTRY_SHARE * frac;
             return Ok(None);
         }
-        self.metadata += (PAGE_RECORD as f64 + ENTRY_SHARE) * frac;
+        self.metadata += (e.live_bytes(at.id) as f64 + ENTRY_SHARE) * frac;
         Ok(Some((excl, frac)))
     }
 

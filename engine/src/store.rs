@@ -417,6 +417,25 @@ impl Store {
     /// syncs (group commit: one fdatasync serves every flush waiting
     /// behind it, and each covers every record written by then).
     pub fn flush(&self) -> Result<()> {
+        self.flush_local()?;
+        // The object-storage tier (`tiering.rs`) may want the log in its
+        // bucket too before the flush is acknowledged.
+        let observer = self.inner.observer.lock().clone();
+        if let Some(o) = observer {
+            o.flushed(self.inner.queue.written().1)?;
+            self.check_live()?;
+        }
+        Ok(())
+    }
+
+    /// Where the records written to the segment files so far end: every
+    /// record before it is in its file. For the object-storage tier.
+    pub fn log_written_end(&self) -> crate::types::LogAddr {
+        self.inner.queue.written().1
+    }
+
+    /// [`Store::flush`] on the local disk.
+    fn flush_local(&self) -> Result<()> {
         self.check_live()?;
         let target = self.inner.state.lock().log.next_seq();
         self.inner.queue.drain(target).map_err(|e| self.fail(e))?;

@@ -24,7 +24,7 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{Superblock, SUPER_SLOT_LEN};
 use crate::log::segment_path;
-use crate::types::SegmentNo;
+use crate::types::{LogAddr, SegmentNo};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -65,6 +65,26 @@ pub struct Committed {
 pub trait CommitObserver: Send + Sync {
     /// Generation `c.generation` is committed locally.
     fn committed(&self, c: Committed);
+
+    /// A [`crate::Store::flush`] (an NBD FLUSH, a FUA write) made every
+    /// record before it durable locally; every record of the log up to
+    /// `end` is written to its segment file (end exclusive). Called on the
+    /// flushing thread, outside the store lock; an error fails the flush
+    /// (the store itself stays usable). The tier's `remote` durability
+    /// mode waits here until the bucket holds the log up to `end`.
+    fn flushed(&self, end: LogAddr) -> Result<()> {
+        let _ = end;
+        Ok(())
+    }
+}
+
+impl crate::Store {
+    /// Stops the store taking writes (a fail-stop, as after a failed
+    /// fsync: client writes and flushes fail until it is reopened), for a
+    /// reason the tier found (fenced by a newer writer of its bucket).
+    pub fn stop_writes(&self, why: &str) {
+        let _ = self.fail(Error::new(ErrorKind::FailStopped, why));
+    }
 }
 
 /// Reads segment bytes that are not on the local disk (the tier's ranged

@@ -67,7 +67,9 @@ fn fixture(reclaim: bool) -> Fixture {
     }
     let snap = s.snapshot(v, Some("s")).unwrap().id;
     let es = ev.clone();
-    for b in (0..1024).step_by(7) {
+    // Every third block rewritten alone: more than 254 runs, so `v`'s
+    // leaves are written dense while the snapshot's stay runs.
+    for b in (0..1024).step_by(3) {
         ev[(b * BS) as usize..((b + 1) * BS) as usize].copy_from_slice(&block(3, b));
         s.write(v, b * BS, &block(3, b), false).unwrap();
     }
@@ -298,10 +300,23 @@ fn map_nodes() {
         picks.extend(at.last());
     }
     assert!(picks.len() >= 3, "fixture has nodes at two levels");
+    // Nodes are written dense or as runs (format version 5): a leaf of
+    // each kind is damaged too, at offsets inside the shortest runs body
+    // (24 + 16 bytes).
+    for magic in [b"NODE", b"NODR"] {
+        let mut leaves: Vec<&Rec> = nodes
+            .values()
+            .filter(|r| r.body[4] == 0 && &r.body[..4] == magic)
+            .collect();
+        leaves.sort_by_key(|r| r.seq);
+        let leaf = leaves.first();
+        assert!(leaf.is_some(), "no {magic:?} leaf in the fixture");
+        picks.extend(leaf);
+    }
     for r in picks {
         let id = u64::from_le_bytes(r.body[8..16].try_into().unwrap());
         let level = r.body[4];
-        for (how, body_at) in [("raw", 16 + 8 * 3), ("resealed", 16 + 8 * 2), ("id", 9)] {
+        for (how, body_at) in [("raw", 16 + 8 * 2 + 1), ("resealed", 16 + 8 * 2), ("id", 9)] {
             let dir = fx.copy();
             let file = dir
                 .path()

@@ -12,6 +12,12 @@
 //!  layout.rs   object keys and the commit-point manifest (JSON)
 //!  upload.rs   the Uploader: observer + background thread (tokio),
 //!              segments in log order, then the commit point; counters
+//!  lease.rs    one writer per prefix: lease objects taken in order,
+//!              checked before anything is made visible (fencing)
+//!  tail.rs     tail objects: the log past the newest commit point, by
+//!              byte range; the rule a restore chains them by
+//!  flushes.rs  the `remote` durability mode: flushes wait for the tail
+//!              uploader's round that covers them
 //!  restore.rs  newest commit point → segments (or, lazily, sparse files
 //!              marked remote) → superblock → a store
 //!  source.rs   the engine's SegmentSource: ranged GETs of segment
@@ -25,20 +31,25 @@
 //! "Object storage".
 
 pub mod cache;
+mod flushes;
 mod layout;
+pub mod lease;
 mod prune;
 mod remote;
 mod restore;
 mod source;
+pub mod tail;
 mod upload;
 
-pub use layout::{Manifest, ManifestSegment};
+pub use flushes::log_distance;
+pub use layout::{CommitKey, Manifest, ManifestSegment};
 pub use remote::{Remote, S3Config};
 pub use restore::{
-    bucket_contents, commit_point, restore, restore_lazy, BucketContents, RestoreReport,
+    bucket_contents, commit_point, restore, restore_lazy, summary, BucketContents, BucketSummary,
+    RestoreReport,
 };
 pub use source::{FetchStats, RemoteSource, FETCH_BLOCK};
-pub use upload::{TierStats, Uploader, UploaderOptions};
+pub use upload::{Durability, TierStats, Uploader, UploaderOptions};
 
 /// What went wrong in the tier.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +74,14 @@ pub enum Error {
     /// writer per store prefix).
     #[error("generation {0} was already committed in the bucket by another writer")]
     Fenced(u64),
+    /// A newer writer took the store's lease: this one must stop writing.
+    #[error("fenced by lease {newer}: another writer took over this store's bucket (this writer held lease {held}); it stops writing")]
+    LeaseLost {
+        /// The lease this writer held.
+        held: u64,
+        /// The newest lease in the bucket.
+        newer: u64,
+    },
     /// A segment file was retired by the cleaner while its generation was
     /// being copied (that generation cannot be copied any more).
     #[error("segment file {0} was retired while it was read")]

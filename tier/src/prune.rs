@@ -3,7 +3,8 @@
 //! they name; older commit points are deleted first, then every segment
 //! object no kept commit point names (segments the cleaner retired, the
 //! shorter copies of segments that were active, leftovers of an upload cut
-//! short). Runs on the upload thread between generations, so nothing it
+//! short), and the tails (`tail.rs`) no kept commit point chains. Runs on
+//! the upload thread between generations, so nothing it
 //! deletes is being uploaded for the next one (docs/design.md, "Object
 //! storage", for why a restore never sees a commit point whose objects
 //! are gone).
@@ -20,6 +21,8 @@ use std::collections::HashSet;
 pub struct Pruned {
     /// Commit points deleted.
     pub generations: u64,
+    /// Tail objects deleted.
+    pub tails: u64,
     /// Segment objects deleted (their keys, relative to the prefix).
     pub segments: Vec<String>,
     /// Bytes of the segment objects deleted.
@@ -27,9 +30,14 @@ pub struct Pruned {
 }
 
 /// Keeps the newest `keep` commit points of `remote` and what they name;
-/// deletes the rest.
-pub(crate) async fn prune(remote: &Remote, keep: usize) -> Result<Pruned> {
+/// deletes the rest, but never an object of a lease newer than `lease`
+/// (the writer's own): a writer not yet aware it was fenced leaves the
+/// newer writer's objects alone. `tails`: the bucket may hold tails (else
+/// their listing is skipped).
+pub(crate) async fn prune(remote: &Remote, keep: usize, lease: u64, tails: bool) -> Result<Pruned> {
     let keep = keep.max(2);
+    let newer =
+        |rel: &str| crate::layout::parse_segment_key(rel).is_some_and(|(_, l, _)| l > lease);
     let mut gens = crate::restore::generations(remote).await?;
     gens.reverse();
     let mut out = Pruned::default();
@@ -37,11 +45,13 @@ pub(crate) async fn prune(remote: &Remote, keep: usize) -> Result<Pruned> {
         return Ok(out);
     }
     let mut named = HashSet::new();
+    let mut kept = Vec::new();
     for &g in gens.iter().take(keep) {
         let m = crate::restore::fetch_manifest(remote, g).await?;
+        kept.push((g, m.replay_point()));
         named.extend(m.segments.into_iter().map(|s| s.key));
     }
-    for &g in gens.iter().skip(keep) {
+    for &g in gens.iter().skip(keep).filter(|g| g.lease <= lease) {
         remote
             .store()
             .delete(&remote.key(&generation_key(g)))
@@ -56,12 +66,25 @@ pub(crate) async fn prune(remote: &Remote, keep: usize) -> Result<Pruned> {
         .try_collect()
         .await?;
     for (rel, size) in objects {
-        if named.contains(&rel) {
+        if named.contains(&rel) || newer(&rel) {
             continue;
         }
         remote.store().delete(&remote.key(&rel)).await?;
         out.bytes += size;
         out.segments.push(rel);
+    }
+    if !tails {
+        return Ok(out);
+    }
+    let tails = crate::tail::list(remote).await?;
+    let keys: Vec<_> = tails.iter().map(|(k, _)| *k).collect();
+    for t in crate::tail::unneeded(&keys, &kept)
+        .into_iter()
+        .filter(|t| t.lease <= lease)
+    {
+        remote.store().delete(&remote.key(&t.key())).await?;
+        out.tails += 1;
+        out.bytes += t.to - t.from;
     }
     Ok(out)
 }

@@ -37,6 +37,9 @@ pub struct S3Config {
     pub session_token: Option<String>,
     /// Allow a plain-http endpoint that is not loopback.
     pub allow_http: Option<bool>,
+    /// `serve`'s durability mode (`local` or `remote`) when
+    /// `--durability` is not given.
+    pub durability: Option<String>,
 }
 
 impl std::fmt::Debug for S3Config {
@@ -48,6 +51,7 @@ impl std::fmt::Debug for S3Config {
             .field("secret_access_key", &self.secret_access_key.is_some())
             .field("session_token", &self.session_token.is_some())
             .field("allow_http", &self.allow_http)
+            .field("durability", &self.durability)
             .finish()
     }
 }
@@ -75,7 +79,7 @@ impl S3Config {
                 .unwrap_or_default();
             Error::Config(format!(
                 "{}: not a valid object store config{at} (keys: endpoint, region, \
-                 access_key_id, secret_access_key, session_token, allow_http)",
+                 access_key_id, secret_access_key, session_token, allow_http, durability)",
                 path.display()
             ))
         })
@@ -299,6 +303,7 @@ mod tests {
         .unwrap();
         let c = S3Config::load(&p).unwrap();
         assert_eq!(c.region.as_deref(), Some("r"));
+        assert_eq!(c.durability, None);
         assert!(!format!("{c:?}").contains("SECRETVALUE"));
         let r = Remote::from_url_with("s3://b/p", Some(&c)).unwrap();
         assert_eq!(r.key("x").as_ref(), "p/x");
@@ -307,6 +312,11 @@ mod tests {
         assert!(
             !e.contains("SECRETVALUE") && e.contains("not a valid"),
             "{e}"
+        );
+        std::fs::write(&p, "durability = \"remote\"\n").unwrap();
+        assert_eq!(
+            S3Config::load(&p).unwrap().durability.as_deref(),
+            Some("remote")
         );
         std::fs::write(&p, "secret = \"x\"\n").unwrap();
         assert!(S3Config::load(&p).is_err());

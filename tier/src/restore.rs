@@ -5,6 +5,13 @@
 //! short leaves no store behind. The engine then opens exactly that
 //! generation.
 //!
+//! Both first take the store's lease (`lease.rs`), so the writer serving
+//! the bucket until then is fenced before anything is read: every flush
+//! it acknowledged is in what the restore reads, and nothing it writes
+//! later is used. The tails that follow the commit point (`tail.rs`) are
+//! written after its replay point, for the engine's replay to apply; the
+//! data directory records the lease, so that `serve` goes on from it.
+//!
 //! [`restore_lazy`] downloads no segment at all: each one the commit point
 //! names becomes a sparse file of its length with a marker saying its
 //! bytes are in the bucket (`engine::tiering::place_remote_segments`), so
@@ -14,7 +21,7 @@
 //! client reads fetch data the same way (docs/design.md, "Object
 //! storage").
 
-use crate::layout::{generation_key, parse_generation_key, Manifest, GENERATIONS};
+use crate::layout::{generation_key, parse_generation_key, CommitKey, Manifest, GENERATIONS};
 use crate::remote::Remote;
 use crate::{Error, Result};
 use engine::SegmentNo;
@@ -29,6 +36,14 @@ use std::time::{Duration, Instant};
 pub struct RestoreReport {
     /// The generation restored (the newest committed in the bucket).
     pub generation: u64,
+    /// The lease it was committed under.
+    pub from_lease: u64,
+    /// The lease the restore took (recorded in the data directory).
+    pub lease: u64,
+    /// Tail objects laid after its replay point.
+    pub tails: usize,
+    /// Bytes of those.
+    pub tail_bytes: u64,
     /// The store's identity.
     pub store_id: String,
     /// Segment files written.
@@ -47,14 +62,16 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, 
     s.serialize_f64(d.as_secs_f64())
 }
 
-/// The newest generation with a commit point in the bucket, if any.
-pub(crate) async fn newest_generation(remote: &Remote) -> Result<Option<u64>> {
+/// The newest commit point in the bucket (by lease, then generation), if
+/// any.
+pub(crate) async fn newest_generation(remote: &Remote) -> Result<Option<CommitKey>> {
     Ok(generations(remote).await?.last().copied())
 }
 
-/// The generations whose commit points are in the bucket, oldest first.
-pub(crate) async fn generations(remote: &Remote) -> Result<Vec<u64>> {
-    let mut gens: Vec<u64> = remote
+/// The commit points in the bucket, oldest first (by lease, then
+/// generation).
+pub(crate) async fn generations(remote: &Remote) -> Result<Vec<CommitKey>> {
+    let mut gens: Vec<CommitKey> = remote
         .store()
         .list(Some(&remote.folder(GENERATIONS)))
         .map_ok(|m| {
@@ -70,7 +87,7 @@ pub(crate) async fn generations(remote: &Remote) -> Result<Vec<u64>> {
 }
 
 /// Reads and checks generation `g`'s commit point.
-pub(crate) async fn fetch_manifest(remote: &Remote, g: u64) -> Result<Manifest> {
+pub(crate) async fn fetch_manifest(remote: &Remote, g: CommitKey) -> Result<Manifest> {
     let rel = generation_key(g);
     let bytes = remote.store().get(&remote.key(&rel)).await?.bytes().await?;
     Manifest::decode(&bytes, &rel, g)
@@ -102,6 +119,17 @@ async fn newest_manifest(remote: &Remote) -> Result<Manifest> {
     fetch_manifest(remote, g).await
 }
 
+/// Takes the store's lease for a restore into `dir` (refused, taking
+/// nothing, when the bucket holds no commit point).
+async fn take_lease(remote: &Remote, dir: &Path) -> Result<u64> {
+    if newest_generation(remote).await?.is_none() {
+        return Err(Error::Refused(format!(
+            "{remote} holds no committed generation"
+        )));
+    }
+    crate::lease::acquire(remote, dir).await
+}
+
 /// Restores the newest committed generation of `remote` into `dir`, which
 /// must be absent or empty, reading data lazily: every segment stays in
 /// the bucket (see the module docs). The store then opens only with the
@@ -113,13 +141,14 @@ pub fn restore_lazy(remote: &Remote, dir: &Path) -> Result<RestoreReport> {
         .enable_all()
         .build()
         .map_err(|e| Error::Io("starting the restore runtime".into(), e))?;
+    let lease = rt.block_on(take_lease(remote, dir))?;
     let m = rt.block_on(newest_manifest(remote))?;
     engine::tiering::prepare_layout(dir)?;
     let segs: Vec<(SegmentNo, u64, u64)> = m
         .segments
         .iter()
         .map(|s| {
-            let whole = s.key == crate::layout::segment_key(SegmentNo(s.no), None);
+            let whole = crate::layout::parse_segment_key(&s.key).is_some_and(|k| k.2.is_none());
             (
                 SegmentNo(s.no),
                 s.len,
@@ -129,9 +158,15 @@ pub fn restore_lazy(remote: &Remote, dir: &Path) -> Result<RestoreReport> {
         .collect();
     engine::tiering::place_remote_segments(dir, &segs)?;
     let remote_bytes = m.segments.iter().map(|s| s.len).sum();
+    let laid = rt.block_on(crate::tail::lay(remote, dir, &m))?;
+    crate::lease::record(dir, lease)?;
     engine::tiering::restore_layout(dir, &m.superblock()?)?;
     Ok(RestoreReport {
         generation: m.generation,
+        from_lease: m.lease,
+        lease,
+        tails: laid.tails,
+        tail_bytes: laid.bytes,
         store_id: m.store_id.clone(),
         segments: m.segments.len(),
         bytes: m.encode().len() as u64,
@@ -151,6 +186,7 @@ pub fn restore(remote: &Remote, dir: &Path, concurrency: usize) -> Result<Restor
         .build()
         .map_err(|e| Error::Io("starting the restore runtime".into(), e))?;
     rt.block_on(async {
+        let lease = take_lease(remote, dir).await?;
         let m = newest_manifest(remote).await?;
         let g = m.generation;
         engine::tiering::prepare_layout(dir)?;
@@ -186,9 +222,15 @@ pub fn restore(remote: &Remote, dir: &Path, concurrency: usize) -> Result<Restor
             bytes += n?;
         }
         drop(done);
+        let laid = crate::tail::lay(remote, dir, &m).await?;
+        crate::lease::record(dir, lease)?;
         engine::tiering::restore_layout(dir, &m.superblock()?)?;
         Ok(RestoreReport {
             generation: g,
+            from_lease: m.lease,
+            lease,
+            tails: laid.tails,
+            tail_bytes: laid.bytes,
             store_id: m.store_id.clone(),
             segments: m.segments.len(),
             bytes,
@@ -198,8 +240,8 @@ pub fn restore(remote: &Remote, dir: &Path, concurrency: usize) -> Result<Restor
     })
 }
 
-/// Commit points' generations and segment objects' (key, size).
-pub type BucketContents = (Vec<u64>, Vec<(String, u64)>);
+/// Commit points and segment objects' (key, size).
+pub type BucketContents = (Vec<CommitKey>, Vec<(String, u64)>);
 
 /// What the bucket holds under the prefix: its commit points'
 /// generations (ascending) and its segment objects (key relative to the
@@ -223,8 +265,63 @@ pub fn bucket_contents(remote: &Remote) -> Result<BucketContents> {
     })
 }
 
-/// Generation `g`'s commit point, read and checked.
-pub fn commit_point(remote: &Remote, g: u64) -> Result<Manifest> {
+/// What the bucket holds for a store, in brief (`blockd stats
+/// --object-store` on a store no server holds).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct BucketSummary {
+    /// The newest commit point (what a restore starts from).
+    pub newest_commit_point: Option<CommitKey>,
+    /// Tail objects a restore would lay after it, and their bytes.
+    pub tails: usize,
+    /// Bytes of those.
+    pub tail_bytes: u64,
+    /// Where the log a restore lays ends (segment, offset).
+    pub log_end: Option<(u32, u64)>,
+    /// The newest lease, and who took it.
+    pub newest_lease: Option<u64>,
+    /// Its holder.
+    pub lease_holder: Option<String>,
+}
+
+/// Reads the bucket's [`BucketSummary`].
+pub fn summary(remote: &Remote) -> Result<BucketSummary> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io("starting a runtime".into(), e))?;
+    rt.block_on(async {
+        let mut s = BucketSummary {
+            newest_lease: crate::lease::leases(remote).await?.last().copied(),
+            ..Default::default()
+        };
+        if let Some(n) = s.newest_lease {
+            s.lease_holder = crate::lease::info(remote, n).await.ok().map(|i| i.holder);
+        }
+        let Some(k) = newest_generation(remote).await? else {
+            return Ok(s);
+        };
+        let m = fetch_manifest(remote, k).await?;
+        s.newest_commit_point = Some(k);
+        let Some(start) = m.replay_point() else {
+            return Ok(s);
+        };
+        s.log_end = Some((start.0 .0, start.1));
+        let tails: Vec<_> = crate::tail::list(remote)
+            .await?
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        for (t, skip) in crate::tail::chain(&tails, m.lease, start) {
+            s.tails += 1;
+            s.tail_bytes += t.to - t.from - skip;
+            s.log_end = Some((t.no.0, t.to));
+        }
+        Ok(s)
+    })
+}
+
+/// Commit point `g`, read and checked.
+pub fn commit_point(remote: &Remote, g: CommitKey) -> Result<Manifest> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -11,7 +11,7 @@
 //! object gone (deleted once no kept commit point needs it) reloads the
 //! newest commit point once and tries again.
 
-use crate::layout::{segment_key, Manifest};
+use crate::layout::Manifest;
 use crate::remote::Remote;
 use crate::{Error, Result};
 use engine::tiering::SegmentSource;
@@ -128,7 +128,7 @@ impl RemoteSource {
         let mut segs = self.segs.write();
         for s in &m.segments {
             let no = SegmentNo(s.no);
-            let whole = s.key == segment_key(no, None);
+            let whole = crate::layout::parse_segment_key(&s.key).is_some_and(|k| k.2.is_none());
             let new = Located {
                 key: s.key.clone(),
                 len: s.len,
@@ -278,6 +278,7 @@ mod tests {
             generation: 1,
             superblock: String::new(),
             segments: segs,
+            lease: 0,
         }
     }
 
@@ -286,7 +287,7 @@ mod tests {
         let store = Arc::new(object_store::memory::InMemory::new());
         let remote = Remote::new(store.clone(), "p");
         let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let key = segment_key(SegmentNo(3), None);
+        let key = crate::layout::segment_key(SegmentNo(3), 0, None);
         let src = RemoteSource::new(remote.clone(), 1 << 20).unwrap();
         let k = remote.key(&key);
         let payload = PutPayload::from(data.clone());

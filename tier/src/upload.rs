@@ -24,7 +24,7 @@
 //! over the bound while uploads fail (docs/design.md, "Failures of the
 //! object store").
 
-use crate::layout::{generation_key, segment_key, Manifest, SEGMENTS};
+use crate::layout::{generation_key, segment_key, CommitKey, Manifest};
 use crate::remote::Remote;
 use crate::source::RemoteSource;
 use crate::{Error, Result};
@@ -32,7 +32,7 @@ use engine::tiering::SegmentSource;
 use engine::tiering::{CommitObserver, Committed, CommittedSegment};
 use engine::SegmentNo;
 use engine::Store;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
@@ -59,6 +59,48 @@ pub struct UploaderOptions {
     /// The range reader the store was opened with (its
     /// `StoreOptions::segment_source`); `None`: one is made and set.
     pub source: Option<Arc<RemoteSource>>,
+    /// When a flush is acknowledged: once local (`Local`), or once the
+    /// bucket holds the log up to it (`Remote`, `flushes.rs`).
+    pub durability: Durability,
+    /// Remote mode: how long a flush waits for the bucket before it fails
+    /// (EIO); the upload goes on being retried.
+    pub flush_timeout: Duration,
+    /// Take the store's lease even when the bucket's newest lease is not
+    /// the one this data directory last held (fencing that writer).
+    pub take_over: bool,
+}
+
+/// When a flush is acknowledged (`serve --durability`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// After the local fsync; the bucket lags by up to the checkpoint
+    /// interval plus an upload, and holds a consistent prefix.
+    #[default]
+    Local,
+    /// Only once every record before the flush is in the bucket.
+    Remote,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "local" => Ok(Durability::Local),
+            "remote" => Ok(Durability::Remote),
+            _ => Err(format!("'{s}': durability is local or remote")),
+        }
+    }
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Durability::Local => "local",
+            Durability::Remote => "remote",
+        })
+    }
 }
 
 impl Default for UploaderOptions {
@@ -69,6 +111,9 @@ impl Default for UploaderOptions {
             cache_bound: None,
             keep_generations: 2,
             source: None,
+            durability: Durability::Local,
+            flush_timeout: Duration::from_secs(30),
+            take_over: false,
         }
     }
 }
@@ -76,6 +121,25 @@ impl Default for UploaderOptions {
 /// The uploader's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TierStats {
+    /// The durability mode.
+    pub durability: Durability,
+    /// The lease this writer holds on the prefix.
+    pub lease: u64,
+    /// Set when a newer lease fenced this writer: that lease.
+    pub fenced_by: u64,
+    /// Bytes of log written locally past what the bucket holds of it (the
+    /// newest commit point's replay point, or the last tail's end): what a
+    /// restore now would lack.
+    pub unuploaded_log_bytes: u64,
+    /// Tail objects uploaded (remote mode).
+    pub tail_objects: u64,
+    /// Bytes of those.
+    pub tail_bytes: u64,
+    /// Flushes acknowledged once the bucket held the log up to them.
+    pub remote_flushes: u64,
+    /// Flushes failed because the bucket did not take the log in time (or
+    /// the writer was fenced).
+    pub remote_flush_failures: u64,
     /// Newest generation committed locally (0: none seen yet).
     pub local_generation: u64,
     /// Newest generation committed in the bucket by this process or found
@@ -124,16 +188,23 @@ pub struct TierStats {
     pub deleted_bytes: u64,
 }
 
-struct Shared {
-    remote: Remote,
-    opts: UploaderOptions,
-    source: Arc<RemoteSource>,
+pub(crate) struct Shared {
+    pub(crate) remote: Remote,
+    pub(crate) opts: UploaderOptions,
+    pub(crate) source: Arc<RemoteSource>,
     /// For cache passes; let go of at detach.
-    store: Mutex<Option<Store>>,
-    dir: std::path::PathBuf,
+    pub(crate) store: Mutex<Option<Store>>,
+    pub(crate) dir: std::path::PathBuf,
     work: Mutex<Work>,
     cv: Condvar,
-    stats: Mutex<TierStats>,
+    pub(crate) stats: Mutex<TierStats>,
+    /// The lease this writer holds (`lease.rs`; 0 until taken at start).
+    lease: std::sync::atomic::AtomicU64,
+    /// The bucket held tails at start (pruning then lists them).
+    tails_seen: std::sync::atomic::AtomicBool,
+    /// The log in the bucket and the flushes waiting for it (`flushes.rs`).
+    pub(crate) log: Mutex<crate::flushes::LogState>,
+    pub(crate) log_cv: Condvar,
     /// The newest committed generation's `log_bytes` (what the ticker
     /// compares the log with).
     covered: std::sync::atomic::AtomicU64,
@@ -160,6 +231,10 @@ struct Work {
 struct Observer(Arc<Shared>);
 
 impl CommitObserver for Observer {
+    fn flushed(&self, end: engine::LogAddr) -> engine::Result<()> {
+        crate::flushes::flushed(&self.0, end)
+    }
+
     fn committed(&self, c: Committed) {
         let mut w = self.0.work.lock();
         {
@@ -186,17 +261,25 @@ pub struct Uploader {
     upload: Option<std::thread::JoinHandle<()>>,
     ticker: Option<std::thread::JoinHandle<()>>,
     watcher: Option<std::thread::JoinHandle<()>>,
+    tails: Option<std::thread::JoinHandle<()>>,
 }
 
-/// What an object holds: (length, crc32). Segment objects already in the
-/// bucket at start are known by length only until read locally again.
-type Known = HashMap<String, (u64, Option<u32>)>;
+/// Segment objects in the bucket this writer's log may name, by segment
+/// and prefix length (`None`: whole): key, length, crc32. At start, those
+/// the newest commit point names (when this data directory's log is the
+/// one it commits); then each one uploaded.
+type Known = HashMap<(u32, Option<u64>), (String, u64, u32)>;
 
 impl Uploader {
-    /// Attaches an uploader to `store`: checks the bucket holds no other
-    /// store's (or a newer) generation, commits a generation to start
-    /// from, and starts the upload and ticker threads.
+    /// Attaches an uploader to `store`: commits a generation to start
+    /// from, checks the bucket holds no other store's generations, takes
+    /// the prefix's lease (`lease.rs`; refused when another writer took it
+    /// since this data directory held it, unless `take_over`), and starts
+    /// the upload and ticker threads (and, in remote mode, the tail
+    /// uploader, returning once the first generation is in the bucket).
     pub fn start(store: &Store, remote: Remote, opts: UploaderOptions) -> Result<Uploader> {
+        let rt = runtime()?;
+        let durability = opts.durability;
         let source = match &opts.source {
             Some(s) => s.clone(),
             None => {
@@ -213,7 +296,14 @@ impl Uploader {
             dir: store.dir().to_path_buf(),
             work: Mutex::new(Work::default()),
             cv: Condvar::new(),
-            stats: Mutex::new(TierStats::default()),
+            stats: Mutex::new(TierStats {
+                durability,
+                ..Default::default()
+            }),
+            lease: std::sync::atomic::AtomicU64::new(0),
+            tails_seen: std::sync::atomic::AtomicBool::new(false),
+            log: Mutex::new(Default::default()),
+            log_cv: Condvar::new(),
             covered: std::sync::atomic::AtomicU64::new(0),
             cache_pass: Mutex::new(()),
             failing: std::sync::atomic::AtomicBool::new(false),
@@ -227,9 +317,23 @@ impl Uploader {
                 .clone()
                 .ok_or_else(|| Error::Bucket("the first checkpoint was not observed".into()))
         });
-        let rt = runtime()?;
-        let known = first.and_then(|first| rt.block_on(survey(&shared, &first)));
-        let known = match known {
+        // One writer per prefix: the lease (once the bucket is known to
+        // hold this store), before anything is read from the bucket for
+        // uploading or written to it.
+        let known = first.and_then(|first| {
+            rt.block_on(async {
+                check_store(&shared.remote, &first).await?;
+                let (lease, took_over) =
+                    crate::lease::take(&shared.remote, &shared.dir, shared.opts.take_over).await?;
+                shared
+                    .lease
+                    .store(lease, std::sync::atomic::Ordering::Release);
+                shared.stats.lock().lease = lease;
+                survey(&shared, !took_over).await
+            })
+            .map(|k| (k, first.generation))
+        });
+        let (known, first_generation) = match known {
             Ok(k) => k,
             Err(e) => {
                 store.set_commit_observer(None);
@@ -259,14 +363,61 @@ impl Uploader {
             }
             None => None,
         };
-        tracing::info!(remote = %shared.remote, "uploading committed generations");
-        Ok(Uploader {
+        let tails = if shared.opts.durability == Durability::Remote {
+            let s4 = shared.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("blockd-tails".into())
+                    .spawn(move || crate::flushes::tail_loop(s4))
+                    .map_err(|e| Error::Io("starting the tail uploader".into(), e))?,
+            )
+        } else {
+            None
+        };
+        let up = Uploader {
             shared,
             store: store.clone(),
             upload: Some(upload),
             ticker: Some(ticker),
             watcher,
-        })
+            tails,
+        };
+        if up.shared.opts.durability == Durability::Remote {
+            // Remote mode serves nothing before this lease's first commit
+            // point is in the bucket: every tail it uploads chains from it.
+            up.wait_remote(
+                first_generation,
+                up.shared.opts.flush_timeout.max(Duration::from_secs(60)),
+            )?;
+        }
+        tracing::info!(remote = %up.shared.remote, lease = up.shared.lease(), durability = %up.shared.opts.durability, "uploading committed generations");
+        Ok(up)
+    }
+
+    /// Waits until this lease's first commit point, generation `g`, is in
+    /// the bucket (or uploading stopped).
+    fn wait_remote(&self, g: u64, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.stats();
+            if let Some(e) = s.stopped {
+                return Err(Error::Refused(e));
+            }
+            if s.generations_committed >= 1 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Refused(format!(
+                    "the first generation ({g}) did not reach {} within {:.0}s{}",
+                    self.shared.remote,
+                    timeout.as_secs_f64(),
+                    s.last_error
+                        .map(|e| format!("; last error: {e}"))
+                        .unwrap_or_default()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// A snapshot of the counters.
@@ -284,6 +435,10 @@ impl Uploader {
     /// closing it; its final checkpoint is still observed and uploaded).
     pub fn detach(&mut self) {
         self.shared.store.lock().take();
+        crate::flushes::stop(&self.shared);
+        if let Some(t) = self.tails.take() {
+            let _ = t.join();
+        }
         self.shared.work.lock().stop_ticker = true;
         self.shared.cv.notify_all();
         if let Some(t) = self.ticker.take() {
@@ -353,12 +508,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Io("starting the upload runtime".into(), e))
 }
 
-/// Checks the bucket at start: no other store's generations, none newer
-/// than the local one (a second writer, or a restored copy whose origin
-/// went on); lists the segment objects already there.
-async fn survey(shared: &Shared, first: &Committed) -> Result<Known> {
-    let remote = &shared.remote;
-    let mut crcs: HashMap<String, (u64, u32)> = HashMap::new();
+/// Checks the bucket holds no other store's commit points.
+async fn check_store(remote: &Remote, first: &Committed) -> Result<()> {
     if let Some(newest) = crate::restore::newest_generation(remote).await? {
         let m = crate::restore::fetch_manifest(remote, newest).await?;
         if m.store_id != first.store_id {
@@ -367,33 +518,35 @@ async fn survey(shared: &Shared, first: &Committed) -> Result<Known> {
                 m.store_id, first.store_id
             )));
         }
-        if newest >= first.generation {
-            return Err(Error::Fenced(newest));
-        }
-        shared.stats.lock().remote_generation = newest;
-        shared.source.learn(&m);
-        crcs = m
-            .segments
-            .into_iter()
-            .map(|s| (s.key, (s.len, s.crc32)))
-            .collect();
     }
-    let known: Known = remote
-        .store()
-        .list(Some(&remote.folder(SEGMENTS)))
-        .map_ok(|m| (remote.rel(&m.location), m.size))
-        .try_filter_map(|(r, size)| async move { Ok(r.map(|r| (r, (size, None)))) })
-        .try_collect()
-        .await?;
-    // The newest commit point's objects are known by crc too (their local
-    // bytes may be evicted).
-    let known = known
-        .into_iter()
-        .map(|(k, (size, _))| {
-            let crc = crcs.get(&k).filter(|(l, _)| *l == size).map(|(_, c)| *c);
-            (k, (size, crc))
-        })
-        .collect();
+    Ok(())
+}
+
+/// Learns, at start (after [`check_store`] and the lease), where the
+/// newest commit point's segments are. `trust`: this data directory's log
+/// is the one that commit point copies (it last held the lease, or was
+/// restored from it), so its segment objects stand for the local segments
+/// of the same number and length; otherwise (a take-over) none does.
+async fn survey(shared: &Shared, trust: bool) -> Result<Known> {
+    let remote = &shared.remote;
+    let mut known = Known::new();
+    if !crate::tail::list(remote).await?.is_empty() {
+        shared
+            .tails_seen
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(newest) = crate::restore::newest_generation(remote).await? {
+        let m = crate::restore::fetch_manifest(remote, newest).await?;
+        if trust {
+            shared.stats.lock().remote_generation = newest.generation;
+            shared.source.learn(&m);
+            for s in m.segments {
+                if let Some((no, _, upto)) = crate::layout::parse_segment_key(&s.key) {
+                    known.insert((no.0, upto), (s.key, s.len, s.crc32));
+                }
+            }
+        }
+    }
     Ok(known)
 }
 
@@ -444,6 +597,7 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
                     }
                 }
                 shared.source.learn(&m);
+                crate::flushes::committed(&shared, &m);
                 after_commit(&shared, &rt, &mut known);
             }
             Err(Error::Retired(seg)) => {
@@ -456,7 +610,10 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
             }
             Err(e) => {
                 shared.failing.store(true, Ordering::Relaxed);
-                let fatal = matches!(e, Error::Fenced(_) | Error::Bucket(_));
+                let fatal = matches!(
+                    e,
+                    Error::Fenced(_) | Error::Bucket(_) | Error::LeaseLost { .. }
+                );
                 let msg = describe(&e);
                 {
                     let mut s = shared.stats.lock();
@@ -465,6 +622,9 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
                     if fatal {
                         s.stopped = Some(msg.clone());
                     }
+                }
+                if let Error::LeaseLost { newer, .. } = e {
+                    crate::flushes::fenced(&shared, newer, &msg);
                 }
                 if fatal {
                     tracing::error!(error = %msg, "uploading stopped");
@@ -494,7 +654,8 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
 /// A failure as the counters and the log show it: the error with its
 /// causes (a refused connection, a reset, a timeout are only in those),
 /// and what a full bucket means for the writer. Every failure but
-/// [`Error::Fenced`] and [`Error::Bucket`] is retried: 5xx, throttling,
+/// [`Error::Fenced`], [`Error::LeaseLost`] and [`Error::Bucket`] is
+/// retried: 5xx, throttling,
 /// transport errors, and 4xx too (a quota raised, a policy fixed, a
 /// clock set right bring the uploads back without a restart).
 fn describe(e: &Error) -> String {
@@ -524,11 +685,12 @@ fn after_commit(shared: &Shared, rt: &tokio::runtime::Runtime, known: &mut Known
     match rt.block_on(crate::prune::prune(
         &shared.remote,
         shared.opts.keep_generations,
+        shared.lease(),
+        shared.opts.durability == Durability::Remote
+            || shared.tails_seen.load(std::sync::atomic::Ordering::Relaxed),
     )) {
         Ok(p) => {
-            for k in &p.segments {
-                known.remove(k);
-            }
+            known.retain(|_, (key, _, _)| !p.segments.contains(key));
             let mut s = shared.stats.lock();
             s.deleted_generations += p.generations;
             s.deleted_objects += p.segments.len() as u64;
@@ -605,9 +767,33 @@ fn cache_pass(shared: &Shared, settled: bool) {
 }
 
 impl Shared {
+    /// The lease this writer holds.
+    pub(crate) fn lease(&self) -> u64 {
+        self.lease.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// Asks the ticker for a checkpoint now (a generation to upload).
+pub(crate) fn want_checkpoint(shared: &Shared) {
+    shared.work.lock().want_checkpoint = true;
+    shared.cv.notify_all();
+}
+
+impl Shared {
     /// The counters, the range reader's included.
     fn snapshot(&self) -> TierStats {
         let mut s = self.stats.lock().clone();
+        let uploaded = self.log.lock().uploaded_to;
+        let store = self.store.lock().clone();
+        if let Some(store) = store {
+            let end = store.log_written_end();
+            s.unuploaded_log_bytes = if uploaded.is_none() {
+                // Nothing of this lease's log in the bucket yet.
+                crate::flushes::log_distance(&self.dir, engine::LogAddr::new(SegmentNo(0), 0), end)
+            } else {
+                crate::flushes::log_distance(&self.dir, uploaded, end)
+            };
+        }
         let f = self.source.stats();
         s.range_gets = f.range_gets;
         s.range_bytes = f.range_bytes;
@@ -719,7 +905,7 @@ async fn upload_generation(shared: &Shared, c: &Committed, known: &mut Known) ->
     let missing: u64 = c
         .segments
         .iter()
-        .filter(|s| !known.contains_key(&segment_key(s.no, s.len)))
+        .filter(|s| !known.contains_key(&(s.no.0, s.len)))
         .map(|s| s.len.unwrap_or_else(|| seg_len_hint(s)))
         .sum();
     {
@@ -732,48 +918,40 @@ async fn upload_generation(shared: &Shared, c: &Committed, known: &mut Known) ->
         .segments
         .iter()
         .map(|s| {
-            let key = segment_key(s.no, s.len);
-            let have = known.get(&key).copied();
+            let have = known.get(&(s.no.0, s.len)).cloned();
+            let key = have
+                .as_ref()
+                .map(|(k, _, _)| k.clone())
+                .unwrap_or_else(|| segment_key(s.no, shared.lease(), s.len));
             (s, key, have)
         })
         .collect();
-    let jobs = plan.into_iter().map(|(s, key, have)| {
-        async move {
-            if let Some((len, Some(crc))) = have {
-                return Ok::<_, Error>((s.clone(), key, len, crc, false));
-            }
-            let s2 = s.clone();
-            let src = shared.source.clone();
-            let data = tokio::task::spawn_blocking(move || read_segment(&s2, &src))
-                .await
-                .map_err(|e| Error::Io("reading a segment".into(), std::io::Error::other(e)))??;
-            let (len, crc) = (data.len() as u64, crc32fast_hash(&data));
-            if let Some((have_len, None)) = have {
-                // In the bucket from an earlier run: the same immutable bytes.
-                if have_len != len {
-                    return Err(Error::Bucket(format!(
-                        "{key} holds {have_len} bytes; the local segment {len}"
-                    )));
-                }
-                return Ok((s.clone(), key, len, crc, false));
-            }
-            let put = put_once(
-                remote,
-                &key,
-                data,
-                async |r: &Remote, k: &object_store::path::Path| {
-                    Ok(r.store().head(k).await?.size == len)
-                },
-            )
-            .await?;
-            Ok((s.clone(), key, len, crc, put))
+    let jobs = plan.into_iter().map(|(s, key, have)| async move {
+        if let Some((_, len, crc)) = have {
+            return Ok::<_, Error>((s.clone(), key, len, crc, false));
         }
+        let s2 = s.clone();
+        let src = shared.source.clone();
+        let data = tokio::task::spawn_blocking(move || read_segment(&s2, &src))
+            .await
+            .map_err(|e| Error::Io("reading a segment".into(), std::io::Error::other(e)))??;
+        let (len, crc) = (data.len() as u64, crc32fast_hash(&data));
+        let put = put_once(
+            remote,
+            &key,
+            data,
+            async |r: &Remote, k: &object_store::path::Path| {
+                Ok(r.store().head(k).await?.size == len)
+            },
+        )
+        .await?;
+        Ok((s.clone(), key, len, crc, put))
     });
     let mut objects = Vec::with_capacity(c.segments.len());
     let mut done = futures_util::stream::iter(jobs).buffered(shared.opts.concurrency.max(1));
     while let Some(r) = done.next().await {
         let (s, key, len, crc, put) = r?;
-        known.insert(key, (len, Some(crc)));
+        known.insert((s.no.0, s.len), (key.clone(), len, crc));
         {
             let mut st = shared.stats.lock();
             if put {
@@ -784,16 +962,23 @@ async fn upload_generation(shared: &Shared, c: &Committed, known: &mut Known) ->
                 st.pending_bytes = st.pending_bytes.saturating_sub(len);
             }
         }
-        objects.push((s, len, crc));
+        objects.push((s, key, len, crc));
     }
     drop(done);
-    let m = Manifest::new(c, &objects);
+    let m = Manifest::new(c, shared.lease(), &objects);
     let manifest = m.encode();
     let mlen = manifest.len() as u64;
     let expected = manifest.clone();
+    // Fencing: no commit point once a newer lease exists; and (remote
+    // mode) none counts for flushes waiting on it unless the lease still
+    // held after it.
+    crate::lease::check(remote, shared.lease()).await?;
     let put = put_once(
         remote,
-        &generation_key(c.generation),
+        &generation_key(CommitKey {
+            lease: shared.lease(),
+            generation: c.generation,
+        }),
         manifest.into(),
         async |r: &Remote, k: &object_store::path::Path| {
             Ok(r.store().get(k).await?.bytes().await?.as_ref() == expected.as_slice())
@@ -808,6 +993,10 @@ async fn upload_generation(shared: &Shared, c: &Committed, known: &mut Known) ->
         let mut st = shared.stats.lock();
         st.uploaded_bytes += mlen;
         st.uploaded_objects += 1;
+    }
+    if shared.opts.durability == Durability::Remote {
+        // Flushes waiting may be answered by this commit point.
+        crate::lease::check(remote, shared.lease()).await?;
     }
     tracing::debug!(
         generation = c.generation,

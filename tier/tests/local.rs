@@ -4,7 +4,9 @@
 //! snapshot and the cleaner at work is uploaded generation by generation,
 //! restored into an empty directory, and every byte of every object reads
 //! back; restore refuses a non-empty directory and an empty bucket; a
-//! second store cannot upload into the first one's prefix.
+//! second store cannot upload into the first one's prefix; a writer whose
+//! lease was taken by a restored copy is refused, unless told to take
+//! over.
 
 mod common;
 use blockd_tier as tier;
@@ -116,20 +118,61 @@ fn in_memory_backend_and_create_only_commit_points() {
     store.close().unwrap();
     let s = up.finish(Duration::from_secs(30)).unwrap();
     assert!(s.generations_committed >= 1);
-    // The same store, reopened from its local disk, goes on from a newer
-    // generation; a copy of it restored from the bucket and opened beside
-    // it would commit the same generation numbers: the second writer is
-    // fenced at its first commit point.
-    let dst = t.path().join("copy");
-    restore(&remote, &dst, 2).unwrap();
+    // The same store, reopened from its local disk, goes on under a new
+    // lease; a copy of it restored from the bucket takes a lease of its
+    // own first, so the original, reopened after that, is refused (another
+    // writer holds the store) and the copy serves on.
     let a = Store::open(t.path().join("s"), opts()).unwrap();
     let mut ua = Uploader::start(&a, remote.clone(), UploaderOptions::default()).unwrap();
+    assert_eq!(ua.stats().lease, 2);
     ua.detach();
     a.close().unwrap();
     ua.finish(Duration::from_secs(30)).unwrap();
-    let b = Store::open(&dst, opts()).unwrap();
-    let e = Uploader::start(&b, remote, UploaderOptions::default())
+    let dst = t.path().join("copy");
+    let r = restore(&remote, &dst, 2).unwrap();
+    assert_eq!((r.from_lease, r.lease), (2, 3));
+    let a = Store::open(t.path().join("s"), opts()).unwrap();
+    let e = Uploader::start(&a, remote.clone(), UploaderOptions::default())
         .err()
-        .expect("a stale copy is fenced");
-    assert!(matches!(e, tier::Error::Fenced(_)), "{e}");
+        .expect("a stale writer is refused");
+    assert!(matches!(e, tier::Error::Refused(_)), "{e}");
+    assert!(e.to_string().contains("--take-over"), "{e}");
+    a.close().unwrap();
+    let b = Store::open(&dst, opts()).unwrap();
+    let mut ub = Uploader::start(&b, remote.clone(), UploaderOptions::default()).unwrap();
+    assert_eq!(ub.stats().lease, 4);
+    ub.detach();
+    b.close().unwrap();
+    ub.finish(Duration::from_secs(30)).unwrap();
+    // Told to take over, the original goes on under lease 5, and its
+    // state is what a restore now gives (its segment objects, not the
+    // copy's: it trusts none of the copy's).
+    let a = Store::open(t.path().join("s"), opts()).unwrap();
+    a.write(vol, 0, &pattern(4096, 10), false).unwrap();
+    let mut ua = Uploader::start(
+        &a,
+        remote.clone(),
+        UploaderOptions {
+            take_over: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(ua.stats().lease, 5);
+    ua.detach();
+    a.close().unwrap();
+    ua.finish(Duration::from_secs(30)).unwrap();
+    let r = restore(&remote, &t.path().join("after"), 2).unwrap();
+    assert_eq!(r.from_lease, 5);
+    let s = Store::open(
+        t.path().join("after"),
+        StoreOptions {
+            create: false,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let mut want = pattern(1 << 20, 9);
+    want[..4096].copy_from_slice(&pattern(4096, 10));
+    assert_eq!(read_all(&s, vol, 1 << 20), want);
 }

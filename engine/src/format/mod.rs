@@ -42,15 +42,22 @@ pub const CT_INTERIOR_LEVELS: u8 = 7;
 pub const CT_CAPACITY: u64 = CT_LEAF_ENTRIES * CT_FANOUT.pow(CT_INTERIOR_LEVELS as u32);
 /// Superblock magic.
 pub const SUPER_MAGIC: [u8; 8] = *b"BLKDSUPR";
-/// On-disk format version. Version 4 has chunk-table leaves of 255
-/// 16-byte entries and separate id regions (data ids from 2, node ids from
-/// 2⁵⁷); a cleanly closed version 3 store (leaves of 127 32-byte entries,
-/// data ids even and node ids odd) is migrated on open (`migrate.rs`);
-/// versions 1 and 2 are refused with a message saying to open them with a
-/// format-3 build first (docs/design.md, "Format versions").
-pub const FORMAT_VERSION: u32 = 4;
+/// On-disk format version. Version 5 writes a map node as runs of
+/// consecutive ids when that is smaller than the dense page, and keeps a
+/// node's record length (and a 20-bit refcount) in its chunk-table entry;
+/// a version 4 store (dense nodes only, which stay valid) opens as it is.
+/// Version 4 has chunk-table leaves of 255 16-byte entries and separate id
+/// regions (data ids from 2, node ids from 2⁵⁷); a cleanly closed version
+/// 3 store (leaves of 127 32-byte entries, data ids even and node ids odd)
+/// is migrated on open (`migrate.rs`); versions 1 and 2 are refused with a
+/// message saying to open them with a format-3 build first
+/// (docs/design.md, "Format versions").
+pub const FORMAT_VERSION: u32 = 5;
 /// The oldest format version this build opens (migrating it).
 pub const OLDEST_FORMAT_VERSION: u32 = 3;
+/// The format version whose stores `migrate.rs` rewrites at open; later
+/// ones (4) open as they are.
+pub const MIGRATED_FORMAT_VERSION: u32 = 3;
 /// Size of one superblock slot.
 pub const SUPER_SLOT_LEN: usize = 4096;
 /// The kind of a log record.

@@ -66,7 +66,7 @@ impl Superblock {
                 ErrorKind::Unsupported,
                 format!(
                     "the superblock has on-disk format version {version}; this build of blockd \
-                     opens versions {OLDEST_FORMAT_VERSION} (migrating it) and {FORMAT_VERSION}: \
+                     opens versions {OLDEST_FORMAT_VERSION} (migrating it) to {FORMAT_VERSION}: \
                      open the store once with a blockd of format version 3, which migrates it \
                      to version 3, close it, then open it with this build"
                 ),
@@ -126,6 +126,11 @@ mod tests {
         let c = crc32fast::hash(&o[..124]);
         put_u32(&mut o, 124, c);
         assert_eq!(Superblock::decode(&o).unwrap().unwrap().version, 3);
+        // So does version 4 (opened as it is).
+        put_u32(&mut o, 8, 4);
+        let c = crc32fast::hash(&o[..124]);
+        put_u32(&mut o, 124, c);
+        assert_eq!(Superblock::decode(&o).unwrap().unwrap().version, 4);
         // A slot of another version, older or newer, is refused with a
         // clear error naming it.
         for (v, says) in [

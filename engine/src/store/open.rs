@@ -9,7 +9,7 @@
 
 use super::{read_superblock, Inner, Store, SuperState};
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{FORMAT_VERSION, WRITE_ENTRY};
+use crate::format::{FORMAT_VERSION, MIGRATED_FORMAT_VERSION, WRITE_ENTRY};
 use crate::log::Log;
 use crate::state::State;
 use crate::types::BLOCK_SIZE;
@@ -142,7 +142,7 @@ impl Store {
         let mut state = State::from_superblock(log, &sb, cache_pages)?;
         // A version 3 store is migrated below, after a replay that must
         // find nothing to apply (`migrate.rs`).
-        let v3 = sb.version < FORMAT_VERSION;
+        let v3 = sb.version == MIGRATED_FORMAT_VERSION;
         if v3 {
             state.v3_require_clean(sb.replay_start, sb.replay_seq)?;
         }
