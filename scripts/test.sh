@@ -18,7 +18,8 @@ command -v fio >/dev/null || need+=(fio)
 command -v fusermount3 >/dev/null || need+=(fuse3)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v openssl >/dev/null || need+=(openssl)
-# A one-node Ceph with the RADOS Gateway for tests/object_store.rs (scripts/ceph.sh).
+# A one-node Ceph with the RADOS Gateway for tests/object_store.rs and
+# tests/object_store_faults.rs (scripts/ceph.sh).
 for b in ceph-mon ceph-mgr ceph-osd radosgw; do
   command -v "$b" >/dev/null || need+=("$b")
 done

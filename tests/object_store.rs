@@ -34,145 +34,23 @@
 
 mod common;
 mod object_store_remote;
+mod objstore_common;
 
 use common::*;
 use object_store_remote::{fencing_two_servers, flush_latency, remote_kill9_rounds};
-use std::path::{Path, PathBuf};
+use objstore_common::{caught_up, py, tier_stats, Ceph, PY};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A running one-node Ceph with radosgw (stopped when dropped).
-struct Ceph {
-    dir: PathBuf,
-    _tmp: tempfile::TempDir,
-    bucket: String,
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ceph.sh")
-}
-
-impl Ceph {
-    /// Starts the cluster; `None` (the test is skipped) when Ceph is not
-    /// installed.
-    fn start() -> Option<Ceph> {
-        let missing: Vec<&str> = ["ceph-mon", "ceph-mgr", "ceph-osd", "radosgw", "ceph"]
-            .into_iter()
-            .filter(|b| {
-                !Command::new("sh")
-                    .args(["-c", &format!("command -v {b}")])
-                    .stdout(Stdio::null())
-                    .status()
-                    .unwrap()
-                    .success()
-            })
-            .collect();
-        if !missing.is_empty() {
-            eprintln!(
-                "SKIPPED tests/object_store.rs: Ceph is not installed (missing {missing:?}); \
-                 scripts/test.sh installs ceph-mon ceph-mgr ceph-osd ceph-common radosgw"
-            );
-            return None;
-        }
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("ceph");
-        let t = Instant::now();
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "scripts/ceph.sh start failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        eprintln!(
-            "ceph (mon, mgr, osd, radosgw) started in {:.1}s",
-            t.elapsed().as_secs_f64()
-        );
-        let env = std::fs::read_to_string(dir.join("env")).unwrap();
-        let mut bucket = String::new();
-        for line in env.lines() {
-            let (k, v) = line.split_once('=').unwrap();
-            if k == "S3_BUCKET" {
-                bucket = v.to_string();
-            }
-            // The servers and commands this test runs inherit these.
-            std::env::set_var(k, v);
-        }
-        assert!(!bucket.is_empty());
-        Some(Ceph {
-            dir,
-            _tmp: tmp,
-            bucket,
-        })
-    }
-
-    fn url(&self, prefix: &str) -> String {
-        format!("s3://{}/{prefix}", self.bucket)
-    }
-}
-
-impl Drop for Ceph {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
-    }
-}
-
-/// Python (libnbd) helpers: deterministic 64 KiB pieces per (label, offset).
-const PY: &str = r#"
-import random
-PIECE = 65536
-def piece(label, off):
-    return random.Random(f"{label}:{off}").randbytes(PIECE)
-def fill(h, label, start, end, flush_every=4 << 20, delay=0.0):
-    import time
-    for off in range(start, end, PIECE):
-        h.pwrite(piece(label, off), off)
-        if (off + PIECE) % flush_every == 0:
-            h.flush()
-        if delay:
-            time.sleep(delay)
-    h.flush()
-def verify(h, labels_at):
-    size = h.get_size()
-    bad = []
-    for off in range(0, size, PIECE):
-        got = h.pread(PIECE, off)
-        if got != piece(labels_at(off), off):
-            bad.append(off)
-    return bad
-h = nbd.NBD()
-h.connect_uri(uri)
-"#;
-
-fn py(srv: &Serve, export: &str, code: &str) -> String {
-    nbdsh(srv, export, &format!("{PY}{code}"))
-}
 
 /// `blockd` with the given data directory; asserts success; stdout.
 fn cli(dir: &Path, args: &[&str]) -> String {
     blockd(dir, args)
 }
 
-/// The server's object-store counters (`blockd stats --json`, online).
-fn tier_stats(dir: &Path) -> serde_json::Value {
-    let out = cli(dir, &["stats", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["object_store"].clone()
-}
-
 #[test]
 fn object_store_on_radosgw() {
-    let Some(ceph) = Ceph::start() else {
+    let Some(ceph) = Ceph::start("tests/object_store.rs") else {
         return;
     };
     clean_stop_then_restore(&ceph);
@@ -399,24 +277,6 @@ fn kill9_then_restore(ceph: &Ceph) {
     );
     assert!(srv.signal("TERM").success());
     cli(&dst, &["check"]);
-}
-
-/// Waits until the bucket holds the generation committed locally now and
-/// the cache pass after it left the data directory within its bound.
-fn caught_up(dir: &Path) -> serde_json::Value {
-    let target = tier_stats(dir)["local_generation"].as_u64().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let st = tier_stats(dir);
-        if st["remote_generation"].as_u64().unwrap() >= target
-            && !st["cache_full"].as_bool().unwrap()
-            && st["cache_dir_bytes"].as_u64().unwrap() <= st["cache_bound"].as_u64().unwrap()
-        {
-            return st;
-        }
-        assert!(Instant::now() < deadline, "uploads do not catch up: {st}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Offsets of the 64 KiB pieces of `file` that differ from `label`'s.

@@ -143,10 +143,18 @@ impl Store {
                 break;
             }
             // A failed append may leave a torn record at the log's tail:
-            // nothing more may be appended, so the store fail-stops.
-            let moved = self
-                .clean_segment(seg)
-                .map_err(|e| self.fail(e.with_context(format!("cleaning segment {}", seg.0))))?;
+            // nothing more may be appended, so the store fail-stops. A
+            // failed read (an evicted segment while the object store is
+            // away) leaves the log as it was: the pass just stops.
+            let mut appending = false;
+            let moved = self.clean_segment(seg, &mut appending).map_err(|e| {
+                let e = e.with_context(format!("cleaning segment {}", seg.0));
+                if appending {
+                    self.fail(e)
+                } else {
+                    e
+                }
+            })?;
             report.bytes_moved += moved;
             let mut st = self.state();
             st.reclaim_moved += moved;
@@ -178,7 +186,7 @@ impl Store {
     /// bytes is then checked and moved in one hold, each item only if its
     /// entry still names the place it was read from. The caller holds the
     /// checkpoint lock, so no checkpoint runs between batches.
-    fn clean_segment(&self, seg: SegmentNo) -> Result<u64> {
+    fn clean_segment(&self, seg: SegmentNo, appending: &mut bool) -> Result<u64> {
         let (segment, seg_size) = {
             let st = self.state();
             (st.log.segment(seg), st.log.seg_size)
@@ -260,7 +268,7 @@ impl Store {
                 _ => {}
             }
             if batch.len() >= BATCH_ITEMS || bytes >= BATCH_BYTES {
-                moved += self.clean_batch(&mut batch)?;
+                moved += self.clean_batch(&mut batch, appending)?;
                 bytes = 0;
             }
             if rec.next.segment() != seg {
@@ -268,14 +276,16 @@ impl Store {
             }
             addr = rec.next;
         }
-        moved += self.clean_batch(&mut batch)?;
+        moved += self.clean_batch(&mut batch, appending)?;
         Ok(moved)
     }
 
     /// Moves what is still live of `batch` in one hold of the state lock,
     /// after bringing the entries it looks up into memory (misses read
     /// outside the lock, as client I/O does: `fetch.rs`).
-    fn clean_batch(&self, batch: &mut Vec<Item>) -> Result<u64> {
+    /// `appending` is set while its records are appended (a failure then
+    /// may have torn the log's tail).
+    fn clean_batch(&self, batch: &mut Vec<Item>, appending: &mut bool) -> Result<u64> {
         if batch.is_empty() {
             return Ok(0);
         }
@@ -291,6 +301,7 @@ impl Store {
             Ok(())
         })?;
         let mut moved = 0;
+        *appending = true;
         for item in batch.drain(..) {
             match item {
                 Item::Chunk { id, loc, payload } => moved += st.relocate(id, loc, &payload)?,
@@ -317,6 +328,7 @@ impl Store {
                 }
             }
         }
+        *appending = false;
         Ok(moved)
     }
 

@@ -129,6 +129,11 @@ impl Counters {
         add(&self.log_bytes, bytes);
     }
 
+    /// Bytes appended to the log so far ([`OpStats::log_bytes`]).
+    pub(crate) fn log_bytes(&self) -> u64 {
+        self.log_bytes.load(Ordering::Relaxed)
+    }
+
     /// A checkpoint that started at `since` ended with `ok`.
     pub(crate) fn checkpoint(&self, since: Instant, ok: bool) {
         add(&self.checkpoints, 1);

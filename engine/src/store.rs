@@ -169,10 +169,19 @@ impl Store {
     }
 
     /// Runs a client write; when it meets a full disk, frees what space
-    /// reclaim can and tries once more.
+    /// reclaim can and tries once more. The write's answer stays "no
+    /// space" when reclaim fails (say, it could not read an evicted
+    /// segment while the object store is away).
     fn with_room(&self, op: impl Fn() -> Result<()>) -> Result<()> {
         match op() {
-            Err(e) if e.kind() == ErrorKind::NoSpace && self.make_room()? => op(),
+            Err(e) if e.kind() == ErrorKind::NoSpace => match self.make_room() {
+                Ok(true) => op(),
+                Ok(false) => Err(e),
+                Err(r) => {
+                    tracing::warn!(error = %r, "making room for a write failed");
+                    Err(e)
+                }
+            },
             r => r,
         }
     }

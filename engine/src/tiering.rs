@@ -51,6 +51,11 @@ pub struct Committed {
     pub superblock: Vec<u8>,
     /// The segments it needs, in log order; the last is the active one.
     pub segments: Vec<CommittedSegment>,
+    /// [`crate::OpStats::log_bytes`] at its replay point: while the
+    /// counter still reads this, the log holds nothing this generation
+    /// lacks (a later reading means records it does not have, even those
+    /// appended while it was being committed).
+    pub log_bytes: u64,
 }
 
 /// Told of each committed generation, on the committing thread, after the

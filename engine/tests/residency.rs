@@ -3,7 +3,8 @@
 //! a map of copies taken before eviction), byte-exact, before and after
 //! reopening; without a source the read fails naming the segment; a
 //! source returning damaged bytes is an error, never silent data; the
-//! active segment is never evicted.
+//! active segment is never evicted; a committed generation says how much
+//! of the log it covers.
 
 use blockd_engine::tiering::SegmentSource;
 use blockd_engine::{SegmentNo, Store, StoreOptions, WHOLE};
@@ -172,6 +173,91 @@ fn a_full_cache_refuses_writes_that_need_a_new_segment() {
     for (i, c) in data.chunks(64 << 10).enumerate().skip(at) {
         s.write(vol, (i * (64 << 10)) as u64, c, false).unwrap();
     }
+    let mut got = vec![0u8; data.len()];
+    s.read(vol, 0, &mut got).unwrap();
+    assert!(got == data);
+}
+
+/// Records what each committed generation's observer call says.
+#[derive(Default)]
+struct Seen(Mutex<Vec<(u64, u64)>>);
+
+impl blockd_engine::tiering::CommitObserver for Seen {
+    fn committed(&self, c: blockd_engine::tiering::Committed) {
+        self.0.lock().unwrap().push((c.generation, c.log_bytes));
+    }
+}
+
+/// A generation's `log_bytes` is the log counter at its replay point: an
+/// idle store reads the same after the checkpoint (its own pages and blob
+/// count as covered), and any record appended since makes the counter
+/// differ: how the tier's ticker tells that the bucket lacks something
+/// (records appended while a checkpoint runs land after its replay point,
+/// so they count too).
+#[test]
+fn committed_generations_say_how_much_log_they_cover() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("d");
+    let s = Store::open(&dir, opts(None)).unwrap();
+    let vol = s.create_volume(Some("v"), 8 << 20, false).unwrap().id;
+    let seen = Arc::new(Seen::default());
+    s.set_commit_observer(Some(seen.clone()));
+    s.write(vol, 0, &pattern(1, 256 << 10), false).unwrap();
+    s.checkpoint().unwrap();
+    let (g1, covered) = *seen.0.lock().unwrap().last().unwrap();
+    assert_eq!(covered, s.op_stats().log_bytes, "idle after the checkpoint");
+    s.write(vol, 4096, &pattern(2, 4096), false).unwrap();
+    assert!(s.op_stats().log_bytes > covered);
+    s.checkpoint().unwrap();
+    let (g2, covered2) = *seen.0.lock().unwrap().last().unwrap();
+    assert!(g2 > g1 && covered2 > covered);
+    assert_eq!(covered2, s.op_stats().log_bytes);
+    s.set_commit_observer(None);
+    s.close().unwrap();
+}
+
+/// The object store away: reclaim cannot read an evicted segment. That
+/// stops the reclaim pass with an error, but the store does not fail-stop
+/// (nothing was appended), and a write the full cache refuses still gets
+/// NoSpace (the reclaim it tries first fails), not an I/O error; once the
+/// store is back, reclaim and writes work and nothing was lost.
+#[test]
+fn an_unreadable_evicted_segment_stops_reclaim_not_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let copies = Arc::new(Copies::default());
+    let s = Store::open(dir.path(), opts(Some(copies.clone()))).unwrap();
+    let vol = s.create_volume(Some("v"), 8 << 20, false).unwrap().id;
+    let mut data = pattern(1, 4 << 20);
+    s.write(vol, 0, &data, true).unwrap();
+    // Half of a segment's data dead: a candidate that must be read.
+    let over = pattern(2, (5 << 20) / 2);
+    s.write(vol, 0, &over, true).unwrap();
+    data[..over.len()].copy_from_slice(&over);
+    s.checkpoint().unwrap();
+    assert!(evict_sealed(&s, dir.path(), &copies) > 0);
+    let saved = std::mem::take(&mut *copies.segs.lock().unwrap());
+
+    let e = s.reclaim_some(0.9, 8).unwrap_err();
+    assert!(e.to_string().contains("no copy of segment"), "{e}");
+    s.write(vol, 0, &data[..64 << 10], true).unwrap();
+    s.set_cache_full(true);
+    let refused = (0..64u64)
+        .find_map(|i| {
+            let off = (i * (64 << 10)) % (4 << 20);
+            let c = &data[off as usize..(off + (64 << 10)) as usize];
+            s.write(vol, off, c, false).err()
+        })
+        .expect("a write past the active segment is refused");
+    assert_eq!(
+        refused.kind(),
+        blockd_engine::ErrorKind::NoSpace,
+        "{refused}"
+    );
+
+    *copies.segs.lock().unwrap() = saved;
+    s.set_cache_full(false);
+    s.reclaim_some(0.9, 8).unwrap();
+    s.write(vol, 0, &data[..64 << 10], true).unwrap();
     let mut got = vec![0u8; data.len()];
     s.read(vol, 0, &mut got).unwrap();
     assert!(got == data);

@@ -5,7 +5,9 @@
 //! the bound again. The active segment, segments not yet uploaded whole,
 //! the superblock and the marker files are never evicted. If it is still
 //! over (uploads lag), the engine is told to refuse client writes that
-//! need a new segment (`NoSpace`) until a later pass gets it under.
+//! need a new segment (`NoSpace`) until a later pass gets it under: by the
+//! pass after each commit in the bucket, and by the watcher's passes
+//! (every 0.1 s) while uploads fail (`upload.rs`).
 
 use crate::Result;
 use engine::{SegmentNo, SegmentResidency, Store, WHOLE};
@@ -21,7 +23,8 @@ pub struct Pass {
     pub evicted: u64,
     /// Bytes those freed.
     pub evicted_bytes: u64,
-    /// Still over the bound: client writes needing a segment are refused.
+    /// Still over the bound (client writes needing a segment are refused
+    /// if the pass was told to).
     pub full: bool,
 }
 
@@ -75,12 +78,15 @@ pub fn choose(
     out
 }
 
-/// One pass over `store` (in data directory `dir`) against `bound`.
+/// One pass over `store` (in data directory `dir`) against `bound`. Still
+/// over it, client writes needing a new segment are refused when `refuse`
+/// says so (else they stay as they were); under it, they are allowed.
 pub fn enforce(
     store: &Store,
     dir: &Path,
     bound: u64,
     uploaded: &dyn Fn(SegmentNo) -> bool,
+    refuse: bool,
 ) -> Result<Pass> {
     let mut pass = Pass {
         usage: dir_usage(dir),
@@ -99,7 +105,9 @@ pub fn enforce(
         pass.usage = dir_usage(dir);
     }
     pass.full = pass.usage > bound;
-    store.set_cache_full(pass.full);
+    if refuse || !pass.full {
+        store.set_cache_full(pass.full);
+    }
     Ok(pass)
 }
 

@@ -121,6 +121,25 @@ fn is_loopback(endpoint: &str) -> bool {
     }
 }
 
+/// How one S3 request is retried (5xx, 429, a refused or reset
+/// connection): 4 more tries, 0.1 s doubling to at most 2 s apart, none
+/// started after 30 s. object_store's own default (10 tries over up to 3
+/// minutes) would hide an unreachable store behind one long request:
+/// with this the uploader sees the failure within seconds, counts it and
+/// retries the generation with its own backoff (`upload.rs`), and a read
+/// of an evicted segment fails instead of hanging.
+fn retry_config() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: std::time::Duration::from_millis(100),
+            max_backoff: std::time::Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries: 4,
+        retry_timeout: std::time::Duration::from_secs(30),
+    }
+}
+
 impl Remote {
     /// Parses an `--object-store` URL and builds its client.
     pub fn from_url(url: &str) -> Result<Remote> {
@@ -144,7 +163,8 @@ impl Remote {
                 let _ = rustls::crypto::ring::default_provider().install_default();
                 let mut b = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
-                    .with_virtual_hosted_style_request(false);
+                    .with_virtual_hosted_style_request(false)
+                    .with_retry(retry_config());
                 let endpoint = std::env::var("AWS_ENDPOINT_URL")
                     .or_else(|_| std::env::var("AWS_ENDPOINT"))
                     .ok();

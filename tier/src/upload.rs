@@ -15,6 +15,14 @@
 //! (`prune.rs`) and, with a cache bound, the data directory is brought
 //! under it (`cache.rs`). A segment partly in the bucket already (evicted,
 //! or lazily restored) is copied by reading its remote part back.
+//!
+//! A generation whose upload fails (after the client's own retries of each
+//! request, `remote.rs`) is counted and tried again after a backoff
+//! (0.25 s doubling to 10 s), the newest generation then; only a fenced
+//! writer or a foreign bucket stops uploading. With a cache bound a
+//! watcher thread also runs the cache pass every 0.1 s, refusing writes
+//! over the bound while uploads fail (docs/design.md, "Failures of the
+//! object store").
 
 use crate::layout::{generation_key, segment_key, CommitKey, Manifest};
 use crate::remote::Remote;
@@ -29,6 +37,7 @@ use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -196,6 +205,13 @@ pub(crate) struct Shared {
     /// The log in the bucket and the flushes waiting for it (`flushes.rs`).
     pub(crate) log: Mutex<crate::flushes::LogState>,
     pub(crate) log_cv: Condvar,
+    /// The newest committed generation's `log_bytes` (what the ticker
+    /// compares the log with).
+    covered: std::sync::atomic::AtomicU64,
+    /// One cache pass at a time (after a commit, and the watcher's).
+    cache_pass: Mutex<()>,
+    /// The last upload attempt failed (none succeeded since).
+    failing: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -223,7 +239,10 @@ impl CommitObserver for Observer {
         let mut w = self.0.work.lock();
         {
             let mut s = self.0.stats.lock();
-            s.local_generation = s.local_generation.max(c.generation);
+            if c.generation > s.local_generation {
+                s.local_generation = c.generation;
+                self.0.covered.store(c.log_bytes, Ordering::Relaxed);
+            }
         }
         if w.newest
             .as_ref()
@@ -241,6 +260,7 @@ pub struct Uploader {
     store: Store,
     upload: Option<std::thread::JoinHandle<()>>,
     ticker: Option<std::thread::JoinHandle<()>>,
+    watcher: Option<std::thread::JoinHandle<()>>,
     tails: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -284,6 +304,9 @@ impl Uploader {
             tails_seen: std::sync::atomic::AtomicBool::new(false),
             log: Mutex::new(Default::default()),
             log_cv: Condvar::new(),
+            covered: std::sync::atomic::AtomicU64::new(0),
+            cache_pass: Mutex::new(()),
+            failing: std::sync::atomic::AtomicBool::new(false),
         });
         store.set_commit_observer(Some(Arc::new(Observer(shared.clone()))));
         let first = store.checkpoint().map_err(Error::from).and_then(|_| {
@@ -328,6 +351,18 @@ impl Uploader {
             .name("blockd-upload-tick".into())
             .spawn(move || ticker_loop(s3, st))
             .map_err(|e| Error::Io("starting the upload ticker".into(), e))?;
+        let watcher = match shared.opts.cache_bound {
+            Some(_) => {
+                let s4 = shared.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name("blockd-cache".into())
+                        .spawn(move || cache_watch_loop(s4))
+                        .map_err(|e| Error::Io("starting the cache watcher".into(), e))?,
+                )
+            }
+            None => None,
+        };
         let tails = if shared.opts.durability == Durability::Remote {
             let s4 = shared.clone();
             Some(
@@ -344,6 +379,7 @@ impl Uploader {
             store: store.clone(),
             upload: Some(upload),
             ticker: Some(ticker),
+            watcher,
             tails,
         };
         if up.shared.opts.durability == Durability::Remote {
@@ -406,6 +442,9 @@ impl Uploader {
         self.shared.work.lock().stop_ticker = true;
         self.shared.cv.notify_all();
         if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        if let Some(t) = self.watcher.take() {
             let _ = t.join();
         }
     }
@@ -511,8 +550,19 @@ async fn survey(shared: &Shared, trust: bool) -> Result<Known> {
     Ok(known)
 }
 
+/// The first wait before a failed generation is tried again; it doubles
+/// with each failure in a row, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest wait between tries of a failed generation.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How often the cache watcher measures the data directory (a walk of a
+/// few hundred files at most): while uploads fail, the directory exceeds
+/// its bound by at most what clients write in this time, plus the active
+/// segment.
+const CACHE_WATCH: Duration = Duration::from_millis(100);
+
 fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Known) {
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = FIRST_BACKOFF;
     let mut current: Option<Committed> = None;
     loop {
         {
@@ -535,7 +585,8 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
         let c = current.clone().expect("set above");
         match rt.block_on(upload_generation(&shared, &c, &mut known)) {
             Ok(m) => {
-                backoff = Duration::from_millis(250);
+                backoff = FIRST_BACKOFF;
+                shared.failing.store(false, Ordering::Relaxed);
                 current = None;
                 {
                     let mut s = shared.stats.lock();
@@ -558,11 +609,12 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
                 shared.cv.notify_all();
             }
             Err(e) => {
+                shared.failing.store(true, Ordering::Relaxed);
                 let fatal = matches!(
                     e,
                     Error::Fenced(_) | Error::Bucket(_) | Error::LeaseLost { .. }
                 );
-                let msg = e.to_string();
+                let msg = describe(&e);
                 {
                     let mut s = shared.stats.lock();
                     s.errors += 1;
@@ -581,14 +633,50 @@ fn upload_loop(shared: Arc<Shared>, rt: tokio::runtime::Runtime, mut known: Know
                     shared.cv.notify_all();
                     return;
                 }
-                tracing::warn!(error = %msg, generation = c.generation, "upload failed; retrying");
+                tracing::warn!(
+                    error = %msg,
+                    generation = c.generation,
+                    retry_in = ?backoff,
+                    "upload failed; retrying"
+                );
+                // The whole backoff, even when a newer generation comes
+                // meanwhile (it is picked up after): a failing store is
+                // not hammered at the ticker's pace.
                 let mut w = shared.work.lock();
                 let until = Instant::now() + backoff;
-                while w.newest.is_none() && !shared.cv.wait_until(&mut w, until).timed_out() {}
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                while !shared.cv.wait_until(&mut w, until).timed_out() {}
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
+}
+
+/// A failure as the counters and the log show it: the error with its
+/// causes (a refused connection, a reset, a timeout are only in those),
+/// and what a full bucket means for the writer. Every failure but
+/// [`Error::Fenced`], [`Error::LeaseLost`] and [`Error::Bucket`] is
+/// retried: 5xx, throttling,
+/// transport errors, and 4xx too (a quota raised, a policy fixed, a
+/// clock set right bring the uploads back without a restart).
+fn describe(e: &Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        cause = c.source();
+    }
+    if msg.contains("QuotaExceeded") {
+        msg.insert_str(
+            0,
+            "the bucket is over its quota (uploads retry until it has room; \
+             writes are held locally up to --cache-dir-size, then get ENOSPC): ",
+        );
+    }
+    msg
 }
 
 /// What happens between generations: the bucket pruned, the cache kept
@@ -609,18 +697,23 @@ fn after_commit(shared: &Shared, rt: &tokio::runtime::Runtime, known: &mut Known
             s.deleted_bytes += p.bytes;
         }
         Err(e) => {
-            tracing::warn!(error = %e, "pruning the bucket failed; retried after the next generation");
+            let msg = describe(&e);
+            tracing::warn!(error = %msg, "pruning the bucket failed; retried after the next generation");
             let mut s = shared.stats.lock();
             s.errors += 1;
-            s.last_error = Some(e.to_string());
+            s.last_error = Some(msg);
         }
     }
-    cache_pass(shared);
+    cache_pass(shared, true);
 }
 
 /// Brings the data directory under the cache bound, if there is one and
-/// the store is still attached.
-fn cache_pass(shared: &Shared) {
+/// the store is still attached. Still over it, client writes needing a new
+/// segment are refused when `settled` (the pass after a commit in the
+/// bucket: what could be uploaded was) or while uploads fail; otherwise
+/// (the watcher's pass while uploads go on) they are left as they were,
+/// so a burst the uploads will absorb is not refused between commits.
+fn cache_pass(shared: &Shared, settled: bool) {
     let Some(bound) = shared.opts.cache_bound else {
         return;
     };
@@ -628,17 +721,38 @@ fn cache_pass(shared: &Shared) {
         return;
     };
     let src = shared.source.clone();
-    match crate::cache::enforce(&store, &shared.dir, bound, &|no| src.is_whole(no)) {
-        Ok(p) => {
+    let _one = shared.cache_pass.lock();
+    let refuse = settled || shared.failing.load(Ordering::Relaxed);
+    match crate::cache::enforce(&store, &shared.dir, bound, &|no| src.is_whole(no), refuse) {
+        Ok(mut p) => {
             let mut s = shared.stats.lock();
+            p.full = p.full && (refuse || s.cache_full);
+            if p.full && !s.cache_full {
+                tracing::warn!(
+                    usage = p.usage,
+                    bound,
+                    "the data directory is at its --cache-dir-size bound with nothing \
+                     uploaded left to evict: writes needing a new segment get ENOSPC \
+                     until uploads catch up"
+                );
+            } else if !p.full && s.cache_full {
+                tracing::info!(
+                    usage = p.usage,
+                    bound,
+                    "under the cache bound again: writes resume"
+                );
+            }
             s.cache_dir_bytes = p.usage;
             s.cache_full = p.full;
             s.evicted_segments += p.evicted;
             s.evicted_bytes += p.evicted_bytes;
+            // Over the bound with nothing evictable and the bucket holding
+            // every generation: the next one names the segments sealed
+            // since, which its upload makes evictable. (While a generation
+            // is pending, its commit brings the next pass.)
+            let checkpoint = p.full && s.remote_generation >= s.local_generation;
             drop(s);
-            if p.full {
-                // Over the bound with nothing evictable: get the next
-                // generation up as soon as possible.
+            if checkpoint {
                 shared.work.lock().want_checkpoint = true;
                 shared.cv.notify_all();
             }
@@ -901,10 +1015,29 @@ fn crc32fast_hash(b: &[u8]) -> u32 {
     crc32fast::hash(b)
 }
 
-/// Checkpoints the store every interval when its log grew since, or when
-/// the upload loop asks (a generation it could not copy).
+/// With a cache bound: a cache pass every [`CACHE_WATCH`] besides the one
+/// after each commit, so that while uploads fail (no generation commits)
+/// the directory is still measured and, over the bound, writes needing a
+/// new segment are refused instead of filling the disk.
+fn cache_watch_loop(shared: Arc<Shared>) {
+    loop {
+        {
+            let mut w = shared.work.lock();
+            let until = Instant::now() + CACHE_WATCH;
+            while !w.stop_ticker && !shared.cv.wait_until(&mut w, until).timed_out() {}
+            if w.stop_ticker {
+                return;
+            }
+        }
+        cache_pass(&shared, false);
+    }
+}
+
+/// Checkpoints the store every interval when its log holds records the
+/// newest generation lacks (compared at that generation's replay point,
+/// so records appended while it was committed count), or when the upload
+/// loop asks (a generation it could not copy).
 fn ticker_loop(shared: Arc<Shared>, store: Store) {
-    let mut last = store.op_stats().log_bytes;
     loop {
         let forced = {
             let mut w = shared.work.lock();
@@ -919,11 +1052,53 @@ fn ticker_loop(shared: Arc<Shared>, store: Store) {
             }
             std::mem::take(&mut w.want_checkpoint)
         };
-        if forced || store.op_stats().log_bytes != last {
+        if forced || store.op_stats().log_bytes != shared.covered.load(Ordering::Relaxed) {
             if let Err(e) = store.checkpoint() {
                 tracing::warn!(error = %e, "checkpoint for the object store failed");
             }
-            last = store.op_stats().log_bytes;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("error sending request")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn failures_are_described_with_their_causes() {
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let e = Error::Remote(object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(Outer(refused)),
+        });
+        let m = describe(&e);
+        assert!(
+            m.contains("error sending request: Connection refused"),
+            "{m}"
+        );
+        // A cause already in the message is not repeated.
+        let e = Error::Io("reading x".into(), std::io::Error::other("gone"));
+        assert_eq!(describe(&e), "reading x: gone");
+        let quota =
+            std::io::Error::other("403 Forbidden: <Error><Code>QuotaExceeded</Code></Error>");
+        let m = describe(&Error::Remote(object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(quota),
+        }));
+        assert!(m.starts_with("the bucket is over its quota"), "{m}");
     }
 }

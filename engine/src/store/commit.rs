@@ -82,6 +82,7 @@ impl Store {
         let (ct_root, blob) = st.write_checkpoint(pre).map_err(|e| self.fail(e))?;
         let replay_start = st.log.tail();
         let replay_seq = st.log.next_seq();
+        let log_bytes = st.counters.log_bytes();
         let faults = st.log.faults.clone();
         let pending = std::mem::take(&mut st.pending_delete);
         drop(st);
@@ -164,6 +165,7 @@ impl Store {
                 store_id: store_id_string(&new.store_id),
                 superblock: new.encode(),
                 segments,
+                log_bytes,
             }
         });
         let doomed = st.log.take_doomed();
