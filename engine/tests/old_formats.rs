@@ -155,19 +155,31 @@ fn v3_fixture(clean: bool) -> tempfile::TempDir {
 }
 
 fn verify_v3(s: &Store, clean: bool, what: &str) {
-    for (name, kind, blocks) in [
+    let objects = [
         ("v", ObjectKind::Volume, 2048),
         ("s", ObjectKind::Snapshot, 2048),
         ("p", ObjectKind::Volume, 64),
         ("z", ObjectKind::Volume, 256),
-    ] {
+    ];
+    verify(s, &objects, |name, b| expected_block(name, b, clean), what);
+}
+
+/// Reads every block of `objects` (name, kind, blocks) back against
+/// `expected`, then checks and scrubs the store.
+fn verify(
+    s: &Store,
+    objects: &[(&str, ObjectKind, u64)],
+    expected: impl Fn(&str, u64) -> Vec<u8>,
+    what: &str,
+) {
+    for &(name, kind, blocks) in objects {
         let id = s.resolve(name, Some(kind)).unwrap();
         let mut got = vec![0u8; (blocks * BS) as usize];
         s.read(id, 0, &mut got).unwrap();
         for b in 0..blocks {
             let at = (b * BS) as usize..((b + 1) * BS) as usize;
             assert!(
-                got[at] == expected_block(name, b, clean)[..],
+                got[at] == expected(name, b)[..],
                 "{what}: {name} block {b} reads back wrong"
             );
         }
@@ -293,27 +305,13 @@ fn expected_v4(name: &str, b: u64) -> Vec<u8> {
 }
 
 fn verify_v4(s: &Store, what: &str) {
-    for (name, kind, blocks) in [
+    let objects = [
         ("v", ObjectKind::Volume, 1024),
         ("s", ObjectKind::Snapshot, 1024),
         ("p", ObjectKind::Volume, 64),
         ("r", ObjectKind::Volume, 256),
-    ] {
-        let id = s.resolve(name, Some(kind)).unwrap();
-        let mut got = vec![0u8; (blocks * BS) as usize];
-        s.read(id, 0, &mut got).unwrap();
-        for b in 0..blocks {
-            let at = (b * BS) as usize..((b + 1) * BS) as usize;
-            assert!(
-                got[at] == expected_v4(name, b)[..],
-                "{what}: {name} block {b} reads back wrong"
-            );
-        }
-    }
-    let r = s.check(false).unwrap();
-    assert!(r.is_clean(), "{what}: {r:?}");
-    let r = s.scrub(None).unwrap();
-    assert!(r.errors.is_empty(), "{what}: {:?}", r.errors);
+    ];
+    verify(s, &objects, expected_v4, what);
 }
 
 /// A copy of `fixtures/engine-v4-store`.

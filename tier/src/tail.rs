@@ -31,7 +31,7 @@ use crate::remote::Remote;
 use crate::{Error, Result};
 use engine::{LogAddr, SegmentNo};
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::ObjectStoreExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
@@ -338,29 +338,11 @@ pub(crate) async fn put(remote: &Remote, dir: &Path, keys: &[TailKey]) -> Result
             .await
             .map_err(|e| Error::Io("reading a tail".into(), std::io::Error::other(e)))??;
         let len = data.len() as u64;
-        let key = remote.key(&t.key());
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match remote
-            .store()
-            .put_opts(&key, PutPayload::from_bytes(data), opts)
-            .await
-        {
-            Ok(_) => Ok(len),
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                if remote.store().head(&key).await?.size == len {
-                    Ok(0)
-                } else {
-                    Err(Error::Bucket(format!(
-                        "{} exists with other contents",
-                        t.key()
-                    )))
-                }
-            }
-            Err(e) => Err(e.into()),
-        }
+        let put = crate::upload::put_once(remote, &t.key(), data, async |r, key| {
+            Ok(r.store().head(key).await?.size == len)
+        })
+        .await?;
+        Ok::<u64, Error>(if put { len } else { 0 })
     });
     let mut done = futures_util::stream::iter(jobs).buffer_unordered(4);
     let mut bytes = 0;

@@ -870,7 +870,7 @@ fn read_local(s: &CommittedSegment) -> Result<bytes::Bytes> {
 /// Puts `data` at `key` create-only; an object already there counts as
 /// this one when `same` says so (an earlier attempt whose answer was lost,
 /// or an earlier process's upload of the same immutable bytes).
-async fn put_once(
+pub(crate) async fn put_once(
     remote: &Remote,
     rel: &str,
     data: bytes::Bytes,
