@@ -38,7 +38,7 @@ mod objstore_common;
 
 use common::*;
 use object_store_remote::{fencing_two_servers, flush_latency, remote_kill9_rounds};
-use objstore_common::{caught_up, py, tier_stats, Ceph, PY};
+use objstore_common::{caught_up, py, small_segment_volume, tier_stats, Ceph, PY};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,18 +64,7 @@ fn object_store_on_radosgw() {
 fn clean_stop_then_restore(ceph: &Ceph) {
     let (_t, dir) = data_dir();
     let size = 32u64 << 20;
-    cli(
-        &dir,
-        &[
-            "--segment-size",
-            "1M",
-            "volume",
-            "create",
-            "vol",
-            "--size",
-            "32M",
-        ],
-    );
+    small_segment_volume(&dir, "vol", "32M");
     let url = ceph.url("clean");
     // No periodic checkpoints: the final generation, uploaded at stop,
     // carries everything (which measures the upload).
@@ -190,18 +179,7 @@ fn clean_stop_then_restore(ceph: &Ceph) {
 fn kill9_then_restore(ceph: &Ceph) {
     let (_t, dir) = data_dir();
     let size = 16u64 << 20;
-    cli(
-        &dir,
-        &[
-            "--segment-size",
-            "1M",
-            "volume",
-            "create",
-            "kv",
-            "--size",
-            "16M",
-        ],
-    );
+    small_segment_volume(&dir, "kv", "16M");
     let url = ceph.url("kill9");
     let mut srv = Serve::start(
         &dir,

@@ -37,7 +37,7 @@ mod objstore_common;
 
 use common::*;
 use fault_proxy::{Fault, FaultProxy};
-use objstore_common::{caught_up, py, tier_stats, Ceph};
+use objstore_common::{caught_up, py, small_segment_volume, tier_stats, Ceph};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -203,18 +203,7 @@ fn quota(ceph: &Ceph, on: bool) {
 
 fn faults_then_catch_up(ceph: &Ceph, proxy: &FaultProxy, cfg: &Path) {
     let (_t, dir) = data_dir();
-    blockd(
-        &dir,
-        &[
-            "--segment-size",
-            "1M",
-            "volume",
-            "create",
-            "vol",
-            "--size",
-            "20M",
-        ],
-    );
+    small_segment_volume(&dir, "vol", "20M");
     let url = ceph.url("faults");
     let args = [
         "--object-store",
@@ -453,18 +442,7 @@ fn enospc_while_away(ceph: &Ceph, proxy: &FaultProxy, cfg: &Path) {
     let (_t, dir) = data_dir();
     let size = 48 * MIB;
     let bound = 16 * MIB;
-    blockd(
-        &dir,
-        &[
-            "--segment-size",
-            "1M",
-            "volume",
-            "create",
-            "vol",
-            "--size",
-            "48M",
-        ],
-    );
+    small_segment_volume(&dir, "vol", "48M");
     let url = ceph.url("enospc");
     let mut srv = Serve::start(
         &dir,
@@ -617,18 +595,7 @@ fn enospc_while_away(ceph: &Ceph, proxy: &FaultProxy, cfg: &Path) {
 
 fn stop_while_away(ceph: &Ceph, proxy: &FaultProxy, cfg: &Path) {
     let (_t, dir) = data_dir();
-    blockd(
-        &dir,
-        &[
-            "--segment-size",
-            "1M",
-            "volume",
-            "create",
-            "vol",
-            "--size",
-            "8M",
-        ],
-    );
+    small_segment_volume(&dir, "vol", "8M");
     let url = ceph.url("stop");
     let args = [
         "--object-store",

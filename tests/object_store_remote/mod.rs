@@ -15,7 +15,7 @@
 //! 3. `flush_latency`: 200 flushes of 4 KiB writes in local and in remote
 //!    mode, side by side, p50/p99 printed (not asserted).
 
-use super::{cli, tier_stats, Ceph, PY};
+use super::{cli, small_segment_volume, tier_stats, Ceph, PY};
 use crate::common::*;
 use std::io::BufRead;
 use std::path::Path;
@@ -115,18 +115,7 @@ pub(super) fn remote_kill9_rounds(ceph: &Ceph) {
     let mut tmps = Vec::new();
     let (t, mut dir) = data_dir();
     tmps.push(t);
-    cli(
-        &dir,
-        &[
-            "--segment-size",
-            "1M",
-            "volume",
-            "create",
-            "rv",
-            "--size",
-            "6M",
-        ],
-    );
+    small_segment_volume(&dir, "rv", "6M");
     let mut rand = rng();
     // What each piece held before the round: "zero" at first.
     let pieces = 96;
@@ -192,18 +181,7 @@ pub(super) fn remote_kill9_rounds(ceph: &Ceph) {
 pub(super) fn fencing_two_servers(ceph: &Ceph) {
     let url = ceph.url("fencing");
     let (_ta, a_dir) = data_dir();
-    cli(
-        &a_dir,
-        &[
-            "--segment-size",
-            "1M",
-            "volume",
-            "create",
-            "fv",
-            "--size",
-            "2M",
-        ],
-    );
+    small_segment_volume(&a_dir, "fv", "2M");
     let mut a = start(&a_dir, &remote_args(&url));
     py(&a, "fv", "fill(h, 'a1', 0, 1 << 20)");
     // B: a restore takes the lease (A is fenced from here on).

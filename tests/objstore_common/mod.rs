@@ -154,6 +154,23 @@ pub fn py(srv: &Serve, export: &str, code: &str) -> String {
     nbdsh(srv, export, &format!("{PY}{code}"))
 }
 
+/// Creates volume `name` of `size` (such as "32M") in a store of 1 MiB
+/// segments, so that a few megabytes of writes seal segments to upload.
+pub fn small_segment_volume(dir: &Path, name: &str, size: &str) {
+    blockd(
+        dir,
+        &[
+            "--segment-size",
+            "1M",
+            "volume",
+            "create",
+            name,
+            "--size",
+            size,
+        ],
+    );
+}
+
 /// The server's object-store counters (`blockd stats --json`, online).
 pub fn tier_stats(dir: &Path) -> serde_json::Value {
     let out = blockd(dir, &["stats", "--json"]);
