@@ -147,31 +147,6 @@ fn whole_objects(dir: &Path, url: &str) {
     }
 }
 
-/// Python (after `objstore_common::PY`): `fill` that tries a write refused
-/// with ENOSPC again every 0.1 s (for up to 60 s), as a client would;
-/// returns how many writes were refused.
-const FILL_RETRY: &str = r#"
-import time
-def fill_retry(h, label, start, end):
-    refused = 0
-    for off in range(start, end, PIECE):
-        for attempt in range(600):
-            try:
-                h.pwrite(piece(label, off), off)
-                if (off + PIECE) % (1 << 20) == 0:
-                    h.flush()
-                break
-            except nbd.Error as e:
-                if e.errnum != 28:
-                    raise
-                refused += 1
-                time.sleep(0.1)
-        else:
-            raise Exception(f"still ENOSPC at {off} after 60 s")
-    h.flush()
-    return refused
-"#;
-
 /// How a fault is switched on and off.
 enum Switch {
     Proxy(Fault),
@@ -462,11 +437,7 @@ fn enospc_while_away(ceph: &Ceph, proxy: &FaultProxy, cfg: &Path) {
     // refused write is tried again, as a client would.
     for s in 0..3 {
         let (a, b) = (s * 8 * MIB, (s + 1) * 8 * MIB);
-        py(
-            &srv,
-            "vol",
-            &format!("{FILL_RETRY}fill_retry(h, 'a', {a}, {b})"),
-        );
+        py(&srv, "vol", &format!("fill_retry(h, 'a', {a}, {b})"));
         settled(&dir, bound);
     }
     assert!(num(&tier_stats(&dir), "evicted_segments") > 0);
@@ -563,7 +534,7 @@ fn enospc_while_away(ceph: &Ceph, proxy: &FaultProxy, cfg: &Path) {
         &srv,
         "vol",
         &format!(
-            "{FILL_RETRY}import json\n\
+            "import json\n\
              h.pwrite(piece('b', {done}), {done})\n\
              print(json.dumps({{'first': 0, 'refused': fill_retry(h, 'b', {done} + PIECE, {size})}}))"
         ),

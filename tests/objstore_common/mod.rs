@@ -137,6 +137,28 @@ def fill(h, label, start, end, flush_every=4 << 20, delay=0.0):
         if delay:
             time.sleep(delay)
     h.flush()
+def fill_retry(h, label, start, end):
+    # fill, trying a write refused with ENOSPC (a data directory over its
+    # cache bound until uploads let segments be evicted) again every 0.1 s
+    # for up to 60 s, as a client would; returns how many were refused.
+    import time
+    refused = 0
+    for off in range(start, end, PIECE):
+        for attempt in range(600):
+            try:
+                h.pwrite(piece(label, off), off)
+                if (off + PIECE) % (1 << 20) == 0:
+                    h.flush()
+                break
+            except nbd.Error as e:
+                if e.errnum != 28:
+                    raise
+                refused += 1
+                time.sleep(0.1)
+        else:
+            raise Exception(f"still ENOSPC at {off} after 60 s")
+    h.flush()
+    return refused
 def verify(h, labels_at):
     size = h.get_size()
     bad = []
