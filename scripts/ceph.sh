@@ -13,7 +13,8 @@
 #                               files) and removes DIR
 #
 # Settings: /work/shared/reference/ceph.md. Ports: CEPH_MON_PORT (v2; v1 is
-# it + 1) and CEPH_RGW_PORT, both picked free when unset. Needs the Debian
+# it + 1) and CEPH_RGW_PORT, both picked free when unset; CEPH_OSD_BYTES,
+# the OSD's (sparse) block file, default 10 GiB. Needs the Debian
 # packages ceph-mon ceph-mgr ceph-osd ceph-common radosgw (scripts/test.sh
 # installs them).
 set -euo pipefail
@@ -113,7 +114,7 @@ mgr data = $dir/mgr/\$cluster-\$id
 osd data = $dir/osd/\$cluster-\$id
 osd objectstore = bluestore
 bluestore block create = true
-bluestore block size = 10737418240
+bluestore block size = ${CEPH_OSD_BYTES:-10737418240}
 osd memory target = 1073741824
 osd max object name len = 460
 osd max object namespace len = 64
