@@ -145,10 +145,7 @@ async fn round(shared: &Shared, from: LogAddr, to: LogAddr) -> Result<(u64, u64)
 
 /// The tail uploader's thread (remote mode).
 pub(crate) fn tail_loop(shared: std::sync::Arc<Shared>) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::current_thread_runtime("tail uploader") {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the tail uploader");

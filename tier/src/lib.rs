@@ -93,3 +93,12 @@ pub enum Error {
 
 /// The tier's result type.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// A current-thread tokio runtime for the synchronous entry points and
+/// the tier's own threads; `what` names its user in the error.
+pub(crate) fn current_thread_runtime(what: &str) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io(format!("starting the {what} runtime"), e))
+}

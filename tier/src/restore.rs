@@ -137,10 +137,7 @@ async fn take_lease(remote: &Remote, dir: &Path) -> Result<u64> {
 pub fn restore_lazy(remote: &Remote, dir: &Path) -> Result<RestoreReport> {
     let started = Instant::now();
     empty_target(dir)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Io("starting the restore runtime".into(), e))?;
+    let rt = crate::current_thread_runtime("restore")?;
     let lease = rt.block_on(take_lease(remote, dir))?;
     let m = rt.block_on(newest_manifest(remote))?;
     engine::tiering::prepare_layout(dir)?;
@@ -181,10 +178,7 @@ pub fn restore_lazy(remote: &Remote, dir: &Path) -> Result<RestoreReport> {
 pub fn restore(remote: &Remote, dir: &Path, concurrency: usize) -> Result<RestoreReport> {
     let started = Instant::now();
     empty_target(dir)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Io("starting the restore runtime".into(), e))?;
+    let rt = crate::current_thread_runtime("restore")?;
     rt.block_on(async {
         let lease = take_lease(remote, dir).await?;
         let m = newest_manifest(remote).await?;
@@ -247,10 +241,7 @@ pub type BucketContents = (Vec<CommitKey>, Vec<(String, u64)>);
 /// generations (ascending) and its segment objects (key relative to the
 /// prefix, size), for tools and tests.
 pub fn bucket_contents(remote: &Remote) -> Result<BucketContents> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Io("starting a runtime".into(), e))?;
+    let rt = crate::current_thread_runtime("bucket")?;
     rt.block_on(async {
         let gens = generations(remote).await?;
         let mut segs: Vec<(String, u64)> = remote
@@ -285,10 +276,7 @@ pub struct BucketSummary {
 
 /// Reads the bucket's [`BucketSummary`].
 pub fn summary(remote: &Remote) -> Result<BucketSummary> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Io("starting a runtime".into(), e))?;
+    let rt = crate::current_thread_runtime("bucket")?;
     rt.block_on(async {
         let mut s = BucketSummary {
             newest_lease: crate::lease::leases(remote).await?.last().copied(),
@@ -322,9 +310,6 @@ pub fn summary(remote: &Remote) -> Result<BucketSummary> {
 
 /// Commit point `g`, read and checked.
 pub fn commit_point(remote: &Remote, g: CommitKey) -> Result<Manifest> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Io("starting a runtime".into(), e))?;
+    let rt = crate::current_thread_runtime("bucket")?;
     rt.block_on(fetch_manifest(remote, g))
 }

@@ -278,7 +278,7 @@ impl Uploader {
     /// the upload and ticker threads (and, in remote mode, the tail
     /// uploader, returning once the first generation is in the bucket).
     pub fn start(store: &Store, remote: Remote, opts: UploaderOptions) -> Result<Uploader> {
-        let rt = runtime()?;
+        let rt = crate::current_thread_runtime("upload")?;
         let durability = opts.durability;
         let source = match &opts.source {
             Some(s) => s.clone(),
@@ -498,14 +498,6 @@ impl Drop for Uploader {
         w.newest = None;
         self.shared.cv.notify_all();
     }
-}
-
-/// The uploader's own runtime (its thread blocks on it).
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Io("starting the upload runtime".into(), e))
 }
 
 /// Checks the bucket holds no other store's commit points.
