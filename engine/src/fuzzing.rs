@@ -4,8 +4,8 @@
 //! and never allocate from a length they have not checked.
 
 use crate::decode::{
-    catalog_record, checkpoint_blob, decode_write, CtPage, FreeStep, Node, PageKey, RecordHeader,
-    RecordKind, RelocHead, SealBody, Superblock, ZeroBody, HEADER_LEN,
+    catalog_record, checkpoint_blob, decode_extent_write, decode_write, CtPage, FreeStep, Node,
+    PageKey, RecordHeader, RecordKind, RelocHead, SealBody, Superblock, ZeroBody, HEADER_LEN,
 };
 use crate::ChunkId;
 
@@ -35,6 +35,7 @@ pub fn record(data: &[u8]) -> bool {
         }
     }
     let _ = decode_write(data);
+    let _ = decode_extent_write(data);
     let _ = ZeroBody::decode(data);
     let _ = RelocHead::decode(data);
     let _ = SealBody::decode(data);
