@@ -82,9 +82,9 @@ pub use types::{
 /// Decoders exposed for fuzzing and tests: bytes in, values or errors out.
 pub mod decode {
     pub use crate::format::{
-        decode_extent_write, decode_write, encode_write, CtChild, CtPage, FreeStep, Node, PageKey,
-        RecordHeader, RecordKind, RelocHead, SealBody, Superblock, WriteHead, ZeroBody,
-        FORMAT_VERSION, HEADER_LEN, PAGE_LEN,
+        decode_extent_reloc, decode_extent_write, decode_write, encode_write, CtChild, CtPage,
+        FreeStep, Node, PageKey, RecordHeader, RecordKind, RelocHead, SealBody, Superblock,
+        WriteHead, ZeroBody, FORMAT_VERSION, HEADER_LEN, PAGE_LEN,
     };
 
     /// Decodes a Catalog record body (a JSON catalogue operation), as replay does.

@@ -131,6 +131,7 @@ impl MapVisitor for Owner {
         at: NodeAt,
         _index: usize,
         s: ChunkId,
+        _slot: u64,
         base: u64,
         _ctx: (),
     ) -> Result<Walk<()>> {

@@ -134,6 +134,7 @@ impl MapVisitor for Space {
         at: NodeAt,
         _index: usize,
         x: ChunkId,
+        _slot: u64,
         _base: u64,
         ctx: Self::Ctx,
     ) -> Result<Walk<Self::Ctx>> {
@@ -147,9 +148,23 @@ impl MapVisitor for Space {
         if x.is_data() {
             let rc = st.ct_get(x)?.refcount;
             self.block(ctx.0 && rc == 1);
-            self.metadata += ENTRY_SHARE * ctx.1 / f64::from(rc.max(1));
         }
         Ok(Walk::Next)
+    }
+
+    fn leaf_extent(
+        &mut self,
+        st: &mut State,
+        _at: NodeAt,
+        x: ChunkId,
+        ctx: Self::Ctx,
+    ) -> Result<()> {
+        if x.is_data() {
+            // The leaf's share of the extent's entry.
+            let rc = st.ct_get(x)?.refcount;
+            self.metadata += ENTRY_SHARE * ctx.1 / f64::from(rc.max(1));
+        }
+        Ok(())
     }
 }
 

@@ -1,44 +1,82 @@
-//! The on-disk pieces of multi-block extents (docs/extents.md, step 2b),
-//! encoded and decoded here but **not yet used by the store**: map slot
-//! values naming a block of an extent, the block crc seeded with the
-//! extent id, the extent's chunk-table entry (block count and flags in
-//! place of the crc), and the Write record body that stores extents (per
-//! extent: its block crcs, compressed lengths, payloads). Decoders refuse
-//! bad lengths and values with `Corrupt`, never panic.
+//! The on-disk pieces of multi-block extents (docs/design.md, "Extents";
+//! format version 6): map slot values naming a block of an extent, the
+//! block crc seeded with the extent id and block index, the cut of a write
+//! into extents of at most 32 blocks, the extent Write record body (per
+//! extent: its block crcs, then its payloads) and the extent Reloc body
+//! the cleaner writes. An extent's chunk-table entry is a
+//! [`CtEntry`](super::CtEntry) with `nblocks` set (`pages.rs`). Decoders
+//! refuse bad lengths and values with `Corrupt`, never panic.
 
 use super::{get_u32, get_u64, put_u32, put_u64, PAGE_LEN};
 use crate::error::{Error, Result};
 use crate::types::{ChunkId, LogAddr, BLOCK_SIZE};
 
-/// Most blocks in one extent (decision 1).
+/// Most blocks in one extent.
 pub const EXTENT_MAX_BLOCKS: usize = 32;
-/// Low bits of a level-0 map slot holding the block's index in its extent.
+/// Low bits of an extent's level-0 map slot holding the block's index in
+/// its extent.
 pub const SLOT_INDEX_BITS: u32 = 5;
-/// The extent's blocks are stored zstd-compressed (each block on its own;
-/// its stored length follows the crcs).
-pub const EXTENT_FLAG_COMPRESSED: u16 = 1;
+/// Bit 63 of a level-0 slot: set, the slot names block `v & 31` of extent
+/// `(v & !bit) >> 5`; clear, it names a one-block chunk by its id (format
+/// versions 4 and 5, and compressed blocks), or is 0 (hole) or 1 (zero).
+pub const SLOT_EXTENT: u64 = 1 << 63;
+/// Bytes an extent stores per block: its crc and its payload.
+pub const EXTENT_BYTES_PER_BLOCK: u64 = 4 + BLOCK_SIZE;
 
 /// The level-0 map slot naming block `index` of extent `extent`.
 pub fn slot_value(extent: ChunkId, index: u8) -> u64 {
     debug_assert!(extent.is_data() && usize::from(index) < EXTENT_MAX_BLOCKS);
-    extent.0 << SLOT_INDEX_BITS | u64::from(index)
+    SLOT_EXTENT | extent.0 << SLOT_INDEX_BITS | u64::from(index)
 }
 
-/// The extent a level-0 slot value names (not special: 0 and 1 stay hole
-/// and zero).
+/// The chunk a level-0 slot value references: the extent it names a block
+/// of, or the one-block chunk (or special value) it holds.
 pub fn slot_extent(v: u64) -> ChunkId {
-    ChunkId(v >> SLOT_INDEX_BITS)
+    if v & SLOT_EXTENT != 0 {
+        ChunkId((v & !SLOT_EXTENT) >> SLOT_INDEX_BITS)
+    } else {
+        ChunkId(v)
+    }
 }
 
-/// The block index in its extent a level-0 slot value names.
+/// The block index in its extent a level-0 slot value names (0 for a
+/// one-block chunk).
 pub fn slot_index(v: u64) -> u8 {
-    (v & ((1 << SLOT_INDEX_BITS) - 1)) as u8
+    if v & SLOT_EXTENT != 0 {
+        (v & ((1 << SLOT_INDEX_BITS) - 1)) as u8
+    } else {
+        0
+    }
+}
+
+/// The chunk an entry of a node at `level` references: for a leaf, the
+/// extent its slot value names; above, the node id it holds.
+pub fn slot_chunk(level: u8, v: u64) -> ChunkId {
+    if level == 0 {
+        slot_extent(v)
+    } else {
+        ChunkId(v)
+    }
+}
+
+/// The distinct chunks (extents, one-block chunks) the slots of a leaf
+/// reference, special values left out, sorted: the references the leaf
+/// holds (one per extent, however many of its blocks the leaf maps).
+pub fn leaf_extents(slots: &[u64]) -> Vec<ChunkId> {
+    let mut v: Vec<ChunkId> = slots
+        .iter()
+        .map(|&s| slot_extent(s))
+        .filter(|c| !c.is_special())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// crc32 of block `index` of extent `extent`: over the extent id (u64
-/// LE), the index (u8) and the stored payload, so that a block of another
+/// LE), the index (u8) and the payload, so that a block of another
 /// extent, or a stale block a reused spare segment still holds, never
-/// verifies as this one even when its own crc is valid (decision 5).
+/// verifies as this one even when its own crc is valid.
 pub fn block_crc(extent: ChunkId, index: u8, payload: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&extent.0.to_le_bytes());
@@ -47,74 +85,28 @@ pub fn block_crc(extent: ChunkId, index: u8, payload: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// The chunk-table entry of an extent: 16 bytes, `loc` u64 (its crc array
-/// in the Write or Reloc record), refcount u32, block count u8, flags u8,
-/// 0 u16. The full 32-bit refcount: one reference per map leaf (or queued
-/// reference) naming the extent, whatever the number of its slots there.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ExtentEntry {
-    /// The extent's crc array inside its record.
-    pub loc: LogAddr,
-    /// References: leaves naming the extent, catalogue roots never, queued
-    /// references; 0 = free.
-    pub refcount: u32,
-    /// Blocks in the extent, 1 to [`EXTENT_MAX_BLOCKS`].
-    pub nblocks: u8,
-    /// [`EXTENT_FLAG_COMPRESSED`] (as a u8).
-    pub flags: u8,
+/// [`block_crc`] from the plain crc32 of a 4096-byte payload (computed
+/// before the extent's id is known, outside the store lock).
+pub fn block_crc_of(extent: ChunkId, index: u8, payload_crc: u32) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&extent.0.to_le_bytes());
+    h.update(&[index]);
+    h.combine(&crc32fast::Hasher::new_with_initial_len(
+        payload_crc,
+        BLOCK_SIZE,
+    ));
+    h.finalize()
 }
 
-/// Bytes of an extent entry.
-pub const EXTENT_ENTRY_LEN: usize = 16;
-
-impl ExtentEntry {
-    /// Encodes the entry into its 16 bytes.
-    pub fn encode_into(&self, b: &mut [u8]) {
-        put_u64(b, 0, self.loc.0);
-        put_u32(b, 8, self.refcount);
-        b[12] = self.nblocks;
-        b[13] = self.flags;
-        b[14] = 0;
-        b[15] = 0;
-    }
-
-    /// Decodes extent `id`'s 16 bytes: all zero is a free entry; a live one
-    /// has a location, references, 1 to 32 blocks and known flags.
-    pub fn decode(id: u64, b: &[u8]) -> Result<ExtentEntry> {
-        let e = ExtentEntry {
-            loc: LogAddr(get_u64(b, 0)),
-            refcount: get_u32(b, 8),
-            nblocks: b[12],
-            flags: b[13],
-        };
-        if e == ExtentEntry::default() && b[14] == 0 && b[15] == 0 {
-            return Ok(e);
-        }
-        let ok = !e.loc.is_none()
-            && e.refcount > 0
-            && (1..=EXTENT_MAX_BLOCKS).contains(&usize::from(e.nblocks))
-            && u16::from(e.flags) & !EXTENT_FLAG_COMPRESSED == 0
-            && b[14] == 0
-            && b[15] == 0;
-        if ok {
-            Ok(e)
-        } else {
-            Err(Error::corrupt(format!(
-                "chunk-table entry of extent {id} is malformed ({e:?})"
-            )))
-        }
-    }
-
-    /// Where block `k` of an uncompressed extent lies: its crc and its
-    /// payload (two `pread`s, decision 5's layout).
-    pub fn plain_block(&self, k: u8) -> (LogAddr, LogAddr) {
-        let n = u64::from(self.nblocks);
-        let k = u64::from(k);
-        (
-            LogAddr(self.loc.0 + 4 * k),
-            LogAddr(self.loc.0 + 4 * n + BLOCK_SIZE * k),
-        )
-    }
+/// Where block `k` of an extent of `nblocks` blocks whose crc array lies
+/// at `loc` is stored: its crc and its payload.
+pub fn extent_block(loc: LogAddr, nblocks: u8, k: u8) -> (LogAddr, LogAddr) {
+    let n = u64::from(nblocks);
+    let k = u64::from(k);
+    (
+        LogAddr(loc.0 + 4 * k),
+        LogAddr(loc.0 + 4 * n + BLOCK_SIZE * k),
+    )
 }
 
 /// How a Write of `kinds` (one per block: 0 data, 1 zero) is cut into
@@ -148,17 +140,14 @@ pub const EXTENT_WRITE_FIXED: usize = 32;
 pub const EXTENT_DESC_LEN: usize = 16;
 
 /// One extent of a Write record to encode: its id, its first block in the
-/// write, and its blocks' stored payloads (each compressed on its own when
-/// `compressed`).
+/// write, and its blocks' payloads (4096 bytes each).
 #[derive(Clone, Debug)]
 pub struct ExtentIn<'a> {
     /// The extent's id (a data id).
     pub id: ChunkId,
     /// Its first block, as an index into the write.
     pub first: u32,
-    /// Each block's payload is zstd-compressed.
-    pub compressed: bool,
-    /// The stored payloads, one per block.
+    /// The payloads, one per block.
     pub payloads: Vec<&'a [u8]>,
 }
 
@@ -169,13 +158,10 @@ pub struct ExtentOut {
     pub id: ChunkId,
     /// Its first block, as an index into the write.
     pub first: u32,
-    /// [`EXTENT_FLAG_COMPRESSED`] or 0.
-    pub flags: u16,
     /// Offset in the body of its crc array (the table's `loc` points there).
     pub crcs_at: usize,
-    /// Per block: the offset of its stored payload in the body, and its
-    /// length.
-    pub blocks: Vec<(usize, usize)>,
+    /// Its number of blocks.
+    pub count: u8,
 }
 
 /// A decoded extent Write record body.
@@ -189,58 +175,81 @@ pub struct ExtentWrite {
     pub kinds: Vec<u8>,
     /// The extents, in block order.
     pub extents: Vec<ExtentOut>,
-    /// Bytes of the body the record header's crc covers: all before the
-    /// first extent's crcs.
-    pub covered: usize,
 }
 
 fn pad8(n: usize) -> usize {
     n.div_ceil(8) * 8
 }
 
-/// Encodes an extent Write record body:
+/// Bytes of an extent Write body the record header's crc covers: its fixed
+/// part, kinds and extent descriptors (the blocks carry their own crcs).
+/// `None` when the body is too short to say.
+pub fn extent_write_covered(b: &[u8]) -> Option<usize> {
+    if b.len() < EXTENT_WRITE_FIXED {
+        return None;
+    }
+    let (n, m) = (get_u32(b, 24) as usize, get_u32(b, 28) as usize);
+    m.checked_mul(EXTENT_DESC_LEN)?
+        .checked_add(EXTENT_WRITE_FIXED.checked_add(pad8(n))?)
+}
+
+/// Appends an extent Write body's checksummed head to `out`:
 ///
 /// ```text
 ///  0 object (16) | 16 first block u64 | 24 n blocks u32 | 28 n extents u32
 ///  n blocks × kind u8 (0 data, 1 zero), zero-padded to 8
-///  n extents × { id u64 · first u32 · count u16 · flags u16 }
-///  per extent: count × crc u32 · [compressed: count × stored_len u32] · payloads
+///  n extents × { id u64 · first u32 · count u16 · 0 u16 }
 /// ```
+///
+/// The extents follow it, each as [`extent_crcs`] then its payloads.
+pub fn encode_extent_write_head(
+    out: &mut Vec<u8>,
+    object: [u8; 16],
+    first_block: u64,
+    kinds: &[u8],
+    extents: &[ExtentIn<'_>],
+) {
+    let base = out.len();
+    let head = EXTENT_WRITE_FIXED + pad8(kinds.len()) + EXTENT_DESC_LEN * extents.len();
+    out.resize(base + head, 0);
+    let b = &mut out[base..];
+    b[..16].copy_from_slice(&object);
+    put_u64(b, 16, first_block);
+    put_u32(b, 24, kinds.len() as u32);
+    put_u32(b, 28, extents.len() as u32);
+    b[EXTENT_WRITE_FIXED..EXTENT_WRITE_FIXED + kinds.len()].copy_from_slice(kinds);
+    let descs = EXTENT_WRITE_FIXED + pad8(kinds.len());
+    for (i, x) in extents.iter().enumerate() {
+        let o = descs + EXTENT_DESC_LEN * i;
+        put_u64(b, o, x.id.0);
+        put_u32(b, o + 8, x.first);
+        b[o + 12..o + 14].copy_from_slice(&(x.payloads.len() as u16).to_le_bytes());
+    }
+}
+
+/// The crc array of an extent: each block's [`block_crc`].
+#[cfg(test)]
+pub fn extent_crcs(x: &ExtentIn<'_>) -> Vec<u8> {
+    let mut b = Vec::with_capacity(4 * x.payloads.len());
+    for (k, p) in x.payloads.iter().enumerate() {
+        b.extend_from_slice(&block_crc(x.id, k as u8, p).to_le_bytes());
+    }
+    b
+}
+
+/// Encodes a whole extent Write record body (head, then per extent its
+/// crcs and payloads).
+#[cfg(test)]
 pub fn encode_extent_write(
     object: [u8; 16],
     first_block: u64,
     kinds: &[u8],
     extents: &[ExtentIn<'_>],
 ) -> Vec<u8> {
-    let head = EXTENT_WRITE_FIXED + pad8(kinds.len()) + EXTENT_DESC_LEN * extents.len();
-    let mut b = vec![0u8; head];
-    b[..16].copy_from_slice(&object);
-    put_u64(&mut b, 16, first_block);
-    put_u32(&mut b, 24, kinds.len() as u32);
-    put_u32(&mut b, 28, extents.len() as u32);
-    b[EXTENT_WRITE_FIXED..EXTENT_WRITE_FIXED + kinds.len()].copy_from_slice(kinds);
-    let descs = EXTENT_WRITE_FIXED + pad8(kinds.len());
-    for (i, x) in extents.iter().enumerate() {
-        let o = descs + EXTENT_DESC_LEN * i;
-        put_u64(&mut b, o, x.id.0);
-        put_u32(&mut b, o + 8, x.first);
-        b[o + 12..o + 14].copy_from_slice(&(x.payloads.len() as u16).to_le_bytes());
-        let flags = if x.compressed {
-            EXTENT_FLAG_COMPRESSED
-        } else {
-            0
-        };
-        b[o + 14..o + 16].copy_from_slice(&flags.to_le_bytes());
-    }
+    let mut b = Vec::new();
+    encode_extent_write_head(&mut b, object, first_block, kinds, extents);
     for x in extents {
-        for (k, p) in x.payloads.iter().enumerate() {
-            b.extend_from_slice(&block_crc(x.id, k as u8, p).to_le_bytes());
-        }
-        if x.compressed {
-            for p in &x.payloads {
-                b.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            }
-        }
+        b.extend_from_slice(&extent_crcs(x));
         for p in &x.payloads {
             b.extend_from_slice(p);
         }
@@ -250,10 +259,10 @@ pub fn encode_extent_write(
 
 /// Decodes an extent Write record body, checking its shape (kinds, the
 /// extents covering exactly the data blocks in order, 1 to 32 blocks
-/// each, lengths) but not the block crcs: returns the body and the
-/// (extent, block) pairs whose payload fails its seeded crc (what a
+/// each, lengths) but not the block crcs: returns the body and the blocks
+/// (as indices into the write) whose payload fails its seeded crc (what a
 /// salvaging replay leaves out).
-pub fn decode_extent_write(b: &[u8]) -> Result<(ExtentWrite, Vec<(usize, u8)>)> {
+pub fn decode_extent_write(b: &[u8]) -> Result<(ExtentWrite, Vec<usize>)> {
     let bad = |why: String| Error::corrupt(format!("extent write record {why}"));
     if b.len() < EXTENT_WRITE_FIXED {
         return Err(bad("is too short".into()));
@@ -288,7 +297,7 @@ pub fn decode_extent_write(b: &[u8]) -> Result<(ExtentWrite, Vec<(usize, u8)>)> 
         // data block before `first` in an earlier extent.
         let ok = id.is_data()
             && (1..=EXTENT_MAX_BLOCKS).contains(&count)
-            && flags & !EXTENT_FLAG_COMPRESSED == 0
+            && flags == 0
             && first >= next_block
             && first + count <= n
             && kinds[next_block..first].iter().all(|&k| k == BLOCK_ZERO)
@@ -299,46 +308,26 @@ pub fn decode_extent_write(b: &[u8]) -> Result<(ExtentWrite, Vec<(usize, u8)>)> 
                 id.0
             )));
         }
-        let compressed = flags & EXTENT_FLAG_COMPRESSED != 0;
         let crcs_at = at;
-        let lens_at = crcs_at + 4 * count;
-        let payload_at = if compressed {
-            lens_at + 4 * count
-        } else {
-            lens_at
-        };
-        if payload_at > b.len() {
-            return Err(bad(format!("extent {i} exceeds the record")));
-        }
-        let mut blocks = Vec::with_capacity(count);
-        let mut p = payload_at;
+        let end = (EXTENT_BYTES_PER_BLOCK as usize)
+            .checked_mul(count)
+            .and_then(|x| x.checked_add(at))
+            .filter(|&e| e <= b.len())
+            .ok_or_else(|| bad(format!("extent {i} exceeds the record")))?;
+        let payload_at = crcs_at + 4 * count;
         for k in 0..count {
-            let len = if compressed {
-                get_u32(b, lens_at + 4 * k) as usize
-            } else {
-                PAGE_LEN
-            };
-            if len == 0 || len > PAGE_LEN || (compressed && len == PAGE_LEN) {
-                return Err(bad(format!("extent {i} block {k} has stored length {len}")));
+            let p = payload_at + PAGE_LEN * k;
+            if block_crc(id, k as u8, &b[p..p + PAGE_LEN]) != get_u32(b, crcs_at + 4 * k) {
+                failed.push(first + k);
             }
-            let end = p
-                .checked_add(len)
-                .filter(|&e| e <= b.len())
-                .ok_or_else(|| bad(format!("extent {i} block {k} exceeds the record")))?;
-            if block_crc(id, k as u8, &b[p..end]) != get_u32(b, crcs_at + 4 * k) {
-                failed.push((i, k as u8));
-            }
-            blocks.push((p, len));
-            p = end;
         }
         extents.push(ExtentOut {
             id,
             first: first as u32,
-            flags,
             crcs_at,
-            blocks,
+            count: count as u8,
         });
-        at = p;
+        at = end;
         next_block = first + count;
     }
     if kinds[next_block..].contains(&BLOCK_DATA) {
@@ -355,10 +344,43 @@ pub fn decode_extent_write(b: &[u8]) -> Result<(ExtentWrite, Vec<(usize, u8)>)> 
             first_block: get_u64(b, 16),
             kinds,
             extents,
-            covered: head,
         },
         failed,
     ))
+}
+
+/// Bytes of an extent Reloc body's fixed part; the crcs follow it.
+pub const EXTENT_RELOC_FIXED: usize = 16;
+
+/// Encodes an extent Reloc body: extent id u64, block count u32, 0 u32,
+/// then the extent's crc array and payloads exactly as they were read
+/// (`stored`: `4 × n` crc bytes, then `4096 × n` payload bytes). The
+/// cleaner copies the bytes as they are: each block stays covered by its
+/// seeded crc, which does not depend on where it lies.
+pub fn encode_extent_reloc(id: ChunkId, nblocks: u8, stored: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; EXTENT_RELOC_FIXED];
+    put_u64(&mut b, 0, id.0);
+    put_u32(&mut b, 8, u32::from(nblocks));
+    b.extend_from_slice(stored);
+    b
+}
+
+/// Decodes an extent Reloc body: the extent moved and its block count
+/// (its crc array lies at [`EXTENT_RELOC_FIXED`]).
+pub fn decode_extent_reloc(b: &[u8]) -> Result<(ChunkId, u8)> {
+    let bad = || Error::corrupt("extent reloc record is malformed");
+    if b.len() < EXTENT_RELOC_FIXED {
+        return Err(bad());
+    }
+    let (id, n) = (ChunkId(get_u64(b, 0)), get_u32(b, 8) as usize);
+    let ok = id.is_data()
+        && (1..=EXTENT_MAX_BLOCKS).contains(&n)
+        && get_u32(b, 12) == 0
+        && b.len() == EXTENT_RELOC_FIXED + EXTENT_BYTES_PER_BLOCK as usize * n;
+    if !ok {
+        return Err(bad());
+    }
+    Ok((id, n as u8))
 }
 
 #[cfg(test)]
@@ -371,9 +393,20 @@ mod tests {
         let v = slot_value(e, 31);
         assert_eq!((slot_extent(v), slot_index(v)), (e, 31));
         // Consecutive blocks of an extent are consecutive slot values (one
-        // run of a runs-encoded leaf); the next extent starts another.
+        // run of a runs-encoded leaf), and so are the last block of a full
+        // extent and the first of the next.
         assert_eq!(slot_value(e, 1), slot_value(e, 0) + 1);
-        assert!(slot_value(ChunkId::data(0), 0) > ChunkId::ZERO.0);
+        assert_eq!(slot_value(ChunkId::data(41), 0), v + 1);
+        // One-block chunks of older stores and the special values read as
+        // themselves.
+        for raw in [0, 1, 2, 77, (1 << 57) - 1] {
+            assert_eq!((slot_extent(raw), slot_index(raw)), (ChunkId(raw), 0));
+        }
+        assert_eq!(slot_chunk(1, v), ChunkId(v));
+        assert_eq!(slot_chunk(0, v), e);
+        let mut slots = vec![slot_value(e, 0), slot_value(e, 5), 1, 0, 9, 9];
+        slots.push(slot_value(ChunkId::data(3), 2));
+        assert_eq!(leaf_extents(&slots), [ChunkId(5), ChunkId(9), e]);
     }
 
     #[test]
@@ -383,31 +416,7 @@ mod tests {
         assert_ne!(c, block_crc(ChunkId::data(2), 0, &p));
         assert_ne!(c, block_crc(ChunkId::data(1), 1, &p));
         assert_ne!(c, crc32fast::hash(&p));
-    }
-
-    #[test]
-    fn extent_entries() {
-        let e = ExtentEntry {
-            loc: LogAddr(1 << 33 | 96),
-            refcount: u32::MAX,
-            nblocks: 32,
-            flags: 1,
-        };
-        let mut b = [0u8; EXTENT_ENTRY_LEN];
-        e.encode_into(&mut b);
-        assert_eq!(ExtentEntry::decode(5, &b).unwrap(), e);
-        assert_eq!(
-            ExtentEntry::decode(5, &[0; 16]).unwrap(),
-            ExtentEntry::default()
-        );
-        for (at, v) in [(12, 0u8), (12, 33), (13, 2), (14, 1)] {
-            let mut x = b;
-            x[at] = v;
-            assert!(ExtentEntry::decode(5, &x).is_err(), "byte {at} = {v}");
-        }
-        let (crc, payload) = ExtentEntry { nblocks: 4, ..e }.plain_block(2);
-        assert_eq!(crc.0, e.loc.0 + 8);
-        assert_eq!(payload.0, e.loc.0 + 16 + 8192);
+        assert_eq!(block_crc_of(ChunkId::data(1), 0, crc32fast::hash(&p)), c);
     }
 
     #[test]
@@ -419,37 +428,17 @@ mod tests {
         assert_eq!(plan_extents(&[BLOCK_DATA; 64]), [(0, 32), (32, 32)]);
     }
 
-    fn sample() -> (Vec<u8>, Vec<Vec<u8>>) {
-        let mut kinds = vec![BLOCK_DATA; 40];
-        kinds[3] = BLOCK_ZERO;
-        // Blocks 4..36 form the compressed extent: short stored payloads.
-        let blocks: Vec<Vec<u8>> = (0..40u8)
-            .map(|i| {
-                if (4..36).contains(&i) {
-                    vec![i; 50 + usize::from(i)]
-                } else {
-                    vec![i; 4096]
-                }
-            })
-            .collect();
-        (kinds, blocks)
-    }
-
     fn encode_sample(kinds: &[u8], blocks: &[Vec<u8>]) -> Vec<u8> {
-        let plan = plan_extents(kinds);
-        let extents: Vec<ExtentIn<'_>> = plan
+        let extents: Vec<ExtentIn<'_>> = plan_extents(kinds)
             .iter()
             .enumerate()
-            .map(|(i, &(first, count))| {
-                let r = first as usize..first as usize + count as usize;
-                // The 32-block extent is compressed.
-                let compressed = count == 32;
-                ExtentIn {
-                    id: ChunkId::data(10 + i as u64),
-                    first,
-                    compressed,
-                    payloads: blocks[r].iter().map(|p| &p[..]).collect(),
-                }
+            .map(|(i, &(first, count))| ExtentIn {
+                id: ChunkId::data(10 + i as u64),
+                first,
+                payloads: blocks[first as usize..first as usize + count as usize]
+                    .iter()
+                    .map(|p| &p[..])
+                    .collect(),
             })
             .collect();
         encode_extent_write([9; 16], 1000, kinds, &extents)
@@ -457,43 +446,31 @@ mod tests {
 
     #[test]
     fn extent_write_roundtrip_and_garbled() {
-        let (kinds, blocks) = sample();
+        let mut kinds = vec![BLOCK_DATA; 40];
+        kinds[3] = BLOCK_ZERO;
+        let blocks: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 4096]).collect();
         let body = encode_sample(&kinds, &blocks);
         let (w, failed) = decode_extent_write(&body).unwrap();
         assert!(failed.is_empty());
+        assert_eq!(extent_write_covered(&body), Some(32 + 40 + 3 * 16));
         assert_eq!(
             (w.object, w.first_block, w.kinds.clone()),
             ([9; 16], 1000, kinds.clone())
         );
-        let shape: Vec<(u32, usize, u16)> = w
-            .extents
-            .iter()
-            .map(|x| (x.first, x.blocks.len(), x.flags))
-            .collect();
-        assert_eq!(shape, [(0, 3, 0), (4, 32, 1), (36, 4, 0)]);
-        for x in &w.extents {
-            for (k, &(at, len)) in x.blocks.iter().enumerate() {
-                assert_eq!(&body[at..at + len], &blocks[x.first as usize + k][..]);
-            }
-        }
-        // An uncompressed extent's blocks lie where its entry says.
+        let shape: Vec<(u32, u8)> = w.extents.iter().map(|x| (x.first, x.count)).collect();
+        assert_eq!(shape, [(0, 3), (4, 32), (36, 4)]);
+        // Blocks lie where `extent_block` says, from the crc array.
         let x = &w.extents[2];
-        let e = ExtentEntry {
-            loc: LogAddr(x.crcs_at as u64),
-            refcount: 1,
-            nblocks: 4,
-            flags: 0,
-        };
-        let (c, p) = e.plain_block(3);
-        assert_eq!(p.0 as usize, x.blocks[3].0);
+        let (c, p) = extent_block(LogAddr(x.crcs_at as u64), 4, 3);
+        assert_eq!(&body[p.0 as usize..p.0 as usize + 4096], &blocks[39][..]);
         assert_eq!(
             get_u32(&body, c.0 as usize),
             block_crc(x.id, 3, &blocks[39])
         );
         // A flipped payload byte fails that block's crc only.
         let mut d = body.clone();
-        d[x.blocks[1].0 + 7] ^= 1;
-        assert_eq!(decode_extent_write(&d).unwrap().1, [(2, 1)]);
+        d[p.0 as usize - 4096 * 2 + 7] ^= 1;
+        assert_eq!(decode_extent_write(&d).unwrap().1, [37]);
         // Truncated, trailing bytes, a bad kind, a data block in no extent.
         assert!(decode_extent_write(&body[..body.len() - 1]).is_err());
         let mut d = body.clone();
@@ -505,14 +482,32 @@ mod tests {
         let mut d = body.clone();
         d[EXTENT_WRITE_FIXED + 3] = BLOCK_DATA;
         assert!(decode_extent_write(&d).is_err());
-        // An extent of 33 blocks, or naming a node id.
+        // An extent of 33 blocks, with flags, or naming a node id.
         let descs = EXTENT_WRITE_FIXED + 40;
         let mut d = body.clone();
         d[descs + EXTENT_DESC_LEN + 12] = 33;
         assert!(decode_extent_write(&d).is_err());
+        let mut d = body.clone();
+        d[descs + 14] = 1;
+        assert!(decode_extent_write(&d).is_err());
         let mut d = body;
         put_u64(&mut d, descs, ChunkId::node(0).0);
         assert!(decode_extent_write(&d).is_err());
+    }
+
+    #[test]
+    fn extent_reloc_roundtrip_and_garbled() {
+        let stored = vec![3u8; 2 * EXTENT_BYTES_PER_BLOCK as usize];
+        let b = encode_extent_reloc(ChunkId::data(7), 2, &stored);
+        assert_eq!(decode_extent_reloc(&b).unwrap(), (ChunkId::data(7), 2));
+        assert!(decode_extent_reloc(&b[..b.len() - 1]).is_err());
+        let mut d = b.clone();
+        d[12] = 1;
+        assert!(decode_extent_reloc(&d).is_err());
+        let mut d = b;
+        put_u32(&mut d, 8, 33);
+        assert!(decode_extent_reloc(&d).is_err());
+        assert!(decode_extent_reloc(&[]).is_err());
     }
 
     proptest::proptest! {
@@ -522,6 +517,8 @@ mod tests {
             b in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
         ) {
             let _ = decode_extent_write(&b);
+            let _ = decode_extent_reloc(&b);
+            let _ = extent_write_covered(&b);
         }
 
         /// Any mix of data and zero blocks round-trips.
@@ -529,20 +526,13 @@ mod tests {
         fn extent_write_roundtrip(zeros in proptest::collection::vec(proptest::bool::ANY, 0..100)) {
             let kinds: Vec<u8> = zeros.iter().map(|&z| if z { BLOCK_ZERO } else { BLOCK_DATA }).collect();
             let blocks: Vec<Vec<u8>> = (0..kinds.len()).map(|i| vec![i as u8; 4096]).collect();
-            let plan = plan_extents(&kinds);
-            let extents: Vec<ExtentIn<'_>> = plan.iter().enumerate().map(|(i, &(first, count))| ExtentIn {
-                id: ChunkId::data(i as u64),
-                first,
-                compressed: false,
-                payloads: blocks[first as usize..first as usize + count as usize].iter().map(|p| &p[..]).collect(),
-            }).collect();
-            let body = encode_extent_write([1; 16], 5, &kinds, &extents);
+            let body = encode_sample(&kinds, &blocks);
             let (w, failed) = decode_extent_write(&body).unwrap();
             proptest::prop_assert!(failed.is_empty());
             proptest::prop_assert_eq!(w.kinds, kinds.clone());
             let data = kinds.iter().filter(|&&k| k == BLOCK_DATA).count();
-            proptest::prop_assert_eq!(w.extents.iter().map(|x| x.blocks.len()).sum::<usize>(), data);
-            proptest::prop_assert_eq!(w.extents.len(), plan.len());
+            proptest::prop_assert_eq!(w.extents.iter().map(|x| usize::from(x.count)).sum::<usize>(), data);
+            proptest::prop_assert_eq!(w.extents.len(), plan_extents(&kinds).len());
         }
     }
 }
