@@ -84,7 +84,9 @@ pub struct StoreStats {
 }
 
 /// Counts one map's allocated blocks, and those owned exclusively: every
-/// reference on the path from the root (and the block's own) is the only one;
+/// reference on the path from the root is the only one, and every
+/// reference to the block's extent comes from a leaf so reached (an extent
+/// spanning two leaves of one volume has two references, both its own);
 /// and its share of the metadata: a node or entry reached through shared
 /// nodes counts `1 / refcount` of each on the path.
 #[derive(Default)]
@@ -92,6 +94,9 @@ struct Space {
     allocated: u64,
     unique: u64,
     metadata: f64,
+    /// Per extent met through exclusively owned leaves: those leaves
+    /// (references) and the blocks they map.
+    owned: rustc_hash::FxHashMap<ChunkId, (u32, u64)>,
 }
 
 /// One chunk-table entry's share of its leaf record.
@@ -146,8 +151,10 @@ impl MapVisitor for Space {
             });
         }
         if x.is_data() {
-            let rc = st.ct_get(x)?.refcount;
-            self.block(ctx.0 && rc == 1);
+            self.block(false);
+            if ctx.0 {
+                self.owned.entry(x).or_default().1 += 1;
+            }
         }
         Ok(Walk::Next)
     }
@@ -163,6 +170,9 @@ impl MapVisitor for Space {
             // The leaf's share of the extent's entry.
             let rc = st.ct_get(x)?.refcount;
             self.metadata += ENTRY_SHARE * ctx.1 / f64::from(rc.max(1));
+            if ctx.0 {
+                self.owned.entry(x).or_default().0 += 1;
+            }
         }
         Ok(())
     }
@@ -180,6 +190,13 @@ impl State {
         };
         let mut space = Space::default();
         self.walk_map(e.root(), e.depth - 1, (true, 1.0), &mut space)?;
+        // Blocks of extents all of whose references this map's own leaves
+        // hold are unique to it.
+        for (x, (leaves, blocks)) in std::mem::take(&mut space.owned) {
+            if self.ct_get(x)?.refcount == leaves {
+                space.unique += blocks * BLOCK_SIZE;
+            }
+        }
         s.allocated_bytes = space.allocated;
         s.metadata_bytes = space.metadata.round() as u64;
         s.unique_bytes = space.unique;
