@@ -254,7 +254,7 @@ fn unclean_version_3_store_is_refused() {
 
 #[test]
 fn version_2_store_is_refused_and_current_one_opens() {
-    assert_eq!(FORMAT_VERSION, 5);
+    assert_eq!(FORMAT_VERSION, 6);
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(
         dir.path(),
@@ -267,14 +267,14 @@ fn version_2_store_is_refused_and_current_one_opens() {
     let v = s.create_volume(Some("v"), 64 * BS, false).unwrap().id;
     s.write(v, 0, &[7u8; BS as usize], true).unwrap();
     s.close().unwrap();
-    assert_eq!(versions(dir.path()), [5, 5]);
+    assert_eq!(versions(dir.path()), [6, 6]);
     let kept = std::fs::read(dir.path().join("superblock")).unwrap();
     mark_version(dir.path(), 2);
     refused(
         dir.path(),
         &["format version 2;", "a blockd of format version 3"],
     );
-    // The same store as version 5 opens and reads back.
+    // The same store as version 6 opens and reads back.
     std::fs::write(dir.path().join("superblock"), kept).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
     let mut got = vec![0u8; BS as usize];
@@ -331,13 +331,13 @@ fn version_4_open_cut_before_its_superblock_is_redone() {
     let v4_super = std::fs::read(dir.path().join("superblock")).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
     drop(s); // killed right after the open's checkpoint
-             // As if the power failed before the version 5 superblock was written:
-             // the version 5 pages the open wrote lie past the version 4 replay
+             // As if the power failed before the version 6 superblock was written:
+             // the version 6 pages the open wrote lie past the version 4 replay
              // point, where they hold no operations, and the Write record is
              // replayed again.
     std::fs::write(dir.path().join("superblock"), &v4_super).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
-    assert_eq!(versions(dir.path()), [5, 4]);
+    assert_eq!(versions(dir.path()), [6, 4]);
     verify_v4(&s, "opened again");
 }
 
@@ -346,13 +346,13 @@ fn version_4_store_opens_as_it_is() {
     let dir = v4_fixture();
     assert_eq!(versions(dir.path()), [4, 4]);
     // Its log holds a Write after the replay point: the open replays it
-    // (records are as in version 4) and checkpoints in version 5, which
+    // (records are as in version 4) and checkpoints in version 6, which
     // rewrites only the nodes the replay dirtied.
     let s = Store::open(dir.path(), opts()).unwrap();
-    assert_eq!(versions(dir.path()), [5, 4]);
+    assert_eq!(versions(dir.path()), [6, 4]);
     verify_v4(&s, "opened");
     let before = s.stats().unwrap();
-    // It goes on as a version 5 store: a sequential rewrite of `v` (its
+    // It goes on as a version 6 store: a sequential rewrite of `v` (its
     // leaves become runs), a snapshot, a delete, a scattered write.
     let v = s.resolve("v", Some(ObjectKind::Volume)).unwrap();
     let r = s.resolve("r", Some(ObjectKind::Volume)).unwrap();
@@ -364,7 +364,7 @@ fn version_4_store_opens_as_it_is() {
     s.delete(snap).unwrap();
     assert!(s.check(false).unwrap().is_clean());
     s.close().unwrap();
-    assert_eq!(versions(dir.path()), [5, 5]);
+    assert_eq!(versions(dir.path()), [6, 6]);
     let s = Store::open(dir.path(), opts()).unwrap();
     let mut got = vec![0u8; data.len()];
     s.read(s2, 600 * BS, &mut got).unwrap();
