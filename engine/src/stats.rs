@@ -135,7 +135,7 @@ impl MapVisitor for Space {
 
     fn entry(
         &mut self,
-        st: &mut State,
+        _st: &mut State,
         at: NodeAt,
         _index: usize,
         x: ChunkId,
