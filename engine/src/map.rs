@@ -214,9 +214,11 @@ impl State {
             // The leaf drops its reference to an overwritten extent only
             // when no other slot of it still names the extent.
             let mut gone = leaf_extents(&olds);
-            if !gone.is_empty() {
+            if gone.len() > 8 {
                 let left = leaf_extents(&n.slots[..]);
                 gone.retain(|c| left.binary_search(c).is_err());
+            } else if !gone.is_empty() {
+                gone.retain(|c| !n.slots.iter().any(|&v| slot_extent(v) == *c));
             }
             for o in gone {
                 self.decref(o)?;

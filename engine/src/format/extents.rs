@@ -73,28 +73,26 @@ pub fn leaf_extents(slots: &[u64]) -> Vec<ChunkId> {
     v
 }
 
-/// crc32 of block `index` of extent `extent`: over the extent id (u64
-/// LE), the index (u8) and the payload, so that a block of another
+/// crc32 of block `index` of extent `extent`: over the payload, then
+/// the extent id (u64 LE) and the index (u8), so that a block of another
 /// extent, or a stale block a reused spare segment still holds, never
-/// verifies as this one even when its own crc is valid.
+/// verifies as this one even when its own crc is valid. The seed comes
+/// last so that the writer can hash the payload before the id is known,
+/// outside the store lock, and finish under it ([`block_crc_of`]).
 pub fn block_crc(extent: ChunkId, index: u8, payload: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
+    h.update(payload);
     h.update(&extent.0.to_le_bytes());
     h.update(&[index]);
-    h.update(payload);
     h.finalize()
 }
 
-/// [`block_crc`] from the plain crc32 of a 4096-byte payload (computed
-/// before the extent's id is known, outside the store lock).
+/// [`block_crc`] from the plain crc32 of the 4096-byte payload: nine
+/// more bytes hashed.
 pub fn block_crc_of(extent: ChunkId, index: u8, payload_crc: u32) -> u32 {
-    let mut h = crc32fast::Hasher::new();
+    let mut h = crc32fast::Hasher::new_with_initial_len(payload_crc, BLOCK_SIZE);
     h.update(&extent.0.to_le_bytes());
     h.update(&[index]);
-    h.combine(&crc32fast::Hasher::new_with_initial_len(
-        payload_crc,
-        BLOCK_SIZE,
-    ));
     h.finalize()
 }
 
