@@ -64,7 +64,7 @@ pub const FORMAT_VERSION: u32 = 6;
 /// The oldest format version this build opens (migrating it).
 pub const OLDEST_FORMAT_VERSION: u32 = 3;
 /// The format version whose stores `migrate.rs` rewrites at open; later
-/// ones (4) open as they are.
+/// ones (4, 5) open as they are.
 pub const MIGRATED_FORMAT_VERSION: u32 = 3;
 /// Size of one superblock slot.
 pub const SUPER_SLOT_LEN: usize = 4096;
