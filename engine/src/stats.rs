@@ -5,7 +5,7 @@
 use crate::catalog::ObjectKind;
 use crate::counters::CounterHeadroom;
 use crate::error::Result;
-use crate::format::CT_LEAF_ENTRIES;
+use crate::format::{CT_LEAF_ENTRIES, NODE_FANOUT};
 use crate::state::{State, PAGE_RECORD};
 use crate::store::Store;
 use crate::types::{ChunkId, ObjectId, BLOCK_SIZE};
@@ -95,8 +95,34 @@ struct Space {
     unique: u64,
     metadata: f64,
     /// Per extent met through exclusively owned leaves: those leaves
-    /// (references) and the blocks they map.
-    owned: rustc_hash::FxHashMap<ChunkId, (u32, u64)>,
+    /// (references), the blocks they map and the first block of the last
+    /// of them. An extent's blocks lie at one place in every map, so one
+    /// map names it from at most two adjacent leaves; the walk visits
+    /// leaves in block order, so an extent is settled (`settle`) once the
+    /// walk is more than a leaf away, and the map stays small.
+    owned: rustc_hash::FxHashMap<ChunkId, (u32, u64, u64)>,
+}
+
+impl Space {
+    /// Counts the blocks of the extents in `owned` that the walk, now at
+    /// the leaf covering `base` (`None`: done), can meet no more, as
+    /// unique when all their references are leaves of this map.
+    fn settle(&mut self, st: &mut State, base: Option<u64>) -> Result<()> {
+        let far = |at: u64| base.is_none_or(|b| at.abs_diff(b) > NODE_FANOUT);
+        let done: Vec<ChunkId> = self
+            .owned
+            .iter()
+            .filter(|(_, v)| far(v.2))
+            .map(|(&x, _)| x)
+            .collect();
+        for x in done {
+            let (leaves, blocks, _) = self.owned.remove(&x).expect("listed");
+            if st.ct_get(x)?.refcount == leaves {
+                self.unique += blocks * BLOCK_SIZE;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One chunk-table entry's share of its leaf record.
@@ -119,6 +145,9 @@ impl MapVisitor for Space {
     fn enter(&mut self, st: &mut State, at: NodeAt, ctx: Self::Ctx) -> Result<Option<Self::Ctx>> {
         if at.id.is_special() {
             return Ok(None);
+        }
+        if at.level == 0 {
+            self.settle(st, Some(at.base))?;
         }
         let e = st.ct_get(at.id)?;
         let rc = e.refcount;
@@ -162,7 +191,7 @@ impl MapVisitor for Space {
     fn leaf_extent(
         &mut self,
         st: &mut State,
-        _at: NodeAt,
+        at: NodeAt,
         x: ChunkId,
         ctx: Self::Ctx,
     ) -> Result<()> {
@@ -171,7 +200,9 @@ impl MapVisitor for Space {
             let rc = st.ct_get(x)?.refcount;
             self.metadata += ENTRY_SHARE * ctx.1 / f64::from(rc.max(1));
             if ctx.0 {
-                self.owned.entry(x).or_default().0 += 1;
+                let o = self.owned.entry(x).or_default();
+                o.0 += 1;
+                o.2 = at.base;
             }
         }
         Ok(())
@@ -192,11 +223,7 @@ impl State {
         self.walk_map(e.root(), e.depth - 1, (true, 1.0), &mut space)?;
         // Blocks of extents all of whose references this map's own leaves
         // hold are unique to it.
-        for (x, (leaves, blocks)) in std::mem::take(&mut space.owned) {
-            if self.ct_get(x)?.refcount == leaves {
-                space.unique += blocks * BLOCK_SIZE;
-            }
-        }
+        space.settle(self, None)?;
         s.allocated_bytes = space.allocated;
         s.metadata_bytes = space.metadata.round() as u64;
         s.unique_bytes = space.unique;

@@ -139,11 +139,15 @@ fn refcounts_across_snapshot_partial_overwrite_and_delete() {
     let mut model = vec![0u64; 1024];
     let alloc = |s: &Store| s.stats().unwrap().allocated_bytes / BS;
     // Blocks 500..564: extents 500..532 (leaves 0 and 1) and 532..564.
+    let unique = |s: &Store, id| s.object_stats(id).unwrap().unique_bytes / BS;
     write(&s, v, &mut model, 1, 500..564);
     assert_eq!(alloc(&s), 64);
+    // Both references to the straddling extent are the volume's own.
+    assert_eq!(unique(&s, v), 64);
     clean(&s, "written");
     let snap = s.snapshot(v, Some("s")).unwrap().id;
     let snap_model = model.clone();
+    assert_eq!((unique(&s, v), unique(&s, snap)), (0, 0));
     clean(&s, "snapshot");
     // One block of the first extent, in leaf 0: the leaf is shadowed.
     write(&s, v, &mut model, 2, 505..506);
@@ -151,6 +155,9 @@ fn refcounts_across_snapshot_partial_overwrite_and_delete() {
     // The first extent's blocks in leaf 1, all overwritten in the volume.
     write(&s, v, &mut model, 3, 510..532);
     assert_eq!(alloc(&s), 64 + 1 + 22);
+    // The volume's new blocks are its own; the snapshot owns nothing
+    // alone: the first extent is still named by the volume's leaf 0.
+    assert_eq!((unique(&s, v), unique(&s, snap)), (23, 0));
     clean(&s, "leaf 1 rewritten");
     verify(&s, snap, &snap_model, "snapshot");
     verify(&s, v, &model, "volume");
