@@ -85,8 +85,9 @@ pub(crate) struct Faults {
     page_hook: parking_lot::Mutex<Option<PageHook>>,
     #[cfg(feature = "fault-injection")]
     log_write_hook: parking_lot::Mutex<Option<PageHook>>,
-    /// Called after each slice of a checkpoint's map nodes, without the
-    /// state lock (tests: client I/O between slices).
+    /// Called after each slice of a checkpoint's map nodes, and before its
+    /// final hold, without the state lock (tests: client I/O between
+    /// slices).
     #[cfg(feature = "fault-injection")]
     slice_hook: parking_lot::Mutex<Option<PageHook>>,
 }
@@ -160,8 +161,8 @@ impl Faults {
         }
     }
 
-    /// A slice of a checkpoint's map nodes is written (the state lock is
-    /// not held): runs the test hook, if one is set.
+    /// A slice of a checkpoint's map nodes is written, or the final hold
+    /// is next (the state lock is not held): runs the test hook, if set.
     #[inline]
     pub fn checkpoint_slice(&self) {
         #[cfg(feature = "fault-injection")]
@@ -248,7 +249,8 @@ impl crate::Store {
     }
 
     /// Sets (or with `None` clears) a hook run after each slice of a
-    /// checkpoint's map nodes, on the checkpointing thread, with the state
+    /// checkpoint's map nodes and before its final hold (after the nodes
+    /// left were encoded), on the checkpointing thread, with the state
     /// lock released and the checkpoint lock held (tests only: client I/O
     /// racing a sliced checkpoint, at chosen points). The hook may do
     /// client I/O on the store but nothing that takes the checkpoint lock

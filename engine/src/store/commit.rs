@@ -128,9 +128,11 @@ impl Store {
         // the chunk-table pages and the blob. What is committed is the
         // state at that hold: the snapshots only save work.
         let mut snapshot = st.dirty_nodes();
+        let faults = st.log.faults.clone();
         drop(st);
         snapshot.sort_unstable_by_key(|n| n.0);
         let pre = crate::checkpoint::Encoded::new(snapshot);
+        faults.checkpoint_slice();
         let mut st = self.inner.state.lock();
         self.check_live()?;
         let (ct_root, blob) = st.write_checkpoint(pre).map_err(|e| self.fail(e))?;

@@ -86,7 +86,7 @@ impl Default for StoreOptions {
             background_free: false,
             cached_metadata_reads: true,
             direct_log_writes: true,
-            checkpoint_slice_nodes: 1024,
+            checkpoint_slice_nodes: 512,
             segment_source: None,
         }
     }
