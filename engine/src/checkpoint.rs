@@ -84,12 +84,19 @@ fn encode_node(id: ChunkId, n: &Node) -> (Vec<u8>, u32) {
 
 impl State {
     /// The dirty map nodes, for [`Encoded::new`] (cheap: `Arc` clones),
-    /// unsorted: the caller sorts them by id outside the lock.
+    /// unsorted: the caller sorts them by id outside the lock. The caller
+    /// releases the lock right after, so the time this takes is counted as
+    /// a checkpoint's lock hold.
     pub(crate) fn dirty_nodes(&self) -> Vec<(ChunkId, Arc<Node>)> {
-        self.nodes_dirty
+        let started = std::time::Instant::now();
+        let nodes = self
+            .nodes_dirty
             .iter()
             .map(|(id, n)| (*id, n.clone()))
-            .collect()
+            .collect();
+        self.counters
+            .held(crate::op_stats::Holder::Checkpoint, started.elapsed());
+        nodes
     }
 
     /// One slice of a checkpoint, in a short hold of the state lock: the

@@ -579,12 +579,22 @@ impl Log {
     }
 
     /// Appends checkpoint records of one `kind` (Node or CtPage pages) and
-    /// returns their addresses. Each record is framed, numbered,
-    /// fault-checked and queued exactly as [`Log::append`] would. A failure
-    /// leaves the records before the failing one queued: the caller must
-    /// fail-stop.
+    /// returns their addresses. Each record is framed, numbered and
+    /// fault-checked exactly as [`Log::append`] would; they are queued
+    /// together (one queue lock and wake-up, not one per page: see
+    /// [`Log::append_encoded_many`]). A failure leaves the records before
+    /// the failing one queued: the caller must fail-stop.
     pub fn append_many(&mut self, kind: RecordKind, bodies: &[Vec<u8>]) -> Result<Vec<LogAddr>> {
-        bodies.iter().map(|b| self.append(kind, b)).collect()
+        let framed = bodies
+            .iter()
+            .map(|b| {
+                let mut f = Vec::with_capacity(HEADER_LEN + b.len());
+                f.resize(HEADER_LEN, 0);
+                f.extend_from_slice(b);
+                (f, crc32fast::hash(b))
+            })
+            .collect();
+        self.append_encoded_many(kind, framed)
     }
 
     fn append_parts(
