@@ -27,7 +27,7 @@ use std::sync::Arc;
 /// the nodes dirty when it starts) before the final hold writes whatever
 /// is left, however much: under writes faster than slices, the final hold
 /// grows rather than the checkpoint never ending.
-const SLICE_PASSES: usize = 4;
+const SLICE_PASSES: usize = 16;
 
 impl Store {
     /// Runs the housekeeping a write may call for: a checkpoint when dirty
@@ -108,11 +108,10 @@ impl Store {
                 part.reverse();
                 let pre = crate::checkpoint::Encoded::new(part);
                 self.check_live()?;
-                self.inner
-                    .state
-                    .lock()
-                    .write_node_slice(pre)
-                    .map_err(|e| self.fail(e))?;
+                let r = self.inner.state.lock().write_node_slice(pre);
+                // The writer thread is woken only now the lock is free.
+                self.inner.queue.wake();
+                r.map_err(|e| self.fail(e))?;
                 faults.checkpoint_slice();
             }
             st = self.inner.state.lock();
@@ -135,13 +134,21 @@ impl Store {
         faults.checkpoint_slice();
         let mut st = self.inner.state.lock();
         self.check_live()?;
-        let (ct_root, blob) = st.write_checkpoint(pre).map_err(|e| self.fail(e))?;
+        let (ct_root, blob) = match st.write_checkpoint(pre) {
+            Ok(r) => r,
+            Err(e) => {
+                drop(st);
+                self.inner.queue.wake();
+                return Err(self.fail(e));
+            }
+        };
         let replay_start = st.log.tail();
         let replay_seq = st.log.next_seq();
         let log_bytes = st.counters.log_bytes();
         let faults = st.log.faults.clone();
         let pending = std::mem::take(&mut st.pending_delete);
         drop(st);
+        self.inner.queue.wake();
         // The pages and the blob reach the segment files from the log's
         // write queue; the superblock may name them only once they are
         // written and synced.
