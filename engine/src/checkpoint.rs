@@ -51,6 +51,11 @@ impl Encoded {
                 .collect(),
         )
     }
+
+    /// How many nodes were encoded.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 /// The checkpoint blob, JSON in a Checkpoint record.

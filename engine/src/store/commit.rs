@@ -120,20 +120,36 @@ impl Store {
     }
 
     fn checkpoint_protocol(&self, st: parking_lot::MutexGuard<'_, State>) -> Result<()> {
-        let st = self.write_node_slices(st)?;
+        let mut st = self.write_node_slices(st)?;
+        let per = self.inner.opts.checkpoint_slice_nodes.max(1);
+        let faults = st.log.faults.clone();
         // The nodes left (most of a small checkpoint's pages) are encoded
         // and checksummed without the lock too; the final hold only frames
         // and queues them (re-encoding those changed meanwhile) and writes
         // the chunk-table pages and the blob. What is committed is the
-        // state at that hold: the snapshots only save work.
-        let mut snapshot = st.dirty_nodes();
-        let faults = st.log.faults.clone();
-        drop(st);
-        snapshot.sort_unstable_by_key(|n| n.0);
-        let pre = crate::checkpoint::Encoded::new(snapshot);
-        faults.checkpoint_slice();
-        let mut st = self.inner.state.lock();
-        self.check_live()?;
+        // state at that hold: the snapshots only save work. Should more
+        // than a slice have been dirtied while they were encoded (the lock
+        // is contended), they go as one more slice and the final hold is
+        // tried again, a bounded number of times.
+        let mut tries = 0;
+        let (mut st, pre) = loop {
+            let mut snapshot = st.dirty_nodes();
+            drop(st);
+            snapshot.sort_unstable_by_key(|n| n.0);
+            let pre = crate::checkpoint::Encoded::new(snapshot);
+            faults.checkpoint_slice();
+            st = self.inner.state.lock();
+            self.check_live()?;
+            tries += 1;
+            if st.nodes_dirty.len() <= pre.len() + per || tries == SLICE_PASSES {
+                break (st, pre);
+            }
+            let r = st.write_node_slice(pre);
+            drop(st);
+            self.inner.queue.wake();
+            r.map_err(|e| self.fail(e))?;
+            st = self.inner.state.lock();
+        };
         let (ct_root, blob) = match st.write_checkpoint(pre) {
             Ok(r) => r,
             Err(e) => {
