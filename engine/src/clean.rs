@@ -355,37 +355,17 @@ impl Store {
             }
             Ok(())
         })?;
-        let mut moved = 0;
         *appending = true;
-        for item in batch.drain(..) {
-            match item {
-                Item::Chunk { id, loc, payload } => moved += st.relocate(id, loc, &payload)?,
-                Item::Extent { id, loc, n, stored } => {
-                    moved += st.relocate_extent(id, loc, n, &stored)?
-                }
-                Item::Node { id, addr, body } => {
-                    let e = st.ct_get(id)?;
-                    if e.is_live() && e.loc == addr && !st.nodes_dirty.contains_key(&id) {
-                        // The record read is the node's current version.
-                        if crc32fast::hash(&body) != e.crc {
-                            return Err(Error::corrupt(format!(
-                                "map node {} fails its checksum",
-                                id.0
-                            )));
-                        }
-                        let n = Node::decode(&body, id)?;
-                        st.node_put(id, std::sync::Arc::new(n));
-                        moved += body.len() as u64;
-                    }
-                }
-                Item::Page { key, addr, len } => {
-                    if st.ct_page_ref(key.0, key.1)?.loc == addr {
-                        st.ct_force.insert(key);
-                        moved += len;
-                    }
-                }
-            }
-        }
+        // The batch's records are queued together, whatever happens.
+        let mine = st.log.hold_appends();
+        let r = move_batch(&mut st, batch);
+        let queued = if mine { st.log.queue_held() } else { Ok(()) };
+        // The writer thread is woken only once the lock is free.
+        let queue = st.log.queue();
+        drop(st);
+        queue.wake();
+        queued?;
+        let moved = r?;
         *appending = false;
         Ok(moved)
     }
@@ -557,4 +537,40 @@ impl Store {
         );
         Ok(report.segments_freed > 0)
     }
+}
+
+/// Moves what is still live of `batch` (see [`Store::clean_batch`]);
+/// returns the bytes moved.
+fn move_batch(st: &mut State, batch: &mut Vec<Item>) -> Result<u64> {
+    let mut moved = 0;
+    for item in batch.drain(..) {
+        match item {
+            Item::Chunk { id, loc, payload } => moved += st.relocate(id, loc, &payload)?,
+            Item::Extent { id, loc, n, stored } => {
+                moved += st.relocate_extent(id, loc, n, &stored)?
+            }
+            Item::Node { id, addr, body } => {
+                let e = st.ct_get(id)?;
+                if e.is_live() && e.loc == addr && !st.nodes_dirty.contains_key(&id) {
+                    // The record read is the node's current version.
+                    if crc32fast::hash(&body) != e.crc {
+                        return Err(Error::corrupt(format!(
+                            "map node {} fails its checksum",
+                            id.0
+                        )));
+                    }
+                    let n = Node::decode(&body, id)?;
+                    st.node_put(id, std::sync::Arc::new(n));
+                    moved += body.len() as u64;
+                }
+            }
+            Item::Page { key, addr, len } => {
+                if st.ct_page_ref(key.0, key.1)?.loc == addr {
+                    st.ct_force.insert(key);
+                    moved += len;
+                }
+            }
+        }
+    }
+    Ok(moved)
 }
