@@ -601,8 +601,13 @@ impl Log {
     /// Appends a Write record from its checksummed head (`HEADER_LEN`-byte
     /// placeholder, fixed part and entries) and its payloads, copied into
     /// one queued buffer.
-    pub fn append_write(&mut self, head: &mut [u8], payloads: &[&[u8]]) -> Result<LogAddr> {
-        self.append_parts(RecordKind::Write, head, payloads)
+    pub fn append_write(
+        &mut self,
+        kind: RecordKind,
+        head: &mut [u8],
+        payloads: &[&[u8]],
+    ) -> Result<LogAddr> {
+        self.append_parts(kind, head, payloads)
     }
 
     /// Appends checkpoint records of one `kind` (Node or CtPage pages) and
@@ -721,7 +726,7 @@ impl Log {
             self.queue.wait_room(QUEUE_LIMIT)?;
         }
         if self.tail + need + SEAL_RESERVE > self.seg_size {
-            self.roll(kind == RecordKind::Write)?;
+            self.roll(matches!(kind, RecordKind::Write | RecordKind::WriteExtents))?;
         }
         let mut h = if let Some(crc) = body_crc {
             RecordHeader::encode_with_crc(
@@ -743,9 +748,11 @@ impl Log {
         RecordHeader::set_claim(&mut h, self.next_seq, self.synced_through);
         head[..HEADER_LEN].copy_from_slice(&h);
         let point = match kind {
-            RecordKind::Write | RecordKind::Zero | RecordKind::Free => FaultPoint::LogAppend,
+            RecordKind::Write | RecordKind::WriteExtents | RecordKind::Zero | RecordKind::Free => {
+                FaultPoint::LogAppend
+            }
             RecordKind::Catalog => FaultPoint::CatalogAppend,
-            RecordKind::Reloc => FaultPoint::ReclaimMove,
+            RecordKind::Reloc | RecordKind::RelocExtent => FaultPoint::ReclaimMove,
             RecordKind::Seal => FaultPoint::SegmentSeal,
             RecordKind::Node | RecordKind::CtPage | RecordKind::Checkpoint => {
                 FaultPoint::CheckpointPage

@@ -56,12 +56,11 @@ fn filled_store(dir: &std::path::Path, n: u32) -> (Store, Vec<ObjectId>) {
     let mut vols = Vec::new();
     for v in 0..n {
         let id = s.create_volume(None, VOL, false).unwrap().id;
-        for chunk in 0..VOL / BS / 256 {
-            let mut data = Vec::with_capacity(256 * BS as usize);
-            for b in chunk * 256..(chunk + 1) * 256 {
-                data.extend(block(v, b, 0));
-            }
-            s.write(id, chunk * 256 * BS, &data, false).unwrap();
+        // Block by block: one-block extents, each with its own table
+        // entry, so that the table spans many pages a tiny cache misses
+        // (multi-block extents would fit it in a few).
+        for b in 0..VOL / BS {
+            s.write(id, b * BS, &block(v, b, 0), false).unwrap();
         }
         vols.push(id);
     }
@@ -243,7 +242,15 @@ fn tiny_cache_concurrent_io_matches_model() {
                         for b in first..first + n {
                             data.extend(block(v, b, op));
                         }
-                        s.write(id, first * BS, &data, false).unwrap();
+                        if op % 2 == 0 {
+                            s.write(id, first * BS, &data, false).unwrap();
+                        } else {
+                            // Block by block: one-block extents, many
+                            // table entries (pages a tiny cache misses).
+                            for (i, d) in data.chunks(BS as usize).enumerate() {
+                                s.write(id, (first + i as u64) * BS, d, false).unwrap();
+                            }
+                        }
                         model[first as usize..(first + n) as usize].fill(op);
                     }
                 }
