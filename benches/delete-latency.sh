@@ -11,6 +11,11 @@
 #   benches/delete-latency.sh SIZE_GIB [BLOCKD]
 #   benches/delete-latency.sh 4 target/debug/blockd
 #
+# FILL=random writes `v` (both times) with 4 KiB random writes at depth 32
+# instead of 1 MiB sequential ones: every block is then its own extent,
+# the most references a snapshot of that size can hold (sequential 1 MiB
+# writes make extents of 32 blocks).
+#
 # Stores go under BENCH_DIR (default target/). Needs fio and python3. The
 # server gets BLOCKD_CACHE_SIZE and BLOCKD_DIRTY_LIMIT from the environment.
 set -euo pipefail
@@ -28,14 +33,23 @@ BLOCKD_LOG=info "$B" --data-dir "$d/d" serve --api-listen "" --nbd-listen "" \
   --nbd-socket "$d/s.sock" 2>"$d/serve.log" &
 pid=$!
 for _ in $(seq 1 200); do [ -S "$d/s.sock" ] && break; sleep 0.05; done
-fill() {
-  fio --name=fill --ioengine=nbd --uri="nbd+unix:///$1?socket=$d/s.sock" --rw=write \
-    --bs=1M --iodepth=16 --size="$2" --end_fsync=1 --output-format=terse >/dev/null
+FILL=${FILL:-seq}
+fill() { # volume size [fio options: 1 MiB sequential by default]
+  local v=$1 size=$2
+  shift 2
+  fio --name=fill --ioengine=nbd --uri="nbd+unix:///$v?socket=$d/s.sock" --rw=write \
+    --bs=1M --iodepth=16 --size="$size" --end_fsync=1 --output-format=terse "$@" >/dev/null
+}
+fill_v() {
+  case $FILL in
+    random) fill v "${N}G" --rw=randwrite --bs=4k --iodepth=32 ;;
+    *) fill v "${N}G" ;;
+  esac
 }
 fill w 1G
-fill v "${N}G"
+fill_v
 "$B" --data-dir "$d/d" snapshot create v s >/dev/null
-fill v "${N}G"
+fill_v
 sleep 2 # let housekeeping settle
 fio --name=reads --ioengine=nbd --uri="nbd+unix:///w?socket=$d/s.sock" --rw=randread \
   --bs=4k --iodepth=1 --size=1G --time_based --runtime=$((4 + N / 2)) \
@@ -58,16 +72,16 @@ done
 t2=${t2:-$(date +%s.%N)}
 wait "$fpid"
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-python3 - "$d/fio.json" "$t0" "$t1" "$t2" "$rss" "$N" "$rss0" <<'PY'
+python3 - "$d/fio.json" "$t0" "$t1" "$t2" "$rss" "$N" "$rss0" "$FILL" <<'PY'
 import json, sys
 t = open(sys.argv[1]).read()
 j = json.loads(t[t.find("{"):])["jobs"][0]["read"]
 p = j["clat_ns"]["percentile"]
 t0, t1, t2 = map(float, sys.argv[2:5])
-print("%s GiB snapshot: delete answered in %.1f ms, freed after %.2f s; "
+print("%s GiB snapshot (%s fill): delete answered in %.1f ms, freed after %.2f s; "
       "4 KiB QD1 reads p50 %.3f ms p99 %.3f ms max %.1f ms (%d IOPS); "
       "RSS %d MiB before, peak %d MiB" % (
-    sys.argv[6], (t1 - t0) * 1e3, t2 - t0, p["50.000000"] / 1e6, p["99.000000"] / 1e6,
+    sys.argv[6], sys.argv[8], (t1 - t0) * 1e3, t2 - t0, p["50.000000"] / 1e6, p["99.000000"] / 1e6,
     j["clat_ns"]["max"] / 1e6, j["iops"], int(sys.argv[7]) // 1024, int(sys.argv[5]) // 1024))
 PY
 grep "pending frees done" "$d/serve.log" | tail -1
