@@ -9,6 +9,7 @@
 //! pages live in bounded LRU caches and are reloaded from the log on demand.
 
 use crate::catalog::Catalog;
+use crate::ct_bytes::CtBytes;
 use crate::error::{Error, Result};
 use crate::format::{
     CtChild, CtEntry, CtPage, Node, RecordKind, CT_CAPACITY, CT_FANOUT, CT_INTERIOR_LEVELS,
@@ -34,7 +35,8 @@ pub(crate) struct State {
     pub catalog: Catalog,
     /// Root page of the chunk table (and its crc) as of the last checkpoint.
     pub ct_root: CtChild,
-    ct_clean: LruCache<CtKey, Arc<CtPage>, FxBuildHasher>,
+    /// Clean pages as their verified bytes (`ct_bytes.rs`).
+    ct_clean: LruCache<CtKey, Arc<CtBytes>, FxBuildHasher>,
     pub(crate) ct_dirty: FxHashMap<u64, CtPage>,
     nodes_clean: LruCache<ChunkId, Arc<Node>, FxBuildHasher>,
     pub(crate) nodes_dirty: FxHashMap<ChunkId, Arc<Node>>,
@@ -201,11 +203,12 @@ impl State {
     // ---- chunk table ----
 
     /// Loads a chunk-table page from disk through its parents, verifying
-    /// it against the crc its parent (or the superblock) holds for it.
+    /// it against the crc its parent (or the superblock) holds for it, as
+    /// its verified bytes (`ct_bytes.rs`).
     /// In no-I/O mode (`fetch.rs`) a page not in memory is noted and the
     /// lookup fails; for a write's check walk every page found is pinned
     /// for the rest of the hold.
-    pub(crate) fn ct_load(&mut self, level: u8, index: u64) -> Result<Arc<CtPage>> {
+    pub(crate) fn ct_bytes(&mut self, level: u8, index: u64) -> Result<Arc<CtBytes>> {
         let key = (level, index);
         if let Some(p) = self.fetch.pinned_ct.get(&key) {
             self.counters.lookup(Cache::Table, true);
@@ -222,7 +225,7 @@ impl State {
         self.counters.lookup(Cache::Table, false);
         let child = self.ct_page_ref(level, index)?;
         let page = if child.loc.is_none() {
-            CtPage::empty(level)
+            CtBytes::of_page(&CtPage::empty(level), key)
         } else if self.fetch.no_io {
             match self.cached_read(
                 |seg| crate::fetch::cached_ct_page(seg, key, child),
@@ -240,7 +243,7 @@ impl State {
             self.log.faults.page_read();
             self.counters.page_read(false);
             let seg = self.log.segment(child.loc.segment());
-            crate::fetch::read_ct_page(seg.as_deref(), self.log.seg_size, key, child)?
+            crate::fetch::read_ct_page(seg.as_deref(), key, child)?
         };
         let page = Arc::new(page);
         if self.fetch.no_io && self.fetch.pin_hits {
@@ -250,8 +253,16 @@ impl State {
         Ok(page)
     }
 
+    /// A clean chunk-table page decoded whole (checkpoints and checks;
+    /// lookups decode only the entry they need).
+    pub(crate) fn ct_load(&mut self, level: u8, index: u64) -> Result<Arc<CtPage>> {
+        Ok(Arc::new(
+            self.ct_bytes(level, index)?.decode((level, index))?,
+        ))
+    }
+
     /// Caches a clean chunk-table page (one fetched outside the lock).
-    pub(crate) fn ct_clean_put(&mut self, key: CtKey, page: Arc<CtPage>) {
+    pub(crate) fn ct_clean_put(&mut self, key: CtKey, page: Arc<CtBytes>) {
         self.ct_clean.put(key, page);
     }
 
@@ -270,10 +281,9 @@ impl State {
             }
             return Ok(self.ct_root);
         }
-        match &*self.ct_load(level + 1, index / CT_FANOUT)? {
-            CtPage::Inner(cs) => Ok(cs[(index % CT_FANOUT) as usize]),
-            CtPage::Leaf(_) => Err(Error::corrupt("chunk-table leaf found above level 0")),
-        }
+        let parent = (level + 1, index / CT_FANOUT);
+        self.ct_bytes(parent.0, parent.1)?
+            .child(parent, (index % CT_FANOUT) as usize)
     }
 
     /// Drops a clean cached chunk-table page (after a checkpoint rewrote it).
@@ -282,10 +292,11 @@ impl State {
         self.ct_clean.pop(&key);
     }
 
-    /// Caches a chunk-table page just written by a checkpoint.
-    pub(crate) fn ct_cache(&mut self, key: CtKey, page: CtPage) {
+    /// Caches a chunk-table page just written by a checkpoint, from the
+    /// record body written.
+    pub(crate) fn ct_cache(&mut self, key: CtKey, body: &[u8]) {
         self.fetch.pinned_ct.remove(&key);
-        self.ct_clean.put(key, Arc::new(page));
+        self.ct_clean.put(key, Arc::new(CtBytes::of_body(body)));
     }
 
     /// The entry of chunk `id`.
@@ -295,10 +306,7 @@ impl State {
         if let Some(CtPage::Leaf(es)) = self.ct_dirty.get(&leaf) {
             return Ok(es[slot]);
         }
-        match &*self.ct_load(0, leaf)? {
-            CtPage::Leaf(es) => Ok(es[slot]),
-            CtPage::Inner(_) => Err(Error::corrupt("chunk-table interior page found at level 0")),
-        }
+        self.ct_bytes(0, leaf)?.entry(leaf, slot)
     }
 
     /// A copy of the entries of chunk-table leaf `leaf`.
@@ -306,8 +314,8 @@ impl State {
         if let Some(CtPage::Leaf(es)) = self.ct_dirty.get(&leaf) {
             return Ok(**es);
         }
-        match &*self.ct_load(0, leaf)? {
-            CtPage::Leaf(es) => Ok(**es),
+        match self.ct_bytes(0, leaf)?.decode((0, leaf))? {
+            CtPage::Leaf(es) => Ok(*es),
             CtPage::Inner(_) => Err(Error::corrupt("chunk-table interior page found at level 0")),
         }
     }
@@ -315,7 +323,7 @@ impl State {
     /// The entries of chunk-table leaf `leaf`, dirtied for modification.
     fn ct_leaf_mut(&mut self, leaf: u64) -> Result<&mut [CtEntry; CT_LEAF_ENTRIES as usize]> {
         if !self.ct_dirty.contains_key(&leaf) {
-            let page = (*self.ct_load(0, leaf)?).clone();
+            let page = self.ct_bytes(0, leaf)?.decode((0, leaf))?;
             self.ct_clean.pop(&(0, leaf));
             self.fetch.pinned_ct.remove(&(0, leaf));
             self.ct_dirty.insert(leaf, page);
