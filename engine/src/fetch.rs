@@ -399,6 +399,25 @@ impl Store {
         self.lock_resolved_as(Holder::Io, fetched, f)
     }
 
+    /// Runs `f` under the state lock in no-I/O mode only if nothing has to
+    /// wait: the lock is free now, and every page `f` looks up is in memory
+    /// or in the OS page cache. `None` when the lock is busy or `f` met a
+    /// miss (nothing was read from the device): run it with
+    /// [`Store::lock_resolved`] from a thread that may block.
+    pub(crate) fn try_resolved<T>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<T>,
+    ) -> Option<Result<(Held<'_>, T)>> {
+        let mut st = Held::new(self.try_state()?, Holder::Io);
+        st.fetch.no_io = true;
+        let r = f(&mut st);
+        st.fetch.no_io = false;
+        if !st.fetch.misses.is_empty() {
+            return None;
+        }
+        Some(r.map(|v| (st, v)))
+    }
+
     /// [`Store::lock_resolved`] for `who` (client I/O, or a cleaner batch).
     pub(crate) fn lock_resolved_as<T>(
         &self,

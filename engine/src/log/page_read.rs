@@ -1,7 +1,8 @@
-//! Reads of metadata pages straight into the caller's buffer (no
-//! intermediate copy): one `preadv2` of header and body, with `RWF_NOWAIT`
-//! for the reads that must not wait for the device (under the store lock),
-//! where "would block" is simply `None` and the caller takes the slow way.
+//! Reads of metadata pages and data blocks straight into the caller's
+//! buffer (no intermediate copy): one `preadv2` of header and body, with
+//! `RWF_NOWAIT` for the reads that must not wait for the device (under the
+//! store lock, or a read run on the NBD server's event loop), where "would
+//! block" is simply `None` or false and the caller takes the slow way.
 
 use super::Segment;
 use crate::error::Result;
@@ -54,5 +55,21 @@ impl Segment {
             return Ok(None);
         }
         Ok(Some(hd))
+    }
+
+    /// Fills `buf` from `offset` only if all of it is in the page cache
+    /// (`RWF_NOWAIT`, the bytes local and written): false when it would
+    /// block or anything else stands in the way (the caller then reads it
+    /// with [`Segment::read_exact_at`], where waiting is allowed).
+    pub fn read_cached_at(&self, buf: &mut [u8], offset: u64) -> bool {
+        let end = offset + buf.len() as u64;
+        if self.remote_at(offset) || self.gate.pending(self.no, offset, end) {
+            return false;
+        }
+        self.touch_read();
+        let want = buf.len();
+        let mut iov = [IoSliceMut::new(buf)];
+        rustix::io::preadv2(&self.file, &mut iov, offset, ReadWriteFlags::NOWAIT)
+            .is_ok_and(|n| n == want)
     }
 }
