@@ -75,6 +75,11 @@ impl CtBytes {
         CtBytes(b)
     }
 
+    /// The page's buffer, for reuse.
+    pub fn into_buffer(self) -> Box<[u8; PAGE_LEN]> {
+        self.0
+    }
+
     /// Entry `slot` of leaf `index`.
     pub fn entry(&self, index: u64, slot: usize) -> Result<CtEntry> {
         CtPage::leaf_entry(&self.0[..], index, slot)

@@ -20,7 +20,7 @@
 
 use crate::ct_bytes::{no_record, CtBytes};
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{CtChild, Node, RecordKind, CT_CAPACITY, CT_LEAF_ENTRIES};
+use crate::format::{CtChild, Node, RecordKind, CT_CAPACITY, CT_LEAF_ENTRIES, PAGE_LEN};
 use crate::log::Segment;
 use crate::map::entry_span;
 use crate::op_stats::Holder;
@@ -101,8 +101,13 @@ pub(crate) fn read_ct_page(seg: Option<&Segment>, key: CtKey, child: CtChild) ->
 /// Chunk-table page `key` at `child`, if the OS page cache holds all of its
 /// record (read without waiting for the device) and it verifies; `None`
 /// sends the caller the slow way, which reports damage with context.
-pub(crate) fn cached_ct_page(seg: Option<&Segment>, key: CtKey, child: CtChild) -> Option<CtBytes> {
-    let mut body = CtBytes::buffer();
+/// `body` is the buffer to read into.
+pub(crate) fn cached_ct_page(
+    seg: Option<&Segment>,
+    key: CtKey,
+    child: CtChild,
+    mut body: Box<[u8; PAGE_LEN]>,
+) -> Option<CtBytes> {
     let hd = seg?.read_page_cached_into(child.loc.offset(), &mut body[..])?;
     CtBytes::verify(body, &hd, key, child).ok()
 }

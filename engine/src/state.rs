@@ -27,6 +27,9 @@ use std::sync::Arc;
 /// Bytes a page record occupies in the log.
 pub(crate) const PAGE_RECORD: u64 = (HEADER_LEN + PAGE_LEN) as u64;
 
+/// Most buffers of evicted chunk-table pages kept for reuse.
+const CT_SPARE_BUFFERS: usize = 8;
+
 /// Key of a chunk-table page: (level, index); level 0 is a leaf.
 pub(crate) type CtKey = (u8, u64);
 
@@ -37,6 +40,9 @@ pub(crate) struct State {
     pub ct_root: CtChild,
     /// Clean pages as their verified bytes (`ct_bytes.rs`).
     ct_clean: LruCache<CtKey, Arc<CtBytes>, FxBuildHasher>,
+    /// Buffers of pages the cache evicted, for the next misses to read
+    /// into (no allocation per miss).
+    ct_spare: Vec<Box<[u8; PAGE_LEN]>>,
     pub(crate) ct_dirty: FxHashMap<u64, CtPage>,
     nodes_clean: LruCache<ChunkId, Arc<Node>, FxBuildHasher>,
     pub(crate) nodes_dirty: FxHashMap<ChunkId, Arc<Node>>,
@@ -84,6 +90,7 @@ impl State {
             catalog,
             ct_root,
             ct_clean: LruCache::with_hasher(half, FxBuildHasher),
+            ct_spare: Vec::new(),
             ct_dirty: FxHashMap::default(),
             nodes_clean: LruCache::with_hasher(half, FxBuildHasher),
             nodes_dirty: FxHashMap::default(),
@@ -227,8 +234,9 @@ impl State {
         let page = if child.loc.is_none() {
             CtBytes::of_page(&CtPage::empty(level), key)
         } else if self.fetch.no_io {
+            let buf = self.ct_spare.pop().unwrap_or_else(CtBytes::buffer);
             match self.cached_read(
-                |seg| crate::fetch::cached_ct_page(seg, key, child),
+                |seg| crate::fetch::cached_ct_page(seg, key, child, buf),
                 child.loc,
             ) {
                 Some(p) => p,
@@ -249,7 +257,7 @@ impl State {
         if self.fetch.no_io && self.fetch.pin_hits {
             self.fetch.pinned_ct.insert(key, page.clone());
         }
-        self.ct_clean.put(key, page.clone());
+        self.ct_clean_put(key, page.clone());
         Ok(page)
     }
 
@@ -262,8 +270,15 @@ impl State {
     }
 
     /// Caches a clean chunk-table page (one fetched outside the lock).
+    /// The buffer of a page it evicts is kept for the next miss.
     pub(crate) fn ct_clean_put(&mut self, key: CtKey, page: Arc<CtBytes>) {
-        self.ct_clean.put(key, page);
+        if let Some((_, old)) = self.ct_clean.push(key, page) {
+            if self.ct_spare.len() < CT_SPARE_BUFFERS {
+                if let Ok(old) = Arc::try_unwrap(old) {
+                    self.ct_spare.push(old.into_buffer());
+                }
+            }
+        }
     }
 
     /// Where a chunk-table page lies on disk as of the last checkpoint, and
@@ -296,7 +311,7 @@ impl State {
     /// record body written.
     pub(crate) fn ct_cache(&mut self, key: CtKey, body: &[u8]) {
         self.fetch.pinned_ct.remove(&key);
-        self.ct_clean.put(key, Arc::new(CtBytes::of_body(body)));
+        self.ct_clean_put(key, Arc::new(CtBytes::of_body(body)));
     }
 
     /// The entry of chunk `id`.
