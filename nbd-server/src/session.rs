@@ -529,7 +529,7 @@ struct Job {
     slot: OwnedSemaphorePermit,
 }
 
-/// Starts jobs on the blocking pool.
+/// Runs jobs: batches on the blocking pool, short cached reads in place.
 struct Runner {
     counters: Arc<VolumeCounters>,
     store: Store,
@@ -573,9 +573,7 @@ impl Runner {
             drop(engine_slot);
         });
     }
-}
 
-impl Runner {
     /// Answers `j` here, on the event loop, if it is a short read (one
     /// data chunk) that needs nothing to wait: the engine's
     /// [`Store::read_if_cached`] (state lock free, every page and block in
