@@ -9,7 +9,7 @@
 
 mod common;
 use common::{blockd_output, pattern};
-use engine::decode::{decode_write, RecordHeader, RecordKind, HEADER_LEN};
+use engine::decode::{write_payloads, RecordHeader, RecordKind, HEADER_LEN};
 use engine::{ObjectId, Store, StoreOptions};
 use std::path::Path;
 
@@ -37,13 +37,15 @@ fn writes(dir: &Path) -> Vec<(u64, u64, Vec<u64>)> {
         .and_then(RecordHeader::decode)
     {
         let end = off + HEADER_LEN + h.body_len as usize;
-        if h.kind == RecordKind::Write {
-            let w = decode_write(&bytes[off + HEADER_LEN..end]).unwrap();
-            let p = w.payload_offsets.iter();
+        if matches!(h.kind, RecordKind::Write | RecordKind::WriteExtents) {
+            let (_, _, at) = write_payloads(h.kind, &bytes[off + HEADER_LEN..end]).unwrap();
             out.push((
                 off as u64,
                 h.seq,
-                p.map(|&p| (off + HEADER_LEN + p) as u64).collect(),
+                at.iter()
+                    .flatten()
+                    .map(|&(p, _)| (off + HEADER_LEN + p) as u64)
+                    .collect(),
             ));
         }
         off = end;

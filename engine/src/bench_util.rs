@@ -27,13 +27,15 @@ impl Store {
             let mut st = self.state();
             let e = st.catalog.get(id)?.clone();
             let runs = st.runs(id, 0, 1, 1)?;
-            let chunk = runs
+            let run = runs
                 .first()
-                .map(|r| r.value)
-                .filter(|c| c.is_data())
+                .filter(|r| r.value.is_data())
+                .copied()
                 .ok_or_else(|| Error::new(ErrorKind::InvalidArgument, "block 0 must hold data"))?;
             let blocks = e.info.size.div_ceil(BLOCK_SIZE);
-            let mut child = chunk;
+            // A leaf holds one reference to the chunk, however many of its
+            // slots name it (the same slot value, block 0's).
+            let mut child = run.value;
             for level in 0..e.depth {
                 let mut n = Node::filled(level, ChunkId::HOLE);
                 let used = if level + 1 == e.depth {
@@ -42,7 +44,14 @@ impl Store {
                     NODE_FANOUT
                 };
                 for i in 0..used as usize {
-                    n.slots[i] = child.0;
+                    if level == 0 {
+                        n.slots[i] = run.slot;
+                    } else {
+                        n.slots[i] = child.0;
+                        st.incref(child)?;
+                    }
+                }
+                if level == 0 {
                     st.incref(child)?;
                 }
                 // The node's own reference to `child` replaces the one we
@@ -96,7 +105,26 @@ impl Store {
                         "every pool block must hold data",
                     ));
                 }
-                let ce = st.ct_get(r.value)?;
+                let mut ce = st.ct_get(r.value)?;
+                if ce.nblocks > 0 {
+                    // A block of an extent: the one-block entries made
+                    // below point at its payload, with its plain crc.
+                    let (_, at) = crate::format::extent_block(ce.loc, ce.nblocks, r.index);
+                    let seg = st
+                        .log
+                        .segment(at.segment())
+                        .ok_or_else(|| Error::corrupt("a pool block lies in a missing segment"))?;
+                    let mut b = vec![0u8; BLOCK_SIZE as usize];
+                    seg.read_exact_at(&mut b, at.offset())?;
+                    ce = CtEntry {
+                        loc: at,
+                        refcount: 1,
+                        crc: crc32fast::hash(&b),
+                        stored_len: BLOCK_SIZE as u32,
+                        flags: 0,
+                        nblocks: 0,
+                    };
+                }
                 payloads.extend((0..r.n).map(|_| ce));
             }
             let mut rng = SplitMix(seed);
@@ -119,6 +147,7 @@ impl Store {
                     crc: src.crc,
                     stored_len: src.stored_len,
                     flags: src.flags,
+                    nblocks: 0,
                 };
                 st.ct_set(ChunkId::data(base + n), ce)?;
                 st.account(src.loc, u64::from(src.stored_len), true);

@@ -45,6 +45,8 @@ impl CheckReport {
 struct Recount<'a> {
     obj: ObjectId,
     refs: &'a mut HashMap<ChunkId, u32>,
+    /// The blocks of each data chunk some map names (bit k: block k).
+    blocks: &'a mut HashMap<ChunkId, u32>,
     report: &'a mut CheckReport,
 }
 
@@ -75,6 +77,7 @@ impl MapVisitor for Recount<'_> {
         at: NodeAt,
         _index: usize,
         c: ChunkId,
+        slot: u64,
         _base: u64,
         _ctx: (),
     ) -> Result<Walk<()>> {
@@ -93,13 +96,21 @@ impl MapVisitor for Recount<'_> {
             ));
             return Ok(Walk::Next);
         }
+        if at.level == 0 {
+            // Counted once per leaf by `leaf_extent`.
+            *self.blocks.entry(c).or_insert(0) |= 1 << crate::format::slot_index(slot);
+            return Ok(Walk::Next);
+        }
         let r = self.refs.entry(c).or_insert(0);
         *r += 1;
-        Ok(if *r == 1 && at.level > 0 {
-            Walk::Into(())
-        } else {
-            Walk::Next
-        })
+        Ok(if *r == 1 { Walk::Into(()) } else { Walk::Next })
+    }
+
+    fn leaf_extent(&mut self, _st: &mut State, _at: NodeAt, x: ChunkId, _ctx: ()) -> Result<()> {
+        if x.is_data() {
+            *self.refs.entry(x).or_insert(0) += 1;
+        }
+        Ok(())
     }
 }
 
@@ -110,6 +121,7 @@ impl State {
         root: ChunkId,
         depth: u8,
         refs: &mut HashMap<ChunkId, u32>,
+        blocks: &mut HashMap<ChunkId, u32>,
         report: &mut CheckReport,
     ) -> Result<()> {
         if root.is_special() {
@@ -121,7 +133,12 @@ impl State {
                 .corruption
                 .push(format!("object {obj}: root {} is not a map node", root.0));
         } else if refs[&root] == 1 {
-            let mut recount = Recount { obj, refs, report };
+            let mut recount = Recount {
+                obj,
+                refs,
+                blocks,
+                report,
+            };
             // Damage becomes a finding: the recount's visitor ends no walk.
             self.walk_map(root, depth - 1, (), &mut recount)?;
         }
@@ -133,6 +150,7 @@ impl State {
     fn walk_queued(
         &mut self,
         refs: &mut HashMap<ChunkId, u32>,
+        blocks: &mut HashMap<ChunkId, u32>,
         report: &mut CheckReport,
     ) -> Result<()> {
         let queued = self.free_queue.clone();
@@ -140,10 +158,12 @@ impl State {
         for id in queued {
             if id.is_data() {
                 *refs.entry(id).or_insert(0) += 1;
+                // Every block of a queued extent is verified.
+                *blocks.entry(id).or_insert(0) |= u32::MAX;
                 continue;
             }
             match self.node_get(id) {
-                Ok(n) => self.walk_refs(nil, id, n.level + 1, refs, report)?,
+                Ok(n) => self.walk_refs(nil, id, n.level + 1, refs, blocks, report)?,
                 Err(e) => {
                     *refs.entry(id).or_insert(0) += 1;
                     report.corruption.push(format!("pending-free queue: {e}"));
@@ -153,12 +173,18 @@ impl State {
         Ok(())
     }
 
-    /// Verifies the payload of every referenced data chunk.
-    fn verify_data(&mut self, refs: &HashMap<ChunkId, u32>, report: &mut CheckReport) {
-        let mut ids: Vec<ChunkId> = refs.keys().copied().filter(|c| c.is_data()).collect();
+    /// Verifies the payload of every block of a data chunk that a map
+    /// names (an extent's blocks no map names any more are not read: a
+    /// salvaging replay may have left one damaged there).
+    fn verify_data(&mut self, blocks: &HashMap<ChunkId, u32>, report: &mut CheckReport) {
+        let mut ids: Vec<(ChunkId, u32)> = blocks
+            .iter()
+            .map(|(&c, &m)| (c, m))
+            .filter(|(c, _)| c.is_data())
+            .collect();
         ids.sort();
         let mut buf = vec![0u8; BLOCK_SIZE as usize];
-        for id in ids {
+        for (id, mask) in ids {
             let e = match self.ct_get(id) {
                 Ok(e) => e,
                 Err(err) => {
@@ -180,14 +206,15 @@ impl State {
                     continue;
                 }
             };
-            let src = [crate::io::BlockSrc::Data {
-                seg,
-                offset: e.loc.offset(),
-                entry: e,
-                chunk: id,
-            }];
-            if let Err(err) = fetch_blocks(&src, &mut buf, ObjectId(uuid::Uuid::nil()), 0) {
-                report.corruption.push(format!("chunk {}: {err}", id.0));
+            for k in (0..e.blocks() as u8).filter(|&k| mask & (1 << k) != 0) {
+                let Some(src) = crate::io::block_src(seg.clone(), id, e, k) else {
+                    continue;
+                };
+                if let Err(err) = fetch_blocks(&[src], &mut buf, ObjectId(uuid::Uuid::nil()), 0) {
+                    report
+                        .corruption
+                        .push(format!("chunk {} block {k}: {err}", id.0));
+                }
             }
             report.chunks_checked += 1;
         }
@@ -221,7 +248,7 @@ impl State {
                 let id = ChunkId(leaf * CT_LEAF_ENTRIES + i as u64);
                 let want = refs.get(&id).copied().unwrap_or(0);
                 if e.is_live() && id.is_data() {
-                    live_data += 1;
+                    live_data += e.blocks();
                     live_bytes += u64::from(e.stored_len);
                 }
                 if want > 0 {
@@ -272,7 +299,7 @@ impl State {
                     if id.is_node() {
                         self.node_forget(id);
                     } else {
-                        self.live_data_chunks -= 1;
+                        self.live_data_chunks -= e.blocks();
                         self.live_data_bytes -= u64::from(e.stored_len);
                     }
                     self.ct_set(id, CtEntry::default())?;
@@ -362,14 +389,15 @@ impl Store {
         let mut st = self.state();
         let objects = st.map_roots();
         let mut refs: HashMap<ChunkId, u32> = HashMap::new();
+        let mut blocks: HashMap<ChunkId, u32> = HashMap::new();
         for (id, root, depth) in objects {
-            st.walk_refs(id, root, depth, &mut refs, &mut report)?;
+            st.walk_refs(id, root, depth, &mut refs, &mut blocks, &mut report)?;
             report.objects_checked += 1;
         }
         // References on the pending-free queue are references too: their
         // chunks (and what nodes among them reach) stay stored until freed.
-        st.walk_queued(&mut refs, &mut report)?;
-        st.verify_data(&refs, &mut report);
+        st.walk_queued(&mut refs, &mut blocks, &mut report)?;
+        st.verify_data(&blocks, &mut report);
         st.compare_refcounts(&refs, repair, &mut report)?;
         st.verify_usage(repair, &mut report)?;
         if report.repaired {

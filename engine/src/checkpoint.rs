@@ -3,46 +3,58 @@
 //! the log, and flip the superblock slot (then fdatasync it). Until the
 //! flip, the previous checkpoint plus the log describe the store; after it,
 //! the new one does. See docs/design.md, "Commit protocol".
+//!
+//! The map nodes are written in slices, each in its own short hold of the
+//! state lock ([`State::write_node_slice`]), from a snapshot encoded
+//! outside it; the final hold ([`State::write_checkpoint`]) writes the
+//! nodes dirtied again meanwhile, the chunk-table pages and the blob, and
+//! fixes what is committed.
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::format::{CtChild, CtPage, Node, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS, HEADER_LEN};
 use crate::state::{State, PAGE_RECORD};
 use crate::types::{ChunkId, LogAddr, SegmentNo};
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Dirty map nodes encoded ahead of a checkpoint, outside the state lock:
-/// by id, the node as it was (the very `Arc`), its record framed with room
-/// for the header, and its body's crc32.
+/// Dirty map nodes encoded ahead of a checkpoint, outside the state lock,
+/// in id order: each with the node as it was (the very `Arc`), its record
+/// framed with room for the header, and its body's crc32.
 #[derive(Default)]
-pub(crate) struct Encoded(FxHashMap<ChunkId, (Arc<Node>, Vec<u8>, u32)>);
+pub(crate) struct Encoded(Vec<EncodedNode>);
+
+struct EncodedNode {
+    id: ChunkId,
+    node: Arc<Node>,
+    framed: Vec<u8>,
+    crc: u32,
+}
 
 impl Encoded {
-    /// Encodes `nodes` (taken with [`State::dirty_nodes`]); runs without
-    /// the state lock.
+    /// Encodes `nodes` (taken with [`State::dirty_nodes`], in the order
+    /// they are to be written); runs without the state lock.
     pub fn new(nodes: Vec<(ChunkId, Arc<Node>)>) -> Encoded {
         Encoded(
             nodes
                 .into_iter()
-                .map(|(id, n)| {
-                    let (framed, crc) = encode_node(id, &n);
-                    (id, (n, framed, crc))
+                .map(|(id, node)| {
+                    let (framed, crc) = encode_node(id, &node);
+                    EncodedNode {
+                        id,
+                        node,
+                        framed,
+                        crc,
+                    }
                 })
                 .collect(),
         )
     }
 
-    /// Node `id`'s framed record and crc, if encoded from `node` itself
-    /// (a node changed since is a different `Arc`: the snapshot's clone
-    /// keeps the old one from being modified in place).
-    fn take(&mut self, id: ChunkId, node: &Arc<Node>) -> Option<(Vec<u8>, u32)> {
-        match self.0.remove(&id) {
-            Some((n, framed, crc)) if Arc::ptr_eq(&n, node) => Some((framed, crc)),
-            _ => None,
-        }
+    /// How many nodes were encoded.
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -76,52 +88,81 @@ fn encode_node(id: ChunkId, n: &Node) -> (Vec<u8>, u32) {
 }
 
 impl State {
-    /// The dirty map nodes, for [`Encoded::new`] (cheap: `Arc` clones).
+    /// The dirty map nodes, for [`Encoded::new`] (cheap: `Arc` clones),
+    /// unsorted: the caller sorts them by id outside the lock. The caller
+    /// releases the lock right after, so the time this takes is counted as
+    /// a checkpoint's lock hold.
     pub(crate) fn dirty_nodes(&self) -> Vec<(ChunkId, Arc<Node>)> {
-        self.nodes_dirty
+        let started = std::time::Instant::now();
+        let nodes = self
+            .nodes_dirty
             .iter()
             .map(|(id, n)| (*id, n.clone()))
-            .collect()
+            .collect();
+        self.counters
+            .held(crate::op_stats::Holder::Checkpoint, started.elapsed());
+        nodes
     }
 
-    /// Writes dirty pages and the blob; returns (chunk-table root, blob).
-    /// Nodes found unchanged in `pre` are appended as encoded there; the
-    /// others are encoded now.
-    /// The caller syncs the log and writes the superblock. This is the part
-    /// of a checkpoint run under the state lock: its time is counted as a
-    /// checkpoint's lock hold.
-    pub(crate) fn write_checkpoint(&mut self, pre: Encoded) -> Result<(CtChild, LogAddr)> {
+    /// One slice of a checkpoint, in a short hold of the state lock: the
+    /// nodes of `slice` still dirty *and unchanged since encoded* (the same
+    /// `Arc`: a node modified since is a new one, `Arc::make_mut` having
+    /// cloned it away from the snapshot) are appended, and their chunk-table
+    /// entries get the new places; they leave the dirty set. A node
+    /// modified or freed since is left as it is, for a later slice or the
+    /// final hold. Nothing here commits anything: until the superblock
+    /// names a checkpoint, these records are skipped by replay like any
+    /// checkpoint page, and the in-memory state is the same as if the
+    /// nodes had been written by the final hold. Returns how many nodes
+    /// were written.
+    pub(crate) fn write_node_slice(&mut self, slice: Encoded) -> Result<usize> {
         let started = std::time::Instant::now();
-        let r = self.write_checkpoint_pages(pre);
+        let r = self.write_unchanged_nodes(slice);
         self.counters
             .held(crate::op_stats::Holder::Checkpoint, started.elapsed());
         r
     }
 
-    fn write_checkpoint_pages(&mut self, mut pre: Encoded) -> Result<(CtChild, LogAddr)> {
-        // 1. Map nodes: each dirty node goes to a fresh place in the log,
-        // most of them encoded before the lock was taken (`Encoded`).
-        // A node leaves the dirty set only once written, so a failed
-        // checkpoint leaves memory consistent (and the store fail-stopped).
-        let mut ids: Vec<ChunkId> = self.nodes_dirty.keys().copied().collect();
-        ids.sort();
-        let framed: Vec<(Vec<u8>, u32)> = ids
-            .iter()
-            .map(|id| {
-                let node = &self.nodes_dirty[id];
-                pre.take(*id, node)
-                    .unwrap_or_else(|| encode_node(*id, node))
-            })
-            .collect();
-        drop(pre);
+    /// Appends the nodes of `pre` still dirty and unchanged since encoded,
+    /// and installs their new places; returns how many.
+    fn write_unchanged_nodes(&mut self, pre: Encoded) -> Result<usize> {
+        let mut nodes = Vec::with_capacity(pre.0.len());
+        let mut framed = Vec::with_capacity(pre.0.len());
+        for e in pre.0 {
+            if self
+                .nodes_dirty
+                .get(&e.id)
+                .is_some_and(|n| Arc::ptr_eq(n, &e.node))
+            {
+                nodes.push((e.id, e.node));
+                framed.push((e.framed, e.crc));
+            }
+        }
+        let n = nodes.len();
+        self.write_nodes(nodes, framed)?;
+        Ok(n)
+    }
+
+    /// Appends the framed records of dirty `nodes` and gives each its new
+    /// place in the chunk table (accounting the old place dead and the new
+    /// one live); each leaves the dirty set for the clean cache. A node
+    /// leaves the dirty set only once written, so a failure leaves memory
+    /// consistent (and the store fail-stopped).
+    fn write_nodes(
+        &mut self,
+        nodes: Vec<(ChunkId, Arc<Node>)>,
+        framed: Vec<(Vec<u8>, u32)>,
+    ) -> Result<()> {
+        if nodes.is_empty() {
+            return Ok(());
+        }
         // Each body's crc and length (dense page or runs: `Node::encode`).
         let sums: Vec<(u32, u32)> = framed
             .iter()
             .map(|f| (f.1, (f.0.len() - HEADER_LEN) as u32))
             .collect();
         let addrs = self.append_encoded(RecordKind::Node, framed)?;
-        for ((id, (crc, len)), addr) in ids.into_iter().zip(sums).zip(addrs) {
-            let node = self.nodes_dirty[&id].clone();
+        for (((id, node), (crc, len)), addr) in nodes.into_iter().zip(sums).zip(addrs) {
             self.nodes_dirty.remove(&id);
             let mut e = self.ct_get(id)?;
             self.account(e.loc, e.live_bytes(id), false);
@@ -132,6 +173,39 @@ impl State {
             self.account(addr, e.live_bytes(id), true);
             self.node_cache(id, node);
         }
+        Ok(())
+    }
+
+    /// The final hold of a checkpoint: writes the dirty pages left and the
+    /// blob; returns (chunk-table root, blob). Nodes found unchanged in
+    /// `pre` are appended as encoded there; the others are encoded now.
+    /// What it commits is the state at this hold. The caller syncs the log
+    /// and writes the superblock. Its time is counted as a checkpoint's
+    /// lock hold.
+    pub(crate) fn write_checkpoint(&mut self, pre: Encoded) -> Result<(CtChild, LogAddr)> {
+        let started = std::time::Instant::now();
+        let r = self.write_checkpoint_pages(pre);
+        self.counters
+            .held(crate::op_stats::Holder::Checkpoint, started.elapsed());
+        r
+    }
+
+    fn write_checkpoint_pages(&mut self, pre: Encoded) -> Result<(CtChild, LogAddr)> {
+        // 1. Map nodes: each dirty node goes to a fresh place in the log.
+        // Most were written by earlier slices (`Store::checkpoint_with`);
+        // those left were encoded just before this hold (`pre`), but for
+        // any dirtied since, which are encoded now.
+        self.write_unchanged_nodes(pre)?;
+        let mut ids: Vec<ChunkId> = self.nodes_dirty.keys().copied().collect();
+        ids.sort_unstable();
+        let mut nodes = Vec::with_capacity(ids.len());
+        let mut framed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let node = self.nodes_dirty[&id].clone();
+            framed.push(encode_node(id, &node));
+            nodes.push((id, node));
+        }
+        self.write_nodes(nodes, framed)?;
         // 2. Chunk-table pages, leaves first, then each parent level. Dirty
         // leaves stay pinned until the whole tree is written: until then
         // the old parents on disk do not lead to the new leaves.

@@ -3,13 +3,16 @@
 //! checkpoint; the segment file is deleted once neither superblock slot
 //! names a checkpoint that needs it (after the second checkpoint following
 //! the cleaning). Liveness is decided by the chunk table: a data payload
-//! is live when its chunk's entry still points at it.
+//! is live when its chunk's entry still points at it. An extent moves
+//! whole (its crcs and payloads, copied as they are, in one extent Reloc
+//! record), and only while its entry still names the crc array read.
 
 use crate::error::{Error, Result};
 use crate::fetch::Fetched;
 use crate::format::{
-    decode_write_salvage, Node, PageKey, RecordKind, RelocHead, CT_INTERIOR_LEVELS, HEADER_LEN,
-    RELOC_FIXED,
+    decode_extent_reloc, decode_extent_write, decode_write_salvage, encode_extent_reloc, Node,
+    PageKey, RecordKind, RelocHead, CT_INTERIOR_LEVELS, EXTENT_BYTES_PER_BLOCK, EXTENT_RELOC_FIXED,
+    HEADER_LEN, RELOC_FIXED,
 };
 use crate::op_stats::Holder;
 use crate::salvage::next_intact_in;
@@ -45,6 +48,14 @@ enum Item {
         loc: LogAddr,
         payload: Vec<u8>,
     },
+    /// An extent of `n` blocks whose crc array was at `loc`: its crcs and
+    /// payloads, as stored.
+    Extent {
+        id: ChunkId,
+        loc: LogAddr,
+        n: u8,
+        stored: Vec<u8>,
+    },
     /// A map node record at `addr`.
     Node {
         id: ChunkId,
@@ -56,6 +67,24 @@ enum Item {
 }
 
 impl State {
+    /// Moves extent `id` (crc array read at `loc`) forward if its entry
+    /// still names that place: its crcs and payloads are copied as they
+    /// are (each block keeps its seeded crc, which a reader checks).
+    fn relocate_extent(&mut self, id: ChunkId, loc: LogAddr, n: u8, stored: &[u8]) -> Result<u64> {
+        let e = self.ct_get(id)?;
+        if !e.is_live() || e.loc != loc || e.nblocks != n {
+            return Ok(0);
+        }
+        let body = encode_extent_reloc(id, n, stored);
+        let a = self.append(RecordKind::RelocExtent, &body)?;
+        self.apply_extent_reloc(
+            id,
+            n,
+            LogAddr(a.0 + (HEADER_LEN + EXTENT_RELOC_FIXED) as u64),
+        )?;
+        Ok(stored.len() as u64)
+    }
+
     fn relocate(&mut self, id: ChunkId, loc: LogAddr, payload: &[u8]) -> Result<u64> {
         let e = self.ct_get(id)?;
         if !e.is_live() || e.loc != loc {
@@ -237,6 +266,30 @@ impl Store {
                         }
                     }
                 }
+                RecordKind::WriteExtents => {
+                    // Blocks failing their crc move with their extent.
+                    let (w, _) = decode_extent_write(&rec.body)?;
+                    for x in &w.extents {
+                        let len = EXTENT_BYTES_PER_BLOCK as usize * usize::from(x.count);
+                        bytes += len;
+                        batch.push(Item::Extent {
+                            id: x.id,
+                            loc: LogAddr(addr.0 + (HEADER_LEN + x.crcs_at) as u64),
+                            n: x.count,
+                            stored: rec.body[x.crcs_at..x.crcs_at + len].to_vec(),
+                        });
+                    }
+                }
+                RecordKind::RelocExtent => {
+                    let (id, n) = decode_extent_reloc(&rec.body)?;
+                    bytes += rec.body.len();
+                    batch.push(Item::Extent {
+                        id,
+                        loc: LogAddr(addr.0 + (HEADER_LEN + EXTENT_RELOC_FIXED) as u64),
+                        n,
+                        stored: rec.body[EXTENT_RELOC_FIXED..].to_vec(),
+                    });
+                }
                 RecordKind::Reloc => {
                     let r = RelocHead::decode(&rec.body)?;
                     bytes += rec.body.len();
@@ -294,40 +347,25 @@ impl Store {
             self.check_live()?;
             for item in batch.iter() {
                 match item {
-                    Item::Chunk { id, .. } | Item::Node { id, .. } => st.touch_ids([*id])?,
+                    Item::Chunk { id, .. } | Item::Node { id, .. } | Item::Extent { id, .. } => {
+                        st.touch_ids([*id])?
+                    }
                     Item::Page { key, .. } => drop(st.ct_page_ref(key.0, key.1)?),
                 }
             }
             Ok(())
         })?;
-        let mut moved = 0;
         *appending = true;
-        for item in batch.drain(..) {
-            match item {
-                Item::Chunk { id, loc, payload } => moved += st.relocate(id, loc, &payload)?,
-                Item::Node { id, addr, body } => {
-                    let e = st.ct_get(id)?;
-                    if e.is_live() && e.loc == addr && !st.nodes_dirty.contains_key(&id) {
-                        // The record read is the node's current version.
-                        if crc32fast::hash(&body) != e.crc {
-                            return Err(Error::corrupt(format!(
-                                "map node {} fails its checksum",
-                                id.0
-                            )));
-                        }
-                        let n = Node::decode(&body, id)?;
-                        st.node_put(id, std::sync::Arc::new(n));
-                        moved += body.len() as u64;
-                    }
-                }
-                Item::Page { key, addr, len } => {
-                    if st.ct_page_ref(key.0, key.1)?.loc == addr {
-                        st.ct_force.insert(key);
-                        moved += len;
-                    }
-                }
-            }
-        }
+        // The batch's records are queued together, whatever happens.
+        let mine = st.log.hold_appends();
+        let r = move_batch(&mut st, batch);
+        let queued = if mine { st.log.queue_held() } else { Ok(()) };
+        // The writer thread is woken only once the lock is free.
+        let queue = st.log.queue();
+        drop(st);
+        queue.wake();
+        queued?;
+        let moved = r?;
         *appending = false;
         Ok(moved)
     }
@@ -499,4 +537,40 @@ impl Store {
         );
         Ok(report.segments_freed > 0)
     }
+}
+
+/// Moves what is still live of `batch` (see [`Store::clean_batch`]);
+/// returns the bytes moved.
+fn move_batch(st: &mut State, batch: &mut Vec<Item>) -> Result<u64> {
+    let mut moved = 0;
+    for item in batch.drain(..) {
+        match item {
+            Item::Chunk { id, loc, payload } => moved += st.relocate(id, loc, &payload)?,
+            Item::Extent { id, loc, n, stored } => {
+                moved += st.relocate_extent(id, loc, n, &stored)?
+            }
+            Item::Node { id, addr, body } => {
+                let e = st.ct_get(id)?;
+                if e.is_live() && e.loc == addr && !st.nodes_dirty.contains_key(&id) {
+                    // The record read is the node's current version.
+                    if crc32fast::hash(&body) != e.crc {
+                        return Err(Error::corrupt(format!(
+                            "map node {} fails its checksum",
+                            id.0
+                        )));
+                    }
+                    let n = Node::decode(&body, id)?;
+                    st.node_put(id, std::sync::Arc::new(n));
+                    moved += body.len() as u64;
+                }
+            }
+            Item::Page { key, addr, len } => {
+                if st.ct_page_ref(key.0, key.1)?.loc == addr {
+                    st.ct_force.insert(key);
+                    moved += len;
+                }
+            }
+        }
+    }
+    Ok(moved)
 }

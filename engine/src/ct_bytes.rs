@@ -126,6 +126,7 @@ mod tests {
                 crc: 0xabcd,
                 stored_len: 1000,
                 flags: CT_FLAG_COMPRESSED,
+                nblocks: 0,
             };
             es[254] = CtEntry {
                 loc: LogAddr::new(SegmentNo(4), 4096),
@@ -133,6 +134,7 @@ mod tests {
                 crc: 9,
                 stored_len: PAGE_LEN as u32,
                 flags: 0,
+                nblocks: 0,
             };
         }
         let body = p.encode(0, index);

@@ -85,6 +85,11 @@ pub(crate) struct Faults {
     page_hook: parking_lot::Mutex<Option<PageHook>>,
     #[cfg(feature = "fault-injection")]
     log_write_hook: parking_lot::Mutex<Option<PageHook>>,
+    /// Called after each slice of a checkpoint's map nodes, and before its
+    /// final hold, without the state lock (tests: client I/O between
+    /// slices).
+    #[cfg(feature = "fault-injection")]
+    slice_hook: parking_lot::Mutex<Option<PageHook>>,
 }
 
 #[cfg(feature = "fault-injection")]
@@ -150,6 +155,19 @@ impl Faults {
         #[cfg(feature = "fault-injection")]
         {
             let hook = self.log_write_hook.lock().clone();
+            if let Some(h) = hook {
+                h();
+            }
+        }
+    }
+
+    /// A slice of a checkpoint's map nodes is written, or the final hold
+    /// is next (the state lock is not held): runs the test hook, if set.
+    #[inline]
+    pub fn checkpoint_slice(&self) {
+        #[cfg(feature = "fault-injection")]
+        {
+            let hook = self.slice_hook.lock().clone();
             if let Some(h) = hook {
                 h();
             }
@@ -228,6 +246,18 @@ impl crate::Store {
     /// keeps records queued, not on the device).
     pub fn on_log_write(&self, hook: Option<std::sync::Arc<dyn Fn() + Send + Sync>>) {
         *self.state().log.faults.log_write_hook.lock() = hook;
+    }
+
+    /// Sets (or with `None` clears) a hook run after each slice of a
+    /// checkpoint's map nodes and before its final hold (after the nodes
+    /// left were encoded), on the checkpointing thread, with the state
+    /// lock released and the checkpoint lock held (tests only: client I/O
+    /// racing a sliced checkpoint, at chosen points). The hook may do
+    /// client I/O on the store but nothing that takes the checkpoint lock
+    /// (a checkpoint, reclaim or check; deletes and trims free with
+    /// `background_free` then).
+    pub fn on_checkpoint_slice(&self, hook: Option<std::sync::Arc<dyn Fn() + Send + Sync>>) {
+        *self.state().log.faults.slice_hook.lock() = hook;
     }
 
     /// How many operations were recorded so far (tests only: marks

@@ -20,7 +20,9 @@
 
 use crate::ct_bytes::{no_record, CtBytes};
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{CtChild, Node, RecordKind, CT_CAPACITY, CT_LEAF_ENTRIES, PAGE_LEN};
+use crate::format::{
+    slot_chunk, CtChild, Node, RecordKind, CT_CAPACITY, CT_LEAF_ENTRIES, PAGE_LEN,
+};
 use crate::log::Segment;
 use crate::map::entry_span;
 use crate::op_stats::Holder;
@@ -367,12 +369,12 @@ impl State {
         // (whose entries must be in memory), so every child is shared too.
         let shadow = shared || e.refcount != 1;
         if shadow {
-            self.touch_ids(node.slots.iter().map(|&c| ChunkId(c)))?;
+            self.touch_ids(node.slots.iter().map(|&c| slot_chunk(level, c)))?;
             *allocs += 1;
         }
         if level == 0 {
-            // The values replaced are released.
-            return self.touch_ids(node.slots[lo..hi].iter().map(|&c| ChunkId(c)));
+            // The extents replaced are released.
+            return self.touch_ids(node.slots[lo..hi].iter().map(|&c| slot_chunk(0, c)));
         }
         for i in lo..hi {
             let c = ChunkId(node.slots[i]);

@@ -4,8 +4,9 @@
 //! and never allocate from a length they have not checked.
 
 use crate::decode::{
-    catalog_record, checkpoint_blob, decode_write, CtPage, FreeStep, Node, PageKey, RecordHeader,
-    RecordKind, RelocHead, SealBody, Superblock, ZeroBody, HEADER_LEN,
+    catalog_record, checkpoint_blob, decode_extent_reloc, decode_extent_write, decode_write,
+    CtPage, FreeStep, Node, PageKey, RecordHeader, RecordKind, RelocHead, SealBody, Superblock,
+    ZeroBody, HEADER_LEN,
 };
 use crate::ChunkId;
 
@@ -23,6 +24,10 @@ pub fn record(data: &[u8]) -> bool {
                 RecordKind::Checkpoint => checkpoint_blob(body).is_ok(),
                 RecordKind::Zero => ZeroBody::decode(body).is_ok(),
                 RecordKind::Reloc => RelocHead::decode(body).is_ok(),
+                RecordKind::WriteExtents => {
+                    decode_extent_write(body).is_ok_and(|(_, b)| b.is_empty())
+                }
+                RecordKind::RelocExtent => decode_extent_reloc(body).is_ok(),
                 RecordKind::Seal => SealBody::decode(body).is_ok(),
                 RecordKind::Free => FreeStep::decode(body).is_ok(),
                 RecordKind::Node => PageKey::peek(body)
@@ -35,6 +40,8 @@ pub fn record(data: &[u8]) -> bool {
         }
     }
     let _ = decode_write(data);
+    let _ = decode_extent_write(data);
+    let _ = decode_extent_reloc(data);
     let _ = ZeroBody::decode(data);
     let _ = RelocHead::decode(data);
     let _ = SealBody::decode(data);

@@ -1,10 +1,15 @@
 //! Block I/O helpers shared by the live write path and replay: preparing
-//! blocks (zero detection, checksum, optional zstd), applying Write and Zero
-//! records to the maps, and fetching chunk payloads with verification.
+//! blocks (zero detection, checksum, optional zstd), applying Write (one
+//! chunk per block), extent Write and Zero records to the maps, and
+//! fetching payloads with verification (an extent's block against its
+//! seeded crc beside it in the log, a one-block chunk's against the crc in
+//! its entry).
 
 use crate::catalog::ObjectKind;
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{CtEntry, WriteEntry, CT_FLAG_COMPRESSED};
+use crate::format::{
+    block_crc, extent_block, slot_value, CtEntry, WriteEntry, CT_FLAG_COMPRESSED, NODE_FANOUT,
+};
 use crate::log::Segment;
 use crate::map::{Fill, Run};
 use crate::state::State;
@@ -62,12 +67,53 @@ pub(crate) fn prepare(block: &[u8], compress: bool) -> Prepared<'_> {
 /// Where one block's bytes come from.
 pub(crate) enum BlockSrc {
     Zero,
+    /// Block `index` of `chunk` (an extent, or a one-block chunk with
+    /// index 0), whose payload lies at `offset` of `seg`.
     Data {
         seg: Arc<Segment>,
         offset: u64,
         entry: CtEntry,
         chunk: ChunkId,
+        index: u8,
     },
+}
+
+/// One extent of an extent Write record, as applied: its id, first block
+/// (an index into the write), block count and crc array's address.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ExtentAt {
+    pub id: ChunkId,
+    pub first: u32,
+    pub count: u8,
+    pub loc: LogAddr,
+}
+
+/// The source of block `index` of `chunk`, whose entry is `entry`, in
+/// `seg`; `None` when the index lies outside the chunk.
+pub(crate) fn block_src(
+    seg: Arc<Segment>,
+    chunk: ChunkId,
+    entry: CtEntry,
+    index: u8,
+) -> Option<BlockSrc> {
+    let offset = if entry.nblocks > 0 {
+        if index >= entry.nblocks {
+            return None;
+        }
+        extent_block(entry.loc, entry.nblocks, index).1.offset()
+    } else {
+        if index != 0 {
+            return None;
+        }
+        entry.loc.offset()
+    };
+    Some(BlockSrc::Data {
+        seg,
+        offset,
+        entry,
+        chunk,
+        index,
+    })
 }
 
 impl State {
@@ -173,12 +219,16 @@ impl State {
                     entry.loc.segment().0
                 ))
             })?;
-            out.push(BlockSrc::Data {
-                seg,
-                offset: entry.loc.offset(),
-                entry,
-                chunk: r.value,
-            });
+            let src = block_src(seg, r.value, entry, r.index).ok_or_else(|| {
+                Error::corrupt(format!(
+                    "object {id} at offset {} maps to block {} of chunk {}, which has {}",
+                    r.first * BLOCK_SIZE,
+                    r.index,
+                    r.value.0,
+                    entry.blocks()
+                ))
+            })?;
+            out.push(src);
         }
         Ok(out)
     }
@@ -203,6 +253,7 @@ impl State {
                         crc: e.crc,
                         stored_len: e.stored_len,
                         flags: e.flags,
+                        nblocks: 0,
                     },
                 )?;
                 self.account(loc, u64::from(e.stored_len), true);
@@ -210,11 +261,73 @@ impl State {
                 self.live_data_chunks += 1;
                 self.live_data_bytes += u64::from(e.stored_len);
             }
-            values.push(e.chunk);
+            values.push(e.chunk.0);
         }
         let mut root = self.catalog.get(id)?.root();
         let end = first + entries.len() as u64;
         let r = self.map_update(&mut root, depth - 1, 0, first, end, &Fill::Values(&values));
+        self.catalog.get_mut(id)?.root = root.0;
+        r
+    }
+
+    /// Applies an extent Write record of blocks `kinds` (data or zero) from
+    /// `first`, leaving out the blocks `skip` (indices into the write,
+    /// which keep their earlier mapping: damaged ones a salvaging replay
+    /// drops). Each extent's entry counts one reference per map leaf its
+    /// mapped blocks land in; an extent none of whose blocks is mapped
+    /// gets no entry.
+    pub(crate) fn apply_extent_write(
+        &mut self,
+        id: ObjectId,
+        first: u64,
+        kinds: &[u8],
+        extents: &[ExtentAt],
+        skip: &[usize],
+    ) -> Result<()> {
+        let n = kinds.len();
+        let depth = self.check_blocks(id, first, n as u64)?;
+        let mut values = vec![ChunkId::ZERO.0; n];
+        for x in extents {
+            let mut leaves = 0u32;
+            let mut last = None;
+            for k in 0..x.count {
+                let i = x.first as usize + usize::from(k);
+                values[i] = slot_value(x.id, k);
+                if skip.contains(&i) {
+                    continue;
+                }
+                let leaf = (first + i as u64) / NODE_FANOUT;
+                if last != Some(leaf) {
+                    leaves += 1;
+                    last = Some(leaf);
+                }
+            }
+            self.next_data = self.next_data.max(x.id.data_index() + 1);
+            if leaves == 0 {
+                continue;
+            }
+            let e = CtEntry::extent(x.loc, x.count, leaves);
+            self.ct_set(x.id, e)?;
+            self.account(x.loc, u64::from(e.stored_len), true);
+            self.live_data_chunks += u64::from(x.count);
+            self.live_data_bytes += u64::from(e.stored_len);
+        }
+        let mut root = self.catalog.get(id)?.root();
+        let mut r = Ok(());
+        let mut i = 0;
+        while i < n && r.is_ok() {
+            if skip.contains(&i) {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j < n && !skip.contains(&j) {
+                j += 1;
+            }
+            let (s, e) = (first + i as u64, first + j as u64);
+            r = self.map_update(&mut root, depth - 1, 0, s, e, &Fill::Values(&values[i..j]));
+            i = j;
+        }
         self.catalog.get_mut(id)?.root = root.0;
         r
     }
@@ -280,6 +393,51 @@ pub(crate) fn fetch_blocks_as(
                 i += 1;
             }
             BlockSrc::Data {
+                seg,
+                offset,
+                entry,
+                chunk,
+                index,
+            } if entry.nblocks > 0 => {
+                // Consecutive blocks of one extent: their crcs and their
+                // payloads are each contiguous, read in one go.
+                let mut j = i + 1;
+                while j < srcs.len() {
+                    match &srcs[j] {
+                        BlockSrc::Data {
+                            seg: s2,
+                            chunk: c2,
+                            index: k2,
+                            ..
+                        } if Arc::ptr_eq(seg, s2)
+                            && c2 == chunk
+                            && usize::from(*k2) == usize::from(*index) + (j - i) =>
+                        {
+                            j += 1
+                        }
+                        _ => break,
+                    }
+                }
+                let mut crcs = vec![0u8; 4 * (j - i)];
+                let at = extent_block(entry.loc, entry.nblocks, *index).0.offset();
+                if !read(seg, &mut crcs, at)? || !read(seg, &mut out[i * bs..j * bs], *offset)? {
+                    return Ok(false);
+                }
+                for k in i..j {
+                    let idx = *index + (k - i) as u8;
+                    let want = u32::from_le_bytes(
+                        crcs[4 * (k - i)..4 * (k - i) + 4]
+                            .try_into()
+                            .expect("4 bytes"),
+                    );
+                    if block_crc(*chunk, idx, &out[k * bs..(k + 1) * bs]) != want {
+                        let off = *offset + (k - i) as u64 * BLOCK_SIZE;
+                        return Err(checksum_error(id, first + k as u64, *chunk, seg, off));
+                    }
+                }
+                i = j;
+            }
+            BlockSrc::Data {
                 seg, offset, entry, ..
             } if entry.flags & CT_FLAG_COMPRESSED == 0 => {
                 // Coalesce a run of contiguous uncompressed chunks into one read.
@@ -292,6 +450,7 @@ pub(crate) fn fetch_blocks_as(
                             entry: e2,
                             ..
                         } if Arc::ptr_eq(seg, s2)
+                            && e2.nblocks == 0
                             && e2.flags & CT_FLAG_COMPRESSED == 0
                             && *o2 == offset + (j - i) as u64 * BLOCK_SIZE
                             && e2.stored_len as u64 == BLOCK_SIZE =>
@@ -317,6 +476,7 @@ pub(crate) fn fetch_blocks_as(
                         chunk,
                         seg,
                         offset,
+                        ..
                     } = &srcs[k]
                     {
                         if crc32fast::hash(&out[k * bs..(k + 1) * bs]) != entry.crc {
@@ -331,6 +491,7 @@ pub(crate) fn fetch_blocks_as(
                 offset,
                 entry,
                 chunk,
+                ..
             } => {
                 let mut buf = vec![0u8; entry.stored_len as usize];
                 if !read(seg, &mut buf, *offset)? {

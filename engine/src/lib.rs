@@ -83,10 +83,46 @@ pub use types::{
 /// Decoders exposed for fuzzing and tests: bytes in, values or errors out.
 pub mod decode {
     pub use crate::format::{
-        decode_write, encode_write, CtChild, CtPage, FreeStep, Node, PageKey, RecordHeader,
-        RecordKind, RelocHead, SealBody, Superblock, WriteHead, ZeroBody, FORMAT_VERSION,
-        HEADER_LEN, PAGE_LEN,
+        decode_extent_reloc, decode_extent_write, decode_write, encode_write, CtChild, CtPage,
+        FreeStep, Node, PageKey, RecordHeader, RecordKind, RelocHead, SealBody, Superblock,
+        WriteHead, ZeroBody, FORMAT_VERSION, HEADER_LEN, PAGE_LEN,
     };
+
+    /// For a Write or extent Write record body (`kind`): its object, first
+    /// block, and per block where its stored payload lies in the body
+    /// (offset, length), `None` for a zero block; an error for other kinds
+    /// or a body that does not decode (its block crcs are not checked).
+    #[allow(clippy::type_complexity)]
+    pub fn write_payloads(
+        kind: RecordKind,
+        body: &[u8],
+    ) -> crate::Result<([u8; 16], u64, Vec<Option<(usize, usize)>>)> {
+        match kind {
+            RecordKind::Write => {
+                let (w, _) = crate::format::decode_write_salvage(body)?;
+                let at = w
+                    .entries
+                    .iter()
+                    .zip(&w.payload_offsets)
+                    .map(|(e, &o)| e.chunk.is_data().then_some((o, e.stored_len as usize)))
+                    .collect();
+                Ok((w.object, w.first_block, at))
+            }
+            RecordKind::WriteExtents => {
+                let (w, _) = decode_extent_write(body)?;
+                let mut at = vec![None; w.kinds.len()];
+                for x in &w.extents {
+                    let n = usize::from(x.count);
+                    for k in 0..n {
+                        let o = x.crcs_at + 4 * n + PAGE_LEN * k;
+                        at[x.first as usize + k] = Some((o, PAGE_LEN));
+                    }
+                }
+                Ok((w.object, w.first_block, at))
+            }
+            _ => Err(crate::Error::corrupt("not a write record")),
+        }
+    }
 
     /// Decodes a Catalog record body (a JSON catalogue operation), as replay does.
     pub fn catalog_record(body: &[u8]) -> crate::Result<()> {

@@ -503,15 +503,16 @@ impl Log {
     /// Appends records already framed (each a `HEADER_LEN`-byte
     /// placeholder, then the body, whose crc32 comes with it): only the
     /// headers are made here, and the records are queued together (a
-    /// checkpoint's map nodes). Not for Write records. A failure leaves
-    /// the records before the failing one queued: the caller must
-    /// fail-stop.
+    /// checkpoint's map nodes), without waking the writer thread (the
+    /// caller calls [`LogQueue::wake`] once it has released the store
+    /// lock). Not for Write records. A failure leaves the records before
+    /// the failing one queued: the caller must fail-stop.
     pub fn append_encoded_many(
         &mut self,
         kind: RecordKind,
         framed: Vec<(Vec<u8>, u32)>,
     ) -> Result<Vec<LogAddr>> {
-        self.held = Some(Vec::with_capacity(framed.len()));
+        let mine = self.hold_appends();
         let mut addrs = Vec::with_capacity(framed.len());
         let mut r = Ok(());
         for (mut f, crc) in framed {
@@ -527,28 +528,69 @@ impl Log {
                 }
             }
         }
+        if mine {
+            self.queue_held()?;
+        }
+        r.map(|_| addrs)
+    }
+
+    /// Holds back the records appended from now on (in log order), to be
+    /// queued together by [`Log::queue_held`]: one queue lock and wake-up
+    /// for a batch (the cleaner's moves) instead of one per record. False
+    /// when a hold is already on (the caller then leaves queueing to whoever
+    /// started it). Whoever starts a hold must end it with
+    /// [`Log::queue_held`] before releasing the store lock, failure or
+    /// not: until then no reader can wait for the held records.
+    pub fn hold_appends(&mut self) -> bool {
+        if self.held.is_some() {
+            return false;
+        }
+        self.held = Some(Vec::new());
+        true
+    }
+
+    /// Queues the records held back since [`Log::hold_appends`] and ends
+    /// the hold, without waking the writer thread: the caller calls
+    /// [`LogQueue::wake`] once it has released the store lock (see
+    /// [`LogQueue::push_quiet`]).
+    pub fn queue_held(&mut self) -> Result<()> {
         let held = self.held.take().unwrap_or_default();
-        self.queue.push_many(held)?;
+        self.queue.push_quiet(held)?;
         if self.faults.recording() {
             self.queue.drain(self.next_seq)?;
         }
-        r.map(|_| addrs)
+        Ok(())
     }
 
     /// Appends a Write record from its checksummed head (`HEADER_LEN`-byte
     /// placeholder, fixed part and entries) and its payloads, copied into
     /// one queued buffer.
-    pub fn append_write(&mut self, head: &mut [u8], payloads: &[&[u8]]) -> Result<LogAddr> {
-        self.append_parts(RecordKind::Write, head, payloads)
+    pub fn append_write(
+        &mut self,
+        kind: RecordKind,
+        head: &mut [u8],
+        payloads: &[&[u8]],
+    ) -> Result<LogAddr> {
+        self.append_parts(kind, head, payloads)
     }
 
     /// Appends checkpoint records of one `kind` (Node or CtPage pages) and
-    /// returns their addresses. Each record is framed, numbered,
-    /// fault-checked and queued exactly as [`Log::append`] would. A failure
-    /// leaves the records before the failing one queued: the caller must
-    /// fail-stop.
+    /// returns their addresses. Each record is framed, numbered and
+    /// fault-checked exactly as [`Log::append`] would; they are queued
+    /// together (one queue lock, not one per page, and no wake-up under
+    /// the lock: see [`Log::append_encoded_many`]). A failure leaves the
+    /// records before the failing one queued: the caller must fail-stop.
     pub fn append_many(&mut self, kind: RecordKind, bodies: &[Vec<u8>]) -> Result<Vec<LogAddr>> {
-        bodies.iter().map(|b| self.append(kind, b)).collect()
+        let framed = bodies
+            .iter()
+            .map(|b| {
+                let mut f = Vec::with_capacity(HEADER_LEN + b.len());
+                f.resize(HEADER_LEN, 0);
+                f.extend_from_slice(b);
+                (f, crc32fast::hash(b))
+            })
+            .collect();
+        self.append_encoded_many(kind, framed)
     }
 
     fn append_parts(
@@ -648,7 +690,7 @@ impl Log {
             self.queue.wait_room(QUEUE_LIMIT)?;
         }
         if self.tail + need + SEAL_RESERVE > self.seg_size {
-            self.roll(kind == RecordKind::Write)?;
+            self.roll(matches!(kind, RecordKind::Write | RecordKind::WriteExtents))?;
         }
         let mut h = if let Some(crc) = body_crc {
             RecordHeader::encode_with_crc(
@@ -670,9 +712,11 @@ impl Log {
         RecordHeader::set_claim(&mut h, self.next_seq, self.synced_through);
         head[..HEADER_LEN].copy_from_slice(&h);
         let point = match kind {
-            RecordKind::Write | RecordKind::Zero | RecordKind::Free => FaultPoint::LogAppend,
+            RecordKind::Write | RecordKind::WriteExtents | RecordKind::Zero | RecordKind::Free => {
+                FaultPoint::LogAppend
+            }
             RecordKind::Catalog => FaultPoint::CatalogAppend,
-            RecordKind::Reloc => FaultPoint::ReclaimMove,
+            RecordKind::Reloc | RecordKind::RelocExtent => FaultPoint::ReclaimMove,
             RecordKind::Seal => FaultPoint::SegmentSeal,
             RecordKind::Node | RecordKind::CtPage | RecordKind::Checkpoint => {
                 FaultPoint::CheckpointPage

@@ -129,6 +129,18 @@ impl LogQueue {
 
     /// Queues records, in log order, with one lock and one wake-up.
     pub fn push_many(&self, recs: Vec<Pending>) -> Result<()> {
+        self.push_quiet(recs)?;
+        self.cv.notify_all();
+        Ok(())
+    }
+
+    /// Queues records, in log order, without waking the writer thread: the
+    /// caller calls [`LogQueue::wake`] once it has released the store
+    /// lock. A thread woken inside the lock may take the CPU from the
+    /// holder on a busy machine (milliseconds with the lock held); should
+    /// the wake never come, nothing waits forever, as whoever waits for
+    /// queued records writes them itself when the cursor is free.
+    pub fn push_quiet(&self, recs: Vec<Pending>) -> Result<()> {
         let Some(last) = recs.last() else {
             return Ok(());
         };
@@ -138,9 +150,13 @@ impl LogQueue {
         q.bytes += recs.iter().map(|r| r.data.len() as u64).sum::<u64>();
         q.queued_end = end;
         q.recs.extend(recs);
-        drop(q);
-        self.cv.notify_all();
         Ok(())
+    }
+
+    /// Wakes the writer thread for records queued with
+    /// [`LogQueue::push_quiet`].
+    pub fn wake(&self) {
+        self.cv.notify_all();
     }
 
     /// Bytes queued and not yet written.

@@ -8,31 +8,46 @@
 //! volume. [`ChunkId::HOLE`] and [`ChunkId::ZERO`] may stand for a whole
 //! subtree, which makes trim and write-zeroes of any range O(nodes touched).
 //!
+//! A leaf's slots are slot values (`format/extents.rs`): block `k` of an
+//! extent, or a one-block chunk. A leaf holds *one* reference to each
+//! distinct extent it names, however many of its blocks it maps: shadowing
+//! a leaf increments each distinct extent once, freeing it decrements each
+//! once, and a write decrements an overwritten extent only when no other
+//! slot of the leaf still names it.
+//!
 //! Invariant: a node reachable with refcount 1 along its whole path from a
 //! writable volume's root is owned by that volume alone and may be modified
 //! in place; anything else is shadowed first.
 
 use crate::error::{Error, Result};
-use crate::format::{CtEntry, Node, NODE_FANOUT};
+use crate::format::{leaf_extents, slot_extent, slot_index, CtEntry, Node, NODE_FANOUT};
 use crate::state::State;
 use crate::types::{ChunkId, BLOCK_SIZE};
 use std::sync::Arc;
 
 /// What a range update writes into the leaves.
 pub(crate) enum Fill<'a> {
-    /// Per-block values, starting at the range's first block.
-    Values(&'a [ChunkId]),
+    /// Per-block slot values, starting at the range's first block. They
+    /// name new chunks whose entries already count one reference for each
+    /// leaf they land in (`io.rs`).
+    Values(&'a [u64]),
     /// One value (HOLE or ZERO) for the whole range.
     Uniform(ChunkId),
 }
 
 /// A run of blocks with one mapping: a special value covering `n` blocks, or
-/// one data chunk (`n == 1`).
+/// one block (`n == 1`) of a data chunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Run {
     pub first: u64,
     pub n: u64,
+    /// The special value, or the extent (or one-block chunk) the block
+    /// lies in.
     pub value: ChunkId,
+    /// The block's index in its extent (0 otherwise).
+    pub index: u8,
+    /// The leaf's slot value (the special value for a special run).
+    pub slot: u64,
 }
 
 /// Blocks covered by one entry of a node at `level`.
@@ -93,17 +108,22 @@ impl State {
         let mut children = Vec::new();
         if id.is_node() {
             let n = self.node_get(id)?;
-            children.extend(
-                n.slots
-                    .iter()
-                    .map(|&c| ChunkId(c))
-                    .filter(|c| !c.is_special()),
-            );
+            if n.level == 0 {
+                // A leaf holds one reference per distinct extent.
+                children = leaf_extents(&n.slots[..]);
+            } else {
+                children.extend(
+                    n.slots
+                        .iter()
+                        .map(|&c| ChunkId(c))
+                        .filter(|c| !c.is_special()),
+                );
+            }
             self.node_forget(id);
             self.account(e.loc, e.live_bytes(id), false);
         } else {
             self.account(e.loc, u64::from(e.stored_len), false);
-            self.live_data_chunks = self.live_data_chunks.saturating_sub(1);
+            self.live_data_chunks = self.live_data_chunks.saturating_sub(e.blocks());
             self.live_data_bytes = self.live_data_bytes.saturating_sub(u64::from(e.stored_len));
         }
         self.ct_set(id, CtEntry::default())?;
@@ -135,7 +155,12 @@ impl State {
             )));
         }
         let copy = (*n).clone();
-        self.incref_many(&copy.slots[..])?;
+        if level == 0 {
+            let ids: Vec<u64> = leaf_extents(&copy.slots[..]).iter().map(|c| c.0).collect();
+            self.incref_many(&ids)?;
+        } else {
+            self.incref_many(&copy.slots[..])?;
+        }
         let id = self.node_alloc(copy)?;
         self.decref(child)?;
         Ok(id)
@@ -182,11 +207,20 @@ impl State {
             for i in lo..hi {
                 let v = match fill {
                     Fill::Values(vs) => vs[(base + i as u64 - start) as usize],
-                    Fill::Uniform(v) => *v,
+                    Fill::Uniform(v) => v.0,
                 };
-                olds.push(ChunkId(std::mem::replace(&mut n.slots[i], v.0)));
+                olds.push(std::mem::replace(&mut n.slots[i], v));
             }
-            for o in olds {
+            // The leaf drops its reference to an overwritten extent only
+            // when no other slot of it still names the extent.
+            let mut gone = leaf_extents(&olds);
+            if gone.len() > 8 {
+                let left = leaf_extents(&n.slots[..]);
+                gone.retain(|c| left.binary_search(c).is_err());
+            } else if !gone.is_empty() {
+                gone.retain(|c| !n.slots.iter().any(|&v| slot_extent(v) == *c));
+            }
+            for o in gone {
                 self.decref(o)?;
             }
             return Ok(());
@@ -234,6 +268,8 @@ impl State {
                     first: lo_blk,
                     n: hi_blk - lo_blk,
                     value: slot,
+                    index: 0,
+                    slot: slot.0,
                 },
             );
             return Ok(());
@@ -255,10 +291,11 @@ impl State {
             let c = ChunkId(n.slots[i]);
             let cb = base + i as u64 * child_span;
             if level == 0 {
-                if !c.is_special() && !c.is_data() {
+                let x = slot_extent(c.0);
+                if !x.is_special() && !x.is_data() {
                     return Err(Error::corrupt(format!(
-                        "map leaf {} names non-data chunk {}",
-                        slot.0, c.0
+                        "map leaf {} names non-data chunk {} (slot value {:#x})",
+                        slot.0, x.0, c.0
                     )));
                 }
                 push_run(
@@ -266,7 +303,9 @@ impl State {
                     Run {
                         first: cb,
                         n: 1,
-                        value: c,
+                        value: x,
+                        index: slot_index(c.0),
+                        slot: c.0,
                     },
                 );
             } else {

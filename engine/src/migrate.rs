@@ -213,6 +213,7 @@ impl State {
                 crc: crc32fast::hash(&body),
                 stored_len: body.len() as u32,
                 flags: 0,
+                nblocks: 0,
             };
             self.account(loc, entry.live_bytes(new), true);
             self.ct_set(new, entry)?;

@@ -10,9 +10,10 @@
 use crate::catalog::CatalogOp;
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_write_salvage, RecordKind, RelocHead, WriteHead, ZeroBody, CT_FLAG_COMPRESSED,
-    HEADER_LEN, RELOC_FIXED,
+    decode_extent_reloc, decode_extent_write, decode_write_salvage, RecordKind, RelocHead,
+    WriteHead, ZeroBody, CT_FLAG_COMPRESSED, EXTENT_RELOC_FIXED, HEADER_LEN, RELOC_FIXED,
 };
+use crate::io::ExtentAt;
 use crate::log::ReadRecord;
 use crate::salvage::{damage_reason, fmt_ranges, lost_object, ranges, LostRecord};
 use crate::state::State;
@@ -65,12 +66,8 @@ impl State {
                     }
                 }
             };
-            if rec.header.kind == RecordKind::Write {
+            if let Some(bad) = write_damage(&rec) {
                 // A Write whose payload fails its crc is torn or damaged.
-                let bad = match decode_write_salvage(&rec.body) {
-                    Ok((_, bad)) => bad,
-                    Err(_) => vec![usize::MAX],
-                };
                 if !bad.is_empty() {
                     let why = "a data payload fails its checksum";
                     match self.after_damage(
@@ -177,11 +174,15 @@ impl State {
         rec: &ReadRecord,
     ) -> Result<LostRecord> {
         let mut lost = self.describe_damaged(addr, seq);
-        let Ok((w, bad)) = decode_write_salvage(&rec.body) else {
+        let (Some(bad), Some((object, first_block, count))) = (write_damage(rec), write_span(rec))
+        else {
             return Ok(lost);
         };
-        let id = ObjectId::from_bytes(w.object);
-        let blocks = ranges(bad.iter().map(|&i| w.first_block + i as u64));
+        if bad.contains(&usize::MAX) {
+            return Ok(lost);
+        }
+        let id = ObjectId::from_bytes(object);
+        let blocks = ranges(bad.iter().map(|&i| first_block + i as u64));
         self.name_blocks(&mut lost, id, blocks);
         match self.apply_record(addr, seq, rec, &bad) {
             Ok(()) => {
@@ -190,12 +191,11 @@ impl State {
                      (they keep their earlier content); the record's other {} blocks were kept",
                     lost_object(&lost),
                     fmt_ranges(&lost.blocks),
-                    w.entries.len() - bad.len()
+                    count as usize - bad.len()
                 );
             }
             Err(e) => {
-                let n = w.entries.len() as u64;
-                lost.blocks = vec![(w.first_block, w.first_block + n)];
+                lost.blocks = vec![(first_block, first_block + count)];
                 lost.what = format!(
                     "a write to {} blocks {} is lost: payloads fail their checksum and the \
                      rest cannot be applied ({e})",
@@ -213,7 +213,7 @@ impl State {
         let mut lost = LostRecord::at(addr, seq, String::new());
         let b = &rec.body;
         let span = match rec.header.kind {
-            RecordKind::Write => WriteHead::peek(b).map(|w| (w.object, w.first_block, w.count)),
+            RecordKind::Write | RecordKind::WriteExtents => write_span(rec),
             RecordKind::Zero => ZeroBody::peek(b).map(|z| (z.object, z.first_block, z.blocks)),
             _ => None,
         };
@@ -235,7 +235,7 @@ impl State {
         lost
     }
 
-    /// Applies one sound record, leaving out the Write entries `skip`.
+    /// Applies one sound record, leaving out the Write blocks `skip`.
     fn apply_record(
         &mut self,
         addr: LogAddr,
@@ -275,6 +275,28 @@ impl State {
                     i = j;
                 }
             }
+            RecordKind::WriteExtents => {
+                let (w, _) = decode_extent_write(&rec.body).map_err(ctx)?;
+                let base = addr.0 + HEADER_LEN as u64;
+                let extents: Vec<ExtentAt> = w
+                    .extents
+                    .iter()
+                    .map(|x| ExtentAt {
+                        id: x.id,
+                        first: x.first,
+                        count: x.count,
+                        loc: LogAddr(base + x.crcs_at as u64),
+                    })
+                    .collect();
+                let id = ObjectId::from_bytes(w.object);
+                self.apply_extent_write(id, w.first_block, &w.kinds, &extents, skip)
+                    .map_err(ctx)?;
+            }
+            RecordKind::RelocExtent => {
+                let (id, n) = decode_extent_reloc(&rec.body).map_err(ctx)?;
+                let loc = LogAddr(addr.0 + (HEADER_LEN + EXTENT_RELOC_FIXED) as u64);
+                self.apply_extent_reloc(id, n, loc).map_err(ctx)?;
+            }
             RecordKind::Zero => {
                 let z = ZeroBody::decode(&rec.body).map_err(ctx)?;
                 let id = ObjectId::from_bytes(z.object);
@@ -309,6 +331,22 @@ impl State {
         Ok(())
     }
 
+    /// Points extent `id` (of `n` blocks) at its relocated copy, whose crc
+    /// array lies at `loc`.
+    pub(crate) fn apply_extent_reloc(&mut self, id: ChunkId, n: u8, loc: LogAddr) -> Result<()> {
+        let mut e = self.ct_get(id)?;
+        if !e.is_live() || e.nblocks != n {
+            return Err(Error::corrupt(format!(
+                "relocation of extent {} does not match its entry",
+                id.0
+            )));
+        }
+        self.account(e.loc, u64::from(e.stored_len), false);
+        e.loc = loc;
+        self.account(loc, u64::from(e.stored_len), true);
+        self.ct_set(id, e)
+    }
+
     /// Points chunk `id` at its relocated copy.
     pub(crate) fn apply_reloc(
         &mut self,
@@ -330,4 +368,32 @@ impl State {
         self.account(loc, u64::from(len), true);
         self.ct_set(id, e)
     }
+}
+
+/// For a Write or extent Write record, the blocks (indices into the
+/// write) whose payload fails its crc, `[usize::MAX]` when the body does
+/// not decode; `None` for other records.
+fn write_damage(rec: &ReadRecord) -> Option<Vec<usize>> {
+    match rec.header.kind {
+        RecordKind::Write => Some(match decode_write_salvage(&rec.body) {
+            Ok((_, bad)) => bad,
+            Err(_) => vec![usize::MAX],
+        }),
+        RecordKind::WriteExtents => Some(match decode_extent_write(&rec.body) {
+            Ok((_, bad)) => bad,
+            Err(_) => vec![usize::MAX],
+        }),
+        _ => None,
+    }
+}
+
+/// The object, first block and block count a Write or extent Write
+/// record names, read from its fixed part (the same place in both).
+pub(crate) fn write_span(rec: &ReadRecord) -> Option<([u8; 16], u64, u64)> {
+    matches!(
+        rec.header.kind,
+        RecordKind::Write | RecordKind::WriteExtents
+    )
+    .then(|| WriteHead::peek(&rec.body).map(|w| (w.object, w.first_block, w.count)))
+    .flatten()
 }

@@ -286,8 +286,14 @@ impl State {
             (false, false) => return lost,
         };
         let kind = raw.kind;
-        if let Some(w) = WriteHead::peek(&body).filter(|_| raw.is(RecordKind::Write)) {
-            if w.entries_fit(u64::from(body_len)) {
+        let is_write = raw.is(RecordKind::Write) || raw.is(RecordKind::WriteExtents);
+        if let Some(w) = WriteHead::peek(&body).filter(|_| is_write) {
+            let fits = if raw.is(RecordKind::Write) {
+                w.entries_fit(u64::from(body_len))
+            } else {
+                crate::format::extent_write_covered(&body).is_some_and(|c| c <= body.len())
+            };
+            if fits {
                 let (first, n) = (w.first_block, w.count);
                 let id = ObjectId::from_bytes(w.object);
                 self.name_blocks(&mut lost, id, vec![(first, first + n)]);
@@ -318,7 +324,7 @@ impl State {
             lost.what = "a step of the pending-free queue is lost (it is redone)".into();
         } else if kind == RecordKind::Catalog as u8 {
             lost.what = format!("a catalogue operation is lost{note}");
-        } else if kind == RecordKind::Reloc as u8 {
+        } else if kind == RecordKind::Reloc as u8 || kind == RecordKind::RelocExtent as u8 {
             lost.what =
                 "a relocation by the cleaner is lost (the chunk keeps its older copy)".into();
         } else if [

@@ -5,7 +5,9 @@
 //! run online, throttled, beside client I/O.
 
 use crate::error::{Error, Result};
-use crate::format::{CtEntry, CtPage, Node, RecordKind, CT_FLAG_COMPRESSED, CT_LEAF_ENTRIES};
+use crate::format::{
+    block_crc, CtEntry, CtPage, Node, RecordKind, CT_FLAG_COMPRESSED, CT_LEAF_ENTRIES,
+};
 use crate::log::Segment;
 use crate::state::State;
 use crate::store::Store;
@@ -87,6 +89,24 @@ fn verify_chunk(seg: &Segment, id: ChunkId, e: &CtEntry, seg_size: u64) -> Resul
         Node::decode(&rec.body, id)?;
         return Ok(rec.body.len() as u64);
     }
+    if e.nblocks > 0 {
+        // An extent: its crc array, then its payloads, each block checked
+        // against its seeded crc.
+        let n = usize::from(e.nblocks);
+        let mut buf = vec![0u8; e.stored_len as usize];
+        seg.read_exact_at(&mut buf, e.loc.offset())?;
+        for k in 0..n {
+            let want = u32::from_le_bytes(buf[4 * k..4 * k + 4].try_into().expect("4 bytes"));
+            let p = 4 * n + BLOCK_SIZE as usize * k;
+            if block_crc(id, k as u8, &buf[p..p + BLOCK_SIZE as usize]) != want {
+                return Err(Error::corrupt(format!(
+                    "block {k} of extent {} fails its checksum",
+                    id.0
+                )));
+            }
+        }
+        return Ok(buf.len() as u64);
+    }
     let mut buf = vec![0u8; e.stored_len as usize];
     seg.read_exact_at(&mut buf, e.loc.offset())?;
     if crc32fast::hash(&buf) != e.crc {
@@ -131,6 +151,7 @@ impl MapVisitor for Owner {
         at: NodeAt,
         _index: usize,
         s: ChunkId,
+        _slot: u64,
         base: u64,
         _ctx: (),
     ) -> Result<Walk<()>> {

@@ -167,8 +167,13 @@ impl State {
 
     /// Appends a Write record from its head and payloads (see
     /// [`Log::append_write`]), counting it toward the next checkpoint.
-    pub fn append_write(&mut self, head: &mut [u8], payloads: &[&[u8]]) -> Result<LogAddr> {
-        let a = self.log.append_write(head, payloads)?;
+    pub fn append_write(
+        &mut self,
+        kind: RecordKind,
+        head: &mut [u8],
+        payloads: &[&[u8]],
+    ) -> Result<LogAddr> {
+        let a = self.log.append_write(kind, head, payloads)?;
         let n = head.len() as u64 + payloads.iter().map(|p| p.len() as u64).sum::<u64>();
         self.log_since_checkpoint += n;
         self.counters.appended(n);
@@ -394,7 +399,7 @@ impl State {
                 e.refcount = e
                     .refcount
                     .checked_add(1)
-                    .filter(|&r| r <= CtEntry::max_refs(id))
+                    .filter(|&r| r <= e.max_refs())
                     .ok_or_else(|| {
                         Error::new(
                             crate::ErrorKind::Unsupported,
@@ -515,6 +520,7 @@ impl State {
                 crc: 0,
                 stored_len: PAGE_LEN as u32,
                 flags: 0,
+                nblocks: 0,
             },
         )?;
         self.node_put(id, Arc::new(n));

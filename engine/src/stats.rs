@@ -5,7 +5,7 @@
 use crate::catalog::ObjectKind;
 use crate::counters::CounterHeadroom;
 use crate::error::Result;
-use crate::format::CT_LEAF_ENTRIES;
+use crate::format::{CT_LEAF_ENTRIES, NODE_FANOUT};
 use crate::state::{State, PAGE_RECORD};
 use crate::store::Store;
 use crate::types::{ChunkId, ObjectId, BLOCK_SIZE};
@@ -84,7 +84,9 @@ pub struct StoreStats {
 }
 
 /// Counts one map's allocated blocks, and those owned exclusively: every
-/// reference on the path from the root (and the block's own) is the only one;
+/// reference on the path from the root is the only one, and every
+/// reference to the block's extent comes from a leaf so reached (an extent
+/// spanning two leaves of one volume has two references, both its own);
 /// and its share of the metadata: a node or entry reached through shared
 /// nodes counts `1 / refcount` of each on the path.
 #[derive(Default)]
@@ -92,6 +94,35 @@ struct Space {
     allocated: u64,
     unique: u64,
     metadata: f64,
+    /// Per extent met through exclusively owned leaves: those leaves
+    /// (references), the blocks they map and the first block of the last
+    /// of them. An extent's blocks lie at one place in every map, so one
+    /// map names it from at most two adjacent leaves; the walk visits
+    /// leaves in block order, so an extent is settled (`settle`) once the
+    /// walk is more than a leaf away, and the map stays small.
+    owned: rustc_hash::FxHashMap<ChunkId, (u32, u64, u64)>,
+}
+
+impl Space {
+    /// Counts the blocks of the extents in `owned` that the walk, now at
+    /// the leaf covering `base` (`None`: done), can meet no more, as
+    /// unique when all their references are leaves of this map.
+    fn settle(&mut self, st: &mut State, base: Option<u64>) -> Result<()> {
+        let far = |at: u64| base.is_none_or(|b| at.abs_diff(b) > NODE_FANOUT);
+        let done: Vec<ChunkId> = self
+            .owned
+            .iter()
+            .filter(|(_, v)| far(v.2))
+            .map(|(&x, _)| x)
+            .collect();
+        for x in done {
+            let (leaves, blocks, _) = self.owned.remove(&x).expect("listed");
+            if st.ct_get(x)?.refcount == leaves {
+                self.unique += blocks * BLOCK_SIZE;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One chunk-table entry's share of its leaf record.
@@ -115,6 +146,9 @@ impl MapVisitor for Space {
         if at.id.is_special() {
             return Ok(None);
         }
+        if at.level == 0 {
+            self.settle(st, Some(at.base))?;
+        }
         let e = st.ct_get(at.id)?;
         let rc = e.refcount;
         let excl = ctx.0 && rc == 1;
@@ -130,10 +164,11 @@ impl MapVisitor for Space {
 
     fn entry(
         &mut self,
-        st: &mut State,
+        _st: &mut State,
         at: NodeAt,
         _index: usize,
         x: ChunkId,
+        _slot: u64,
         _base: u64,
         ctx: Self::Ctx,
     ) -> Result<Walk<Self::Ctx>> {
@@ -145,11 +180,32 @@ impl MapVisitor for Space {
             });
         }
         if x.is_data() {
-            let rc = st.ct_get(x)?.refcount;
-            self.block(ctx.0 && rc == 1);
-            self.metadata += ENTRY_SHARE * ctx.1 / f64::from(rc.max(1));
+            self.block(false);
+            if ctx.0 {
+                self.owned.entry(x).or_default().1 += 1;
+            }
         }
         Ok(Walk::Next)
+    }
+
+    fn leaf_extent(
+        &mut self,
+        st: &mut State,
+        at: NodeAt,
+        x: ChunkId,
+        ctx: Self::Ctx,
+    ) -> Result<()> {
+        if x.is_data() {
+            // The leaf's share of the extent's entry.
+            let rc = st.ct_get(x)?.refcount;
+            self.metadata += ENTRY_SHARE * ctx.1 / f64::from(rc.max(1));
+            if ctx.0 {
+                let o = self.owned.entry(x).or_default();
+                o.0 += 1;
+                o.2 = at.base;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -165,6 +221,9 @@ impl State {
         };
         let mut space = Space::default();
         self.walk_map(e.root(), e.depth - 1, (true, 1.0), &mut space)?;
+        // Blocks of extents all of whose references this map's own leaves
+        // hold are unique to it.
+        space.settle(self, None)?;
         s.allocated_bytes = space.allocated;
         s.metadata_bytes = space.metadata.round() as u64;
         s.unique_bytes = space.unique;

@@ -24,9 +24,10 @@ pub use open::StoreOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fetch::Fetched;
 use crate::format::{
-    encode_write_head, RecordKind, WriteEntry, ZeroBody, HEADER_LEN, WRITE_ENTRY, WRITE_FIXED,
+    block_crc_of, encode_extent_write_head, encode_write_head, plan_extents, ExtentIn, RecordKind,
+    WriteEntry, ZeroBody, BLOCK_DATA, BLOCK_ZERO, HEADER_LEN, WRITE_ENTRY, WRITE_FIXED,
 };
-use crate::io::{fetch_blocks, fetch_blocks_as, prepare, Prepared};
+use crate::io::{fetch_blocks, fetch_blocks_as, prepare, ExtentAt, Prepared};
 use crate::log::sync_segments;
 use crate::state::State;
 use crate::types::{ChunkId, LogAddr, ObjectId, BLOCK_SIZE};
@@ -314,10 +315,83 @@ impl Store {
             .into_iter()
             .map(|p| p.expect("every block prepared"))
             .collect();
+        if compress {
+            return self.append_chunks(&mut st, id, first, &prepared);
+        }
+        // Uncompressed blocks are stored as extents of up to 32 blocks.
+        let kinds: Vec<u8> = prepared
+            .iter()
+            .map(|p| if p.zero { BLOCK_ZERO } else { BLOCK_DATA })
+            .collect();
+        let plan = plan_extents(&kinds);
+        st.admit(plan.len() as u64, true)?;
+        let mut extents = Vec::with_capacity(plan.len());
+        for &(at, count) in &plan {
+            let x = ChunkId::data(st.next_data);
+            st.next_data += 1;
+            let r = at as usize..at as usize + usize::from(count);
+            extents.push(ExtentIn {
+                id: x,
+                first: at,
+                payloads: prepared[r].iter().map(|p| &p.stored[..]).collect(),
+            });
+        }
+        let crcs: Vec<Vec<u8>> = plan
+            .iter()
+            .zip(&extents)
+            .map(|(&(at, count), x)| {
+                (0..count as usize)
+                    .flat_map(|k| {
+                        let p = &prepared[at as usize + k];
+                        block_crc_of(x.id, k as u8, p.crc).to_le_bytes()
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut head = Vec::with_capacity(HEADER_LEN + 64 + n + 16 * extents.len());
+        head.resize(HEADER_LEN, 0);
+        encode_extent_write_head(&mut head, id.to_bytes(), first, &kinds, &extents);
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(n + extents.len());
+        for (x, c) in extents.iter().zip(&crcs) {
+            parts.push(c);
+            parts.extend(x.payloads.iter().copied());
+        }
+        let addr = st
+            .append_write(RecordKind::WriteExtents, &mut head, &parts)
+            .map_err(|e| self.fail_append(e))?;
+        let mut at = addr.0 + head.len() as u64;
+        let placed: Vec<ExtentAt> = extents
+            .iter()
+            .map(|x| {
+                let count = x.payloads.len() as u8;
+                let loc = LogAddr(at);
+                at += crate::format::EXTENT_BYTES_PER_BLOCK * u64::from(count);
+                ExtentAt {
+                    id: x.id,
+                    first: x.first,
+                    count,
+                    loc,
+                }
+            })
+            .collect();
+        st.apply_extent_write(id, first, &kinds, &placed, &[])
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Appends and applies a Write record of one-block chunks (each
+    /// compressed block has its own id and its crc in its table entry).
+    fn append_chunks(
+        &self,
+        st: &mut crate::fetch::Held<'_>,
+        id: ObjectId,
+        first: u64,
+        prepared: &[Prepared<'_>],
+    ) -> Result<()> {
+        let n = prepared.len();
         st.admit(prepared.iter().filter(|p| !p.zero).count() as u64, true)?;
         let mut entries = Vec::with_capacity(n);
         let mut payloads: Vec<&[u8]> = Vec::with_capacity(n);
-        for p in &prepared {
+        for p in prepared {
             if p.zero {
                 entries.push(WriteEntry {
                     chunk: ChunkId::ZERO,
@@ -341,7 +415,7 @@ impl Store {
         head.resize(HEADER_LEN, 0);
         encode_write_head(&mut head, id.to_bytes(), first, &entries);
         let addr = st
-            .append_write(&mut head, &payloads)
+            .append_write(RecordKind::Write, &mut head, &payloads)
             .map_err(|e| self.fail_append(e))?;
         let mut locs = Vec::with_capacity(n);
         let mut off = (HEADER_LEN + WRITE_FIXED + WRITE_ENTRY * n) as u64;

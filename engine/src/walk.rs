@@ -16,7 +16,9 @@
 //! is skipped (check's reference counts serve as its visited set).
 
 use crate::error::{Error, Result};
-use crate::format::{Node, CT_FANOUT, CT_INTERIOR_LEVELS, CT_LEAF_ENTRIES};
+use crate::format::{
+    leaf_extents, slot_chunk, Node, CT_FANOUT, CT_INTERIOR_LEVELS, CT_LEAF_ENTRIES,
+};
 use crate::map::entry_span;
 use crate::state::State;
 use crate::types::{ChunkId, ObjectId};
@@ -69,13 +71,29 @@ pub(crate) trait MapVisitor {
         Ok(true)
     }
 
-    /// Entry `index` of node `at`, which covers the blocks from `base`.
+    /// After the entries of leaf `at`: once for each distinct extent (or
+    /// one-block chunk) its slots name, the references the leaf holds.
+    fn leaf_extent(
+        &mut self,
+        _st: &mut State,
+        _at: NodeAt,
+        _extent: ChunkId,
+        _ctx: Self::Ctx,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Entry `index` of node `at`, which covers the blocks from `base`:
+    /// `child` is a node id above level 0; in a leaf, the extent (or
+    /// one-block chunk, or special value) the slot value `slot` names.
+    #[allow(clippy::too_many_arguments)]
     fn entry(
         &mut self,
         st: &mut State,
         at: NodeAt,
         index: usize,
         child: ChunkId,
+        slot: u64,
         base: u64,
         ctx: Self::Ctx,
     ) -> Result<Walk<Self::Ctx>>;
@@ -113,9 +131,9 @@ impl State {
             }
             let span = entry_span(at.level);
             for (i, &c) in n.slots.iter().enumerate() {
-                let child = ChunkId(c);
+                let child = slot_chunk(at.level, c);
                 let base = at.base.saturating_add((i as u64).saturating_mul(span));
-                match v.entry(self, at, i, child, base, ctx)? {
+                match v.entry(self, at, i, child, c, base, ctx)? {
                     Walk::Into(c) if at.level > 0 => {
                         let down = NodeAt {
                             id: child,
@@ -126,6 +144,11 @@ impl State {
                     }
                     Walk::Stop => return Ok(()),
                     Walk::Into(_) | Walk::Next => {}
+                }
+            }
+            if at.level == 0 {
+                for x in leaf_extents(&n.slots[..]) {
+                    v.leaf_extent(self, at, x, ctx)?;
                 }
             }
         }

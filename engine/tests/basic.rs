@@ -247,16 +247,19 @@ fn space_stats_track_sharing() {
         (vs.allocated_bytes, vs.unique_bytes, vs.shared_bytes),
         (1 << 20, 0, 1 << 20)
     );
-    s.write(v, 0, &pattern(2, 65536), false).unwrap();
+    // One whole extent (32 blocks) overwritten: the snapshot alone keeps
+    // the old one (a partial overwrite would leave the volume naming the
+    // old extent too: see `extents.rs`).
+    s.write(v, 0, &pattern(2, 131072), false).unwrap();
     let vs = s.object_stats(v).unwrap();
     let ss = s.object_stats(snap).unwrap();
-    assert_eq!((vs.allocated_bytes, vs.unique_bytes), (1 << 20, 65536));
-    assert_eq!((ss.allocated_bytes, ss.unique_bytes), (1 << 20, 65536));
+    assert_eq!((vs.allocated_bytes, vs.unique_bytes), (1 << 20, 131072));
+    assert_eq!((ss.allocated_bytes, ss.unique_bytes), (1 << 20, 131072));
     let st = s.stats().unwrap();
     assert_eq!(st.logical_bytes, 16 << 20);
-    assert_eq!(st.allocated_bytes, (1 << 20) + 65536);
-    assert_eq!(st.unique_bytes, 2 * 65536);
-    assert_eq!(st.shared_bytes, (1 << 20) - 65536);
+    assert_eq!(st.allocated_bytes, (1 << 20) + 131072);
+    assert_eq!(st.unique_bytes, 2 * 131072);
+    assert_eq!(st.shared_bytes, (1 << 20) - 131072);
     s.delete(snap).unwrap();
     let st = s.stats().unwrap();
     assert_eq!(
@@ -471,11 +474,14 @@ fn background_reclaim_keeps_up_and_close_waits_for_it() {
 }
 
 /// Metadata per written block, from the live-byte accounting: a volume
-/// written whole, sequentially, costs a 16-byte chunk-table entry per
-/// block, its map leaves being runs of consecutive ids (a few dozen bytes
-/// per 510 blocks instead of a 4096-byte page), plus the interior pages:
-/// 16 to 19 bytes (0.46 % of the data; format version 4 took 24 to 30,
-/// version 3 72); compressed data is counted at its stored length.
+/// written whole, sequentially, is stored as extents of 32 blocks, each
+/// with one 16-byte chunk-table entry, and its map leaves are runs (a
+/// leaf of consecutive extents is one run): under a byte per block for
+/// the volume, under 3 for the whole store with its table's interior
+/// pages and blob, well under the 0.1 % of the data (4.1 bytes) issue #14
+/// asks of sequentially written volumes (format version 5 took 16 to 19,
+/// version 4 24 to 30, version 3 72). Block crcs lie beside the payloads
+/// and count as data; compressed data is counted at its stored length.
 #[test]
 fn metadata_bytes_per_written_block() {
     let dir = tempfile::tempdir().unwrap();
@@ -496,11 +502,12 @@ fn metadata_bytes_per_written_block() {
     let s = Store::open(dir.path(), opts()).unwrap();
     let st = s.stats().unwrap();
     assert_eq!(st.allocated_bytes, (blocks + 64) * 4096);
-    assert!(st.data_stored_bytes > blocks * 4096, "{st:?}");
-    assert!(st.data_stored_bytes < (blocks + 32) * 4096, "{st:?}");
+    assert!(st.data_stored_bytes > blocks * 4100, "{st:?}");
+    assert!(st.data_stored_bytes < blocks * 4100 + 32 * 4096, "{st:?}");
     assert_eq!(st.metadata_bytes, st.live_bytes - st.data_stored_bytes);
     let per = st.metadata_bytes_per_block;
-    assert!((16.0..19.0).contains(&per), "{per} bytes per block: {st:?}");
+    assert!((1.0..3.0).contains(&per), "{per} bytes per block: {st:?}");
+    assert!(per / 4096.0 < 0.001, "{per} bytes per block: over 0.1 %");
     // Per object: its nodes and entries; the objects' shares add up to
     // the store's metadata less the table's interior pages and the blob.
     let meta = |st: &blockd_engine::StoreStats, id| {
@@ -511,10 +518,11 @@ fn metadata_bytes_per_written_block() {
             .metadata_bytes
     };
     let (mv, mc) = (meta(&st, v), meta(&st, c));
-    assert!((16 * blocks..17 * blocks).contains(&mv), "{mv}: {st:?}");
+    assert!((blocks / 2..blocks).contains(&mv), "{mv}: {st:?}");
     assert!(mc > 64 * 16 && mc < 64 * 16 + 3 * 4128, "{mc}: {st:?}");
+    // The rest: 2 × 7 interior table pages and the blob.
     assert!(
-        mv + mc <= st.metadata_bytes && mv + mc > st.metadata_bytes * 9 / 10,
+        mv + mc <= st.metadata_bytes && mv + mc + 16 * 4128 > st.metadata_bytes,
         "{st:?}"
     );
     // A snapshot shares the map: the volume's share halves, the sum stays.
@@ -563,20 +571,23 @@ fn metadata_bytes_per_randomly_written_block() {
     };
     let per = meta(&s);
     assert!((24.0..24.6).contains(&per), "{per} bytes per block");
-    // Rewritten sequentially: leaves become runs, about 16 bytes a block.
+    // Rewritten sequentially: 32-block extents, leaves of one run each,
+    // under a byte a block.
     s.write(v, 0, &vec![3u8; (blocks * 4096) as usize], false)
         .unwrap();
     s.checkpoint().unwrap();
     let seq = meta(&s);
-    assert!((16.0..16.6).contains(&seq), "{seq} bytes per block");
+    assert!((0.5..1.0).contains(&seq), "{seq} bytes per block");
     // Every other block rewritten alone: no two neighbours consecutive.
     for b in (0..blocks).step_by(2) {
         s.write(v, b * 4096, &[5u8; 4096], false).unwrap();
     }
     s.close().unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
+    // Dense leaves again; half the blocks have an entry of their own, the
+    // others share their old extents' entries.
     let mixed = meta(&s);
-    assert!((24.0..24.6).contains(&mixed), "{mixed} bytes per block");
+    assert!((16.0..17.0).contains(&mixed), "{mixed} bytes per block");
     let mut got = vec![0u8; 8192];
     s.read(v, 4096 * 100, &mut got).unwrap();
     assert!(got[..4096].iter().all(|&x| x == 5) && got[4096..].iter().all(|&x| x == 3));

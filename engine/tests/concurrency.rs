@@ -46,6 +46,8 @@ fn opts() -> StoreOptions {
         cache_bytes: 0,
         dirty_limit_bytes: 256 << 10,
         checkpoint_log_bytes: 4 << 20,
+        // Small slices: writers race checkpoints between their slices.
+        checkpoint_slice_nodes: 4,
         ..Default::default()
     }
 }

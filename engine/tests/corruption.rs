@@ -15,7 +15,7 @@
 //! index at 8. Each chunk-table page's crc is held by its parent (interior
 //! entries: loc u64, crc u32, 0 u32) and the root's by the superblock.
 
-use blockd_engine::decode::{decode_write, RecordHeader, Superblock};
+use blockd_engine::decode::{write_payloads, RecordHeader, RecordKind, Superblock};
 use blockd_engine::{ErrorKind, ObjectId, Store};
 mod small;
 use small::*;
@@ -250,12 +250,16 @@ fn data_payloads() {
         // The live payload of `blk` is in the newest Write record covering it.
         let (r, off) = recs
             .iter()
-            .filter(|r| r.kind == "Write")
             .filter_map(|r| {
-                let w = decode_write(&r.body).unwrap();
-                let i = blk.checked_sub(w.first_block)? as usize;
-                (ObjectId::from_bytes(w.object) == id && i < w.entries.len())
-                    .then(|| (r, w.payload_offsets[i] + 17))
+                let kind = match r.kind.as_str() {
+                    "Write" => RecordKind::Write,
+                    "WriteExtents" => RecordKind::WriteExtents,
+                    _ => return None,
+                };
+                let (object, first, at) = write_payloads(kind, &r.body).unwrap();
+                let i = blk.checked_sub(first)? as usize;
+                let (o, _) = (*at.get(i)?)?;
+                (ObjectId::from_bytes(object) == id).then(|| (r, o + 17))
             })
             .max_by_key(|(r, _)| r.seq)
             .expect("a write of the block");

@@ -78,33 +78,36 @@ fn read_back(s: &Store, v: ObjectId, want: &[u8]) {
 #[test]
 fn data_ids() {
     let dir = tempfile::tempdir().unwrap();
-    let (s, v, mut want) = setup(dir.path(), 64);
+    let (s, v, mut want) = setup(dir.path(), 160);
     let (_, limit, _) = counter(&s, "data_ids");
     s.set_counters(CounterOverride {
-        next_data: Some(limit - 10),
+        next_data: Some(limit - 3),
         ..Default::default()
     })
     .unwrap();
-    assert_eq!(counter(&s, "data_ids").2, 10);
-    // Two writes of 4 blocks fit, a third does not: refused whole.
-    let four: Vec<u8> = (0..4).flat_map(|b| block(2, b)).collect();
+    assert_eq!(counter(&s, "data_ids").2, 3);
+    // A write takes one id per extent of up to 32 blocks: 4 blocks take
+    // one; 96 blocks would take three, two are left: refused whole.
+    let blocks = |n: u64, tag: u64| -> Vec<u8> { (0..n).flat_map(|b| block(tag, b)).collect() };
+    let four = blocks(4, 2);
     s.write(v, 8 * BS, &four, false).unwrap();
-    s.write(v, 12 * BS, &four, false).unwrap();
-    want[(8 * BS) as usize..(16 * BS) as usize]
-        .copy_from_slice(&[four.clone(), four.clone()].concat());
-    let e = s.write(v, 16 * BS, &four, false).unwrap_err();
+    want[(8 * BS) as usize..(12 * BS) as usize].copy_from_slice(&four);
+    let many = blocks(96, 3);
+    let e = s.write(v, 16 * BS, &many, false).unwrap_err();
     assert_exhausted(&e, "data chunk ids");
     assert!(!s.is_failed());
-    // The last two ids go to a two-block write; then one more is refused.
-    s.write(v, 16 * BS, &four[..(2 * BS) as usize], false)
+    // The last two ids go to a 64-block write; then one more is refused.
+    s.write(v, 16 * BS, &many[..(64 * BS) as usize], false)
         .unwrap();
-    want[(16 * BS) as usize..(18 * BS) as usize].copy_from_slice(&four[..(2 * BS) as usize]);
+    want[(16 * BS) as usize..(80 * BS) as usize].copy_from_slice(&many[..(64 * BS) as usize]);
     assert_eq!(counter(&s, "data_ids").2, 0);
     let e = write_until_refused(&s, v, &mut want, 1, |_| {});
     assert_exhausted(&e, "data chunk ids");
     // What needs no data id still works: zeroes, trims, snapshots, deletes.
     s.write(v, 20 * BS, &vec![0u8; BS as usize], false).unwrap();
+    want[(20 * BS) as usize..(21 * BS) as usize].fill(0);
     s.trim(v, 30 * BS, 2 * BS, false).unwrap();
+    want[(30 * BS) as usize..(32 * BS) as usize].fill(0);
     let snap = s.snapshot(v, Some("s")).unwrap().id;
     s.delete(snap).unwrap();
     read_back(&s, v, &want);

@@ -42,6 +42,8 @@ fn opts() -> StoreOptions {
         segment_size: 1 << 20,
         dirty_limit_bytes: 128 << 10,
         checkpoint_log_bytes: 4 << 20,
+        // Kills land between a checkpoint's slices too.
+        checkpoint_slice_nodes: 8,
         ..Default::default()
     }
 }

@@ -10,11 +10,12 @@
 //! Each store is "crashed" by dropping it without `close` (no checkpoint),
 //! so the writes live only in the log. Record layout: 32-byte header
 //! (magic, kind at 4, claim at 5..8, seq at 8, body length at 16, body crc
-//! at 20, covered length at 24, header crc at 28); a Write body holds the
-//! object id (16), first block (u64), n (u32), 0 (u32), n 24-byte entries
-//! (chunk u64, crc u32, length u32, flags u32, 0), then the payloads.
+//! at 20, covered length at 24, header crc at 28); an extent Write body
+//! holds the object id (16), first block (u64), n blocks (u32), n extents
+//! (u32), the block kinds, the extent descriptors (the part the header's
+//! crc covers), then per extent its block crcs and payloads.
 
-use blockd_engine::decode::{decode_write, RecordHeader, RecordKind, HEADER_LEN};
+use blockd_engine::decode::{write_payloads, RecordHeader, RecordKind, HEADER_LEN};
 use blockd_engine::{ErrorKind, ObjectId, Store, StoreOptions};
 mod small;
 use small::*;
@@ -51,17 +52,17 @@ fn write_records(dir: &Path) -> Vec<WriteRec> {
             }
             expect = Some(h.seq + 1);
             let end = off + HEADER_LEN + h.body_len as usize;
-            if h.kind == RecordKind::Write {
-                let w = decode_write(&bytes[off + HEADER_LEN..end]).unwrap();
+            if matches!(h.kind, RecordKind::Write | RecordKind::WriteExtents) {
+                let (_, _, at) = write_payloads(h.kind, &bytes[off + HEADER_LEN..end]).unwrap();
                 out.push(WriteRec {
                     file: f.clone(),
                     seg,
                     offset: off as u64,
                     seq: h.seq,
-                    payloads: w
-                        .payload_offsets
+                    payloads: at
                         .iter()
-                        .map(|&p| (off + HEADER_LEN + p) as u64)
+                        .flatten()
+                        .map(|&(p, _)| (off + HEADER_LEN + p) as u64)
                         .collect(),
                 });
             }

@@ -254,7 +254,7 @@ fn unclean_version_3_store_is_refused() {
 
 #[test]
 fn version_2_store_is_refused_and_current_one_opens() {
-    assert_eq!(FORMAT_VERSION, 5);
+    assert_eq!(FORMAT_VERSION, 6);
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(
         dir.path(),
@@ -267,14 +267,14 @@ fn version_2_store_is_refused_and_current_one_opens() {
     let v = s.create_volume(Some("v"), 64 * BS, false).unwrap().id;
     s.write(v, 0, &[7u8; BS as usize], true).unwrap();
     s.close().unwrap();
-    assert_eq!(versions(dir.path()), [5, 5]);
+    assert_eq!(versions(dir.path()), [6, 6]);
     let kept = std::fs::read(dir.path().join("superblock")).unwrap();
     mark_version(dir.path(), 2);
     refused(
         dir.path(),
         &["format version 2;", "a blockd of format version 3"],
     );
-    // The same store as version 5 opens and reads back.
+    // The same store as version 6 opens and reads back.
     std::fs::write(dir.path().join("superblock"), kept).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
     let mut got = vec![0u8; BS as usize];
@@ -331,13 +331,13 @@ fn version_4_open_cut_before_its_superblock_is_redone() {
     let v4_super = std::fs::read(dir.path().join("superblock")).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
     drop(s); // killed right after the open's checkpoint
-             // As if the power failed before the version 5 superblock was written:
-             // the version 5 pages the open wrote lie past the version 4 replay
+             // As if the power failed before the version 6 superblock was written:
+             // the version 6 pages the open wrote lie past the version 4 replay
              // point, where they hold no operations, and the Write record is
              // replayed again.
     std::fs::write(dir.path().join("superblock"), &v4_super).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
-    assert_eq!(versions(dir.path()), [5, 4]);
+    assert_eq!(versions(dir.path()), [6, 4]);
     verify_v4(&s, "opened again");
 }
 
@@ -346,13 +346,13 @@ fn version_4_store_opens_as_it_is() {
     let dir = v4_fixture();
     assert_eq!(versions(dir.path()), [4, 4]);
     // Its log holds a Write after the replay point: the open replays it
-    // (records are as in version 4) and checkpoints in version 5, which
+    // (records are as in version 4) and checkpoints in version 6, which
     // rewrites only the nodes the replay dirtied.
     let s = Store::open(dir.path(), opts()).unwrap();
-    assert_eq!(versions(dir.path()), [5, 4]);
+    assert_eq!(versions(dir.path()), [6, 4]);
     verify_v4(&s, "opened");
     let before = s.stats().unwrap();
-    // It goes on as a version 5 store: a sequential rewrite of `v` (its
+    // It goes on as a version 6 store: a sequential rewrite of `v` (its
     // leaves become runs), a snapshot, a delete, a scattered write.
     let v = s.resolve("v", Some(ObjectKind::Volume)).unwrap();
     let r = s.resolve("r", Some(ObjectKind::Volume)).unwrap();
@@ -364,7 +364,7 @@ fn version_4_store_opens_as_it_is() {
     s.delete(snap).unwrap();
     assert!(s.check(false).unwrap().is_clean());
     s.close().unwrap();
-    assert_eq!(versions(dir.path()), [5, 5]);
+    assert_eq!(versions(dir.path()), [6, 6]);
     let s = Store::open(dir.path(), opts()).unwrap();
     let mut got = vec![0u8; data.len()];
     s.read(s2, 600 * BS, &mut got).unwrap();
@@ -385,4 +385,121 @@ fn version_4_store_opens_as_it_is() {
         before.metadata_bytes,
         after.metadata_bytes
     );
+}
+
+fn text5(g: u64, b: u64) -> Vec<u8> {
+    format!("v5 fixture block {b:06} generation {g} ")
+        .bytes()
+        .cycle()
+        .take(BS as usize)
+        .collect()
+}
+
+/// What block `b` of the version 5 fixture's object `name` holds (its
+/// README), the last write (`v` blocks 20..60) replayed.
+fn expected_v5(name: &str, b: u64) -> Vec<u8> {
+    let fill = |x: u8| vec![x; BS as usize];
+    match (name, b) {
+        ("v", 20..60) => fill(0xb3),
+        ("v", 300..310) => fill(0xc4),
+        ("v", 0..64) | ("s", 0..64) => text5(1, b),
+        _ => fill(0),
+    }
+}
+
+fn verify_v5(s: &Store, what: &str) {
+    let objects = [
+        ("v", ObjectKind::Volume, 512),
+        ("s", ObjectKind::Snapshot, 512),
+    ];
+    verify(s, &objects, expected_v5, what);
+}
+
+/// A copy of `fixtures/engine-v5-store`.
+fn v5_fixture() -> tempfile::TempDir {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/engine-v5-store");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("segments")).unwrap();
+    for f in ["superblock", "segments/seg-00000001.log"] {
+        std::fs::copy(from.join(f), dir.path().join(f)).unwrap();
+    }
+    dir
+}
+
+/// A version 5 store opens as it is in version 6: its one-block chunks are
+/// one-block extents with their crc in the entry, its leaves name them by
+/// id, its log (a version 5 Write after the replay point) replays. New
+/// writes make multi-block extents beside them, overwriting old chunks in
+/// part; a snapshot, a delete and the cleaner go over both kinds.
+#[test]
+fn version_5_store_opens_as_it_is() {
+    let dir = v5_fixture();
+    assert_eq!(versions(dir.path()), [5, 5]);
+    let s = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(versions(dir.path()), [6, 5]);
+    verify_v5(&s, "opened");
+    let v = s.resolve("v", Some(ObjectKind::Volume)).unwrap();
+    // 1 MiB over old chunks (blocks 40..64) and holes.
+    let data: Vec<u8> = (40..296).flat_map(|b| text5(7, b)).collect();
+    let ids = |s: &Store| {
+        let st = s.stats().unwrap();
+        st.counters
+            .iter()
+            .find(|c| c.name == "data_ids")
+            .unwrap()
+            .value
+    };
+    let before = ids(&s);
+    s.write(v, 40 * BS, &data, true).unwrap();
+    // With 1 MiB segments a Write record holds 127 blocks: 127 + 127 + 2
+    // blocks, cut into extents of up to 32: 4 + 4 + 1 ids.
+    assert_eq!(ids(&s), before + 9);
+    let s2 = s.snapshot(v, Some("s2")).unwrap().id;
+    // A partial overwrite inside a new extent, and one of an old chunk.
+    s.write(v, 45 * BS, &vec![0x11; BS as usize], true).unwrap();
+    s.write(v, 10 * BS, &vec![0x12; BS as usize], true).unwrap();
+    let snap = s.resolve("s", Some(ObjectKind::Snapshot)).unwrap();
+    s.delete(snap).unwrap();
+    s.reclaim(1.0).unwrap();
+    assert!(s.check(false).unwrap().is_clean());
+    s.close().unwrap();
+    assert_eq!(versions(dir.path()), [6, 6]);
+    let s = Store::open(dir.path(), opts()).unwrap();
+    let want = |b: u64| -> Vec<u8> {
+        match b {
+            10 => vec![0x12; BS as usize],
+            45 => vec![0x11; BS as usize],
+            40..296 => text5(7, b),
+            _ => expected_v5("v", b),
+        }
+    };
+    let mut got = vec![0u8; (512 * BS) as usize];
+    s.read(v, 0, &mut got).unwrap();
+    for b in 0..512 {
+        let at = (b * BS) as usize..((b + 1) * BS) as usize;
+        assert!(got[at] == want(b)[..], "v block {b}");
+    }
+    s.read(s2, 0, &mut got).unwrap();
+    for b in 0..512 {
+        let at = (b * BS) as usize..((b + 1) * BS) as usize;
+        let w = match b {
+            40..296 => text5(7, b),
+            _ => expected_v5("v", b),
+        };
+        assert!(got[at] == w[..], "s2 block {b}");
+    }
+    assert!(s.check(false).unwrap().is_clean());
+    assert!(s.scrub(None).unwrap().errors.is_empty());
+}
+
+#[test]
+fn version_5_open_cut_before_its_superblock_is_redone() {
+    let dir = v5_fixture();
+    let v5_super = std::fs::read(dir.path().join("superblock")).unwrap();
+    let s = Store::open(dir.path(), opts()).unwrap();
+    drop(s); // killed right after the open's checkpoint
+    std::fs::write(dir.path().join("superblock"), &v5_super).unwrap();
+    let s = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(versions(dir.path()), [6, 5]);
+    verify_v5(&s, "opened again");
 }

@@ -2,7 +2,9 @@
 //! encoded and decoded here and nowhere else. This file holds the layout
 //! constants and the record header that frames every log record;
 //! `superblock.rs` the superblock slot; `pages.rs` map node pages and
-//! chunk-table pages (and version 3 leaves, for migration);
+//! chunk-table pages (and version 3 leaves, for migration); `extents.rs`
+//! multi-block extents (slot values, block crcs, extent Write and Reloc
+//! bodies);
 //! `records.rs` the bodies of Write, Zero, Reloc, Seal and Free records.
 //! Catalog records and the checkpoint blob are JSON of the catalogue's and
 //! the blob's serde types (`catalog.rs`, `checkpoint.rs`).
@@ -13,10 +15,12 @@
 //! so a layout changes here or not at all. docs/design.md draws these
 //! layouts as byte diagrams.
 
+mod extents;
 mod pages;
 mod records;
 mod superblock;
 
+pub use extents::*;
 pub use pages::*;
 pub use records::*;
 pub use superblock::*;
@@ -42,7 +46,11 @@ pub const CT_INTERIOR_LEVELS: u8 = 7;
 pub const CT_CAPACITY: u64 = CT_LEAF_ENTRIES * CT_FANOUT.pow(CT_INTERIOR_LEVELS as u32);
 /// Superblock magic.
 pub const SUPER_MAGIC: [u8; 8] = *b"BLKDSUPR";
-/// On-disk format version. Version 5 writes a map node as runs of
+/// On-disk format version. Version 6 stores data as extents of 1 to 32
+/// blocks (one id, one chunk-table entry and one refcount each, block
+/// crcs in the Write record; `extents.rs`); the one-block chunks of
+/// versions 4 and 5 stay valid as they are, so those stores open without
+/// rewriting anything. Version 5 writes a map node as runs of
 /// consecutive ids when that is smaller than the dense page, and keeps a
 /// node's record length (and a 20-bit refcount) in its chunk-table entry;
 /// a version 4 store (dense nodes only, which stay valid) opens as it is.
@@ -52,11 +60,11 @@ pub const SUPER_MAGIC: [u8; 8] = *b"BLKDSUPR";
 /// is migrated on open (`migrate.rs`); versions 1 and 2 are refused with a
 /// message saying to open them with a format-3 build first
 /// (docs/design.md, "Format versions").
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// The oldest format version this build opens (migrating it).
 pub const OLDEST_FORMAT_VERSION: u32 = 3;
 /// The format version whose stores `migrate.rs` rewrites at open; later
-/// ones (4) open as they are.
+/// ones (4, 5) open as they are.
 pub const MIGRATED_FORMAT_VERSION: u32 = 3;
 /// Size of one superblock slot.
 pub const SUPER_SLOT_LEN: usize = 4096;
@@ -82,6 +90,10 @@ pub enum RecordKind {
     Seal = 8,
     /// One bounded step of the pending-free queue (`free.rs`).
     Free = 9,
+    /// Data blocks written to a volume as extents (format version 6).
+    WriteExtents = 10,
+    /// An extent moved by the segment cleaner (format version 6).
+    RelocExtent = 11,
 }
 
 impl RecordKind {
@@ -96,6 +108,8 @@ impl RecordKind {
             7 => RecordKind::Reloc,
             8 => RecordKind::Seal,
             9 => RecordKind::Free,
+            10 => RecordKind::WriteExtents,
+            11 => RecordKind::RelocExtent,
             _ => return None,
         })
     }
@@ -133,6 +147,8 @@ fn covered_len(kind: RecordKind, body: &[u8]) -> usize {
         n.saturating_mul(WRITE_ENTRY)
             .saturating_add(WRITE_FIXED)
             .min(body.len())
+    } else if kind == RecordKind::WriteExtents {
+        extent_write_covered(body).map_or(body.len(), |c| c.min(body.len()))
     } else {
         body.len()
     }
@@ -189,7 +205,7 @@ impl RecordHeader {
         body_crc: u32,
         body_len: u32,
     ) -> [u8; HEADER_LEN] {
-        debug_assert!(kind != RecordKind::Write);
+        debug_assert!(kind != RecordKind::Write && kind != RecordKind::WriteExtents);
         let mut h = [0u8; HEADER_LEN];
         put_u32(&mut h, 0, RECORD_MAGIC);
         h[4] = kind as u8;

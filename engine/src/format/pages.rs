@@ -226,7 +226,18 @@ pub struct CtEntry {
     pub stored_len: u32,
     /// [`CT_FLAG_COMPRESSED`] and friends (data chunks only).
     pub flags: u32,
+    /// Blocks of an extent (1 to 32; format version 6): its `loc` names
+    /// its crc array, each block's crc lies in the log beside its payload,
+    /// `crc` is 0 and `stored_len` counts its crcs and payloads. 0 for a
+    /// one-block chunk whose crc is in the entry (format versions 4 and 5,
+    /// and compressed blocks) and for map nodes.
+    pub nblocks: u8,
 }
+
+/// Bit 31 of an extent entry's `loc` on disk (segment offsets stay below
+/// 2³¹): marks the entry as an extent's (refcount u32, block count u8)
+/// rather than a one-block chunk's (20-bit refcount, length, crc).
+pub const CT_LOC_EXTENT: u64 = 1 << 31;
 
 /// The chunk is stored zstd-compressed.
 pub const CT_FLAG_COMPRESSED: u32 = 1;
@@ -274,13 +285,44 @@ impl CtEntry {
         self.refcount > 0
     }
 
-    /// The most references the entry of chunk `id` can hold.
-    pub fn max_refs(_id: ChunkId) -> u32 {
-        REFCOUNT_MAX
+    /// The most references the entry can hold: 2³² − 1 for an extent,
+    /// [`REFCOUNT_MAX`] for the others.
+    pub fn max_refs(&self) -> u32 {
+        if self.nblocks > 0 {
+            u32::MAX
+        } else {
+            REFCOUNT_MAX
+        }
+    }
+
+    /// Blocks of data the entry holds: an extent's, 1 for a one-block
+    /// chunk (meaningless for nodes).
+    pub fn blocks(&self) -> u64 {
+        u64::from(self.nblocks.max(1))
+    }
+
+    /// The entry of a new extent of `nblocks` blocks whose crc array lies
+    /// at `loc`, with `refcount` references.
+    pub fn extent(loc: LogAddr, nblocks: u8, refcount: u32) -> CtEntry {
+        CtEntry {
+            loc,
+            refcount,
+            crc: 0,
+            stored_len: (super::EXTENT_BYTES_PER_BLOCK * u64::from(nblocks)) as u32,
+            flags: 0,
+            nblocks,
+        }
     }
 
     /// Encodes the entry of chunk `id` into its 16 bytes.
     fn encode_into(&self, id: u64, b: &mut [u8]) {
+        if self.nblocks > 0 && self.is_live() {
+            // extent: loc | bit 31, refcount u32, nblocks u8, 0 u8, 0 u16
+            put_u64(b, 0, self.loc.0 | CT_LOC_EXTENT);
+            put_u32(b, 8, self.refcount);
+            put_u32(b, 12, u32::from(self.nblocks));
+            return;
+        }
         let len = if !self.is_live() || self.stored_len >= PAGE_LEN as u32 {
             0
         } else if id >= NODE_ID_BASE || self.flags & CT_FLAG_COMPRESSED != 0 {
@@ -301,6 +343,17 @@ impl CtEntry {
         if loc.is_none() && word == 0 && crc == 0 {
             return Ok(CtEntry::default());
         }
+        if loc.0 & CT_LOC_EXTENT != 0 && id < NODE_ID_BASE {
+            let (loc, n) = (LogAddr(loc.0 & !CT_LOC_EXTENT), crc);
+            if loc.is_none() || word == 0 || !(1..=super::EXTENT_MAX_BLOCKS as u32).contains(&n) {
+                return Err(Error::corrupt(format!(
+                    "chunk-table entry of extent {id} is malformed (location {}, refcount \
+                     {word}, word {n:#x})",
+                    loc.0
+                )));
+            }
+            return Ok(CtEntry::extent(loc, n as u8, word));
+        }
         let (refcount, len) = (word & REFCOUNT_MAX, word >> 20);
         let stored_len = if len == 0 { PAGE_LEN as u32 } else { len };
         if id >= NODE_ID_BASE {
@@ -316,6 +369,7 @@ impl CtEntry {
                 crc,
                 stored_len,
                 flags: 0,
+                nblocks: 0,
             });
         }
         if refcount == 0 || loc.is_none() {
@@ -330,6 +384,7 @@ impl CtEntry {
             crc,
             stored_len,
             flags: if len == 0 { 0 } else { CT_FLAG_COMPRESSED },
+            nblocks: 0,
         })
     }
 
@@ -524,6 +579,7 @@ pub fn decode_v3_leaf(b: &[u8], index: u64) -> Result<Vec<CtEntry>> {
                 crc: get_u32(b, o + 12),
                 stored_len: get_u32(b, o + 16),
                 flags: get_u32(b, o + 20),
+                nblocks: 0,
             }
         })
         .collect())
@@ -581,6 +637,7 @@ mod tests {
                 crc: 5,
                 stored_len: 4095,
                 flags: CT_FLAG_COMPRESSED,
+                nblocks: 0,
             };
             es[254] = CtEntry {
                 loc: LogAddr(1 << 40),
@@ -588,6 +645,7 @@ mod tests {
                 crc: 6,
                 stored_len: 4096,
                 flags: 0,
+                nblocks: 0,
             };
         }
         let b = p.encode(0, 12);
@@ -611,6 +669,7 @@ mod tests {
             crc: 0,
             stored_len: PAGE_LEN as u32,
             flags: 0,
+            nblocks: 0,
         };
         let runs = CtEntry {
             loc: LogAddr(1 << 33),
@@ -618,6 +677,7 @@ mod tests {
             crc: 9,
             stored_len: (NODE_RUNS_HEAD + 2 * NODE_RUN_LEN) as u32,
             flags: 0,
+            nblocks: 0,
         };
         if let CtPage::Leaf(es) = &mut p {
             es[0] = node;
@@ -633,8 +693,28 @@ mod tests {
         let mut bad = b.clone();
         put_u32(&mut bad, 16 + 16 + 8, 3 | (57 << 20));
         assert!(CtPage::decode(&bad, 0, leaf).is_err());
-        assert_eq!(CtEntry::max_refs(ChunkId::node(0)), REFCOUNT_MAX);
-        assert_eq!(CtEntry::max_refs(ChunkId::data(0)), REFCOUNT_MAX);
+        assert_eq!(node.max_refs(), REFCOUNT_MAX);
+        // An extent entry: loc marked, full 32-bit refcount, block count.
+        let ext = CtEntry::extent(LogAddr(1 << 33 | 96), 32, u32::MAX);
+        assert_eq!(
+            (ext.max_refs(), ext.blocks(), ext.stored_len),
+            (u32::MAX, 32, 32 * 4100)
+        );
+        let mut p = CtPage::empty(0);
+        if let CtPage::Leaf(es) = &mut p {
+            es[7] = ext;
+        }
+        let b = p.encode(0, 3);
+        assert_eq!(get_u64(&b, 16 + 16 * 7), 1 << 33 | 96 | CT_LOC_EXTENT);
+        assert_eq!(CtPage::decode(&b, 0, 3).unwrap(), p);
+        for (at, v) in [(12, 0u8), (12, 33), (13, 1), (15, 1)] {
+            let mut x = b.clone();
+            x[16 + 16 * 7 + at] = v;
+            assert!(CtPage::decode(&x, 0, 3).is_err(), "byte {at} = {v}");
+        }
+        let mut x = b.clone();
+        put_u32(&mut x, 16 + 16 * 7 + 8, 0);
+        assert!(CtPage::decode(&x, 0, 3).is_err());
         let mut p = CtPage::empty(2);
         if let CtPage::Inner(cs) = &mut p {
             cs[254] = CtChild {
@@ -836,7 +916,7 @@ mod tests {
             proptest::prop_assert_eq!(Node::decode(&b, ChunkId(77)).unwrap(), n.clone());
             proptest::prop_assert_eq!(b, n.encode(ChunkId(77)));
             let mut p = CtPage::empty(0);
-            let e = CtEntry { loc: LogAddr(1 << 32), refcount: 1, crc: 2, stored_len: runs_len.min(PAGE_LEN) as u32, flags: 0 };
+            let e = CtEntry { loc: LogAddr(1 << 32), refcount: 1, crc: 2, stored_len: runs_len.min(PAGE_LEN) as u32, flags: 0, nblocks: 0 };
             if let CtPage::Leaf(es) = &mut p {
                 es[0] = e;
             }

@@ -23,6 +23,12 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// Passes of node slices a checkpoint makes over its dirty set (each over
+/// the nodes dirty when it starts) before the final hold writes whatever
+/// is left, however much: under writes faster than slices, the final hold
+/// grows rather than the checkpoint never ending.
+const SLICE_PASSES: usize = 16;
+
 impl Store {
     /// Runs the housekeeping a write may call for: a checkpoint when dirty
     /// metadata or the log since the last one passes its bound, and, each
@@ -58,10 +64,13 @@ impl Store {
     }
 
     /// The checkpoint protocol; the caller holds the checkpoint lock and
-    /// hands over the state lock. Pages and the blob are written under the
-    /// state lock; the `fdatasync`s and the superblock switch run without
-    /// it, so client I/O goes on meanwhile (what it does lands after the
-    /// new replay point, and dirties pages for the next checkpoint).
+    /// hands over the state lock. The dirty map nodes are written in
+    /// slices, each in a short hold of the state lock; the final hold
+    /// writes what is left (nodes dirtied again meanwhile), the chunk-table
+    /// pages and the blob. The `fdatasync`s and the superblock switch run
+    /// without it, so client I/O goes on meanwhile (what it does lands
+    /// after the new replay point, and dirties pages for the next
+    /// checkpoint).
     pub(crate) fn checkpoint_with(&self, st: parking_lot::MutexGuard<'_, State>) -> Result<()> {
         let started = std::time::Instant::now();
         let r = self.checkpoint_protocol(st);
@@ -69,23 +78,93 @@ impl Store {
         r
     }
 
+    /// Writes the dirty map nodes in slices of at most
+    /// `checkpoint_slice_nodes`, from a snapshot sorted by id and encoded
+    /// (per slice) without the lock, each slice in its own hold
+    /// ([`State::write_node_slice`]). A node changed or freed after the
+    /// snapshot is skipped and stays dirty; one written and then dirtied
+    /// again is dirty again. Up to [`SLICE_PASSES`] passes run while more
+    /// than a slice is dirty; returns the state lock for the final hold,
+    /// which writes whatever is dirty then. Slices commit nothing (see
+    /// docs/design.md, "Commit protocol").
+    fn write_node_slices<'a>(
+        &'a self,
+        mut st: parking_lot::MutexGuard<'a, State>,
+    ) -> Result<parking_lot::MutexGuard<'a, State>> {
+        let per = self.inner.opts.checkpoint_slice_nodes.max(1);
+        let faults = st.log.faults.clone();
+        for _ in 0..SLICE_PASSES {
+            if st.nodes_dirty.len() <= per {
+                break;
+            }
+            let mut snapshot = st.dirty_nodes();
+            drop(st);
+            // Descending, so that each slice is split off the end, in id
+            // order once reversed, and its `Arc`s go when it is written
+            // (a node still held by the snapshot is copied when modified).
+            snapshot.sort_unstable_by_key(|n| std::cmp::Reverse(n.0));
+            while !snapshot.is_empty() {
+                let mut part = snapshot.split_off(snapshot.len().saturating_sub(per));
+                part.reverse();
+                let pre = crate::checkpoint::Encoded::new(part);
+                self.check_live()?;
+                let r = self.inner.state.lock().write_node_slice(pre);
+                // The writer thread is woken only now the lock is free.
+                self.inner.queue.wake();
+                r.map_err(|e| self.fail(e))?;
+                faults.checkpoint_slice();
+            }
+            st = self.inner.state.lock();
+        }
+        Ok(st)
+    }
+
     fn checkpoint_protocol(&self, st: parking_lot::MutexGuard<'_, State>) -> Result<()> {
-        // The dirty map nodes (most of a checkpoint's pages) are encoded
-        // and checksummed without the lock; the hold below only frames and
-        // queues them (re-encoding those changed meanwhile) and writes the
-        // chunk-table pages and the blob. What is committed is the state
-        // at that hold: the snapshot only saves work.
-        let snapshot = st.dirty_nodes();
-        drop(st);
-        let pre = crate::checkpoint::Encoded::new(snapshot);
-        let mut st = self.inner.state.lock();
-        let (ct_root, blob) = st.write_checkpoint(pre).map_err(|e| self.fail(e))?;
+        let mut st = self.write_node_slices(st)?;
+        let per = self.inner.opts.checkpoint_slice_nodes.max(1);
+        let faults = st.log.faults.clone();
+        // The nodes left (most of a small checkpoint's pages) are encoded
+        // and checksummed without the lock too; the final hold only frames
+        // and queues them (re-encoding those changed meanwhile) and writes
+        // the chunk-table pages and the blob. What is committed is the
+        // state at that hold: the snapshots only save work. Should more
+        // than a slice have been dirtied while they were encoded (the lock
+        // is contended), they go as one more slice and the final hold is
+        // tried again, a bounded number of times.
+        let mut tries = 0;
+        let (mut st, pre) = loop {
+            let mut snapshot = st.dirty_nodes();
+            drop(st);
+            snapshot.sort_unstable_by_key(|n| n.0);
+            let pre = crate::checkpoint::Encoded::new(snapshot);
+            faults.checkpoint_slice();
+            st = self.inner.state.lock();
+            self.check_live()?;
+            tries += 1;
+            if st.nodes_dirty.len() <= pre.len() + per || tries == SLICE_PASSES {
+                break (st, pre);
+            }
+            let r = st.write_node_slice(pre);
+            drop(st);
+            self.inner.queue.wake();
+            r.map_err(|e| self.fail(e))?;
+            st = self.inner.state.lock();
+        };
+        let (ct_root, blob) = match st.write_checkpoint(pre) {
+            Ok(r) => r,
+            Err(e) => {
+                drop(st);
+                self.inner.queue.wake();
+                return Err(self.fail(e));
+            }
+        };
         let replay_start = st.log.tail();
         let replay_seq = st.log.next_seq();
         let log_bytes = st.counters.log_bytes();
         let faults = st.log.faults.clone();
         let pending = std::mem::take(&mut st.pending_delete);
         drop(st);
+        self.inner.queue.wake();
         // The pages and the blob reach the segment files from the log's
         // write queue; the superblock may name them only once they are
         // written and synced.
@@ -140,6 +219,7 @@ impl Store {
         // now that neither superblock slot names a checkpoint needing them;
         // those emptied before this one wait for the next.
         let mut st = self.inner.state.lock();
+        let held = std::time::Instant::now();
         st.generation = generation;
         for seg in std::mem::replace(&mut st.delete_next, pending) {
             st.log.remove_segment(seg)?;
@@ -169,6 +249,8 @@ impl Store {
             }
         });
         let doomed = st.log.take_doomed();
+        st.counters
+            .held(crate::op_stats::Holder::Checkpoint, held.elapsed());
         drop(st);
         if let Some(c) = committed {
             let observer = self.inner.observer.lock().clone();

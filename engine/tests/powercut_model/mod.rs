@@ -27,6 +27,9 @@ pub fn opts() -> StoreOptions {
         // Housekeeping on its own thread, as `blockd serve` runs it: the
         // recording then interleaves its I/O with the workload's.
         background_reclaim: std::env::var_os("BLOCKD_POWERCUT_BACKGROUND").is_some(),
+        // Checkpoints write their map nodes in several slices (several
+        // holds of the store lock), so cuts fall between slices too.
+        checkpoint_slice_nodes: 8,
         ..Default::default()
     }
 }

@@ -1,0 +1,536 @@
+//! The on-disk pieces of multi-block extents (docs/design.md, "Extents";
+//! format version 6): map slot values naming a block of an extent, the
+//! block crc seeded with the extent id and block index, the cut of a write
+//! into extents of at most 32 blocks, the extent Write record body (per
+//! extent: its block crcs, then its payloads) and the extent Reloc body
+//! the cleaner writes. An extent's chunk-table entry is a
+//! [`CtEntry`](super::CtEntry) with `nblocks` set (`pages.rs`). Decoders
+//! refuse bad lengths and values with `Corrupt`, never panic.
+
+use super::{get_u32, get_u64, put_u32, put_u64, PAGE_LEN};
+use crate::error::{Error, Result};
+use crate::types::{ChunkId, LogAddr, BLOCK_SIZE};
+
+/// Most blocks in one extent.
+pub const EXTENT_MAX_BLOCKS: usize = 32;
+/// Low bits of an extent's level-0 map slot holding the block's index in
+/// its extent.
+pub const SLOT_INDEX_BITS: u32 = 5;
+/// Bit 63 of a level-0 slot: set, the slot names block `v & 31` of extent
+/// `(v & !bit) >> 5`; clear, it names a one-block chunk by its id (format
+/// versions 4 and 5, and compressed blocks), or is 0 (hole) or 1 (zero).
+pub const SLOT_EXTENT: u64 = 1 << 63;
+/// Bytes an extent stores per block: its crc and its payload.
+pub const EXTENT_BYTES_PER_BLOCK: u64 = 4 + BLOCK_SIZE;
+
+/// The level-0 map slot naming block `index` of extent `extent`.
+pub fn slot_value(extent: ChunkId, index: u8) -> u64 {
+    debug_assert!(extent.is_data() && usize::from(index) < EXTENT_MAX_BLOCKS);
+    SLOT_EXTENT | extent.0 << SLOT_INDEX_BITS | u64::from(index)
+}
+
+/// The chunk a level-0 slot value references: the extent it names a block
+/// of, or the one-block chunk (or special value) it holds.
+pub fn slot_extent(v: u64) -> ChunkId {
+    if v & SLOT_EXTENT != 0 {
+        ChunkId((v & !SLOT_EXTENT) >> SLOT_INDEX_BITS)
+    } else {
+        ChunkId(v)
+    }
+}
+
+/// The block index in its extent a level-0 slot value names (0 for a
+/// one-block chunk).
+pub fn slot_index(v: u64) -> u8 {
+    if v & SLOT_EXTENT != 0 {
+        (v & ((1 << SLOT_INDEX_BITS) - 1)) as u8
+    } else {
+        0
+    }
+}
+
+/// The chunk an entry of a node at `level` references: for a leaf, the
+/// extent its slot value names; above, the node id it holds.
+pub fn slot_chunk(level: u8, v: u64) -> ChunkId {
+    if level == 0 {
+        slot_extent(v)
+    } else {
+        ChunkId(v)
+    }
+}
+
+/// The distinct chunks (extents, one-block chunks) the slots of a leaf
+/// reference, special values left out, sorted: the references the leaf
+/// holds (one per extent, however many of its blocks the leaf maps).
+pub fn leaf_extents(slots: &[u64]) -> Vec<ChunkId> {
+    let mut v: Vec<ChunkId> = slots
+        .iter()
+        .map(|&s| slot_extent(s))
+        .filter(|c| !c.is_special())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// crc32 of block `index` of extent `extent`: over the payload, then
+/// the extent id (u64 LE) and the index (u8), so that a block of another
+/// extent, or a stale block a reused spare segment still holds, never
+/// verifies as this one even when its own crc is valid. The seed comes
+/// last so that the writer can hash the payload before the id is known,
+/// outside the store lock, and finish under it ([`block_crc_of`]).
+pub fn block_crc(extent: ChunkId, index: u8, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(payload);
+    h.update(&extent.0.to_le_bytes());
+    h.update(&[index]);
+    h.finalize()
+}
+
+/// [`block_crc`] from the plain crc32 of the 4096-byte payload: nine
+/// more bytes hashed.
+pub fn block_crc_of(extent: ChunkId, index: u8, payload_crc: u32) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial_len(payload_crc, BLOCK_SIZE);
+    h.update(&extent.0.to_le_bytes());
+    h.update(&[index]);
+    h.finalize()
+}
+
+/// Where block `k` of an extent of `nblocks` blocks whose crc array lies
+/// at `loc` is stored: its crc and its payload.
+pub fn extent_block(loc: LogAddr, nblocks: u8, k: u8) -> (LogAddr, LogAddr) {
+    let n = u64::from(nblocks);
+    let k = u64::from(k);
+    (
+        LogAddr(loc.0 + 4 * k),
+        LogAddr(loc.0 + 4 * n + BLOCK_SIZE * k),
+    )
+}
+
+/// How a Write of `kinds` (one per block: 0 data, 1 zero) is cut into
+/// extents: each run of contiguous data blocks becomes ceil(N/32)
+/// extents, as (first block in the write, count).
+pub fn plan_extents(kinds: &[u8]) -> Vec<(u32, u16)> {
+    let mut out = Vec::new();
+    let mut i = 0usize;
+    while i < kinds.len() {
+        if kinds[i] != BLOCK_DATA {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < kinds.len() && kinds[i] == BLOCK_DATA && i - start < EXTENT_MAX_BLOCKS {
+            i += 1;
+        }
+        out.push((start as u32, (i - start) as u16));
+    }
+    out
+}
+
+/// A block of a Write holding data (in an extent).
+pub const BLOCK_DATA: u8 = 0;
+/// A block of a Write that is all zero (in no extent, not stored).
+pub const BLOCK_ZERO: u8 = 1;
+
+/// Bytes of an extent Write body's fixed part.
+pub const EXTENT_WRITE_FIXED: usize = 32;
+/// Bytes of one extent descriptor.
+pub const EXTENT_DESC_LEN: usize = 16;
+
+/// One extent of a Write record to encode: its id, its first block in the
+/// write, and its blocks' payloads (4096 bytes each).
+#[derive(Clone, Debug)]
+pub struct ExtentIn<'a> {
+    /// The extent's id (a data id).
+    pub id: ChunkId,
+    /// Its first block, as an index into the write.
+    pub first: u32,
+    /// The payloads, one per block.
+    pub payloads: Vec<&'a [u8]>,
+}
+
+/// One extent of a decoded Write record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtentOut {
+    /// The extent's id.
+    pub id: ChunkId,
+    /// Its first block, as an index into the write.
+    pub first: u32,
+    /// Offset in the body of its crc array (the table's `loc` points there).
+    pub crcs_at: usize,
+    /// Its number of blocks.
+    pub count: u8,
+}
+
+/// A decoded extent Write record body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtentWrite {
+    /// The volume written.
+    pub object: [u8; 16],
+    /// First block written.
+    pub first_block: u64,
+    /// One kind per block ([`BLOCK_DATA`] or [`BLOCK_ZERO`]).
+    pub kinds: Vec<u8>,
+    /// The extents, in block order.
+    pub extents: Vec<ExtentOut>,
+}
+
+fn pad8(n: usize) -> usize {
+    n.div_ceil(8) * 8
+}
+
+/// Bytes of an extent Write body the record header's crc covers: its fixed
+/// part, kinds and extent descriptors (the blocks carry their own crcs).
+/// `None` when the body is too short to say.
+pub fn extent_write_covered(b: &[u8]) -> Option<usize> {
+    if b.len() < EXTENT_WRITE_FIXED {
+        return None;
+    }
+    let (n, m) = (get_u32(b, 24) as usize, get_u32(b, 28) as usize);
+    m.checked_mul(EXTENT_DESC_LEN)?
+        .checked_add(EXTENT_WRITE_FIXED.checked_add(pad8(n))?)
+}
+
+/// Appends an extent Write body's checksummed head to `out`:
+///
+/// ```text
+///  0 object (16) | 16 first block u64 | 24 n blocks u32 | 28 n extents u32
+///  n blocks × kind u8 (0 data, 1 zero), zero-padded to 8
+///  n extents × { id u64 · first u32 · count u16 · 0 u16 }
+/// ```
+///
+/// The extents follow it, each as [`extent_crcs`] then its payloads.
+pub fn encode_extent_write_head(
+    out: &mut Vec<u8>,
+    object: [u8; 16],
+    first_block: u64,
+    kinds: &[u8],
+    extents: &[ExtentIn<'_>],
+) {
+    let base = out.len();
+    let head = EXTENT_WRITE_FIXED + pad8(kinds.len()) + EXTENT_DESC_LEN * extents.len();
+    out.resize(base + head, 0);
+    let b = &mut out[base..];
+    b[..16].copy_from_slice(&object);
+    put_u64(b, 16, first_block);
+    put_u32(b, 24, kinds.len() as u32);
+    put_u32(b, 28, extents.len() as u32);
+    b[EXTENT_WRITE_FIXED..EXTENT_WRITE_FIXED + kinds.len()].copy_from_slice(kinds);
+    let descs = EXTENT_WRITE_FIXED + pad8(kinds.len());
+    for (i, x) in extents.iter().enumerate() {
+        let o = descs + EXTENT_DESC_LEN * i;
+        put_u64(b, o, x.id.0);
+        put_u32(b, o + 8, x.first);
+        b[o + 12..o + 14].copy_from_slice(&(x.payloads.len() as u16).to_le_bytes());
+    }
+}
+
+/// The crc array of an extent: each block's [`block_crc`].
+#[cfg(test)]
+pub fn extent_crcs(x: &ExtentIn<'_>) -> Vec<u8> {
+    let mut b = Vec::with_capacity(4 * x.payloads.len());
+    for (k, p) in x.payloads.iter().enumerate() {
+        b.extend_from_slice(&block_crc(x.id, k as u8, p).to_le_bytes());
+    }
+    b
+}
+
+/// Encodes a whole extent Write record body (head, then per extent its
+/// crcs and payloads).
+#[cfg(test)]
+pub fn encode_extent_write(
+    object: [u8; 16],
+    first_block: u64,
+    kinds: &[u8],
+    extents: &[ExtentIn<'_>],
+) -> Vec<u8> {
+    let mut b = Vec::new();
+    encode_extent_write_head(&mut b, object, first_block, kinds, extents);
+    for x in extents {
+        b.extend_from_slice(&extent_crcs(x));
+        for p in &x.payloads {
+            b.extend_from_slice(p);
+        }
+    }
+    b
+}
+
+/// Decodes an extent Write record body, checking its shape (kinds, the
+/// extents covering exactly the data blocks in order, 1 to 32 blocks
+/// each, lengths) but not the block crcs: returns the body and the blocks
+/// (as indices into the write) whose payload fails its seeded crc (what a
+/// salvaging replay leaves out).
+pub fn decode_extent_write(b: &[u8]) -> Result<(ExtentWrite, Vec<usize>)> {
+    let bad = |why: String| Error::corrupt(format!("extent write record {why}"));
+    if b.len() < EXTENT_WRITE_FIXED {
+        return Err(bad("is too short".into()));
+    }
+    let (n, m) = (get_u32(b, 24) as usize, get_u32(b, 28) as usize);
+    let descs = EXTENT_WRITE_FIXED
+        .checked_add(pad8(n))
+        .filter(|&x| x <= b.len())
+        .ok_or_else(|| bad(format!("has {n} blocks in {} bytes", b.len())))?;
+    let head = m
+        .checked_mul(EXTENT_DESC_LEN)
+        .and_then(|x| x.checked_add(descs))
+        .filter(|&x| x <= b.len())
+        .ok_or_else(|| bad(format!("has {m} extents in {} bytes", b.len())))?;
+    let kinds = b[EXTENT_WRITE_FIXED..EXTENT_WRITE_FIXED + n].to_vec();
+    if kinds.iter().any(|&k| k > BLOCK_ZERO)
+        || b[EXTENT_WRITE_FIXED + n..descs].iter().any(|&x| x != 0)
+    {
+        return Err(bad("has a bad block kind".into()));
+    }
+    let mut extents = Vec::with_capacity(m.min(n));
+    let mut failed = Vec::new();
+    let mut at = head;
+    let mut next_block = 0usize;
+    for i in 0..m {
+        let o = descs + EXTENT_DESC_LEN * i;
+        let id = ChunkId(get_u64(b, o));
+        let first = get_u32(b, o + 8) as usize;
+        let count = usize::from(u16::from_le_bytes([b[o + 12], b[o + 13]]));
+        let flags = u16::from_le_bytes([b[o + 14], b[o + 15]]);
+        // In order, within the write, over data blocks only, and every
+        // data block before `first` in an earlier extent.
+        let ok = id.is_data()
+            && (1..=EXTENT_MAX_BLOCKS).contains(&count)
+            && flags == 0
+            && first >= next_block
+            && first + count <= n
+            && kinds[next_block..first].iter().all(|&k| k == BLOCK_ZERO)
+            && kinds[first..first + count].iter().all(|&k| k == BLOCK_DATA);
+        if !ok {
+            return Err(bad(format!(
+                "has a malformed extent {i} (id {}, blocks {first}+{count}, flags {flags:#x})",
+                id.0
+            )));
+        }
+        let crcs_at = at;
+        let end = (EXTENT_BYTES_PER_BLOCK as usize)
+            .checked_mul(count)
+            .and_then(|x| x.checked_add(at))
+            .filter(|&e| e <= b.len())
+            .ok_or_else(|| bad(format!("extent {i} exceeds the record")))?;
+        let payload_at = crcs_at + 4 * count;
+        for k in 0..count {
+            let p = payload_at + PAGE_LEN * k;
+            if block_crc(id, k as u8, &b[p..p + PAGE_LEN]) != get_u32(b, crcs_at + 4 * k) {
+                failed.push(first + k);
+            }
+        }
+        extents.push(ExtentOut {
+            id,
+            first: first as u32,
+            crcs_at,
+            count: count as u8,
+        });
+        at = end;
+        next_block = first + count;
+    }
+    if kinds[next_block..].contains(&BLOCK_DATA) {
+        return Err(bad("leaves data blocks in no extent".into()));
+    }
+    if at != b.len() {
+        return Err(bad(format!("has {} bytes after its extents", b.len() - at)));
+    }
+    let mut object = [0u8; 16];
+    object.copy_from_slice(&b[..16]);
+    Ok((
+        ExtentWrite {
+            object,
+            first_block: get_u64(b, 16),
+            kinds,
+            extents,
+        },
+        failed,
+    ))
+}
+
+/// Bytes of an extent Reloc body's fixed part; the crcs follow it.
+pub const EXTENT_RELOC_FIXED: usize = 16;
+
+/// Encodes an extent Reloc body: extent id u64, block count u32, 0 u32,
+/// then the extent's crc array and payloads exactly as they were read
+/// (`stored`: `4 × n` crc bytes, then `4096 × n` payload bytes). The
+/// cleaner copies the bytes as they are: each block stays covered by its
+/// seeded crc, which does not depend on where it lies.
+pub fn encode_extent_reloc(id: ChunkId, nblocks: u8, stored: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; EXTENT_RELOC_FIXED];
+    put_u64(&mut b, 0, id.0);
+    put_u32(&mut b, 8, u32::from(nblocks));
+    b.extend_from_slice(stored);
+    b
+}
+
+/// Decodes an extent Reloc body: the extent moved and its block count
+/// (its crc array lies at [`EXTENT_RELOC_FIXED`]).
+pub fn decode_extent_reloc(b: &[u8]) -> Result<(ChunkId, u8)> {
+    let bad = || Error::corrupt("extent reloc record is malformed");
+    if b.len() < EXTENT_RELOC_FIXED {
+        return Err(bad());
+    }
+    let (id, n) = (ChunkId(get_u64(b, 0)), get_u32(b, 8) as usize);
+    let ok = id.is_data()
+        && (1..=EXTENT_MAX_BLOCKS).contains(&n)
+        && get_u32(b, 12) == 0
+        && b.len() == EXTENT_RELOC_FIXED + EXTENT_BYTES_PER_BLOCK as usize * n;
+    if !ok {
+        return Err(bad());
+    }
+    Ok((id, n as u8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_name_a_block_of_an_extent() {
+        let e = ChunkId::data(40);
+        let v = slot_value(e, 31);
+        assert_eq!((slot_extent(v), slot_index(v)), (e, 31));
+        // Consecutive blocks of an extent are consecutive slot values (one
+        // run of a runs-encoded leaf), and so are the last block of a full
+        // extent and the first of the next.
+        assert_eq!(slot_value(e, 1), slot_value(e, 0) + 1);
+        assert_eq!(slot_value(ChunkId::data(41), 0), v + 1);
+        // One-block chunks of older stores and the special values read as
+        // themselves.
+        for raw in [0, 1, 2, 77, (1 << 57) - 1] {
+            assert_eq!((slot_extent(raw), slot_index(raw)), (ChunkId(raw), 0));
+        }
+        assert_eq!(slot_chunk(1, v), ChunkId(v));
+        assert_eq!(slot_chunk(0, v), e);
+        let mut slots = vec![slot_value(e, 0), slot_value(e, 5), 1, 0, 9, 9];
+        slots.push(slot_value(ChunkId::data(3), 2));
+        assert_eq!(leaf_extents(&slots), [ChunkId(5), ChunkId(9), e]);
+    }
+
+    #[test]
+    fn block_crc_is_seeded_with_extent_and_index() {
+        let p = [7u8; 4096];
+        let c = block_crc(ChunkId::data(1), 0, &p);
+        assert_ne!(c, block_crc(ChunkId::data(2), 0, &p));
+        assert_ne!(c, block_crc(ChunkId::data(1), 1, &p));
+        assert_ne!(c, crc32fast::hash(&p));
+        assert_eq!(block_crc_of(ChunkId::data(1), 0, crc32fast::hash(&p)), c);
+    }
+
+    #[test]
+    fn writes_are_cut_into_extents_of_32() {
+        let mut kinds = vec![BLOCK_DATA; 70];
+        kinds[5] = BLOCK_ZERO;
+        assert_eq!(plan_extents(&kinds), [(0, 5), (6, 32), (38, 32)]);
+        assert_eq!(plan_extents(&[BLOCK_ZERO; 3]), []);
+        assert_eq!(plan_extents(&[BLOCK_DATA; 64]), [(0, 32), (32, 32)]);
+    }
+
+    fn encode_sample(kinds: &[u8], blocks: &[Vec<u8>]) -> Vec<u8> {
+        let extents: Vec<ExtentIn<'_>> = plan_extents(kinds)
+            .iter()
+            .enumerate()
+            .map(|(i, &(first, count))| ExtentIn {
+                id: ChunkId::data(10 + i as u64),
+                first,
+                payloads: blocks[first as usize..first as usize + count as usize]
+                    .iter()
+                    .map(|p| &p[..])
+                    .collect(),
+            })
+            .collect();
+        encode_extent_write([9; 16], 1000, kinds, &extents)
+    }
+
+    #[test]
+    fn extent_write_roundtrip_and_garbled() {
+        let mut kinds = vec![BLOCK_DATA; 40];
+        kinds[3] = BLOCK_ZERO;
+        let blocks: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 4096]).collect();
+        let body = encode_sample(&kinds, &blocks);
+        let (w, failed) = decode_extent_write(&body).unwrap();
+        assert!(failed.is_empty());
+        assert_eq!(extent_write_covered(&body), Some(32 + 40 + 3 * 16));
+        assert_eq!(
+            (w.object, w.first_block, w.kinds.clone()),
+            ([9; 16], 1000, kinds.clone())
+        );
+        let shape: Vec<(u32, u8)> = w.extents.iter().map(|x| (x.first, x.count)).collect();
+        assert_eq!(shape, [(0, 3), (4, 32), (36, 4)]);
+        // Blocks lie where `extent_block` says, from the crc array.
+        let x = &w.extents[2];
+        let (c, p) = extent_block(LogAddr(x.crcs_at as u64), 4, 3);
+        assert_eq!(&body[p.0 as usize..p.0 as usize + 4096], &blocks[39][..]);
+        assert_eq!(
+            get_u32(&body, c.0 as usize),
+            block_crc(x.id, 3, &blocks[39])
+        );
+        // A flipped payload byte fails that block's crc only.
+        let mut d = body.clone();
+        d[p.0 as usize - 4096 * 2 + 7] ^= 1;
+        assert_eq!(decode_extent_write(&d).unwrap().1, [37]);
+        // Truncated, trailing bytes, a bad kind, a data block in no extent.
+        assert!(decode_extent_write(&body[..body.len() - 1]).is_err());
+        let mut d = body.clone();
+        d.push(0);
+        assert!(decode_extent_write(&d).is_err());
+        let mut d = body.clone();
+        d[EXTENT_WRITE_FIXED + 3] = 2;
+        assert!(decode_extent_write(&d).is_err());
+        let mut d = body.clone();
+        d[EXTENT_WRITE_FIXED + 3] = BLOCK_DATA;
+        assert!(decode_extent_write(&d).is_err());
+        // An extent of 33 blocks, with flags, or naming a node id.
+        let descs = EXTENT_WRITE_FIXED + 40;
+        let mut d = body.clone();
+        d[descs + EXTENT_DESC_LEN + 12] = 33;
+        assert!(decode_extent_write(&d).is_err());
+        let mut d = body.clone();
+        d[descs + 14] = 1;
+        assert!(decode_extent_write(&d).is_err());
+        let mut d = body;
+        put_u64(&mut d, descs, ChunkId::node(0).0);
+        assert!(decode_extent_write(&d).is_err());
+    }
+
+    #[test]
+    fn extent_reloc_roundtrip_and_garbled() {
+        let stored = vec![3u8; 2 * EXTENT_BYTES_PER_BLOCK as usize];
+        let b = encode_extent_reloc(ChunkId::data(7), 2, &stored);
+        assert_eq!(decode_extent_reloc(&b).unwrap(), (ChunkId::data(7), 2));
+        assert!(decode_extent_reloc(&b[..b.len() - 1]).is_err());
+        let mut d = b.clone();
+        d[12] = 1;
+        assert!(decode_extent_reloc(&d).is_err());
+        let mut d = b;
+        put_u32(&mut d, 8, 33);
+        assert!(decode_extent_reloc(&d).is_err());
+        assert!(decode_extent_reloc(&[]).is_err());
+    }
+
+    proptest::proptest! {
+        /// Any bytes: an error or a decoded body, never a panic.
+        #[test]
+        fn extent_write_decoder_survives_garbage(
+            b in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+        ) {
+            let _ = decode_extent_write(&b);
+            let _ = decode_extent_reloc(&b);
+            let _ = extent_write_covered(&b);
+        }
+
+        /// Any mix of data and zero blocks round-trips.
+        #[test]
+        fn extent_write_roundtrip(zeros in proptest::collection::vec(proptest::bool::ANY, 0..100)) {
+            let kinds: Vec<u8> = zeros.iter().map(|&z| if z { BLOCK_ZERO } else { BLOCK_DATA }).collect();
+            let blocks: Vec<Vec<u8>> = (0..kinds.len()).map(|i| vec![i as u8; 4096]).collect();
+            let body = encode_sample(&kinds, &blocks);
+            let (w, failed) = decode_extent_write(&body).unwrap();
+            proptest::prop_assert!(failed.is_empty());
+            proptest::prop_assert_eq!(w.kinds, kinds.clone());
+            let data = kinds.iter().filter(|&&k| k == BLOCK_DATA).count();
+            proptest::prop_assert_eq!(w.extents.iter().map(|x| usize::from(x.count)).sum::<usize>(), data);
+            proptest::prop_assert_eq!(w.extents.len(), plan_extents(&kinds).len());
+        }
+    }
+}
