@@ -237,9 +237,9 @@ impl State {
             }
             let bodies: Vec<Vec<u8>> = to_write.iter().map(|(i, p)| p.encode(level, *i)).collect();
             let addrs = self.append_many(RecordKind::CtPage, &bodies)?;
-            for (((idx, page), body), a) in to_write.into_iter().zip(bodies).zip(addrs) {
+            for (((idx, _), body), a) in to_write.into_iter().zip(bodies).zip(addrs) {
                 self.account(a, PAGE_RECORD, true);
-                self.ct_cache((level, idx), page);
+                self.ct_cache((level, idx), &body);
                 let crc = crc32fast::hash(&body);
                 written.insert(idx, CtChild { loc: a, crc });
             }

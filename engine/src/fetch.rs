@@ -18,9 +18,10 @@
 //! lock hold: a Write or Zero record is never appended unless applying it
 //! cannot meet a miss.
 
+use crate::ct_bytes::{no_record, CtBytes};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{
-    slot_chunk, CtChild, CtPage, Node, RecordKind, CT_CAPACITY, CT_LEAF_ENTRIES, PAGE_LEN,
+    slot_chunk, CtChild, Node, RecordKind, CT_CAPACITY, CT_LEAF_ENTRIES, PAGE_LEN,
 };
 use crate::log::Segment;
 use crate::map::entry_span;
@@ -53,7 +54,7 @@ pub(crate) struct FetchMode {
     pub misses: Vec<Need>,
     /// Pages fetched for the request holding the lock, valid for this
     /// hold only (cleared when it ends).
-    pub pinned_ct: FxHashMap<CtKey, Arc<CtPage>>,
+    pub pinned_ct: FxHashMap<CtKey, Arc<CtBytes>>,
     pub pinned_nodes: FxHashMap<ChunkId, Arc<Node>>,
     /// A miss whose page is wholly in the OS page cache is read at once,
     /// under the lock, without waiting for the device
@@ -70,7 +71,7 @@ pub(crate) fn miss_error() -> Error {
 /// Pages one request fetched outside the lock, with where they were read.
 #[derive(Default)]
 pub(crate) struct Fetched {
-    ct: FxHashMap<CtKey, (CtChild, Arc<CtPage>)>,
+    ct: FxHashMap<CtKey, (CtChild, Arc<CtBytes>)>,
     nodes: FxHashMap<ChunkId, (LogAddr, u32, Arc<Node>)>,
     /// Also pin the pages found in the caches (see [`FetchMode::pin_hits`]).
     pin_hits: bool,
@@ -87,50 +88,30 @@ impl Fetched {
     }
 }
 
-/// Reads and verifies the chunk-table page `key` at `child` from `seg`.
-pub(crate) fn read_ct_page(
-    seg: Option<&Segment>,
-    seg_size: u64,
-    key: CtKey,
-    child: CtChild,
-) -> Result<CtPage> {
-    let (level, index) = key;
-    let what = || format!("chunk-table page (level {level}, index {index})");
-    let rec = read_at(seg, seg_size, child.loc, &what)?;
-    verify_ct_page(&rec, key, child)
-}
-
-/// Checks that `rec` is chunk-table page `key` as its parent's `child`
-/// entry names it, and decodes it.
-fn verify_ct_page(rec: &crate::log::ReadRecord, key: CtKey, child: CtChild) -> Result<CtPage> {
-    let (level, index) = key;
-    let what = || format!("chunk-table page (level {level}, index {index})");
-    if rec.header.kind != RecordKind::CtPage {
-        return Err(Error::corrupt(format!(
-            "{} points at a {:?} record",
-            what(),
-            rec.header.kind
-        )));
-    }
-    let page = CtPage::decode(&rec.body, level, index)?;
-    if !child.matches(&rec.body) {
-        return Err(Error::corrupt(format!(
-            "{} at segment {} offset {} fails the checksum its parent holds \
-             (a stale or misplaced copy)",
-            what(),
-            child.loc.segment().0,
-            child.loc.offset()
-        )));
-    }
-    Ok(page)
+/// Reads and verifies the chunk-table page `key` at `child` from `seg`,
+/// waiting for the device.
+pub(crate) fn read_ct_page(seg: Option<&Segment>, key: CtKey, child: CtChild) -> Result<CtBytes> {
+    let mut body = CtBytes::buffer();
+    let hd = match seg {
+        Some(s) => s.read_page_into(child.loc.offset(), &mut body[..])?,
+        None => None,
+    };
+    let hd = hd.ok_or_else(|| no_record(key, child.loc))?;
+    CtBytes::verify(body, &hd, key, child)
 }
 
 /// Chunk-table page `key` at `child`, if the OS page cache holds all of its
 /// record (read without waiting for the device) and it verifies; `None`
 /// sends the caller the slow way, which reports damage with context.
-pub(crate) fn cached_ct_page(seg: Option<&Segment>, key: CtKey, child: CtChild) -> Option<CtPage> {
-    let rec = seg?.read_page_cached(child.loc.offset(), PAGE_LEN)?;
-    verify_ct_page(&rec, key, child).ok()
+/// `body` is the buffer to read into.
+pub(crate) fn cached_ct_page(
+    seg: Option<&Segment>,
+    key: CtKey,
+    child: CtChild,
+    mut body: Box<[u8; PAGE_LEN]>,
+) -> Option<CtBytes> {
+    let hd = seg?.read_page_cached_into(child.loc.offset(), &mut body[..])?;
+    CtBytes::verify(body, &hd, key, child).ok()
 }
 
 /// Reads and verifies map node `id` at `loc` (crc `crc`) from `seg`.
@@ -158,7 +139,9 @@ fn verify_node(rec: &crate::log::ReadRecord, id: ChunkId, crc: u32) -> Result<No
 }
 
 /// Map node `id` at `loc` (a record body of `len` bytes), if the OS page
-/// cache holds all of its record and it verifies (as [`cached_ct_page`]).
+/// cache holds all of its record and it verifies (as [`cached_ct_page`]:
+/// read straight into its buffer, one crc for the header's and the
+/// entry's).
 pub(crate) fn cached_node(
     seg: Option<&Segment>,
     id: ChunkId,
@@ -166,8 +149,13 @@ pub(crate) fn cached_node(
     crc: u32,
     len: u32,
 ) -> Option<Node> {
-    let rec = seg?.read_page_cached(loc.offset(), len as usize)?;
-    verify_node(&rec, id, crc).ok()
+    let mut body = vec![0u8; len as usize];
+    let hd = seg?.read_page_cached_into(loc.offset(), &mut body)?;
+    let ok = hd.kind == RecordKind::Node
+        && hd.crc_len == hd.body_len
+        && crc32fast::hash(&body) == crc
+        && hd.body_crc == crc;
+    ok.then(|| Node::decode(&body, id).ok()).flatten()
 }
 
 fn read_at(
@@ -418,6 +406,25 @@ impl Store {
         self.lock_resolved_as(Holder::Io, fetched, f)
     }
 
+    /// Runs `f` under the state lock in no-I/O mode only if nothing has to
+    /// wait: the lock is free now, and every page `f` looks up is in memory
+    /// or in the OS page cache. `None` when the lock is busy or `f` met a
+    /// miss (nothing was read from the device): run it with
+    /// [`Store::lock_resolved`] from a thread that may block.
+    pub(crate) fn try_resolved<T>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<T>,
+    ) -> Option<Result<(Held<'_>, T)>> {
+        let mut st = Held::new(self.try_state()?, Holder::Io);
+        st.fetch.no_io = true;
+        let r = f(&mut st);
+        st.fetch.no_io = false;
+        if !st.fetch.misses.is_empty() {
+            return None;
+        }
+        Some(r.map(|v| (st, v)))
+    }
+
     /// [`Store::lock_resolved`] for `who` (client I/O, or a cleaner batch).
     pub(crate) fn lock_resolved_as<T>(
         &self,
@@ -457,14 +464,12 @@ impl Store {
                 faults.page_read();
                 self.counters().page_read(true);
                 match m {
-                    Need::Table { key, child } => {
-                        match read_ct_page(seg.as_deref(), seg_size, key, child) {
-                            Ok(p) => {
-                                fetched.ct.insert(key, (child, Arc::new(p)));
-                            }
-                            Err(_) => failed = true,
+                    Need::Table { key, child } => match read_ct_page(seg.as_deref(), key, child) {
+                        Ok(p) => {
+                            fetched.ct.insert(key, (child, Arc::new(p)));
                         }
-                    }
+                        Err(_) => failed = true,
+                    },
                     Need::Node { id, loc, crc } => {
                         match read_node(seg.as_deref(), seg_size, id, loc, crc) {
                             Ok(n) => {

@@ -364,6 +364,26 @@ pub(crate) fn fetch_blocks(
     id: ObjectId,
     first: u64,
 ) -> Result<()> {
+    fetch_blocks_as(srcs, out, id, first, false).map(|_| ())
+}
+
+/// [`fetch_blocks`]; with `nowait`, only from the OS page cache
+/// ([`Segment::read_cached_at`]): `Ok(false)` when a block would have
+/// waited for the device (`out` then holds part of the blocks).
+pub(crate) fn fetch_blocks_as(
+    srcs: &[BlockSrc],
+    out: &mut [u8],
+    id: ObjectId,
+    first: u64,
+    nowait: bool,
+) -> Result<bool> {
+    let read = |seg: &Segment, buf: &mut [u8], offset: u64| -> Result<bool> {
+        if nowait {
+            Ok(seg.read_cached_at(buf, offset))
+        } else {
+            seg.read_exact_at(buf, offset).map(|()| true)
+        }
+    };
     let bs = BLOCK_SIZE as usize;
     let mut i = 0;
     while i < srcs.len() {
@@ -399,11 +419,10 @@ pub(crate) fn fetch_blocks(
                     }
                 }
                 let mut crcs = vec![0u8; 4 * (j - i)];
-                seg.read_exact_at(
-                    &mut crcs,
-                    extent_block(entry.loc, entry.nblocks, *index).0.offset(),
-                )?;
-                seg.read_exact_at(&mut out[i * bs..j * bs], *offset)?;
+                let at = extent_block(entry.loc, entry.nblocks, *index).0.offset();
+                if !read(seg, &mut crcs, at)? || !read(seg, &mut out[i * bs..j * bs], *offset)? {
+                    return Ok(false);
+                }
                 for k in i..j {
                     let idx = *index + (k - i) as u8;
                     let want = u32::from_le_bytes(
@@ -448,7 +467,9 @@ pub(crate) fn fetch_blocks(
                         entry.stored_len
                     )));
                 }
-                seg.read_exact_at(&mut out[i * bs..j * bs], *offset)?;
+                if !read(seg, &mut out[i * bs..j * bs], *offset)? {
+                    return Ok(false);
+                }
                 for k in i..j {
                     if let BlockSrc::Data {
                         entry,
@@ -473,7 +494,9 @@ pub(crate) fn fetch_blocks(
                 ..
             } => {
                 let mut buf = vec![0u8; entry.stored_len as usize];
-                seg.read_exact_at(&mut buf, *offset)?;
+                if !read(seg, &mut buf, *offset)? {
+                    return Ok(false);
+                }
                 if crc32fast::hash(&buf) != entry.crc {
                     return Err(checksum_error(id, first + i as u64, *chunk, seg, *offset));
                 }
@@ -492,7 +515,7 @@ pub(crate) fn fetch_blocks(
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn checksum_error(id: ObjectId, block: u64, chunk: ChunkId, seg: &Segment, offset: u64) -> Error {

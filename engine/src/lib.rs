@@ -34,6 +34,7 @@ mod check;
 mod checkpoint;
 mod clean;
 mod counters;
+mod ct_bytes;
 mod error;
 mod fault;
 mod fetch;

@@ -15,6 +15,7 @@
 //! (`log_direct.rs`). Every read of a segment first waits for the queued
 //! records it covers.
 
+mod page_read;
 mod spare;
 
 use crate::error::{Error, Result};
@@ -94,43 +95,6 @@ impl Segment {
             }
         }
         Ok(Some(ReadRecord { header, body, next }))
-    }
-
-    /// Reads the metadata record (header and a `body_len` body: a page, or
-    /// a runs-encoded map node) at `offset` only if all of it is in the
-    /// page cache (`preadv2` with
-    /// `RWF_NOWAIT`), so that it can be read while holding the store
-    /// lock without waiting for the device. `None` when it would block,
-    /// when the kernel or filesystem does not support the flag, or when
-    /// no valid record starts there: the caller then reads it the slow
-    /// way, outside the lock.
-    pub fn read_page_cached(&self, offset: u64, body_len: usize) -> Option<ReadRecord> {
-        let end = offset + (HEADER_LEN + body_len) as u64;
-        if self.remote_at(offset) || self.gate.pending(self.no, offset, end) {
-            return None;
-        }
-        let mut buf = vec![0u8; HEADER_LEN + body_len];
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let n = rustix::io::preadv2(
-            &self.file,
-            &mut iov,
-            offset,
-            rustix::io::ReadWriteFlags::NOWAIT,
-        )
-        .ok()?;
-        if n != HEADER_LEN + body_len {
-            return None;
-        }
-        let header = RecordHeader::decode(&buf[..HEADER_LEN])?;
-        if header.body_len as usize != body_len {
-            return None;
-        }
-        let body = buf.split_off(HEADER_LEN);
-        if !header.body_ok(&body) {
-            return None;
-        }
-        let next = LogAddr::new(self.no, end);
-        Some(ReadRecord { header, body, next })
     }
 
     /// Reads exactly `buf.len()` bytes at `offset`.

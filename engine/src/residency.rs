@@ -181,10 +181,7 @@ impl Segment {
     /// the data): the part below `remote_below` through the source, the
     /// rest from the file, which is not given up while it is read.
     pub(crate) fn pread(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        self.res.last_read.store(
-            self.hook.clock.fetch_add(1, Ordering::Relaxed),
-            Ordering::Relaxed,
-        );
+        self.touch_read();
         let end = offset + buf.len() as u64;
         let guard = self.res.remote_below.read();
         if offset >= *guard {
@@ -220,6 +217,14 @@ impl Segment {
     }
 
     /// Whether the byte at `offset` is remote.
+    /// Notes a read of the segment (for the tier's eviction order).
+    pub(crate) fn touch_read(&self) {
+        self.res.last_read.store(
+            self.hook.clock.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+
     pub(crate) fn remote_at(&self, offset: u64) -> bool {
         offset < *self.res.remote_below.read()
     }

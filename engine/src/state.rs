@@ -9,6 +9,7 @@
 //! pages live in bounded LRU caches and are reloaded from the log on demand.
 
 use crate::catalog::Catalog;
+use crate::ct_bytes::CtBytes;
 use crate::error::{Error, Result};
 use crate::format::{
     CtChild, CtEntry, CtPage, Node, RecordKind, CT_CAPACITY, CT_FANOUT, CT_INTERIOR_LEVELS,
@@ -26,6 +27,9 @@ use std::sync::Arc;
 /// Bytes a page record occupies in the log.
 pub(crate) const PAGE_RECORD: u64 = (HEADER_LEN + PAGE_LEN) as u64;
 
+/// Most buffers of evicted chunk-table pages kept for reuse.
+const CT_SPARE_BUFFERS: usize = 8;
+
 /// Key of a chunk-table page: (level, index); level 0 is a leaf.
 pub(crate) type CtKey = (u8, u64);
 
@@ -34,7 +38,11 @@ pub(crate) struct State {
     pub catalog: Catalog,
     /// Root page of the chunk table (and its crc) as of the last checkpoint.
     pub ct_root: CtChild,
-    ct_clean: LruCache<CtKey, Arc<CtPage>, FxBuildHasher>,
+    /// Clean pages as their verified bytes (`ct_bytes.rs`).
+    ct_clean: LruCache<CtKey, Arc<CtBytes>, FxBuildHasher>,
+    /// Buffers of pages the cache evicted, for the next misses to read
+    /// into (no allocation per miss).
+    ct_spare: Vec<Box<[u8; PAGE_LEN]>>,
     pub(crate) ct_dirty: FxHashMap<u64, CtPage>,
     nodes_clean: LruCache<ChunkId, Arc<Node>, FxBuildHasher>,
     pub(crate) nodes_dirty: FxHashMap<ChunkId, Arc<Node>>,
@@ -82,6 +90,7 @@ impl State {
             catalog,
             ct_root,
             ct_clean: LruCache::with_hasher(half, FxBuildHasher),
+            ct_spare: Vec::new(),
             ct_dirty: FxHashMap::default(),
             nodes_clean: LruCache::with_hasher(half, FxBuildHasher),
             nodes_dirty: FxHashMap::default(),
@@ -206,11 +215,12 @@ impl State {
     // ---- chunk table ----
 
     /// Loads a chunk-table page from disk through its parents, verifying
-    /// it against the crc its parent (or the superblock) holds for it.
+    /// it against the crc its parent (or the superblock) holds for it, as
+    /// its verified bytes (`ct_bytes.rs`).
     /// In no-I/O mode (`fetch.rs`) a page not in memory is noted and the
     /// lookup fails; for a write's check walk every page found is pinned
     /// for the rest of the hold.
-    pub(crate) fn ct_load(&mut self, level: u8, index: u64) -> Result<Arc<CtPage>> {
+    pub(crate) fn ct_bytes(&mut self, level: u8, index: u64) -> Result<Arc<CtBytes>> {
         let key = (level, index);
         if let Some(p) = self.fetch.pinned_ct.get(&key) {
             self.counters.lookup(Cache::Table, true);
@@ -227,10 +237,11 @@ impl State {
         self.counters.lookup(Cache::Table, false);
         let child = self.ct_page_ref(level, index)?;
         let page = if child.loc.is_none() {
-            CtPage::empty(level)
+            CtBytes::of_page(&CtPage::empty(level), key)
         } else if self.fetch.no_io {
+            let buf = self.ct_spare.pop().unwrap_or_else(CtBytes::buffer);
             match self.cached_read(
-                |seg| crate::fetch::cached_ct_page(seg, key, child),
+                |seg| crate::fetch::cached_ct_page(seg, key, child, buf),
                 child.loc,
             ) {
                 Some(p) => p,
@@ -245,19 +256,34 @@ impl State {
             self.log.faults.page_read();
             self.counters.page_read(false);
             let seg = self.log.segment(child.loc.segment());
-            crate::fetch::read_ct_page(seg.as_deref(), self.log.seg_size, key, child)?
+            crate::fetch::read_ct_page(seg.as_deref(), key, child)?
         };
         let page = Arc::new(page);
         if self.fetch.no_io && self.fetch.pin_hits {
             self.fetch.pinned_ct.insert(key, page.clone());
         }
-        self.ct_clean.put(key, page.clone());
+        self.ct_clean_put(key, page.clone());
         Ok(page)
     }
 
+    /// A clean chunk-table page decoded whole (checkpoints and checks;
+    /// lookups decode only the entry they need).
+    pub(crate) fn ct_load(&mut self, level: u8, index: u64) -> Result<Arc<CtPage>> {
+        Ok(Arc::new(
+            self.ct_bytes(level, index)?.decode((level, index))?,
+        ))
+    }
+
     /// Caches a clean chunk-table page (one fetched outside the lock).
-    pub(crate) fn ct_clean_put(&mut self, key: CtKey, page: Arc<CtPage>) {
-        self.ct_clean.put(key, page);
+    /// The buffer of a page it evicts is kept for the next miss.
+    pub(crate) fn ct_clean_put(&mut self, key: CtKey, page: Arc<CtBytes>) {
+        if let Some((_, old)) = self.ct_clean.push(key, page) {
+            if self.ct_spare.len() < CT_SPARE_BUFFERS {
+                if let Ok(old) = Arc::try_unwrap(old) {
+                    self.ct_spare.push(old.into_buffer());
+                }
+            }
+        }
     }
 
     /// Where a chunk-table page lies on disk as of the last checkpoint, and
@@ -275,10 +301,9 @@ impl State {
             }
             return Ok(self.ct_root);
         }
-        match &*self.ct_load(level + 1, index / CT_FANOUT)? {
-            CtPage::Inner(cs) => Ok(cs[(index % CT_FANOUT) as usize]),
-            CtPage::Leaf(_) => Err(Error::corrupt("chunk-table leaf found above level 0")),
-        }
+        let parent = (level + 1, index / CT_FANOUT);
+        self.ct_bytes(parent.0, parent.1)?
+            .child(parent, (index % CT_FANOUT) as usize)
     }
 
     /// Drops a clean cached chunk-table page (after a checkpoint rewrote it).
@@ -287,10 +312,11 @@ impl State {
         self.ct_clean.pop(&key);
     }
 
-    /// Caches a chunk-table page just written by a checkpoint.
-    pub(crate) fn ct_cache(&mut self, key: CtKey, page: CtPage) {
+    /// Caches a chunk-table page just written by a checkpoint, from the
+    /// record body written.
+    pub(crate) fn ct_cache(&mut self, key: CtKey, body: &[u8]) {
         self.fetch.pinned_ct.remove(&key);
-        self.ct_clean.put(key, Arc::new(page));
+        self.ct_clean_put(key, Arc::new(CtBytes::of_body(body)));
     }
 
     /// The entry of chunk `id`.
@@ -300,10 +326,7 @@ impl State {
         if let Some(CtPage::Leaf(es)) = self.ct_dirty.get(&leaf) {
             return Ok(es[slot]);
         }
-        match &*self.ct_load(0, leaf)? {
-            CtPage::Leaf(es) => Ok(es[slot]),
-            CtPage::Inner(_) => Err(Error::corrupt("chunk-table interior page found at level 0")),
-        }
+        self.ct_bytes(0, leaf)?.entry(leaf, slot)
     }
 
     /// A copy of the entries of chunk-table leaf `leaf`.
@@ -311,8 +334,8 @@ impl State {
         if let Some(CtPage::Leaf(es)) = self.ct_dirty.get(&leaf) {
             return Ok(**es);
         }
-        match &*self.ct_load(0, leaf)? {
-            CtPage::Leaf(es) => Ok(**es),
+        match self.ct_bytes(0, leaf)?.decode((0, leaf))? {
+            CtPage::Leaf(es) => Ok(*es),
             CtPage::Inner(_) => Err(Error::corrupt("chunk-table interior page found at level 0")),
         }
     }
@@ -320,7 +343,7 @@ impl State {
     /// The entries of chunk-table leaf `leaf`, dirtied for modification.
     fn ct_leaf_mut(&mut self, leaf: u64) -> Result<&mut [CtEntry; CT_LEAF_ENTRIES as usize]> {
         if !self.ct_dirty.contains_key(&leaf) {
-            let page = (*self.ct_load(0, leaf)?).clone();
+            let page = self.ct_bytes(0, leaf)?.decode((0, leaf))?;
             self.ct_clean.pop(&(0, leaf));
             self.fetch.pinned_ct.remove(&(0, leaf));
             self.ct_dirty.insert(leaf, page);

@@ -27,7 +27,7 @@ use crate::format::{
     block_crc_of, encode_extent_write_head, encode_write_head, plan_extents, ExtentIn, RecordKind,
     WriteEntry, ZeroBody, BLOCK_DATA, BLOCK_ZERO, HEADER_LEN, WRITE_ENTRY, WRITE_FIXED,
 };
-use crate::io::{fetch_blocks, prepare, ExtentAt, Prepared};
+use crate::io::{fetch_blocks, fetch_blocks_as, prepare, ExtentAt, Prepared};
 use crate::log::sync_segments;
 use crate::state::State;
 use crate::types::{ChunkId, LogAddr, ObjectId, BLOCK_SIZE};
@@ -167,6 +167,32 @@ impl Store {
         let skip = (offset - first * bs) as usize;
         buf.copy_from_slice(&tmp[skip..skip + buf.len()]);
         Ok(())
+    }
+
+    /// [`Store::read`] only if nothing has to wait: the state lock free
+    /// now, every metadata page in memory or in the OS page cache, every
+    /// data block in the OS page cache (read with `RWF_NOWAIT`). For
+    /// callers that must not block, such as an event loop: `Ok(false)`
+    /// when something would have waited (nothing was read from the
+    /// device; `buf` holds nothing meaningful): read with [`Store::read`]
+    /// where blocking is allowed. Errors are those found without waiting.
+    pub fn read_if_cached(&self, id: ObjectId, offset: u64, buf: &mut [u8]) -> Result<bool> {
+        let bs = BLOCK_SIZE;
+        if buf.is_empty() || !offset.is_multiple_of(bs) || !(buf.len() as u64).is_multiple_of(bs) {
+            // Unaligned reads (rare) take the blocking path.
+            return Ok(buf.is_empty());
+        }
+        let first = offset / bs;
+        let n = buf.len() as u64 / bs;
+        let Some(r) = self.try_resolved(|st| {
+            st.check_io(id, offset, buf.len() as u64, false)?;
+            st.resolve_blocks(id, first, n)
+        }) else {
+            return Ok(false);
+        };
+        let (st, srcs) = r?;
+        drop(st);
+        fetch_blocks_as(&srcs, buf, id, first, true)
     }
 
     /// Runs a client write; when it meets a full disk, frees what space
@@ -591,6 +617,11 @@ impl Store {
 
     pub(crate) fn state(&self) -> parking_lot::MutexGuard<'_, State> {
         self.inner.state.lock()
+    }
+
+    /// The state lock, if it is free now.
+    pub(crate) fn try_state(&self) -> Option<parking_lot::MutexGuard<'_, State>> {
+        self.inner.state.try_lock()
     }
 
     pub(crate) fn reclaimer(&self) -> &Mutex<Option<std::thread::JoinHandle<()>>> {

@@ -7,9 +7,11 @@
 //!   installed: the request retries and sees the current data;
 //! - under a tiny cache, concurrent writers (each checking its own volume
 //!   against a model) and readers of every volume stay correct, and no
-//!   client operation reads metadata under the lock.
+//!   client operation reads metadata under the lock;
+//! - `read_if_cached` declines (reading nothing) what would wait, and reads
+//!   right what is cached.
 
-use blockd_engine::{ObjectId, Store, StoreOptions};
+use blockd_engine::{ErrorKind, ObjectId, Store, StoreOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -508,6 +510,65 @@ fn misses_in_the_page_cache_are_read_under_the_lock_without_waiting() {
         assert_eq!(buf, block(0, b * 7, 1));
     }
     assert!(s.check(false).unwrap().is_clean());
+}
+
+/// `read_if_cached` (what the NBD server answers on its event loop) never
+/// waits: with a cold metadata cache and page-cache reads off it declines
+/// without reading a page; once a read brought pages and blocks in, it
+/// returns the right data; bad ranges are refused as by `read`.
+#[test]
+fn read_if_cached_declines_misses_and_reads_what_is_cached() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, vols) = filled_store(d.path(), 1);
+    let id = vols[0];
+    let base = s.op_stats();
+    let mut buf = vec![0u8; 2 * BS as usize];
+    let picks: Vec<u64> = (0..VOL / BS - 1).step_by(61).collect();
+    for &b in &picks {
+        assert!(
+            !s.read_if_cached(id, b * BS, &mut buf).unwrap(),
+            "block {b}"
+        );
+    }
+    let st = s.op_stats();
+    assert_eq!(
+        st.metadata_reads_unlocked + st.metadata_reads_cached + st.io_metadata_reads_locked,
+        base.metadata_reads_unlocked + base.metadata_reads_cached + base.io_metadata_reads_locked,
+        "a declined read read metadata: {st:?}"
+    );
+    // The blocking read brings the pages into the cache and the blocks
+    // into the OS page cache (buffered reads).
+    for &b in &picks {
+        s.read(id, b * BS, &mut buf).unwrap();
+    }
+    let nowait = nowait_supported(d.path());
+    let mut served = 0;
+    for &b in &picks {
+        buf.fill(0xee);
+        if s.read_if_cached(id, b * BS, &mut buf).unwrap() {
+            served += 1;
+            assert_eq!(&buf[..BS as usize], &block(0, b, 0)[..], "block {b}");
+            assert_eq!(
+                &buf[BS as usize..],
+                &block(0, b + 1, 0)[..],
+                "block {}",
+                b + 1
+            );
+        }
+    }
+    if nowait {
+        assert_eq!(served, picks.len(), "cached reads declined");
+    }
+    // Unaligned: declined (the blocking path handles it); beyond the end
+    // and unknown objects: the same errors as `read`, without waiting.
+    assert!(!s.read_if_cached(id, 100, &mut buf).unwrap());
+    let e = s.read_if_cached(id, VOL - BS, &mut buf).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
+    let e = s
+        .read_if_cached(ObjectId::new_random(), 0, &mut buf)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(s.read_if_cached(id, 0, &mut []).unwrap());
 }
 
 /// Whether buffered `RWF_NOWAIT` reads work on `dir`'s filesystem (ext4

@@ -5,7 +5,11 @@
 //! each large or slow request on its own blocking task; small reads and
 //! writes that arrive together (already buffered) in batches, one blocking
 //! task running a batch in order, so that a deep queue of 4 KiB requests
-//! does not pay a thread handoff each. A writer task serializes replies in
+//! does not pay a thread handoff each. A short read that needs nothing to
+//! wait (the engine's `Store::read_if_cached`: state lock free, its pages
+//! and blocks in memory or in the OS page cache, read with `RWF_NOWAIT`)
+//! is answered on the event loop without any handoff, unless a write or
+//! other command is batched ahead of it. A writer task serializes replies in
 //! completion order: out of order with respect to requests, never
 //! interleaved. A volume with I/O limits (`throttle.rs`) has each read
 //! and write wait its turn before it starts.
@@ -489,6 +493,11 @@ pub(crate) async fn transmit<S: Stream>(
             }
         }
         if small {
+            // A small read finding everything cached is answered here,
+            // without a hand-off to the blocking pool.
+            let Some(job) = run.try_inline(job, &batch) else {
+                continue;
+            };
             batch.push(job);
             if batch.len() >= MAX_BATCH {
                 run.start(&mut batch).await;
@@ -520,7 +529,7 @@ struct Job {
     slot: OwnedSemaphorePermit,
 }
 
-/// Starts jobs on the blocking pool.
+/// Runs jobs: batches on the blocking pool, short cached reads in place.
 struct Runner {
     counters: Arc<VolumeCounters>,
     store: Store,
@@ -563,6 +572,35 @@ impl Runner {
             }
             drop(engine_slot);
         });
+    }
+
+    /// Answers `j` here, on the event loop, if it is a short read (one
+    /// data chunk) that needs nothing to wait: the engine's
+    /// [`Store::read_if_cached`] (state lock free, every page and block in
+    /// memory or in the OS page cache, nothing read from the device), and
+    /// no write or other command is waiting in `batch` ahead of it (a read
+    /// never overtakes a write the client sent before it and that has not
+    /// started). Else gives `j` back, to be batched for the blocking pool.
+    fn try_inline(&self, j: Job, batch: &[Job]) -> Option<Job> {
+        let Command::Read { offset, len, .. } = j.cmd else {
+            return Some(j);
+        };
+        if len >= SMALL_READ || batch.iter().any(|b| !matches!(b.cmd, Command::Read { .. })) {
+            return Some(j);
+        }
+        let fill = |buf: &mut [u8]| self.store.read_if_cached(self.id, offset, buf);
+        let (parts, ok) = match one_chunk_read(&self.bufs, j.to, offset, len, fill) {
+            Ok(None) => return Some(j),
+            Ok(Some(b)) => (vec![b], true),
+            Err(e) => (read_failed(j.to, &e), false),
+        };
+        self.counters
+            .request(Op::Read, u64::from(len), j.accepted.elapsed(), ok);
+        let _ = self.tx.send(Reply {
+            parts,
+            _slot: j.slot,
+        });
+        None
     }
 }
 
@@ -657,15 +695,7 @@ fn execute(
     match cmd {
         Command::Read { offset, len, df } => read_reply(store, bufs, id, to, offset, len, df)
             .map(|parts| (parts, true))
-            .unwrap_or_else(|e| {
-                tracing::debug!(error = %e, "read failed");
-                let msg = if e.kind() == ErrorKind::NotFound {
-                    "export deleted"
-                } else {
-                    "read failed"
-                };
-                (vec![to.error(true, errno_of(&e, false), msg)], false)
-            }),
+            .unwrap_or_else(|e| (read_failed(to, &e), false)),
         Command::Write { offset, fua, .. } => done(store.write(id, offset, payload, fua), true),
         Command::Flush => done(store.flush(), true),
         // Trim and zeroing are one metadata record whatever the length
@@ -725,6 +755,48 @@ fn execute(
     }
 }
 
+/// The error reply to a failed READ.
+fn read_failed(to: ReplyTo, e: &engine::Error) -> Vec<Vec<u8>> {
+    tracing::debug!(error = %e, "read failed");
+    let msg = if e.kind() == ErrorKind::NotFound {
+        "export deleted"
+    } else {
+        "read failed"
+    };
+    vec![to.error(true, errno_of(e, false), msg)]
+}
+
+/// A READ reply that is one buffer: a simple reply (header + data), or one
+/// data chunk, its data filled by `fill`; `None` when `fill` declined
+/// (returned false: the buffer goes back to the pool).
+fn one_chunk_read(
+    bufs: &BufPool,
+    to: ReplyTo,
+    offset: u64,
+    len: u32,
+    fill: impl FnOnce(&mut [u8]) -> engine::Result<bool>,
+) -> engine::Result<Option<Vec<u8>>> {
+    let prefix = if to.mode == ReplyMode::Simple {
+        codec::SIMPLE_REPLY_LEN
+    } else {
+        to.data_prefix()
+    };
+    let mut b = bufs.take_overwritten(prefix + len as usize);
+    match fill(&mut b[prefix..]) {
+        Ok(true) => {}
+        r => {
+            bufs.give(b);
+            return r.map(|_| None);
+        }
+    }
+    if to.mode == ReplyMode::Simple {
+        b[..prefix].copy_from_slice(&codec::simple_reply(to.cookie, 0));
+    } else {
+        to.offset_data_prefix(&mut b, true, offset, len);
+    }
+    Ok(Some(b))
+}
+
 /// A READ reply: simple (header + data), or chunked (structured or
 /// extended) with OFFSET_HOLE chunks for unallocated or zero ranges and
 /// OFFSET_DATA for the rest.
@@ -737,20 +809,13 @@ fn read_reply(
     len: u32,
     df: bool,
 ) -> engine::Result<Vec<Vec<u8>>> {
-    if to.mode == ReplyMode::Simple {
-        let mut b = bufs.take_overwritten(codec::SIMPLE_REPLY_LEN + len as usize);
-        store.read(id, offset, &mut b[codec::SIMPLE_REPLY_LEN..])?;
-        b[..codec::SIMPLE_REPLY_LEN].copy_from_slice(&codec::simple_reply(to.cookie, 0));
+    if to.mode == ReplyMode::Simple || len < SMALL_READ || df {
+        // One data chunk; not worth a map lookup first.
+        let fill = |buf: &mut [u8]| store.read(id, offset, buf).map(|()| true);
+        let b = one_chunk_read(bufs, to, offset, len, fill)?.expect("filled");
         return Ok(vec![b]);
     }
     let prefix = to.data_prefix();
-    if len < SMALL_READ || df {
-        // One data chunk; not worth a map lookup first.
-        let mut b = bufs.take_overwritten(prefix + len as usize);
-        store.read(id, offset, &mut b[prefix..])?;
-        to.offset_data_prefix(&mut b, true, offset, len);
-        return Ok(vec![b]);
-    }
     let end = offset + u64::from(len);
     let exts = store.block_status(id, offset, u64::from(len), MAX_READ_EXTENTS)?;
     // (offset, length, is_data) pieces covering the whole request.

@@ -482,8 +482,11 @@ impl CtPage {
         b
     }
 
-    /// Decodes a page, checking that it is the page (level, index).
-    pub fn decode(b: &[u8], level: u8, index: u64) -> Result<CtPage> {
+    /// Checks the head of page bytes `b`: a page's length, naming (level,
+    /// index), with the magic of its kind. What the entries hold is
+    /// checked as they are read ([`CtPage::decode`], [`CtPage::leaf_entry`],
+    /// [`CtPage::inner_child`]).
+    pub fn check_head(b: &[u8], level: u8, index: u64) -> Result<()> {
         let what = || format!("chunk-table page (level {level}, index {index})");
         if b.len() != PAGE_LEN {
             return Err(Error::corrupt(format!("{} has length {}", what(), b.len())));
@@ -497,35 +500,55 @@ impl CtPage {
             )));
         }
         let magic = get_u32(b, 0);
-        if level == 0 && magic == CT_LEAF_MAGIC {
-            let mut es = Box::new([CtEntry::default(); CT_LEAF_ENTRIES as usize]);
-            for (i, e) in es.iter_mut().enumerate() {
-                let o = 16 + CT_ENTRY_LEN * i;
-                let id = index
-                    .saturating_mul(CT_LEAF_ENTRIES)
-                    .saturating_add(i as u64);
-                *e = CtEntry::decode_from(id, &b[o..o + CT_ENTRY_LEN])
-                    .map_err(|e| e.with_context(what()))?;
-            }
-            Ok(CtPage::Leaf(es))
-        } else if level > 0 && magic == CT_INNER_MAGIC {
-            let mut cs = Box::new([CtChild::NONE; CT_FANOUT as usize]);
-            for (i, c) in cs.iter_mut().enumerate() {
-                let o = 16 + CT_CHILD_LEN * i;
-                *c = CtChild {
-                    loc: LogAddr(get_u64(b, o)),
-                    crc: get_u32(b, o + 8),
-                };
-                if get_u32(b, o + 12) != 0 || (c.loc.is_none() && c.crc != 0) {
-                    return Err(Error::corrupt(format!(
-                        "{} has a malformed child entry {i}",
-                        what()
-                    )));
-                }
-            }
-            Ok(CtPage::Inner(cs))
+        if (level == 0 && magic == CT_LEAF_MAGIC) || (level > 0 && magic == CT_INNER_MAGIC) {
+            Ok(())
         } else {
             Err(Error::corrupt(format!("{} has a bad magic", what())))
+        }
+    }
+
+    /// Entry `slot` of leaf `index`, read from the leaf's bytes `b` (whose
+    /// head [`CtPage::check_head`] passed) without decoding the others.
+    pub fn leaf_entry(b: &[u8], index: u64, slot: usize) -> Result<CtEntry> {
+        let o = 16 + CT_ENTRY_LEN * slot;
+        let id = index
+            .saturating_mul(CT_LEAF_ENTRIES)
+            .saturating_add(slot as u64);
+        CtEntry::decode_from(id, &b[o..o + CT_ENTRY_LEN])
+            .map_err(|e| e.with_context(format!("chunk-table page (level 0, index {index})")))
+    }
+
+    /// Child pointer `slot` of interior page (level, index), read from the
+    /// page's bytes `b` (whose head [`CtPage::check_head`] passed).
+    pub fn inner_child(b: &[u8], level: u8, index: u64, slot: usize) -> Result<CtChild> {
+        let o = 16 + CT_CHILD_LEN * slot;
+        let c = CtChild {
+            loc: LogAddr(get_u64(b, o)),
+            crc: get_u32(b, o + 8),
+        };
+        if get_u32(b, o + 12) != 0 || (c.loc.is_none() && c.crc != 0) {
+            return Err(Error::corrupt(format!(
+                "chunk-table page (level {level}, index {index}) has a malformed child entry {slot}"
+            )));
+        }
+        Ok(c)
+    }
+
+    /// Decodes a page, checking that it is the page (level, index).
+    pub fn decode(b: &[u8], level: u8, index: u64) -> Result<CtPage> {
+        Self::check_head(b, level, index)?;
+        if level == 0 {
+            let mut es = Box::new([CtEntry::default(); CT_LEAF_ENTRIES as usize]);
+            for (i, e) in es.iter_mut().enumerate() {
+                *e = Self::leaf_entry(b, index, i)?;
+            }
+            Ok(CtPage::Leaf(es))
+        } else {
+            let mut cs = Box::new([CtChild::NONE; CT_FANOUT as usize]);
+            for (i, c) in cs.iter_mut().enumerate() {
+                *c = Self::inner_child(b, level, index, i)?;
+            }
+            Ok(CtPage::Inner(cs))
         }
     }
 }
