@@ -22,7 +22,9 @@
 mod powercut_model;
 
 use blockd_engine::{IoOp, ObjectId, Store};
-use powercut_model::{content, decode, describe_ops, opts, read_tree, Disk, BLOCKS, BS};
+use powercut_model::{
+    check_block, content, decode, describe_ops, durable_at, opts, read_tree, Disk, BLOCKS, BS,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap};
@@ -203,13 +205,7 @@ fn build_image(run: &Run, cut: usize, rng: &mut StdRng, dir: &Path) {
 fn verify(run: &Run, cut: usize, dir: &Path) {
     let s =
         Store::open(dir, opts()).unwrap_or_else(|e| panic!("cut {cut}: image does not open: {e}"));
-    let durable_at = run
-        .acks
-        .iter()
-        .copied()
-        .filter(|&a| a <= cut)
-        .max()
-        .unwrap_or(0);
+    let durable_at = durable_at(&run.acks, cut);
     let mut buf = vec![0u8; BLOCKS as usize * BS];
     for v in 0..2u8 {
         s.read(run.vols[v as usize], 0, &mut buf)
@@ -224,21 +220,9 @@ fn verify(run: &Run, cut: usize, dir: &Path) {
                 .get(&(v, b))
                 .map(|h| h.as_slice())
                 .unwrap_or(&[]);
-            let flushed = hist
-                .iter()
-                .filter(|h| h.0 < durable_at)
-                .map(|h| h.1)
-                .next_back()
-                .unwrap_or(0);
-            let later: Vec<u64> = hist
-                .iter()
-                .filter(|h| h.0 >= durable_at && h.0 <= cut)
-                .map(|h| h.1)
-                .collect();
-            assert!(
-                got == flushed || later.contains(&got),
-                "cut {cut}: vol {v} block {b} reads seq {got}; flushed {flushed}, later {later:?}"
-            );
+            if let Err(e) = check_block(hist, durable_at, cut, got) {
+                panic!("cut {cut}: vol {v} block {b} {e}");
+            }
         }
     }
     for sn in &run.snaps {

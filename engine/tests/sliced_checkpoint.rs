@@ -27,10 +27,10 @@
 mod powercut_model;
 
 use blockd_engine::{IoOp, ObjectId, Store, StoreOptions};
-use powercut_model::{content, decode, read_tree, Disk, BS};
+use powercut_model::{check_block, content, decode, durable_at, read_tree, Disk, BS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -289,13 +289,7 @@ fn verify(run: &Run, cut: usize, dir: &Path, what: &str) {
     let m = &run.m;
     let s = Store::open(dir, opts())
         .unwrap_or_else(|e| panic!("{what} at {cut}: image does not open: {e}"));
-    let durable_at = m
-        .acks
-        .iter()
-        .copied()
-        .filter(|&a| a <= cut)
-        .max()
-        .unwrap_or(0);
+    let durable_at = durable_at(&m.acks, cut);
     let mut buf = vec![0u8; BS];
     for (&(v, b), hist) in &m.history {
         s.read(m.vols[v as usize], b * BS as u64, &mut buf)
@@ -303,21 +297,9 @@ fn verify(run: &Run, cut: usize, dir: &Path, what: &str) {
         let got = decode(v, b, &buf).unwrap_or_else(|| {
             panic!("{what} at {cut}: vol {v} block {b} holds foreign or garbage data")
         });
-        let flushed = hist
-            .iter()
-            .filter(|h| h.0 < durable_at)
-            .map(|h| h.1)
-            .next_back()
-            .unwrap_or(0);
-        let later: BTreeSet<u64> = hist
-            .iter()
-            .filter(|h| h.0 >= durable_at && h.0 <= cut)
-            .map(|h| h.1)
-            .collect();
-        assert!(
-            got == flushed || later.contains(&got),
-            "{what} at {cut}: vol {v} block {b} reads seq {got}; flushed {flushed}, later {later:?}"
-        );
+        if let Err(e) = check_block(hist, durable_at, cut, got) {
+            panic!("{what} at {cut}: vol {v} block {b} {e}");
+        }
     }
     for sn in &m.snaps {
         let must_exist = sn.acked <= cut && sn.deleting.is_none_or(|d| d >= cut);

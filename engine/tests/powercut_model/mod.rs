@@ -229,3 +229,43 @@ pub fn describe_ops(ops: &[IoOp], from: usize, to: usize) -> String {
     }
     out
 }
+
+/// The last flush acknowledged at or before `cut` (0 if none): every write
+/// before it must survive a cut at `cut`.
+pub fn durable_at(acks: &[usize], cut: usize) -> usize {
+    acks.iter()
+        .copied()
+        .filter(|&a| a <= cut)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Checks what a block reads after a cut at `cut`: its value last written
+/// before `durable_at` (0 if none), or one written between then and the
+/// cut. `hist` is the block's (op index, value) writes in order; the error
+/// says which values were allowed.
+pub fn check_block(
+    hist: &[(usize, u64)],
+    durable_at: usize,
+    cut: usize,
+    got: u64,
+) -> Result<(), String> {
+    let flushed = hist
+        .iter()
+        .filter(|h| h.0 < durable_at)
+        .map(|h| h.1)
+        .next_back()
+        .unwrap_or(0);
+    let later: Vec<u64> = hist
+        .iter()
+        .filter(|h| h.0 >= durable_at && h.0 <= cut)
+        .map(|h| h.1)
+        .collect();
+    if got == flushed || later.contains(&got) {
+        Ok(())
+    } else {
+        Err(format!(
+            "reads seq {got}; flushed {flushed}, later {later:?}"
+        ))
+    }
+}
