@@ -314,15 +314,22 @@ fn verify_v4(s: &Store, what: &str) {
     verify(s, &objects, expected_v4, what);
 }
 
-/// A copy of `fixtures/engine-v4-store`.
-fn v4_fixture() -> tempfile::TempDir {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/engine-v4-store");
+/// A copy of `fixtures/NAME` (a store of one segment).
+fn fixture_copy(name: &str) -> tempfile::TempDir {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(name);
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("segments")).unwrap();
     for f in ["superblock", "segments/seg-00000001.log"] {
         std::fs::copy(from.join(f), dir.path().join(f)).unwrap();
     }
     dir
+}
+
+/// A copy of `fixtures/engine-v4-store`.
+fn v4_fixture() -> tempfile::TempDir {
+    fixture_copy("engine-v4-store")
 }
 
 #[test]
@@ -417,13 +424,7 @@ fn verify_v5(s: &Store, what: &str) {
 
 /// A copy of `fixtures/engine-v5-store`.
 fn v5_fixture() -> tempfile::TempDir {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/engine-v5-store");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("segments")).unwrap();
-    for f in ["superblock", "segments/seg-00000001.log"] {
-        std::fs::copy(from.join(f), dir.path().join(f)).unwrap();
-    }
-    dir
+    fixture_copy("engine-v5-store")
 }
 
 /// A version 5 store opens as it is in version 6: its one-block chunks are
