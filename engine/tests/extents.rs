@@ -7,7 +7,7 @@
 //! when no leaf names an extent any more, and damage one block of an
 //! extent in the log to see a salvaging open lose that block alone.
 
-use blockd_engine::decode::{write_payloads, RecordHeader, RecordKind, HEADER_LEN};
+use blockd_engine::decode::{write_payloads, RecordKind, HEADER_LEN};
 use blockd_engine::{ErrorKind, ObjectId, Store, StoreOptions};
 mod small;
 use small::*;
@@ -224,16 +224,7 @@ fn extent_writes(dir: &Path) -> Vec<(std::path::PathBuf, u64, Vec<Option<u64>>)>
     let mut out = Vec::new();
     for f in segment_files(dir) {
         let bytes = std::fs::read(&f).unwrap();
-        let mut off = 0usize;
-        let mut expect = None;
-        while off + HEADER_LEN <= bytes.len() {
-            let Some(h) = RecordHeader::decode(&bytes[off..off + HEADER_LEN]) else {
-                break;
-            };
-            if expect.is_some_and(|e| e != h.seq) {
-                break;
-            }
-            expect = Some(h.seq + 1);
+        for (off, h) in records(&bytes) {
             let end = off + HEADER_LEN + h.body_len as usize;
             if h.kind == RecordKind::WriteExtents {
                 let (_, _, at) = write_payloads(h.kind, &bytes[off + HEADER_LEN..end]).unwrap();
@@ -243,10 +234,6 @@ fn extent_writes(dir: &Path) -> Vec<(std::path::PathBuf, u64, Vec<Option<u64>>)>
                     .collect();
                 out.push((f.clone(), off as u64, at));
             }
-            if h.kind == RecordKind::Seal {
-                break;
-            }
-            off = end;
         }
     }
     out

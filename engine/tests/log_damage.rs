@@ -41,16 +41,7 @@ fn write_records(dir: &Path) -> Vec<WriteRec> {
             .parse()
             .unwrap();
         let bytes = std::fs::read(&f).unwrap();
-        let mut off = 0usize;
-        let mut expect = None;
-        while off + HEADER_LEN <= bytes.len() {
-            let Some(h) = RecordHeader::decode(&bytes[off..off + HEADER_LEN]) else {
-                break;
-            };
-            if expect.is_some_and(|e| e != h.seq) {
-                break;
-            }
-            expect = Some(h.seq + 1);
+        for (off, h) in records(&bytes) {
             let end = off + HEADER_LEN + h.body_len as usize;
             if matches!(h.kind, RecordKind::Write | RecordKind::WriteExtents) {
                 let (_, _, at) = write_payloads(h.kind, &bytes[off + HEADER_LEN..end]).unwrap();
@@ -66,10 +57,6 @@ fn write_records(dir: &Path) -> Vec<WriteRec> {
                         .collect(),
                 });
             }
-            if h.kind == RecordKind::Seal {
-                break;
-            }
-            off = end;
         }
     }
     out

@@ -2,6 +2,7 @@
 //! options with 1 MiB segments, and deterministic 4 KiB block contents.
 #![allow(dead_code)]
 
+use blockd_engine::decode::{RecordHeader, RecordKind, HEADER_LEN};
 use blockd_engine::StoreOptions;
 use std::path::{Path, PathBuf};
 
@@ -38,4 +39,29 @@ pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// The records of one segment file's bytes, in log order, as (offset of
+/// the header, header): up to the first header that does not decode or
+/// breaks the sequence chain, and through a Seal.
+pub fn records(bytes: &[u8]) -> Vec<(usize, RecordHeader)> {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    let mut expect = None;
+    while off + HEADER_LEN <= bytes.len() {
+        let Some(h) = RecordHeader::decode(&bytes[off..off + HEADER_LEN]) else {
+            break;
+        };
+        if expect.is_some_and(|e| e != h.seq) {
+            break;
+        }
+        expect = Some(h.seq + 1);
+        let (kind, end) = (h.kind, off + HEADER_LEN + h.body_len as usize);
+        out.push((off, h));
+        if kind == RecordKind::Seal {
+            break;
+        }
+        off = end;
+    }
+    out
 }
