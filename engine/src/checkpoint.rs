@@ -11,8 +11,11 @@
 //! fixes what is committed.
 
 use crate::catalog::Catalog;
+use crate::ct_bytes::CtBytes;
 use crate::error::{Error, Result};
-use crate::format::{CtChild, CtPage, Node, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS, HEADER_LEN};
+use crate::format::{
+    CtChild, CtPage, Node, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS, HEADER_LEN, PAGE_LEN,
+};
 use crate::state::{State, PAGE_RECORD};
 use crate::types::{ChunkId, LogAddr, SegmentNo};
 use serde::{Deserialize, Serialize};
@@ -78,6 +81,15 @@ pub(crate) struct Blob {
 
 /// Node `id`'s record, framed with room for the header, and its body's
 /// crc32.
+/// A chunk-table page framed as a CtPage record (room for the header, then
+/// the page) and its body's crc32.
+fn frame_ct_page(page: &CtPage, level: u8, idx: u64) -> (Vec<u8>, u32) {
+    let mut framed = vec![0u8; HEADER_LEN + PAGE_LEN];
+    page.encode_into(level, idx, &mut framed[HEADER_LEN..]);
+    let crc = crc32fast::hash(&framed[HEADER_LEN..]);
+    (framed, crc)
+}
+
 fn encode_node(id: ChunkId, n: &Node) -> (Vec<u8>, u32) {
     let body = n.encode(id);
     let crc = crc32fast::hash(&body);
@@ -208,39 +220,66 @@ impl State {
         self.write_nodes(nodes, framed)?;
         // 2. Chunk-table pages, leaves first, then each parent level. Dirty
         // leaves stay pinned until the whole tree is written: until then
-        // the old parents on disk do not lead to the new leaves.
-        let mut level_pages: BTreeMap<u64, CtPage> =
-            self.ct_dirty.iter().map(|(k, p)| (*k, p.clone())).collect();
-        let dirty_leaves: Vec<u64> = level_pages.keys().copied().collect();
+        // the old parents on disk do not lead to the new leaves. They are
+        // framed straight from the dirty set, not copied first (a dirty
+        // leaf is twice a page in memory: a copy of a 64 MiB dirty set
+        // took RSS far past its bounds); only the leaves the cleaner forces
+        // and the parent levels are loaded as pages of their own.
+        let mut dirty_leaves: Vec<u64> = self.ct_dirty.keys().copied().collect();
+        dirty_leaves.sort_unstable();
         let force = std::mem::take(&mut self.ct_force);
+        let mut level_pages: BTreeMap<u64, CtPage> = BTreeMap::new();
         for &(lvl, idx) in &force {
-            if lvl == 0 && !level_pages.contains_key(&idx) {
+            if lvl == 0 && !self.ct_dirty.contains_key(&idx) {
                 let p = (*self.ct_load(0, idx)?).clone();
                 level_pages.insert(idx, p);
             }
         }
         let mut level = 0u8;
         loop {
+            // Each page of the level framed (None: an empty interior page,
+            // which its parent names as no page), in index order.
+            let mut keys: Vec<u64> = level_pages.keys().copied().collect();
+            if level == 0 {
+                keys.extend_from_slice(&dirty_leaves);
+                keys.sort_unstable();
+            }
+            let mut framed_pages = Vec::with_capacity(keys.len());
+            for idx in keys {
+                let page = match level_pages.get(&idx) {
+                    Some(p) => p,
+                    None => self.ct_dirty.get(&idx).ok_or_else(|| {
+                        Error::corrupt(format!("dirty chunk-table leaf {idx} vanished"))
+                    })?,
+                };
+                let f = (!page.is_empty() || level == CT_INTERIOR_LEVELS)
+                    .then(|| frame_ct_page(page, level, idx));
+                framed_pages.push((idx, f));
+            }
+            drop(level_pages);
             // Each page written is named by its parent with its crc.
             // The level's pages are appended together, many per syscall.
             let mut written: BTreeMap<u64, CtChild> = BTreeMap::new();
-            let mut to_write: Vec<(u64, CtPage)> = Vec::new();
-            for (idx, page) in level_pages {
+            let mut to_write = Vec::with_capacity(framed_pages.len());
+            let mut framed = Vec::with_capacity(framed_pages.len());
+            for (idx, f) in framed_pages {
                 let old = self.ct_page_ref(level, idx)?;
                 self.account(old.loc, PAGE_RECORD, false);
                 self.ct_forget((level, idx));
-                if page.is_empty() && level < CT_INTERIOR_LEVELS {
-                    written.insert(idx, CtChild::NONE);
-                } else {
-                    to_write.push((idx, page));
+                match f {
+                    None => {
+                        written.insert(idx, CtChild::NONE);
+                    }
+                    Some((f, crc)) => {
+                        to_write.push((idx, crc, CtBytes::of_body(&f[HEADER_LEN..])));
+                        framed.push((f, crc));
+                    }
                 }
             }
-            let bodies: Vec<Vec<u8>> = to_write.iter().map(|(i, p)| p.encode(level, *i)).collect();
-            let addrs = self.append_many(RecordKind::CtPage, &bodies)?;
-            for (((idx, _), body), a) in to_write.into_iter().zip(bodies).zip(addrs) {
+            let addrs = self.append_encoded(RecordKind::CtPage, framed)?;
+            for ((idx, crc, bytes), a) in to_write.into_iter().zip(addrs) {
                 self.account(a, PAGE_RECORD, true);
-                self.ct_cache((level, idx), &body);
-                let crc = crc32fast::hash(&body);
+                self.ct_cache((level, idx), bytes);
                 written.insert(idx, CtChild { loc: a, crc });
             }
             if level == CT_INTERIOR_LEVELS {

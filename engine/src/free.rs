@@ -179,7 +179,7 @@ impl Store {
     /// bound, and the housekeeping any log growth calls for.
     fn free_housekeeping(&self) -> Result<()> {
         let bound = FREE_DIRTY_BOUND.min(self.dirty_limit());
-        let dirty = self.state().dirty_pages() as u64 * 4096;
+        let dirty = self.state().dirty_bytes();
         if dirty > bound {
             let _c = self.checkpoint_guard();
             self.check_live()?;

@@ -574,25 +574,6 @@ impl Log {
         self.append_parts(kind, head, payloads)
     }
 
-    /// Appends checkpoint records of one `kind` (Node or CtPage pages) and
-    /// returns their addresses. Each record is framed, numbered and
-    /// fault-checked exactly as [`Log::append`] would; they are queued
-    /// together (one queue lock, not one per page, and no wake-up under
-    /// the lock: see [`Log::append_encoded_many`]). A failure leaves the
-    /// records before the failing one queued: the caller must fail-stop.
-    pub fn append_many(&mut self, kind: RecordKind, bodies: &[Vec<u8>]) -> Result<Vec<LogAddr>> {
-        let framed = bodies
-            .iter()
-            .map(|b| {
-                let mut f = Vec::with_capacity(HEADER_LEN + b.len());
-                f.resize(HEADER_LEN, 0);
-                f.extend_from_slice(b);
-                (f, crc32fast::hash(b))
-            })
-            .collect();
-        self.append_encoded_many(kind, framed)
-    }
-
     fn append_parts(
         &mut self,
         kind: RecordKind,

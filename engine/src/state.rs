@@ -13,7 +13,7 @@ use crate::ct_bytes::CtBytes;
 use crate::error::{Error, Result};
 use crate::format::{
     CtChild, CtEntry, CtPage, Node, RecordKind, CT_CAPACITY, CT_FANOUT, CT_INTERIOR_LEVELS,
-    CT_LEAF_ENTRIES, HEADER_LEN, PAGE_LEN,
+    CT_LEAF_ENTRIES, HEADER_LEN, NODE_FANOUT, PAGE_LEN,
 };
 use crate::log::Log;
 use crate::op_stats::Cache;
@@ -26,6 +26,12 @@ use std::sync::Arc;
 
 /// Bytes a page record occupies in the log.
 pub(crate) const PAGE_RECORD: u64 = (HEADER_LEN + PAGE_LEN) as u64;
+
+/// Memory a dirty map node pins: its slots.
+const DIRTY_NODE_BYTES: u64 =
+    (std::mem::size_of::<Node>() + std::mem::size_of::<[u64; NODE_FANOUT as usize]>()) as u64;
+/// Memory a dirty chunk-table leaf pins: its entries, decoded.
+const DIRTY_CT_LEAF_BYTES: u64 = std::mem::size_of::<[CtEntry; CT_LEAF_ENTRIES as usize]>() as u64;
 
 /// Most buffers of evicted chunk-table pages kept for reuse.
 const CT_SPARE_BUFFERS: usize = 8;
@@ -134,17 +140,21 @@ impl State {
         Ok(state)
     }
 
-    /// Pages pinned dirty in memory.
-    pub fn dirty_pages(&self) -> usize {
-        self.ct_dirty.len() + self.nodes_dirty.len()
+    /// Memory the dirty pages pin, as they are held: a map node's 510
+    /// slots (about a page), a chunk-table leaf's 255 decoded entries
+    /// (about two pages). This, not the page count, is what the dirty
+    /// limit bounds: counting a dirty leaf as one page let a store whose
+    /// dirty set was all leaves hold twice its limit.
+    pub fn dirty_bytes(&self) -> u64 {
+        self.nodes_dirty.len() as u64 * DIRTY_NODE_BYTES
+            + self.ct_dirty.len() as u64 * DIRTY_CT_LEAF_BYTES
     }
 
     /// True when a checkpoint is due: more than `dirty_limit` bytes of
-    /// metadata pinned dirty, or more than `log_limit` bytes of log
-    /// appended since the last checkpoint.
+    /// metadata pinned dirty ([`State::dirty_bytes`]), or more than
+    /// `log_limit` bytes of log appended since the last checkpoint.
     pub(crate) fn checkpoint_due(&self, dirty_limit: u64, log_limit: u64) -> bool {
-        (self.dirty_pages() as u64) * PAGE_LEN as u64 > dirty_limit
-            || self.log_since_checkpoint > log_limit
+        self.dirty_bytes() > dirty_limit || self.log_since_checkpoint > log_limit
     }
 
     /// A checkpoint has written everything: count log bytes afresh.
@@ -197,16 +207,6 @@ impl State {
     ) -> Result<Vec<LogAddr>> {
         let n: u64 = framed.iter().map(|f| f.0.len() as u64).sum();
         let addrs = self.log.append_encoded_many(kind, framed)?;
-        self.log_since_checkpoint += n;
-        self.counters.appended(n);
-        Ok(addrs)
-    }
-
-    /// Appends checkpoint page records with few syscalls (see
-    /// [`Log::append_many`]), counting them toward the next checkpoint.
-    pub fn append_many(&mut self, kind: RecordKind, bodies: &[Vec<u8>]) -> Result<Vec<LogAddr>> {
-        let addrs = self.log.append_many(kind, bodies)?;
-        let n: u64 = bodies.iter().map(|b| (HEADER_LEN + b.len()) as u64).sum();
         self.log_since_checkpoint += n;
         self.counters.appended(n);
         Ok(addrs)
@@ -312,11 +312,11 @@ impl State {
         self.ct_clean.pop(&key);
     }
 
-    /// Caches a chunk-table page just written by a checkpoint, from the
+    /// Caches a chunk-table page just written by a checkpoint, as the
     /// record body written.
-    pub(crate) fn ct_cache(&mut self, key: CtKey, body: &[u8]) {
+    pub(crate) fn ct_cache(&mut self, key: CtKey, page: CtBytes) {
         self.fetch.pinned_ct.remove(&key);
-        self.ct_clean_put(key, Arc::new(CtBytes::of_body(body)));
+        self.ct_clean_put(key, Arc::new(page));
     }
 
     /// The entry of chunk `id`.

@@ -265,7 +265,7 @@ impl Store {
         out.reclaim_moved_bytes = st.reclaim_moved;
         out.counters = st.headroom();
         out.pending_free_refs = st.free_queue.len() as u64;
-        out.dirty_bytes = st.dirty_pages() as u64 * 4096;
+        out.dirty_bytes = st.dirty_bytes();
         drop(st);
         out.freed_refs = self.freed_total();
         Ok(out)

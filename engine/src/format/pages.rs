@@ -459,11 +459,18 @@ impl CtPage {
     /// Encodes the page, naming its own key.
     pub fn encode(&self, level: u8, index: u64) -> Vec<u8> {
         let mut b = vec![0u8; PAGE_LEN];
+        self.encode_into(level, index, &mut b);
+        b
+    }
+
+    /// Encodes the page into `b` (exactly [`PAGE_LEN`] bytes, zeroed), so
+    /// a checkpoint frames it in place with no second copy.
+    pub fn encode_into(&self, level: u8, index: u64, b: &mut [u8]) {
         b[4] = level;
-        put_u64(&mut b, 8, index);
+        put_u64(b, 8, index);
         match self {
             CtPage::Leaf(es) => {
-                put_u32(&mut b, 0, CT_LEAF_MAGIC);
+                put_u32(b, 0, CT_LEAF_MAGIC);
                 for (i, e) in es.iter().enumerate() {
                     let o = 16 + CT_ENTRY_LEN * i;
                     let id = index * CT_LEAF_ENTRIES + i as u64;
@@ -471,15 +478,14 @@ impl CtPage {
                 }
             }
             CtPage::Inner(cs) => {
-                put_u32(&mut b, 0, CT_INNER_MAGIC);
+                put_u32(b, 0, CT_INNER_MAGIC);
                 for (i, c) in cs.iter().enumerate() {
                     let o = 16 + CT_CHILD_LEN * i;
-                    put_u64(&mut b, o, c.loc.0);
-                    put_u32(&mut b, o + 8, c.crc);
+                    put_u64(b, o, c.loc.0);
+                    put_u32(b, o + 8, c.crc);
                 }
             }
         }
-        b
     }
 
     /// Checks the head of page bytes `b`: a page's length, naming (level,
