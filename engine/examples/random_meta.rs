@@ -3,7 +3,8 @@
 //! writes every block of it once, 4 KiB at a time, in a shuffled order
 //! (SEED), through the engine; closes, reopens and prints the store's and
 //! the volume's live metadata per block (`Store::stats`), and the map
-//! node records of the log by encoding.
+//! node records of the log (every copy written, the live ones and older)
+//! by level and encoding.
 //!
 //!   random_meta DATA_DIR SIZE_MIB [SEED]
 //!
@@ -112,17 +113,19 @@ fn run(dir: &str, size: u64, seed: u64) -> Result<(), Box<dyn std::error::Error>
                 break;
             }
             if h.kind == RecordKind::Node {
-                let magic = String::from_utf8_lossy(&bytes[off + HEADER_LEN..off + HEADER_LEN + 4]);
-                let e = counts.entry(magic.into_owned()).or_insert((0u64, 0u64));
+                let body = &bytes[off + HEADER_LEN..end];
+                let magic = String::from_utf8_lossy(&body[..4]).into_owned();
+                let kind = if body[4] == 0 { "leaves" } else { "interior" };
+                let e = counts.entry((kind, magic)).or_insert((0u64, 0u64));
                 e.0 += 1;
                 e.1 += u64::from(h.body_len);
             }
             off = end;
         }
     }
-    for (magic, (n, bytes)) in counts {
+    for ((kind, magic), (n, bytes)) in counts {
         println!(
-            "node records {magic}: {n}, {bytes} bytes ({} per record)",
+            "node records, {kind} {magic}: {n}, {bytes} bytes ({} per record)",
             bytes / n
         );
     }
