@@ -321,11 +321,12 @@ fn scrub_and_check_find_a_damaged_map_node() {
     ok(&dir, &["import", src.to_str().unwrap(), "v"]);
     let seg = dir.join("segments/seg-00000001.log");
     let mut bytes = std::fs::read(&seg).unwrap();
-    // The last map node written: dense ("NODE") or runs ("NODR", as a
-    // sequentially written leaf is); byte 20 lies in the body of both.
+    // The last map node written: dense ("NODE"), runs ("NODR", as a
+    // sequentially written leaf is) or packed ("NODP"); byte 20 lies in
+    // the body of each.
     let node = bytes
         .windows(4)
-        .rposition(|w| w == b"NODE" || w == b"NODR")
+        .rposition(|w| w == b"NODE" || w == b"NODR" || w == b"NODP")
         .unwrap();
     bytes[node + 20] ^= 0x10;
     std::fs::write(&seg, &bytes).unwrap();

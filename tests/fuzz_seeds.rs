@@ -57,6 +57,15 @@ fn engine_records_and_metadata() {
         .filter(|(_, d)| engine::fuzzing::record(d))
         .count();
     assert!(valid >= 10, "only {valid} valid records among the seeds");
+    // The hand-made node records (runs, packed) are valid ones.
+    let nodes: Vec<_> = records
+        .iter()
+        .filter(|(p, _)| p.to_string_lossy().ends_with("node-record"))
+        .collect();
+    assert!(nodes.len() >= 3, "missing node record seeds");
+    for (p, d) in nodes {
+        assert!(engine::fuzzing::record(d), "{} is not valid", p.display());
+    }
     let meta = inputs("engine_metadata");
     assert!(meta.len() >= 3);
     for (_, d) in &meta {

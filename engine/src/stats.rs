@@ -59,8 +59,9 @@ pub struct StoreStats {
     /// chunk-table page records (`live_bytes - data_stored_bytes`).
     pub metadata_bytes: u64,
     /// `metadata_bytes` per distinct data block stored (0 with none): about
-    /// 24 for a volume written at random 4 KiB at a time (an 8-byte map
-    /// slot and a 16-byte chunk-table entry).
+    /// 20 for a volume written at random 4 KiB at a time (a 16-byte
+    /// chunk-table entry and a 3- to 5-byte slot of a packed map leaf; 24
+    /// before format version 7, whose leaves were dense).
     pub metadata_bytes_per_block: f64,
     /// Bytes of segment files on disk.
     pub disk_bytes: u64,

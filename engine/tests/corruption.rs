@@ -68,7 +68,8 @@ fn fixture(reclaim: bool) -> Fixture {
     let snap = s.snapshot(v, Some("s")).unwrap().id;
     let es = ev.clone();
     // Every third block rewritten alone: more than 254 runs, so `v`'s
-    // leaves are written dense while the snapshot's stay runs.
+    // leaves are written packed (dense before format version 7) while the
+    // snapshot's stay runs.
     for b in (0..1024).step_by(3) {
         ev[(b * BS) as usize..((b + 1) * BS) as usize].copy_from_slice(&block(3, b));
         s.write(v, b * BS, &block(3, b), false).unwrap();
@@ -304,10 +305,11 @@ fn map_nodes() {
         picks.extend(at.last());
     }
     assert!(picks.len() >= 3, "fixture has nodes at two levels");
-    // Nodes are written dense or as runs (format version 5): a leaf of
+    // Nodes are written as runs (format version 5) or packed (format
+    // version 7; the fixture's scattered leaves, dense before): a leaf of
     // each kind is damaged too, at offsets inside the shortest runs body
     // (24 + 16 bytes).
-    for magic in [b"NODE", b"NODR"] {
+    for magic in [b"NODR", b"NODP"] {
         let mut leaves: Vec<&Rec> = nodes
             .values()
             .filter(|r| r.body[4] == 0 && &r.body[..4] == magic)

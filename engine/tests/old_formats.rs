@@ -8,7 +8,11 @@
 //! (`fixtures/engine-v1-store`), are refused, untouched, with an error
 //! naming their version and what to do. A version 4 store
 //! (`fixtures/engine-v4-store`: dense map nodes, a log to replay) opens as
-//! it is, and its nodes are written as runs from then on.
+//! it is, and its nodes are written as runs from then on; so do version 5
+//! and 6 stores (`fixtures/engine-v5-store`, `fixtures/engine-v6-store`),
+//! whose nodes are written packed when that is smallest (format version 7).
+
+mod small;
 
 use blockd_engine::decode::{Superblock, FORMAT_VERSION};
 use blockd_engine::{ErrorKind, ObjectKind, Store, StoreOptions};
@@ -254,7 +258,7 @@ fn unclean_version_3_store_is_refused() {
 
 #[test]
 fn version_2_store_is_refused_and_current_one_opens() {
-    assert_eq!(FORMAT_VERSION, 6);
+    assert_eq!(FORMAT_VERSION, 7);
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(
         dir.path(),
@@ -267,14 +271,14 @@ fn version_2_store_is_refused_and_current_one_opens() {
     let v = s.create_volume(Some("v"), 64 * BS, false).unwrap().id;
     s.write(v, 0, &[7u8; BS as usize], true).unwrap();
     s.close().unwrap();
-    assert_eq!(versions(dir.path()), [6, 6]);
+    assert_eq!(versions(dir.path()), [7, 7]);
     let kept = std::fs::read(dir.path().join("superblock")).unwrap();
     mark_version(dir.path(), 2);
     refused(
         dir.path(),
         &["format version 2;", "a blockd of format version 3"],
     );
-    // The same store as version 6 opens and reads back.
+    // The same store as version 7 opens and reads back.
     std::fs::write(dir.path().join("superblock"), kept).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
     let mut got = vec![0u8; BS as usize];
@@ -338,13 +342,13 @@ fn version_4_open_cut_before_its_superblock_is_redone() {
     let v4_super = std::fs::read(dir.path().join("superblock")).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
     drop(s); // killed right after the open's checkpoint
-             // As if the power failed before the version 6 superblock was written:
-             // the version 6 pages the open wrote lie past the version 4 replay
+             // As if the power failed before the new superblock was written:
+             // the pages the open wrote lie past the version 4 replay
              // point, where they hold no operations, and the Write record is
              // replayed again.
     std::fs::write(dir.path().join("superblock"), &v4_super).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
-    assert_eq!(versions(dir.path()), [6, 4]);
+    assert_eq!(versions(dir.path()), [FORMAT_VERSION, 4]);
     verify_v4(&s, "opened again");
 }
 
@@ -353,13 +357,13 @@ fn version_4_store_opens_as_it_is() {
     let dir = v4_fixture();
     assert_eq!(versions(dir.path()), [4, 4]);
     // Its log holds a Write after the replay point: the open replays it
-    // (records are as in version 4) and checkpoints in version 6, which
+    // (records are as in version 4) and checkpoints in the current version, which
     // rewrites only the nodes the replay dirtied.
     let s = Store::open(dir.path(), opts()).unwrap();
-    assert_eq!(versions(dir.path()), [6, 4]);
+    assert_eq!(versions(dir.path()), [FORMAT_VERSION, 4]);
     verify_v4(&s, "opened");
     let before = s.stats().unwrap();
-    // It goes on as a version 6 store: a sequential rewrite of `v` (its
+    // It goes on in the current version: a sequential rewrite of `v` (its
     // leaves become runs), a snapshot, a delete, a scattered write.
     let v = s.resolve("v", Some(ObjectKind::Volume)).unwrap();
     let r = s.resolve("r", Some(ObjectKind::Volume)).unwrap();
@@ -371,7 +375,7 @@ fn version_4_store_opens_as_it_is() {
     s.delete(snap).unwrap();
     assert!(s.check(false).unwrap().is_clean());
     s.close().unwrap();
-    assert_eq!(versions(dir.path()), [6, 6]);
+    assert_eq!(versions(dir.path()), [FORMAT_VERSION, FORMAT_VERSION]);
     let s = Store::open(dir.path(), opts()).unwrap();
     let mut got = vec![0u8; data.len()];
     s.read(s2, 600 * BS, &mut got).unwrap();
@@ -437,7 +441,7 @@ fn version_5_store_opens_as_it_is() {
     let dir = v5_fixture();
     assert_eq!(versions(dir.path()), [5, 5]);
     let s = Store::open(dir.path(), opts()).unwrap();
-    assert_eq!(versions(dir.path()), [6, 5]);
+    assert_eq!(versions(dir.path()), [FORMAT_VERSION, 5]);
     verify_v5(&s, "opened");
     let v = s.resolve("v", Some(ObjectKind::Volume)).unwrap();
     // 1 MiB over old chunks (blocks 40..64) and holes.
@@ -464,7 +468,7 @@ fn version_5_store_opens_as_it_is() {
     s.reclaim(1.0).unwrap();
     assert!(s.check(false).unwrap().is_clean());
     s.close().unwrap();
-    assert_eq!(versions(dir.path()), [6, 6]);
+    assert_eq!(versions(dir.path()), [FORMAT_VERSION, FORMAT_VERSION]);
     let s = Store::open(dir.path(), opts()).unwrap();
     let want = |b: u64| -> Vec<u8> {
         match b {
@@ -501,6 +505,121 @@ fn version_5_open_cut_before_its_superblock_is_redone() {
     drop(s); // killed right after the open's checkpoint
     std::fs::write(dir.path().join("superblock"), &v5_super).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
-    assert_eq!(versions(dir.path()), [6, 5]);
+    assert_eq!(versions(dir.path()), [FORMAT_VERSION, 5]);
     verify_v5(&s, "opened again");
+}
+
+fn text6(g: u64, b: u64) -> Vec<u8> {
+    format!("v6 fixture block {b:06} generation {g} ")
+        .bytes()
+        .cycle()
+        .take(BS as usize)
+        .collect()
+}
+
+/// What block `b` of the version 6 fixture's object `name` holds (its
+/// README), the last write (`v` blocks 20..60) replayed.
+fn expected_v6(name: &str, b: u64) -> Vec<u8> {
+    let fill = |x: u8| vec![x; BS as usize];
+    match (name, b) {
+        ("v", 20..60) => fill(0xb3),
+        ("v", 300 | 301 | 302 | 305 | 310 | 333 | 350 | 420) => fill(0xc4),
+        ("v", 0..64) | ("s", 0..64) => text6(1, b),
+        _ => fill(0),
+    }
+}
+
+fn verify_v6(s: &Store, what: &str) {
+    let objects = [
+        ("v", ObjectKind::Volume, 512),
+        ("s", ObjectKind::Snapshot, 512),
+    ];
+    verify(s, &objects, expected_v6, what);
+}
+
+/// Map node records in the store's log, by magic: (dense, runs, packed).
+fn node_encodings(dir: &Path) -> (usize, usize, usize) {
+    use blockd_engine::decode::{RecordKind, HEADER_LEN};
+    let mut counts = (0, 0, 0);
+    for f in small::segment_files(dir) {
+        let bytes = std::fs::read(f).unwrap();
+        for (off, h) in small::records(&bytes) {
+            if h.kind == RecordKind::Node {
+                match &bytes[off + HEADER_LEN..off + HEADER_LEN + 4] {
+                    b"NODE" => counts.0 += 1,
+                    b"NODR" => counts.1 += 1,
+                    b"NODP" => counts.2 += 1,
+                    m => panic!("a node record with magic {m:?}"),
+                }
+            }
+        }
+    }
+    counts
+}
+
+/// A version 6 store opens as it is in version 7: its runs nodes and
+/// extents stay valid, its log (an extent Write after the replay point)
+/// replays. Scattered one-block writes then make a leaf the next
+/// checkpoint writes packed; a snapshot, a delete and the cleaner go over
+/// old and new nodes alike.
+#[test]
+fn version_6_store_opens_as_it_is() {
+    let dir = fixture_copy("engine-v6-store");
+    assert_eq!(versions(dir.path()), [6, 6]);
+    assert_eq!(node_encodings(dir.path()), (0, 4, 0));
+    let s = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(versions(dir.path()), [FORMAT_VERSION, 6]);
+    verify_v6(&s, "opened");
+    let v = s.resolve("v", Some(ObjectKind::Volume)).unwrap();
+    // 200 blocks of `v`'s one leaf, one at a time in scattered order.
+    let scattered: Vec<u64> = (0..200).map(|i| (i * 197 + 5) % 512).collect();
+    for &b in &scattered {
+        s.write(v, b * BS, &text6(8, b), false).unwrap();
+    }
+    s.checkpoint().unwrap();
+    let (_, _, packed) = node_encodings(dir.path());
+    assert!(packed >= 1, "no packed node after scattered writes");
+    let s2 = s.snapshot(v, Some("s2")).unwrap().id;
+    s.write(v, 7 * BS, &vec![0x12; BS as usize], true).unwrap();
+    let snap = s.resolve("s", Some(ObjectKind::Snapshot)).unwrap();
+    s.delete(snap).unwrap();
+    s.reclaim(1.0).unwrap();
+    assert!(s.check(false).unwrap().is_clean());
+    s.close().unwrap();
+    assert_eq!(versions(dir.path()), [FORMAT_VERSION, FORMAT_VERSION]);
+    let s = Store::open(dir.path(), opts()).unwrap();
+    let later = |b: u64| -> Vec<u8> {
+        if scattered.contains(&b) {
+            text6(8, b)
+        } else {
+            expected_v6("v", b)
+        }
+    };
+    let mut got = vec![0u8; (512 * BS) as usize];
+    for (id, name) in [(v, "v"), (s2, "s2")] {
+        s.read(id, 0, &mut got).unwrap();
+        for b in 0..512 {
+            let at = (b * BS) as usize..((b + 1) * BS) as usize;
+            let want = if name == "v" && b == 7 {
+                vec![0x12; BS as usize]
+            } else {
+                later(b)
+            };
+            assert!(got[at] == want[..], "{name} block {b}");
+        }
+    }
+    assert!(s.check(false).unwrap().is_clean());
+    assert!(s.scrub(None).unwrap().errors.is_empty());
+}
+
+#[test]
+fn version_6_open_cut_before_its_superblock_is_redone() {
+    let dir = fixture_copy("engine-v6-store");
+    let v6_super = std::fs::read(dir.path().join("superblock")).unwrap();
+    let s = Store::open(dir.path(), opts()).unwrap();
+    drop(s); // killed right after the open's checkpoint
+    std::fs::write(dir.path().join("superblock"), &v6_super).unwrap();
+    let s = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(versions(dir.path()), [FORMAT_VERSION, 6]);
+    verify_v6(&s, "opened again");
 }

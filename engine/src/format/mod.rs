@@ -1,8 +1,9 @@
 //! On-disk encodings, pure and I/O-free: every structure blockd writes is
 //! encoded and decoded here and nowhere else. This file holds the layout
 //! constants and the record header that frames every log record;
-//! `superblock.rs` the superblock slot; `pages.rs` map node pages and
-//! chunk-table pages (and version 3 leaves, for migration); `extents.rs`
+//! `superblock.rs` the superblock slot; `nodes.rs` map nodes (dense, runs
+//! and packed); `pages.rs` chunk-table pages (and version 3 leaves, for
+//! migration); `extents.rs`
 //! multi-block extents (slot values, block crcs, extent Write and Reloc
 //! bodies);
 //! `records.rs` the bodies of Write, Zero, Reloc, Seal and Free records.
@@ -16,11 +17,13 @@
 //! layouts as byte diagrams.
 
 mod extents;
+mod nodes;
 mod pages;
 mod records;
 mod superblock;
 
 pub use extents::*;
+pub use nodes::*;
 pub use pages::*;
 pub use records::*;
 pub use superblock::*;
@@ -46,7 +49,10 @@ pub const CT_INTERIOR_LEVELS: u8 = 7;
 pub const CT_CAPACITY: u64 = CT_LEAF_ENTRIES * CT_FANOUT.pow(CT_INTERIOR_LEVELS as u32);
 /// Superblock magic.
 pub const SUPER_MAGIC: [u8; 8] = *b"BLKDSUPR";
-/// On-disk format version. Version 6 stores data as extents of 1 to 32
+/// On-disk format version. Version 7 may write a map node *packed* (a
+/// base value and 510 offsets from it of 1 to 7 bytes each; `nodes.rs`),
+/// which makes a leaf written at random about half a page; dense and runs
+/// nodes stay valid, so a version 6 store opens as it is. Version 6 stores data as extents of 1 to 32
 /// blocks (one id, one chunk-table entry and one refcount each, block
 /// crcs in the Write record; `extents.rs`); the one-block chunks of
 /// versions 4 and 5 stay valid as they are, so those stores open without
@@ -60,11 +66,11 @@ pub const SUPER_MAGIC: [u8; 8] = *b"BLKDSUPR";
 /// is migrated on open (`migrate.rs`); versions 1 and 2 are refused with a
 /// message saying to open them with a format-3 build first
 /// (docs/design.md, "Format versions").
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 /// The oldest format version this build opens (migrating it).
 pub const OLDEST_FORMAT_VERSION: u32 = 3;
 /// The format version whose stores `migrate.rs` rewrites at open; later
-/// ones (4, 5) open as they are.
+/// ones (4 to 6) open as they are.
 pub const MIGRATED_FORMAT_VERSION: u32 = 3;
 /// Size of one superblock slot.
 pub const SUPER_SLOT_LEN: usize = 4096;

@@ -1,216 +1,26 @@
-//! Metadata pages, every one naming its own identity so that a misdirected
-//! pointer is caught: map nodes (510 chunk ids and a level, written as a
-//! dense 4096-byte page or as runs of consecutive ids, whichever is
-//! smaller), chunk-table leaves (255 entries of 16 bytes) and interior
-//! pages (255 child pointers with the child's crc), 4096 bytes each, and
-//! the format version 3 leaves (127 entries of 32 bytes) that `migrate.rs`
-//! reads.
+//! Chunk-table pages, every one naming its own identity so that a
+//! misdirected pointer is caught: leaves (255 entries of 16 bytes) and
+//! interior pages (255 child pointers with the child's crc), 4096 bytes
+//! each, and the format version 3 leaves (127 entries of 32 bytes) that
+//! `migrate.rs` reads. Map nodes are in `nodes.rs`.
 
 use super::{
-    get_u32, get_u64, put_u32, put_u64, CT_FANOUT, CT_LEAF_ENTRIES, NODE_FANOUT, PAGE_LEN,
+    get_u32, get_u64, node_len_ok, put_u32, put_u64, CT_FANOUT, CT_LEAF_ENTRIES, PAGE_LEN,
 };
 use crate::error::{Error, Result};
 use crate::types::{ChunkId, LogAddr, NODE_ID_BASE};
 
-const NODE_MAGIC: u32 = u32::from_le_bytes(*b"NODE");
-/// A runs-encoded map node (format version 5).
-const NODE_RUNS_MAGIC: u32 = u32::from_le_bytes(*b"NODR");
 /// Leaves of 16-byte entries (format version 4; version 3's were "CTLF").
 const CT_LEAF_MAGIC: u32 = u32::from_le_bytes(*b"OTLF");
 const CT_INNER_MAGIC: u32 = u32::from_le_bytes(*b"CTIN");
-
-/// A map node: 510 child entries, chunk ids of nodes (level > 0) or data.
-/// In memory always the 510 slots; on disk either *dense* (the 510 slots,
-/// a 4096-byte page) or *runs* (one 16-byte entry per run of slots naming
-/// consecutive ids, or the same special value), whichever is smaller
-/// ([`Node::encode`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Node {
-    /// 0 for leaves, whose entries are data chunks; >0 for interior nodes.
-    pub level: u8,
-    /// Child entries; [`ChunkId::HOLE`] and [`ChunkId::ZERO`] cover a whole subtree.
-    pub slots: Box<[u64; NODE_FANOUT as usize]>,
-}
-
-/// Bytes before the runs of a runs-encoded node.
-pub const NODE_RUNS_HEAD: usize = 24;
-/// Bytes of one run of a runs-encoded node.
-pub const NODE_RUN_LEN: usize = 16;
-/// The most runs a runs-encoded node holds: with more, the dense page is
-/// no larger, and is written instead.
-pub const NODE_MAX_RUNS: usize = (PAGE_LEN - NODE_RUNS_HEAD - 1) / NODE_RUN_LEN;
-
-/// One run of a runs-encoded node: `len` slots from `first` holding
-/// `value, value + 1, ...` (consecutive ids), or `value` in each slot when
-/// it is special (only [`ChunkId::ZERO`]: holes are the slots no run
-/// covers).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Run {
-    first: u16,
-    len: u16,
-    value: u64,
-}
-
-impl Run {
-    /// The value of the run's slot `k`.
-    fn at(&self, k: u64) -> u64 {
-        if ChunkId(self.value).is_special() {
-            self.value
-        } else {
-            self.value.wrapping_add(k)
-        }
-    }
-}
-
-impl Node {
-    /// A node whose every entry is `fill`.
-    pub fn filled(level: u8, fill: ChunkId) -> Self {
-        Node {
-            level,
-            slots: Box::new([fill.0; NODE_FANOUT as usize]),
-        }
-    }
-
-    /// The node's runs: maximal runs of slots holding consecutive
-    /// non-special ids, or [`ChunkId::ZERO`]; holes are not covered.
-    fn runs(&self) -> Vec<Run> {
-        let mut runs: Vec<Run> = Vec::new();
-        for (i, &v) in self.slots.iter().enumerate() {
-            if v == ChunkId::HOLE.0 {
-                continue;
-            }
-            if let Some(r) = runs.last_mut() {
-                let end = u64::from(r.first) + u64::from(r.len);
-                if end == i as u64 && r.at(u64::from(r.len)) == v {
-                    r.len += 1;
-                    continue;
-                }
-            }
-            runs.push(Run {
-                first: i as u16,
-                len: 1,
-                value: v,
-            });
-        }
-        runs
-    }
-
-    /// Encodes the node, naming its own chunk id: as runs when that is
-    /// smaller than the dense page (a sequentially written leaf is one or
-    /// a few runs), else dense. Deterministic: the same node always
-    /// encodes to the same bytes.
-    pub fn encode(&self, id: ChunkId) -> Vec<u8> {
-        let runs = self.runs();
-        if runs.len() <= NODE_MAX_RUNS {
-            self.encode_runs(id, &runs)
-        } else {
-            self.encode_dense(id)
-        }
-    }
-
-    /// Encodes the node as a dense 4096-byte page (as format version 4
-    /// wrote every node).
-    pub fn encode_dense(&self, id: ChunkId) -> Vec<u8> {
-        let mut b = vec![0u8; PAGE_LEN];
-        put_u32(&mut b, 0, NODE_MAGIC);
-        b[4] = self.level;
-        put_u64(&mut b, 8, id.0);
-        for (i, s) in self.slots.iter().enumerate() {
-            put_u64(&mut b, 16 + 8 * i, *s);
-        }
-        b
-    }
-
-    fn encode_runs(&self, id: ChunkId, runs: &[Run]) -> Vec<u8> {
-        let mut b = vec![0u8; NODE_RUNS_HEAD + NODE_RUN_LEN * runs.len()];
-        put_u32(&mut b, 0, NODE_RUNS_MAGIC);
-        b[4] = self.level;
-        put_u64(&mut b, 8, id.0);
-        b[16..18].copy_from_slice(&(runs.len() as u16).to_le_bytes());
-        for (k, r) in runs.iter().enumerate() {
-            let o = NODE_RUNS_HEAD + NODE_RUN_LEN * k;
-            b[o..o + 2].copy_from_slice(&r.first.to_le_bytes());
-            b[o + 2..o + 4].copy_from_slice(&r.len.to_le_bytes());
-            put_u64(&mut b, o + 8, r.value);
-        }
-        b
-    }
-
-    /// Decodes a node record body, dense or runs, checking that it names
-    /// `id`.
-    pub fn decode(b: &[u8], id: ChunkId) -> Result<Node> {
-        let bad = |why: &str| Error::corrupt(format!("map node {} {why}", id.0));
-        let magic = if b.len() >= 16 { get_u32(b, 0) } else { 0 };
-        let dense = magic == NODE_MAGIC && b.len() == PAGE_LEN;
-        let runs = magic == NODE_RUNS_MAGIC && b.len() >= NODE_RUNS_HEAD && b.len() < PAGE_LEN;
-        if !dense && !runs {
-            return Err(bad("has a bad header"));
-        }
-        if get_u64(b, 8) != id.0 {
-            return Err(Error::corrupt(format!(
-                "map node {} holds node {} (misdirected pointer)",
-                id.0,
-                get_u64(b, 8)
-            )));
-        }
-        let level = b[4];
-        if level > 8 {
-            return Err(bad(&format!("has level {level}")));
-        }
-        if b[5..8] != [0, 0, 0] {
-            return Err(bad("has a bad header"));
-        }
-        let mut slots = Box::new([0u64; NODE_FANOUT as usize]);
-        if dense {
-            for (i, s) in slots.iter_mut().enumerate() {
-                *s = get_u64(b, 16 + 8 * i);
-            }
-            return Ok(Node { level, slots });
-        }
-        let n = usize::from(u16::from_le_bytes([b[16], b[17]]));
-        if b[18..24].iter().any(|&x| x != 0) || b.len() != NODE_RUNS_HEAD + NODE_RUN_LEN * n {
-            return Err(bad(&format!(
-                "has a bad runs header ({n} runs in {} bytes)",
-                b.len()
-            )));
-        }
-        let mut end = 0u64;
-        for k in 0..n {
-            let o = NODE_RUNS_HEAD + NODE_RUN_LEN * k;
-            let r = Run {
-                first: u16::from_le_bytes([b[o], b[o + 1]]),
-                len: u16::from_le_bytes([b[o + 2], b[o + 3]]),
-                value: get_u64(b, o + 8),
-            };
-            let (first, len) = (u64::from(r.first), u64::from(r.len));
-            let ok = get_u32(b, o + 4) == 0
-                && len > 0
-                && first >= end
-                && first + len <= NODE_FANOUT
-                && r.value != ChunkId::HOLE.0
-                && r.value.checked_add(len).is_some();
-            if !ok {
-                return Err(bad(&format!(
-                    "has a malformed run {k} (slots {first}+{len}, value {})",
-                    r.value
-                )));
-            }
-            for j in 0..len {
-                slots[(first + j) as usize] = r.at(j);
-            }
-            end = first + len;
-        }
-        Ok(Node { level, slots })
-    }
-}
 
 /// One chunk-table entry: where a chunk lives, how many references it has,
 /// its checksum and its stored length. On disk 16 bytes (`loc` u64, a u32
 /// word, `crc` u32): the word's low 20 bits are the refcount (at most
 /// [`REFCOUNT_MAX`]) and its high 12 bits a stored length under 4096, or 0
 /// for 4096 bytes: for a data chunk the length of a compressed block
-/// (1 to 4095), for a map node the length of a runs-encoded node record
-/// body (format version 5; 0 for a dense page).
+/// (1 to 4095), for a map node the length of a runs-encoded or packed
+/// node record body (format versions 5 and 7; 0 for a dense page).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtEntry {
     /// Location: the payload for data chunks, the record for nodes;
@@ -222,7 +32,7 @@ pub struct CtEntry {
     pub crc: u32,
     /// Stored length in bytes: a data chunk's (compressed length when
     /// compressed), a node's record body (4096 for a dense page, and for a
-    /// node not written yet).
+    /// node not written yet; less for runs and packed nodes).
     pub stored_len: u32,
     /// [`CT_FLAG_COMPRESSED`] and friends (data chunks only).
     pub flags: u32,
@@ -265,15 +75,6 @@ pub fn check_stored(stored_len: u32, flags: u32) -> Result<()> {
             "data chunk with stored length {stored_len} and flags {flags:#x}"
         )))
     }
-}
-
-/// True when `len` is the body length of a node record: a dense page, or
-/// a runs encoding (its head and whole runs, smaller than a page).
-pub fn node_len_ok(len: u32) -> bool {
-    let len = len as usize;
-    len == PAGE_LEN
-        || (NODE_RUNS_HEAD..PAGE_LEN).contains(&len)
-            && (len - NODE_RUNS_HEAD).is_multiple_of(NODE_RUN_LEN)
 }
 
 /// Bytes of one leaf entry.
@@ -621,16 +422,8 @@ impl PageKey {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Node, NODE_RUNS_HEAD, NODE_RUN_LEN};
     use super::*;
-
-    #[test]
-    fn node_self_location() {
-        let mut n = Node::filled(1, ChunkId::HOLE);
-        n.slots[5] = 77;
-        let b = n.encode(ChunkId(9));
-        assert_eq!(Node::decode(&b, ChunkId(9)).unwrap(), n);
-        assert!(Node::decode(&b, ChunkId(11)).is_err());
-    }
 
     #[test]
     fn ct_page_roundtrip() {
@@ -785,149 +578,5 @@ mod tests {
         assert!(decode_v3_leaf(&b[..PAGE_LEN - 1], 5).is_err());
         // A version 4 leaf is not a version 3 one.
         assert!(decode_v3_leaf(&CtPage::empty(0).encode(0, 5), 5).is_err());
-    }
-
-    #[test]
-    fn node_garbled() {
-        let b = Node::filled(0, ChunkId::HOLE).encode_dense(ChunkId(9));
-        assert!(Node::decode(&b[..PAGE_LEN - 1], ChunkId(9)).is_err());
-        let mut bad = b.clone();
-        bad[4] = 9;
-        let e = Node::decode(&bad, ChunkId(9)).unwrap_err();
-        assert!(e.to_string().contains("level 9"), "{e}");
-        let mut bad = b;
-        bad[1] ^= 1;
-        assert!(Node::decode(&bad, ChunkId(9)).is_err());
-    }
-
-    /// A node of `runs` runs of consecutive ids, of `len` slots each, from
-    /// slot `gap` on, `gap` holes apart.
-    fn node_of_runs(level: u8, runs: usize, len: usize, gap: usize) -> Node {
-        let mut n = Node::filled(level, ChunkId::HOLE);
-        let mut at = gap;
-        for r in 0..runs {
-            for k in 0..len {
-                n.slots[at + k] = 1000 * (r as u64 + 1) + k as u64;
-            }
-            at += len + gap;
-        }
-        n
-    }
-
-    #[test]
-    fn node_runs_encoding() {
-        // A sequentially written leaf: one run, 40 bytes instead of 4096.
-        let mut n = Node::filled(0, ChunkId::HOLE);
-        for (i, s) in n.slots.iter_mut().enumerate() {
-            *s = 77 + i as u64;
-        }
-        let b = n.encode(ChunkId(5));
-        assert_eq!(b.len(), NODE_RUNS_HEAD + NODE_RUN_LEN);
-        assert_eq!(&b[..4], b"NODR");
-        assert_eq!(Node::decode(&b, ChunkId(5)).unwrap(), n);
-        assert!(Node::decode(&b, ChunkId(6)).is_err());
-        // Zero and hole runs: zeros are a constant run, holes no run.
-        n.slots[10..20].fill(ChunkId::ZERO.0);
-        n.slots[20..30].fill(ChunkId::HOLE.0);
-        let b = n.encode(ChunkId(5));
-        assert_eq!(b.len(), NODE_RUNS_HEAD + 3 * NODE_RUN_LEN);
-        assert_eq!(Node::decode(&b, ChunkId(5)).unwrap(), n);
-        // All holes: no runs at all.
-        let h = Node::filled(2, ChunkId::HOLE);
-        let b = h.encode(ChunkId(5));
-        assert_eq!(b.len(), NODE_RUNS_HEAD);
-        assert_eq!(Node::decode(&b, ChunkId(5)).unwrap(), h);
-        // The most runs that still beat the page, then dense.
-        let most = node_of_runs(1, NODE_MAX_RUNS, 1, 1);
-        let b = most.encode(ChunkId(8));
-        assert_eq!(b.len(), NODE_RUNS_HEAD + NODE_MAX_RUNS * NODE_RUN_LEN);
-        assert!(b.len() < PAGE_LEN);
-        assert_eq!(Node::decode(&b, ChunkId(8)).unwrap(), most);
-        let more = node_of_runs(1, NODE_MAX_RUNS + 1, 1, 1);
-        let b = more.encode(ChunkId(8));
-        assert_eq!((b.len(), &b[..4]), (PAGE_LEN, &b"NODE"[..]));
-        assert_eq!(Node::decode(&b, ChunkId(8)).unwrap(), more);
-        // The dense page of any node still decodes (format version 4).
-        assert_eq!(
-            Node::decode(&n.encode_dense(ChunkId(5)), ChunkId(5)).unwrap(),
-            n
-        );
-    }
-
-    #[test]
-    fn node_runs_garbled() {
-        let n = node_of_runs(0, 3, 5, 2);
-        let b = n.encode(ChunkId(9));
-        assert_eq!(b.len(), NODE_RUNS_HEAD + 3 * NODE_RUN_LEN);
-        let run = |k: usize| NODE_RUNS_HEAD + NODE_RUN_LEN * k;
-        let garble = |f: &dyn Fn(&mut Vec<u8>)| {
-            let mut x = b.clone();
-            f(&mut x);
-            Node::decode(&x, ChunkId(9)).unwrap_err().to_string()
-        };
-        // Wrong run count for the length, a run cut short.
-        assert!(garble(&|x| x[16] = 4).contains("runs header"));
-        assert!(garble(&|x| x.truncate(x.len() - 1)).contains("runs header"));
-        assert!(garble(&|x| x[20] = 1).contains("runs header"));
-        // Overlapping, empty, out of the node, hole, overflowing, reserved.
-        assert!(garble(&|x| x[run(1)] = 3).contains("malformed run 1"));
-        assert!(garble(&|x| x[run(0) + 2..run(0) + 4].fill(0)).contains("malformed run 0"));
-        assert!(
-            garble(&|x| x[run(2)..run(2) + 2].copy_from_slice(&509u16.to_le_bytes()))
-                .contains("malformed run 2")
-        );
-        assert!(garble(&|x| put_u64(x, run(0) + 8, 0)).contains("malformed run 0"));
-        assert!(garble(&|x| put_u64(x, run(0) + 8, u64::MAX - 2)).contains("malformed run 0"));
-        assert!(garble(&|x| x[run(0) + 5] = 1).contains("malformed run 0"));
-        assert!(garble(&|x| x[6] = 1).contains("bad header"));
-        // A runs node as long as a page, or a dense one shorter, is refused.
-        let mut x = b.clone();
-        x.resize(PAGE_LEN, 0);
-        assert!(Node::decode(&x, ChunkId(9)).is_err());
-        let mut x = n.encode_dense(ChunkId(9));
-        x.truncate(PAGE_LEN - 16);
-        assert!(Node::decode(&x, ChunkId(9)).is_err());
-    }
-
-    proptest::proptest! {
-        /// Any node, however its slots lie, encodes to whichever of dense
-        /// and runs is smaller and decodes back to itself; the entry's
-        /// length field holds the encoding's length.
-        #[test]
-        fn node_encodings_roundtrip(
-            level in 0u8..4,
-            pieces in proptest::collection::vec((0u64..4, 1usize..40, 0u64..1 << 60), 0..80),
-        ) {
-            let mut n = Node::filled(level, ChunkId::HOLE);
-            let mut at = 0usize;
-            for (kind, len, base) in pieces {
-                for k in 0..len {
-                    if at >= NODE_FANOUT as usize {
-                        break;
-                    }
-                    n.slots[at] = match kind {
-                        0 => ChunkId::HOLE.0,
-                        1 => ChunkId::ZERO.0,
-                        2 => base + 2 + k as u64,
-                        _ => base + 2 + 7 * k as u64,
-                    };
-                    at += 1;
-                }
-            }
-            let b = n.encode(ChunkId(77));
-            let runs = n.runs().len();
-            let runs_len = NODE_RUNS_HEAD + NODE_RUN_LEN * runs;
-            proptest::prop_assert_eq!(b.len(), if runs_len < PAGE_LEN { runs_len } else { PAGE_LEN });
-            proptest::prop_assert!(node_len_ok(b.len() as u32));
-            proptest::prop_assert_eq!(Node::decode(&b, ChunkId(77)).unwrap(), n.clone());
-            proptest::prop_assert_eq!(b, n.encode(ChunkId(77)));
-            let mut p = CtPage::empty(0);
-            let e = CtEntry { loc: LogAddr(1 << 32), refcount: 1, crc: 2, stored_len: runs_len.min(PAGE_LEN) as u32, flags: 0, nblocks: 0 };
-            if let CtPage::Leaf(es) = &mut p {
-                es[0] = e;
-            }
-            let leaf = NODE_ID_BASE / CT_LEAF_ENTRIES + 1;
-            proptest::prop_assert_eq!(CtPage::decode(&p.encode(0, leaf), 0, leaf).unwrap(), p);
-        }
     }
 }
