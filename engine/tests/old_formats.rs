@@ -115,8 +115,10 @@ fn mark_version(dir: &Path, version: u32) {
     std::fs::write(&p, &b).unwrap();
 }
 
-fn text(g: u64, b: u64) -> Vec<u8> {
-    format!("v3 fixture block {b:06} generation {g} ")
+/// Block `b` of generation `g` of the version `v` fixture: the text its
+/// README says was written there, repeated over the block.
+fn fixture_text(v: u32, g: u64, b: u64) -> Vec<u8> {
+    format!("v{v} fixture block {b:06} generation {g} ")
         .bytes()
         .cycle()
         .take(BS as usize)
@@ -129,10 +131,10 @@ fn expected_block(name: &str, b: u64, clean: bool) -> Vec<u8> {
     let fill = |x: u8| vec![x; BS as usize];
     match (name, b) {
         ("v", 0..10) if !clean => fill(0x77),
-        ("v", 0..300) | ("s", 0..600) => text(1, b),
+        ("v", 0..300) | ("s", 0..600) => fixture_text(3, 1, b),
         ("v", 300..1100) => fill(0xa2),
         ("p", 8..10) => fill(0x11),
-        ("p", 0..16) => text(5, b),
+        ("p", 0..16) => fixture_text(3, 5, b),
         ("z", 0..64) => fill(0x5a),
         _ => fill(0),
     }
@@ -210,7 +212,8 @@ fn version_3_store_is_migrated() {
     // map, a delete, and new ids past every old one.
     let v = s.resolve("v", Some(ObjectKind::Volume)).unwrap();
     let snap = s.resolve("s", Some(ObjectKind::Snapshot)).unwrap();
-    s.write(v, 1250 * BS, &text(9, 1250), true).unwrap();
+    s.write(v, 1250 * BS, &fixture_text(3, 9, 1250), true)
+        .unwrap();
     let s2 = s.snapshot(v, Some("s2")).unwrap().id;
     s.write(v, 1250 * BS, &vec![0u8; BS as usize], true)
         .unwrap();
@@ -222,11 +225,11 @@ fn version_3_store_is_migrated() {
     let s = Store::open(dir.path(), opts()).unwrap();
     let mut got = vec![0u8; BS as usize];
     s.read(s2, 1250 * BS, &mut got).unwrap();
-    assert!(got == text(9, 1250));
+    assert!(got == fixture_text(3, 9, 1250));
     s.read(v, 1250 * BS, &mut got).unwrap();
     assert!(got.iter().all(|&x| x == 0));
     s.read(v, 5 * BS, &mut got).unwrap();
-    assert!(got == text(1, 5));
+    assert!(got == fixture_text(3, 1, 5));
     assert!(s.resolve("s", Some(ObjectKind::Snapshot)).is_err());
     let r = s.check(false).unwrap();
     assert!(r.is_clean(), "{r:?}");
@@ -286,14 +289,6 @@ fn version_2_store_is_refused_and_current_one_opens() {
     assert!(got.iter().all(|&x| x == 7));
 }
 
-fn text4(g: u64, b: u64) -> Vec<u8> {
-    format!("v4 fixture block {b:06} generation {g} ")
-        .bytes()
-        .cycle()
-        .take(BS as usize)
-        .collect()
-}
-
 /// What block `b` of the version 4 fixture's object `name` holds (its
 /// README): steps 1 to 4, the last one (`v` blocks 0..10) replayed.
 fn expected_v4(name: &str, b: u64) -> Vec<u8> {
@@ -301,8 +296,8 @@ fn expected_v4(name: &str, b: u64) -> Vec<u8> {
     match (name, b) {
         ("v", 0..10) => fill(0x77),
         ("v", 300..400) => fill(0xa2),
-        ("v", 0..700) | ("s", 0..700) => text4(1, b),
-        ("p", 0..64) => text4(5, b),
+        ("v", 0..700) | ("s", 0..700) => fixture_text(4, 1, b),
+        ("p", 0..64) => fixture_text(4, 5, b),
         ("r", _) if b.is_multiple_of(3) => fill(0x5a),
         _ => fill(0),
     }
@@ -367,7 +362,7 @@ fn version_4_store_opens_as_it_is() {
     // leaves become runs), a snapshot, a delete, a scattered write.
     let v = s.resolve("v", Some(ObjectKind::Volume)).unwrap();
     let r = s.resolve("r", Some(ObjectKind::Volume)).unwrap();
-    let data: Vec<u8> = (600..1024).flat_map(|b| text4(7, b)).collect();
+    let data: Vec<u8> = (600..1024).flat_map(|b| fixture_text(4, 7, b)).collect();
     s.write(v, 600 * BS, &data, true).unwrap();
     let s2 = s.snapshot(v, Some("s2")).unwrap().id;
     s.write(r, BS, &vec![9u8; BS as usize], true).unwrap();
@@ -398,14 +393,6 @@ fn version_4_store_opens_as_it_is() {
     );
 }
 
-fn text5(g: u64, b: u64) -> Vec<u8> {
-    format!("v5 fixture block {b:06} generation {g} ")
-        .bytes()
-        .cycle()
-        .take(BS as usize)
-        .collect()
-}
-
 /// What block `b` of the version 5 fixture's object `name` holds (its
 /// README), the last write (`v` blocks 20..60) replayed.
 fn expected_v5(name: &str, b: u64) -> Vec<u8> {
@@ -413,7 +400,7 @@ fn expected_v5(name: &str, b: u64) -> Vec<u8> {
     match (name, b) {
         ("v", 20..60) => fill(0xb3),
         ("v", 300..310) => fill(0xc4),
-        ("v", 0..64) | ("s", 0..64) => text5(1, b),
+        ("v", 0..64) | ("s", 0..64) => fixture_text(5, 1, b),
         _ => fill(0),
     }
 }
@@ -445,7 +432,7 @@ fn version_5_store_opens_as_it_is() {
     verify_v5(&s, "opened");
     let v = s.resolve("v", Some(ObjectKind::Volume)).unwrap();
     // 1 MiB over old chunks (blocks 40..64) and holes.
-    let data: Vec<u8> = (40..296).flat_map(|b| text5(7, b)).collect();
+    let data: Vec<u8> = (40..296).flat_map(|b| fixture_text(5, 7, b)).collect();
     let ids = |s: &Store| {
         let st = s.stats().unwrap();
         st.counters
@@ -474,7 +461,7 @@ fn version_5_store_opens_as_it_is() {
         match b {
             10 => vec![0x12; BS as usize],
             45 => vec![0x11; BS as usize],
-            40..296 => text5(7, b),
+            40..296 => fixture_text(5, 7, b),
             _ => expected_v5("v", b),
         }
     };
@@ -488,7 +475,7 @@ fn version_5_store_opens_as_it_is() {
     for b in 0..512 {
         let at = (b * BS) as usize..((b + 1) * BS) as usize;
         let w = match b {
-            40..296 => text5(7, b),
+            40..296 => fixture_text(5, 7, b),
             _ => expected_v5("v", b),
         };
         assert!(got[at] == w[..], "s2 block {b}");
@@ -509,14 +496,6 @@ fn version_5_open_cut_before_its_superblock_is_redone() {
     verify_v5(&s, "opened again");
 }
 
-fn text6(g: u64, b: u64) -> Vec<u8> {
-    format!("v6 fixture block {b:06} generation {g} ")
-        .bytes()
-        .cycle()
-        .take(BS as usize)
-        .collect()
-}
-
 /// What block `b` of the version 6 fixture's object `name` holds (its
 /// README), the last write (`v` blocks 20..60) replayed.
 fn expected_v6(name: &str, b: u64) -> Vec<u8> {
@@ -524,7 +503,7 @@ fn expected_v6(name: &str, b: u64) -> Vec<u8> {
     match (name, b) {
         ("v", 20..60) => fill(0xb3),
         ("v", 300 | 301 | 302 | 305 | 310 | 333 | 350 | 420) => fill(0xc4),
-        ("v", 0..64) | ("s", 0..64) => text6(1, b),
+        ("v", 0..64) | ("s", 0..64) => fixture_text(6, 1, b),
         _ => fill(0),
     }
 }
@@ -574,7 +553,7 @@ fn version_6_store_opens_as_it_is() {
     // 200 blocks of `v`'s one leaf, one at a time in scattered order.
     let scattered: Vec<u64> = (0..200).map(|i| (i * 197 + 5) % 512).collect();
     for &b in &scattered {
-        s.write(v, b * BS, &text6(8, b), false).unwrap();
+        s.write(v, b * BS, &fixture_text(6, 8, b), false).unwrap();
     }
     s.checkpoint().unwrap();
     let (_, _, packed) = node_encodings(dir.path());
@@ -590,7 +569,7 @@ fn version_6_store_opens_as_it_is() {
     let s = Store::open(dir.path(), opts()).unwrap();
     let later = |b: u64| -> Vec<u8> {
         if scattered.contains(&b) {
-            text6(8, b)
+            fixture_text(6, 8, b)
         } else {
             expected_v6("v", b)
         }
