@@ -11,7 +11,8 @@
 # still finishing its writes' deferred work during the row.
 # CPU=1: also prints the server's CPU time per request over the row
 # (`perf stat` task-clock of the server process / requests done), which
-# varies far less than IOPS when other work shares the machine.
+# varies far less than IOPS when other work shares the machine, and its
+# context switches per request (hand-offs between threads).
 #
 #   benches/nbd-ab.sh ROUNDS RW BS DEPTH JOBS BINARY...
 #   benches/nbd-ab.sh 3 write 1M 16 4 /tmp/blockd-old target/release/blockd
@@ -42,7 +43,7 @@ for r in $(seq 1 "$ROUNDS"); do
     fi
     cpu=""
     if [ -n "${CPU:-}" ]; then
-      perf stat -x, -e task-clock -p "$pid" -o "$d/cpu.txt" -- sleep 5.5 &
+      perf stat -x, -e task-clock,context-switches -p "$pid" -o "$d/cpu.txt" -- sleep 5.5 &
       cpu=$!
     fi
     size=$((1024 / JOBS))
@@ -64,7 +65,8 @@ print("%.0f MB/s %.0f IOPS p50 %.1f ms p99 %.1f ms p99.9 %.1f ms max %.1f ms %d"
     if [ -n "$cpu" ]; then
       wait "$cpu"
       ms=$(grep task-clock "$d/cpu.txt" | cut -d, -f1)
-      line="$line cpu $(python3 -c "print('%.1f us/request' % ($ms * 1000 / ${row[16]}))")"
+      cs=$(grep context-switches "$d/cpu.txt" | cut -d, -f1)
+      line="$line cpu $(python3 -c "print('%.1f us/request %.1f cs/request' % ($ms * 1000 / ${row[16]}, $cs / ${row[16]}))")"
     fi
     echo "$b round $r: $line"
     kill "$pid"
