@@ -25,7 +25,10 @@
 //!   closed store).
 //!
 //! A third of the chains crash only by kill -9 and close, as a server that
-//! is killed, restarted and stopped does. Per chain the dirty limit (small:
+//! is killed, restarted and stopped does. Odd-numbered chains first write
+//! the blocks below the tested ones in a scattered order, so the first
+//! leaf, which holds tested blocks too, is a packed node in every
+//! checkpoint (format version 7). Per chain the dirty limit (small:
 //! frequent checkpoints; large: long replays over many segments) and the
 //! number of spare segments vary; the volumes have two-level maps.
 //!
@@ -584,7 +587,17 @@ fn verify_image(
 }
 
 /// Runs one chain of generations; returns how many images it verified.
-fn chain(seed: u64, scratch: &Path, side: usize, trace: bool) -> usize {
+/// True when some file of the image holds a packed map node record (its
+/// magic; the chains' data blocks never hold those bytes).
+fn holds_packed_node(files: &std::collections::BTreeMap<String, Vec<u8>>) -> bool {
+    files.values().any(|b| b.windows(4).any(|w| w == b"NODP"))
+}
+
+/// Runs chain `seed`; with `packed`, the blocks below the tested ones are
+/// first written one at a time in a scattered order, so the first leaf
+/// (which holds tested blocks too) names unrelated ids and every
+/// checkpoint writes it packed (format version 7).
+fn chain(seed: u64, scratch: &Path, side: usize, trace: bool, packed: bool) -> usize {
     let mut rng = StdRng::seed_from_u64(0x6E4E_0000 + seed);
     let gens = rng.gen_range(3..=env("BLOCKD_POWERCUT_GEN_MAX").unwrap_or(6usize).max(3));
     // A third of the chains crash only by kill -9 or close (as a server
@@ -613,10 +626,25 @@ fn chain(seed: u64, scratch: &Path, side: usize, trace: bool) -> usize {
             .create_volume(Some("b"), VOL_BLOCKS * BS as u64, true)
             .unwrap()
             .id;
+        if packed {
+            for v in [a, b] {
+                for i in 0..OFF {
+                    let blk = (i * 7) % OFF;
+                    let fill = [(blk % 251) as u8 + 1; BS];
+                    s.write(v, blk * BS as u64, &fill, false).unwrap();
+                }
+            }
+        }
         s.close().unwrap();
         [a, b]
     };
     let mut disk = Disk::clean(read_tree(&base_dir));
+    if packed {
+        assert!(
+            holds_packed_node(&read_tree(&base_dir)),
+            "chain {seed}: the scattered blocks left no packed leaf"
+        );
+    }
     let zero = BlockExp {
         floor: 0,
         later: Vec::new(),
@@ -748,7 +776,8 @@ fn power_cut_generations_recover() {
     let mut chains = 0;
     let mut seed = only.unwrap_or(base);
     while verified < images {
-        verified += chain(seed, scratch.path(), side, trace);
+        // Odd chains run over a packed first leaf (see `chain`).
+        verified += chain(seed, scratch.path(), side, trace, seed % 2 == 1);
         chains += 1;
         seed += 1;
         if only.is_some() {
@@ -782,7 +811,7 @@ const REGRESSION_CHAINS: &[u64] = &[2_300_591];
 fn power_cut_generations_regressions() {
     let scratch = tempfile::tempdir().unwrap();
     for &seed in REGRESSION_CHAINS {
-        assert!(chain(seed, scratch.path(), 2, false) > 0);
+        assert!(chain(seed, scratch.path(), 2, false, false) > 0);
     }
 }
 
