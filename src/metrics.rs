@@ -114,10 +114,25 @@ struct ConstHistogram<'a>(&'a LatencySnapshot);
 
 impl EncodeMetric for ConstHistogram<'_> {
     fn encode(&self, mut e: MetricEncoder) -> Result<(), std::fmt::Error> {
+        // The snapshot's buckets are cumulative; the encoder sums the
+        // counts it is given, so it gets each bucket's own count (passing
+        // the cumulative ones made every bucket past the first overstate,
+        // above the total).
+        let mut below = 0;
+        let own: Vec<(f64, u64)> = self
+            .0
+            .buckets
+            .iter()
+            .map(|&(le, n)| {
+                let own = n.saturating_sub(below);
+                below = n;
+                (le, own)
+            })
+            .collect();
         e.encode_histogram::<NoLabelSet>(
             self.0.sum_secs,
             self.0.count,
-            &self.0.buckets,
+            &own,
             None::<&HashMap<usize, Exemplar<NoLabelSet, f64>>>,
         )
     }

@@ -542,6 +542,28 @@ fn access_log_and_metrics_follow_requests_and_nbd_io() {
         value(&m, name, &[]);
     }
     assert_eq!(value(&m, "blockd_engine_fail_stops_total", &[]), 0.0);
+    // Every histogram's buckets are cumulative: never decreasing, none
+    // above the +Inf bucket (all observations).
+    for x in &m.samples {
+        if let Value::Histogram(b) = &x.value {
+            let all = b
+                .iter()
+                .find(|c| c.less_than.is_infinite())
+                .map_or(0.0, |c| c.count);
+            let mut below = 0.0;
+            for c in b {
+                assert!(
+                    c.count >= below && c.count <= all,
+                    "{} {:?}: bucket le={} holds {} (previous {below}, all {all})",
+                    x.metric,
+                    x.labels,
+                    c.less_than,
+                    c.count
+                );
+                below = c.count;
+            }
+        }
+    }
     // The NBD write and the two reads that reached the engine (the
     // failing one is refused before it) held the store lock: counted.
     assert!(value(&m, "blockd_engine_state_lock_hold_seconds", &[]) >= 3.0);
