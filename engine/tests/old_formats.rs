@@ -405,12 +405,14 @@ fn expected_v5(name: &str, b: u64) -> Vec<u8> {
     }
 }
 
-fn verify_v5(s: &Store, what: &str) {
+/// Verifies a version 5 or 6 fixture: volume `v` and its snapshot `s`, 512
+/// blocks each, against `expected`.
+fn verify_v_and_s(s: &Store, expected: fn(&str, u64) -> Vec<u8>, what: &str) {
     let objects = [
         ("v", ObjectKind::Volume, 512),
         ("s", ObjectKind::Snapshot, 512),
     ];
-    verify(s, &objects, expected_v5, what);
+    verify(s, &objects, expected, what);
 }
 
 /// A copy of `fixtures/engine-v5-store`.
@@ -429,7 +431,7 @@ fn version_5_store_opens_as_it_is() {
     assert_eq!(versions(dir.path()), [5, 5]);
     let s = Store::open(dir.path(), opts()).unwrap();
     assert_eq!(versions(dir.path()), [FORMAT_VERSION, 5]);
-    verify_v5(&s, "opened");
+    verify_v_and_s(&s, expected_v5, "opened");
     let v = s.resolve("v", Some(ObjectKind::Volume)).unwrap();
     // 1 MiB over old chunks (blocks 40..64) and holes.
     let data: Vec<u8> = (40..296).flat_map(|b| fixture_text(5, 7, b)).collect();
@@ -493,7 +495,7 @@ fn version_5_open_cut_before_its_superblock_is_redone() {
     std::fs::write(dir.path().join("superblock"), &v5_super).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
     assert_eq!(versions(dir.path()), [FORMAT_VERSION, 5]);
-    verify_v5(&s, "opened again");
+    verify_v_and_s(&s, expected_v5, "opened again");
 }
 
 /// What block `b` of the version 6 fixture's object `name` holds (its
@@ -506,14 +508,6 @@ fn expected_v6(name: &str, b: u64) -> Vec<u8> {
         ("v", 0..64) | ("s", 0..64) => fixture_text(6, 1, b),
         _ => fill(0),
     }
-}
-
-fn verify_v6(s: &Store, what: &str) {
-    let objects = [
-        ("v", ObjectKind::Volume, 512),
-        ("s", ObjectKind::Snapshot, 512),
-    ];
-    verify(s, &objects, expected_v6, what);
 }
 
 /// Map node records in the store's log, by magic: (dense, runs, packed).
@@ -548,7 +542,7 @@ fn version_6_store_opens_as_it_is() {
     assert_eq!(node_encodings(dir.path()), (0, 4, 0));
     let s = Store::open(dir.path(), opts()).unwrap();
     assert_eq!(versions(dir.path()), [FORMAT_VERSION, 6]);
-    verify_v6(&s, "opened");
+    verify_v_and_s(&s, expected_v6, "opened");
     let v = s.resolve("v", Some(ObjectKind::Volume)).unwrap();
     // 200 blocks of `v`'s one leaf, one at a time in scattered order.
     let scattered: Vec<u64> = (0..200).map(|i| (i * 197 + 5) % 512).collect();
@@ -600,5 +594,5 @@ fn version_6_open_cut_before_its_superblock_is_redone() {
     std::fs::write(dir.path().join("superblock"), &v6_super).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
     assert_eq!(versions(dir.path()), [FORMAT_VERSION, 6]);
-    verify_v6(&s, "opened again");
+    verify_v_and_s(&s, expected_v6, "opened again");
 }
