@@ -15,7 +15,7 @@
 mod small;
 
 use blockd_engine::decode::{Superblock, FORMAT_VERSION};
-use blockd_engine::{ErrorKind, ObjectKind, Store, StoreOptions};
+use blockd_engine::{ErrorKind, ObjectId, ObjectKind, Store, StoreOptions};
 use std::path::Path;
 
 const BS: u64 = 4096;
@@ -415,6 +415,29 @@ fn verify_v_and_s(s: &Store, expected: fn(&str, u64) -> Vec<u8>, what: &str) {
     verify(s, &objects, expected, what);
 }
 
+/// Deletes the fixture's snapshot `s`, reclaims, checks, closes (both
+/// superblock slots then hold the current version) and opens again.
+fn delete_s_and_reopen(s: Store, dir: &Path) -> Store {
+    let snap = s.resolve("s", Some(ObjectKind::Snapshot)).unwrap();
+    s.delete(snap).unwrap();
+    s.reclaim(1.0).unwrap();
+    assert!(s.check(false).unwrap().is_clean());
+    s.close().unwrap();
+    assert_eq!(versions(dir), [FORMAT_VERSION, FORMAT_VERSION]);
+    Store::open(dir, opts()).unwrap()
+}
+
+/// Asserts that the 512 blocks of object `id` (called `name`) read as
+/// `want` says.
+fn assert_blocks(s: &Store, id: ObjectId, name: &str, want: impl Fn(u64) -> Vec<u8>) {
+    let mut got = vec![0u8; (512 * BS) as usize];
+    s.read(id, 0, &mut got).unwrap();
+    for b in 0..512 {
+        let at = (b * BS) as usize..((b + 1) * BS) as usize;
+        assert!(got[at] == want(b)[..], "{name} block {b}");
+    }
+}
+
 /// A copy of `fixtures/engine-v5-store`.
 fn v5_fixture() -> tempfile::TempDir {
     fixture_copy("engine-v5-store")
@@ -452,13 +475,7 @@ fn version_5_store_opens_as_it_is() {
     // A partial overwrite inside a new extent, and one of an old chunk.
     s.write(v, 45 * BS, &vec![0x11; BS as usize], true).unwrap();
     s.write(v, 10 * BS, &vec![0x12; BS as usize], true).unwrap();
-    let snap = s.resolve("s", Some(ObjectKind::Snapshot)).unwrap();
-    s.delete(snap).unwrap();
-    s.reclaim(1.0).unwrap();
-    assert!(s.check(false).unwrap().is_clean());
-    s.close().unwrap();
-    assert_eq!(versions(dir.path()), [FORMAT_VERSION, FORMAT_VERSION]);
-    let s = Store::open(dir.path(), opts()).unwrap();
+    let s = delete_s_and_reopen(s, dir.path());
     let want = |b: u64| -> Vec<u8> {
         match b {
             10 => vec![0x12; BS as usize],
@@ -467,35 +484,32 @@ fn version_5_store_opens_as_it_is() {
             _ => expected_v5("v", b),
         }
     };
-    let mut got = vec![0u8; (512 * BS) as usize];
-    s.read(v, 0, &mut got).unwrap();
-    for b in 0..512 {
-        let at = (b * BS) as usize..((b + 1) * BS) as usize;
-        assert!(got[at] == want(b)[..], "v block {b}");
-    }
-    s.read(s2, 0, &mut got).unwrap();
-    for b in 0..512 {
-        let at = (b * BS) as usize..((b + 1) * BS) as usize;
-        let w = match b {
-            40..296 => fixture_text(5, 7, b),
-            _ => expected_v5("v", b),
-        };
-        assert!(got[at] == w[..], "s2 block {b}");
-    }
+    assert_blocks(&s, v, "v", want);
+    assert_blocks(&s, s2, "s2", |b| match b {
+        40..296 => fixture_text(5, 7, b),
+        _ => expected_v5("v", b),
+    });
     assert!(s.check(false).unwrap().is_clean());
     assert!(s.scrub(None).unwrap().errors.is_empty());
 }
 
 #[test]
 fn version_5_open_cut_before_its_superblock_is_redone() {
-    let dir = v5_fixture();
-    let v5_super = std::fs::read(dir.path().join("superblock")).unwrap();
+    open_cut_is_redone("engine-v5-store", 5, expected_v5);
+}
+
+/// Opens a copy of `fixture` (format `version`), puts its old superblock
+/// back as a kill right after the open's checkpoint would leave it, and
+/// checks that the next open redoes the upgrade with nothing lost.
+fn open_cut_is_redone(fixture: &str, version: u32, expected: fn(&str, u64) -> Vec<u8>) {
+    let dir = fixture_copy(fixture);
+    let old_super = std::fs::read(dir.path().join("superblock")).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
     drop(s); // killed right after the open's checkpoint
-    std::fs::write(dir.path().join("superblock"), &v5_super).unwrap();
+    std::fs::write(dir.path().join("superblock"), &old_super).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
-    assert_eq!(versions(dir.path()), [FORMAT_VERSION, 5]);
-    verify_v_and_s(&s, expected_v5, "opened again");
+    assert_eq!(versions(dir.path()), [FORMAT_VERSION, version]);
+    verify_v_and_s(&s, expected, "opened again");
 }
 
 /// What block `b` of the version 6 fixture's object `name` holds (its
@@ -554,13 +568,7 @@ fn version_6_store_opens_as_it_is() {
     assert!(packed >= 1, "no packed node after scattered writes");
     let s2 = s.snapshot(v, Some("s2")).unwrap().id;
     s.write(v, 7 * BS, &vec![0x12; BS as usize], true).unwrap();
-    let snap = s.resolve("s", Some(ObjectKind::Snapshot)).unwrap();
-    s.delete(snap).unwrap();
-    s.reclaim(1.0).unwrap();
-    assert!(s.check(false).unwrap().is_clean());
-    s.close().unwrap();
-    assert_eq!(versions(dir.path()), [FORMAT_VERSION, FORMAT_VERSION]);
-    let s = Store::open(dir.path(), opts()).unwrap();
+    let s = delete_s_and_reopen(s, dir.path());
     let later = |b: u64| -> Vec<u8> {
         if scattered.contains(&b) {
             fixture_text(6, 8, b)
@@ -568,31 +576,19 @@ fn version_6_store_opens_as_it_is() {
             expected_v6("v", b)
         }
     };
-    let mut got = vec![0u8; (512 * BS) as usize];
-    for (id, name) in [(v, "v"), (s2, "s2")] {
-        s.read(id, 0, &mut got).unwrap();
-        for b in 0..512 {
-            let at = (b * BS) as usize..((b + 1) * BS) as usize;
-            let want = if name == "v" && b == 7 {
-                vec![0x12; BS as usize]
-            } else {
-                later(b)
-            };
-            assert!(got[at] == want[..], "{name} block {b}");
+    assert_blocks(&s, v, "v", |b| {
+        if b == 7 {
+            vec![0x12; BS as usize]
+        } else {
+            later(b)
         }
-    }
+    });
+    assert_blocks(&s, s2, "s2", later);
     assert!(s.check(false).unwrap().is_clean());
     assert!(s.scrub(None).unwrap().errors.is_empty());
 }
 
 #[test]
 fn version_6_open_cut_before_its_superblock_is_redone() {
-    let dir = fixture_copy("engine-v6-store");
-    let v6_super = std::fs::read(dir.path().join("superblock")).unwrap();
-    let s = Store::open(dir.path(), opts()).unwrap();
-    drop(s); // killed right after the open's checkpoint
-    std::fs::write(dir.path().join("superblock"), &v6_super).unwrap();
-    let s = Store::open(dir.path(), opts()).unwrap();
-    assert_eq!(versions(dir.path()), [FORMAT_VERSION, 6]);
-    verify_v_and_s(&s, expected_v6, "opened again");
+    open_cut_is_redone("engine-v6-store", 6, expected_v6);
 }
