@@ -79,8 +79,6 @@ pub(crate) struct Blob {
     pub free_queue: Vec<u64>,
 }
 
-/// Node `id`'s record, framed with room for the header, and its body's
-/// crc32.
 /// A chunk-table page framed as a CtPage record (room for the header, then
 /// the page) and its body's crc32.
 fn frame_ct_page(page: &CtPage, level: u8, idx: u64) -> (Vec<u8>, u32) {
@@ -90,6 +88,8 @@ fn frame_ct_page(page: &CtPage, level: u8, idx: u64) -> (Vec<u8>, u32) {
     (framed, crc)
 }
 
+/// Node `id`'s record, framed with room for the header, and its body's
+/// crc32.
 fn encode_node(id: ChunkId, n: &Node) -> (Vec<u8>, u32) {
     let body = n.encode(id);
     let crc = crc32fast::hash(&body);
