@@ -438,14 +438,19 @@ impl prometheus_client::collector::Collector for EngineCollector {
                 (place("cached"), ConstCounter::new(s.metadata_reads_cached)),
             ],
         )?;
+        let holder = |h: &str| vec![("holder", h.to_string())];
+        let holds: Vec<_> = s
+            .holds_by_holder
+            .iter()
+            .map(|h| (holder(h.holder), lock_holds(h)))
+            .collect();
         family(
             &mut enc,
             "blockd_engine_state_lock_hold_seconds",
-            "Store-lock hold times of client I/O, checkpoints and cleaner batches",
+            "Store-lock hold times by holder: client I/O, checkpoints, cleaner batches, free steps",
             MetricType::Histogram,
-            [(Vec::new(), ConstHistogram(&lock_holds(&s)))],
+            holds.iter().map(|(l, h)| (l.clone(), ConstHistogram(h))),
         )?;
-        let holder = |h: &str| vec![("holder", h.to_string())];
         family(
             &mut enc,
             "blockd_engine_state_lock_longest_hold_seconds",
@@ -464,6 +469,10 @@ impl prometheus_client::collector::Collector for EngineCollector {
                     holder("reclaim"),
                     ConstGauge::new(s.longest_reclaim_hold.as_secs_f64()),
                 ),
+                (
+                    holder("free"),
+                    ConstGauge::new(s.longest_free_hold.as_secs_f64()),
+                ),
             ],
         )?;
         let e = &mut enc;
@@ -478,6 +487,12 @@ impl prometheus_client::collector::Collector for EngineCollector {
             "blockd_engine_fetch_retries",
             "Pages fetched outside the store lock that had moved meanwhile (refetched)",
             s.fetch_retries,
+        )?;
+        counter(
+            e,
+            "blockd_engine_checkpoint_table_leaves_sliced",
+            "Chunk-table leaves checkpoints wrote in slices, before their final hold",
+            s.table_leaves_sliced,
         )?;
         counter(
             e,
@@ -536,18 +551,18 @@ impl prometheus_client::collector::Collector for EngineCollector {
     }
 }
 
-/// The engine's lock-hold buckets as a cumulative histogram.
-fn lock_holds(s: &engine::OpStats) -> LatencySnapshot {
+/// One holder's lock-hold buckets as a cumulative histogram.
+fn lock_holds(h: &engine::HolderHolds) -> LatencySnapshot {
     let mut buckets = Vec::new();
     let mut total = 0;
-    for (&bound_us, &n) in engine::HOLD_BOUNDS_US.iter().zip(&s.lock_holds) {
+    for (&bound_us, &n) in engine::HOLD_BOUNDS_US.iter().zip(&h.buckets) {
         total += n;
         buckets.push((bound_us as f64 / 1e6, total));
     }
     LatencySnapshot {
         buckets,
-        count: s.lock_holds.iter().sum(),
-        sum_secs: s.lock_hold_time.as_secs_f64(),
+        count: h.buckets.iter().sum(),
+        sum_secs: h.time.as_secs_f64(),
     }
 }
 

@@ -566,7 +566,13 @@ fn access_log_and_metrics_follow_requests_and_nbd_io() {
     }
     // The NBD write and the two reads that reached the engine (the
     // failing one is refused before it) held the store lock: counted.
-    assert!(value(&m, "blockd_engine_state_lock_hold_seconds", &[]) >= 3.0);
+    assert!(
+        value(
+            &m,
+            "blockd_engine_state_lock_hold_seconds",
+            &[("holder", "io")]
+        ) >= 3.0
+    );
     assert_eq!(
         value(&m, "blockd_engine_client_metadata_reads_locked_total", &[]),
         0.0

@@ -240,7 +240,7 @@ impl State {
                 }
             };
             let dirty = self.ct_dirty.get(&leaf).cloned();
-            let es = match dirty.as_ref().unwrap_or(&page) {
+            let es = match &**dirty.as_ref().unwrap_or(&page) {
                 CtPage::Leaf(es) => es.clone(),
                 CtPage::Inner(_) => continue,
             };

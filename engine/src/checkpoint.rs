@@ -4,11 +4,13 @@
 //! flip, the previous checkpoint plus the log describe the store; after it,
 //! the new one does. See docs/design.md, "Commit protocol".
 //!
-//! The map nodes are written in slices, each in its own short hold of the
-//! state lock ([`State::write_node_slice`]), from a snapshot encoded
-//! outside it; the final hold ([`State::write_checkpoint`]) writes the
-//! nodes dirtied again meanwhile, the chunk-table pages and the blob, and
-//! fixes what is committed.
+//! The map nodes, then the chunk-table leaves, are written in slices, each
+//! in its own short hold of the state lock ([`State::write_node_slice`],
+//! [`State::write_leaf_slice`]), from a snapshot encoded outside it; a leaf
+//! written by a slice is named by its parent, changed in memory only
+//! (`State::ct_dirty_inner`). The final hold ([`State::write_checkpoint`])
+//! writes the nodes and leaves dirtied again meanwhile, the interior
+//! chunk-table pages and the blob, and fixes what is committed.
 
 use crate::catalog::Catalog;
 use crate::ct_bytes::CtBytes;
@@ -16,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::format::{
     CtChild, CtPage, Node, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS, HEADER_LEN, PAGE_LEN,
 };
-use crate::state::{State, PAGE_RECORD};
+use crate::state::{CtKey, State, PAGE_RECORD};
 use crate::types::{ChunkId, LogAddr, SegmentNo};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -58,6 +60,40 @@ impl Encoded {
     /// How many nodes were encoded.
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+}
+
+/// Dirty chunk-table leaves encoded ahead of a checkpoint's slice, outside
+/// the state lock: each with the leaf as it was (the very `Arc`: a leaf
+/// modified since is a copy, `Arc::make_mut` having cloned it away from
+/// the snapshot), its record framed with room for the header (none for an
+/// empty leaf, which its parent names as no page), its body's crc32 and
+/// its bytes for the clean cache.
+pub(crate) struct EncodedLeaves(Vec<EncodedLeaf>);
+
+struct EncodedLeaf {
+    idx: u64,
+    page: Arc<CtPage>,
+    framed: Option<(Vec<u8>, u32, CtBytes)>,
+}
+
+impl EncodedLeaves {
+    /// Encodes `leaves` (taken with [`State::dirty_leaves`]); runs without
+    /// the state lock.
+    pub fn new(leaves: Vec<(u64, Arc<CtPage>)>) -> EncodedLeaves {
+        EncodedLeaves(
+            leaves
+                .into_iter()
+                .map(|(idx, page)| {
+                    let framed = (!page.is_empty()).then(|| {
+                        let (f, crc) = frame_ct_page(&page, 0, idx);
+                        let bytes = CtBytes::of_body(&f[HEADER_LEN..]);
+                        (f, crc, bytes)
+                    });
+                    EncodedLeaf { idx, page, framed }
+                })
+                .collect(),
+        )
     }
 }
 
@@ -114,6 +150,112 @@ impl State {
         self.counters
             .held(crate::op_stats::Holder::Checkpoint, started.elapsed());
         nodes
+    }
+
+    /// The dirty chunk-table leaves, by index, unsorted (for the slices
+    /// of [`State::write_leaf_slice`]).
+    pub(crate) fn dirty_leaf_indices(&self) -> Vec<u64> {
+        let started = std::time::Instant::now();
+        let idxs = self.ct_dirty.keys().copied().collect();
+        self.counters
+            .held(crate::op_stats::Holder::Checkpoint, started.elapsed());
+        idxs
+    }
+
+    /// The leaves of `idxs` still dirty, for [`EncodedLeaves::new`]
+    /// (cheap: `Arc` clones).
+    pub(crate) fn dirty_leaves(&self, idxs: &[u64]) -> Vec<(u64, Arc<CtPage>)> {
+        let started = std::time::Instant::now();
+        let leaves = idxs
+            .iter()
+            .filter_map(|i| self.ct_dirty.get(i).map(|p| (*i, p.clone())))
+            .collect();
+        self.counters
+            .held(crate::op_stats::Holder::Checkpoint, started.elapsed());
+        leaves
+    }
+
+    /// One slice of a checkpoint's chunk-table leaves, in a short hold of
+    /// the state lock: the leaves of `slice` still dirty and unchanged
+    /// since encoded are appended; each one's parent, changed in memory
+    /// (`ct_dirty_inner`), names its new place, and it leaves the dirty
+    /// set for the clean cache. A leaf modified since stays dirty, for a
+    /// later slice or the final hold. As with node slices, nothing is
+    /// committed: replay skips these records until a superblock names a
+    /// checkpoint, and the final hold writes the changed parents (up to
+    /// the root) with the state at that hold. Returns how many leaves were
+    /// written.
+    pub(crate) fn write_leaf_slice(&mut self, slice: EncodedLeaves) -> Result<usize> {
+        let started = std::time::Instant::now();
+        let r = self.write_unchanged_leaves(slice);
+        self.counters
+            .held(crate::op_stats::Holder::Checkpoint, started.elapsed());
+        if let Ok(n) = r {
+            self.counters.leaves_sliced(n);
+        }
+        r
+    }
+
+    fn write_unchanged_leaves(&mut self, pre: EncodedLeaves) -> Result<usize> {
+        let leaves: Vec<EncodedLeaf> = pre
+            .0
+            .into_iter()
+            .filter(|e| {
+                self.ct_dirty
+                    .get(&e.idx)
+                    .is_some_and(|p| Arc::ptr_eq(p, &e.page))
+            })
+            .collect();
+        // Everything that may read the disk (and fail) comes before the
+        // append, so a failure leaves memory as it was: each parent made
+        // an in-memory page, each leaf's place as of now.
+        let mut olds = Vec::with_capacity(leaves.len());
+        for e in &leaves {
+            let pkey = (1, e.idx / CT_FANOUT);
+            if !self.ct_dirty_inner.contains_key(&pkey) {
+                let parent = (*self.ct_load(pkey.0, pkey.1)?).clone();
+                self.ct_forget(pkey);
+                self.ct_dirty_inner.insert(pkey, parent);
+            }
+            olds.push(self.ct_page_ref(0, e.idx)?);
+        }
+        let n = leaves.len();
+        let mut framed = Vec::with_capacity(n);
+        let mut placed = Vec::with_capacity(n);
+        for e in leaves {
+            placed.push((
+                e.idx,
+                e.framed.map(|(f, crc, bytes)| {
+                    framed.push((f, crc));
+                    (crc, bytes)
+                }),
+            ));
+        }
+        let mut addrs = self.append_encoded(RecordKind::CtPage, framed)?.into_iter();
+        for ((idx, written), old) in placed.into_iter().zip(olds) {
+            self.account(old.loc, PAGE_RECORD, false);
+            let child = match written {
+                None => {
+                    self.ct_forget((0, idx));
+                    CtChild::NONE
+                }
+                Some((crc, bytes)) => {
+                    let loc = addrs
+                        .next()
+                        .ok_or_else(|| Error::corrupt("a chunk-table leaf slice lost an append"))?;
+                    self.account(loc, PAGE_RECORD, true);
+                    self.ct_cache((0, idx), bytes);
+                    CtChild { loc, crc }
+                }
+            };
+            match self.ct_dirty_inner.get_mut(&(1, idx / CT_FANOUT)) {
+                Some(CtPage::Inner(cs)) => cs[(idx % CT_FANOUT) as usize] = child,
+                _ => return Err(Error::corrupt("chunk-table leaf page above level 0")),
+            }
+            self.ct_dirty.remove(&idx);
+            self.ct_force.remove(&(0, idx));
+        }
+        Ok(n)
     }
 
     /// One slice of a checkpoint, in a short hold of the state lock: the
@@ -248,7 +390,7 @@ impl State {
             for idx in keys {
                 let page = match level_pages.get(&idx) {
                     Some(p) => p,
-                    None => self.ct_dirty.get(&idx).ok_or_else(|| {
+                    None => self.ct_dirty.get(&idx).map(|p| &**p).ok_or_else(|| {
                         Error::corrupt(format!("dirty chunk-table leaf {idx} vanished"))
                     })?,
                 };
@@ -300,10 +442,28 @@ impl State {
                 for k in dirty_leaves {
                     self.ct_dirty.remove(&k);
                 }
+                if !self.ct_dirty_inner.is_empty() {
+                    return Err(Error::corrupt(
+                        "a changed chunk-table page was left out of a checkpoint",
+                    ));
+                }
                 break;
             }
-            // Parents of what was written, plus interior pages forced by the cleaner.
+            // Parents of what was written, plus interior pages forced by the
+            // cleaner, plus those the slices changed in memory (taken as
+            // they are: they name the leaves the slices wrote).
             let mut parents: BTreeMap<u64, CtPage> = BTreeMap::new();
+            let changed: Vec<CtKey> = self
+                .ct_dirty_inner
+                .keys()
+                .filter(|k| k.0 == level + 1)
+                .copied()
+                .collect();
+            for k in changed {
+                if let Some(p) = self.ct_dirty_inner.remove(&k) {
+                    parents.insert(k.1, p);
+                }
+            }
             let forced: Vec<u64> = force
                 .iter()
                 .filter(|k| k.0 == level + 1)

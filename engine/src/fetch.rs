@@ -240,7 +240,14 @@ impl State {
         keys.sort_by(|a, b| b.cmp(a));
         for key in keys {
             let (child, page) = fetched.ct[&key].clone();
-            let current = (key.0 != 0 || !self.ct_dirty.contains_key(&key.1))
+            // A dirty page (a leaf, or an interior page a checkpoint's
+            // slice changed) is not replaced by what was read.
+            let dirty = if key.0 == 0 {
+                self.ct_dirty.contains_key(&key.1)
+            } else {
+                self.ct_dirty_inner.contains_key(&key)
+            };
+            let current = (!dirty)
                 .then(|| self.ct_page_ref(key.0, key.1).ok())
                 .flatten();
             if current == Some(child) {

@@ -117,7 +117,7 @@ impl Store {
     /// when the queue is empty).
     pub fn free_step(&self) -> Result<u32> {
         self.check_live()?;
-        let mut st = self.state();
+        let mut st = crate::fetch::Held::new(self.state(), crate::op_stats::Holder::Free);
         let Some(&top) = st.free_queue.last() else {
             return Ok(0);
         };

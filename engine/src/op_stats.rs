@@ -31,17 +31,23 @@ pub(crate) struct Counters {
     pages_locked: AtomicU64,
     pages_cached: AtomicU64,
     fetch_retries: AtomicU64,
+    leaves_sliced: AtomicU64,
     io_pages_locked: AtomicU64,
-    hold_buckets: [AtomicU64; HOLD_BOUNDS_US.len() + 1],
-    hold_ns: AtomicU64,
-    hold_max_ns: [AtomicU64; 3],
+    /// Per holder: hold counts per bucket of [`HOLD_BOUNDS_US`].
+    hold_buckets: [[AtomicU64; HOLD_BOUNDS_US.len() + 1]; HOLDERS],
+    /// Per holder: total hold time.
+    hold_ns: [AtomicU64; HOLDERS],
+    hold_max_ns: [AtomicU64; HOLDERS],
 }
 
 /// Upper bounds (microseconds) of the state-lock hold-time histogram; a
 /// last bucket counts longer holds.
 pub const HOLD_BOUNDS_US: [u64; 6] = [10, 100, 1_000, 10_000, 100_000, 1_000_000];
 
-/// Who held the state lock, for the longest-hold figures.
+/// How many kinds of [`Holder`] there are.
+const HOLDERS: usize = 4;
+
+/// Who held the state lock, for the hold figures.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Holder {
     /// Client I/O (read, write, write-zeroes).
@@ -50,6 +56,20 @@ pub(crate) enum Holder {
     Checkpoint = 1,
     /// One batch of the cleaner.
     Reclaim = 2,
+    /// One step of the pending-free queue (`free.rs`).
+    Free = 3,
+}
+
+impl Holder {
+    /// The holder's name in [`HolderHolds`] and metric labels.
+    fn name(self) -> &'static str {
+        match self {
+            Holder::Io => "io",
+            Holder::Checkpoint => "checkpoint",
+            Holder::Reclaim => "reclaim",
+            Holder::Free => "free",
+        }
+    }
 }
 
 /// Which metadata cache a lookup went to.
@@ -111,6 +131,11 @@ impl Counters {
         add(&self.fetch_retries, 1);
     }
 
+    /// A checkpoint's slice wrote `n` chunk-table leaves.
+    pub(crate) fn leaves_sliced(&self, n: usize) {
+        add(&self.leaves_sliced, n as u64);
+    }
+
     /// The state lock was held for `d` by `who`.
     pub(crate) fn held(&self, who: Holder, d: Duration) {
         let ns = nanos(d);
@@ -119,8 +144,8 @@ impl Counters {
             .iter()
             .position(|&b| us < b)
             .unwrap_or(HOLD_BOUNDS_US.len());
-        add(&self.hold_buckets[i], 1);
-        add(&self.hold_ns, ns);
+        add(&self.hold_buckets[who as usize][i], 1);
+        add(&self.hold_ns[who as usize], ns);
         self.hold_max_ns[who as usize].fetch_max(ns, Ordering::Relaxed);
     }
 
@@ -180,12 +205,29 @@ impl Counters {
             metadata_reads_locked: l(&self.pages_locked),
             metadata_reads_cached: l(&self.pages_cached),
             fetch_retries: l(&self.fetch_retries),
+            table_leaves_sliced: l(&self.leaves_sliced),
             io_metadata_reads_locked: l(&self.io_pages_locked),
-            lock_holds: self.hold_buckets.iter().map(l).collect(),
-            lock_hold_time: secs(&self.hold_ns),
+            lock_holds: (0..=HOLD_BOUNDS_US.len())
+                .map(|i| self.hold_buckets.iter().map(|h| l(&h[i])).sum())
+                .collect(),
+            lock_hold_time: self.hold_ns.iter().map(secs).sum(),
+            holds_by_holder: [
+                Holder::Io,
+                Holder::Checkpoint,
+                Holder::Reclaim,
+                Holder::Free,
+            ]
+            .into_iter()
+            .map(|h| HolderHolds {
+                holder: h.name(),
+                buckets: self.hold_buckets[h as usize].iter().map(l).collect(),
+                time: secs(&self.hold_ns[h as usize]),
+            })
+            .collect(),
             longest_io_hold: secs(&self.hold_max_ns[Holder::Io as usize]),
             longest_checkpoint_hold: secs(&self.hold_max_ns[Holder::Checkpoint as usize]),
             longest_reclaim_hold: secs(&self.hold_max_ns[Holder::Reclaim as usize]),
+            longest_free_hold: secs(&self.hold_max_ns[Holder::Free as usize]),
         }
     }
 }
@@ -233,10 +275,14 @@ pub struct OpStats {
     pub metadata_reads_cached: u64,
     /// Pages fetched outside the lock that had moved meanwhile (retried).
     pub fetch_retries: u64,
+    /// Chunk-table leaves checkpoints wrote in slices, before their final
+    /// hold.
+    pub table_leaves_sliced: u64,
     /// Of `metadata_reads_locked`, those made while a client read, write
     /// or write-zeroes held the lock: 0 unless a prefetch missed a page.
     pub io_metadata_reads_locked: u64,
-    /// State-lock holds (client I/O, checkpoints, cleaner batches) per
+    /// State-lock holds (client I/O, checkpoints, cleaner batches, free
+    /// steps) per
     /// bucket of [`HOLD_BOUNDS_US`], not cumulative; the last counts
     /// longer ones.
     pub lock_holds: Vec<u64>,
@@ -248,6 +294,21 @@ pub struct OpStats {
     pub longest_checkpoint_hold: Duration,
     /// Longest hold by one cleaner batch.
     pub longest_reclaim_hold: Duration,
+    /// Longest hold by one step of the pending-free queue.
+    pub longest_free_hold: Duration,
+    /// The holds of `lock_holds` split by who held the lock.
+    pub holds_by_holder: Vec<HolderHolds>,
+}
+
+/// One holder's state-lock holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HolderHolds {
+    /// "io", "checkpoint", "reclaim" or "free".
+    pub holder: &'static str,
+    /// Holds per bucket of [`HOLD_BOUNDS_US`], not cumulative.
+    pub buckets: Vec<u64>,
+    /// Their total time.
+    pub time: Duration,
 }
 
 impl Store {
@@ -277,6 +338,10 @@ mod tests {
         c.page_read(true);
         let s = c.snapshot();
         assert_eq!(s.lock_holds, vec![0, 1, 0, 0, 0, 0, 1]);
+        assert_eq!(s.holds_by_holder[0].holder, "io");
+        assert_eq!(s.holds_by_holder[0].buckets, vec![0, 1, 0, 0, 0, 0, 0]);
+        assert_eq!(s.holds_by_holder[1].buckets, vec![0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(s.holds_by_holder[1].time, Duration::from_secs(3));
         assert_eq!(s.longest_checkpoint_hold, Duration::from_secs(3));
         assert_eq!(s.longest_io_hold, Duration::from_micros(50));
         assert_eq!((s.metadata_reads_unlocked, s.metadata_reads_locked), (1, 0));

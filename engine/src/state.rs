@@ -32,6 +32,8 @@ const DIRTY_NODE_BYTES: u64 =
     (std::mem::size_of::<Node>() + std::mem::size_of::<[u64; NODE_FANOUT as usize]>()) as u64;
 /// Memory a dirty chunk-table leaf pins: its entries, decoded.
 const DIRTY_CT_LEAF_BYTES: u64 = std::mem::size_of::<[CtEntry; CT_LEAF_ENTRIES as usize]>() as u64;
+/// Memory a dirty interior chunk-table page pins: its children, decoded.
+const DIRTY_CT_INNER_BYTES: u64 = std::mem::size_of::<[CtChild; CT_FANOUT as usize]>() as u64;
 
 /// Most buffers of evicted chunk-table pages kept for reuse.
 const CT_SPARE_BUFFERS: usize = 8;
@@ -49,7 +51,17 @@ pub(crate) struct State {
     /// Buffers of pages the cache evicted, for the next misses to read
     /// into (no allocation per miss).
     ct_spare: Vec<Box<[u8; PAGE_LEN]>>,
-    pub(crate) ct_dirty: FxHashMap<u64, CtPage>,
+    /// Dirty chunk-table leaves, decoded. Shared (`Arc`) so that a
+    /// checkpoint can encode a snapshot of them without the lock; a leaf
+    /// modified meanwhile is copied away from the snapshot
+    /// (`Arc::make_mut`), which is how the checkpoint sees it changed.
+    pub(crate) ct_dirty: FxHashMap<u64, Arc<CtPage>>,
+    /// Interior chunk-table pages changed in memory only: the parents of
+    /// leaves a checkpoint's slices wrote before its final hold, naming
+    /// the leaves' new places. Until the final hold writes them (and
+    /// commits), they are the truth for [`State::ct_page_ref`]; on disk
+    /// the last checkpoint's pages still lead to the old leaves.
+    pub(crate) ct_dirty_inner: FxHashMap<CtKey, CtPage>,
     nodes_clean: LruCache<ChunkId, Arc<Node>, FxBuildHasher>,
     pub(crate) nodes_dirty: FxHashMap<ChunkId, Arc<Node>>,
     /// Live bytes per segment (chunks and pages still referenced).
@@ -98,6 +110,7 @@ impl State {
             ct_clean: LruCache::with_hasher(half, FxBuildHasher),
             ct_spare: Vec::new(),
             ct_dirty: FxHashMap::default(),
+            ct_dirty_inner: FxHashMap::default(),
             nodes_clean: LruCache::with_hasher(half, FxBuildHasher),
             nodes_dirty: FxHashMap::default(),
             usage: BTreeMap::new(),
@@ -148,6 +161,7 @@ impl State {
     pub fn dirty_bytes(&self) -> u64 {
         self.nodes_dirty.len() as u64 * DIRTY_NODE_BYTES
             + self.ct_dirty.len() as u64 * DIRTY_CT_LEAF_BYTES
+            + self.ct_dirty_inner.len() as u64 * DIRTY_CT_INNER_BYTES
     }
 
     /// True when a checkpoint is due: more than `dirty_limit` bytes of
@@ -268,7 +282,12 @@ impl State {
 
     /// A clean chunk-table page decoded whole (checkpoints and checks;
     /// lookups decode only the entry they need).
+    /// An interior page changed in memory by a checkpoint's slices is
+    /// returned as changed.
     pub(crate) fn ct_load(&mut self, level: u8, index: u64) -> Result<Arc<CtPage>> {
+        if let Some(p) = self.ct_dirty_inner.get(&(level, index)) {
+            return Ok(Arc::new(p.clone()));
+        }
         Ok(Arc::new(
             self.ct_bytes(level, index)?.decode((level, index))?,
         ))
@@ -287,7 +306,9 @@ impl State {
     }
 
     /// Where a chunk-table page lies on disk as of the last checkpoint, and
-    /// its crc: from its parent page, or the superblock for the root.
+    /// its crc: from its parent page, or the superblock for the root (for
+    /// a leaf a checkpoint's slice has written since, where it was
+    /// written: its parent is changed in memory).
     pub(crate) fn ct_page_ref(&mut self, level: u8, index: u64) -> Result<CtChild> {
         if level == CT_INTERIOR_LEVELS {
             if index != 0 {
@@ -302,6 +323,14 @@ impl State {
             return Ok(self.ct_root);
         }
         let parent = (level + 1, index / CT_FANOUT);
+        if let Some(p) = self.ct_dirty_inner.get(&parent) {
+            return match p {
+                CtPage::Inner(cs) => Ok(cs[(index % CT_FANOUT) as usize]),
+                CtPage::Leaf(_) => Err(Error::corrupt(
+                    "chunk-table leaf page held as an interior page",
+                )),
+            };
+        }
         self.ct_bytes(parent.0, parent.1)?
             .child(parent, (index % CT_FANOUT) as usize)
     }
@@ -323,7 +352,7 @@ impl State {
     pub fn ct_get(&mut self, id: ChunkId) -> Result<CtEntry> {
         let leaf = id.table_index() / CT_LEAF_ENTRIES;
         let slot = (id.table_index() % CT_LEAF_ENTRIES) as usize;
-        if let Some(CtPage::Leaf(es)) = self.ct_dirty.get(&leaf) {
+        if let Some(CtPage::Leaf(es)) = self.ct_dirty.get(&leaf).map(|p| &**p) {
             return Ok(es[slot]);
         }
         self.ct_bytes(0, leaf)?.entry(leaf, slot)
@@ -331,7 +360,7 @@ impl State {
 
     /// A copy of the entries of chunk-table leaf `leaf`.
     pub fn ct_leaf_entries(&mut self, leaf: u64) -> Result<[CtEntry; CT_LEAF_ENTRIES as usize]> {
-        if let Some(CtPage::Leaf(es)) = self.ct_dirty.get(&leaf) {
+        if let Some(CtPage::Leaf(es)) = self.ct_dirty.get(&leaf).map(|p| &**p) {
             return Ok(**es);
         }
         match self.ct_bytes(0, leaf)?.decode((0, leaf))? {
@@ -346,9 +375,9 @@ impl State {
             let page = self.ct_bytes(0, leaf)?.decode((0, leaf))?;
             self.ct_clean.pop(&(0, leaf));
             self.fetch.pinned_ct.remove(&(0, leaf));
-            self.ct_dirty.insert(leaf, page);
+            self.ct_dirty.insert(leaf, Arc::new(page));
         }
-        match self.ct_dirty.get_mut(&leaf) {
+        match self.ct_dirty.get_mut(&leaf).map(Arc::make_mut) {
             Some(CtPage::Leaf(es)) => Ok(es),
             _ => Err(Error::corrupt("chunk-table interior page found at level 0")),
         }

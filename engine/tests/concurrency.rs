@@ -47,7 +47,7 @@ fn opts() -> StoreOptions {
         dirty_limit_bytes: 256 << 10,
         checkpoint_log_bytes: 4 << 20,
         // Small slices: writers race checkpoints between their slices.
-        checkpoint_slice_nodes: 4,
+        checkpoint_slice_pages: 4,
         ..Default::default()
     }
 }

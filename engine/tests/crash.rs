@@ -43,7 +43,7 @@ fn opts() -> StoreOptions {
         dirty_limit_bytes: 128 << 10,
         checkpoint_log_bytes: 4 << 20,
         // Kills land between a checkpoint's slices too.
-        checkpoint_slice_nodes: 8,
+        checkpoint_slice_pages: 8,
         ..Default::default()
     }
 }

@@ -64,10 +64,10 @@ impl Store {
     }
 
     /// The checkpoint protocol; the caller holds the checkpoint lock and
-    /// hands over the state lock. The dirty map nodes are written in
-    /// slices, each in a short hold of the state lock; the final hold
-    /// writes what is left (nodes dirtied again meanwhile), the chunk-table
-    /// pages and the blob. The `fdatasync`s and the superblock switch run
+    /// hands over the state lock. The dirty map nodes, then the dirty
+    /// chunk-table leaves, are written in slices, each in a short hold of
+    /// the state lock; the final hold writes what is left (pages dirtied
+    /// again meanwhile), the interior chunk-table pages and the blob. The `fdatasync`s and the superblock switch run
     /// without it, so client I/O goes on meanwhile (what it does lands
     /// after the new replay point, and dirties pages for the next
     /// checkpoint).
@@ -79,7 +79,7 @@ impl Store {
     }
 
     /// Writes the dirty map nodes in slices of at most
-    /// `checkpoint_slice_nodes`, from a snapshot sorted by id and encoded
+    /// `checkpoint_slice_pages`, from a snapshot sorted by id and encoded
     /// (per slice) without the lock, each slice in its own hold
     /// ([`State::write_node_slice`]). A node changed or freed after the
     /// snapshot is skipped and stays dirty; one written and then dirtied
@@ -91,7 +91,7 @@ impl Store {
         &'a self,
         mut st: parking_lot::MutexGuard<'a, State>,
     ) -> Result<parking_lot::MutexGuard<'a, State>> {
-        let per = self.inner.opts.checkpoint_slice_nodes.max(1);
+        let per = self.inner.opts.checkpoint_slice_pages.max(1);
         let faults = st.log.faults.clone();
         for _ in 0..SLICE_PASSES {
             if st.nodes_dirty.len() <= per {
@@ -119,9 +119,46 @@ impl Store {
         Ok(st)
     }
 
+    /// Writes the dirty chunk-table leaves in slices of at most
+    /// `checkpoint_slice_pages`, like the node slices (after them: writing
+    /// a node dirties the leaf of its table entry): the indices are taken
+    /// in one short hold, then for each slice its leaves (`Arc` clones) in
+    /// one, encoded without the lock, and written in a third
+    /// ([`State::write_leaf_slice`]). A leaf changed after it was taken is
+    /// skipped and stays dirty. Up to [`SLICE_PASSES`] passes while more
+    /// than a slice is dirty; returns the state lock for the final hold.
+    fn write_leaf_slices<'a>(
+        &'a self,
+        mut st: parking_lot::MutexGuard<'a, State>,
+    ) -> Result<parking_lot::MutexGuard<'a, State>> {
+        let per = self.inner.opts.checkpoint_slice_pages.max(1);
+        let faults = st.log.faults.clone();
+        for _ in 0..SLICE_PASSES {
+            if st.ct_dirty.len() <= per {
+                break;
+            }
+            let mut idxs = st.dirty_leaf_indices();
+            drop(st);
+            idxs.sort_unstable();
+            for part in idxs.chunks(per) {
+                self.check_live()?;
+                let leaves = self.inner.state.lock().dirty_leaves(part);
+                let pre = crate::checkpoint::EncodedLeaves::new(leaves);
+                self.check_live()?;
+                let r = self.inner.state.lock().write_leaf_slice(pre);
+                self.inner.queue.wake();
+                r.map_err(|e| self.fail(e))?;
+                faults.checkpoint_slice();
+            }
+            st = self.inner.state.lock();
+        }
+        Ok(st)
+    }
+
     fn checkpoint_protocol(&self, st: parking_lot::MutexGuard<'_, State>) -> Result<()> {
-        let mut st = self.write_node_slices(st)?;
-        let per = self.inner.opts.checkpoint_slice_nodes.max(1);
+        let st = self.write_node_slices(st)?;
+        let mut st = self.write_leaf_slices(st)?;
+        let per = self.inner.opts.checkpoint_slice_pages.max(1);
         let faults = st.log.faults.clone();
         // The nodes left (most of a small checkpoint's pages) are encoded
         // and checksummed without the lock too; the final hold only frames

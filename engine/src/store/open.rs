@@ -61,12 +61,13 @@ pub struct StoreOptions {
     /// not wait for page-cache writeback (`log_direct.rs`). Off: every
     /// append goes through the page cache.
     pub direct_log_writes: bool,
-    /// A checkpoint writes the dirty map nodes in slices of at most this
-    /// many, each in its own short hold of the store lock, so that client
-    /// I/O waits for a slice, not for the whole dirty set (the final hold
-    /// writes the nodes dirtied again meanwhile, the chunk-table pages and
-    /// the blob). 0 is taken as 1.
-    pub checkpoint_slice_nodes: usize,
+    /// A checkpoint writes the dirty map nodes, then the dirty chunk-table
+    /// leaves, in slices of at most this many, each in its own short hold
+    /// of the store lock, so that client I/O waits for a slice, not for
+    /// the whole dirty set (the final hold writes the pages dirtied again
+    /// meanwhile, the interior chunk-table pages and the blob). 0 is taken
+    /// as 1.
+    pub checkpoint_slice_pages: usize,
     /// Where segment bytes given up to an object store are read from
     /// (`residency.rs`; the tier's ranged GETs). A store with remote
     /// segments (evicted, or lazily restored) needs it to open.
@@ -86,7 +87,7 @@ impl Default for StoreOptions {
             background_free: false,
             cached_metadata_reads: true,
             direct_log_writes: true,
-            checkpoint_slice_nodes: 512,
+            checkpoint_slice_pages: 512,
             segment_source: None,
         }
     }

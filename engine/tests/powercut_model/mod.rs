@@ -29,7 +29,7 @@ pub fn opts() -> StoreOptions {
         background_reclaim: std::env::var_os("BLOCKD_POWERCUT_BACKGROUND").is_some(),
         // Checkpoints write their map nodes in several slices (several
         // holds of the store lock), so cuts fall between slices too.
-        checkpoint_slice_nodes: 8,
+        checkpoint_slice_pages: 8,
         ..Default::default()
     }
 }
