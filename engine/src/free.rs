@@ -20,9 +20,11 @@
 //! crash is simply done again; none is done twice.
 //!
 //! Under `blockd serve` (`StoreOptions::background_free`) a thread runs the
-//! steps, checkpointing whenever dirty metadata passes [`FREE_DIRTY_BOUND`]
-//! (or the store's dirty limit, if lower); otherwise the operation that
-//! queued work finishes it before returning.
+//! steps, checkpointing whenever dirty metadata passes the store's dirty
+//! limit (a checkpoint writes its pages in slices, so a large dirty set
+//! does not mean a long hold; a lower bound would only multiply the
+//! checkpoints, each dirtying the same table leaves again); otherwise the
+//! operation that queued work finishes it before returning.
 
 use crate::error::{Error, Result};
 use crate::format::{FreeStep, RecordKind};
@@ -36,9 +38,6 @@ use std::time::{Duration, Instant};
 
 /// Most references one step releases (one Free record, one lock hold).
 pub const FREE_STEP_REFS: u32 = 256;
-
-/// Dirty metadata the free thread lets accumulate before it checkpoints.
-pub const FREE_DIRTY_BOUND: u64 = 8 << 20;
 
 /// The free thread's controls, held by the store.
 #[derive(Default)]
@@ -175,10 +174,11 @@ impl Store {
         }
     }
 
-    /// After a step: a checkpoint when dirty metadata passes the free
-    /// bound, and the housekeeping any log growth calls for.
+    /// After a step: a checkpoint when dirty metadata passes the dirty
+    /// limit (waiting for one another thread runs), and the housekeeping
+    /// any log growth calls for.
     fn free_housekeeping(&self) -> Result<()> {
-        let bound = FREE_DIRTY_BOUND.min(self.dirty_limit());
+        let bound = self.dirty_limit();
         let dirty = self.state().dirty_bytes();
         if dirty > bound {
             let _c = self.checkpoint_guard();

@@ -69,7 +69,7 @@ pub use counters::CounterHeadroom;
 pub use counters::CounterOverride;
 pub use error::{Error, ErrorKind, Result};
 pub use fault::{FaultPoint, IoOp};
-pub use free::{FREE_DIRTY_BOUND, FREE_STEP_REFS};
+pub use free::FREE_STEP_REFS;
 pub use op_stats::{HolderHolds, OpStats, HOLD_BOUNDS_US};
 pub use residency::{SegmentResidency, WHOLE};
 pub use salvage::LostRecord;
