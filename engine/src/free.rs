@@ -37,7 +37,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Most references one step releases (one Free record, one lock hold).
-pub const FREE_STEP_REFS: u32 = 256;
+/// Each may dirty a chunk-table leaf (decoding it, on its first change
+/// since a checkpoint): 256 held the lock 1-10 ms per step while a
+/// randomly written snapshot was freed; 128 about halves that.
+pub const FREE_STEP_REFS: u32 = 128;
 
 /// The free thread's controls, held by the store.
 #[derive(Default)]
@@ -116,7 +119,8 @@ impl Store {
     /// when the queue is empty).
     pub fn free_step(&self) -> Result<u32> {
         self.check_live()?;
-        let mut st = crate::fetch::Held::new(self.state(), crate::op_stats::Holder::Free);
+        let mut st = self.state();
+        let held = Instant::now();
         let Some(&top) = st.free_queue.last() else {
             return Ok(0);
         };
@@ -127,7 +131,12 @@ impl Store {
         st.append(RecordKind::Free, &step.encode())
             .map_err(|e| self.fail_append(e))?;
         let n = st.apply_free(step).map_err(|e| self.fail(e))?;
-        drop(st);
+        st.counters
+            .held(crate::op_stats::Holder::Free, held.elapsed());
+        // Handed straight to a waiting client, if any: released plainly,
+        // the lock is mostly taken again by this thread's next step before
+        // a woken waiter runs, and a read waits several steps.
+        parking_lot::MutexGuard::unlock_fair(st);
         self.free_ctl()
             .freed
             .fetch_add(u64::from(n), Ordering::AcqRel);

@@ -108,7 +108,10 @@ impl Store {
                 part.reverse();
                 let pre = crate::checkpoint::Encoded::new(part);
                 self.check_live()?;
-                let r = self.inner.state.lock().write_node_slice(pre);
+                let mut st = self.inner.state.lock();
+                let r = st.write_node_slice(pre);
+                // Waiting clients go before the next slice.
+                parking_lot::MutexGuard::unlock_fair(st);
                 // The writer thread is woken only now the lock is free.
                 self.inner.queue.wake();
                 r.map_err(|e| self.fail(e))?;
@@ -145,7 +148,9 @@ impl Store {
                 let leaves = self.inner.state.lock().dirty_leaves(part);
                 let pre = crate::checkpoint::EncodedLeaves::new(leaves);
                 self.check_live()?;
-                let r = self.inner.state.lock().write_leaf_slice(pre);
+                let mut st = self.inner.state.lock();
+                let r = st.write_leaf_slice(pre);
+                parking_lot::MutexGuard::unlock_fair(st);
                 self.inner.queue.wake();
                 r.map_err(|e| self.fail(e))?;
                 faults.checkpoint_slice();
