@@ -89,37 +89,27 @@ impl Store {
     /// docs/design.md, "Commit protocol").
     fn write_node_slices<'a>(
         &'a self,
-        mut st: parking_lot::MutexGuard<'a, State>,
+        st: parking_lot::MutexGuard<'a, State>,
     ) -> Result<parking_lot::MutexGuard<'a, State>> {
-        let per = self.inner.opts.checkpoint_slice_pages.max(1);
-        let faults = st.log.faults.clone();
-        for _ in 0..SLICE_PASSES {
-            if st.nodes_dirty.len() <= per {
-                break;
-            }
-            let mut snapshot = st.dirty_nodes();
-            drop(st);
-            // Descending, so that each slice is split off the end, in id
-            // order once reversed, and its `Arc`s go when it is written
-            // (a node still held by the snapshot is copied when modified).
-            snapshot.sort_unstable_by_key(|n| std::cmp::Reverse(n.0));
-            while !snapshot.is_empty() {
-                let mut part = snapshot.split_off(snapshot.len().saturating_sub(per));
-                part.reverse();
-                let pre = crate::checkpoint::Encoded::new(part);
-                self.check_live()?;
-                let mut st = self.inner.state.lock();
-                let r = st.write_node_slice(pre);
-                // Waiting clients go before the next slice.
-                parking_lot::MutexGuard::unlock_fair(st);
-                // The writer thread is woken only now the lock is free.
-                self.inner.queue.wake();
-                r.map_err(|e| self.fail(e))?;
-                faults.checkpoint_slice();
-            }
-            st = self.inner.state.lock();
-        }
-        Ok(st)
+        self.slice_passes(
+            st,
+            |st| st.nodes_dirty.len(),
+            |st, per, faults| {
+                let mut snapshot = st.dirty_nodes();
+                drop(st);
+                // Descending, so that each slice is split off the end, in id
+                // order once reversed, and its `Arc`s go when it is written
+                // (a node still held by the snapshot is copied when modified).
+                snapshot.sort_unstable_by_key(|n| std::cmp::Reverse(n.0));
+                while !snapshot.is_empty() {
+                    let mut part = snapshot.split_off(snapshot.len().saturating_sub(per));
+                    part.reverse();
+                    let pre = crate::checkpoint::Encoded::new(part);
+                    self.slice_hold(faults, |st| st.write_node_slice(pre))?;
+                }
+                Ok(())
+            },
+        )
     }
 
     /// Writes the dirty chunk-table leaves in slices of at most
@@ -132,32 +122,70 @@ impl Store {
     /// than a slice is dirty; returns the state lock for the final hold.
     fn write_leaf_slices<'a>(
         &'a self,
+        st: parking_lot::MutexGuard<'a, State>,
+    ) -> Result<parking_lot::MutexGuard<'a, State>> {
+        self.slice_passes(
+            st,
+            |st| st.ct_dirty.len(),
+            |st, per, faults| {
+                let mut idxs = st.dirty_leaf_indices();
+                drop(st);
+                idxs.sort_unstable();
+                for part in idxs.chunks(per) {
+                    self.check_live()?;
+                    let leaves = self.inner.state.lock().dirty_leaves(part);
+                    let pre = crate::checkpoint::EncodedLeaves::new(leaves);
+                    self.slice_hold(faults, |st| st.write_leaf_slice(pre))?;
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// Runs `pass` (given the lock, to release once it has taken what it
+    /// writes, the slice size and the fault hooks) while `dirty` counts
+    /// more than a slice, at most [`SLICE_PASSES`] times: under writes
+    /// faster than the slices, the final hold grows rather than the
+    /// checkpoint never ending. Returns the lock for what comes next.
+    fn slice_passes<'a>(
+        &'a self,
         mut st: parking_lot::MutexGuard<'a, State>,
+        dirty: impl Fn(&State) -> usize,
+        mut pass: impl FnMut(
+            parking_lot::MutexGuard<'a, State>,
+            usize,
+            &crate::fault::Faults,
+        ) -> Result<()>,
     ) -> Result<parking_lot::MutexGuard<'a, State>> {
         let per = self.inner.opts.checkpoint_slice_pages.max(1);
         let faults = st.log.faults.clone();
         for _ in 0..SLICE_PASSES {
-            if st.ct_dirty.len() <= per {
+            if dirty(&st) <= per {
                 break;
             }
-            let mut idxs = st.dirty_leaf_indices();
-            drop(st);
-            idxs.sort_unstable();
-            for part in idxs.chunks(per) {
-                self.check_live()?;
-                let leaves = self.inner.state.lock().dirty_leaves(part);
-                let pre = crate::checkpoint::EncodedLeaves::new(leaves);
-                self.check_live()?;
-                let mut st = self.inner.state.lock();
-                let r = st.write_leaf_slice(pre);
-                parking_lot::MutexGuard::unlock_fair(st);
-                self.inner.queue.wake();
-                r.map_err(|e| self.fail(e))?;
-                faults.checkpoint_slice();
-            }
+            pass(st, per, &faults)?;
             st = self.inner.state.lock();
         }
         Ok(st)
+    }
+
+    /// One slice's hold of the state lock: `write` runs under it (a
+    /// failure fail-stops the store); the lock then goes straight to a
+    /// waiting client, if any, before this thread's next slice; the log
+    /// writer is woken only once it is free; then the test hook runs.
+    fn slice_hold(
+        &self,
+        faults: &crate::fault::Faults,
+        write: impl FnOnce(&mut State) -> Result<usize>,
+    ) -> Result<()> {
+        self.check_live()?;
+        let mut st = self.inner.state.lock();
+        let r = write(&mut st);
+        parking_lot::MutexGuard::unlock_fair(st);
+        self.inner.queue.wake();
+        r.map_err(|e| self.fail(e))?;
+        faults.checkpoint_slice();
+        Ok(())
     }
 
     fn checkpoint_protocol(&self, st: parking_lot::MutexGuard<'_, State>) -> Result<()> {
