@@ -97,15 +97,46 @@ pub fn block_crc_of(extent: ChunkId, index: u8, payload_crc: u32) -> u32 {
 }
 
 /// Where block `k` of an extent of `nblocks` blocks whose crc array lies
-/// at `loc` is stored: its crc and its payload.
-pub fn extent_block(loc: LogAddr, nblocks: u8, k: u8) -> (LogAddr, LogAddr) {
+/// at `loc` is stored: its crc and its payload. The one function every
+/// reader of extents (reads, the cleaner, replay, salvage, check, scrub,
+/// stats) locates blocks with. `gap` is the entry's: 0 for the layout of
+/// kind 10 and 11 records (payloads right after the crc array), else the
+/// number of 4 KiB pages from the page holding the crc array to the first
+/// payload (kind 12, whose payloads are 4 KiB-aligned in the file).
+pub fn extent_block(loc: LogAddr, nblocks: u8, gap: u16, k: u8) -> (LogAddr, LogAddr) {
     let n = u64::from(nblocks);
     let k = u64::from(k);
-    (
-        LogAddr(loc.0 + 4 * k),
-        LogAddr(loc.0 + 4 * n + BLOCK_SIZE * k),
-    )
+    let payload = if gap == 0 {
+        loc.0 + 4 * n + BLOCK_SIZE * k
+    } else {
+        loc.0 / ALIGNED_PAGE * ALIGNED_PAGE + ALIGNED_PAGE * u64::from(gap) + BLOCK_SIZE * k
+    };
+    (LogAddr(loc.0 + 4 * k), LogAddr(payload))
 }
+
+/// The `gap` (see [`extent_block`]) of an extent of `nblocks` blocks whose
+/// crc array lies at `crcs` and first payload at `payload`: 0 when the
+/// payloads follow the crcs, else the pages to the payloads, which must
+/// then start at a 4 KiB-aligned offset after the crcs, within 2¹⁶ pages.
+pub fn extent_gap(crcs: LogAddr, nblocks: u8, payload: LogAddr) -> Result<u16> {
+    if payload.0 == crcs.0 + 4 * u64::from(nblocks) {
+        return Ok(0);
+    }
+    let page = crcs.0 / ALIGNED_PAGE * ALIGNED_PAGE;
+    let gap = (payload.0 % ALIGNED_PAGE == 0 && payload.0 > page)
+        .then(|| (payload.0 - page) / ALIGNED_PAGE)
+        .and_then(|g| u16::try_from(g).ok())
+        .filter(|&g| payload.segment() == crcs.segment() && g > 0);
+    gap.ok_or_else(|| {
+        Error::corrupt(format!(
+            "extent payloads at {:#x} are not 4 KiB-aligned pages after its crcs at {:#x}",
+            payload.0, crcs.0
+        ))
+    })
+}
+
+/// Alignment of the payloads of a kind 12 record in its segment file.
+pub const ALIGNED_PAGE: u64 = 4096;
 
 /// How a Write of `kinds` (one per block: 0 data, 1 zero) is cut into
 /// extents: each run of contiguous data blocks becomes ceil(N/32)
@@ -158,6 +189,8 @@ pub struct ExtentOut {
     pub first: u32,
     /// Offset in the body of its crc array (the table's `loc` points there).
     pub crcs_at: usize,
+    /// Offset in the body of its first payload (the others follow it).
+    pub payload_at: usize,
     /// Its number of blocks.
     pub count: u8,
 }
@@ -255,18 +288,17 @@ pub fn encode_extent_write(
     b
 }
 
-/// Decodes an extent Write record body, checking its shape (kinds, the
-/// extents covering exactly the data blocks in order, 1 to 32 blocks
-/// each, lengths) but not the block crcs: returns the body and the blocks
-/// (as indices into the write) whose payload fails its seeded crc (what a
-/// salvaging replay leaves out).
-pub fn decode_extent_write(b: &[u8]) -> Result<(ExtentWrite, Vec<usize>)> {
+/// The validated descriptors of an extent Write body (kind 10 or 12)
+/// whose fixed part is `fixed` bytes: its kinds, its extents as (id,
+/// first block, count), and where the descriptors end.
+#[allow(clippy::type_complexity)]
+fn decode_descs(b: &[u8], fixed: usize) -> Result<(Vec<u8>, Vec<(ChunkId, usize, usize)>, usize)> {
     let bad = |why: String| Error::corrupt(format!("extent write record {why}"));
-    if b.len() < EXTENT_WRITE_FIXED {
+    if b.len() < fixed {
         return Err(bad("is too short".into()));
     }
     let (n, m) = (get_u32(b, 24) as usize, get_u32(b, 28) as usize);
-    let descs = EXTENT_WRITE_FIXED
+    let descs = fixed
         .checked_add(pad8(n))
         .filter(|&x| x <= b.len())
         .ok_or_else(|| bad(format!("has {n} blocks in {} bytes", b.len())))?;
@@ -275,15 +307,11 @@ pub fn decode_extent_write(b: &[u8]) -> Result<(ExtentWrite, Vec<usize>)> {
         .and_then(|x| x.checked_add(descs))
         .filter(|&x| x <= b.len())
         .ok_or_else(|| bad(format!("has {m} extents in {} bytes", b.len())))?;
-    let kinds = b[EXTENT_WRITE_FIXED..EXTENT_WRITE_FIXED + n].to_vec();
-    if kinds.iter().any(|&k| k > BLOCK_ZERO)
-        || b[EXTENT_WRITE_FIXED + n..descs].iter().any(|&x| x != 0)
-    {
+    let kinds = b[fixed..fixed + n].to_vec();
+    if kinds.iter().any(|&k| k > BLOCK_ZERO) || b[fixed + n..descs].iter().any(|&x| x != 0) {
         return Err(bad("has a bad block kind".into()));
     }
-    let mut extents = Vec::with_capacity(m.min(n));
-    let mut failed = Vec::new();
-    let mut at = head;
+    let mut out = Vec::with_capacity(m.min(n));
     let mut next_block = 0usize;
     for i in 0..m {
         let o = descs + EXTENT_DESC_LEN * i;
@@ -306,45 +334,192 @@ pub fn decode_extent_write(b: &[u8]) -> Result<(ExtentWrite, Vec<usize>)> {
                 id.0
             )));
         }
-        let crcs_at = at;
-        let end = (EXTENT_BYTES_PER_BLOCK as usize)
-            .checked_mul(count)
-            .and_then(|x| x.checked_add(at))
-            .filter(|&e| e <= b.len())
-            .ok_or_else(|| bad(format!("extent {i} exceeds the record")))?;
-        let payload_at = crcs_at + 4 * count;
-        for k in 0..count {
-            let p = payload_at + PAGE_LEN * k;
-            if block_crc(id, k as u8, &b[p..p + PAGE_LEN]) != get_u32(b, crcs_at + 4 * k) {
-                failed.push(first + k);
-            }
-        }
-        extents.push(ExtentOut {
-            id,
-            first: first as u32,
-            crcs_at,
-            count: count as u8,
-        });
-        at = end;
+        out.push((id, first, count));
         next_block = first + count;
     }
     if kinds[next_block..].contains(&BLOCK_DATA) {
         return Err(bad("leaves data blocks in no extent".into()));
     }
-    if at != b.len() {
-        return Err(bad(format!("has {} bytes after its extents", b.len() - at)));
+    Ok((kinds, out, head))
+}
+
+/// Checks each block of the decoded extents against its seeded crc:
+/// the blocks (indices into the write) that fail.
+fn failed_blocks(b: &[u8], extents: &[ExtentOut]) -> Vec<usize> {
+    let mut failed = Vec::new();
+    for x in extents {
+        for k in 0..usize::from(x.count) {
+            let p = x.payload_at + PAGE_LEN * k;
+            if block_crc(x.id, k as u8, &b[p..p + PAGE_LEN]) != get_u32(b, x.crcs_at + 4 * k) {
+                failed.push(x.first as usize + k);
+            }
+        }
     }
+    failed
+}
+
+fn object_of(b: &[u8]) -> [u8; 16] {
     let mut object = [0u8; 16];
     object.copy_from_slice(&b[..16]);
+    object
+}
+
+/// Decodes an extent Write record body, checking its shape (kinds, the
+/// extents covering exactly the data blocks in order, 1 to 32 blocks
+/// each, lengths) but not the block crcs: returns the body and the blocks
+/// (as indices into the write) whose payload fails its seeded crc (what a
+/// salvaging replay leaves out).
+pub fn decode_extent_write(b: &[u8]) -> Result<(ExtentWrite, Vec<usize>)> {
+    let (kinds, descs, head) = decode_descs(b, EXTENT_WRITE_FIXED)?;
+    let mut extents = Vec::with_capacity(descs.len());
+    let mut at = head;
+    for (i, &(id, first, count)) in descs.iter().enumerate() {
+        let crcs_at = at;
+        at = (EXTENT_BYTES_PER_BLOCK as usize)
+            .checked_mul(count)
+            .and_then(|x| x.checked_add(at))
+            .filter(|&e| e <= b.len())
+            .ok_or_else(|| Error::corrupt(format!("extent write record extent {i} exceeds the record")))?;
+        extents.push(ExtentOut {
+            id,
+            first: first as u32,
+            crcs_at,
+            payload_at: crcs_at + 4 * count,
+            count: count as u8,
+        });
+    }
+    if at != b.len() {
+        return Err(Error::corrupt(format!(
+            "extent write record has {} bytes after its extents",
+            b.len() - at
+        )));
+    }
+    let failed = failed_blocks(b, &extents);
     Ok((
         ExtentWrite {
-            object,
+            object: object_of(b),
             first_block: get_u64(b, 16),
             kinds,
             extents,
         },
         failed,
     ))
+}
+
+/// Bytes of an aligned extent Write body's fixed part (kind 12).
+pub const ALIGNED_WRITE_FIXED: usize = 40;
+/// Writes with at least this many bytes of data blocks are written as
+/// aligned extent Write records (kind 12).
+pub const ALIGNED_WRITE_MIN: u64 = 64 << 10;
+
+/// Bytes of an aligned extent Write body the record header's crc covers:
+/// everything before the payloads (fixed part, kinds, descriptors, crc
+/// arrays and padding). `None` when the body is too short to say.
+pub fn aligned_write_covered(b: &[u8]) -> Option<usize> {
+    (b.len() >= ALIGNED_WRITE_FIXED).then(|| get_u32(b, 32) as usize)
+}
+
+/// Appends an aligned extent Write body's head to `out`, all but its
+/// padding (see [`finish_aligned_write_head`]):
+///
+/// ```text
+///  0 object (16) | 16 first block u64 | 24 n blocks u32 | 28 n extents u32
+///  32 payloads_at u32 | 36 0 u32
+///  n blocks × kind u8 (0 data, 1 zero), zero-padded to 8
+///  n extents × { id u64 · first u32 · count u16 · 0 u16 }
+///  per extent, count × crc u32 (`crcs`, the extents' arrays back to back)
+/// ```
+pub fn encode_aligned_write_head(
+    out: &mut Vec<u8>,
+    object: [u8; 16],
+    first_block: u64,
+    kinds: &[u8],
+    extents: &[ExtentIn<'_>],
+    crcs: &[u8],
+) {
+    let base = out.len();
+    encode_extent_write_head(out, object, first_block, kinds, extents);
+    // The kind 10 head with 8 more fixed bytes (payloads_at, 0) before
+    // the kinds.
+    out.splice(base + EXTENT_WRITE_FIXED..base + EXTENT_WRITE_FIXED, [0u8; 8]);
+    out.extend_from_slice(crcs);
+}
+
+/// Pads the head of an aligned extent Write record, `record` from its
+/// first byte (its body starting at `body_at`), so that the record, at
+/// file offset `offset`, has its payloads start at a multiple of 4096, and
+/// sets `payloads_at`. Returns the padding's length.
+pub fn finish_aligned_write_head(record: &mut Vec<u8>, body_at: usize, offset: u64) -> usize {
+    let end = offset + record.len() as u64;
+    let pad = (end.next_multiple_of(ALIGNED_PAGE) - end) as usize;
+    record.resize(record.len() + pad, 0);
+    let at = (record.len() - body_at) as u32;
+    put_u32(&mut record[body_at..], 32, at);
+    pad
+}
+
+/// Decodes an aligned extent Write record body (kind 12), as
+/// [`decode_extent_write`] does a kind 10 one; also checks `payloads_at`
+/// (after the crc arrays, padding under 4096 zero bytes, the payloads
+/// filling the rest of the body exactly). That the payloads start at a
+/// 4 KiB-aligned file offset is for the reader, who knows where the
+/// record lies, to check ([`extent_gap`]).
+pub fn decode_aligned_write(b: &[u8]) -> Result<(ExtentWrite, Vec<usize>)> {
+    let bad = |why: String| Error::corrupt(format!("aligned extent write record {why}"));
+    let (kinds, descs, head) = decode_descs(b, ALIGNED_WRITE_FIXED)?;
+    if get_u32(b, 36) != 0 {
+        return Err(bad("has non-zero reserved bytes".into()));
+    }
+    let data: usize = descs.iter().map(|d| d.2).sum();
+    let crcs_end = head + 4 * data;
+    let pat = get_u32(b, 32) as usize;
+    let ok = crcs_end <= pat
+        && pat - crcs_end < ALIGNED_PAGE as usize
+        && (PAGE_LEN * data).checked_add(pat) == Some(b.len());
+    if !ok {
+        return Err(bad(format!(
+            "has payloads at {pat} after crcs ending at {crcs_end}, {} bytes in all",
+            b.len()
+        )));
+    }
+    if b[crcs_end..pat].iter().any(|&x| x != 0) {
+        return Err(bad("has non-zero padding".into()));
+    }
+    let mut extents = Vec::with_capacity(descs.len());
+    let mut done = 0usize;
+    for &(id, first, count) in &descs {
+        extents.push(ExtentOut {
+            id,
+            first: first as u32,
+            crcs_at: head + 4 * done,
+            payload_at: pat + PAGE_LEN * done,
+            count: count as u8,
+        });
+        done += count;
+    }
+    let failed = failed_blocks(b, &extents);
+    Ok((
+        ExtentWrite {
+            object: object_of(b),
+            first_block: get_u64(b, 16),
+            kinds,
+            extents,
+        },
+        failed,
+    ))
+}
+
+/// Decodes the body of an extent Write record of either layout: kind 10
+/// ([`decode_extent_write`]) or 12 ([`decode_aligned_write`]).
+pub fn decode_extent_record(
+    kind: super::RecordKind,
+    b: &[u8],
+) -> Result<(ExtentWrite, Vec<usize>)> {
+    match kind {
+        super::RecordKind::WriteExtents => decode_extent_write(b),
+        super::RecordKind::WriteAligned => decode_aligned_write(b),
+        _ => Err(Error::corrupt("not an extent write record")),
+    }
 }
 
 /// Bytes of an extent Reloc body's fixed part; the crcs follow it.
