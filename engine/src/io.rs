@@ -7,9 +7,7 @@
 
 use crate::catalog::ObjectKind;
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{
-    block_crc, slot_value, CtEntry, WriteEntry, CT_FLAG_COMPRESSED, NODE_FANOUT,
-};
+use crate::format::{block_crc, slot_value, CtEntry, WriteEntry, CT_FLAG_COMPRESSED, NODE_FANOUT};
 use crate::log::Segment;
 use crate::map::{Fill, Run};
 use crate::state::State;

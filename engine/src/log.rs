@@ -735,9 +735,7 @@ impl Log {
             | RecordKind::WriteExtents
             | RecordKind::WriteAligned
             | RecordKind::Zero
-            | RecordKind::Free => {
-                FaultPoint::LogAppend
-            }
+            | RecordKind::Free => FaultPoint::LogAppend,
             RecordKind::Catalog => FaultPoint::CatalogAppend,
             RecordKind::Reloc | RecordKind::RelocExtent => FaultPoint::ReclaimMove,
             RecordKind::Seal => FaultPoint::SegmentSeal,

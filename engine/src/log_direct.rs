@@ -29,11 +29,11 @@
 //! writes went to. Where `O_DIRECT` is refused (open or first write fails
 //! with `EINVAL`, as on some filesystems), every append stays buffered.
 
+use crate::aligned::AlignedBuf;
 use rustix::fs::OFlags;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
-use crate::aligned::AlignedBuf;
 use std::sync::{mpsc, Arc};
 
 /// Alignment of direct writes (offset, length and memory): 4 KiB, a

@@ -10,8 +10,9 @@
 use crate::catalog::CatalogOp;
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_extent_reloc, decode_extent_record, decode_write_salvage, extent_gap, RecordKind, RelocHead,
-    WriteHead, ZeroBody, CT_FLAG_COMPRESSED, EXTENT_RELOC_FIXED, HEADER_LEN, RELOC_FIXED,
+    decode_extent_record, decode_extent_reloc, decode_write_salvage, extent_gap, RecordKind,
+    RelocHead, WriteHead, ZeroBody, CT_FLAG_COMPRESSED, EXTENT_RELOC_FIXED, HEADER_LEN,
+    RELOC_FIXED,
 };
 use crate::io::ExtentAt;
 use crate::log::ReadRecord;
@@ -389,10 +390,12 @@ fn write_damage(rec: &ReadRecord) -> Option<Vec<usize>> {
             Ok((_, bad)) => bad,
             Err(_) => vec![usize::MAX],
         }),
-        RecordKind::WriteExtents | RecordKind::WriteAligned => Some(match decode_extent_record(rec.header.kind, &rec.body) {
-            Ok((_, bad)) => bad,
-            Err(_) => vec![usize::MAX],
-        }),
+        RecordKind::WriteExtents | RecordKind::WriteAligned => {
+            Some(match decode_extent_record(rec.header.kind, &rec.body) {
+                Ok((_, bad)) => bad,
+                Err(_) => vec![usize::MAX],
+            })
+        }
         _ => None,
     }
 }

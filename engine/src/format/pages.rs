@@ -182,7 +182,7 @@ impl CtEntry {
                 stored_len,
                 flags: 0,
                 nblocks: 0,
-            gap: 0,
+                gap: 0,
             });
         }
         if refcount == 0 || loc.is_none() {
@@ -400,7 +400,7 @@ pub fn decode_v3_leaf(b: &[u8], index: u64) -> Result<Vec<CtEntry>> {
                 stored_len: get_u32(b, o + 16),
                 flags: get_u32(b, o + 20),
                 nblocks: 0,
-            gap: 0,
+                gap: 0,
             }
         })
         .collect())
@@ -451,7 +451,7 @@ mod tests {
                 stored_len: 4095,
                 flags: CT_FLAG_COMPRESSED,
                 nblocks: 0,
-            gap: 0,
+                gap: 0,
             };
             es[254] = CtEntry {
                 loc: LogAddr(1 << 40),
@@ -460,7 +460,7 @@ mod tests {
                 stored_len: 4096,
                 flags: 0,
                 nblocks: 0,
-            gap: 0,
+                gap: 0,
             };
         }
         let b = p.encode(0, 12);

@@ -136,7 +136,14 @@ impl Store {
             HEADER_LEN + ALIGNED_WRITE_FIXED + n + 16 * extents.len() + 4 * n + 4096,
         );
         head.resize(HEADER_LEN, 0);
-        encode_aligned_write_head(&mut head, id.to_bytes(), first, &kinds, &extents, &crc_bytes);
+        encode_aligned_write_head(
+            &mut head,
+            id.to_bytes(),
+            first,
+            &kinds,
+            &extents,
+            &crc_bytes,
+        );
         let crcs_at = (head.len() - crc_bytes.len()) as u64;
         let payload = Payload {
             buf: buf.clone(),
