@@ -263,7 +263,7 @@ fn unclean_version_3_store_is_refused() {
 
 #[test]
 fn version_2_store_is_refused_and_current_one_opens() {
-    assert_eq!(FORMAT_VERSION, 7);
+    assert_eq!(FORMAT_VERSION, 8);
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(
         dir.path(),
@@ -276,14 +276,18 @@ fn version_2_store_is_refused_and_current_one_opens() {
     let v = s.create_volume(Some("v"), 64 * BS, false).unwrap().id;
     s.write(v, 0, &[7u8; BS as usize], true).unwrap();
     s.close().unwrap();
-    assert_eq!(versions(dir.path()), [7, 7]);
+    assert_eq!(versions(dir.path()), [8, 8]);
     let kept = std::fs::read(dir.path().join("superblock")).unwrap();
+    // A newer version is refused as a version 7 build refuses this one.
+    mark_version(dir.path(), 9);
+    refused(dir.path(), &["format version 9", "newer blockd"]);
+    std::fs::write(dir.path().join("superblock"), &kept).unwrap();
     mark_version(dir.path(), 2);
     refused(
         dir.path(),
         &["format version 2;", "a blockd of format version 3"],
     );
-    // The same store as version 7 opens and reads back.
+    // The same store as version 8 opens and reads back.
     std::fs::write(dir.path().join("superblock"), kept).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
     let mut got = vec![0u8; BS as usize];
