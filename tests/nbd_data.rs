@@ -477,7 +477,8 @@ fn aligned_write_records(dir: &Path) -> usize {
         // Records in sequence (a reused spare's stale ones end it).
         while let Some(h) = bytes.get(off..).and_then(RecordHeader::decode) {
             let end = off + HEADER_LEN + h.body_len as usize;
-            if end > bytes.len() || h.kind == RecordKind::Seal || expect.is_some_and(|e| e != h.seq) {
+            if end > bytes.len() || h.kind == RecordKind::Seal || expect.is_some_and(|e| e != h.seq)
+            {
                 break;
             }
             expect = Some(h.seq + 1);

@@ -637,7 +637,10 @@ fn version_7_store_opens_as_it_is() {
         .flat_map(|f| small::records(&std::fs::read(f).unwrap()))
         .map(|(_, h)| h.kind)
         .collect();
-    assert!(kinds.contains(&RecordKind::WriteAligned), "no aligned record");
+    assert!(
+        kinds.contains(&RecordKind::WriteAligned),
+        "no aligned record"
+    );
     let s2 = s.snapshot(v, Some("s2")).unwrap().id;
     s.write(v, 45 * BS, &vec![0x11; BS as usize], true).unwrap();
     let s = delete_s_and_reopen(s, dir.path());

@@ -374,7 +374,8 @@ fn workload(
                 let fua = rng.gen_bool(0.1);
                 // Handed over whole: 16 blocks (64 KiB) at a block
                 // boundary make an aligned extent Write record (kind 12).
-                s.write_owned(vol, byte_off(b), owned(&s, &buf), fua).unwrap();
+                s.write_owned(vol, byte_off(b), owned(&s, &buf), fua)
+                    .unwrap();
                 if fua {
                     acks.push(sync(&s, &mut ops));
                 }
@@ -518,7 +519,7 @@ fn rewrite(
                 cur[v as usize][b as usize] = *seq;
                 history.entry((v, b)).or_default().push((at, *seq));
             }
-            s.write_owned(vol, byte_off(b0), owned(&s, &buf), false)
+            s.write_owned(vol, byte_off(b0), owned(s, &buf), false)
                 .unwrap();
         }
     }
