@@ -66,6 +66,20 @@ fn engine_records_and_metadata() {
     for (p, d) in nodes {
         assert!(engine::fuzzing::record(d), "{} is not valid", p.display());
     }
+    // The hand-made aligned extent Write records (kind 12, format
+    // version 8) are valid ones, and a flipped padding byte makes them not.
+    let aligned: Vec<_> = records
+        .iter()
+        .filter(|(p, _)| p.to_string_lossy().ends_with("WriteAligned"))
+        .collect();
+    assert!(aligned.len() >= 2, "missing aligned write seeds");
+    for (p, d) in aligned {
+        assert!(engine::fuzzing::record(d), "{} is not valid", p.display());
+        let mut bad = d.clone();
+        let pad_end = 32 + u32::from_le_bytes(d[32 + 32..32 + 36].try_into().unwrap()) as usize;
+        bad[pad_end - 1] ^= 1;
+        assert!(!engine::fuzzing::record(&bad), "{} damaged", p.display());
+    }
     let meta = inputs("engine_metadata");
     assert!(meta.len() >= 3);
     for (_, d) in &meta {

@@ -444,6 +444,10 @@ fn large_writes_read_back_after_kill_and_replay() {
     // The flushes (aio_flush, nbdcopy --flush) made them durable: a
     // SIGKILL now, then replay.
     s.kill9();
+    // The large aligned writes were handed to the engine whole and stored
+    // as aligned extent Write records (kind 12), payloads 4 KiB-aligned.
+    let aligned = aligned_write_records(&d);
+    assert!(aligned >= 50, "only {aligned} aligned extent Write records");
     let s = Serve::start(&d, &[]);
     qemu_io(&s.uri("v"), &reads);
     let back = t.path().join("back.raw");
@@ -455,4 +459,38 @@ fn large_writes_read_back_after_kill_and_replay() {
     drop(s);
     let out = blockd(&d, &["check"]);
     assert!(out.contains("0 corruption"), "{out}");
+}
+
+/// The aligned extent Write records (kind 12) in the log of the store in
+/// `dir`, each checked to have its payloads at a 4 KiB-aligned offset.
+fn aligned_write_records(dir: &Path) -> usize {
+    use engine::decode::{write_payloads, RecordHeader, RecordKind, HEADER_LEN};
+    let mut n = 0;
+    let mut segs: Vec<_> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segs.sort();
+    for f in segs {
+        let bytes = std::fs::read(&f).unwrap();
+        let (mut off, mut expect) = (0usize, None);
+        // Records in sequence (a reused spare's stale ones end it).
+        while let Some(h) = bytes.get(off..).and_then(RecordHeader::decode) {
+            let end = off + HEADER_LEN + h.body_len as usize;
+            if end > bytes.len() || h.kind == RecordKind::Seal || expect.is_some_and(|e| e != h.seq)
+            {
+                break;
+            }
+            expect = Some(h.seq + 1);
+            if h.kind == RecordKind::WriteAligned {
+                let (_, _, at) = write_payloads(h.kind, &bytes[off + HEADER_LEN..end]).unwrap();
+                for (o, _) in at.into_iter().flatten() {
+                    assert_eq!((off + HEADER_LEN + o) % 4096, 0, "{}", f.display());
+                }
+                n += 1;
+            }
+            off = end;
+        }
+    }
+    n
 }

@@ -109,7 +109,7 @@ impl Store {
                 if ce.nblocks > 0 {
                     // A block of an extent: the one-block entries made
                     // below point at its payload, with its plain crc.
-                    let (_, at) = crate::format::extent_block(ce.loc, ce.nblocks, r.index);
+                    let (_, at) = ce.extent_block(r.index);
                     let seg = st
                         .log
                         .segment(at.segment())
@@ -123,6 +123,7 @@ impl Store {
                         stored_len: BLOCK_SIZE as u32,
                         flags: 0,
                         nblocks: 0,
+                        gap: 0,
                     };
                 }
                 payloads.extend((0..r.n).map(|_| ce));
@@ -148,6 +149,7 @@ impl Store {
                     stored_len: src.stored_len,
                     flags: src.flags,
                     nblocks: 0,
+                    gap: 0,
                 };
                 st.ct_set(ChunkId::data(base + n), ce)?;
                 st.account(src.loc, u64::from(src.stored_len), true);

@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::fetch::Fetched;
 use crate::format::{
-    decode_extent_reloc, decode_extent_write, decode_write_salvage, encode_extent_reloc, Node,
+    decode_extent_record, decode_extent_reloc, decode_write_salvage, encode_extent_reloc, Node,
     PageKey, RecordKind, RelocHead, CT_INTERIOR_LEVELS, EXTENT_BYTES_PER_BLOCK, EXTENT_RELOC_FIXED,
     HEADER_LEN, RELOC_FIXED,
 };
@@ -18,7 +18,7 @@ use crate::op_stats::Holder;
 use crate::salvage::next_intact_in;
 use crate::state::{CtKey, State};
 use crate::store::Store;
-use crate::types::{ChunkId, LogAddr, SegmentNo};
+use crate::types::{ChunkId, LogAddr, SegmentNo, BLOCK_SIZE};
 use std::sync::atomic::Ordering;
 
 /// What a reclaim pass did.
@@ -266,17 +266,23 @@ impl Store {
                         }
                     }
                 }
-                RecordKind::WriteExtents => {
-                    // Blocks failing their crc move with their extent.
-                    let (w, _) = decode_extent_write(&rec.body)?;
+                RecordKind::WriteExtents | RecordKind::WriteAligned => {
+                    // Blocks failing their crc move with their extent;
+                    // either layout moves as crcs then payloads (kind 11).
+                    let (w, _) = decode_extent_record(rec.header.kind, &rec.body)?;
                     for x in &w.extents {
-                        let len = EXTENT_BYTES_PER_BLOCK as usize * usize::from(x.count);
-                        bytes += len;
+                        let n = usize::from(x.count);
+                        let mut stored = Vec::with_capacity(EXTENT_BYTES_PER_BLOCK as usize * n);
+                        stored.extend_from_slice(&rec.body[x.crcs_at..x.crcs_at + 4 * n]);
+                        stored.extend_from_slice(
+                            &rec.body[x.payload_at..x.payload_at + BLOCK_SIZE as usize * n],
+                        );
+                        bytes += stored.len();
                         batch.push(Item::Extent {
                             id: x.id,
                             loc: LogAddr(addr.0 + (HEADER_LEN + x.crcs_at) as u64),
                             n: x.count,
-                            stored: rec.body[x.crcs_at..x.crcs_at + len].to_vec(),
+                            stored,
                         });
                     }
                 }

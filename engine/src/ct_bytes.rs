@@ -127,6 +127,7 @@ mod tests {
                 stored_len: 1000,
                 flags: CT_FLAG_COMPRESSED,
                 nblocks: 0,
+                gap: 0,
             };
             es[254] = CtEntry {
                 loc: LogAddr::new(SegmentNo(4), 4096),
@@ -135,6 +136,7 @@ mod tests {
                 stored_len: PAGE_LEN as u32,
                 flags: 0,
                 nblocks: 0,
+                gap: 0,
             };
         }
         let body = p.encode(0, index);

@@ -24,8 +24,9 @@ pub fn record(data: &[u8]) -> bool {
                 RecordKind::Checkpoint => checkpoint_blob(body).is_ok(),
                 RecordKind::Zero => ZeroBody::decode(body).is_ok(),
                 RecordKind::Reloc => RelocHead::decode(body).is_ok(),
-                RecordKind::WriteExtents => {
-                    decode_extent_write(body).is_ok_and(|(_, b)| b.is_empty())
+                RecordKind::WriteExtents | RecordKind::WriteAligned => {
+                    crate::format::decode_extent_record(h.kind, body)
+                        .is_ok_and(|(_, b)| b.is_empty())
                 }
                 RecordKind::RelocExtent => decode_extent_reloc(body).is_ok(),
                 RecordKind::Seal => SealBody::decode(body).is_ok(),
@@ -41,6 +42,7 @@ pub fn record(data: &[u8]) -> bool {
     }
     let _ = decode_write(data);
     let _ = decode_extent_write(data);
+    let _ = crate::format::decode_aligned_write(data);
     let _ = decode_extent_reloc(data);
     let _ = ZeroBody::decode(data);
     let _ = RelocHead::decode(data);

@@ -7,9 +7,7 @@
 
 use crate::catalog::ObjectKind;
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{
-    block_crc, extent_block, slot_value, CtEntry, WriteEntry, CT_FLAG_COMPRESSED, NODE_FANOUT,
-};
+use crate::format::{block_crc, slot_value, CtEntry, WriteEntry, CT_FLAG_COMPRESSED, NODE_FANOUT};
 use crate::log::Segment;
 use crate::map::{Fill, Run};
 use crate::state::State;
@@ -86,6 +84,9 @@ pub(crate) struct ExtentAt {
     pub first: u32,
     pub count: u8,
     pub loc: LogAddr,
+    /// The entry's `gap` ([`crate::format::extent_block`]): 0 for a kind
+    /// 10 record.
+    pub gap: u16,
 }
 
 /// The source of block `index` of `chunk`, whose entry is `entry`, in
@@ -100,7 +101,7 @@ pub(crate) fn block_src(
         if index >= entry.nblocks {
             return None;
         }
-        extent_block(entry.loc, entry.nblocks, index).1.offset()
+        entry.extent_block(index).1.offset()
     } else {
         if index != 0 {
             return None;
@@ -254,6 +255,7 @@ impl State {
                         stored_len: e.stored_len,
                         flags: e.flags,
                         nblocks: 0,
+                        gap: 0,
                     },
                 )?;
                 self.account(loc, u64::from(e.stored_len), true);
@@ -306,7 +308,7 @@ impl State {
             if leaves == 0 {
                 continue;
             }
-            let e = CtEntry::extent(x.loc, x.count, leaves);
+            let e = CtEntry::extent(x.loc, x.count, x.gap, leaves);
             self.ct_set(x.id, e)?;
             self.account(x.loc, u64::from(e.stored_len), true);
             self.live_data_chunks += u64::from(x.count);
@@ -419,7 +421,7 @@ pub(crate) fn fetch_blocks_as(
                     }
                 }
                 let mut crcs = vec![0u8; 4 * (j - i)];
-                let at = extent_block(entry.loc, entry.nblocks, *index).0.offset();
+                let at = entry.extent_block(*index).0.offset();
                 if !read(seg, &mut crcs, at)? || !read(seg, &mut out[i * bs..j * bs], *offset)? {
                     return Ok(false);
                 }

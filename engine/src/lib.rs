@@ -26,6 +26,7 @@
 //!    └── residency.rs  segments (partly) in an object store: remote reads, eviction
 //! ```
 
+mod aligned;
 #[cfg(feature = "bench-util")]
 mod bench_util;
 mod catalog;
@@ -60,6 +61,7 @@ pub mod tiering;
 mod types;
 mod walk;
 
+pub use aligned::{AlignedBuf, AlignedPool};
 pub use catalog::{validate_name, ObjectInfo, ObjectKind, ObjectUpdate, MAX_NAME_LEN};
 pub use check::CheckReport;
 pub use clean::ReclaimReport;
@@ -108,13 +110,13 @@ pub mod decode {
                     .collect();
                 Ok((w.object, w.first_block, at))
             }
-            RecordKind::WriteExtents => {
-                let (w, _) = decode_extent_write(body)?;
+            RecordKind::WriteExtents | RecordKind::WriteAligned => {
+                let (w, _) = crate::format::decode_extent_record(kind, body)?;
                 let mut at = vec![None; w.kinds.len()];
                 for x in &w.extents {
                     let n = usize::from(x.count);
                     for k in 0..n {
-                        let o = x.crcs_at + 4 * n + PAGE_LEN * k;
+                        let o = x.payload_at + PAGE_LEN * k;
                         at[x.first as usize + k] = Some((o, PAGE_LEN));
                     }
                 }

@@ -21,7 +21,7 @@ mod spare;
 use crate::error::{Error, Result};
 use crate::fault::{FaultPoint, Faults, IoOp};
 use crate::format::{RecordHeader, RecordKind, SealBody, HEADER_LEN};
-use crate::log_direct::RecordBuf;
+use crate::log_direct::{Payload, RecordBuf};
 use crate::log_queue::{LogQueue, Pending, QUEUE_LIMIT};
 use crate::residency::{read_error, Residency, TierHook};
 use crate::types::{LogAddr, SegmentNo};
@@ -591,6 +591,41 @@ impl Log {
         self.push(data)
     }
 
+    /// Appends an aligned extent Write record (kind 12): `head` is its
+    /// `HEADER_LEN`-byte placeholder and its body up to the crc arrays
+    /// ([`crate::format::encode_aligned_write_head`]); the padding that
+    /// brings `payload` to a 4 KiB-aligned file offset is added here, once
+    /// the record's place is known, and the payloads are queued in the
+    /// buffer they are in (written `O_DIRECT` from it). Returns the
+    /// record's address and the body offset of its payloads.
+    pub fn append_aligned(
+        &mut self,
+        mut head: Vec<u8>,
+        payload: Payload,
+    ) -> Result<(LogAddr, usize)> {
+        let plen = (payload.to - payload.from) as u64;
+        let kind = RecordKind::WriteAligned;
+        // Room for the most padding there can be; the header is encoded
+        // again below, once the padding is known.
+        let most = head.len() as u64 + crate::format::ALIGNED_PAGE - 1 + plen;
+        self.frame(kind, &mut head, &[&[]], most, None)?;
+        crate::format::finish_aligned_write_head(&mut head, HEADER_LEN, self.tail);
+        let need = head.len() as u64 + plen;
+        let mut h = RecordHeader::encode_covered(
+            kind,
+            self.next_seq,
+            &head[HEADER_LEN..],
+            (need - HEADER_LEN as u64) as u32,
+        );
+        RecordHeader::set_claim(&mut h, self.next_seq, self.synced_through);
+        head[..HEADER_LEN].copy_from_slice(&h);
+        let payloads_at = head.len() - HEADER_LEN;
+        let mut framed = RecordBuf::placed(self.tail, head.len());
+        framed.extend_from_slice(&head);
+        let a = self.push(RecordBuf::with_payload(framed, payload))?;
+        Ok((a, payloads_at))
+    }
+
     /// Queues the record `data` (framed by [`Log::frame`]) at the tail.
     fn push(&mut self, data: impl Into<RecordBuf>) -> Result<LogAddr> {
         let data = data.into();
@@ -671,7 +706,10 @@ impl Log {
             self.queue.wait_room(QUEUE_LIMIT)?;
         }
         if self.tail + need + SEAL_RESERVE > self.seg_size {
-            self.roll(matches!(kind, RecordKind::Write | RecordKind::WriteExtents))?;
+            self.roll(matches!(
+                kind,
+                RecordKind::Write | RecordKind::WriteExtents | RecordKind::WriteAligned
+            ))?;
         }
         let mut h = if let Some(crc) = body_crc {
             RecordHeader::encode_with_crc(
@@ -693,9 +731,11 @@ impl Log {
         RecordHeader::set_claim(&mut h, self.next_seq, self.synced_through);
         head[..HEADER_LEN].copy_from_slice(&h);
         let point = match kind {
-            RecordKind::Write | RecordKind::WriteExtents | RecordKind::Zero | RecordKind::Free => {
-                FaultPoint::LogAppend
-            }
+            RecordKind::Write
+            | RecordKind::WriteExtents
+            | RecordKind::WriteAligned
+            | RecordKind::Zero
+            | RecordKind::Free => FaultPoint::LogAppend,
             RecordKind::Catalog => FaultPoint::CatalogAppend,
             RecordKind::Reloc | RecordKind::RelocExtent => FaultPoint::ReclaimMove,
             RecordKind::Seal => FaultPoint::SegmentSeal,

@@ -29,6 +29,7 @@
 //! writes went to. Where `O_DIRECT` is refused (open or first write fails
 //! with `EINVAL`, as on some filesystems), every append stays buffered.
 
+use crate::aligned::AlignedBuf;
 use rustix::fs::OFlags;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -49,6 +50,10 @@ const LANES: usize = 4;
 const MIN_PIECE: u64 = 128 << 10;
 /// Bytes staged (copied into a lane's aligned buffer) per direct write.
 const STAGE: usize = 2 << 20;
+/// How far past the first aligned offset of a batch the direct middle may
+/// start instead, at the start of a part (an aligned write's payloads):
+/// more than the head of any aligned extent Write record.
+const HEAD_SLACK: u64 = 3 * ALIGN;
 
 /// A queued record's bytes. A record large enough to go direct is laid
 /// out so that each byte sits at a memory address congruent to its file
@@ -56,12 +61,34 @@ const STAGE: usize = 2 << 20;
 /// aligned in memory, and is written `O_DIRECT` from here without a copy.
 /// (Should the buffer ever be reallocated, the alignment is merely lost:
 /// every direct write checks it and stages what is not aligned.)
+///
+/// An aligned extent Write record (kind 12) is two parts: its head, framed
+/// here, and its payloads, the client's own buffer ([`Payload`]), which
+/// starts at a 4 KiB-aligned file offset and address and is written from
+/// where it is.
 #[derive(Debug, Default)]
 pub(crate) struct RecordBuf {
     buf: Vec<u8>,
     /// Where the record starts in `buf` (the padding before it only moves
     /// it to the right alignment).
     start: usize,
+    /// The payloads following the head, in the buffer they arrived in.
+    payload: Option<Payload>,
+}
+
+/// Bytes `[from, to)` of an owned aligned buffer: the payloads of an
+/// aligned extent Write record.
+#[derive(Debug, Clone)]
+pub(crate) struct Payload {
+    pub buf: Arc<AlignedBuf>,
+    pub from: usize,
+    pub to: usize,
+}
+
+impl Payload {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.from..self.to]
+    }
 }
 
 impl RecordBuf {
@@ -73,31 +100,65 @@ impl RecordBuf {
             return RecordBuf {
                 buf: Vec::with_capacity(len),
                 start: 0,
+                payload: None,
             };
         }
         let mut buf = Vec::with_capacity(len + ALIGN as usize - 1);
         let at = buf.as_ptr() as u64 % ALIGN;
         let start = ((offset % ALIGN + ALIGN - at) % ALIGN) as usize;
         buf.resize(start, 0);
-        RecordBuf { buf, start }
+        RecordBuf {
+            buf,
+            start,
+            payload: None,
+        }
     }
 
-    /// Appends `bytes` to the record.
+    /// A record of `head` (framed, placed for its offset) followed by
+    /// `payload`, written from the buffer it is in.
+    pub fn with_payload(head: RecordBuf, payload: Payload) -> RecordBuf {
+        debug_assert!(head.payload.is_none());
+        RecordBuf {
+            payload: Some(payload),
+            ..head
+        }
+    }
+
+    /// Appends `bytes` to the record (before any payload part).
     pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        debug_assert!(self.payload.is_none());
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// The record's bytes, as its parts: the framed bytes, then the
+    /// payloads when they are the client's buffer.
+    pub fn parts(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(&self.buf[self.start..]).chain(self.payload.iter().map(Payload::bytes))
+    }
+
+    /// Part `i` of [`RecordBuf::parts`].
+    fn part(&self, i: usize) -> &[u8] {
+        self.parts().nth(i).unwrap_or(&[])
+    }
+
+    /// Length of the record.
+    pub fn len(&self) -> usize {
+        self.parts().map(<[u8]>::len).sum()
+    }
+
+    /// The record's bytes in one vector (fault recordings).
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.parts().flatten().copied().collect()
     }
 }
 
 impl From<Vec<u8>> for RecordBuf {
     fn from(buf: Vec<u8>) -> RecordBuf {
-        RecordBuf { buf, start: 0 }
-    }
-}
-
-impl std::ops::Deref for RecordBuf {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.buf[self.start..]
+        RecordBuf {
+            buf,
+            start: 0,
+            payload: None,
+        }
     }
 }
 
@@ -106,14 +167,15 @@ impl std::ops::Deref for RecordBuf {
 #[derive(Debug)]
 enum Source {
     Stage(Vec<u8>),
-    Record(Arc<RecordBuf>),
+    /// Part `.1` of a record.
+    Record(Arc<RecordBuf>, usize),
 }
 
 impl Source {
     fn bytes(&self, from: usize, to: usize) -> &[u8] {
         match self {
             Source::Stage(b) => &b[from..to],
-            Source::Record(r) => &r[from..to],
+            Source::Record(r, i) => &r.part(*i)[from..to],
         }
     }
 }
@@ -236,11 +298,37 @@ impl DirectWriter {
         recs: &[Arc<RecordBuf>],
         offset: u64,
     ) -> std::io::Result<()> {
-        let parts: Vec<&[u8]> = recs.iter().map(|r| &r[..]).collect();
+        // Every part of every record, and whose part it is.
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(recs.len() + 1);
+        let mut owners: Vec<(&Arc<RecordBuf>, usize)> = Vec::with_capacity(recs.len() + 1);
+        for r in recs {
+            for (i, p) in r.parts().enumerate() {
+                parts.push(p);
+                owners.push((r, i));
+            }
+        }
         let parts = &parts[..];
         let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
         let end = offset + len;
-        let a = offset.next_multiple_of(ALIGN);
+        // Aligned file offsets where a part starts or ends: direct pieces
+        // are cut there, so that a part aligned in memory (an aligned
+        // write's payloads) is written from where it is.
+        let mut cuts = Vec::new();
+        let mut at = offset;
+        for p in parts {
+            for c in [at, at + p.len() as u64] {
+                if c.is_multiple_of(ALIGN) && cuts.last() != Some(&c) {
+                    cuts.push(c);
+                }
+            }
+            at += p.len() as u64;
+        }
+        let mut a = offset.next_multiple_of(ALIGN);
+        // An aligned write's head (the page or two before its payloads)
+        // goes with the buffered head rather than as a piece of its own.
+        if let Some(&c) = cuts.iter().find(|&&c| c > a && c <= a + HEAD_SLACK) {
+            a = c;
+        }
         let b = end / ALIGN * ALIGN;
         let direct = self.file.clone().filter(|_| b > a && b - a >= MIN_DIRECT);
         if direct.is_some() && self.lanes.is_empty() {
@@ -274,12 +362,13 @@ impl DirectWriter {
                 if pos >= b {
                     break;
                 }
-                let n = (b - pos).min(piece) as usize;
-                let (buf, skip) = match in_one(recs, (pos - offset) as usize, n) {
-                    // Inside one record, and aligned there: written from it.
-                    Some((r, at)) if (r[at..].as_ptr() as u64).is_multiple_of(ALIGN) => {
+                let cut = cuts.iter().find(|&&c| c > pos).map_or(b, |&c| c.min(b));
+                let n = (b - pos).min(piece).min(cut - pos) as usize;
+                let (buf, skip) = match in_one(parts, (pos - offset) as usize, n) {
+                    // Inside one part, and aligned there: written from it.
+                    Some((i, at)) if (parts[i][at..].as_ptr() as u64).is_multiple_of(ALIGN) => {
                         self.from_records += 1;
-                        (Source::Record(r.clone()), at)
+                        (Source::Record(owners[i].0.clone(), owners[i].1), at)
                     }
                     _ => {
                         let mut buf = lane
@@ -387,14 +476,14 @@ fn write_direct(file: &File, buf: &[u8], offset: u64, written: &mut usize) -> st
     Ok(())
 }
 
-/// The record holding all of bytes `[from, from + n)` of the concatenation
-/// of `recs`, and where they start in it; `None` when they span two.
-fn in_one(recs: &[Arc<RecordBuf>], from: usize, n: usize) -> Option<(&Arc<RecordBuf>, usize)> {
+/// The part holding all of bytes `[from, from + n)` of the concatenation
+/// of `parts`, and where they start in it; `None` when they span two.
+fn in_one(parts: &[&[u8]], from: usize, n: usize) -> Option<(usize, usize)> {
     let mut pos = 0;
-    for r in recs {
-        let end = pos + r.len();
+    for (i, p) in parts.iter().enumerate() {
+        let end = pos + p.len();
         if from < end {
-            return (from + n <= end).then_some((r, from - pos));
+            return (from + n <= end).then_some((i, from - pos));
         }
         pos = end;
     }
@@ -533,6 +622,69 @@ mod tests {
             assert!(w.staged > 0, "no piece was staged");
         }
         assert_eq!(buffered.metadata().unwrap().len(), expect.len() as u64);
+    }
+
+    /// Records of two parts (a head, then payloads in an owned aligned
+    /// buffer that start at an aligned file offset, as the log queues an
+    /// aligned extent Write) land byte for byte, alone and batched with
+    /// others, and their payloads are written from the owned buffer, never
+    /// staged.
+    #[test]
+    fn payload_parts_are_written_from_their_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let buffered = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let mut w = DirectWriter::new(true);
+        w.open(&path);
+        let mut expect = Vec::new();
+        let mut off = 0u64;
+        for (i, (head, blocks)) in [(100, 256), (3000, 16), (40, 64), (5000, 300)]
+            .into_iter()
+            .enumerate()
+        {
+            // A head ending at an aligned offset, like a padded one.
+            let head_len = (off + head as u64).next_multiple_of(ALIGN) - off;
+            let mut h = RecordBuf::placed(off, head_len as usize);
+            let hb = record(head_len as usize + i);
+            h.extend_from_slice(&hb[..head_len as usize]);
+            let mut p = AlignedBuf::new(blocks * 4096 + 8192);
+            for (k, b) in p.iter_mut().enumerate() {
+                *b = (k * 13 + i) as u8;
+            }
+            let p = Arc::new(p);
+            let r = RecordBuf::with_payload(
+                h,
+                Payload {
+                    buf: p.clone(),
+                    from: 4096,
+                    to: 4096 + blocks * 4096,
+                },
+            );
+            let small = RecordBuf::from(record(77 + i));
+            expect.extend_from_slice(&hb[..head_len as usize]);
+            expect.extend_from_slice(&p[4096..4096 + blocks * 4096]);
+            expect.extend_from_slice(&small.to_vec());
+            let recs = [Arc::new(r), Arc::new(small)];
+            let len: u64 = recs.iter().map(|r| r.len() as u64).sum();
+            let staged = w.staged;
+            w.write(&buffered, &recs, off).unwrap();
+            if w.file.is_some() {
+                assert_eq!(w.staged, staged, "a payload piece was staged");
+            }
+            off += len;
+        }
+        let mut got = vec![0u8; expect.len()];
+        buffered.read_exact_at(&mut got, 0).unwrap();
+        assert!(got == expect, "segment bytes differ from the records");
+        if w.file.is_some() {
+            assert!(w.from_records >= 4, "{}", w.from_records);
+        }
     }
 
     #[test]

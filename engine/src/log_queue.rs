@@ -290,7 +290,7 @@ impl LogQueue {
                 if large {
                     w.direct.write(&seg.file, &recs, first.offset)
                 } else {
-                    let parts: Vec<&[u8]> = recs.iter().map(|r| &r[..]).collect();
+                    let parts: Vec<&[u8]> = recs.iter().flat_map(|r| r.parts()).collect();
                     write_all_vectored_at(&seg.file, &parts, first.offset)
                 }
             })

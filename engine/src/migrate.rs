@@ -214,6 +214,7 @@ impl State {
                 stored_len: body.len() as u32,
                 flags: 0,
                 nblocks: 0,
+                gap: 0,
             };
             self.account(loc, entry.live_bytes(new), true);
             self.ct_set(new, entry)?;

@@ -10,8 +10,9 @@
 use crate::catalog::CatalogOp;
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_extent_reloc, decode_extent_write, decode_write_salvage, RecordKind, RelocHead,
-    WriteHead, ZeroBody, CT_FLAG_COMPRESSED, EXTENT_RELOC_FIXED, HEADER_LEN, RELOC_FIXED,
+    decode_extent_record, decode_extent_reloc, decode_write_salvage, extent_gap, RecordKind,
+    RelocHead, WriteHead, ZeroBody, CT_FLAG_COMPRESSED, EXTENT_RELOC_FIXED, HEADER_LEN,
+    RELOC_FIXED,
 };
 use crate::io::ExtentAt;
 use crate::log::ReadRecord;
@@ -213,7 +214,9 @@ impl State {
         let mut lost = LostRecord::at(addr, seq, String::new());
         let b = &rec.body;
         let span = match rec.header.kind {
-            RecordKind::Write | RecordKind::WriteExtents => write_span(rec),
+            RecordKind::Write | RecordKind::WriteExtents | RecordKind::WriteAligned => {
+                write_span(rec)
+            }
             RecordKind::Zero => ZeroBody::peek(b).map(|z| (z.object, z.first_block, z.blocks)),
             _ => None,
         };
@@ -275,19 +278,25 @@ impl State {
                     i = j;
                 }
             }
-            RecordKind::WriteExtents => {
-                let (w, _) = decode_extent_write(&rec.body).map_err(ctx)?;
+            RecordKind::WriteExtents | RecordKind::WriteAligned => {
+                let (w, _) = decode_extent_record(rec.header.kind, &rec.body).map_err(ctx)?;
                 let base = addr.0 + HEADER_LEN as u64;
-                let extents: Vec<ExtentAt> = w
+                let extents = w
                     .extents
                     .iter()
-                    .map(|x| ExtentAt {
-                        id: x.id,
-                        first: x.first,
-                        count: x.count,
-                        loc: LogAddr(base + x.crcs_at as u64),
+                    .map(|x| {
+                        let loc = LogAddr(base + x.crcs_at as u64);
+                        let gap = extent_gap(loc, x.count, LogAddr(base + x.payload_at as u64))?;
+                        Ok(ExtentAt {
+                            id: x.id,
+                            first: x.first,
+                            count: x.count,
+                            loc,
+                            gap,
+                        })
                     })
-                    .collect();
+                    .collect::<Result<Vec<ExtentAt>>>()
+                    .map_err(ctx)?;
                 let id = ObjectId::from_bytes(w.object);
                 self.apply_extent_write(id, w.first_block, &w.kinds, &extents, skip)
                     .map_err(ctx)?;
@@ -343,6 +352,8 @@ impl State {
         }
         self.account(e.loc, u64::from(e.stored_len), false);
         e.loc = loc;
+        // A moved extent is stored as crcs then payloads (kind 11).
+        e.gap = 0;
         self.account(loc, u64::from(e.stored_len), true);
         self.ct_set(id, e)
     }
@@ -379,10 +390,12 @@ fn write_damage(rec: &ReadRecord) -> Option<Vec<usize>> {
             Ok((_, bad)) => bad,
             Err(_) => vec![usize::MAX],
         }),
-        RecordKind::WriteExtents => Some(match decode_extent_write(&rec.body) {
-            Ok((_, bad)) => bad,
-            Err(_) => vec![usize::MAX],
-        }),
+        RecordKind::WriteExtents | RecordKind::WriteAligned => {
+            Some(match decode_extent_record(rec.header.kind, &rec.body) {
+                Ok((_, bad)) => bad,
+                Err(_) => vec![usize::MAX],
+            })
+        }
         _ => None,
     }
 }
@@ -392,7 +405,7 @@ fn write_damage(rec: &ReadRecord) -> Option<Vec<usize>> {
 pub(crate) fn write_span(rec: &ReadRecord) -> Option<([u8; 16], u64, u64)> {
     matches!(
         rec.header.kind,
-        RecordKind::Write | RecordKind::WriteExtents
+        RecordKind::Write | RecordKind::WriteExtents | RecordKind::WriteAligned
     )
     .then(|| WriteHead::peek(&rec.body).map(|w| (w.object, w.first_block, w.count)))
     .flatten()

@@ -286,10 +286,14 @@ impl State {
             (false, false) => return lost,
         };
         let kind = raw.kind;
-        let is_write = raw.is(RecordKind::Write) || raw.is(RecordKind::WriteExtents);
+        let is_write = raw.is(RecordKind::Write)
+            || raw.is(RecordKind::WriteExtents)
+            || raw.is(RecordKind::WriteAligned);
         if let Some(w) = WriteHead::peek(&body).filter(|_| is_write) {
             let fits = if raw.is(RecordKind::Write) {
                 w.entries_fit(u64::from(body_len))
+            } else if raw.is(RecordKind::WriteAligned) {
+                crate::format::aligned_write_covered(&body).is_some_and(|c| c <= body.len())
             } else {
                 crate::format::extent_write_covered(&body).is_some_and(|c| c <= body.len())
             };

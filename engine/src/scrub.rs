@@ -92,9 +92,13 @@ fn verify_chunk(seg: &Segment, id: ChunkId, e: &CtEntry, seg_size: u64) -> Resul
     if e.nblocks > 0 {
         // An extent: its crc array, then its payloads, each block checked
         // against its seeded crc.
+        // Located by the entry (`CtEntry::extent_block`): the payloads
+        // follow the crcs, or lie at 4 KiB-aligned pages after them.
         let n = usize::from(e.nblocks);
         let mut buf = vec![0u8; e.stored_len as usize];
-        seg.read_exact_at(&mut buf, e.loc.offset())?;
+        let (crcs, payloads) = e.extent_block(0);
+        seg.read_exact_at(&mut buf[..4 * n], crcs.offset())?;
+        seg.read_exact_at(&mut buf[4 * n..], payloads.offset())?;
         for k in 0..n {
             let want = u32::from_le_bytes(buf[4 * k..4 * k + 4].try_into().expect("4 bytes"));
             let p = 4 * n + BLOCK_SIZE as usize * k;

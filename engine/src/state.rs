@@ -189,6 +189,21 @@ impl State {
         }
     }
 
+    /// Appends an aligned extent Write record ([`Log::append_aligned`]):
+    /// its address and the body offset of its payloads.
+    pub fn append_aligned(
+        &mut self,
+        head: Vec<u8>,
+        payload: crate::log_direct::Payload,
+    ) -> Result<(LogAddr, usize)> {
+        let plen = (payload.to - payload.from) as u64;
+        let (a, at) = self.log.append_aligned(head, payload)?;
+        let n = (HEADER_LEN + at) as u64 + plen;
+        self.log_since_checkpoint += n;
+        self.counters.appended(n);
+        Ok((a, at))
+    }
+
     /// Appends a Write record from its head and payloads (see
     /// [`Log::append_write`]), counting it toward the next checkpoint.
     pub fn append_write(
@@ -550,6 +565,7 @@ impl State {
                 stored_len: PAGE_LEN as u32,
                 flags: 0,
                 nblocks: 0,
+                gap: 0,
             },
         )?;
         self.node_put(id, Arc::new(n));

@@ -17,6 +17,7 @@
 mod catalog;
 mod commit;
 mod open;
+mod owned;
 
 pub(crate) use commit::read_superblock;
 pub use open::StoreOptions;
@@ -89,6 +90,8 @@ struct Inner {
     /// The free thread's controls (`free.rs`).
     free: crate::free::FreeCtl,
     record_blocks: u64,
+    /// Buffers for large writes handed over whole (`owned.rs`).
+    aligned: Arc<crate::aligned::AlignedPool>,
     opts: StoreOptions,
     /// Operation counters (the state holds them too).
     counters: Arc<crate::op_stats::Counters>,
@@ -371,6 +374,7 @@ impl Store {
                     first: x.first,
                     count,
                     loc,
+                    gap: 0,
                 }
             })
             .collect();

@@ -189,7 +189,11 @@ fn child(spec: &str) {
                 for b in first..first + count {
                     data.extend_from_slice(&content(vol, b, op));
                 }
-                s.write(vol, first * BS, &data, fua).unwrap();
+                // Handed over whole (aligned extent Write records from
+                // 64 KiB on).
+                let mut owned = s.aligned_buf(data.len());
+                owned.copy_from_slice(&data);
+                s.write_owned(vol, first * BS, owned, fua).unwrap();
                 if fua {
                     say(format!("ACK {op}"));
                 }

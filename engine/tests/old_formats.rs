@@ -10,7 +10,9 @@
 //! (`fixtures/engine-v4-store`: dense map nodes, a log to replay) opens as
 //! it is, and its nodes are written as runs from then on; so do version 5
 //! and 6 stores (`fixtures/engine-v5-store`, `fixtures/engine-v6-store`),
-//! whose nodes are written packed when that is smallest (format version 7).
+//! whose nodes are written packed when that is smallest (format version 7),
+//! and version 7 stores (`fixtures/engine-v7-store`), whose large writes
+//! are then aligned extent Write records (format version 8).
 
 mod small;
 
@@ -261,7 +263,7 @@ fn unclean_version_3_store_is_refused() {
 
 #[test]
 fn version_2_store_is_refused_and_current_one_opens() {
-    assert_eq!(FORMAT_VERSION, 7);
+    assert_eq!(FORMAT_VERSION, 8);
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(
         dir.path(),
@@ -274,14 +276,18 @@ fn version_2_store_is_refused_and_current_one_opens() {
     let v = s.create_volume(Some("v"), 64 * BS, false).unwrap().id;
     s.write(v, 0, &[7u8; BS as usize], true).unwrap();
     s.close().unwrap();
-    assert_eq!(versions(dir.path()), [7, 7]);
+    assert_eq!(versions(dir.path()), [8, 8]);
     let kept = std::fs::read(dir.path().join("superblock")).unwrap();
+    // A newer version is refused as a version 7 build refuses this one.
+    mark_version(dir.path(), 9);
+    refused(dir.path(), &["format version 9", "newer blockd"]);
+    std::fs::write(dir.path().join("superblock"), &kept).unwrap();
     mark_version(dir.path(), 2);
     refused(
         dir.path(),
         &["format version 2;", "a blockd of format version 3"],
     );
-    // The same store as version 7 opens and reads back.
+    // The same store as version 8 opens and reads back.
     std::fs::write(dir.path().join("superblock"), kept).unwrap();
     let s = Store::open(dir.path(), opts()).unwrap();
     let mut got = vec![0u8; BS as usize];
@@ -591,4 +597,72 @@ fn version_6_store_opens_as_it_is() {
 #[test]
 fn version_6_open_cut_before_its_superblock_is_redone() {
     open_cut_is_redone("engine-v6-store", 6, expected_v6);
+}
+
+/// What block `b` of the version 7 fixture's object `name` holds (its
+/// README), the last write (`v` blocks 20..60) replayed.
+fn expected_v7(name: &str, b: u64) -> Vec<u8> {
+    let fill = |x: u8| vec![x; BS as usize];
+    match (name, b) {
+        ("v", 20..60) => fill(0xb3),
+        ("v", 300 | 301 | 302 | 305 | 310 | 333 | 350 | 420) => fill(0xc4),
+        ("v", 0..64) | ("s", 0..64) => fixture_text(7, 1, b),
+        _ => fill(0),
+    }
+}
+
+/// A version 7 store opens as it is in version 8: its extents (kind 10
+/// records, entries with gap 0) stay valid, its log (an extent Write
+/// after the replay point) replays, and the open writes a version 8
+/// superblock before anything is appended. Large writes handed over whole
+/// then make aligned extent Write records (kind 12) over old extents; a
+/// snapshot, a delete and the cleaner go over both layouts.
+#[test]
+fn version_7_store_opens_as_it_is() {
+    use blockd_engine::decode::RecordKind;
+    let dir = fixture_copy("engine-v7-store");
+    assert_eq!(versions(dir.path()), [7, 7]);
+    let s = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(versions(dir.path()), [FORMAT_VERSION, 7]);
+    verify_v_and_s(&s, expected_v7, "opened");
+    let v = s.resolve("v", Some(ObjectKind::Volume)).unwrap();
+    // 127 blocks (a record's worth with 1 MiB segments) over old extents
+    // (blocks 10..64) and holes, handed over whole.
+    let data: Vec<u8> = (10..137).flat_map(|b| fixture_text(7, 9, b)).collect();
+    let mut buf = s.aligned_buf(data.len());
+    buf.copy_from_slice(&data);
+    s.write_owned(v, 10 * BS, buf, true).unwrap();
+    let kinds: Vec<RecordKind> = small::segment_files(dir.path())
+        .iter()
+        .flat_map(|f| small::records(&std::fs::read(f).unwrap()))
+        .map(|(_, h)| h.kind)
+        .collect();
+    assert!(
+        kinds.contains(&RecordKind::WriteAligned),
+        "no aligned record"
+    );
+    let s2 = s.snapshot(v, Some("s2")).unwrap().id;
+    s.write(v, 45 * BS, &vec![0x11; BS as usize], true).unwrap();
+    let s = delete_s_and_reopen(s, dir.path());
+    let later = |b: u64| -> Vec<u8> {
+        match b {
+            10..137 => fixture_text(7, 9, b),
+            _ => expected_v7("v", b),
+        }
+    };
+    assert_blocks(&s, v, "v", |b| {
+        if b == 45 {
+            vec![0x11; BS as usize]
+        } else {
+            later(b)
+        }
+    });
+    assert_blocks(&s, s2, "s2", later);
+    assert!(s.check(false).unwrap().is_clean());
+    assert!(s.scrub(None).unwrap().errors.is_empty());
+}
+
+#[test]
+fn version_7_open_cut_before_its_superblock_is_redone() {
+    open_cut_is_redone("engine-v7-store", 7, expected_v7);
 }

@@ -372,7 +372,10 @@ fn workload(
                     history.entry((v, b + i)).or_default().push((start, *seq));
                 }
                 let fua = rng.gen_bool(0.1);
-                s.write(vol, byte_off(b), &buf, fua).unwrap();
+                // Handed over whole: 16 blocks (64 KiB) at a block
+                // boundary make an aligned extent Write record (kind 12).
+                s.write_owned(vol, byte_off(b), owned(&s, &buf), fua)
+                    .unwrap();
                 if fua {
                     acks.push(sync(&s, &mut ops));
                 }
@@ -516,9 +519,17 @@ fn rewrite(
                 cur[v as usize][b as usize] = *seq;
                 history.entry((v, b)).or_default().push((at, *seq));
             }
-            s.write(vol, byte_off(b0), &buf, false).unwrap();
+            s.write_owned(vol, byte_off(b0), owned(s, &buf), false)
+                .unwrap();
         }
     }
+}
+
+/// `data` in an aligned buffer for `Store::write_owned`.
+fn owned(s: &Store, data: &[u8]) -> blockd_engine::AlignedBuf {
+    let mut b = s.aligned_buf(data.len());
+    b.copy_from_slice(data);
+    b
 }
 
 /// A cut point in `gen`'s recording: often inside recovery or close.

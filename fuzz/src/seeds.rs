@@ -25,6 +25,12 @@ fn engine_seeds(out: &Path) {
         store.write(v.id, i * 12288, &data, i % 3 == 0).expect("write");
     }
     store.write(c.id, 0, &[b'a'; 8192], false).expect("write");
+    // 64 KiB handed over whole: an aligned extent Write record (kind 12).
+    let mut owned = store.aligned_buf(64 << 10);
+    for (i, b) in owned.iter_mut().enumerate() {
+        *b = (i / 4096 + i * 13) as u8;
+    }
+    store.write_owned(v.id, 2 << 20, owned, false).expect("write");
     store.write_zeroes(v.id, 1 << 20, 1 << 16, false, false).expect("zero");
     store.trim(v.id, 0, 4096, false).expect("trim");
     let s = store.snapshot(v.id, Some("s")).expect("snapshot");
@@ -70,7 +76,9 @@ fn engine_seeds(out: &Path) {
             let rec = &bytes[off..end];
             let body = &rec[HEADER_LEN..];
             let name = format!("seg{si}-{off:08x}-{:?}", h.kind);
-            if rec.len() <= 64 << 10 {
+            if rec.len() <= 64 << 10
+                || (h.kind == RecordKind::WriteAligned && rec.len() <= 80 << 10)
+            {
                 put(&out.join("engine_record"), &name, rec);
             }
             if matches!(h.kind, RecordKind::Node | RecordKind::CtPage) {

@@ -22,7 +22,7 @@ use crate::metrics::{Op, VolumeCounters};
 use crate::server::Shared;
 use crate::tls::TlsMode;
 use crate::Error;
-use engine::{ErrorKind, ExtentKind, ObjectId, Store};
+use engine::{AlignedBuf, ErrorKind, ExtentKind, ObjectId, Store};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
@@ -434,8 +434,24 @@ pub(crate) async fn transmit<S: Stream>(
                 continue;
             }
         };
+        let mut owned = None;
         let payload = match cmd {
             Command::Disconnect => break Ok(()),
+            Command::Write { offset, len, .. } if takes_owned(offset, len) => {
+                if reader.buffer().len() < len as usize {
+                    run.start(&mut batch).await;
+                }
+                // Read straight into a 4 KiB-aligned buffer the engine
+                // takes as it is (`Store::write_owned`): written to disk
+                // from there, with no copy.
+                let mut buf = shared.store.aligned_buf(len as usize);
+                if reader.read_exact(&mut buf).await.is_err() {
+                    // The client vanished mid-payload: nothing was written.
+                    break Ok(());
+                }
+                owned = Some(buf);
+                Vec::new()
+            }
             Command::Write { len, .. } => {
                 if reader.buffer().len() < len as usize {
                     run.start(&mut batch).await;
@@ -471,6 +487,7 @@ pub(crate) async fn transmit<S: Stream>(
             to: ReplyTo::new(run.mode, h.cookie, h.offset),
             cmd,
             payload,
+            owned,
             slot,
         };
         if let Some(t) = throttle.as_mut() {
@@ -526,7 +543,19 @@ struct Job {
     to: ReplyTo,
     cmd: Command,
     payload: Vec<u8>,
+    /// A large aligned write's payload, handed to the engine whole.
+    owned: Option<AlignedBuf>,
     slot: OwnedSemaphorePermit,
+}
+
+/// Writes at least this long, at a 4 KiB-aligned offset and of whole
+/// 4 KiB blocks, are read into an engine-owned aligned buffer.
+const OWNED_WRITE_MIN: u32 = 64 << 10;
+
+/// True when a write is read into an [`AlignedBuf`] for
+/// [`Store::write_owned`].
+fn takes_owned(offset: u64, len: u32) -> bool {
+    len >= OWNED_WRITE_MIN && offset.is_multiple_of(4096) && len.is_multiple_of(4096)
 }
 
 /// Runs jobs: batches on the blocking pool, short cached reads in place.
@@ -562,7 +591,7 @@ impl Runner {
         tokio::task::spawn_blocking(move || {
             for j in jobs {
                 let (op, bytes) = op_bytes(&j.cmd);
-                let (parts, ok) = execute(&store, &bufs, id, j.to, j.cmd, &j.payload);
+                let (parts, ok) = execute(&store, &bufs, id, j.to, j.cmd, &j.payload, j.owned);
                 counters.request(op, bytes, j.accepted.elapsed(), ok);
                 bufs.give(j.payload);
                 let _ = tx.send(Reply {
@@ -679,6 +708,7 @@ fn execute(
     to: ReplyTo,
     cmd: Command,
     payload: &[u8],
+    owned: Option<AlignedBuf>,
 ) -> (Vec<Vec<u8>>, bool) {
     let done = |r: engine::Result<()>, writing: bool| match r {
         Ok(()) => (vec![to.ok()], true),
@@ -696,7 +726,13 @@ fn execute(
         Command::Read { offset, len, df } => read_reply(store, bufs, id, to, offset, len, df)
             .map(|parts| (parts, true))
             .unwrap_or_else(|e| (read_failed(to, &e), false)),
-        Command::Write { offset, fua, .. } => done(store.write(id, offset, payload, fua), true),
+        Command::Write { offset, fua, .. } => done(
+            match owned {
+                Some(b) => store.write_owned(id, offset, b, fua),
+                None => store.write(id, offset, payload, fua),
+            },
+            true,
+        ),
         Command::Flush => done(store.flush(), true),
         // Trim and zeroing are one metadata record whatever the length
         // (at most two edge blocks are rewritten), so 64-bit lengths from

@@ -97,15 +97,46 @@ pub fn block_crc_of(extent: ChunkId, index: u8, payload_crc: u32) -> u32 {
 }
 
 /// Where block `k` of an extent of `nblocks` blocks whose crc array lies
-/// at `loc` is stored: its crc and its payload.
-pub fn extent_block(loc: LogAddr, nblocks: u8, k: u8) -> (LogAddr, LogAddr) {
+/// at `loc` is stored: its crc and its payload. The one function every
+/// reader of extents (reads, the cleaner, replay, salvage, check, scrub,
+/// stats) locates blocks with. `gap` is the entry's: 0 for the layout of
+/// kind 10 and 11 records (payloads right after the crc array), else the
+/// number of 4 KiB pages from the page holding the crc array to the first
+/// payload (kind 12, whose payloads are 4 KiB-aligned in the file).
+pub fn extent_block(loc: LogAddr, nblocks: u8, gap: u16, k: u8) -> (LogAddr, LogAddr) {
     let n = u64::from(nblocks);
     let k = u64::from(k);
-    (
-        LogAddr(loc.0 + 4 * k),
-        LogAddr(loc.0 + 4 * n + BLOCK_SIZE * k),
-    )
+    let payload = if gap == 0 {
+        loc.0 + 4 * n + BLOCK_SIZE * k
+    } else {
+        loc.0 / ALIGNED_PAGE * ALIGNED_PAGE + ALIGNED_PAGE * u64::from(gap) + BLOCK_SIZE * k
+    };
+    (LogAddr(loc.0 + 4 * k), LogAddr(payload))
 }
+
+/// The `gap` (see [`extent_block`]) of an extent of `nblocks` blocks whose
+/// crc array lies at `crcs` and first payload at `payload`: 0 when the
+/// payloads follow the crcs, else the pages to the payloads, which must
+/// then start at a 4 KiB-aligned offset after the crcs, within 2¹⁶ pages.
+pub fn extent_gap(crcs: LogAddr, nblocks: u8, payload: LogAddr) -> Result<u16> {
+    if payload.0 == crcs.0 + 4 * u64::from(nblocks) {
+        return Ok(0);
+    }
+    let page = crcs.0 / ALIGNED_PAGE * ALIGNED_PAGE;
+    let gap = (payload.0.is_multiple_of(ALIGNED_PAGE) && payload.0 > page)
+        .then(|| (payload.0 - page) / ALIGNED_PAGE)
+        .and_then(|g| u16::try_from(g).ok())
+        .filter(|&g| payload.segment() == crcs.segment() && g > 0);
+    gap.ok_or_else(|| {
+        Error::corrupt(format!(
+            "extent payloads at {:#x} are not 4 KiB-aligned pages after its crcs at {:#x}",
+            payload.0, crcs.0
+        ))
+    })
+}
+
+/// Alignment of the payloads of a kind 12 record in its segment file.
+pub const ALIGNED_PAGE: u64 = 4096;
 
 /// How a Write of `kinds` (one per block: 0 data, 1 zero) is cut into
 /// extents: each run of contiguous data blocks becomes ceil(N/32)
@@ -158,6 +189,8 @@ pub struct ExtentOut {
     pub first: u32,
     /// Offset in the body of its crc array (the table's `loc` points there).
     pub crcs_at: usize,
+    /// Offset in the body of its first payload (the others follow it).
+    pub payload_at: usize,
     /// Its number of blocks.
     pub count: u8,
 }
@@ -255,18 +288,17 @@ pub fn encode_extent_write(
     b
 }
 
-/// Decodes an extent Write record body, checking its shape (kinds, the
-/// extents covering exactly the data blocks in order, 1 to 32 blocks
-/// each, lengths) but not the block crcs: returns the body and the blocks
-/// (as indices into the write) whose payload fails its seeded crc (what a
-/// salvaging replay leaves out).
-pub fn decode_extent_write(b: &[u8]) -> Result<(ExtentWrite, Vec<usize>)> {
+/// The validated descriptors of an extent Write body (kind 10 or 12)
+/// whose fixed part is `fixed` bytes: its kinds, its extents as (id,
+/// first block, count), and where the descriptors end.
+#[allow(clippy::type_complexity)]
+fn decode_descs(b: &[u8], fixed: usize) -> Result<(Vec<u8>, Vec<(ChunkId, usize, usize)>, usize)> {
     let bad = |why: String| Error::corrupt(format!("extent write record {why}"));
-    if b.len() < EXTENT_WRITE_FIXED {
+    if b.len() < fixed {
         return Err(bad("is too short".into()));
     }
     let (n, m) = (get_u32(b, 24) as usize, get_u32(b, 28) as usize);
-    let descs = EXTENT_WRITE_FIXED
+    let descs = fixed
         .checked_add(pad8(n))
         .filter(|&x| x <= b.len())
         .ok_or_else(|| bad(format!("has {n} blocks in {} bytes", b.len())))?;
@@ -275,15 +307,11 @@ pub fn decode_extent_write(b: &[u8]) -> Result<(ExtentWrite, Vec<usize>)> {
         .and_then(|x| x.checked_add(descs))
         .filter(|&x| x <= b.len())
         .ok_or_else(|| bad(format!("has {m} extents in {} bytes", b.len())))?;
-    let kinds = b[EXTENT_WRITE_FIXED..EXTENT_WRITE_FIXED + n].to_vec();
-    if kinds.iter().any(|&k| k > BLOCK_ZERO)
-        || b[EXTENT_WRITE_FIXED + n..descs].iter().any(|&x| x != 0)
-    {
+    let kinds = b[fixed..fixed + n].to_vec();
+    if kinds.iter().any(|&k| k > BLOCK_ZERO) || b[fixed + n..descs].iter().any(|&x| x != 0) {
         return Err(bad("has a bad block kind".into()));
     }
-    let mut extents = Vec::with_capacity(m.min(n));
-    let mut failed = Vec::new();
-    let mut at = head;
+    let mut out = Vec::with_capacity(m.min(n));
     let mut next_block = 0usize;
     for i in 0..m {
         let o = descs + EXTENT_DESC_LEN * i;
@@ -306,45 +334,197 @@ pub fn decode_extent_write(b: &[u8]) -> Result<(ExtentWrite, Vec<usize>)> {
                 id.0
             )));
         }
-        let crcs_at = at;
-        let end = (EXTENT_BYTES_PER_BLOCK as usize)
-            .checked_mul(count)
-            .and_then(|x| x.checked_add(at))
-            .filter(|&e| e <= b.len())
-            .ok_or_else(|| bad(format!("extent {i} exceeds the record")))?;
-        let payload_at = crcs_at + 4 * count;
-        for k in 0..count {
-            let p = payload_at + PAGE_LEN * k;
-            if block_crc(id, k as u8, &b[p..p + PAGE_LEN]) != get_u32(b, crcs_at + 4 * k) {
-                failed.push(first + k);
-            }
-        }
-        extents.push(ExtentOut {
-            id,
-            first: first as u32,
-            crcs_at,
-            count: count as u8,
-        });
-        at = end;
+        out.push((id, first, count));
         next_block = first + count;
     }
     if kinds[next_block..].contains(&BLOCK_DATA) {
         return Err(bad("leaves data blocks in no extent".into()));
     }
-    if at != b.len() {
-        return Err(bad(format!("has {} bytes after its extents", b.len() - at)));
+    Ok((kinds, out, head))
+}
+
+/// Checks each block of the decoded extents against its seeded crc:
+/// the blocks (indices into the write) that fail.
+fn failed_blocks(b: &[u8], extents: &[ExtentOut]) -> Vec<usize> {
+    let mut failed = Vec::new();
+    for x in extents {
+        for k in 0..usize::from(x.count) {
+            let p = x.payload_at + PAGE_LEN * k;
+            if block_crc(x.id, k as u8, &b[p..p + PAGE_LEN]) != get_u32(b, x.crcs_at + 4 * k) {
+                failed.push(x.first as usize + k);
+            }
+        }
     }
+    failed
+}
+
+fn object_of(b: &[u8]) -> [u8; 16] {
     let mut object = [0u8; 16];
     object.copy_from_slice(&b[..16]);
+    object
+}
+
+/// Decodes an extent Write record body, checking its shape (kinds, the
+/// extents covering exactly the data blocks in order, 1 to 32 blocks
+/// each, lengths) but not the block crcs: returns the body and the blocks
+/// (as indices into the write) whose payload fails its seeded crc (what a
+/// salvaging replay leaves out).
+pub fn decode_extent_write(b: &[u8]) -> Result<(ExtentWrite, Vec<usize>)> {
+    let (kinds, descs, head) = decode_descs(b, EXTENT_WRITE_FIXED)?;
+    let mut extents = Vec::with_capacity(descs.len());
+    let mut at = head;
+    for (i, &(id, first, count)) in descs.iter().enumerate() {
+        let crcs_at = at;
+        at = (EXTENT_BYTES_PER_BLOCK as usize)
+            .checked_mul(count)
+            .and_then(|x| x.checked_add(at))
+            .filter(|&e| e <= b.len())
+            .ok_or_else(|| {
+                Error::corrupt(format!("extent write record extent {i} exceeds the record"))
+            })?;
+        extents.push(ExtentOut {
+            id,
+            first: first as u32,
+            crcs_at,
+            payload_at: crcs_at + 4 * count,
+            count: count as u8,
+        });
+    }
+    if at != b.len() {
+        return Err(Error::corrupt(format!(
+            "extent write record has {} bytes after its extents",
+            b.len() - at
+        )));
+    }
+    let failed = failed_blocks(b, &extents);
     Ok((
         ExtentWrite {
-            object,
+            object: object_of(b),
             first_block: get_u64(b, 16),
             kinds,
             extents,
         },
         failed,
     ))
+}
+
+/// Bytes of an aligned extent Write body's fixed part (kind 12).
+pub const ALIGNED_WRITE_FIXED: usize = 40;
+/// Writes with at least this many bytes of data blocks are written as
+/// aligned extent Write records (kind 12).
+pub const ALIGNED_WRITE_MIN: u64 = 64 << 10;
+
+/// Bytes of an aligned extent Write body the record header's crc covers:
+/// everything before the payloads (fixed part, kinds, descriptors, crc
+/// arrays and padding). `None` when the body is too short to say.
+pub fn aligned_write_covered(b: &[u8]) -> Option<usize> {
+    (b.len() >= ALIGNED_WRITE_FIXED).then(|| get_u32(b, 32) as usize)
+}
+
+/// Appends an aligned extent Write body's head to `out`, all but its
+/// padding (see [`finish_aligned_write_head`]):
+///
+/// ```text
+///  0 object (16) | 16 first block u64 | 24 n blocks u32 | 28 n extents u32
+///  32 payloads_at u32 | 36 0 u32
+///  n blocks × kind u8 (0 data, 1 zero), zero-padded to 8
+///  n extents × { id u64 · first u32 · count u16 · 0 u16 }
+///  per extent, count × crc u32 (`crcs`, the extents' arrays back to back)
+/// ```
+pub fn encode_aligned_write_head(
+    out: &mut Vec<u8>,
+    object: [u8; 16],
+    first_block: u64,
+    kinds: &[u8],
+    extents: &[ExtentIn<'_>],
+    crcs: &[u8],
+) {
+    let base = out.len();
+    encode_extent_write_head(out, object, first_block, kinds, extents);
+    // The kind 10 head with 8 more fixed bytes (payloads_at, 0) before
+    // the kinds.
+    out.splice(
+        base + EXTENT_WRITE_FIXED..base + EXTENT_WRITE_FIXED,
+        [0u8; 8],
+    );
+    out.extend_from_slice(crcs);
+}
+
+/// Pads the head of an aligned extent Write record, `record` from its
+/// first byte (its body starting at `body_at`), so that the record, at
+/// file offset `offset`, has its payloads start at a multiple of 4096, and
+/// sets `payloads_at`. Returns the padding's length.
+pub fn finish_aligned_write_head(record: &mut Vec<u8>, body_at: usize, offset: u64) -> usize {
+    let end = offset + record.len() as u64;
+    let pad = (end.next_multiple_of(ALIGNED_PAGE) - end) as usize;
+    record.resize(record.len() + pad, 0);
+    let at = (record.len() - body_at) as u32;
+    put_u32(&mut record[body_at..], 32, at);
+    pad
+}
+
+/// Decodes an aligned extent Write record body (kind 12), as
+/// [`decode_extent_write`] does a kind 10 one; also checks `payloads_at`
+/// (after the crc arrays, padding under 4096 zero bytes, the payloads
+/// filling the rest of the body exactly). That the payloads start at a
+/// 4 KiB-aligned file offset is for the reader, who knows where the
+/// record lies, to check ([`extent_gap`]).
+pub fn decode_aligned_write(b: &[u8]) -> Result<(ExtentWrite, Vec<usize>)> {
+    let bad = |why: String| Error::corrupt(format!("aligned extent write record {why}"));
+    let (kinds, descs, head) = decode_descs(b, ALIGNED_WRITE_FIXED)?;
+    if get_u32(b, 36) != 0 {
+        return Err(bad("has non-zero reserved bytes".into()));
+    }
+    let data: usize = descs.iter().map(|d| d.2).sum();
+    let crcs_end = head + 4 * data;
+    let pat = get_u32(b, 32) as usize;
+    let ok = crcs_end <= pat
+        && pat - crcs_end < ALIGNED_PAGE as usize
+        && (PAGE_LEN * data).checked_add(pat) == Some(b.len());
+    if !ok {
+        return Err(bad(format!(
+            "has payloads at {pat} after crcs ending at {crcs_end}, {} bytes in all",
+            b.len()
+        )));
+    }
+    if b[crcs_end..pat].iter().any(|&x| x != 0) {
+        return Err(bad("has non-zero padding".into()));
+    }
+    let mut extents = Vec::with_capacity(descs.len());
+    let mut done = 0usize;
+    for &(id, first, count) in &descs {
+        extents.push(ExtentOut {
+            id,
+            first: first as u32,
+            crcs_at: head + 4 * done,
+            payload_at: pat + PAGE_LEN * done,
+            count: count as u8,
+        });
+        done += count;
+    }
+    let failed = failed_blocks(b, &extents);
+    Ok((
+        ExtentWrite {
+            object: object_of(b),
+            first_block: get_u64(b, 16),
+            kinds,
+            extents,
+        },
+        failed,
+    ))
+}
+
+/// Decodes the body of an extent Write record of either layout: kind 10
+/// ([`decode_extent_write`]) or 12 ([`decode_aligned_write`]).
+pub fn decode_extent_record(
+    kind: super::RecordKind,
+    b: &[u8],
+) -> Result<(ExtentWrite, Vec<usize>)> {
+    match kind {
+        super::RecordKind::WriteExtents => decode_extent_write(b),
+        super::RecordKind::WriteAligned => decode_aligned_write(b),
+        _ => Err(Error::corrupt("not an extent write record")),
+    }
 }
 
 /// Bytes of an extent Reloc body's fixed part; the crcs follow it.
@@ -459,7 +639,7 @@ mod tests {
         assert_eq!(shape, [(0, 3), (4, 32), (36, 4)]);
         // Blocks lie where `extent_block` says, from the crc array.
         let x = &w.extents[2];
-        let (c, p) = extent_block(LogAddr(x.crcs_at as u64), 4, 3);
+        let (c, p) = extent_block(LogAddr(x.crcs_at as u64), 4, 0, 3);
         assert_eq!(&body[p.0 as usize..p.0 as usize + 4096], &blocks[39][..]);
         assert_eq!(
             get_u32(&body, c.0 as usize),
@@ -493,6 +673,158 @@ mod tests {
         assert!(decode_extent_write(&d).is_err());
     }
 
+    /// An aligned extent Write record of `blocks` (all data), framed as
+    /// the log frames it at file offset `offset` of segment 1: the whole
+    /// record (header, head, padding, payloads).
+    fn aligned_record(offset: u64, blocks: &[Vec<u8>]) -> Vec<u8> {
+        let kinds = vec![BLOCK_DATA; blocks.len()];
+        let extents: Vec<ExtentIn<'_>> = plan_extents(&kinds)
+            .iter()
+            .enumerate()
+            .map(|(i, &(first, count))| ExtentIn {
+                id: ChunkId::data(50 + i as u64),
+                first,
+                payloads: blocks[first as usize..first as usize + count as usize]
+                    .iter()
+                    .map(|p| &p[..])
+                    .collect(),
+            })
+            .collect();
+        let crcs: Vec<u8> = extents.iter().flat_map(extent_crcs).collect();
+        let mut rec = vec![0u8; super::super::HEADER_LEN];
+        encode_aligned_write_head(&mut rec, [4; 16], 77, &kinds, &extents, &crcs);
+        let pad = finish_aligned_write_head(&mut rec, super::super::HEADER_LEN, offset);
+        assert!(pad < 4096);
+        assert_eq!(
+            (offset + rec.len() as u64) % 4096,
+            0,
+            "payloads not aligned"
+        );
+        let body_head = rec.len() - super::super::HEADER_LEN;
+        for b in blocks {
+            rec.extend_from_slice(b);
+        }
+        let h = super::super::RecordHeader::encode_covered(
+            super::super::RecordKind::WriteAligned,
+            9,
+            &rec[super::super::HEADER_LEN..][..body_head],
+            (rec.len() - super::super::HEADER_LEN) as u32,
+        );
+        rec[..super::super::HEADER_LEN].copy_from_slice(&h);
+        rec
+    }
+
+    #[test]
+    fn aligned_write_roundtrip_and_locate() {
+        use super::super::{RecordHeader, HEADER_LEN};
+        let blocks: Vec<Vec<u8>> = (0..70u8).map(|i| vec![i ^ 0x5a; 4096]).collect();
+        for offset in [0u64, 32, 4000, 4096, 123_456, (1 << 26) - 9000] {
+            let rec = aligned_record(offset, &blocks);
+            let h = RecordHeader::decode(&rec).unwrap();
+            let body = &rec[HEADER_LEN..];
+            // The header's crc covers the head, crcs and padding.
+            assert!(h.body_ok(body));
+            assert_eq!(Some(h.crc_len as usize), aligned_write_covered(body));
+            let (w, failed) = decode_aligned_write(body).unwrap();
+            assert!(failed.is_empty());
+            assert_eq!((w.object, w.first_block, w.kinds.len()), ([4; 16], 77, 70));
+            let shape: Vec<(u32, u8)> = w.extents.iter().map(|x| (x.first, x.count)).collect();
+            assert_eq!(shape, [(0, 32), (32, 32), (64, 6)]);
+            assert_eq!(
+                decode_extent_record(super::super::RecordKind::WriteAligned, body)
+                    .unwrap()
+                    .0,
+                w
+            );
+            // Every block is found through the gap replay derives, as a
+            // reader finds it from the chunk-table entry.
+            let base = LogAddr::new(crate::types::SegmentNo(1), offset + HEADER_LEN as u64);
+            for x in &w.extents {
+                let loc = LogAddr(base.0 + x.crcs_at as u64);
+                let gap = extent_gap(loc, x.count, LogAddr(base.0 + x.payload_at as u64)).unwrap();
+                assert!(gap > 0);
+                for k in 0..x.count {
+                    let (c, p) = extent_block(loc, x.count, gap, k);
+                    assert_eq!(p.offset() % 4096, 0);
+                    let (c, p) = (
+                        (c.offset() - offset) as usize,
+                        (p.offset() - offset) as usize,
+                    );
+                    let i = x.first as usize + usize::from(k);
+                    assert_eq!(&rec[p..p + 4096], &blocks[i][..]);
+                    assert_eq!(get_u32(&rec, c), block_crc(x.id, k, &blocks[i]));
+                }
+            }
+            // A flipped payload byte fails that block alone; a flipped
+            // crc or padding byte fails the record's body crc.
+            let mut d = rec.clone();
+            let last = d.len() - 1;
+            d[last] ^= 1;
+            assert!(RecordHeader::decode(&d).unwrap().body_ok(&d[HEADER_LEN..]));
+            assert_eq!(decode_aligned_write(&d[HEADER_LEN..]).unwrap().1, [69]);
+            let mut d = rec.clone();
+            d[HEADER_LEN + w.extents[1].crcs_at] ^= 1;
+            assert!(!RecordHeader::decode(&d).unwrap().body_ok(&d[HEADER_LEN..]));
+            let pat = w.extents[0].payload_at;
+            if pat > w.extents[2].crcs_at + 4 * 6 {
+                let mut d = rec.clone();
+                d[HEADER_LEN + pat - 1] = 1;
+                assert!(!RecordHeader::decode(&d).unwrap().body_ok(&d[HEADER_LEN..]));
+                assert!(
+                    decode_aligned_write(&d[HEADER_LEN..]).is_err(),
+                    "padding must be zero"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn aligned_write_garbled() {
+        let blocks: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 4096]).collect();
+        let rec = aligned_record(100, &blocks);
+        let body = &rec[super::super::HEADER_LEN..];
+        assert!(decode_aligned_write(body).is_ok());
+        // Truncated, a byte too many, a reserved word, payloads_at moved
+        // into the crcs, past a page of padding, or past the end.
+        assert!(decode_aligned_write(&body[..body.len() - 1]).is_err());
+        let mut d = body.to_vec();
+        d.push(0);
+        assert!(decode_aligned_write(&d).is_err());
+        let mut d = body.to_vec();
+        d[37] = 1;
+        assert!(decode_aligned_write(&d).is_err());
+        let pat = get_u32(body, 32);
+        for bad in [pat - 4, 44, pat + 4096, u32::MAX] {
+            let mut d = body.to_vec();
+            put_u32(&mut d, 32, bad);
+            assert!(decode_aligned_write(&d).is_err(), "payloads_at {bad}");
+        }
+        // A kind 10 body is not a kind 12 one, nor the reverse.
+        assert!(decode_extent_write(body).is_err());
+        assert!(decode_aligned_write(&[]).is_err());
+        assert!(decode_extent_record(super::super::RecordKind::Zero, body).is_err());
+    }
+
+    #[test]
+    fn extent_gap_and_locate() {
+        let seg = |o: u64| LogAddr::new(crate::types::SegmentNo(3), o);
+        // Payloads right after the crcs: gap 0, the kind 10 layout.
+        assert_eq!(extent_gap(seg(100), 4, seg(116)).unwrap(), 0);
+        assert_eq!(extent_block(seg(100), 4, 0, 2), (seg(108), seg(116 + 8192)));
+        // Aligned payloads two pages on from the crcs' page.
+        assert_eq!(extent_gap(seg(4100), 4, seg(12288)).unwrap(), 2);
+        assert_eq!(
+            extent_block(seg(4100), 4, 2, 1),
+            (seg(4104), seg(12288 + 4096))
+        );
+        // Unaligned, before the crcs, in another segment, too far.
+        assert!(extent_gap(seg(4100), 4, seg(12289)).is_err());
+        assert!(extent_gap(seg(8192), 4, seg(4096)).is_err());
+        assert!(extent_gap(seg(4100), 4, LogAddr::new(crate::types::SegmentNo(4), 8192)).is_err());
+        assert!(extent_gap(seg(0), 4, seg(4096 << 16)).is_err());
+        assert_eq!(extent_gap(seg(0), 4, seg(4096 * 65535)).unwrap(), 65535);
+    }
+
     #[test]
     fn extent_reloc_roundtrip_and_garbled() {
         let stored = vec![3u8; 2 * EXTENT_BYTES_PER_BLOCK as usize];
@@ -515,6 +847,8 @@ mod tests {
             b in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
         ) {
             let _ = decode_extent_write(&b);
+            let _ = decode_aligned_write(&b);
+            let _ = aligned_write_covered(&b);
             let _ = decode_extent_reloc(&b);
             let _ = extent_write_covered(&b);
         }

@@ -49,7 +49,11 @@ pub const CT_INTERIOR_LEVELS: u8 = 7;
 pub const CT_CAPACITY: u64 = CT_LEAF_ENTRIES * CT_FANOUT.pow(CT_INTERIOR_LEVELS as u32);
 /// Superblock magic.
 pub const SUPER_MAGIC: [u8; 8] = *b"BLKDSUPR";
-/// On-disk format version. Version 7 may write a map node *packed* (a
+/// On-disk format version. Version 8 writes large writes as aligned
+/// extent Write records (kind 12: payloads at 4 KiB-aligned file offsets,
+/// located through the `gap` of their extent's entry; `extents.rs`);
+/// older records and entries stay valid, so version 4 to 7 stores open as
+/// they are. Version 7 may write a map node *packed* (a
 /// base value and 510 offsets from it of 1 to 7 bytes each; `nodes.rs`),
 /// which makes a leaf written at random about half a page; dense and runs
 /// nodes stay valid, so a version 6 store opens as it is. Version 6 stores data as extents of 1 to 32
@@ -66,11 +70,11 @@ pub const SUPER_MAGIC: [u8; 8] = *b"BLKDSUPR";
 /// is migrated on open (`migrate.rs`); versions 1 and 2 are refused with a
 /// message saying to open them with a format-3 build first
 /// (docs/design.md, "Format versions").
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 /// The oldest format version this build opens (migrating it).
 pub const OLDEST_FORMAT_VERSION: u32 = 3;
 /// The format version whose stores `migrate.rs` rewrites at open; later
-/// ones (4 to 6) open as they are.
+/// ones (4 to 7) open as they are.
 pub const MIGRATED_FORMAT_VERSION: u32 = 3;
 /// Size of one superblock slot.
 pub const SUPER_SLOT_LEN: usize = 4096;
@@ -100,6 +104,9 @@ pub enum RecordKind {
     WriteExtents = 10,
     /// An extent moved by the segment cleaner (format version 6).
     RelocExtent = 11,
+    /// Data blocks written as extents with their payloads 4 KiB-aligned
+    /// in the file (format version 8).
+    WriteAligned = 12,
 }
 
 impl RecordKind {
@@ -116,6 +123,7 @@ impl RecordKind {
             9 => RecordKind::Free,
             10 => RecordKind::WriteExtents,
             11 => RecordKind::RelocExtent,
+            12 => RecordKind::WriteAligned,
             _ => return None,
         })
     }
@@ -155,6 +163,8 @@ fn covered_len(kind: RecordKind, body: &[u8]) -> usize {
             .min(body.len())
     } else if kind == RecordKind::WriteExtents {
         extent_write_covered(body).map_or(body.len(), |c| c.min(body.len()))
+    } else if kind == RecordKind::WriteAligned {
+        aligned_write_covered(body).map_or(body.len(), |c| c.min(body.len()))
     } else {
         body.len()
     }
@@ -211,7 +221,10 @@ impl RecordHeader {
         body_crc: u32,
         body_len: u32,
     ) -> [u8; HEADER_LEN] {
-        debug_assert!(kind != RecordKind::Write && kind != RecordKind::WriteExtents);
+        debug_assert!(!matches!(
+            kind,
+            RecordKind::Write | RecordKind::WriteExtents | RecordKind::WriteAligned
+        ));
         let mut h = [0u8; HEADER_LEN];
         put_u32(&mut h, 0, RECORD_MAGIC);
         h[4] = kind as u8;

@@ -725,7 +725,7 @@ mod tests {
                 proptest::prop_assert_eq!(Node::decode(&o, id).unwrap(), n.clone());
             }
             let mut p = CtPage::empty(0);
-            let e = CtEntry { loc: LogAddr(1 << 32), refcount: 1, crc: 2, stored_len: b.len() as u32, flags: 0, nblocks: 0 };
+            let e = CtEntry { loc: LogAddr(1 << 32), refcount: 1, crc: 2, stored_len: b.len() as u32, flags: 0, nblocks: 0, gap: 0 };
             if let CtPage::Leaf(es) = &mut p {
                 es[0] = e;
             }

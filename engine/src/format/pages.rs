@@ -42,6 +42,10 @@ pub struct CtEntry {
     /// one-block chunk whose crc is in the entry (format versions 4 and 5,
     /// and compressed blocks) and for map nodes.
     pub nblocks: u8,
+    /// Where an extent's payloads lie ([`super::extent_block`]): 0 right
+    /// after its crc array, else that many 4 KiB pages after the page
+    /// holding it (format version 8, kind 12 records). 0 for the others.
+    pub gap: u16,
 }
 
 /// Bit 31 of an extent entry's `loc` on disk (segment offsets stay below
@@ -103,8 +107,8 @@ impl CtEntry {
     }
 
     /// The entry of a new extent of `nblocks` blocks whose crc array lies
-    /// at `loc`, with `refcount` references.
-    pub fn extent(loc: LogAddr, nblocks: u8, refcount: u32) -> CtEntry {
+    /// at `loc` and payloads where `gap` says, with `refcount` references.
+    pub fn extent(loc: LogAddr, nblocks: u8, gap: u16, refcount: u32) -> CtEntry {
         CtEntry {
             loc,
             refcount,
@@ -112,16 +116,23 @@ impl CtEntry {
             stored_len: (super::EXTENT_BYTES_PER_BLOCK * u64::from(nblocks)) as u32,
             flags: 0,
             nblocks,
+            gap,
         }
+    }
+
+    /// Where block `k` of this extent lies: its crc and its payload
+    /// ([`super::extent_block`]).
+    pub fn extent_block(&self, k: u8) -> (LogAddr, LogAddr) {
+        super::extent_block(self.loc, self.nblocks, self.gap, k)
     }
 
     /// Encodes the entry of chunk `id` into its 16 bytes.
     fn encode_into(&self, id: u64, b: &mut [u8]) {
         if self.nblocks > 0 && self.is_live() {
-            // extent: loc | bit 31, refcount u32, nblocks u8, 0 u8, 0 u16
+            // extent: loc | bit 31, refcount u32, nblocks u8, 0 u8, gap u16
             put_u64(b, 0, self.loc.0 | CT_LOC_EXTENT);
             put_u32(b, 8, self.refcount);
-            put_u32(b, 12, u32::from(self.nblocks));
+            put_u32(b, 12, u32::from(self.nblocks) | u32::from(self.gap) << 16);
             return;
         }
         let len = if !self.is_live() || self.stored_len >= PAGE_LEN as u32 {
@@ -145,7 +156,7 @@ impl CtEntry {
             return Ok(CtEntry::default());
         }
         if loc.0 & CT_LOC_EXTENT != 0 && id < NODE_ID_BASE {
-            let (loc, n) = (LogAddr(loc.0 & !CT_LOC_EXTENT), crc);
+            let (loc, n, gap) = (LogAddr(loc.0 & !CT_LOC_EXTENT), crc & 0xffff, crc >> 16);
             if loc.is_none() || word == 0 || !(1..=super::EXTENT_MAX_BLOCKS as u32).contains(&n) {
                 return Err(Error::corrupt(format!(
                     "chunk-table entry of extent {id} is malformed (location {}, refcount \
@@ -153,7 +164,7 @@ impl CtEntry {
                     loc.0
                 )));
             }
-            return Ok(CtEntry::extent(loc, n as u8, word));
+            return Ok(CtEntry::extent(loc, n as u8, gap as u16, word));
         }
         let (refcount, len) = (word & REFCOUNT_MAX, word >> 20);
         let stored_len = if len == 0 { PAGE_LEN as u32 } else { len };
@@ -171,6 +182,7 @@ impl CtEntry {
                 stored_len,
                 flags: 0,
                 nblocks: 0,
+                gap: 0,
             });
         }
         if refcount == 0 || loc.is_none() {
@@ -186,6 +198,7 @@ impl CtEntry {
             stored_len,
             flags: if len == 0 { 0 } else { CT_FLAG_COMPRESSED },
             nblocks: 0,
+            gap: 0,
         })
     }
 
@@ -387,6 +400,7 @@ pub fn decode_v3_leaf(b: &[u8], index: u64) -> Result<Vec<CtEntry>> {
                 stored_len: get_u32(b, o + 16),
                 flags: get_u32(b, o + 20),
                 nblocks: 0,
+                gap: 0,
             }
         })
         .collect())
@@ -437,6 +451,7 @@ mod tests {
                 stored_len: 4095,
                 flags: CT_FLAG_COMPRESSED,
                 nblocks: 0,
+                gap: 0,
             };
             es[254] = CtEntry {
                 loc: LogAddr(1 << 40),
@@ -445,6 +460,7 @@ mod tests {
                 stored_len: 4096,
                 flags: 0,
                 nblocks: 0,
+                gap: 0,
             };
         }
         let b = p.encode(0, 12);
@@ -469,6 +485,7 @@ mod tests {
             stored_len: PAGE_LEN as u32,
             flags: 0,
             nblocks: 0,
+            gap: 0,
         };
         let runs = CtEntry {
             loc: LogAddr(1 << 33),
@@ -477,6 +494,7 @@ mod tests {
             stored_len: (NODE_RUNS_HEAD + 2 * NODE_RUN_LEN) as u32,
             flags: 0,
             nblocks: 0,
+            gap: 0,
         };
         if let CtPage::Leaf(es) = &mut p {
             es[0] = node;
@@ -494,7 +512,7 @@ mod tests {
         assert!(CtPage::decode(&bad, 0, leaf).is_err());
         assert_eq!(node.max_refs(), REFCOUNT_MAX);
         // An extent entry: loc marked, full 32-bit refcount, block count.
-        let ext = CtEntry::extent(LogAddr(1 << 33 | 96), 32, u32::MAX);
+        let ext = CtEntry::extent(LogAddr(1 << 33 | 96), 32, 0, u32::MAX);
         assert_eq!(
             (ext.max_refs(), ext.blocks(), ext.stored_len),
             (u32::MAX, 32, 32 * 4100)
@@ -506,7 +524,14 @@ mod tests {
         let b = p.encode(0, 3);
         assert_eq!(get_u64(&b, 16 + 16 * 7), 1 << 33 | 96 | CT_LOC_EXTENT);
         assert_eq!(CtPage::decode(&b, 0, 3).unwrap(), p);
-        for (at, v) in [(12, 0u8), (12, 33), (13, 1), (15, 1)] {
+        // Bytes 14..16 hold the gap to the payloads (format version 8).
+        let mut x = b.clone();
+        x[16 + 16 * 7 + 15] = 1;
+        match CtPage::decode(&x, 0, 3).unwrap() {
+            CtPage::Leaf(es) => assert_eq!((es[7].gap, es[7].nblocks), (256, 32)),
+            _ => panic!("not a leaf"),
+        }
+        for (at, v) in [(12, 0u8), (12, 33), (13, 1)] {
             let mut x = b.clone();
             x[16 + 16 * 7 + at] = v;
             assert!(CtPage::decode(&x, 0, 3).is_err(), "byte {at} = {v}");

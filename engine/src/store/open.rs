@@ -196,12 +196,17 @@ impl Store {
                 queue,
                 free: Default::default(),
                 record_blocks: record_blocks(u64::from(sb.segment_size)),
+                aligned: Default::default(),
                 opts,
                 observer: Mutex::new(None),
                 _lock: lock,
             }),
         };
-        if replayed.applied > 0 || !replayed.lost.is_empty() || v3 {
+        // An older store's superblock is rewritten in the current version
+        // before anything is appended: a record kind its version lacks
+        // (kind 12 in a version 7 store) is then never after a durable
+        // superblock of a build that would take it for a torn tail.
+        if replayed.applied > 0 || !replayed.lost.is_empty() || sb.version < FORMAT_VERSION {
             tracing::info!(
                 records = replayed.applied,
                 lost = replayed.lost.len(),
