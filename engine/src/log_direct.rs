@@ -563,15 +563,9 @@ pub(crate) fn write_all_vectored_at(
 mod tests {
     use super::*;
 
-    fn record(len: usize) -> Vec<u8> {
-        (0..len).map(|i| (i * 7 + i / 4096) as u8).collect()
-    }
-
-    /// Records of every size class land byte for byte where buffered
-    /// appends would put them, direct or not, at aligned and unaligned
-    /// offsets, split over several slices.
-    #[test]
-    fn direct_and_buffered_appends_write_the_same_bytes() {
+    /// A segment file opened plainly (the reference of buffered appends)
+    /// and a direct writer on the same file, in a fresh directory.
+    fn segment_pair() -> (tempfile::TempDir, std::fs::File, DirectWriter) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seg");
         let buffered = OpenOptions::new()
@@ -583,6 +577,19 @@ mod tests {
             .unwrap();
         let mut w = DirectWriter::new(true);
         w.open(&path);
+        (dir, buffered, w)
+    }
+
+    fn record(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 4096) as u8).collect()
+    }
+
+    /// Records of every size class land byte for byte where buffered
+    /// appends would put them, direct or not, at aligned and unaligned
+    /// offsets, split over several slices.
+    #[test]
+    fn direct_and_buffered_appends_write_the_same_bytes() {
+        let (_dir, buffered, mut w) = segment_pair();
         let mut expect = Vec::new();
         let mut off = 0u64;
         let sizes = [100, 1 << 20, 37, 3 << 20, 4096, 200_000, 65_536 + 8192, 5];
@@ -631,17 +638,7 @@ mod tests {
     /// staged.
     #[test]
     fn payload_parts_are_written_from_their_buffer() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("seg");
-        let buffered = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        let mut w = DirectWriter::new(true);
-        w.open(&path);
+        let (_dir, buffered, mut w) = segment_pair();
         let mut expect = Vec::new();
         let mut off = 0u64;
         for (i, (head, blocks)) in [(100, 256), (3000, 16), (40, 64), (5000, 300)]

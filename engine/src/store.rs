@@ -224,14 +224,31 @@ impl Store {
         self.with_room(|| self.write_once(id, offset, data, fua))
     }
 
-    fn write_once(&self, id: ObjectId, offset: u64, data: &[u8], fua: bool) -> Result<()> {
+    /// What every write does first: refuses a failed store, and a range
+    /// or object the write may not touch; an empty write is only a flush
+    /// (with `fua`). Returns whether the volume compresses, or `None` when
+    /// there is nothing to write.
+    pub(crate) fn write_start(
+        &self,
+        id: ObjectId,
+        offset: u64,
+        len: usize,
+        fua: bool,
+    ) -> Result<Option<bool>> {
         self.check_live()?;
-        if data.is_empty() {
-            return if fua { self.flush() } else { Ok(()) };
+        if len == 0 {
+            if fua {
+                self.flush()?;
+            }
+            return Ok(None);
         }
-        let compress = {
-            let st = self.inner.state.lock();
-            st.check_io(id, offset, data.len() as u64, true)?.2
+        let st = self.inner.state.lock();
+        Ok(Some(st.check_io(id, offset, len as u64, true)?.2))
+    }
+
+    fn write_once(&self, id: ObjectId, offset: u64, data: &[u8], fua: bool) -> Result<()> {
+        let Some(compress) = self.write_start(id, offset, data.len(), fua)? else {
+            return Ok(());
         };
         let bs = BLOCK_SIZE;
         let end = offset + data.len() as u64;

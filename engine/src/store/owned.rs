@@ -46,14 +46,9 @@ impl Store {
         buf: &Arc<AlignedBuf>,
         fua: bool,
     ) -> Result<()> {
-        self.check_live()?;
         let data: &[u8] = buf;
-        if data.is_empty() {
-            return if fua { self.flush() } else { Ok(()) };
-        }
-        let compress = {
-            let st = self.inner.state.lock();
-            st.check_io(id, offset, data.len() as u64, true)?.2
+        let Some(compress) = self.write_start(id, offset, data.len(), fua)? else {
+            return Ok(());
         };
         let bs = BLOCK_SIZE;
         let aligned =
