@@ -224,47 +224,53 @@ impl Store {
         self.with_room(|| self.write_once(id, offset, data, fua))
     }
 
-    /// What every write does first: refuses a failed store, and a range
-    /// or object the write may not touch; an empty write is only a flush
-    /// (with `fua`). Returns whether the volume compresses, or `None` when
-    /// there is nothing to write.
-    pub(crate) fn write_start(
+    /// What every write does around its pieces: refuses a failed store,
+    /// and a range or object the write may not touch (an empty write is
+    /// only a flush, with `fua`); splits the `len` bytes at `offset` into
+    /// pieces of at most one record's worth of blocks, handing each to
+    /// `piece` (its offset, its bytes' range within the write, whether the
+    /// volume compresses); then the flush `fua` asks for and the
+    /// housekeeping writes call for.
+    pub(crate) fn write_pieces(
         &self,
         id: ObjectId,
         offset: u64,
         len: usize,
         fua: bool,
-    ) -> Result<Option<bool>> {
+        mut piece: impl FnMut(u64, std::ops::Range<usize>, bool) -> Result<()>,
+    ) -> Result<()> {
         self.check_live()?;
         if len == 0 {
-            if fua {
-                self.flush()?;
-            }
-            return Ok(None);
+            return if fua { self.flush() } else { Ok(()) };
         }
-        let st = self.inner.state.lock();
-        Ok(Some(st.check_io(id, offset, len as u64, true)?.2))
-    }
-
-    fn write_once(&self, id: ObjectId, offset: u64, data: &[u8], fua: bool) -> Result<()> {
-        let Some(compress) = self.write_start(id, offset, data.len(), fua)? else {
-            return Ok(());
+        let compress = {
+            let st = self.inner.state.lock();
+            st.check_io(id, offset, len as u64, true)?.2
         };
         let bs = BLOCK_SIZE;
-        let end = offset + data.len() as u64;
+        let end = offset + len as u64;
         let mut pos = offset;
         while pos < end {
             let first = pos / bs;
             let last = ((end - 1) / bs).min(first + self.inner.record_blocks - 1);
             let piece_end = ((last + 1) * bs).min(end);
-            let piece = &data[(pos - offset) as usize..(piece_end - offset) as usize];
-            self.write_piece(id, pos, piece, compress)?;
+            piece(
+                pos,
+                (pos - offset) as usize..(piece_end - offset) as usize,
+                compress,
+            )?;
             pos = piece_end;
         }
         if fua {
             self.flush()?;
         }
         self.maybe_checkpoint()
+    }
+
+    fn write_once(&self, id: ObjectId, offset: u64, data: &[u8], fua: bool) -> Result<()> {
+        self.write_pieces(id, offset, data.len(), fua, |pos, r, compress| {
+            self.write_piece(id, pos, &data[r], compress)
+        })
     }
 
     /// Writes a range within one record's worth of blocks.

@@ -47,31 +47,18 @@ impl Store {
         fua: bool,
     ) -> Result<()> {
         let data: &[u8] = buf;
-        let Some(compress) = self.write_start(id, offset, data.len(), fua)? else {
-            return Ok(());
-        };
         let bs = BLOCK_SIZE;
-        let aligned =
-            !compress && offset.is_multiple_of(bs) && (data.len() as u64).is_multiple_of(bs);
-        let end = offset + data.len() as u64;
-        let mut pos = offset;
-        while pos < end {
-            let first = pos / bs;
-            let last = ((end - 1) / bs).min(first + self.inner.record_blocks - 1);
-            let piece_end = ((last + 1) * bs).min(end);
-            let (from, to) = ((pos - offset) as usize, (piece_end - offset) as usize);
-            if !(aligned
-                && (to - from) as u64 >= ALIGNED_WRITE_MIN
-                && self.write_piece_owned(id, pos, buf, from, to)?)
+        let whole = offset.is_multiple_of(bs) && (data.len() as u64).is_multiple_of(bs);
+        self.write_pieces(id, offset, data.len(), fua, |pos, r, compress| {
+            if !(whole
+                && !compress
+                && r.len() as u64 >= ALIGNED_WRITE_MIN
+                && self.write_piece_owned(id, pos, buf, r.start, r.end)?)
             {
-                self.write_piece(id, pos, &data[from..to], compress)?;
+                self.write_piece(id, pos, &data[r], compress)?;
             }
-            pos = piece_end;
-        }
-        if fua {
-            self.flush()?;
-        }
-        self.maybe_checkpoint()
+            Ok(())
+        })
     }
 
     /// Writes bytes `[from, to)` of `buf` (whole blocks) at `offset` as
