@@ -433,6 +433,34 @@ fn delete_s_and_reopen(s: Store, dir: &Path) -> Store {
     Store::open(dir, opts()).unwrap()
 }
 
+/// Snapshots `v` as `s2`, overwrites its block `block` with `byte` (FUA),
+/// deletes the fixture's snapshot `s` and reopens (`delete_s_and_reopen`);
+/// then `s2` must read as `later` says, `v` too but for the block
+/// overwritten, and the store must check and scrub clean.
+fn overwrite_after_snapshot(
+    s: Store,
+    dir: &Path,
+    v: ObjectId,
+    block: u64,
+    byte: u8,
+    later: impl Fn(u64) -> Vec<u8>,
+) {
+    let s2 = s.snapshot(v, Some("s2")).unwrap().id;
+    s.write(v, block * BS, &vec![byte; BS as usize], true)
+        .unwrap();
+    let s = delete_s_and_reopen(s, dir);
+    assert_blocks(&s, v, "v", |b| {
+        if b == block {
+            vec![byte; BS as usize]
+        } else {
+            later(b)
+        }
+    });
+    assert_blocks(&s, s2, "s2", later);
+    assert!(s.check(false).unwrap().is_clean());
+    assert!(s.scrub(None).unwrap().errors.is_empty());
+}
+
 /// Asserts that the 512 blocks of object `id` (called `name`) read as
 /// `want` says.
 fn assert_blocks(s: &Store, id: ObjectId, name: &str, want: impl Fn(u64) -> Vec<u8>) {
@@ -572,26 +600,13 @@ fn version_6_store_opens_as_it_is() {
     s.checkpoint().unwrap();
     let (_, _, packed) = node_encodings(dir.path());
     assert!(packed >= 1, "no packed node after scattered writes");
-    let s2 = s.snapshot(v, Some("s2")).unwrap().id;
-    s.write(v, 7 * BS, &vec![0x12; BS as usize], true).unwrap();
-    let s = delete_s_and_reopen(s, dir.path());
-    let later = |b: u64| -> Vec<u8> {
+    overwrite_after_snapshot(s, dir.path(), v, 7, 0x12, |b| {
         if scattered.contains(&b) {
             fixture_text(6, 8, b)
         } else {
             expected_v6("v", b)
         }
-    };
-    assert_blocks(&s, v, "v", |b| {
-        if b == 7 {
-            vec![0x12; BS as usize]
-        } else {
-            later(b)
-        }
     });
-    assert_blocks(&s, s2, "s2", later);
-    assert!(s.check(false).unwrap().is_clean());
-    assert!(s.scrub(None).unwrap().errors.is_empty());
 }
 
 #[test]
@@ -641,25 +656,10 @@ fn version_7_store_opens_as_it_is() {
         kinds.contains(&RecordKind::WriteAligned),
         "no aligned record"
     );
-    let s2 = s.snapshot(v, Some("s2")).unwrap().id;
-    s.write(v, 45 * BS, &vec![0x11; BS as usize], true).unwrap();
-    let s = delete_s_and_reopen(s, dir.path());
-    let later = |b: u64| -> Vec<u8> {
-        match b {
-            10..137 => fixture_text(7, 9, b),
-            _ => expected_v7("v", b),
-        }
-    };
-    assert_blocks(&s, v, "v", |b| {
-        if b == 45 {
-            vec![0x11; BS as usize]
-        } else {
-            later(b)
-        }
+    overwrite_after_snapshot(s, dir.path(), v, 45, 0x11, |b| match b {
+        10..137 => fixture_text(7, 9, b),
+        _ => expected_v7("v", b),
     });
-    assert_blocks(&s, s2, "s2", later);
-    assert!(s.check(false).unwrap().is_clean());
-    assert!(s.scrub(None).unwrap().errors.is_empty());
 }
 
 #[test]

@@ -606,19 +606,25 @@ mod tests {
         assert_eq!(plan_extents(&[BLOCK_DATA; 64]), [(0, 32), (32, 32)]);
     }
 
-    fn encode_sample(kinds: &[u8], blocks: &[Vec<u8>]) -> Vec<u8> {
-        let extents: Vec<ExtentIn<'_>> = plan_extents(kinds)
+    /// The extents `plan_extents` cuts `kinds` into, with data ids from
+    /// `id0` on and their payloads from `blocks`.
+    fn sample_extents<'a>(kinds: &[u8], blocks: &'a [Vec<u8>], id0: u64) -> Vec<ExtentIn<'a>> {
+        plan_extents(kinds)
             .iter()
             .enumerate()
             .map(|(i, &(first, count))| ExtentIn {
-                id: ChunkId::data(10 + i as u64),
+                id: ChunkId::data(id0 + i as u64),
                 first,
                 payloads: blocks[first as usize..first as usize + count as usize]
                     .iter()
                     .map(|p| &p[..])
                     .collect(),
             })
-            .collect();
+            .collect()
+    }
+
+    fn encode_sample(kinds: &[u8], blocks: &[Vec<u8>]) -> Vec<u8> {
+        let extents = sample_extents(kinds, blocks, 10);
         encode_extent_write([9; 16], 1000, kinds, &extents)
     }
 
@@ -678,18 +684,7 @@ mod tests {
     /// record (header, head, padding, payloads).
     fn aligned_record(offset: u64, blocks: &[Vec<u8>]) -> Vec<u8> {
         let kinds = vec![BLOCK_DATA; blocks.len()];
-        let extents: Vec<ExtentIn<'_>> = plan_extents(&kinds)
-            .iter()
-            .enumerate()
-            .map(|(i, &(first, count))| ExtentIn {
-                id: ChunkId::data(50 + i as u64),
-                first,
-                payloads: blocks[first as usize..first as usize + count as usize]
-                    .iter()
-                    .map(|p| &p[..])
-                    .collect(),
-            })
-            .collect();
+        let extents = sample_extents(&kinds, blocks, 50);
         let crcs: Vec<u8> = extents.iter().flat_map(extent_crcs).collect();
         let mut rec = vec![0u8; super::super::HEADER_LEN];
         encode_aligned_write_head(&mut rec, [4; 16], 77, &kinds, &extents, &crcs);
