@@ -25,11 +25,16 @@
 # the time until the frees are done is polled past them, up to FREE_WAIT s
 # (default 300), and printed as "not done in time" beyond.
 #
+# METRICS=1 also serves /metrics on loopback and prints, from just before
+# the delete to the end of the frees, the store-lock holds by holder (count,
+# seconds, longest bucket), metadata pages read and where, checkpoints, and
+# table leaves written in slices. Needs curl.
+#
 # Stores go under BENCH_DIR (default target/). Needs fio and python3. The
 # server gets BLOCKD_CACHE_SIZE and BLOCKD_DIRTY_LIMIT from the environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 1 ] || { sed -n 2,29p "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,34p "$0" >&2; exit 2; }
 N=$1
 B=${2:-target/release/blockd}
 BASE=${BENCH_DIR:-$PWD/target}
@@ -38,8 +43,13 @@ d=$(mktemp -d "$BASE/delete-latency.XXXXXX")
 trap 'kill "$pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$d"' EXIT
 "$B" --data-dir "$d/d" volume create v --size "${N}G" ${COMPRESS:+--compress} >/dev/null
 "$B" --data-dir "$d/d" volume create w --size 1G >/dev/null
+metrics=()
+if [ -n "${METRICS:-}" ]; then
+  mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  metrics=(--metrics-listen "127.0.0.1:$mport")
+fi
 BLOCKD_LOG=info "$B" --data-dir "$d/d" serve --api-listen "" --nbd-listen "" \
-  --nbd-socket "$d/s.sock" 2>"$d/serve.log" &
+  --nbd-socket "$d/s.sock" "${metrics[@]}" 2>"$d/serve.log" &
 pid=$!
 for _ in $(seq 1 200); do [ -S "$d/s.sock" ] && break; sleep 0.05; done
 FILL=${FILL:-seq}
@@ -72,6 +82,7 @@ n0=$(grep -c "pending frees done" "$d/serve.log" || true)
 # Peak RSS from here on (the fills' buffers do not count).
 rss0=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
+[ -n "${METRICS:-}" ] && curl -sf "http://127.0.0.1:$mport/metrics" >"$d/m0"
 t0=$(date +%s.%N)
 "$B" --data-dir "$d/d" snapshot delete s >/dev/null
 t1=$(date +%s.%N)
@@ -84,6 +95,7 @@ for _ in $(seq 1 $((${FREE_WAIT:-300} * 100))); do
 done
 t2=$(date +%s.%N)
 [ "$(grep -c "pending frees done" "$d/serve.log" || true)" -gt "$n0" ] || t2=nan
+[ -n "${METRICS:-}" ] && curl -sf "http://127.0.0.1:$mport/metrics" >"$d/m1"
 wait "$fpid"
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 python3 - "$d/fio.json" "$t0" "$t1" "$t2" "$rss" "$N" "$rss0" "$FILL" "$READ_S" <<'PY'
@@ -101,3 +113,36 @@ print("%s GiB snapshot (%s fill): delete answered in %.1f ms, freed after %s; "
     int(sys.argv[5]) // 1024))
 PY
 grep "pending frees done" "$d/serve.log" | tail -1 || true
+[ -n "${METRICS:-}" ] || exit 0
+python3 - "$d/m0" "$d/m1" <<'PY'
+import re, sys
+def load(f):
+    m = {}
+    for line in open(f):
+        if line.startswith("#") or not line.strip():
+            continue
+        k, v = line.rsplit(" ", 1)
+        m[k] = float(v)
+    return m
+a, b = load(sys.argv[1]), load(sys.argv[2])
+d = {k: v - a.get(k, 0.0) for k, v in b.items()}
+for h in ("io", "checkpoint", "reclaim", "free"):
+    lab = 'holder="%s"' % h
+    n = d.get('blockd_engine_state_lock_hold_seconds_count{%s}' % lab, 0)
+    s = d.get('blockd_engine_state_lock_hold_seconds_sum{%s}' % lab, 0)
+    buckets = sorted(
+        (float(re.search(r'le="([^"]+)"', k).group(1)), v)
+        for k, v in d.items()
+        if k.startswith("blockd_engine_state_lock_hold_seconds_bucket{") and lab in k)
+    hist, prev = [], 0.0
+    for le, c in buckets:
+        if c > prev:
+            hist.append("%d<=%gms" % (c - prev, le * 1e3))
+        prev = c
+    print("holds %-10s %8d in %7.2f s: %s" % (h, n, s, " ".join(hist)))
+for k in sorted(d):
+    if d[k] and (k.startswith("blockd_engine_metadata_reads") or k.startswith("blockd_engine_checkpoints")
+                 or "leaves_sliced" in k or k.startswith("blockd_engine_cache_lookups")
+                 or k.startswith("blockd_engine_client_metadata") or k.startswith("blockd_engine_fetch_retries")):
+        print("%s +%d" % (k, d[k]))
+PY
