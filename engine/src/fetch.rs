@@ -178,54 +178,72 @@ fn read_at(
     })
 }
 
-/// The state lock held by client I/O: clears the pinned pages and counts
-/// the hold time when dropped.
+/// The state lock held by client I/O (or a cleaner batch, or a free
+/// step): clears the pinned pages and counts the hold time when dropped.
 pub(crate) struct Held<'a> {
-    st: MutexGuard<'a, State>,
+    /// Always `Some` until dropped (taken to be unlocked fairly).
+    st: Option<MutexGuard<'a, State>>,
     who: Holder,
     since: Instant,
     /// Pages read under the lock before this hold began.
     locked_reads: u64,
+    /// Hand the lock straight to a waiting thread when dropped.
+    fair: bool,
 }
 
 impl<'a> Held<'a> {
     pub(crate) fn new(st: MutexGuard<'a, State>, who: Holder) -> Held<'a> {
         let locked_reads = st.counters.pages_locked();
         Held {
-            st,
+            st: Some(st),
             who,
             since: Instant::now(),
             locked_reads,
+            fair: false,
         }
+    }
+
+    /// Ends the hold handing the lock straight to a waiting thread, if
+    /// any (`MutexGuard::unlock_fair`): a background thread that takes
+    /// the lock again at once would otherwise mostly win it back before a
+    /// woken client runs.
+    pub(crate) fn unlock_fair(mut self) {
+        self.fair = true;
     }
 }
 
 impl std::ops::Deref for Held<'_> {
     type Target = State;
     fn deref(&self) -> &State {
-        &self.st
+        self.st.as_ref().expect("held until dropped")
     }
 }
 
 impl std::ops::DerefMut for Held<'_> {
     fn deref_mut(&mut self) -> &mut State {
-        &mut self.st
+        self.st.as_mut().expect("held until dropped")
     }
 }
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        let f = &mut self.st.fetch;
+        let Some(mut st) = self.st.take() else {
+            return;
+        };
+        let f = &mut st.fetch;
         f.no_io = false;
         f.pin_hits = false;
         f.misses.clear();
         f.pinned_ct.clear();
         f.pinned_nodes.clear();
-        let c = &self.st.counters;
+        let c = &st.counters;
         c.held(self.who, self.since.elapsed());
         if matches!(self.who, Holder::Io) {
             // Only the holder reads under the lock: the difference is ours.
             c.io_pages_locked(c.pages_locked() - self.locked_reads);
+        }
+        if self.fair {
+            MutexGuard::unlock_fair(st);
         }
     }
 }

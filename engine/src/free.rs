@@ -27,11 +27,15 @@
 //! operation that queued work finishes it before returning.
 
 use crate::error::{Error, Result};
+use crate::fetch::Fetched;
 use crate::format::{FreeStep, RecordKind};
+use crate::map::node_children;
+use crate::op_stats::Holder;
 use crate::state::State;
 use crate::store::Store;
 use crate::types::ChunkId;
 use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -96,6 +100,57 @@ impl State {
     }
 }
 
+impl State {
+    /// A read-only walk over every page the next free step of at most
+    /// `max_refs` references will look up: it mirrors `apply_free` and
+    /// `release_one` (the table entry of each reference released, and the
+    /// node whose last reference it is) without changing anything. Run in
+    /// no-I/O mode it fails at the first page not in memory; when it
+    /// succeeds, the step applied in the same hold reads nothing.
+    pub(crate) fn prefetch_free(&mut self, max_refs: u32) -> Result<()> {
+        // At most `max_refs` pops, each from the top: the rest of the queue
+        // is never reached.
+        let keep = self.free_queue.len().saturating_sub(max_refs as usize);
+        let mut stack = self.free_queue[keep..].to_vec();
+        // References this step drops before each one's own release, for
+        // a chunk queued more than once.
+        let mut dropped: FxHashMap<ChunkId, u32> = FxHashMap::default();
+        for _ in 0..max_refs {
+            let Some(id) = stack.pop() else {
+                break;
+            };
+            // Past a miss the walk goes on (a node missed is not expanded),
+            // so that one pass notes most of what the step needs.
+            let Some(e) = self.noting_miss(|st| st.ct_get(id))? else {
+                continue;
+            };
+            let d = dropped.entry(id).or_default();
+            *d += 1;
+            if id.is_node() && e.is_live() && e.refcount == *d {
+                if let Some(n) = self.noting_miss(|st| st.node_get(id))? {
+                    stack.extend(node_children(&n));
+                }
+            }
+        }
+        if self.fetch.misses.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::fetch::miss_error())
+        }
+    }
+
+    /// `f`'s value, or `None` when it failed on a page not in memory (in
+    /// no-I/O mode; the page is noted for fetching).
+    fn noting_miss<T>(&mut self, f: impl FnOnce(&mut State) -> Result<T>) -> Result<Option<T>> {
+        let before = self.fetch.misses.len();
+        match f(self) {
+            Ok(v) => Ok(Some(v)),
+            Err(_) if self.fetch.misses.len() > before => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl Store {
     /// References waiting on the pending-free queue.
     pub fn pending_free_refs(&self) -> u64 {
@@ -116,12 +171,21 @@ impl Store {
     }
 
     /// Runs one bounded free step; returns the references it released (0
-    /// when the queue is empty).
+    /// when the queue is empty). The pages the step will touch are read
+    /// outside the store lock first ([`State::prefetch_free`]), as client
+    /// I/O reads its misses: a step does not hold the lock while a node of
+    /// a cold snapshot, or a table leaf, comes from the device.
     pub fn free_step(&self) -> Result<u32> {
         self.check_live()?;
-        let mut st = self.state();
-        let held = Instant::now();
-        let Some(&top) = st.free_queue.last() else {
+        let mut fetched = Fetched::for_apply();
+        let (mut st, top) = self.lock_resolved_as(Holder::Free, &mut fetched, |st| {
+            let Some(&top) = st.free_queue.last() else {
+                return Ok(None);
+            };
+            st.prefetch_free(FREE_STEP_REFS)?;
+            Ok(Some(top))
+        })?;
+        let Some(top) = top else {
             return Ok(0);
         };
         let step = FreeStep {
@@ -131,12 +195,10 @@ impl Store {
         st.append(RecordKind::Free, &step.encode())
             .map_err(|e| self.fail_append(e))?;
         let n = st.apply_free(step).map_err(|e| self.fail(e))?;
-        st.counters
-            .held(crate::op_stats::Holder::Free, held.elapsed());
         // Handed straight to a waiting client, if any: released plainly,
         // the lock is mostly taken again by this thread's next step before
         // a woken waiter runs, and a read waits several steps.
-        parking_lot::MutexGuard::unlock_fair(st);
+        st.unlock_fair();
         self.free_ctl()
             .freed
             .fetch_add(u64::from(n), Ordering::AcqRel);

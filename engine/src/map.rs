@@ -65,6 +65,21 @@ pub(crate) fn depth_for(size: u64) -> u8 {
     d
 }
 
+/// The references map node `n` holds: a leaf's distinct extents, an
+/// interior node's non-special children.
+pub(crate) fn node_children(n: &Node) -> Vec<ChunkId> {
+    if n.level == 0 {
+        // A leaf holds one reference per distinct extent.
+        leaf_extents(&n.slots[..])
+    } else {
+        n.slots
+            .iter()
+            .map(|&c| ChunkId(c))
+            .filter(|c| !c.is_special())
+            .collect()
+    }
+}
+
 impl State {
     /// Adds one reference to a chunk.
     pub(crate) fn incref(&mut self, id: ChunkId) -> Result<()> {
@@ -107,18 +122,7 @@ impl State {
         let e = *e;
         let mut children = Vec::new();
         if id.is_node() {
-            let n = self.node_get(id)?;
-            if n.level == 0 {
-                // A leaf holds one reference per distinct extent.
-                children = leaf_extents(&n.slots[..]);
-            } else {
-                children.extend(
-                    n.slots
-                        .iter()
-                        .map(|&c| ChunkId(c))
-                        .filter(|c| !c.is_special()),
-                );
-            }
+            children = node_children(&*self.node_get(id)?);
             self.node_forget(id);
             self.account(e.loc, e.live_bytes(id), false);
         } else {

@@ -3,6 +3,7 @@
 //!
 //! - a read whose map-node or chunk-table miss is stalled (a hook in the
 //!   page read path blocks it) does not hold up a read of another volume;
+//! - nor does a free step's (freeing a deleted cold volume);
 //! - a page that a checkpoint moves between the fetch and the retry is not
 //!   installed: the request retries and sees the current data;
 //! - under a tiny cache, concurrent writers (each checking its own volume
@@ -137,6 +138,82 @@ fn stalled_miss_on_one_volume_does_not_block_another() {
         "client reads read metadata under the lock: {st:?}"
     );
     assert!(st.lock_holds.iter().sum::<u64>() > base.lock_holds.iter().sum::<u64>());
+}
+
+#[test]
+fn stalled_free_step_miss_does_not_block_a_read() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, vols) = filled_store(d.path(), 2);
+    // The delete queues the volume's root; its nodes and the table leaves
+    // of its 2,048 extents are read by the free steps, all cold.
+    s.hold_frees(true);
+    s.delete(vols[0]).unwrap();
+    assert!(s.pending_free_refs() > 0);
+    let base = s.op_stats();
+    let (stalled_tx, stalled_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (go_rx, stalled_tx) = (Mutex::new(go_rx), Mutex::new(stalled_tx));
+    let done = AtomicBool::new(false);
+    s.on_page_read(Some(Arc::new(move || {
+        if std::thread::current().name() == Some("freer") && !done.swap(true, Ordering::SeqCst) {
+            stalled_tx.lock().unwrap().send(()).unwrap();
+            go_rx.lock().unwrap().recv().unwrap();
+        }
+    })));
+    let sf = s.clone();
+    let freer = std::thread::Builder::new()
+        .name("freer".into())
+        .spawn(move || {
+            let mut total = 0u64;
+            loop {
+                match sf.free_step().unwrap() {
+                    0 => return total,
+                    n => total += u64::from(n),
+                }
+            }
+        })
+        .unwrap();
+    stalled_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the free step reached its miss");
+    let sb = s.clone();
+    let vb = vols[1];
+    let (b_tx, b_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        for blk in [0u64, 700, 1500, 2047] {
+            let mut buf = vec![0u8; BS as usize];
+            sb.read(vb, blk * BS, &mut buf).unwrap();
+            out.push((blk, buf));
+        }
+        b_tx.send(out).unwrap();
+    });
+    let got = b_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a read waited for a free step's stalled miss");
+    for (blk, buf) in got {
+        assert_eq!(buf, block(1, blk, 0), "volume B block {blk}");
+    }
+    assert!(!freer.is_finished(), "the frees finished while stalled");
+    go_tx.send(()).unwrap();
+    let total = freer.join().unwrap();
+    s.on_page_read(None);
+    assert!(total > VOL / BS, "{total} references freed");
+    assert_eq!(s.pending_free_refs(), 0);
+    let st = s.op_stats();
+    assert_eq!(
+        st.metadata_reads_locked, base.metadata_reads_locked,
+        "free steps read metadata under the lock: {st:?}"
+    );
+    assert!(st.metadata_reads_unlocked > base.metadata_reads_unlocked);
+    let r = s.check(false).unwrap();
+    assert!(r.is_clean(), "{r:?}");
+    s.close().unwrap();
+    let s = Store::open(d.path(), opts()).unwrap();
+    assert!(s.check(false).unwrap().is_clean());
+    let mut buf = vec![0u8; BS as usize];
+    s.read(vols[1], 1234 * BS, &mut buf).unwrap();
+    assert_eq!(buf, block(1, 1234, 0));
 }
 
 #[test]
