@@ -608,17 +608,10 @@ impl Log {
         // Room for the most padding there can be; the header is encoded
         // again below, once the padding is known.
         let most = head.len() as u64 + crate::format::ALIGNED_PAGE - 1 + plen;
-        self.frame(kind, &mut head, &[&[]], most, None)?;
+        self.make_room(kind, most)?;
         crate::format::finish_aligned_write_head(&mut head, HEADER_LEN, self.tail);
         let need = head.len() as u64 + plen;
-        let mut h = RecordHeader::encode_covered(
-            kind,
-            self.next_seq,
-            &head[HEADER_LEN..],
-            (need - HEADER_LEN as u64) as u32,
-        );
-        RecordHeader::set_claim(&mut h, self.next_seq, self.synced_through);
-        head[..HEADER_LEN].copy_from_slice(&h);
+        self.stamp(kind, &mut head, &[&[]], need, None)?;
         let payloads_at = head.len() - HEADER_LEN;
         let mut framed = RecordBuf::placed(self.tail, head.len());
         framed.extend_from_slice(&head);
@@ -682,6 +675,13 @@ impl Log {
         need: u64,
         body_crc: Option<u32>,
     ) -> Result<()> {
+        self.make_room(kind, need)?;
+        self.stamp(kind, head, payloads, need, body_crc)
+    }
+
+    /// The first half of [`Log::frame`]: room at the tail for a record of
+    /// at most `need` bytes.
+    fn make_room(&mut self, kind: RecordKind, need: u64) -> Result<()> {
         // Never reached: client records stop at `SEQ_LIMIT`, far below.
         if self.next_seq >= crate::counters::SEQ_END {
             return Err(Error::new(
@@ -711,6 +711,20 @@ impl Log {
                 RecordKind::Write | RecordKind::WriteExtents | RecordKind::WriteAligned
             ))?;
         }
+        Ok(())
+    }
+
+    /// The second half of [`Log::frame`]: the header of a record of `need`
+    /// bytes, placed at the tail, at the start of `head`; then its fault
+    /// point.
+    fn stamp(
+        &mut self,
+        kind: RecordKind,
+        head: &mut [u8],
+        payloads: &[&[u8]],
+        need: u64,
+        body_crc: Option<u32>,
+    ) -> Result<()> {
         let mut h = if let Some(crc) = body_crc {
             RecordHeader::encode_with_crc(
                 kind,
