@@ -358,10 +358,19 @@ fn failed_blocks(b: &[u8], extents: &[ExtentOut]) -> Vec<usize> {
     failed
 }
 
-fn object_of(b: &[u8]) -> [u8; 16] {
+/// The decoded extent Write body `b` (either layout, shape checked) with
+/// its `kinds` and `extents`, and the blocks failing their crcs.
+fn decoded(b: &[u8], kinds: Vec<u8>, extents: Vec<ExtentOut>) -> (ExtentWrite, Vec<usize>) {
+    let failed = failed_blocks(b, &extents);
     let mut object = [0u8; 16];
     object.copy_from_slice(&b[..16]);
-    object
+    let w = ExtentWrite {
+        object,
+        first_block: get_u64(b, 16),
+        kinds,
+        extents,
+    };
+    (w, failed)
 }
 
 /// Decodes an extent Write record body, checking its shape (kinds, the
@@ -396,16 +405,7 @@ pub fn decode_extent_write(b: &[u8]) -> Result<(ExtentWrite, Vec<usize>)> {
             b.len() - at
         )));
     }
-    let failed = failed_blocks(b, &extents);
-    Ok((
-        ExtentWrite {
-            object: object_of(b),
-            first_block: get_u64(b, 16),
-            kinds,
-            extents,
-        },
-        failed,
-    ))
+    Ok(decoded(b, kinds, extents))
 }
 
 /// Bytes of an aligned extent Write body's fixed part (kind 12).
@@ -502,16 +502,7 @@ pub fn decode_aligned_write(b: &[u8]) -> Result<(ExtentWrite, Vec<usize>)> {
         });
         done += count;
     }
-    let failed = failed_blocks(b, &extents);
-    Ok((
-        ExtentWrite {
-            object: object_of(b),
-            first_block: get_u64(b, 16),
-            kinds,
-            extents,
-        },
-        failed,
-    ))
+    Ok(decoded(b, kinds, extents))
 }
 
 /// Decodes the body of an extent Write record of either layout: kind 10
