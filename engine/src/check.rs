@@ -6,7 +6,7 @@
 //! refcounts and frees leaks; it cannot restore damaged data.
 
 use crate::error::{Error, Result};
-use crate::format::{CtEntry, CtPage, Node, CT_LEAF_ENTRIES};
+use crate::format::{CtEntry, Node, CT_LEAF_ENTRIES};
 use crate::io::fetch_blocks;
 use crate::state::State;
 use crate::state::PAGE_RECORD;
@@ -232,17 +232,12 @@ impl State {
         let mut live_bytes = 0u64;
         let mut fixes: Vec<(ChunkId, u32, CtEntry)> = Vec::new();
         for leaf in ct_leaves(self.ct_leaf_ranges()) {
-            let page = match self.ct_load(0, leaf) {
-                Ok(p) => p,
+            let es = match self.ct_leaf_entries(leaf) {
+                Ok(es) => es,
                 Err(e) => {
                     report.corruption.push(e.to_string());
                     continue;
                 }
-            };
-            let dirty = self.ct_dirty.get(&leaf).cloned();
-            let es = match &**dirty.as_ref().unwrap_or(&page) {
-                CtPage::Leaf(es) => es.clone(),
-                CtPage::Inner(_) => continue,
             };
             for (i, e) in es.iter().enumerate() {
                 let id = ChunkId(leaf * CT_LEAF_ENTRIES + i as u64);

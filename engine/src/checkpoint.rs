@@ -73,23 +73,19 @@ pub(crate) struct EncodedLeaves(Vec<EncodedLeaf>);
 
 struct EncodedLeaf {
     idx: u64,
-    page: Arc<CtPage>,
-    framed: Option<(Vec<u8>, u32, CtBytes)>,
+    page: Arc<CtBytes>,
+    framed: Option<(Vec<u8>, u32)>,
 }
 
 impl EncodedLeaves {
-    /// Encodes `leaves` (taken with [`State::dirty_leaves`]); runs without
+    /// Frames `leaves` (taken with [`State::dirty_leaves`]); runs without
     /// the state lock.
-    pub fn new(leaves: Vec<(u64, Arc<CtPage>)>) -> EncodedLeaves {
+    pub fn new(leaves: Vec<(u64, Arc<CtBytes>)>) -> EncodedLeaves {
         EncodedLeaves(
             leaves
                 .into_iter()
                 .map(|(idx, page)| {
-                    let framed = (!page.is_empty()).then(|| {
-                        let (f, crc) = frame_ct_page(&page, 0, idx);
-                        let bytes = CtBytes::of_body(&f[HEADER_LEN..]);
-                        (f, crc, bytes)
-                    });
+                    let framed = (!page.is_empty_leaf()).then(|| frame_ct_bytes(&page));
                     EncodedLeaf { idx, page, framed }
                 })
                 .collect(),
@@ -122,6 +118,15 @@ fn frame_ct_page(page: &CtPage, level: u8, idx: u64) -> (Vec<u8>, u32) {
     page.encode_into(level, idx, &mut framed[HEADER_LEN..]);
     let crc = crc32fast::hash(&framed[HEADER_LEN..]);
     (framed, crc)
+}
+
+/// A dirty chunk-table leaf's bytes framed as a CtPage record, and their
+/// crc32.
+fn frame_ct_bytes(page: &CtBytes) -> (Vec<u8>, u32) {
+    let mut framed = Vec::with_capacity(HEADER_LEN + PAGE_LEN);
+    framed.resize(HEADER_LEN, 0);
+    framed.extend_from_slice(page.bytes());
+    (framed, crc32fast::hash(page.bytes()))
 }
 
 /// Node `id`'s record, framed with room for the header, and its body's
@@ -164,7 +169,7 @@ impl State {
 
     /// The leaves of `idxs` still dirty, for [`EncodedLeaves::new`]
     /// (cheap: `Arc` clones).
-    pub(crate) fn dirty_leaves(&self, idxs: &[u64]) -> Vec<(u64, Arc<CtPage>)> {
+    pub(crate) fn dirty_leaves(&self, idxs: &[u64]) -> Vec<(u64, Arc<CtBytes>)> {
         let started = std::time::Instant::now();
         let leaves = idxs
             .iter()
@@ -223,28 +228,28 @@ impl State {
         let mut framed = Vec::with_capacity(n);
         let mut placed = Vec::with_capacity(n);
         for e in leaves {
-            placed.push((
-                e.idx,
-                e.framed.map(|(f, crc, bytes)| {
-                    framed.push((f, crc));
-                    (crc, bytes)
-                }),
-            ));
+            let crc = e.framed.map(|(f, crc)| {
+                framed.push((f, crc));
+                crc
+            });
+            placed.push((e.idx, crc, e.page));
         }
         let mut addrs = self.append_encoded(RecordKind::CtPage, framed)?.into_iter();
-        for ((idx, written), old) in placed.into_iter().zip(olds) {
+        for ((idx, written, page), old) in placed.into_iter().zip(olds) {
             self.account(old.loc, PAGE_RECORD, false);
             let child = match written {
                 None => {
                     self.ct_forget((0, idx));
                     CtChild::NONE
                 }
-                Some((crc, bytes)) => {
+                Some(crc) => {
                     let loc = addrs
                         .next()
                         .ok_or_else(|| Error::corrupt("a chunk-table leaf slice lost an append"))?;
                     self.account(loc, PAGE_RECORD, true);
-                    self.ct_cache((0, idx), bytes);
+                    // The very bytes written, unchanged: cached as they are.
+                    self.ct_forget((0, idx));
+                    self.ct_clean_put((0, idx), page);
                     CtChild { loc, crc }
                 }
             };
@@ -388,14 +393,16 @@ impl State {
             }
             let mut framed_pages = Vec::with_capacity(keys.len());
             for idx in keys {
-                let page = match level_pages.get(&idx) {
-                    Some(p) => p,
-                    None => self.ct_dirty.get(&idx).map(|p| &**p).ok_or_else(|| {
-                        Error::corrupt(format!("dirty chunk-table leaf {idx} vanished"))
-                    })?,
+                let f = match level_pages.get(&idx) {
+                    Some(page) => (!page.is_empty() || level == CT_INTERIOR_LEVELS)
+                        .then(|| frame_ct_page(page, level, idx)),
+                    None => {
+                        let page = self.ct_dirty.get(&idx).ok_or_else(|| {
+                            Error::corrupt(format!("dirty chunk-table leaf {idx} vanished"))
+                        })?;
+                        (!page.is_empty_leaf()).then(|| frame_ct_bytes(page))
+                    }
                 };
-                let f = (!page.is_empty() || level == CT_INTERIOR_LEVELS)
-                    .then(|| frame_ct_page(page, level, idx));
                 framed_pages.push((idx, f));
             }
             drop(level_pages);

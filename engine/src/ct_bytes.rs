@@ -1,19 +1,26 @@
-//! Clean chunk-table pages as the cache holds them: the 4096 verified bytes
-//! of the page's record body, read straight into their buffer, checked
-//! once against the crc the page's parent holds (and its own record
-//! header's), with the head naming the page. A lookup decodes only the
-//! entry or child pointer it needs ([`CtPage::leaf_entry`],
-//! [`CtPage::inner_child`]), so a miss costs one read and one crc, not a
-//! decode of 255 entries; and the cache's page count is its true size in
-//! bytes. Dirty pages stay decoded ([`CtPage`]) until a checkpoint writes
-//! them.
+//! Chunk-table pages as the engine holds them: the 4096 bytes of the
+//! page's record body. A clean page (in the cache) is read straight into
+//! its buffer and checked once against the crc the page's parent holds
+//! (and its own record header's), with the head naming the page. A lookup
+//! decodes only the entry or child pointer it needs
+//! ([`CtPage::leaf_entry`], [`CtPage::inner_child`]), so a miss costs one
+//! read and one crc, not a decode of 255 entries; and the cache's page
+//! count is its true size in bytes.
+//!
+//! Dirty leaves are held the same way: a change encodes the one entry it
+//! changes ([`CtBytes::set_entry`]), so dirtying a leaf decodes nothing, a
+//! dirty leaf pins one page (not 8 KiB of decoded entries: the dirty limit
+//! holds twice as many), and a checkpoint writes the bytes as they are.
+//! Interior pages a checkpoint changes stay decoded ([`CtPage`]).
 
 use crate::error::{Error, Result};
 use crate::format::{CtChild, CtEntry, CtPage, RecordHeader, RecordKind, PAGE_LEN};
 use crate::state::CtKey;
 use crate::types::LogAddr;
 
-/// The verified bytes of a clean chunk-table page.
+/// The bytes of a chunk-table page: a clean one as verified, or a dirty
+/// leaf as changed since.
+#[derive(Clone)]
 pub(crate) struct CtBytes(Box<[u8; PAGE_LEN]>);
 
 /// What a page is called in errors.
@@ -83,6 +90,21 @@ impl CtBytes {
     /// Entry `slot` of leaf `index`.
     pub fn entry(&self, index: u64, slot: usize) -> Result<CtEntry> {
         CtPage::leaf_entry(&self.0[..], index, slot)
+    }
+
+    /// Sets entry `slot` of leaf `index` (a dirty leaf's change).
+    pub fn set_entry(&mut self, index: u64, slot: usize, e: &CtEntry) {
+        CtPage::put_leaf_entry(&mut self.0[..], index, slot, e);
+    }
+
+    /// True when the page is a leaf holding no entry.
+    pub fn is_empty_leaf(&self) -> bool {
+        CtPage::leaf_bytes_empty(&self.0[..])
+    }
+
+    /// The page's bytes (a record body).
+    pub fn bytes(&self) -> &[u8] {
+        &self.0[..]
     }
 
     /// Child pointer `slot` of interior page `key`.

@@ -106,7 +106,7 @@ impl State {
     /// `what` says how the chunk came to be released, for the corruption
     /// message when it is already free.
     pub(crate) fn release_one(&mut self, id: ChunkId, what: &str) -> Result<Vec<ChunkId>> {
-        let e = self.ct_entry_mut(id)?;
+        let e = self.ct_get(id)?;
         if !e.is_live() {
             return Err(Error::corrupt(format!(
                 "chunk {} is {what} but already free",
@@ -114,12 +114,11 @@ impl State {
             )));
         }
         if e.refcount > 1 {
-            e.refcount -= 1;
+            self.ct_update(id, |e| e.refcount -= 1)?;
             return Ok(Vec::new());
         }
         // The last reference: read a node's children while its entry is
         // still live (a cold cache reads it through the entry).
-        let e = *e;
         let mut children = Vec::new();
         if id.is_node() {
             children = node_children(&*self.node_get(id)?);

@@ -30,8 +30,8 @@ pub(crate) const PAGE_RECORD: u64 = (HEADER_LEN + PAGE_LEN) as u64;
 /// Memory a dirty map node pins: its slots.
 const DIRTY_NODE_BYTES: u64 =
     (std::mem::size_of::<Node>() + std::mem::size_of::<[u64; NODE_FANOUT as usize]>()) as u64;
-/// Memory a dirty chunk-table leaf pins: its entries, decoded.
-const DIRTY_CT_LEAF_BYTES: u64 = std::mem::size_of::<[CtEntry; CT_LEAF_ENTRIES as usize]>() as u64;
+/// Memory a dirty chunk-table leaf pins: its page.
+const DIRTY_CT_LEAF_BYTES: u64 = PAGE_LEN as u64;
 /// Memory a dirty interior chunk-table page pins: its children, decoded.
 const DIRTY_CT_INNER_BYTES: u64 = std::mem::size_of::<[CtChild; CT_FANOUT as usize]>() as u64;
 
@@ -51,11 +51,12 @@ pub(crate) struct State {
     /// Buffers of pages the cache evicted, for the next misses to read
     /// into (no allocation per miss).
     ct_spare: Vec<Box<[u8; PAGE_LEN]>>,
-    /// Dirty chunk-table leaves, decoded. Shared (`Arc`) so that a
-    /// checkpoint can encode a snapshot of them without the lock; a leaf
-    /// modified meanwhile is copied away from the snapshot
-    /// (`Arc::make_mut`), which is how the checkpoint sees it changed.
-    pub(crate) ct_dirty: FxHashMap<u64, Arc<CtPage>>,
+    /// Dirty chunk-table leaves, as page bytes (each change encodes its
+    /// entry: `ct_bytes.rs`). Shared (`Arc`) so that a checkpoint can
+    /// frame a snapshot of them without the lock; a leaf modified
+    /// meanwhile is copied away from the snapshot (`Arc::make_mut`), which
+    /// is how the checkpoint sees it changed.
+    pub(crate) ct_dirty: FxHashMap<u64, Arc<CtBytes>>,
     /// Interior chunk-table pages changed in memory only: the parents of
     /// leaves a checkpoint's slices wrote before its final hold, naming
     /// the leaves' new places. Until the final hold writes them (and
@@ -154,10 +155,9 @@ impl State {
     }
 
     /// Memory the dirty pages pin, as they are held: a map node's 510
-    /// slots (about a page), a chunk-table leaf's 255 decoded entries
-    /// (about two pages). This, not the page count, is what the dirty
-    /// limit bounds: counting a dirty leaf as one page let a store whose
-    /// dirty set was all leaves hold twice its limit.
+    /// slots (about a page), a chunk-table leaf's page, an interior
+    /// chunk-table page's decoded children. This, not the page count, is
+    /// what the dirty limit bounds.
     pub fn dirty_bytes(&self) -> u64 {
         self.nodes_dirty.len() as u64 * DIRTY_NODE_BYTES
             + self.ct_dirty.len() as u64 * DIRTY_CT_LEAF_BYTES
@@ -367,47 +367,54 @@ impl State {
     pub fn ct_get(&mut self, id: ChunkId) -> Result<CtEntry> {
         let leaf = id.table_index() / CT_LEAF_ENTRIES;
         let slot = (id.table_index() % CT_LEAF_ENTRIES) as usize;
-        if let Some(CtPage::Leaf(es)) = self.ct_dirty.get(&leaf).map(|p| &**p) {
-            return Ok(es[slot]);
+        if let Some(p) = self.ct_dirty.get(&leaf) {
+            return p.entry(leaf, slot);
         }
         self.ct_bytes(0, leaf)?.entry(leaf, slot)
     }
 
     /// A copy of the entries of chunk-table leaf `leaf`.
     pub fn ct_leaf_entries(&mut self, leaf: u64) -> Result<[CtEntry; CT_LEAF_ENTRIES as usize]> {
-        if let Some(CtPage::Leaf(es)) = self.ct_dirty.get(&leaf).map(|p| &**p) {
-            return Ok(**es);
-        }
-        match self.ct_bytes(0, leaf)?.decode((0, leaf))? {
+        let page = match self.ct_dirty.get(&leaf) {
+            Some(p) => p.clone(),
+            None => self.ct_bytes(0, leaf)?,
+        };
+        match page.decode((0, leaf))? {
             CtPage::Leaf(es) => Ok(*es),
             CtPage::Inner(_) => Err(Error::corrupt("chunk-table interior page found at level 0")),
         }
     }
 
-    /// The entries of chunk-table leaf `leaf`, dirtied for modification.
-    fn ct_leaf_mut(&mut self, leaf: u64) -> Result<&mut [CtEntry; CT_LEAF_ENTRIES as usize]> {
+    /// Chunk-table leaf `leaf`, dirtied for modification: taken from the
+    /// clean cache as it is (no decode), or read.
+    fn ct_leaf_mut(&mut self, leaf: u64) -> Result<&mut CtBytes> {
         if !self.ct_dirty.contains_key(&leaf) {
-            let page = self.ct_bytes(0, leaf)?.decode((0, leaf))?;
+            let page = self.ct_bytes(0, leaf)?;
             self.ct_clean.pop(&(0, leaf));
             self.fetch.pinned_ct.remove(&(0, leaf));
-            self.ct_dirty.insert(leaf, Arc::new(page));
+            self.ct_dirty.insert(leaf, page);
         }
-        match self.ct_dirty.get_mut(&leaf).map(Arc::make_mut) {
-            Some(CtPage::Leaf(es)) => Ok(es),
-            _ => Err(Error::corrupt("chunk-table interior page found at level 0")),
-        }
+        self.ct_dirty
+            .get_mut(&leaf)
+            .map(Arc::make_mut)
+            .ok_or_else(|| Error::corrupt("a dirtied chunk-table leaf vanished"))
     }
 
-    /// The entry of chunk `id`, dirtied for modification.
-    pub fn ct_entry_mut(&mut self, id: ChunkId) -> Result<&mut CtEntry> {
-        let slot = (id.table_index() % CT_LEAF_ENTRIES) as usize;
-        Ok(&mut self.ct_leaf_mut(id.table_index() / CT_LEAF_ENTRIES)?[slot])
+    /// Changes the entry of chunk `id` with `f`, dirtying its leaf;
+    /// returns what `f` returns.
+    pub fn ct_update<T>(&mut self, id: ChunkId, f: impl FnOnce(&mut CtEntry) -> T) -> Result<T> {
+        let (leaf, slot) = leaf_slot(id);
+        let page = self.ct_leaf_mut(leaf)?;
+        let mut e = page.entry(leaf, slot)?;
+        let r = f(&mut e);
+        page.set_entry(leaf, slot, &e);
+        Ok(r)
     }
 
     /// Sets the entry of chunk `id`, dirtying its leaf.
     pub fn ct_set(&mut self, id: ChunkId, e: CtEntry) -> Result<()> {
-        let slot = (id.table_index() % CT_LEAF_ENTRIES) as usize;
-        self.ct_leaf_mut(id.table_index() / CT_LEAF_ENTRIES)?[slot] = e;
+        let (leaf, slot) = leaf_slot(id);
+        self.ct_leaf_mut(leaf)?.set_entry(leaf, slot, &e);
         Ok(())
     }
 
@@ -423,7 +430,7 @@ impl State {
                 continue;
             }
             let leaf = id.table_index() / CT_LEAF_ENTRIES;
-            let es = self.ct_leaf_mut(leaf)?;
+            let page = self.ct_leaf_mut(leaf)?;
             while i < ids.len() {
                 let id = ChunkId(ids[i]);
                 if id.is_special() {
@@ -433,7 +440,8 @@ impl State {
                 if id.table_index() / CT_LEAF_ENTRIES != leaf {
                     break;
                 }
-                let e = &mut es[(id.table_index() % CT_LEAF_ENTRIES) as usize];
+                let slot = (id.table_index() % CT_LEAF_ENTRIES) as usize;
+                let mut e = page.entry(leaf, slot)?;
                 if !e.is_live() {
                     return Err(Error::corrupt(format!(
                         "chunk {} is referenced but free",
@@ -450,6 +458,7 @@ impl State {
                             format!("chunk {} has too many references", id.0),
                         )
                     })?;
+                page.set_entry(leaf, slot, &e);
                 i += 1;
             }
         }
@@ -571,4 +580,10 @@ impl State {
         self.node_put(id, Arc::new(n));
         Ok(id)
     }
+}
+
+/// The chunk-table leaf holding chunk `id`'s entry, and its slot there.
+fn leaf_slot(id: ChunkId) -> (u64, usize) {
+    let i = id.table_index();
+    (i / CT_LEAF_ENTRIES, (i % CT_LEAF_ENTRIES) as usize)
 }

@@ -338,6 +338,22 @@ impl CtPage {
             .map_err(|e| e.with_context(format!("chunk-table page (level 0, index {index})")))
     }
 
+    /// Writes entry `slot` of leaf `index` into the leaf's bytes `b`, the
+    /// others left as they are (the inverse of [`CtPage::leaf_entry`]).
+    pub fn put_leaf_entry(b: &mut [u8], index: u64, slot: usize, e: &CtEntry) {
+        let o = 16 + CT_ENTRY_LEN * slot;
+        let id = index
+            .saturating_mul(CT_LEAF_ENTRIES)
+            .saturating_add(slot as u64);
+        e.encode_into(id, &mut b[o..o + CT_ENTRY_LEN]);
+    }
+
+    /// True when the leaf's bytes `b` hold no entry (the leaf need not be
+    /// stored).
+    pub fn leaf_bytes_empty(b: &[u8]) -> bool {
+        b[16..].iter().all(|&x| x == 0)
+    }
+
     /// Child pointer `slot` of interior page (level, index), read from the
     /// page's bytes `b` (whose head [`CtPage::check_head`] passed).
     pub fn inner_child(b: &[u8], level: u8, index: u64, slot: usize) -> Result<CtChild> {
