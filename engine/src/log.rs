@@ -16,6 +16,7 @@
 //! records it covers.
 
 mod page_read;
+mod ready;
 mod spare;
 
 use crate::error::{Error, Result};
@@ -190,6 +191,14 @@ pub(crate) struct Log {
     /// Records held back to be queued together (see
     /// [`Log::append_encoded_many`]), in log order.
     held: Option<Vec<Pending>>,
+    /// The next segment file, made ready outside the store lock
+    /// (`log/ready.rs`).
+    ready: Option<Arc<Segment>>,
+    /// The number of the segment file being made ready, if one is.
+    making: Option<SegmentNo>,
+    /// The active segment for which no file could be made ready (the
+    /// disk too full): not asked again until the next roll.
+    ready_declined: Option<SegmentNo>,
 }
 
 impl Drop for Log {
@@ -350,6 +359,9 @@ impl Log {
             queue,
             writer: None,
             held: None,
+            ready: None,
+            making: None,
+            ready_declined: None,
         })
     }
 
@@ -768,57 +780,16 @@ impl Log {
     /// A `client` record may not dip into the reserve: it gets a clean
     /// ENOSPC instead.
     fn roll(&mut self, client: bool) -> Result<()> {
-        // Never reached: client records stop at `SEGMENT_LIMIT`, far below.
-        let next = self
-            .active
-            .no
-            .0
-            .checked_add(1)
-            .map(|n| SegmentNo(n.max(self.min_next_segment)))
-            .ok_or_else(|| {
-                Error::new(
-                    crate::ErrorKind::Exhausted,
-                    "segment numbers are used up: the log cannot grow",
-                )
-            })?;
+        let next = self.next_segment_no()?;
         if client && self.tier.is_full() {
             return Err(Error::new(
                 crate::ErrorKind::NoSpace,
                 "the data directory is at its --cache-dir-size bound and nothing more can be evicted (uploads lag)",
             ));
         }
-        let spare = self.spares.pop();
-        if client {
-            // A spare costs no new disk space; a new file costs a segment.
-            let need = if spare.is_some() { 0 } else { self.seg_size };
-            let free = free_bytes(&self.dir)?;
-            if free < need + self.reserve {
-                self.spares.extend(spare);
-                return Err(Error::new(
-                    crate::ErrorKind::NoSpace,
-                    format!(
-                        "no space left for a new segment: {free} bytes free, {} kept for metadata",
-                        self.reserve
-                    ),
-                ));
-            }
-        }
-        let seg = match spare {
-            Some(sp) => self.reuse_spare(sp, next)?,
-            None => {
-                let seg = open_segment(&self.dir, next, true, &self.tier, &self.queue)?;
-                if let Err(e) = preallocate(&seg, self.seg_size) {
-                    drop(seg);
-                    let p = segment_path(&self.dir, next);
-                    let _ = std::fs::remove_file(&p);
-                    return Err(e);
-                }
-                sync_dir(&self.dir)?;
-                self.faults.record(|| IoOp::Create {
-                    file: segment_rel(next),
-                });
-                seg
-            }
+        let seg = match self.take_ready(next) {
+            Some(seg) => seg,
+            None => self.make_segment(next, client)?,
         };
         let seal_body = SealBody { next }.encode();
         let mut seal_h = RecordHeader::encode(RecordKind::Seal, self.next_seq, &seal_body);
@@ -835,6 +806,29 @@ impl Log {
         self.active = seg;
         self.tail = 0;
         Ok(())
+    }
+
+    /// Segment file `next` made under the store lock (no ready one): a
+    /// spare renamed, or a new file; its directory synced. A `client`
+    /// record may not dip into the reserve for a new file.
+    fn make_segment(&mut self, next: SegmentNo, client: bool) -> Result<Arc<Segment>> {
+        let spare = self.spares.pop();
+        if client {
+            // A spare costs no new disk space; a new file costs a segment.
+            let need = if spare.is_some() { 0 } else { self.seg_size };
+            let free = free_bytes(&self.dir)?;
+            if free < need + self.reserve {
+                self.spares.extend(spare);
+                return Err(Error::new(
+                    crate::ErrorKind::NoSpace,
+                    format!(
+                        "no space left for a new segment: {free} bytes free, {} kept for metadata",
+                        self.reserve
+                    ),
+                ));
+            }
+        }
+        self.plan_for(next, spare).make()
     }
 
     /// The segments written since they were last synced, for a sync done

@@ -5,14 +5,12 @@
 //! blocks. Stale records past the tail of a reused file are never read as
 //! records: replay requires each record's exact next sequence number.
 
-use super::{free_bytes, preallocate, segment_path, segment_rel, sync_dir, Log, Segment};
+use super::{free_bytes, Log};
 use crate::error::{Error, Result};
 use crate::fault::IoOp;
-use crate::residency::Residency;
 use crate::types::SegmentNo;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// A retired segment file kept for reuse: `spare/<old number>.log`.
 #[derive(Debug)]
@@ -94,39 +92,6 @@ impl Log {
         self.spares.len() < self.max_spares
             && free_bytes(&self.dir)
                 .is_ok_and(|f| f >= self.reserve.saturating_add(2 * self.seg_size))
-    }
-
-    /// Renames a spare to segment `next` (both directories synced), ready to
-    /// be overwritten from offset 0.
-    pub(super) fn reuse_spare(&mut self, sp: Spare, next: SegmentNo) -> Result<Arc<Segment>> {
-        let from = self.spare_path(sp.old);
-        let to = segment_path(&self.dir, next);
-        std::fs::rename(&from, &to).map_err(|e| {
-            Error::io(
-                format!("renaming {} to {}", from.display(), to.display()),
-                e,
-            )
-        })?;
-        sync_dir(&self.dir)?;
-        sync_dir(&self.spare_dir)?;
-        self.faults.record(|| IoOp::Rename {
-            from: spare_rel(sp.old),
-            to: segment_rel(next),
-        });
-        let seg = Arc::new(Segment {
-            no: next,
-            file: sp.file,
-            res: Residency::default(),
-            hook: self.tier.clone(),
-            gate: self.queue.clone(),
-        });
-        let len = seg.file.metadata().map(|m| m.len()).unwrap_or(0);
-        if len < self.seg_size {
-            if let Err(e) = preallocate(&seg, self.seg_size) {
-                tracing::warn!(error = %e, "cannot preallocate a reused segment");
-            }
-        }
-        Ok(seg)
     }
 
     /// Deletes every spare segment file, giving its space back.

@@ -39,7 +39,9 @@ impl Store {
             let st = self.inner.state.lock();
             let opts = &self.inner.opts;
             let need = st.checkpoint_due(opts.dirty_limit_bytes, opts.checkpoint_log_bytes);
-            (need, st.log.segments().len() as u64)
+            let n_segs = st.log.segments().len() as u64;
+            self.ready_next_segment(st);
+            (need, n_segs)
         };
         if need {
             if let Some(_c) = self.inner.ckpt_lock.try_lock() {
@@ -52,6 +54,26 @@ impl Store {
             self.light_reclaim()?;
         }
         Ok(())
+    }
+
+    /// Makes the next segment file ready for the log's next roll, if it
+    /// is not and one is due: planned in the hold of the state lock `st`,
+    /// made (created or renamed, directories synced) outside it
+    /// (`log/ready.rs`). While file operations are recorded (power-cut
+    /// tests) it is made in that hold, so that a recording depends only on
+    /// the workload.
+    pub(crate) fn ready_next_segment<'a>(&'a self, mut st: parking_lot::MutexGuard<'a, State>) {
+        let Some(plan) = st.log.plan_next() else {
+            return;
+        };
+        if !st.log.faults.recording() {
+            drop(st);
+            let made = plan.make();
+            st = self.inner.state.lock();
+            st.log.install_next(made);
+            return;
+        }
+        st.log.install_next(plan.make());
     }
 
     /// Writes all dirty metadata and flips the superblock: afterwards a
@@ -185,6 +207,9 @@ impl Store {
         self.inner.queue.wake();
         r.map_err(|e| self.fail(e))?;
         faults.checkpoint_slice();
+        // A slice's pages fill segments fast: the next roll should not
+        // make its file under a later slice's hold.
+        self.ready_next_segment(self.inner.state.lock());
         Ok(())
     }
 
