@@ -28,7 +28,8 @@
 # METRICS=1 also serves /metrics on loopback and prints, from just before
 # the delete to the end of the frees, the store-lock holds by holder (count,
 # seconds, longest bucket), metadata pages read and where, checkpoints, and
-# table leaves written in slices. Needs curl.
+# table leaves written in slices; then the store-lock holds of 20 ms or
+# more the server logged (during the whole run). Needs curl.
 #
 # Stores go under BENCH_DIR (default target/). Needs fio and python3. The
 # server gets BLOCKD_CACHE_SIZE and BLOCKD_DIRTY_LIMIT from the environment.
@@ -114,6 +115,8 @@ print("%s GiB snapshot (%s fill): delete answered in %.1f ms, freed after %s; "
 PY
 grep "pending frees done" "$d/serve.log" | tail -1 || true
 [ -n "${METRICS:-}" ] || exit 0
+# Store-lock holds of 20 ms or more, as the server logged them (any time).
+grep "long store-lock hold" "$d/serve.log" | sed 's/\x1b\[[0-9;]*m//g' | tail -20 || true
 python3 - "$d/m0" "$d/m1" <<'PY'
 import re, sys
 def load(f):

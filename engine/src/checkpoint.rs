@@ -152,8 +152,11 @@ impl State {
             .iter()
             .map(|(id, n)| (*id, n.clone()))
             .collect();
-        self.counters
-            .held(crate::op_stats::Holder::Checkpoint, started.elapsed());
+        self.counters.held_in(
+            crate::op_stats::Holder::Checkpoint,
+            "checkpoint: snapshot of dirty nodes",
+            started.elapsed(),
+        );
         nodes
     }
 
@@ -162,8 +165,11 @@ impl State {
     pub(crate) fn dirty_leaf_indices(&self) -> Vec<u64> {
         let started = std::time::Instant::now();
         let idxs = self.ct_dirty.keys().copied().collect();
-        self.counters
-            .held(crate::op_stats::Holder::Checkpoint, started.elapsed());
+        self.counters.held_in(
+            crate::op_stats::Holder::Checkpoint,
+            "checkpoint: dirty leaf indices",
+            started.elapsed(),
+        );
         idxs
     }
 
@@ -175,8 +181,11 @@ impl State {
             .iter()
             .filter_map(|i| self.ct_dirty.get(i).map(|p| (*i, p.clone())))
             .collect();
-        self.counters
-            .held(crate::op_stats::Holder::Checkpoint, started.elapsed());
+        self.counters.held_in(
+            crate::op_stats::Holder::Checkpoint,
+            "checkpoint: snapshot of dirty leaves",
+            started.elapsed(),
+        );
         leaves
     }
 
@@ -193,8 +202,11 @@ impl State {
     pub(crate) fn write_leaf_slice(&mut self, slice: EncodedLeaves) -> Result<usize> {
         let started = std::time::Instant::now();
         let r = self.write_unchanged_leaves(slice);
-        self.counters
-            .held(crate::op_stats::Holder::Checkpoint, started.elapsed());
+        self.counters.held_in(
+            crate::op_stats::Holder::Checkpoint,
+            "checkpoint: leaf slice",
+            started.elapsed(),
+        );
         if let Ok(n) = r {
             self.counters.leaves_sliced(n);
         }
@@ -277,8 +289,11 @@ impl State {
     pub(crate) fn write_node_slice(&mut self, slice: Encoded) -> Result<usize> {
         let started = std::time::Instant::now();
         let r = self.write_unchanged_nodes(slice);
-        self.counters
-            .held(crate::op_stats::Holder::Checkpoint, started.elapsed());
+        self.counters.held_in(
+            crate::op_stats::Holder::Checkpoint,
+            "checkpoint: node slice",
+            started.elapsed(),
+        );
         r
     }
 
@@ -344,8 +359,11 @@ impl State {
     pub(crate) fn write_checkpoint(&mut self, pre: Encoded) -> Result<(CtChild, LogAddr)> {
         let started = std::time::Instant::now();
         let r = self.write_checkpoint_pages(pre);
-        self.counters
-            .held(crate::op_stats::Holder::Checkpoint, started.elapsed());
+        self.counters.held_in(
+            crate::op_stats::Holder::Checkpoint,
+            "checkpoint: final hold",
+            started.elapsed(),
+        );
         r
     }
 

@@ -237,7 +237,11 @@ impl Drop for Held<'_> {
         f.pinned_ct.clear();
         f.pinned_nodes.clear();
         let c = &st.counters;
-        c.held(self.who, self.since.elapsed());
+        c.held_in(
+            self.who,
+            "a client request, cleaner batch or free step",
+            self.since.elapsed(),
+        );
         if matches!(self.who, Holder::Io) {
             // Only the holder reads under the lock: the difference is ours.
             c.io_pages_locked(c.pages_locked() - self.locked_reads);

@@ -60,6 +60,10 @@ pub(crate) enum Holder {
     Free = 3,
 }
 
+/// Store-lock holds this long are logged (`OpStats::held_in`): every
+/// other request waits for them.
+pub(crate) const SLOW_HOLD: Duration = Duration::from_millis(20);
+
 impl Holder {
     /// The holder's name in [`HolderHolds`] and metric labels.
     fn name(self) -> &'static str {
@@ -147,6 +151,20 @@ impl Counters {
         add(&self.hold_buckets[who as usize][i], 1);
         add(&self.hold_ns[who as usize], ns);
         self.hold_max_ns[who as usize].fetch_max(ns, Ordering::Relaxed);
+    }
+
+    /// [`OpStats::held`] for a hold by `who` doing `what`; a hold of
+    /// [`SLOW_HOLD`] or more is also logged, naming it.
+    pub(crate) fn held_in(&self, who: Holder, what: &'static str, d: Duration) {
+        self.held(who, d);
+        if d >= SLOW_HOLD {
+            tracing::warn!(
+                holder = who.name(),
+                what,
+                ms = d.as_millis() as u64,
+                "long store-lock hold"
+            );
+        }
     }
 
     /// Bytes appended to the log by a record.

@@ -344,8 +344,11 @@ impl Store {
             }
         });
         let doomed = st.log.take_doomed();
-        st.counters
-            .held(crate::op_stats::Holder::Checkpoint, held.elapsed());
+        st.counters.held_in(
+            crate::op_stats::Holder::Checkpoint,
+            "checkpoint: retiring segments after the superblock",
+            held.elapsed(),
+        );
         drop(st);
         if let Some(c) = committed {
             let observer = self.inner.observer.lock().clone();
