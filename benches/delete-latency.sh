@@ -116,7 +116,7 @@ PY
 grep "pending frees done" "$d/serve.log" | tail -1 || true
 [ -n "${METRICS:-}" ] || exit 0
 # Store-lock holds of 20 ms or more, as the server logged them (any time).
-grep "long store-lock hold" "$d/serve.log" | sed 's/\x1b\[[0-9;]*m//g' | tail -20 || true
+grep "long store-lock hold\|long checkpoint" "$d/serve.log" | sed 's/\x1b\[[0-9;]*m//g' | tail -20 || true
 python3 - "$d/m0" "$d/m1" <<'PY'
 import re, sys
 def load(f):

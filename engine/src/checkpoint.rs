@@ -358,12 +358,22 @@ impl State {
     /// lock hold.
     pub(crate) fn write_checkpoint(&mut self, pre: Encoded) -> Result<(CtChild, LogAddr)> {
         let started = std::time::Instant::now();
+        let (reads, segs) = (self.counters.pages_locked(), self.log.segments().len());
         let r = self.write_checkpoint_pages(pre);
+        let d = started.elapsed();
         self.counters.held_in(
             crate::op_stats::Holder::Checkpoint,
             "checkpoint: final hold",
-            started.elapsed(),
+            d,
         );
+        if d >= crate::op_stats::SLOW_HOLD {
+            // What may have waited for the device in it.
+            tracing::warn!(
+                pages_read = self.counters.pages_locked() - reads,
+                segments_rolled = self.log.segments().len().saturating_sub(segs),
+                "long checkpoint final hold"
+            );
+        }
         r
     }
 
