@@ -71,24 +71,50 @@ fn filled_store(dir: &std::path::Path, n: u32) -> (Store, Vec<ObjectId>) {
     (Store::open(dir, opts()).unwrap(), vols)
 }
 
+/// Stalls the first page read by thread `name` until the returned sender
+/// sends; the receiver hears when it stalled.
+fn stall_first_read_of(s: &Store, name: &'static str) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
+    let (stalled_tx, stalled_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (go_rx, stalled_tx) = (Mutex::new(go_rx), Mutex::new(stalled_tx));
+    let done = AtomicBool::new(false);
+    s.on_page_read(Some(Arc::new(move || {
+        if std::thread::current().name() == Some(name) && !done.swap(true, Ordering::SeqCst) {
+            stalled_tx.lock().unwrap().send(()).unwrap();
+            go_rx.lock().unwrap().recv().unwrap();
+        }
+    })));
+    (stalled_rx, go_tx)
+}
+
+/// Reads blocks of volume `v` (generation 0 of volume number `tag`) on
+/// another thread, which must finish within 10 s (`why` otherwise), and
+/// checks them.
+fn reads_go_on(s: &Store, v: ObjectId, tag: u32, why: &str) {
+    let sb = s.clone();
+    let (b_tx, b_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        for blk in [0u64, 700, 1500, 2047] {
+            let mut buf = vec![0u8; BS as usize];
+            sb.read(v, blk * BS, &mut buf).unwrap();
+            out.push((blk, buf));
+        }
+        b_tx.send(out).unwrap();
+    });
+    let got = b_rx.recv_timeout(Duration::from_secs(10)).expect(why);
+    for (blk, buf) in got {
+        assert_eq!(buf, block(tag, blk, 0), "volume {tag} block {blk}");
+    }
+}
+
 #[test]
 fn stalled_miss_on_one_volume_does_not_block_another() {
     let d = tempfile::tempdir().unwrap();
     let (s, vols) = filled_store(d.path(), 2);
     let base = s.op_stats();
     // The first page read by thread "reader-a" stalls until released.
-    let (stalled_tx, stalled_rx) = mpsc::channel::<()>();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let go_rx = Mutex::new(go_rx);
-    let stalled_tx = Mutex::new(stalled_tx);
-    let done = AtomicBool::new(false);
-    s.on_page_read(Some(Arc::new(move || {
-        let me = std::thread::current();
-        if me.name() == Some("reader-a") && !done.swap(true, Ordering::SeqCst) {
-            stalled_tx.lock().unwrap().send(()).unwrap();
-            go_rx.lock().unwrap().recv().unwrap();
-        }
-    })));
+    let (stalled_rx, go_tx) = stall_first_read_of(&s, "reader-a");
     let sa = s.clone();
     let va = vols[0];
     let a = std::thread::Builder::new()
@@ -103,24 +129,12 @@ fn stalled_miss_on_one_volume_does_not_block_another() {
         .recv_timeout(Duration::from_secs(30))
         .expect("reader A reached its miss");
     // While A's miss is stalled, B (cold too) reads several places.
-    let sb = s.clone();
-    let vb = vols[1];
-    let (b_tx, b_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut out = Vec::new();
-        for blk in [0u64, 700, 1500, 2047] {
-            let mut buf = vec![0u8; BS as usize];
-            sb.read(vb, blk * BS, &mut buf).unwrap();
-            out.push((blk, buf));
-        }
-        b_tx.send(out).unwrap();
-    });
-    let got = b_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("a read of volume B waited for volume A's stalled miss");
-    for (blk, buf) in got {
-        assert_eq!(buf, block(1, blk, 0), "volume B block {blk}");
-    }
+    reads_go_on(
+        &s,
+        vols[1],
+        1,
+        "a read of volume B waited for volume A's stalled miss",
+    );
     assert!(
         !a.is_finished(),
         "reader A finished while its miss was stalled"
@@ -150,16 +164,7 @@ fn stalled_free_step_miss_does_not_block_a_read() {
     s.delete(vols[0]).unwrap();
     assert!(s.pending_free_refs() > 0);
     let base = s.op_stats();
-    let (stalled_tx, stalled_rx) = mpsc::channel::<()>();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let (go_rx, stalled_tx) = (Mutex::new(go_rx), Mutex::new(stalled_tx));
-    let done = AtomicBool::new(false);
-    s.on_page_read(Some(Arc::new(move || {
-        if std::thread::current().name() == Some("freer") && !done.swap(true, Ordering::SeqCst) {
-            stalled_tx.lock().unwrap().send(()).unwrap();
-            go_rx.lock().unwrap().recv().unwrap();
-        }
-    })));
+    let (stalled_rx, go_tx) = stall_first_read_of(&s, "freer");
     let sf = s.clone();
     let freer = std::thread::Builder::new()
         .name("freer".into())
@@ -176,24 +181,12 @@ fn stalled_free_step_miss_does_not_block_a_read() {
     stalled_rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the free step reached its miss");
-    let sb = s.clone();
-    let vb = vols[1];
-    let (b_tx, b_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut out = Vec::new();
-        for blk in [0u64, 700, 1500, 2047] {
-            let mut buf = vec![0u8; BS as usize];
-            sb.read(vb, blk * BS, &mut buf).unwrap();
-            out.push((blk, buf));
-        }
-        b_tx.send(out).unwrap();
-    });
-    let got = b_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("a read waited for a free step's stalled miss");
-    for (blk, buf) in got {
-        assert_eq!(buf, block(1, blk, 0), "volume B block {blk}");
-    }
+    reads_go_on(
+        &s,
+        vols[1],
+        1,
+        "a read waited for a free step's stalled miss",
+    );
     assert!(!freer.is_finished(), "the frees finished while stalled");
     go_tx.send(()).unwrap();
     let total = freer.join().unwrap();
