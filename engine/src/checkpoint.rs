@@ -260,8 +260,7 @@ impl State {
                         .ok_or_else(|| Error::corrupt("a chunk-table leaf slice lost an append"))?;
                     self.account(loc, PAGE_RECORD, true);
                     // The very bytes written, unchanged: cached as they are.
-                    self.ct_forget((0, idx));
-                    self.ct_clean_put((0, idx), page);
+                    self.ct_cache((0, idx), page);
                     CtChild { loc, crc }
                 }
             };
@@ -456,7 +455,7 @@ impl State {
             let addrs = self.append_encoded(RecordKind::CtPage, framed)?;
             for ((idx, crc, bytes), a) in to_write.into_iter().zip(addrs) {
                 self.account(a, PAGE_RECORD, true);
-                self.ct_cache((level, idx), bytes);
+                self.ct_cache((level, idx), Arc::new(bytes));
                 written.insert(idx, CtChild { loc: a, crc });
             }
             if level == CT_INTERIOR_LEVELS {

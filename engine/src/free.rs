@@ -105,8 +105,9 @@ impl State {
     /// `max_refs` references will look up: it mirrors `apply_free` and
     /// `release_one` (the table entry of each reference released, and the
     /// node whose last reference it is) without changing anything. Run in
-    /// no-I/O mode it fails at the first page not in memory; when it
-    /// succeeds, the step applied in the same hold reads nothing.
+    /// no-I/O mode it notes every page not in memory (going on past each)
+    /// and then fails if there was one; when it succeeds, the step applied
+    /// in the same hold reads nothing.
     pub(crate) fn prefetch_free(&mut self, max_refs: u32) -> Result<()> {
         // At most `max_refs` pops, each from the top: the rest of the queue
         // is never reached.

@@ -106,7 +106,15 @@ impl State {
     /// `what` says how the chunk came to be released, for the corruption
     /// message when it is already free.
     pub(crate) fn release_one(&mut self, id: ChunkId, what: &str) -> Result<Vec<ChunkId>> {
-        let e = self.ct_get(id)?;
+        // One lookup: the entry as it was, its refcount dropped if other
+        // references remain.
+        let e = self.ct_update(id, |e| {
+            let was = *e;
+            if e.is_live() && e.refcount > 1 {
+                e.refcount -= 1;
+            }
+            was
+        })?;
         if !e.is_live() {
             return Err(Error::corrupt(format!(
                 "chunk {} is {what} but already free",
@@ -114,7 +122,6 @@ impl State {
             )));
         }
         if e.refcount > 1 {
-            self.ct_update(id, |e| e.refcount -= 1)?;
             return Ok(Vec::new());
         }
         // The last reference: read a node's children while its entry is

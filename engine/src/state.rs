@@ -358,15 +358,14 @@ impl State {
 
     /// Caches a chunk-table page just written by a checkpoint, as the
     /// record body written.
-    pub(crate) fn ct_cache(&mut self, key: CtKey, page: CtBytes) {
+    pub(crate) fn ct_cache(&mut self, key: CtKey, page: Arc<CtBytes>) {
         self.fetch.pinned_ct.remove(&key);
-        self.ct_clean_put(key, Arc::new(page));
+        self.ct_clean_put(key, page);
     }
 
     /// The entry of chunk `id`.
     pub fn ct_get(&mut self, id: ChunkId) -> Result<CtEntry> {
-        let leaf = id.table_index() / CT_LEAF_ENTRIES;
-        let slot = (id.table_index() % CT_LEAF_ENTRIES) as usize;
+        let (leaf, slot) = leaf_slot(id);
         if let Some(p) = self.ct_dirty.get(&leaf) {
             return p.entry(leaf, slot);
         }
@@ -429,7 +428,7 @@ impl State {
                 i += 1;
                 continue;
             }
-            let leaf = id.table_index() / CT_LEAF_ENTRIES;
+            let leaf = leaf_slot(id).0;
             let page = self.ct_leaf_mut(leaf)?;
             while i < ids.len() {
                 let id = ChunkId(ids[i]);
@@ -437,10 +436,10 @@ impl State {
                     i += 1;
                     continue;
                 }
-                if id.table_index() / CT_LEAF_ENTRIES != leaf {
+                let (in_leaf, slot) = leaf_slot(id);
+                if in_leaf != leaf {
                     break;
                 }
-                let slot = (id.table_index() % CT_LEAF_ENTRIES) as usize;
                 let mut e = page.entry(leaf, slot)?;
                 if !e.is_live() {
                     return Err(Error::corrupt(format!(
