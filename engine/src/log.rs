@@ -617,8 +617,8 @@ impl Log {
     ) -> Result<(LogAddr, usize)> {
         let plen = (payload.to - payload.from) as u64;
         let kind = RecordKind::WriteAligned;
-        // Room for the most padding there can be; the header is encoded
-        // again below, once the padding is known.
+        // Room for the most padding there can be (a roll moves the tail);
+        // the header is encoded once the padding is known.
         let most = head.len() as u64 + crate::format::ALIGNED_PAGE - 1 + plen;
         self.make_room(kind, most)?;
         crate::format::finish_aligned_write_head(&mut head, HEADER_LEN, self.tail);

@@ -14,7 +14,7 @@
 //! yet. Recovery ends the log before it, and [`Log::start_append`]
 //! removes segment files past the tail, as it removes a torn roll's.
 
-use super::spare::{spare_rel, Spare};
+use super::spare::{spare_file, spare_rel, Spare};
 use super::{
     free_bytes, open_segment, preallocate, segment_path, segment_rel, sync_dir, Log, Segment,
 };
@@ -45,7 +45,7 @@ impl NextSegment {
     pub fn make(self) -> Result<Arc<Segment>> {
         let to = segment_path(&self.dir, self.no);
         if let Some(sp) = self.spare {
-            let from = self.spare_dir.join(format!("{:08}.log", sp.old.0));
+            let from = spare_file(&self.spare_dir, sp.old);
             std::fs::rename(&from, &to).map_err(|e| {
                 Error::io(
                     format!("renaming {} to {}", from.display(), to.display()),
@@ -103,7 +103,7 @@ impl Log {
                     "segment numbers are used up: the log cannot grow",
                 )
             })?;
-        if self.making == Some(SegmentNo(n)) && self.ready.is_none() {
+        if self.making == Some(SegmentNo(n)) {
             // Being made outside the lock: never the same file twice.
             n = n.checked_add(1).ok_or_else(|| {
                 Error::new(crate::ErrorKind::Exhausted, "segment numbers are used up")

@@ -24,6 +24,11 @@ pub(super) fn spare_rel(old: SegmentNo) -> String {
     format!("spare/{:08}.log", old.0)
 }
 
+/// The spare file of retired segment `old` in `spare_dir`.
+pub(super) fn spare_file(spare_dir: &Path, old: SegmentNo) -> PathBuf {
+    spare_dir.join(format!("{:08}.log", old.0))
+}
+
 /// Opens the spare files left in `spare_dir` (none when it does not exist).
 pub(super) fn open_spares(spare_dir: &Path) -> Result<Vec<Spare>> {
     let rd = match std::fs::read_dir(spare_dir) {
@@ -83,7 +88,7 @@ impl Log {
 
     /// The spare file of retired segment `old` (named as in [`spare_rel`]).
     pub(super) fn spare_path(&self, old: SegmentNo) -> PathBuf {
-        self.spare_dir.join(format!("{:08}.log", old.0))
+        spare_file(&self.spare_dir, old)
     }
 
     /// True when a retired segment may be kept as a spare: the pool has
