@@ -357,7 +357,10 @@ impl State {
     /// lock hold.
     pub(crate) fn write_checkpoint(&mut self, pre: Encoded) -> Result<(CtChild, LogAddr)> {
         let started = std::time::Instant::now();
+        let times = crate::thread_times::ThreadTimes::now();
         let (reads, segs) = (self.counters.pages_locked(), self.log.segments().len());
+        let made = self.log.made_in_lock;
+        let (nodes, leaves) = (self.nodes_dirty.len(), self.ct_dirty.len());
         let r = self.write_checkpoint_pages(pre);
         let d = started.elapsed();
         self.counters.held_in(
@@ -366,10 +369,22 @@ impl State {
             d,
         );
         if d >= crate::op_stats::SLOW_HOLD {
-            // What may have waited for the device in it.
+            // Where its time went: the pages it wrote, what may have
+            // waited for the device (pages read, segment files made), and
+            // the thread's CPU, run-queue and fault figures.
+            let t = times.zip(crate::thread_times::ThreadTimes::now());
+            let t = t.map(|(a, b)| a.since(b));
             tracing::warn!(
+                nodes,
+                leaves,
                 pages_read = self.counters.pages_locked() - reads,
                 segments_rolled = self.log.segments().len().saturating_sub(segs),
+                segments_made = self.log.made_in_lock.0 - made.0,
+                making_ms = (self.log.made_in_lock.1 - made.1).as_secs_f64() * 1e3,
+                cpu_ms = t.map(|t| t.cpu_ms),
+                runq_ms = t.map(|t| t.runq_ms),
+                minflt = t.map(|t| t.minflt),
+                majflt = t.map(|t| t.majflt),
                 "long checkpoint final hold"
             );
         }
@@ -418,16 +433,18 @@ impl State {
                 keys.extend_from_slice(&dirty_leaves);
                 keys.sort_unstable();
             }
+            // A dirty leaf is cached as the very bytes written (its `Arc`);
+            // a page loaded for this hold, from its framed body.
             let mut framed_pages = Vec::with_capacity(keys.len());
             for idx in keys {
                 let f = match level_pages.get(&idx) {
                     Some(page) => (!page.is_empty() || level == CT_INTERIOR_LEVELS)
-                        .then(|| frame_ct_page(page, level, idx)),
+                        .then(|| (frame_ct_page(page, level, idx), None)),
                     None => {
                         let page = self.ct_dirty.get(&idx).ok_or_else(|| {
                             Error::corrupt(format!("dirty chunk-table leaf {idx} vanished"))
                         })?;
-                        (!page.is_empty_leaf()).then(|| frame_ct_bytes(page))
+                        (!page.is_empty_leaf()).then(|| (frame_ct_bytes(page), Some(page.clone())))
                     }
                 };
                 framed_pages.push((idx, f));
@@ -446,8 +463,10 @@ impl State {
                     None => {
                         written.insert(idx, CtChild::NONE);
                     }
-                    Some((f, crc)) => {
-                        to_write.push((idx, crc, CtBytes::of_body(&f[HEADER_LEN..])));
+                    Some(((f, crc), bytes)) => {
+                        let bytes =
+                            bytes.unwrap_or_else(|| Arc::new(CtBytes::of_body(&f[HEADER_LEN..])));
+                        to_write.push((idx, crc, bytes));
                         framed.push((f, crc));
                     }
                 }
@@ -455,7 +474,7 @@ impl State {
             let addrs = self.append_encoded(RecordKind::CtPage, framed)?;
             for ((idx, crc, bytes), a) in to_write.into_iter().zip(addrs) {
                 self.account(a, PAGE_RECORD, true);
-                self.ct_cache((level, idx), Arc::new(bytes));
+                self.ct_cache((level, idx), bytes);
                 written.insert(idx, CtChild { loc: a, crc });
             }
             if level == CT_INTERIOR_LEVELS {

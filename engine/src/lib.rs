@@ -57,6 +57,7 @@ mod scrub;
 mod state;
 mod stats;
 mod store;
+mod thread_times;
 pub mod tiering;
 mod types;
 mod walk;

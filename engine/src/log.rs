@@ -199,6 +199,9 @@ pub(crate) struct Log {
     /// The active segment for which no file could be made ready (the
     /// disk too full): not asked again until the next roll.
     ready_declined: Option<SegmentNo>,
+    /// Segment files made under the store lock by a roll that found none
+    /// ready, and the time they took (for the long-hold log).
+    pub made_in_lock: (u64, std::time::Duration),
 }
 
 impl Drop for Log {
@@ -362,6 +365,7 @@ impl Log {
             ready: None,
             making: None,
             ready_declined: None,
+            made_in_lock: Default::default(),
         })
     }
 
@@ -789,7 +793,13 @@ impl Log {
         }
         let seg = match self.take_ready(next) {
             Some(seg) => seg,
-            None => self.make_segment(next, client)?,
+            None => {
+                let t = std::time::Instant::now();
+                let seg = self.make_segment(next, client)?;
+                self.made_in_lock.0 += 1;
+                self.made_in_lock.1 += t.elapsed();
+                seg
+            }
         };
         let seal_body = SealBody { next }.encode();
         let mut seal_h = RecordHeader::encode(RecordKind::Seal, self.next_seq, &seal_body);
