@@ -300,6 +300,14 @@ impl Store {
         let mut total = 0u64;
         loop {
             while !self.free_ctl().stop.load(Ordering::Acquire) {
+                // Not while another thread checkpoints (the cleaner's
+                // thread retiring the segments the frees empty): each step
+                // dirties table leaves all over the table, so the slices
+                // would never catch up and the checkpoint's final hold
+                // would write some 10,000 leaves (180 ms with the lock
+                // held). Waiting here lets the checkpoint finish in one
+                // pass; the frees are background work.
+                drop(self.checkpoint_guard());
                 match self.free_step().and_then(|n| {
                     if n > 0 {
                         self.free_housekeeping()?;

@@ -207,3 +207,64 @@ fn free_thread_keeps_dirty_metadata_bounded() {
     assert!(peak <= limit + step, "peak dirty {peak}");
     clean(&s, "freed");
 }
+
+/// A checkpoint run by another thread (the cleaner's, retiring segments
+/// the frees emptied) is not raced by free steps: each step dirties table
+/// leaves all over the table, so its slices would never catch up and its
+/// final hold would write them all with the lock held. At most the one
+/// step already waiting for the state lock when the checkpoint began
+/// slips in.
+#[test]
+fn free_steps_wait_for_another_threads_checkpoint() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(
+        dir.path(),
+        StoreOptions {
+            background_free: true,
+            checkpoint_slice_pages: 2,
+            // The free thread checkpoints after every step: the frees
+            // last long enough to race many of this thread's checkpoints.
+            dirty_limit_bytes: 64 << 10,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let n = 16384;
+    let (_, snap) = diverged(&s, n);
+    s.checkpoint().unwrap();
+    let me = std::thread::current().id();
+    let seen: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let (hook_seen, hook_store) = (seen.clone(), s.clone());
+    s.on_checkpoint_slice(Some(Arc::new(move || {
+        if std::thread::current().id() == me {
+            hook_seen
+                .lock()
+                .unwrap()
+                .push(hook_store.pending_free_refs());
+            // Room for a racing step to run, were it allowed.
+            std::thread::sleep(Duration::from_micros(300));
+        }
+    })));
+    s.delete(snap).unwrap();
+    let (mut checkpoints, mut sliced) = (0, 0);
+    while s.pending_free_refs() > 0 {
+        seen.lock().unwrap().clear();
+        s.checkpoint().unwrap();
+        let v = seen.lock().unwrap().clone();
+        let changes = v.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(
+            changes <= 1,
+            "free steps ran between the slices of another thread's checkpoint: {v:?}"
+        );
+        checkpoints += 1;
+        sliced += usize::from(v.len() >= 3 && v[0] > 0);
+    }
+    s.on_checkpoint_slice(None);
+    assert!(
+        sliced >= 3,
+        "{checkpoints} checkpoints, {sliced} sliced while frees ran"
+    );
+    assert!(s.wait_free(Duration::from_secs(2)).unwrap());
+    clean(&s, "freed");
+}
