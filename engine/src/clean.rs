@@ -395,32 +395,31 @@ impl Store {
         let _c = self.checkpoint_guard();
         self.check_live()?;
         let mut st = self.state();
-        let active = st.log.active_no();
-        let empty: Vec<SegmentNo> = st
-            .log
-            .segments()
-            .keys()
-            .copied()
-            .filter(|&s| {
-                s < active
-                    && st.usage.get(&s).copied().unwrap_or(0) == 0
-                    && !st.delete_next.contains(&s)
-                    && !st.pending_delete.contains(&s)
-            })
-            .collect();
+        let queued = queue_empty_segments(&mut st);
         // Segments queued by the previous call go at this checkpoint.
         let waiting = st.delete_next.len();
-        if empty.is_empty() && waiting == 0 {
+        if queued == 0 && waiting == 0 {
             return Ok(0);
         }
-        st.pending_delete.extend(&empty);
         self.checkpoint_with(st)?;
-        tracing::debug!(
-            queued = empty.len(),
-            deleted = waiting,
-            "dropped empty segments"
-        );
-        Ok(empty.len() + waiting)
+        tracing::debug!(queued, deleted = waiting, "dropped empty segments");
+        Ok(queued + waiting)
+    }
+
+    /// While the free thread runs: queues the wholly dead segments for
+    /// deletion without a checkpoint of its own. Frees empty segments by
+    /// the dozen, and a checkpoint per reclaim pass (each writing the table
+    /// leaves the frees dirtied) fed itself: its pages filled segments,
+    /// which started the next pass (117 checkpoints, 3.2 GB of pages, while
+    /// a 16 GiB snapshot was freed). The free thread's own checkpoints (at
+    /// the dirty limit) retire what is queued, so space still returns as
+    /// the frees go; when they are done, a normal pass runs.
+    fn queue_empty_only(&self) -> Result<()> {
+        let _c = self.checkpoint_guard();
+        self.check_live()?;
+        let queued = queue_empty_segments(&mut self.state());
+        tracing::debug!(queued, "queued empty segments while frees run");
+        Ok(())
     }
 
     /// Housekeeping's reclaim, for a write that grew the log by a segment
@@ -455,6 +454,9 @@ impl Store {
             .name("blockd-reclaim".into())
             .spawn(move || {
                 let pass = || -> Result<()> {
+                    if me.frees_running() {
+                        return me.queue_empty_only();
+                    }
                     if !me.garbage_high() || me.drop_or_clean()? == 0 {
                         return Ok(());
                     }
@@ -579,4 +581,24 @@ fn move_batch(st: &mut State, batch: &mut Vec<Item>) -> Result<u64> {
         }
     }
     Ok(moved)
+}
+
+/// Queues every wholly dead sealed segment not queued yet for deletion at
+/// the next checkpoint (`pending_delete`); returns how many.
+fn queue_empty_segments(st: &mut crate::state::State) -> usize {
+    let active = st.log.active_no();
+    let empty: Vec<SegmentNo> = st
+        .log
+        .segments()
+        .keys()
+        .copied()
+        .filter(|&s| {
+            s < active
+                && st.usage.get(&s).copied().unwrap_or(0) == 0
+                && !st.delete_next.contains(&s)
+                && !st.pending_delete.contains(&s)
+        })
+        .collect();
+    st.pending_delete.extend(&empty);
+    empty.len()
 }

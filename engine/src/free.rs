@@ -158,6 +158,11 @@ impl Store {
         self.state().free_queue.len() as u64
     }
 
+    /// True while the free thread runs.
+    pub(crate) fn frees_running(&self) -> bool {
+        self.free_ctl().running.load(Ordering::Acquire)
+    }
+
     /// References released by free steps since the store was opened.
     pub fn freed_total(&self) -> u64 {
         self.free_ctl().freed.load(Ordering::Acquire)
@@ -331,6 +336,14 @@ impl Store {
                 }
             }
             self.free_ctl().running.store(false, Ordering::Release);
+            // While this thread ran, the cleaner only queued the segments
+            // the frees emptied (`Store::queue_empty_only`): now a full
+            // pass retires them and any others.
+            if !self.free_ctl().stop.load(Ordering::Acquire) && self.garbage_high() {
+                if let Err(e) = self.light_reclaim() {
+                    tracing::error!(error = %e, "reclaim after the frees failed");
+                }
+            }
             // A reference queued after the last step but before the flag
             // dropped found the thread running: look once more.
             if self.free_ctl().stop.load(Ordering::Acquire)
