@@ -348,6 +348,7 @@ impl Store {
         if batch.is_empty() {
             return Ok(0);
         }
+        self.wait_queue_room()?;
         let mut fetched = Fetched::for_apply();
         let (mut st, ()) = self.lock_resolved_as(Holder::Reclaim, &mut fetched, |st| {
             self.check_live()?;

@@ -183,6 +183,7 @@ impl Store {
     /// a cold snapshot, or a table leaf, comes from the device.
     pub fn free_step(&self) -> Result<u32> {
         self.check_live()?;
+        self.wait_queue_room()?;
         let mut fetched = Fetched::for_apply();
         let (mut st, top) = self.lock_resolved_as(Holder::Free, &mut fetched, |st| {
             let Some(&top) = st.free_queue.last() else {

@@ -295,10 +295,7 @@ impl Store {
             })
             .collect();
         // Room in the log's write queue is waited for before the lock.
-        self.inner
-            .queue
-            .wait_room(crate::log_queue::QUEUE_LIMIT)
-            .map_err(|e| self.fail(e))?;
+        self.wait_queue_room()?;
         // Everything the apply will look up is brought into memory first,
         // misses read outside the lock (`fetch.rs`); the record is appended
         // and applied in the same hold that found it all in memory.
@@ -661,6 +658,17 @@ impl Store {
 
     pub(crate) fn background_free(&self) -> bool {
         self.inner.opts.background_free
+    }
+
+    /// Waits, before taking the store lock, until the log's write queue
+    /// holds at most `QUEUE_LIMIT` bytes: how client writes, the cleaner's
+    /// batches and free steps are bounded (`Log::make_room` does not wait
+    /// for them with the lock held).
+    pub(crate) fn wait_queue_room(&self) -> Result<()> {
+        self.inner
+            .queue
+            .wait_room(crate::log_queue::QUEUE_LIMIT)
+            .map_err(|e| self.fail(e))
     }
 
     pub(crate) fn dirty_limit(&self) -> u64 {

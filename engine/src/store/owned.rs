@@ -86,10 +86,7 @@ impl Store {
             }
             crcs.push(p.crc);
         }
-        self.inner
-            .queue
-            .wait_room(crate::log_queue::QUEUE_LIMIT)
-            .map_err(|e| self.fail(e))?;
+        self.wait_queue_room()?;
         let mut fetched = Fetched::for_apply();
         let (mut st, ()) = self.lock_resolved(&mut fetched, |st| {
             self.check_live()?;
