@@ -809,8 +809,16 @@ impl Log {
             None => {
                 let t = std::time::Instant::now();
                 let seg = self.make_segment(next, client)?;
+                let d = t.elapsed();
                 self.made_in_lock.0 += 1;
-                self.made_in_lock.1 += t.elapsed();
+                self.made_in_lock.1 += d;
+                if d >= crate::op_stats::SLOW_HOLD {
+                    tracing::warn!(
+                        segment = next.0,
+                        ms = d.as_millis() as u64,
+                        "segment file made under the store lock (none was ready)"
+                    );
+                }
                 seg
             }
         };
