@@ -69,6 +69,7 @@ impl Encoded {
 /// the snapshot), its record framed with room for the header (none for an
 /// empty leaf, which its parent names as no page), its body's crc32 and
 /// its bytes for the clean cache.
+#[derive(Default)]
 pub(crate) struct EncodedLeaves(Vec<EncodedLeaf>);
 
 struct EncodedLeaf {
@@ -171,6 +172,12 @@ impl State {
             started.elapsed(),
         );
         idxs
+    }
+
+    /// Every dirty leaf, unsorted, for [`EncodedLeaves::new`] just before
+    /// the final hold (cheap: `Arc` clones).
+    pub(crate) fn all_dirty_leaves(&self) -> Vec<(u64, Arc<CtBytes>)> {
+        self.ct_dirty.iter().map(|(i, p)| (*i, p.clone())).collect()
     }
 
     /// The leaves of `idxs` still dirty, for [`EncodedLeaves::new`]
@@ -355,13 +362,17 @@ impl State {
     /// What it commits is the state at this hold. The caller syncs the log
     /// and writes the superblock. Its time is counted as a checkpoint's
     /// lock hold.
-    pub(crate) fn write_checkpoint(&mut self, pre: Encoded) -> Result<(CtChild, LogAddr)> {
+    pub(crate) fn write_checkpoint(
+        &mut self,
+        pre: Encoded,
+        pre_leaves: EncodedLeaves,
+    ) -> Result<(CtChild, LogAddr)> {
         let started = std::time::Instant::now();
         let times = crate::thread_times::ThreadTimes::now();
         let (reads, segs) = (self.counters.pages_locked(), self.log.segments().len());
         let made = self.log.made_in_lock;
         let (nodes, leaves) = (self.nodes_dirty.len(), self.ct_dirty.len());
-        let r = self.write_checkpoint_pages(pre);
+        let r = self.write_checkpoint_pages(pre, pre_leaves);
         let d = started.elapsed();
         self.counters.held_in(
             crate::op_stats::Holder::Checkpoint,
@@ -391,7 +402,11 @@ impl State {
         r
     }
 
-    fn write_checkpoint_pages(&mut self, pre: Encoded) -> Result<(CtChild, LogAddr)> {
+    fn write_checkpoint_pages(
+        &mut self,
+        pre: Encoded,
+        pre_leaves: EncodedLeaves,
+    ) -> Result<(CtChild, LogAddr)> {
         // 1. Map nodes: each dirty node goes to a fresh place in the log.
         // Most were written by earlier slices (`Store::checkpoint_with`);
         // those left were encoded just before this hold (`pre`), but for
@@ -407,8 +422,13 @@ impl State {
             nodes.push((id, node));
         }
         self.write_nodes(nodes, framed)?;
-        // 2. Chunk-table pages, leaves first, then each parent level. Dirty
-        // leaves stay pinned until the whole tree is written: until then
+        // 2. Chunk-table pages, leaves first, then each parent level. The
+        // leaves unchanged since they were framed just before this hold
+        // (`pre_leaves`) go as a slice would (their parents changed in
+        // memory); those changed since (by the node writes above, or by
+        // requests meanwhile) are framed here.
+        self.write_unchanged_leaves(pre_leaves)?;
+        // The other dirty leaves stay pinned until the whole tree is written: until then
         // the old parents on disk do not lead to the new leaves. They are
         // framed straight from the dirty set, not copied first (a dirty
         // leaf is twice a page in memory: a copy of a 64 MiB dirty set

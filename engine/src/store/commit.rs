@@ -226,26 +226,35 @@ impl Store {
         // than a slice have been dirtied while they were encoded (the lock
         // is contended), they go as one more slice and the final hold is
         // tried again, a bounded number of times.
+        // The dirty leaves left are framed outside the lock the same way
+        // (those unchanged at the final hold go as a slice would), so that
+        // the hold does not copy and checksum the pages requests dirtied
+        // during the slices (some 15,000 past a 16 GiB random fill).
         let mut tries = 0;
-        let (mut st, pre) = loop {
+        let (mut st, pre, pre_leaves) = loop {
             let mut snapshot = st.dirty_nodes();
+            let mut leaves = st.all_dirty_leaves();
             drop(st);
             snapshot.sort_unstable_by_key(|n| n.0);
+            leaves.sort_unstable_by_key(|l| l.0);
             let pre = crate::checkpoint::Encoded::new(snapshot);
+            let pre_leaves = crate::checkpoint::EncodedLeaves::new(leaves);
             faults.checkpoint_slice();
             st = self.inner.state.lock();
             self.check_live()?;
             tries += 1;
             if st.nodes_dirty.len() <= pre.len() + per || tries == SLICE_PASSES {
-                break (st, pre);
+                break (st, pre, pre_leaves);
             }
-            let r = st.write_node_slice(pre);
+            let r = st
+                .write_node_slice(pre)
+                .and_then(|_| st.write_leaf_slice(pre_leaves));
             drop(st);
             self.inner.queue.wake();
             r.map_err(|e| self.fail(e))?;
             st = self.inner.state.lock();
         };
-        let (ct_root, blob) = match st.write_checkpoint(pre) {
+        let (ct_root, blob) = match st.write_checkpoint(pre, pre_leaves) {
             Ok(r) => r,
             Err(e) => {
                 drop(st);
