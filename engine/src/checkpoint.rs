@@ -428,12 +428,12 @@ impl State {
         // memory); those changed since (by the node writes above, or by
         // requests meanwhile) are framed here.
         self.write_unchanged_leaves(pre_leaves)?;
-        // The other dirty leaves stay pinned until the whole tree is written: until then
-        // the old parents on disk do not lead to the new leaves. They are
-        // framed straight from the dirty set, not copied first (a dirty
-        // leaf is twice a page in memory: a copy of a 64 MiB dirty set
-        // took RSS far past its bounds); only the leaves the cleaner forces
-        // and the parent levels are loaded as pages of their own.
+        // The other dirty leaves stay pinned until the whole tree is
+        // written: until then the old parents on disk do not lead to the
+        // new leaves. They are framed straight from the dirty set, not
+        // copied first (a copy of a 64 MiB dirty set took RSS far past its
+        // bounds); only the leaves the cleaner forces and the parent levels
+        // are loaded as pages of their own.
         let mut dirty_leaves: Vec<u64> = self.ct_dirty.keys().copied().collect();
         dirty_leaves.sort_unstable();
         let force = std::mem::take(&mut self.ct_force);

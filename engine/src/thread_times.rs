@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 /// One sample of the calling thread's times.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct ThreadTimes {
     on_cpu_ns: u64,
     runq_ns: u64,
