@@ -145,7 +145,7 @@ for h in ("io", "checkpoint", "reclaim", "free"):
     print("holds %-10s %8d in %7.2f s: %s" % (h, n, s, " ".join(hist)))
 for k in sorted(d):
     if d[k] and (k.startswith("blockd_engine_metadata_reads") or k.startswith("blockd_engine_checkpoints")
-                 or "leaves_sliced" in k or k.startswith("blockd_engine_cache_lookups")
+                 or "table_leaves" in k or k.startswith("blockd_engine_cache_lookups")
                  or k.startswith("blockd_engine_client_metadata") or k.startswith("blockd_engine_fetch_retries")):
         print("%s +%d" % (k, d[k]))
 PY

@@ -496,6 +496,12 @@ impl prometheus_client::collector::Collector for EngineCollector {
         )?;
         counter(
             e,
+            "blockd_engine_checkpoint_table_leaves_written",
+            "Chunk-table leaves checkpoints wrote, in slices and final holds",
+            s.table_leaves_written,
+        )?;
+        counter(
+            e,
             "blockd_engine_log_bytes",
             "Bytes of records appended to the log",
             s.log_bytes,

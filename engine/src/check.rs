@@ -153,7 +153,8 @@ impl State {
         blocks: &mut HashMap<ChunkId, u32>,
         report: &mut CheckReport,
     ) -> Result<()> {
-        let queued = self.free_queue.clone();
+        let mut queued = self.free_queue.clone();
+        queued.extend(self.free_sorted.iter());
         let nil = ObjectId(uuid::Uuid::nil());
         for id in queued {
             if id.is_data() {

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::format::{
     CtChild, CtPage, Node, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS, HEADER_LEN, PAGE_LEN,
 };
+use crate::free_sorted::SortedFrees;
 use crate::state::{CtKey, State, PAGE_RECORD};
 use crate::types::{ChunkId, LogAddr, SegmentNo};
 use serde::{Deserialize, Serialize};
@@ -110,6 +111,13 @@ pub(crate) struct Blob {
     /// older blobs).
     #[serde(default)]
     pub free_queue: Vec<u64>,
+    /// The sorted data references (`free_sorted.rs`): ascending, each as
+    /// its difference from the one before (absent in older blobs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub free_sorted: Vec<u64>,
+    /// True while a sweep of them is under way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub free_sweeping: bool,
 }
 
 /// A chunk-table page framed as a CtPage record (room for the header, then
@@ -253,6 +261,7 @@ impl State {
             });
             placed.push((e.idx, crc, e.page));
         }
+        self.counters.leaves_written(framed.len());
         let mut addrs = self.append_encoded(RecordKind::CtPage, framed)?.into_iter();
         for ((idx, written, page), old) in placed.into_iter().zip(olds) {
             self.account(old.loc, PAGE_RECORD, false);
@@ -491,6 +500,9 @@ impl State {
                     }
                 }
             }
+            if level == 0 {
+                self.counters.leaves_written(to_write.len());
+            }
             let addrs = self.append_encoded(RecordKind::CtPage, framed)?;
             for ((idx, crc, bytes), a) in to_write.into_iter().zip(addrs) {
                 self.account(a, PAGE_RECORD, true);
@@ -566,6 +578,8 @@ impl State {
             live_data_bytes: self.live_data_bytes,
             usage: self.usage.iter().map(|(s, b)| (s.0, *b)).collect(),
             free_queue: self.free_queue.iter().map(|c| c.0).collect(),
+            free_sorted: self.free_sorted.to_deltas(),
+            free_sweeping: self.free_sorted.sweeping,
         };
         let body = serde_json::to_vec(&blob)
             .map_err(|e| Error::corrupt(format!("encoding checkpoint: {e}")))?;
@@ -602,6 +616,7 @@ impl State {
                 "checkpoint blob: the pending-free queue names a special chunk",
             ));
         }
+        self.free_sorted = SortedFrees::from_deltas(&blob.free_sorted, blob.free_sweeping)?;
         Ok(())
     }
 }

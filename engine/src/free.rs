@@ -6,18 +6,29 @@
 //! is put on the pending-free queue instead, in the same step that removed
 //! it (the Catalog or Zero record that the live store and replay both apply
 //! the same way), and the queue is worked off in bounded steps: each takes
-//! the store lock briefly, appends one Free record and releases at most
-//! [`FREE_STEP_REFS`] references. Freeing a node puts its children's
-//! references on the queue (a stack, so the queue stays as short as the
-//! map is deep times the node fan-out).
+//! the store lock briefly, appends one Free record and takes a bounded
+//! number of references. Freeing a node puts its children's references on
+//! the queue (a stack, so the queue stays as short as the map is deep
+//! times the node fan-out).
 //!
-//! Crash safety: a queued reference is an ordinary reference (it counts in
-//! the chunk's refcount, `check` counts it), the queue is in every
-//! checkpoint blob together with the chunk-table pages it agrees with, and
-//! a step is logged before it is applied, under the one store lock, so
-//! replay (log order equals apply order) redoes exactly the steps that are
-//! in the durable log, on exactly the queue they ran on. A step lost in a
-//! crash is simply done again; none is done twice.
+//! Data references are released in chunk-table order, not map order: a
+//! *gather* step ([`GATHER_STEP_REFS`] pops) releases the nodes it pops
+//! and moves the data references into the sorted set (`free_sorted.rs`);
+//! once [`FREE_SORT_REFS`] are sorted, or the queue is empty, *sweep*
+//! steps ([`SWEEP_STEP_REFS`] each) release them leaf by leaf until the
+//! set is empty. A randomly written snapshot's references then dirty each
+//! table leaf once per sweep, instead of once per checkpoint.
+//!
+//! Crash safety: a queued or sorted reference is an ordinary reference (it
+//! counts in the chunk's refcount, `check` counts it), the queue and the
+//! sorted set are in every checkpoint blob together with the chunk-table
+//! pages they agree with, and a step is logged before it is applied, under
+//! the one store lock, so replay (log order equals apply order) redoes
+//! exactly the steps that are in the durable log, on exactly the queue
+//! they ran on. Each record names its mode (release, gather or sweep) and
+//! its first reference, which replay checks; when a sweep starts is the
+//! live store's choice, recorded, never recomputed. A step lost in a crash
+//! is simply done again; none is done twice.
 //!
 //! Under `blockd serve` (`StoreOptions::background_free`) a thread runs the
 //! steps, checkpointing whenever dirty metadata passes the store's dirty
@@ -28,7 +39,8 @@
 
 use crate::error::{Error, Result};
 use crate::fetch::Fetched;
-use crate::format::{FreeStep, RecordKind};
+use crate::format::{FreeMode, FreeStep, RecordKind};
+use crate::free_sorted::FREE_SORT_REFS;
 use crate::map::node_children;
 use crate::op_stats::Holder;
 use crate::state::State;
@@ -36,15 +48,19 @@ use crate::store::Store;
 use crate::types::ChunkId;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Most references one step releases (one Free record, one lock hold).
-/// Each may dirty a chunk-table leaf (decoding it, on its first change
-/// since a checkpoint): 256 held the lock 1-10 ms per step while a
-/// randomly written snapshot was freed; 128 about halves that.
-pub const FREE_STEP_REFS: u32 = 128;
+/// Most references a gather step pops (one Free record, one lock hold): a
+/// data reference only goes into the sorted set, so most pops are cheap;
+/// a node's release reads its table entry and node, prefetched.
+pub const GATHER_STEP_REFS: u32 = 1024;
+
+/// Most references a sweep step releases. They are ascending, so they
+/// dirty one or two chunk-table leaves (release steps, each reference on
+/// a leaf of its own, held the lock 1-10 ms at 256 references).
+pub const SWEEP_STEP_REFS: u32 = 512;
 
 /// The free thread's controls, held by the store.
 #[derive(Default)]
@@ -59,6 +75,10 @@ pub(crate) struct FreeCtl {
     freed: AtomicU64,
     /// Tests only: nothing works the queue off unless asked.
     held: AtomicBool,
+    /// Tests only: sorted references that start a sweep (0: the default,
+    /// [`FREE_SORT_REFS`]). Replay follows each record's mode, so a store
+    /// may be reopened with any value.
+    sort_refs: AtomicUsize,
 }
 
 impl State {
@@ -76,50 +96,105 @@ impl State {
         self.decref(id)
     }
 
-    /// Applies one Free step (live or replayed): releases up to
-    /// `step.max_refs` queued references, the first of which must be
-    /// `step.top`. Returns how many it released.
-    pub(crate) fn apply_free(&mut self, step: FreeStep) -> Result<u32> {
-        if self.free_queue.last() != Some(&step.top) {
+    /// References waiting: on the queue, and in the sorted set.
+    pub(crate) fn free_refs_pending(&self) -> u64 {
+        (self.free_queue.len() + self.free_sorted.len()) as u64
+    }
+
+    /// The step the live store runs next, if any work waits: a sweep while
+    /// one is under way, or once `sort_refs` data references are sorted or
+    /// the queue has run out; else a gather from the queue's top.
+    pub(crate) fn next_free_step(&self, sort_refs: usize) -> Option<FreeStep> {
+        let sorted = &self.free_sorted;
+        if !sorted.is_empty()
+            && (sorted.sweeping || self.free_queue.is_empty() || sorted.len() >= sort_refs)
+        {
+            return sorted.first().map(|top| FreeStep {
+                max_refs: SWEEP_STEP_REFS,
+                mode: FreeMode::Sweep,
+                top,
+            });
+        }
+        self.free_queue.last().map(|&top| FreeStep {
+            max_refs: GATHER_STEP_REFS,
+            mode: FreeMode::Gather,
+            top,
+        })
+    }
+
+    /// Applies one Free step (live or replayed): takes up to
+    /// `step.max_refs` references, the first of which must be `step.top`,
+    /// and releases or sorts them as `step.mode` says. Returns how many it
+    /// took, and how many of those it released (a gather step sorts its
+    /// data references instead).
+    pub(crate) fn apply_free(&mut self, step: FreeStep) -> Result<(u32, u32)> {
+        let first = match step.mode {
+            FreeMode::Sweep => self.free_sorted.first(),
+            FreeMode::Release | FreeMode::Gather => self.free_queue.last().copied(),
+        };
+        if first != Some(step.top) {
             return Err(Error::corrupt(format!(
-                "free step expects chunk {} on top of the pending-free queue, found {:?}",
+                "free step ({:?}) expects chunk {} first, found {:?}",
+                step.mode,
                 step.top.0,
-                self.free_queue.last().map(|c| c.0)
+                first.map(|c| c.0)
             )));
         }
-        let mut n = 0;
+        if step.mode == FreeMode::Sweep {
+            self.free_sorted.sweeping = true;
+            let ids = self.free_sorted.take(step.max_refs);
+            for &id in &ids {
+                self.release_one(id, "sorted for freeing")?;
+            }
+            return Ok((ids.len() as u32, ids.len() as u32));
+        }
+        let (mut n, mut sorted) = (0, 0);
         while n < step.max_refs {
             let Some(id) = self.free_queue.pop() else {
                 break;
             };
             n += 1;
+            if step.mode == FreeMode::Gather && id.is_data() {
+                self.free_sorted.push(id);
+                sorted += 1;
+                continue;
+            }
             let children = self.release_one(id, "queued for freeing")?;
             self.free_queue.extend(children);
         }
-        Ok(n)
+        Ok((n, n - sorted))
     }
 }
 
 impl State {
-    /// A read-only walk over every page the next free step of at most
-    /// `max_refs` references will look up: it mirrors `apply_free` and
-    /// `release_one` (the table entry of each reference released, and the
-    /// node whose last reference it is) without changing anything. Run in
-    /// no-I/O mode it notes every page not in memory (going on past each)
-    /// and then fails if there was one; when it succeeds, the step applied
-    /// in the same hold reads nothing.
-    pub(crate) fn prefetch_free(&mut self, max_refs: u32) -> Result<()> {
+    /// A read-only walk over every page `step` will look up: it mirrors
+    /// `apply_free` and `release_one` (the table entry of each reference
+    /// released, and the node whose last reference it is) without changing
+    /// anything. Run in no-I/O mode it notes every page not in memory
+    /// (going on past each) and then fails if there was one; when it
+    /// succeeds, the step applied in the same hold reads nothing.
+    pub(crate) fn prefetch_free(&mut self, step: &FreeStep) -> Result<()> {
+        if step.mode == FreeMode::Sweep {
+            // Ascending ids: one lookup per leaf loads it.
+            for id in self.free_sorted.leaves_ahead(step.max_refs) {
+                self.noting_miss(|st| st.ct_get(id))?;
+            }
+            return self.misses_noted();
+        }
         // At most `max_refs` pops, each from the top: the rest of the queue
         // is never reached.
-        let keep = self.free_queue.len().saturating_sub(max_refs as usize);
+        let keep = self.free_queue.len().saturating_sub(step.max_refs as usize);
         let mut stack = self.free_queue[keep..].to_vec();
         // References this step drops before each one's own release, for
         // a chunk queued more than once.
         let mut dropped: FxHashMap<ChunkId, u32> = FxHashMap::default();
-        for _ in 0..max_refs {
+        for _ in 0..step.max_refs {
             let Some(id) = stack.pop() else {
                 break;
             };
+            if step.mode == FreeMode::Gather && id.is_data() {
+                continue;
+            }
             // Past a miss the walk goes on (a node missed is not expanded),
             // so that one pass notes most of what the step needs.
             let Some(e) = self.noting_miss(|st| st.ct_get(id))? else {
@@ -133,6 +208,11 @@ impl State {
                 }
             }
         }
+        self.misses_noted()
+    }
+
+    /// Fails (to be fetched and retried) when a walk noted a miss.
+    fn misses_noted(&self) -> Result<()> {
         if self.fetch.misses.is_empty() {
             Ok(())
         } else {
@@ -155,7 +235,7 @@ impl State {
 impl Store {
     /// References waiting on the pending-free queue.
     pub fn pending_free_refs(&self) -> u64 {
-        self.state().free_queue.len() as u64
+        self.state().free_refs_pending()
     }
 
     /// True while the free thread runs.
@@ -176,40 +256,54 @@ impl Store {
         self.free_ctl().held.store(hold, Ordering::Release);
     }
 
-    /// Runs one bounded free step; returns the references it released (0
-    /// when the queue is empty). The pages the step will touch are read
+    /// Tests only: sweeps start once `refs` data references are sorted
+    /// (instead of [`FREE_SORT_REFS`]), so that small stores reach the
+    /// gather-sweep alternation of big deletes.
+    #[cfg(feature = "fault-injection")]
+    pub fn set_free_sort_refs(&self, refs: usize) {
+        self.free_ctl().sort_refs.store(refs, Ordering::Release);
+    }
+
+    /// Runs one bounded free step; returns the references it took (0 when
+    /// nothing is pending): released, or sorted to be released in order. The pages the step will touch are read
     /// outside the store lock first ([`State::prefetch_free`]), as client
     /// I/O reads its misses: a step does not hold the lock while a node of
     /// a cold snapshot, or a table leaf, comes from the device.
     pub fn free_step(&self) -> Result<u32> {
+        self.free_step_counted().map(|(taken, _)| taken)
+    }
+
+    /// [`Store::free_step`], also returning how many references it
+    /// released.
+    fn free_step_counted(&self) -> Result<(u32, u32)> {
         self.check_live()?;
         self.wait_queue_room()?;
         let mut fetched = Fetched::for_apply();
-        let (mut st, top) = self.lock_resolved_as(Holder::Free, &mut fetched, |st| {
-            let Some(&top) = st.free_queue.last() else {
+        let sort_refs = match self.free_ctl().sort_refs.load(Ordering::Acquire) {
+            0 => FREE_SORT_REFS,
+            n => n,
+        };
+        let (mut st, step) = self.lock_resolved_as(Holder::Free, &mut fetched, |st| {
+            let Some(step) = st.next_free_step(sort_refs) else {
                 return Ok(None);
             };
-            st.prefetch_free(FREE_STEP_REFS)?;
-            Ok(Some(top))
+            st.prefetch_free(&step)?;
+            Ok(Some(step))
         })?;
-        let Some(top) = top else {
-            return Ok(0);
-        };
-        let step = FreeStep {
-            max_refs: FREE_STEP_REFS,
-            top,
+        let Some(step) = step else {
+            return Ok((0, 0));
         };
         st.append(RecordKind::Free, &step.encode())
             .map_err(|e| self.fail_append(e))?;
-        let n = st.apply_free(step).map_err(|e| self.fail(e))?;
+        let (n, released) = st.apply_free(step).map_err(|e| self.fail(e))?;
         // Handed straight to a waiting client, if any: released plainly,
         // the lock is mostly taken again by this thread's next step before
         // a woken waiter runs, and a read waits several steps.
         st.unlock_fair();
         self.free_ctl()
             .freed
-            .fetch_add(u64::from(n), Ordering::AcqRel);
-        Ok(n)
+            .fetch_add(u64::from(released), Ordering::AcqRel);
+        Ok((n, released))
     }
 
     /// Works the pending-free queue off in this thread, checkpointing as
@@ -217,11 +311,11 @@ impl Store {
     pub fn free_pending(&self) -> Result<u64> {
         let mut total = 0u64;
         loop {
-            let n = self.free_step()?;
-            if n == 0 {
+            let (taken, released) = self.free_step_counted()?;
+            if taken == 0 {
                 return Ok(total);
             }
-            total += u64::from(n);
+            total += u64::from(released);
             self.free_housekeeping()?;
         }
     }
@@ -269,7 +363,7 @@ impl Store {
     /// Called after anything that may have queued references: starts the
     /// free thread (with `background_free`), or frees them now.
     pub(crate) fn kick_free(&self) -> Result<()> {
-        if self.free_ctl().held.load(Ordering::Acquire) || self.state().free_queue.is_empty() {
+        if self.free_ctl().held.load(Ordering::Acquire) || self.pending_free_refs() == 0 {
             return Ok(());
         }
         if !self.background_free() {
@@ -314,13 +408,13 @@ impl Store {
                 // held). Waiting here lets the checkpoint finish in one
                 // pass; the frees are background work.
                 drop(self.checkpoint_guard());
-                match self.free_step().and_then(|n| {
+                match self.free_step_counted().and_then(|(n, released)| {
                     if n > 0 {
                         self.free_housekeeping()?;
                     }
-                    Ok(n)
+                    Ok((n, released))
                 }) {
-                    Ok(0) => {
+                    Ok((0, _)) => {
                         tracing::info!(
                             refs = total,
                             ms = started.elapsed().as_millis() as u64,
@@ -328,7 +422,7 @@ impl Store {
                         );
                         break;
                     }
-                    Ok(n) => total += u64::from(n),
+                    Ok((_, released)) => total += u64::from(released),
                     Err(e) => {
                         tracing::error!(error = %e, "background free failed");
                         self.free_ctl().running.store(false, Ordering::Release);
@@ -348,7 +442,7 @@ impl Store {
             // A reference queued after the last step but before the flag
             // dropped found the thread running: look once more.
             if self.free_ctl().stop.load(Ordering::Acquire)
-                || self.state().free_queue.is_empty()
+                || self.pending_free_refs() == 0
                 || self.free_ctl().running.swap(true, Ordering::AcqRel)
             {
                 return;

@@ -32,6 +32,7 @@ pub(crate) struct Counters {
     pages_cached: AtomicU64,
     fetch_retries: AtomicU64,
     leaves_sliced: AtomicU64,
+    leaves_written: AtomicU64,
     io_pages_locked: AtomicU64,
     /// Per holder: hold counts per bucket of [`HOLD_BOUNDS_US`].
     hold_buckets: [[AtomicU64; HOLD_BOUNDS_US.len() + 1]; HOLDERS],
@@ -140,6 +141,12 @@ impl Counters {
         add(&self.leaves_sliced, n as u64);
     }
 
+    /// A checkpoint wrote `n` chunk-table leaves (in a slice or its final
+    /// hold).
+    pub(crate) fn leaves_written(&self, n: usize) {
+        add(&self.leaves_written, n as u64);
+    }
+
     /// The state lock was held for `d` by `who`.
     pub(crate) fn held(&self, who: Holder, d: Duration) {
         let ns = nanos(d);
@@ -224,6 +231,7 @@ impl Counters {
             metadata_reads_cached: l(&self.pages_cached),
             fetch_retries: l(&self.fetch_retries),
             table_leaves_sliced: l(&self.leaves_sliced),
+            table_leaves_written: l(&self.leaves_written),
             io_metadata_reads_locked: l(&self.io_pages_locked),
             lock_holds: (0..=HOLD_BOUNDS_US.len())
                 .map(|i| self.hold_buckets.iter().map(|h| l(&h[i])).sum())
@@ -296,6 +304,8 @@ pub struct OpStats {
     /// Chunk-table leaves checkpoints wrote in slices, before their final
     /// hold.
     pub table_leaves_sliced: u64,
+    /// Chunk-table leaves checkpoints wrote, in slices and final holds.
+    pub table_leaves_written: u64,
     /// Of `metadata_reads_locked`, those made while a client read, write
     /// or write-zeroes held the lock: 0 unless a prefetch missed a page.
     pub io_metadata_reads_locked: u64,

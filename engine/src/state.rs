@@ -96,6 +96,9 @@ pub(crate) struct State {
     /// The pending-free queue (a stack): references whose release is
     /// deferred to bounded steps (`free.rs`). Kept in the checkpoint blob.
     pub free_queue: Vec<ChunkId>,
+    /// Data references the queue's gather steps took, waiting to be
+    /// released in chunk-table order (`free_sorted.rs`). Kept in the blob.
+    pub free_sorted: crate::free_sorted::SortedFrees,
     /// Misses noted instead of read, and pages pinned for the request
     /// holding the lock (`fetch.rs`).
     pub(crate) fetch: crate::fetch::FetchMode,
@@ -127,6 +130,7 @@ impl State {
             ct_force: BTreeSet::new(),
             counters: Arc::default(),
             free_queue: Vec::new(),
+            free_sorted: Default::default(),
             fetch: Default::default(),
         }
     }

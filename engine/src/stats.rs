@@ -265,7 +265,7 @@ impl Store {
         out.spare_bytes = st.log.spare_bytes();
         out.reclaim_moved_bytes = st.reclaim_moved;
         out.counters = st.headroom();
-        out.pending_free_refs = st.free_queue.len() as u64;
+        out.pending_free_refs = st.free_refs_pending();
         out.dirty_bytes = st.dirty_bytes();
         drop(st);
         out.freed_refs = self.freed_total();

@@ -12,39 +12,65 @@ use crate::types::{ChunkId, SegmentNo};
 /// Length of a Free record's body.
 pub const FREE_BODY: usize = 16;
 
-/// A Free record: one step of the pending-free queue, releasing at most
-/// `max_refs` references, the first of them `top` (the queue's top when
-/// the step began; replay checks it).
+/// A Free record: one step of the pending-free queue, releasing or sorting
+/// at most `max_refs` references, the first of them `top` (the queue's top,
+/// or the first reference of the sorted set, when the step began; replay
+/// checks it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FreeStep {
-    /// Most references the step releases.
+    /// Most references the step takes.
     pub max_refs: u32,
-    /// The queue's top entry when the step began.
+    /// What the step does with them.
+    pub mode: FreeMode,
+    /// The first reference the step takes.
     pub top: ChunkId,
 }
 
+/// What a Free step does with the references it takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeMode {
+    /// Pops the queue and releases each reference at once (every step
+    /// before data references were sorted; still replayed from old logs).
+    Release = 0,
+    /// Pops the queue: a node's reference is released (its children
+    /// pushed when it was the last); a data chunk's goes into the sorted
+    /// set, by chunk-table leaf.
+    Gather = 1,
+    /// Releases references from the sorted set, in chunk-table order.
+    Sweep = 2,
+}
+
 impl FreeStep {
-    /// Encodes the body: max_refs u32, 0 u32, top u64.
+    /// Encodes the body: max_refs u32, mode u32, top u64.
     pub fn encode(&self) -> [u8; FREE_BODY] {
         let mut b = [0u8; FREE_BODY];
         put_u32(&mut b, 0, self.max_refs);
+        put_u32(&mut b, 4, self.mode as u32);
         put_u64(&mut b, 8, self.top.0);
         b
     }
 
     /// Decodes a Free record body.
     pub fn decode(b: &[u8]) -> Result<FreeStep> {
-        if b.len() != FREE_BODY || get_u32(b, 4) != 0 {
-            return Err(Error::corrupt(
-                "free record has a bad length or reserved field",
-            ));
+        if b.len() != FREE_BODY {
+            return Err(Error::corrupt("free record has a bad length"));
         }
+        let mode = match get_u32(b, 4) {
+            0 => FreeMode::Release,
+            1 => FreeMode::Gather,
+            2 => FreeMode::Sweep,
+            m => return Err(Error::corrupt(format!("free record has unknown mode {m}"))),
+        };
         let s = FreeStep {
             max_refs: get_u32(b, 0),
+            mode,
             top: ChunkId(get_u64(b, 8)),
         };
         if s.max_refs == 0 || s.top.is_special() {
             return Err(Error::corrupt("free record names no work"));
+        }
+        if s.mode == FreeMode::Sweep && !s.top.is_data() {
+            return Err(Error::corrupt("free record sweeps a map node"));
         }
         Ok(s)
     }
@@ -364,20 +390,35 @@ mod tests {
 
     #[test]
     fn free_step_roundtrip() {
+        for (mode, top) in [
+            (FreeMode::Release, ChunkId(77)),
+            (FreeMode::Gather, ChunkId(77)),
+            (FreeMode::Sweep, ChunkId(78)),
+        ] {
+            let f = FreeStep {
+                max_refs: 256,
+                mode,
+                top,
+            };
+            assert_eq!(FreeStep::decode(&f.encode()).unwrap(), f);
+            assert!(FreeStep::decode(&f.encode()[..8]).is_err());
+        }
         let f = FreeStep {
             max_refs: 256,
+            mode: FreeMode::Gather,
             top: ChunkId(77),
         };
-        assert_eq!(FreeStep::decode(&f.encode()).unwrap(), f);
-        assert!(FreeStep::decode(&f.encode()[..8]).is_err());
         let mut bad = f.encode();
-        bad[4] = 1;
+        bad[4] = 3;
         assert!(FreeStep::decode(&bad).is_err());
-        let z = FreeStep {
-            max_refs: 0,
-            top: ChunkId(77),
-        };
+        let z = FreeStep { max_refs: 0, ..f };
         assert!(FreeStep::decode(&z.encode()).is_err());
+        let node = FreeStep {
+            mode: FreeMode::Sweep,
+            top: ChunkId(crate::types::NODE_ID_BASE),
+            ..f
+        };
+        assert!(FreeStep::decode(&node.encode()).is_err());
     }
 
     /// A Write body of one block entry whose payload is `len` bytes of
