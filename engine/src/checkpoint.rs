@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::format::{
     CtChild, CtPage, Node, RecordKind, CT_FANOUT, CT_INTERIOR_LEVELS, HEADER_LEN, PAGE_LEN,
 };
-use crate::free_sorted::SortedFrees;
+use crate::free_sorted::{EncodedSorted, SortedFrees};
 use crate::state::{CtKey, State, PAGE_RECORD};
 use crate::types::{ChunkId, LogAddr, SegmentNo};
 use serde::{Deserialize, Serialize};
@@ -95,6 +95,16 @@ impl EncodedLeaves {
     }
 }
 
+/// What a checkpoint encoded without the state lock just before its final
+/// hold: the dirty nodes and leaves left, and the pending-free sorted set.
+/// The hold uses each part still current and encodes the rest itself.
+#[derive(Default)]
+pub(crate) struct PreEncoded {
+    pub nodes: Encoded,
+    pub leaves: EncodedLeaves,
+    pub sorted: EncodedSorted,
+}
+
 /// The checkpoint blob, JSON in a Checkpoint record.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Blob {
@@ -112,9 +122,10 @@ pub(crate) struct Blob {
     #[serde(default)]
     pub free_queue: Vec<u64>,
     /// The sorted data references (`free_sorted.rs`): ascending, each as
-    /// its difference from the one before (absent in older blobs).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub free_sorted: Vec<u64>,
+    /// its difference from the one before (absent when there are none, and
+    /// in older blobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_sorted: Option<Box<serde_json::value::RawValue>>,
     /// True while a sweep of them is under way.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub free_sweeping: bool,
@@ -371,17 +382,13 @@ impl State {
     /// What it commits is the state at this hold. The caller syncs the log
     /// and writes the superblock. Its time is counted as a checkpoint's
     /// lock hold.
-    pub(crate) fn write_checkpoint(
-        &mut self,
-        pre: Encoded,
-        pre_leaves: EncodedLeaves,
-    ) -> Result<(CtChild, LogAddr)> {
+    pub(crate) fn write_checkpoint(&mut self, pre: PreEncoded) -> Result<(CtChild, LogAddr)> {
         let started = std::time::Instant::now();
         let times = crate::thread_times::ThreadTimes::now();
         let (reads, segs) = (self.counters.pages_locked(), self.log.segments().len());
         let made = self.log.made_in_lock;
         let (nodes, leaves) = (self.nodes_dirty.len(), self.ct_dirty.len());
-        let r = self.write_checkpoint_pages(pre, pre_leaves);
+        let r = self.write_checkpoint_pages(pre);
         let d = started.elapsed();
         self.counters.held_in(
             crate::op_stats::Holder::Checkpoint,
@@ -411,11 +418,12 @@ impl State {
         r
     }
 
-    fn write_checkpoint_pages(
-        &mut self,
-        pre: Encoded,
-        pre_leaves: EncodedLeaves,
-    ) -> Result<(CtChild, LogAddr)> {
+    fn write_checkpoint_pages(&mut self, pre: PreEncoded) -> Result<(CtChild, LogAddr)> {
+        let PreEncoded {
+            nodes: pre,
+            leaves: pre_leaves,
+            sorted: pre_sorted,
+        } = pre;
         // 1. Map nodes: each dirty node goes to a fresh place in the log.
         // Most were written by earlier slices (`Store::checkpoint_with`);
         // those left were encoded just before this hold (`pre`), but for
@@ -578,7 +586,7 @@ impl State {
             live_data_bytes: self.live_data_bytes,
             usage: self.usage.iter().map(|(s, b)| (s.0, *b)).collect(),
             free_queue: self.free_queue.iter().map(|c| c.0).collect(),
-            free_sorted: self.free_sorted.to_deltas(),
+            free_sorted: self.free_sorted.blob_json(pre_sorted),
             free_sweeping: self.free_sorted.sweeping,
         };
         let body = serde_json::to_vec(&blob)
@@ -616,7 +624,7 @@ impl State {
                 "checkpoint blob: the pending-free queue names a special chunk",
             ));
         }
-        self.free_sorted = SortedFrees::from_deltas(&blob.free_sorted, blob.free_sweeping)?;
+        self.free_sorted = SortedFrees::from_blob(blob.free_sorted.as_deref(), blob.free_sweeping)?;
         Ok(())
     }
 }

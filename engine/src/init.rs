@@ -61,7 +61,7 @@ pub(crate) fn init(dir: &Path, opts: &StoreOptions) -> Result<()> {
     let mut log = Log::open(&segdir, seg_size, std::sync::Arc::default())?;
     log.start_append(LogAddr::new(crate::types::SegmentNo(1), 0), 1)?;
     let mut state = State::new(log, Catalog::default(), CtChild::NONE, 1024);
-    let (ct_root, blob) = state.write_checkpoint(Default::default(), Default::default())?;
+    let (ct_root, blob) = state.write_checkpoint(Default::default())?;
     state.log.drain()?;
     let to_sync = state.log.unsynced();
     sync_segments(&state.log.faults.clone(), &to_sync.segs)?;

@@ -230,31 +230,37 @@ impl Store {
         // (those unchanged at the final hold go as a slice would), so that
         // the hold does not copy and checksum the pages requests dirtied
         // during the slices (some 15,000 past a 16 GiB random fill).
+        // The pending-free sorted set's blob form (megabytes while a big
+        // snapshot is freed) is encoded outside the lock too.
         let mut tries = 0;
-        let (mut st, pre, pre_leaves) = loop {
+        let (mut st, pre) = loop {
             let mut snapshot = st.dirty_nodes();
             let mut leaves = st.all_dirty_leaves();
+            let sorted = st.free_sorted.snapshot();
             drop(st);
             snapshot.sort_unstable_by_key(|n| n.0);
             leaves.sort_unstable_by_key(|l| l.0);
-            let pre = crate::checkpoint::Encoded::new(snapshot);
-            let pre_leaves = crate::checkpoint::EncodedLeaves::new(leaves);
+            let pre = crate::checkpoint::PreEncoded {
+                nodes: crate::checkpoint::Encoded::new(snapshot),
+                leaves: crate::checkpoint::EncodedLeaves::new(leaves),
+                sorted: sorted.encode(),
+            };
             faults.checkpoint_slice();
             st = self.inner.state.lock();
             self.check_live()?;
             tries += 1;
-            if st.nodes_dirty.len() <= pre.len() + per || tries == SLICE_PASSES {
-                break (st, pre, pre_leaves);
+            if st.nodes_dirty.len() <= pre.nodes.len() + per || tries == SLICE_PASSES {
+                break (st, pre);
             }
             let r = st
-                .write_node_slice(pre)
-                .and_then(|_| st.write_leaf_slice(pre_leaves));
+                .write_node_slice(pre.nodes)
+                .and_then(|_| st.write_leaf_slice(pre.leaves));
             drop(st);
             self.inner.queue.wake();
             r.map_err(|e| self.fail(e))?;
             st = self.inner.state.lock();
         };
-        let (ct_root, blob) = match st.write_checkpoint(pre, pre_leaves) {
+        let (ct_root, blob) = match st.write_checkpoint(pre) {
             Ok(r) => r,
             Err(e) => {
                 drop(st);
