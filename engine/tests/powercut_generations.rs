@@ -304,6 +304,14 @@ fn workload(
     // in the middle of freeing and the queue crosses crashes.
     let deferred = rng.gen_bool(0.5);
     s.hold_frees(deferred);
+    // Sweeps of the sorted data references start early in half of those
+    // (else once the queue is empty), so cuts also fall between gathers
+    // and sweeps of one free.
+    s.set_free_sort_refs(if rng.gen_bool(0.5) {
+        rng.gen_range(1..=200)
+    } else {
+        0
+    });
     let mut history: HashMap<(u8, u64), Vec<(usize, u64)>> = HashMap::new();
     let mut cur = obs.blocks.clone();
     let mut acks = Vec::new();
