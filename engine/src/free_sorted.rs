@@ -190,6 +190,17 @@ pub(crate) struct EncodedSorted {
 }
 
 impl SortedSnapshot {
+    /// [`SortedSnapshot::encode`], unless `prev` was encoded from this
+    /// very version (a checkpoint's retries do not encode again a set no
+    /// step changed).
+    pub fn encode_after(self, prev: EncodedSorted) -> EncodedSorted {
+        if prev.json.is_some() && prev.version == self.version {
+            prev
+        } else {
+            self.encode()
+        }
+    }
+
     /// The references ascending, each as its difference from the one
     /// before (the first from 0), as a JSON array.
     pub fn encode(self) -> EncodedSorted {
@@ -243,18 +254,24 @@ mod tests {
             s.iter().collect::<Vec<_>>()
         );
         assert!(back.sweeping);
-        // An encoding of an older version is not used.
+        // An encoding of the same version is reused, of an older one not.
+        let again = s.snapshot().encode_after(s.snapshot().encode());
+        assert_eq!(s.blob_json(again).unwrap().get(), json.get());
         let stale = s.snapshot().encode();
         s.push(ChunkId(3));
-        assert!(s.blob_json(stale).unwrap().get().starts_with("[2,1,1,0,"));
+        let fresh = s.snapshot().encode_after(s.snapshot().encode_after(stale));
+        assert!(s.blob_json(fresh).unwrap().get().starts_with("[2,1,1,0,"));
+        let stale = s.snapshot().encode();
+        s.push(ChunkId(5));
         s.take(1);
+        assert!(s.blob_json(stale).unwrap().get().starts_with("[3,1,0,"));
         assert_eq!(s.first(), Some(ChunkId(3)));
         s.sweeping = true;
         let got: Vec<u64> = s.take(4).into_iter().map(|c| c.0).collect();
-        assert_eq!(got, vec![3, 4, 4, 255]);
-        assert_eq!(s.first(), Some(ChunkId(260)));
+        assert_eq!(got, vec![3, 4, 4, 5]);
+        assert_eq!(s.first(), Some(ChunkId(255)));
         let rest: Vec<u64> = s.take(100).into_iter().map(|c| c.0).collect();
-        assert_eq!(rest, vec![260, 300, 900, 1000]);
+        assert_eq!(rest, vec![255, 260, 300, 900, 1000]);
         assert!(s.is_empty() && !s.sweeping);
     }
 

@@ -233,6 +233,7 @@ impl Store {
         // The pending-free sorted set's blob form (megabytes while a big
         // snapshot is freed) is encoded outside the lock too.
         let mut tries = 0;
+        let mut sorted_before = Default::default();
         let (mut st, pre) = loop {
             let mut snapshot = st.dirty_nodes();
             let mut leaves = st.all_dirty_leaves();
@@ -243,7 +244,7 @@ impl Store {
             let pre = crate::checkpoint::PreEncoded {
                 nodes: crate::checkpoint::Encoded::new(snapshot),
                 leaves: crate::checkpoint::EncodedLeaves::new(leaves),
-                sorted: sorted.encode(),
+                sorted: sorted.encode_after(sorted_before),
             };
             faults.checkpoint_slice();
             st = self.inner.state.lock();
@@ -252,6 +253,7 @@ impl Store {
             if st.nodes_dirty.len() <= pre.nodes.len() + per || tries == SLICE_PASSES {
                 break (st, pre);
             }
+            sorted_before = pre.sorted;
             let r = st
                 .write_node_slice(pre.nodes)
                 .and_then(|_| st.write_leaf_slice(pre.leaves));
