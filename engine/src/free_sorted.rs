@@ -16,7 +16,8 @@
 //! store that wrote it, take the same references in the same order.
 //!
 //! Its blob form (a million references are 2-3 MB of JSON, 40 ms to write)
-//! is encoded outside the store lock: buckets are shared (`Arc`), so a
+//! is encoded outside the store lock: buckets (a byte per reference, its
+//! slot in the leaf) are shared (`Arc`), so a
 //! snapshot is cheap, and the checkpoint's final hold uses the encoding
 //! when the set's version has not moved since.
 
@@ -28,17 +29,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Data references gathered before a sweep starts (unless the queue runs
-/// out first): 8 MiB of ids, and under 1 MiB in the blob of a checkpoint
-/// taken meanwhile (ascending ids written as differences). A 16 GiB
-/// randomly written snapshot (4.2 million references) is swept four times.
+/// out first): 1 MiB in memory (a byte each), and about 3 MB in the blob of
+/// a checkpoint taken meanwhile (ascending ids written as differences). A
+/// 16 GiB randomly written snapshot (4.2 million references) is swept four
+/// times.
 pub const FREE_SORT_REFS: usize = 1 << 20;
 
 /// Data references by chunk-table leaf (see the module doc).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SortedFrees {
-    /// Leaf index -> its references, ascending (a chunk queued twice is in
-    /// twice).
-    by_leaf: BTreeMap<u64, Arc<Vec<ChunkId>>>,
+    /// Leaf index -> its references as slots in the leaf, ascending (a
+    /// chunk queued twice is in twice): one byte per reference.
+    by_leaf: BTreeMap<u64, Arc<Vec<u8>>>,
     /// References held.
     len: usize,
     /// Bumped by every change: an encoding made from a snapshot of this
@@ -49,9 +51,18 @@ pub(crate) struct SortedFrees {
     pub sweeping: bool,
 }
 
-/// The chunk-table leaf holding `id`'s entry.
-fn leaf_of(id: ChunkId) -> u64 {
-    id.table_index() / CT_LEAF_ENTRIES
+// A slot in a leaf fits a byte.
+const _: () = assert!(CT_LEAF_ENTRIES <= 256);
+
+/// The chunk-table leaf holding `id`'s entry, and its slot there.
+fn leaf_slot(id: ChunkId) -> (u64, u8) {
+    let i = id.table_index();
+    (i / CT_LEAF_ENTRIES, (i % CT_LEAF_ENTRIES) as u8)
+}
+
+/// The chunk whose entry is `slot` of table leaf `leaf`.
+fn chunk_at(leaf: u64, slot: u8) -> ChunkId {
+    ChunkId(leaf * CT_LEAF_ENTRIES + u64::from(slot))
 }
 
 impl SortedFrees {
@@ -68,9 +79,10 @@ impl SortedFrees {
     /// Adds one reference to data chunk `id`.
     pub fn push(&mut self, id: ChunkId) {
         debug_assert!(id.is_data());
-        let bucket = Arc::make_mut(self.by_leaf.entry(leaf_of(id)).or_default());
-        let at = bucket.partition_point(|&c| c <= id);
-        bucket.insert(at, id);
+        let (leaf, slot) = leaf_slot(id);
+        let bucket = Arc::make_mut(self.by_leaf.entry(leaf).or_default());
+        let at = bucket.partition_point(|&c| c <= slot);
+        bucket.insert(at, slot);
         self.len += 1;
         self.version += 1;
     }
@@ -78,9 +90,9 @@ impl SortedFrees {
     /// The reference the next sweep step takes first.
     pub fn first(&self) -> Option<ChunkId> {
         self.by_leaf
-            .values()
+            .iter()
             .next()
-            .and_then(|b| b.first().copied())
+            .and_then(|(&leaf, b)| b.first().map(|&slot| chunk_at(leaf, slot)))
     }
 
     /// Takes up to `max` references, in ascending order.
@@ -91,10 +103,12 @@ impl SortedFrees {
                 break;
             };
             let want = max as usize - out.len();
+            let leaf = *first.key();
             if first.get().len() <= want {
-                out.extend(first.remove().iter());
+                out.extend(first.remove().iter().map(|&s| chunk_at(leaf, s)));
             } else {
-                out.extend(Arc::make_mut(first.get_mut()).drain(..want));
+                let taken = Arc::make_mut(first.get_mut()).drain(..want);
+                out.extend(taken.map(|s| chunk_at(leaf, s)));
             }
         }
         self.len -= out.len();
@@ -110,11 +124,11 @@ impl SortedFrees {
     pub fn leaves_ahead(&self, max: u32) -> Vec<ChunkId> {
         let mut left = max as usize;
         let mut out = Vec::new();
-        for bucket in self.by_leaf.values() {
+        for (&leaf, bucket) in &self.by_leaf {
             if left == 0 {
                 break;
             }
-            out.push(bucket[0]);
+            out.push(chunk_at(leaf, bucket[0]));
             left = left.saturating_sub(bucket.len());
         }
         out
@@ -122,7 +136,9 @@ impl SortedFrees {
 
     /// Every reference, ascending.
     pub fn iter(&self) -> impl Iterator<Item = ChunkId> + '_ {
-        self.by_leaf.values().flat_map(|b| b.iter().copied())
+        self.by_leaf
+            .iter()
+            .flat_map(|(&leaf, b)| b.iter().map(move |&s| chunk_at(leaf, s)))
     }
 
     /// The buckets as they are now (cheap: `Arc` clones), to encode
@@ -130,7 +146,7 @@ impl SortedFrees {
     pub fn snapshot(&self) -> SortedSnapshot {
         SortedSnapshot {
             version: self.version,
-            buckets: self.by_leaf.values().cloned().collect(),
+            buckets: self.by_leaf.iter().map(|(&l, b)| (l, b.clone())).collect(),
         }
     }
 
@@ -178,7 +194,7 @@ impl SortedFrees {
 /// The set's buckets at one version ([`SortedFrees::snapshot`]).
 pub(crate) struct SortedSnapshot {
     version: u64,
-    buckets: Vec<Arc<Vec<ChunkId>>>,
+    buckets: Vec<(u64, Arc<Vec<u8>>)>,
 }
 
 /// A snapshot's blob form, made without the store lock.
@@ -204,25 +220,34 @@ impl SortedSnapshot {
     /// The references ascending, each as its difference from the one
     /// before (the first from 0), as a JSON array.
     pub fn encode(self) -> EncodedSorted {
-        let mut prev = 0;
-        let deltas: Vec<u64> = self
-            .buckets
-            .iter()
-            .flat_map(|b| b.iter())
-            .map(|id| {
-                let d = id.0 - prev;
-                prev = id.0;
-                d
-            })
-            .collect();
-        let json = (!deltas.is_empty()).then(|| {
-            let text = serde_json::to_string(&deltas).expect("a list of integers encodes");
+        let json = self.buckets.iter().any(|b| !b.1.is_empty()).then(|| {
+            let text =
+                serde_json::to_string(&Deltas(&self.buckets)).expect("a list of integers encodes");
             RawValue::from_string(text).expect("serde_json wrote valid JSON")
         });
         EncodedSorted {
             version: self.version,
             json: Some(json),
         }
+    }
+}
+
+/// Buckets serialized as their ids' differences, straight from the
+/// buckets (no list of a million differences built first).
+struct Deltas<'a>(&'a [(u64, Arc<Vec<u8>>)]);
+
+impl serde::Serialize for Deltas<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut prev = 0;
+        let ids = self
+            .0
+            .iter()
+            .flat_map(|(leaf, b)| b.iter().map(|&s| chunk_at(*leaf, s)));
+        ser.collect_seq(ids.map(|id| {
+            let d = id.0 - prev;
+            prev = id.0;
+            d
+        }))
     }
 }
 
