@@ -6,7 +6,7 @@
 //! refcounts and frees leaks; it cannot restore damaged data.
 
 use crate::error::{Error, Result};
-use crate::format::{CtEntry, Node, CT_LEAF_ENTRIES};
+use crate::format::{CtEntry, Node};
 use crate::io::fetch_blocks;
 use crate::state::State;
 use crate::state::PAGE_RECORD;
@@ -241,7 +241,7 @@ impl State {
                 }
             };
             for (i, e) in es.iter().enumerate() {
-                let id = ChunkId(leaf * CT_LEAF_ENTRIES + i as u64);
+                let id = crate::state::chunk_at(leaf, i);
                 let want = refs.get(&id).copied().unwrap_or(0);
                 if e.is_live() && id.is_data() {
                     live_data += e.blocks();
@@ -330,7 +330,7 @@ impl State {
             };
             for (i, e) in es.iter().enumerate() {
                 if e.is_live() && !e.loc.is_none() {
-                    let id = ChunkId(leaf * CT_LEAF_ENTRIES + i as u64);
+                    let id = crate::state::chunk_at(leaf, i);
                     *live.entry(e.loc.segment()).or_default() += e.live_bytes(id);
                 }
             }

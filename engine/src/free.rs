@@ -265,10 +265,11 @@ impl Store {
     }
 
     /// Runs one bounded free step; returns the references it took (0 when
-    /// nothing is pending): released, or sorted to be released in order. The pages the step will touch are read
-    /// outside the store lock first ([`State::prefetch_free`]), as client
-    /// I/O reads its misses: a step does not hold the lock while a node of
-    /// a cold snapshot, or a table leaf, comes from the device.
+    /// nothing is pending): released, or sorted to be released in order.
+    /// The pages the step will touch are read outside the store lock first
+    /// ([`State::prefetch_free`]), as client I/O reads its misses: a step
+    /// does not hold the lock while a node of a cold snapshot, or a table
+    /// leaf, comes from the device.
     pub fn free_step(&self) -> Result<u32> {
         self.free_step_counted().map(|(taken, _)| taken)
     }

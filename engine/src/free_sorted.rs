@@ -17,9 +17,9 @@
 //!
 //! Its blob form (a million references are 2-3 MB of JSON, 40 ms to write)
 //! is encoded outside the store lock: buckets (a byte per reference, its
-//! slot in the leaf) are shared (`Arc`), so a
-//! snapshot is cheap, and the checkpoint's final hold uses the encoding
-//! when the set's version has not moved since.
+//! slot in the leaf) are shared (`Arc`), so a snapshot is cheap, and the
+//! checkpoint's final hold uses the encoding when the set's version has
+//! not moved since.
 
 use crate::error::{Error, Result};
 use crate::format::CT_LEAF_ENTRIES;
@@ -36,7 +36,7 @@ use std::sync::Arc;
 pub const FREE_SORT_REFS: usize = 1 << 20;
 
 /// Data references by chunk-table leaf (see the module doc).
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct SortedFrees {
     /// Leaf index -> its references as slots in the leaf, ascending (a
     /// chunk queued twice is in twice): one byte per reference.
@@ -54,15 +54,9 @@ pub(crate) struct SortedFrees {
 // A slot in a leaf fits a byte.
 const _: () = assert!(CT_LEAF_ENTRIES <= 256);
 
-/// The chunk-table leaf holding `id`'s entry, and its slot there.
-fn leaf_slot(id: ChunkId) -> (u64, u8) {
-    let i = id.table_index();
-    (i / CT_LEAF_ENTRIES, (i % CT_LEAF_ENTRIES) as u8)
-}
-
-/// The chunk whose entry is `slot` of table leaf `leaf`.
+/// The chunk whose entry is `slot` (a byte) of table leaf `leaf`.
 fn chunk_at(leaf: u64, slot: u8) -> ChunkId {
-    ChunkId(leaf * CT_LEAF_ENTRIES + u64::from(slot))
+    crate::state::chunk_at(leaf, usize::from(slot))
 }
 
 impl SortedFrees {
@@ -79,7 +73,8 @@ impl SortedFrees {
     /// Adds one reference to data chunk `id`.
     pub fn push(&mut self, id: ChunkId) {
         debug_assert!(id.is_data());
-        let (leaf, slot) = leaf_slot(id);
+        let (leaf, slot) = crate::state::leaf_slot(id);
+        let slot = slot as u8;
         let bucket = Arc::make_mut(self.by_leaf.entry(leaf).or_default());
         let at = bucket.partition_point(|&c| c <= slot);
         bucket.insert(at, slot);

@@ -5,9 +5,7 @@
 //! run online, throttled, beside client I/O.
 
 use crate::error::{Error, Result};
-use crate::format::{
-    block_crc, CtEntry, CtPage, Node, RecordKind, CT_FLAG_COMPRESSED, CT_LEAF_ENTRIES,
-};
+use crate::format::{block_crc, CtEntry, CtPage, Node, RecordKind, CT_FLAG_COMPRESSED};
 use crate::log::Segment;
 use crate::state::State;
 use crate::store::Store;
@@ -252,7 +250,7 @@ impl Store {
                     .filter(|(_, e)| e.is_live() && !e.loc.is_none())
                     .map(|(i, e)| {
                         (
-                            ChunkId(leaf * CT_LEAF_ENTRIES + i as u64),
+                            crate::state::chunk_at(leaf, i),
                             *e,
                             st.log.segment(e.loc.segment()),
                         )

@@ -586,7 +586,13 @@ impl State {
 }
 
 /// The chunk-table leaf holding chunk `id`'s entry, and its slot there.
-fn leaf_slot(id: ChunkId) -> (u64, usize) {
+pub(crate) fn leaf_slot(id: ChunkId) -> (u64, usize) {
     let i = id.table_index();
     (i / CT_LEAF_ENTRIES, (i % CT_LEAF_ENTRIES) as usize)
+}
+
+/// The chunk whose entry is `slot` of chunk-table leaf `leaf` (the inverse
+/// of [`leaf_slot`]).
+pub(crate) fn chunk_at(leaf: u64, slot: usize) -> ChunkId {
+    ChunkId(leaf * CT_LEAF_ENTRIES + slot as u64)
 }

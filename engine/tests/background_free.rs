@@ -13,17 +13,28 @@ use std::time::Duration;
 /// A volume of `n` blocks, all written, with a snapshot of that content
 /// and then every block overwritten: the snapshot shares nothing.
 fn diverged(s: &Store, n: u64) -> (ObjectId, ObjectId) {
+    diverged_in(s, n, |_| (0..n).collect())
+}
+
+/// [`diverged`], each pass writing the blocks in the order `order(pass)`
+/// gives (pass 0 before the snapshot, 1 after it).
+fn diverged_in(s: &Store, n: u64, order: impl Fn(u64) -> Vec<u64>) -> (ObjectId, ObjectId) {
     let v = s.create_volume(Some("v"), n * BS, false).unwrap().id;
-    write_all(s, v, n, 1);
+    write_blocks(s, v, order(0), 1);
     let snap = s.snapshot(v, Some("snap")).unwrap().id;
-    write_all(s, v, n, 2);
+    write_blocks(s, v, order(1), 2);
     (v, snap)
 }
 
 /// Writes every block on its own (a one-block extent each, so that the
 /// map holds one reference per block and freeing takes many steps).
 fn write_all(s: &Store, v: ObjectId, n: u64, tag: u64) {
-    for b in 0..n {
+    write_blocks(s, v, 0..n, tag);
+}
+
+/// Writes blocks `blocks` one by one, in that order.
+fn write_blocks(s: &Store, v: ObjectId, blocks: impl IntoIterator<Item = u64>, tag: u64) {
+    for b in blocks {
         s.write(v, b * BS, &block(tag, b), false).unwrap();
     }
 }
@@ -355,15 +366,8 @@ fn shuffled(n: u64, seed: u64) -> Vec<u64> {
 /// overwritten in another: consecutive chunk ids lie all over each map,
 /// as a random fill's do.
 fn diverged_at_random(s: &Store, n: u64) -> (ObjectId, ObjectId) {
-    let v = s.create_volume(Some("v"), n * BS, false).unwrap().id;
-    for b in shuffled(n, 7) {
-        s.write(v, b * BS, &block(1, b), false).unwrap();
-    }
-    let snap = s.snapshot(v, Some("snap")).unwrap().id;
-    for b in shuffled(n, 11) {
-        s.write(v, b * BS, &block(2, b), false).unwrap();
-    }
-    (v, snap)
+    // Seeds 7 and 11.
+    diverged_in(s, n, |pass| shuffled(n, 7 + 4 * pass))
 }
 
 /// Freeing a randomly written snapshot releases its data references in
